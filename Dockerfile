@@ -1,0 +1,33 @@
+# teleread service image. Built by compose/docker-compose.yml (service "teleread"); also usable
+# on its own:  docker build -t teleread .  &&  docker run -p 8080:8080 -e TELEREAD_ORTHANC_URL=... teleread
+#
+# Stage 1 builds a wheel of this repository; stage 2 installs it (and its dependencies from
+# PyPI) into a clean image, so neither the source tree nor build tools end up in the result.
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY . .
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
+FROM python:3.11-slim-bookworm
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY --from=build /wheels /wheels
+RUN pip install /wheels/*.whl && rm -rf /wheels
+
+# Unprivileged user; its home is the data directory (SQLite database and local files). A named
+# volume mounted there on first use inherits this ownership.
+RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/teleread --create-home \
+        --shell /usr/sbin/nologin teleread
+USER teleread
+WORKDIR /var/lib/teleread
+
+ENV TELEREAD_DATA_DIR=/var/lib/teleread \
+    TELEREAD_HOST=0.0.0.0 \
+    TELEREAD_PORT=8080
+EXPOSE 8080
+
+CMD ["teleread", "serve"]

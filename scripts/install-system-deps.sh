@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what teleread needs from Debian when it is missing: Orthanc with its DICOMweb plugin
+# (always), and for the test suite Chromium (browser tests). Idempotent and quiet when all is there.
+set -euo pipefail
+
+want_tests=${1:-}
+packages=()
+command -v Orthanc >/dev/null 2>&1 || packages+=(orthanc)
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || packages+=(orthanc-dicomweb)
+if [ "$want_tests" = "--test" ]; then
+    command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+fi
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
+
+[ ${#packages[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "need root or sudo to install: ${packages[*]}" >&2; exit 1; }
+    SUDO="sudo"
+fi
+echo "Installing Debian packages: ${packages[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+
+# The Debian package may start a system-wide Orthanc daemon on 8042/4242; teleread runs its own.
+if printf '%s\n' "${packages[@]}" | grep -qx orthanc && command -v systemctl >/dev/null 2>&1 \
+        && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now orthanc >/dev/null 2>&1 || true
+fi

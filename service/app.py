@@ -1,0 +1,102 @@
+"""The application factory: builds everything from explicit settings.
+
+Resources with a lifetime (database, Orthanc process and client, the change follower) are started
+and stopped with ``cleanup_ctx``, in that order, and shared through typed ``AppKey``s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from worklists.sla import SlaPolicy
+
+from .http.errors import error_middleware
+from .http.keys import DATABASE, FOLLOWER, ORTHANC, RENDERER, SETTINGS, SLA
+from .http.middleware import access_middleware, add_security_headers
+from .http.routing import setup_routes
+from .i18n import PageRenderer
+from .ingest import ChangeFollower
+from .modalities import sync_facilities
+from .orthanc.client import OrthancClient
+from .orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
+from .settings import Settings
+from .storage import Database
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def managed_orthanc(settings: Settings) -> ManagedOrthanc:
+    """The Orthanc child process the embedded mode runs, configured from settings."""
+    credentials = load_or_create_credentials(settings.orthanc_dir)
+    config = OrthancConfig(
+        directory=settings.orthanc_dir, http_port=settings.orthanc_http_port,
+        dicom_port=settings.orthanc_dicom_port, aet=settings.orthanc_aet,
+        stable_age=settings.stable_age, plugins_dir=settings.orthanc_plugins_dir,
+        credentials=credentials,
+    )
+    return ManagedOrthanc(config, settings.orthanc_executable)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, access_middleware], client_max_size=1 << 20,
+    )
+    app[SETTINGS] = settings
+    app[SLA] = SlaPolicy()
+    app[RENDERER] = PageRenderer(PACKAGE_DIR / "templates", PACKAGE_DIR / "locale")
+    app.cleanup_ctx.extend([database_context, orthanc_context, follower_context])
+    app.on_response_prepare.append(add_security_headers)
+    setup_routes(app)
+    return app
+
+
+async def database_context(app: web.Application) -> AsyncIterator[None]:
+    database = Database(app[SETTINGS].database_path)
+    app[DATABASE] = database
+    yield
+    database.close()
+
+
+async def orthanc_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    process: ManagedOrthanc | None = None
+    if settings.managed_orthanc:
+        process = managed_orthanc(settings)
+        await process.start()
+        credentials = process.config.credentials
+        client = OrthancClient(process.url, credentials.username, credentials.password)
+    else:
+        assert settings.orthanc_url is not None
+        client = OrthancClient(
+            settings.orthanc_url, settings.orthanc_username, settings.orthanc_password
+        )
+    app[ORTHANC] = client
+    try:
+        await sync_facilities(client, app[DATABASE])
+    except Exception:
+        log.exception("could not register facilities with Orthanc; will retry on next start")
+    yield
+    await client.close()
+    if process is not None:
+        await process.stop()
+
+
+async def follower_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    follower = ChangeFollower(
+        app[ORTHANC], app[DATABASE], app[SLA], poll_interval=settings.changes_poll_interval,
+    )
+    app[FOLLOWER] = follower
+    task = asyncio.create_task(follower.run(), name="orthanc-change-follower")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

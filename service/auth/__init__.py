@@ -1,0 +1,1 @@
+"""Who is calling, and what they may touch: passwords, sessions, roles and facility scopes."""

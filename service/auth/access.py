@@ -1,0 +1,63 @@
+"""Deny by default: every route declares who may call it; scopes become SQL conditions.
+
+A handler without a declaration is refused by the middleware, and a test walks the route table to
+make sure none is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ..storage.scope import EVERYTHING, NO_ACCESS, Scope
+from .sessions import CurrentUser
+
+ACCESS_ATTRIBUTE = "__teleread_access__"
+PUBLIC = "public"
+AUTHENTICATED = "authenticated"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Roles whose reach is their own facility's consultations.
+FACILITY_ROLES = {"radiographer", "clinician"}
+# Roles that read for the region when they belong to the regional centre.
+READER_ROLES = {"specialist", "manager"}
+
+
+def allow(*roles: str) -> Callable[[Handler], Handler]:
+    """Declare the roles that may call a handler (``allow(AUTHENTICATED)`` for any user)."""
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, ACCESS_ATTRIBUTE, frozenset(roles))
+        return handler
+    return mark
+
+
+def public(handler: Handler) -> Handler:
+    """Declare a handler open to anyone (login page, static files, health check)."""
+    setattr(handler, ACCESS_ATTRIBUTE, frozenset({PUBLIC}))
+    return handler
+
+
+def declared_access(handler: Any) -> frozenset[str] | None:
+    return getattr(handler, ACCESS_ATTRIBUTE, None)
+
+
+def permits(declared: frozenset[str], user: CurrentUser | None) -> bool:
+    if PUBLIC in declared:
+        return True
+    if user is None:
+        return False
+    return AUTHENTICATED in declared or user.role in declared
+
+
+def consultation_scope(user: CurrentUser) -> Scope:
+    """Which consultations a user may see, by role and facility."""
+    if user.role in FACILITY_ROLES:
+        return Scope(facility_ids=(user.facility_id,))
+    if user.role == "requester":
+        return Scope(facility_ids=(user.facility_id,), requested_by=user.id)
+    if user.role in READER_ROLES:
+        return EVERYTHING if user.facility_kind == "regional" else Scope((user.facility_id,))
+    return NO_ACCESS

@@ -1,0 +1,124 @@
+"""Logins and sessions: one opaque token serves as the bearer token and the session cookie.
+
+Only a SHA-256 of the token is stored, so a copy of the database opens no session. Sessions expire
+and can be revoked server-side (logout now; password change and disabled users with access control).
+Repeated failures lock a username (and an address) out for a while.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..clock import to_iso
+from ..storage import Database
+from ..storage import users as user_store
+from .passwords import hash_password, needs_rehash, verify_password
+
+FAILURE_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_USER = 5
+MAX_FAILURES_PER_ADDRESS = 20
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    """The authenticated caller, as every handler and scope rule sees it."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str
+    facility_id: int
+    facility_name: str
+    facility_kind: str
+    facility_timezone: str
+    locale: str | None
+    session_id: int
+    csrf_token: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> CurrentUser:
+        return cls(
+            id=row["id"], username=row["username"], display_name=row["display_name"],
+            role=row["role"], facility_id=row["facility_id"], facility_name=row["facility_name"],
+            facility_kind=row["facility_kind"], facility_timezone=row["facility_timezone"],
+            locale=row["locale"], session_id=row["session_id"], csrf_token=row["csrf_token"],
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "username": self.username, "display_name": self.display_name,
+            "role": self.role, "facility_id": self.facility_id,
+            "facility_name": self.facility_name, "facility_kind": self.facility_kind,
+            "facility_timezone": self.facility_timezone, "locale": self.locale,
+        }
+
+
+class LoginFailed(Exception):
+    """Wrong username or password (never says which)."""
+
+
+class LoginLocked(Exception):
+    """Too many recent failures for this username or address."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many failed logins")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class NewSession:
+    token: str
+    csrf_token: str
+    expires_at: datetime
+    user: CurrentUser
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def login(
+    database: Database, username: str, password: str, client_ip: str | None, *,
+    now: datetime, lifetime: timedelta,
+) -> NewSession:
+    since = to_iso(now - FAILURE_WINDOW)
+    by_user, by_ip = await database.read(
+        user_store.recent_login_failures, username, client_ip, since
+    )
+    if by_user >= MAX_FAILURES_PER_USER or by_ip >= MAX_FAILURES_PER_ADDRESS:
+        raise LoginLocked(int(FAILURE_WINDOW.total_seconds()))
+    row = await database.read(user_store.user_by_username, username)
+    valid = verify_password(row["password_hash"] if row else None, password)
+    if not valid or row is None or row["disabled"]:
+        await database.write(user_store.record_login_failure, username, client_ip)
+        raise LoginFailed()
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(24)
+    expires = now + lifetime
+
+    def open_session(db: Any) -> dict[str, Any] | None:
+        user_store.clear_login_failures(db, username)
+        if needs_rehash(row["password_hash"]):
+            user_store.set_password_hash(db, row["id"], hash_password(password))
+        user_store.create_session(
+            db, token_hash=token_hash(token), csrf_token=csrf, user_id=row["id"],
+            client_ip=client_ip, expires_at=to_iso(expires),
+        )
+        return user_store.session_user(db, token_hash(token), to_iso(now))
+
+    session_row = await database.write(open_session)
+    assert session_row is not None
+    return NewSession(token, csrf, expires, CurrentUser.from_row(session_row))
+
+
+async def resolve(database: Database, token: str, now: datetime) -> CurrentUser | None:
+    row = await database.read(user_store.session_user, token_hash(token), to_iso(now))
+    return CurrentUser.from_row(row) if row else None
+
+
+async def logout(database: Database, user: CurrentUser) -> None:
+    await database.write(user_store.revoke_session, user.session_id)

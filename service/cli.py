@@ -1,0 +1,258 @@
+"""The ``teleread`` command: serve, seed demo data, manage facilities and users."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aiohttp import web
+
+from . import demo
+from .app import create_app
+from .auth.passwords import hash_password
+from .http.keys import DATABASE, FOLLOWER, SETTINGS, SLA
+from .modalities import modality_entry
+from .orthanc.auth import basic_auth_header
+from .orthanc.process import OrthancStartError, load_or_create_credentials
+from .settings import Settings, SettingsError, load_settings
+from .storage import Conflict, Database, RecordNotFound
+from .clock import utc_now
+from .storage import consultations as consultation_store
+from .storage import facilities as facility_store
+from .storage import users as user_store
+from .storage.facilities import FACILITY_KINDS
+from .storage.users import ROLES
+
+log = logging.getLogger("teleread")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="teleread", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="start Orthanc (managed mode) and the web service")
+    serve.add_argument("--demo", action="store_true",
+                       help="on first start, seed demo facilities, users and studies")
+
+    commands.add_parser("demo", help="seed demo facilities, users and studies, then exit")
+
+    facility = commands.add_parser("facility", help="manage facilities")
+    facility_commands = facility.add_subparsers(dest="facility_command", required=True)
+    add = facility_commands.add_parser("add", help="register a facility (prints its id)")
+    add.add_argument("--name", required=True)
+    add.add_argument("--kind", required=True, choices=FACILITY_KINDS)
+    add.add_argument("--aet", required=True, help="the facility's DICOM AE title")
+    add.add_argument("--timezone", default=None, help="IANA zone, default the service's")
+    add.add_argument("--contact", default="")
+    add.add_argument("--dicom-host", default=None)
+    add.add_argument("--dicom-port", type=int, default=None)
+    facility_commands.add_parser("list", help="list facilities as JSON lines")
+
+    user = commands.add_parser("user", help="manage users")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    user_add = user_commands.add_parser("add", help="create a user")
+    user_add.add_argument("username")
+    user_add.add_argument("--role", required=True, choices=ROLES)
+    user_add.add_argument("--facility", required=True, type=int, help="facility id")
+    user_add.add_argument("--display-name", default="")
+    user_add.add_argument("--password-stdin", action="store_true", required=True,
+                          help="read the password from standard input")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"teleread: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "serve":
+            return serve(settings, seed_demo=args.demo)
+        if args.command == "demo":
+            return asyncio.run(seed_demo(settings))
+        if args.command == "facility":
+            return facility_command(settings, args)
+        return user_command(settings, args)
+    except (Conflict, RecordNotFound, ValueError, OrthancStartError) as exc:
+        print(f"teleread: {getattr(exc, 'detail', None) or exc}", file=sys.stderr)
+        return 1
+
+
+def open_database(settings: Settings) -> Database:
+    return Database(settings.database_path)
+
+
+def facility_command(settings: Settings, args: argparse.Namespace) -> int:
+    database = open_database(settings)
+    try:
+        if args.facility_command == "list":
+            for row in database.read_sync(facility_store.list_facilities):
+                print(json.dumps(row, ensure_ascii=False))
+            return 0
+        timezone = args.timezone or settings.default_timezone
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {timezone!r}") from exc
+        aet = args.aet.strip()
+        if not aet or len(aet) > 16 or "\\" in aet:
+            raise ValueError("an AE title has 1 to 16 characters and no backslash")
+        facility_id = database.write_sync(
+            facility_store.add_facility, name=args.name, kind=args.kind, aet=aet,
+            timezone=timezone, contact=args.contact, dicom_host=args.dicom_host,
+            dicom_port=args.dicom_port,
+        )
+        facility = database.read_sync(facility_store.get_facility, facility_id)
+    finally:
+        database.close()
+    print(facility_id)
+    register_with_running_orthanc(settings, facility)
+    return 0
+
+
+def register_with_running_orthanc(settings: Settings, facility: dict) -> None:
+    """Tell a running Orthanc about the new AE title now; otherwise the service does at start."""
+    if settings.managed_orthanc:
+        credentials = load_or_create_credentials(settings.orthanc_dir)
+        url = f"http://127.0.0.1:{settings.orthanc_http_port}"
+        username, password = credentials.username, credentials.password
+    else:
+        url = settings.orthanc_url or ""
+        username, password = settings.orthanc_username or "", settings.orthanc_password or ""
+    entry = modality_entry(facility)
+    body = json.dumps({"AET": entry["aet"], "Host": entry["host"], "Port": entry["port"]})
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/modalities/{entry['name']}", data=body.encode(), method="PUT",
+        headers=basic_auth_header(username, password),
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=3):
+            pass
+        print(f"registered AE title {entry['aet']} with Orthanc", file=sys.stderr)
+    except (urllib.error.URLError, OSError):
+        print(f"Orthanc is not running: AE title {entry['aet']} will be registered when the "
+              "service starts", file=sys.stderr)
+
+
+def user_command(settings: Settings, args: argparse.Namespace) -> int:
+    password = sys.stdin.readline().rstrip("\r\n")
+    password_hash = hash_password(password)
+    database = open_database(settings)
+    try:
+        user_id = database.write_sync(
+            user_store.add_user, username=args.username, password_hash=password_hash,
+            role=args.role, facility_id=args.facility, display_name=args.display_name,
+        )
+    finally:
+        database.close()
+    print(user_id)
+    return 0
+
+
+def print_banner(settings: Settings, seeded: bool) -> None:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
+    lines = ["", f"teleread is running at http://{host}:{settings.port}/"]
+    if settings.managed_orthanc:
+        lines.append(f"DICOM modalities send to AE title {settings.orthanc_aet} on port "
+                     f"{settings.orthanc_dicom_port}")
+    if seeded:
+        lines.append(f"Demo logins (password for all: {demo.DEMO_PASSWORD}):")
+        for username, role, facility_key, _ in demo.USERS:
+            facility = next(f.name for f in demo.FACILITIES if f.key == facility_key)
+            lines.append(f"  {username:<8} {role:<13} {facility}")
+    lines.append("Press Ctrl-C to stop.")
+    print("\n".join(lines), flush=True)
+
+
+def serve(settings: Settings, seed_demo: bool = False) -> int:
+    seeded = False
+    if seed_demo:
+        database = open_database(settings)
+        try:
+            seeded = database.read_sync(user_store.count_users) == 0
+            if seeded:
+                demo.seed_accounts(database)
+            else:
+                seeded = database.read_sync(user_store.user_by_username, "admin") is not None
+        finally:
+            database.close()
+    app = create_app(settings)
+    if seed_demo:
+        app.cleanup_ctx.append(demo_studies_context)
+    app.on_startup.append(lambda _app: _announce(settings, seeded))
+    web.run_app(app, host=settings.host, port=settings.port, print=None,
+                shutdown_timeout=5, access_log=None)
+    return 0
+
+
+async def _announce(settings: Settings, seeded: bool) -> None:
+    print_banner(settings, seeded)
+
+
+async def demo_studies_context(app: web.Application):
+    """Send the demo studies once, on the first start with an empty archive."""
+    settings = app[SETTINGS]
+    task: asyncio.Task | None = None
+    database = app[DATABASE]
+    already = await database.read(consultation_store.count_consultations)
+    if not already:
+        task = asyncio.create_task(send_demo(app, settings))
+    yield
+    if task is not None and not task.done():
+        task.cancel()
+
+
+async def send_demo(app: web.Application, settings: Settings) -> None:
+    database = app[DATABASE]
+    facility_ids = {f.key: (await database.read(facility_store.facility_by_aet, f.aet) or {}).get(
+        "id") for f in demo.FACILITIES}
+    if None in facility_ids.values():
+        return
+    try:
+        sent = await demo.send_demo_studies(
+            database, facility_ids, dicom_host="127.0.0.1", dicom_port=settings.orthanc_dicom_port,
+            called_aet=settings.orthanc_aet, sla=app[SLA])
+        log.info("demo: sent %d instances by C-STORE; they reach the worklist once stable", sent)
+    except Exception:
+        log.exception("demo studies could not be sent")
+
+
+async def seed_demo(settings: Settings) -> int:
+    """``teleread demo``: accounts and studies, through a temporary start of the service's core."""
+    database = open_database(settings)
+    try:
+        demo.seed_accounts(database)
+    finally:
+        database.close()
+    app = create_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await send_demo(app, settings)
+        follower = app[FOLLOWER]
+        await asyncio.wait_for(_wait_until_ingested(app), timeout=settings.stable_age * 3 + 60)
+        await follower.caught_up.wait()
+    finally:
+        await runner.cleanup()
+    print("demo data seeded")
+    return 0
+
+
+async def _wait_until_ingested(app: web.Application) -> None:
+    expected = len(demo.demo_studies(utc_now()))
+    database = app[DATABASE]
+    while True:
+        ready = await database.read(consultation_store.count_consultations, with_images=True)
+        if ready >= expected:
+            return
+        await asyncio.sleep(0.5)

@@ -1,0 +1,66 @@
+"""Log in, log out, who am I."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import web
+
+from ..auth import sessions
+from ..auth.access import AUTHENTICATED, allow, public
+from ..clock import to_iso, utc_now
+from .errors import ApiError
+from .keys import DATABASE, SETTINGS, current_user
+from .middleware import SESSION_COOKIE
+from .models import LoginRequest, LoginResponse, UserInfo
+from .openapi import documented
+from .requests import client_ip, read_model
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/api/login")
+@public
+@documented("Log in: returns a bearer token and sets the session cookie",
+            body=LoginRequest, response=LoginResponse, errors=(429,))
+async def login(request: web.Request) -> web.Response:
+    body = await read_model(request, LoginRequest)
+    settings = request.app[SETTINGS]
+    try:
+        session = await sessions.login(
+            request.app[DATABASE], body.username, body.password, client_ip(request),
+            now=utc_now(), lifetime=timedelta(hours=settings.session_hours),
+        )
+    except sessions.LoginLocked as exc:
+        raise ApiError(429, "too_many_attempts",
+                       "too many failed logins; wait a few minutes and try again",
+                       retry_after=exc.retry_after) from exc
+    except sessions.LoginFailed as exc:
+        raise ApiError(401, "invalid_credentials", "wrong username or password") from exc
+    answer = LoginResponse(
+        token=session.token, expires_at=to_iso(session.expires_at),
+        csrf_token=session.csrf_token, user=UserInfo(**session.user.public()),
+    )
+    response = web.json_response(answer.model_dump())
+    response.set_cookie(
+        SESSION_COOKIE, session.token, httponly=True, samesite="Strict", path="/",
+        secure=request.secure, max_age=int(settings.session_hours * 3600),
+    )
+    return response
+
+
+@routes.post("/api/logout")
+@allow(AUTHENTICATED)
+@documented("Log out: revokes the session server-side")
+async def logout(request: web.Request) -> web.Response:
+    await sessions.logout(request.app[DATABASE], current_user(request))
+    response = web.json_response({"ok": True})
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@routes.get("/api/me")
+@allow(AUTHENTICATED)
+@documented("The logged-in user", response=UserInfo)
+async def me(request: web.Request) -> web.Response:
+    return web.json_response(current_user(request).public())

@@ -1,0 +1,33 @@
+"""Typed application keys: the app's shared objects, never module globals."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from worklists.sla import SlaPolicy
+
+from ..auth.sessions import CurrentUser
+from ..i18n import PageRenderer
+from ..ingest import ChangeFollower
+from ..orthanc.client import OrthancClient
+from ..settings import Settings
+from ..storage import Database
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+ORTHANC = web.AppKey("orthanc", OrthancClient)
+FOLLOWER = web.AppKey("follower", ChangeFollower)
+RENDERER = web.AppKey("renderer", PageRenderer)
+SLA = web.AppKey("sla", SlaPolicy)
+
+# Per-request values set by the middlewares.
+USER_KEY = web.RequestKey("user", CurrentUser | None)  # type: ignore[arg-type]
+AUTH_VIA_KEY = web.RequestKey("auth_via", str | None)  # type: ignore[arg-type]
+
+
+def current_user(request: web.Request) -> CurrentUser:
+    """The authenticated user (the access middleware guarantees one on non-public routes)."""
+    user = request.get(USER_KEY)
+    if user is None:
+        raise web.HTTPUnauthorized()
+    return user

@@ -1,0 +1,71 @@
+"""Authentication, access declarations, CSRF and security headers for every request."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from ..auth import sessions
+from ..auth.access import declared_access, permits
+from ..clock import utc_now
+from .errors import ApiError
+from .keys import AUTH_VIA_KEY, DATABASE, USER_KEY
+
+SESSION_COOKIE = "teleread_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+def _bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Resolve the caller, enforce the route's declared roles and CSRF on cookie writes."""
+    match_info = request.match_info
+    if match_info.http_exception is not None:
+        return await handler(request)
+    token = _bearer_token(request)
+    via = "bearer" if token else "cookie"
+    token = token or request.cookies.get(SESSION_COOKIE)
+    user = await sessions.resolve(request.app[DATABASE], token, utc_now()) if token else None
+    request[USER_KEY] = user
+    request[AUTH_VIA_KEY] = via if user else None
+    declared = declared_access(match_info.handler)
+    if declared is None and not request.path.startswith("/static/"):
+        raise ApiError(403, "forbidden", "this route declares no access rule")
+    if declared is not None and not permits(declared, user):
+        if user is None:
+            if request.method == "GET" and not request.path.startswith(("/api/", "/dicom-web/")):
+                raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
+            raise ApiError(401, "unauthorized", "log in first (session missing or expired)")
+        raise ApiError(403, "forbidden", "your role may not do this")
+    if user is not None and via == "cookie" and request.method not in SAFE_METHODS:
+        if request.headers.get(CSRF_HEADER) != user.csrf_token:
+            raise ApiError(403, "csrf_failed", f"missing or wrong {CSRF_HEADER} header")
+    return await handler(request)
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers every answer carries (pages, API and errors alike)."""
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.path.startswith("/api/"):
+        headers.setdefault("Cache-Control", "no-store")
+    if request.secure:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")

@@ -1,0 +1,127 @@
+"""Request and response models: declared once, used to validate and to build /api/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PriorityName = Literal["stat", "urgent", "routine"]
+StatusName = Literal["awaiting_images", "awaiting_request", "ready"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class LoginRequest(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class UserInfo(BaseModel):
+    id: int
+    username: str
+    display_name: str
+    role: str
+    facility_id: int
+    facility_name: str
+    facility_kind: str
+    facility_timezone: str
+    locale: str | None
+
+
+class LoginResponse(BaseModel):
+    token: str = Field(description="Bearer token for API clients (Authorization: Bearer ...)")
+    expires_at: str
+    csrf_token: str = Field(description="Send as X-CSRF-Token with cookie-authenticated writes")
+    user: UserInfo
+
+
+class ConsultationRequestBody(Strict):
+    """A clinic's request for a reading; linked to a study by UID or accession number."""
+
+    study_instance_uid: str | None = Field(default=None, max_length=64,
+                                           pattern=r"^[0-9]+(\.[0-9]+)*$")
+    accession_number: str | None = Field(default=None, max_length=16)
+    patient_id: str | None = Field(default=None, max_length=64)
+    patient_name: str | None = Field(default=None, max_length=200)
+    modality: str | None = Field(default=None, max_length=16)
+    body_part: str | None = Field(default=None, max_length=32)
+    clinical_history: str | None = Field(default=None, max_length=4000)
+    clinical_question: str | None = Field(default=None, max_length=2000)
+    callback_phone: str | None = Field(default=None, max_length=32)
+    priority: PriorityName = "routine"
+
+    @model_validator(mode="after")
+    def needs_a_study_link(self) -> ConsultationRequestBody:
+        if not self.study_instance_uid and not self.accession_number:
+            raise ValueError("give study_instance_uid or accession_number to link the study")
+        return self
+
+
+class ConsultationCreated(BaseModel):
+    id: int
+    status: StatusName
+    created: bool
+
+
+class WorklistQuery(Strict):
+    status: list[StatusName] = []
+    priority: list[PriorityName] = []
+    modality: list[str] = []
+    body_part: list[str] = []
+    facility: list[int] = []
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: str | None = None
+
+
+class WorklistItem(BaseModel):
+    id: int
+    study_instance_uid: str | None
+    facility: str
+    facility_id: int
+    patient_name: str
+    patient_id: str
+    accession_number: str
+    modality: str
+    body_part: str
+    priority: PriorityName
+    status: StatusName
+    instances: int
+    received_at: str | None
+    requested_at: str | None
+    due_at: str
+    clinical_question: str | None
+
+
+class WorklistCounts(BaseModel):
+    total: int
+    status: dict[str, int]
+    priority: dict[str, int]
+
+
+class WorklistResponse(BaseModel):
+    items: list[WorklistItem]
+    counts: WorklistCounts
+    next: str | None
+
+
+class UploadedFile(BaseModel):
+    filename: str
+    status: Literal["accepted", "rejected"]
+    reason: str | None = None
+    study_instance_uid: str | None = None
+    sop_instance_uid: str | None = None
+
+
+class UploadResponse(BaseModel):
+    files: list[UploadedFile]
+    accepted: int
+    rejected: int
+    studies: list[str]
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="Stable machine-readable code")
+    detail: str = Field(description="Human-readable explanation")

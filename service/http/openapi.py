@@ -1,0 +1,98 @@
+"""The OpenAPI document, generated from the route table and the declared models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from ..auth.access import PUBLIC, declared_access, public
+
+DOC_ATTRIBUTE = "__teleread_doc__"
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    body_media_type: str = "application/json"
+    errors: tuple[int, ...] = field(default=())
+
+
+def documented(summary: str, **kwargs: Any) -> Callable[[Any], Any]:
+    """Attach an OpenAPI description to a handler."""
+    def mark(handler: Any) -> Any:
+        setattr(handler, DOC_ATTRIBUTE, Operation(summary, **kwargs))
+        return handler
+    return mark
+
+
+def build_openapi(app: web.Application) -> dict[str, Any]:
+    from .models import ErrorResponse
+
+    schemas: dict[str, Any] = {}
+    paths: dict[str, Any] = {}
+
+    def ref(model: type[BaseModel]) -> dict[str, str]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    for route in app.router.routes():
+        operation: Operation | None = getattr(route.handler, DOC_ATTRIBUTE, None)
+        if operation is None or route.resource is None:
+            continue
+        path = route.resource.canonical
+        entry: dict[str, Any] = {"summary": operation.summary, "responses": {}}
+        if operation.query is not None:
+            entry["parameters"] = [
+                {"name": name, "in": "query", "required": False,
+                 "schema": prop}
+                for name, prop in operation.query.model_json_schema()["properties"].items()
+            ]
+        if operation.body is not None:
+            entry["requestBody"] = {
+                "required": True,
+                "content": {operation.body_media_type: {"schema": ref(operation.body)}},
+            }
+        ok = {"description": "OK"}
+        if operation.response is not None:
+            ok["content"] = {"application/json": {"schema": ref(operation.response)}}
+        entry["responses"]["200"] = ok
+        for status in (400, 401, 403, 404, 409, *operation.errors):
+            entry["responses"][str(status)] = {
+                "description": "Error",
+                "content": {"application/json": {"schema": ref(ErrorResponse)}},
+            }
+        access = declared_access(route.handler) or frozenset()
+        if PUBLIC not in access:
+            entry["security"] = [{"bearer": []}, {"cookie": []}]
+            entry["x-roles"] = sorted(access)
+        paths.setdefault(path, {})[route.method.lower()] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "teleread API", "version": "0.1.0"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "teleread_session"},
+            },
+        },
+    }
+
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/openapi.json")
+@public
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(build_openapi(request.app))

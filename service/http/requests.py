@@ -1,0 +1,55 @@
+"""Reading request input into declared models, with clear 4xx errors."""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from .errors import ApiError
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_JSON_BYTES = 256 * 1024
+
+
+async def read_model(request: web.Request, model: type[M]) -> M:
+    """Parse a JSON body into ``model``; 400/413/415 with a reason otherwise."""
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise ApiError(413, "too_large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+    raw = await request.content.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise ApiError(413, "too_large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+    try:
+        data = json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return model.model_validate(data)
+
+
+def read_query(request: web.Request, model: type[M]) -> M:
+    """Parse query parameters (repeatable or comma-separated lists) into ``model``."""
+    values: dict[str, object] = {}
+    for name, field in model.model_fields.items():
+        raw = request.query.getall(name, [])
+        if not raw:
+            continue
+        origin = getattr(field.annotation, "__origin__", None)
+        if origin is list:
+            values[name] = [part for item in raw for part in item.split(",") if part]
+        else:
+            values[name] = raw[-1]
+    unknown = set(request.query) - set(model.model_fields)
+    if unknown:
+        raise ApiError(400, "invalid_request", f"unknown query parameter(s): {sorted(unknown)}")
+    return model.model_validate(values)
+
+
+def client_ip(request: web.Request) -> str | None:
+    return request.remote

@@ -1,0 +1,77 @@
+"""Study upload (multipart files or zip) and DICOMweb STOW-RS, both attributed to the uploader."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import BodyPartReader, web
+
+from ..uploads import StudyUploader, UploadLimits, UploadTooLarge
+from ..auth.access import allow
+from .errors import ApiError
+from .keys import DATABASE, ORTHANC, SETTINGS, current_user
+from .models import UploadResponse
+from .openapi import documented
+from .requests import client_ip
+
+routes = web.RouteTableDef()
+
+UPLOADING_ROLES = ("radiographer", "requester")
+
+
+def upload_limits(request: web.Request) -> UploadLimits:
+    settings = request.app[SETTINGS]
+    return UploadLimits(settings.upload_max_file_mb << 20, settings.upload_max_request_mb << 20)
+
+
+async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    """A part's bytes in chunks, decoded from any Content-Transfer-Encoding."""
+    while chunk := await part.read_chunk(1 << 20):
+        yield part.decode(chunk)
+
+
+def new_uploader(request: web.Request, via: str, expected_study: str | None = None
+                 ) -> StudyUploader:
+    return StudyUploader(
+        request.app[ORTHANC], request.app[DATABASE], current_user(request), client_ip(request),
+        upload_limits(request), via=via, expected_study=expected_study,
+    )
+
+
+@routes.post("/api/studies")
+@allow(*UPLOADING_ROLES)
+@documented("Upload DICOM files or zip archives (multipart/form-data, field 'files')",
+            response=UploadResponse, body_media_type="multipart/form-data", errors=(413, 415))
+async def upload_studies(request: web.Request) -> web.Response:
+    if not request.content_type.startswith("multipart/"):
+        raise ApiError(415, "unsupported_media_type",
+                       "send the files as multipart/form-data (field name 'files')")
+    uploader = new_uploader(request, "upload")
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise ApiError(400, "bad_request", "nested multipart bodies are not supported")
+            if part.filename is None:
+                await part.release()
+                continue
+            await uploader.add_stream(part.filename, part_chunks(part))
+    except UploadTooLarge as exc:
+        raise ApiError(413, "too_large", "the upload is over the request size limit") from exc
+    finally:
+        uploader.close()
+    return upload_answer(uploader)
+
+
+def upload_answer(uploader: StudyUploader) -> web.Response:
+    report = uploader.report
+    answer = UploadResponse(
+        files=[vars(f) for f in report.files], accepted=report.accepted,
+        rejected=len(report.files) - report.accepted, studies=report.studies,
+    )
+    if not report.files:
+        raise ApiError(400, "no_files", "the request carried no files (field name 'files')")
+    if report.accepted == 0:
+        raise ApiError(400, "no_dicom_accepted", "none of the files could be stored",
+                       **answer.model_dump())
+    return web.json_response(answer.model_dump())

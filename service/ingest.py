@@ -1,0 +1,204 @@
+"""Following Orthanc's ``/changes`` feed: every stable study becomes (or completes) consultations.
+
+The cursor is stored in the same transaction as the work a change produced, so a crash or restart
+loses nothing and replays duplicate nothing. Two traps of the real Orthanc are handled here:
+a study that became stable while Orthanc was down never gets a ``StableStudy`` change (so stable
+studies are reconciled at start-up), and every object the service itself later stores into a study
+fires another ``StableStudy`` (so processing a study again only refreshes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+
+from pydicom.charset import decode_bytes, convert_encodings
+
+from worklists.sla import SlaPolicy
+
+from .clock import utc_now
+from .intake import IngestOutcome, InstanceOrigin, ReceivedStudy, receive_study
+from .orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
+from .storage import Database
+from .storage import ingest as ingest_store
+
+log = logging.getLogger(__name__)
+
+MAX_FAILURES_PER_CHANGE = 5
+
+
+class ChangeFollower:
+    """The background task that turns Orthanc's change feed into consultations."""
+
+    def __init__(
+        self, orthanc: OrthancClient, database: Database, sla: SlaPolicy, *,
+        poll_interval: float = 0.5, clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.orthanc = orthanc
+        self.database = database
+        self.sla = sla
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.listeners: list[Callable[[IngestOutcome], None]] = []
+        self.caught_up = asyncio.Event()
+        self._failures: Counter[int] = Counter()
+
+    async def run(self) -> None:
+        """Reconcile, then follow the feed forever, backing off while Orthanc is away."""
+        backoff = self.poll_interval
+        reconciled = False
+        outage_logged = False
+        while True:
+            try:
+                if not reconciled:
+                    await self.reconcile()
+                    reconciled = True
+                more = await self.follow_once()
+                if outage_logged:
+                    log.info("Orthanc is back; ingest caught up")
+                    outage_logged = False
+                backoff = self.poll_interval
+                if not more:
+                    self.caught_up.set()
+                    await asyncio.sleep(self.poll_interval)
+            except OrthancUnavailable as exc:
+                if not outage_logged:
+                    log.warning("Orthanc unavailable (%s); retrying with backoff", exc)
+                    outage_logged = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+            except Exception:  # never let the follower die: log, back off, go on
+                log.exception("unexpected error while following Orthanc's changes")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def reconcile(self) -> int:
+        """Ingest stable studies Orthanc holds but the service never processed; returns how many."""
+        known = await self.database.read(ingest_store.known_study_ids)
+        count = 0
+        for orthanc_id in await self.orthanc.study_ids():
+            if orthanc_id in known:
+                continue
+            try:
+                info = await self.orthanc.study(orthanc_id)
+            except OrthancError as exc:
+                if isinstance(exc, OrthancUnavailable):
+                    raise
+                continue
+            if info.get("IsStable"):
+                await self.process_study(orthanc_id)
+                count += 1
+        if count:
+            log.info("reconciled %d stable studies missed while the service was down", count)
+        return count
+
+    async def follow_once(self, limit: int = 100) -> bool:
+        """Process one page of changes; True when more are waiting."""
+        since = await self.database.read(ingest_store.get_cursor)
+        page = await self.orthanc.changes(since, limit)
+        for change in page.changes:
+            if change.change_type == "StableStudy":
+                await self._process_change(change.resource_id, change.seq)
+        if page.last > since:
+            await self.database.write(ingest_store.set_cursor, page.last)
+        return not page.done
+
+    async def _process_change(self, orthanc_id: str, seq: int) -> None:
+        try:
+            await self.process_study(orthanc_id, seq)
+        except OrthancUnavailable:
+            raise
+        except OrthancError as exc:
+            if exc.status == 404:
+                log.info("study %s was deleted before it could be ingested", orthanc_id)
+                return
+            self._count_failure(orthanc_id, seq, exc)
+        except Exception as exc:  # a poison study must not stop the feed forever
+            self._count_failure(orthanc_id, seq, exc)
+
+    def _count_failure(self, orthanc_id: str, seq: int, exc: Exception) -> None:
+        self._failures[seq] += 1
+        log.exception("ingest of study %s (change %d) failed", orthanc_id, seq, exc_info=exc)
+        if self._failures[seq] < MAX_FAILURES_PER_CHANGE:
+            raise OrthancUnavailable(0, f"retrying change {seq}") from exc
+        log.error("giving up on change %d after %d failures", seq, MAX_FAILURES_PER_CHANGE)
+
+    async def process_study(self, orthanc_id: str, seq: int | None = None) -> IngestOutcome:
+        study = await self.read_study(orthanc_id)
+        outcome = await self.database.write(
+            receive_study, study, now=self.clock(), sla=self.sla, seq=seq
+        )
+        for listener in self.listeners:
+            listener(outcome)
+        return outcome
+
+    async def read_study(self, orthanc_id: str) -> ReceivedStudy:
+        """The study's main tags and the origin of each of its instances."""
+        info = await self.orthanc.study(orthanc_id)
+        series = await self.orthanc.study_series(orthanc_id)
+        instance_ids = [i for s in series for i in s.get("Instances", [])]
+        origins = await self._origins(instance_ids)
+        tags = info.get("MainDicomTags", {})
+        patient = info.get("PatientMainDicomTags", {})
+        patient_name = patient.get("PatientName", "")
+        if instance_ids:
+            patient_name = await self._decoded_patient_name(instance_ids[0], patient_name)
+        modalities: list[str] = []
+        body_part = ""
+        for s in series:
+            series_tags = s.get("MainDicomTags", {})
+            modality = series_tags.get("Modality", "")
+            if modality and modality not in modalities:
+                modalities.append(modality)
+            body_part = body_part or series_tags.get("BodyPartExamined", "")
+        return ReceivedStudy(
+            orthanc_id=orthanc_id, study_instance_uid=tags.get("StudyInstanceUID", ""),
+            patient_id=patient.get("PatientID", ""), patient_name=patient_name,
+            patient_birth_date=patient.get("PatientBirthDate", ""),
+            patient_sex=patient.get("PatientSex", ""),
+            accession_number=tags.get("AccessionNumber", ""),
+            study_date=tags.get("StudyDate", ""),
+            study_description=tags.get("StudyDescription", ""),
+            modalities=tuple(modalities), body_part=body_part.upper(),
+            series_count=len(series), instances_count=len(instance_ids), origins=origins,
+        )
+
+    async def _origins(self, instance_ids: list[str]) -> tuple[InstanceOrigin, ...]:
+        limit = asyncio.Semaphore(8)
+
+        async def origin_of(instance_id: str) -> tuple[str, str, str, str]:
+            async with limit:
+                meta = await self.orthanc.instance_metadata(instance_id)
+            return (meta.get("Origin", ""), meta.get("RemoteAET", "").strip(),
+                    meta.get("RemoteIP", ""), meta.get("HttpUsername", ""))
+
+        counts = Counter(await asyncio.gather(*(origin_of(i) for i in instance_ids)))
+        return tuple(
+            InstanceOrigin(origin, aet, ip, user, n) for (origin, aet, ip, user), n in counts.items()
+        )
+
+    async def _decoded_patient_name(self, instance_id: str, fallback: str) -> str:
+        """Decode (0010,0010) *Patient's Name* with pydicom from the raw bytes and charset.
+
+        pydicom implements PS3.5 6.1 character repertoires (GB18030, GBK, ISO 2022 escapes)
+        exactly; relying on it keeps names right whatever Orthanc's own conversion does.
+        """
+        raw = await self._raw_element(instance_id, "0010-0010")
+        if raw is None:
+            return fallback
+        charset = await self._raw_element(instance_id, "0008-0005") or b""
+        terms = charset.decode("ascii", "replace").strip("\0 ").split("\\")
+        return decode_bytes(raw.rstrip(b"\0 "), convert_encodings(terms), {0x5E}).rstrip()
+
+    async def _raw_element(self, instance_id: str, tag: str) -> bytes | None:
+        """The raw value of a top-level element, or None when the instance has none."""
+        try:
+            raw = await self.orthanc.get(f"/instances/{instance_id}/content/{tag}")
+        except OrthancUnavailable:
+            raise
+        except OrthancError:
+            return None
+        return raw if isinstance(raw, bytes) else None

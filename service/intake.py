@@ -1,0 +1,248 @@
+"""Turning arrivals into consultations: stable studies from ingest and requests from users.
+
+Both halves of a consultation (the images and the clinical request) may come in either order;
+each function here runs inside one write transaction (``Database.write``) and is idempotent where
+replays can happen (the change feed, a study received twice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from worklists.priorities import Priority
+from worklists.sla import SlaPolicy
+from worklists.status import intake_status
+
+from .clock import from_iso, to_iso
+from .storage import Conflict
+from .storage import consultations as store
+from .storage import facilities as facility_store
+from .storage import ingest as ingest_store
+
+NON_IMAGE_MODALITIES = {"SR", "DOC", "PR", "KO", "OT", "REG", "SEG"}
+
+
+@dataclass(frozen=True)
+class InstanceOrigin:
+    """Where instances of a study came from, as Orthanc recorded it."""
+
+    origin: str  # DicomProtocol | RestApi | Plugins | Lua | ...
+    remote_aet: str = ""
+    remote_ip: str = ""
+    http_username: str = ""
+    instances: int = 1
+
+
+@dataclass(frozen=True)
+class ReceivedStudy:
+    """A stable study's main tags, decoded to text."""
+
+    orthanc_id: str
+    study_instance_uid: str
+    patient_id: str = ""
+    patient_name: str = ""
+    patient_birth_date: str = ""
+    patient_sex: str = ""
+    accession_number: str = ""
+    study_date: str = ""
+    study_description: str = ""
+    modalities: tuple[str, ...] = ()
+    body_part: str = ""
+    series_count: int = 0
+    instances_count: int = 0
+    origins: tuple[InstanceOrigin, ...] = field(default_factory=tuple)
+
+    @property
+    def primary_modality(self) -> str:
+        images = [m for m in self.modalities if m not in NON_IMAGE_MODALITIES]
+        return (images or list(self.modalities) or [""])[0]
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    consultation_ids: list[int]
+    created: list[int]
+    quarantined: list[str]
+
+
+def receive_study(
+    db: sqlite_utils.Database, study: ReceivedStudy, *, now: datetime, sla: SlaPolicy,
+    seq: int | None = None,
+) -> IngestOutcome:
+    """Record a stable study and create or complete one consultation per sending facility."""
+    stamp = to_iso(now)
+    ingest_store.upsert_study(db, {
+        "orthanc_id": study.orthanc_id, "study_instance_uid": study.study_instance_uid,
+        "patient_id": study.patient_id, "patient_name": study.patient_name,
+        "patient_birth_date": study.patient_birth_date, "patient_sex": study.patient_sex,
+        "accession_number": study.accession_number, "study_date": study.study_date,
+        "study_description": study.study_description, "modalities": "\\".join(study.modalities),
+        "body_part": study.body_part, "series_count": study.series_count,
+        "instances_count": study.instances_count, "stable_at": stamp, "updated_at": stamp,
+    })
+    senders, quarantined = _senders(db, study, stamp)
+    outcome = IngestOutcome([], [], quarantined)
+    for facility_id, via in senders.items():
+        consultation_id, created = _attach_images(db, facility_id, via, study, now, sla)
+        outcome.consultation_ids.append(consultation_id)
+        if created:
+            outcome.created.append(consultation_id)
+    if seq is not None:
+        ingest_store.set_cursor(db, seq)
+    return outcome
+
+
+def _senders(
+    db: sqlite_utils.Database, study: ReceivedStudy, stamp: str
+) -> tuple[dict[int, str], list[str]]:
+    """Facilities credited with the study, and the quarantined origins nobody can be credited with."""
+    senders: dict[int, str] = {}
+    quarantined: list[str] = []
+    attributions = ingest_store.attributions_for(db, study.study_instance_uid)
+    for origin in study.origins:
+        if origin.origin == "DicomProtocol":
+            facility = facility_store.facility_by_aet(db, origin.remote_aet)
+            if facility is not None:
+                senders.setdefault(facility["id"], "dicom")
+                continue
+            reason = "unknown AE title"
+        elif attributions:
+            for attribution in attributions:
+                senders.setdefault(attribution["facility_id"], attribution["via"])
+            continue
+        else:
+            reason = "stored in Orthanc without going through teleread"
+        ingest_store.quarantine_study(db, {
+            "orthanc_study_id": study.orthanc_id, "study_instance_uid": study.study_instance_uid,
+            "patient_id": study.patient_id, "patient_name": study.patient_name,
+            "origin": origin.origin, "remote_aet": origin.remote_aet,
+            "remote_ip": origin.remote_ip, "instances": origin.instances, "reason": reason,
+            "seen_at": stamp,
+        })
+        quarantined.append(origin.remote_aet or origin.origin)
+    return senders, quarantined
+
+
+def _attach_images(
+    db: sqlite_utils.Database, facility_id: int, via: str, study: ReceivedStudy,
+    now: datetime, sla: SlaPolicy,
+) -> tuple[int, bool]:
+    stamp = to_iso(now)
+    existing = store.find_for_study(
+        db, facility_id, study.study_instance_uid, study.accession_number
+    )
+    image_fields = {
+        "study_instance_uid": study.study_instance_uid, "orthanc_study_id": study.orthanc_id,
+        "instances": study.instances_count, "updated_at": stamp,
+    }
+    described = {
+        "patient_id": study.patient_id, "patient_name": study.patient_name,
+        "accession_number": study.accession_number, "modality": study.primary_modality,
+        "body_part": study.body_part,
+    }
+    if existing is None:
+        priority = Priority.ROUTINE
+        values = image_fields | described | {
+            "facility_id": facility_id, "priority": priority.value,
+            "priority_rank": priority.rank, "received_at": stamp, "received_via": via,
+            "status": intake_status(has_images=True, has_request=False).value,
+            "due_at": to_iso(sla.due_at(priority, now, None)), "created_at": stamp,
+        }
+        consultation_id = store.insert_consultation(db, values)
+        store.append_event(db, consultation_id, "images_received", stamp,
+                           detail={"instances": study.instances_count, "via": via})
+        return consultation_id, True
+    consultation_id = existing["id"]
+    if existing["received_at"] is not None:
+        store.update_consultation(db, consultation_id, image_fields)
+        return consultation_id, False
+    priority = Priority(existing["priority"])
+    requested_at = from_iso(existing["requested_at"]) if existing["requested_at"] else None
+    filled = {k: v for k, v in described.items() if not existing.get(k)}
+    store.update_consultation(db, consultation_id, image_fields | filled | {
+        "received_at": stamp, "received_via": via,
+        "status": intake_status(True, existing["requested_at"] is not None).value,
+        "due_at": to_iso(sla.due_at(priority, now, requested_at)),
+    })
+    store.append_event(db, consultation_id, "images_received", stamp,
+                       detail={"instances": study.instances_count, "via": via})
+    return consultation_id, False
+
+
+@dataclass(frozen=True)
+class ConsultationRequest:
+    """What a clinic asks: validated at the HTTP edge, plain values here."""
+
+    priority: Priority
+    study_instance_uid: str | None = None
+    accession_number: str | None = None
+    patient_id: str | None = None
+    patient_name: str | None = None
+    modality: str | None = None
+    body_part: str | None = None
+    clinical_history: str | None = None
+    clinical_question: str | None = None
+    callback_phone: str | None = None
+
+
+def file_request(
+    db: sqlite_utils.Database, request: ConsultationRequest, *, facility_id: int, user_id: int,
+    now: datetime, sla: SlaPolicy,
+) -> tuple[int, bool]:
+    """File a consultation request; completes the consultation when its images are already here.
+
+    Returns the consultation id and whether a new consultation was created.
+    """
+    stamp = to_iso(now)
+    existing = _find_request_target(db, facility_id, request)
+    request_fields: dict[str, Any] = {
+        "priority": request.priority.value, "priority_rank": request.priority.rank,
+        "clinical_history": request.clinical_history,
+        "clinical_question": request.clinical_question,
+        "callback_phone": request.callback_phone, "requested_by": user_id,
+        "requested_at": stamp, "updated_at": stamp,
+    }
+    described = {
+        "study_instance_uid": request.study_instance_uid,
+        "accession_number": request.accession_number, "patient_id": request.patient_id,
+        "patient_name": request.patient_name, "modality": request.modality,
+        "body_part": request.body_part,
+    }
+    if existing is None:
+        values = request_fields | {k: v or "" for k, v in described.items()} | {
+            "study_instance_uid": request.study_instance_uid, "facility_id": facility_id,
+            "status": intake_status(has_images=False, has_request=True).value,
+            "due_at": to_iso(sla.due_at(request.priority, None, now)), "created_at": stamp,
+        }
+        consultation_id = store.insert_consultation(db, values)
+        store.append_event(db, consultation_id, "requested", stamp, user_id,
+                           {"priority": request.priority.value})
+        return consultation_id, True
+    if existing["requested_at"] is not None:
+        raise Conflict(
+            "request_exists",
+            f"consultation {existing['id']} already has a request for this study",
+        )
+    received_at = from_iso(existing["received_at"]) if existing["received_at"] else None
+    filled = {k: v for k, v in described.items() if v and not existing.get(k)}
+    store.update_consultation(db, existing["id"], request_fields | filled | {
+        "status": intake_status(received_at is not None, True).value,
+        "due_at": to_iso(sla.due_at(request.priority, received_at, now)),
+    })
+    store.append_event(db, existing["id"], "requested", stamp, user_id,
+                       {"priority": request.priority.value})
+    return existing["id"], False
+
+
+def _find_request_target(
+    db: sqlite_utils.Database, facility_id: int, request: ConsultationRequest
+) -> dict[str, Any] | None:
+    if request.study_instance_uid:
+        return store.find_for_study(
+            db, facility_id, request.study_instance_uid, request.accession_number or ""
+        )
+    return store.find_by_accession(db, facility_id, request.accession_number or "")

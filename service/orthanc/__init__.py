@@ -1,0 +1,1 @@
+"""Orthanc: the managed child process, the async REST client and the change-feed vocabulary."""

@@ -1,0 +1,115 @@
+"""Service settings: one frozen dataclass read from ``TELEREAD_*`` variables and an optional TOML file.
+
+Every setting has a safe default for the embedded mode (managed Orthanc, SQLite under the data
+directory), so ``teleread serve`` works with no configuration at all.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to start; documented in docs/configuration.md."""
+
+    data_dir: Path = Path("./var")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    orthanc_url: str | None = None
+    orthanc_username: str | None = None
+    orthanc_password: str | None = None
+    orthanc_http_port: int = 8042
+    orthanc_dicom_port: int = 4242
+    orthanc_aet: str = "TELEREAD"
+    orthanc_executable: str = "Orthanc"
+    orthanc_plugins_dir: Path = Path("/usr/share/orthanc/plugins")
+    stable_age: int = 10
+    changes_poll_interval: float = 0.5
+    session_hours: float = 12.0
+    upload_max_file_mb: int = 1024
+    upload_max_request_mb: int = 4096
+    default_timezone: str = "Asia/Shanghai"
+    public_url: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "teleread.db"
+
+    @property
+    def managed_orthanc(self) -> bool:
+        """True when the service starts its own Orthanc child process."""
+        return not self.orthanc_url
+
+    @property
+    def orthanc_dir(self) -> Path:
+        return self.data_dir / "orthanc"
+
+
+ENV_PREFIX = "TELEREAD_"
+_SETTABLE = {f.name: f for f in fields(Settings) if f.name != "extra"}
+
+
+def _convert(name: str, raw: Any) -> Any:
+    """Coerce a raw env/TOML value into the type of the named setting."""
+    default = getattr(Settings, name, None)
+    kind = type(default) if default is not None else str
+    if name in {"data_dir", "orthanc_plugins_dir"}:
+        return Path(str(raw))
+    if raw is None or raw == "":
+        return None if default is None else default
+    if kind is bool:
+        return str(raw).lower() in {"1", "true", "yes", "on"}
+    if kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be a number, got {raw!r}") from exc
+    return str(raw)
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot use."""
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, toml_path: Path | None = None
+) -> Settings:
+    """Build settings from a TOML file (``TELEREAD_CONFIG``) overlaid by ``TELEREAD_*`` variables."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    toml_path = toml_path or (Path(environ["TELEREAD_CONFIG"]) if environ.get("TELEREAD_CONFIG") else None)
+    if toml_path is not None:
+        with toml_path.open("rb") as fh:
+            for key, raw in tomllib.load(fh).items():
+                if key in _SETTABLE:
+                    values[key] = _convert(key, raw)
+    for name in _SETTABLE:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            values[name] = _convert(name, environ[env_name])
+    settings = replace(Settings(), **values)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    for port_name in ("port", "orthanc_http_port", "orthanc_dicom_port"):
+        port = getattr(settings, port_name)
+        if not 0 < port < 65536:
+            raise SettingsError(f"{ENV_PREFIX}{port_name.upper()} must be a TCP port, got {port}")
+    if settings.stable_age < 1:
+        raise SettingsError("TELEREAD_STABLE_AGE must be at least 1 second")
+    if len(settings.orthanc_aet) > 16:
+        raise SettingsError("TELEREAD_ORTHANC_AET must be at most 16 characters")
+
+
+def documented_settings() -> list[str]:
+    """Names of every environment variable the service reads (a test checks each is documented)."""
+    return sorted([ENV_PREFIX + name.upper() for name in _SETTABLE] + ["TELEREAD_CONFIG"])

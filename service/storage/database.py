@@ -1,0 +1,144 @@
+"""The SQLite connection discipline: many readers, one writer, every write one transaction.
+
+Modelled on Datasette: handlers never touch sqlite3. Reads run on a small thread pool with one
+connection per thread; every write runs on a single writer thread inside ``BEGIN IMMEDIATE``,
+so read-modify-write sequences (claims, cursor + consultation) are atomic without application
+locks, and the event loop never blocks on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
+
+import sqlite_utils
+
+from .schema import migrations
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class RecordNotFound(LookupError):
+    """The requested row does not exist, or is outside the caller's scope."""
+
+
+class Conflict(Exception):
+    """The change contradicts the current state (duplicate, already done)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def connect(path: Path) -> sqlite_utils.Database:
+    """Open a connection with the pragmas every connection of the service needs."""
+    conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return sqlite_utils.Database(conn)
+
+
+class Database:
+    """The service's database: migrate once, then read concurrently and write serially."""
+
+    def __init__(self, path: Path, readers: int = 4) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite_utils.Database] = []
+        self._lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-writer")
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="db-reader")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        db = connect(self.path)
+        try:
+            db.conn.execute("PRAGMA journal_mode = WAL")
+            migrations.apply(db)
+        finally:
+            db.conn.close()
+
+    def _connection(self) -> sqlite_utils.Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = connect(self.path)
+            self._local.db = db
+            with self._lock:
+                self._all.append(db)
+        return db
+
+    def _run_write(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        db = self._connection()
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(db, *args, **kwargs)
+        except BaseException:
+            db.conn.execute("ROLLBACK")
+            raise
+        db.conn.execute("COMMIT")
+        return result
+
+    def _run_read(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        return fn(self._connection(), *args, **kwargs)
+
+    async def read(
+        self, fn: Callable[Concatenate[sqlite_utils.Database, P], T], *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run ``fn(db, ...)`` on a reader thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._readers, lambda: self._run_read(fn, *args, **kwargs)
+        )
+
+    async def write(
+        self, fn: Callable[Concatenate[sqlite_utils.Database, P], T], *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run ``fn(db, ...)`` on the writer thread as one ``BEGIN IMMEDIATE`` transaction."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._writer, lambda: self._run_write(fn, *args, **kwargs)
+        )
+
+    def write_sync(
+        self, fn: Callable[Concatenate[sqlite_utils.Database, P], T], *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """The same transaction discipline for the CLI, which has no event loop."""
+        return self._writer.submit(lambda: self._run_write(fn, *args, **kwargs)).result()
+
+    def read_sync(
+        self, fn: Callable[Concatenate[sqlite_utils.Database, P], T], *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        return self._readers.submit(lambda: self._run_read(fn, *args, **kwargs)).result()
+
+    def close(self) -> None:
+        """Close every thread's connection and stop the pools."""
+        def close_local() -> None:
+            db = getattr(self._local, "db", None)
+            if db is not None:
+                db.conn.close()
+                self._local.db = None
+
+        self._writer.submit(close_local).result()
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for db in self._all:
+                try:
+                    db.conn.close()
+                except sqlite3.ProgrammingError:
+                    pass
+            self._all.clear()

@@ -1,0 +1,151 @@
+"""Schema and migrations, versioned in code and applied at start-up before serving.
+
+Each migration is a small function registered on ``migrations``; sqlite-utils records which ones
+ran. SQL stays close to portable (no SQLite-only types beyond INTEGER PRIMARY KEY) so that a
+PostgreSQL backend can follow.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("teleread")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE facilities (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('township', 'county', 'regional')),
+            aet TEXT NOT NULL UNIQUE,
+            timezone TEXT NOT NULL DEFAULT 'Asia/Shanghai',
+            contact TEXT NOT NULL DEFAULT '',
+            dicom_host TEXT,
+            dicom_port INTEGER,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE,
+            display_name TEXT NOT NULL DEFAULT '',
+            password_hash TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('radiographer', 'clinician', 'requester',
+                                               'specialist', 'manager', 'admin')),
+            facility_id INTEGER NOT NULL REFERENCES facilities(id),
+            locale TEXT,
+            disabled INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            csrf_token TEXT NOT NULL,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            client_ip TEXT,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        CREATE INDEX sessions_user ON sessions(user_id);
+        CREATE TABLE login_failures (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL,
+            client_ip TEXT,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX login_failures_username ON login_failures(username, at);
+        CREATE INDEX login_failures_ip ON login_failures(client_ip, at);
+        CREATE TABLE ingest_state (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE studies (
+            orthanc_id TEXT PRIMARY KEY,
+            study_instance_uid TEXT NOT NULL,
+            patient_id TEXT NOT NULL DEFAULT '',
+            patient_name TEXT NOT NULL DEFAULT '',
+            patient_birth_date TEXT NOT NULL DEFAULT '',
+            patient_sex TEXT NOT NULL DEFAULT '',
+            accession_number TEXT NOT NULL DEFAULT '',
+            study_date TEXT NOT NULL DEFAULT '',
+            study_description TEXT NOT NULL DEFAULT '',
+            modalities TEXT NOT NULL DEFAULT '',
+            body_part TEXT NOT NULL DEFAULT '',
+            series_count INTEGER NOT NULL DEFAULT 0,
+            instances_count INTEGER NOT NULL DEFAULT 0,
+            stable_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX studies_uid ON studies(study_instance_uid);
+        CREATE TABLE upload_attributions (
+            id INTEGER PRIMARY KEY,
+            study_instance_uid TEXT NOT NULL,
+            facility_id INTEGER NOT NULL REFERENCES facilities(id),
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            via TEXT NOT NULL CHECK (via IN ('upload', 'stow')),
+            client_ip TEXT,
+            at TEXT NOT NULL,
+            UNIQUE (study_instance_uid, facility_id)
+        );
+        CREATE TABLE consultations (
+            id INTEGER PRIMARY KEY,
+            facility_id INTEGER NOT NULL REFERENCES facilities(id),
+            study_instance_uid TEXT,
+            orthanc_study_id TEXT,
+            accession_number TEXT NOT NULL DEFAULT '',
+            patient_id TEXT NOT NULL DEFAULT '',
+            patient_name TEXT NOT NULL DEFAULT '',
+            modality TEXT NOT NULL DEFAULT '',
+            body_part TEXT NOT NULL DEFAULT '',
+            instances INTEGER NOT NULL DEFAULT 0,
+            priority TEXT NOT NULL DEFAULT 'routine'
+                CHECK (priority IN ('stat', 'urgent', 'routine')),
+            priority_rank INTEGER NOT NULL DEFAULT 2,
+            status TEXT NOT NULL,
+            clinical_history TEXT,
+            clinical_question TEXT,
+            callback_phone TEXT,
+            requested_by INTEGER REFERENCES users(id),
+            requested_at TEXT,
+            received_at TEXT,
+            received_via TEXT,
+            due_at TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (study_instance_uid, facility_id)
+        );
+        CREATE INDEX consultations_worklist
+            ON consultations(due_at, priority_rank, created_at, id);
+        CREATE INDEX consultations_facility ON consultations(facility_id, due_at);
+        CREATE INDEX consultations_accession ON consultations(facility_id, accession_number);
+        CREATE TABLE consultation_events (
+            id INTEGER PRIMARY KEY,
+            consultation_id INTEGER NOT NULL REFERENCES consultations(id),
+            type TEXT NOT NULL,
+            at TEXT NOT NULL,
+            actor_user_id INTEGER REFERENCES users(id),
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX consultation_events_consultation ON consultation_events(consultation_id, at);
+        CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY,
+            orthanc_study_id TEXT NOT NULL,
+            study_instance_uid TEXT NOT NULL,
+            patient_id TEXT NOT NULL DEFAULT '',
+            patient_name TEXT NOT NULL DEFAULT '',
+            origin TEXT NOT NULL,
+            remote_aet TEXT NOT NULL DEFAULT '',
+            remote_ip TEXT NOT NULL DEFAULT '',
+            instances INTEGER NOT NULL DEFAULT 0,
+            reason TEXT NOT NULL,
+            first_seen_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            resolved_at TEXT,
+            UNIQUE (orthanc_study_id, origin, remote_aet)
+        );
+        """
+    )

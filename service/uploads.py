@@ -1,0 +1,195 @@
+"""Uploads through the service: multipart ``.dcm`` files or ``.zip`` archives, streamed to disk.
+
+Nothing is held whole in memory: each part is spooled to a temporary file in chunks, checked,
+attributed to the uploader's facility (Orthanc records only the service's own user), and streamed
+to Orthanc. Every file gets its own verdict: accepted, or rejected with a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import zipfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .auth.sessions import CurrentUser
+from .clock import to_iso, utc_now
+from .dicom_files import ZIP_MAGIC, RejectedFile, inspect_dicom
+from .orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
+from .storage import Database
+from .storage import ingest as ingest_store
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_file_bytes: int
+    max_request_bytes: int
+
+
+@dataclass
+class FileVerdict:
+    filename: str
+    status: str
+    reason: str | None = None
+    study_instance_uid: str | None = None
+    sop_instance_uid: str | None = None
+
+
+@dataclass
+class UploadReport:
+    files: list[FileVerdict] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return sum(1 for f in self.files if f.status == "accepted")
+
+    @property
+    def studies(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for f in self.files:
+            if f.status == "accepted" and f.study_instance_uid:
+                seen.setdefault(f.study_instance_uid)
+        return list(seen)
+
+
+class UploadTooLarge(Exception):
+    """The whole request went over the request limit."""
+
+
+class StudyUploader:
+    """Stores the files of one upload request into Orthanc on behalf of one user."""
+
+    def __init__(self, orthanc: OrthancClient, database: Database, user: CurrentUser,
+                 client_ip: str | None, limits: UploadLimits, via: str = "upload",
+                 expected_study: str | None = None) -> None:
+        self.orthanc = orthanc
+        self.database = database
+        self.user = user
+        self.client_ip = client_ip
+        self.limits = limits
+        self.via = via
+        self.expected_study = expected_study
+        self.report = UploadReport()
+        self._attributed: set[str] = set()
+        self._received = 0
+        self._workdir = Path(tempfile.mkdtemp(prefix="teleread-upload-"))
+
+    def close(self) -> None:
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    async def add_stream(self, filename: str, chunks: AsyncIterator[bytes]) -> None:
+        """Spool one uploaded part to disk, then store it (or each member of a zip)."""
+        path = self._workdir / f"part-{len(self.report.files)}-{id(chunks)}"
+        size = await self._spool(chunks, path)
+        if size is None:
+            self.report.files.append(FileVerdict(
+                filename, "rejected",
+                f"over the size limit ({self.limits.max_file_bytes // (1 << 20)} MB per file)"))
+            return
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+        if magic == ZIP_MAGIC:
+            await self._store_zip(filename, path)
+        else:
+            await self._store_file(filename, path)
+        path.unlink(missing_ok=True)
+
+    async def _spool(self, chunks: AsyncIterator[bytes], path: Path) -> int | None:
+        """Write the stream to ``path``; None (and the rest drained) when over the file limit."""
+        loop = asyncio.get_running_loop()
+        size = 0
+        too_big = False
+        with path.open("wb") as fh:
+            async for chunk in chunks:
+                self._received += len(chunk)
+                if self._received > self.limits.max_request_bytes:
+                    raise UploadTooLarge()
+                size += len(chunk)
+                if size > self.limits.max_file_bytes:
+                    too_big = True
+                    continue
+                await loop.run_in_executor(None, fh.write, chunk)
+        if too_big:
+            path.unlink(missing_ok=True)
+            return None
+        return size
+
+    async def _store_zip(self, filename: str, path: Path) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            members = await loop.run_in_executor(None, _zip_members, path)
+        except zipfile.BadZipFile as exc:
+            self.report.files.append(FileVerdict(filename, "rejected", f"damaged zip ({exc})"))
+            return
+        for info in members:
+            label = f"{filename}/{info.filename}"
+            if info.file_size > self.limits.max_file_bytes:
+                self.report.files.append(FileVerdict(label, "rejected", "over the size limit"))
+                continue
+            target = self._workdir / f"member-{len(self.report.files)}"
+            try:
+                await loop.run_in_executor(None, _extract, path, info, target)
+            except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
+                self.report.files.append(FileVerdict(label, "rejected", f"damaged zip entry ({exc})"))
+                continue
+            await self._store_file(label, target)
+            target.unlink(missing_ok=True)
+
+    async def _store_file(self, filename: str, path: Path) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            summary = await loop.run_in_executor(None, inspect_dicom, path)
+        except RejectedFile as exc:
+            self.report.files.append(FileVerdict(filename, "rejected", str(exc)))
+            return
+        if self.expected_study and summary.study_instance_uid != self.expected_study:
+            self.report.files.append(FileVerdict(
+                filename, "rejected", "belongs to another study than the one addressed",
+                summary.study_instance_uid, summary.sop_instance_uid))
+            return
+        await self._attribute(summary.study_instance_uid)
+        try:
+            with path.open("rb") as fh:
+                answer = await self.orthanc.store_instance(fh)
+        except OrthancUnavailable:
+            raise
+        except OrthancError as exc:
+            self.report.files.append(FileVerdict(
+                filename, "rejected", f"the archive refused it ({exc})",
+                summary.study_instance_uid, summary.sop_instance_uid))
+            return
+        reason = "already stored" if answer.get("Status") == "AlreadyStored" else None
+        self.report.files.append(FileVerdict(
+            filename, "accepted", reason, summary.study_instance_uid, summary.sop_instance_uid))
+
+    async def _attribute(self, study_instance_uid: str) -> None:
+        """Credit the study to the uploader's facility before Orthanc can call it stable."""
+        if study_instance_uid in self._attributed:
+            return
+        await self.database.write(
+            ingest_store.add_attribution, study_instance_uid=study_instance_uid,
+            facility_id=self.user.facility_id, user_id=self.user.id, via=self.via,
+            client_ip=self.client_ip, at=to_iso(utc_now()),
+        )
+        self._attributed.add(study_instance_uid)
+
+
+def _zip_members(path: Path) -> list[zipfile.ZipInfo]:
+    with zipfile.ZipFile(path) as archive:
+        return [
+            info for info in archive.infolist()
+            if not info.is_dir()
+            and not PurePosixPath(info.filename).name.startswith(".")
+            and "__MACOSX" not in info.filename
+            and PurePosixPath(info.filename).name.upper() != "DICOMDIR"
+        ]
+
+
+def _extract(path: Path, info: zipfile.ZipInfo, target: Path) -> None:
+    with zipfile.ZipFile(path) as archive, archive.open(info) as src, target.open("wb") as dst:
+        shutil.copyfileobj(src, dst, CHUNK)

@@ -1,0 +1,129 @@
+"""Shared fixtures: a real Orthanc on free ports, the real app, real SQLite files."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from service.app import create_app
+from service.auth.passwords import hash_password
+from service.dicom_send import send_datasets
+from service.http.keys import DATABASE, FOLLOWER
+from service.orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
+from service.settings import Settings
+from service.storage import Database
+from service.storage import facilities as facility_store
+from service.storage import users as user_store
+
+PASSWORD = "correct-horse-battery"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+async def orthanc(tmp_path: Path) -> AsyncIterator[ManagedOrthanc]:
+    """A throwaway Orthanc (StableAge 1 s), killed hard at the end (safe for test archives)."""
+    directory = tmp_path / "orthanc"
+    config = OrthancConfig(
+        directory=directory, http_port=free_port(), dicom_port=free_port(), aet="TELEREAD",
+        stable_age=1, plugins_dir=Path("/usr/share/orthanc/plugins"),
+        credentials=load_or_create_credentials(directory),
+    )
+    process = ManagedOrthanc(config)
+    await process.start()
+    yield process
+    await process.kill()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, orthanc: ManagedOrthanc) -> Settings:
+    credentials = orthanc.config.credentials
+    return Settings(
+        data_dir=tmp_path / "var", orthanc_url=orthanc.url,
+        orthanc_username=credentials.username, orthanc_password=credentials.password,
+        orthanc_dicom_port=orthanc.config.dicom_port, stable_age=1,
+        changes_poll_interval=0.05,
+    )
+
+
+@dataclass
+class Service:
+    """The running app under test with helpers to seed and call it."""
+
+    client: TestClient
+    app: web.Application
+    orthanc: ManagedOrthanc
+
+    @property
+    def database(self) -> Database:
+        return self.app[DATABASE]
+
+    async def add_facility(self, name: str, kind: str, aet: str) -> int:
+        facility_id = await self.database.write(
+            facility_store.add_facility, name=name, kind=kind, aet=aet, timezone="Asia/Shanghai"
+        )
+        return facility_id
+
+    async def add_user(self, username: str, role: str, facility_id: int) -> int:
+        return await self.database.write(
+            user_store.add_user, username=username, password_hash=_HASH, role=role,
+            facility_id=facility_id,
+        )
+
+    async def login(self, username: str) -> dict[str, str]:
+        """Bearer headers for a user (logs in through the API)."""
+        response = await self.client.post(
+            "/api/login", json={"username": username, "password": PASSWORD}
+        )
+        assert response.status == 200, await response.text()
+        token = (await response.json())["token"]
+        return {"Authorization": f"Bearer {token}"}
+
+    async def c_store(self, datasets: list[Any], calling_aet: str) -> None:
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(None, lambda: send_datasets(
+            datasets, host="127.0.0.1", port=self.orthanc.config.dicom_port,
+            calling_aet=calling_aet, called_aet="TELEREAD"))
+        assert result.failed == 0, result
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
+        """Poll an async predicate until it returns something truthy."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            value = await predicate()
+            if value:
+                return value
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("condition not met in time")
+            await asyncio.sleep(0.1)
+
+    async def worklist(self, headers: dict[str, str], **params: str) -> dict[str, Any]:
+        response = await self.client.get("/api/worklist", headers=headers, params=params)
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+    @property
+    def follower(self):
+        return self.app[FOLLOWER]
+
+
+_HASH = hash_password(PASSWORD)
+
+
+@pytest.fixture
+async def service(settings: Settings, orthanc: ManagedOrthanc, aiohttp_client) -> Service:
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    return Service(client, app, orthanc)

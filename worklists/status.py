@@ -1,0 +1,25 @@
+"""A consultation's status before reading starts: which half is still missing."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ConsultationStatus(StrEnum):
+    AWAITING_IMAGES = "awaiting_images"
+    """The request was filed; the study has not arrived (or is not yet stable)."""
+    AWAITING_REQUEST = "awaiting_request"
+    """Images arrived (e.g. straight from a modality); no clinical request yet."""
+    READY = "ready"
+    """Images and request are both there: ready to be read."""
+
+
+def intake_status(has_images: bool, has_request: bool) -> ConsultationStatus:
+    """Status derived from what has arrived."""
+    if not has_images and not has_request:
+        raise ValueError("a consultation exists only once images or a request arrived")
+    if not has_images:
+        return ConsultationStatus.AWAITING_IMAGES
+    if not has_request:
+        return ConsultationStatus.AWAITING_REQUEST
+    return ConsultationStatus.READY
