@@ -10,7 +10,12 @@ command -v Orthanc >/dev/null 2>&1 || packages+=(orthanc)
 if [ "$want_tests" = "--test" ]; then
     command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 fi
-python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
+if [ ! -x .venv/bin/python ]; then
+    # Debian's python3 makes venvs only with python3-venv installed: try it once for real.
+    probe=$(mktemp -d)
+    python3 -m venv "$probe/v" >/dev/null 2>&1 || packages+=(python3-venv)
+    rm -rf "$probe"
+fi
 
 [ ${#packages[@]} -eq 0 ] && exit 0
 

@@ -37,9 +37,12 @@ def managed_orthanc(settings: Settings) -> ManagedOrthanc:
     """The Orthanc child process the embedded mode runs, configured from settings."""
     credentials = load_or_create_credentials(settings.orthanc_dir)
     config = OrthancConfig(
-        directory=settings.orthanc_dir, http_port=settings.orthanc_http_port,
-        dicom_port=settings.orthanc_dicom_port, aet=settings.orthanc_aet,
-        stable_age=settings.stable_age, plugins_dir=settings.orthanc_plugins_dir,
+        directory=settings.orthanc_dir,
+        http_port=settings.orthanc_http_port,
+        dicom_port=settings.orthanc_dicom_port,
+        aet=settings.orthanc_aet,
+        stable_age=settings.stable_age,
+        plugins_dir=settings.orthanc_plugins_dir,
         credentials=credentials,
     )
     return ManagedOrthanc(config, settings.orthanc_executable)
@@ -47,7 +50,8 @@ def managed_orthanc(settings: Settings) -> ManagedOrthanc:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, access_middleware], client_max_size=1 << 20,
+        middlewares=[error_middleware, access_middleware],
+        client_max_size=1 << 20,
     )
     app[SETTINGS] = settings
     app[SLA] = SlaPolicy()
@@ -92,7 +96,10 @@ async def orthanc_context(app: web.Application) -> AsyncIterator[None]:
 async def follower_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     follower = ChangeFollower(
-        app[ORTHANC], app[DATABASE], app[SLA], poll_interval=settings.changes_poll_interval,
+        app[ORTHANC],
+        app[DATABASE],
+        app[SLA],
+        poll_interval=settings.changes_poll_interval,
     )
     app[FOLLOWER] = follower
     task = asyncio.create_task(follower.run(), name="orthanc-change-follower")

@@ -17,13 +17,13 @@ from aiohttp import web
 from . import demo
 from .app import create_app
 from .auth.passwords import hash_password
+from .clock import utc_now
 from .http.keys import DATABASE, FOLLOWER, SETTINGS, SLA
 from .modalities import modality_entry
 from .orthanc.auth import basic_auth_header
 from .orthanc.process import OrthancStartError, load_or_create_credentials
 from .settings import Settings, SettingsError, load_settings
 from .storage import Conflict, Database, RecordNotFound
-from .clock import utc_now
 from .storage import consultations as consultation_store
 from .storage import facilities as facility_store
 from .storage import users as user_store
@@ -38,8 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="start Orthanc (managed mode) and the web service")
-    serve.add_argument("--demo", action="store_true",
-                       help="on first start, seed demo facilities, users and studies")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="on first start, seed demo facilities, users and studies",
+    )
 
     commands.add_parser("demo", help="seed demo facilities, users and studies, then exit")
 
@@ -62,13 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("--role", required=True, choices=ROLES)
     user_add.add_argument("--facility", required=True, type=int, help="facility id")
     user_add.add_argument("--display-name", default="")
-    user_add.add_argument("--password-stdin", action="store_true", required=True,
-                          help="read the password from standard input")
+    user_add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        required=True,
+        help="read the password from standard input",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
@@ -108,8 +117,13 @@ def facility_command(settings: Settings, args: argparse.Namespace) -> int:
         if not aet or len(aet) > 16 or "\\" in aet:
             raise ValueError("an AE title has 1 to 16 characters and no backslash")
         facility_id = database.write_sync(
-            facility_store.add_facility, name=args.name, kind=args.kind, aet=aet,
-            timezone=timezone, contact=args.contact, dicom_host=args.dicom_host,
+            facility_store.add_facility,
+            name=args.name,
+            kind=args.kind,
+            aet=aet,
+            timezone=timezone,
+            contact=args.contact,
+            dicom_host=args.dicom_host,
             dicom_port=args.dicom_port,
         )
         facility = database.read_sync(facility_store.get_facility, facility_id)
@@ -132,7 +146,9 @@ def register_with_running_orthanc(settings: Settings, facility: dict) -> None:
     entry = modality_entry(facility)
     body = json.dumps({"AET": entry["aet"], "Host": entry["host"], "Port": entry["port"]})
     request = urllib.request.Request(
-        f"{url.rstrip('/')}/modalities/{entry['name']}", data=body.encode(), method="PUT",
+        f"{url.rstrip('/')}/modalities/{entry['name']}",
+        data=body.encode(),
+        method="PUT",
         headers=basic_auth_header(username, password),
     )
     try:
@@ -140,8 +156,11 @@ def register_with_running_orthanc(settings: Settings, facility: dict) -> None:
             pass
         print(f"registered AE title {entry['aet']} with Orthanc", file=sys.stderr)
     except (urllib.error.URLError, OSError):
-        print(f"Orthanc is not running: AE title {entry['aet']} will be registered when the "
-              "service starts", file=sys.stderr)
+        print(
+            f"Orthanc is not running: AE title {entry['aet']} will be registered when the "
+            "service starts",
+            file=sys.stderr,
+        )
 
 
 def user_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -150,8 +169,12 @@ def user_command(settings: Settings, args: argparse.Namespace) -> int:
     database = open_database(settings)
     try:
         user_id = database.write_sync(
-            user_store.add_user, username=args.username, password_hash=password_hash,
-            role=args.role, facility_id=args.facility, display_name=args.display_name,
+            user_store.add_user,
+            username=args.username,
+            password_hash=password_hash,
+            role=args.role,
+            facility_id=args.facility,
+            display_name=args.display_name,
         )
     finally:
         database.close()
@@ -163,8 +186,10 @@ def print_banner(settings: Settings, seeded: bool) -> None:
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
     lines = ["", f"teleread is running at http://{host}:{settings.port}/"]
     if settings.managed_orthanc:
-        lines.append(f"DICOM modalities send to AE title {settings.orthanc_aet} on port "
-                     f"{settings.orthanc_dicom_port}")
+        lines.append(
+            f"DICOM modalities send to AE title {settings.orthanc_aet} on port "
+            f"{settings.orthanc_dicom_port}"
+        )
     if seeded:
         lines.append(f"Demo logins (password for all: {demo.DEMO_PASSWORD}):")
         for username, role, facility_key, _ in demo.USERS:
@@ -190,8 +215,9 @@ def serve(settings: Settings, seed_demo: bool = False) -> int:
     if seed_demo:
         app.cleanup_ctx.append(demo_studies_context)
     app.on_startup.append(lambda _app: _announce(settings, seeded))
-    web.run_app(app, host=settings.host, port=settings.port, print=None,
-                shutdown_timeout=5, access_log=None)
+    web.run_app(
+        app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5, access_log=None
+    )
     return 0
 
 
@@ -214,14 +240,21 @@ async def demo_studies_context(app: web.Application):
 
 async def send_demo(app: web.Application, settings: Settings) -> None:
     database = app[DATABASE]
-    facility_ids = {f.key: (await database.read(facility_store.facility_by_aet, f.aet) or {}).get(
-        "id") for f in demo.FACILITIES}
+    facility_ids = {
+        f.key: (await database.read(facility_store.facility_by_aet, f.aet) or {}).get("id")
+        for f in demo.FACILITIES
+    }
     if None in facility_ids.values():
         return
     try:
         sent = await demo.send_demo_studies(
-            database, facility_ids, dicom_host="127.0.0.1", dicom_port=settings.orthanc_dicom_port,
-            called_aet=settings.orthanc_aet, sla=app[SLA])
+            database,
+            facility_ids,
+            dicom_host="127.0.0.1",
+            dicom_port=settings.orthanc_dicom_port,
+            called_aet=settings.orthanc_aet,
+            sla=app[SLA],
+        )
         log.info("demo: sent %d instances by C-STORE; they reach the worklist once stable", sent)
     except Exception:
         log.exception("demo studies could not be sent")

@@ -59,8 +59,11 @@ def _check_pixel_data_complete(ds: object) -> None:
     if element.is_undefined_length:
         return
     expected = (
-        int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))  # type: ignore[attr-defined]
-        * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.BitsAllocated)  # type: ignore[attr-defined]
+        int(ds.Rows)
+        * int(ds.Columns)
+        * int(ds.get("SamplesPerPixel", 1))  # type: ignore[attr-defined]
+        * int(ds.get("NumberOfFrames", 1) or 1)
+        * int(ds.BitsAllocated)  # type: ignore[attr-defined]
         + 7
     ) // 8
     if len(element.value) < expected:

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
-from pydicom.charset import decode_bytes, convert_encodings
+from pydicom.charset import convert_encodings, decode_bytes
 
 from worklists.sla import SlaPolicy
 
@@ -34,8 +34,13 @@ class ChangeFollower:
     """The background task that turns Orthanc's change feed into consultations."""
 
     def __init__(
-        self, orthanc: OrthancClient, database: Database, sla: SlaPolicy, *,
-        poll_interval: float = 0.5, clock: Callable[[], datetime] = utc_now,
+        self,
+        orthanc: OrthancClient,
+        database: Database,
+        sla: SlaPolicy,
+        *,
+        poll_interval: float = 0.5,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.orthanc = orthanc
         self.database = database
@@ -155,15 +160,20 @@ class ChangeFollower:
                 modalities.append(modality)
             body_part = body_part or series_tags.get("BodyPartExamined", "")
         return ReceivedStudy(
-            orthanc_id=orthanc_id, study_instance_uid=tags.get("StudyInstanceUID", ""),
-            patient_id=patient.get("PatientID", ""), patient_name=patient_name,
+            orthanc_id=orthanc_id,
+            study_instance_uid=tags.get("StudyInstanceUID", ""),
+            patient_id=patient.get("PatientID", ""),
+            patient_name=patient_name,
             patient_birth_date=patient.get("PatientBirthDate", ""),
             patient_sex=patient.get("PatientSex", ""),
             accession_number=tags.get("AccessionNumber", ""),
             study_date=tags.get("StudyDate", ""),
             study_description=tags.get("StudyDescription", ""),
-            modalities=tuple(modalities), body_part=body_part.upper(),
-            series_count=len(series), instances_count=len(instance_ids), origins=origins,
+            modalities=tuple(modalities),
+            body_part=body_part.upper(),
+            series_count=len(series),
+            instances_count=len(instance_ids),
+            origins=origins,
         )
 
     async def _origins(self, instance_ids: list[str]) -> tuple[InstanceOrigin, ...]:
@@ -172,12 +182,17 @@ class ChangeFollower:
         async def origin_of(instance_id: str) -> tuple[str, str, str, str]:
             async with limit:
                 meta = await self.orthanc.instance_metadata(instance_id)
-            return (meta.get("Origin", ""), meta.get("RemoteAET", "").strip(),
-                    meta.get("RemoteIP", ""), meta.get("HttpUsername", ""))
+            return (
+                meta.get("Origin", ""),
+                meta.get("RemoteAET", "").strip(),
+                meta.get("RemoteIP", ""),
+                meta.get("HttpUsername", ""),
+            )
 
         counts = Counter(await asyncio.gather(*(origin_of(i) for i in instance_ids)))
         return tuple(
-            InstanceOrigin(origin, aet, ip, user, n) for (origin, aet, ip, user), n in counts.items()
+            InstanceOrigin(origin, aet, ip, user, n)
+            for (origin, aet, ip, user), n in counts.items()
         )
 
     async def _decoded_patient_name(self, instance_id: str, fallback: str) -> str:

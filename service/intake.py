@@ -70,20 +70,35 @@ class IngestOutcome:
 
 
 def receive_study(
-    db: sqlite_utils.Database, study: ReceivedStudy, *, now: datetime, sla: SlaPolicy,
+    db: sqlite_utils.Database,
+    study: ReceivedStudy,
+    *,
+    now: datetime,
+    sla: SlaPolicy,
     seq: int | None = None,
 ) -> IngestOutcome:
     """Record a stable study and create or complete one consultation per sending facility."""
     stamp = to_iso(now)
-    ingest_store.upsert_study(db, {
-        "orthanc_id": study.orthanc_id, "study_instance_uid": study.study_instance_uid,
-        "patient_id": study.patient_id, "patient_name": study.patient_name,
-        "patient_birth_date": study.patient_birth_date, "patient_sex": study.patient_sex,
-        "accession_number": study.accession_number, "study_date": study.study_date,
-        "study_description": study.study_description, "modalities": "\\".join(study.modalities),
-        "body_part": study.body_part, "series_count": study.series_count,
-        "instances_count": study.instances_count, "stable_at": stamp, "updated_at": stamp,
-    })
+    ingest_store.upsert_study(
+        db,
+        {
+            "orthanc_id": study.orthanc_id,
+            "study_instance_uid": study.study_instance_uid,
+            "patient_id": study.patient_id,
+            "patient_name": study.patient_name,
+            "patient_birth_date": study.patient_birth_date,
+            "patient_sex": study.patient_sex,
+            "accession_number": study.accession_number,
+            "study_date": study.study_date,
+            "study_description": study.study_description,
+            "modalities": "\\".join(study.modalities),
+            "body_part": study.body_part,
+            "series_count": study.series_count,
+            "instances_count": study.instances_count,
+            "stable_at": stamp,
+            "updated_at": stamp,
+        },
+    )
     senders, quarantined = _senders(db, study, stamp)
     outcome = IngestOutcome([], [], quarantined)
     for facility_id, via in senders.items():
@@ -99,7 +114,7 @@ def receive_study(
 def _senders(
     db: sqlite_utils.Database, study: ReceivedStudy, stamp: str
 ) -> tuple[dict[int, str], list[str]]:
-    """Facilities credited with the study, and the quarantined origins nobody can be credited with."""
+    """Facilities credited with the study, and the origins quarantined for want of one."""
     senders: dict[int, str] = {}
     quarantined: list[str] = []
     attributions = ingest_store.attributions_for(db, study.study_instance_uid)
@@ -116,45 +131,74 @@ def _senders(
             continue
         else:
             reason = "stored in Orthanc without going through teleread"
-        ingest_store.quarantine_study(db, {
-            "orthanc_study_id": study.orthanc_id, "study_instance_uid": study.study_instance_uid,
-            "patient_id": study.patient_id, "patient_name": study.patient_name,
-            "origin": origin.origin, "remote_aet": origin.remote_aet,
-            "remote_ip": origin.remote_ip, "instances": origin.instances, "reason": reason,
-            "seen_at": stamp,
-        })
+        ingest_store.quarantine_study(
+            db,
+            {
+                "orthanc_study_id": study.orthanc_id,
+                "study_instance_uid": study.study_instance_uid,
+                "patient_id": study.patient_id,
+                "patient_name": study.patient_name,
+                "origin": origin.origin,
+                "remote_aet": origin.remote_aet,
+                "remote_ip": origin.remote_ip,
+                "instances": origin.instances,
+                "reason": reason,
+                "seen_at": stamp,
+            },
+        )
         quarantined.append(origin.remote_aet or origin.origin)
     return senders, quarantined
 
 
 def _attach_images(
-    db: sqlite_utils.Database, facility_id: int, via: str, study: ReceivedStudy,
-    now: datetime, sla: SlaPolicy,
+    db: sqlite_utils.Database,
+    facility_id: int,
+    via: str,
+    study: ReceivedStudy,
+    now: datetime,
+    sla: SlaPolicy,
 ) -> tuple[int, bool]:
     stamp = to_iso(now)
     existing = store.find_for_study(
         db, facility_id, study.study_instance_uid, study.accession_number
     )
     image_fields = {
-        "study_instance_uid": study.study_instance_uid, "orthanc_study_id": study.orthanc_id,
-        "instances": study.instances_count, "updated_at": stamp,
+        "study_instance_uid": study.study_instance_uid,
+        "orthanc_study_id": study.orthanc_id,
+        "instances": study.instances_count,
+        "updated_at": stamp,
     }
     described = {
-        "patient_id": study.patient_id, "patient_name": study.patient_name,
-        "accession_number": study.accession_number, "modality": study.primary_modality,
+        "patient_id": study.patient_id,
+        "patient_name": study.patient_name,
+        "accession_number": study.accession_number,
+        "modality": study.primary_modality,
         "body_part": study.body_part,
     }
     if existing is None:
         priority = Priority.ROUTINE
-        values = image_fields | described | {
-            "facility_id": facility_id, "priority": priority.value,
-            "priority_rank": priority.rank, "received_at": stamp, "received_via": via,
-            "status": intake_status(has_images=True, has_request=False).value,
-            "due_at": to_iso(sla.due_at(priority, now, None)), "created_at": stamp,
-        }
+        values = (
+            image_fields
+            | described
+            | {
+                "facility_id": facility_id,
+                "priority": priority.value,
+                "priority_rank": priority.rank,
+                "received_at": stamp,
+                "received_via": via,
+                "status": intake_status(has_images=True, has_request=False).value,
+                "due_at": to_iso(sla.due_at(priority, now, None)),
+                "created_at": stamp,
+            }
+        )
         consultation_id = store.insert_consultation(db, values)
-        store.append_event(db, consultation_id, "images_received", stamp,
-                           detail={"instances": study.instances_count, "via": via})
+        store.append_event(
+            db,
+            consultation_id,
+            "images_received",
+            stamp,
+            detail={"instances": study.instances_count, "via": via},
+        )
         return consultation_id, True
     consultation_id = existing["id"]
     if existing["received_at"] is not None:
@@ -163,13 +207,25 @@ def _attach_images(
     priority = Priority(existing["priority"])
     requested_at = from_iso(existing["requested_at"]) if existing["requested_at"] else None
     filled = {k: v for k, v in described.items() if not existing.get(k)}
-    store.update_consultation(db, consultation_id, image_fields | filled | {
-        "received_at": stamp, "received_via": via,
-        "status": intake_status(True, existing["requested_at"] is not None).value,
-        "due_at": to_iso(sla.due_at(priority, now, requested_at)),
-    })
-    store.append_event(db, consultation_id, "images_received", stamp,
-                       detail={"instances": study.instances_count, "via": via})
+    store.update_consultation(
+        db,
+        consultation_id,
+        image_fields
+        | filled
+        | {
+            "received_at": stamp,
+            "received_via": via,
+            "status": intake_status(True, existing["requested_at"] is not None).value,
+            "due_at": to_iso(sla.due_at(priority, now, requested_at)),
+        },
+    )
+    store.append_event(
+        db,
+        consultation_id,
+        "images_received",
+        stamp,
+        detail={"instances": study.instances_count, "via": via},
+    )
     return consultation_id, False
 
 
@@ -190,8 +246,13 @@ class ConsultationRequest:
 
 
 def file_request(
-    db: sqlite_utils.Database, request: ConsultationRequest, *, facility_id: int, user_id: int,
-    now: datetime, sla: SlaPolicy,
+    db: sqlite_utils.Database,
+    request: ConsultationRequest,
+    *,
+    facility_id: int,
+    user_id: int,
+    now: datetime,
+    sla: SlaPolicy,
 ) -> tuple[int, bool]:
     """File a consultation request; completes the consultation when its images are already here.
 
@@ -200,27 +261,39 @@ def file_request(
     stamp = to_iso(now)
     existing = _find_request_target(db, facility_id, request)
     request_fields: dict[str, Any] = {
-        "priority": request.priority.value, "priority_rank": request.priority.rank,
+        "priority": request.priority.value,
+        "priority_rank": request.priority.rank,
         "clinical_history": request.clinical_history,
         "clinical_question": request.clinical_question,
-        "callback_phone": request.callback_phone, "requested_by": user_id,
-        "requested_at": stamp, "updated_at": stamp,
+        "callback_phone": request.callback_phone,
+        "requested_by": user_id,
+        "requested_at": stamp,
+        "updated_at": stamp,
     }
     described = {
         "study_instance_uid": request.study_instance_uid,
-        "accession_number": request.accession_number, "patient_id": request.patient_id,
-        "patient_name": request.patient_name, "modality": request.modality,
+        "accession_number": request.accession_number,
+        "patient_id": request.patient_id,
+        "patient_name": request.patient_name,
+        "modality": request.modality,
         "body_part": request.body_part,
     }
     if existing is None:
-        values = request_fields | {k: v or "" for k, v in described.items()} | {
-            "study_instance_uid": request.study_instance_uid, "facility_id": facility_id,
-            "status": intake_status(has_images=False, has_request=True).value,
-            "due_at": to_iso(sla.due_at(request.priority, None, now)), "created_at": stamp,
-        }
+        values = (
+            request_fields
+            | {k: v or "" for k, v in described.items()}
+            | {
+                "study_instance_uid": request.study_instance_uid,
+                "facility_id": facility_id,
+                "status": intake_status(has_images=False, has_request=True).value,
+                "due_at": to_iso(sla.due_at(request.priority, None, now)),
+                "created_at": stamp,
+            }
+        )
         consultation_id = store.insert_consultation(db, values)
-        store.append_event(db, consultation_id, "requested", stamp, user_id,
-                           {"priority": request.priority.value})
+        store.append_event(
+            db, consultation_id, "requested", stamp, user_id, {"priority": request.priority.value}
+        )
         return consultation_id, True
     if existing["requested_at"] is not None:
         raise Conflict(
@@ -229,12 +302,19 @@ def file_request(
         )
     received_at = from_iso(existing["received_at"]) if existing["received_at"] else None
     filled = {k: v for k, v in described.items() if v and not existing.get(k)}
-    store.update_consultation(db, existing["id"], request_fields | filled | {
-        "status": intake_status(received_at is not None, True).value,
-        "due_at": to_iso(sla.due_at(request.priority, received_at, now)),
-    })
-    store.append_event(db, existing["id"], "requested", stamp, user_id,
-                       {"priority": request.priority.value})
+    store.update_consultation(
+        db,
+        existing["id"],
+        request_fields
+        | filled
+        | {
+            "status": intake_status(received_at is not None, True).value,
+            "due_at": to_iso(sla.due_at(request.priority, received_at, now)),
+        },
+    )
+    store.append_event(
+        db, existing["id"], "requested", stamp, user_id, {"priority": request.priority.value}
+    )
     return existing["id"], False
 
 

@@ -1,4 +1,4 @@
-"""Service settings: one frozen dataclass read from ``TELEREAD_*`` variables and an optional TOML file.
+"""Service settings: one frozen dataclass from ``TELEREAD_*`` variables and an optional TOML file.
 
 Every setting has a safe default for the embedded mode (managed Orthanc, SQLite under the data
 directory), so ``teleread serve`` works with no configuration at all.
@@ -70,7 +70,9 @@ def _convert(name: str, raw: Any) -> Any:
         try:
             return kind(raw)
         except ValueError as exc:
-            raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be a number, got {raw!r}") from exc
+            raise SettingsError(
+                f"{ENV_PREFIX}{name.upper()} must be a number, got {raw!r}"
+            ) from exc
     return str(raw)
 
 
@@ -81,10 +83,12 @@ class SettingsError(ValueError):
 def load_settings(
     environ: Mapping[str, str] | None = None, toml_path: Path | None = None
 ) -> Settings:
-    """Build settings from a TOML file (``TELEREAD_CONFIG``) overlaid by ``TELEREAD_*`` variables."""
+    """Build settings from a TOML file (``TELEREAD_CONFIG``) overlaid by ``TELEREAD_*`` vars."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    toml_path = toml_path or (Path(environ["TELEREAD_CONFIG"]) if environ.get("TELEREAD_CONFIG") else None)
+    toml_path = toml_path or (
+        Path(environ["TELEREAD_CONFIG"]) if environ.get("TELEREAD_CONFIG") else None
+    )
     if toml_path is not None:
         with toml_path.open("rb") as fh:
             for key, raw in tomllib.load(fh).items():

@@ -13,6 +13,7 @@ import tempfile
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 from .auth.sessions import CurrentUser
@@ -64,9 +65,16 @@ class UploadTooLarge(Exception):
 class StudyUploader:
     """Stores the files of one upload request into Orthanc on behalf of one user."""
 
-    def __init__(self, orthanc: OrthancClient, database: Database, user: CurrentUser,
-                 client_ip: str | None, limits: UploadLimits, via: str = "upload",
-                 expected_study: str | None = None) -> None:
+    def __init__(
+        self,
+        orthanc: OrthancClient,
+        database: Database,
+        user: CurrentUser,
+        client_ip: str | None,
+        limits: UploadLimits,
+        via: str = "upload",
+        expected_study: str | None = None,
+    ) -> None:
         self.orthanc = orthanc
         self.database = database
         self.user = user
@@ -87,9 +95,13 @@ class StudyUploader:
         path = self._workdir / f"part-{len(self.report.files)}-{id(chunks)}"
         size = await self._spool(chunks, path)
         if size is None:
-            self.report.files.append(FileVerdict(
-                filename, "rejected",
-                f"over the size limit ({self.limits.max_file_bytes // (1 << 20)} MB per file)"))
+            self.report.files.append(
+                FileVerdict(
+                    filename,
+                    "rejected",
+                    f"over the size limit ({self.limits.max_file_bytes // (1 << 20)} MB per file)",
+                )
+            )
             return
         with path.open("rb") as fh:
             magic = fh.read(4)
@@ -115,7 +127,7 @@ class StudyUploader:
                     continue
                 await loop.run_in_executor(None, fh.write, chunk)
         if too_big:
-            path.unlink(missing_ok=True)
+            await loop.run_in_executor(None, partial(path.unlink, missing_ok=True))
             return None
         return size
 
@@ -135,7 +147,9 @@ class StudyUploader:
             try:
                 await loop.run_in_executor(None, _extract, path, info, target)
             except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
-                self.report.files.append(FileVerdict(label, "rejected", f"damaged zip entry ({exc})"))
+                self.report.files.append(
+                    FileVerdict(label, "rejected", f"damaged zip entry ({exc})")
+                )
                 continue
             await self._store_file(label, target)
             target.unlink(missing_ok=True)
@@ -148,9 +162,15 @@ class StudyUploader:
             self.report.files.append(FileVerdict(filename, "rejected", str(exc)))
             return
         if self.expected_study and summary.study_instance_uid != self.expected_study:
-            self.report.files.append(FileVerdict(
-                filename, "rejected", "belongs to another study than the one addressed",
-                summary.study_instance_uid, summary.sop_instance_uid))
+            self.report.files.append(
+                FileVerdict(
+                    filename,
+                    "rejected",
+                    "belongs to another study than the one addressed",
+                    summary.study_instance_uid,
+                    summary.sop_instance_uid,
+                )
+            )
             return
         await self._attribute(summary.study_instance_uid)
         try:
@@ -159,22 +179,35 @@ class StudyUploader:
         except OrthancUnavailable:
             raise
         except OrthancError as exc:
-            self.report.files.append(FileVerdict(
-                filename, "rejected", f"the archive refused it ({exc})",
-                summary.study_instance_uid, summary.sop_instance_uid))
+            self.report.files.append(
+                FileVerdict(
+                    filename,
+                    "rejected",
+                    f"the archive refused it ({exc})",
+                    summary.study_instance_uid,
+                    summary.sop_instance_uid,
+                )
+            )
             return
         reason = "already stored" if answer.get("Status") == "AlreadyStored" else None
-        self.report.files.append(FileVerdict(
-            filename, "accepted", reason, summary.study_instance_uid, summary.sop_instance_uid))
+        self.report.files.append(
+            FileVerdict(
+                filename, "accepted", reason, summary.study_instance_uid, summary.sop_instance_uid
+            )
+        )
 
     async def _attribute(self, study_instance_uid: str) -> None:
         """Credit the study to the uploader's facility before Orthanc can call it stable."""
         if study_instance_uid in self._attributed:
             return
         await self.database.write(
-            ingest_store.add_attribution, study_instance_uid=study_instance_uid,
-            facility_id=self.user.facility_id, user_id=self.user.id, via=self.via,
-            client_ip=self.client_ip, at=to_iso(utc_now()),
+            ingest_store.add_attribution,
+            study_instance_uid=study_instance_uid,
+            facility_id=self.user.facility_id,
+            user_id=self.user.id,
+            via=self.via,
+            client_ip=self.client_ip,
+            at=to_iso(utc_now()),
         )
         self._attributed.add(study_instance_uid)
 
@@ -182,7 +215,8 @@ class StudyUploader:
 def _zip_members(path: Path) -> list[zipfile.ZipInfo]:
     with zipfile.ZipFile(path) as archive:
         return [
-            info for info in archive.infolist()
+            info
+            for info in archive.infolist()
             if not info.is_dir()
             and not PurePosixPath(info.filename).name.startswith(".")
             and "__MACOSX" not in info.filename

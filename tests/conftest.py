@@ -37,8 +37,12 @@ async def orthanc(tmp_path: Path) -> AsyncIterator[ManagedOrthanc]:
     """A throwaway Orthanc (StableAge 1 s), killed hard at the end (safe for test archives)."""
     directory = tmp_path / "orthanc"
     config = OrthancConfig(
-        directory=directory, http_port=free_port(), dicom_port=free_port(), aet="TELEREAD",
-        stable_age=1, plugins_dir=Path("/usr/share/orthanc/plugins"),
+        directory=directory,
+        http_port=free_port(),
+        dicom_port=free_port(),
+        aet="TELEREAD",
+        stable_age=1,
+        plugins_dir=Path("/usr/share/orthanc/plugins"),
         credentials=load_or_create_credentials(directory),
     )
     process = ManagedOrthanc(config)
@@ -51,9 +55,12 @@ async def orthanc(tmp_path: Path) -> AsyncIterator[ManagedOrthanc]:
 def settings(tmp_path: Path, orthanc: ManagedOrthanc) -> Settings:
     credentials = orthanc.config.credentials
     return Settings(
-        data_dir=tmp_path / "var", orthanc_url=orthanc.url,
-        orthanc_username=credentials.username, orthanc_password=credentials.password,
-        orthanc_dicom_port=orthanc.config.dicom_port, stable_age=1,
+        data_dir=tmp_path / "var",
+        orthanc_url=orthanc.url,
+        orthanc_username=credentials.username,
+        orthanc_password=credentials.password,
+        orthanc_dicom_port=orthanc.config.dicom_port,
+        stable_age=1,
         changes_poll_interval=0.05,
     )
 
@@ -78,7 +85,10 @@ class Service:
 
     async def add_user(self, username: str, role: str, facility_id: int) -> int:
         return await self.database.write(
-            user_store.add_user, username=username, password_hash=_HASH, role=role,
+            user_store.add_user,
+            username=username,
+            password_hash=_HASH,
+            role=role,
             facility_id=facility_id,
         )
 
@@ -93,9 +103,16 @@ class Service:
 
     async def c_store(self, datasets: list[Any], calling_aet: str) -> None:
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(None, lambda: send_datasets(
-            datasets, host="127.0.0.1", port=self.orthanc.config.dicom_port,
-            calling_aet=calling_aet, called_aet="TELEREAD"))
+        result = await loop.run_in_executor(
+            None,
+            lambda: send_datasets(
+                datasets,
+                host="127.0.0.1",
+                port=self.orthanc.config.dicom_port,
+                calling_aet=calling_aet,
+                called_aet="TELEREAD",
+            ),
+        )
         assert result.failed == 0, result
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0) -> Any:

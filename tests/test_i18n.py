@@ -27,7 +27,11 @@ STATIC = SERVICE / "static"
 LOCALE_DIR = SERVICE / "locale"
 TEMPLATE_NAMES = ("login.html", "worklist.html", "upload.html", "error.html")
 ROLES = ("radiographer", "clinician", "requester", "specialist", "manager", "admin")
-PAGE_SCRIPTS = {"login.html": "login.js", "worklist.html": "worklist.js", "upload.html": "upload.js"}
+PAGE_SCRIPTS = {
+    "login.html": "login.js",
+    "worklist.html": "worklist.js",
+    "upload.html": "upload.js",
+}
 
 PLACEHOLDER_BRACE = re.compile(r"\{(\w+)\}")
 PLACEHOLDER_PERCENT = re.compile(r"%\((\w+)\)[sd]")
@@ -252,14 +256,30 @@ def test_header_nav_by_role(renderer, role) -> None:
 
 def test_worklist_and_upload_hooks(renderer) -> None:
     worklist = renderer.render("worklist.html", "zh_CN", **page_context("worklist.html"))
-    for hook in ('id="worklist"', "<tbody>", 'id="filter-status"', 'id="filter-priority"',
-                 'id="filter-modality"', 'id="worklist-counts"', 'id="load-more"',
-                 'id="worklist-empty"', "时间按 Asia/Shanghai 时区显示"):
+    for hook in (
+        'id="worklist"',
+        "<tbody>",
+        'id="filter-status"',
+        'id="filter-priority"',
+        'id="filter-modality"',
+        'id="worklist-counts"',
+        'id="load-more"',
+        'id="worklist-empty"',
+        "时间按 Asia/Shanghai 时区显示",
+    ):
         assert hook in worklist
     upload = renderer.render("upload.html", "en", **page_context("upload.html", "radiographer"))
-    for hook in ('id="dropzone"', 'id="file-input"', "multiple", 'id="upload-list"',
-                 'id="request-form"', 'id="request-priority"', '<option value="routine" selected>',
-                 'name="clinical_history"', 'name="clinical_question"'):
+    for hook in (
+        'id="dropzone"',
+        'id="file-input"',
+        "multiple",
+        'id="upload-list"',
+        'id="request-form"',
+        'id="request-priority"',
+        '<option value="routine" selected>',
+        'name="clinical_history"',
+        'name="clinical_question"',
+    ):
         assert hook in upload
 
 
@@ -359,8 +379,15 @@ def test_static_files_are_self_contained_and_safe(path) -> None:
     if path.suffix == ".css":
         assert "@import" not in source and "url(" not in source, "CSS must not load anything"
     if path.suffix == ".js":
-        for unsafe in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
-                       "eval(", "new Function", "setAttribute(\"style\""):
+        for unsafe in (
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+            'setAttribute("style"',
+        ):
             assert unsafe not in source, f"{path.name} uses {unsafe}"
 
 

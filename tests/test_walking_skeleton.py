@@ -10,8 +10,9 @@ async def test_c_store_study_from_registered_clinic_appears_on_worklist(service)
     clinic = await service.add_facility("Dongxiang", "township", "DONGXIANG_DR")
     await service.add_user("wang", "radiographer", clinic)
     headers = await service.login("wang")
-    study = make_study(StudySpec("P1", "张三", "CT", "HEAD", instances=3, charset="GB18030",
-                                 accession_number="A1"))
+    study = make_study(
+        StudySpec("P1", "张三", "CT", "HEAD", instances=3, charset="GB18030", accession_number="A1")
+    )
     await service.c_store(study, "DONGXIANG_DR")
 
     async def listed():

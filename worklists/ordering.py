@@ -32,7 +32,11 @@ class WorklistKey:
             due_at, rank, created_at, ident = json.loads(base64.urlsafe_b64decode(padded))
         except (ValueError, TypeError) as exc:
             raise ValueError("invalid cursor") from exc
-        if not (isinstance(due_at, str) and isinstance(rank, int) and isinstance(created_at, str)
-                and isinstance(ident, int)):
+        if not (
+            isinstance(due_at, str)
+            and isinstance(rank, int)
+            and isinstance(created_at, str)
+            and isinstance(ident, int)
+        ):
             raise ValueError("invalid cursor")
         return cls(due_at, rank, created_at, ident)

@@ -28,9 +28,11 @@ READER_ROLES = {"specialist", "manager"}
 
 def allow(*roles: str) -> Callable[[Handler], Handler]:
     """Declare the roles that may call a handler (``allow(AUTHENTICATED)`` for any user)."""
+
     def mark(handler: Handler) -> Handler:
         setattr(handler, ACCESS_ATTRIBUTE, frozenset(roles))
         return handler
+
     return mark
 
 

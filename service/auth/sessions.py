@@ -42,18 +42,30 @@ class CurrentUser:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> CurrentUser:
         return cls(
-            id=row["id"], username=row["username"], display_name=row["display_name"],
-            role=row["role"], facility_id=row["facility_id"], facility_name=row["facility_name"],
-            facility_kind=row["facility_kind"], facility_timezone=row["facility_timezone"],
-            locale=row["locale"], session_id=row["session_id"], csrf_token=row["csrf_token"],
+            id=row["id"],
+            username=row["username"],
+            display_name=row["display_name"],
+            role=row["role"],
+            facility_id=row["facility_id"],
+            facility_name=row["facility_name"],
+            facility_kind=row["facility_kind"],
+            facility_timezone=row["facility_timezone"],
+            locale=row["locale"],
+            session_id=row["session_id"],
+            csrf_token=row["csrf_token"],
         )
 
     def public(self) -> dict[str, Any]:
         return {
-            "id": self.id, "username": self.username, "display_name": self.display_name,
-            "role": self.role, "facility_id": self.facility_id,
-            "facility_name": self.facility_name, "facility_kind": self.facility_kind,
-            "facility_timezone": self.facility_timezone, "locale": self.locale,
+            "id": self.id,
+            "username": self.username,
+            "display_name": self.display_name,
+            "role": self.role,
+            "facility_id": self.facility_id,
+            "facility_name": self.facility_name,
+            "facility_kind": self.facility_kind,
+            "facility_timezone": self.facility_timezone,
+            "locale": self.locale,
         }
 
 
@@ -82,8 +94,13 @@ def token_hash(token: str) -> str:
 
 
 async def login(
-    database: Database, username: str, password: str, client_ip: str | None, *,
-    now: datetime, lifetime: timedelta,
+    database: Database,
+    username: str,
+    password: str,
+    client_ip: str | None,
+    *,
+    now: datetime,
+    lifetime: timedelta,
 ) -> NewSession:
     since = to_iso(now - FAILURE_WINDOW)
     by_user, by_ip = await database.read(
@@ -105,8 +122,12 @@ async def login(
         if needs_rehash(row["password_hash"]):
             user_store.set_password_hash(db, row["id"], hash_password(password))
         user_store.create_session(
-            db, token_hash=token_hash(token), csrf_token=csrf, user_id=row["id"],
-            client_ip=client_ip, expires_at=to_iso(expires),
+            db,
+            token_hash=token_hash(token),
+            csrf_token=csrf,
+            user_id=row["id"],
+            client_ip=client_ip,
+            expires_at=to_iso(expires),
         )
         return user_store.session_user(db, token_hash(token), to_iso(now))
 

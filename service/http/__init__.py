@@ -1,1 +1,1 @@
-"""HTTP handlers: each module owns one feature's routes; handlers only translate HTTP to domain calls."""
+"""HTTP handlers: one module per feature; handlers only translate HTTP to domain calls."""

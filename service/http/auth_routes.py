@@ -21,30 +21,48 @@ routes = web.RouteTableDef()
 
 @routes.post("/api/login")
 @public
-@documented("Log in: returns a bearer token and sets the session cookie",
-            body=LoginRequest, response=LoginResponse, errors=(429,))
+@documented(
+    "Log in: returns a bearer token and sets the session cookie",
+    body=LoginRequest,
+    response=LoginResponse,
+    errors=(429,),
+)
 async def login(request: web.Request) -> web.Response:
     body = await read_model(request, LoginRequest)
     settings = request.app[SETTINGS]
     try:
         session = await sessions.login(
-            request.app[DATABASE], body.username, body.password, client_ip(request),
-            now=utc_now(), lifetime=timedelta(hours=settings.session_hours),
+            request.app[DATABASE],
+            body.username,
+            body.password,
+            client_ip(request),
+            now=utc_now(),
+            lifetime=timedelta(hours=settings.session_hours),
         )
     except sessions.LoginLocked as exc:
-        raise ApiError(429, "too_many_attempts",
-                       "too many failed logins; wait a few minutes and try again",
-                       retry_after=exc.retry_after) from exc
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            "too many failed logins; wait a few minutes and try again",
+            retry_after=exc.retry_after,
+        ) from exc
     except sessions.LoginFailed as exc:
         raise ApiError(401, "invalid_credentials", "wrong username or password") from exc
     answer = LoginResponse(
-        token=session.token, expires_at=to_iso(session.expires_at),
-        csrf_token=session.csrf_token, user=UserInfo(**session.user.public()),
+        token=session.token,
+        expires_at=to_iso(session.expires_at),
+        csrf_token=session.csrf_token,
+        user=UserInfo(**session.user.public()),
     )
     response = web.json_response(answer.model_dump())
     response.set_cookie(
-        SESSION_COOKIE, session.token, httponly=True, samesite="Strict", path="/",
-        secure=request.secure, max_age=int(settings.session_hours * 3600),
+        SESSION_COOKIE,
+        session.token,
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        secure=request.secure,
+        max_age=int(settings.session_hours * 3600),
     )
     return response
 

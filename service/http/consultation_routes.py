@@ -22,8 +22,11 @@ REQUESTING_ROLES = ("radiographer", "requester", "clinician")
 
 @routes.post("/api/consultations")
 @allow(*REQUESTING_ROLES)
-@documented("File a consultation request (before or after the images arrive)",
-            body=ConsultationRequestBody, response=ConsultationCreated)
+@documented(
+    "File a consultation request (before or after the images arrive)",
+    body=ConsultationRequestBody,
+    response=ConsultationCreated,
+)
 async def create_consultation(request: web.Request) -> web.Response:
     body = await read_model(request, ConsultationRequestBody)
     user = current_user(request)
@@ -35,11 +38,13 @@ async def create_consultation(request: web.Request) -> web.Response:
         fields["body_part"] = fields["body_part"].upper()
     database = request.app[DATABASE]
     consultation_id, created = await database.write(
-        file_request, ConsultationRequest(**fields), facility_id=user.facility_id,
-        user_id=user.id, now=utc_now(), sla=request.app[SLA],
+        file_request,
+        ConsultationRequest(**fields),
+        facility_id=user.facility_id,
+        user_id=user.id,
+        now=utc_now(),
+        sla=request.app[SLA],
     )
-    row = await database.read(
-        store.get_consultation, consultation_scope(user), consultation_id
-    )
+    row = await database.read(store.get_consultation, consultation_scope(user), consultation_id)
     answer = ConsultationCreated(id=consultation_id, status=row["status"], created=created)
     return web.json_response(answer.model_dump(), status=201 if created else 200)

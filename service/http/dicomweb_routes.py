@@ -30,8 +30,11 @@ def _uid(value: str) -> dict:
 @allow(*UPLOADING_ROLES)
 async def stow(request: web.Request) -> web.Response:
     if request.content_type != "multipart/related":
-        raise ApiError(415, "unsupported_media_type",
-                       "STOW-RS takes multipart/related; type=\"application/dicom\"")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            'STOW-RS takes multipart/related; type="application/dicom"',
+        )
     target_study = request.match_info.get("study")
     uploader = new_uploader(request, "stow", target_study)
     try:
@@ -50,17 +53,31 @@ async def stow(request: web.Request) -> web.Response:
     referenced, failed = [], []
     for verdict in uploader.report.files:
         if verdict.status == "accepted":
-            referenced.append({
-                "00081155": _uid(verdict.sop_instance_uid or ""),
-                "00081190": {"vr": "UR", "Value": [
-                    f"{base}/{verdict.study_instance_uid}/instances/{verdict.sop_instance_uid}"]},
-            })
+            referenced.append(
+                {
+                    "00081155": _uid(verdict.sop_instance_uid or ""),
+                    "00081190": {
+                        "vr": "UR",
+                        "Value": [
+                            f"{base}/{verdict.study_instance_uid}/instances/{verdict.sop_instance_uid}"
+                        ],
+                    },
+                }
+            )
         else:
-            failed.append({
-                "00081155": _uid(verdict.sop_instance_uid or ""),
-                "00081197": {"vr": "US", "Value": [
-                    CANNOT_UNDERSTAND if verdict.sop_instance_uid is None else PROCESSING_FAILURE]},
-            })
+            failed.append(
+                {
+                    "00081155": _uid(verdict.sop_instance_uid or ""),
+                    "00081197": {
+                        "vr": "US",
+                        "Value": [
+                            CANNOT_UNDERSTAND
+                            if verdict.sop_instance_uid is None
+                            else PROCESSING_FAILURE
+                        ],
+                    },
+                }
+            )
     body: dict = {}
     if referenced:
         body["00081199"] = {"vr": "SQ", "Value": referenced}

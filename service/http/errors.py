@@ -38,14 +38,20 @@ def validation_error(exc: ValidationError) -> ApiError:
     problems = [
         {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
     ]
-    detail = "; ".join(f"{p['field']}: {p['message']}" if p["field"] else p["message"]
-                       for p in problems)
+    detail = "; ".join(
+        f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems
+    )
     return ApiError(400, "invalid_request", detail, problems=problems)
 
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
 }
 
 
@@ -58,14 +64,16 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     except ValidationError as exc:
         return validation_error(exc).response()
     except RecordNotFound as exc:
-        return ApiError(404, "not_found", f"{exc.args[0] if exc.args else 'resource'} not found"
-                        ).response()
+        return ApiError(
+            404, "not_found", f"{exc.args[0] if exc.args else 'resource'} not found"
+        ).response()
     except Conflict as exc:
         return ApiError(409, exc.code, exc.detail).response()
     except OrthancUnavailable:
         log.warning("Orthanc unavailable during %s %s", request.method, request.path)
-        return ApiError(503, "pacs_unavailable",
-                        "the image archive is not reachable; try again shortly").response()
+        return ApiError(
+            503, "pacs_unavailable", "the image archive is not reachable; try again shortly"
+        ).response()
     except web.HTTPException as exc:
         if exc.status < 400 or not _wants_json(request):
             raise
@@ -73,15 +81,19 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return ApiError(exc.status, code, exc.reason).response()
     except Exception:
         request_id = secrets.token_hex(6)
-        log.exception("unhandled error in %s %s [request %s]", request.method, request.path,
-                      request_id)
+        log.exception(
+            "unhandled error in %s %s [request %s]", request.method, request.path, request_id
+        )
         return web.json_response(
-            {"error": "internal_error",
-             "detail": f"an internal error occurred (request {request_id})"},
+            {
+                "error": "internal_error",
+                "detail": f"an internal error occurred (request {request_id})",
+            },
             status=500,
         )
 
 
 def _wants_json(request: web.Request) -> bool:
     return request.path.startswith(("/api/", "/dicom-web/")) or "json" in request.headers.get(
-        "Accept", "")
+        "Accept", ""
+    )

@@ -41,8 +41,9 @@ class LoginResponse(BaseModel):
 class ConsultationRequestBody(Strict):
     """A clinic's request for a reading; linked to a study by UID or accession number."""
 
-    study_instance_uid: str | None = Field(default=None, max_length=64,
-                                           pattern=r"^[0-9]+(\.[0-9]+)*$")
+    study_instance_uid: str | None = Field(
+        default=None, max_length=64, pattern=r"^[0-9]+(\.[0-9]+)*$"
+    )
     accession_number: str | None = Field(default=None, max_length=16)
     patient_id: str | None = Field(default=None, max_length=64)
     patient_name: str | None = Field(default=None, max_length=200)

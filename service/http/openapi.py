@@ -26,9 +26,11 @@ class Operation:
 
 def documented(summary: str, **kwargs: Any) -> Callable[[Any], Any]:
     """Attach an OpenAPI description to a handler."""
+
     def mark(handler: Any) -> Any:
         setattr(handler, DOC_ATTRIBUTE, Operation(summary, **kwargs))
         return handler
+
     return mark
 
 
@@ -52,8 +54,7 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
         entry: dict[str, Any] = {"summary": operation.summary, "responses": {}}
         if operation.query is not None:
             entry["parameters"] = [
-                {"name": name, "in": "query", "required": False,
-                 "schema": prop}
+                {"name": name, "in": "query", "required": False, "schema": prop}
                 for name, prop in operation.query.model_json_schema()["properties"].items()
             ]
         if operation.body is not None:

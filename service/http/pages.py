@@ -28,16 +28,20 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     locale = page_locale(request)
     user = request.get(USER_KEY)
     html = request.app[RENDERER].render(
-        template, locale, user=user.public() if user else None,
-        csrf_token=user.csrf_token if user else "", page=template.removesuffix(".html"),
+        template,
+        locale,
+        user=user.public() if user else None,
+        csrf_token=user.csrf_token if user else "",
+        page=template.removesuffix(".html"),
         **context,
     )
     response = web.Response(text=html, content_type="text/html", status=status)
     response.headers["Cache-Control"] = "no-store"
     chosen = request.query.get("lang")
     if chosen in SUPPORTED_LOCALES:
-        response.set_cookie(LANGUAGE_COOKIE, chosen, max_age=365 * 86400, samesite="Strict",
-                            httponly=True, path="/")
+        response.set_cookie(
+            LANGUAGE_COOKIE, chosen, max_age=365 * 86400, samesite="Strict", httponly=True, path="/"
+        )
     return response
 
 

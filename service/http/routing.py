@@ -22,7 +22,16 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
 def setup_routes(app: web.Application) -> None:
-    for module in (auth_routes, worklist_routes, consultation_routes, upload_routes,
-                   dicomweb_routes, admin_routes, health_routes, openapi, pages):
+    for module in (
+        auth_routes,
+        worklist_routes,
+        consultation_routes,
+        upload_routes,
+        dicomweb_routes,
+        admin_routes,
+        health_routes,
+        openapi,
+        pages,
+    ):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
 
-from ..uploads import StudyUploader, UploadLimits, UploadTooLarge
 from ..auth.access import allow
+from ..uploads import StudyUploader, UploadLimits, UploadTooLarge
 from .errors import ApiError
 from .keys import DATABASE, ORTHANC, SETTINGS, current_user
 from .models import UploadResponse
@@ -30,22 +30,35 @@ async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
         yield part.decode(chunk)
 
 
-def new_uploader(request: web.Request, via: str, expected_study: str | None = None
-                 ) -> StudyUploader:
+def new_uploader(
+    request: web.Request, via: str, expected_study: str | None = None
+) -> StudyUploader:
     return StudyUploader(
-        request.app[ORTHANC], request.app[DATABASE], current_user(request), client_ip(request),
-        upload_limits(request), via=via, expected_study=expected_study,
+        request.app[ORTHANC],
+        request.app[DATABASE],
+        current_user(request),
+        client_ip(request),
+        upload_limits(request),
+        via=via,
+        expected_study=expected_study,
     )
 
 
 @routes.post("/api/studies")
 @allow(*UPLOADING_ROLES)
-@documented("Upload DICOM files or zip archives (multipart/form-data, field 'files')",
-            response=UploadResponse, body_media_type="multipart/form-data", errors=(413, 415))
+@documented(
+    "Upload DICOM files or zip archives (multipart/form-data, field 'files')",
+    response=UploadResponse,
+    body_media_type="multipart/form-data",
+    errors=(413, 415),
+)
 async def upload_studies(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/"):
-        raise ApiError(415, "unsupported_media_type",
-                       "send the files as multipart/form-data (field name 'files')")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the files as multipart/form-data (field name 'files')",
+        )
     uploader = new_uploader(request, "upload")
     try:
         reader = await request.multipart()
@@ -66,12 +79,15 @@ async def upload_studies(request: web.Request) -> web.Response:
 def upload_answer(uploader: StudyUploader) -> web.Response:
     report = uploader.report
     answer = UploadResponse(
-        files=[vars(f) for f in report.files], accepted=report.accepted,
-        rejected=len(report.files) - report.accepted, studies=report.studies,
+        files=[vars(f) for f in report.files],
+        accepted=report.accepted,
+        rejected=len(report.files) - report.accepted,
+        studies=report.studies,
     )
     if not report.files:
         raise ApiError(400, "no_files", "the request carried no files (field name 'files')")
     if report.accepted == 0:
-        raise ApiError(400, "no_dicom_accepted", "none of the files could be stored",
-                       **answer.model_dump())
+        raise ApiError(
+            400, "no_dicom_accepted", "none of the files could be stored", **answer.model_dump()
+        )
     return web.json_response(answer.model_dump())

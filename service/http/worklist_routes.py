@@ -21,21 +21,32 @@ WORKLIST_ROLES = ("radiographer", "clinician", "requester", "specialist", "manag
 
 def worklist_item(row: dict) -> WorklistItem:
     return WorklistItem(
-        id=row["id"], study_instance_uid=row["study_instance_uid"],
-        facility=row["facility_name"], facility_id=row["facility_id"],
-        patient_name=row["patient_name"], patient_id=row["patient_id"],
-        accession_number=row["accession_number"], modality=row["modality"],
-        body_part=row["body_part"], priority=row["priority"], status=row["status"],
-        instances=row["instances"], received_at=row["received_at"],
-        requested_at=row["requested_at"], due_at=row["due_at"],
+        id=row["id"],
+        study_instance_uid=row["study_instance_uid"],
+        facility=row["facility_name"],
+        facility_id=row["facility_id"],
+        patient_name=row["patient_name"],
+        patient_id=row["patient_id"],
+        accession_number=row["accession_number"],
+        modality=row["modality"],
+        body_part=row["body_part"],
+        priority=row["priority"],
+        status=row["status"],
+        instances=row["instances"],
+        received_at=row["received_at"],
+        requested_at=row["requested_at"],
+        due_at=row["due_at"],
         clinical_question=row["clinical_question"],
     )
 
 
 @routes.get("/api/worklist")
 @allow(*WORKLIST_ROLES)
-@documented("The worklist, ordered by due time then priority, paged by keyset cursor",
-            query=WorklistQuery, response=WorklistResponse)
+@documented(
+    "The worklist, ordered by due time then priority, paged by keyset cursor",
+    query=WorklistQuery,
+    response=WorklistResponse,
+)
 async def get_worklist(request: web.Request) -> web.Response:
     query = read_query(request, WorklistQuery)
     after = None
@@ -45,14 +56,17 @@ async def get_worklist(request: web.Request) -> web.Response:
         except ValueError as exc:
             raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave") from exc
     filters = store.WorklistFilter(
-        statuses=query.status, priorities=query.priority,
-        modalities=[m.upper() for m in query.modality], facility_ids=query.facility,
+        statuses=query.status,
+        priorities=query.priority,
+        modalities=[m.upper() for m in query.modality],
+        facility_ids=query.facility,
         body_parts=[b.upper() for b in query.body_part],
     )
     scope = consultation_scope(current_user(request))
     page = await request.app[DATABASE].read(store.worklist, scope, filters, query.limit, after)
     answer = WorklistResponse(
-        items=[worklist_item(row) for row in page.items], counts=page.counts,
+        items=[worklist_item(row) for row in page.items],
+        counts=page.counts,
         next=page.next.encode() if page.next else None,
     )
     return web.json_response(answer.model_dump())
@@ -69,9 +83,17 @@ async def get_consultation(request: web.Request) -> web.Response:
     events = await database.read(store.events_of, consultation_id)
     item = worklist_item(row).model_dump()
     item |= {
-        "clinical_history": row["clinical_history"], "callback_phone": row["callback_phone"],
+        "clinical_history": row["clinical_history"],
+        "callback_phone": row["callback_phone"],
         "facility_timezone": row["facility_timezone"],
-        "events": [{"type": e["type"], "at": e["at"], "actor_user_id": e["actor_user_id"],
-                    "detail": e["detail"]} for e in events],
+        "events": [
+            {
+                "type": e["type"],
+                "at": e["at"],
+                "actor_user_id": e["actor_user_id"],
+                "detail": e["detail"],
+            }
+            for e in events
+        ],
     }
     return web.json_response(item)

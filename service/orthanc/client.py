@@ -52,12 +52,14 @@ class ChangesPage:
 class OrthancClient:
     """Thin async wrapper: JSON in, JSON out, Orthanc errors as exceptions."""
 
-    def __init__(self, base_url: str, username: str | None, password: str | None,
-                 timeout: float = 60.0) -> None:
+    def __init__(
+        self, base_url: str, username: str | None, password: str | None, timeout: float = 60.0
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         headers = basic_auth_header(username, password or "") if username else None
         self._session = aiohttp.ClientSession(
-            headers=headers, timeout=aiohttp.ClientTimeout(total=timeout, connect=5),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout, connect=5),
             connector=aiohttp.TCPConnector(limit=32),
         )
 
@@ -127,9 +129,18 @@ class OrthancClient:
     async def put_modality(self, name: str, aet: str, host: str, port: int) -> None:
         """Register (or update) a known DICOM modality, so Orthanc knows the AE title."""
         await self.request(
-            "PUT", f"/modalities/{name}",
-            json={"AET": aet, "Host": host, "Port": port, "AllowEcho": True,
-                  "AllowStore": True, "AllowFind": False, "AllowMove": False, "AllowGet": False},
+            "PUT",
+            f"/modalities/{name}",
+            json={
+                "AET": aet,
+                "Host": host,
+                "Port": port,
+                "AllowEcho": True,
+                "AllowStore": True,
+                "AllowFind": False,
+                "AllowMove": False,
+                "AllowGet": False,
+            },
         )
 
     async def modalities(self) -> list[str]:

@@ -126,8 +126,13 @@ class ManagedOrthanc:
         env = dict(os.environ, TCP_NODELAY="1")
         try:
             self._process = await asyncio.create_subprocess_exec(
-                self.executable, str(config_path), stdout=log_handle, stderr=log_handle,
-                stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True,
+                self.executable,
+                str(config_path),
+                stdout=log_handle,
+                stderr=log_handle,
+                stdin=asyncio.subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
             )
         except FileNotFoundError as exc:
             raise OrthancStartError(
@@ -160,7 +165,9 @@ class ManagedOrthanc:
                     pass
                 await asyncio.sleep(0.05)
         await self.stop()
-        raise OrthancStartError(f"Orthanc did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+        raise OrthancStartError(
+            f"Orthanc did not answer within {timeout:.0f} s:\n{self.log_tail()}"
+        )
 
     def _check_plugins(self, loaded: list[str]) -> None:
         missing = [p for p in REQUIRED_PLUGINS if p not in loaded]

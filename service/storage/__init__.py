@@ -5,6 +5,6 @@ handed to them by :class:`service.storage.database.Database`, which runs reads o
 and every write on one writer thread inside ``BEGIN IMMEDIATE``.
 """
 
-from .database import Database, RecordNotFound, Conflict
+from .database import Conflict, Database, RecordNotFound
 
 __all__ = ["Database", "RecordNotFound", "Conflict"]

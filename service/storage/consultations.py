@@ -22,7 +22,7 @@ _ITEM_COLUMNS = (
 def find_for_study(
     db: sqlite_utils.Database, facility_id: int, study_instance_uid: str, accession_number: str
 ) -> dict[str, Any] | None:
-    """The consultation a study belongs to: same study UID, or a request by accession awaiting it."""
+    """The consultation a study belongs to: same study UID, or a request by accession."""
     row = db.execute(
         "SELECT * FROM consultations WHERE facility_id = ? AND study_instance_uid = ?",
         [facility_id, study_instance_uid],
@@ -56,7 +56,9 @@ def insert_consultation(db: sqlite_utils.Database, values: dict[str, Any]) -> in
     return int(cursor.lastrowid)
 
 
-def update_consultation(db: sqlite_utils.Database, consultation_id: int, values: dict[str, Any]) -> None:
+def update_consultation(
+    db: sqlite_utils.Database, consultation_id: int, values: dict[str, Any]
+) -> None:
     assignments = ", ".join(f"{column} = ?" for column in values)
     db.execute(
         f"UPDATE consultations SET {assignments} WHERE id = ?",
@@ -65,8 +67,12 @@ def update_consultation(db: sqlite_utils.Database, consultation_id: int, values:
 
 
 def append_event(
-    db: sqlite_utils.Database, consultation_id: int, event_type: str, at: str,
-    actor_user_id: int | None = None, detail: dict[str, Any] | None = None,
+    db: sqlite_utils.Database,
+    consultation_id: int,
+    event_type: str,
+    at: str,
+    actor_user_id: int | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> None:
     """Events are append-only: the timeline and every turnaround figure come from them."""
     db.execute(
@@ -86,7 +92,9 @@ def events_of(db: sqlite_utils.Database, consultation_id: int) -> list[dict[str,
     ]
 
 
-def get_consultation(db: sqlite_utils.Database, scope: Scope, consultation_id: int) -> dict[str, Any]:
+def get_consultation(
+    db: sqlite_utils.Database, scope: Scope, consultation_id: int
+) -> dict[str, Any]:
     where, params = scope.where()
     row = db.execute(
         f"SELECT {_ITEM_COLUMNS} FROM consultations c JOIN facilities f ON f.id = c.facility_id"
@@ -110,8 +118,10 @@ class WorklistFilter:
         clauses: list[str] = []
         params: list[object] = []
         for column, values in (
-            ("c.status", self.statuses), ("c.priority", self.priorities),
-            ("c.modality", self.modalities), ("c.facility_id", self.facility_ids),
+            ("c.status", self.statuses),
+            ("c.priority", self.priorities),
+            ("c.modality", self.modalities),
+            ("c.facility_id", self.facility_ids),
             ("c.body_part", self.body_parts),
         ):
             if values:
@@ -128,14 +138,19 @@ class WorklistPage:
 
 
 def worklist(
-    db: sqlite_utils.Database, scope: Scope, filters: WorklistFilter, limit: int,
+    db: sqlite_utils.Database,
+    scope: Scope,
+    filters: WorklistFilter,
+    limit: int,
     after: WorklistKey | None = None,
 ) -> WorklistPage:
     """One page of the worklist in (due_at, priority, arrival, id) order, plus counts."""
     scope_sql, scope_params = scope.where()
     filter_sql, filter_params = filters.where()
-    base = f"FROM consultations c JOIN facilities f ON f.id = c.facility_id WHERE {scope_sql}" \
+    base = (
+        f"FROM consultations c JOIN facilities f ON f.id = c.facility_id WHERE {scope_sql}"
         f" AND {filter_sql}"
+    )
     params: list[object] = [*scope_params, *filter_params]
     page_sql = f"SELECT {_ITEM_COLUMNS} {base}"
     page_params = list(params)
@@ -148,7 +163,9 @@ def worklist(
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_key = WorklistKey(last["due_at"], last["priority_rank"], last["created_at"], last["id"])
+        next_key = WorklistKey(
+            last["due_at"], last["priority_rank"], last["created_at"], last["id"]
+        )
     counts: dict[str, Any] = {"total": 0, "status": {}, "priority": {}}
     for row in db.execute(
         f"SELECT c.status, c.priority, COUNT(*) AS n {base} GROUP BY c.status, c.priority", params

@@ -92,7 +92,9 @@ class Database:
         return fn(self._connection(), *args, **kwargs)
 
     async def read(
-        self, fn: Callable[Concatenate[sqlite_utils.Database, P], T], *args: P.args,
+        self,
+        fn: Callable[Concatenate[sqlite_utils.Database, P], T],
+        *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
         """Run ``fn(db, ...)`` on a reader thread."""
@@ -102,7 +104,9 @@ class Database:
         )
 
     async def write(
-        self, fn: Callable[Concatenate[sqlite_utils.Database, P], T], *args: P.args,
+        self,
+        fn: Callable[Concatenate[sqlite_utils.Database, P], T],
+        *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
         """Run ``fn(db, ...)`` on the writer thread as one ``BEGIN IMMEDIATE`` transaction."""
@@ -112,20 +116,25 @@ class Database:
         )
 
     def write_sync(
-        self, fn: Callable[Concatenate[sqlite_utils.Database, P], T], *args: P.args,
+        self,
+        fn: Callable[Concatenate[sqlite_utils.Database, P], T],
+        *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
         """The same transaction discipline for the CLI, which has no event loop."""
         return self._writer.submit(lambda: self._run_write(fn, *args, **kwargs)).result()
 
     def read_sync(
-        self, fn: Callable[Concatenate[sqlite_utils.Database, P], T], *args: P.args,
+        self,
+        fn: Callable[Concatenate[sqlite_utils.Database, P], T],
+        *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
         return self._readers.submit(lambda: self._run_read(fn, *args, **kwargs)).result()
 
     def close(self) -> None:
         """Close every thread's connection and stop the pools."""
+
         def close_local() -> None:
             db = getattr(self._local, "db", None)
             if db is not None:

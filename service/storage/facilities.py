@@ -13,8 +13,15 @@ FACILITY_KINDS = ("township", "county", "regional")
 
 
 def add_facility(
-    db: sqlite_utils.Database, *, name: str, kind: str, aet: str, timezone: str,
-    contact: str = "", dicom_host: str | None = None, dicom_port: int | None = None,
+    db: sqlite_utils.Database,
+    *,
+    name: str,
+    kind: str,
+    aet: str,
+    timezone: str,
+    contact: str = "",
+    dicom_host: str | None = None,
+    dicom_port: int | None = None,
 ) -> int:
     if db.execute("SELECT 1 FROM facilities WHERE aet = ?", [aet]).fetchone():
         raise Conflict("aet_taken", f"AE title {aet!r} is already registered")

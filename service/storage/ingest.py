@@ -42,8 +42,14 @@ def known_study_ids(db: sqlite_utils.Database) -> set[str]:
 
 
 def add_attribution(
-    db: sqlite_utils.Database, *, study_instance_uid: str, facility_id: int, user_id: int,
-    via: str, client_ip: str | None, at: str,
+    db: sqlite_utils.Database,
+    *,
+    study_instance_uid: str,
+    facility_id: int,
+    user_id: int,
+    via: str,
+    client_ip: str | None,
+    at: str,
 ) -> None:
     """Remember who sent a study through the service (Orthanc itself records no user for STOW)."""
     db.execute(
@@ -56,7 +62,8 @@ def add_attribution(
 
 def attributions_for(db: sqlite_utils.Database, study_instance_uid: str) -> list[dict[str, Any]]:
     return [
-        dict(r) for r in db.execute(
+        dict(r)
+        for r in db.execute(
             "SELECT * FROM upload_attributions WHERE study_instance_uid = ? ORDER BY id",
             [study_instance_uid],
         )
@@ -77,7 +84,9 @@ def quarantine_study(db: sqlite_utils.Database, entry: dict[str, Any]) -> None:
     )
 
 
-def list_quarantine(db: sqlite_utils.Database, include_resolved: bool = False) -> list[dict[str, Any]]:
+def list_quarantine(
+    db: sqlite_utils.Database, include_resolved: bool = False
+) -> list[dict[str, Any]]:
     sql = "SELECT * FROM quarantine"
     if not include_resolved:
         sql += " WHERE resolved_at IS NULL"

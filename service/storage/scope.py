@@ -1,5 +1,4 @@
-"""Which consultations a caller may see, as SQL: scoping is part of the query, never a filter after.
-"""
+"""Which consultations a caller may see, as SQL: scoping is in the query, never a filter after."""
 
 from __future__ import annotations
 

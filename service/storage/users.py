@@ -13,8 +13,14 @@ ROLES = ("radiographer", "clinician", "requester", "specialist", "manager", "adm
 
 
 def add_user(
-    db: sqlite_utils.Database, *, username: str, password_hash: str, role: str,
-    facility_id: int, display_name: str = "", locale: str | None = None,
+    db: sqlite_utils.Database,
+    *,
+    username: str,
+    password_hash: str,
+    role: str,
+    facility_id: int,
+    display_name: str = "",
+    locale: str | None = None,
 ) -> int:
     if db.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
         raise Conflict("username_taken", f"user {username!r} already exists")
@@ -53,8 +59,13 @@ def count_users(db: sqlite_utils.Database) -> int:
 
 
 def create_session(
-    db: sqlite_utils.Database, *, token_hash: str, csrf_token: str, user_id: int,
-    client_ip: str | None, expires_at: str,
+    db: sqlite_utils.Database,
+    *,
+    token_hash: str,
+    csrf_token: str,
+    user_id: int,
+    client_ip: str | None,
+    expires_at: str,
 ) -> None:
     db.execute(
         "INSERT INTO sessions (token_hash, csrf_token, user_id, client_ip, created_at, expires_at)"
