@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime
+from functools import partial
 
 from worklists.priorities import Priority
 from worklists.sla import SlaPolicy

@@ -148,7 +148,7 @@ class ChangeFollower:
         origins = await self._origins(instance_ids)
         tags = info.get("MainDicomTags", {})
         patient = info.get("PatientMainDicomTags", {})
-        patient_name = patient.get("PatientName", "")
+        patient_name = _tidy_person_name(patient.get("PatientName", ""))
         if instance_ids:
             patient_name = await self._decoded_patient_name(instance_ids[0], patient_name)
         modalities: list[str] = []
@@ -206,7 +206,8 @@ class ChangeFollower:
             return fallback
         charset = await self._raw_element(instance_id, "0008-0005") or b""
         terms = charset.decode("ascii", "replace").strip("\0 ").split("\\")
-        return decode_bytes(raw.rstrip(b"\0 "), convert_encodings(terms), {0x5E}).rstrip()
+        text = decode_bytes(raw.rstrip(b"\0 "), convert_encodings(terms), {0x5E, 0x3D})
+        return _tidy_person_name(text)
 
     async def _raw_element(self, instance_id: str, tag: str) -> bytes | None:
         """The raw value of a top-level element, or None when the instance has none."""
@@ -217,3 +218,9 @@ class ChangeFollower:
         except OrthancError:
             return None
         return raw if isinstance(raw, bytes) else None
+
+
+def _tidy_person_name(name: str) -> str:
+    """Drop trailing empty PN components ("陈国强^" reads "陈国强"), as PS3.5 6.2 allows."""
+    groups = [group.rstrip("^ ") for group in name.rstrip("= ").split("=")]
+    return "=".join(groups).rstrip("=")

@@ -77,11 +77,17 @@ def extracted(prefix: str) -> list[tuple[str, int, str | tuple[str, ...]]]:
     """Messages that babel extracts with babel.cfg, from files whose path starts with prefix."""
     with open(ROOT / "babel.cfg") as fh:
         method_map, options_map = parse_mapping_cfg(fh, "babel.cfg")
+    service_dir = str(SERVICE)
+    results = extract_from_dir(
+        str(ROOT),
+        method_map,
+        options_map,
+        # Only walk service/ (not var/, .venv/ or data directories).
+        directory_filter=lambda path: path == service_dir or path.startswith(service_dir + "/"),
+    )
     return [
         (filename, lineno, message)
-        for filename, lineno, message, _comments, _context in extract_from_dir(
-            str(ROOT), method_map, options_map
-        )
+        for filename, lineno, message, _comments, _context in results
         if filename.startswith(prefix)
     ]
 
@@ -252,6 +258,13 @@ def test_header_nav_by_role(renderer, role) -> None:
     assert 'data-timezone="Asia/Shanghai"' in html
     assert '<meta name="csrf-token" content="tok-123">' in html
     assert "wang.fang" in html and "Regional Imaging Centre" in html
+
+
+def test_display_name_shown_when_present(renderer) -> None:
+    html = renderer.render("worklist.html", "zh_CN", user=make_user(display_name="王芳"))
+    assert '<span class="user-name" title="wang.fang">王芳</span>' in html
+    html = renderer.render("worklist.html", "zh_CN", user=make_user(display_name=""))
+    assert '<span class="user-name" title="wang.fang">wang.fang</span>' in html
 
 
 def test_worklist_and_upload_hooks(renderer) -> None:

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from ..auth import sessions
-from ..auth.access import declared_access, permits
+from ..auth.access import PUBLIC, declared_access, permits
 from ..clock import utc_now
 from .errors import ApiError
 from .keys import AUTH_VIA_KEY, DATABASE, USER_KEY
@@ -51,7 +51,8 @@ async def access_middleware(request: web.Request, handler: Any) -> web.StreamRes
                 raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
             raise ApiError(401, "unauthorized", "log in first (session missing or expired)")
         raise ApiError(403, "forbidden", "your role may not do this")
-    if user is not None and via == "cookie" and request.method not in SAFE_METHODS:
+    writes_as_user = declared is not None and PUBLIC not in declared
+    if writes_as_user and user and via == "cookie" and request.method not in SAFE_METHODS:
         if request.headers.get(CSRF_HEADER) != user.csrf_token:
             raise ApiError(403, "csrf_failed", f"missing or wrong {CSRF_HEADER} header")
     return await handler(request)

@@ -95,7 +95,7 @@
     const priority = PRIORITIES.has(item.priority) ? item.priority : "unknown";
     const status = STATUSES.has(item.status) ? item.status : "unknown";
     const row = el("tr", {
-      className: `priority-${priority} status-${status}`,
+      className: "worklist-row",
       dataset: {
         studyUid: item.study_instance_uid || "",
         consultationId: String(item.id),
