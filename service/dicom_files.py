@@ -15,6 +15,8 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
 ZIP_MAGIC = b"PK\x03\x04"
+# Values longer than this (the pixel data of big multi-frame files) are left on disk, not read.
+DEFER_BYTES = 1 << 20
 
 
 class RejectedFile(ValueError):
@@ -37,7 +39,7 @@ def inspect_dicom(path: Path) -> DicomSummary:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            ds = dcmread(path)
+            ds = dcmread(path, defer_size=DEFER_BYTES)
         except (InvalidDicomError, EOFError, ValueError, OSError, KeyError) as exc:
             raise RejectedFile(f"not a readable DICOM file ({exc})") from exc
     if any("End of file" in str(w.message) for w in caught):
@@ -46,17 +48,18 @@ def inspect_dicom(path: Path) -> DicomSummary:
     sop_uid = str(ds.get("SOPInstanceUID", "")).strip()
     if not study_uid or not sop_uid:
         raise RejectedFile("truncated or incomplete DICOM file (no Study or SOP Instance UID)")
-    _check_pixel_data_complete(ds)
+    _check_pixel_data_complete(ds, path.stat().st_size)
     return DicomSummary(study_uid, sop_uid, str(ds.get("PatientID", "")))
 
 
-def _check_pixel_data_complete(ds: object) -> None:
+def _check_pixel_data_complete(ds: object, file_size: int) -> None:
     if "Rows" in ds and "PixelData" not in ds:  # type: ignore[operator]
         raise RejectedFile("truncated DICOM file (image without pixel data)")
     if "PixelData" not in ds:  # type: ignore[operator]
         return
-    element = ds["PixelData"]  # type: ignore[index]
-    if element.is_undefined_length:
+    # The raw element, without reading a deferred value: its bytes present are counted on disk.
+    element = ds.get_item("PixelData", keep_deferred=True)  # type: ignore[attr-defined]
+    if element.length == 0xFFFFFFFF:  # undefined length: encapsulated
         return
     expected = (
         int(ds.Rows)
@@ -66,7 +69,6 @@ def _check_pixel_data_complete(ds: object) -> None:
         * int(ds.BitsAllocated)  # type: ignore[attr-defined]
         + 7
     ) // 8
-    if len(element.value) < expected:
-        raise RejectedFile(
-            f"truncated DICOM file (pixel data {len(element.value)} of {expected} bytes)"
-        )
+    present = min(element.length, file_size - element.value_tell)
+    if present < expected:
+        raise RejectedFile(f"truncated DICOM file (pixel data {present} of {expected} bytes)")

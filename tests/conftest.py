@@ -144,3 +144,13 @@ async def service(settings: Settings, orthanc: ManagedOrthanc, aiohttp_client) -
     app = create_app(settings)
     client = await aiohttp_client(app)
     return Service(client, app, orthanc)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """Debian's Chromium, headless (never a downloaded browser); see shared/BROWSER-TESTS.md."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": "/usr/lib/chromium/chromium",
+        "args": ["--headless=new", "--disable-gpu", "--disable-quic"],
+    }

@@ -192,7 +192,7 @@ class ManagedOrthanc:
             return
         if str(self.config.directory / "orthanc.json") not in cmdline:
             return
-        if parent not in (1, os.getpid()) and Path(f"/proc/{parent}").exists():
+        if parent != 1 and Path(f"/proc/{parent}").exists():
             raise OrthancStartError(
                 f"another teleread (pid {parent}) is already running on {self.config.directory}"
             )
