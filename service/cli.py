@@ -214,15 +214,15 @@ def serve(settings: Settings, seed_demo: bool = False) -> int:
     app = create_app(settings)
     if seed_demo:
         app.cleanup_ctx.append(demo_studies_context)
-    app.on_startup.append(lambda _app: _announce(settings, seeded))
     web.run_app(
-        app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5, access_log=None
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=lambda _message: print_banner(settings, seeded),
+        shutdown_timeout=5,
+        access_log=None,
     )
     return 0
-
-
-async def _announce(settings: Settings, seeded: bool) -> None:
-    print_banner(settings, seeded)
 
 
 async def demo_studies_context(app: web.Application):

@@ -179,20 +179,23 @@ class ChangeFollower:
     async def _origins(self, instance_ids: list[str]) -> tuple[InstanceOrigin, ...]:
         limit = asyncio.Semaphore(8)
 
-        async def origin_of(instance_id: str) -> tuple[str, str, str, str]:
+        async def origin_of(instance_id: str) -> tuple[str, str, str, str, bool]:
             async with limit:
                 meta = await self.orthanc.instance_metadata(instance_id)
+            origin, user = meta.get("Origin", ""), meta.get("HttpUsername", "")
+            own = origin == "RestApi" and bool(user) and user == self.orthanc.username
             return (
-                meta.get("Origin", ""),
+                origin,
                 meta.get("RemoteAET", "").strip(),
                 meta.get("RemoteIP", ""),
-                meta.get("HttpUsername", ""),
+                user,
+                own,
             )
 
         counts = Counter(await asyncio.gather(*(origin_of(i) for i in instance_ids)))
         return tuple(
-            InstanceOrigin(origin, aet, ip, user, n)
-            for (origin, aet, ip, user), n in counts.items()
+            InstanceOrigin(origin, aet, ip, user, n, own)
+            for (origin, aet, ip, user, own), n in counts.items()
         )
 
     async def _decoded_patient_name(self, instance_id: str, fallback: str) -> str:

@@ -7,7 +7,7 @@ replays can happen (the change feed, a study received twice).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,9 @@ class InstanceOrigin:
     remote_ip: str = ""
     http_username: str = ""
     instances: int = 1
+    # Stored by the service itself (REST with its own Orthanc user): uploads, which attributions
+    # credit, and the service's own objects (reports), which are never evidence of a sender.
+    own: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,9 @@ def receive_study(
             "updated_at": stamp,
         },
     )
-    senders, quarantined = _senders(db, study, stamp)
+    senders, quarantined, ignored = _senders(db, study, stamp)
+    if ignored:  # the service's own objects are not images anyone sent
+        study = replace(study, instances_count=study.instances_count - ignored)
     outcome = IngestOutcome([], [], quarantined)
     for facility_id, via in senders.items():
         consultation_id, created = _attach_images(db, facility_id, via, study, now, sla)
@@ -113,12 +118,18 @@ def receive_study(
 
 def _senders(
     db: sqlite_utils.Database, study: ReceivedStudy, stamp: str
-) -> tuple[dict[int, str], list[str]]:
-    """Facilities credited with the study, and the origins quarantined for want of one."""
+) -> tuple[dict[int, str], list[str], int]:
+    """Facilities credited with the study, the origins quarantined for want of one, and how many
+    instances were ignored as the service's own objects (e.g. a report stored into the study)."""
     senders: dict[int, str] = {}
     quarantined: list[str] = []
+    ignored = 0
     attributions = ingest_store.attributions_for(db, study.study_instance_uid)
-    for origin in study.origins:
+    # The service's own objects last: they are ignored only in a study someone is credited with.
+    for origin in sorted(study.origins, key=lambda o: o.own):
+        if origin.own and not attributions and senders:
+            ignored += origin.instances
+            continue
         if origin.origin == "DicomProtocol":
             facility = facility_store.facility_by_aet(db, origin.remote_aet)
             if facility is not None:
@@ -129,6 +140,8 @@ def _senders(
             for attribution in attributions:
                 senders.setdefault(attribution["facility_id"], attribution["via"])
             continue
+        elif origin.own:
+            reason = "stored by teleread into a study no facility sent"
         else:
             reason = "stored in Orthanc without going through teleread"
         ingest_store.quarantine_study(
@@ -147,7 +160,7 @@ def _senders(
             },
         )
         quarantined.append(origin.remote_aet or origin.origin)
-    return senders, quarantined
+    return senders, quarantined, ignored
 
 
 def _attach_images(

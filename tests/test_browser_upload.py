@@ -15,8 +15,17 @@ async def test_radiographer_uploads_a_study_and_sees_it_on_the_worklist(
     """Login page → upload page (per-file results) → worklist row for the new study."""
     clinic = await service.add_facility("Dongxiang Township Health Centre", "township", "DX_DR")
     await service.add_user("wang", "radiographer", clinic)
-    study = make_study(StudySpec("DX0001", "张伟", "CT", "HEAD", instances=3, charset="GB18030",
-                                 accession_number="DX24001"))
+    study = make_study(
+        StudySpec(
+            "DX0001",
+            "张伟",
+            "CT",
+            "HEAD",
+            instances=3,
+            charset="GB18030",
+            accession_number="DX24001",
+        )
+    )
     files = write_study(study, tmp_path / "study")
     base = str(service.client.make_url("/")).rstrip("/")
 
@@ -30,8 +39,7 @@ async def test_radiographer_uploads_a_study_and_sees_it_on_the_worklist(
     items = page.locator("#upload-list > li.upload-item")
     await expect(items).to_have_count(3)
     for index in range(3):
-        await expect(items.nth(index)).to_have_attribute("data-state", "accepted",
-                                                         timeout=15_000)
+        await expect(items.nth(index)).to_have_attribute("data-state", "accepted", timeout=15_000)
 
     await page.goto(f"{base}/worklist")
     row = page.locator(f'tr.worklist-row[data-study-uid="{study[0].StudyInstanceUID}"]')

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -425,9 +426,7 @@ async def test_study_stable_while_orthanc_was_down_is_reconciled_at_start_up(
         assert rows[0]["orthanc_study_id"] == orthanc_id
 
 
-async def test_follower_rides_out_an_orthanc_outage_and_ingests_once_it_is_back(
-    service, orthanc
-):
+async def test_follower_rides_out_an_orthanc_outage_and_ingests_once_it_is_back(service, orthanc):
     """While Orthanc is down the follower backs off without dying and /healthz still answers;
     when Orthanc returns (same ports, same archive) a new study reaches the worklist."""
     clinic = await service.add_facility("Dongxiang", "township", "DONGXIANG_DR")
@@ -454,9 +453,7 @@ async def test_follower_rides_out_an_orthanc_outage_and_ingests_once_it_is_back(
 # --- the service's own objects --------------------------------------------------------------
 
 
-async def test_report_the_service_stores_into_a_study_changes_no_consultation(
-    service, orthanc_api
-):
+async def test_report_the_service_stores_into_a_study_changes_no_consultation(service, orthanc_api):
     """An object the service stores itself (a report, by REST with its own Orthanc user) fires
     another StableStudy; it creates no consultation, is not quarantined, and leaves the
     consultation's status, instance count and events as they were."""
@@ -483,6 +480,25 @@ async def test_report_the_service_stores_into_a_study_changes_no_consultation(
     assert after["instances"] == 2
     assert await service.database.read(ingest_store.list_quarantine, True) == []
     assert await service.database.read(events_of_study, uid) == events_before
+
+
+async def test_object_stored_with_the_services_user_into_a_study_nobody_sent_is_quarantined(
+    service,
+):
+    """The service's own objects are ignored only in a study a facility is credited with: one
+    stored with the service's Orthanc user into a study nobody sent (and nobody uploaded through
+    the service) is held in quarantine, never silently dropped nor worklisted."""
+    await service.add_facility("Dongxiang", "township", "DONGXIANG_DR")
+    study = a_study(instances=1)
+    uid = study[0].StudyInstanceUID
+
+    await service.app[ORTHANC].store_instance(dataset_bytes(study[0]))
+
+    [entry] = await service.wait_for(lambda: service.database.read(ingest_store.list_quarantine))
+    assert entry["study_instance_uid"] == uid
+    assert entry["origin"] == "RestApi"
+    assert entry["reason"] == "stored by teleread into a study no facility sent"
+    assert await service.database.read(consultations_of, uid) == []
 
 
 # --- who gets credited ----------------------------------------------------------------------
@@ -518,6 +534,7 @@ async def test_consultation_from_ingest_has_an_images_received_event_and_is_due_
     [event] = await service.database.read(events_of_study, uid)
     assert event["type"] == "images_received"
     assert event["at"] == consultation["received_at"]
+    assert json.loads(event["detail"]) == {"instances": 2, "via": "dicom"}
     assert consultation["priority"] == "routine"
     received_at = from_iso(consultation["received_at"])
     assert from_iso(consultation["due_at"]) == received_at + timedelta(hours=24)

@@ -20,11 +20,16 @@ from service.orthanc.process import (
 from .conftest import free_port
 
 
-def config_in(directory: Path, plugins_dir: Path = Path("/usr/share/orthanc/plugins"),
-              stable_age: int = 7) -> OrthancConfig:
+def config_in(
+    directory: Path, plugins_dir: Path = Path("/usr/share/orthanc/plugins"), stable_age: int = 7
+) -> OrthancConfig:
     return OrthancConfig(
-        directory=directory, http_port=free_port(), dicom_port=free_port(), aet="TELEREAD",
-        stable_age=stable_age, plugins_dir=plugins_dir,
+        directory=directory,
+        http_port=free_port(),
+        dicom_port=free_port(),
+        aet="TELEREAD",
+        stable_age=stable_age,
+        plugins_dir=plugins_dir,
         credentials=load_or_create_credentials(directory),
     )
 

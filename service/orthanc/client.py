@@ -56,6 +56,7 @@ class OrthancClient:
         self, base_url: str, username: str | None, password: str | None, timeout: float = 60.0
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.username = username  # Orthanc records it as HttpUsername on what we store by REST
         headers = basic_auth_header(username, password or "") if username else None
         self._session = aiohttp.ClientSession(
             headers=headers,
