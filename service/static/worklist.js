@@ -13,6 +13,10 @@
   const STATUSES = new Set(["awaiting_images", "awaiting_request", "ready"]);
   const FILTERS = ["status", "priority", "modality"];
 
+  // DICOM PN: "ZHOU^LEI" reads "ZHOU LEI"; component groups ("ZHANG^SAN=张^三") stay visible.
+  const personName = (name) =>
+    (name || "").split("=").map((g) => g.replace(/\^+/g, " ").trim()).filter(Boolean).join(" = ") || "—";
+
   const table = document.getElementById("worklist");
   if (!table) return;
   const tbody = table.tBodies[0];
@@ -116,7 +120,7 @@
     );
 
     const patient = el("td", { className: "col-patient" });
-    patient.append(el("div", { className: "patient-name", text: item.patient_name || "—" }));
+    patient.append(el("div", { className: "patient-name", text: personName(item.patient_name) }));
     const ids = [item.patient_id, item.accession_number].filter(Boolean).join(" · ");
     if (ids) patient.append(el("div", { className: "patient-id", text: ids }));
     if (item.clinical_question) {
