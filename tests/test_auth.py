@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from service.app import create_app
 from service.auth.access import declared_access
+from service.auth.passwords import hash_password
+from service.http.keys import DATABASE
 from service.http.middleware import CSRF_HEADER, SESSION_COOKIE
+from service.storage import facilities, users
 
 from .conftest import PASSWORD
 
@@ -158,3 +163,26 @@ async def test_healthz_is_public(service):
     response = await service.client.get("/healthz")
     assert response.status == 200
     assert (await response.json())["status"] == "ok"
+
+
+async def test_session_cookie_is_secure_behind_a_tls_proxy(settings, orthanc, aiohttp_client):
+    """With TELEREAD_PUBLIC_URL on https, cookies are Secure and HSTS is sent."""
+    client = await aiohttp_client(
+        create_app(replace(settings, public_url="https://teleread.example"))
+    )
+    response = await client.post("/api/login", json={"username": "x", "password": "y"})
+    assert response.status == 401
+    assert "Strict-Transport-Security" in response.headers
+    database = client.app[DATABASE]
+    facility = await database.write(
+        facilities.add_facility, name="C", kind="regional", aet="C", timezone="UTC"
+    )
+    await database.write(
+        users.add_user,
+        username="u",
+        password_hash=hash_password(PASSWORD),
+        role="specialist",
+        facility_id=facility,
+    )
+    ok = await client.post("/api/login", json={"username": "u", "password": PASSWORD})
+    assert "Secure" in ok.headers["Set-Cookie"]

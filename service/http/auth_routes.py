@@ -14,7 +14,7 @@ from .keys import DATABASE, SETTINGS, current_user
 from .middleware import SESSION_COOKIE
 from .models import LoginRequest, LoginResponse, UserInfo
 from .openapi import documented
-from .requests import client_ip, read_model
+from .requests import client_ip, read_model, served_over_tls
 
 routes = web.RouteTableDef()
 
@@ -61,7 +61,7 @@ async def login(request: web.Request) -> web.Response:
         httponly=True,
         samesite="Strict",
         path="/",
-        secure=request.secure,
+        secure=served_over_tls(request),
         max_age=int(settings.session_hours * 3600),
     )
     return response

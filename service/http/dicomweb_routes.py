@@ -12,6 +12,7 @@ from aiohttp import BodyPartReader, web
 from ..auth.access import allow
 from ..uploads import UploadTooLarge
 from .errors import ApiError
+from .requests import public_base_url
 from .upload_routes import UPLOADING_ROLES, new_uploader, part_chunks
 
 routes = web.RouteTableDef()
@@ -49,7 +50,7 @@ async def stow(request: web.Request) -> web.Response:
         raise ApiError(413, "too_large", "the upload is over the request size limit") from exc
     finally:
         uploader.close()
-    base = f"{request.scheme}://{request.host}/dicom-web/studies"
+    base = f"{public_base_url(request)}/dicom-web/studies"
     referenced, failed = [], []
     for verdict in uploader.report.files:
         if verdict.status == "accepted":

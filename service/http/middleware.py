@@ -12,6 +12,7 @@ from ..auth.access import PUBLIC, declared_access, permits
 from ..clock import utc_now
 from .errors import ApiError
 from .keys import AUTH_VIA_KEY, DATABASE, USER_KEY
+from .requests import served_over_tls
 
 SESSION_COOKIE = "teleread_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -68,5 +69,5 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if request.path.startswith("/api/"):
         headers.setdefault("Cache-Control", "no-store")
-    if request.secure:
+    if served_over_tls(request):
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")

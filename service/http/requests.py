@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from .errors import ApiError
+from .keys import SETTINGS
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -53,3 +54,14 @@ def read_query(request: web.Request, model: type[M]) -> M:
 
 def client_ip(request: web.Request) -> str | None:
     return request.remote
+
+
+def public_base_url(request: web.Request) -> str:
+    """The address users reach: TELEREAD_PUBLIC_URL behind a proxy, else what the request says."""
+    configured = request.app[SETTINGS].public_url
+    return (configured or f"{request.scheme}://{request.host}").rstrip("/")
+
+
+def served_over_tls(request: web.Request) -> bool:
+    """True over HTTPS, directly or behind a TLS proxy announced by TELEREAD_PUBLIC_URL."""
+    return request.secure or public_base_url(request).startswith("https://")
