@@ -52,8 +52,16 @@ def inspect_dicom(path: Path) -> DicomSummary:
     return DicomSummary(study_uid, sop_uid, str(ds.get("PatientID", "")))
 
 
+def _is_image_storage(ds: object) -> bool:
+    """Whether (0008,0016) *SOP Class UID* names an image storage class (which needs pixels)."""
+    sop_class = ds.get("SOPClassUID")  # type: ignore[attr-defined]
+    return sop_class is not None and "Image Storage" in str(getattr(sop_class, "name", ""))
+
+
 def _check_pixel_data_complete(ds: object, file_size: int) -> None:
-    if "Rows" in ds and "PixelData" not in ds:  # type: ignore[operator]
+    pixel_elements = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+    has_pixels = any(name in ds for name in pixel_elements)  # type: ignore[operator]
+    if not has_pixels and ("Rows" in ds or _is_image_storage(ds)):  # type: ignore[operator]
         raise RejectedFile("truncated DICOM file (image without pixel data)")
     if "PixelData" not in ds:  # type: ignore[operator]
         return
