@@ -6,8 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.intake import ConsultationRequest, InstanceOrigin, ReceivedStudy, file_request
-from service.intake import receive_study
+from service.intake import (
+    ConsultationRequest,
+    InstanceOrigin,
+    ReceivedStudy,
+    file_request,
+    receive_study,
+)
 from worklists.priorities import Priority
 from worklists.sla import SlaPolicy
 
