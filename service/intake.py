@@ -205,13 +205,7 @@ def _attach_images(
             }
         )
         consultation_id = store.insert_consultation(db, values)
-        store.append_event(
-            db,
-            consultation_id,
-            "images_received",
-            stamp,
-            detail={"instances": study.instances_count, "via": via},
-        )
+        _images_received(db, consultation_id, stamp, study.instances_count, via)
         return consultation_id, True
     consultation_id = existing["id"]
     if existing["received_at"] is not None:
@@ -232,14 +226,16 @@ def _attach_images(
             "due_at": to_iso(sla.due_at(priority, now, requested_at)),
         },
     )
-    store.append_event(
-        db,
-        consultation_id,
-        "images_received",
-        stamp,
-        detail={"instances": study.instances_count, "via": via},
-    )
+    _images_received(db, consultation_id, stamp, study.instances_count, via)
     return consultation_id, False
+
+
+def _images_received(
+    db: sqlite_utils.Database, consultation_id: int, stamp: str, instances: int, via: str
+) -> None:
+    store.append_event(
+        db, consultation_id, "images_received", stamp, detail={"instances": instances, "via": via}
+    )
 
 
 @dataclass(frozen=True)
