@@ -12,9 +12,10 @@ A. **Orthanc alone** (the reference): no service running. The wall time runs fro
    for every study.
 B. **With teleread**: the real app (``create_app``) in front of the second Orthanc, following
    its change feed with the real poll interval. The wall time runs from the first C-STORE until
-   a logged-in specialist's ``GET /api/worklist`` (polled every 20 ms) lists every study. For
-   each study the delay between Orthanc marking it stable (seen by the ``/changes`` poller) and
-   its consultation appearing on the worklist is recorded.
+   a logged-in specialist's ``GET /api/worklist`` lists every study (the app's SQLite file is
+   read every 20 ms to know when to ask; see ``WorklistWatcher``). For each study the delay
+   between Orthanc marking it stable (seen by the ``/changes`` poller) and its consultation
+   appearing on the worklist is recorded.
 
 Both phases use the same senders: K parallel sender threads (K clinics, each with its own
 registered AE title), one association per study, as a modality sends. Figures are printed,
@@ -35,6 +36,7 @@ import platform
 import shutil
 import signal
 import socket
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -62,8 +64,6 @@ from service.storage import Database
 from service.storage import facilities as facility_store
 from service.storage import users as user_store
 from service.synthetic import StudySpec, make_study
-
-log = logging.getLogger("bench.ingest")
 
 SCRIPT = Path(__file__).resolve()
 
@@ -239,66 +239,75 @@ class StableWatcher:
 
 
 class WorklistWatcher:
-    """Polls ``GET /api/worklist`` as a specialist; records when each study is first listed.
+    """Records when each study is first listed by ``GET /api/worklist`` for a specialist.
 
-    Every poll asks for one item only (its answer carries the total count); the whole worklist
-    is fetched when the count changes, and the studies new in it are stamped with the time that
-    listing arrived (late by at most one listing, never early). Fetching the whole list at
-    every poll would cost the app several times more CPU, on the same two cores as Orthanc.
+    Polling the API itself every 20 ms would cost the app about 1 s of CPU per 100 studies,
+    on the same two cores as Orthanc and the senders, and so inflate the very overhead being
+    measured. Instead the app's SQLite file is read (read-only, in this process) every 20 ms as
+    a trigger: whenever its consultation count differs from what the API last listed, the whole
+    worklist is fetched through the API, and the studies new in it are stamped with the time
+    that answer arrived: late by at most one API request, never early.
     """
 
     def __init__(
-        self, session: aiohttp.ClientSession, url: str, token: str, interval: float
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        token: str,
+        database_path: Path,
+        interval: float,
     ) -> None:
         self.session = session
         self.url = url
         self.headers = {"Authorization": f"Bearer {token}"}
+        self.database_path = database_path
         self.interval = interval
         self.seen: dict[str, float] = {}  # StudyInstanceUID -> perf_counter
         self.items: dict[str, dict[str, Any]] = {}
         self.polls = 0
         self.listings = 0
-        self.request_seconds = 0.0
-
-    async def _page(self, limit: int, cursor: str | None = None) -> dict[str, Any]:
-        params = {"limit": str(limit)}
-        if cursor:
-            params["cursor"] = cursor
-        start = time.perf_counter()
-        async with self.session.get(
-            self.url + "/api/worklist", params=params, headers=self.headers
-        ) as response:
-            response.raise_for_status()
-            page = await response.json()
-        self.request_seconds += time.perf_counter() - start
-        return page
+        self.listing_seconds = 0.0
 
     async def list_once(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         cursor = None
         while True:
-            page = await self._page(WORKLIST_PAGE, cursor)
+            params = {"limit": str(WORKLIST_PAGE)}
+            if cursor:
+                params["cursor"] = cursor
+            async with self.session.get(
+                self.url + "/api/worklist", params=params, headers=self.headers
+            ) as response:
+                response.raise_for_status()
+                page = await response.json()
             items += page["items"]
             cursor = page.get("next")
             if not cursor:
                 return items
 
     async def run(self) -> None:
+        uri = f"file:{self.database_path}?mode=ro"
+        database = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         listed = -1
-        while True:
-            total = (await self._page(1))["counts"]["total"]
-            self.polls += 1
-            if total != listed:
-                items = await self.list_once()
-                now = time.perf_counter()
-                self.listings += 1
-                listed = len(items)
-                for item in items:
-                    uid = item["study_instance_uid"]
-                    if uid and uid not in self.seen:
-                        self.seen[uid] = now
-                        self.items[uid] = item
-            await asyncio.sleep(self.interval)
+        try:
+            while True:
+                count = database.execute("SELECT COUNT(*) FROM consultations").fetchone()[0]
+                self.polls += 1
+                if count != listed:
+                    start = time.perf_counter()
+                    items = await self.list_once()
+                    now = time.perf_counter()
+                    self.listings += 1
+                    self.listing_seconds += now - start
+                    listed = len(items)
+                    for item in items:
+                        uid = item["study_instance_uid"]
+                        if uid and uid not in self.seen:
+                            self.seen[uid] = now
+                            self.items[uid] = item
+                await asyncio.sleep(self.interval)
+        finally:
+            database.close()
 
 
 async def wait_until(predicate, timeout: float, *observers: asyncio.Task) -> bool:
@@ -469,9 +478,12 @@ def settings_to_json(settings: Settings) -> str:
     return json.dumps(fields_)
 
 
-async def serve_child(raw: str) -> None:
-    """Child mode (``--serve-app``): serve until SIGTERM; settings come as JSON on argv."""
-    values = json.loads(raw)
+async def serve_child() -> None:
+    """Child mode (``--serve-app``): serve until SIGTERM; settings come as JSON on stdin.
+
+    (Not on the command line, where other users could read the Orthanc password.)
+    """
+    values = json.loads(sys.stdin.readline())
     values["data_dir"] = Path(values["data_dir"])
     runner = await serve(Settings(**values))
     print("ready", flush=True)
@@ -511,12 +523,14 @@ class AppHandle:
                 sys.executable,
                 str(SCRIPT),
                 "--serve-app",
-                settings_to_json(self.settings),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log_file,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE,
             )
-        assert self.process.stdout is not None
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(settings_to_json(self.settings).encode() + b"\n")
+        await self.process.stdin.drain()
+        self.process.stdin.close()
         try:
             line = await asyncio.wait_for(self.process.stdout.readline(), 60)
         except TimeoutError:
@@ -565,7 +579,7 @@ class PhaseResult:
     complete: bool = True
     worklist_polls: int = 0
     worklist_listings: int = 0
-    worklist_request_seconds: float = 0.0
+    worklist_listing_seconds: float = 0.0
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds in the timed part
 
@@ -637,7 +651,7 @@ async def phase_orthanc_alone(
             await watcher.start_from_now()
             watcher.seen.clear()
             load = os.getloadavg()
-            progress("phase A: sending (Orthanc alone)")
+            progress("phase A (Orthanc alone): sending")
             cpu = CpuMeter({"Orthanc": orthanc_pid(orthanc), "this script": os.getpid()})
             cpu.start()
             async with running(watcher.run()) as task:
@@ -677,14 +691,18 @@ async def phase_with_service(
             token = await login(api, app.url)
             stable = StableWatcher(session, orthanc.url, args.observe_interval)
             await stable.start_from_now()
-            worklist = WorklistWatcher(api, app.url, token, args.observe_interval)
+            worklist = WorklistWatcher(
+                api, app.url, token, settings.database_path, args.observe_interval
+            )
             async with running(worklist.run()) as task:
                 await warm_up(warmup, orthanc.config.dicom_port, args.senders)
                 await wait_until(lambda: len(worklist.seen) >= len(warmup), args.timeout, task)
             await stable.start_from_now()
-            worklist = WorklistWatcher(api, app.url, token, args.observe_interval)
+            worklist = WorklistWatcher(
+                api, app.url, token, settings.database_path, args.observe_interval
+            )
             load = os.getloadavg()
-            progress("phase B: sending (with teleread)")
+            progress("phase B (with teleread): sending")
             cpu = CpuMeter(
                 {
                     "Orthanc": orthanc_pid(orthanc),
@@ -717,7 +735,7 @@ async def phase_with_service(
                 complete=complete,
                 worklist_polls=worklist.polls,
                 worklist_listings=worklist.listings,
-                worklist_request_seconds=worklist.request_seconds,
+                worklist_listing_seconds=worklist.listing_seconds,
                 load_before=load,
                 cpu=cpu.used,
             )
@@ -750,9 +768,53 @@ def verdict(met: bool) -> str:
     return "target met" if met else "target missed"
 
 
-def report(a: PhaseResult, b: PhaseResult, args: argparse.Namespace, generated: float) -> str:
-    n_instances = a.instances
+@dataclass
+class Round:
+    """One measurement: the same load into Orthanc alone (A) and with teleread (B)."""
+
+    number: int
+    a: PhaseResult
+    b: PhaseResult
+
+    @property
+    def overhead(self) -> float:
+        """Percent added to the whole ingest time, as measured."""
+        return (self.b.total - self.a.total) / self.a.total * 100 if self.a.total > 0 else math.nan
+
+    @property
+    def adjusted(self) -> float:
+        """The same without Orthanc's whole-second stability wait (the same with or without)."""
+        added = (self.b.send.seconds - self.a.send.seconds) + self.b.listing_tail
+        return added / self.a.total * 100 if self.a.total > 0 else math.nan
+
+    def problems(self, args: argparse.Namespace) -> list[str]:
+        found = []
+        for phase in (self.a, self.b):
+            where = f"round {self.number} phase {phase.name}"
+            if phase.send.failed or phase.send.errors:
+                found.append(f"{where}: {phase.send.failed} instances not stored")
+                found += [f"{where}: {error}" for error in phase.send.errors[:3]]
+            if not phase.complete:
+                found.append(
+                    f"{where}: timed out after {args.timeout:.0f} s with {len(phase.stable)} "
+                    f"stable and {len(phase.listed)} listed of {args.studies} studies"
+                )
+            wrong = [u for u, item in phase.items.items() if item["instances"] != args.instances]
+            if wrong:
+                found.append(f"{where}: {len(wrong)} consultations list a wrong instance count")
+        return found
+
+
+def median(values: Iterable[float]) -> float:
+    return percentile(values, 50)
+
+
+def report(rounds: Sequence[Round], args: argparse.Namespace, generated: float) -> str:
+    n_instances = rounds[0].a.instances
     megabytes = n_instances * args.size * args.size * 2 / 1e6
+    problems = {r.number: r.problems(args) for r in rounds}
+    valid = [r for r in rounds if not problems[r.number]] or list(rounds)
+    loads = ", ".join(f"{r.a.load_before[0]:.2f}/{r.b.load_before[0]:.2f}" for r in rounds)
     lines = [
         f"teleread ingest benchmark, {datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}",
@@ -762,9 +824,14 @@ def report(a: PhaseResult, b: PhaseResult, args: argparse.Namespace, generated: 
         f"teleread: follower poll {args.poll_interval} s, app "
         f"{'in this process' if args.in_process else 'in a child process'}; "
         f"observers poll every {args.observe_interval * 1000:.0f} ms",
-        f"load average before the timed part: A {a.load_before[0]:.2f}, B {b.load_before[0]:.2f}",
-        "",
+        f"load average before the timed parts (A/B): {loads}",
     ]
+    if len(rounds) > 1:
+        lines.append(
+            f"{len(rounds)} rounds (A then B, then B then A, ...); {len(valid)} used; figures "
+            "are medians over the rounds, delays pooled over all their studies"
+        )
+    lines.append("")
     rows: list[tuple[str, str, str]] = []
 
     def row(label: str, left: str, right: str) -> None:
@@ -773,25 +840,26 @@ def report(a: PhaseResult, b: PhaseResult, args: argparse.Namespace, generated: 
     def sec(value: float) -> str:
         return "n/a" if math.isnan(value) else f"{value:.2f} s"
 
+    def both(metric) -> tuple[float, float]:
+        return median(metric(r.a) for r in valid), median(metric(r.b) for r in valid)
+
     row("", "Orthanc alone", "with teleread")
-    row(
-        "instances/s into Orthanc", f"{a.instances_per_second:.1f}", f"{b.instances_per_second:.1f}"
-    )
-    row("C-STORE send time", sec(a.send.seconds), sec(b.send.seconds))
-    row("last sent -> last stable (2)", sec(a.stability_wait), sec(b.stability_wait))
-    row("last stable -> last on worklist", "-", sec(b.listing_tail))
-    row("total ingest time (1)", sec(a.total), sec(b.total))
-    overhead = (b.total - a.total) / a.total * 100 if a.total > 0 else math.nan
+    rate_a, rate_b = both(lambda p: p.instances_per_second)
+    row("instances/s into Orthanc", f"{rate_a:.1f}", f"{rate_b:.1f}")
+    row("C-STORE send time", *map(sec, both(lambda p: p.send.seconds)))
+    row("last sent -> last stable (2)", *map(sec, both(lambda p: p.stability_wait)))
+    row("last stable -> last on worklist", "-", sec(median(r.b.listing_tail for r in valid)))
+    row("total ingest time (1)", *map(sec, both(lambda p: p.total)))
+    overhead = median(r.overhead for r in valid)
+    adjusted = median(r.adjusted for r in valid)
     row("teleread overhead", "-", f"{overhead:+.1f} %")
-    added = (b.send.seconds - a.send.seconds) + b.listing_tail
-    adjusted = added / a.total * 100 if a.total > 0 else math.nan
     row("  without the (2) noise (3)", "-", f"{adjusted:+.1f} %")
     row(
         "study sent -> stable, p50 (2)",
-        sec(percentile(a.sent_to_stable(), 50)),
-        sec(percentile(b.sent_to_stable(), 50)),
+        sec(median(d for r in valid for d in r.a.sent_to_stable())),
+        sec(median(d for r in valid for d in r.b.sent_to_stable())),
     )
-    delays = b.delays()
+    delays = [d for r in valid for d in r.b.delays()]
     p50, p95 = percentile(delays, 50), percentile(delays, 95)
     row("stable -> worklist, p50", "-", sec(p50))
     row("stable -> worklist, p95", "-", sec(p95))
@@ -800,8 +868,8 @@ def report(a: PhaseResult, b: PhaseResult, args: argparse.Namespace, generated: 
         if name == "teleread app" and args.in_process:
             continue
         label = "CPU, " + (f"{name} (senders, observers)" if name == "this script" else name)
-        left = a.cpu.get(name, math.nan)
-        row(label, "-" if math.isnan(left) else sec(left), sec(b.cpu.get(name, math.nan)))
+        left, right = both(lambda p, name=name: p.cpu.get(name, math.nan))
+        row(label, "-" if math.isnan(left) else sec(left), sec(right))
     width = max(len(r[0]) for r in rows) + 2
     for label, left, right in rows:
         lines.append(f"{label:<{width}}{left:>15}{right:>17}")
@@ -813,6 +881,18 @@ def report(a: PhaseResult, b: PhaseResult, args: argparse.Namespace, generated: 
         "    so this wait varies by up to 1 s from run to run whatever teleread does",
         "(3) (send time with - without teleread) + (last stable -> last on worklist), "
         "over the total of Orthanc alone",
+    ]
+    if len(rounds) == 1:
+        lines.append(
+            "one round only: on a shared or busy machine the overhead varies by 10-20 % between "
+            "identical runs; --rounds 4 reports medians"
+        )
+    else:
+        lines.append(
+            "per round, overhead (without the (2) noise): "
+            + ", ".join(f"{r.overhead:+.1f} % ({r.adjusted:+.1f} %)" for r in rounds)
+        )
+    lines += [
         "",
         f"target: stable -> worklist p95 < {TARGET_DELAY_P95:.0f} s: {p95:.2f} s, "
         f"{verdict(p95 < TARGET_DELAY_P95)}",
@@ -820,31 +900,28 @@ def report(a: PhaseResult, b: PhaseResult, args: argparse.Namespace, generated: 
         f"{overhead:+.1f} %, {verdict(overhead < TARGET_OVERHEAD)} "
         f"(without the (2) noise: {adjusted:+.1f} %, {verdict(adjusted < TARGET_OVERHEAD)})",
     ]
-    if b.worklist_polls:
-        requests = b.worklist_polls + b.worklist_listings
+    polls = sum(r.b.worklist_polls for r in rounds)
+    listings = sum(r.b.worklist_listings for r in rounds)
+    if listings:
+        seconds = sum(r.b.worklist_listing_seconds for r in rounds)
         lines.append(
-            f"worklist observer: {b.worklist_polls} polls, {b.worklist_listings} full listings, "
-            f"{b.worklist_request_seconds / requests * 1000:.1f} ms per request on average"
+            f"worklist observer: {polls} SQLite count polls, {listings} worklist API listings, "
+            f"{seconds / listings * 1000:.1f} ms per listing on average"
         )
-    for phase in (a, b):
-        problems = []
-        if phase.send.failed or phase.send.errors:
-            problems.append(f"{phase.send.failed} instances not stored")
-            problems += phase.send.errors[:3]
-        if not phase.complete:
-            problems.append(
-                f"timed out after {args.timeout:.0f} s: {len(phase.stable)} stable, "
-                f"{len(phase.listed)} listed of {args.studies}; figures are partial"
-            )
-        wrong = [uid for uid, item in phase.items.items() if item["instances"] != args.instances]
-        if wrong:
-            problems.append(f"{len(wrong)} consultations list a wrong instance count")
-        for problem in problems:
-            lines.append(f"WARNING phase {phase.name}: {problem}")
+    for r in rounds:
+        for problem in problems[r.number]:
+            lines.append(f"WARNING {problem}")
+        if problems[r.number]:
+            if len(valid) < len(rounds):
+                lines.append(f"WARNING round {r.number} is left out of the figures above")
+            else:
+                lines.append(
+                    f"WARNING round {r.number} is disturbed: these figures are not valid, run again"
+                )
     return "\n".join(lines)
 
 
-def write_csv(path: Path, studies: Sequence[Study], a: PhaseResult, b: PhaseResult) -> None:
+def write_csv(path: Path, studies: Sequence[Study], rounds: Sequence[Round]) -> None:
     """Per-study timeline, seconds from each phase's first C-STORE."""
 
     def rel(marks: dict[str, float], uid: str, start: float) -> str:
@@ -853,20 +930,32 @@ def write_csv(path: Path, studies: Sequence[Study], a: PhaseResult, b: PhaseResu
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(
-            ["study_instance_uid", "sender", "a_sent", "a_stable", "b_sent", "b_stable", "b_listed"]
+            [
+                "round",
+                "study_instance_uid",
+                "sender",
+                "a_sent",
+                "a_stable",
+                "b_sent",
+                "b_stable",
+                "b_listed",
+            ]
         )
-        for study in studies:
-            writer.writerow(
-                [
-                    study.uid,
-                    clinic_aet(study.sender),
-                    rel(a.send.study_sent, study.uid, a.start),
-                    rel(a.stable, study.uid, a.start),
-                    rel(b.send.study_sent, study.uid, b.start),
-                    rel(b.stable, study.uid, b.start),
-                    rel(b.listed, study.uid, b.start),
-                ]
-            )
+        for r in rounds:
+            a, b = r.a, r.b
+            for study in studies:
+                writer.writerow(
+                    [
+                        r.number,
+                        study.uid,
+                        clinic_aet(study.sender),
+                        rel(a.send.study_sent, study.uid, a.start),
+                        rel(a.stable, study.uid, a.start),
+                        rel(b.send.study_sent, study.uid, b.start),
+                        rel(b.stable, study.uid, b.start),
+                        rel(b.listed, study.uid, b.start),
+                    ]
+                )
 
 
 # ---------------------------------------------------------------------------
@@ -912,7 +1001,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--observe-interval",
         type=float,
         default=0.02,
-        help="how often this script polls /changes and the worklist (0.02 s)",
+        help="how often this script polls /changes and the consultation count (0.02 s)",
     )
     parser.add_argument(
         "--in-process",
@@ -925,9 +1014,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for stragglers (120)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure R times, alternating which phase goes first, and report medians (1)",
+    )
     parser.add_argument("--csv", type=Path, help="also write a per-study timeline to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
-    parser.add_argument("--serve-app", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-app", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -943,19 +1038,27 @@ async def run(args: argparse.Namespace) -> int:
         warmup.append(Study(str(datasets[0].StudyInstanceUID), k, datasets))
     progress(f"generated in {generated:.1f} s")
     root = Path(tempfile.mkdtemp(prefix="teleread-bench-ingest-"))
+    rounds = []
     try:
-        a = await phase_orthanc_alone(root / "a", studies, warmup, args)
-        progress(f"phase A done: {a.total:.2f} s")
-        b = await phase_with_service(root / "b", studies, warmup, args)
-        progress(f"phase B done: {b.total:.2f} s")
+        for number in range(1, args.rounds + 1):
+            results: dict[str, PhaseResult] = {}
+            order = "AB" if number % 2 else "BA"
+            for name in order:
+                directory = root / f"round{number}{name}"
+                if name == "A":
+                    results[name] = await phase_orthanc_alone(directory, studies, warmup, args)
+                else:
+                    results[name] = await phase_with_service(directory, studies, warmup, args)
+                progress(f"round {number} phase {name} done: {results[name].total:.2f} s")
+            rounds.append(Round(number, results["A"], results["B"]))
     finally:
         if args.keep:
             progress(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-    print(report(a, b, args, generated), flush=True)
+    print(report(rounds, args, generated), flush=True)
     if args.csv:
-        write_csv(args.csv, studies, a, b)
+        write_csv(args.csv, studies, rounds)
     return 0
 
 
@@ -966,10 +1069,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.serve_app:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_child(args.serve_app))
+            asyncio.run(serve_child())
         return 0
-    if args.studies < 1 or args.instances < 1 or args.senders < 1 or args.stable_age < 1:
-        raise SystemExit("--studies, --instances, --senders and --stable-age must be >= 1")
+    if min(args.studies, args.instances, args.senders, args.stable_age, args.rounds) < 1:
+        raise SystemExit("--studies, --instances, --senders, --stable-age, --rounds must be >= 1")
     try:
         return asyncio.run(run(args))
     except KeyboardInterrupt:
