@@ -16,6 +16,7 @@ from aiohttp import web
 
 from worklists.sla import SlaPolicy
 
+from .http.auditing import audit_middleware
 from .http.errors import error_middleware
 from .http.keys import DATABASE, FOLLOWER, ORTHANC, RENDERER, SETTINGS, SLA
 from .http.middleware import access_middleware, add_security_headers
@@ -50,7 +51,7 @@ def managed_orthanc(settings: Settings) -> ManagedOrthanc:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, access_middleware],
+        middlewares=[error_middleware, audit_middleware, access_middleware],
         client_max_size=1 << 20,
     )
     app[SETTINGS] = settings

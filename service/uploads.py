@@ -39,6 +39,7 @@ class FileVerdict:
     reason: str | None = None
     study_instance_uid: str | None = None
     sop_instance_uid: str | None = None
+    patient_id: str | None = None
 
 
 @dataclass
@@ -56,6 +57,10 @@ class UploadReport:
             if f.status == "accepted" and f.study_instance_uid:
                 seen.setdefault(f.study_instance_uid)
         return list(seen)
+
+    @property
+    def patients(self) -> set[str]:
+        return {f.patient_id for f in self.files if f.status == "accepted" and f.patient_id}
 
 
 class UploadTooLarge(Exception):
@@ -192,7 +197,12 @@ class StudyUploader:
         reason = "already stored" if answer.get("Status") == "AlreadyStored" else None
         self.report.files.append(
             FileVerdict(
-                filename, "accepted", reason, summary.study_instance_uid, summary.sop_instance_uid
+                filename,
+                "accepted",
+                reason,
+                summary.study_instance_uid,
+                summary.sop_instance_uid,
+                summary.patient_id,
             )
         )
 

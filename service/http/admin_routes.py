@@ -7,6 +7,7 @@ from aiohttp import web
 from ..auth.access import allow
 from ..storage import facilities as facility_store
 from ..storage import ingest as ingest_store
+from .auditing import audited, not_audited
 from .keys import DATABASE
 from .openapi import documented
 
@@ -15,6 +16,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/api/admin/quarantine")
 @allow("admin")
+@audited("quarantine.view", "quarantine")
 @documented("Studies from unknown AE titles or sent around the service, kept for review")
 async def quarantine(request: web.Request) -> web.Response:
     include_resolved = request.query.get("resolved") in {"1", "true"}
@@ -24,6 +26,7 @@ async def quarantine(request: web.Request) -> web.Response:
 
 @routes.get("/api/facilities")
 @allow("admin", "manager", "specialist")
+@not_audited("the consortium's facilities, no patient data")
 @documented("Facilities of the consortium")
 async def facilities(request: web.Request) -> web.Response:
     rows = await request.app[DATABASE].read(facility_store.list_facilities)

@@ -9,6 +9,7 @@ from aiohttp import web
 from ..auth import sessions
 from ..auth.access import AUTHENTICATED, allow, public
 from ..clock import to_iso, utc_now
+from .auditing import audit_context, audited, not_audited
 from .errors import ApiError
 from .keys import DATABASE, SETTINGS, current_user
 from .middleware import SESSION_COOKIE
@@ -21,6 +22,7 @@ routes = web.RouteTableDef()
 
 @routes.post("/api/login")
 @public
+@audited("auth.login", "user")
 @documented(
     "Log in: returns a bearer token and sets the session cookie",
     body=LoginRequest,
@@ -29,6 +31,7 @@ routes = web.RouteTableDef()
 )
 async def login(request: web.Request) -> web.Response:
     body = await read_model(request, LoginRequest)
+    audit_context(request).detail["username"] = body.username
     settings = request.app[SETTINGS]
     try:
         session = await sessions.login(
@@ -69,6 +72,7 @@ async def login(request: web.Request) -> web.Response:
 
 @routes.post("/api/logout")
 @allow(AUTHENTICATED)
+@audited("auth.logout", "user")
 @documented("Log out: revokes the session server-side")
 async def logout(request: web.Request) -> web.Response:
     await sessions.logout(request.app[DATABASE], current_user(request))
@@ -79,6 +83,7 @@ async def logout(request: web.Request) -> web.Response:
 
 @routes.get("/api/me")
 @allow(AUTHENTICATED)
+@not_audited("the caller's own account, no patient data")
 @documented("The logged-in user", response=UserInfo)
 async def me(request: web.Request) -> web.Response:
     return web.json_response(current_user(request).public())

@@ -10,6 +10,7 @@ from ..auth.access import allow, consultation_scope
 from ..clock import utc_now
 from ..intake import ConsultationRequest, file_request
 from ..storage import consultations as store
+from .auditing import audit_context, audited
 from .keys import DATABASE, SLA, current_user
 from .models import ConsultationCreated, ConsultationRequestBody
 from .openapi import documented
@@ -22,6 +23,7 @@ REQUESTING_ROLES = ("radiographer", "requester", "clinician")
 
 @routes.post("/api/consultations")
 @allow(*REQUESTING_ROLES)
+@audited("consultation.request", "consultation")
 @documented(
     "File a consultation request (before or after the images arrive)",
     body=ConsultationRequestBody,
@@ -46,5 +48,10 @@ async def create_consultation(request: web.Request) -> web.Response:
         sla=request.app[SLA],
     )
     row = await database.read(store.get_consultation, consultation_scope(user), consultation_id)
+    audit = audit_context(request)
+    audit.resource_id = str(consultation_id)
+    audit.patient_id = row["patient_id"]
+    audit.study_instance_uid = row["study_instance_uid"] or ""
+    audit.detail["priority"] = row["priority"]
     answer = ConsultationCreated(id=consultation_id, status=row["status"], created=created)
     return web.json_response(answer.model_dump(), status=201 if created else 200)

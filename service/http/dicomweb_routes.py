@@ -11,9 +11,10 @@ from aiohttp import BodyPartReader, web
 
 from ..auth.access import allow
 from ..uploads import UploadTooLarge
+from .auditing import audited
 from .errors import ApiError
 from .requests import public_base_url
-from .upload_routes import UPLOADING_ROLES, new_uploader, part_chunks
+from .upload_routes import UPLOADING_ROLES, new_uploader, part_chunks, record_upload
 
 routes = web.RouteTableDef()
 
@@ -29,6 +30,7 @@ def _uid(value: str) -> dict:
 @routes.post("/dicom-web/studies")
 @routes.post("/dicom-web/studies/{study}")
 @allow(*UPLOADING_ROLES)
+@audited("study.stow", "study")
 async def stow(request: web.Request) -> web.Response:
     if request.content_type != "multipart/related":
         raise ApiError(
@@ -50,6 +52,7 @@ async def stow(request: web.Request) -> web.Response:
         raise ApiError(413, "too_large", "the upload is over the request size limit") from exc
     finally:
         uploader.close()
+        record_upload(request, uploader)
     base = f"{public_base_url(request)}/dicom-web/studies"
     referenced, failed = [], []
     for verdict in uploader.report.files:

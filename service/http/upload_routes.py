@@ -8,6 +8,7 @@ from aiohttp import BodyPartReader, web
 
 from ..auth.access import allow
 from ..uploads import StudyUploader, UploadLimits, UploadTooLarge
+from .auditing import audit_context, audited
 from .errors import ApiError
 from .keys import DATABASE, ORTHANC, SETTINGS, current_user
 from .models import UploadResponse
@@ -46,6 +47,7 @@ def new_uploader(
 
 @routes.post("/api/studies")
 @allow(*UPLOADING_ROLES)
+@audited("study.upload", "study")
 @documented(
     "Upload DICOM files or zip archives (multipart/form-data, field 'files')",
     response=UploadResponse,
@@ -73,7 +75,17 @@ async def upload_studies(request: web.Request) -> web.Response:
         raise ApiError(413, "too_large", "the upload is over the request size limit") from exc
     finally:
         uploader.close()
+        record_upload(request, uploader)
     return upload_answer(uploader)
+
+
+def record_upload(request: web.Request, uploader: StudyUploader) -> None:
+    """What the audit record of an upload says: studies, patients, files accepted and refused."""
+    report = uploader.report
+    audit = audit_context(request)
+    audit.study_instance_uid = ",".join(report.studies)
+    audit.patient_id = ",".join(sorted(report.patients))
+    audit.detail |= {"accepted": report.accepted, "rejected": len(report.files) - report.accepted}
 
 
 def upload_answer(uploader: StudyUploader) -> web.Response:

@@ -8,6 +8,7 @@ from worklists.ordering import WorklistKey
 
 from ..auth.access import allow, consultation_scope
 from ..storage import consultations as store
+from .auditing import audit_context, audited
 from .errors import ApiError
 from .keys import DATABASE, current_user
 from .models import WorklistItem, WorklistQuery, WorklistResponse
@@ -42,6 +43,7 @@ def worklist_item(row: dict) -> WorklistItem:
 
 @routes.get("/api/worklist")
 @allow(*WORKLIST_ROLES)
+@audited("worklist.query", "worklist")
 @documented(
     "The worklist, ordered by due time then priority, paged by keyset cursor",
     query=WorklistQuery,
@@ -64,6 +66,11 @@ async def get_worklist(request: web.Request) -> web.Response:
     )
     scope = consultation_scope(current_user(request))
     page = await request.app[DATABASE].read(store.worklist, scope, filters, query.limit, after)
+    audit_context(request).detail |= {
+        "filters": query.model_dump(exclude_defaults=True),
+        "consultations": [row["id"] for row in page.items],
+        "patients": sorted({row["patient_id"] for row in page.items if row["patient_id"]}),
+    }
     answer = WorklistResponse(
         items=[worklist_item(row) for row in page.items],
         counts=page.counts,
@@ -74,12 +81,16 @@ async def get_worklist(request: web.Request) -> web.Response:
 
 @routes.get("/api/consultations/{id:\\d+}")
 @allow(*WORKLIST_ROLES)
+@audited("consultation.view", "consultation")
 @documented("One consultation with its timeline")
 async def get_consultation(request: web.Request) -> web.Response:
     consultation_id = int(request.match_info["id"])
     scope = consultation_scope(current_user(request))
     database = request.app[DATABASE]
     row = await database.read(store.get_consultation, scope, consultation_id)
+    audit = audit_context(request)
+    audit.patient_id = row["patient_id"]
+    audit.study_instance_uid = row["study_instance_uid"] or ""
     events = await database.read(store.events_of, consultation_id)
     item = worklist_item(row).model_dump()
     item |= {

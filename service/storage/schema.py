@@ -149,3 +149,38 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m002_audit_trail(db: sqlite_utils.Database) -> None:
+    """Append-only audit trail: triggers refuse UPDATE and DELETE; each row hash-chains the last."""
+    db.executescript(
+        """
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            user_id INTEGER,
+            username TEXT NOT NULL DEFAULT '',
+            role TEXT NOT NULL DEFAULT '',
+            facility_id INTEGER,
+            action TEXT NOT NULL,
+            resource_type TEXT NOT NULL DEFAULT '',
+            resource_id TEXT NOT NULL DEFAULT '',
+            patient_id TEXT NOT NULL DEFAULT '',
+            study_instance_uid TEXT NOT NULL DEFAULT '',
+            client_ip TEXT NOT NULL DEFAULT '',
+            outcome TEXT NOT NULL CHECK (outcome IN ('success', 'denied', 'failed')),
+            detail TEXT NOT NULL DEFAULT '{}',
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE
+        );
+        CREATE INDEX audit_log_at ON audit_log(at);
+        CREATE INDEX audit_log_patient ON audit_log(patient_id, at);
+        CREATE INDEX audit_log_user ON audit_log(user_id, at);
+        CREATE INDEX audit_log_facility ON audit_log(facility_id, at);
+        CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        """
+    )

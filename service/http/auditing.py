@@ -1,0 +1,133 @@
+"""Every call to a route that reads patient data or changes anything leaves an audit record.
+
+Routes declare their audited action with :func:`audited` (or say why not with
+:func:`not_audited`); the middleware records the outcome after the handler ran, including
+refusals, so denied attempts are traced too. Handlers add what they touched (patient, study,
+resource) to ``request[AUDIT_KEY]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from ..audit import AuditEntry
+from ..clock import to_iso, utc_now
+from ..orthanc.client import OrthancUnavailable
+from ..storage import Conflict, RecordNotFound
+from ..storage.audit import append_audit
+from .errors import ApiError
+from .keys import DATABASE, USER_KEY
+from .requests import client_ip
+
+AUDIT_ATTRIBUTE = "__teleread_audit__"
+EXEMPT_ATTRIBUTE = "__teleread_audit_exempt__"
+
+
+@dataclass
+class AuditContext:
+    """Filled by the handler: what the call touched."""
+
+    resource_type: str = ""
+    resource_id: str = ""
+    patient_id: str = ""
+    study_instance_uid: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+AUDIT_KEY = web.RequestKey("audit", AuditContext)
+
+
+def audited(action: str, resource_type: str = "") -> Callable[[Any], Any]:
+    """Declare the audit action a handler performs (e.g. ``consultation.view``)."""
+
+    def mark(handler: Any) -> Any:
+        setattr(handler, AUDIT_ATTRIBUTE, (action, resource_type))
+        return handler
+
+    return mark
+
+
+def not_audited(reason: str) -> Callable[[Any], Any]:
+    """Declare, with the reason, that a handler touches no patient data and changes nothing."""
+
+    def mark(handler: Any) -> Any:
+        setattr(handler, EXEMPT_ATTRIBUTE, reason)
+        return handler
+
+    return mark
+
+
+def audit_declaration(handler: Any) -> tuple[str, str] | str | None:
+    return getattr(handler, AUDIT_ATTRIBUTE, None) or getattr(handler, EXEMPT_ATTRIBUTE, None)
+
+
+def _status_of(exc: BaseException) -> int:
+    if isinstance(exc, ApiError | web.HTTPException):
+        return exc.status
+    if isinstance(exc, RecordNotFound):
+        return 404
+    if isinstance(exc, Conflict):
+        return 409
+    if isinstance(exc, ValidationError):
+        return 400
+    if isinstance(exc, OrthancUnavailable):
+        return 503
+    return 500
+
+
+def _outcome(status: int) -> str:
+    if status < 400:
+        return "success"
+    return "denied" if status in (401, 403, 404, 429) else "failed"
+
+
+@web.middleware
+async def audit_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    declaration = getattr(request.match_info.handler, AUDIT_ATTRIBUTE, None)
+    if declaration is None or request.match_info.http_exception is not None:
+        return await handler(request)
+    action, resource_type = declaration
+    context = AuditContext(
+        resource_type=resource_type, resource_id=request.match_info.get("id", "")
+    )
+    request[AUDIT_KEY] = context
+    try:
+        response = await handler(request)
+    except BaseException as exc:
+        await _record(request, action, context, _status_of(exc))
+        raise
+    await _record(request, action, context, response.status)
+    return response
+
+
+async def _record(request: web.Request, action: str, context: AuditContext, status: int) -> None:
+    user = request.get(USER_KEY)
+    detail = dict(context.detail)
+    if status >= 400:
+        detail["status"] = status
+    entry = AuditEntry(
+        at=to_iso(utc_now()),
+        action=action,
+        outcome=_outcome(status),
+        user_id=user.id if user else None,
+        username=user.username if user else "",
+        role=user.role if user else "",
+        facility_id=user.facility_id if user else None,
+        resource_type=context.resource_type,
+        resource_id=context.resource_id,
+        patient_id=context.patient_id,
+        study_instance_uid=context.study_instance_uid,
+        client_ip=client_ip(request) or "",
+        detail=detail,
+    )
+    await request.app[DATABASE].write(append_audit, entry)
+
+
+def audit_context(request: web.Request) -> AuditContext:
+    """The record the current call will leave (a throwaway one on unaudited routes)."""
+    return request.get(AUDIT_KEY) or AuditContext()
