@@ -15,6 +15,7 @@ from typing import Any
 
 from ..clock import to_iso
 from ..storage import Database
+from ..storage import tokens as token_store
 from ..storage import users as user_store
 from .passwords import hash_password, needs_rehash, verify_password
 
@@ -38,6 +39,7 @@ class CurrentUser:
     locale: str | None
     session_id: int
     csrf_token: str
+    api_token_id: int | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> CurrentUser:
@@ -53,6 +55,7 @@ class CurrentUser:
             locale=row["locale"],
             session_id=row["session_id"],
             csrf_token=row["csrf_token"],
+            api_token_id=row.get("api_token_id"),
         )
 
     def public(self) -> dict[str, Any]:
@@ -136,9 +139,41 @@ async def login(
     return NewSession(token, csrf, expires, CurrentUser.from_row(session_row))
 
 
-async def resolve(database: Database, token: str, now: datetime) -> CurrentUser | None:
-    row = await database.read(user_store.session_user, token_hash(token), to_iso(now))
+async def resolve(
+    database: Database, token: str, now: datetime, *, bearer: bool = False
+) -> CurrentUser | None:
+    """The user behind a session token, or (bearer only) behind an API token."""
+    digest = token_hash(token)
+    row = await database.read(user_store.session_user, digest, to_iso(now))
+    if row is None and bearer:
+        row = await database.read(token_store.token_user, digest, to_iso(now))
+        if row is not None:
+            await database.write(token_store.touch_token, row["api_token_id"], to_iso(now))
     return CurrentUser.from_row(row) if row else None
+
+
+@dataclass(frozen=True)
+class NewApiToken:
+    id: int
+    token: str
+    expires_at: datetime
+
+
+async def create_api_token(
+    database: Database, user: CurrentUser, name: str, *, now: datetime, lifetime: timedelta
+) -> NewApiToken:
+    """A named bearer token for an API client; shown once, stored only as a hash."""
+    token = "trt_" + secrets.token_urlsafe(32)
+    expires = now + lifetime
+    token_id = await database.write(
+        token_store.create_token,
+        user_id=user.id,
+        name=name,
+        token_hash=token_hash(token),
+        created_at=to_iso(now),
+        expires_at=to_iso(expires),
+    )
+    return NewApiToken(token_id, token, expires)
 
 
 async def logout(database: Database, user: CurrentUser) -> None:

@@ -40,7 +40,11 @@ async def access_middleware(request: web.Request, handler: Any) -> web.StreamRes
     token = _bearer_token(request)
     via = "bearer" if token else "cookie"
     token = token or request.cookies.get(SESSION_COOKIE)
-    user = await sessions.resolve(request.app[DATABASE], token, utc_now()) if token else None
+    user = (
+        await sessions.resolve(request.app[DATABASE], token, utc_now(), bearer=via == "bearer")
+        if token
+        else None
+    )
     request[USER_KEY] = user
     request[AUTH_VIA_KEY] = via if user else None
     declared = declared_access(match_info.handler)

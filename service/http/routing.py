@@ -14,6 +14,7 @@ from . import (
     health_routes,
     openapi,
     pages,
+    token_routes,
     upload_routes,
     worklist_routes,
 )
@@ -32,6 +33,7 @@ def setup_routes(app: web.Application) -> None:
         health_routes,
         openapi,
         pages,
+        token_routes,
     ):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)

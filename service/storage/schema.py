@@ -184,3 +184,23 @@ def m002_audit_trail(db: sqlite_utils.Database) -> None:
             BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
         """
     )
+
+
+@migrations()
+def m003_api_tokens(db: sqlite_utils.Database) -> None:
+    """Named, revocable bearer tokens for API clients (scripts, gateways), apart from logins."""
+    db.executescript(
+        """
+        CREATE TABLE api_tokens (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            last_used_at TEXT,
+            revoked_at TEXT
+        );
+        CREATE INDEX api_tokens_user ON api_tokens(user_id);
+        """
+    )
