@@ -21,6 +21,7 @@ from .clock import to_iso, utc_now
 from .dicom_files import ZIP_MAGIC, RejectedFile, inspect_dicom
 from .orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
 from .storage import Database
+from .storage import consultations as consultation_store
 from .storage import ingest as ingest_store
 
 CHUNK = 1 << 20
@@ -166,12 +167,13 @@ class StudyUploader:
         except RejectedFile as exc:
             self.report.files.append(FileVerdict(filename, "rejected", str(exc)))
             return
-        if self.expected_study and summary.study_instance_uid != self.expected_study:
+        refusal = await self._refusal(summary.study_instance_uid)
+        if refusal is not None:
             self.report.files.append(
                 FileVerdict(
                     filename,
                     "rejected",
-                    "belongs to another study than the one addressed",
+                    refusal,
                     summary.study_instance_uid,
                     summary.sop_instance_uid,
                 )
@@ -205,6 +207,23 @@ class StudyUploader:
                 summary.patient_id,
             )
         )
+
+    async def _refusal(self, study_instance_uid: str) -> str | None:
+        """Why this study may not be uploaded here, if it may not.
+
+        Adding one file to another facility's study would credit the uploader with the whole
+        study (every instance of it), so a study another facility sent stays theirs.
+        """
+        if self.expected_study and study_instance_uid != self.expected_study:
+            return "belongs to another study than the one addressed"
+        if study_instance_uid in self._attributed:
+            return None
+        owners = await self.database.read(
+            consultation_store.facilities_with_study, study_instance_uid
+        )
+        if owners and self.user.facility_id not in owners:
+            return "this study was sent by another facility"
+        return None
 
     async def _attribute(self, study_instance_uid: str) -> None:
         """Credit the study to the uploader's facility before Orthanc can call it stable."""

@@ -36,6 +36,18 @@ def find_for_study(
     return dict(row) if row else None
 
 
+def facilities_with_study(db: sqlite_utils.Database, study_instance_uid: str) -> set[int]:
+    """Facilities whose images of this study have arrived (a request alone claims nothing)."""
+    return {
+        row[0]
+        for row in db.execute(
+            "SELECT facility_id FROM consultations WHERE study_instance_uid = ?"
+            " AND received_at IS NOT NULL",
+            [study_instance_uid],
+        )
+    }
+
+
 def find_by_accession(
     db: sqlite_utils.Database, facility_id: int, accession_number: str
 ) -> dict[str, Any] | None:

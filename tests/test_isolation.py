@@ -1,0 +1,199 @@
+"""Facility isolation: every role of another facility calls every data endpoint for a clinic's
+resources and gets 403 or 404 (or an empty list), and the answers leak nothing.
+
+Every route of the app is either exercised here or listed in NOT_PATIENT_DATA with a reason, so a
+new endpoint cannot ship without joining the matrix.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import aiohttp
+import pytest
+
+from service.synthetic import StudySpec, dataset_bytes, make_study
+
+ROLES = ("radiographer", "clinician", "requester", "specialist", "manager", "admin")
+SECRETS = ("SECRET_PID_A", "保密患者", "A_ACC_777", "Clinic A clinical question")
+
+# Routes that carry no patient data of any facility (checked: every other route is in MATRIX).
+NOT_PATIENT_DATA = {
+    "GET /",
+    "GET /login",
+    "GET /worklist",
+    "GET /upload",
+    "GET /account",
+    "GET /healthz",
+    "GET /api/openapi.json",
+    "POST /api/login",
+    "POST /api/logout",
+    "GET /api/me",
+    "GET /api/tokens",
+    "POST /api/tokens",
+    "DELETE /api/tokens/{id}",
+    "GET /api/facilities",
+}
+
+
+@pytest.fixture
+async def world(service):
+    """Clinic A with a consultation (request + images); clinic B with a user of every role."""
+    a = await service.add_facility("Clinic A", "township", "CLINIC_A")
+    b = await service.add_facility("Clinic B", "township", "CLINIC_B")
+    await service.add_user("wang_a", "radiographer", a)
+    for role in ROLES:
+        await service.add_user(f"{role}_b", role, b)
+    study = make_study(
+        StudySpec(
+            "SECRET_PID_A", "保密患者", "CT", "HEAD", instances=2, accession_number="A_ACC_777"
+        )
+    )
+    await service.c_store(study, "CLINIC_A")
+    wang = await service.login("wang_a")
+    uid = str(study[0].StudyInstanceUID)
+
+    async def ingested():
+        items = (await service.worklist(wang))["items"]
+        return items and items[0]["received_at"] and items
+
+    items = await service.wait_for(ingested)
+    filed = await service.client.post(
+        "/api/consultations",
+        headers=wang,
+        json={
+            "study_instance_uid": uid,
+            "priority": "urgent",
+            "clinical_question": "Clinic A clinical question",
+        },
+    )
+    assert filed.status == 200, await filed.text()
+    return {"consultation": items[0]["id"], "uid": uid, "study": study, "a": a, "b": b}
+
+
+def assert_no_leak(text: str) -> None:
+    """No secret in the body, raw or JSON-escaped (json_response escapes non-ASCII)."""
+    for secret in SECRETS:
+        for form in (secret, json.dumps(secret)[1:-1]):
+            assert form not in text, f"leaked {secret!r}"
+
+
+def upload_form(study) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field(
+        "files",
+        io.BytesIO(dataset_bytes(study[0])),
+        filename="a.dcm",
+        content_type="application/dicom",
+    )
+    return form
+
+
+def stow_body(study) -> aiohttp.MultipartWriter:
+    writer = aiohttp.MultipartWriter("related", boundary="teleread-isolation")
+    writer.headers["Content-Type"] = (
+        'multipart/related; type="application/dicom"; boundary=teleread-isolation'
+    )
+    part = writer.append(dataset_bytes(study[0]))
+    part.headers["Content-Type"] = "application/dicom"
+    return writer
+
+
+async def call(service, headers, route: str, world):
+    """Call one route as the caller would to reach clinic A's data."""
+    c = service.client
+    cid, uid = world["consultation"], world["uid"]
+    match route:
+        case "GET /api/worklist":
+            return await c.get(
+                "/api/worklist", headers=headers, params={"facility": str(world["a"])}
+            )
+        case "GET /api/consultations/{id}":
+            return await c.get(f"/api/consultations/{cid}", headers=headers)
+        case "POST /api/consultations":
+            return await c.post(
+                "/api/consultations",
+                headers=headers,
+                json={"study_instance_uid": uid, "priority": "stat"},
+            )
+        case "POST /api/studies":
+            return await c.post("/api/studies", headers=headers, data=upload_form(world["study"]))
+        case "POST /dicom-web/studies" | "POST /dicom-web/studies/{study}":
+            return await c.post(
+                f"/dicom-web/studies/{uid}", headers=headers, data=stow_body(world["study"])
+            )
+        case "GET /api/admin/quarantine":
+            return await c.get("/api/admin/quarantine", headers=headers)
+        case "GET /api/audit" | "GET /api/audit.csv" | "GET /api/audit/atna":
+            path = route.split(" ", 1)[1]
+            return await c.get(path, headers=headers, params={"patient_id": "SECRET_PID_A"})
+    raise AssertionError(f"{route} has no isolation case: add one")
+
+
+MATRIX = (
+    "GET /api/worklist",
+    "GET /api/consultations/{id}",
+    "POST /api/consultations",
+    "POST /api/studies",
+    "POST /dicom-web/studies/{study}",
+    "GET /api/admin/quarantine",
+)
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_other_facilitys_users_see_nothing_of_clinic_a(service, world, role):
+    """Each role of clinic B, on each data endpoint: refused or empty, and no secret in the body."""
+    headers = await service.login(f"{role}_b")
+    for route in MATRIX:
+        response = await call(service, headers, route, world)
+        text = await response.text()
+        assert_no_leak(text)
+        if route == "GET /api/worklist":
+            if response.status == 200:
+                body = await response.json()
+                assert body["items"] == [] and body["counts"]["total"] == 0
+            else:
+                assert response.status == 403
+        elif route == "POST /api/consultations":
+            # Filing a request for a UID makes a consultation of one's own facility, never A's.
+            assert response.status in (201, 403), (route, response.status)
+        elif route in ("POST /api/studies", "POST /dicom-web/studies/{study}"):
+            assert response.status in (400, 403, 409), (route, role, response.status, text)
+        elif route == "GET /api/admin/quarantine" and role == "admin":
+            assert response.status == 200  # admins of any facility review unknown senders
+        else:
+            assert response.status in (403, 404), (route, role, response.status)
+
+
+async def test_clinic_a_still_sees_its_own_consultation(service, world):
+    """The matrix is meaningful: the owner does get the data the others are refused."""
+    response = await service.client.get(
+        f"/api/consultations/{world['consultation']}", headers=await service.login("wang_a")
+    )
+    assert response.status == 200
+    assert (await response.json())["patient_name"] == "保密患者"
+
+
+async def test_uploading_into_another_facilitys_study_is_refused(service, world):
+    """One file with clinic A's study UID must not credit clinic B with A's whole study."""
+    headers = await service.login("radiographer_b")
+    response = await service.client.post(
+        "/api/studies", headers=headers, data=upload_form(world["study"])
+    )
+    body = await response.json()
+    assert response.status == 400
+    assert body["files"][0]["reason"] == "this study was sent by another facility"
+
+
+async def test_every_route_is_in_the_matrix_or_declared_free_of_patient_data(service):
+    """A new endpoint must join the isolation matrix (or say why it holds no patient data)."""
+    routes = set()
+    for route in service.app.router.routes():
+        canonical = route.resource.canonical if route.resource else ""
+        if canonical.startswith("/static") or route.method == "HEAD":
+            continue
+        path = canonical.replace("{id:\\d+}", "{id}")
+        routes.add(f"{route.method} {path}")
+    covered = set(MATRIX) | NOT_PATIENT_DATA | {"POST /dicom-web/studies"}
+    assert sorted(routes - covered) == []
