@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
+import re
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
 from . import demo
 from .app import create_app
+from .audit import AuditEntry
+from .audit.atna import AuditSource
+from .audit.export import default_source_id, write_export
+from .audit.verify import verify_database
 from .auth.passwords import hash_password
-from .clock import utc_now
+from .clock import to_iso, utc_now
+from .http.admin_models import AET_PATTERN
 from .http.keys import DATABASE, FOLLOWER, SETTINGS, SLA
 from .modalities import modality_entry
 from .orthanc.auth import basic_auth_header
@@ -27,6 +35,8 @@ from .storage import Conflict, Database, RecordNotFound
 from .storage import consultations as consultation_store
 from .storage import facilities as facility_store
 from .storage import users as user_store
+from .storage.audit import append_audit, append_only_triggers_present
+from .storage.audit_search import AuditFilter
 from .storage.facilities import FACILITY_KINDS
 from .storage.users import ROLES
 
@@ -71,7 +81,37 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="read the password from standard input",
     )
+    add_audit_commands(commands)
     return parser
+
+
+def add_audit_commands(commands: argparse._SubParsersAction) -> None:
+    audit = commands.add_parser("audit", help="verify and export the audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    audit_commands.add_parser(
+        "verify", help="check the hash chain; exit 1 naming the first broken record"
+    )
+    export = audit_commands.add_parser("export", help="export records as CSV or ATNA XML")
+    export.add_argument("--format", required=True, choices=("csv", "atna"))
+    export.add_argument(
+        "--from", dest="since", type=iso_instant, metavar="ISO", help="ISO 8601, inclusive"
+    )
+    export.add_argument(
+        "--to", dest="until", type=iso_instant, metavar="ISO", help="ISO 8601, exclusive"
+    )
+    export.add_argument("--output", help="file to write (default: standard output)")
+    export.add_argument("--source-id", help="ATNA AuditSourceID (default: teleread@<host>)")
+
+
+def iso_instant(text: str) -> str:
+    """An ISO 8601 time with a zone (``Z`` or ``+08:00``), as the stored UTC text."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a time zone (Z or +08:00): {text!r}")
+    return to_iso(moment)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(seed_demo(settings))
         if args.command == "facility":
             return facility_command(settings, args)
+        if args.command == "audit":
+            return audit_command(settings, args)
         return user_command(settings, args)
     except (Conflict, RecordNotFound, ValueError, OrthancStartError) as exc:
         print(f"teleread: {getattr(exc, 'detail', None) or exc}", file=sys.stderr)
@@ -114,8 +156,8 @@ def facility_command(settings: Settings, args: argparse.Namespace) -> int:
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {timezone!r}") from exc
         aet = args.aet.strip()
-        if not aet or len(aet) > 16 or "\\" in aet:
-            raise ValueError("an AE title has 1 to 16 characters and no backslash")
+        if not re.fullmatch(AET_PATTERN, aet):
+            raise ValueError("an AE title has 1 to 16 letters, digits, '_' or '-'")
         facility_id = database.write_sync(
             facility_store.add_facility,
             name=args.name,
@@ -180,6 +222,61 @@ def user_command(settings: Settings, args: argparse.Namespace) -> int:
         database.close()
     print(user_id)
     return 0
+
+
+def audit_command(settings: Settings, args: argparse.Namespace) -> int:
+    database = open_database(settings)
+    try:
+        if args.audit_command == "verify":
+            return audit_verify(database)
+        return audit_export(database, args)
+    finally:
+        database.close()
+
+
+def audit_verify(database: Database) -> int:
+    """``teleread audit verify``: 0 and the count when intact, 1 and the first broken record."""
+    if not database.read_sync(append_only_triggers_present):
+        print("warning: the append-only triggers of audit_log are missing", file=sys.stderr)
+    result = database.read_sync(verify_database)
+    if not result.ok:
+        print(f"audit trail BROKEN at record {result.first_broken_id}: {result.reason}")
+        return 1
+    print(f"audit trail intact: {result.checked} records")
+    print(f"last hash: {result.last_hash}")
+    return 0
+
+
+def audit_export(database: Database, args: argparse.Namespace) -> int:
+    """``teleread audit export``: stream the records; the export is itself recorded."""
+    flt = AuditFilter(since=args.since, until=args.until)
+    source = AuditSource(args.source_id or default_source_id())
+    if args.output:
+        with open(args.output, "wb") as out:
+            count = database.read_sync(write_export, out, args.format, flt, source)
+    else:
+        count = database.read_sync(write_export, sys.stdout.buffer, args.format, flt, source)
+        sys.stdout.buffer.flush()
+    filters = {k: v for k, v in (("from", args.since), ("to", args.until)) if v}
+    entry = AuditEntry(
+        at=to_iso(utc_now()),
+        action="audit.export",
+        outcome="success",
+        username=f"os:{os_user()}",
+        resource_type="audit",
+        detail={"filters": filters, "format": args.format, "exported": count, "via": "cli"},
+    )
+    database.write_sync(append_audit, entry)
+    print(f"exported {count} records", file=sys.stderr)
+    return 0
+
+
+def os_user() -> str:
+    """Who ran the command, as the operating system says (the CLI has no teleread login)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def print_banner(settings: Settings, seeded: bool) -> None:

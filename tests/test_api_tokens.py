@@ -91,3 +91,26 @@ async def test_bad_token_requests_are_400(service, specialist, body):
     """Names are required; lifetimes run 1 to 365 days."""
     response = await service.client.post("/api/tokens", json=body, headers=specialist)
     assert response.status == 400
+
+
+async def test_an_admins_password_reset_revokes_the_users_tokens(service, specialist):
+    """A reset by an administrator answers a compromise: the account's tokens stop too."""
+    token = await create(service, specialist)
+    centre = await service.database.read(
+        lambda db: db.execute("SELECT facility_id FROM users WHERE username='dr.li'").fetchone()[0]
+    )
+    await service.add_user("root", "admin", centre)
+    admin = await service.login("root")
+    user_id = await service.database.read(
+        lambda db: db.execute("SELECT id FROM users WHERE username='dr.li'").fetchone()[0]
+    )
+    reset = await service.client.post(
+        f"/api/admin/users/{user_id}/password",
+        headers=admin,
+        json={"password": "brand-new-password"},
+    )
+    assert reset.status == 200, await reset.text()
+    response = await service.client.get(
+        "/api/me", headers={"Authorization": f"Bearer {token['token']}"}
+    )
+    assert response.status == 401

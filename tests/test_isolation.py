@@ -34,6 +34,20 @@ NOT_PATIENT_DATA = {
     "POST /api/tokens",
     "DELETE /api/tokens/{id}",
     "GET /api/facilities",
+    # Administration (admins only) and one's own password: accounts and facilities, no patients.
+    "GET /admin/users",
+    "GET /admin/facilities",
+    "GET /audit",
+    "GET /api/admin/users",
+    "POST /api/admin/users",
+    "PATCH /api/admin/users/{id}",
+    "POST /api/admin/users/{id}/disable",
+    "POST /api/admin/users/{id}/enable",
+    "POST /api/admin/users/{id}/password",
+    "GET /api/admin/facilities",
+    "POST /api/admin/facilities",
+    "PATCH /api/admin/facilities/{id}",
+    "POST /api/me/password",
 }
 
 

@@ -1,4 +1,5 @@
-"""Server-rendered pages (login, worklist, upload); their data comes from the JSON API."""
+"""Server-rendered pages (login, worklist, upload, administration, audit, account); their data
+comes from the JSON API."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from ..auth.access import AUTHENTICATED, allow, public
+from ..auth.passwords import MIN_PASSWORD_LENGTH
 from ..i18n import SUPPORTED_LOCALES
+from .auditing import audit_declaration
 from .keys import RENDERER, USER_KEY
 from .upload_routes import UPLOADING_ROLES
 from .worklist_routes import WORKLIST_ROLES
@@ -51,6 +54,8 @@ async def home(request: web.Request) -> web.Response:
     user = request.get(USER_KEY)
     if user is None:
         raise web.HTTPSeeOther("/login")
+    if user.role == "admin":
+        raise web.HTTPSeeOther("/admin/users")
     raise web.HTTPSeeOther("/upload" if user.role in UPLOADING_ROLES else "/worklist")
 
 
@@ -77,5 +82,29 @@ async def upload_page(request: web.Request) -> web.Response:
 
 @routes.get("/account")
 @allow(AUTHENTICATED)
-async def account_redirect(request: web.Request) -> web.Response:
-    raise web.HTTPSeeOther("/")
+async def account_page(request: web.Request) -> web.Response:
+    return render(request, "account.html", min_password_length=MIN_PASSWORD_LENGTH)
+
+
+@routes.get("/admin/users")
+@allow("admin")
+async def admin_users_page(request: web.Request) -> web.Response:
+    return render(request, "admin_users.html", min_password_length=MIN_PASSWORD_LENGTH)
+
+
+@routes.get("/admin/facilities")
+@allow("admin")
+async def admin_facilities_page(request: web.Request) -> web.Response:
+    return render(request, "admin_facilities.html")
+
+
+def audited_actions(app: web.Application) -> list[str]:
+    """Every action some route records, for the audit page's suggestions."""
+    declarations = (audit_declaration(route.handler) for route in app.router.routes())
+    return sorted({d[0] for d in declarations if isinstance(d, tuple)})
+
+
+@routes.get("/audit")
+@allow("manager", "admin")
+async def audit_page(request: web.Request) -> web.Response:
+    return render(request, "audit.html", actions=audited_actions(request.app))

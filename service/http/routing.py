@@ -8,6 +8,7 @@ from aiohttp import web
 
 from . import (
     admin_routes,
+    audit_routes,
     auth_routes,
     consultation_routes,
     dicomweb_routes,
@@ -30,6 +31,7 @@ def setup_routes(app: web.Application) -> None:
         upload_routes,
         dicomweb_routes,
         admin_routes,
+        audit_routes,
         health_routes,
         openapi,
         pages,

@@ -1,10 +1,15 @@
-"""The audit_log table: append with the hash chain, read back in order."""
+"""The audit_log table: append with the hash chain, read back in order.
+
+Each record's patients also go into ``audit_patients`` (one row per patient the record touched or
+listed), written in the same transaction, so "who looked at this patient's data" is an indexed
+lookup rather than a scan of every record's JSON detail.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import asdict
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 import sqlite_utils
@@ -12,8 +17,39 @@ import sqlite_utils
 from ..audit.entry import GENESIS_HASH, AuditEntry, chain_hash
 
 
+def audit_patient_ids(patient_id: str, detail: Mapping[str, Any]) -> list[str]:
+    """Every patient a record concerns: its ``patient_id`` (also split on commas, as uploads
+    join several) and the ids a query listed in ``detail["patients"]``; sorted, no repeats."""
+    found: set[str] = set()
+    if patient_id:
+        found.add(patient_id)
+        found.update(part.strip() for part in patient_id.split(","))
+    listed = detail.get("patients")
+    if isinstance(listed, list):
+        found.update(p for p in listed if isinstance(p, str))
+    found.discard("")
+    return sorted(found)
+
+
+def _storable(value: Any) -> Any:
+    """Text with lone surrogates (possible in JSON input) replaced, so it encodes as UTF-8."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
+
+
+def _storable_entry(entry: AuditEntry) -> AuditEntry:
+    changes = {f.name: _storable(getattr(entry, f.name)) for f in fields(entry)}
+    return replace(entry, **changes)
+
+
 def append_audit(db: sqlite_utils.Database, entry: AuditEntry) -> int:
     """Append one record chained to the last (the writer thread serialises appends)."""
+    entry = _storable_entry(entry)
     last = db.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
     prev_hash = last[0] if last else GENESIS_HASH
     values = asdict(entry) | {
@@ -26,7 +62,17 @@ def append_audit(db: sqlite_utils.Database, entry: AuditEntry) -> int:
     cursor = db.execute(
         f"INSERT INTO audit_log ({columns}) VALUES ({marks})", list(values.values())
     )
-    return int(cursor.lastrowid)
+    audit_id = int(cursor.lastrowid)
+    index_patients(db, audit_id, audit_patient_ids(entry.patient_id, entry.detail))
+    return audit_id
+
+
+def index_patients(db: sqlite_utils.Database, audit_id: int, patient_ids: list[str]) -> None:
+    """Record which patients an audit record concerns (for the search by patient)."""
+    db.conn.executemany(
+        "INSERT INTO audit_patients (audit_id, patient_id) VALUES (?, ?)",
+        [(audit_id, patient_id) for patient_id in patient_ids],
+    )
 
 
 def audit_rows(db: sqlite_utils.Database, batch: int = 1000) -> Iterator[dict[str, Any]]:
@@ -41,3 +87,30 @@ def audit_rows(db: sqlite_utils.Database, batch: int = 1000) -> Iterator[dict[st
         for row in rows:
             yield dict(row)
         after = rows[-1]["id"]
+
+
+def audit_patient_rows(db: sqlite_utils.Database, batch: int = 5000) -> Iterator[tuple[int, str]]:
+    """The patient index as written, in insertion order: ``(audit_id, patient_id)``."""
+    after = 0
+    while True:
+        rows = db.execute(
+            "SELECT rowid, audit_id, patient_id FROM audit_patients WHERE rowid > ?"
+            " ORDER BY rowid LIMIT ?",
+            [after, batch],
+        ).fetchall()
+        if not rows:
+            return
+        for row in rows:
+            yield row[1], row[2]
+        after = rows[-1][0]
+
+
+def append_only_triggers_present(db: sqlite_utils.Database) -> bool:
+    """True while the triggers refusing UPDATE and DELETE on audit_log are in place."""
+    names = {
+        row[0]
+        for row in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'"
+        )
+    }
+    return {"audit_log_no_update", "audit_log_no_delete"} <= names

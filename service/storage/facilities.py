@@ -47,3 +47,27 @@ def facility_by_aet(db: sqlite_utils.Database, aet: str) -> dict[str, Any] | Non
 
 def list_facilities(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return [dict(r) for r in db.execute("SELECT * FROM facilities ORDER BY id")]
+
+
+_EDITABLE = ("name", "kind", "aet", "timezone", "contact", "dicom_host", "dicom_port")
+
+
+def update_facility(db: sqlite_utils.Database, facility_id: int, **changes: Any) -> None:
+    """Set some of the editable columns; a new AE title must be free (``aet_taken``)."""
+    unknown = set(changes) - set(_EDITABLE)
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    if (
+        "aet" in changes
+        and db.execute(
+            "SELECT 1 FROM facilities WHERE aet = ? AND id != ?", [changes["aet"], facility_id]
+        ).fetchone()
+    ):
+        raise Conflict("aet_taken", f"AE title {changes['aet']!r} is already registered")
+    get_facility(db, facility_id)
+    if not changes:
+        return
+    assignments = ", ".join(f"{column} = ?" for column in changes)
+    db.execute(
+        f"UPDATE facilities SET {assignments} WHERE id = ?", [*changes.values(), facility_id]
+    )

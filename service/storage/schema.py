@@ -204,3 +204,42 @@ def m003_api_tokens(db: sqlite_utils.Database) -> None:
         CREATE INDEX api_tokens_user ON api_tokens(user_id);
         """
     )
+
+
+@migrations()
+def m004_audit_patient_index(db: sqlite_utils.Database) -> None:
+    """Which patients each audit record concerns, for "who looked at this patient's data".
+
+    Filled by ``append_audit`` in the same transaction as the record (and here, once, for the
+    records written before this migration). Append-only like ``audit_log``; ``teleread audit
+    verify`` checks it against the records. Also indexes for the audit search by user, facility,
+    action and outcome in id order (SQLite appends the rowid to every index entry).
+    """
+    import json
+
+    from .audit import audit_patient_ids, index_patients
+
+    db.executescript(
+        """
+        CREATE TABLE audit_patients (
+            audit_id INTEGER NOT NULL REFERENCES audit_log(id),
+            patient_id TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX audit_patients_patient ON audit_patients(patient_id, audit_id);
+        CREATE TRIGGER audit_patients_no_update BEFORE UPDATE ON audit_patients
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        CREATE TRIGGER audit_patients_no_delete BEFORE DELETE ON audit_patients
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        CREATE INDEX audit_log_username ON audit_log(username);
+        CREATE INDEX audit_log_facility_id ON audit_log(facility_id);
+        CREATE INDEX audit_log_action ON audit_log(action);
+        CREATE INDEX audit_log_outcome ON audit_log(outcome);
+        """
+    )
+    after = 0
+    while rows := db.execute(
+        "SELECT id, patient_id, detail FROM audit_log WHERE id > ? ORDER BY id LIMIT 1000", [after]
+    ).fetchall():
+        for audit_id, patient_id, detail in rows:
+            index_patients(db, audit_id, audit_patient_ids(patient_id, json.loads(detail)))
+        after = rows[-1][0]

@@ -53,6 +53,14 @@ def revoke_token(db: sqlite_utils.Database, user_id: int, token_id: int, now: st
         raise RecordNotFound(f"token {token_id}")
 
 
+def revoke_user_tokens(db: sqlite_utils.Database, user_id: int, now: str) -> int:
+    cursor = db.execute(
+        "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+        [now, user_id],
+    )
+    return cursor.rowcount
+
+
 def token_user(db: sqlite_utils.Database, token_hash: str, now: str) -> dict[str, Any] | None:
     """The live token's user (not revoked, not expired, user enabled)."""
     row = db.execute(

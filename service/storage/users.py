@@ -116,3 +116,81 @@ def recent_login_failures(
 
 def clear_login_failures(db: sqlite_utils.Database, username: str) -> None:
     db.execute("DELETE FROM login_failures WHERE username = ?", [username])
+
+
+# ---- administration -----------------------------------------------------------------
+
+_ADMIN_COLUMNS = (
+    "u.id, u.username, u.display_name, u.role, u.facility_id, f.name AS facility_name,"
+    " u.disabled, u.created_at"
+)
+
+_EDITABLE = ("display_name", "role", "facility_id", "disabled")
+
+
+def _admin_row(row: Any) -> dict[str, Any]:
+    values = dict(row)
+    values["disabled"] = bool(values["disabled"])
+    return values
+
+
+def list_users(db: sqlite_utils.Database, now: str) -> list[dict[str, Any]]:
+    """Every account with its facility and number of live sessions (never the password hash)."""
+    rows = db.execute(
+        f"SELECT {_ADMIN_COLUMNS}, (SELECT COUNT(*) FROM sessions s WHERE s.user_id = u.id"
+        " AND s.revoked_at IS NULL AND s.expires_at > ?) AS active_sessions"
+        " FROM users u JOIN facilities f ON f.id = u.facility_id ORDER BY u.username",
+        [now],
+    )
+    return [_admin_row(r) for r in rows]
+
+
+def get_user(db: sqlite_utils.Database, user_id: int) -> dict[str, Any]:
+    """One account as administrators see it (no password hash); RecordNotFound otherwise."""
+    row = db.execute(
+        f"SELECT {_ADMIN_COLUMNS} FROM users u JOIN facilities f ON f.id = u.facility_id"
+        " WHERE u.id = ?",
+        [user_id],
+    ).fetchone()
+    if row is None:
+        raise RecordNotFound(f"user {user_id}")
+    return _admin_row(row)
+
+
+def update_user(db: sqlite_utils.Database, user_id: int, **changes: Any) -> None:
+    """Set some of display_name, role, facility_id, disabled (the caller checked the rules)."""
+    unknown = set(changes) - set(_EDITABLE)
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    if not changes:
+        return
+    if (
+        "facility_id" in changes
+        and not db.execute(
+            "SELECT 1 FROM facilities WHERE id = ?", [changes["facility_id"]]
+        ).fetchone()
+    ):
+        raise RecordNotFound(f"facility {changes['facility_id']}")
+    values = {k: int(v) if k == "disabled" else v for k, v in changes.items()}
+    assignments = ", ".join(f"{column} = ?" for column in values)
+    cursor = db.execute(f"UPDATE users SET {assignments} WHERE id = ?", [*values.values(), user_id])
+    if cursor.rowcount == 0:
+        raise RecordNotFound(f"user {user_id}")
+
+
+def count_enabled_admins(db: sqlite_utils.Database) -> int:
+    return int(
+        db.execute("SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0").fetchone()[0]
+    )
+
+
+def revoke_user_sessions(
+    db: sqlite_utils.Database, user_id: int, *, keep_session_id: int | None = None
+) -> int:
+    """Revoke every open session of a user (but ``keep_session_id``); how many were revoked."""
+    cursor = db.execute(
+        "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"
+        " AND id IS NOT ?",
+        [to_iso(utc_now()), user_id, keep_session_id],
+    )
+    return int(cursor.rowcount)

@@ -1,0 +1,172 @@
+"""Request and response models of the administration API (users, facilities, own password)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, ClassVar, Literal, get_args
+from zoneinfo import available_timezones
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from ..auth.passwords import MIN_PASSWORD_LENGTH
+from ..storage.facilities import FACILITY_KINDS
+from ..storage.users import ROLES
+from .models import Strict
+
+RoleName = Literal["radiographer", "clinician", "requester", "specialist", "manager", "admin"]
+FacilityKind = Literal["township", "county", "regional"]
+assert get_args(RoleName) == ROLES and get_args(FacilityKind) == FACILITY_KINDS
+
+USERNAME_PATTERN = r"^[A-Za-z0-9._-]+$"
+# DICOM allows more in an AE title (any printable ASCII but "\"), but Orthanc only accepts
+# letters, digits, "_" and "-" in the modality name it is registered under (measured: "." or a
+# space answer 400, "/", "?" and "#" cut the REST path), and the name is the AE title.
+AET_PATTERN = r"^[A-Za-z0-9_-]{1,16}$"
+HOST_PATTERN = r"^[A-Za-z0-9.:-]+$"
+
+Password = Field(min_length=MIN_PASSWORD_LENGTH, max_length=1024)
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def check_timezone(value: str | None) -> str | None:
+    if value is not None and value not in _zones():
+        raise ValueError(f"unknown IANA time zone {value!r}")
+    return value
+
+
+class PartialUpdate(Strict):
+    """PATCH bodies: omitted fields stay as they are; null only where a field may be empty."""
+
+    _nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _something_and_no_stray_null(self) -> Any:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        for name in self.model_fields_set - self._nullable:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def given(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+# ---- users ----------------------------------------------------------------------------
+
+
+class UserCreate(Strict):
+    username: str = Field(min_length=1, max_length=64, pattern=USERNAME_PATTERN)
+    display_name: str = Field(default="", max_length=200)
+    role: RoleName
+    facility_id: int
+    password: str = Password
+
+
+class UserUpdate(PartialUpdate):
+    display_name: str | None = Field(default=None, max_length=200)
+    role: RoleName | None = None
+    facility_id: int | None = None
+    disabled: bool | None = None
+
+
+class PasswordReset(Strict):
+    password: str = Password
+
+
+class PasswordChange(Strict):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Password
+
+
+class AdminUser(BaseModel):
+    id: int
+    username: str
+    display_name: str
+    role: RoleName
+    facility_id: int
+    facility_name: str
+    disabled: bool
+    created_at: str
+    active_sessions: int = Field(description="Open sessions (not revoked, not expired)")
+
+
+class AdminUserList(BaseModel):
+    items: list[AdminUser]
+
+
+class Created(BaseModel):
+    id: int
+
+
+class UserChanged(BaseModel):
+    id: int
+    changed: list[str] = Field(description="Fields that actually changed")
+    sessions_revoked: int
+
+
+class SessionsRevoked(BaseModel):
+    id: int
+    sessions_revoked: int
+
+
+# ---- facilities -----------------------------------------------------------------------
+
+
+class FacilityCreate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    kind: FacilityKind
+    aet: str = Field(pattern=AET_PATTERN, description="DICOM AE title the facility sends with")
+    timezone: str | None = Field(default=None, description="IANA zone; the service's default")
+    contact: str = Field(default="", max_length=500)
+    dicom_host: str | None = Field(default=None, max_length=253, pattern=HOST_PATTERN)
+    dicom_port: int | None = Field(default=None, ge=1, le=65535)
+
+    _timezone = field_validator("timezone")(check_timezone)
+
+
+class FacilityUpdate(PartialUpdate):
+    _nullable: ClassVar[frozenset[str]] = frozenset({"dicom_host", "dicom_port"})
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: FacilityKind | None = None
+    aet: str | None = Field(default=None, pattern=AET_PATTERN)
+    timezone: str | None = None
+    contact: str | None = Field(default=None, max_length=500)
+    dicom_host: str | None = Field(default=None, max_length=253, pattern=HOST_PATTERN)
+    dicom_port: int | None = Field(default=None, ge=1, le=65535)
+
+    _timezone = field_validator("timezone")(check_timezone)
+
+
+class AdminFacility(BaseModel):
+    id: int
+    name: str
+    kind: FacilityKind
+    aet: str
+    timezone: str
+    contact: str
+    dicom_host: str | None
+    dicom_port: int | None
+    created_at: str
+
+
+class AdminFacilityList(BaseModel):
+    items: list[AdminFacility]
+
+
+class FacilityCreated(BaseModel):
+    id: int
+    registered: bool = Field(description="Orthanc took the AE title (false: it was unreachable)")
+
+
+class FacilityChangedResponse(BaseModel):
+    id: int
+    changed: list[str]
+    registered: bool | None = Field(
+        description="Re-registered with Orthanc (null: AE title and DICOM node unchanged)"
+    )

@@ -1,0 +1,416 @@
+"""Audit records as DICOM audit messages (PS3.15 A.5, IHE ATNA).
+
+Unit tests build messages from stored-row shapes; the integration test exports real records of
+the real app (logins, a worklist query, consultation views, an upload into the real Orthanc)
+through ``GET /api/audit/atna`` and checks every message against the structure of the A.5.1
+schema, with Chinese names and usernames.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import xml.etree.ElementTree as ET
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import pytest
+
+from service.audit.atna import (
+    ACTIONS,
+    AuditSource,
+    Names,
+    audit_message,
+    event_kind,
+    to_xml,
+)
+from service.auth.passwords import hash_password
+from service.storage import users as user_store
+from service.synthetic import StudySpec, dataset_bytes, make_study
+
+from .conftest import PASSWORD, Service
+
+SOURCE = AuditSource("teleread@test.example", "Consortium")
+CODED = ("csd-code", "codeSystemName", "originalText")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def row(**values: Any) -> dict[str, Any]:
+    """A stored audit_log row with defaults."""
+    base = {
+        "id": 1,
+        "at": "2026-11-23T08:00:00.123456Z",
+        "user_id": 7,
+        "username": "dr.li",
+        "role": "specialist",
+        "facility_id": 3,
+        "action": "consultation.view",
+        "resource_type": "consultation",
+        "resource_id": "12",
+        "patient_id": "P-001",
+        "study_instance_uid": "1.2.3.4",
+        "client_ip": "10.1.2.3",
+        "outcome": "success",
+        "detail": "{}",
+        "prev_hash": "0" * 64,
+        "hash": "1" * 64,
+    }
+    return base | values
+
+
+def message(values: dict[str, Any], names: Names | None = None) -> ET.Element:
+    """Build, serialise and parse back: what a collector would receive."""
+    return ET.fromstring(to_xml(audit_message(values, SOURCE, names)))
+
+
+def assert_coded(element: ET.Element | None) -> None:
+    assert element is not None
+    for attribute in CODED:
+        assert element.get(attribute), f"{element.tag} lacks {attribute}"
+
+
+def assert_valid(msg: ET.Element) -> None:
+    """The mandatory structure of PS3.15 A.5.1 (element order, required attributes, values)."""
+    assert msg.tag == "AuditMessage"
+    tags = [child.tag for child in msg]
+    assert tags[0] == "EventIdentification"
+    participants = tags[1:].count("ActiveParticipant")
+    assert participants >= 1 and tags[1 : 1 + participants] == ["ActiveParticipant"] * participants
+    assert tags[1 + participants] == "AuditSourceIdentification"
+    assert set(tags[2 + participants :]) <= {"ParticipantObjectIdentification"}
+
+    event = msg.find("EventIdentification")
+    assert event.get("EventActionCode") in {"C", "R", "U", "D", "E"}
+    datetime.fromisoformat(event.get("EventDateTime").replace("Z", "+00:00"))
+    assert event.get("EventOutcomeIndicator") in {"0", "4", "8", "12"}
+    assert event[0].tag == "EventID"
+    assert_coded(event[0])
+    assert event[0].get("codeSystemName") == "DCM"
+    for type_code in event.findall("EventTypeCode"):
+        assert_coded(type_code)
+
+    requestors = 0
+    for participant in msg.findall("ActiveParticipant"):
+        assert participant.get("UserID")
+        assert participant.get("UserIsRequestor") in {"true", "false"}
+        requestors += participant.get("UserIsRequestor") == "true"
+        if participant.get("NetworkAccessPointID"):
+            assert participant.get("NetworkAccessPointTypeCode") in {"1", "2", "3", "4", "5"}
+        for role in participant:
+            assert role.tag == "RoleIDCode"
+            assert_coded(role)
+    assert requestors == 1
+
+    source = msg.find("AuditSourceIdentification")
+    assert source.get("AuditSourceID")
+    for type_code in source:
+        assert type_code.tag == "AuditSourceTypeCode" and type_code.get("csd-code")
+
+    for obj in msg.findall("ParticipantObjectIdentification"):
+        assert obj.get("ParticipantObjectID")
+        assert obj.get("ParticipantObjectTypeCode", "1") in {"1", "2", "3", "4"}
+        assert int(obj.get("ParticipantObjectTypeCodeRole", "1")) in range(1, 27)
+        children = [child.tag for child in obj]
+        assert children[0] == "ParticipantObjectIDTypeCode"
+        assert_coded(obj[0])
+        order = ["ParticipantObjectIDTypeCode", "ParticipantObjectName", "ParticipantObjectQuery"]
+        order += ["ParticipantObjectDetail", "ParticipantObjectDescription"]
+        assert children == sorted(children, key=order.index)
+        assert not {"ParticipantObjectName", "ParticipantObjectQuery"} <= set(children)
+
+
+def event_id(msg: ET.Element) -> str:
+    return msg.find("EventIdentification/EventID").get("csd-code")
+
+
+def type_codes(msg: ET.Element) -> set[str]:
+    return {e.get("csd-code") for e in msg.findall("EventIdentification/EventTypeCode")}
+
+
+def requestor(msg: ET.Element) -> ET.Element:
+    return next(p for p in msg.findall("ActiveParticipant") if p.get("UserIsRequestor") == "true")
+
+
+def objects(msg: ET.Element, type_code: str, role: str) -> list[ET.Element]:
+    return [
+        o
+        for o in msg.findall("ParticipantObjectIdentification")
+        if o.get("ParticipantObjectTypeCode") == type_code
+        and o.get("ParticipantObjectTypeCodeRole") == role
+    ]
+
+
+def patients(msg: ET.Element) -> dict[str, str | None]:
+    """Patient objects: id -> name (type 1 Person, role 1 Patient, id type 2 Patient Number)."""
+    found = {}
+    for obj in objects(msg, "1", "1"):
+        id_type = obj.find("ParticipantObjectIDTypeCode")
+        assert (id_type.get("csd-code"), id_type.get("codeSystemName")) == ("2", "RFC-3881")
+        found[obj.get("ParticipantObjectID")] = obj.findtext("ParticipantObjectName")
+    return found
+
+
+def studies(msg: ET.Element) -> list[str]:
+    """Study objects (type 2 System Object, role 3 Report, id type 110180 Study Instance UID)."""
+    found = []
+    for obj in objects(msg, "2", "3"):
+        id_type = obj.find("ParticipantObjectIDTypeCode")
+        assert (id_type.get("csd-code"), id_type.get("codeSystemName")) == ("110180", "DCM")
+        found.append(obj.get("ParticipantObjectID"))
+    return found
+
+
+# --------------------------------------------------------------------------- unit
+
+
+class TestEventKind:
+    @pytest.mark.parametrize(
+        ("action", "event", "code", "event_type"),
+        [
+            ("auth.login", "110114", "E", ("110122", "Login")),
+            ("auth.logout", "110114", "E", ("110123", "Logout")),
+            ("worklist.query", "110112", "E", None),
+            ("consultation.view", "110110", "R", None),
+            ("consultation.request", "110109", "C", None),
+            ("study.upload", "110107", "C", None),
+            ("study.stow", "110107", "C", None),
+            ("quarantine.view", "110103", "R", None),
+            ("audit.search", "110101", "R", None),
+            ("audit.export", "110106", "R", None),
+        ],
+    )
+    def test_each_teleread_action_has_its_message(self, action, event, code, event_type):
+        """The actions the service records map to the A.5.3 messages they are."""
+        kind = event_kind(action)
+        assert (kind.event_id[0], kind.action_code, kind.event_type) == (event, code, event_type)
+
+    @pytest.mark.parametrize(
+        ("action", "resource", "has_patient", "event", "code"),
+        [
+            ("report.print", "report", True, "110106", "R"),
+            ("study.download", "study", True, "110106", "R"),
+            ("series.open", "series", True, "110103", "R"),
+            ("report.sign", "report", True, "110103", "U"),
+            ("consultation.claim", "consultation", True, "110110", "U"),
+            ("user.disable", "user", False, "110113", "E"),
+            ("something.else", "", False, "110100", "E"),
+        ],
+    )
+    def test_unknown_actions_read_sensibly_by_verb_and_resource(
+        self, action, resource, has_patient, event, code
+    ):
+        """Future actions need no table entry to become a reasonable message."""
+        assert action not in ACTIONS
+        kind = event_kind(action, resource, has_patient)
+        assert (kind.event_id[0], kind.action_code) == (event, code)
+
+
+class TestAuditMessage:
+    def test_a_view_names_requestor_source_patient_study_and_facility(self):
+        """Every part of A.5.1 is there, with the stored values."""
+        msg = message(row(), Names({7: "李明"}, {3: "中心医院"}, {"P-001": "张伟"}))
+        assert_valid(msg)
+        event = msg.find("EventIdentification")
+        assert event.get("EventDateTime") == "2026-11-23T08:00:00.123456Z"
+        assert event_id(msg) == "110110" and event.get("EventActionCode") == "R"
+        user = requestor(msg)
+        assert (user.get("UserID"), user.get("UserName")) == ("dr.li", "李明")
+        assert user.get("NetworkAccessPointID") == "10.1.2.3"
+        assert user.get("NetworkAccessPointTypeCode") == "2"
+        assert {r.get("csd-code") for r in user.findall("RoleIDCode")} == {"specialist"}
+        source = msg.find("AuditSourceIdentification")
+        assert source.get("AuditSourceID") == "teleread@test.example"
+        assert source.get("AuditEnterpriseSiteID") == "Consortium"
+        assert patients(msg) == {"P-001": "张伟"}
+        assert studies(msg) == ["1.2.3.4"]
+        (facility,) = objects(msg, "3", "2")
+        assert facility.get("ParticipantObjectID") == "3"
+        assert facility.findtext("ParticipantObjectName") == "中心医院"
+
+    @pytest.mark.parametrize(("outcome", "indicator"), [("success", "0"), ("denied", "4")])
+    def test_outcomes_map_to_the_outcome_indicator(self, outcome, indicator):
+        """success 0, denied 4 (minor failure), failed 8 (serious failure)."""
+        msg = message(row(outcome=outcome, detail=json.dumps({"status": 404})))
+        assert msg.find("EventIdentification").get("EventOutcomeIndicator") == indicator
+
+    def test_a_failure_is_8_and_described(self):
+        """A failed call says what failed in EventOutcomeDescription."""
+        msg = message(row(outcome="failed", detail=json.dumps({"status": 503})))
+        event = msg.find("EventIdentification")
+        assert event.get("EventOutcomeIndicator") == "8"
+        assert event.findtext("EventOutcomeDescription") == "failed (HTTP 503)"
+
+    def test_an_upload_of_two_patients_names_both_and_their_studies(self):
+        """Uploads join patients and studies with commas; each becomes its own object."""
+        msg = message(
+            row(
+                action="study.upload",
+                resource_type="study",
+                resource_id="",
+                patient_id="P1,P2",
+                study_instance_uid="1.2.1,1.2.2",
+            )
+        )
+        assert_valid(msg)
+        assert event_id(msg) == "110107"
+        assert set(patients(msg)) == {"P1", "P2"}
+        assert studies(msg) == ["1.2.1", "1.2.2"]
+        assert requestor(msg).find("RoleIDCode").get("csd-code") == "110153"
+
+    def test_a_failed_login_identifies_the_name_that_was_tried(self):
+        """No user is logged in: UserID is the attempted username."""
+        msg = message(
+            row(
+                action="auth.login",
+                resource_type="user",
+                resource_id="",
+                user_id=None,
+                username="",
+                role="",
+                facility_id=None,
+                patient_id="",
+                study_instance_uid="",
+                outcome="denied",
+                detail=json.dumps({"username": "王医生", "status": 401}),
+            )
+        )
+        assert_valid(msg)
+        assert event_id(msg) == "110114" and type_codes(msg) >= {"110122"}
+        assert requestor(msg).get("UserID") == "王医生"
+        assert msg.find("EventIdentification").get("EventOutcomeIndicator") == "4"
+
+    def test_hostile_text_is_escaped_and_each_message_is_one_line(self):
+        """Markup, quotes, line breaks and control characters cannot break the XML."""
+        nasty = '</AuditMessage><x a="1">&\n\x01\ud800'
+        xml = to_xml(
+            audit_message(
+                row(username=nasty, detail=json.dumps({"patients": [nasty]})), SOURCE, Names()
+            )
+        )
+        assert "\n" not in xml
+        msg = ET.fromstring(xml)
+        assert_valid(msg)
+        assert requestor(msg).get("UserID").startswith('</AuditMessage><x a="1">&\n')
+        assert "\x01" not in requestor(msg).get("UserID")
+
+
+# --------------------------------------------------------------------------- integration
+
+
+@pytest.fixture
+async def activity(service: Service) -> dict[str, Any]:
+    """Real records with Chinese names: logins, a request, an upload, a query, two views."""
+    clinic = await service.add_facility("东乡卫生院", "township", "DONGXIANG")
+    centre = await service.add_facility("区域影像中心", "regional", "CENTRE")
+    await service.database.write(
+        user_store.add_user,
+        username="王医生",
+        password_hash=hash_password(PASSWORD),
+        role="radiographer",
+        facility_id=clinic,
+        display_name="王建国",
+    )
+    await service.add_user("李专家", "specialist", centre)
+    await service.add_user("boss", "manager", centre)
+    service.client.session.cookie_jar.clear()
+    await service.client.post("/api/login", json={"username": "王医生", "password": "wrong"})
+    radiographer = await service.login("王医生")
+    filed = await service.client.post(
+        "/api/consultations",
+        headers=radiographer,
+        json={"accession_number": "ACC1", "patient_id": "P-001", "patient_name": "张伟"},
+    )
+    assert filed.status == 201
+    study = make_study(StudySpec("P-UP", "李^娜", "CR", "CHEST"))
+    form = aiohttp.FormData()
+    form.add_field(
+        "files",
+        io.BytesIO(dataset_bytes(study[0])),
+        filename="a.dcm",
+        content_type="application/dicom",
+    )
+    uploaded = await service.client.post("/api/studies", headers=radiographer, data=form)
+    assert uploaded.status == 200, await uploaded.text()
+    specialist = await service.login("李专家")
+    uid = study[0].StudyInstanceUID
+
+    async def ingested():
+        items = (await service.worklist(specialist))["items"]
+        return next((i for i in items if i["study_instance_uid"] == uid), None)
+
+    item = await service.wait_for(ingested)
+    for consultation_id in (item["id"], (await filed.json())["id"]):
+        response = await service.client.get(
+            f"/api/consultations/{consultation_id}", headers=specialist
+        )
+        assert response.status == 200
+    return {"uid": uid}
+
+
+async def test_the_atna_export_of_real_records_is_valid_and_keeps_chinese_names(service, activity):
+    """Every exported message has the A.5.1 structure; logins, the query, the views and the
+    upload carry the right codes, and Chinese usernames and patient names round-trip."""
+    response = await service.client.get("/api/audit/atna", headers=await service.login("boss"))
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("application/xml")
+    raw = await response.read()
+    document = ET.fromstring(raw)
+    assert document.tag == "AuditMessages"
+    lines = raw.decode("utf-8").splitlines()
+    assert len(lines) == len(document) + 3  # declaration, open, one per message, close
+    for msg in document:
+        assert_valid(msg)
+    by_action: dict[str, list[ET.Element]] = {}
+    for msg in document:
+        (local,) = [
+            e.get("csd-code")
+            for e in msg.findall("EventIdentification/EventTypeCode")
+            if e.get("codeSystemName") == "99TELEREAD"
+        ]
+        by_action.setdefault(local, []).append(msg)
+
+    failed, *logins = by_action["auth.login"]
+    assert failed.find("EventIdentification").get("EventOutcomeIndicator") == "4"
+    assert requestor(failed).get("UserID") == "王医生"
+    assert all(type_codes(m) >= {"110122"} and event_id(m) == "110114" for m in logins)
+    assert "王医生" in {requestor(m).get("UserID") for m in logins}
+
+    query = by_action["worklist.query"][-1]
+    assert event_id(query) == "110112"
+    (query_object,) = objects(query, "2", "24")
+    assert json.loads(base64.b64decode(query_object.findtext("ParticipantObjectQuery"))) == {}
+    assert patients(query)["P-001"] == "张伟"
+
+    views = by_action["consultation.view"]
+    assert {event_id(m) for m in views} == {"110110"}
+    assert patients(views[0]) == {"P-UP": "李^娜"}
+    assert studies(views[0]) == [activity["uid"]]
+    assert patients(views[1]) == {"P-001": "张伟"}
+    assert requestor(views[1]).get("UserID") == "李专家"
+
+    (upload,) = by_action["study.upload"]
+    assert event_id(upload) == "110107"
+    assert upload.find("EventIdentification").get("EventActionCode") == "C"
+    assert requestor(upload).get("UserName") == "王建国"
+    assert studies(upload) == [activity["uid"]]
+    assert "P-UP" in patients(upload)
+    (facility,) = objects(upload, "3", "2")
+    assert facility.findtext("ParticipantObjectName") == "东乡卫生院"
+
+
+async def test_the_atna_export_is_itself_recorded(service, activity):
+    """Exporting is an audit.export record, which the next export shows as an Export."""
+    headers = await service.login("boss")
+    await service.client.get("/api/audit/atna", headers=headers, params={"action": "auth.login"})
+    response = await service.client.get(
+        "/api/audit/atna", headers=headers, params={"action": "audit.export"}
+    )
+    (msg,) = ET.fromstring(await response.read())
+    assert event_id(msg) == "110106"
+    assert requestor(msg).get("UserID") == "boss"
+    (log,) = objects(msg, "2", "13")
+    assert log.findtext("ParticipantObjectName") == "Security Audit Log"
