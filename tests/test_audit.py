@@ -51,6 +51,7 @@ async def consortium(service: Service) -> dict[str, Any]:
         ("dr.li", "specialist", "centre"),
         ("boss", "manager", "centre"),
         ("mgr.a", "manager", "a"),
+        ("mgr.b", "manager", "b"),
         ("root", "admin", "centre"),
     ):
         ids[username] = await service.add_user(username, role, ids[facility])
@@ -374,6 +375,26 @@ async def test_a_township_manager_sees_only_their_own_facilitys_records(service,
     assert other["items"] == []
 
 
+@pytest.mark.parametrize("path", ["/api/audit", "/api/audit.csv", "/api/audit/atna"])
+async def test_another_clinics_manager_learns_nothing_of_clinic_as_patient(
+    service, consortium, path
+):
+    """Clinic B's manager searching for clinic A's patient gets an answer with none of the
+    patient's records, in every format (the scope is applied in the query)."""
+    await service.worklist(await service.login("dr.li"))
+    await service.worklist(await service.login("liu"))
+
+    response = await service.client.get(
+        path, headers=await service.login("mgr.b"), params={"patient_id": "P-001"}
+    )
+
+    assert response.status == 200
+    text = (await response.read()).decode("utf-8-sig")
+    assert "P-001" not in text and "张伟" not in text and "ACC1" not in text
+    if path == "/api/audit":
+        assert (await response.json())["items"] == []
+
+
 async def test_regional_managers_and_admins_see_every_facility(service, consortium):
     """The centre's manager and the admin read the whole consortium's trail."""
     await service.worklist(await service.login("dr.li"))
@@ -476,7 +497,8 @@ async def test_csv_export_is_utf8_with_bom_a_header_and_the_matching_rows(servic
     for row in rows:
         assert row["hash"] == stored[int(row["id"])]["hash"]
         assert row["prev_hash"] == stored[int(row["id"])]["prev_hash"]
-    (export,) = await records(service, action="audit.export")
+    # The export's own record is written once the last byte is sent.
+    (export,) = await service.wait_for(lambda: records(service, action="audit.export"))
     assert '"exported": 2' in export["detail"] and '"format": "csv"' in export["detail"]
 
 
@@ -590,3 +612,26 @@ def test_the_patient_index_migration_fills_in_records_written_before_it(tmp_path
     assert [tuple(r) for r in indexed] == [(1, "P1"), (1, "P2"), (2, "P2")]
     assert verify_database(db).ok
     db.conn.close()
+
+
+async def test_login_is_recorded_as_the_user_logging_in_not_a_stale_cookie(service):
+    """A login acts as the account it opens; a failed one as nobody, whatever cookie is sent."""
+    centre = await service.add_facility("Centre X", "regional", "CENTRE_X")
+    await service.add_user("first", "specialist", centre)
+    await service.add_user("second", "manager", centre)
+    await service.login("first")  # leaves first's session cookie in the client
+    await service.login("second")
+    await service.client.post("/api/login", json={"username": "second", "password": "wrong!!"})
+    rows = await service.database.read(
+        lambda db: [
+            dict(r)
+            for r in db.execute(
+                "SELECT username, role, outcome FROM audit_log WHERE action = 'auth.login'"
+                " ORDER BY id"
+            )
+        ]
+    )
+    assert rows[-2:] == [
+        {"username": "second", "role": "manager", "outcome": "success"},
+        {"username": "", "role": "", "outcome": "denied"},
+    ]

@@ -118,7 +118,7 @@ def write_export(
         if csv_format:
             out.write(encode(csv_rows(rows)))
         else:
-            out.write(encode(atna_messages(rows, source, names_for(db, rows))))
+            out.write(encode(atna_messages(rows, source, names_for(db, rows, EVERYONE))))
         count, after_id = count + len(rows), rows[-1]["id"]
     if not csv_format:
         out.write(encode(atna_footer()))

@@ -63,8 +63,8 @@ def verify_records(
             return Verification(False, checked, record_id, missing_before(record_id), expected_prev)
         if row["prev_hash"] != expected_prev:
             return Verification(False, checked, record_id, RELINKED, expected_prev)
-        detail = json.loads(row["detail"])
-        if not _hash_matches(row, detail):
+        detail = _detail(row["detail"])
+        if detail is None or not _hash_matches(row, detail):
             return Verification(False, checked, record_id, CHANGED, expected_prev)
         if index is not None:
             wanted = audit_patient_ids(row["patient_id"], detail)
@@ -77,6 +77,15 @@ def verify_records(
 
 
 _FIELDS = tuple(f.name for f in fields(AuditEntry))
+
+
+def _detail(text: str) -> dict | None:
+    """The stored detail, or None when it is no longer a JSON object (it was edited)."""
+    try:
+        detail = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    return detail if isinstance(detail, dict) else None
 
 
 def _hash_matches(row: dict, detail: dict) -> bool:

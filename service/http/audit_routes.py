@@ -229,8 +229,9 @@ async def export_atna(request: web.Request) -> web.StreamResponse:
     response = await _start_download(request, "application/xml; charset=utf-8", "xml")
     await response.write(encode(atna_header()))
     count = 0
-    async for rows in _batches(request, flt, caller_scope(request)):
-        names = await database.read(names_for, rows)
+    scope = caller_scope(request)
+    async for rows in _batches(request, flt, scope):
+        names = await database.read(names_for, rows, scope)
         await response.write(encode(atna_messages(rows, source, names)))
         count += len(rows)
     await response.write(encode(atna_footer()))

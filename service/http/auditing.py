@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from ..audit import AuditEntry
+from ..auth.sessions import CurrentUser
 from ..clock import to_iso, utc_now
 from ..orthanc.client import OrthancUnavailable
 from ..storage import Conflict, RecordNotFound
@@ -37,6 +38,10 @@ class AuditContext:
     patient_id: str = ""
     study_instance_uid: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
+    actor: CurrentUser | None = None
+    """Who acted, when not the caller's session (a login acts as the user it logs in)."""
+    anonymous: bool = False
+    """Record no user even if the request carries a session (a login attempt)."""
 
 
 AUDIT_KEY = web.RequestKey("audit", AuditContext)
@@ -106,7 +111,7 @@ async def audit_middleware(request: web.Request, handler: Any) -> web.StreamResp
 
 
 async def _record(request: web.Request, action: str, context: AuditContext, status: int) -> None:
-    user = request.get(USER_KEY)
+    user = context.actor or (None if context.anonymous else request.get(USER_KEY))
     detail = dict(context.detail)
     if status >= 400:
         detail["status"] = status

@@ -31,7 +31,9 @@ routes = web.RouteTableDef()
 )
 async def login(request: web.Request) -> web.Response:
     body = await read_model(request, LoginRequest)
-    audit_context(request).detail["username"] = body.username
+    audit = audit_context(request)
+    audit.detail["username"] = body.username
+    audit.anonymous = True
     settings = request.app[SETTINGS]
     try:
         session = await sessions.login(
@@ -51,6 +53,8 @@ async def login(request: web.Request) -> web.Response:
         ) from exc
     except sessions.LoginFailed as exc:
         raise ApiError(401, "invalid_credentials", "wrong username or password") from exc
+    audit.actor = session.user
+    audit.resource_id = str(session.user.id)
     answer = LoginResponse(
         token=session.token,
         expires_at=to_iso(session.expires_at),

@@ -150,11 +150,15 @@ def audit_batch(
     return [dict(row) for row in db.execute(sql, [*params, batch]).fetchall()]
 
 
-def names_for(db: sqlite_utils.Database, rows: Iterable[dict[str, Any]]) -> Names:
+def names_for(
+    db: sqlite_utils.Database, rows: Iterable[dict[str, Any]], scope: AuditScope
+) -> Names:
     """Display names of users, names of facilities, and patients' names where unambiguous.
 
     Patient ids are only unique within a facility, so a name is given only when every study
-    and consultation with that id agrees on it.
+    and consultation with that id agrees on it. A caller limited to some facilities gets
+    patient names from those facilities' consultations only: a search term must never turn
+    into another clinic's patient name.
     """
     rows = list(rows)
     user_ids = sorted({r["user_id"] for r in rows if r["user_id"] is not None})
@@ -167,8 +171,13 @@ def names_for(db: sqlite_utils.Database, rows: Iterable[dict[str, Any]]) -> Name
     users = _lookup(db, "SELECT id, display_name FROM users WHERE id IN ({})", user_ids)
     facilities = _lookup(db, "SELECT id, name FROM facilities WHERE id IN ({})", facility_ids)
     candidates: dict[str, set[str]] = {}
-    for table in ("consultations", "studies"):
-        query = f"SELECT patient_id, patient_name FROM {table} WHERE patient_id IN ({{}})"
+    queries = ["SELECT patient_id, patient_name FROM consultations WHERE patient_id IN ({})"]
+    if scope.facility_ids is None:
+        queries.append("SELECT patient_id, patient_name FROM studies WHERE patient_id IN ({})")
+    else:
+        marks = ", ".join(str(int(f)) for f in scope.facility_ids) or "NULL"
+        queries[0] += f" AND facility_id IN ({marks})"
+    for query in queries:
         for patient_id, name in _pairs(db, query, sorted(patient_ids)):
             candidates.setdefault(patient_id, set()).add(name)
     named = {pid: names - {""} for pid, names in candidates.items()}
