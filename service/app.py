@@ -18,11 +18,12 @@ from worklists.sla import SlaPolicy
 
 from .http.auditing import audit_middleware
 from .http.errors import error_middleware
-from .http.keys import DATABASE, FOLLOWER, ORTHANC, RENDERER, SETTINGS, SLA
+from .http.keys import DATABASE, FOLLOWER, LIVE, ORTHANC, RENDERER, SETTINGS, SLA
 from .http.middleware import access_middleware, add_security_headers
 from .http.routing import setup_routes
 from .i18n import PageRenderer
 from .ingest import ChangeFollower
+from .live import LiveUpdates
 from .modalities import sync_facilities
 from .orthanc.client import OrthancClient
 from .orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
@@ -56,11 +57,18 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[SLA] = SlaPolicy()
+    app[LIVE] = LiveUpdates()
+    app.on_shutdown.append(close_live_updates)
     app[RENDERER] = PageRenderer(PACKAGE_DIR / "templates", PACKAGE_DIR / "locale")
     app.cleanup_ctx.extend([database_context, orthanc_context, follower_context])
     app.on_response_prepare.append(add_security_headers)
     setup_routes(app)
     return app
+
+
+async def close_live_updates(app: web.Application) -> None:
+    """Open event streams end first, or shutdown would wait for them."""
+    app[LIVE].close()
 
 
 async def database_context(app: web.Application) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ from worklists.sla import SlaPolicy
 from ..auth.sessions import CurrentUser
 from ..i18n import PageRenderer
 from ..ingest import ChangeFollower
+from ..live import LiveUpdates
 from ..orthanc.client import OrthancClient
 from ..settings import Settings
 from ..storage import Database
@@ -19,6 +20,7 @@ ORTHANC = web.AppKey("orthanc", OrthancClient)
 FOLLOWER = web.AppKey("follower", ChangeFollower)
 RENDERER = web.AppKey("renderer", PageRenderer)
 SLA = web.AppKey("sla", SlaPolicy)
+LIVE = web.AppKey("live", LiveUpdates)
 
 # Per-request values set by the middlewares.
 USER_KEY = web.RequestKey("user", CurrentUser | None)  # type: ignore[arg-type]

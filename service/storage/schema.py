@@ -243,3 +243,20 @@ def m004_audit_patient_index(db: sqlite_utils.Database) -> None:
         for audit_id, patient_id, detail in rows:
             index_patients(db, audit_id, audit_patient_ids(patient_id, json.loads(detail)))
         after = rows[-1][0]
+
+
+@migrations()
+def m005_worklist_queues_and_claims(db: sqlite_utils.Database) -> None:
+    """Subspecialty queues (routing) and claim leases on consultations; readers' subspecialties."""
+    db.executescript(
+        """
+        ALTER TABLE consultations ADD COLUMN queue TEXT NOT NULL DEFAULT 'general';
+        ALTER TABLE consultations ADD COLUMN claimed_by INTEGER REFERENCES users(id);
+        ALTER TABLE consultations ADD COLUMN claimed_at TEXT;
+        ALTER TABLE consultations ADD COLUMN claim_expires_at TEXT;
+        ALTER TABLE users ADD COLUMN subspecialties TEXT NOT NULL DEFAULT '';
+        CREATE INDEX consultations_queue ON consultations(queue, due_at);
+        CREATE INDEX consultations_claims ON consultations(claim_expires_at)
+            WHERE claimed_by IS NOT NULL;
+        """
+    )

@@ -32,6 +32,14 @@ class Scope:
             params.append(self.requested_by)
         return (" AND ".join(clauses) or "1 = 1"), params
 
+    def allows(self, facility_id: int, requested_by: int | None) -> bool:
+        """The rule of :meth:`where` for one consultation already in hand (live updates)."""
+        if self.nothing:
+            return False
+        if self.facility_ids is not None and facility_id not in self.facility_ids:
+            return False
+        return self.requested_by is None or self.requested_by == requested_by
+
 
 NO_ACCESS = Scope(facility_ids=(), nothing=True)
 EVERYTHING = Scope(facility_ids=None)
