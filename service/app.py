@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from worklists.sla import SlaPolicy
+from worklists.rules import DEFAULT_RULES_PATH, RulesError, WorklistRules, parse_rules
 
 from .http.auditing import audit_middleware
 from .http.errors import error_middleware
@@ -24,10 +24,11 @@ from .http.routing import setup_routes
 from .i18n import PageRenderer
 from .ingest import ChangeFollower
 from .live import LiveUpdates
+from .live_feed import ingest_listener
 from .modalities import sync_facilities
 from .orthanc.client import OrthancClient
 from .orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .storage import Database
 
 log = logging.getLogger(__name__)
@@ -50,13 +51,29 @@ def managed_orthanc(settings: Settings) -> ManagedOrthanc:
     return ManagedOrthanc(config, settings.orthanc_executable)
 
 
+def load_worklist_rules(settings: Settings) -> WorklistRules:
+    """SLA and routing rules from TELEREAD_WORKLIST_RULES (or the shipped defaults).
+
+    A file that cannot be read or used stops start-up with a message naming the problem.
+    """
+    path = settings.worklist_rules or DEFAULT_RULES_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"TELEREAD_WORKLIST_RULES: cannot read {path}: {exc}") from exc
+    try:
+        return parse_rules(text, str(path))
+    except RulesError as exc:
+        raise SettingsError(f"TELEREAD_WORKLIST_RULES: {exc}") from exc
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, audit_middleware, access_middleware],
         client_max_size=1 << 20,
     )
     app[SETTINGS] = settings
-    app[SLA] = SlaPolicy()
+    app[SLA] = load_worklist_rules(settings)
     app[LIVE] = LiveUpdates()
     app.on_shutdown.append(close_live_updates)
     app[RENDERER] = PageRenderer(PACKAGE_DIR / "templates", PACKAGE_DIR / "locale")
@@ -110,6 +127,7 @@ async def follower_context(app: web.Application) -> AsyncIterator[None]:
         app[SLA],
         poll_interval=settings.changes_poll_interval,
     )
+    follower.listeners.append(ingest_listener(app[DATABASE], app[LIVE]))
     app[FOLLOWER] = follower
     task = asyncio.create_task(follower.run(), name="orthanc-change-follower")
     yield

@@ -8,13 +8,15 @@ replays can happen (the change feed, a study received twice).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlite_utils
 
 from worklists.priorities import Priority
-from worklists.sla import SlaPolicy
+from worklists.routing import RoutingPolicy, age_in_years
+from worklists.rules import WorklistRules
+from worklists.sla import DEFAULT_RULE, SlaPolicy
 from worklists.status import intake_status
 
 from .clock import from_iso, to_iso
@@ -188,8 +190,11 @@ def _attach_images(
         "modality": study.primary_modality,
         "body_part": study.body_part,
     }
+    kind = _facility_kind(db, facility_id)
+    age = age_in_years(study.patient_birth_date, _study_day(study, now))
     if existing is None:
         priority = Priority.ROUTINE
+        due_at, rule = _deadline(sla, priority, now, None, kind, described)
         values = (
             image_fields
             | described
@@ -200,12 +205,13 @@ def _attach_images(
                 "received_at": stamp,
                 "received_via": via,
                 "status": intake_status(has_images=True, has_request=False).value,
-                "due_at": to_iso(sla.due_at(priority, now, None)),
+                "due_at": due_at,
+                "queue": _queue(sla, described, age),
                 "created_at": stamp,
             }
         )
         consultation_id = store.insert_consultation(db, values)
-        _images_received(db, consultation_id, stamp, study.instances_count, via)
+        _images_received(db, consultation_id, stamp, study.instances_count, via, rule)
         return consultation_id, True
     consultation_id = existing["id"]
     if existing["received_at"] is not None:
@@ -214,6 +220,8 @@ def _attach_images(
     priority = Priority(existing["priority"])
     requested_at = from_iso(existing["requested_at"]) if existing["requested_at"] else None
     filled = {k: v for k, v in described.items() if not existing.get(k)}
+    merged = {k: existing.get(k) or v for k, v in described.items()}
+    due_at, rule = _deadline(sla, priority, now, requested_at, kind, merged)
     store.update_consultation(
         db,
         consultation_id,
@@ -223,19 +231,65 @@ def _attach_images(
             "received_at": stamp,
             "received_via": via,
             "status": intake_status(True, existing["requested_at"] is not None).value,
-            "due_at": to_iso(sla.due_at(priority, now, requested_at)),
+            "due_at": due_at,
+            "queue": _queue(sla, merged, age),
         },
     )
-    _images_received(db, consultation_id, stamp, study.instances_count, via)
+    _images_received(db, consultation_id, stamp, study.instances_count, via, rule)
     return consultation_id, False
 
 
 def _images_received(
-    db: sqlite_utils.Database, consultation_id: int, stamp: str, instances: int, via: str
+    db: sqlite_utils.Database,
+    consultation_id: int,
+    stamp: str,
+    instances: int,
+    via: str,
+    sla_rule: str,
 ) -> None:
-    store.append_event(
-        db, consultation_id, "images_received", stamp, detail={"instances": instances, "via": via}
+    detail = _with_rule({"instances": instances, "via": via}, sla_rule)
+    store.append_event(db, consultation_id, "images_received", stamp, detail=detail)
+
+
+def _with_rule(detail: dict[str, Any], sla_rule: str) -> dict[str, Any]:
+    """Name the SLA rule in the event when one applied (absent: the priority's default target)."""
+    return detail if sla_rule == DEFAULT_RULE else detail | {"sla_rule": sla_rule}
+
+
+def _facility_kind(db: sqlite_utils.Database, facility_id: int) -> str:
+    return str(facility_store.get_facility(db, facility_id)["kind"])
+
+
+def _study_day(study: ReceivedStudy, now: datetime) -> date:
+    """The day the study was taken (for the patient's age), else today."""
+    try:
+        return datetime.strptime(study.study_date.strip(), "%Y%m%d").date()
+    except ValueError:
+        return now.date()
+
+
+def _deadline(
+    sla: SlaPolicy,
+    priority: Priority,
+    received_at: datetime | None,
+    requested_at: datetime | None,
+    facility_kind: str,
+    described: dict[str, Any],
+) -> tuple[str, str]:
+    """The due time (ISO) and the name of the SLA rule that set it."""
+    target, rule = sla.target(
+        priority,
+        facility_kind=facility_kind,
+        modality=described.get("modality") or "",
+        body_part=described.get("body_part") or "",
     )
+    return to_iso(sla.clock_start(received_at, requested_at) + target), rule
+
+
+def _queue(sla: SlaPolicy, described: dict[str, Any], age: int | None) -> str:
+    """The subspecialty queue, by the rules loaded with the SLA policy (``general`` without)."""
+    routing = sla.routing if isinstance(sla, WorklistRules) else RoutingPolicy()
+    return routing.queue_for(described.get("modality"), described.get("body_part"), age)
 
 
 @dataclass(frozen=True)
@@ -287,7 +341,9 @@ def file_request(
         "modality": request.modality,
         "body_part": request.body_part,
     }
+    kind = _facility_kind(db, facility_id)
     if existing is None:
+        due_at, rule = _deadline(sla, request.priority, None, now, kind, described)
         values = (
             request_fields
             | {k: v or "" for k, v in described.items()}
@@ -295,14 +351,14 @@ def file_request(
                 "study_instance_uid": request.study_instance_uid,
                 "facility_id": facility_id,
                 "status": intake_status(has_images=False, has_request=True).value,
-                "due_at": to_iso(sla.due_at(request.priority, None, now)),
+                "due_at": due_at,
+                "queue": _queue(sla, described, None),
                 "created_at": stamp,
             }
         )
         consultation_id = store.insert_consultation(db, values)
-        store.append_event(
-            db, consultation_id, "requested", stamp, user_id, {"priority": request.priority.value}
-        )
+        detail = _with_rule({"priority": request.priority.value}, rule)
+        store.append_event(db, consultation_id, "requested", stamp, user_id, detail)
         return consultation_id, True
     if existing["requested_at"] is not None:
         raise Conflict(
@@ -311,19 +367,24 @@ def file_request(
         )
     received_at = from_iso(existing["received_at"]) if existing["received_at"] else None
     filled = {k: v for k, v in described.items() if v and not existing.get(k)}
+    merged = {k: existing.get(k) or v for k, v in described.items()}
+    due_at, rule = _deadline(sla, request.priority, received_at, now, kind, merged)
+    routed = {}  # the images routed it, with the patient's age; re-route only what they lacked
+    if "modality" in filled or "body_part" in filled:
+        routed = {"queue": _queue(sla, merged, None)}
     store.update_consultation(
         db,
         existing["id"],
         request_fields
         | filled
+        | routed
         | {
             "status": intake_status(received_at is not None, True).value,
-            "due_at": to_iso(sla.due_at(request.priority, received_at, now)),
+            "due_at": due_at,
         },
     )
-    store.append_event(
-        db, existing["id"], "requested", stamp, user_id, {"priority": request.priority.value}
-    )
+    detail = _with_rule({"priority": request.priority.value}, rule)
+    store.append_event(db, existing["id"], "requested", stamp, user_id, detail)
     return existing["id"], False
 
 

@@ -36,6 +36,8 @@ class Settings:
     upload_max_request_mb: int = 4096
     default_timezone: str = "Asia/Shanghai"
     public_url: str | None = None
+    worklist_rules: Path | None = None
+    claim_lease_minutes: float = 15.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -62,6 +64,8 @@ def _convert(name: str, raw: Any) -> Any:
     kind = type(default) if default is not None else str
     if name in {"data_dir", "orthanc_plugins_dir"}:
         return Path(str(raw))
+    if name == "worklist_rules":
+        return Path(str(raw)) if raw else None
     if raw is None or raw == "":
         return None if default is None else default
     if kind is bool:
@@ -110,6 +114,8 @@ def _validate(settings: Settings) -> None:
             raise SettingsError(f"{ENV_PREFIX}{port_name.upper()} must be a TCP port, got {port}")
     if settings.stable_age < 1:
         raise SettingsError("TELEREAD_STABLE_AGE must be at least 1 second")
+    if settings.claim_lease_minutes <= 0:
+        raise SettingsError("TELEREAD_CLAIM_LEASE_MINUTES must be more than 0")
     if len(settings.orthanc_aet) > 16:
         raise SettingsError("TELEREAD_ORTHANC_AET must be at most 16 characters")
 

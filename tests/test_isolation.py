@@ -7,7 +7,9 @@ new endpoint cannot ship without joining the matrix.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import itertools
 import json
 
 import aiohttp
@@ -114,6 +116,44 @@ def stow_body(study) -> aiohttp.MultipartWriter:
     return writer
 
 
+FRESH_UIDS = itertools.count(1)
+
+
+class StreamRead:
+    """What an event stream sent during a short window (status and text, like a response)."""
+
+    def __init__(self, status: int, body: str) -> None:
+        self.status, self.body = status, body
+
+    async def text(self) -> str:
+        return self.body
+
+
+async def read_events_while_clinic_a_changes(service, headers, world) -> StreamRead:
+    """Open the worklist event stream, have clinic A file a stat request, read for a while."""
+    response = await service.client.get("/api/worklist/events", headers=headers)
+    if response.status != 200:
+        return StreamRead(response.status, await response.text())
+    changed = await service.client.post(
+        "/api/consultations",
+        headers=await service.login("wang_a"),
+        json={
+            "study_instance_uid": f"1.2.826.0.1.3680043.10.9.{next(FRESH_UIDS)}",
+            "priority": "stat",
+        },
+    )
+    assert changed.status == 201, await changed.text()
+    received = b""
+    try:
+        async with asyncio.timeout(0.7):
+            while chunk := await response.content.readany():
+                received += chunk
+    except TimeoutError:
+        pass
+    response.close()
+    return StreamRead(200, received.decode())
+
+
 async def call(service, headers, route: str, world):
     """Call one route as the caller would to reach clinic A's data."""
     c = service.client
@@ -137,8 +177,17 @@ async def call(service, headers, route: str, world):
             return await c.post(
                 f"/dicom-web/studies/{uid}", headers=headers, data=stow_body(world["study"])
             )
+        case "GET /api/worklist/events":
+            return await read_events_while_clinic_a_changes(service, headers, world)
         case "GET /api/admin/quarantine":
             return await c.get("/api/admin/quarantine", headers=headers)
+        case (
+            "POST /api/consultations/{id}/claim"
+            | "POST /api/consultations/{id}/release"
+            | "POST /api/consultations/{id}/reassign"
+        ):
+            path = route.split(" ", 1)[1].replace("{id}", str(cid))
+            return await c.post(path, headers=headers, json={"user_id": 1})
         case "GET /api/audit" | "GET /api/audit.csv" | "GET /api/audit/atna":
             path = route.split(" ", 1)[1]
             return await c.get(path, headers=headers, params={"patient_id": "SECRET_PID_A"})
@@ -147,11 +196,15 @@ async def call(service, headers, route: str, world):
 
 MATRIX = (
     "GET /api/worklist",
+    "GET /api/worklist/events",
     "GET /api/consultations/{id}",
     "POST /api/consultations",
     "POST /api/studies",
     "POST /dicom-web/studies/{study}",
     "GET /api/admin/quarantine",
+    "POST /api/consultations/{id}/claim",
+    "POST /api/consultations/{id}/release",
+    "POST /api/consultations/{id}/reassign",
     "GET /api/audit",
     "GET /api/audit.csv",
     "GET /api/audit/atna",
@@ -180,6 +233,13 @@ async def test_other_facilitys_users_see_nothing_of_clinic_a(service, world, rol
                 assert body["items"] == [] and body["counts"]["total"] == 0
             else:
                 assert response.status == 403
+        elif route == "GET /api/worklist/events":
+            # Worklist roles subscribe, but nothing about clinic A's change reaches them.
+            if response.status == 200:
+                assert "event: change" not in text
+                assert str(world["consultation"]) not in text.replace("retry: 3000", "")
+            else:
+                assert response.status == 403, (route, role, response.status)
         elif route == "POST /api/consultations":
             # Filing a request for a UID makes a consultation of one's own facility, never A's.
             assert response.status in (201, 403), (route, response.status)

@@ -9,9 +9,10 @@ from worklists.priorities import Priority
 from ..auth.access import allow, consultation_scope
 from ..clock import utc_now
 from ..intake import ConsultationRequest, file_request
+from ..live_feed import publish_changes
 from ..storage import consultations as store
 from .auditing import audit_context, audited
-from .keys import DATABASE, SLA, current_user
+from .keys import DATABASE, LIVE, SLA, current_user
 from .models import ConsultationCreated, ConsultationRequestBody
 from .openapi import documented
 from .requests import read_model
@@ -46,6 +47,9 @@ async def create_consultation(request: web.Request) -> web.Response:
         user_id=user.id,
         now=utc_now(),
         sla=request.app[SLA],
+    )
+    await publish_changes(
+        database, request.app[LIVE], [consultation_id], [consultation_id] if created else []
     )
     row = await database.read(store.get_consultation, consultation_scope(user), consultation_id)
     audit = audit_context(request)

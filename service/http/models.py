@@ -73,6 +73,7 @@ class WorklistQuery(Strict):
     modality: list[str] = []
     body_part: list[str] = []
     facility: list[int] = []
+    queue: list[str] = Field(default=[], description="Subspecialty queues, e.g. neuro, chest")
     limit: int = Field(default=50, ge=1, le=500)
     cursor: str | None = None
 
@@ -94,6 +95,14 @@ class WorklistItem(BaseModel):
     requested_at: str | None
     due_at: str
     clinical_question: str | None
+    queue: str = Field(default="general", description="Subspecialty queue the routing chose")
+    claimed_by: str | None = Field(
+        default=None, description="Who holds the claim (display name, else username)"
+    )
+    claimed_by_id: int | None = None
+    claim_expires_at: str | None = Field(
+        default=None, description="When the claim lapses; null when free or expired"
+    )
 
 
 class WorklistCounts(BaseModel):

@@ -10,9 +10,11 @@ from . import (
     admin_routes,
     audit_routes,
     auth_routes,
+    claim_routes,
     consultation_routes,
     dicomweb_routes,
     health_routes,
+    live_routes,
     openapi,
     pages,
     token_routes,
@@ -26,8 +28,10 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 def setup_routes(app: web.Application) -> None:
     for module in (
         auth_routes,
+        live_routes,
         worklist_routes,
         consultation_routes,
+        claim_routes,
         upload_routes,
         dicomweb_routes,
         admin_routes,

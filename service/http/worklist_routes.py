@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiohttp import web
 
+from worklists.claims import ClaimState, claim_state
 from worklists.ordering import WorklistKey
 
 from ..auth.access import allow, consultation_scope
+from ..clock import from_iso, utc_now
 from ..storage import consultations as store
 from .auditing import audit_context, audited
 from .errors import ApiError
@@ -38,7 +42,22 @@ def worklist_item(row: dict) -> WorklistItem:
         requested_at=row["requested_at"],
         due_at=row["due_at"],
         clinical_question=row["clinical_question"],
+        queue=row["queue"],
+        **claim_fields(row, utc_now()),
     )
+
+
+def claim_fields(row: dict, now: datetime) -> dict:
+    """Who holds the item, unless the lease ran out (then it shows as free)."""
+    expires = row.get("claim_expires_at")
+    state = claim_state(row.get("claimed_by"), from_iso(expires) if expires else None, now)
+    if state is not ClaimState.HELD:
+        return {}
+    return {
+        "claimed_by": row.get("claimed_by_name"),
+        "claimed_by_id": row["claimed_by"],
+        "claim_expires_at": expires,
+    }
 
 
 @routes.get("/api/worklist")
@@ -63,6 +82,7 @@ async def get_worklist(request: web.Request) -> web.Response:
         modalities=[m.upper() for m in query.modality],
         facility_ids=query.facility,
         body_parts=[b.upper() for b in query.body_part],
+        queues=[q.strip().lower() for q in query.queue],
     )
     scope = consultation_scope(current_user(request))
     page = await request.app[DATABASE].read(store.worklist, scope, filters, query.limit, after)

@@ -1,4 +1,5 @@
-// teleread — worklist page. GET /api/worklist, refreshed every 5 s with the current filters.
+// teleread — worklist page. GET /api/worklist, refetched when /api/worklist/events (Server-Sent
+// Events) reports a change; polled every 30 s while the stream is up, every 5 s while it is down.
 // Rows are built with createElement/textContent only: patient data is untrusted.
 "use strict";
 
@@ -6,7 +7,10 @@
   const tr = window.teleread;
   const { t, plural, label, api, el } = tr;
 
-  const REFRESH_MS = 5000;
+  const REFRESH_MS = 5000; // poll while the live stream is down
+  const LIVE_REFRESH_MS = 30000; // fallback poll while it is up
+  const CHANGE_DEBOUNCE_MS = 150;
+  const MUTE_KEY = "teleread.worklist.alerts-muted";
   const PAGE_SIZE = 50;
   const SOON_MINUTES = 30;
   const PRIORITIES = new Set(["stat", "urgent", "routine"]);
@@ -35,6 +39,9 @@
     controller: null, // AbortController of the request in flight
     busy: false,
     timer: null,
+    live: false, // the event stream is open
+    changeTimer: null,
+    updatedAt: null,
   };
 
   // ---- filters <-> URL --------------------------------------------------------------
@@ -214,7 +221,8 @@
     try {
       await task(controller.signal, () => generation === state.generation);
       showError("");
-      updatedBox.textContent = t("updated", { time: tr.formatTime(new Date()) });
+      state.updatedAt = new Date();
+      renderUpdated();
     } catch (err) {
       if (err instanceof SessionExpired) {
         tr.redirectToLogin();
@@ -266,9 +274,17 @@
     })();
   }
 
+  function renderUpdated() {
+    const parts = [];
+    if (state.updatedAt) parts.push(t("updated", { time: tr.formatTime(state.updatedAt) }));
+    parts.push(t(state.live ? "live_on" : "live_off"));
+    updatedBox.textContent = parts.join(" · ");
+    updatedBox.dataset.live = state.live ? "on" : "off";
+  }
+
   function schedule() {
     clearTimeout(state.timer);
-    state.timer = setTimeout(tick, REFRESH_MS);
+    state.timer = setTimeout(tick, state.live ? LIVE_REFRESH_MS : REFRESH_MS);
   }
 
   async function tick() {
@@ -304,7 +320,127 @@
     }
   });
 
+  // ---- live updates and stat alerts ----------------------------------------------------
+
+  const alertsEnable = document.getElementById("alerts-enable");
+  const alertsMute = document.getElementById("alerts-mute");
+  const canNotify = "Notification" in window;
+  let audio = null;
+
+  function muted() {
+    try {
+      return localStorage.getItem(MUTE_KEY) === "1";
+    } catch (_err) {
+      return false;
+    }
+  }
+
+  function renderAlerts() {
+    const isMuted = muted();
+    alertsMute.setAttribute("aria-pressed", String(isMuted));
+    alertsMute.textContent = t(isMuted ? "alerts_unmute" : "alerts_mute");
+    alertsEnable.hidden = !canNotify || Notification.permission === "granted";
+    if (canNotify && Notification.permission === "denied") alertsEnable.title = t("alerts_blocked");
+  }
+
+  function audioContext() {
+    const Context = window.AudioContext || window.webkitAudioContext;
+    if (!audio && Context) audio = new Context();
+    return audio;
+  }
+
+  /** Two short beeps made with WebAudio (no audio file to fetch). */
+  function beep() {
+    const ctx = audioContext();
+    if (!ctx) return;
+    if (ctx.state === "suspended") ctx.resume().catch(() => {});
+    for (const start of [0, 0.25]) {
+      const oscillator = ctx.createOscillator();
+      const gain = ctx.createGain();
+      oscillator.frequency.value = 880;
+      gain.gain.setValueAtTime(0.2, ctx.currentTime + start);
+      gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + start + 0.18);
+      oscillator.connect(gain).connect(ctx.destination);
+      oscillator.start(ctx.currentTime + start);
+      oscillator.stop(ctx.currentTime + start + 0.2);
+    }
+  }
+
+  function alertStat(change) {
+    if (muted()) return;
+    try {
+      beep();
+    } catch (_err) {
+      // no sound on this device: the notification and the row still show
+    }
+    if (canNotify && Notification.permission === "granted") {
+      const note = new Notification(t("stat_title"), {
+        body: t("stat_body"),
+        tag: `teleread-stat-${change.consultation_id}`,
+      });
+      note.addEventListener("click", () => window.focus());
+    }
+  }
+
+  alertsEnable.addEventListener("click", async () => {
+    audioContext(); // created on a user gesture, so later beeps may play
+    if (audio && audio.state === "suspended") audio.resume().catch(() => {});
+    if (canNotify && Notification.permission === "default") {
+      try {
+        await Notification.requestPermission();
+      } catch (_err) {
+        // old browsers: callback form only; alerts stay sound-only
+      }
+    }
+    renderAlerts();
+  });
+
+  alertsMute.addEventListener("click", () => {
+    try {
+      localStorage.setItem(MUTE_KEY, muted() ? "0" : "1");
+    } catch (_err) {
+      // storage disabled: the toggle cannot persist
+    }
+    renderAlerts();
+  });
+
+  function changed() {
+    clearTimeout(state.changeTimer);
+    state.changeTimer = setTimeout(async () => {
+      await run(reload, { preempt: true });
+      schedule();
+    }, CHANGE_DEBOUNCE_MS);
+  }
+
+  function setLive(live) {
+    if (state.live === live) return;
+    state.live = live;
+    renderUpdated();
+    schedule();
+  }
+
+  function listen() {
+    if (!("EventSource" in window)) return;
+    const source = new EventSource("/api/worklist/events");
+    source.addEventListener("open", () => setLive(true));
+    source.addEventListener("error", () => setLive(false)); // EventSource reconnects by itself
+    source.addEventListener("change", (event) => {
+      let change = null;
+      try {
+        change = JSON.parse(event.data);
+      } catch (_err) {
+        return;
+      }
+      if (change && change.kind === "new" && change.priority === "stat") alertStat(change);
+      changed();
+    });
+    window.addEventListener("pagehide", () => source.close());
+  }
+
   readFiltersFromUrl();
   countsBox.textContent = t("loading");
+  renderAlerts();
+  renderUpdated();
+  listen();
   tick();
 })();

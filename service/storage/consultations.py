@@ -16,6 +16,8 @@ from .scope import Scope
 
 _ITEM_COLUMNS = (
     "c.*, f.name AS facility_name, f.aet AS facility_aet, f.timezone AS facility_timezone"
+    ", (SELECT COALESCE(NULLIF(h.display_name, ''), h.username) FROM users h"
+    " WHERE h.id = c.claimed_by) AS claimed_by_name"
 )
 
 
@@ -125,6 +127,7 @@ class WorklistFilter:
     modalities: Sequence[str] = ()
     facility_ids: Sequence[int] = ()
     body_parts: Sequence[str] = ()
+    queues: Sequence[str] = ()
 
     def where(self) -> tuple[str, list[object]]:
         clauses: list[str] = []
@@ -135,6 +138,7 @@ class WorklistFilter:
             ("c.modality", self.modalities),
             ("c.facility_id", self.facility_ids),
             ("c.body_part", self.body_parts),
+            ("c.queue", self.queues),
         ):
             if values:
                 clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
@@ -193,3 +197,38 @@ def count_consultations(db: sqlite_utils.Database, *, with_images: bool = False)
     if with_images:
         sql += " WHERE received_at IS NOT NULL"
     return int(db.execute(sql).fetchone()[0])
+
+
+def set_claim(
+    db: sqlite_utils.Database,
+    consultation_id: int,
+    user_id: int | None,
+    claimed_at: str | None,
+    expires_at: str | None,
+) -> None:
+    """Give the claim lease to a reader (or clear it with ``None``s)."""
+    db.execute(
+        "UPDATE consultations SET claimed_by = ?, claimed_at = ?, claim_expires_at = ?"
+        " WHERE id = ?",
+        [user_id, claimed_at, expires_at, consultation_id],
+    )
+
+
+def renew_claim(db: sqlite_utils.Database, consultation_id: int, expires_at: str) -> None:
+    """Extend the holder's lease (a heartbeat: no event, only the new expiry)."""
+    db.execute(
+        "UPDATE consultations SET claim_expires_at = ? WHERE id = ?", [expires_at, consultation_id]
+    )
+
+
+def claim_account(db: sqlite_utils.Database, user_id: int) -> dict[str, Any]:
+    """A user who may be handed a claim: role, facility kind and whether enabled."""
+    row = db.execute(
+        "SELECT u.id, u.username, u.display_name, u.role, u.facility_id, u.locale, u.disabled,"
+        " f.name AS facility_name, f.kind AS facility_kind, f.timezone AS facility_timezone"
+        " FROM users u JOIN facilities f ON f.id = u.facility_id WHERE u.id = ?",
+        [user_id],
+    ).fetchone()
+    if row is None:
+        raise RecordNotFound(f"user {user_id}")
+    return dict(row)
