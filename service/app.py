@@ -16,6 +16,7 @@ from aiohttp import web
 
 from worklists.rules import DEFAULT_RULES_PATH, RulesError, WorklistRules, parse_rules
 
+from .escalation import sweep_forever
 from .http.auditing import audit_middleware
 from .http.errors import error_middleware
 from .http.keys import DATABASE, FOLLOWER, LIVE, ORTHANC, RENDERER, SETTINGS, SLA
@@ -23,11 +24,12 @@ from .http.middleware import access_middleware, add_security_headers
 from .http.routing import setup_routes
 from .i18n import PageRenderer
 from .ingest import ChangeFollower
-from .live import LiveUpdates
 from .live_feed import ingest_listener
 from .modalities import sync_facilities
+from .notifications import NOTIFICATIONS, InAppNotifier, Notifications, Notifier, WebhookNotifier
 from .orthanc.client import OrthancClient
 from .orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
+from .roster import StatCallingLiveUpdates, running_stat_fanout
 from .settings import Settings, SettingsError
 from .storage import Database
 
@@ -74,10 +76,12 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[SLA] = load_worklist_rules(settings)
-    app[LIVE] = LiveUpdates()
+    app[LIVE] = StatCallingLiveUpdates()
     app.on_shutdown.append(close_live_updates)
     app[RENDERER] = PageRenderer(PACKAGE_DIR / "templates", PACKAGE_DIR / "locale")
-    app.cleanup_ctx.extend([database_context, orthanc_context, follower_context])
+    app.cleanup_ctx.extend(
+        [database_context, orthanc_context, notifications_context, follower_context]
+    )
     app.on_response_prepare.append(add_security_headers)
     setup_routes(app)
     return app
@@ -134,3 +138,29 @@ async def follower_context(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def notifications_context(app: web.Application) -> AsyncIterator[None]:
+    """Notifiers, the stat fan-out (a live-updates listener) and the escalation sweep."""
+    settings = app[SETTINGS]
+    notifiers: list[Notifier] = [InAppNotifier(app[DATABASE])]
+    if settings.webhook_url and settings.webhook_secret:
+        notifiers.append(WebhookNotifier(settings.webhook_url, settings.webhook_secret))
+    notifications = Notifications(notifiers)
+    app[NOTIFICATIONS] = notifications
+    sweep = asyncio.create_task(
+        sweep_forever(
+            app[DATABASE],
+            app[LIVE],
+            notifications,
+            settings.escalation_interval,
+            settings.escalation_share,
+        ),
+        name="escalation-sweep",
+    )
+    async with running_stat_fanout(app[DATABASE], app[LIVE], notifications):
+        yield
+    sweep.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sweep
+    await notifications.close()

@@ -38,6 +38,10 @@ class Settings:
     public_url: str | None = None
     worklist_rules: Path | None = None
     claim_lease_minutes: float = 15.0
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    escalation_interval: float = 30.0
+    escalation_share: float = 0.5
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -116,6 +120,12 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("TELEREAD_STABLE_AGE must be at least 1 second")
     if settings.claim_lease_minutes <= 0:
         raise SettingsError("TELEREAD_CLAIM_LEASE_MINUTES must be more than 0")
+    if settings.escalation_interval <= 0:
+        raise SettingsError("TELEREAD_ESCALATION_INTERVAL must be more than 0")
+    if not 0 < settings.escalation_share <= 1:
+        raise SettingsError("TELEREAD_ESCALATION_SHARE must be more than 0 and at most 1")
+    if settings.webhook_url and not settings.webhook_secret:
+        raise SettingsError("TELEREAD_WEBHOOK_URL needs TELEREAD_WEBHOOK_SECRET to sign with")
     if len(settings.orthanc_aet) > 16:
         raise SettingsError("TELEREAD_ORTHANC_AET must be at most 16 characters")
 

@@ -239,7 +239,7 @@ async def test_radiographer_of_another_clinic_cannot_see_a_consultation(service)
         assert private not in text
     worklist = await service.worklist(clinic_b["headers"])
     assert worklist["items"] == []
-    assert worklist["counts"] == {"total": 0, "status": {}, "priority": {}}
+    assert worklist["counts"] == {"total": 0, "status": {}, "priority": {}, "queue": {}}
 
 
 async def test_regional_specialist_sees_consultations_from_every_clinic(service):

@@ -50,6 +50,13 @@ NOT_PATIENT_DATA = {
     "POST /api/admin/facilities",
     "PATCH /api/admin/facilities/{id}",
     "POST /api/me/password",
+    # The duty roster (managers of the regional centre, admins): accounts and times only.
+    "GET /api/roster",
+    "POST /api/roster",
+    "DELETE /api/roster/{id}",
+    # Page shells: the consultation's data comes from the scoped API routes in MATRIX.
+    "GET /request",
+    "GET /consultations/{id}",
 }
 
 
@@ -85,7 +92,38 @@ async def world(service):
         },
     )
     assert filed.status == 200, await filed.text()
-    return {"consultation": items[0]["id"], "uid": uid, "study": study, "a": a, "b": b}
+    notification = await _notify_clinic_a(service, a, items[0]["id"])
+    posted = await service.client.post(
+        f"/api/consultations/{items[0]['id']}/messages",
+        headers=wang,
+        json={"body": "Clinic A clinical question in the thread"},
+    )
+    assert posted.status == 201, await posted.text()
+    return {
+        "consultation": items[0]["id"],
+        "uid": uid,
+        "study": study,
+        "a": a,
+        "b": b,
+        "notification": notification,
+    }
+
+
+async def _notify_clinic_a(service, facility_a: int, consultation_id: int) -> int:
+    """An in-app notice for clinic A's radiographer about A's consultation."""
+    from service.storage.notifications import add_notifications
+    from service.storage.users import user_by_username
+
+    user = await service.database.read(user_by_username, "wang_a")
+    row = {
+        "user_id": user["id"],
+        "kind": "stat",
+        "consultation_id": consultation_id,
+        "title": f"STAT #{consultation_id}",
+        "created_at": "2026-01-01T00:00:00.000000Z",
+    }
+    [notification_id] = await service.database.write(add_notifications, [row])
+    return notification_id
 
 
 def assert_no_leak(text: str, secrets: tuple[str, ...] = SECRETS) -> None:
@@ -191,6 +229,21 @@ async def call(service, headers, route: str, world):
         case "GET /api/audit" | "GET /api/audit.csv" | "GET /api/audit/atna":
             path = route.split(" ", 1)[1]
             return await c.get(path, headers=headers, params={"patient_id": "SECRET_PID_A"})
+        case "GET /api/notifications":
+            return await c.get("/api/notifications", headers=headers)
+        case "POST /api/notifications/{id}/read":
+            owned = world.get("notification")
+            return await c.post(f"/api/notifications/{owned}/read", headers=headers)
+        case "GET /api/consultations/{id}/messages":
+            return await c.get(f"/api/consultations/{cid}/messages", headers=headers)
+        case "POST /api/consultations/{id}/messages":
+            return await c.post(
+                f"/api/consultations/{cid}/messages", headers=headers, json={"body": "hello"}
+            )
+        case "POST /api/consultations/{id}/preliminary":
+            return await c.post(
+                f"/api/consultations/{cid}/preliminary", headers=headers, json={"text": "ok"}
+            )
     raise AssertionError(f"{route} has no isolation case: add one")
 
 
@@ -208,6 +261,11 @@ MATRIX = (
     "GET /api/audit",
     "GET /api/audit.csv",
     "GET /api/audit/atna",
+    "GET /api/notifications",
+    "POST /api/notifications/{id}/read",
+    "GET /api/consultations/{id}/messages",
+    "POST /api/consultations/{id}/messages",
+    "POST /api/consultations/{id}/preliminary",
 )
 
 
@@ -227,7 +285,11 @@ async def test_other_facilitys_users_see_nothing_of_clinic_a(service, world, rol
             assert_no_leak(text, ("wang_a", "保密患者", "A_ACC_777"))
         else:
             assert_no_leak(text)
-        if route == "GET /api/worklist":
+        if route == "GET /api/notifications":
+            # One's own notices only: clinic A's reader was told about A's consultation.
+            assert response.status == 200
+            assert (await response.json())["items"] == []
+        elif route == "GET /api/worklist":
             if response.status == 200:
                 body = await response.json()
                 assert body["items"] == [] and body["counts"]["total"] == 0

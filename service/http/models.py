@@ -74,6 +74,13 @@ class WorklistQuery(Strict):
     body_part: list[str] = []
     facility: list[int] = []
     queue: list[str] = Field(default=[], description="Subspecialty queues, e.g. neuro, chest")
+    assigned: Literal["me"] | None = Field(
+        default=None, description="`me`: only items the caller holds with a live claim"
+    )
+    order: Literal["due", "mine_first"] = Field(
+        default="due",
+        description="`mine_first`: the caller's subspecialty queues first, each part in due order",
+    )
     limit: int = Field(default=50, ge=1, le=500)
     cursor: str | None = None
 
@@ -109,6 +116,7 @@ class WorklistCounts(BaseModel):
     total: int
     status: dict[str, int]
     priority: dict[str, int]
+    queue: dict[str, int] = Field(default={}, description="Items per subspecialty queue")
 
 
 class WorklistResponse(BaseModel):

@@ -80,6 +80,19 @@ async def upload_page(request: web.Request) -> web.Response:
     return render(request, "upload.html")
 
 
+@routes.get("/request")
+@allow("requester", "radiographer")
+async def request_page(request: web.Request) -> web.Response:
+    return render(request, "request.html")
+
+
+@routes.get(r"/consultations/{id:\d+}")
+@allow(*WORKLIST_ROLES)
+async def consultation_page(request: web.Request) -> web.Response:
+    """The shell only: the consultation's data comes from the scoped, audited JSON API."""
+    return render(request, "consultation.html", consultation_id=int(request.match_info["id"]))
+
+
 @routes.get("/account")
 @allow(AUTHENTICATED)
 async def account_page(request: web.Request) -> web.Response:

@@ -12,11 +12,14 @@ from . import (
     auth_routes,
     claim_routes,
     consultation_routes,
+    conversation_routes,
     dicomweb_routes,
     health_routes,
     live_routes,
+    notification_routes,
     openapi,
     pages,
+    roster_routes,
     token_routes,
     upload_routes,
     worklist_routes,
@@ -32,6 +35,7 @@ def setup_routes(app: web.Application) -> None:
         worklist_routes,
         consultation_routes,
         claim_routes,
+        conversation_routes,
         upload_routes,
         dicomweb_routes,
         admin_routes,
@@ -40,6 +44,8 @@ def setup_routes(app: web.Application) -> None:
         openapi,
         pages,
         token_routes,
+        roster_routes,
+        notification_routes,
     ):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)

@@ -10,7 +10,8 @@ from worklists.claims import ClaimState, claim_state
 from worklists.ordering import WorklistKey
 
 from ..auth.access import allow, consultation_scope
-from ..clock import from_iso, utc_now
+from ..clock import from_iso, to_iso, utc_now
+from ..conversation import preliminary_of
 from ..storage import consultations as store
 from .auditing import audit_context, audited
 from .errors import ApiError
@@ -70,12 +71,9 @@ def claim_fields(row: dict, now: datetime) -> dict:
 )
 async def get_worklist(request: web.Request) -> web.Response:
     query = read_query(request, WorklistQuery)
-    after = None
-    if query.cursor:
-        try:
-            after = WorklistKey.decode(query.cursor)
-        except ValueError as exc:
-            raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave") from exc
+    user = current_user(request)
+    mine_first = query.order == "mine_first"
+    after, after_mine = decode_cursor(query.cursor, mine_first) if query.cursor else (None, None)
     filters = store.WorklistFilter(
         statuses=query.status,
         priorities=query.priority,
@@ -83,9 +81,19 @@ async def get_worklist(request: web.Request) -> web.Response:
         facility_ids=query.facility,
         body_parts=[b.upper() for b in query.body_part],
         queues=[q.strip().lower() for q in query.queue],
+        claimed_by=user.id if query.assigned == "me" else None,
+        now=to_iso(utc_now()),
     )
-    scope = consultation_scope(current_user(request))
-    page = await request.app[DATABASE].read(store.worklist, scope, filters, query.limit, after)
+    scope = consultation_scope(user)
+    page = await request.app[DATABASE].read(
+        store.worklist,
+        scope,
+        filters,
+        query.limit,
+        after,
+        own_queues_of=user.id if mine_first else None,
+        after_mine=after_mine,
+    )
     audit_context(request).detail |= {
         "filters": query.model_dump(exclude_defaults=True),
         "consultations": [row["id"] for row in page.items],
@@ -94,9 +102,28 @@ async def get_worklist(request: web.Request) -> web.Response:
     answer = WorklistResponse(
         items=[worklist_item(row) for row in page.items],
         counts=page.counts,
-        next=page.next.encode() if page.next else None,
+        next=encode_cursor(page.next, page.next_mine) if page.next else None,
     )
     return web.json_response(answer.model_dump())
+
+
+def encode_cursor(key: WorklistKey, mine: int | None) -> str:
+    """The keyset cursor; ``mine_first`` pages prefix the last row's not-mine flag (m0./m1.)."""
+    return key.encode() if mine is None else f"m{mine}.{key.encode()}"
+
+
+def decode_cursor(cursor: str, mine_first: bool) -> tuple[WorklistKey, int | None]:
+    """A cursor back to its key; one made for the other ordering is refused."""
+    mine: int | None = None
+    text = cursor
+    if cursor[:3] in ("m0.", "m1."):
+        mine, text = int(cursor[1]), cursor[3:]
+    try:
+        if (mine is not None) != mine_first:
+            raise ValueError("cursor made for another order")
+        return WorklistKey.decode(text), mine
+    except ValueError as exc:
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave") from exc
 
 
 @routes.get("/api/consultations/{id:\\d+}")
@@ -117,6 +144,7 @@ async def get_consultation(request: web.Request) -> web.Response:
         "clinical_history": row["clinical_history"],
         "callback_phone": row["callback_phone"],
         "facility_timezone": row["facility_timezone"],
+        "preliminary": preliminary_of(events),
         "events": [
             {
                 "type": e["type"],

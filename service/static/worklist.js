@@ -1,6 +1,10 @@
 // teleread — worklist page. GET /api/worklist, refetched when /api/worklist/events (Server-Sent
 // Events) reports a change; polled every 30 s while the stream is up, every 5 s while it is down.
 // Rows are built with createElement/textContent only: patient data is untrusted.
+// Specialists claim and release rows here (409 "claimed" shows who holds it). Column sorting is
+// client-side, over the rows loaded so far; saved filters live in this browser's localStorage,
+// keyed by username (not on the server). Keys: j/k or arrows move the selection, Enter claims
+// a free row or opens the selected one.
 "use strict";
 
 (() => {
@@ -15,7 +19,9 @@
   const SOON_MINUTES = 30;
   const PRIORITIES = new Set(["stat", "urgent", "routine"]);
   const STATUSES = new Set(["awaiting_images", "awaiting_request", "ready"]);
-  const FILTERS = ["status", "priority", "modality"];
+  const FILTERS = ["status", "priority", "modality", "queue", "facility", "body_part", "assigned", "order"];
+  const CHECKBOXES = new Set(["assigned", "order"]);
+  const PRIORITY_RANK = { stat: 0, urgent: 1, routine: 2 };
 
   // DICOM PN: "ZHOU^LEI" reads "ZHOU LEI"; component groups ("ZHANG^SAN=张^三") stay visible.
   const personName = (name) =>
@@ -30,9 +36,19 @@
   const updatedBox = document.getElementById("worklist-updated");
   const loadMoreButton = document.getElementById("load-more");
   const filterForm = document.getElementById("worklist-filters");
+  const queueCountsBox = document.getElementById("worklist-queue-counts");
+  const me = {
+    id: Number(filterForm.dataset.userId) || null,
+    username: filterForm.dataset.username || "",
+    role: filterForm.dataset.role || "",
+  };
+  const canClaim = me.role === "specialist";
+  const SAVED_KEY = `teleread.worklist.filters.${me.username}`;
 
   const state = {
-    filters: { status: "", priority: "", modality: "" },
+    filters: Object.fromEntries(FILTERS.map((name) => [name, ""])),
+    sort: { key: null, dir: 1 }, // client-side sort of the loaded rows
+    selectedId: null, // consultation id of the keyboard selection
     pages: 1, // pages shown; a refresh reloads this many
     next: null, // cursor of the page after the last one shown
     generation: 0, // bumped when filters change: stale answers are dropped
@@ -46,15 +62,61 @@
 
   // ---- filters <-> URL --------------------------------------------------------------
 
-  function readFiltersFromUrl() {
-    const params = new URLSearchParams(location.search);
+  /** Make sure a dynamic select (queue, facility) offers `value`, labelled `text`. */
+  function ensureOption(select, value, text) {
+    if (!value) return;
+    let option = [...select.options].find((o) => o.value === value);
+    if (!option) {
+      option = el("option", { value, text: text || value });
+      select.append(option);
+    } else if (text && option.textContent !== text) {
+      option.textContent = text;
+    }
+  }
+
+  function setControl(name, value) {
+    const control = filterForm.elements[name];
+    if (!control) return;
+    if (CHECKBOXES.has(name)) {
+      control.checked = value === control.value;
+      state.filters[name] = control.checked ? control.value : "";
+      return;
+    }
+    if (name === "queue" || name === "facility") ensureOption(control, value);
+    if ([...control.options].some((option) => option.value === value)) {
+      control.value = value;
+      state.filters[name] = value;
+    }
+  }
+
+  function savedFilters() {
+    try {
+      return JSON.parse(localStorage.getItem(SAVED_KEY) || "null");
+    } catch (_err) {
+      return null;
+    }
+  }
+
+  function saveFilters() {
+    try {
+      localStorage.setItem(SAVED_KEY, JSON.stringify(state.filters));
+    } catch (_err) {
+      // storage disabled: filters stay in the URL only
+    }
+  }
+
+  /** The URL wins; else this user's saved filters; else the defaults in the form. */
+  function readFilters() {
     for (const name of FILTERS) {
-      const select = filterForm.elements[name];
-      const value = params.get(name) || "";
-      if ([...select.options].some((option) => option.value === value)) {
-        select.value = value;
-        state.filters[name] = value;
-      }
+      const control = filterForm.elements[name];
+      if (control && CHECKBOXES.has(name)) state.filters[name] = control.checked ? control.value : "";
+    }
+    const params = new URLSearchParams(location.search);
+    const fromUrl = FILTERS.some((name) => params.has(name));
+    const saved = fromUrl ? null : savedFilters();
+    for (const name of FILTERS) {
+      if (fromUrl) setControl(name, params.get(name) || "");
+      else if (saved && typeof saved[name] === "string") setControl(name, saved[name]);
     }
   }
 
@@ -66,10 +128,11 @@
     }
     url.searchParams.delete("lang");
     history.replaceState(null, "", url.pathname + url.search + url.hash);
+    saveFilters();
   }
 
   function filtersActive() {
-    return FILTERS.some((name) => state.filters[name]);
+    return FILTERS.some((name) => name !== "order" && state.filters[name]);
   }
 
   // ---- rendering ----------------------------------------------------------------------
@@ -112,8 +175,16 @@
         consultationId: String(item.id),
         priority: item.priority || "",
         status: item.status || "",
+        patient: personName(item.patient_name),
+        facility: item.facility || "",
+        modality: item.modality || "",
+        bodyPart: item.body_part || "",
+        queue: item.queue || "",
+        receivedAt: item.received_at || "",
+        dueAt: item.due_at || "",
       },
     });
+    row.tabIndex = -1;
 
     row.append(
       el(
@@ -146,6 +217,7 @@
     row.append(
       el("td", { className: "col-body-part", text: label("body_part", item.body_part) }),
     );
+    row.append(el("td", { className: "col-queue", text: item.queue || "" }));
     row.append(
       el(
         "td",
@@ -164,7 +236,82 @@
       if (info.cls) row.classList.add(info.cls);
     }
     row.append(timeCell("col-due", item.due_at, "—", left));
+    const claimCell = el("td", { className: "col-claim" });
+    row.append(claimCell);
+    renderClaim(row, item);
     return row;
+  }
+
+  /** The reader cell: "Yours" + Release, "Held by X", or a Claim button (specialists). */
+  function renderClaim(row, item, message) {
+    const cell = row.querySelector(".col-claim");
+    const heldByMe = item.claimed_by_id != null && item.claimed_by_id === me.id;
+    const claimState = item.claimed_by_id == null ? "free" : heldByMe ? "mine" : "held";
+    row.dataset.claim = claimState;
+    const hasImages = Boolean(item.received_at) && item.status !== "awaiting_images";
+    row.dataset.claimable = String(canClaim && claimState === "free" && hasImages);
+    row.classList.toggle("claimed-mine", claimState === "mine");
+    row.classList.toggle("claimed-other", claimState === "held");
+    const parts = [];
+    if (claimState === "mine") {
+      parts.push(el("span", { className: "claim-badge claim-mine", text: t("yours") }));
+      if (canClaim) parts.push(claimButton(row, item, "release"));
+    } else if (claimState === "held") {
+      parts.push(
+        el("span", {
+          className: "claim-badge claim-held",
+          text: t("held_by", { name: item.claimed_by || "?" }),
+        }),
+      );
+    } else if (row.dataset.claimable === "true") {
+      parts.push(claimButton(row, item, "claim"));
+    }
+    if (message) parts.push(el("div", { className: "claim-error", role: "alert", text: message }));
+    cell.replaceChildren(...parts);
+  }
+
+  function claimButton(row, item, action) {
+    const button = el("button", {
+      type: "button",
+      className: `button button-small claim-action claim-${action}`,
+      text: t(action),
+    });
+    button.addEventListener("click", () => claimAction(row, item, action, button));
+    return button;
+  }
+
+  async function claimAction(row, item, action, button) {
+    if (button) button.disabled = true;
+    let result;
+    try {
+      result = await api(`/api/consultations/${item.id}/${action}`, { method: "POST" });
+    } catch (_err) {
+      renderClaim(row, item, t("network_error"));
+      return;
+    }
+    if (result.status === 401) {
+      tr.redirectToLogin();
+      return;
+    }
+    const data = result.data || {};
+    if (result.ok) {
+      Object.assign(item, {
+        claimed_by: data.claimed_by,
+        claimed_by_id: data.claimed_by_id,
+        claim_expires_at: data.claim_expires_at,
+      });
+      renderClaim(row, item);
+    } else if (result.status === 409 && data.error === "claimed") {
+      Object.assign(item, { claimed_by: data.claimed_by, claimed_by_id: data.claimed_by_id });
+      renderClaim(row, item);
+    } else {
+      const message =
+        action === "claim"
+          ? t("claim_failed", { detail: data.detail || `HTTP ${result.status}` })
+          : t("release_failed");
+      renderClaim(row, item, message);
+    }
+    changed();
   }
 
   function renderCounts(counts) {
@@ -177,6 +324,19 @@
     if (byPriority.stat) parts.push(t("stat_count", { n: byPriority.stat }));
     if (byPriority.urgent) parts.push(t("urgent_count", { n: byPriority.urgent }));
     countsBox.textContent = parts.join(" · ");
+    const byQueue = Object.entries(counts.queue || {}).sort((a, b) => b[1] - a[1]);
+    const queueSelect = filterForm.elements.queue;
+    for (const [queue] of byQueue) ensureOption(queueSelect, queue);
+    queueCountsBox.textContent = byQueue.length
+      ? t("queue_counts", {
+          list: byQueue.map(([queue, n]) => t("queue_count", { queue, n })).join(" · "),
+        })
+      : "";
+  }
+
+  function learnFacilities(items) {
+    const select = filterForm.elements.facility;
+    for (const item of items) ensureOption(select, String(item.facility_id), item.facility);
   }
 
   function renderEmpty() {
@@ -248,11 +408,14 @@
       for (let page = 0; page < state.pages; page += 1) {
         data = await fetchPage(cursor, signal);
         for (const item of data.items || []) rows.push(buildRow(item, nowMs));
+        learnFacilities(data.items || []);
         cursor = data.next;
         if (!cursor) break;
       }
       if (!current()) return;
       tbody.replaceChildren(...rows);
+      applySort();
+      restoreSelection();
       renderCounts(data && data.counts);
       renderNext(cursor);
       renderEmpty();
@@ -267,6 +430,8 @@
       if (!current()) return;
       const nowMs = Date.now();
       tbody.append(...(data.items || []).map((item) => buildRow(item, nowMs)));
+      learnFacilities(data.items || []);
+      applySort();
       state.pages += 1;
       renderCounts(data.counts);
       renderNext(data.next);
@@ -298,7 +463,11 @@
   filterForm.addEventListener("change", async (event) => {
     const name = event.target.name;
     if (!FILTERS.includes(name)) return;
-    state.filters[name] = event.target.value;
+    state.filters[name] = CHECKBOXES.has(name)
+      ? event.target.checked
+        ? event.target.value
+        : ""
+      : event.target.value;
     state.generation += 1;
     state.pages = 1;
     writeFiltersToUrl();
@@ -318,6 +487,108 @@
       clearTimeout(state.timer);
       tick();
     }
+  });
+
+  // ---- sorting (client-side, over the loaded rows) -------------------------------------
+
+  function sortValue(row, key) {
+    const d = row.dataset;
+    switch (key) {
+      case "priority":
+        return PRIORITY_RANK[d.priority] ?? 9;
+      case "patient":
+        return d.patient.toLowerCase();
+      case "body_part":
+        return d.bodyPart;
+      case "received":
+        return d.receivedAt || "~";
+      case "due":
+        return d.dueAt;
+      default:
+        return (d[key] || "").toLowerCase();
+    }
+  }
+
+  function applySort() {
+    const { key, dir } = state.sort;
+    for (const th of table.tHead.querySelectorAll("th[aria-sort]")) {
+      const button = th.querySelector("[data-sort]");
+      const active = button && button.dataset.sort === key;
+      th.setAttribute("aria-sort", active ? (dir > 0 ? "ascending" : "descending") : "none");
+    }
+    if (!key) return;
+    const rows = [...tbody.rows];
+    rows.sort((a, b) => {
+      const x = sortValue(a, key);
+      const y = sortValue(b, key);
+      return (x < y ? -1 : x > y ? 1 : 0) * dir;
+    }); // stable: ties keep the server's due order
+    tbody.append(...rows);
+  }
+
+  table.tHead.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-sort]");
+    if (!button) return;
+    const key = button.dataset.sort;
+    state.sort = { key, dir: state.sort.key === key ? -state.sort.dir : 1 };
+    applySort();
+  });
+
+  // ---- keyboard selection --------------------------------------------------------------
+
+  function select(row, focus = true) {
+    for (const other of tbody.querySelectorAll("tr.selected")) {
+      other.classList.remove("selected");
+      other.removeAttribute("aria-selected");
+    }
+    if (!row) {
+      state.selectedId = null;
+      return;
+    }
+    row.classList.add("selected");
+    row.setAttribute("aria-selected", "true");
+    state.selectedId = row.dataset.consultationId;
+    if (focus) row.focus();
+  }
+
+  function restoreSelection() {
+    if (!state.selectedId) return;
+    const row = tbody.querySelector(`tr[data-consultation-id="${state.selectedId}"]`);
+    const hadFocus = table.contains(document.activeElement);
+    select(row, hadFocus);
+  }
+
+  function move(step) {
+    const rows = [...tbody.rows];
+    if (!rows.length) return;
+    const current = rows.findIndex((r) => r.dataset.consultationId === state.selectedId);
+    const next = current < 0 ? (step > 0 ? 0 : rows.length - 1) : current + step;
+    select(rows[Math.max(0, Math.min(rows.length - 1, next))]);
+  }
+
+  function activate(row) {
+    if (!row) return;
+    const button = row.querySelector(".claim-claim");
+    if (button && !button.disabled) button.click();
+    else location.assign(`/consultations/${row.dataset.consultationId}`);
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.altKey || event.ctrlKey || event.metaKey) return;
+    const target = event.target;
+    const inTable = target === document.body || target === table || target.closest?.("tr.worklist-row");
+    if (!inTable || target.closest?.("button, a, input, select, textarea")) return;
+    if (event.key === "j" || event.key === "ArrowDown") move(1);
+    else if (event.key === "k" || event.key === "ArrowUp") move(-1);
+    else if (event.key === "Enter" && state.selectedId) {
+      activate(tbody.querySelector(`tr[data-consultation-id="${state.selectedId}"]`));
+    } else return;
+    event.preventDefault();
+  });
+
+  tbody.addEventListener("click", (event) => {
+    const row = event.target.closest("tr.worklist-row");
+    if (row && !event.target.closest("button, a")) select(row);
   });
 
   // ---- live updates and stat alerts ----------------------------------------------------
@@ -437,7 +708,7 @@
     window.addEventListener("pagehide", () => source.close());
   }
 
-  readFiltersFromUrl();
+  readFilters();
   countsBox.textContent = t("loading");
   renderAlerts();
   renderUpdated();

@@ -10,6 +10,7 @@ from typing import Any
 import sqlite_utils
 
 from worklists.ordering import WorklistKey
+from worklists.routing import subspecialties
 
 from .database import RecordNotFound
 from .scope import Scope
@@ -128,10 +129,16 @@ class WorklistFilter:
     facility_ids: Sequence[int] = ()
     body_parts: Sequence[str] = ()
     queues: Sequence[str] = ()
+    claimed_by: int | None = None
+    """Only items this user holds with a lease still running at ``now`` (``assigned=me``)."""
+    now: str | None = None
 
     def where(self) -> tuple[str, list[object]]:
         clauses: list[str] = []
         params: list[object] = []
+        if self.claimed_by is not None:
+            clauses.append("c.claimed_by = ? AND c.claim_expires_at > ?")
+            params.extend([self.claimed_by, self.now or ""])
         for column, values in (
             ("c.status", self.statuses),
             ("c.priority", self.priorities),
@@ -151,6 +158,8 @@ class WorklistPage:
     items: list[dict[str, Any]]
     counts: dict[str, Any]
     next: WorklistKey | None
+    next_mine: int | None = None
+    """With ``own_queues`` ordering: the last row's "not mine" flag, part of the cursor."""
 
 
 def worklist(
@@ -159,8 +168,16 @@ def worklist(
     filters: WorklistFilter,
     limit: int,
     after: WorklistKey | None = None,
+    *,
+    own_queues_of: int | None = None,
+    after_mine: int | None = None,
 ) -> WorklistPage:
-    """One page of the worklist in (due_at, priority, arrival, id) order, plus counts."""
+    """One page of the worklist in (due_at, priority, arrival, id) order, plus counts.
+
+    With ``own_queues_of`` (a user id) the items of that user's subspecialty queues come first:
+    the order becomes (not-mine flag, due_at, priority, arrival, id), still total, so the keyset
+    cursor (``after`` plus ``after_mine``) pages without gaps or repeats.
+    """
     scope_sql, scope_params = scope.where()
     filter_sql, filter_params = filters.where()
     base = (
@@ -168,28 +185,52 @@ def worklist(
         f" AND {filter_sql}"
     )
     params: list[object] = [*scope_params, *filter_params]
-    page_sql = f"SELECT {_ITEM_COLUMNS} {base}"
-    page_params = list(params)
+    mine_sql, mine_params = "0", []
+    if own_queues_of is not None:
+        own = _own_queues(db, own_queues_of)
+        if own:
+            marks = ", ".join("?" for _ in own)
+            mine_sql, mine_params = f"(CASE WHEN c.queue IN ({marks}) THEN 0 ELSE 1 END)", own
+    page_sql = f"SELECT {_ITEM_COLUMNS}, {mine_sql} AS not_mine {base}"
+    page_params: list[object] = [*mine_params, *params]
+    key_sql = "c.due_at, c.priority_rank, c.created_at, c.id"
+    if own_queues_of is not None:
+        key_sql = f"{mine_sql}, {key_sql}"
     if after is not None:
-        page_sql += " AND (c.due_at, c.priority_rank, c.created_at, c.id) > (?, ?, ?, ?)"
-        page_params += [after.due_at, after.priority_rank, after.created_at, after.id]
-    page_sql += " ORDER BY c.due_at, c.priority_rank, c.created_at, c.id LIMIT ?"
+        key = [after.due_at, after.priority_rank, after.created_at, after.id]
+        if own_queues_of is not None:
+            key = [after_mine if after_mine is not None else 0, *key]
+            page_params += mine_params
+        page_sql += f" AND ({key_sql}) > ({', '.join('?' for _ in key)})"
+        page_params += key
+    order_sql = "c.due_at, c.priority_rank, c.created_at, c.id"
+    if own_queues_of is not None:
+        order_sql = f"not_mine, {order_sql}"
+    page_sql += f" ORDER BY {order_sql} LIMIT ?"
     rows = [dict(r) for r in db.execute(page_sql, [*page_params, limit + 1])]
-    next_key = None
+    next_key, next_mine = None, None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
         next_key = WorklistKey(
             last["due_at"], last["priority_rank"], last["created_at"], last["id"]
         )
-    counts: dict[str, Any] = {"total": 0, "status": {}, "priority": {}}
+        next_mine = last["not_mine"] if own_queues_of is not None else None
+    counts: dict[str, Any] = {"total": 0, "status": {}, "priority": {}, "queue": {}}
     for row in db.execute(
-        f"SELECT c.status, c.priority, COUNT(*) AS n {base} GROUP BY c.status, c.priority", params
+        f"SELECT c.status, c.priority, c.queue, COUNT(*) AS n {base}"
+        " GROUP BY c.status, c.priority, c.queue",
+        params,
     ):
         counts["total"] += row["n"]
-        counts["status"][row["status"]] = counts["status"].get(row["status"], 0) + row["n"]
-        counts["priority"][row["priority"]] = counts["priority"].get(row["priority"], 0) + row["n"]
-    return WorklistPage(rows, counts, next_key)
+        for name in ("status", "priority", "queue"):
+            counts[name][row[name]] = counts[name].get(row[name], 0) + row["n"]
+    return WorklistPage(rows, counts, next_key, next_mine)
+
+
+def _own_queues(db: sqlite_utils.Database, user_id: int) -> list[str]:
+    row = db.execute("SELECT subspecialties FROM users WHERE id = ?", [user_id]).fetchone()
+    return subspecialties(row[0]) if row else []
 
 
 def count_consultations(db: sqlite_utils.Database, *, with_images: bool = False) -> int:

@@ -260,3 +260,56 @@ def m005_worklist_queues_and_claims(db: sqlite_utils.Database) -> None:
             WHERE claimed_by IS NOT NULL;
         """
     )
+
+
+@migrations()
+def m006_roster_and_notifications(db: sqlite_utils.Database) -> None:
+    """The duty roster (who is on duty when) and in-app notifications."""
+    db.executescript(
+        """
+        CREATE TABLE roster_entries (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            starts_at TEXT NOT NULL,
+            ends_at TEXT NOT NULL,
+            role_on_duty TEXT NOT NULL CHECK (role_on_duty IN ('reader', 'manager')),
+            created_by INTEGER REFERENCES users(id),
+            created_at TEXT NOT NULL,
+            CHECK (ends_at > starts_at)
+        );
+        CREATE INDEX roster_entries_period ON roster_entries(ends_at, starts_at);
+        CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            kind TEXT NOT NULL,
+            consultation_id INTEGER REFERENCES consultations(id),
+            title TEXT NOT NULL,
+            body TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            read_at TEXT
+        );
+        CREATE INDEX notifications_user ON notifications(user_id, read_at, created_at);
+        CREATE INDEX consultation_events_type ON consultation_events(type, consultation_id);
+        """
+    )
+
+
+@migrations()
+def m007_consultation_messages(db: sqlite_utils.Database) -> None:
+    """The message thread of a consultation: append-only, like the events and the audit trail."""
+    db.executescript(
+        """
+        CREATE TABLE consultation_messages (
+            id INTEGER PRIMARY KEY,
+            consultation_id INTEGER NOT NULL REFERENCES consultations(id),
+            author_id INTEGER NOT NULL REFERENCES users(id),
+            body TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX consultation_messages_thread ON consultation_messages(consultation_id, id);
+        CREATE TRIGGER consultation_messages_no_update BEFORE UPDATE ON consultation_messages
+            BEGIN SELECT RAISE(ABORT, 'consultation messages are append-only'); END;
+        CREATE TRIGGER consultation_messages_no_delete BEFORE DELETE ON consultation_messages
+            BEGIN SELECT RAISE(ABORT, 'consultation messages are append-only'); END;
+        """
+    )

@@ -1,0 +1,178 @@
+// teleread — one consultation's live status page: status header, timeline, message thread,
+// and (for the specialist holding the claim) the preliminary answer form. Data comes from
+// GET /api/consultations/{id} and /messages; /api/worklist/events tells when to refetch.
+"use strict";
+
+(() => {
+  const tr = window.teleread;
+  const { t, label, el, api, formatDateTime } = tr;
+  const root = document.getElementById("consultation");
+  if (!root) return;
+  const id = Number(root.dataset.consultationId);
+  const userId = Number(root.dataset.userId);
+  const node = (name) => document.getElementById(name);
+
+  function text(name, value) {
+    node(name).textContent = value || "";
+  }
+
+  function showConsultation(c) {
+    const patient = [c.patient_name, c.patient_id, c.modality, c.body_part].filter(Boolean);
+    text("consult-patient", patient.join(" · "));
+    text("consult-priority", label("priority", c.priority));
+    node("consult-priority").dataset.priority = c.priority || "";
+    text("consult-history", c.clinical_history);
+    text("consult-question", c.clinical_question);
+    text("consult-phone", c.callback_phone);
+    text(
+      "status-received",
+      c.received_at
+        ? t("received", { time: formatDateTime(c.received_at) })
+        : t("requested", { time: formatDateTime(c.requested_at) }),
+    );
+    text("status-claimed", c.claimed_by ? t("claimed_by", { name: c.claimed_by }) : t("not_claimed"));
+    const pre = node("status-preliminary");
+    if (c.preliminary) {
+      pre.replaceChildren(
+        el("span", { className: "preliminary-text", text: c.preliminary.text }),
+        el("span", {
+          className: "preliminary-meta",
+          text: ` — ${t("preliminary_by", { name: c.preliminary.by, time: formatDateTime(c.preliminary.at) })}`,
+        }),
+      );
+    } else {
+      pre.textContent = t("no_preliminary");
+    }
+    text("status-report", t("not_signed"));
+    node("preliminary-card").hidden = !(c.claimed_by_id && c.claimed_by_id === userId);
+    node("timeline").replaceChildren(
+      ...(c.events || []).map((e) =>
+        el(
+          "li",
+          { className: "timeline-event", dataset: { type: e.type } },
+          el("time", { dateTime: e.at, text: formatDateTime(e.at) }),
+          " ",
+          el("span", { className: "event-type", text: label("events", e.type) }),
+        ),
+      ),
+    );
+  }
+
+  function showMessages(items) {
+    const thread = node("thread");
+    if (!items.length) {
+      thread.replaceChildren(el("li", { className: "thread-empty", text: t("no_messages") }));
+      return;
+    }
+    thread.replaceChildren(
+      ...items.map((m) =>
+        el(
+          "li",
+          { className: "message", dataset: { messageId: String(m.id) } },
+          el(
+            "div",
+            { className: "message-head" },
+            el("span", { className: "message-author", text: `${m.author} · ${m.author_facility}` }),
+            " ",
+            el("time", { dateTime: m.created_at, text: formatDateTime(m.created_at) }),
+          ),
+          el("p", { className: "message-body", text: m.body }),
+        ),
+      ),
+    );
+  }
+
+  let loading = null;
+  let again = false;
+
+  async function refresh() {
+    if (loading) {
+      again = true;
+      return loading;
+    }
+    loading = (async () => {
+      try {
+        const [one, thread] = await Promise.all([
+          api(`/api/consultations/${id}`),
+          api(`/api/consultations/${id}/messages`),
+        ]);
+        if (one.status === 401) return tr.redirectToLogin();
+        if (!one.ok) {
+          text("consult-load-status", t("load_failed", { status: one.status }));
+          return;
+        }
+        text("consult-load-status", "");
+        showConsultation(one.data);
+        if (thread.ok) showMessages(thread.data.items);
+      } catch (_err) {
+        text("consult-load-status", t("network_error"));
+      }
+    })();
+    await loading;
+    loading = null;
+    if (again) {
+      again = false;
+      await refresh();
+    }
+  }
+
+  function send(formId, statusId, url, field) {
+    const form = node(formId);
+    const status = node(statusId);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const input = form.elements[field];
+      const value = input.value.trim();
+      if (!value) {
+        input.focus();
+        return;
+      }
+      const button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      status.textContent = t("sending");
+      try {
+        const result = await api(url, { method: "POST", json: { [field]: value } });
+        if (result.ok) {
+          input.value = "";
+          status.textContent = "";
+          await refresh();
+        } else {
+          const detail = result.data && result.data.detail;
+          status.textContent =
+            typeof detail === "string" && detail ? detail : t("send_failed", { status: result.status });
+        }
+      } catch (_err) {
+        status.textContent = t("network_error");
+      }
+      button.disabled = false;
+    });
+  }
+
+  send("message-form", "message-status", `/api/consultations/${id}/messages`, "body");
+  send("preliminary-form", "preliminary-status", `/api/consultations/${id}/preliminary`, "text");
+
+  function listen() {
+    if (!window.EventSource) return;
+    const source = new EventSource("/api/worklist/events");
+    const live = node("consult-live");
+    source.addEventListener("open", () => {
+      root.dataset.live = "on";
+      live.textContent = t("live_on");
+      refresh(); // catch up on anything missed while disconnected
+    });
+    source.addEventListener("error", () => {
+      root.dataset.live = "off";
+      live.textContent = t("live_off");
+    });
+    source.addEventListener("change", (event) => {
+      try {
+        if (JSON.parse(event.data).consultation_id === id) refresh();
+      } catch (_err) {
+        /* a malformed event: ignore it */
+      }
+    });
+  }
+
+  refresh();
+  listen();
+})();
