@@ -13,6 +13,7 @@ from service.intake import (
     file_request,
     receive_study,
 )
+from service.storage.consultations import append_event
 from worklists.priorities import Priority
 from worklists.sla import SlaPolicy
 
@@ -166,3 +167,28 @@ async def test_bad_query_parameters_are_400_with_a_reason(service, consortium, p
     )
     assert response.status == 400
     assert (await response.json())["error"] == code
+
+
+async def test_escalations_show_on_the_worklist(service, consortium):
+    """The latest escalation reason from the timeline is on the item (null when none)."""
+    escalated = await file(service, consortium["a"], consortium["wang"], "E1", "stat", T0)
+    await file(service, consortium["a"], consortium["wang"], "E2", "stat", T0)
+    await service.database.write(
+        append_event,
+        escalated,
+        "escalated",
+        "2026-11-23T00:20:00.000000Z",
+        detail={"reason": "unclaimed"},
+    )
+    await service.database.write(
+        append_event,
+        escalated,
+        "escalated",
+        "2026-11-23T00:31:00.000000Z",
+        detail={"reason": "overdue"},
+    )
+    items = (await service.worklist(await service.login("dr.li")))["items"]
+    assert {i["accession_number"]: i["escalation"] for i in items} == {
+        "E1": "overdue",
+        "E2": None,
+    }

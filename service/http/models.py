@@ -110,6 +110,9 @@ class WorklistItem(BaseModel):
     claim_expires_at: str | None = Field(
         default=None, description="When the claim lapses; null when free or expired"
     )
+    escalation: str | None = Field(
+        default=None, description="Latest escalation reason (unclaimed, overdue); null if none"
+    )
 
 
 class WorklistCounts(BaseModel):

@@ -44,6 +44,7 @@ def worklist_item(row: dict) -> WorklistItem:
         due_at=row["due_at"],
         clinical_question=row["clinical_question"],
         queue=row["queue"],
+        escalation=row.get("escalation"),
         **claim_fields(row, utc_now()),
     )
 

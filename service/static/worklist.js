@@ -194,6 +194,12 @@
           className: `badge badge-${priority}`,
           text: label("priority", item.priority),
         }),
+        item.escalation
+          ? el("span", {
+              className: "badge badge-escalated",
+              text: t(item.escalation === "overdue" ? "escalated_overdue" : "escalated_unclaimed"),
+            })
+          : null,
       ),
     );
 

@@ -19,6 +19,9 @@ _ITEM_COLUMNS = (
     "c.*, f.name AS facility_name, f.aet AS facility_aet, f.timezone AS facility_timezone"
     ", (SELECT COALESCE(NULLIF(h.display_name, ''), h.username) FROM users h"
     " WHERE h.id = c.claimed_by) AS claimed_by_name"
+    ", (SELECT json_extract(e.detail, '$.reason') FROM consultation_events e"
+    " WHERE e.consultation_id = c.id AND e.type = 'escalated'"
+    " ORDER BY e.id DESC LIMIT 1) AS escalation"
 )
 
 
