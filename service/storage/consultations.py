@@ -183,10 +183,8 @@ def worklist(
     """
     scope_sql, scope_params = scope.where()
     filter_sql, filter_params = filters.where()
-    base = (
-        f"FROM consultations c JOIN facilities f ON f.id = c.facility_id WHERE {scope_sql}"
-        f" AND {filter_sql}"
-    )
+    where = f"WHERE {scope_sql} AND {filter_sql}"
+    base = f"FROM consultations c JOIN facilities f ON f.id = c.facility_id {where}"
     params: list[object] = [*scope_params, *filter_params]
     mine_sql, mine_params = "0", []
     if own_queues_of is not None:
@@ -221,7 +219,8 @@ def worklist(
         next_mine = last["not_mine"] if own_queues_of is not None else None
     counts: dict[str, Any] = {"total": 0, "status": {}, "priority": {}, "queue": {}}
     for row in db.execute(
-        f"SELECT c.status, c.priority, c.queue, COUNT(*) AS n {base}"
+        # No join here: counts need consultations only, and a covering index answers them.
+        f"SELECT c.status, c.priority, c.queue, COUNT(*) AS n FROM consultations c {where}"
         " GROUP BY c.status, c.priority, c.queue",
         params,
     ):

@@ -313,3 +313,11 @@ def m007_consultation_messages(db: sqlite_utils.Database) -> None:
             BEGIN SELECT RAISE(ABORT, 'consultation messages are append-only'); END;
         """
     )
+
+
+@migrations()
+def m008_worklist_counts_index(db: sqlite_utils.Database) -> None:
+    """A covering index for the worklist counts (bench/worklist.py: 25x faster at 100k rows)."""
+    db.execute(
+        "CREATE INDEX consultations_counts ON consultations(status, priority, queue, facility_id)"
+    )
