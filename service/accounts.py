@@ -58,6 +58,8 @@ class AccountChange:
     role: str | None = None
     facility_id: int | None = None
     disabled: bool | None = None
+    subspecialties: str | None = None
+    """Comma-separated queue names a specialist reads first (e.g. "neuro,chest")."""
 
     def given(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -533,3 +533,23 @@ async def test_openapi_lists_the_admin_routes(service):
     assert paths["/api/admin/users"]["post"]["x-roles"] == ["admin"]
     schema = document["components"]["schemas"]["UserCreate"]
     assert schema["properties"]["username"]["pattern"] == "^[A-Za-z0-9._-]+$"
+
+
+async def test_admin_sets_a_specialists_subspecialties_for_queue_routing(service):
+    """Subspecialties (comma-separated queue names) are set by an admin and listed back."""
+    centre = await service.add_facility("Centre S", "regional", "CENTRE_S")
+    await service.add_user("root_s", "admin", centre)
+    reader = await service.add_user("reader_s", "specialist", centre)
+    admin = await service.login("root_s")
+    response = await service.client.patch(
+        f"/api/admin/users/{reader}", headers=admin, json={"subspecialties": "neuro,chest"}
+    )
+    assert response.status == 200, await response.text()
+    listed = await (await service.client.get("/api/admin/users", headers=admin)).json()
+    assert {u["username"]: u["subspecialties"] for u in listed["items"]}["reader_s"] == (
+        "neuro,chest"
+    )
+    bad = await service.client.patch(
+        f"/api/admin/users/{reader}", headers=admin, json={"subspecialties": "Neuro; chest"}
+    )
+    assert bad.status == 400

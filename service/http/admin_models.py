@@ -72,6 +72,12 @@ class UserUpdate(PartialUpdate):
     role: RoleName | None = None
     facility_id: int | None = None
     disabled: bool | None = None
+    subspecialties: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^[a-z0-9_-]*(,[a-z0-9_-]+)*$",
+        description="Queues the specialist reads first, comma-separated (e.g. neuro,chest)",
+    )
 
 
 class PasswordReset(Strict):
@@ -92,6 +98,7 @@ class AdminUser(BaseModel):
     facility_name: str
     disabled: bool
     created_at: str
+    subspecialties: str = ""
     active_sessions: int = Field(description="Open sessions (not revoked, not expired)")
 
 

@@ -122,10 +122,10 @@ def clear_login_failures(db: sqlite_utils.Database, username: str) -> None:
 
 _ADMIN_COLUMNS = (
     "u.id, u.username, u.display_name, u.role, u.facility_id, f.name AS facility_name,"
-    " u.disabled, u.created_at"
+    " u.disabled, u.created_at, u.subspecialties"
 )
 
-_EDITABLE = ("display_name", "role", "facility_id", "disabled")
+_EDITABLE = ("display_name", "role", "facility_id", "disabled", "subspecialties")
 
 
 def _admin_row(row: Any) -> dict[str, Any]:
