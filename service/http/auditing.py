@@ -43,6 +43,15 @@ class AuditContext:
     anonymous: bool = False
     """Record no user even if the request carries a session (a login attempt)."""
 
+    def touches(
+        self, patient_id: str, study_instance_uid: str | None, resource_id: object = None
+    ) -> None:
+        """Name the patient and study (and optionally the resource) the call touched."""
+        self.patient_id = patient_id
+        self.study_instance_uid = study_instance_uid or ""
+        if resource_id is not None:
+            self.resource_id = str(resource_id)
+
 
 AUDIT_KEY = web.RequestKey("audit", AuditContext)
 

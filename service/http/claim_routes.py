@@ -109,8 +109,7 @@ def _lease(request: web.Request) -> float:
 
 def _answer(request: web.Request, outcome: claims.ClaimOutcome, kind: str) -> web.Response:
     audit = audit_context(request)
-    audit.patient_id = outcome.patient_id
-    audit.study_instance_uid = outcome.study_instance_uid
+    audit.touches(outcome.patient_id, outcome.study_instance_uid)
     audit.detail["claimed_by_id"] = outcome.claimed_by_id
     request.app[LIVE].publish(
         WorklistChange(

@@ -53,9 +53,7 @@ async def create_consultation(request: web.Request) -> web.Response:
     )
     row = await database.read(store.get_consultation, consultation_scope(user), consultation_id)
     audit = audit_context(request)
-    audit.resource_id = str(consultation_id)
-    audit.patient_id = row["patient_id"]
-    audit.study_instance_uid = row["study_instance_uid"] or ""
+    audit.touches(row["patient_id"], row["study_instance_uid"], consultation_id)
     audit.detail["priority"] = row["priority"]
     answer = ConsultationCreated(id=consultation_id, status=row["status"], created=created)
     return web.json_response(answer.model_dump(), status=201 if created else 200)

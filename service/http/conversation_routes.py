@@ -109,9 +109,7 @@ async def post_preliminary(request: web.Request) -> web.Response:
 
 
 def _audit(request: web.Request, touched: conversation.Touched) -> None:
-    audit = audit_context(request)
-    audit.patient_id = touched.patient_id
-    audit.study_instance_uid = touched.study_instance_uid
+    audit_context(request).touches(touched.patient_id, touched.study_instance_uid)
 
 
 def _publish(request: web.Request, touched: conversation.Touched, kind: str) -> None:

@@ -136,9 +136,7 @@ async def get_consultation(request: web.Request) -> web.Response:
     scope = consultation_scope(current_user(request))
     database = request.app[DATABASE]
     row = await database.read(store.get_consultation, scope, consultation_id)
-    audit = audit_context(request)
-    audit.patient_id = row["patient_id"]
-    audit.study_instance_uid = row["study_instance_uid"] or ""
+    audit_context(request).touches(row["patient_id"], row["study_instance_uid"])
     events = await database.read(store.events_of, consultation_id)
     item = worklist_item(row).model_dump()
     item |= {
