@@ -17,6 +17,9 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /wheels /wheels
 RUN pip install /wheels/*.whl && rm -rf /wheels
+# The CJK TrueType font embedded in signed report PDFs.
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-wqy-zenhei \
+    && rm -rf /var/lib/apt/lists/*
 
 # Unprivileged user; its home is the data directory (SQLite database and local files). A named
 # volume mounted there on first use inherits this ownership.

@@ -6,15 +6,14 @@ Run from the repository root::
 
 1. Creates the database with ``service.storage.Database`` (current migrations) and bulk-inserts
    ``--rows`` consultations in one transaction: 50 facilities (one regional centre), 10
-   specialists, mixed priorities, modalities, body parts and queues, received over a year. The
-   service has no "closed" state yet, so "most of them closed" is emulated by status ``ready``
-   with a due date in the past; the service's counts therefore cover every row in scope.
+   specialists, mixed priorities, modalities, body parts and queues, received over a year. Rows
+   older than two weeks are finished (status ``closed``, a few ``signed``, some ``cancelled``), as
+   in a year of a real consortium; the worklist shows and counts the open ones.
 2. Times the bare SQLite statements the storage function runs for each case (captured with
    ``sqlite3``'s trace callback while ``store.worklist`` runs, then re-run on a plain connection),
    the counts over all rows vs. a would-be open subset, and a claim as a direct transaction.
-3. "What-if" runs on a copy of the database: (A) a covering index for the counts; (B) closed
-   rows marked, partial indexes added, the same page and counts over open rows only.
-   The service's schema and code are not changed.
+3. Prints the query plans of the page and counts statements (they must use the partial indexes
+   ``consultations_open_worklist`` / ``consultations_open_counts`` of migration m009).
 4. Starts the real app (``create_app``, child process) in front of a throwaway ``ManagedOrthanc``,
    logs in as a regional specialist and times with one keep-alive aiohttp client: the first page,
    a filtered page (``priority=stat&modality=CT``), a deep keyset page (~100 pages in) and
@@ -59,8 +58,9 @@ PASSWORD = "bench-password-not-secret"
 TARGET_WORKLIST_P95 = 5.0  # ms, one worklist request including counts
 TARGET_CLAIM_P95 = 10.0  # ms
 PAGE = 50
-DEEP_PAGES = 100
-OPEN_DAYS = 7  # rows received in the last week are "open"; older ones are "closed" (emulated)
+DEEP_PAGES = 60  # of the ~76 pages of open rows at 100,000 rows
+FINISHED = ("closed", "signed", "cancelled")
+OPEN_DAYS = 14  # rows received in the last two weeks are open; older ones are finished
 
 MODALITIES = [("CT", 30), ("CR", 35), ("DX", 10), ("MR", 10), ("US", 10), ("MG", 5)]
 BODY_PARTS = {
@@ -148,7 +148,7 @@ def seed(settings: Settings, rows: int, n_facilities: int, now: datetime) -> dic
         elif is_open and kind < 0.35:  # images straight from a modality, no request yet
             status, received_at, requested_at = "awaiting_request", to_iso(received), None
         else:
-            status = "ready"
+            status = "ready" if is_open else rng.choices(FINISHED, [90, 6, 4])[0]
             received_at = to_iso(received)
             requested_at = to_iso(received - timedelta(minutes=rng.randint(5, 120)))
         if is_open:
@@ -204,7 +204,7 @@ def seed(settings: Settings, rows: int, n_facilities: int, now: datetime) -> dic
     db.execute("COMMIT")
     db.execute("ANALYZE")
     db.close()
-    claimable = [c[0] for c in consultations if c[12] != "awaiting_images"]
+    claimable = [c[0] for c in consultations if c[12] in ("ready", "awaiting_request")]
     return {"open_ids": open_ids, "claimable": claimable, "events": len(events)}
 
 
@@ -286,9 +286,8 @@ async def run(args: argparse.Namespace) -> int:
             f"data: {args.rows} consultations ({seeded['events']} events) over {args.facilities} "
             f"facilities, 10 specialists, received over 365 days; seeded in {seeded_s:.1f} s, "
             f"{size_mb:.0f} MB; load average {os.getloadavg()[0]:.2f}",
-            f"NOTE: the service has no closed state yet. {args.rows - n_open} rows older than "
-            f"{OPEN_DAYS} days stand for closed ones (status 'ready', due in the past); the other "
-            f"{n_open} are 'open'. The service's counts cover every row in scope.",
+            f"{args.rows - n_open} rows older than {OPEN_DAYS} days are finished (closed, signed,"
+            f" cancelled); {n_open} are open (on the worklist and in its counts).",
             f"N = {args.n} timed requests per case after {args.warmup} warm-up (bare SQLite: "
             f"{args.bare_n} runs each); one keep-alive "
             "client; app in a child process",
@@ -345,9 +344,8 @@ async def run(args: argparse.Namespace) -> int:
         count_open = stats(
             timed(
                 lambda: conn.execute(
-                    "SELECT status, priority, queue, COUNT(*) FROM consultations"
-                    " WHERE id >= ? GROUP BY status, priority, queue",
-                    [seeded["open_ids"][0]],
+                    "SELECT status, priority, queue, COUNT(*) FROM consultations c"
+                    f" WHERE {store.OPEN_CONDITION} GROUP BY status, priority, queue"
                 ).fetchall(),
                 args.bare_n,
             )
@@ -373,62 +371,16 @@ async def run(args: argparse.Namespace) -> int:
         bare_claim_ms = stats(timed(bare_claim, args.n, args.warmup))
         cdb.conn.close()
 
-        # What-if on a copy: closed rows marked, partial indexes, counts over open rows only.
-        progress("what-if copy")
-        whatif = root / "whatif.db"
-        src = sqlite3.connect(path)
-        dst = sqlite3.connect(whatif)
-        src.backup(dst)
-        src.close()
-        # What-if B first (no closed state, service SQL unchanged): a covering index for counts.
-        dst.executescript(
-            "CREATE INDEX whatif_counts_cover ON consultations(status, priority, queue,"
-            " facility_id); ANALYZE;"
-        )
-        cover: dict[str, tuple[float, float]] = {}
         plans: dict[str, str] = {}
-        for name, (_, flt, key) in cases.items():
-            count_sql = captured_sql(
-                path, lambda d, f=flt, k=key: store.worklist(d, EVERYTHING, f, PAGE, k)
-            )[-1]
-            cover[name] = stats(timed(lambda s=count_sql: dst.execute(s).fetchall(), args.bare_n))
-            with sqlite3.connect(path) as plan_conn:
-                plans["today"] = "; ".join(
-                    r[3] for r in plan_conn.execute("EXPLAIN QUERY PLAN " + count_sql)
+        with sqlite3.connect(path) as plan_conn:
+            for name, (_, flt, key) in cases.items():
+                page_sql, count_sql = captured_sql(
+                    path, lambda d, f=flt, k=key: store.worklist(d, EVERYTHING, f, PAGE, k)
+                )[-2:]
+                plans[name] = " | ".join(
+                    "; ".join(r[3] for r in plan_conn.execute("EXPLAIN QUERY PLAN " + sql))
+                    for sql in (page_sql, count_sql)
                 )
-            plans["cover"] = "; ".join(r[3] for r in dst.execute("EXPLAIN QUERY PLAN " + count_sql))
-        dst.execute("DROP INDEX whatif_counts_cover")
-        dst.execute(
-            "UPDATE consultations SET status = 'closed' WHERE id < ?", [seeded["open_ids"][0]]
-        )
-        dst.executescript(
-            "CREATE INDEX whatif_open_worklist ON consultations(due_at, priority_rank,"
-            " created_at, id) WHERE status <> 'closed';"
-            "CREATE INDEX whatif_open_counts ON consultations(status, priority, queue)"
-            " WHERE status <> 'closed'; ANALYZE;"
-        )
-        dst.commit()
-        whatif_rows: dict[str, tuple[float, float, float, float]] = {}
-        deep_open = min(DEEP_PAGES, n_open // PAGE - 1)
-        row = dst.execute(
-            "SELECT due_at, priority_rank, created_at, id FROM consultations"
-            " WHERE status <> 'closed' ORDER BY due_at, priority_rank, created_at, id"
-            " LIMIT 1 OFFSET ?",
-            [deep_open * PAGE - 1],
-        ).fetchone()
-        open_key = WorklistKey(*row)
-        for name, (_, flt, key) in cases.items():
-            k2 = open_key if key is not None else None
-            statements = captured_sql(
-                whatif, lambda d, f=flt, k=k2: store.worklist(d, EVERYTHING, f, PAGE, k)
-            )
-            page_sql, count_sql = statements[-2], statements[-1]
-            page_sql = page_sql.replace("WHERE 1 = 1", "WHERE c.status <> 'closed'", 1)
-            count_sql = count_sql.replace("WHERE 1 = 1", "WHERE c.status <> 'closed'", 1)
-            p = stats(timed(lambda s=page_sql: dst.execute(s).fetchall(), args.bare_n))
-            c = stats(timed(lambda s=count_sql: dst.execute(s).fetchall(), args.bare_n))
-            whatif_rows[name] = (p[0], p[1], c[0], c[1])
-        dst.close()
 
         # The real app over HTTP.
         progress("starting the app")
@@ -514,34 +466,12 @@ async def run(args: argparse.Namespace) -> int:
             "request, a write transaction on the writer thread, awaited before the answer)",
             "",
             f"counts, bare SQLite GROUP BY status, priority, queue: over all {args.rows} rows p50 "
-            f"{count_all[0]:.2f} ms (p95 {count_all[1]:.2f}); over the {n_open} would-be open "
-            f"rows (id range) p50 {count_open[0]:.2f} ms (p95 {count_open[1]:.2f})",
+            f"{count_all[0]:.2f} ms (p95 {count_all[1]:.2f}); over the {n_open} open "
+            f"rows (partial index) p50 {count_open[0]:.2f} ms (p95 {count_open[1]:.2f})",
             "",
-            "what-if A (copy of the DB, service SQL unchanged, no closed state; added",
-            "  CREATE INDEX whatif_counts_cover ON consultations(status, priority, queue, "
-            "facility_id)):",
-            f"  plan of the counts statement today: {plans['today']}",
-            f"  with the covering index:            {plans['cover']}",
-            *(
-                f"  {name:<24} counts p50 {c[0]:.2f} (p95 {c[1]:.2f}); today "
-                f"{bare[name]['counts'][0]:.2f}"
-                for name, c in cover.items()
-            ),
-            "",
-            "what-if B (copy of the DB; closed rows set to status 'closed'; added",
-            "  CREATE INDEX whatif_open_worklist ON consultations(due_at, priority_rank, "
-            "created_at, id) WHERE status <> 'closed';",
-            "  CREATE INDEX whatif_open_counts ON consultations(status, priority, queue) "
-            "WHERE status <> 'closed';",
-            "  and the same statements with WHERE c.status <> 'closed'), bare SQLite ms"
-            f" (the deep page is {deep_open} pages into the open rows):",
+            "query plans (page | counts):",
+            *(f"  {name:<24} {plan}" for name, plan in plans.items()),
         ]
-        for name, (pp50, pp95, cp50, cp95) in whatif_rows.items():
-            b = bare[name]
-            lines.append(
-                f"  {name:<24} page p50 {pp50:.2f} (p95 {pp95:.2f}), counts p50 {cp50:.2f} "
-                f"(p95 {cp95:.2f}); today page {b['page'][0]:.2f}, counts {b['counts'][0]:.2f}"
-            )
         lines.append("")
         for name in cases:
             p95 = http[name][1]

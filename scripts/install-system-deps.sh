@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs what teleread needs from Debian when it is missing: Orthanc with its DICOMweb plugin
-# (always), and for the test suite Chromium (browser tests). Idempotent and quiet when all is there.
+# and a CJK font for report PDFs (always), and for the test suite Chromium (browser tests) and
+# dcmtk (the viewer's pixel-exactness reference). Idempotent and quiet when all is there.
 set -euo pipefail
 
 want_tests=${1:-}
 packages=()
 command -v Orthanc >/dev/null 2>&1 || packages+=(orthanc)
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || packages+=(orthanc-dicomweb)
+# A TrueType CJK font embedded in the signed report PDFs (reportlab cannot embed CFF/OTF fonts).
+[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || packages+=(fonts-wqy-zenhei)
 if [ "$want_tests" = "--test" ]; then
     command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+    command -v dcm2pnm >/dev/null 2>&1 || packages+=(dcmtk)  # viewer exactness tests
 fi
 if [ ! -x .venv/bin/python ]; then
     # Debian's python3 makes venvs only with python3-venv installed: try it once for real.

@@ -32,6 +32,7 @@ from .auth.sessions import (
     LoginLocked,
 )
 from .clock import to_iso, utc_now
+from .reports.identities import relock_keys, revoke_after_reset
 from .storage import Conflict, Database
 from .storage import tokens as token_store
 from .storage import users as user_store
@@ -134,6 +135,8 @@ async def reset_password(
         user_store.clear_login_failures(db, target["username"])
         if actor.id != user_id:  # a reset by someone else answers a compromise: tokens go too
             token_store.revoke_user_tokens(db, user_id, to_iso(utc_now()))
+        # The signing key was locked with the old password, which nobody has any more.
+        revoke_after_reset(db, user_id, to_iso(utc_now()))
         return user_store.revoke_user_sessions(db, user_id, keep_session_id=keep)
 
     return await database.write(apply)
@@ -169,6 +172,7 @@ async def change_own_password(
 
     def apply(db: sqlite_utils.Database) -> int:
         user_store.set_password_hash(db, user.id, password_hash)
+        relock_keys(db, user.id, current_password, new_password, to_iso(now))
         keep = user.session_id or None  # API-token callers (session 0) keep no session
         return user_store.revoke_user_sessions(db, user.id, keep_session_id=keep)
 

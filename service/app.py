@@ -29,6 +29,7 @@ from .modalities import sync_facilities
 from .notifications import NOTIFICATIONS, InAppNotifier, Notifications, Notifier, WebhookNotifier
 from .orthanc.client import OrthancClient
 from .orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
+from .reports.lifecycle import reports_context
 from .roster import StatCallingLiveUpdates, running_stat_fanout
 from .settings import Settings, SettingsError
 from .storage import Database
@@ -80,7 +81,13 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(close_live_updates)
     app[RENDERER] = PageRenderer(PACKAGE_DIR / "templates", PACKAGE_DIR / "locale")
     app.cleanup_ctx.extend(
-        [database_context, orthanc_context, notifications_context, follower_context]
+        [
+            database_context,
+            orthanc_context,
+            notifications_context,
+            reports_context,
+            follower_context,
+        ]
     )
     app.on_response_prepare.append(add_security_headers)
     setup_routes(app)

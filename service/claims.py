@@ -15,7 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from worklists.claims import ClaimState, claim_state, lease_until
-from worklists.status import ConsultationStatus
+from worklists.status import FINISHED_STATUSES, ConsultationStatus
 
 from .auth.access import consultation_scope
 from .auth.sessions import CurrentUser
@@ -71,6 +71,7 @@ def claim(
     row = store.get_consultation(db, consultation_scope(user), consultation_id)
     if row["status"] == ConsultationStatus.AWAITING_IMAGES or row["received_at"] is None:
         raise Conflict("no_images", "the images of this consultation have not arrived")
+    _refuse_finished(row)
     state = _state(row, now)
     expires = to_iso(lease_until(now, lease_minutes))
     if state is ClaimState.HELD:
@@ -112,6 +113,7 @@ def reassign(
 ) -> ClaimOutcome:
     """A manager hands the item to another specialist, who gets a fresh lease."""
     row = store.get_consultation(db, consultation_scope(manager), consultation_id)
+    _refuse_finished(row)
     target = _assignee(db, target_user_id, row)
     state = _state(row, now)
     _record_expiry(db, row, state)
@@ -127,6 +129,12 @@ def reassign(
         {"from": previous, "to": target.id, "expires_at": expires},
     )
     return _outcome(row, target.id, _name(target), expires)
+
+
+def _refuse_finished(row: dict[str, Any]) -> None:
+    """A reported (or cancelled) consultation is read: corrections go through the report."""
+    if row["status"] in FINISHED_STATUSES:
+        raise Conflict("finished", f"consultation {row['id']} is {row['status']}")
 
 
 def _assignee(db: sqlite_utils.Database, user_id: int, row: dict[str, Any]) -> CurrentUser:

@@ -30,6 +30,7 @@ from .http.keys import DATABASE, FOLLOWER, SETTINGS, SLA
 from .modalities import modality_entry
 from .orthanc.auth import basic_auth_header
 from .orthanc.process import OrthancStartError, load_or_create_credentials
+from .report_cli import add_report_commands, report_command
 from .settings import Settings, SettingsError, load_settings
 from .storage import Conflict, Database, RecordNotFound
 from .storage import consultations as consultation_store
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the password from standard input",
     )
     add_audit_commands(commands)
+    add_report_commands(commands)
     return parser
 
 
@@ -133,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return facility_command(settings, args)
         if args.command == "audit":
             return audit_command(settings, args)
+        if args.command in ("verify", "signing"):
+            return report_command(settings, args)
         return user_command(settings, args)
     except (Conflict, RecordNotFound, ValueError, OrthancStartError) as exc:
         print(f"teleread: {getattr(exc, 'detail', None) or exc}", file=sys.stderr)

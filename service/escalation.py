@@ -24,11 +24,10 @@ from .live import LiveUpdates, WorklistChange
 from .notifications import Notice, Notifications, notice_facts
 from .roster import managers_to_tell
 from .storage import Database
-from .storage.consultations import append_event
+from .storage.consultations import OPEN_CONDITION, append_event
 
 log = logging.getLogger(__name__)
 
-CLOSED_STATUSES = ("signed", "reported", "delivered", "acknowledged", "cancelled", "closed")
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,6 @@ class Escalation:
 
 
 def _candidates(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    marks = ", ".join("?" for _ in CLOSED_STATUSES)
     sql = (
         "SELECT c.id, c.facility_id, c.requested_by, c.priority, c.queue, c.modality, c.due_at,"
         " c.received_at, c.requested_at, c.created_at, c.claimed_by, c.claim_expires_at,"
@@ -47,11 +45,11 @@ def _candidates(db: sqlite_utils.Database) -> list[dict[str, Any]]:
         " (SELECT group_concat(e.detail, '\x1f') FROM consultation_events e"
         "  WHERE e.consultation_id = c.id AND e.type = 'escalated') AS escalations"
         " FROM consultations c JOIN facilities f ON f.id = c.facility_id"
-        f" WHERE c.status NOT IN ({marks})"
+        f" WHERE {OPEN_CONDITION}"
         " AND NOT EXISTS (SELECT 1 FROM consultation_events o WHERE o.consultation_id = c.id"
         "  AND o.type = 'escalated' AND o.detail LIKE '%\"overdue\"%')"
     )
-    return [dict(row) for row in db.execute(sql, list(CLOSED_STATUSES))]
+    return [dict(row) for row in db.execute(sql)]
 
 
 def _reason(row: dict[str, Any], now: datetime, share: float) -> str | None:

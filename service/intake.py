@@ -17,7 +17,7 @@ from worklists.priorities import Priority
 from worklists.routing import RoutingPolicy, age_in_years
 from worklists.rules import WorklistRules
 from worklists.sla import DEFAULT_RULE, SlaPolicy
-from worklists.status import intake_status
+from worklists.status import FINISHED_STATUSES, intake_status
 
 from .clock import from_iso, to_iso
 from .storage import Conflict
@@ -360,6 +360,8 @@ def file_request(
         detail = _with_rule({"priority": request.priority.value}, rule)
         store.append_event(db, consultation_id, "requested", stamp, user_id, detail)
         return consultation_id, True
+    if existing["status"] in FINISHED_STATUSES:
+        raise Conflict("finished", f"consultation {existing['id']} is already {existing['status']}")
     if existing["requested_at"] is not None:
         raise Conflict(
             "request_exists",

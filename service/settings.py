@@ -42,6 +42,11 @@ class Settings:
     webhook_secret: str | None = None
     escalation_interval: float = 30.0
     escalation_share: float = 0.5
+    critical_ack_minutes: float = 15.0
+    ca_name: str = "teleread consortium CA"
+    ca_passphrase: str | None = None
+    delivery_retry_seconds: float = 30.0
+    delivery_max_attempts: int = 10
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -124,6 +129,13 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("TELEREAD_ESCALATION_INTERVAL must be more than 0")
     if not 0 < settings.escalation_share <= 1:
         raise SettingsError("TELEREAD_ESCALATION_SHARE must be more than 0 and at most 1")
+    if settings.critical_ack_minutes <= 0:
+        raise SettingsError("TELEREAD_CRITICAL_ACK_MINUTES must be more than 0")
+    if settings.delivery_retry_seconds <= 0 or settings.delivery_max_attempts < 1:
+        raise SettingsError(
+            "TELEREAD_DELIVERY_RETRY_SECONDS must be more than 0 and"
+            " TELEREAD_DELIVERY_MAX_ATTEMPTS at least 1"
+        )
     if settings.webhook_url and not settings.webhook_secret:
         raise SettingsError("TELEREAD_WEBHOOK_URL needs TELEREAD_WEBHOOK_SECRET to sign with")
     if len(settings.orthanc_aet) > 16:

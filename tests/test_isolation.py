@@ -11,6 +11,7 @@ import asyncio
 import io
 import itertools
 import json
+import re
 
 import aiohttp
 import pytest
@@ -25,6 +26,8 @@ NOT_PATIENT_DATA = {
     "GET /",
     "GET /login",
     "GET /worklist",
+    # The viewer page is a shell: its data comes from the scoped, audited viewer API (in MATRIX).
+    "GET /viewer/{id}",
     "GET /upload",
     "GET /account",
     "GET /healthz",
@@ -55,8 +58,29 @@ NOT_PATIENT_DATA = {
     "POST /api/roster",
     "DELETE /api/roster/{id}",
     # Page shells: the consultation's data comes from the scoped API routes in MATRIX.
+    # Report templates, one's own certificates, the CA and revocation: no patient data.
+    "GET /api/report-templates",
+    "POST /api/report-templates",
+    "PUT /api/report-templates/{id}",
+    "DELETE /api/report-templates/{id}",
+    "GET /api/signing/identities",
+    "POST /api/signing/identities/pkcs12",
+    "POST /api/certificates/{serial}/revoke",
+    "GET /api/ca/certificate",
+    "GET /api/ca/crl",
+    # Public verification: the verdict, initials, study date, signer and facility only (the
+    # unguessable code is the key; tests/test_reports.py checks no name or id comes back).
+    "GET /api/verify/{code}",
+    "POST /api/verify",
+    "GET /verify/{code}",
     "GET /request",
     "GET /consultations/{id}",
+    # The dashboard page is a shell: its charts and tables come from routes in MATRIX.
+    "GET /dashboard",
+    # Report page shells: their data comes from the scoped, audited report/portal API in MATRIX.
+    "GET /portal",
+    "GET /consultations/{id}/report",
+    "GET /report-templates",
 }
 
 
@@ -240,14 +264,59 @@ async def call(service, headers, route: str, world):
             return await c.post(
                 f"/api/consultations/{cid}/messages", headers=headers, json={"body": "hello"}
             )
+        case "GET /api/portal/reports":
+            return await c.get("/api/portal/reports", headers=headers)
+        case (
+            "GET /api/consultations/{id}/report"
+            | "GET /api/consultations/{id}/report/versions/{version}/pdf"
+        ):
+            path = route.split(" ", 1)[1].replace("{id}", str(cid)).replace("{version}", "1")
+            return await c.get(path, headers=headers)
+        case "PUT /api/consultations/{id}/report/draft":
+            return await c.put(
+                f"/api/consultations/{cid}/report/draft", headers=headers, json={"findings": "x"}
+            )
+        case "POST /api/consultations/{id}/report/sign":
+            return await c.post(
+                f"/api/consultations/{cid}/report/sign", headers=headers, json={"password": "x"}
+            )
+        case (
+            "POST /api/consultations/{id}/report/correction"
+            | "POST /api/consultations/{id}/report/versions/{version}/print"
+            | "POST /api/consultations/{id}/report/acknowledgement"
+            | "POST /api/consultations/{id}/report/critical-acknowledgement"
+        ):
+            path = route.split(" ", 1)[1].replace("{id}", str(cid)).replace("{version}", "1")
+            return await c.post(path, headers=headers)
         case "POST /api/consultations/{id}/preliminary":
             return await c.post(
                 f"/api/consultations/{cid}/preliminary", headers=headers, json={"text": "ok"}
             )
+        case route if route in TURNAROUND_ROUTES:
+            path = route.split(" ", 1)[1].replace("{name}", "queue")
+            return await c.get(
+                path,
+                headers=headers,
+                params={"group_by": "facility"}
+                if path in ("/api/turnaround", "/api/turnaround/sla")
+                else {},
+            )
     raise AssertionError(f"{route} has no isolation case: add one")
 
 
+TURNAROUND_ROUTES = (
+    "GET /api/turnaround",
+    "GET /api/turnaround/sla",
+    "GET /api/turnaround/breaches",
+    "GET /api/turnaround/workload",
+    "GET /api/turnaround/workload.csv",
+    "GET /api/turnaround/quality",
+    "GET /api/turnaround/queue",
+    "GET /dashboard/charts/{name}.svg",
+)
+
 MATRIX = (
+    *TURNAROUND_ROUTES,
     "GET /api/worklist",
     "GET /api/worklist/events",
     "GET /api/consultations/{id}",
@@ -266,6 +335,15 @@ MATRIX = (
     "GET /api/consultations/{id}/messages",
     "POST /api/consultations/{id}/messages",
     "POST /api/consultations/{id}/preliminary",
+    "GET /api/portal/reports",
+    "GET /api/consultations/{id}/report",
+    "PUT /api/consultations/{id}/report/draft",
+    "POST /api/consultations/{id}/report/sign",
+    "POST /api/consultations/{id}/report/correction",
+    "GET /api/consultations/{id}/report/versions/{version}/pdf",
+    "POST /api/consultations/{id}/report/versions/{version}/print",
+    "POST /api/consultations/{id}/report/acknowledgement",
+    "POST /api/consultations/{id}/report/critical-acknowledgement",
 )
 
 
@@ -285,7 +363,9 @@ async def test_other_facilitys_users_see_nothing_of_clinic_a(service, world, rol
             assert_no_leak(text, ("wang_a", "保密患者", "A_ACC_777"))
         else:
             assert_no_leak(text)
-        if route == "GET /api/notifications":
+        if route == "GET /api/portal/reports" and response.status == 200:
+            assert (await response.json())["items"] == []
+        elif route == "GET /api/notifications":
             # One's own notices only: clinic A's reader was told about A's consultation.
             assert response.status == 200
             assert (await response.json())["items"] == []
@@ -310,6 +390,14 @@ async def test_other_facilitys_users_see_nothing_of_clinic_a(service, world, rol
         elif route.startswith("GET /api/audit"):
             # Clinic B's manager searches B's own trail only: nothing of clinic A comes back.
             assert response.status == (200 if role == "manager" else 403), (route, role)
+        elif route in TURNAROUND_ROUTES:
+            # Facility users and clinic B's readers get their own facility's aggregates only.
+            assert response.status in (200, 403), (route, role, response.status)
+            assert "Clinic A" not in text, (route, role)
+            if route == "GET /api/turnaround/breaches" and response.status == 200:
+                assert (await response.json())["items"] == []
+            if route == "GET /api/turnaround/queue" and response.status == 200:
+                assert sum(i["open"] for i in (await response.json())["items"]) == 0
         elif route == "GET /api/admin/quarantine" and role == "admin":
             assert response.status == 200  # admins of any facility review unknown senders
         else:
@@ -343,7 +431,7 @@ async def test_every_route_is_in_the_matrix_or_declared_free_of_patient_data(ser
         canonical = route.resource.canonical if route.resource else ""
         if canonical.startswith("/static") or route.method == "HEAD":
             continue
-        path = canonical.replace("{id:\\d+}", "{id}")
+        path = re.sub(r"\{(\w+):\\d\+\}", r"{\1}", canonical)
         routes.add(f"{route.method} {path}")
     covered = set(MATRIX) | NOT_PATIENT_DATA | {"POST /dicom-web/studies"}
     assert sorted(routes - covered) == []

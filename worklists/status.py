@@ -1,4 +1,4 @@
-"""A consultation's status before reading starts: which half is still missing."""
+"""A consultation's status: which half is still missing before reading, and what came after."""
 
 from __future__ import annotations
 
@@ -12,6 +12,18 @@ class ConsultationStatus(StrEnum):
     """Images arrived (e.g. straight from a modality); no clinical request yet."""
     READY = "ready"
     """Images and request are both there: ready to be read."""
+    SIGNED = "signed"
+    """A report is signed and waits for the originating clinic to acknowledge it."""
+    CLOSED = "closed"
+    """The clinic acknowledged the latest signed report."""
+    CANCELLED = "cancelled"
+    """Withdrawn before a report was signed."""
+
+
+FINISHED_STATUSES = frozenset(
+    {ConsultationStatus.SIGNED, ConsultationStatus.CLOSED, ConsultationStatus.CANCELLED}
+)
+"""Off the reading worklist (partial indexes m009 cover the rest: the open items)."""
 
 
 def intake_status(has_images: bool, has_request: bool) -> ConsultationStatus:

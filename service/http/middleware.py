@@ -66,10 +66,16 @@ async def access_middleware(request: web.Request, handler: Any) -> web.StreamRes
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Headers every answer carries (pages, API and errors alike)."""
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    # The report editor embeds the viewer page in an iframe: only /viewer/ may be framed, and
+    # only by this origin.
+    framable = request.path.startswith("/viewer/")
+    policy = CONTENT_SECURITY_POLICY
+    if framable:
+        policy = policy.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+    headers.setdefault("Content-Security-Policy", policy)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("X-Frame-Options", "SAMEORIGIN" if framable else "DENY")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if request.path.startswith("/api/"):
         headers.setdefault("Cache-Control", "no-store")

@@ -7,7 +7,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PriorityName = Literal["stat", "urgent", "routine"]
-StatusName = Literal["awaiting_images", "awaiting_request", "ready"]
+StatusName = Literal[
+    "awaiting_images", "awaiting_request", "ready", "signed", "closed", "cancelled"
+]
 
 
 class Strict(BaseModel):

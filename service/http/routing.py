@@ -13,15 +13,21 @@ from . import (
     claim_routes,
     consultation_routes,
     conversation_routes,
+    dashboard_pages,
     dicomweb_routes,
     health_routes,
     live_routes,
     notification_routes,
     openapi,
     pages,
+    portal_routes,
+    report_routes,
     roster_routes,
+    signing_routes,
     token_routes,
+    turnaround_routes,
     upload_routes,
+    viewer_pages,
     worklist_routes,
 )
 
@@ -46,6 +52,13 @@ def setup_routes(app: web.Application) -> None:
         token_routes,
         roster_routes,
         notification_routes,
+        viewer_pages,
+        turnaround_routes,
+        dashboard_pages,
+        report_routes,
+        portal_routes,
+        signing_routes,
     ):
         app.router.add_routes(module.routes)
+    viewer_pages.add_static(app)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)

@@ -5,7 +5,7 @@
 
 (() => {
   const tr = window.teleread;
-  const { t, label, el, api, formatDateTime } = tr;
+  const { t, label, el, api, formatDateTime, format, strings } = tr;
   const root = document.getElementById("consultation");
   if (!root) return;
   const id = Number(root.dataset.consultationId);
@@ -45,17 +45,34 @@
     }
     text("status-report", t("not_signed"));
     node("preliminary-card").hidden = !(c.claimed_by_id && c.claimed_by_id === userId);
+    const events = c.events || [];
+    const start = events.length ? Date.parse(events[0].at) : 0;
     node("timeline").replaceChildren(
-      ...(c.events || []).map((e) =>
+      ...events.map((e) =>
         el(
           "li",
           { className: "timeline-event", dataset: { type: e.type } },
           el("time", { dateTime: e.at, text: formatDateTime(e.at) }),
           " ",
           el("span", { className: "event-type", text: label("events", e.type) }),
+          " ",
+          el("span", { className: "event-elapsed", text: elapsed(Date.parse(e.at) - start) }),
+          e.detail && e.detail.version > 1
+            ? el("span", { className: "event-detail", text: ` (${timelineText("correction", { version: e.detail.version })})` })
+            : null,
         ),
       ),
     );
+  }
+
+  /** A timeline label from the "timeline" strings of the page (time since the first event). */
+  function timelineText(key, vars) {
+    return format((strings.timeline || {})[key] || key, vars);
+  }
+
+  function elapsed(ms) {
+    const minutes = Math.max(0, Math.round(ms / 60000));
+    return timelineText("elapsed", { h: Math.floor(minutes / 60), m: minutes % 60 });
   }
 
   function showMessages(items) {
@@ -104,6 +121,7 @@
         text("consult-load-status", "");
         showConsultation(one.data);
         if (thread.ok) showMessages(thread.data.items);
+        await showReport();
       } catch (_err) {
         text("consult-load-status", t("network_error"));
       }
@@ -145,6 +163,45 @@
         status.textContent = t("network_error");
       }
       button.disabled = false;
+    });
+  }
+
+  // ---- report section: signed versions, PDF links, acknowledgements -----------------------
+  async function showReport() {
+    const answer = await api(`/api/consultations/${id}/report`);
+    const list = node("report-card-versions");
+    if (!answer.ok) return;
+    const r = answer.data;
+    const items = [...r.versions].reverse().map((v) =>
+      el(
+        "li",
+        { dataset: { version: String(v.version) } },
+        t("report_version", { version: v.version, time: formatDateTime(v.signed_at), signer: v.signer_name }),
+        " ",
+        v.supersedes_version ? el("span", { className: "badge badge-corrected", text: t("report_corrected") }) : null,
+        v.critical && !r.critical_acknowledged_at ? el("span", { className: "badge badge-critical", text: t("report_critical") }) : null,
+        r.acknowledged_version === v.version ? el("span", { className: "badge badge-acknowledged", text: t("report_acknowledged") }) : null,
+        " ",
+        el("a", { href: v.pdf, target: "_blank", rel: "noopener", text: t("report_pdf") }),
+      ),
+    );
+    list.replaceChildren(...(items.length ? items : [el("li", { className: "muted", text: t("report_none") })]));
+    const latest = r.versions[r.versions.length - 1];
+    const ack = node("report-card-ack");
+    if (ack) ack.hidden = !latest || r.acknowledged_version === latest.version;
+    const critical = node("report-card-ack-critical");
+    if (critical) critical.hidden = !latest || !latest.critical || Boolean(r.critical_acknowledged_at);
+    if (latest) text("status-report", t("report_version", { version: latest.version, time: formatDateTime(latest.signed_at), signer: latest.signer_name }));
+  }
+
+  for (const [button, path] of [["report-card-ack", "acknowledgement"], ["report-card-ack-critical", "critical-acknowledgement"]]) {
+    const target = node(button);
+    if (!target) continue;
+    target.addEventListener("click", async () => {
+      const result = await api(`/api/consultations/${id}/report/${path}`, { method: "POST" });
+      const detail = (result.data && (result.data.detail || result.data.error)) || "";
+      text("report-card-status", result.ok ? "" : t("report_failed", { status: result.status, detail }));
+      await refresh();
     });
   }
 

@@ -207,6 +207,9 @@
     patient.append(el("div", { className: "patient-name", text: personName(item.patient_name) }));
     const ids = [item.patient_id, item.accession_number].filter(Boolean).join(" · ");
     if (ids) patient.append(el("div", { className: "patient-id", text: ids }));
+    if (item.received_at) {
+      patient.append(el("a", { className: "open-viewer", href: `/viewer/${item.id}`, text: t("open") }));
+    }
     if (item.clinical_question) {
       patient.append(
         el("div", {
@@ -271,6 +274,9 @@
       );
     } else if (row.dataset.claimable === "true") {
       parts.push(claimButton(row, item, "claim"));
+    }
+    if (canClaim) {
+      parts.push(" ", el("a", { className: "button button-small report-link", href: `/consultations/${item.id}/report`, text: t("report_link") }));
     }
     if (message) parts.push(el("div", { className: "claim-error", role: "alert", text: message }));
     cell.replaceChildren(...parts);

@@ -14,6 +14,11 @@ from worklists.routing import subspecialties
 
 from .database import RecordNotFound
 from .scope import Scope
+from .turnaround import record_event
+
+OPEN_CONDITION = "c.status NOT IN ('signed', 'closed', 'cancelled')"
+"""Open items (worklists.status.FINISHED_STATUSES excluded), spelled exactly as the WHERE of the
+partial indexes of m009: SQLite uses a partial index only when the query's condition matches it."""
 
 _ITEM_COLUMNS = (
     "c.*, f.name AS facility_name, f.aet AS facility_aet, f.timezone AS facility_timezone"
@@ -98,6 +103,8 @@ def append_event(
         " VALUES (?, ?, ?, ?, ?)",
         [consultation_id, event_type, at, actor_user_id, json.dumps(detail or {})],
     )
+    # The dashboard's derived facts, in the same transaction (rebuild_facts recomputes them).
+    record_event(db, consultation_id, event_type, at, actor_user_id, detail or {})
 
 
 def events_of(db: sqlite_utils.Database, consultation_id: int) -> list[dict[str, Any]]:
@@ -127,6 +134,7 @@ def get_consultation(
 @dataclass(frozen=True)
 class WorklistFilter:
     statuses: Sequence[str] = ()
+    """Empty: the open items only (finished ones are asked for by status)."""
     priorities: Sequence[str] = ()
     modalities: Sequence[str] = ()
     facility_ids: Sequence[int] = ()
@@ -137,7 +145,7 @@ class WorklistFilter:
     now: str | None = None
 
     def where(self) -> tuple[str, list[object]]:
-        clauses: list[str] = []
+        clauses: list[str] = [] if self.statuses else [OPEN_CONDITION]
         params: list[object] = []
         if self.claimed_by is not None:
             clauses.append("c.claimed_by = ? AND c.claim_expires_at > ?")

@@ -321,3 +321,173 @@ def m008_worklist_counts_index(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE INDEX consultations_counts ON consultations(status, priority, queue, facility_id)"
     )
+
+
+@migrations()
+def m009_reports(db: sqlite_utils.Database) -> None:
+    """Report templates, drafts, signed versions (immutable), signing identities and deliveries.
+
+    Consultations gain the statuses after reading (``signed``, ``closed``, ``cancelled``); the
+    worklist reads open ones through partial indexes so a year of closed history costs nothing.
+    """
+    db.executescript(
+        """
+        CREATE TABLE report_templates (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            modality TEXT NOT NULL DEFAULT '',
+            body_part TEXT NOT NULL DEFAULT '',
+            findings TEXT NOT NULL DEFAULT '',
+            impression TEXT NOT NULL DEFAULT '',
+            recommendation TEXT NOT NULL DEFAULT '',
+            macros TEXT NOT NULL DEFAULT '[]',
+            updated_by INTEGER REFERENCES users(id),
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE reports (
+            id INTEGER PRIMARY KEY,
+            consultation_id INTEGER NOT NULL UNIQUE REFERENCES consultations(id),
+            state TEXT NOT NULL CHECK (state IN ('draft', 'signed')),
+            author_id INTEGER REFERENCES users(id),
+            findings TEXT NOT NULL DEFAULT '',
+            impression TEXT NOT NULL DEFAULT '',
+            recommendation TEXT NOT NULL DEFAULT '',
+            critical INTEGER NOT NULL DEFAULT 0,
+            refer INTEGER NOT NULL DEFAULT 0,
+            quality TEXT CHECK (quality IN ('good', 'acceptable', 'poor')),
+            quality_reason TEXT NOT NULL DEFAULT '',
+            template_id INTEGER REFERENCES report_templates(id),
+            signed_versions INTEGER NOT NULL DEFAULT 0,
+            draft_saved_at TEXT,
+            acknowledged_version INTEGER,
+            acknowledged_at TEXT,
+            acknowledged_by INTEGER REFERENCES users(id),
+            critical_acknowledged_at TEXT,
+            critical_acknowledged_by INTEGER REFERENCES users(id),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE report_versions (
+            id INTEGER PRIMARY KEY,
+            report_id INTEGER NOT NULL REFERENCES reports(id),
+            version INTEGER NOT NULL,
+            supersedes_version INTEGER,
+            findings TEXT NOT NULL,
+            impression TEXT NOT NULL,
+            recommendation TEXT NOT NULL,
+            critical INTEGER NOT NULL,
+            refer INTEGER NOT NULL,
+            quality TEXT,
+            quality_reason TEXT NOT NULL DEFAULT '',
+            signer_id INTEGER NOT NULL REFERENCES users(id),
+            signer_name TEXT NOT NULL,
+            certificate_serial TEXT NOT NULL,
+            signed_at TEXT NOT NULL,
+            verification_code TEXT NOT NULL UNIQUE,
+            verification_url TEXT NOT NULL,
+            canonical BLOB NOT NULL,
+            signature BLOB NOT NULL,
+            pdf BLOB NOT NULL,
+            pdf_sop_instance_uid TEXT,
+            sr_sop_instance_uid TEXT,
+            UNIQUE (report_id, version)
+        );
+        CREATE TRIGGER report_versions_immutable BEFORE UPDATE OF
+            report_id, version, supersedes_version, findings, impression, recommendation,
+            critical, refer, quality, quality_reason, signer_id, signer_name, certificate_serial,
+            signed_at, verification_code, verification_url, canonical, signature, pdf
+            ON report_versions
+            BEGIN SELECT RAISE(ABORT, 'signed report versions are immutable'); END;
+        CREATE TRIGGER report_versions_no_delete BEFORE DELETE ON report_versions
+            BEGIN SELECT RAISE(ABORT, 'signed report versions are immutable'); END;
+        CREATE TABLE signing_identities (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            source TEXT NOT NULL CHECK (source IN ('consortium', 'imported')),
+            certificate TEXT NOT NULL,
+            chain TEXT NOT NULL DEFAULT '',
+            locked_key BLOB NOT NULL,
+            serial TEXT NOT NULL,
+            issuer TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            not_before TEXT NOT NULL,
+            not_after TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT,
+            revocation_reason TEXT
+        );
+        CREATE INDEX signing_identities_user ON signing_identities(user_id, revoked_at);
+        CREATE TABLE trusted_cas (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            certificate TEXT NOT NULL UNIQUE,
+            added_at TEXT NOT NULL
+        );
+        CREATE TABLE report_deliveries (
+            id INTEGER PRIMARY KEY,
+            report_version_id INTEGER NOT NULL REFERENCES report_versions(id),
+            channel TEXT NOT NULL CHECK (channel IN ('orthanc', 'dicom')),
+            status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            last_error TEXT NOT NULL DEFAULT '',
+            done_at TEXT,
+            created_at TEXT NOT NULL,
+            UNIQUE (report_version_id, channel)
+        );
+        CREATE INDEX report_deliveries_due ON report_deliveries(status, next_attempt_at);
+        CREATE TABLE delivery_attempts (
+            id INTEGER PRIMARY KEY,
+            delivery_id INTEGER NOT NULL REFERENCES report_deliveries(id),
+            at TEXT NOT NULL,
+            ok INTEGER NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX delivery_attempts_delivery ON delivery_attempts(delivery_id, id);
+        CREATE INDEX consultations_open_worklist
+            ON consultations(due_at, priority_rank, created_at, id)
+            WHERE status NOT IN ('signed', 'closed', 'cancelled');
+        CREATE INDEX consultations_open_counts
+            ON consultations(status, priority, queue, facility_id)
+            WHERE status NOT IN ('signed', 'closed', 'cancelled');
+        """
+    )
+
+
+@migrations()
+def m009b_default_report_templates(db: sqlite_utils.Database) -> None:
+    """The templates a new installation starts with; managers edit them as data afterwards."""
+    import json
+    from datetime import UTC, datetime
+
+    from ..reports.default_templates import DEFAULT_TEMPLATES
+
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    for template in DEFAULT_TEMPLATES:
+        db.execute(
+            "INSERT INTO report_templates (name, modality, body_part, findings, impression,"
+            " recommendation, macros, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                template["name"],
+                template["modality"],
+                template["body_part"],
+                template["findings"],
+                template["impression"],
+                template["recommendation"],
+                json.dumps(template["macros"], ensure_ascii=False),
+                now,
+            ],
+        )
+
+
+@migrations()
+def m010_turnaround_facts(db: sqlite_utils.Database) -> None:
+    """One row per consultation with the first time of each milestone, for the dashboard.
+
+    Derived from ``consultation_events`` (the truth) by ``append_event`` in the same transaction;
+    ``turnaround.rebuild_facts`` recomputes it from the events (here, once, for existing data).
+    """
+    from .turnaround import FACTS_DDL, rebuild_facts
+
+    db.executescript(FACTS_DDL)
+    rebuild_facts(db)

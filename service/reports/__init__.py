@@ -1,0 +1,1 @@
+"""Reports: authoring, signing, documents (PDF and DICOM), delivery and critical findings."""

@@ -1,0 +1,84 @@
+"""The facts a report's documents print, gathered from the store in one place.
+
+Signing and (later) delivery both build the :class:`ReportDocument` through here, so the DICOM
+objects made minutes after the signature describe exactly what the signed PDF says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+from ..clock import from_iso
+from .document import ReportDocument
+
+
+def _study(db: sqlite_utils.Database, consultation: dict[str, Any]) -> dict[str, Any]:
+    row = db.execute(
+        "SELECT * FROM studies WHERE study_instance_uid = ? ORDER BY stable_at DESC LIMIT 1",
+        [consultation.get("study_instance_uid") or ""],
+    ).fetchone()
+    return dict(row) if row else {}
+
+
+def _signer(db: sqlite_utils.Database, signer_id: int) -> dict[str, Any]:
+    row = db.execute(
+        "SELECT u.display_name, u.username, u.locale, f.name AS facility_name FROM users u"
+        " JOIN facilities f ON f.id = u.facility_id WHERE u.id = ?",
+        [signer_id],
+    ).fetchone()
+    return dict(row) if row else {}
+
+
+def document_for(
+    db: sqlite_utils.Database,
+    report_id: int,
+    consultation: dict[str, Any],
+    version: dict[str, Any],
+    signer_id: int,
+    public_url: str | None = None,
+) -> ReportDocument:
+    """The document of one signed (or about to be signed) version of a report.
+
+    The verification URL is the one printed at signing (stored with the version); ``public_url``
+    builds it for a version about to be signed.
+    """
+    study = _study(db, consultation)
+    signer = _signer(db, signer_id)
+    code = version["verification_code"]
+    return ReportDocument(
+        report_id=report_id,
+        version=version["version"],
+        supersedes_version=version["supersedes_version"],
+        consultation_id=consultation["id"],
+        study_instance_uid=consultation.get("study_instance_uid") or "",
+        accession_number=consultation.get("accession_number") or "",
+        centre_name=signer.get("facility_name", ""),
+        facility_name=consultation["facility_name"],
+        patient_name=consultation.get("patient_name") or study.get("patient_name", ""),
+        patient_id=consultation.get("patient_id") or study.get("patient_id", ""),
+        patient_sex=study.get("patient_sex", ""),
+        patient_birth_date=study.get("patient_birth_date", ""),
+        study_date=study.get("study_date", ""),
+        study_description=study.get("study_description", ""),
+        modality=consultation.get("modality") or "",
+        body_part=consultation.get("body_part") or "",
+        clinical_question=consultation.get("clinical_question") or "",
+        findings=version["findings"],
+        impression=version["impression"],
+        recommendation=version["recommendation"],
+        critical=bool(version["critical"]),
+        refer=bool(version["refer"]),
+        quality=version["quality"],
+        quality_reason=version["quality_reason"] or "",
+        signer_name=version["signer_name"],
+        signer_title="",
+        signer_certificate_serial=version["certificate_serial"],
+        signed_at=from_iso(version["signed_at"]),
+        timezone=consultation.get("facility_timezone") or "UTC",
+        verification_code=code,
+        verification_url=version.get("verification_url")
+        or f"{(public_url or '').rstrip('/')}/verify/{code}",
+        language="en" if (signer.get("locale") or "").startswith("en") else "zh_CN",
+    )

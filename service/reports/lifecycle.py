@@ -1,0 +1,84 @@
+"""Start and stop the report feature's resources: the consortium CA, delivery, critical alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from ..clock import utc_now
+from ..http.keys import DATABASE, ORTHANC, SETTINGS
+from ..http.report_keys import CA, REPORT_DELIVERY
+from ..notifications import NOTIFICATIONS, Notifications
+from ..settings import Settings
+from ..signing import ConsortiumCA
+from ..storage import Database
+from .acknowledgement import escalate_unacknowledged_critical
+from .delivery import DeliveryPolicy, ReportDelivery
+
+log = logging.getLogger(__name__)
+
+
+def load_ca(settings: Settings) -> ConsortiumCA:
+    """The consortium CA under DATA_DIR/pki, created on first start."""
+    passphrase = settings.ca_passphrase.encode() if settings.ca_passphrase else None
+    return ConsortiumCA.load_or_create(
+        settings.data_dir / "pki", settings.ca_name, passphrase=passphrase
+    )
+
+
+async def critical_sweep_once(
+    database: Database, notifications: Notifications, minutes: float
+) -> int:
+    notices = await database.write(escalate_unacknowledged_critical, utc_now(), minutes)
+    for notice in notices:
+        await notifications.send(notice)
+    return len(notices)
+
+
+async def _critical_sweep_forever(
+    database: Database, notifications: Notifications, minutes: float, interval: float
+) -> None:
+    while True:
+        try:
+            await critical_sweep_once(database, notifications, minutes)
+        except Exception:
+            log.exception("critical finding sweep failed")
+        await asyncio.sleep(interval)
+
+
+async def reports_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[CA] = await asyncio.to_thread(load_ca, settings)
+    delivery = ReportDelivery(
+        app[DATABASE],
+        app[ORTHANC],
+        app[NOTIFICATIONS],
+        DeliveryPolicy(
+            retry_seconds=settings.delivery_retry_seconds,
+            max_attempts=settings.delivery_max_attempts,
+        ),
+    )
+    app[REPORT_DELIVERY] = delivery
+    interval = min(settings.delivery_retry_seconds, 5.0)
+    tasks = [
+        asyncio.create_task(delivery.run_forever(interval), name="report-delivery"),
+        asyncio.create_task(
+            _critical_sweep_forever(
+                app[DATABASE],
+                app[NOTIFICATIONS],
+                settings.critical_ack_minutes,
+                min(settings.escalation_interval, 60.0),
+            ),
+            name="critical-finding-sweep",
+        ),
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,257 @@
+"""The report as a PDF (reportlab), ready for the PAdES signature added afterwards by pyHanko.
+
+Chinese text needs a font the reader has: a TrueType CJK font (WenQuanYi Zen Hei, installed by
+scripts/install-system-deps.sh) is embedded, subsetted; without it reportlab's built-in
+``STSong-Light`` CID font is named instead (readers substitute a system font).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
+
+from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.shapes import Drawing
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from .document import ReportDocument
+
+log = logging.getLogger(__name__)
+
+CJK_FONT_FILES = (
+    Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
+    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+)
+FONT = "TelereadCJK"
+FALLBACK_FONT = "STSong-Light"
+
+LABELS = {
+    "zh_CN": {
+        "title": "影像诊断报告",
+        "patient": "患者",
+        "patient_id": "患者ID",
+        "sex_age": "性别 / 出生日期",
+        "study": "检查",
+        "study_date": "检查日期",
+        "accession": "检查号",
+        "facility": "申请机构",
+        "question": "临床问题",
+        "findings": "影像所见",
+        "impression": "诊断意见",
+        "recommendation": "建议",
+        "critical": "危急值：请立即处理并确认",
+        "refer": "建议转上级医院",
+        "quality": "图像质量",
+        "signer": "报告医师（电子签名）",
+        "signed_at": "签名时间",
+        "corrected": "更正报告：替代第 {n} 版",
+        "verify": "验证码",
+        "verify_hint": "扫描二维码或访问网址验证本报告的真实性与完整性",
+        "version": "版本",
+        "quality_names": {"good": "良好", "acceptable": "可接受", "poor": "差"},
+    },
+    "en": {
+        "title": "Imaging report",
+        "patient": "Patient",
+        "patient_id": "Patient ID",
+        "sex_age": "Sex / birth date",
+        "study": "Study",
+        "study_date": "Study date",
+        "accession": "Accession",
+        "facility": "Requesting facility",
+        "question": "Clinical question",
+        "findings": "Findings",
+        "impression": "Impression",
+        "recommendation": "Recommendation",
+        "critical": "CRITICAL FINDING: act on it now and acknowledge",
+        "refer": "Referral to a higher-level hospital recommended",
+        "quality": "Image quality",
+        "signer": "Reporting specialist (digitally signed)",
+        "signed_at": "Signed at",
+        "corrected": "CORRECTED REPORT: replaces version {n}",
+        "verify": "Verification code",
+        "verify_hint": "Scan the QR code or open the address to check this report is genuine",
+        "version": "Version",
+        "quality_names": {"good": "good", "acceptable": "acceptable", "poor": "poor"},
+    },
+}
+
+
+def _font() -> str:
+    """Register (once) and name the font used for every text of the report."""
+    if FONT in pdfmetrics.getRegisteredFontNames():
+        return FONT
+    for path in CJK_FONT_FILES:
+        if path.exists():
+            pdfmetrics.registerFont(TTFont(FONT, str(path), subfontIndex=0))
+            return FONT
+    if FALLBACK_FONT not in pdfmetrics.getRegisteredFontNames():
+        log.warning("no CJK TrueType font found; report PDFs will not embed their font")
+        pdfmetrics.registerFont(UnicodeCIDFont(FALLBACK_FONT))
+    return FALLBACK_FONT
+
+
+def _styles(font: str) -> dict[str, ParagraphStyle]:
+    base = ParagraphStyle("base", fontName=font, fontSize=10.5, leading=15)
+    return {
+        "base": base,
+        "centre": ParagraphStyle("centre", base, fontSize=15, leading=20, alignment=1),
+        "title": ParagraphStyle("title", base, fontSize=18, leading=24, alignment=1),
+        "heading": ParagraphStyle(
+            "heading", base, fontSize=11.5, leading=17, spaceBefore=8, textColor=colors.navy
+        ),
+        "banner": ParagraphStyle(
+            "banner", base, fontSize=12, leading=17, textColor=colors.white, alignment=1
+        ),
+        "small": ParagraphStyle("small", base, fontSize=8.5, leading=11),
+    }
+
+
+def _para(text: str, style: ParagraphStyle) -> Paragraph:
+    return Paragraph(escape(text).replace("\n", "<br/>"), style)
+
+
+def _banner(text: str, colour: colors.Color, styles: dict[str, ParagraphStyle]) -> Table:
+    table = Table([[_para(text, styles["banner"])]], colWidths=[170 * mm])
+    table.setStyle(
+        TableStyle([("BACKGROUND", (0, 0), (-1, -1), colour), ("PADDING", (0, 0), (-1, -1), 5)])
+    )
+    return table
+
+
+def _date(dicom_date: str) -> str:
+    d = dicom_date.strip()
+    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
+
+
+def _name(dicom_name: str) -> str:
+    """ "WANG^XIAOMING" -> "WANG XIAOMING"; "王^小明" -> "王小明" (no space in Chinese names)."""
+    name = dicom_name.split("=")[0].strip("^ ")
+    wide = any("\u4e00" <= ch <= "\u9fff" for ch in name)
+    return name.replace("^", "" if wide else " ")
+
+
+def _patient_block(doc: ReportDocument, labels: dict, styles: dict) -> Table:
+    sex_birth = " / ".join(x for x in (doc.patient_sex, _date(doc.patient_birth_date)) if x)
+    study = " ".join(x for x in (doc.modality, doc.body_part, doc.study_description) if x)
+    cells = [
+        [labels["patient"], _name(doc.patient_name), labels["patient_id"], doc.patient_id],
+        [labels["sex_age"], sex_birth, labels["study_date"], _date(doc.study_date)],
+        [labels["study"], study, labels["accession"], doc.accession_number],
+        [labels["facility"], doc.facility_name, labels["version"], str(doc.version)],
+    ]
+    rows = [[_para(str(c), styles["base"]) for c in row] for row in cells]
+    table = Table(rows, colWidths=[28 * mm, 57 * mm, 28 * mm, 57 * mm])
+    table.setStyle(
+        TableStyle(
+            [
+                ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
+                ("BACKGROUND", (0, 0), (0, -1), colors.whitesmoke),
+                ("BACKGROUND", (2, 0), (2, -1), colors.whitesmoke),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ]
+        )
+    )
+    return table
+
+
+def _qr(url: str) -> Drawing:
+    widget = QrCodeWidget(url, barLevel="M")
+    x1, y1, x2, y2 = widget.getBounds()
+    size = 28 * mm
+    drawing = Drawing(size, size, transform=[size / (x2 - x1), 0, 0, size / (y2 - y1), 0, 0])
+    drawing.add(widget)
+    return drawing
+
+
+def _footer(doc: ReportDocument, labels: dict, styles: dict) -> Table:
+    zone = ZoneInfo(doc.timezone) if doc.timezone else ZoneInfo("UTC")
+    local = doc.signed_at.astimezone(zone)
+    signer = [
+        _para(f"{labels['signer']}: {doc.signer_name} {doc.signer_title}".strip(), styles["base"]),
+        _para(f"{labels['signed_at']}: {local:%Y-%m-%d %H:%M:%S} ({doc.timezone})", styles["base"]),
+        _para(f"{labels['verify']}: {doc.verification_code}", styles["heading"]),
+        _para(f"{labels['verify_hint']}:\n{doc.verification_url}", styles["small"]),
+    ]
+    table = Table([[signer, _qr(doc.verification_url)]], colWidths=[138 * mm, 32 * mm])
+    table.setStyle(
+        TableStyle(
+            [("VALIGN", (0, 0), (-1, -1), "TOP"), ("LINEABOVE", (0, 0), (-1, 0), 0.8, colors.black)]
+        )
+    )
+    return table
+
+
+def render_report_pdf(doc: ReportDocument) -> bytes:
+    """The unsigned A4 PDF of one report version."""
+    font = _font()
+    styles = _styles(font)
+    labels = LABELS.get(doc.language, LABELS["zh_CN"])
+    story: list = [
+        _para(doc.centre_name, styles["centre"]),
+        _para(labels["title"], styles["title"]),
+    ]
+    story.append(Spacer(1, 4 * mm))
+    if doc.supersedes_version:
+        story.append(
+            _banner(labels["corrected"].format(n=doc.supersedes_version), colors.darkorange, styles)
+        )
+        story.append(Spacer(1, 3 * mm))
+    if doc.critical:
+        story.append(_banner(labels["critical"], colors.red, styles))
+        story.append(Spacer(1, 3 * mm))
+    story.append(_patient_block(doc, labels, styles))
+    sections = [
+        (labels["question"], doc.clinical_question),
+        (labels["findings"], doc.findings),
+        (labels["impression"], doc.impression),
+        (labels["recommendation"], doc.recommendation),
+    ]
+    for heading, text in sections:
+        if text.strip():
+            story += [_para(heading, styles["heading"]), _para(text.strip(), styles["base"])]
+    notes = []
+    if doc.refer:
+        notes.append(labels["refer"])
+    if doc.quality:
+        quality = labels["quality_names"].get(doc.quality, doc.quality)
+        reason = f" ({doc.quality_reason})" if doc.quality_reason else ""
+        notes.append(f"{labels['quality']}: {quality}{reason}")
+    for note in notes:
+        story.append(_para(note, styles["base"]))
+    story += [Spacer(1, 8 * mm), _footer(doc, labels, styles)]
+    buffer = io.BytesIO()
+    template = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=20 * mm,
+        rightMargin=20 * mm,
+        topMargin=18 * mm,
+        bottomMargin=18 * mm,
+        title=f"{labels['title']} {doc.verification_code}",
+        author=doc.signer_name,
+        subject=f"teleread-verification-code:{doc.verification_code}",
+        creator="teleread",
+    )
+    template.build(story, onFirstPage=_page_number(font), onLaterPages=_page_number(font))
+    return buffer.getvalue()
+
+
+def _page_number(font: str):
+    def draw(canvas, document) -> None:
+        canvas.saveState()
+        canvas.setFont(font, 8)
+        canvas.drawRightString(A4[0] - 20 * mm, 10 * mm, f"{document.page}")
+        canvas.restoreState()
+
+    return draw

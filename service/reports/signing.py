@@ -1,0 +1,268 @@
+"""Signing a report: a deliberate act with the password re-entered, producing an immutable version.
+
+The draft is read, the key unlocked, the canonical form signed and the PDF rendered and signed
+(all CPU work in a thread), then one transaction checks the draft did not change meanwhile and
+appends the version, the ``signed`` and portal ``delivered`` events, the status change, the
+deliveries still to do and, for a critical finding, the clinic's notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from ..accounts import WrongPassword
+from ..auth.access import consultation_scope
+from ..auth.passwords import verify_password
+from ..auth.sessions import (
+    FAILURE_WINDOW,
+    MAX_FAILURES_PER_USER,
+    CurrentUser,
+    LoginLocked,
+)
+from ..clock import to_iso
+from ..notifications import Notice, notice_facts
+from ..signing import ConsortiumCA, sign_detached, sign_pdf
+from ..storage import Conflict, Database
+from ..storage import consultations as consultation_store
+from ..storage import reports as store
+from ..storage import users as user_store
+from .authoring import check_may_write
+from .canonical import canonical_bytes
+from .document import ReportDocument
+from .documents_data import document_for
+from .identities import UnlockedIdentity, unlocked_identity
+from .pdf import render_report_pdf
+
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off paper
+
+
+def new_verification_code() -> str:
+    """20 symbols of a 32-letter alphabet: 100 bits, unguessable, typed from paper in groups."""
+    symbols = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(20))
+    return "-".join(symbols[i : i + 5] for i in range(0, 20, 5))
+
+
+@dataclass(frozen=True)
+class SignedReport:
+    """What the route answers and what live updates, delivery and notices need."""
+
+    consultation: dict[str, Any]
+    report_id: int
+    version_id: int
+    version: int
+    verification_code: str
+    signed_at: str
+    critical_notice: Notice | None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    consultation: dict[str, Any]
+    report: dict[str, Any]
+    document: ReportDocument
+
+
+def _prepare(
+    db: sqlite_utils.Database,
+    consultation_id: int,
+    user: CurrentUser,
+    identity_serial: str,
+    now: datetime,
+    public_url: str,
+) -> _Prepared:
+    row = consultation_store.get_consultation(db, consultation_scope(user), consultation_id)
+    report = check_may_write(db, row, user, now)
+    if report is None or not (report["findings"].strip() or report["impression"].strip()):
+        raise Conflict("empty_report", "write the findings or the impression before signing")
+    version = report["signed_versions"] + 1
+    values = {
+        "version": version,
+        "supersedes_version": version - 1 if version > 1 else None,
+        "findings": report["findings"],
+        "impression": report["impression"],
+        "recommendation": report["recommendation"],
+        "critical": report["critical"],
+        "refer": report["refer"],
+        "quality": report["quality"],
+        "quality_reason": report["quality_reason"],
+        "signer_name": user.display_name or user.username,
+        "certificate_serial": identity_serial,
+        "signed_at": to_iso(now.replace(microsecond=0)),
+        "verification_code": new_verification_code(),
+    }
+    document = document_for(db, report["id"], row, values, user.id, public_url)
+    return _Prepared(row, report, document)
+
+
+def _signed_bytes(document: ReportDocument, identity: UnlockedIdentity) -> tuple[bytes, ...]:
+    canonical = canonical_bytes(document)
+    signature = sign_detached(canonical, identity.key, identity.certificate, identity.chain)
+    pdf = sign_pdf(
+        render_report_pdf(document),
+        identity.key,
+        identity.certificate,
+        identity.chain,
+        reason=f"Imaging report {document.verification_code}",
+        location=document.centre_name,
+        signer_name=document.signer_name,
+    )
+    return canonical, signature, pdf
+
+
+async def _check_password(
+    database: Database, user: CurrentUser, password: str, now: datetime
+) -> None:
+    """Re-entering the password is the deliberate act; wrong guesses count like failed logins."""
+    by_user, _ = await database.read(
+        user_store.recent_login_failures, user.username, None, to_iso(now - FAILURE_WINDOW)
+    )
+    if by_user >= MAX_FAILURES_PER_USER:
+        raise LoginLocked(int(FAILURE_WINDOW.total_seconds()))
+    row = await database.read(user_store.user_by_username, user.username)
+    stored = row["password_hash"] if row else None
+    if not await asyncio.to_thread(verify_password, stored, password):
+        await database.write(user_store.record_login_failure, user.username, None)
+        raise WrongPassword()
+
+
+async def sign_report(
+    database: Database,
+    ca: ConsortiumCA,
+    user: CurrentUser,
+    consultation_id: int,
+    password: str,
+    *,
+    now: datetime,
+    public_url: str,
+) -> SignedReport:
+    """Sign the caller's draft as the next version (``draft_changed`` if it moved meanwhile)."""
+    await _check_password(database, user, password, now)
+    crl_url = f"{public_url.rstrip('/')}/api/ca/crl"
+    identity = await unlocked_identity(database, ca, user, password, now, crl_url)
+    prepared = await database.read(
+        _prepare, consultation_id, user, identity.serial_hex, now, public_url
+    )
+    canonical, signature, pdf = await asyncio.to_thread(_signed_bytes, prepared.document, identity)
+    return await database.write(
+        _record, prepared, user, canonical, signature, pdf, identity.serial_hex, now
+    )
+
+
+def _record(
+    db: sqlite_utils.Database,
+    prepared: _Prepared,
+    user: CurrentUser,
+    canonical: bytes,
+    signature: bytes,
+    pdf: bytes,
+    serial: str,
+    now: datetime,
+) -> SignedReport:
+    report, document = prepared.report, prepared.document
+    current = store.report_for(db, report["consultation_id"])
+    if current is None or current["updated_at"] != report["updated_at"]:
+        raise Conflict("draft_changed", "the draft changed while signing: review and sign again")
+    stamp = to_iso(document.signed_at)
+    version_id = store.insert_version(
+        db,
+        {
+            "report_id": report["id"],
+            "version": document.version,
+            "supersedes_version": document.supersedes_version,
+            "findings": report["findings"],
+            "impression": report["impression"],
+            "recommendation": report["recommendation"],
+            "critical": report["critical"],
+            "refer": report["refer"],
+            "quality": report["quality"],
+            "quality_reason": report["quality_reason"],
+            "signer_id": user.id,
+            "signer_name": document.signer_name,
+            "certificate_serial": serial,
+            "signed_at": stamp,
+            "verification_code": document.verification_code,
+            "verification_url": document.verification_url,
+            "canonical": canonical,
+            "signature": signature,
+            "pdf": pdf,
+        },
+    )
+    _events_and_status(db, prepared, user, version_id, stamp)
+    store.create_delivery(db, version_id, "orthanc", to_iso(now))
+    notice = _critical_notice(db, prepared, stamp) if report["critical"] else None
+    return SignedReport(
+        prepared.consultation,
+        report["id"],
+        version_id,
+        document.version,
+        document.verification_code,
+        stamp,
+        notice,
+    )
+
+
+def _events_and_status(
+    db: sqlite_utils.Database,
+    prepared: _Prepared,
+    user: CurrentUser,
+    version_id: int,
+    stamp: str,
+) -> None:
+    report, document = prepared.report, prepared.document
+    consultation_id = report["consultation_id"]
+    detail = {
+        "report_id": report["id"],
+        "version": document.version,
+        "critical": bool(report["critical"]),
+        "refer": bool(report["refer"]),
+        "quality": report["quality"],
+        "quality_reason": report["quality_reason"],
+    }
+    consultation_store.append_event(db, consultation_id, "signed", stamp, user.id, detail)
+    consultation_store.append_event(
+        db,
+        consultation_id,
+        "delivered",
+        stamp,
+        None,
+        {"channel": "portal", "report_id": report["id"], "version": document.version},
+    )
+    consultation_store.update_consultation(
+        db,
+        consultation_id,
+        {
+            "status": "signed",
+            "claimed_by": None,
+            "claimed_at": None,
+            "claim_expires_at": None,
+            "updated_at": stamp,
+        },
+    )
+
+
+def _critical_notice(db: sqlite_utils.Database, prepared: _Prepared, stamp: str) -> Notice:
+    """Tell the originating clinic's clinicians and the requester at once, in the timeline too."""
+    row = prepared.consultation
+    recipients = store.clinic_recipients(db, row["facility_id"], row["requested_by"])
+    consultation_store.append_event(
+        db,
+        row["id"],
+        "critical_notified",
+        stamp,
+        None,
+        {"user_ids": recipients, "version": prepared.document.version},
+    )
+    return Notice(
+        kind="critical_finding",
+        user_ids=tuple(recipients),
+        consultation_id=row["id"],
+        title=f"CRITICAL finding: report for consultation #{row['id']}",
+        body="A critical finding was reported. Open and acknowledge the report now.",
+        facts=notice_facts(row, report_version=prepared.document.version),
+    )

@@ -1,0 +1,138 @@
+"""Is this report genuine? Checks a stored version by its code, or a PDF / DICOM file in hand.
+
+Both the PAdES signature of the PDF and the detached signature over the canonical form are
+checked against the consortium CA (with its CRL) and any imported CA. Teleread's own revocation
+list also covers imported certificates, whose external CRLs it cannot fetch offline.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from ..signing import TrustStore, Verification, verify_detached, verify_pdf
+from ..storage import signing_identities as identity_store
+from .files import read_report_file
+
+
+@dataclass(frozen=True)
+class ReportCheck:
+    """The verdict on one report, in terms a clinic and a court can both read."""
+
+    valid: bool
+    reasons: tuple[str, ...]
+    signer: str | None
+    signed_at: str | None
+    revoked: bool
+    checks: dict[str, Verification]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "reasons": list(self.reasons),
+            "signer": self.signer,
+            "signed_at": self.signed_at,
+            "revoked": self.revoked,
+            "checks": {
+                name: {
+                    "valid": v.valid,
+                    "intact": v.intact,
+                    "trusted": v.trusted,
+                    "revoked": v.revoked,
+                    "reasons": list(v.reasons),
+                }
+                for name, v in self.checks.items()
+            },
+        }
+
+
+def _with_local_revocation(db: sqlite_utils.Database, verification: Verification) -> Verification:
+    if verification.signer_serial is None:
+        return verification
+    row = db.execute(
+        "SELECT revoked_at, revocation_reason FROM signing_identities WHERE serial = ?",
+        [format(verification.signer_serial, "x")],
+    ).fetchone()
+    if row is None or row["revoked_at"] is None or verification.revoked:
+        return verification
+    reason = f"certificate revoked on {row['revoked_at'][:10]} ({row['revocation_reason']})"
+    return replace(verification, valid=False, revoked=True, reasons=(*verification.reasons, reason))
+
+
+def combine(db: sqlite_utils.Database, checks: dict[str, Verification]) -> ReportCheck:
+    checks = {name: _with_local_revocation(db, v) for name, v in checks.items()}
+    reasons: list[str] = []
+    for name, verification in checks.items():
+        reasons += [f"{name}: {reason}" for reason in verification.reasons]
+    first = next(iter(checks.values()))
+    return ReportCheck(
+        valid=bool(checks) and all(v.valid for v in checks.values()),
+        reasons=tuple(reasons),
+        signer=first.signer,
+        signed_at=first.signed_at.isoformat() if first.signed_at else None,
+        revoked=any(v.revoked for v in checks.values()),
+        checks=checks,
+    )
+
+
+def check_version(
+    db: sqlite_utils.Database, version: dict[str, Any], trust: TrustStore, at: datetime
+) -> ReportCheck:
+    """Check a stored version: its PDF and its canonical form, as archived."""
+    checks = {
+        "pdf": verify_pdf(version["pdf"], trust, at=at),
+        "canonical": verify_detached(version["canonical"], version["signature"], trust, at=at),
+    }
+    return combine(db, checks)
+
+
+def check_file(
+    db: sqlite_utils.Database, data: bytes, trust: TrustStore, at: datetime
+) -> ReportCheck:
+    """Check a PDF, a DICOM Encapsulated PDF or a DICOM SR written by teleread."""
+    found = read_report_file(data)
+    checks: dict[str, Verification] = {}
+    if found.pdf is not None:
+        checks["pdf"] = verify_pdf(found.pdf, trust, at=at)
+    if found.canonical is not None and found.signature is not None:
+        checks["canonical"] = verify_detached(found.canonical, found.signature, trust, at=at)
+    if not checks:
+        raise ValueError("the file carries no teleread signature")
+    return combine(db, checks)
+
+
+def initials(name: str) -> str:
+    """Enough of a patient's name to match the paper, not enough to identify: "W. X." / "王**"."""
+    name = name.split("=")[0]
+    parts = [p for p in name.replace("^", " ").split() if p]
+    if not parts:
+        return ""
+    if any(unicodedata.east_asian_width(ch) in "WF" for ch in parts[0]):
+        joined = "".join(parts)
+        return joined[0] + "*" * (len(joined) - 1)
+    return " ".join(f"{p[0].upper()}." for p in parts)
+
+
+def public_summary(version: dict[str, Any], check: ReportCheck) -> dict[str, Any]:
+    """What the unauthenticated page may say: the verdict and what matches the paper."""
+    return {
+        "valid": check.valid,
+        "reasons": list(check.reasons),
+        "revoked": check.revoked,
+        "signer": version["signer_name"],
+        "signed_at": version["signed_at"],
+        "facility": version["facility_name"],
+        "patient_initials": initials(version.get("patient_name") or ""),
+        "study_date": version.get("study_date") or "",
+        "version": version["version"],
+        "latest_version": version["signed_versions"],
+        "superseded": version["version"] < version["signed_versions"],
+    }
+
+
+def revoked_serials(db: sqlite_utils.Database) -> list[str]:
+    return [serial for serial, _ in identity_store.revoked_consortium_serials(db)]

@@ -1,0 +1,137 @@
+"""Signing and verifying with pyHanko: PAdES signatures in PDFs, detached CMS over other bytes.
+
+pyHanko's API is asynchronous; these functions are synchronous (the service calls them in a
+worker thread, as CPU work) and run pyHanko's coroutines on a private event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, TypeVar
+
+from asn1crypto import cms
+from asn1crypto import keys as asn1_keys
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfReadError
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields, signers
+from pyhanko.sign.validation import async_validate_detached_cms, async_validate_pdf_signature
+from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from .keys import PrivateKey
+from .trust import TrustStore, Verification, invalid, to_asn1, verdict
+
+T = TypeVar("T")
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a pyHanko coroutine to completion from synchronous code, even inside a loop thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def _signer(
+    key: PrivateKey, certificate: x509.Certificate, chain: Sequence[x509.Certificate]
+) -> signers.SimpleSigner:
+    der_key = key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return signers.SimpleSigner(
+        signing_cert=to_asn1(certificate),
+        signing_key=asn1_keys.PrivateKeyInfo.load(der_key),
+        cert_registry=SimpleCertificateStore.from_certs([to_asn1(c) for c in chain]),
+    )
+
+
+def sign_pdf(
+    pdf: bytes,
+    key: PrivateKey,
+    certificate: x509.Certificate,
+    chain: Sequence[x509.Certificate] = (),
+    *,
+    reason: str,
+    location: str,
+    signer_name: str,
+) -> bytes:
+    """Add a PAdES (B-B) signature to ``pdf`` as an incremental update."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    meta = signers.PdfSignatureMetadata(
+        field_name="TelereadSignature",
+        reason=reason,
+        location=location,
+        name=signer_name,
+        subfilter=fields.SigSeedSubFilter.PADES,
+        md_algorithm="sha256",
+    )
+    pdf_signer = signers.PdfSigner(meta, signer=_signer(key, certificate, chain))
+    output = _run(pdf_signer.async_sign_pdf(writer, output=io.BytesIO()))
+    return output.getvalue()
+
+
+def verify_pdf(pdf: bytes, trust: TrustStore, *, at: datetime | None = None) -> Verification:
+    """The PDF's (last) signature: intact, covering the whole file, chained to a trusted CA."""
+    try:
+        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+        embedded = reader.embedded_signatures
+    except (PdfReadError, ValueError, KeyError, IndexError) as exc:
+        return invalid(f"the PDF cannot be read: {exc}")
+    if not embedded:
+        return invalid("the PDF carries no signature")
+    signature = embedded[-1]
+    try:
+        status = _run(
+            async_validate_pdf_signature(signature, trust.validation_context(at), skip_diff=False)
+        )
+    except (SignatureValidationError, PdfReadError, ValueError) as exc:
+        return invalid(f"the signature cannot be checked: {exc}")
+    covers_all = status.coverage is not None and status.coverage.name == "ENTIRE_FILE"
+    result = verdict(status, intact_ok=covers_all)
+    if not covers_all and status.intact:
+        extra = "content was added to the PDF after it was signed"
+        result = Verification(**{**result.__dict__, "reasons": (*result.reasons, extra)})
+    return result
+
+
+def sign_detached(
+    payload: bytes,
+    key: PrivateKey,
+    certificate: x509.Certificate,
+    chain: Sequence[x509.Certificate] = (),
+) -> bytes:
+    """A detached CMS SignedData (DER) over ``payload``, with the signing time attribute."""
+    signer = _signer(key, certificate, chain)
+    content_info = _run(signer.async_sign_general_data(payload, "sha256", detached=True))
+    return content_info.dump()
+
+
+def verify_detached(
+    payload: bytes, signature: bytes, trust: TrustStore, *, at: datetime | None = None
+) -> Verification:
+    try:
+        content_info = cms.ContentInfo.load(signature)
+        signed_data = content_info["content"]
+        signed_data.native  # noqa: B018 - parse now: a damaged signature fails here
+    except (ValueError, TypeError, KeyError) as exc:
+        return invalid(f"the signature cannot be read: {exc}")
+    try:
+        status = _run(
+            async_validate_detached_cms(
+                payload, signed_data, signer_validation_context=trust.validation_context(at)
+            )
+        )
+    except (SignatureValidationError, ValueError) as exc:
+        return invalid(f"the signature cannot be checked: {exc}")
+    return verdict(status)

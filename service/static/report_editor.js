@@ -1,0 +1,323 @@
+// teleread — the report editor beside the viewer. Reads the consultation and its report, offers
+// the templates fitting the study first, autosaves the draft (debounced PUT, Ctrl+S now), signs
+// with the password re-entered, and opens a signed report for correction.
+"use strict";
+
+(() => {
+  const { t, api, el, formatDateTime, formatTime } = window.teleread;
+  const root = document.getElementById("report-editor");
+  const consultationId = root.dataset.consultationId;
+  const userId = Number(root.dataset.userId);
+  const base = `/api/consultations/${consultationId}`;
+  const TEXT_FIELDS = ["findings", "impression", "recommendation"];
+  const AUTOSAVE_MS = 1200;
+  const $ = (id) => document.getElementById(id);
+  const form = $("report-form");
+  const fieldNode = (name) => $(`report-${name}`);
+
+  let consultation = null;
+  let report = null;
+  let templates = [];
+  let templateId = null;
+  let saveTimer = null;
+  let saving = Promise.resolve();
+  let dirty = false;
+
+  function errorText(key, response) {
+    const data = response.data || {};
+    return t(key, { status: response.status, detail: data.detail || data.error || "" });
+  }
+
+  function showError(text) {
+    $("report-error").textContent = text;
+  }
+
+  function editable() {
+    if (!report || report.state === null) return consultation && consultation.claimed_by_id === userId;
+    if (report.state === "signed") return false;
+    return Boolean(report.draft) && (report.versions.length === 0
+      ? consultation.claimed_by_id === userId
+      : report.draft.author_id === userId);
+  }
+
+  function setEditable(on) {
+    for (const node of form.querySelectorAll("textarea, input, select")) node.disabled = !on;
+    for (const node of document.querySelectorAll("#report-macros button")) node.disabled = !on;
+    $("report-save").disabled = !on;
+    $("report-sign").disabled = !on;
+    root.dataset.state = on ? "editing" : report && report.state === "signed" ? "signed" : "locked";
+  }
+
+  function fillFrom(draft) {
+    for (const name of TEXT_FIELDS) fieldNode(name).value = draft[name] || "";
+    $("report-critical").checked = Boolean(draft.critical);
+    $("report-refer").checked = Boolean(draft.refer);
+    for (const radio of form.querySelectorAll('input[name="quality"]')) {
+      radio.checked = radio.value === draft.quality;
+    }
+    $("report-quality-reason").value = draft.quality_reason || "";
+    templateId = draft.template_id || null;
+  }
+
+  function payload() {
+    const body = {};
+    for (const name of TEXT_FIELDS) body[name] = fieldNode(name).value;
+    body.critical = $("report-critical").checked;
+    body.refer = $("report-refer").checked;
+    const quality = form.querySelector('input[name="quality"]:checked');
+    const reason = $("report-quality-reason").value.trim();
+    if (quality && !(quality.value === "poor" && !reason)) {
+      body.quality = quality.value;
+      body.quality_reason = reason;
+    }
+    if (templateId) body.template_id = templateId;
+    return body;
+  }
+
+  function renderVersions() {
+    const list = $("report-versions");
+    list.replaceChildren();
+    if (!report || report.versions.length === 0) {
+      list.append(el("li", { className: "muted", text: t("no_versions") }));
+      return;
+    }
+    for (const v of [...report.versions].reverse()) {
+      const line = t("version_line", {
+        version: v.version,
+        time: formatDateTime(v.signed_at),
+        signer: v.signer_name,
+      });
+      list.append(
+        el(
+          "li",
+          { dataset: { version: String(v.version) } },
+          line,
+          " ",
+          v.supersedes_version ? el("span", { className: "badge badge-corrected", text: t("corrected") }) : null,
+          " ",
+          el("a", { href: v.pdf, target: "_blank", rel: "noopener", text: t("open_pdf") }),
+          " ",
+          el("code", { className: "report-code", text: v.verification_code }),
+        ),
+      );
+    }
+  }
+
+  function render() {
+    if (report && report.draft) fillFrom(report.draft);
+    else if (report && report.versions.length) fillFrom(report.versions[report.versions.length - 1]);
+    const mayWrite = editable();
+    const signed = report && report.state === "signed";
+    const needsClaim = !mayWrite && !signed && (!report || report.versions.length === 0);
+    $("report-claim-box").hidden = !needsClaim;
+    $("report-claim-text").textContent = needsClaim ? t("not_claimed") : "";
+    $("report-correct").hidden = !signed;
+    const note = $("report-signed-note");
+    note.hidden = !signed;
+    if (signed) note.textContent = t("signed_note", { version: report.versions.length });
+    setEditable(mayWrite);
+    renderVersions();
+    renderTemplates();
+  }
+
+  function renderTemplates() {
+    const select = $("report-template");
+    select.replaceChildren(el("option", { value: "", text: templates.length ? t("choose_template") : t("no_templates") }));
+    for (const tpl of templates) {
+      const scope = [tpl.modality, tpl.body_part].filter(Boolean).join(" ");
+      select.append(el("option", { value: String(tpl.id), text: scope ? `${tpl.name} (${scope})` : tpl.name }));
+    }
+    if (templateId) select.value = String(templateId);
+    renderMacros();
+  }
+
+  function renderMacros() {
+    const box = $("report-macros");
+    box.replaceChildren();
+    const tpl = templates.find((x) => x.id === templateId);
+    for (const macro of (tpl && tpl.macros) || []) {
+      const button = el("button", {
+        type: "button",
+        className: "button button-small report-macro",
+        text: macro.label,
+        title: `${t(macro.field)}: ${macro.text}`,
+      });
+      button.disabled = !editable();
+      button.addEventListener("click", () => insertText(fieldNode(macro.field), macro.text));
+      box.append(button);
+    }
+  }
+
+  function insertText(area, text) {
+    const start = area.selectionStart ?? area.value.length;
+    const end = area.selectionEnd ?? area.value.length;
+    const before = area.value.slice(0, start);
+    const glue = before && !/\s$/.test(before) ? " " : "";
+    area.value = before + glue + text + area.value.slice(end);
+    area.focus();
+    area.selectionStart = area.selectionEnd = start + glue.length + text.length;
+    scheduleSave();
+  }
+
+  function applyTemplate(tpl) {
+    const clashing = TEXT_FIELDS.filter((name) => fieldNode(name).value.trim() && tpl[name]);
+    const replace =
+      clashing.length > 0 && window.confirm(t("overwrite", { fields: clashing.map((n) => t(n)).join(", ") }));
+    for (const name of TEXT_FIELDS) {
+      const area = fieldNode(name);
+      if (tpl[name] && (!area.value.trim() || replace)) area.value = tpl[name];
+    }
+    templateId = tpl.id;
+    renderMacros();
+    scheduleSave();
+  }
+
+  function scheduleSave() {
+    dirty = true;
+    clearTimeout(saveTimer);
+    saveTimer = setTimeout(() => saveNow(), AUTOSAVE_MS);
+  }
+
+  /** Save the draft now (one PUT at a time, in order); resolves to true when saved. */
+  function saveNow() {
+    clearTimeout(saveTimer);
+    saving = saving.then(async () => {
+      if (!editable()) return false;
+      const quality = form.querySelector('input[name="quality"]:checked');
+      const poorWithoutReason = quality && quality.value === "poor" && !$("report-quality-reason").value.trim();
+      $("report-saved").textContent = t("saving");
+      dirty = false;
+      try {
+        const response = await api(`${base}/report/draft`, { method: "PUT", json: payload() });
+        if (!response.ok) {
+          dirty = true;
+          $("report-saved").textContent = "";
+          showError(errorText("save_failed", response));
+          return false;
+        }
+        report = response.data;
+        $("report-saved").textContent = t("saved_at", { time: formatTime(new Date()) });
+        showError(poorWithoutReason ? t("quality_reason_needed") : "");
+        renderVersions();
+        return true;
+      } catch (_err) {
+        dirty = true;
+        $("report-saved").textContent = "";
+        showError(t("network_error"));
+        return false;
+      }
+    });
+    return saving;
+  }
+
+  async function load() {
+    const [c, r] = await Promise.all([api(base), api(`${base}/report`)]);
+    if (!c.ok || !r.ok) {
+      showError(t("load_failed", { status: c.ok ? r.status : c.status }));
+      return;
+    }
+    consultation = c.data;
+    report = r.data;
+    $("report-patient").textContent = [c.data.patient_name, c.data.patient_id, c.data.modality, c.data.body_part]
+      .filter(Boolean)
+      .join(" · ");
+    const query = new URLSearchParams({ modality: c.data.modality || "", body_part: c.data.body_part || "" });
+    const list = await api(`/api/report-templates?${query}`);
+    templates = list.ok ? list.data.items : [];
+    render();
+  }
+
+  async function claim() {
+    const response = await api(`${base}/claim`, { method: "POST" });
+    if (!response.ok) {
+      showError(errorText("claim_failed", response));
+      return;
+    }
+    showError("");
+    await load();
+  }
+
+  function openSignDialog() {
+    if (!$("report-quality-reason").value.trim() && form.querySelector('input[value="poor"]:checked')) {
+      showError(t("quality_reason_needed"));
+      return;
+    }
+    $("sign-error").textContent = "";
+    $("sign-password").value = "";
+    $("sign-dialog").showModal();
+    $("sign-password").focus();
+  }
+
+  async function sign(event) {
+    event.preventDefault();
+    const password = $("sign-password").value;
+    if (!password) return;
+    $("sign-confirm").disabled = true;
+    try {
+      if (!(await saveNow())) {
+        $("sign-error").textContent = $("report-error").textContent;
+        return;
+      }
+      const response = await api(`${base}/report/sign`, { method: "POST", json: { password } });
+      if (!response.ok) {
+        $("sign-error").textContent = errorText("sign_failed", response);
+        return;
+      }
+      $("sign-dialog").close();
+      const signed = response.data;
+      $("report-signed-result").hidden = false;
+      $("report-code-line").textContent = t("signed_done", { code: signed.verification_code });
+      $("report-code").textContent = signed.verification_code;
+      $("report-pdf-link").href = signed.pdf;
+      const again = await api(`${base}/report`);
+      if (again.ok) report = again.data;
+      render();
+    } finally {
+      $("sign-password").value = "";
+      $("sign-confirm").disabled = false;
+    }
+  }
+
+  async function correct() {
+    const response = await api(`${base}/report/correction`, { method: "POST" });
+    if (!response.ok) {
+      showError(errorText("correction_failed", response));
+      return;
+    }
+    showError("");
+    report = response.data;
+    $("report-signed-result").hidden = true;
+    render();
+  }
+
+  form.addEventListener("input", (event) => {
+    if (event.target.id !== "report-template") scheduleSave();
+  });
+  form.addEventListener("change", (event) => {
+    if (event.target.type === "checkbox" || event.target.type === "radio") scheduleSave();
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveNow();
+  });
+  $("report-template").addEventListener("change", (event) => {
+    const tpl = templates.find((x) => String(x.id) === event.target.value);
+    if (tpl) applyTemplate(tpl);
+  });
+  $("report-claim").addEventListener("click", claim);
+  $("report-sign").addEventListener("click", openSignDialog);
+  $("report-correct").addEventListener("click", correct);
+  $("sign-form").addEventListener("submit", sign);
+  $("sign-cancel").addEventListener("click", () => $("sign-dialog").close());
+  document.addEventListener("keydown", (event) => {
+    if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s") {
+      event.preventDefault();
+      saveNow();
+    }
+  });
+  window.addEventListener("beforeunload", (event) => {
+    if (dirty) event.preventDefault();
+  });
+
+  load().catch(() => showError(t("network_error")));
+})();

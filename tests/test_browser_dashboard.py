@@ -1,0 +1,41 @@
+"""In a real browser: the manager's dashboard renders its charts and tables with data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.async_api import Page, expect
+
+from .conftest import PASSWORD
+from .test_turnaround import history  # noqa: F401  (fixture: consultations with known times)
+
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "dashboard.png"
+
+
+async def test_the_dashboard_shows_charts_and_tables_for_a_manager(service, history, page: Page):  # noqa: F811
+    base = str(service.client.make_url("/")).rstrip("/")
+    await page.set_viewport_size({"width": 1360, "height": 1400})
+    await page.goto(f"{base}/login?next=/dashboard")
+    await page.fill("#login-username", "boss")
+    await page.fill("#login-password", PASSWORD)
+    await page.click("#login-submit")
+    await page.wait_for_url(f"{base}/dashboard")
+    await page.fill("#dashboard-from", "2026-03-01")
+    await page.fill("#dashboard-to", "2026-03-31")
+    await page.click("#dashboard-apply")
+    await expect(page.locator("#dashboard-tat tbody tr")).to_have_count(3 * 6)
+    await expect(page.locator("#dashboard-breaches tbody tr")).to_have_count(3)
+    for chart in ("tat", "sla", "queue", "workload", "quality"):
+        image = page.locator(f"#chart-{chart}")
+        await expect(image).to_have_attribute(
+            "src",
+            f"/dashboard/charts/{chart}.svg?"
+            + "from=2026-03-01T00%3A00%3A00Z&to=2026-04-01T00%3A00%3A00Z",
+        )
+        await page.wait_for_function(
+            "id => { const i = document.getElementById(id);"
+            " return i.complete && i.naturalWidth > 0; }",
+            arg=f"chart-{chart}",
+        )
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOT), full_page=True)

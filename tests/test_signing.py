@@ -1,0 +1,250 @@
+"""Certificates and signatures without the service: the consortium CA, locked keys, PKCS#12,
+PAdES and detached CMS, revocation — and pyHanko's own validator on our PDFs."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import stat
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from reportlab.pdfgen import canvas
+
+from service.signing import (
+    ConsortiumCA,
+    TrustStore,
+    WrongKeyPassword,
+    import_pkcs12,
+    lock_key,
+    new_signing_key,
+    relock_key,
+    sign_detached,
+    sign_pdf,
+    unlock_key,
+    verify_detached,
+    verify_pdf,
+)
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def ca(tmp_path) -> ConsortiumCA:
+    return ConsortiumCA.load_or_create(tmp_path / "pki", "Test consortium CA")
+
+
+def small_pdf() -> bytes:
+    buffer = io.BytesIO()
+    page = canvas.Canvas(buffer)
+    page.drawString(100, 750, "imaging report")
+    page.save()
+    return buffer.getvalue()
+
+
+def signer(ca: ConsortiumCA, key=None, crl_url="http://teleread.test/api/ca/crl"):
+    key = key or new_signing_key()
+    cert = ca.issue(
+        key.public_key(),
+        common_name="Dr Li",
+        organisation="Centre",
+        user_id=7,
+        now=NOW,
+        crl_url=crl_url,
+    )
+    return key, cert
+
+
+def trust(ca: ConsortiumCA, revoked=()) -> TrustStore:
+    return TrustStore((ca.certificate,), (ca.crl(revoked, now=NOW + timedelta(seconds=1)),))
+
+
+def flip(data: bytes, position: int) -> bytes:
+    return data[:position] + bytes([data[position] ^ 0x01]) + data[position + 1 :]
+
+
+class TestConsortiumCA:
+    def test_created_once_and_reloaded_with_the_same_certificate(self, tmp_path):
+        first = ConsortiumCA.load_or_create(tmp_path / "pki", "CA")
+        again = ConsortiumCA.load_or_create(tmp_path / "pki", "CA")
+        assert first.certificate == again.certificate
+
+    def test_the_key_on_disk_is_encrypted_and_private(self, tmp_path):
+        ConsortiumCA.load_or_create(tmp_path / "pki", "CA")
+        key_file = tmp_path / "pki" / "ca-key.pem"
+        assert b"ENCRYPTED PRIVATE KEY" in key_file.read_bytes()
+        with pytest.raises(TypeError):  # no password: cannot be read
+            serialization.load_pem_private_key(key_file.read_bytes(), None)
+        assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+
+    def test_a_given_passphrase_is_used_instead_of_a_generated_one(self, tmp_path):
+        ConsortiumCA.load_or_create(tmp_path / "pki", "CA", passphrase=b"from-a-vault")
+        assert not (tmp_path / "pki" / "ca-passphrase").exists()
+        with pytest.raises(ValueError):
+            ConsortiumCA.load_or_create(tmp_path / "pki", "CA", passphrase=b"wrong")
+
+    def test_issued_certificates_chain_and_may_sign(self, ca):
+        _, cert = signer(ca)
+        cert.verify_directly_issued_by(ca.certificate)
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        assert usage.digital_signature and usage.content_commitment
+
+
+class TestLockedKeys:
+    def test_lock_and_unlock_round_trip(self):
+        key = new_signing_key()
+        locked = lock_key(key, "pässword-1")
+        assert b"ENCRYPTED" in locked
+        assert unlock_key(locked, "pässword-1").private_numbers() == key.private_numbers()
+
+    def test_a_wrong_password_does_not_open_the_key(self):
+        with pytest.raises(WrongKeyPassword):
+            unlock_key(lock_key(new_signing_key(), "right"), "wrong")
+
+    def test_relocking_moves_the_key_to_the_new_password(self):
+        locked = relock_key(lock_key(new_signing_key(), "old"), "old", "new")
+        unlock_key(locked, "new")
+        with pytest.raises(WrongKeyPassword):
+            unlock_key(locked, "old")
+
+
+def external_pkcs12(password: bytes) -> tuple[bytes, x509.Certificate]:
+    """A PKCS#12 from an "external CA" (RSA), as a provincial CA would issue."""
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Provincial CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Dr Zhang")]))
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=365))
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    data = pkcs12.serialize_key_and_certificates(
+        b"zhang", key, cert, [ca_cert], serialization.BestAvailableEncryption(password)
+    )
+    return data, ca_cert
+
+
+class TestPkcs12Import:
+    def test_an_imported_rsa_identity_signs_and_is_trusted_with_its_ca(self, ca):
+        data, external_ca = external_pkcs12(b"p12-secret")
+        imported = import_pkcs12(data, "p12-secret", "teleread-password")
+        key = unlock_key(imported.locked_key, "teleread-password")
+        pdf = sign_pdf(
+            small_pdf(),
+            key,
+            imported.certificate,
+            imported.chain,
+            reason="r",
+            location="l",
+            signer_name="Dr Zhang",
+        )
+        assert verify_pdf(pdf, TrustStore((external_ca,))).valid
+        only_ours = verify_pdf(pdf, trust(ca))
+        assert not only_ours.valid and only_ours.intact and not only_ours.trusted
+
+    def test_a_wrong_pkcs12_password_is_refused_clearly(self):
+        data, _ = external_pkcs12(b"p12-secret")
+        with pytest.raises(ValueError, match="PKCS#12"):
+            import_pkcs12(data, "nope", "x")
+
+
+class TestPades:
+    def test_a_signed_pdf_verifies(self, ca):
+        key, cert = signer(ca)
+        pdf = sign_pdf(
+            small_pdf(),
+            key,
+            cert,
+            [ca.certificate],
+            reason="report",
+            location="Centre",
+            signer_name="Dr Li",
+        )
+        result = verify_pdf(pdf, trust(ca))
+        assert result.valid and result.signer == "Dr Li" and result.reasons == ()
+
+    async def test_pyhankos_own_validator_accepts_it(self, ca):
+        key, cert = signer(ca)
+        pdf = sign_pdf(
+            small_pdf(), key, cert, [ca.certificate], reason="r", location="l", signer_name="Dr Li"
+        )
+        context = trust(ca).validation_context(None)
+
+        def validate():
+            reader = PdfFileReader(io.BytesIO(pdf))
+            return validate_pdf_signature(reader.embedded_signatures[0], context)
+
+        status = await asyncio.to_thread(validate)
+        assert status.bottom_line and status.coverage.name == "ENTIRE_FILE"
+
+    def test_one_flipped_byte_fails(self, ca):
+        key, cert = signer(ca)
+        pdf = sign_pdf(
+            small_pdf(), key, cert, [ca.certificate], reason="r", location="l", signer_name="Dr Li"
+        )
+        tampered = flip(pdf, pdf.index(b"stream") + 20)
+        result = verify_pdf(tampered, trust(ca))
+        assert not result.valid and not result.intact
+        assert "changed" in result.reasons[0]
+
+    def test_a_revoked_certificate_is_reported(self, ca):
+        key, cert = signer(ca)
+        pdf = sign_pdf(
+            small_pdf(), key, cert, [ca.certificate], reason="r", location="l", signer_name="Dr Li"
+        )
+        result = verify_pdf(pdf, trust(ca, revoked=[(cert.serial_number, NOW)]))
+        assert result.revoked and not result.valid and result.intact
+        assert "revoked" in result.reasons[0]
+
+    def test_a_pdf_without_signature_is_invalid(self, ca):
+        result = verify_pdf(small_pdf(), trust(ca))
+        assert not result.valid and "no signature" in result.reasons[0]
+
+
+class TestDetached:
+    @pytest.mark.parametrize("kind", ["ecdsa", "rsa"])
+    def test_signs_and_verifies_with_both_key_types(self, ca, kind):
+        key = new_signing_key() if kind == "ecdsa" else rsa.generate_private_key(65537, 2048)
+        key, cert = signer(ca, key)
+        signature = sign_detached(b'{"impression":"normal"}', key, cert, [ca.certificate])
+        assert verify_detached(b'{"impression":"normal"}', signature, trust(ca)).valid
+
+    def test_one_changed_byte_of_the_payload_fails(self, ca):
+        key, cert = signer(ca)
+        signature = sign_detached(b"payload", key, cert, [ca.certificate])
+        result = verify_detached(b"paylaod", signature, trust(ca))
+        assert not result.valid and not result.intact
+
+    def test_revocation_shows(self, ca):
+        key, cert = signer(ca)
+        signature = sign_detached(b"payload", key, cert, [ca.certificate])
+        result = verify_detached(b"payload", signature, trust(ca, [(cert.serial_number, NOW)]))
+        assert result.revoked and not result.valid

@@ -1,0 +1,90 @@
+// teleread viewer — the text in the four corners of a viewport (patient, study, series, slice,
+// W/L, zoom) and the measurement label. All strings go through teleread.t().
+
+const tr = window.teleread;
+
+/** DICOM PN "WANG^XIAO" -> "WANG XIAO" (first component group only). */
+export function personName(pn) {
+  return (pn || "").split("=")[0].replace(/\^+/g, " ").trim();
+}
+
+/** DICOM DA "20261101" -> "2026-11-01" (unchanged when not 8 digits). */
+export function dicomDate(da) {
+  return /^\d{8}$/.test(da || "") ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6)}` : da || "";
+}
+
+function dicomTime(tm) {
+  return /^\d{4}/.test(tm || "") ? `${tm.slice(0, 2)}:${tm.slice(2, 4)}` : "";
+}
+
+function put(root, selector, text) {
+  const node = root.querySelector(selector);
+  if (node && node.textContent !== text) node.textContent = text;
+}
+
+/** Study-level corners (top left: patient; top right: facility and study). */
+export function showStudy(root, manifest) {
+  const study = manifest.study;
+  const patient = study.patient || {};
+  put(root, ".overlay-patient", personName(patient.name));
+  put(root, ".overlay-patient-id", patient.id || "");
+  put(
+    root,
+    ".overlay-sex",
+    patient.sex || patient.birth_date
+      ? tr.t("sex_age", { sex: patient.sex || "?", date: dicomDate(patient.birth_date) })
+      : "",
+  );
+  put(root, ".overlay-facility", study.facility_name || "");
+  put(root, ".overlay-study", study.description || study.modality || "");
+  put(
+    root,
+    ".overlay-study-date",
+    [dicomDate(study.date), dicomTime(study.time), study.accession_number]
+      .filter(Boolean)
+      .join(" "),
+  );
+}
+
+/** Image-level corners (bottom left: series and slice; bottom right: W/L and zoom). */
+export function showImage(root, view) {
+  const { series, instance, position, total, frame, frames } = view;
+  put(
+    root,
+    ".overlay-series",
+    series ? tr.t("series_label", { number: series.number ?? "", description: series.description || "" }) : "",
+  );
+  put(root, ".slice-label", total ? tr.t("slice_label", { n: position, total }) : "");
+  put(root, ".frame-label", frames > 1 ? tr.t("frame_label", { n: frame, total: frames }) : "");
+  const location = instance && instance.slice_location;
+  put(
+    root,
+    ".overlay-location",
+    location === null || location === undefined ? "" : tr.t("location_label", { mm: location.toFixed(1) }),
+  );
+  put(
+    root,
+    ".wl-label",
+    view.window ? tr.t("wl_label", { width: view.window.width, center: view.window.center }) : "",
+  );
+  if (view.colour) put(root, ".wl-label", tr.t("colour_image"));
+  put(root, ".zoom-label", view.zoomPercent ? tr.t("zoom_label", { percent: `${view.zoomPercent}%` }) : "");
+  put(root, ".overlay-spacing", view.spacingNote || "");
+}
+
+/** Text of a finished measurement, in the page language. */
+export function measurementText(measurement, spacingSource) {
+  const detector = spacingSource === "ImagerPixelSpacing";
+  const mm = spacingSource === "PixelSpacing" || detector;
+  if (measurement.type === "length") {
+    const key = mm ? (detector ? "length_mm_detector" : "length_mm") : "length_px";
+    return tr.t(key, { value: measurement.value.toFixed(1) });
+  }
+  if (measurement.type === "angle") return tr.t("angle", { value: measurement.value.toFixed(1) });
+  const key = mm ? (detector ? "roi_mm_detector" : "roi_mm") : "roi_px";
+  return tr.t(key, {
+    mean: measurement.stats.mean.toFixed(1),
+    sd: measurement.stats.sd.toFixed(1),
+    area: measurement.stats.area.toFixed(1),
+  });
+}

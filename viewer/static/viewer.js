@@ -1,0 +1,292 @@
+// teleread viewer page: loads the consultation's viewer manifest, shows series thumbnails,
+// drives one viewport (or two, current beside a prior) from the toolbar, keyboard, wheel and
+// scrollbar, plays cine, opens the tag browser and keeps the reader's claim alive.
+// Greyscale frames are fetched once as 16-bit modality values and windowed in the browser.
+
+import { FrameStore } from "./frames.js";
+import { Heartbeat } from "./heartbeat.js";
+import { TagBrowser } from "./tags.js";
+import { Viewport } from "./viewport.js";
+import { PRESET_ORDER, PRESETS } from "./windowing.js";
+import { dicomDate } from "./overlay.js";
+
+const tr = window.teleread;
+const { t, el } = tr;
+const root = document.getElementById("viewer");
+const consultationId = Number(root.dataset.consultationId);
+const CACHE_BYTES = 512 * 1024 * 1024;
+
+const store = new FrameStore(CACHE_BYTES);
+const state = { tool: "wl", active: null, cine: null, manifest: null, priors: new Map() };
+const tags = new TagBrowser(document.getElementById("tag-panel"));
+
+function message(text) {
+  document.getElementById("viewer-message").textContent = text;
+}
+
+const hooks = {
+  tool: () => state.tool,
+  activate: (viewport) => activate(viewport),
+  onChange: (viewport) => {
+    if (viewport === state.active) showTags();
+  },
+  onFirstFrame: (viewport) => prefetchSeries(viewport),
+  onMeasure: (m) => {
+    const label = document.getElementById("measure-label");
+    label.textContent = m.text;
+    label.dataset.type = m.type;
+    label.dataset.value = String(m.type === "roi" ? m.stats.mean : m.value);
+  },
+  onError: (err) => message(t("frame_failed", { status: err.status ?? "?" })),
+};
+
+const viewports = [0, 1].map((i) => new Viewport(document.getElementById(`viewport-${i}`), store, hooks));
+
+function activate(viewport) {
+  state.active = viewport;
+  for (const v of viewports) v.root.dataset.active = String(v === viewport);
+  renderThumbnails();
+}
+
+/** After the first visible slice: the rest of the series, nearest slices first. */
+function prefetchSeries(viewport) {
+  const frames = viewport.frames;
+  const start = viewport.index;
+  const order = frames
+    .map((ref, i) => ({ ref, d: Math.abs(i - start) }))
+    .sort((a, b) => a.d - b.d)
+    .map((x) => x.ref);
+  const status = document.getElementById("prefetch-status");
+  const progress = () => {
+    const done = frames.filter((ref) => store.cache.has(ref.values)).length;
+    status.textContent = t("loaded", { done, total: frames.length });
+    status.dataset.done = String(done);
+    status.dataset.total = String(frames.length);
+  };
+  progress();
+  store.prefetch(order, progress);
+}
+
+function renderThumbnails() {
+  const nav = document.getElementById("thumbnails");
+  const viewport = state.active;
+  if (!viewport || !viewport.manifest) return;
+  nav.replaceChildren(
+    ...viewport.manifest.series.map((series, index) => {
+      const button = el(
+        "button",
+        {
+          type: "button",
+          className: "thumbnail",
+          dataset: { seriesUid: series.uid, index: String(index) },
+          "aria-pressed": String(index === viewport.seriesIndex),
+        },
+        el("img", { src: series.thumbnail, alt: "", loading: "lazy" }),
+        el("span", { className: "thumb-title", text: t("series_label", { number: series.number ?? "", description: series.description || "" }) }),
+        el("span", { className: "thumb-count", text: t("instances_count", { n: series.instances.length }) }),
+      );
+      button.addEventListener("click", () => {
+        viewport.setSeries(index);
+        renderThumbnails();
+      });
+      return button;
+    }),
+  );
+}
+
+function showTags() {
+  const v = state.active;
+  if (!v || !v.manifest || !v.current) return;
+  const instance = v.current.instance;
+  tags.show(`/dicom-web/studies/${v.manifest.study.uid}/series/${v.series.uid}/instances/${instance.uid}/metadata`);
+}
+
+function toggleTags(force) {
+  const panel = document.getElementById("tag-panel");
+  panel.hidden = force === undefined ? !panel.hidden : !force;
+  document.getElementById("tags-button").setAttribute("aria-pressed", String(!panel.hidden));
+  if (!panel.hidden) showTags();
+  for (const v of viewports) v.resize();
+}
+
+function selectTool(tool) {
+  state.tool = tool;
+  for (const button of document.querySelectorAll("[data-tool]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.tool === tool));
+  }
+}
+
+function applyPreset(name) {
+  const v = state.active;
+  if (!v) return;
+  v.setWindow(name ? PRESETS[name] : null);
+  document.getElementById("preset-select").value = name || "";
+}
+
+function toggleCine(force) {
+  const playing = force === undefined ? !state.cine : force;
+  clearInterval(state.cine);
+  state.cine = null;
+  if (playing) {
+    const fps = Math.min(60, Math.max(1, Number(document.getElementById("cine-fps").value) || 10));
+    state.cine = setInterval(() => state.active && state.active.step(1, true), 1000 / fps);
+  }
+  document.getElementById("cine-button").setAttribute("aria-pressed", String(Boolean(state.cine)));
+}
+
+function action(name) {
+  if (name === "cine") toggleCine();
+  else if (name === "tags") toggleTags();
+  else if (state.active) state.active.action(name);
+}
+
+const KEY_ACTIONS = { f: "fit", o: "actual", i: "invert", r: "rotate", h: "flip-h", v: "flip-v", Backspace: "reset", Delete: "clear", t: "tags", "+": "zoom-in", "=": "zoom-in", "-": "zoom-out" };
+const KEY_TOOLS = { w: "wl", p: "pan", z: "zoom", l: "length", a: "angle", e: "roi" };
+const KEY_STEPS = { ArrowDown: 1, ArrowUp: -1, PageDown: 10, PageUp: -10, j: 1, k: -1 };
+
+function onKey(event) {
+  if (event.target.closest("input, select, textarea") || event.ctrlKey || event.metaKey || event.altKey) return;
+  const v = state.active;
+  const key = event.key;
+  if (v && key in KEY_STEPS) v.step(KEY_STEPS[key]);
+  else if (v && key === "Home") v.show(0);
+  else if (v && key === "End") v.show(v.frames.length - 1);
+  else if (v && (key === "ArrowLeft" || key === "ArrowRight")) switchSeries(v, key === "ArrowRight" ? 1 : -1);
+  else if (/^[1-8]$/.test(key)) applyPreset(PRESET_ORDER[Number(key) - 1]);
+  else if (key === "0") applyPreset("");
+  else if (key === " ") toggleCine();
+  else if (key === "Escape") cancel(v);
+  else if (key in KEY_ACTIONS) action(KEY_ACTIONS[key]);
+  else if (key.toLowerCase() in KEY_TOOLS) selectTool(KEY_TOOLS[key.toLowerCase()]);
+  else return;
+  event.preventDefault();
+}
+
+/** Escape: drop a measurement in progress and close the tag panel. */
+function cancel(v) {
+  if (v) {
+    v.draft = null;
+    v.render();
+  }
+  toggleTags(false);
+}
+
+function switchSeries(v, delta) {
+  const next = v.seriesIndex + delta;
+  if (next < 0 || next >= v.manifest.series.length) return;
+  v.setSeries(next);
+  renderThumbnails();
+}
+
+function bindControls() {
+  for (const button of document.querySelectorAll("[data-tool]")) {
+    button.addEventListener("click", () => selectTool(button.dataset.tool));
+  }
+  for (const button of document.querySelectorAll("[data-action]")) {
+    button.addEventListener("click", () => action(button.dataset.action));
+  }
+  document.getElementById("preset-select").addEventListener("change", (e) => applyPreset(e.target.value));
+  document.getElementById("cine-fps").addEventListener("change", () => state.cine && toggleCine(true));
+  document.getElementById("tags-close").addEventListener("click", () => toggleTags(false));
+  document.getElementById("prior-select").addEventListener("change", (e) => showPrior(e.target.value));
+  document.addEventListener("keydown", onKey);
+  for (const v of viewports) {
+    v.canvas.addEventListener(
+      "wheel",
+      (event) => {
+        event.preventDefault();
+        activate(v);
+        if (event.ctrlKey) v.action(event.deltaY < 0 ? "zoom-in" : "zoom-out");
+        else v.step(Math.sign(event.deltaY));
+      },
+      { passive: false },
+    );
+  }
+}
+
+async function loadManifest(id) {
+  const result = await tr.api(`/api/consultations/${id}/viewer`);
+  if (result.status === 401) tr.redirectToLogin();
+  if (!result.ok) throw Object.assign(new Error("manifest"), { status: result.status });
+  return result.data;
+}
+
+/** The series of the prior closest to what the current viewport shows (same description, else modality). */
+function hangingSeries(prior, current) {
+  const s = current.series;
+  const same = (x) => (x.description || "") === (s.description || "") && x.modality === s.modality;
+  const index = prior.series.findIndex(same);
+  if (index >= 0) return index;
+  return Math.max(0, prior.series.findIndex((x) => x.modality === s.modality));
+}
+
+async function showPrior(priorId) {
+  const [current, right] = viewports;
+  if (!priorId) {
+    right.root.hidden = true;
+    root.dataset.layout = "1";
+    activate(current);
+    current.resize();
+    return;
+  }
+  message(t("loading"));
+  let prior = state.priors.get(priorId);
+  try {
+    prior = prior || (await loadManifest(priorId));
+  } catch (err) {
+    message(t("load_failed", { status: err.status ?? "?" }));
+    return;
+  }
+  state.priors.set(priorId, prior);
+  message("");
+  right.root.hidden = false;
+  root.dataset.layout = "2";
+  current.resize();
+  right.resize();
+  if (!prior.series.length) return;
+  right.setStudy(prior, hangingSeries(prior, current));
+  activate(right);
+}
+
+function fillPriors(priors) {
+  const select = document.getElementById("prior-select");
+  if (!priors.length) {
+    select.append(el("option", { value: "", disabled: true, text: t("no_priors") }));
+    return;
+  }
+  for (const p of priors) {
+    select.append(
+      el("option", {
+        value: String(p.consultation_id),
+        text: t("prior_label", { date: dicomDate(p.date), modality: p.modality || "", description: p.description || "", facility: p.facility_name || "" }),
+      }),
+    );
+  }
+}
+
+async function start() {
+  bindControls();
+  let manifest;
+  try {
+    manifest = await loadManifest(consultationId);
+  } catch (err) {
+    root.dataset.state = "error";
+    message(err.status === 404 ? t("not_found") : err.status ? t("load_failed", { status: err.status }) : t("network_error"));
+    return;
+  }
+  state.manifest = manifest;
+  fillPriors(manifest.priors || []);
+  if (!manifest.series.length) {
+    root.dataset.state = "empty";
+    message(t("no_images"));
+    return;
+  }
+  root.dataset.state = "ready";
+  activate(viewports[0]);
+  viewports[0].setStudy(manifest, 0);
+  renderThumbnails();
+  viewports[0].canvas.focus({ preventScroll: true });
+  new Heartbeat(consultationId, Number(root.dataset.userId), message).start();
+}
+
+start();

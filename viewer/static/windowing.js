@@ -1,0 +1,99 @@
+// teleread viewer — greyscale windowing in the browser (pure functions, no DOM).
+// Implements the LINEAR VOI LUT function of DICOM PS3.3 C.11.2.1.2.1 on modality values
+// (Rescale Slope/Intercept already applied by the server), so window/level changes never
+// touch the network.
+
+/** Presets (centre/width) reachable with number keys 1..8, in this order. */
+export const PRESETS = Object.freeze({
+  brain: { center: 40, width: 80 },
+  subdural: { center: 75, width: 215 },
+  stroke: { center: 40, width: 40 },
+  lung: { center: -600, width: 1500 },
+  mediastinum: { center: 50, width: 350 },
+  bone: { center: 400, width: 1800 },
+  abdomen: { center: 40, width: 400 },
+  liver: { center: 60, width: 160 },
+});
+export const PRESET_ORDER = Object.freeze(Object.keys(PRESETS));
+
+/**
+ * Display value 0..255 of modality value x for the LINEAR function (C.11.2.1.2.1):
+ *   x <= c - 0.5 - (w-1)/2  -> 0;  x > c - 0.5 + (w-1)/2 -> 255;
+ *   else ((x - (c - 0.5)) / (w - 1) + 0.5) * 255.
+ * Width below 1 is clamped to 1 (the standard requires w >= 1).
+ */
+export function linear(x, center, width) {
+  const w = Math.max(1, width);
+  const c = center - 0.5;
+  const half = (w - 1) / 2;
+  if (x <= c - half) return 0;
+  if (x > c + half) return 255;
+  if (w === 1) return 255;
+  return Math.round(((x - c) / (w - 1) + 0.5) * 255);
+}
+
+/** Smallest and largest value of a typed array (one pass). */
+export function valueRange(values) {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < values.length; i += 1) {
+    const v = values[i];
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  return min <= max ? { min, max } : { min: 0, max: 0 };
+}
+
+/** Default window of a frame: the first DICOM window, else the full value range. */
+export function defaultWindow(windows, range) {
+  if (windows && windows.length && windows[0].width > 0) {
+    return { center: windows[0].center, width: windows[0].width };
+  }
+  return { center: (range.min + range.max) / 2, width: Math.max(1, range.max - range.min) };
+}
+
+/**
+ * Write windowed greyscale pixels into RGBA `out` (Uint8ClampedArray of length 4*n).
+ * Integer data goes through a lookup table over [min, max] (at most 65536 entries for int16),
+ * so a drag costs one table build plus one indexed copy per pixel. MONOCHROME1 and "invert" both
+ * flip the output.
+ */
+export function applyWindow(frame, center, width, invert, out) {
+  const flip = Boolean(invert) !== (frame.photometric === "MONOCHROME1");
+  const values = frame.values;
+  const n = values.length;
+  if (frame.dtype === "int16") {
+    const offset = frame.min;
+    const lut = new Uint8Array(frame.max - frame.min + 1);
+    for (let i = 0; i < lut.length; i += 1) {
+      const y = linear(i + offset, center, width);
+      lut[i] = flip ? 255 - y : y;
+    }
+    for (let i = 0, j = 0; i < n; i += 1, j += 4) {
+      const y = lut[values[i] - offset];
+      out[j] = y;
+      out[j + 1] = y;
+      out[j + 2] = y;
+      out[j + 3] = 255;
+    }
+    return out;
+  }
+  for (let i = 0, j = 0; i < n; i += 1, j += 4) {
+    const y0 = linear(values[i], center, width);
+    const y = flip ? 255 - y0 : y0;
+    out[j] = y;
+    out[j + 1] = y;
+    out[j + 2] = y;
+    out[j + 3] = 255;
+  }
+  return out;
+}
+
+/** New window after a mouse drag of (dx, dy) screen pixels: right widens, down raises the level. */
+export function dragWindow(start, dx, dy, range) {
+  const step = Math.max(0.5, (range.max - range.min) / 800);
+  return {
+    center: Math.round(start.center + dy * step),
+    width: Math.max(1, Math.round(start.width + dx * step)),
+  };
+}
