@@ -25,6 +25,7 @@ from .audit.export import default_source_id, write_export
 from .audit.verify import verify_database
 from .auth.passwords import hash_password
 from .clock import to_iso, utc_now
+from .demo_reports import sign_demo_report
 from .http.admin_models import AET_PATTERN
 from .http.keys import DATABASE, FOLLOWER, SETTINGS, SLA
 from .modalities import modality_entry
@@ -357,6 +358,7 @@ async def send_demo(app: web.Application, settings: Settings) -> None:
             sla=app[SLA],
         )
         log.info("demo: sent %d instances by C-STORE; they reach the worklist once stable", sent)
+        await sign_demo_report(app, demo.DEMO_PASSWORD)
     except Exception:
         log.exception("demo studies could not be sent")
 

@@ -17,7 +17,12 @@ from service.app import create_app
 from service.auth.passwords import hash_password
 from service.dicom_send import send_datasets
 from service.http.keys import DATABASE, FOLLOWER
-from service.orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
+from service.orthanc.process import (
+    ManagedOrthanc,
+    OrthancConfig,
+    OrthancStartError,
+    load_or_create_credentials,
+)
 from service.settings import Settings
 from service.storage import Database
 from service.storage import facilities as facility_store
@@ -35,20 +40,31 @@ def free_port() -> int:
 @pytest.fixture
 async def orthanc(tmp_path: Path) -> AsyncIterator[ManagedOrthanc]:
     """A throwaway Orthanc (StableAge 1 s), killed hard at the end (safe for test archives)."""
-    directory = tmp_path / "orthanc"
-    config = OrthancConfig(
-        directory=directory,
-        http_port=free_port(),
-        dicom_port=free_port(),
-        aet="TELEREAD",
-        stable_age=1,
-        plugins_dir=Path("/usr/share/orthanc/plugins"),
-        credentials=load_or_create_credentials(directory),
-    )
-    process = ManagedOrthanc(config)
-    await process.start()
+    process = await start_orthanc(tmp_path / "orthanc", "TELEREAD")
     yield process
     await process.kill()
+
+
+async def start_orthanc(directory: Path, aet: str, attempts: int = 3) -> ManagedOrthanc:
+    """Start an Orthanc on free ports; a port another process grabbed meanwhile means retry."""
+    for attempt in range(attempts):
+        config = OrthancConfig(
+            directory=directory,
+            http_port=free_port(),
+            dicom_port=free_port(),
+            aet=aet,
+            stable_age=1,
+            plugins_dir=Path("/usr/share/orthanc/plugins"),
+            credentials=load_or_create_credentials(directory),
+        )
+        process = ManagedOrthanc(config)
+        try:
+            await process.start()
+            return process
+        except OrthancStartError as exc:
+            if "already in use" not in str(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture

@@ -137,10 +137,17 @@ def api(port: str, path: str, token: str | None = None, body: dict | None = None
         return json.loads(response.read())
 
 
+EVERY_STATUS = "&".join(
+    f"status={s}"
+    for s in ("awaiting_images", "awaiting_request", "ready", "signed", "closed", "cancelled")
+)
+
+
 def wait_for_worklist(port: str, token: str, count: int, timeout: float = 60) -> list[dict]:
+    """Every consultation (open or signed), once ``count`` of them have their images."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        items = api(port, "/api/worklist", token)["items"]
+        items = api(port, f"/api/worklist?{EVERY_STATUS}", token)["items"]
         if len(items) >= count and all(i["received_at"] for i in items):
             return items
         time.sleep(0.5)
@@ -189,6 +196,13 @@ def test_serve_demo_seeds_prints_logins_stops_cleanly_and_keeps_data(env):
         }
         assert any(i["priority"] == "stat" and i["status"] == "ready" for i in items)
         assert "王建国" in {i["patient_name"] for i in items}
+        # Dr Li's demo report on Dongxiang's chest film reaches Dr Chen's portal, signed.
+        chen = api(port, "/api/login", body={"username": "chen", "password": "teleread-demo"})
+        deadline = time.monotonic() + 60
+        while not (reports := api(port, "/api/portal/reports", chen["token"])["items"]):
+            assert time.monotonic() < deadline, "the demo report was never signed"
+            time.sleep(0.5)
+        assert reports[0]["signer_name"] == "Dr Li" and reports[0]["patient_name"] == "张伟"
 
         added = teleread(
             env, "facility", "add", "--name", "Beishan", "--kind", "township", "--aet", "BEISHAN_DR"
@@ -216,8 +230,9 @@ def test_serve_demo_seeds_prints_logins_stops_cleanly_and_keeps_data(env):
             "token"
         ]
         time.sleep(1.5)
-        items = api(port, "/api/worklist", token)["items"]
+        items = api(port, f"/api/worklist?{EVERY_STATUS}", token)["items"]
         assert len(items) == 6
+        assert sum(i["status"] == "signed" for i in items) == 1  # signed once, not again
     finally:
         assert stop(again) == 0
 

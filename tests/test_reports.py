@@ -17,12 +17,11 @@ from service.clock import utc_now
 from service.http.keys import ORTHANC
 from service.modalities import register_facility
 from service.orthanc.client import OrthancClient
-from service.orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
 from service.reports.acknowledgement import escalate_unacknowledged_critical
 from service.reports.files import read_report_file
 from service.storage import facilities as facility_store
 from service.synthetic import StudySpec, make_study
-from tests.conftest import PASSWORD, free_port
+from tests.conftest import PASSWORD, free_port, start_orthanc
 
 STUDY = StudySpec(
     "P-REPORT",
@@ -153,6 +152,7 @@ async def test_signed_events_carry_what_turnaround_needs(service, reading):
     assert events["signed"]["detail"]["quality"] == "acceptable"
     assert events["signed"]["detail"]["refer"] is True
     assert events["delivered"]["detail"]["channel"] == "portal"
+    assert events["signed"]["actor"] == "dr_li" and events["delivered"]["actor"] is None
 
 
 async def test_the_report_is_stored_into_the_study_in_orthanc(service, reading):
@@ -403,19 +403,8 @@ async def test_an_administrators_reset_revokes_the_unrecoverable_key(service, re
 @pytest.fixture
 async def clinic_node(tmp_path):
     """Clinic A's own PACS: a second real Orthanc that receives the report by C-STORE."""
-    directory = tmp_path / "clinic-orthanc"
-    config = OrthancConfig(
-        directory=directory,
-        http_port=free_port(),
-        dicom_port=free_port(),
-        aet="CLINIC_A",
-        stable_age=1,
-        plugins_dir=Path("/usr/share/orthanc/plugins"),
-        credentials=load_or_create_credentials(directory),
-    )
-    process = ManagedOrthanc(config)
-    await process.start()
-    credentials = config.credentials
+    process = await start_orthanc(tmp_path / "clinic-orthanc", "CLINIC_A")
+    credentials = process.config.credentials
     client = OrthancClient(process.url, credentials.username, credentials.password)
     yield process, client
     await client.close()

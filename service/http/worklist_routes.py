@@ -149,6 +149,7 @@ async def get_consultation(request: web.Request) -> web.Response:
                 "type": e["type"],
                 "at": e["at"],
                 "actor_user_id": e["actor_user_id"],
+                "actor": e["actor"],
                 "detail": e["detail"],
             }
             for e in events

@@ -57,6 +57,7 @@
           el("span", { className: "event-type", text: label("events", e.type) }),
           " ",
           el("span", { className: "event-elapsed", text: elapsed(Date.parse(e.at) - start) }),
+          e.actor ? el("span", { className: "event-actor", text: ` · ${e.actor}` }) : null,
           e.detail && e.detail.version > 1
             ? el("span", { className: "event-detail", text: ` (${timelineText("correction", { version: e.detail.version })})` })
             : null,

@@ -108,10 +108,13 @@ def append_event(
 
 
 def events_of(db: sqlite_utils.Database, consultation_id: int) -> list[dict[str, Any]]:
+    """The timeline, oldest first, with each actor's name (display name, else username)."""
     return [
         dict(r) | {"detail": json.loads(r["detail"])}
         for r in db.execute(
-            "SELECT * FROM consultation_events WHERE consultation_id = ? ORDER BY at, id",
+            "SELECT e.*, COALESCE(NULLIF(u.display_name, ''), u.username) AS actor"
+            " FROM consultation_events e LEFT JOIN users u ON u.id = e.actor_user_id"
+            " WHERE e.consultation_id = ? ORDER BY e.at, e.id",
             [consultation_id],
         )
     ]
