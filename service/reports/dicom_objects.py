@@ -24,6 +24,9 @@ SCHEME = "99TELEREAD"
 CANONICAL = hd.sr.CodedConcept("CANONICAL", SCHEME, "Canonical signed report")
 SIGNATURE = hd.sr.CodedConcept("CMSSIG", SCHEME, "Detached CMS signature (base64)")
 VERIFY_CODE = hd.sr.CodedConcept("VERIFYCODE", SCHEME, "Verification code")
+CRITICAL = hd.sr.CodedConcept("CRITICAL", SCHEME, "Critical finding")
+REFER = hd.sr.CodedConcept("REFER", SCHEME, "Referral to a higher-level hospital recommended")
+QUALITY = hd.sr.CodedConcept("QUALITY", SCHEME, "Image quality")
 REPORT_TITLE = hd.sr.CodedConcept("18748-4", "LN", "Diagnostic imaging report")
 PATIENT_MODULE = (
     "PatientName",
@@ -131,11 +134,26 @@ def _text_items(doc: ReportDocument, canonical: bytes, signature: bytes) -> list
             items.append(
                 hd.sr.TextContentItem(name=name, value=text.strip(), relationship_type=contains)
             )
+    items += _flag_items(doc)
     items += [
         hd.sr.TextContentItem(VERIFY_CODE, doc.verification_code, contains),
         hd.sr.TextContentItem(CANONICAL, canonical.decode("utf-8"), contains),
         hd.sr.TextContentItem(SIGNATURE, base64.b64encode(signature).decode("ascii"), contains),
     ]
+    return items
+
+
+def _flag_items(doc: ReportDocument) -> list:
+    """Critical finding and referral as coded yes/no (a viewer shows them; a PACS can query
+    them), image quality as text with its reason."""
+    contains = hd.sr.RelationshipTypeValues.CONTAINS
+    items: list = [
+        hd.sr.CodeContentItem(concept, codes.SCT.Yes if flag else codes.SCT.No, contains)
+        for concept, flag in ((CRITICAL, doc.critical), (REFER, doc.refer))
+    ]
+    if doc.quality:
+        reason = f" ({doc.quality_reason.strip()})" if doc.quality_reason.strip() else ""
+        items.append(hd.sr.TextContentItem(QUALITY, f"{doc.quality}{reason}", contains))
     return items
 
 
