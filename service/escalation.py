@@ -29,7 +29,6 @@ from .storage.consultations import OPEN_CONDITION, append_event
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Escalation:
     row: dict[str, Any]

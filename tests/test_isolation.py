@@ -57,6 +57,11 @@ NOT_PATIENT_DATA = {
     "GET /api/roster",
     "POST /api/roster",
     "DELETE /api/roster/{id}",
+    # One's own saved worklist filters: filter codes and facility ids, no patient data
+    # (another user's filter is not found: tests/test_saved_filters.py).
+    "GET /api/worklist/filters",
+    "POST /api/worklist/filters",
+    "DELETE /api/worklist/filters/{id}",
     # Page shells: the consultation's data comes from the scoped API routes in MATRIX.
     # Report templates, one's own certificates, the CA and revocation: no patient data.
     "GET /api/report-templates",

@@ -69,7 +69,9 @@ class ConsultationCreated(BaseModel):
     created: bool
 
 
-class WorklistQuery(Strict):
+class WorklistFilters(Strict):
+    """The worklist's filters: a query's, and what a saved filter stores."""
+
     status: list[StatusName] = []
     priority: list[PriorityName] = []
     modality: list[str] = []
@@ -83,6 +85,9 @@ class WorklistQuery(Strict):
         default="due",
         description="`mine_first`: the caller's subspecialty queues first, each part in due order",
     )
+
+
+class WorklistQuery(WorklistFilters):
     limit: int = Field(default=50, ge=1, le=500)
     cursor: str | None = None
 

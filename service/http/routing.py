@@ -23,6 +23,7 @@ from . import (
     portal_routes,
     report_routes,
     roster_routes,
+    saved_filter_routes,
     signing_routes,
     token_routes,
     turnaround_routes,
@@ -38,6 +39,7 @@ def setup_routes(app: web.Application) -> None:
     for module in (
         auth_routes,
         live_routes,
+        saved_filter_routes,
         worklist_routes,
         consultation_routes,
         claim_routes,

@@ -2,8 +2,8 @@
 // Events) reports a change; polled every 30 s while the stream is up, every 5 s while it is down.
 // Rows are built with createElement/textContent only: patient data is untrusted.
 // Specialists claim and release rows here (409 "claimed" shows who holds it). Column sorting is
-// client-side, over the rows loaded so far; saved filters live in this browser's localStorage,
-// keyed by username (not on the server). Keys: j/k or arrows move the selection, Enter claims
+// client-side, over the rows loaded so far; the last filters used live in this browser's
+// localStorage, keyed by username (named filter sets are on the server: saved_filters.js). Keys: j/k or arrows move the selection, Enter claims
 // a free row or opens the selected one.
 "use strict";
 
@@ -480,11 +480,27 @@
         ? event.target.value
         : ""
       : event.target.value;
+    await refilter();
+  });
+
+  /** The filters changed: back to the first page, remember them, reload. */
+  async function refilter() {
     state.generation += 1;
     state.pages = 1;
     writeFiltersToUrl();
     await run(reload, { preempt: true });
     schedule();
+  }
+
+  // A saved filter set (saved_filters.js) replaces every filter at once; names it lacks clear.
+  filterForm.addEventListener("worklist:apply-filters", (event) => {
+    const filters = event.detail || {};
+    for (const name of FILTERS) {
+      const value = filters[name];
+      setControl(name, "");
+      setControl(name, Array.isArray(value) ? value.join(",") : value == null ? "" : String(value));
+    }
+    refilter();
   });
 
   loadMoreButton.addEventListener("click", async () => {

@@ -491,3 +491,20 @@ def m010_turnaround_facts(db: sqlite_utils.Database) -> None:
 
     db.executescript(FACTS_DDL)
     rebuild_facts(db)
+
+
+@migrations()
+def m011_saved_filters(db: sqlite_utils.Database) -> None:
+    """Named worklist filter sets, one list per user (the filters are a JSON object)."""
+    db.executescript(
+        """
+        CREATE TABLE saved_filters (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            name TEXT NOT NULL,
+            filters TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (user_id, name)
+        );
+        """
+    )
