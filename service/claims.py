@@ -15,11 +15,14 @@ from typing import Any
 import sqlite_utils
 
 from worklists.claims import ClaimState, claim_state, lease_until
+from worklists.roster import READER
+from worklists.routing import subspecialties
 from worklists.status import FINISHED_STATUSES, ConsultationStatus
 
 from .auth.access import consultation_scope
 from .auth.sessions import CurrentUser
 from .clock import from_iso, to_iso
+from .roster import duty_now
 from .storage import Conflict
 from .storage import consultations as store
 
@@ -129,6 +132,41 @@ def reassign(
         {"from": previous, "to": target.id, "expires_at": expires},
     )
     return _outcome(row, target.id, _name(target), expires)
+
+
+@dataclass(frozen=True)
+class Assignee:
+    """A specialist a manager may hand the consultation to."""
+
+    id: int
+    name: str
+    username: str
+    subspecialties: list[str]
+    on_duty: bool
+    claims: int
+    holder: bool
+
+
+def assignees(
+    db: sqlite_utils.Database, consultation_id: int, manager: CurrentUser, now: datetime
+) -> list[Assignee]:
+    """Who can take the consultation: on-duty readers first, then the least busy."""
+    row = store.get_consultation(db, consultation_scope(manager), consultation_id)
+    duty = {e.user_id for e in duty_now(db, now) if e.role_on_duty == READER}
+    holder = row["claimed_by"] if _state(row, now) is ClaimState.HELD else None
+    found = [
+        Assignee(
+            id=r["id"],
+            name=r["display_name"] or r["username"],
+            username=r["username"],
+            subspecialties=subspecialties(r["subspecialties"]),
+            on_duty=r["id"] in duty,
+            claims=r["claims"],
+            holder=r["id"] == holder,
+        )
+        for r in store.specialists_reading_for(db, row["facility_id"], to_iso(now))
+    ]
+    return sorted(found, key=lambda a: (not a.on_duty, a.claims))
 
 
 def _refuse_finished(row: dict[str, Any]) -> None:

@@ -28,9 +28,9 @@ LOCALE_DIR = SERVICE / "locale"
 TEMPLATE_NAMES = ("login.html", "worklist.html", "upload.html", "error.html")
 ROLES = ("radiographer", "clinician", "requester", "specialist", "manager", "admin")
 PAGE_SCRIPTS = {
-    "login.html": "login.js",
-    "worklist.html": "worklist.js",
-    "upload.html": "upload.js",
+    "login.html": ("login.js",),
+    "worklist.html": ("worklist.js", "saved_filters.js", "reassign.js"),
+    "upload.html": ("upload.js",),
 }
 
 PLACEHOLDER_BRACE = re.compile(r"\{(\w+)\}")
@@ -408,9 +408,10 @@ def test_static_files_are_self_contained_and_safe(path) -> None:
 def test_js_message_keys_exist(renderer, template) -> None:
     html = renderer.render(template, "zh_CN", **page_context(template, "radiographer"))
     strings = json.loads(json_block(html))
+    page_strings = {**strings["common"], **strings.get("page", {})}
     for script, available in (
         ("common.js", strings["common"]),
-        (PAGE_SCRIPTS[template], {**strings["common"], **strings.get("page", {})}),
+        *((name, page_strings) for name in PAGE_SCRIPTS[template]),
     ):
         source = (STATIC / script).read_text(encoding="utf-8")
         keys = set(re.findall(r'\bt\(\s*"(\w+)"', source))

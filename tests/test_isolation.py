@@ -260,6 +260,8 @@ async def call(service, headers, route: str, world):
             return await c.get(path, headers=headers, params={"patient_id": "SECRET_PID_A"})
         case "GET /api/notifications":
             return await c.get("/api/notifications", headers=headers)
+        case "GET /api/consultations/{id}/assignees":
+            return await c.get(f"/api/consultations/{cid}/assignees", headers=headers)
         case "POST /api/notifications/{id}/read":
             owned = world.get("notification")
             return await c.post(f"/api/notifications/{owned}/read", headers=headers)
@@ -332,6 +334,7 @@ MATRIX = (
     "POST /api/consultations/{id}/claim",
     "POST /api/consultations/{id}/release",
     "POST /api/consultations/{id}/reassign",
+    "GET /api/consultations/{id}/assignees",
     "GET /api/audit",
     "GET /api/audit.csv",
     "GET /api/audit/atna",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -30,6 +31,35 @@ class ClaimResponse(BaseModel):
 
 class ReassignBody(Strict):
     user_id: int = Field(description="An enabled specialist who reads for the consultation")
+
+
+class AssigneeItem(BaseModel):
+    id: int
+    name: str = Field(description="Display name, else username")
+    username: str
+    subspecialties: list[str]
+    on_duty: bool = Field(description="On the roster as a reader right now")
+    claims: int = Field(description="Open consultations the specialist holds a live claim on")
+    holder: bool = Field(description="Holds this consultation's claim now")
+
+
+class AssigneeList(BaseModel):
+    items: list[AssigneeItem]
+
+
+@routes.get(r"/api/consultations/{id:\d+}/assignees")
+@allow("manager")
+@audited("claim.assignees", "consultation")
+@documented(
+    "Who a manager can hand the consultation to: on-duty readers first, then the least busy",
+    response=AssigneeList,
+    errors=(404,),
+)
+async def list_assignees(request: web.Request) -> web.Response:
+    found = await request.app[DATABASE].read(
+        claims.assignees, int(request.match_info["id"]), current_user(request), utc_now()
+    )
+    return web.json_response({"items": [asdict(a) for a in found]})
 
 
 @routes.post(r"/api/consultations/{id:\d+}/claim")

@@ -43,6 +43,7 @@
     role: filterForm.dataset.role || "",
   };
   const canClaim = me.role === "specialist";
+  const canReassign = me.role === "manager";
   const SAVED_KEY = `teleread.worklist.filters.${me.username}`;
 
   const state = {
@@ -274,6 +275,17 @@
       );
     } else if (row.dataset.claimable === "true") {
       parts.push(claimButton(row, item, "claim"));
+    }
+    if (canReassign) {
+      // Opened by /static/reassign.js (a dialog listing who can take it).
+      parts.push(
+        " ",
+        el("button", {
+          type: "button",
+          className: "button button-small reassign-action",
+          text: t("reassign"),
+        }),
+      );
     }
     if (canClaim) {
       parts.push(" ", el("a", { className: "button button-small report-link", href: `/consultations/${item.id}/report`, text: t("report_link") }));
@@ -710,6 +722,9 @@
       schedule();
     }, CHANGE_DEBOUNCE_MS);
   }
+
+  // Another script changed an item (reassign.js): refetch now rather than at the next poll.
+  filterForm.addEventListener("worklist:changed", () => changed());
 
   function setLive(live) {
     if (state.live === live) return;

@@ -286,3 +286,23 @@ def claim_account(db: sqlite_utils.Database, user_id: int) -> dict[str, Any]:
     if row is None:
         raise RecordNotFound(f"user {user_id}")
     return dict(row)
+
+
+def specialists_reading_for(
+    db: sqlite_utils.Database, facility_id: int, now: str
+) -> list[dict[str, Any]]:
+    """Enabled specialists who read for a facility (the regional centre's and the facility's
+    own, as ``consultation_scope`` says), with how many open items each holds a live claim on."""
+    return [
+        dict(row)
+        for row in db.execute(
+            "SELECT u.id, u.username, u.display_name, u.subspecialties,"
+            " (SELECT COUNT(*) FROM consultations c WHERE c.claimed_by = u.id"
+            f" AND c.claim_expires_at > ? AND {OPEN_CONDITION}) AS claims"
+            " FROM users u JOIN facilities f ON f.id = u.facility_id"
+            " WHERE u.role = 'specialist' AND u.disabled = 0"
+            " AND (f.kind = 'regional' OR u.facility_id = ?)"
+            " ORDER BY COALESCE(NULLIF(u.display_name, ''), u.username), u.id",
+            [now, facility_id],
+        )
+    ]
