@@ -411,6 +411,7 @@ def test_js_message_keys_exist(renderer, template) -> None:
     page_strings = {**strings["common"], **strings.get("page", {})}
     for script, available in (
         ("common.js", strings["common"]),
+        ("bell.js", strings["common"]),
         *((name, page_strings) for name in PAGE_SCRIPTS[template]),
     ):
         source = (STATIC / script).read_text(encoding="utf-8")
