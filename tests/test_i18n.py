@@ -31,6 +31,7 @@ PAGE_SCRIPTS = {
     "login.html": ("login.js",),
     "worklist.html": ("worklist.js", "saved_filters.js", "reassign.js"),
     "upload.html": ("upload.js",),
+    "roster.html": ("roster.js",),
 }
 
 PLACEHOLDER_BRACE = re.compile(r"\{(\w+)\}")

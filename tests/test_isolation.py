@@ -57,6 +57,8 @@ NOT_PATIENT_DATA = {
     "GET /api/roster",
     "POST /api/roster",
     "DELETE /api/roster/{id}",
+    "GET /api/roster/people",
+    "GET /roster",
     # One's own saved worklist filters: filter codes and facility ids, no patient data
     # (another user's filter is not found: tests/test_saved_filters.py).
     "GET /api/worklist/filters",

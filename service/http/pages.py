@@ -99,6 +99,13 @@ async def account_page(request: web.Request) -> web.Response:
     return render(request, "account.html", min_password_length=MIN_PASSWORD_LENGTH)
 
 
+@routes.get("/roster")
+@allow("manager", "admin")
+async def roster_page(request: web.Request) -> web.Response:
+    """The shell only: shifts come from the roster API (regional managers and admins)."""
+    return render(request, "roster.html")
+
+
 @routes.get("/admin/users")
 @allow("admin")
 async def admin_users_page(request: web.Request) -> web.Response:

@@ -54,6 +54,16 @@ async def list_roster(request: web.Request) -> web.Response:
     return web.json_response({"items": entries, "on_duty": on_duty})
 
 
+@routes.get("/api/roster/people")
+@allow("manager", "admin")
+@not_audited("the regional centre's readers and managers: accounts, no patient data")
+@documented("Who may go on the roster: the regional centre's enabled specialists and managers")
+async def list_duty_people(request: web.Request) -> web.Response:
+    _keeper(request)
+    people = await request.app[DATABASE].read(store.duty_people)
+    return web.json_response({"items": people})
+
+
 @routes.post("/api/roster")
 @allow("manager", "admin")
 @audited("roster.add", "roster_entry")

@@ -70,3 +70,16 @@ def duty_candidate(db: sqlite_utils.Database, user_id: int) -> dict[str, Any]:
     if row is None:
         raise RecordNotFound(f"user {user_id}")
     return dict(row)
+
+
+def duty_people(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Who may go on the roster: enabled specialists and managers of the regional centre."""
+    return [
+        dict(row)
+        for row in db.execute(
+            "SELECT u.id, u.username, u.display_name, u.role, u.subspecialties FROM users u"
+            " JOIN facilities f ON f.id = u.facility_id"
+            " WHERE f.kind = 'regional' AND u.disabled = 0 AND u.role IN ('specialist', 'manager')"
+            " ORDER BY u.role DESC, COALESCE(NULLIF(u.display_name, ''), u.username), u.id"
+        )
+    ]
