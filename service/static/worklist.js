@@ -685,11 +685,15 @@
       // no sound on this device: the notification and the row still show
     }
     if (canNotify && Notification.permission === "granted") {
-      const note = new Notification(t("stat_title"), {
-        body: t("stat_body"),
-        tag: `teleread-stat-${change.consultation_id}`,
-      });
-      note.addEventListener("click", () => window.focus());
+      try {
+        const note = new Notification(t("stat_title"), {
+          body: t("stat_body"),
+          tag: `teleread-stat-${change.consultation_id}`,
+        });
+        note.addEventListener("click", () => window.focus());
+      } catch (_err) {
+        // e.g. Chrome on Android only notifies from a service worker: the sound and row remain
+      }
     }
   }
 
