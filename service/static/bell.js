@@ -46,7 +46,7 @@
     if (unread) {
       const mark = el("button", {
         type: "button",
-        className: "button button-quiet button-small bell-mark-read",
+        className: "button button-small bell-mark-read",
         text: t("bell_mark_read"),
       });
       mark.addEventListener("click", () => markRead(item.id, mark));
