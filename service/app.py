@@ -19,7 +19,17 @@ from worklists.rules import DEFAULT_RULES_PATH, RulesError, WorklistRules, parse
 from .escalation import sweep_forever
 from .http.auditing import audit_middleware
 from .http.errors import error_middleware
-from .http.keys import DATABASE, FOLLOWER, LIVE, ORTHANC, RENDERER, SETTINGS, SLA
+from .http.keys import (
+    DATABASE,
+    FOLLOWER,
+    LIVE,
+    ORTHANC,
+    RENDER_WORKERS,
+    RENDERER,
+    SETTINGS,
+    SLA,
+    VIEWING,
+)
 from .http.middleware import access_middleware, add_security_headers
 from .http.routing import setup_routes
 from .i18n import PageRenderer
@@ -29,10 +39,12 @@ from .modalities import sync_facilities
 from .notifications import NOTIFICATIONS, InAppNotifier, Notifications, Notifier, WebhookNotifier
 from .orthanc.client import OrthancClient
 from .orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
+from .rendering import RenderWorkers
 from .reports.lifecycle import reports_context
 from .roster import StatCallingLiveUpdates, running_stat_fanout
 from .settings import Settings, SettingsError
 from .storage import Database
+from .viewing import Viewing
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +96,7 @@ def create_app(settings: Settings) -> web.Application:
         [
             database_context,
             orthanc_context,
+            viewer_context,
             notifications_context,
             reports_context,
             follower_context,
@@ -128,6 +141,20 @@ async def orthanc_context(app: web.Application) -> AsyncIterator[None]:
     await client.close()
     if process is not None:
         await process.stop()
+
+
+async def viewer_context(app: web.Application) -> AsyncIterator[None]:
+    """The viewer's study resolver and its render worker processes (docs/viewer.md)."""
+    settings, orthanc = app[SETTINGS], app[ORTHANC]
+
+    async def fetch_file(orthanc_id: str) -> bytes:
+        return await orthanc.request("GET", f"/instances/{orthanc_id}/file")
+
+    app[VIEWING] = Viewing(app[DATABASE], orthanc)
+    workers = RenderWorkers(settings.render_workers, settings.frame_cache_mb, fetch_file)
+    app[RENDER_WORKERS] = workers
+    yield
+    await workers.close()
 
 
 async def follower_context(app: web.Application) -> AsyncIterator[None]:

@@ -47,6 +47,8 @@ class Settings:
     ca_passphrase: str | None = None
     delivery_retry_seconds: float = 30.0
     delivery_max_attempts: int = 10
+    render_workers: int = 2
+    frame_cache_mb: int = 512
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -135,6 +137,10 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(
             "TELEREAD_DELIVERY_RETRY_SECONDS must be more than 0 and"
             " TELEREAD_DELIVERY_MAX_ATTEMPTS at least 1"
+        )
+    if settings.render_workers < 1 or settings.frame_cache_mb < 1:
+        raise SettingsError(
+            "TELEREAD_RENDER_WORKERS and TELEREAD_FRAME_CACHE_MB must be at least 1"
         )
     if settings.webhook_url and not settings.webhook_secret:
         raise SettingsError("TELEREAD_WEBHOOK_URL needs TELEREAD_WEBHOOK_SECRET to sign with")

@@ -301,6 +301,13 @@ async def call(service, headers, route: str, world):
             return await c.post(
                 f"/api/consultations/{cid}/preliminary", headers=headers, json={"text": "ok"}
             )
+        case route if route in VIEWER_ROUTES:
+            first = world["study"][0]
+            path = route.split(" ", 1)[1].replace("{id}", str(cid)).replace("{study}", uid)
+            path = path.replace("{series}", str(first.SeriesInstanceUID)).replace("{n}", "1")
+            return await c.get(
+                path.replace("{instance}", str(first.SOPInstanceUID)), headers=headers
+            )
         case route if route in TURNAROUND_ROUTES:
             path = route.split(" ", 1)[1].replace("{name}", "queue")
             return await c.get(
@@ -312,6 +319,20 @@ async def call(service, headers, route: str, world):
             )
     raise AssertionError(f"{route} has no isolation case: add one")
 
+
+VIEWER_INSTANCE = "/dicom-web/studies/{study}/series/{series}/instances/{instance}"
+VIEWER_ROUTES = (
+    "GET /api/consultations/{id}/viewer",
+    "GET /dicom-web/studies/{study}/metadata",
+    "GET /dicom-web/studies/{study}/series/{series}/metadata",
+    f"GET {VIEWER_INSTANCE}/metadata",
+    f"GET {VIEWER_INSTANCE}/frames/{{n}}/rendered",
+    f"GET {VIEWER_INSTANCE}/rendered",
+    "GET /dicom-web/studies/{study}/thumbnail",
+    "GET /dicom-web/studies/{study}/series/{series}/thumbnail",
+    f"GET {VIEWER_INSTANCE}/thumbnail",
+    "GET /api/viewer/studies/{study}/series/{series}/instances/{instance}/frames/{n}/values",
+)
 
 TURNAROUND_ROUTES = (
     "GET /api/turnaround",
@@ -326,6 +347,7 @@ TURNAROUND_ROUTES = (
 
 MATRIX = (
     *TURNAROUND_ROUTES,
+    *VIEWER_ROUTES,
     "GET /api/worklist",
     "GET /api/worklist/events",
     "GET /api/consultations/{id}",

@@ -53,8 +53,7 @@ def sample(**changes) -> ReportDocument:
         body_part="CHEST",
         clinical_question="咳嗽两周，发热？排除肺炎。",
         findings=(
-            "右肺上叶尖段见一实性结节，直径约6 mm，边界清楚。\r\n"
-            "两肺门影不大，纵隔未见肿大淋巴结。"
+            "右肺上叶尖段见一实性结节，直径约6 mm，边界清楚。\r\n两肺门影不大，纵隔未见肿大淋巴结。"
         ),
         impression="右肺上叶小结节，考虑良性可能。",
         recommendation="建议12个月后低剂量CT复查。",

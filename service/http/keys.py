@@ -11,8 +11,10 @@ from ..i18n import PageRenderer
 from ..ingest import ChangeFollower
 from ..live import LiveUpdates
 from ..orthanc.client import OrthancClient
+from ..rendering import RenderWorkers
 from ..settings import Settings
 from ..storage import Database
+from ..viewing import Viewing
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -21,6 +23,8 @@ FOLLOWER = web.AppKey("follower", ChangeFollower)
 RENDERER = web.AppKey("renderer", PageRenderer)
 SLA = web.AppKey("sla", SlaPolicy)
 LIVE = web.AppKey("live", LiveUpdates)
+VIEWING = web.AppKey("viewing", Viewing)
+RENDER_WORKERS = web.AppKey("render_workers", RenderWorkers)
 
 # Per-request values set by the middlewares.
 USER_KEY = web.RequestKey("user", CurrentUser | None)  # type: ignore[arg-type]

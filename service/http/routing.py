@@ -29,6 +29,7 @@ from . import (
     turnaround_routes,
     upload_routes,
     viewer_pages,
+    viewer_routes,
     worklist_routes,
 )
 
@@ -55,6 +56,7 @@ def setup_routes(app: web.Application) -> None:
         roster_routes,
         notification_routes,
         viewer_pages,
+        viewer_routes,
         turnaround_routes,
         dashboard_pages,
         report_routes,

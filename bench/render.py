@@ -1,0 +1,260 @@
+"""Render benchmark: the same frames through teleread's DICOMweb endpoint and through Orthanc.
+
+Run from the repository root::
+
+    .venv/bin/python bench/render.py [--instances 40] [--requests 2000] [--cr-size 3000]
+
+1. Starts a throwaway ``ManagedOrthanc`` and the real app in a child process (its default render
+   workers and frame cache), seeds a clinic and a regional specialist, C-STOREs a CT study of
+   ``--instances`` 512x512 slices (uncompressed) and one ``--cr-size`` square CR, and waits until
+   both are consultations on the worklist.
+2. Opens the CT in the viewer (``GET /api/consultations/{id}/viewer``: prefetch) and renders each
+   frame once, so teleread's cache is hot; Orthanc keeps no rendered cache.
+3. For teleread (``.../frames/1/rendered?window=40,400``, Accept: image/jpeg) and Orthanc
+   (``/instances/{id}/frames/0/rendered?window-center=40&window-width=400``), sequentially and
+   with 8 and 32 concurrent clients over one keep-alive pool: p50/p95 per request, renders/s,
+   and the ratio teleread/Orthanc.
+4. Cache cold: a second CT study, never opened, each frame rendered once (8 concurrent clients).
+5. The CR rendered to a 1000x1000 viewport (anti-aliased downscale), cache hot, sequential.
+
+The client runs in this process on the same machine: it competes with the server for the cores,
+for both servers alike. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from ingest import (
+    AppHandle,
+    app_settings,
+    clinic_aet,
+    login,
+    orthanc_session,
+    percentile,
+    progress,
+    seed_database,
+    start_orthanc,
+)
+
+from service.dicom_send import send_datasets
+from service.synthetic import StudySpec, make_study
+
+WINDOW = (40, 400)
+
+
+@dataclass
+class Frame:
+    teleread: str
+    orthanc: str
+
+
+@dataclass
+class Result:
+    label: str
+    p50: float
+    p95: float
+    rate: float
+
+
+async def timed(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> float:
+    start = time.perf_counter()
+    async with session.get(url, headers=headers) as response:
+        await response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{url} answered {response.status}")
+    return (time.perf_counter() - start) * 1000
+
+
+async def load(
+    session: aiohttp.ClientSession,
+    urls: Sequence[str],
+    headers: dict[str, str],
+    clients: int,
+    label: str,
+) -> Result:
+    """``len(urls)`` requests by ``clients`` concurrent loops; latency per request, total rate."""
+    queue = list(reversed(urls))
+    times: list[float] = []
+
+    async def client() -> None:
+        while queue:
+            times.append(await timed(session, queue.pop(), headers))
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - start
+    return Result(label, percentile(times, 50), percentile(times, 95), len(times) / elapsed)
+
+
+async def send(datasets: list, port: int) -> None:
+    result = await asyncio.to_thread(
+        send_datasets,
+        datasets,
+        host="127.0.0.1",
+        port=port,
+        calling_aet=clinic_aet(0),
+        called_aet="TELEREAD",
+    )
+    if result.failed:
+        raise RuntimeError(f"C-STORE failed: {result}")
+
+
+async def consultation_of(
+    session: aiohttp.ClientSession, url: str, auth: dict[str, str], uid: str
+) -> int:
+    for _ in range(600):
+        async with session.get(url + "/api/worklist", headers=auth) as response:
+            for item in (await response.json())["items"]:
+                if item["study_instance_uid"] == uid and item["received_at"]:
+                    return item["id"]
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"study {uid} never reached the worklist")
+
+
+async def frames_of(
+    session: aiohttp.ClientSession, orthanc: aiohttp.ClientSession, base: str, datasets: list
+) -> list[Frame]:
+    """teleread and Orthanc URLs of frame 1 of each instance, windowed alike."""
+    c, w = WINDOW
+    out = []
+    for ds in datasets:
+        found = await orthanc.post(f"{base}/tools/lookup", data=str(ds.SOPInstanceUID))
+        orthanc_id = (await found.json())[0]["ID"]
+        out.append(
+            Frame(
+                f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+                f"/instances/{ds.SOPInstanceUID}/frames/1/rendered?window={c},{w}",
+                f"{base}/instances/{orthanc_id}/frames/0/rendered"
+                f"?window-center={c}&window-width={w}",
+            )
+        )
+    return out
+
+
+def cycle(urls: Sequence[str], n: int) -> list[str]:
+    return [urls[i % len(urls)] for i in range(n)]
+
+
+def table(results: Sequence[tuple[Result, Result]]) -> list[str]:
+    lines = [
+        f"{'case':<24}{'teleread p50/p95 ms':>22}{'renders/s':>11}"
+        f"{'Orthanc p50/p95 ms':>21}{'renders/s':>11}{'ratio p50':>11}{'ratio rate':>11}"
+    ]
+    for t, o in results:
+        lines.append(
+            f"{t.label:<24}{t.p50:>11.2f} /{t.p95:>8.2f}{t.rate:>11.0f}"
+            f"{o.p50:>11.2f} /{o.p95:>7.2f}{o.rate:>11.0f}"
+            f"{t.p50 / o.p50:>10.2f}x{o.rate / t.rate:>10.2f}x"
+        )
+    return lines
+
+
+async def run(args: argparse.Namespace) -> int:
+    root = Path(tempfile.mkdtemp(prefix="teleread-bench-render-"))
+    handle: AppHandle | None = None
+    orthanc_process = None
+    try:
+        orthanc_process = await start_orthanc(root, stable_age=1)
+        settings = app_settings(
+            root, orthanc_process, argparse.Namespace(stable_age=1, poll_interval=0.1)
+        )
+        seed_database(settings, senders=1)
+        handle = AppHandle(settings, in_process=False, log_path=root / "app.log")
+        await handle.start()
+        return await measure(args, handle, orthanc_process)
+    finally:
+        if handle is not None:
+            await handle.stop()
+        if orthanc_process is not None:
+            await orthanc_process.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def measure(args: argparse.Namespace, handle: AppHandle, orthanc_process) -> int:
+    size = 512
+    hot = make_study(StudySpec("BENCHR1", "BENCH^HOT", "CT", "HEAD", args.instances, rows=size))
+    cold = make_study(StudySpec("BENCHR2", "BENCH^COLD", "CT", "HEAD", args.instances, rows=size))
+    cr = make_study(StudySpec("BENCHR3", "BENCH^CR", "CR", "CHEST", 1, rows=args.cr_size))
+    dicom_port = orthanc_process.config.dicom_port
+    progress(f"sending 2 x {args.instances} CT {size}x{size} and 1 CR {args.cr_size}^2")
+    for study in (hot, cold, cr):
+        await send(study, dicom_port)
+    connector = aiohttp.TCPConnector(limit=64)
+    async with (
+        aiohttp.ClientSession(base_url=handle.url, connector=connector) as session,
+        orthanc_session(orthanc_process) as orthanc,
+    ):
+        auth = {"Authorization": f"Bearer {await login(session, '')}"}
+        ids = {}
+        for study in (hot, cold, cr):
+            uid = str(study[0].StudyInstanceUID)
+            ids[uid] = await consultation_of(session, "", auth, uid)
+        base = orthanc_process.url
+        hot_frames = await frames_of(session, orthanc, base, hot)
+        cold_frames = await frames_of(session, orthanc, base, cold)
+        [cr_frame] = await frames_of(session, orthanc, base, cr)
+        jpeg = {**auth, "Accept": "image/jpeg"}
+        oj = {"Accept": "image/jpeg"}
+        async with session.get(
+            f"/api/consultations/{ids[str(hot[0].StudyInstanceUID)]}/viewer", headers=auth
+        ) as response:
+            response.raise_for_status()
+        teleread_urls = [f.teleread for f in hot_frames]
+        orthanc_urls = [f.orthanc for f in hot_frames]
+        await load(session, teleread_urls * 2, jpeg, 4, "warm")
+        await load(orthanc, orthanc_urls, oj, 4, "warm")
+        rows = []
+        for clients in (1, 8, 32):
+            label = "sequential" if clients == 1 else f"{clients} concurrent"
+            n = args.requests if clients > 1 else max(200, args.requests // 4)
+            t = await load(session, cycle(teleread_urls, n), jpeg, clients, f"hot CT, {label}")
+            o = await load(orthanc, cycle(orthanc_urls, n), oj, clients, f"hot CT, {label}")
+            rows.append((t, o))
+        t = await load(session, [f.teleread for f in cold_frames], jpeg, 8, "cold CT, 8 concurrent")
+        o = await load(orthanc, [f.orthanc for f in cold_frames], oj, 8, "cold CT, 8 concurrent")
+        rows.append((t, o))
+        viewport = cr_frame.teleread + "&viewport=1000,1000"
+        await load(session, [viewport] * 3, jpeg, 1, "warm")
+        t = await load(session, [viewport] * 50, jpeg, 1, f"CR {args.cr_size}^2->1000, seq")
+        o = await load(orthanc, [cr_frame.orthanc] * 50, oj, 1, "CR full size")
+        rows.append((t, o))
+    print(
+        f"\nrender benchmark: {platform.node()} {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; client in the same machine; window {WINDOW}"
+    )
+    print("\n".join(table(rows)))
+    hot8 = rows[1][0]
+    print(
+        f"\ntargets (cache hot, 512^2 CT -> JPEG): p50 at 8 concurrent {hot8.p50:.2f} ms "
+        f"(<= 5), {max(r[0].rate for r in rows[:3]):.0f} renders/s (>= 1500), "
+        f"time per render {rows[0][0].p50 / rows[0][1].p50:.2f}x Orthanc's (<= 0.5); "
+        f"cold {rows[3][0].rate:.0f}/s (>= 800); CR to viewport p50 {rows[4][0].p50:.2f} ms (<= 8)"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--instances", type=int, default=40, help="CT slices per study")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per concurrent case")
+    parser.add_argument("--cr-size", type=int, default=3000, help="CR rows and columns")
+    args = parser.parse_args(argv)
+    if "--serve-app" in sys.argv:
+        raise SystemExit("use bench/ingest.py --serve-app")
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

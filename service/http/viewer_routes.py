@@ -1,0 +1,282 @@
+"""The viewer's HTTP side: manifest, DICOMweb metadata and rendered frames, thumbnails, values.
+
+Every call is authorised (a consultation of the study in the caller's facility scope, else 404),
+but only the opening of a study is audited: the manifest writes ``study.viewed``, and a frame or
+metadata call writes it only if it is the session's first access to that study. Rendered images
+are immutable for a given (instance, frame, window, quality, viewport, format): they carry an ETag
+and a long private Cache-Control, and a matching If-None-Match answers 304 without rendering.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from aiohttp import web
+
+from ..audit import AuditEntry
+from ..auth.access import allow
+from ..clock import to_iso, utc_now
+from ..rendering import FrameRef
+from ..storage import RecordNotFound
+from ..storage.audit import append_audit
+from ..viewing import InstanceEntry, StudyIndex
+from .auditing import audit_context, audited, not_audited
+from .errors import ApiError
+from .keys import DATABASE, ORTHANC, RENDER_WORKERS, VIEWING, current_user
+from .openapi import documented
+from .requests import client_ip
+from .worklist_routes import WORKLIST_ROLES
+
+routes = web.RouteTableDef()
+
+ONCE = "authorised on every call; audited once per session and study as study.viewed"
+FORMATS = {"image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp"}
+CACHE_CONTROL = "private, max-age=31536000, immutable"
+RENDER_VERSION = "1"
+THUMBNAIL = (128, 128)
+STUDY = "/dicom-web/studies/{study}"
+SERIES = STUDY + "/series/{series}"
+INSTANCE = SERIES + "/instances/{instance}"
+FRAME = INSTANCE + r"/frames/{n:\d+}"
+
+
+@routes.get(r"/api/consultations/{id:\d+}/viewer")
+@allow(*WORKLIST_ROLES)
+@audited("study.viewed", "consultation")
+@documented("The viewer's manifest of a consultation's study (docs/viewer.md)", errors=(404,))
+async def manifest(request: web.Request) -> web.Response:
+    user = current_user(request)
+    body, index = await request.app[VIEWING].manifest(user, int(request.match_info["id"]))
+    audit_context(request).touches(body["study"]["patient"]["id"], index.uid)
+    request.app[RENDER_WORKERS].prefetch(index.uid, _all_frames(index))
+    return web.json_response(body)
+
+
+def _all_frames(index: StudyIndex) -> list[FrameRef]:
+    """Series by series, the middle image first (what a reader looks at first)."""
+    refs = []
+    for series in index.series:
+        middle = len(series.instances) // 2
+        ordered = [*series.instances[middle:], *series.instances[:middle]]
+        refs.extend(FrameRef(i.uid, i.orthanc_id, n) for i in ordered for n in range(i.frames))
+    return refs
+
+
+async def _opened(request: web.Request, row: dict[str, Any]) -> None:
+    """Audit the session's first access to this study (``study.viewed``), and only that."""
+    user = current_user(request)
+    if not request.app[VIEWING].first_access(user, row["study_instance_uid"]):
+        return
+    entry = AuditEntry(
+        at=to_iso(utc_now()),
+        action="study.viewed",
+        outcome="success",
+        user_id=user.id,
+        username=user.username,
+        role=user.role,
+        facility_id=user.facility_id,
+        resource_type="consultation",
+        resource_id=str(row["id"]),
+        patient_id=row["patient_id"],
+        study_instance_uid=row["study_instance_uid"],
+        client_ip=client_ip(request) or "",
+        detail={"via": request.path},
+    )
+    await request.app[DATABASE].write(append_audit, entry)
+
+
+async def _instance(request: web.Request) -> InstanceEntry:
+    info = request.match_info
+    row, entry = await request.app[VIEWING].instance(
+        current_user(request), info["study"], info["series"], info["instance"]
+    )
+    await _opened(request, row)
+    return entry
+
+
+def _frame_index(request: web.Request, entry: InstanceEntry) -> int:
+    number = int(request.match_info.get("n", "1"))
+    if not 1 <= number <= entry.frames:
+        raise RecordNotFound(f"frame {number} of {entry.uid}")
+    return number - 1
+
+
+# --- metadata (proxied from Orthanc's DICOMweb plugin) ------------------------------------------
+
+
+def _drop_bulk_uris(value: Any) -> Any:
+    """Bulk data URIs point at Orthanc, which browsers cannot (and must not) reach."""
+    if isinstance(value, list):
+        return [_drop_bulk_uris(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _drop_bulk_uris(v) for k, v in value.items() if k != "BulkDataURI"}
+    return value
+
+
+async def _metadata(request: web.Request, path: str) -> web.Response:
+    data = await request.app[ORTHANC].get(path)
+    return web.json_response(_drop_bulk_uris(data), content_type="application/dicom+json")
+
+
+@routes.get(STUDY + "/metadata")
+@allow(*WORKLIST_ROLES)
+@not_audited(ONCE)
+async def study_metadata(request: web.Request) -> web.Response:
+    study = request.match_info["study"]
+    row = await request.app[VIEWING].consultation_for(current_user(request), study)
+    await _opened(request, row)
+    return await _metadata(request, f"/dicom-web/studies/{study}/metadata")
+
+
+@routes.get(SERIES + "/metadata")
+@allow(*WORKLIST_ROLES)
+@not_audited(ONCE)
+async def series_metadata(request: web.Request) -> web.Response:
+    study, series = request.match_info["study"], request.match_info["series"]
+    viewing = request.app[VIEWING]
+    row, index = await viewing.study(current_user(request), study)
+    viewing.series(index, series)
+    await _opened(request, row)
+    return await _metadata(request, f"/dicom-web/studies/{study}/series/{series}/metadata")
+
+
+@routes.get(INSTANCE + "/metadata")
+@allow(*WORKLIST_ROLES)
+@not_audited(ONCE)
+async def instance_metadata(request: web.Request) -> web.Response:
+    await _instance(request)
+    info = request.match_info
+    path = "/dicom-web/studies/{study}/series/{series}/instances/{instance}/metadata"
+    return await _metadata(request, path.format(**info))
+
+
+# --- rendered frames and thumbnails -------------------------------------------------------------
+
+
+def _format(request: web.Request) -> str:
+    """The first of the client's accepted types we render (default JPEG)."""
+    for part in request.headers.get("Accept", "").split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in FORMATS:
+            return FORMATS[media]
+    return "jpeg"
+
+
+def _number_pair(text: str, name: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.split(","))
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", f"{name} must be W,H in pixels") from exc
+    if not (0 < w <= 8192 and 0 < h <= 8192):
+        raise ApiError(400, "bad_request", f"{name} must be between 1 and 8192 pixels")
+    return w, h
+
+
+def _options(request: web.Request, fmt: str) -> tuple[Any, str]:
+    """RenderOptions from ``window``, ``quality`` and ``viewport``, and the render's ETag."""
+    from viewer import RenderOptions, parse_window
+
+    query = request.query
+    window = None
+    if query.get("window"):
+        try:
+            window = parse_window(query["window"])
+        except ValueError as exc:
+            raise ApiError(400, "bad_window", f"window must be C,W[,FUNCTION]: {exc}") from exc
+    try:
+        quality = int(query.get("quality", "90"))
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", "quality must be a number from 1 to 100") from exc
+    if not 1 <= quality <= 100:
+        raise ApiError(400, "bad_request", "quality must be a number from 1 to 100")
+    viewport = _number_pair(query["viewport"], "viewport") if query.get("viewport") else None
+    options = RenderOptions(window=window, format=fmt, quality=quality, viewport=viewport)
+    return options, repr((RENDER_VERSION, window, fmt, quality, viewport))
+
+
+async def _rendered(
+    request: web.Request, entry: InstanceEntry, index0: int, options: Any, variant: str
+) -> web.StreamResponse:
+    digest = hashlib.sha256(f"{entry.uid}|{index0}|{variant}".encode()).hexdigest()[:32]
+    etag = f'"{digest}"'
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept"}
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    ref = FrameRef(entry.uid, entry.orthanc_id, index0)
+    body = await request.app[RENDER_WORKERS].render(ref, options)
+    return web.Response(body=body, content_type=f"image/{options.format}", headers=headers)
+
+
+@routes.get(FRAME + "/rendered")
+@routes.get(INSTANCE + "/rendered")
+@allow(*WORKLIST_ROLES)
+@not_audited(ONCE)
+async def rendered(request: web.Request) -> web.StreamResponse:
+    entry = await _instance(request)
+    index0 = _frame_index(request, entry)
+    options, variant = _options(request, _format(request))
+    return await _rendered(request, entry, index0, options, variant)
+
+
+async def _thumbnail(request: web.Request, entry: InstanceEntry) -> web.StreamResponse:
+    from viewer import RenderOptions
+
+    options = RenderOptions(window=None, format="jpeg", quality=80, viewport=THUMBNAIL)
+    return await _rendered(request, entry, 0, options, repr(("thumbnail", RENDER_VERSION)))
+
+
+@routes.get(INSTANCE + "/thumbnail")
+@allow(*WORKLIST_ROLES)
+@not_audited(ONCE)
+async def instance_thumbnail(request: web.Request) -> web.StreamResponse:
+    return await _thumbnail(request, await _instance(request))
+
+
+@routes.get(SERIES + "/thumbnail")
+@routes.get(STUDY + "/thumbnail")
+@allow(*WORKLIST_ROLES)
+@not_audited(ONCE)
+async def series_thumbnail(request: web.Request) -> web.StreamResponse:
+    """The middle image of the series (of the first series for a study)."""
+    viewing = request.app[VIEWING]
+    row, index = await viewing.study(current_user(request), request.match_info["study"])
+    if "series" in request.match_info:
+        series = viewing.series(index, request.match_info["series"])
+    elif index.series:
+        series = index.series[0]
+    else:
+        raise RecordNotFound("the study has no images")
+    await _opened(request, row)
+    return await _thumbnail(request, series.instances[len(series.instances) // 2])
+
+
+# --- modality values for client-side windowing --------------------------------------------------
+
+
+@routes.get(
+    r"/api/viewer/studies/{study}/series/{series}/instances/{instance}/frames/{n:\d+}/values"
+)
+@allow(*WORKLIST_ROLES)
+@not_audited(ONCE)
+async def values(request: web.Request) -> web.Response:
+    """Raw little-endian modality values (rescale applied) for instant windowing in the page."""
+    entry = await _instance(request)
+    index0 = _frame_index(request, entry)
+    if entry.colour:
+        raise ApiError(409, "colour_image", "colour images are shown from the rendered PNG")
+    ref = FrameRef(entry.uid, entry.orthanc_id, index0)
+    data, dtype = await request.app[RENDER_WORKERS].values(ref)
+    response = web.Response(
+        body=data,
+        content_type="application/octet-stream",
+        headers={
+            "X-Teleread-Dtype": dtype,
+            "X-Teleread-Rows": str(entry.rows),
+            "X-Teleread-Columns": str(entry.columns),
+            "X-Teleread-Photometric": entry.photometric,
+            "Cache-Control": "private, max-age=3600",
+        },
+    )
+    response.enable_compression()
+    return response

@@ -1,0 +1,351 @@
+"""Opening a study in the viewer: who may, what it holds (the manifest), and its priors.
+
+A study is reached through a consultation the caller may see (facility scope in SQL); its layout
+(series, instances, sizes, windows, Orthanc ids) is read once from Orthanc's DICOMweb metadata and
+kept briefly, so a frame request costs a dictionary look-up, not a database and Orthanc round trip.
+Positive scope answers are cached for a few seconds per (scope, study): a revoked consultation
+stops being served within that time, and another facility's scope never shares an entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from .auth.access import consultation_scope
+from .auth.sessions import CurrentUser
+from .orthanc.client import OrthancClient
+from .storage import Database, RecordNotFound
+from .storage import viewing as store
+
+SCOPE_TTL = 10.0
+INDEX_TTL = 60.0
+REFRESH_AFTER = 5.0
+MAX_CACHED = 256
+COLOUR = (
+    "RGB",
+    "YBR_FULL",
+    "YBR_FULL_422",
+    "YBR_PARTIAL_420",
+    "YBR_ICT",
+    "YBR_RCT",
+    "PALETTE COLOR",
+)
+
+
+@dataclass(frozen=True)
+class InstanceEntry:
+    """One image instance as the viewer needs it (tags from PS3.3 C.7.6.3 Image Pixel)."""
+
+    uid: str
+    orthanc_id: str
+    series_uid: str
+    number: int | None
+    frames: int
+    rows: int
+    columns: int
+    pixel_spacing: list[float] | None
+    spacing_source: str | None
+    photometric: str
+    windows: list[dict[str, float]]
+    slice_location: float | None
+
+    @property
+    def colour(self) -> bool:
+        return self.photometric.upper() in COLOUR
+
+
+@dataclass(frozen=True)
+class SeriesEntry:
+    uid: str
+    number: int | None
+    modality: str
+    description: str
+    body_part: str
+    instances: tuple[InstanceEntry, ...]
+
+
+@dataclass(frozen=True)
+class StudyIndex:
+    """A study's image layout, ordered as the viewer shows it."""
+
+    uid: str
+    orthanc_id: str
+    study: dict[str, Any]
+    series: tuple[SeriesEntry, ...]
+    instances: dict[str, InstanceEntry] = field(repr=False)
+    built_at: float = field(default_factory=time.monotonic)
+
+
+def _value(item: dict[str, Any], tag: str, default: Any = None) -> Any:
+    values = item.get(tag, {}).get("Value")
+    if not values:
+        return default
+    first = values[0]
+    if isinstance(first, dict):  # PN: {"Alphabetic": ...}
+        return first.get("Alphabetic", default)
+    return first
+
+
+def _values(item: dict[str, Any], tag: str) -> list[Any]:
+    return list(item.get(tag, {}).get("Value") or [])
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _spacing(item: dict[str, Any]) -> tuple[list[float] | None, str | None]:
+    """(0028,0030) Pixel Spacing, else (0018,1164) Imager Pixel Spacing (at the detector)."""
+    for tag, source in (("00280030", "PixelSpacing"), ("00181164", "ImagerPixelSpacing")):
+        spacing = [_float(v) for v in _values(item, tag)]
+        if len(spacing) == 2 and all(s is not None and s > 0 for s in spacing):
+            return [float(s) for s in spacing if s is not None], source
+    return None, None
+
+
+def _windows(item: dict[str, Any]) -> list[dict[str, float]]:
+    """(0028,1050) Window Center / (0028,1051) Window Width pairs."""
+    centres, widths = _values(item, "00281050"), _values(item, "00281051")
+    pairs = []
+    for centre, width in zip(centres, widths, strict=False):
+        c, w = _float(centre), _float(width)
+        if c is not None and w is not None and w > 0:
+            pairs.append({"center": c, "width": w})
+    return pairs
+
+
+def _instance(item: dict[str, Any], orthanc_id: str) -> InstanceEntry:
+    spacing, source = _spacing(item)
+    return InstanceEntry(
+        uid=_value(item, "00080018", ""),
+        orthanc_id=orthanc_id,
+        series_uid=_value(item, "0020000E", ""),
+        number=_int(_value(item, "00200013")),
+        frames=max(1, _int(_value(item, "00280008")) or 1),
+        rows=_int(_value(item, "00280010")) or 0,
+        columns=_int(_value(item, "00280011")) or 0,
+        pixel_spacing=spacing,
+        spacing_source=source,
+        photometric=str(_value(item, "00280004", "MONOCHROME2")),
+        windows=_windows(item),
+        slice_location=_float(_value(item, "00201041")),
+    )
+
+
+def build_index(
+    study_uid: str, orthanc_id: str, metadata: list[dict[str, Any]], ids: dict[str, str]
+) -> StudyIndex:
+    """Order DICOMweb instance metadata into series and instances (images only: Rows present).
+
+    ``ids`` maps SOP Instance UIDs to Orthanc instance ids.
+    """
+    series: dict[str, list[InstanceEntry]] = {}
+    series_tags: dict[str, dict[str, Any]] = {}
+    for item in metadata:
+        sop = _value(item, "00080018", "")
+        if sop not in ids or not _value(item, "00280010"):
+            continue  # reports (SR, encapsulated PDF) and unknown objects are not images
+        entry = _instance(item, ids[sop])
+        series.setdefault(entry.series_uid, []).append(entry)
+        series_tags.setdefault(entry.series_uid, item)
+    entries = []
+    for uid, instances in series.items():
+        item = series_tags[uid]
+        instances.sort(key=lambda i: (i.number is None, i.number or 0, i.slice_location or 0.0))
+        entries.append(
+            SeriesEntry(
+                uid=uid,
+                number=_int(_value(item, "00200011")),
+                modality=_value(item, "00080060", ""),
+                description=_value(item, "0008103E", ""),
+                body_part=_value(item, "00180015", ""),
+                instances=tuple(instances),
+            )
+        )
+    entries.sort(key=lambda s: (s.number is None, s.number or 0, s.uid))
+    first = metadata[0] if metadata else {}
+    study = {
+        "uid": study_uid,
+        "date": _value(first, "00080020", ""),
+        "time": _value(first, "00080030", ""),
+        "description": _value(first, "00081030", ""),
+        "accession_number": _value(first, "00080050", ""),
+        "modality": entries[0].modality if entries else _value(first, "00080060", ""),
+        "patient": {
+            "name": _value(first, "00100010", ""),
+            "id": _value(first, "00100020", ""),
+            "sex": _value(first, "00100040", ""),
+            "birth_date": _value(first, "00100030", ""),
+        },
+    }
+    instances = {i.uid: i for s in entries for i in s.instances}
+    return StudyIndex(study_uid, orthanc_id, study, tuple(entries), instances)
+
+
+class _Expiring:
+    """A small bounded map whose entries expire (least recently used dropped first)."""
+
+    def __init__(self, ttl: float, size: int = MAX_CACHED) -> None:
+        self.ttl, self.size = ttl, size
+        self._items: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        hit = self._items.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            self._items.pop(key, None)
+            return None
+        self._items.move_to_end(key)
+        return hit[1]
+
+    def put(self, key: Any, value: Any) -> None:
+        self._items[key] = (time.monotonic() + self.ttl, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+class Viewing:
+    """Resolves studies for users, builds manifests, remembers who has opened what."""
+
+    def __init__(self, database: Database, orthanc: OrthancClient) -> None:
+        self.database, self.orthanc = database, orthanc
+        self._access = _Expiring(SCOPE_TTL, 4096)
+        self._indexes = _Expiring(INDEX_TTL)
+        self._opened = _Expiring(12 * 3600.0, 100_000)
+        self._building: dict[tuple[str, str], asyncio.Future[StudyIndex]] = {}
+
+    async def consultation_for(self, user: CurrentUser, study_uid: str) -> dict[str, Any]:
+        """The in-scope consultation of a study; RecordNotFound (404) otherwise."""
+        scope = consultation_scope(user)
+        key = (scope, study_uid)
+        row = self._access.get(key)
+        if row is None:
+            row = await self.database.read(store.viewable_study, study_uid, scope)
+            self._access.put(key, row)
+        return row
+
+    async def index(self, study_uid: str, orthanc_id: str, fresh: bool = False) -> StudyIndex:
+        """The study's layout from Orthanc, cached for a minute (``fresh``: re-read it if it
+        is more than a few seconds old, for an instance that arrived since)."""
+        index = self._indexes.get(study_uid)
+        stale = fresh and index is not None and time.monotonic() - index.built_at > REFRESH_AFTER
+        if index is not None and index.orthanc_id == orthanc_id and not stale:
+            return index
+        key = (study_uid, orthanc_id)
+        building = self._building.get(key)
+        if building is None:  # one read of Orthanc however many requests wait for it
+            building = asyncio.ensure_future(self._read_index(study_uid, orthanc_id))
+            self._building[key] = building
+            building.add_done_callback(lambda _: self._building.pop(key, None))
+        return await asyncio.shield(building)
+
+    async def _read_index(self, study_uid: str, orthanc_id: str) -> StudyIndex:
+        listing = await self.orthanc.get(f"/studies/{orthanc_id}/instances")
+        ids = {i["MainDicomTags"].get("SOPInstanceUID", ""): i["ID"] for i in listing}
+        metadata = await self.orthanc.get(f"/dicom-web/studies/{study_uid}/metadata")
+        index = build_index(study_uid, orthanc_id, metadata, ids)
+        self._indexes.put(study_uid, index)
+        return index
+
+    async def study(self, user: CurrentUser, study_uid: str) -> tuple[dict[str, Any], StudyIndex]:
+        row = await self.consultation_for(user, study_uid)
+        return row, await self.index(study_uid, row["orthanc_study_id"])
+
+    async def instance(
+        self, user: CurrentUser, study_uid: str, series_uid: str, instance_uid: str
+    ) -> tuple[dict[str, Any], InstanceEntry]:
+        """An image of an in-scope study; 404 when the series or instance is not in it."""
+        row, index = await self.study(user, study_uid)
+        entry = index.instances.get(instance_uid)
+        if entry is None:
+            index = await self.index(study_uid, row["orthanc_study_id"], fresh=True)
+            entry = index.instances.get(instance_uid)
+        if entry is None or entry.series_uid != series_uid:
+            raise RecordNotFound(f"instance {instance_uid}")
+        return row, entry
+
+    def series(self, index: StudyIndex, series_uid: str) -> SeriesEntry:
+        for entry in index.series:
+            if entry.uid == series_uid:
+                return entry
+        raise RecordNotFound(f"series {series_uid}")
+
+    def first_access(self, user: CurrentUser, study_uid: str) -> bool:
+        """True once per (session or token, study): the call that should be audited."""
+        key = (user.id, user.session_id, user.api_token_id, study_uid)
+        if self._opened.get(key):
+            return False
+        self._opened.put(key, True)
+        return True
+
+    async def manifest(
+        self, user: CurrentUser, consultation_id: int
+    ) -> tuple[dict[str, Any], StudyIndex]:
+        """The viewer's manifest (docs/viewer.md) and the index it came from."""
+        scope = consultation_scope(user)
+        row = await self.database.read(store.viewable_consultation, consultation_id, scope)
+        uid = row["study_instance_uid"]
+        self._access.put((scope, uid), row)
+        index = await self.index(uid, row["orthanc_study_id"])
+        prior_rows = await self.database.read(store.priors, row["patient_id"], row["id"], scope)
+        self.first_access(user, uid)
+        return manifest_json(row, index, prior_rows), index
+
+
+def manifest_json(
+    row: dict[str, Any], index: StudyIndex, prior_rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    base = f"/dicom-web/studies/{index.uid}/series"
+    series = []
+    for s in index.series:
+        instances = []
+        for i in s.instances:
+            path = f"{s.uid}/instances/{i.uid}/frames/1"
+            instances.append(
+                {
+                    "uid": i.uid,
+                    "number": i.number,
+                    "frames": i.frames,
+                    "rows": i.rows,
+                    "columns": i.columns,
+                    "pixel_spacing": i.pixel_spacing,
+                    "spacing_source": i.spacing_source,
+                    "photometric": i.photometric,
+                    "windows": i.windows,
+                    "slice_location": i.slice_location,
+                    "rendered": f"{base}/{path}/rendered",
+                    "values": f"/api/viewer/studies/{index.uid}/series/{path}/values",
+                }
+            )
+        series.append(
+            {
+                "uid": s.uid,
+                "number": s.number,
+                "modality": s.modality,
+                "description": s.description,
+                "body_part": s.body_part,
+                "thumbnail": f"{base}/{s.uid}/thumbnail",
+                "instances": instances,
+            }
+        )
+    study = {**index.study, "facility_name": row["facility_name"]}
+    return {
+        "consultation_id": row["id"],
+        "study": study,
+        "series": series,
+        "priors": prior_rows,
+    }

@@ -1,0 +1,331 @@
+"""The viewer's HTTP side against a real Orthanc and the real service: manifest, metadata,
+rendered frames and thumbnails, modality values; facility authorisation and audit-once."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydicom.pixels import apply_modality_lut
+
+from service.synthetic import StudySpec, make_study
+
+PATIENT = "P_VIEW_1"
+SIZE = 64
+
+
+@pytest.fixture
+async def world(service):
+    """Clinic A sent a CT; the county hospital sent an older CT of the same patient ID."""
+    a = await service.add_facility("Township clinic A", "township", "CLINIC_A")
+    b = await service.add_facility("Township clinic B", "township", "CLINIC_B")
+    county = await service.add_facility("County hospital", "county", "COUNTY")
+    centre = await service.add_facility("Regional centre", "regional", "CENTRE")
+    await service.add_user("wang_a", "radiographer", a)
+    await service.add_user("li_b", "clinician", b)
+    await service.add_user("zhao_c", "specialist", centre)
+    study = make_study(
+        StudySpec(
+            PATIENT,
+            "WANG^XIAO",
+            "CT",
+            "HEAD",
+            instances=3,
+            rows=SIZE,
+            study_datetime=datetime(2026, 11, 1, 10, 15),
+        )
+    )
+    prior = make_study(
+        StudySpec(
+            PATIENT,
+            "WANG^XIAO",
+            "CT",
+            "HEAD",
+            instances=1,
+            rows=SIZE,
+            study_datetime=datetime(2025, 1, 1, 9, 0),
+        )
+    )
+    await service.c_store(study, "CLINIC_A")
+    await service.c_store(prior, "COUNTY")
+    specialist = await service.login("zhao_c")
+
+    async def both_received():
+        items = (await service.worklist(specialist))["items"]
+        return len(items) == 2 and all(i["received_at"] for i in items) and items
+
+    items = await service.wait_for(both_received)
+    uid = str(study[0].StudyInstanceUID)
+    [current] = [i for i in items if i["study_instance_uid"] == uid]
+    [older] = [i for i in items if i["study_instance_uid"] != uid]
+    return {
+        "consultation": current["id"],
+        "prior": older["id"],
+        "study": study,
+        "owner": await service.login("wang_a"),
+        "other": await service.login("li_b"),
+        "specialist": specialist,
+        "county": county,
+    }
+
+
+def paths(world, n: int = 1) -> dict[str, str]:
+    ds = world["study"][1]
+    study = f"/dicom-web/studies/{ds.StudyInstanceUID}"
+    series = f"{study}/series/{ds.SeriesInstanceUID}"
+    instance = f"{series}/instances/{ds.SOPInstanceUID}"
+    return {
+        "manifest": f"/api/consultations/{world['consultation']}/viewer",
+        "study metadata": f"{study}/metadata",
+        "series metadata": f"{series}/metadata",
+        "instance metadata": f"{instance}/metadata",
+        "rendered": f"{instance}/frames/{n}/rendered",
+        "instance rendered": f"{instance}/rendered",
+        "study thumbnail": f"{study}/thumbnail",
+        "series thumbnail": f"{series}/thumbnail",
+        "instance thumbnail": f"{instance}/thumbnail",
+        "values": (
+            f"/api/viewer/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+            f"/instances/{ds.SOPInstanceUID}/frames/{n}/values"
+        ),
+    }
+
+
+async def get(service, world, path: str, who: str = "specialist", **kwargs):
+    return await service.client.get(
+        path, headers={**world[who], **kwargs.pop("headers", {})}, **kwargs
+    )
+
+
+async def study_viewed(service) -> list[dict]:
+    rows = await service.database.read(
+        lambda db: [
+            dict(r)
+            for r in db.query("SELECT * FROM audit_log WHERE action = 'study.viewed' ORDER BY id")
+        ]
+    )
+    return rows
+
+
+async def test_another_facilitys_clinic_user_gets_404_on_every_viewer_route(service, world):
+    """Never 403: a study out of scope looks exactly like one that does not exist."""
+    for name, path in paths(world).items():
+        response = await get(service, world, path, "other")
+        assert response.status == 404, (name, response.status)
+        assert PATIENT not in await response.text()
+
+
+async def test_the_owner_and_a_centre_specialist_get_every_viewer_route(service, world):
+    """The clinic that sent the study and the regional reader both see it."""
+    for who in ("owner", "specialist"):
+        for name, path in paths(world).items():
+            response = await get(service, world, path, who)
+            assert response.status == 200, (who, name, response.status, await response.text())
+
+
+async def test_the_manifest_lists_the_study_its_series_and_images_in_order(service, world):
+    """Patient, study, one series, instances by number with size, spacing and window."""
+    body = await (await get(service, world, paths(world)["manifest"])).json()
+    ds = world["study"][0]
+    assert body["consultation_id"] == world["consultation"]
+    assert body["study"]["uid"] == ds.StudyInstanceUID
+    assert body["study"]["date"] == "20261101"
+    assert body["study"]["patient"]["id"] == PATIENT
+    assert body["study"]["patient"]["name"] == "WANG^XIAO"
+    assert body["study"]["facility_name"] == "Township clinic A"
+    [series] = body["series"]
+    assert series["uid"] == ds.SeriesInstanceUID and series["modality"] == "CT"
+    assert [i["uid"] for i in series["instances"]] == [d.SOPInstanceUID for d in world["study"]]
+    first = series["instances"][0]
+    assert (first["rows"], first["columns"], first["frames"]) == (SIZE, SIZE, 1)
+    assert first["spacing_source"] == "PixelSpacing"
+    assert first["pixel_spacing"] == [float(v) for v in ds.PixelSpacing]
+    assert first["windows"] == [{"center": 40.0, "width": 400.0}]
+    assert first["photometric"] == "MONOCHROME2"
+    assert first["rendered"].endswith(f"/instances/{ds.SOPInstanceUID}/frames/1/rendered")
+
+
+async def test_priors_include_another_facilitys_study_for_the_centre_only(service, world):
+    """The specialist sees the county's older study of the same patient ID; the clinic not."""
+    path = paths(world)["manifest"]
+    specialist = await (await get(service, world, path)).json()
+    assert [p["consultation_id"] for p in specialist["priors"]] == [world["prior"]]
+    assert specialist["priors"][0]["facility_name"] == "County hospital"
+    assert specialist["priors"][0]["date"] == "20250101"
+    owner = await (await get(service, world, path, "owner")).json()
+    assert owner["priors"] == []
+
+
+async def test_instance_metadata_is_dicom_json_from_orthanc(service, world):
+    """The tag browser's source: DICOM JSON of the instance, without Orthanc's bulk URIs."""
+    response = await get(service, world, paths(world)["instance metadata"])
+    assert response.content_type == "application/dicom+json"
+    [item] = await response.json()
+    assert item["00080018"]["Value"] == [world["study"][1].SOPInstanceUID]
+    assert "BulkDataURI" not in await response.text()
+
+
+async def test_an_instance_of_another_study_is_not_reachable_through_an_allowed_one(service, world):
+    """The series and instance must belong to the study named in the path."""
+    ds = world["study"][0]
+    path = (
+        f"/dicom-web/studies/{ds.StudyInstanceUID}/series/1.2.3/instances/"
+        f"{ds.SOPInstanceUID}/metadata"
+    )
+    assert (await get(service, world, path)).status == 404
+
+
+async def test_opening_a_study_and_fetching_20_frames_is_audited_once(service, world):
+    """One study.viewed entry for the manifest; frames and metadata add none."""
+    before = len(await study_viewed(service))
+    assert (await get(service, world, paths(world)["manifest"])).status == 200
+    for _ in range(10):
+        for path in (paths(world)["rendered"], paths(world)["values"]):
+            assert (await get(service, world, path)).status == 200
+    entries = (await study_viewed(service))[before:]
+    assert len(entries) == 1
+    assert entries[0]["patient_id"] == PATIENT
+    assert entries[0]["study_instance_uid"] == world["study"][0].StudyInstanceUID
+
+
+async def test_a_frame_fetched_without_the_manifest_is_audited_on_first_access(service, world):
+    """Direct DICOMweb clients are audited too: once per session and study."""
+    before = len(await study_viewed(service))
+    for _ in range(3):
+        assert (await get(service, world, paths(world)["study metadata"])).status == 200
+    entries = (await study_viewed(service))[before:]
+    assert len(entries) == 1 and entries[0]["username"] == "zhao_c"
+
+
+def decoded(body: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(body))
+    image.load()
+    return image
+
+
+async def test_rendered_jpeg_and_png_have_the_instances_size(service, world):
+    """Accept chooses the format; both decode to rows x columns."""
+    path = paths(world)["rendered"]
+    for accept, fmt in (("image/jpeg", "JPEG"), ("image/png", "PNG"), (None, "JPEG")):
+        headers = {"Accept": accept} if accept else {}
+        response = await get(service, world, path, headers=headers)
+        assert response.status == 200
+        image = decoded(await response.read())
+        assert (image.format, image.size) == (fmt, (SIZE, SIZE))
+
+
+async def test_a_png_render_equals_the_viewers_render_of_the_same_frame(service, world):
+    """The route serves exactly the pixel pipeline's output (PNG is lossless)."""
+    from service.synthetic import dataset_bytes
+    from viewer import RenderOptions, Window, decode_frame, render_array
+
+    response = await get(
+        service, world, paths(world)["rendered"] + "?window=40,80", headers={"Accept": "image/png"}
+    )
+    served = np.asarray(decoded(await response.read()))
+    frame = decode_frame(dataset_bytes(world["study"][1]), 0)
+    expected = render_array(frame, RenderOptions(window=Window(40, 80), format="png"))
+    assert np.array_equal(served, expected)
+
+
+async def test_the_window_query_changes_the_pixels(service, world):
+    """A narrow brain window and a wide bone window give different images."""
+    path = paths(world)["rendered"]
+    png = {"Accept": "image/png"}
+    narrow = await (await get(service, world, path + "?window=40,80", headers=png)).read()
+    wide = await (await get(service, world, path + "?window=400,1800", headers=png)).read()
+    assert not np.array_equal(np.asarray(decoded(narrow)), np.asarray(decoded(wide)))
+
+
+async def test_a_viewport_downsizes_the_render(service, world):
+    """viewport=W,H fits the image inside, keeping its aspect."""
+    response = await get(service, world, paths(world)["rendered"] + "?viewport=32,48")
+    assert decoded(await response.read()).size == (32, 32)
+
+
+async def test_an_etag_round_trip_answers_304(service, world):
+    """Immutable renders: the same query with If-None-Match is 304, another window is not."""
+    path = paths(world)["rendered"] + "?window=40,80&quality=80"
+    first = await get(service, world, path)
+    etag = first.headers["ETag"]
+    assert "immutable" in first.headers["Cache-Control"]
+    again = await get(service, world, path, headers={"If-None-Match": etag})
+    assert again.status == 304 and again.headers["ETag"] == etag
+    other = await get(
+        service, world, path.replace("40,80", "40,81"), headers={"If-None-Match": etag}
+    )
+    assert other.status == 200 and other.headers["ETag"] != etag
+
+
+@pytest.mark.parametrize("query", ["window=abc", "window=40", "quality=0", "viewport=0,5"])
+async def test_bad_render_queries_are_400_json(service, world, query):
+    """The error middleware's JSON shape, with a code naming the problem."""
+    response = await get(service, world, paths(world)["rendered"] + "?" + query)
+    assert response.status == 400
+    body = await response.json()
+    assert body["error"] in ("bad_window", "bad_request") and body["detail"]
+
+
+async def test_a_frame_out_of_range_is_404(service, world):
+    """Single-frame instances have frame 1 only."""
+    for route in ("rendered", "values"):
+        response = await get(service, world, paths(world, n=2)[route])
+        assert response.status == 404, route
+
+
+async def test_values_are_the_frames_int16_modality_values(service, world):
+    """Stored pixels with the CT rescale applied (HU), little-endian int16, rows x columns."""
+    response = await get(
+        service, world, paths(world)["values"], headers={"Accept-Encoding": "gzip"}
+    )
+    assert response.status == 200
+    assert response.headers["X-Teleread-Dtype"] == "int16"
+    assert (response.headers["X-Teleread-Rows"], response.headers["X-Teleread-Columns"]) == (
+        str(SIZE),
+        str(SIZE),
+    )
+    assert response.headers["X-Teleread-Photometric"] == "MONOCHROME2"
+    body = await response.read()
+    assert len(body) == SIZE * SIZE * 2
+    ds = world["study"][1]
+    expected = apply_modality_lut(ds.pixel_array, ds).astype("<i2")
+    assert np.array_equal(np.frombuffer(body, "<i2").reshape(SIZE, SIZE), expected)
+    assert expected.min() < 0  # the rescale really was applied (air is -1000 HU)
+
+
+async def test_thumbnails_are_small_jpegs(service, world):
+    """Study, series and instance thumbnails fit in 128 pixels."""
+    for name in ("study thumbnail", "series thumbnail", "instance thumbnail"):
+        response = await get(service, world, paths(world)[name])
+        image = decoded(await response.read())
+        assert image.format == "JPEG" and max(image.size) <= 128, name
+
+
+async def test_a_colour_image_has_no_values_but_renders_as_png(service, world):
+    """RGB instances answer 409 colour_image on values; the page uses the rendered PNG."""
+    [ds] = make_study(StudySpec(PATIENT, "WANG^XIAO", "CR", "HAND", rows=32))
+    ds.StudyInstanceUID = world["study"][0].StudyInstanceUID
+    ds.SeriesNumber = 9
+    rgb = np.zeros((32, 32, 3), dtype=np.uint8)
+    rgb[..., 0] = 200
+    ds.set_pixel_data(rgb, "RGB", 8, generate_instance_uid=False)
+    await service.c_store([ds], "CLINIC_A")
+    values = (
+        f"/api/viewer/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/frames/1/values"
+    )
+
+    async def known():
+        response = await get(service, world, values)
+        return response.status != 404 and response
+
+    response = await service.wait_for(known, timeout=30)
+    assert response.status == 409
+    assert (await response.json())["error"] == "colour_image"
+    rendered = values.replace("/api/viewer/", "/dicom-web/").replace("/values", "/rendered")
+    png = await get(service, world, rendered, headers={"Accept": "image/png"})
+    image = decoded(await png.read())
+    assert image.mode == "RGB" and image.getpixel((5, 5)) == (200, 0, 0)

@@ -1,0 +1,296 @@
+"""Decoding one frame of a DICOM object into what the renderer needs, and nothing more.
+
+Only the requested frame is decoded (``pydicom.pixels.pixel_array(..., index=i)``), so the frame
+of a 300-frame object costs one frame. The decoder is pinned per transfer syntax (``DECODERS``):
+the plugin that both decodes what dcmtk decodes, value for value, and is the fastest here
+(docs/viewer.md, "Decoders").
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, pixel_array
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+
+from .window import Window
+
+# Transfer syntax -> pydicom decoding plugin. Native (uncompressed) syntaxes use pydicom itself.
+DECODERS: dict[str, str] = {  # measured in tests/test_dcmtk_parity.py and bench/decoders.py
+    JPEGBaseline8Bit: "pylibjpeg",  # libjpeg-turbo inside pylibjpeg-libjpeg is IJG-exact
+    JPEGExtended12Bit: "pylibjpeg",  # 12-bit: Pillow cannot, libjpeg can
+    JPEGLossless: "pylibjpeg",
+    JPEGLosslessSV1: "pylibjpeg",
+    JPEGLSLossless: "pyjpegls",  # CharLS, the library dcmtk's dcml2pnm uses too
+    JPEGLSNearLossless: "pyjpegls",
+    JPEG2000Lossless: "pylibjpeg",  # OpenJPEG
+    JPEG2000: "pylibjpeg",
+    RLELossless: "pylibjpeg",  # pylibjpeg-rle (Rust), several times pydicom's own RLE
+    DeflatedExplicitVRLittleEndian: "",
+}
+COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT")
+PYRAMID_FROM = 2048  # frames larger than this also keep half-size copies for small viewports
+
+
+@dataclass(eq=False)
+class Frame:
+    """One decoded frame and the attributes that turn it into display values.
+
+    ``pixels`` holds stored values (PS3.3 C.7.6.3.1) for greyscale, RGB ``uint8`` for colour.
+    ``levels`` are box-filtered halvings of large greyscale frames, largest first.
+    """
+
+    pixels: np.ndarray
+    photometric: str
+    bits_stored: int
+    signed: bool
+    slope: float = 1.0
+    intercept: float = 0.0
+    modality_lut: tuple[int, np.ndarray] | None = None
+    windows: tuple[Window, ...] = ()
+    voi_lut: tuple[int, np.ndarray, int] | None = None
+    inverse: bool = False
+    overlay: np.ndarray | None = None
+    levels: list[np.ndarray] = field(default_factory=list)
+    full_range: Window | None = None
+
+    @property
+    def colour(self) -> bool:
+        return self.pixels.ndim == 3
+
+    @property
+    def nbytes(self) -> int:
+        extra = sum(level.nbytes for level in self.levels)
+        return self.pixels.nbytes + extra + (0 if self.overlay is None else self.overlay.nbytes)
+
+    @property
+    def rows(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def columns(self) -> int:
+        return int(self.pixels.shape[1])
+
+
+def decode_frame(data: bytes, index: int) -> Frame:
+    """Decode frame ``index`` (0-based) of the Part-10 file ``data``.
+
+    Parameters
+    ----------
+    data : bytes
+        A DICOM Part-10 file.
+    index : int
+        0-based frame number (PS3.3 C.7.6.6 Multi-frame: Number of Frames (0028,0008)).
+
+    Returns
+    -------
+    Frame
+        Stored values and the Modality LUT (C.11.1), VOI (C.11.2), Presentation LUT Shape
+        (C.11.6) and overlay (C.9.2) attributes that apply to this frame.
+    """
+    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    syntax = str(ds.file_meta.TransferSyntaxUID)
+    frames = int(ds.get("NumberOfFrames") or 1)
+    if not 0 <= index < frames:
+        raise IndexError(f"frame {index + 1} of {frames}")
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    options: dict[str, Any] = {"decoding_plugin": DECODERS.get(syntax, "")}
+    if frames > 1:
+        options["index"] = index
+    pixels = _pixels(data, ds, options, index, frames)
+    if photometric == "PALETTE COLOR":
+        return Frame(_palette(pixels, ds), "RGB", 8, False)
+    if photometric in COLOUR or pixels.ndim == 3:
+        return Frame(_as_rgb8(pixels, ds), "RGB", 8, False)
+    frame = Frame(
+        pixels=pixels,
+        photometric=photometric,
+        bits_stored=int(ds.get("BitsStored") or ds.get("BitsAllocated") or 16),
+        signed=bool(ds.get("PixelRepresentation", 0)),
+        inverse=_inverse(ds, photometric),
+        overlay=_overlay(ds, data, index),
+    )
+    _modality(frame, ds, index)
+    _voi(frame, ds, index)
+    frame.levels = pyramid(pixels)
+    return frame
+
+
+def full_range_window(values: np.ndarray) -> Window:
+    """The LINEAR window that maps the lowest value to 0 and the highest to 255."""
+    low, high = float(values.min()), float(values.max())
+    return Window((low + high + 1) / 2, max(1.0, high - low + 1))
+
+
+def _pixels(
+    data: bytes, ds: Dataset, options: dict[str, Any], index: int, frames: int
+) -> np.ndarray:
+    """The frame's samples in native byte order. Deflated files (the whole data set is
+    compressed) cannot be read from the pixel data alone: they are read whole."""
+    if ds.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian:
+        pixels = pydicom.dcmread(io.BytesIO(data)).pixel_array
+        pixels = pixels[index] if frames > 1 else pixels
+    else:
+        pixels = pixel_array(io.BytesIO(data), **options)
+    if not pixels.dtype.isnative:
+        pixels = pixels.astype(pixels.dtype.newbyteorder("="))
+    return pixels
+
+
+def _palette(pixels: np.ndarray, ds: Dataset) -> np.ndarray:
+    """PALETTE COLOR (C.7.6.3.1.5): look up, then keep the top 8 bits of each entry."""
+    rgb = apply_color_lut(pixels, ds)
+    if rgb.dtype != np.uint8:
+        bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+        rgb = (rgb >> max(0, bits - 8)).astype(np.uint8)
+    return np.ascontiguousarray(rgb)
+
+
+def _as_rgb8(pixels: np.ndarray, ds: Dataset) -> np.ndarray:
+    """pydicom converts YBR to RGB (``as_rgb``); deeper samples keep their top 8 bits."""
+    if pixels.dtype != np.uint8:
+        bits = int(ds.get("BitsStored") or 16)
+        pixels = (pixels.astype(np.uint32) >> max(0, bits - 8)).clip(0, 255).astype(np.uint8)
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    return np.ascontiguousarray(pixels)
+
+
+def _inverse(ds: Dataset, photometric: str) -> bool:
+    """MONOCHROME1 shows its minimum white (C.7.6.3.1.2). An INVERSE Presentation LUT Shape
+    (2050,0020, C.11.6.1) inverts a MONOCHROME2 image; on MONOCHROME1 it is the shape the DX
+    and mammography IODs require to say just that (C.8.11.6.1.1), not a second inversion."""
+    shape = str(ds.get("PresentationLUTShape", "")).strip().upper()
+    return photometric == "MONOCHROME1" or shape == "INVERSE"
+
+
+def _functional(ds: Dataset, index: int, group: str) -> Dataset | None:
+    """A functional group item of an enhanced multi-frame object (C.7.6.16): the frame's own,
+    else the shared one."""
+    for name, position in (("PerFrameFunctionalGroupsSequence", index), ("Shared", 0)):
+        sequence_name = name if name != "Shared" else "SharedFunctionalGroupsSequence"
+        sequence = ds.get(sequence_name)
+        if sequence and len(sequence) > position and group in sequence[position]:
+            items = sequence[position][group].value
+            if items:
+                return items[0]
+    return None
+
+
+def _modality(frame: Frame, ds: Dataset, index: int) -> None:
+    """Modality LUT (C.11.1): Rescale Slope/Intercept, or a Modality LUT Sequence."""
+    source = _functional(ds, index, "PixelValueTransformationSequence") or ds
+    if "ModalityLUTSequence" in ds and "RescaleSlope" not in source:
+        item = ds.ModalityLUTSequence[0]
+        first = int(item.LUTDescriptor[1])
+        frame.modality_lut = (first, _lut_data(item))
+        return
+    frame.slope = float(source.get("RescaleSlope") or 1.0)
+    frame.intercept = float(source.get("RescaleIntercept") or 0.0)
+
+
+def _lut_data(item: Dataset) -> np.ndarray:
+    """LUT Data (0028,3006) as integers, whatever VR it was written with."""
+    descriptor = item.LUTDescriptor
+    bits = int(descriptor[2])
+    raw = item.LUTData
+    if isinstance(raw, bytes):
+        dtype = np.uint8 if bits <= 8 and len(raw) == (descriptor[0] or 65536) else np.uint16
+        return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(np.int64)
+    return np.asarray(raw, dtype=np.int64)
+
+
+def _voi(frame: Frame, ds: Dataset, index: int) -> None:
+    """VOI attributes (C.11.2): windows (possibly per frame) and a VOI LUT Sequence."""
+    source = _functional(ds, index, "FrameVOILUTSequence") or ds
+    function = str(source.get("VOILUTFunction", "LINEAR")).strip().upper() or "LINEAR"
+    centres = _multi(source.get("WindowCenter"))
+    widths = _multi(source.get("WindowWidth"))
+    windows = []
+    for centre, width in zip(centres, widths, strict=False):
+        try:
+            windows.append(Window(centre, width, function))
+        except ValueError:
+            continue  # an invalid stored window is ignored, as viewers do
+    frame.windows = tuple(windows)
+    if "VOILUTSequence" in ds and ds.VOILUTSequence:
+        item = ds.VOILUTSequence[0]
+        frame.voi_lut = (int(item.LUTDescriptor[1]), _lut_data(item), int(item.LUTDescriptor[2]))
+
+
+def _multi(value: Any) -> list[float]:
+    if value is None:
+        return []
+    values = list(value) if isinstance(value, pydicom.multival.MultiValue | list) else [value]
+    out = []
+    for item in values:
+        try:
+            out.append(float(item))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _overlay(ds: Dataset, data: bytes, index: int) -> np.ndarray | None:
+    """The union of the frame's graphic overlay planes (C.9.2) as a boolean mask, placed at
+    Overlay Origin (60xx,0050); None when the object has none."""
+    groups = [g for g in range(0x6000, 0x6020, 2) if (g, 0x3000) in ds or (g, 0x0010) in ds]
+    if not groups:
+        return None
+    full = pydicom.dcmread(io.BytesIO(data))  # overlay data lives with the pixels' elements
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    mask = np.zeros((rows, columns), dtype=bool)
+    for group in groups:
+        if (group, 0x3000) not in full:
+            continue
+        frames = int(full.get((group, 0x0015), None).value) if (group, 0x0015) in full else 1
+        first = int(full[group, 0x0051].value) if (group, 0x0051) in full else 1
+        if frames > 1 and not first - 1 <= index < first - 1 + frames:
+            continue
+        plane = np.asarray(full.overlay_array(group), dtype=bool)
+        if plane.ndim == 3:
+            plane = plane[index - (first - 1)]
+        origin = full[group, 0x0050].value if (group, 0x0050) in full else [1, 1]
+        top, left = int(origin[0]) - 1, int(origin[1]) - 1
+        _paste(mask, plane, top, left)
+    return mask
+
+
+def _paste(mask: np.ndarray, plane: np.ndarray, top: int, left: int) -> None:
+    """OR ``plane`` into ``mask`` at (top, left), clipped to the image."""
+    rows, columns = mask.shape
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + plane.shape[0], rows), min(left + plane.shape[1], columns)
+    if r0 < r1 and c0 < c1:
+        mask[r0:r1, c0:c1] |= plane[r0 - top : r1 - top, c0 - left : c1 - left]
+
+
+def pyramid(pixels: np.ndarray) -> list[np.ndarray]:
+    """Half-size copies (2x2 mean, same dtype) of a large greyscale frame, down to under
+    ``PYRAMID_FROM`` pixels: a 3000² CR drawn into a 1000-pixel viewport then windows a
+    1500² level instead of all 9 million pixels. Built once, at decode time."""
+    levels = []
+    current = pixels
+    while max(current.shape[:2]) > PYRAMID_FROM and current.dtype.kind in "iu":
+        rows, columns = (current.shape[0] // 2) * 2, (current.shape[1] // 2) * 2
+        block = current[:rows, :columns].astype(np.int32)
+        total = block[0::2, 0::2] + block[1::2, 0::2] + block[0::2, 1::2] + block[1::2, 1::2]
+        current = ((total + 2) >> 2).astype(pixels.dtype)
+        levels.append(current)
+    return levels
