@@ -8,8 +8,9 @@ Run from the repository root::
    in one transaction, ``--rows`` consultations received over the last 365 days, their events
    (requested, images_received, claimed, signed, delivered, acknowledged; ~6 each, ~3M rows) and
    their ``turnaround_facts`` rows computed from those events by ``worklists.turnaround`` (the
-   same rule ``append_event`` applies). Older than two weeks: closed; a few hundred recent ones
-   are open (the queue now).
+   same rule ``append_event`` applies), then packs the facts into ``turnaround_columns`` blocks
+   (what ``append_event`` keeps and migration m012 builds). Older than two weeks: closed; a few
+   hundred recent ones are open (the queue now).
 2. Starts the real app (``create_app``, child process) in front of a throwaway Orthanc, logs in
    as a regional manager and as a clinic radiographer, and times each dashboard request (the
    page's default period: the last 30 days) over HTTP with one keep-alive client, plus the
@@ -33,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+import sqlite_utils
 from ingest import AppHandle, free_port, percentile, progress, start_orthanc, verdict
 
 from service.auth.passwords import hash_password
@@ -40,6 +42,7 @@ from service.clock import to_iso
 from service.settings import Settings
 from service.storage import Database
 from service.storage.turnaround import FACT_COLUMNS
+from service.storage.turnaround_columns import rebuild
 from worklists.turnaround import milestones
 
 PASSWORD = "bench-password-not-secret"
@@ -157,6 +160,9 @@ def seed(settings: Settings, args: argparse.Namespace, now: datetime) -> dict[st
             counts["events"] += len(batch_e)
             batch_c, batch_e, batch_f = [], [], []
             progress(f"seeded {cid} consultations")
+    started = time.perf_counter()
+    counts["blocks"] = rebuild(sqlite_utils.Database(db))
+    counts["pack_s"] = time.perf_counter() - started
     db.execute("COMMIT")
     db.execute("ANALYZE")
     db.close()
@@ -186,6 +192,18 @@ def queries(now: datetime) -> dict[str, tuple[str, str, dict[str, str]]]:
             m, "/api/turnaround/sla", {"group_by": "week,priority", **year}),
         "year: workload.csv": (m, "/api/turnaround/workload.csv", year),
         "year: quality": (m, "/api/turnaround/quality", year),
+        "year: tat (no grouping)": (m, "/api/turnaround", year),
+        "year: tat reader,modality,priority": (
+            m, "/api/turnaround", {"group_by": "reader,modality,priority", **year}),
+        "year: tat.csv subspecialty,week": (
+            m, "/api/turnaround", {"group_by": "subspecialty,week", "format": "csv", **year}),
+        "year: sla facility,reader,month": (
+            m, "/api/turnaround/sla", {"group_by": "facility,reader,month", **year}),
+        "year: breaches (100)": (m, "/api/turnaround/breaches", year),
+        "year: quality by week": (
+            m, "/api/turnaround/quality", {"period_of": "week", **year}),
+        "clinic: year tat priority,month": (
+            CLINIC_USER, "/api/turnaround", {"group_by": "priority,month", **year}),
     }  # fmt: skip
 
 
@@ -240,7 +258,8 @@ async def run(args: argparse.Namespace) -> int:
             await orthanc.kill()
         print(f"fill: {counts['consultations']} consultations, {counts['events']} events,"
               f" {args.facilities} facilities, {args.readers} readers in {fill_s:.1f} s"
-              f" ({size_mb:.0f} MB)")  # fmt: skip
+              f" ({size_mb:.0f} MB); columns: {counts['blocks']} blocks packed in"
+              f" {counts['pack_s']:.1f} s")  # fmt: skip
         print(f"target: every dashboard query p95 < {TARGET_P95:.0f} ms ({args.n} timed each)")
         for line in lines:
             print(line)

@@ -1,7 +1,11 @@
 """Turnaround, SLA compliance, workload, image quality and the queue now, for the dashboard.
 
 Reads the derived ``turnaround_facts`` (storage) and applies the pure rules of
-``worklists.turnaround``; percentiles are computed here over one narrow column scan.
+``worklists.turnaround``. Turnaround, SLA, workload and quality are answered from the packed
+``turnaround_columns`` blocks with numpy (``service.turnaround_columns``: linear time, a year in
+well under 200 ms); the exact SQL + Python path (``exact=True``) stays the reference and
+answers whenever the blocks cannot (a non-canonical time in the period): both give the same
+figures, which a test checks on random histories.
 """
 
 from __future__ import annotations
@@ -12,14 +16,17 @@ import io
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from itertools import groupby
 from typing import Any
 
 from worklists.turnaround import STAGE_NAMES, breach_stage, parse, summarize
 
+from . import turnaround_columns as fast
 from .clock import to_iso
 from .storage import Database
 from .storage import turnaround as store
+from .storage import turnaround_columns as blocks
 from .storage.scope import Scope
 
 GROUPS = ("facility", "modality", "priority", "subspecialty", "reader", "day", "week", "month")
@@ -48,12 +55,35 @@ def _group(group_by: Sequence[str], key: tuple, labels: list[dict[int, str]]) ->
     return group
 
 
+def _from_columns(
+    db: Any, axis: str, scope: Scope, period: store.Period, compute: Any, stages: bool = False
+) -> Any:
+    """``compute(columns, rows, db)`` over the blocks of the period (None: ask the exact path)."""
+    loaded = blocks.load(db, axis, period.since, period.until, stages)
+    if loaded is None:
+        return None
+    columns, since, until = loaded
+    return compute(columns, columns.within(axis, since, until, scope), db)
+
+
 async def turnaround(
-    database: Database, scope: Scope, period: store.Period, group_by: Sequence[str]
+    database: Database,
+    scope: Scope,
+    period: store.Period,
+    group_by: Sequence[str],
+    *,
+    exact: bool = False,
 ) -> list[dict[str, Any]]:
     """Count and p50 / p90 / p95 / mean seconds of every stage, per group."""
-    rows = await database.read(store.stage_durations, scope, period, group_by)
-    buckets = await asyncio.to_thread(_summaries, rows, len(group_by))
+    buckets = None
+    if not exact:
+        buckets = await database.read(
+            _from_columns, "received", scope, period,
+            lambda columns, rows, _: fast.turnaround(columns, rows, group_by), stages=True,
+        )  # fmt: skip
+    if buckets is None:
+        rows = await database.read(store.stage_durations, scope, period, group_by)
+        buckets = await asyncio.to_thread(_summaries, rows, len(group_by))
     keys = sorted(buckets, key=lambda k: tuple((v is None, v) for v in k))
     labels = await _labels(database, group_by, keys)
     return [
@@ -78,10 +108,24 @@ def _summaries(rows: list[tuple], width: int) -> dict[tuple, dict[str, dict]]:
 
 
 async def sla(
-    database: Database, scope: Scope, period: store.Period, group_by: Sequence[str], now: datetime
+    database: Database,
+    scope: Scope,
+    period: store.Period,
+    group_by: Sequence[str],
+    now: datetime,
+    *,
+    exact: bool = False,
 ) -> list[dict[str, Any]]:
     """Share of decided consultations (signed, or overdue now) first signed by their due time."""
-    rows = await database.read(store.sla_counts, scope, period, group_by, to_iso(now))
+    rows = None
+    now_us = blocks.micros_of(to_iso(now))
+    if not exact and now_us is not None:
+        rows = await database.read(
+            _from_columns, "due", scope, period,
+            lambda columns, rows, _: fast.sla(columns, rows, group_by, now_us),
+        )  # fmt: skip
+    if rows is None:
+        rows = await database.read(store.sla_counts, scope, period, group_by, to_iso(now))
     keys = [tuple(r[f"k{i}"] for i in range(len(group_by))) for r in rows]
     labels = await _labels(database, group_by, keys)
     return [
@@ -119,8 +163,17 @@ async def breaches(
     ]
 
 
-async def workload(database: Database, scope: Scope, period: store.Period) -> list[dict]:
-    return await database.read(store.workload, scope, period)
+async def workload(
+    database: Database, scope: Scope, period: store.Period, *, exact: bool = False
+) -> list[dict]:
+    """Reads per month, reader, facility and modality (first signatures in the period)."""
+    rows = None
+    if not exact:
+        rows = await database.read(
+            _from_columns, "signed", scope, period,
+            lambda columns, rows, db: fast.workload(columns, rows, partial(store.names, db)),
+        )  # fmt: skip
+    return rows if rows is not None else await database.read(store.workload, scope, period)
 
 
 WORKLOAD_COLUMNS = ("month", "reader_id", "reader", "facility_id", "facility", "modality", "reads")
@@ -155,10 +208,24 @@ def turnaround_csv(group_by: Sequence[str], groups: list[dict[str, Any]]) -> str
 
 
 async def quality(
-    database: Database, scope: Scope, period: store.Period, time_period: str
+    database: Database,
+    scope: Scope,
+    period: store.Period,
+    time_period: str,
+    *,
+    exact: bool = False,
 ) -> list[dict[str, Any]]:
     """Per facility, modality and period: ratings counted and the three main reasons."""
-    rows = await database.read(store.quality, scope, period, time_period)
+    rows = None
+    if not exact:
+        rows = await database.read(
+            _from_columns, "signed", scope, period,
+            lambda columns, rows, db: fast.quality(
+                columns, rows, time_period, partial(store.names, db)
+            ),
+        )  # fmt: skip
+    if rows is None:
+        rows = await database.read(store.quality, scope, period, time_period)
     merged: dict[tuple, dict[str, Any]] = {}
     reasons: dict[tuple, Counter[str]] = defaultdict(Counter)
     for r in rows:

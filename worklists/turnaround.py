@@ -146,16 +146,24 @@ class Summary:
     mean: float | None
 
 
+def mean_of_milliseconds(total_ms: int, count: int) -> float | None:
+    """Mean in seconds of ``count`` durations summing to ``total_ms`` whole milliseconds.
+
+    One correctly rounded division of exact integers: the same float whatever the order the
+    durations were added in, so a mean from per-group totals equals one from the values.
+    """
+    return total_ms / (1000 * count) if count else None
+
+
 def summarize(values: Iterable[float]) -> Summary:
-    """Count and p50 / p90 / p95 / mean of durations in seconds."""
+    """Count and p50 / p90 / p95 / mean of durations in seconds (stored to the millisecond)."""
     ordered = sorted(values)
-    mean = sum(ordered) / len(ordered) if ordered else None
     return Summary(
         len(ordered),
         percentile(ordered, 50),
         percentile(ordered, 90),
         percentile(ordered, 95),
-        mean,
+        mean_of_milliseconds(sum(round(v * 1000) for v in ordered), len(ordered)),
     )
 
 

@@ -490,7 +490,7 @@ def m010_turnaround_facts(db: sqlite_utils.Database) -> None:
     from .turnaround import FACTS_DDL, rebuild_facts
 
     db.executescript(FACTS_DDL)
-    rebuild_facts(db)
+    rebuild_facts(db, with_columns=False)
 
 
 @migrations()
@@ -508,3 +508,14 @@ def m011_saved_filters(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m012_turnaround_columns(db: sqlite_utils.Database) -> None:
+    """``turnaround_facts`` as packed numpy columns per 512 consultations, so year-wide
+    dashboard questions are answered in tens of milliseconds (``turnaround_columns``); kept by
+    ``append_event`` in the same transaction, built here once for existing facts."""
+    from .turnaround_columns import COLUMNS_DDL, rebuild
+
+    db.executescript(COLUMNS_DDL)
+    rebuild(db)

@@ -18,6 +18,7 @@ import sqlite_utils
 
 from worklists.turnaround import MILESTONE_EVENTS, STAGES, milestones
 
+from . import turnaround_columns as blocks
 from .scope import Scope
 
 FACTS_DDL = """
@@ -87,8 +88,20 @@ def record_event(
     """Fold one new event into the consultation's facts (called by ``append_event``)."""
     _copy_consultation(db, consultation_id)
     column = _EVENT_COLUMN.get(event_type)
-    if column is None:
-        return
+    if column is not None:
+        _fold_milestone(db, consultation_id, column, event_type, at, actor_user_id, detail)
+    blocks.refresh(db, [consultation_id])
+
+
+def _fold_milestone(
+    db: sqlite_utils.Database,
+    consultation_id: int,
+    column: str,
+    event_type: str,
+    at: str,
+    actor_user_id: int | None,
+    detail: dict[str, Any],
+) -> None:
     earlier = f"({column} IS NULL OR {column} > :at)"
     sets = [f"{column} = CASE WHEN {earlier} THEN :at ELSE {column} END"]
     if event_type == "signed":
@@ -116,8 +129,15 @@ def record_event(
         )
 
 
-def rebuild_facts(db: sqlite_utils.Database, consultation_ids: Sequence[int] | None = None) -> int:
-    """Recompute facts from the events (all consultations, or the given ones); returns rows."""
+def rebuild_facts(
+    db: sqlite_utils.Database,
+    consultation_ids: Sequence[int] | None = None,
+    *,
+    with_columns: bool = True,
+) -> int:
+    """Recompute facts from the events (all consultations, or the given ones), and their
+    ``turnaround_columns`` blocks unless told not to (migration m010, before the blocks
+    existed); returns rows."""
     only, params = "", []
     if consultation_ids is not None:
         only = f" AND c.id IN ({', '.join('?' for _ in consultation_ids) or 'NULL'})"
@@ -149,6 +169,10 @@ def rebuild_facts(db: sqlite_utils.Database, consultation_ids: Sequence[int] | N
         ]
         facts = milestones(events).as_row()
         db.execute(insert, [*row, *(facts[c] for c in FACT_COLUMNS[len(_COPIES) :])])
+    if with_columns and consultation_ids is None:
+        blocks.rebuild(db)
+    elif with_columns:
+        blocks.refresh(db, consultation_ids)
     return len(rows)
 
 
@@ -275,7 +299,7 @@ def workload(db: sqlite_utils.Database, scope: Scope, period: Period) -> list[di
         " FROM turnaround_facts t JOIN facilities f ON f.id = t.facility_id"
         " LEFT JOIN users u ON u.id = t.reader_id"
         f" WHERE {where} GROUP BY month, t.reader_id, t.facility_id, t.modality"
-        " ORDER BY month, reader, facility, t.modality"
+        " ORDER BY month, reader, facility, t.modality, t.reader_id, t.facility_id"
     )
     return [dict(r) for r in db.execute(sql, params)]
 
@@ -291,7 +315,7 @@ def quality(
         " t.quality_reason AS reason, COUNT(*) AS n"
         " FROM turnaround_facts t JOIN facilities f ON f.id = t.facility_id"
         f" WHERE {where} GROUP BY period, t.facility_id, t.modality, quality, reason"
-        " ORDER BY period, facility, t.modality"
+        " ORDER BY period, facility, t.facility_id, t.modality, quality, reason"
     )
     return [dict(r) for r in db.execute(sql, params)]
 

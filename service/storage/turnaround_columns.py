@@ -1,0 +1,354 @@
+"""``turnaround_facts`` again, as packed numpy columns in blocks of 512 consultations.
+
+Year-wide dashboard questions aggregate every consultation of the period: 500,000 rows, and
+reading them through sqlite3 as Python tuples alone costs over a second. Each row of
+``turnaround_blocks`` holds the facts of the consultations ``block * 512 ...`` as two blobs of
+fixed-length little-endian arrays (``base``: flags, ids, label codes, times in microseconds;
+``stages``: the six stage durations exactly as stored in ``turnaround_facts``), plus the
+smallest and largest received / due / signed time of the block, so a period selects its blocks
+without reading them. A year is ~1,000 blocks, ~48 MB, read in tens of milliseconds.
+
+Kept in the same transaction as the facts: :func:`refresh` re-packs a consultation's row from
+its facts row (``record_event`` and ``rebuild_facts`` call it), :func:`rebuild` re-packs
+everything (the migration, the benchmark's bulk fill). Strings (modality, priority, queue,
+quality, reason) are codes into ``turnaround_labels``. A block whose times are not in the
+canonical ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` form (where text order is time order) or whose ids
+or codes do not fit is marked irregular, and a question touching it is answered by the exact
+SQL path instead (:func:`load` returns None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import sqlite_utils
+
+from worklists.turnaround import STAGE_NAMES
+
+from .scope import Scope
+
+SHIFT = 9
+BLOCK = 1 << SHIFT
+NO_TIME = np.iinfo(np.int64).min
+"""A missing time (NULL); smaller than every real one."""
+NO_ID = -1
+"""A missing id or label code (NULL)."""
+
+BASE_FIELDS = (
+    ("present", "u1"),  # a facts row exists for this consultation id
+    ("cancelled", "u1"),
+    ("facility_id", "<i4"),
+    ("requested_by", "<i4"),
+    ("reader_id", "<i4"),
+    ("modality", "<i2"),
+    ("priority", "<i2"),
+    ("queue", "<i2"),
+    ("quality", "<i2"),
+    ("quality_reason", "<i2"),
+    ("received", "<i8"),
+    ("due", "<i8"),
+    ("signed", "<i8"),
+)
+STAGE_FIELDS = tuple((name, "<f8") for name in STAGE_NAMES)
+LABELLED = ("modality", "priority", "queue", "quality", "quality_reason")
+TIMES = {"received": "received_at", "due": "due_at", "signed": "signed_at"}
+AXES = tuple(TIMES)
+
+_FACT_COLUMNS = (
+    "consultation_id", "cancelled_at", "facility_id", "requested_by", "reader_id", *LABELLED,
+    "received_at", "due_at", "signed_at", *STAGE_NAMES,
+)  # fmt: skip
+
+COLUMNS_DDL = """
+CREATE TABLE turnaround_labels (
+    code INTEGER PRIMARY KEY,
+    value TEXT NOT NULL UNIQUE
+);
+CREATE TABLE turnaround_blocks (
+    block INTEGER PRIMARY KEY,
+    regular INTEGER NOT NULL,
+    received_min INTEGER, received_max INTEGER,
+    due_min INTEGER, due_max INTEGER,
+    signed_min INTEGER, signed_max INTEGER,
+    base BLOB NOT NULL,
+    stages BLOB NOT NULL
+);
+"""
+
+
+def _layout(fields_: Sequence[tuple[str, str]]) -> tuple[dict[str, tuple[int, np.dtype]], int]:
+    offsets, at = {}, 0
+    for name, kind in fields_:
+        dtype = np.dtype(kind)
+        offsets[name] = (at, dtype)
+        at += BLOCK * dtype.itemsize
+    return offsets, at
+
+
+BASE_LAYOUT, BASE_BYTES = _layout(BASE_FIELDS)
+STAGE_LAYOUT, STAGE_BYTES = _layout(STAGE_FIELDS)
+
+
+def _empty(layout: dict[str, tuple[int, np.dtype]]) -> dict[str, np.ndarray]:
+    arrays = {}
+    for name, (_, dtype) in layout.items():
+        if dtype.kind == "f":
+            arrays[name] = np.full(BLOCK, np.nan, dtype)
+        elif name in TIMES:
+            arrays[name] = np.full(BLOCK, NO_TIME, dtype)
+        elif dtype.kind == "u":
+            arrays[name] = np.zeros(BLOCK, dtype)
+        else:
+            arrays[name] = np.full(BLOCK, NO_ID, dtype)
+    return arrays
+
+
+def _unpack(blob: bytes, layout: dict[str, tuple[int, np.dtype]]) -> dict[str, np.ndarray]:
+    return {
+        name: np.frombuffer(blob, dtype, BLOCK, offset).copy()
+        for name, (offset, dtype) in layout.items()
+    }
+
+
+def _pack(arrays: dict[str, np.ndarray], layout: dict[str, tuple[int, np.dtype]]) -> bytes:
+    return b"".join(arrays[name].astype(dtype).tobytes() for name, (_, dtype) in layout.items())
+
+
+def micros(at: Sequence[str | None]) -> tuple[np.ndarray, bool]:
+    """ISO times as microseconds since 1970 (NULL -> NO_TIME); False if one is not canonical."""
+    out = np.full(len(at), NO_TIME, np.int64)
+    present = [i for i, value in enumerate(at) if value is not None]
+    if not present:
+        return out, True
+    text = [at[i] for i in present]
+    if any(len(t) != 27 or t[-1] != "Z" or t[10] != "T" for t in text):
+        return out, False
+    bare = np.array([t[:-1] for t in text])
+    try:
+        stamps = bare.astype("datetime64[us]")
+    except ValueError:
+        return out, False
+    if not np.array_equal(np.datetime_as_string(stamps, unit="us"), bare):
+        return out, False
+    out[present] = stamps.astype(np.int64)
+    return out, True
+
+
+def micros_of(at: str | None) -> int | None:
+    """One canonical time in microseconds (None if absent or not canonical)."""
+    if at is None:
+        return None
+    value, regular = micros([at])
+    return int(value[0]) if regular else None
+
+
+def _codes(db: sqlite_utils.Database, values: Iterable[str]) -> dict[str, int]:
+    wanted = sorted(set(values))
+    if not wanted:
+        return {}
+    db.conn.executemany(
+        "INSERT INTO turnaround_labels (value) VALUES (?) ON CONFLICT(value) DO NOTHING",
+        [(v,) for v in wanted],
+    )
+    marks = ", ".join("?" for _ in wanted)
+    rows = db.conn.execute(
+        f"SELECT value, code FROM turnaround_labels WHERE value IN ({marks})", wanted
+    )
+    return dict(rows.fetchall())
+
+
+def labels(db: sqlite_utils.Database) -> dict[int, str]:
+    return dict(db.conn.execute("SELECT code, value FROM turnaround_labels").fetchall())
+
+
+def _fill(
+    db: sqlite_utils.Database, block: int, rows: list[tuple], base: dict, stages: dict
+) -> bool:
+    """Write facts ``rows`` (in _FACT_COLUMNS order) into the block's arrays; False if irregular."""
+    if not rows:
+        return True
+    column = {name: [r[i] for r in rows] for i, name in enumerate(_FACT_COLUMNS)}
+    at = np.array(column["consultation_id"], np.int64) - block * BLOCK
+    regular = True
+    base["present"][at] = 1
+    base["cancelled"][at] = [c is not None for c in column["cancelled_at"]]
+    for name in ("facility_id", "requested_by", "reader_id"):
+        if any(not (0 < v < 2**31) for v in column[name] if v is not None):
+            regular = False
+            column[name] = [None] * len(rows)
+        base[name][at] = [NO_ID if v is None else v for v in column[name]]
+    codes = _codes(db, (v for name in LABELLED for v in column[name] if v is not None))
+    for name in LABELLED:
+        values = [NO_ID if v is None else codes[v] for v in column[name]]
+        if any(v >= 2**15 for v in values):
+            regular = False
+            values = [NO_ID] * len(values)
+        base[name][at] = values
+    for axis, name in TIMES.items():
+        times, canonical = micros(column[name])
+        regular = regular and canonical
+        base[axis][at] = times
+    for name in STAGE_NAMES:
+        stages[name][at] = [np.nan if v is None else float(v) for v in column[name]]
+    return regular
+
+
+def _store(db: sqlite_utils.Database, block: int, base: dict, stages: dict, regular: bool) -> None:
+    if not base["present"].any():
+        db.conn.execute("DELETE FROM turnaround_blocks WHERE block = ?", [block])
+        return
+    spans: list[int | None] = []
+    for axis in AXES:
+        times = base[axis][(base["present"] == 1) & (base[axis] != NO_TIME)]
+        if not regular:  # every period selects it, and so goes to the exact path
+            spans += [NO_TIME + 1, -(NO_TIME + 1)]
+        else:
+            spans += [int(times.min()), int(times.max())] if len(times) else [None, None]
+    db.conn.execute(
+        "INSERT OR REPLACE INTO turnaround_blocks (block, regular, received_min, received_max,"
+        " due_min, due_max, signed_min, signed_max, base, stages)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [block, int(regular), *spans, _pack(base, BASE_LAYOUT), _pack(stages, STAGE_LAYOUT)],
+    )
+
+
+def _facts(db: sqlite_utils.Database, where: str, params: Sequence[object]) -> list[tuple]:
+    cursor = db.conn.cursor()
+    cursor.row_factory = None
+    return cursor.execute(
+        f"SELECT {', '.join(_FACT_COLUMNS)} FROM turnaround_facts WHERE {where}"
+        " ORDER BY consultation_id",
+        list(params),
+    ).fetchall()
+
+
+def _repack(db: sqlite_utils.Database, block: int, rows: list[tuple]) -> None:
+    """The block from scratch out of all its facts ``rows``."""
+    base, stages = _empty(BASE_LAYOUT), _empty(STAGE_LAYOUT)
+    regular = _fill(db, block, rows, base, stages)
+    _store(db, block, base, stages, regular)
+
+
+def refresh(db: sqlite_utils.Database, consultation_ids: Iterable[int]) -> None:
+    """Re-pack the given consultations' rows from their facts (absent facts: row cleared)."""
+    by_block: dict[int, list[int]] = {}
+    for cid in consultation_ids:
+        by_block.setdefault(cid >> SHIFT, []).append(cid)
+    for block, ids in by_block.items():
+        found = db.conn.execute(
+            "SELECT regular, base, stages FROM turnaround_blocks WHERE block = ?", [block]
+        ).fetchone()
+        if found is None or not found[0]:
+            # New or irregular block: re-pack it whole (a cleared row may make it regular).
+            lo = block * BLOCK
+            _repack(db, block, _facts(db, "consultation_id BETWEEN ? AND ?", [lo, lo + BLOCK - 1]))
+            continue
+        base, stages = _unpack(found[1], BASE_LAYOUT), _unpack(found[2], STAGE_LAYOUT)
+        clear = _empty(BASE_LAYOUT) | _empty(STAGE_LAYOUT)
+        at = np.array(ids, np.int64) - block * BLOCK
+        for name, array in (base | stages).items():
+            array[at] = clear[name][at]
+        marks = ", ".join("?" for _ in ids)
+        regular = _fill(db, block, _facts(db, f"consultation_id IN ({marks})", ids), base, stages)
+        _store(db, block, base, stages, regular)
+
+
+def rebuild(db: sqlite_utils.Database) -> int:
+    """Re-pack every block from ``turnaround_facts``; returns the number of blocks."""
+    db.conn.execute("DELETE FROM turnaround_blocks")
+    cursor = db.conn.cursor()
+    cursor.row_factory = None
+    cursor.execute(
+        f"SELECT {', '.join(_FACT_COLUMNS)} FROM turnaround_facts ORDER BY consultation_id"
+    )
+    blocks, current, rows = 0, None, []
+    for row in cursor:
+        block = row[0] >> SHIFT
+        if block != current and rows:
+            _repack(db, current, rows)
+            blocks, rows = blocks + 1, []
+        current = block
+        rows.append(row)
+    if rows:
+        _repack(db, current, rows)
+        blocks += 1
+    return blocks
+
+
+def blocks_of(db: sqlite_utils.Database) -> list[tuple]:
+    """Every stored block as (block, regular, spans..., base, stages), for consistency checks."""
+    return db.conn.execute("SELECT * FROM turnaround_blocks ORDER BY block").fetchall()
+
+
+@dataclass
+class Columns:
+    """The facts of the blocks a period touches, one numpy array per field (all blocks joined).
+
+    Rows include consultations outside the period (same block): filter with :meth:`within`.
+    """
+
+    base: np.ndarray  # (blocks, BASE_BYTES) uint8
+    stages: np.ndarray | None
+    labels: dict[int, str]
+    _cache: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            if name in BASE_LAYOUT:
+                source, (offset, dtype) = self.base, BASE_LAYOUT[name]
+            else:
+                assert self.stages is not None, "stages were not loaded"
+                source, (offset, dtype) = self.stages, STAGE_LAYOUT[name]
+            raw = source[:, offset : offset + BLOCK * dtype.itemsize]
+            self._cache[name] = np.ascontiguousarray(raw).view(dtype).reshape(-1)
+        return self._cache[name]
+
+    def within(self, axis: str, since: int | None, until: int | None, scope: Scope) -> np.ndarray:
+        """Indexes of rows with an ``axis`` time in [since, until) that ``scope`` allows."""
+        times = self[axis]
+        mask = (self["present"] == 1) & (times != NO_TIME)
+        if since is not None:
+            mask &= times >= since
+        if until is not None:
+            mask &= times < until
+        if scope.nothing:
+            mask[:] = False
+        if scope.facility_ids is not None:
+            mask &= np.isin(self["facility_id"], np.array(scope.facility_ids, np.int64))
+        if scope.requested_by is not None:
+            mask &= self["requested_by"] == scope.requested_by
+        return np.flatnonzero(mask)
+
+
+def load(
+    db: sqlite_utils.Database, axis: str, since: str | None, until: str | None, stages: bool
+) -> tuple[Columns, int | None, int | None] | None:
+    """The blocks holding a time on ``axis`` in [since, until), with the bounds in
+    microseconds; None when a bound or a block is irregular (ask the exact SQL path)."""
+    bounds = [micros_of(since), micros_of(until)]
+    if (since is not None and bounds[0] is None) or (until is not None and bounds[1] is None):
+        return None
+    clauses, params = [f"{axis}_max IS NOT NULL"], []
+    if bounds[1] is not None:
+        clauses.append(f"{axis}_min < ?")
+        params.append(bounds[1])
+    if bounds[0] is not None:
+        clauses.append(f"{axis}_max >= ?")
+        params.append(bounds[0])
+    cursor = db.conn.cursor()
+    cursor.row_factory = None
+    rows = cursor.execute(
+        f"SELECT regular, base{', stages' if stages else ''} FROM turnaround_blocks"
+        f" WHERE {' AND '.join(clauses)} ORDER BY block",
+        params,
+    ).fetchall()
+    if not all(row[0] for row in rows):
+        return None
+
+    def joined(i: int, width: int) -> np.ndarray:
+        return np.frombuffer(b"".join(row[i] for row in rows), np.uint8).reshape(-1, width)
+
+    columns = Columns(joined(1, BASE_BYTES), joined(2, STAGE_BYTES) if stages else None, labels(db))
+    return columns, bounds[0], bounds[1]
