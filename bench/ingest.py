@@ -400,9 +400,11 @@ async def start_orthanc(directory: Path, stable_age: int) -> ManagedOrthanc:
 
 def orthanc_session(orthanc: ManagedOrthanc) -> aiohttp.ClientSession:
     credentials = orthanc.config.credentials
-    return aiohttp.ClientSession(
-        headers=basic_auth_header(credentials.username, credentials.password)
-    )
+    # No gzip from Orthanc, as the service asks (service/orthanc/client.py): compressing a
+    # rendered JPEG or a DICOM file on the fly would only slow the reference down.
+    headers = {"Accept-Encoding": "identity"}
+    headers.update(basic_auth_header(credentials.username, credentials.password))
+    return aiohttp.ClientSession(headers=headers)
 
 
 def app_settings(directory: Path, orthanc: ManagedOrthanc, args: argparse.Namespace) -> Settings:

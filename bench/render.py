@@ -185,10 +185,15 @@ async def run(args: argparse.Namespace) -> int:
 async def measure(args: argparse.Namespace, handle: AppHandle, orthanc_process) -> int:
     size = 512
     hot = make_study(StudySpec("BENCHR1", "BENCH^HOT", "CT", "HEAD", args.instances, rows=size))
-    cold = make_study(StudySpec("BENCHR2", "BENCH^COLD", "CT", "HEAD", args.instances, rows=size))
+    cold = make_study(
+        StudySpec("BENCHR2", "BENCH^COLD", "CT", "HEAD", args.cold_instances, rows=size)
+    )
     cr = make_study(StudySpec("BENCHR3", "BENCH^CR", "CR", "CHEST", 1, rows=args.cr_size))
     dicom_port = orthanc_process.config.dicom_port
-    progress(f"sending 2 x {args.instances} CT {size}x{size} and 1 CR {args.cr_size}^2")
+    progress(
+        f"sending {args.instances} + {args.cold_instances} CT {size}x{size}"
+        f" and 1 CR {args.cr_size}^2"
+    )
     for study in (hot, cold, cr):
         await send(study, dicom_port)
     connector = aiohttp.TCPConnector(limit=64)
@@ -222,6 +227,11 @@ async def measure(args: argparse.Namespace, handle: AppHandle, orthanc_process) 
             t = await load(session, cycle(teleread_urls, n), jpeg, clients, f"hot CT, {label}")
             o = await load(orthanc, cycle(orthanc_urls, n), oj, clients, f"hot CT, {label}")
             rows.append((t, o))
+        # Cold: frames never decoded, but the study's layout known (as once its first image
+        # is shown): each request fetches the file from Orthanc, decodes, windows, encodes.
+        cold_series = cold_frames[0].teleread.split("/instances/")[0]
+        async with session.get(cold_series + "/metadata", headers=auth) as response:
+            response.raise_for_status()
         t = await load(session, [f.teleread for f in cold_frames], jpeg, 8, "cold CT, 8 concurrent")
         o = await load(orthanc, [f.orthanc for f in cold_frames], oj, 8, "cold CT, 8 concurrent")
         rows.append((t, o))
@@ -248,6 +258,9 @@ async def measure(args: argparse.Namespace, handle: AppHandle, orthanc_process) 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=int, default=40, help="CT slices per study")
+    parser.add_argument(
+        "--cold-instances", type=int, default=200, help="CT slices of the cold study"
+    )
     parser.add_argument("--requests", type=int, default=2000, help="requests per concurrent case")
     parser.add_argument("--cr-size", type=int, default=3000, help="CR rows and columns")
     args = parser.parse_args(argv)

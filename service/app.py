@@ -153,6 +153,7 @@ async def viewer_context(app: web.Application) -> AsyncIterator[None]:
     app[VIEWING] = Viewing(app[DATABASE], orthanc)
     workers = RenderWorkers(settings.render_workers, settings.frame_cache_mb, fetch_file)
     app[RENDER_WORKERS] = workers
+    await workers.start()
     yield
     await workers.close()
 

@@ -1,13 +1,18 @@
-"""Render workers: frames decoded once per worker cache, files fetched once, processes stopped."""
+"""Render workers: frames decoded once per worker cache, files fetched once, failures contained,
+processes restarted and stopped."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 
-from service.rendering import FrameRef, RenderWorkers, _pid_job
+import pytest
+
+from service.rendering import FrameRef, RenderWorkers
 from service.synthetic import StudySpec, dataset_bytes, make_study
+from viewer import RenderOptions
 
 
 def alive(pid: int) -> bool:
@@ -18,10 +23,18 @@ def alive(pid: int) -> bool:
     return True
 
 
+def all_exited(pids: set[int], timeout: float) -> bool:
+    """Whether every process has exited within ``timeout`` seconds (polled)."""
+    deadline = time.monotonic() + timeout
+    while any(alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 async def test_workers_fetch_each_file_once_and_stop_their_processes():
     """Concurrent misses share one fetch; later renders come from the cache; close ends all."""
-    from viewer import RenderOptions
-
     [ds] = make_study(StudySpec("P1", "A^B", "CT", "HEAD", rows=32))
     fetched: list[str] = []
 
@@ -38,19 +51,51 @@ async def test_workers_fetch_each_file_once_and_stop_their_processes():
         again = await workers.render(ref, options)
         assert fetched == ["orthanc-1"]
         assert len(set(first)) == 1 and again == first[0]
-        loop = asyncio.get_running_loop()
-        pids = {await loop.run_in_executor(e, _pid_job) for e in workers.executors}
+        pids = set(await workers.pids())
         assert len(pids) == 2 and os.getpid() not in pids
+        stats = await workers.stats()
+        assert sum(s["frames"] for s in stats) == 1
     finally:
         await workers.close()
     assert await asyncio.to_thread(all_exited, pids, 10.0)
 
 
-def all_exited(pids: set[int], timeout: float) -> bool:
-    """Whether every process has exited within ``timeout`` seconds (polled)."""
-    deadline = time.monotonic() + timeout
-    while any(alive(pid) for pid in pids):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+async def test_an_undecodable_file_fails_its_request_only():
+    """A broken file raises for the request that asked; the worker goes on serving others."""
+    [ds] = make_study(StudySpec("P1", "A^B", "CT", "HEAD", rows=32))
+    files = {"good": dataset_bytes(ds), "bad": b"not a DICOM file at all"}
+
+    async def fetch(orthanc_id: str) -> bytes:
+        return files[orthanc_id]
+
+    workers = RenderWorkers(1, 16, fetch)
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - pydicom's own error, whatever it is
+            await workers.render(FrameRef("1.2.3", "bad", 0), RenderOptions())
+        good = await workers.render(FrameRef(str(ds.SOPInstanceUID), "good", 0), RenderOptions())
+        assert good[:2] == b"\xff\xd8"  # a JPEG
+    finally:
+        await workers.close()
+
+
+async def test_a_killed_worker_is_replaced_on_the_next_request():
+    """A worker that dies (out of memory, a crash in a decoder) costs its pending requests only."""
+    [ds] = make_study(StudySpec("P1", "A^B", "CT", "HEAD", rows=32))
+
+    async def fetch(orthanc_id: str) -> bytes:
+        return dataset_bytes(ds)
+
+    workers = RenderWorkers(1, 16, fetch)
+    try:
+        ref = FrameRef(str(ds.SOPInstanceUID), "x", 0)
+        await workers.render(ref, RenderOptions())
+        [pid] = await workers.pids()
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.to_thread(all_exited, {pid}, 10.0)
+        await asyncio.sleep(0.1)  # the channel notices the closed socket
+        body = await workers.render(ref, RenderOptions())
+        assert body[:2] == b"\xff\xd8"
+        [new_pid] = await workers.pids()
+        assert new_pid != pid
+    finally:
+        await workers.close()

@@ -20,6 +20,7 @@ from viewer import (
     Window,
     apply_window,
     decode_frame,
+    display,
     modality_values,
     parse_window,
     render,
@@ -141,10 +142,10 @@ def test_overlays_are_burnt_in_only_on_request():
 
 
 def test_a_viewport_fits_the_image_antialiased_from_the_pyramid():
-    """3000² CR into 1000x800: 800x800, rendered from the 1500² level, not by nearest pixel."""
+    """3000² CR into 1000x800: 800x800, resampled from the 1000² level, not by nearest pixel."""
     [ds] = make_study(StudySpec("P", "A^B", "CR", "CHEST", rows=3000))
     frame = decode_frame(dataset_bytes(ds), 0)
-    assert [level.shape for level in frame.levels] == [(1500, 1500)]
+    assert [level.shape[0] for level in frame.levels] == [1500, 1000, 750]
     small = render_array(frame, RenderOptions(Window(2048, 3600), viewport=(1000, 800)))
     assert small.shape == (800, 800)
     full = render_array(frame, RenderOptions(Window(2048, 3600)))
@@ -152,12 +153,23 @@ def test_a_viewport_fits_the_image_antialiased_from_the_pyramid():
     assert np.abs(small.astype(int) - reference.astype(int)).mean() < 2.0
 
 
-def test_the_pyramid_is_a_2x2_mean():
-    pixels = np.arange(4 * 4, dtype=np.uint16).reshape(4, 4) * 4
-    big = np.tile(pixels, (600, 600))  # 2400² > the pyramid threshold
-    [level] = pyramid(big)
-    assert level.shape == (1200, 1200) and level.dtype == np.uint16
-    assert level[0, 0] == round((0 + 4 + 16 + 20) / 4)
+def test_pyramid_levels_are_block_means_by_integer_factors():
+    pixels = np.arange(12 * 12, dtype=np.uint16).reshape(12, 12)
+    big = np.tile(pixels, (200, 200))  # 2400² > the pyramid threshold
+    levels = pyramid(big)
+    assert [level.shape for level in levels] == [(1200, 1200), (800, 800), (600, 600)]
+    assert all(level.dtype == np.uint16 for level in levels)
+    assert levels[0][0, 0] == 7  # (0 + 1 + 12 + 13) / 4 = 6.5, rounded half up
+    assert levels[1][0, 0] == round(sum(r * 12 + c for r in range(3) for c in range(3)) / 9)
+
+
+def test_a_viewport_of_an_exact_level_needs_no_resampling():
+    """The 1000² level windowed is the 1000-pixel render, pixel for pixel."""
+    [ds] = make_study(StudySpec("P", "A^B", "CR", "CHEST", rows=3000))
+    frame = decode_frame(dataset_bytes(ds), 0)
+    window = Window(2048, 3600)
+    rendered = render_array(frame, RenderOptions(window, viewport=(1000, 1000)))
+    assert np.array_equal(rendered, display(frame, window, frame.levels[1]))
 
 
 def test_modality_values_are_int16_hu_for_ct_and_float32_for_fractional_rescale():

@@ -20,6 +20,7 @@ from .frames import Frame, full_range_window
 from .window import Window, apply_voi_lut, apply_window
 
 FORMATS = ("jpeg", "png", "webp")
+LANCZOS_PIXELS = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def display(frame: Frame, window: Window | None, stored: np.ndarray | None = Non
     lut = _table_for(frame, stored, window)
     if lut is not None:
         index = stored.view(np.uint16) if stored.dtype.itemsize == 2 else stored.view(np.uint8)
-        return lut[index]
+        return np.take(lut, index)  # twice as fast as lut[index] for this shape
     values = _modality_array(frame, stored)
     if window is None and frame.voi_lut is not None:
         out = apply_voi_lut(values, *frame.voi_lut)
@@ -137,8 +138,10 @@ def _fit(size: tuple[int, int], viewport: tuple[int, int]) -> tuple[int, int]:
 def render_array(frame: Frame, options: RenderOptions) -> np.ndarray:
     """The display pixels, ``uint8`` (rows, columns) or (rows, columns, 3), before encoding.
 
-    With a viewport the image is fitted inside it with Lanczos resampling (anti-aliased),
-    starting from the smallest pyramid level still larger than the target.
+    With a viewport the image is fitted inside it, starting from the smallest pyramid level at
+    least as large as the target; what resampling remains is Pillow's convolution resize
+    (anti-aliased for downscaling): Lanczos for frames of up to ``LANCZOS_PIXELS``, the
+    cheaper triangle filter beyond.
     """
     target = None
     if options.viewport is not None:
@@ -161,7 +164,9 @@ def render_array(frame: Frame, options: RenderOptions) -> np.ndarray:
             out = out.copy()
             out[mask] = 255
     if target is not None and (out.shape[1], out.shape[0]) != target:
-        out = np.asarray(Image.fromarray(out).resize(target, Image.Resampling.LANCZOS))
+        small = out.shape[0] * out.shape[1] <= LANCZOS_PIXELS
+        method = Image.Resampling.LANCZOS if small else Image.Resampling.BILINEAR
+        out = np.asarray(Image.fromarray(out).resize(target, method))
     return out
 
 

@@ -57,7 +57,11 @@ class OrthancClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username  # Orthanc records it as HttpUsername on what we store by REST
-        headers = basic_auth_header(username, password or "") if username else None
+        # Identity: Orthanc would otherwise gzip every answer on the fly (45 ms for a 512 KB
+        # instance file, 1 ms without), for a link that is loopback or a local network.
+        headers = {"Accept-Encoding": "identity"}
+        if username:
+            headers.update(basic_auth_header(username, password or ""))
         self._session = aiohttp.ClientSession(
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=timeout, connect=5),
