@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from worklists.turnaround import STAGE_NAMES, breach_stage, parse, summarize
@@ -56,10 +57,10 @@ def _group(group_by: Sequence[str], key: tuple, labels: list[dict[int, str]]) ->
 
 
 def _from_columns(
-    db: Any, axis: str, scope: Scope, period: store.Period, compute: Any, stages: bool = False
+    db: Any, axis: str, scope: Scope, period: store.Period, compute: Any, cache: Any
 ) -> Any:
     """``compute(columns, rows, db)`` over the blocks of the period (None: ask the exact path)."""
-    loaded = blocks.load(db, axis, period.since, period.until, stages)
+    loaded = blocks.load(db, axis, period.since, period.until, cache)
     if loaded is None:
         return None
     columns, since, until = loaded
@@ -79,7 +80,8 @@ async def turnaround(
     if not exact:
         buckets = await database.read(
             _from_columns, "received", scope, period,
-            lambda columns, rows, _: fast.turnaround(columns, rows, group_by), stages=True,
+            lambda columns, rows, _: fast.turnaround(columns, rows, group_by),
+            database.turnaround_blocks,
         )  # fmt: skip
     if buckets is None:
         rows = await database.read(store.stage_durations, scope, period, group_by)
@@ -123,6 +125,7 @@ async def sla(
         rows = await database.read(
             _from_columns, "due", scope, period,
             lambda columns, rows, _: fast.sla(columns, rows, group_by, now_us),
+            database.turnaround_blocks,
         )  # fmt: skip
     if rows is None:
         rows = await database.read(store.sla_counts, scope, period, group_by, to_iso(now))
@@ -172,6 +175,7 @@ async def workload(
         rows = await database.read(
             _from_columns, "signed", scope, period,
             lambda columns, rows, db: fast.workload(columns, rows, partial(store.names, db)),
+            database.turnaround_blocks,
         )  # fmt: skip
     return rows if rows is not None else await database.read(store.workload, scope, period)
 
@@ -184,8 +188,7 @@ def workload_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(WORKLOAD_COLUMNS)
-    for row in rows:
-        writer.writerow([row[c] for c in WORKLOAD_COLUMNS])
+    writer.writerows(map(itemgetter(*WORKLOAD_COLUMNS), rows))
     return out.getvalue()
 
 
@@ -216,16 +219,17 @@ async def quality(
     exact: bool = False,
 ) -> list[dict[str, Any]]:
     """Per facility, modality and period: ratings counted and the three main reasons."""
-    rows = None
     if not exact:
-        rows = await database.read(
+        entries = await database.read(
             _from_columns, "signed", scope, period,
             lambda columns, rows, db: fast.quality(
                 columns, rows, time_period, partial(store.names, db)
             ),
+            database.turnaround_blocks,
         )  # fmt: skip
-    if rows is None:
-        rows = await database.read(store.quality, scope, period, time_period)
+        if entries is not None:
+            return entries
+    rows = await database.read(store.quality, scope, period, time_period)
     merged: dict[tuple, dict[str, Any]] = {}
     reasons: dict[tuple, Counter[str]] = defaultdict(Counter)
     for r in rows:

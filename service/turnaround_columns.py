@@ -8,6 +8,7 @@ each stage (see :func:`order_statistics`). Pure computation: no SQL, no I/O.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,44 +47,55 @@ def _dense(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _dimension(
     columns: Columns, rows: np.ndarray, name: str, axis: str
-) -> tuple[np.ndarray, Callable[[int], Any]]:
-    """Codes of one group_by dimension for ``rows`` and how to turn a code into its value."""
+) -> tuple[np.ndarray, list[Any]]:
+    """One group_by dimension: each row's index into its distinct values, and those values as
+    the SQL path gives them (ids, label text, None for NULL; UTC day / ISO week's Monday /
+    month as text)."""
     if name in _FIELDS:
-        codes = columns[_FIELDS[name]][rows].astype(np.int64)
+        index, codes = _dense(columns[_FIELDS[name]][rows].astype(np.int64))
         if name in ("facility", "reader"):
-            return codes, lambda v: None if v == NO_ID else v
-        return codes, lambda v: None if v == NO_ID else columns.labels[v]
-    day = columns[axis][rows] // DAY_US
+            return index, [None if v == NO_ID else v for v in codes.tolist()]
+        return index, [None if v == NO_ID else columns.labels[v] for v in codes.tolist()]
+    day_index, days = _dense(columns[axis][rows] // DAY_US)
     if name == "day":
-        return day, lambda v: str(np.datetime64(v, "D"))
+        return day_index, np.datetime_as_string(days.astype("datetime64[D]")).tolist()
     if name == "week":
-        return day - (day + 3) % 7, lambda v: str(np.datetime64(v, "D"))
-    month = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
-    return month, lambda v: str(np.datetime64(v, "M"))
+        index, weeks = _dense(days - (days + 3) % 7)
+        return index[day_index], np.datetime_as_string(weeks.astype("datetime64[D]")).tolist()
+    index, months = _dense(days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64))
+    return index[day_index], np.datetime_as_string(months.astype("datetime64[M]")).tolist()
 
 
 def groups(
     columns: Columns, rows: np.ndarray, group_by: Sequence[str], axis: str
 ) -> tuple[np.ndarray, list[tuple]]:
     """A dense group id for each of ``rows`` and each group's key tuple (the SQL values)."""
+    ids, parts, values = group_parts(columns, rows, group_by, axis)
+    if not group_by:
+        return ids, [()] if len(rows) else []
+    columns_ = [
+        [decoded[i] for i in part.tolist()] for part, decoded in zip(parts, values, strict=True)
+    ]
+    return ids, list(zip(*columns_, strict=True))
+
+
+def group_parts(
+    columns: Columns, rows: np.ndarray, group_by: Sequence[str], axis: str
+) -> tuple[np.ndarray, list[np.ndarray], list[list[Any]]]:
+    """Group ids of ``rows``; per dimension, each group's index into that dimension's values."""
     combined = np.zeros(len(rows), np.int64)
     dims = []
     for name in group_by:
-        codes, decode = _dimension(columns, rows, name, axis)
-        index, values = _dense(codes)
-        combined = combined * len(values) + index
-        dims.append((values, decode))
+        index, decoded = _dimension(columns, rows, name, axis)
+        combined *= len(decoded)
+        combined += index
+        dims.append(decoded)
     ids, present = _dense(combined)
-    if not group_by:
-        return ids, [()] if len(rows) else []
-    keys = []
-    for code in present.tolist():
-        parts = []
-        for values, decode in reversed(dims):
-            code, index = divmod(code, len(values))
-            parts.append(decode(int(values[index])))
-        keys.append(tuple(reversed(parts)))
-    return ids, keys
+    parts = []
+    for decoded in reversed(dims):
+        present, index = np.divmod(present, len(decoded))
+        parts.append(index)
+    return ids, parts[::-1], dims
 
 
 def _sortable(values: np.ndarray) -> np.ndarray:
@@ -93,27 +105,41 @@ def _sortable(values: np.ndarray) -> np.ndarray:
 
 
 def order_statistics(
-    values: np.ndarray, group: np.ndarray, count: np.ndarray, ranks: Sequence[np.ndarray]
+    values: np.ndarray,
+    group: np.ndarray,
+    count: np.ndarray,
+    ranks: Sequence[np.ndarray],
+    non_negative: bool = False,
 ) -> list[np.ndarray]:
     """For each rank array (1-based, per group; groups with count 0 ignored), the value of that
     rank in the group's ascending order: exactly ``sorted(group values)[rank - 1]``.
 
-    Radix select: a histogram per group over 16 log-spaced buckets per octave of the float
-    (sign, exponent, 4 mantissa bits) finds the bucket holding each rank; only the values of
-    those buckets (a few per cent) are then sorted.
+    One group: ``np.partition``. Several: a radix select; a histogram per group over 16
+    log-spaced buckets per octave of the float (sign, exponent, 4 mantissa bits) finds the
+    bucket holding each rank, and only the values of those buckets (a few per cent) are sorted.
     """
     n_groups = len(count)
-    key = _sortable(values)
-    bucket = (key >> 48) + 32768
+    with_values = np.flatnonzero(count > 0)
+    if len(with_values) == 1:
+        wanted = [int(r[with_values[0]]) - 1 for r in ranks]
+        inside = values if n_groups == 1 else values[group == with_values[0]]
+        picked = np.partition(inside, sorted(set(wanted)))
+        return [picked[[at]] for at in wanted]
+    key = values.view(np.int64) if non_negative else _sortable(values)
+    bucket = np.empty(len(key), np.int32)
+    np.right_shift(key, 48, out=bucket, casting="unsafe")
+    if not non_negative:
+        bucket += 32768
     seen = np.zeros(65536, bool)
     seen[bucket] = True
     width = int(seen.sum())
-    with_values = np.flatnonzero(count > 0)
     if n_groups * width > CELL_LIMIT:
         order = np.lexsort((key, group))
         start = np.concatenate(([0], np.cumsum(count)[:-1]))
         return [values[order[start[with_values] + r[with_values] - 1]] for r in ranks]
-    cell = group * width + (np.cumsum(seen) - 1)[bucket]
+    lookup = (np.cumsum(seen) - 1).astype(np.int64)
+    cell = lookup[bucket]
+    cell += group * width
     histogram = np.bincount(cell, minlength=n_groups * width).reshape(n_groups, width)
     cumulative = np.cumsum(histogram, axis=1)[with_values]
     wanted = np.zeros(n_groups * width, bool)
@@ -131,20 +157,93 @@ def order_statistics(
     return [picked[np.searchsorted(cells, target) + offset - 1] for target, offset in targets]
 
 
+NAN_BUCKET = 0x7FF8
+"""The top 16 bits of numpy's NaN (a null duration): above every finite non-negative value."""
+
+
 def summaries(values: np.ndarray, group: np.ndarray, n_groups: int) -> list[dict[str, Any]]:
-    """``summarize`` of each group's non-null values (NaN = null), as its ``__dict__``."""
-    known = ~np.isnan(values)
+    """``summarize`` of each group's non-null values, as its ``__dict__``.
+
+    ``values``: one stage over every loaded row (NaN = null); ``group``: each row's group id,
+    ``n_groups`` for rows left out. No copies of the selected rows: the top 16 bits of each
+    float (sign, exponent, 4 mantissa bits) already are its log-spaced bucket, nulls fall in
+    the NaN bucket above all, and one histogram per group gives counts and the bucket of each
+    percentile rank; only the values of those buckets are then sorted.
+    """
+    if sys.byteorder != "little" or not values.flags.c_contiguous:
+        return _summaries_of_values(values, group, n_groups)
+    bucket = values.view(np.uint16)[3::4]
+    seen = np.zeros(65536, bool)
+    seen[bucket] = True
+    width = int(seen.sum())
+    if seen[0x8000:].any() or (n_groups + 1) * width > CELL_LIMIT:
+        return _summaries_of_values(values, group, n_groups)  # negative durations
+    lookup = np.cumsum(seen) - 1
+    cell = lookup[bucket]
+    cell += group * width
+    histogram = np.bincount(cell, minlength=(n_groups + 1) * width).reshape(-1, width)
+    histogram = histogram[:n_groups]
+    count = histogram.sum(axis=1)
+    if seen[NAN_BUCKET]:
+        count -= histogram[:, lookup[NAN_BUCKET]]
+    milliseconds = np.multiply(values, 1000.0)
+    np.rint(milliseconds, out=milliseconds)
+    np.nan_to_num(milliseconds, copy=False, nan=0.0)
+    finite = np.flatnonzero(seen[:0x7FF0])
+    exponent = (int(finite[-1]) >> 4) - 1022 if len(finite) else 0
+    if 2.0**exponent * 1000.0 * (len(values) + 1) < 2**52:  # float sums of integers: exact
+        totals = np.bincount(group, weights=milliseconds, minlength=n_groups + 1)
+        totals = totals[:n_groups].astype(np.int64)
+    else:
+        totals = np.zeros(n_groups + 1, np.int64)
+        np.add.at(totals, group, milliseconds.astype(np.int64))
+        totals = totals[:n_groups]
+    ranks = [np.maximum(1, np.ceil(p / 100 * count)).astype(np.int64) for p in PERCENTILES]
+    with_values = np.flatnonzero(count > 0)
+    if not len(with_values):
+        return _results(count, totals, [])
+    cumulative = np.cumsum(histogram[with_values], axis=1)
+    wanted = np.zeros((n_groups + 1) * width, bool)
+    targets = []
+    for rank in ranks:
+        r = rank[with_values]
+        at = (cumulative < r[:, None]).sum(axis=1)
+        before = np.where(at > 0, cumulative[np.arange(len(r)), np.maximum(at - 1, 0)], 0)
+        target = with_values * width + at
+        wanted[target] = True
+        targets.append((target, r - before))
+    chosen = np.flatnonzero(wanted[cell])
+    order = np.lexsort((values[chosen].view(np.int64), cell[chosen]))
+    cells, picked = cell[chosen][order], values[chosen][order]
+    return _results(
+        count,
+        totals,
+        [picked[np.searchsorted(cells, target) + offset - 1] for target, offset in targets],
+    )
+
+
+def _summaries_of_values(
+    values: np.ndarray, group: np.ndarray, n_groups: int
+) -> list[dict[str, Any]]:
+    """The general case of :func:`summaries` (negative durations): select, then radix select."""
+    known = ~np.isnan(values) & (group < n_groups)
     values, group = values[known], group[known]
     count = np.bincount(group, minlength=n_groups)
+    low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 0.0)
     milliseconds = np.rint(values * 1000.0)
-    if np.abs(milliseconds).sum() < 2**53:  # float sums of integers stay exact
+    if max(-low, high) * 1000.0 * (len(values) + 1) < 2**52:  # float sums of integers: exact
         totals = np.bincount(group, weights=milliseconds, minlength=n_groups).astype(np.int64)
     else:
         totals = np.zeros(n_groups, np.int64)
         np.add.at(totals, group, milliseconds.astype(np.int64))
     ranks = [np.maximum(1, np.ceil(p / 100 * count)).astype(np.int64) for p in PERCENTILES]
-    picked = order_statistics(values, group, count, ranks) if len(values) else []
-    result = [Summary(0, None, None, None, None).__dict__ for _ in range(n_groups)]
+    non_negative = not np.signbit(values).any()
+    picked = order_statistics(values, group, count, ranks, non_negative) if len(values) else []
+    return _results(count, totals, picked)
+
+
+def _results(count: np.ndarray, totals: np.ndarray, picked: list[np.ndarray]) -> list[dict]:
+    result = [Summary(0, None, None, None, None).__dict__ for _ in range(len(count))]
     with_values = np.flatnonzero(count > 0).tolist()
     stats = [p.tolist() for p in picked]
     counts, sums = count.tolist(), totals.tolist()
@@ -161,13 +260,30 @@ def turnaround(
     """Per group key, each stage's summary (rows: received in the period, in scope)."""
     rows = rows[columns["cancelled"][rows] == 0]
     ids, keys = groups(columns, rows, group_by, "received")
-    per_stage = {name: summaries(columns[name][rows], ids, len(keys)) for name in STAGE_NAMES}
+    group = np.full(len(columns["present"]), len(keys), np.int64)
+    group[rows] = ids
+    per_stage = {name: summaries(columns[name], group, len(keys)) for name in STAGE_NAMES}
     return {key: {name: per_stage[name][g] for name in STAGE_NAMES} for g, key in enumerate(keys)}
 
 
-def _order(key: tuple) -> tuple:
-    """SQL ORDER BY: NULL first, then by value."""
-    return tuple((v is not None, v) for v in key)
+def _rank(values: Sequence[Any], key: Callable[[Any], Any] = lambda v: v) -> np.ndarray:
+    """Each value's rank in ascending ``key`` order (equal keys, equal ranks)."""
+    keys = [key(v) for v in values]
+    ordered = sorted(set(keys))
+    position = {k: i for i, k in enumerate(ordered)}
+    return np.array([position[k] for k in keys], np.int64)
+
+
+def _nulls_first(value: Any) -> tuple:
+    """SQL ORDER BY of one value: NULL first."""
+    return (value is not None, value)
+
+
+def _sorted_groups(parts: list[np.ndarray], ranks: list[np.ndarray]) -> np.ndarray:
+    """Group order by the dimensions' ranks, the first dimension first."""
+    if not parts:
+        return np.arange(0)
+    return np.lexsort([rank[part] for part, rank in zip(parts, ranks, strict=True)][::-1])
 
 
 def sla(
@@ -178,67 +294,115 @@ def sla(
     due, signed = columns["due"][rows], columns["signed"][rows]
     decided = (signed != NO_TIME) | (due < now)
     met = (signed != NO_TIME) & (signed <= due)
-    ids, keys = groups(columns, rows, group_by, "due")
-    n_decided = np.bincount(ids, weights=decided, minlength=len(keys)).astype(np.int64).tolist()
-    n_met = np.bincount(ids, weights=met, minlength=len(keys)).astype(np.int64).tolist()
+    ids, parts, values = group_parts(columns, rows, group_by, "due")
+    n_groups = int(ids.max()) + 1 if len(ids) else 0
+    n_decided = np.bincount(ids, weights=decided, minlength=n_groups).astype(np.int64)
+    n_met = np.bincount(ids, weights=met, minlength=n_groups).astype(np.int64)
     if not group_by:
-        return [{"decided": n_decided[0] if keys else None, "met": n_met[0] if keys else None}]
-    out = [
-        {**{f"k{i}": v for i, v in enumerate(key)}, "decided": n_decided[g], "met": n_met[g]}
-        for g, key in enumerate(keys)
-    ]
-    return sorted(out, key=lambda r: _order(tuple(r[f"k{i}"] for i in range(len(group_by)))))
+        found = n_groups > 0
+        return [{"decided": int(n_decided[0]) if found else None,
+                 "met": int(n_met[0]) if found else None}]  # fmt: skip
+    order = _sorted_groups(parts, [_rank(v, _nulls_first) for v in values])
+    names = [f"k{i}" for i in range(len(group_by))]
+    columns_ = [[v[i] for i in part[order].tolist()] for part, v in zip(parts, values, strict=True)]
+    return [
+        dict(zip(names, key, strict=True)) | {"decided": d, "met": m}
+        for key, d, m in zip(
+            zip(*columns_, strict=True), n_decided[order].tolist(), n_met[order].tolist(),
+            strict=True,
+        )
+    ]  # fmt: skip
+
+
+WORKLOAD_KEYS = ("month", "reader_id", "reader", "facility_id", "facility", "modality", "reads")
 
 
 def workload(columns: Columns, rows: np.ndarray, names: Names) -> list[dict[str, Any]]:
-    """Rows like ``storage.turnaround.workload`` (rows: first signed in the period, in scope)."""
-    ids, keys = groups(columns, rows, ("month", "reader", "facility", "modality"), "signed")
-    reads = np.bincount(ids, minlength=len(keys)).tolist()
-    facilities = names("facilities", sorted({k[2] for k in keys}))
-    readers = names("users", sorted({k[1] for k in keys if k[1] is not None}))
-    out = [
-        {"month": month, "reader_id": reader, "reader": readers.get(reader, ""),
-         "facility_id": facility, "facility": facilities[facility], "modality": modality,
-         "reads": reads[g]}
-        for g, (month, reader, facility, modality) in enumerate(keys)
-        if facility in facilities
-    ]  # fmt: skip
-    return sorted(
-        out,
-        key=lambda r: (r["month"], r["reader"], r["facility"], r["modality"],
-                       *_order((r["reader_id"], r["facility_id"]))),
+    """Rows like ``storage.turnaround.workload`` (rows: first signed in the period, in scope),
+    in its order: month, reader name, facility name, modality, reader id, facility id."""
+    ids, parts, values = group_parts(
+        columns, rows, ("month", "reader", "facility", "modality"), "signed"
+    )
+    months, readers, facilities, modalities = values
+    reads = np.bincount(ids, minlength=len(parts[0]))
+    facility_names = names("facilities", facilities)
+    reader_names = names("users", [r for r in readers if r is not None])
+    reader_labels = [reader_names.get(r, "") for r in readers]
+    facility_labels = [facility_names.get(f) for f in facilities]
+    known = np.array([label is not None for label in facility_labels] or [True])[parts[2]]
+    order = np.lexsort(
+        (_rank(facilities)[parts[2]], _rank(readers, _nulls_first)[parts[1]],
+         _rank(modalities)[parts[3]], _rank(facility_labels, str)[parts[2]],
+         _rank(reader_labels)[parts[1]], _rank(months)[parts[0]])
     )  # fmt: skip
+    order = order[known[order]]
+    month, reader, facility, modality = (part[order].tolist() for part in parts)
+    return [
+        dict(zip(WORKLOAD_KEYS, row, strict=True))
+        for row in zip(
+            [months[i] for i in month], [readers[i] for i in reader],
+            [reader_labels[i] for i in reader], [facilities[i] for i in facility],
+            [facility_labels[i] for i in facility], [modalities[i] for i in modality],
+            reads[order].tolist(), strict=True,
+        )
+    ]  # fmt: skip
+
+
+RATINGS = ("good", "acceptable", "poor", "unrated")
 
 
 def quality(
     columns: Columns, rows: np.ndarray, time_period: str, names: Names
-) -> list[dict[str, Any]]:
-    """Rows like ``storage.turnaround.quality`` (rows: first signed in the period, in scope)."""
-    group_by = (time_period, "facility", "modality")
-    ids, keys = groups(columns, rows, group_by, "signed")
-    codes = columns["quality"][rows].astype(np.int64), columns["quality_reason"][rows]
-    inner, ratings = _dense(codes[0])
-    reasons_index, reasons = _dense(codes[1].astype(np.int64))
-    cell = (ids * len(ratings) + inner) * len(reasons) + reasons_index
-    cells, present = _dense(cell)
-    n = np.bincount(cells, minlength=len(present)).tolist()
-    facilities = names("facilities", sorted({k[1] for k in keys}))
-    out = []
-    for i, code in enumerate(present.tolist()):
-        rest, reason = divmod(code, len(reasons))
-        g, rating = divmod(rest, len(ratings))
-        period, facility, modality = keys[g]
-        if facility not in facilities:
-            continue
-        rating_code = int(ratings[rating])
-        out.append(
-            {"period": period, "facility_id": facility, "facility": facilities[facility],
-             "modality": modality,
-             "quality": "unrated" if rating_code == NO_ID else columns.labels[rating_code],
-             "reason": columns.labels[int(reasons[reason])], "n": n[i]}
-        )  # fmt: skip
-    return sorted(
-        out,
-        key=lambda r: (r["period"], r["facility"], r["facility_id"], r["modality"],
-                       r["quality"], r["reason"]),
+) -> list[dict[str, Any]] | None:
+    """The entries of ``service.turnaround.quality`` (rows: first signed in the period, in
+    scope): per period, facility and modality in that order (facility by name, then id), the
+    ratings counted and the three most frequent reasons of acceptable and poor ratings, ties in
+    the order the SQL rows meet them (reasons of acceptable ones first, then by text). None
+    when a rating is none of the four (the exact path decides)."""
+    ids, parts, values = group_parts(columns, rows, (time_period, "facility", "modality"), "signed")
+    periods, facilities, modalities = values
+    n_groups = len(parts[0])
+    rating_index, rating_codes = _dense(columns["quality"][rows].astype(np.int64))
+    labels = ["unrated" if c == NO_ID else columns.labels[c] for c in rating_codes.tolist()]
+    if any(label not in RATINGS for label in labels):
+        return None
+    rating = np.array([RATINGS.index(label) for label in labels] or [0])[rating_index]
+    counts = np.bincount(ids * 4 + rating, minlength=n_groups * 4).reshape(n_groups, 4)
+    reason_index, reason_codes = _dense(columns["quality_reason"][rows].astype(np.int64))
+    reasons = [columns.labels[c] for c in reason_codes.tolist()]
+    width = len(reasons)
+    rated = ((rating == 1) | (rating == 2)) & np.array([r != "" for r in reasons] or [False])[
+        reason_index
+    ]
+    pair = ids[rated] * width + reason_index[rated]
+    n_pair = np.bincount(pair, minlength=n_groups * width)
+    acceptable = np.bincount(pair[rating[rated] == 1], minlength=n_groups * width) > 0
+    found = np.flatnonzero(n_pair)
+    by = np.lexsort(
+        (_rank(reasons)[found % width], ~acceptable[found], -n_pair[found], found // width)
+    )
+    found = found[by]
+    group_of = found // width
+    first = np.searchsorted(group_of, group_of, side="left")
+    top = found[np.arange(len(found)) - first < 3]
+    main: dict[int, list[dict[str, Any]]] = {}
+    for code, n in zip(top.tolist(), n_pair[top].tolist(), strict=True):
+        main.setdefault(code // width, []).append({"reason": reasons[code % width], "count": n})
+    facility_names = names("facilities", facilities)
+    facility_labels = [facility_names.get(f) for f in facilities]
+    order = np.lexsort(
+        (_rank(modalities)[parts[2]], _rank(facilities)[parts[1]],
+         _rank(facility_labels, str)[parts[1]], _rank(periods)[parts[0]])
     )  # fmt: skip
+    entries = []
+    table = counts.tolist()
+    for g, p, f, m in zip(order.tolist(), *(part[order].tolist() for part in parts), strict=True):
+        if facility_labels[f] is None:
+            continue
+        good, fair, poor, unrated = table[g]
+        entries.append(
+            {"period": periods[p], "facility_id": facilities[f], "facility": facility_labels[f],
+             "modality": modalities[m], "good": good, "acceptable": fair, "poor": poor,
+             "unrated": unrated, "main_reasons": main.get(g, [])}
+        )  # fmt: skip
+    return entries

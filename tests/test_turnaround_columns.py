@@ -140,7 +140,7 @@ async def test_turnaround_percentiles_and_means_equal_the_exact_path(database):
     rng = random.Random(1)
     compared = 0
     for period in _periods(rng):
-        assert await database.read(blocks.load, "received", period.since, period.until, True)
+        assert await database.read(blocks.load, "received", period.since, period.until)
         for scope in _scopes(database.ids):
             for group_by in _group_bys(rng):
                 quick = await turnaround.turnaround(database, scope, period, group_by)
@@ -188,7 +188,7 @@ async def test_a_time_not_in_canonical_form_falls_back_to_the_exact_path(databas
         store.append_event(db, cid, "signed", "2026-02-01T00:00:00+00:00", None, {})
 
     await database.write(odd_event)
-    loaded = await database.read(blocks.load, "received", period.since, period.until, True)
+    loaded = await database.read(blocks.load, "received", period.since, period.until)
     assert loaded is None
     after = await turnaround.turnaround(database, EVERYTHING, period, ["priority"])
     assert after == await turnaround.turnaround(
@@ -215,3 +215,27 @@ def test_order_statistics_are_the_nearest_rank_values(monkeypatch, cell_limit):
         for i, g in enumerate(with_values):
             ordered = sorted(values[group == g].tolist())
             assert picked[p_index][i] == percentile(ordered, p)
+
+
+async def test_an_event_after_a_question_is_in_the_next_answer(database):
+    """Readers cache decoded blocks by version: a block written since is read again."""
+    period = facts.Period(to_iso(T0), to_iso(T0 + timedelta(days=30)))
+    before = await turnaround.turnaround(database, EVERYTHING, period, ["priority"])
+
+    def sign_one(db):
+        cid = db.execute(
+            "SELECT consultation_id FROM turnaround_facts WHERE received_at >= ?"
+            " AND signed_at IS NULL AND cancelled_at IS NULL LIMIT 1",
+            [period.since],
+        ).fetchone()[0]
+        received = db.execute(
+            "SELECT received_at FROM turnaround_facts WHERE consultation_id = ?", [cid]
+        ).fetchone()[0]
+        store.append_event(db, cid, "signed", received[:-1] + "Z", None, {"quality": "poor"})
+
+    await database.write(sign_one)
+    after = await turnaround.turnaround(database, EVERYTHING, period, ["priority"])
+    assert after != before
+    assert after == await turnaround.turnaround(
+        database, EVERYTHING, period, ["priority"], exact=True
+    )

@@ -23,6 +23,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 import sqlite_utils
 
 from .schema import migrations
+from .turnaround_columns import BlockCache
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -60,6 +61,8 @@ class Database:
         self._local = threading.local()
         self._all: list[sqlite_utils.Database] = []
         self._lock = threading.Lock()
+        self.turnaround_blocks = BlockCache()
+        """Decoded dashboard column blocks, shared by the reader threads (turnaround_columns)."""
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="db-reader")
         self._migrate()

@@ -8,17 +8,22 @@ fixed-length little-endian arrays (``base``: flags, ids, label codes, times in m
 smallest and largest received / due / signed time of the block, so a period selects its blocks
 without reading them. A year is ~1,000 blocks, ~48 MB, read in tens of milliseconds.
 
-Kept in the same transaction as the facts: :func:`refresh` re-packs a consultation's row from
-its facts row (``record_event`` and ``rebuild_facts`` call it), :func:`rebuild` re-packs
-everything (the migration, the benchmark's bulk fill). Strings (modality, priority, queue,
-quality, reason) are codes into ``turnaround_labels``. A block whose times are not in the
-canonical ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` form (where text order is time order) or whose ids
-or codes do not fit is marked irregular, and a question touching it is answered by the exact
+Readers keep decoded blocks in a :class:`BlockCache` keyed by the block's ``version`` (a
+database-wide counter bumped on every block write), so a repeated question reads only the
+blocks that changed since. Kept in the same transaction as the facts: :func:`refresh`
+re-packs a consultation's row from its facts row (``record_event`` and ``rebuild_facts`` call
+it), :func:`rebuild` re-packs everything (the migration, the benchmark's bulk fill).
+Strings (modality, priority, queue, quality, reason) are codes into ``turnaround_labels``. A
+block whose times are not in the canonical ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` form (where text
+order is time order) or whose ids or codes do not fit is marked irregular, and a question
+touching it is answered by the exact
 SQL path instead (:func:`load` returns None).
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -66,8 +71,14 @@ CREATE TABLE turnaround_labels (
     code INTEGER PRIMARY KEY,
     value TEXT NOT NULL UNIQUE
 );
+CREATE TABLE turnaround_columns_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
+INSERT INTO turnaround_columns_version (id, version) VALUES (1, 0);
 CREATE TABLE turnaround_blocks (
     block INTEGER PRIMARY KEY,
+    version INTEGER NOT NULL,
     regular INTEGER NOT NULL,
     received_min INTEGER, received_max INTEGER,
     due_min INTEGER, due_max INTEGER,
@@ -105,11 +116,14 @@ def _empty(layout: dict[str, tuple[int, np.dtype]]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _unpack(blob: bytes, layout: dict[str, tuple[int, np.dtype]]) -> dict[str, np.ndarray]:
-    return {
-        name: np.frombuffer(blob, dtype, BLOCK, offset).copy()
-        for name, (offset, dtype) in layout.items()
+def _unpack(
+    blob: bytes, layout: dict[str, tuple[int, np.dtype]], copy: bool = True
+) -> dict[str, np.ndarray]:
+    """The block's arrays (read-only views of ``blob`` unless copied)."""
+    views = {
+        name: np.frombuffer(blob, dtype, BLOCK, offset) for name, (offset, dtype) in layout.items()
     }
+    return {name: view.copy() for name, view in views.items()} if copy else views
 
 
 def _pack(arrays: dict[str, np.ndarray], layout: dict[str, tuple[int, np.dtype]]) -> bytes:
@@ -206,12 +220,16 @@ def _store(db: sqlite_utils.Database, block: int, base: dict, stages: dict, regu
             spans += [NO_TIME + 1, -(NO_TIME + 1)]
         else:
             spans += [int(times.min()), int(times.max())] if len(times) else [None, None]
+    (version,) = db.conn.execute(
+        "UPDATE turnaround_columns_version SET version = version + 1 RETURNING version"
+    ).fetchone()
     db.conn.execute(
-        "INSERT OR REPLACE INTO turnaround_blocks (block, regular, received_min, received_max,"
-        " due_min, due_max, signed_min, signed_max, base, stages)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [block, int(regular), *spans, _pack(base, BASE_LAYOUT), _pack(stages, STAGE_LAYOUT)],
-    )
+        "INSERT OR REPLACE INTO turnaround_blocks (block, version, regular, received_min,"
+        " received_max, due_min, due_max, signed_min, signed_max, base, stages)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [block, version, int(regular), *spans, _pack(base, BASE_LAYOUT),
+         _pack(stages, STAGE_LAYOUT)],
+    )  # fmt: skip
 
 
 def _facts(db: sqlite_utils.Database, where: str, params: Sequence[object]) -> list[tuple]:
@@ -279,7 +297,38 @@ def rebuild(db: sqlite_utils.Database) -> int:
 
 def blocks_of(db: sqlite_utils.Database) -> list[tuple]:
     """Every stored block as (block, regular, spans..., base, stages), for consistency checks."""
-    return db.conn.execute("SELECT * FROM turnaround_blocks ORDER BY block").fetchall()
+    return db.conn.execute(
+        "SELECT block, regular, received_min, received_max, due_min, due_max, signed_min,"
+        " signed_max, base, stages FROM turnaround_blocks ORDER BY block"
+    ).fetchall()
+
+
+Block = dict[str, np.ndarray]
+
+
+class BlockCache:
+    """Decoded blocks by (block, version), least recently used dropped beyond ``limit`` blocks
+    (1,000 blocks, a year of a 500,000/year consortium, are ~48 MB). Shared by reader threads."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._blocks: OrderedDict[int, tuple[int, Block]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, block: int, version: int) -> Block | None:
+        with self._lock:
+            found = self._blocks.get(block)
+            if found is None or found[0] != version:
+                return None
+            self._blocks.move_to_end(block)
+            return found[1]
+
+    def put(self, block: int, version: int, arrays: Block) -> None:
+        with self._lock:
+            self._blocks[block] = (version, arrays)
+            self._blocks.move_to_end(block)
+            while len(self._blocks) > self.limit:
+                self._blocks.popitem(last=False)
 
 
 @dataclass
@@ -289,21 +338,15 @@ class Columns:
     Rows include consultations outside the period (same block): filter with :meth:`within`.
     """
 
-    base: np.ndarray  # (blocks, BASE_BYTES) uint8
-    stages: np.ndarray | None
+    blocks: list[Block]
     labels: dict[int, str]
-    _cache: dict[str, np.ndarray] = field(default_factory=dict)
+    _joined: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self._cache:
-            if name in BASE_LAYOUT:
-                source, (offset, dtype) = self.base, BASE_LAYOUT[name]
-            else:
-                assert self.stages is not None, "stages were not loaded"
-                source, (offset, dtype) = self.stages, STAGE_LAYOUT[name]
-            raw = source[:, offset : offset + BLOCK * dtype.itemsize]
-            self._cache[name] = np.ascontiguousarray(raw).view(dtype).reshape(-1)
-        return self._cache[name]
+        if name not in self._joined:
+            parts = [block[name] for block in self.blocks]
+            self._joined[name] = np.concatenate(parts) if parts else _empty_column(name)
+        return self._joined[name]
 
     def within(self, axis: str, since: int | None, until: int | None, scope: Scope) -> np.ndarray:
         """Indexes of rows with an ``axis`` time in [since, until) that ``scope`` allows."""
@@ -322,8 +365,17 @@ class Columns:
         return np.flatnonzero(mask)
 
 
+def _empty_column(name: str) -> np.ndarray:
+    _, dtype = BASE_LAYOUT.get(name) or STAGE_LAYOUT[name]
+    return np.zeros(0, dtype)
+
+
 def load(
-    db: sqlite_utils.Database, axis: str, since: str | None, until: str | None, stages: bool
+    db: sqlite_utils.Database,
+    axis: str,
+    since: str | None,
+    until: str | None,
+    cache: BlockCache | None = None,
 ) -> tuple[Columns, int | None, int | None] | None:
     """The blocks holding a time on ``axis`` in [since, until), with the bounds in
     microseconds; None when a bound or a block is irregular (ask the exact SQL path)."""
@@ -337,18 +389,35 @@ def load(
     if bounds[0] is not None:
         clauses.append(f"{axis}_max >= ?")
         params.append(bounds[0])
+    cache = cache or BlockCache()
     cursor = db.conn.cursor()
     cursor.row_factory = None
-    rows = cursor.execute(
-        f"SELECT regular, base{', stages' if stages else ''} FROM turnaround_blocks"
-        f" WHERE {' AND '.join(clauses)} ORDER BY block",
-        params,
-    ).fetchall()
-    if not all(row[0] for row in rows):
-        return None
-
-    def joined(i: int, width: int) -> np.ndarray:
-        return np.frombuffer(b"".join(row[i] for row in rows), np.uint8).reshape(-1, width)
-
-    columns = Columns(joined(1, BASE_BYTES), joined(2, STAGE_BYTES) if stages else None, labels(db))
-    return columns, bounds[0], bounds[1]
+    own = not db.conn.in_transaction
+    if own:
+        cursor.execute("BEGIN")  # one snapshot for the list and the blobs
+    try:
+        listed = cursor.execute(
+            f"SELECT block, version, regular FROM turnaround_blocks"
+            f" WHERE {' AND '.join(clauses)} ORDER BY block",
+            params,
+        ).fetchall()
+        if not all(regular for _, _, regular in listed):
+            return None
+        found = {block: cache.get(block, version) for block, version, _ in listed}
+        missing = [block for block, arrays in found.items() if arrays is None]
+        for at in range(0, len(missing), 500):
+            chunk = missing[at : at + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for block, version, base, stages in cursor.execute(
+                f"SELECT block, version, base, stages FROM turnaround_blocks"
+                f" WHERE block IN ({marks})",
+                chunk,
+            ):
+                arrays = _unpack(base, BASE_LAYOUT, False) | _unpack(stages, STAGE_LAYOUT, False)
+                cache.put(block, version, arrays)
+                found[block] = arrays
+        names = labels(db)
+    finally:
+        if own:
+            cursor.execute("COMMIT")
+    return Columns([found[block] for block, _, _ in listed], names), bounds[0], bounds[1]
