@@ -38,9 +38,11 @@ from pathlib import Path
 import aiohttp
 from ingest import (
     AppHandle,
+    CpuMeter,
     app_settings,
     clinic_aet,
     login,
+    orthanc_pid,
     orthanc_session,
     percentile,
     progress,
@@ -143,6 +145,24 @@ async def frames_of(
     return out
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the render workers and their forkserver)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, p in parents.items() if p == parent]
+        found += children
+        frontier += children
+    return found
+
+
 def cycle(urls: Sequence[str], n: int) -> list[str]:
     return [urls[i % len(urls)] for i in range(n)]
 
@@ -221,10 +241,23 @@ async def measure(args: argparse.Namespace, handle: AppHandle, orthanc_process) 
         await load(session, teleread_urls * 2, jpeg, 4, "warm")
         await load(orthanc, orthanc_urls, oj, 4, "warm")
         rows = []
+        pids: dict[str, int | None] = {"service main process": handle.pid}
+        for number, pid in enumerate(descendants(handle.pid or os.getpid())):
+            pids[f"service child {number} (render worker or forkserver)"] = pid
+        pids["Orthanc"] = orthanc_pid(orthanc_process)
+        pids["benchmark client"] = os.getpid()
+        cpu = CpuMeter(pids)
         for clients in (1, 8, 32):
             label = "sequential" if clients == 1 else f"{clients} concurrent"
             n = args.requests if clients > 1 else max(200, args.requests // 4)
+            if clients == 32:
+                cpu.start()
             t = await load(session, cycle(teleread_urls, n), jpeg, clients, f"hot CT, {label}")
+            if clients == 32:
+                used = cpu.stop()
+                cpu_lines = [
+                    f"  {name:<52}{used[name] * 1000 / n:>6.3f} ms" for name in pids if used[name]
+                ]
             o = await load(orthanc, cycle(orthanc_urls, n), oj, clients, f"hot CT, {label}")
             rows.append((t, o))
         # Cold: frames never decoded, but the study's layout known (as once its first image
@@ -245,6 +278,8 @@ async def measure(args: argparse.Namespace, handle: AppHandle, orthanc_process) 
         f"{platform.python_version()}; client in the same machine; window {WINDOW}"
     )
     print("\n".join(table(rows)))
+    print("\nCPU per request, hot CT at 32 concurrent (teleread run):")
+    print("\n".join(cpu_lines))
     hot8 = rows[1][0]
     print(
         f"\ntargets (cache hot, 512^2 CT -> JPEG): p50 at 8 concurrent {hot8.p50:.2f} ms "
