@@ -166,18 +166,24 @@ async def breaches(
     ]
 
 
+async def _workload_table(
+    database: Database, scope: Scope, period: store.Period
+) -> dict[str, list[Any]] | None:
+    return await database.read(
+        _from_columns, "signed", scope, period,
+        lambda columns, rows, db: fast.workload(columns, rows, partial(store.names, db)),
+        database.turnaround_blocks,
+    )  # fmt: skip
+
+
 async def workload(
     database: Database, scope: Scope, period: store.Period, *, exact: bool = False
 ) -> list[dict]:
     """Reads per month, reader, facility and modality (first signatures in the period)."""
-    rows = None
-    if not exact:
-        rows = await database.read(
-            _from_columns, "signed", scope, period,
-            lambda columns, rows, db: fast.workload(columns, rows, partial(store.names, db)),
-            database.turnaround_blocks,
-        )  # fmt: skip
-    return rows if rows is not None else await database.read(store.workload, scope, period)
+    table = None if exact else await _workload_table(database, scope, period)
+    if table is not None:
+        return fast.workload_rows(table)
+    return await database.read(store.workload, scope, period)
 
 
 WORKLOAD_COLUMNS = ("month", "reader_id", "reader", "facility_id", "facility", "modality", "reads")
@@ -190,6 +196,16 @@ def workload_csv(rows: list[dict[str, Any]]) -> str:
     writer.writerow(WORKLOAD_COLUMNS)
     writer.writerows(map(itemgetter(*WORKLOAD_COLUMNS), rows))
     return out.getvalue()
+
+
+async def workload_as_csv(
+    database: Database, scope: Scope, period: store.Period, *, exact: bool = False
+) -> str:
+    """:func:`workload_csv` of :func:`workload` (from the columns, without dicts per row)."""
+    table = None if exact else await _workload_table(database, scope, period)
+    if table is not None:
+        return fast.workload_csv(table, WORKLOAD_COLUMNS)
+    return workload_csv(await database.read(store.workload, scope, period))
 
 
 TURNAROUND_CSV_STATS = ("count", "p50", "p90", "p95", "mean")

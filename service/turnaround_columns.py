@@ -8,8 +8,11 @@ each stage (see :func:`order_statistics`). Pure computation: no SQL, no I/O.
 
 from __future__ import annotations
 
+import csv
+import io
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -172,14 +175,13 @@ def summaries(values: np.ndarray, group: np.ndarray, n_groups: int) -> list[dict
     """
     if sys.byteorder != "little" or not values.flags.c_contiguous:
         return _summaries_of_values(values, group, n_groups)
-    bucket = values.view(np.uint16)[3::4]
-    seen = np.zeros(65536, bool)
-    seen[bucket] = True
+    bucket = values.view(np.uint16)[3::4].astype(np.intp)
+    seen = np.bincount(bucket, minlength=65536) > 0
     width = int(seen.sum())
     if seen[0x8000:].any() or (n_groups + 1) * width > CELL_LIMIT:
         return _summaries_of_values(values, group, n_groups)  # negative durations
     lookup = np.cumsum(seen) - 1
-    cell = lookup[bucket]
+    cell = np.take(lookup, bucket)
     cell += group * width
     histogram = np.bincount(cell, minlength=(n_groups + 1) * width).reshape(-1, width)
     histogram = histogram[:n_groups]
@@ -188,7 +190,7 @@ def summaries(values: np.ndarray, group: np.ndarray, n_groups: int) -> list[dict
         count -= histogram[:, lookup[NAN_BUCKET]]
     milliseconds = np.multiply(values, 1000.0)
     np.rint(milliseconds, out=milliseconds)
-    np.nan_to_num(milliseconds, copy=False, nan=0.0)
+    np.fmax(milliseconds, 0.0, out=milliseconds)  # null (NaN) -> 0; durations here are >= 0
     finite = np.flatnonzero(seen[:0x7FF0])
     exponent = (int(finite[-1]) >> 4) - 1022 if len(finite) else 0
     if 2.0**exponent * 1000.0 * (len(values) + 1) < 2**52:  # float sums of integers: exact
@@ -242,15 +244,20 @@ def _summaries_of_values(
     return _results(count, totals, picked)
 
 
+SUMMARY_KEYS = tuple(f.name for f in fields(Summary))
+
+
 def _results(count: np.ndarray, totals: np.ndarray, picked: list[np.ndarray]) -> list[dict]:
-    result = [Summary(0, None, None, None, None).__dict__ for _ in range(len(count))]
-    with_values = np.flatnonzero(count > 0).tolist()
-    stats = [p.tolist() for p in picked]
-    counts, sums = count.tolist(), totals.tolist()
-    for i, g in enumerate(with_values):
-        result[g] = Summary(
-            counts[g], *(s[i] for s in stats), mean_of_milliseconds(sums[g], counts[g])
-        ).__dict__
+    """``Summary(...).__dict__`` of each group (built as plain dicts: thousands of groups)."""
+    empty = dict.fromkeys(SUMMARY_KEYS)
+    result = [empty | {"count": 0} for _ in range(len(count))]
+    with_values = np.flatnonzero(count > 0)
+    counts, sums = count[with_values].tolist(), totals[with_values].tolist()
+    columns = zip(with_values.tolist(), counts, *(p.tolist() for p in picked), sums, strict=True)
+    for g, n, p50, p90, p95, total in columns:
+        result[g] = dict(
+            zip(SUMMARY_KEYS, (n, p50, p90, p95, mean_of_milliseconds(total, n)), strict=True)
+        )
     return result
 
 
@@ -317,9 +324,10 @@ def sla(
 WORKLOAD_KEYS = ("month", "reader_id", "reader", "facility_id", "facility", "modality", "reads")
 
 
-def workload(columns: Columns, rows: np.ndarray, names: Names) -> list[dict[str, Any]]:
-    """Rows like ``storage.turnaround.workload`` (rows: first signed in the period, in scope),
-    in its order: month, reader name, facility name, modality, reader id, facility id."""
+def workload(columns: Columns, rows: np.ndarray, names: Names) -> dict[str, list[Any]]:
+    """The rows of ``storage.turnaround.workload`` as columns (WORKLOAD_KEYS -> values; rows:
+    first signed in the period, in scope), in its order: month, reader name, facility name,
+    modality, reader id, facility id."""
     ids, parts, values = group_parts(
         columns, rows, ("month", "reader", "facility", "modality"), "signed"
     )
@@ -337,15 +345,51 @@ def workload(columns: Columns, rows: np.ndarray, names: Names) -> list[dict[str,
     )  # fmt: skip
     order = order[known[order]]
     month, reader, facility, modality = (part[order].tolist() for part in parts)
+    return {
+        "month": [months[i] for i in month],
+        "reader_id": [readers[i] for i in reader],
+        "reader": [reader_labels[i] for i in reader],
+        "facility_id": [facilities[i] for i in facility],
+        "facility": [facility_labels[i] for i in facility],
+        "modality": [modalities[i] for i in modality],
+        "reads": reads[order].tolist(),
+    }
+
+
+def workload_rows(table: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [
-        dict(zip(WORKLOAD_KEYS, row, strict=True))
-        for row in zip(
-            [months[i] for i in month], [readers[i] for i in reader],
-            [reader_labels[i] for i in reader], [facilities[i] for i in facility],
-            [facility_labels[i] for i in facility], [modalities[i] for i in modality],
-            reads[order].tolist(), strict=True,
-        )
+        {"month": a, "reader_id": b, "reader": c, "facility_id": d, "facility": e,
+         "modality": f, "reads": g}
+        for a, b, c, d, e, f, g in zip(*(table[k] for k in WORKLOAD_KEYS), strict=True)
     ]  # fmt: skip
+
+
+def _csv_field(value: Any) -> str:
+    """``value`` as ``csv.writer`` writes it among other fields (quoted only when needed)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow([value, 0])
+    return out.getvalue()[: -len(",0\n")]
+
+
+def workload_csv(table: dict[str, list[Any]], header: Sequence[str]) -> str:
+    """What ``csv.writer`` makes of the rows, built from each distinct value's text once."""
+    assert tuple(header) == WORKLOAD_KEYS
+    fields_ = [list(map(str, table[k])) if k == "reads" else _csv_texts(table[k]) for k in header]
+    lines = [_csv_field_row(header)]
+    lines += [",".join(row) for row in zip(*fields_, strict=True)]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _csv_texts(values: list[Any]) -> list[str]:
+    """:func:`_csv_field` of each value (one column: one type), once per distinct value."""
+    text = {v: _csv_field(v) for v in set(values)}
+    return list(map(text.__getitem__, values))
+
+
+def _csv_field_row(values: Sequence[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(values)
+    return out.getvalue()
 
 
 RATINGS = ("good", "acceptable", "poor", "unrated")

@@ -91,7 +91,7 @@ def _people(db) -> dict[str, list[int]]:
     add = user_store.add_user
     readers = [add(db, username=f"reader{i}", password_hash="x", role="specialist",
                    facility_id=facilities[0], display_name=name)
-               for i, name in enumerate(("Dr Same", "Dr Same", "", "Dr Other"))]  # fmt: skip
+               for i, name in enumerate(("Dr Same", "Dr Same", "", 'Dr "Q", Other'))]  # fmt: skip
     requesters = [add(db, username=f"nurse{i}", password_hash="x", role="radiographer",
                       facility_id=facilities[i]) for i in range(2)]  # fmt: skip
     return {"facilities": facilities, "readers": readers, "requesters": requesters}
@@ -161,6 +161,9 @@ async def test_sla_workload_and_quality_equal_the_exact_path(database):
                 assert quick == exact, (period, scope, group_by)
             quick = await turnaround.workload(database, scope, period)
             assert quick == await turnaround.workload(database, scope, period, exact=True)
+            csv_text = await turnaround.workload_as_csv(database, scope, period)
+            assert csv_text == turnaround.workload_csv(quick)
+            assert csv_text == await turnaround.workload_as_csv(database, scope, period, exact=True)
             for time_period in ("day", "week", "month"):
                 quick = await turnaround.quality(database, scope, period, time_period)
                 exact = await turnaround.quality(database, scope, period, time_period, exact=True)

@@ -161,9 +161,10 @@ async def get_workload(request: web.Request) -> web.Response:
     query = read_query(request, WindowQuery)
     period = _period(query)
     scope = consultation_scope(current_user(request))
-    rows = await turnaround.workload(request.app[DATABASE], scope, period)
     if _wants_csv(request, query):
-        return _csv(turnaround.workload_csv(rows), "workload.csv")
+        text = await turnaround.workload_as_csv(request.app[DATABASE], scope, period)
+        return _csv(text, "workload.csv")
+    rows = await turnaround.workload(request.app[DATABASE], scope, period)
     return web.json_response({"from": period.since, "to": period.until, "items": rows})
 
 
@@ -174,8 +175,8 @@ async def get_workload(request: web.Request) -> web.Response:
 async def get_workload_csv(request: web.Request) -> web.Response:
     query = read_query(request, WindowQuery)
     scope = consultation_scope(current_user(request))
-    rows = await turnaround.workload(request.app[DATABASE], scope, _period(query))
-    return _csv(turnaround.workload_csv(rows), "workload.csv")
+    text = await turnaround.workload_as_csv(request.app[DATABASE], scope, _period(query))
+    return _csv(text, "workload.csv")
 
 
 @routes.get("/api/turnaround/quality")
