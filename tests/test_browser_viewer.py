@@ -169,6 +169,8 @@ async def test_specialist_reads_a_study_in_the_viewer(service, page: Page):
     await page.keyboard.press("t")
     await expect(page.locator("#tag-panel")).to_be_visible()
     await expect(page.locator("#tag-rows")).to_contain_text("PID-VIEW", timeout=10000)
+    # Named from the service's PS3.6 dictionary, not only from the page's short list.
+    await expect(page.locator("#tag-rows")).to_contain_text("AcquisitionDate")
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOT))
 

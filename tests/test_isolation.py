@@ -28,6 +28,8 @@ NOT_PATIENT_DATA = {
     "GET /worklist",
     # The viewer page is a shell: its data comes from the scoped, audited viewer API (in MATRIX).
     "GET /viewer/{id}",
+    # PS3.6 keywords by tag, the same for everyone.
+    "GET /api/dicom/dictionary",
     "GET /upload",
     "GET /account",
     "GET /healthz",

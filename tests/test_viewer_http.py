@@ -329,3 +329,18 @@ async def test_a_colour_image_has_no_values_but_renders_as_png(service, world):
     png = await get(service, world, rendered, headers={"Accept": "image/png"})
     image = decoded(await png.read())
     assert image.mode == "RGB" and image.getpixel((5, 5)) == (200, 0, 0)
+
+
+async def test_the_dicom_dictionary_names_every_standard_tag(service, world):
+    """The tag browser's names: PS3.6 keywords by tag; cached by ETag; login required."""
+    response = await get(service, world, "/api/dicom/dictionary")
+    names = await response.json()
+    assert names["00080022"] == "AcquisitionDate" and names["7FE00010"] == "PixelData"
+    assert len(names) > 4000
+    again = await get(
+        service, world, "/api/dicom/dictionary", headers={"If-None-Match": response.headers["ETag"]}
+    )
+    assert again.status == 304
+    service.client.session.cookie_jar.clear()
+    bogus = {"Authorization": "Bearer not-a-token"}
+    assert (await service.client.get("/api/dicom/dictionary", headers=bogus)).status == 401

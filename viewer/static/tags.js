@@ -23,6 +23,25 @@ const NAMES = {
   "00281053": "RescaleSlope", "00281054": "RescaleType",
 };
 
+/** Every PS3.6 keyword by tag, fetched once per page from the service (null until loaded). */
+let dictionary = null;
+let dictionaryLoading = null;
+
+function loadDictionary() {
+  dictionaryLoading ??= fetch("/api/dicom/dictionary", { credentials: "same-origin" })
+    .then((response) => (response.ok ? response.json() : null))
+    .then((names) => {
+      dictionary = names;
+    })
+    .catch(() => {});
+  return dictionaryLoading;
+}
+
+function nameOf(tag) {
+  const key = tag.toUpperCase();
+  return (dictionary && dictionary[key]) || NAMES[key] || "";
+}
+
 /** One attribute's value as display text (PN alphabetic, sequences and bulk data summarised). */
 export function valueText(element) {
   if (!element) return "";
@@ -39,7 +58,7 @@ export function tagRows(dataset, depth = 0) {
   for (const tag of Object.keys(dataset).sort()) {
     const element = dataset[tag];
     const label = `(${tag.slice(0, 4)},${tag.slice(4)})`;
-    rows.push({ tag: label, name: NAMES[tag.toUpperCase()] || "", vr: element.vr || "", value: valueText(element), depth });
+    rows.push({ tag: label, name: nameOf(tag), vr: element.vr || "", value: valueText(element), depth });
     if (element.vr === "SQ" && depth < 3) {
       for (const item of element.Value || []) rows.push(...tagRows(item, depth + 1));
     }
@@ -67,6 +86,7 @@ export class TagBrowser {
     if (!this.open || url === this.url) return;
     this.url = url;
     this.status.textContent = tr.t("tags_loading");
+    await loadDictionary();
     let result;
     try {
       const response = await fetch(url, {
