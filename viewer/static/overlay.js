@@ -28,13 +28,13 @@ export function showStudy(root, manifest) {
   const patient = study.patient || {};
   put(root, ".overlay-patient", personName(patient.name));
   put(root, ".overlay-patient-id", patient.id || "");
-  put(
-    root,
-    ".overlay-sex",
-    patient.sex || patient.birth_date
-      ? tr.t("sex_age", { sex: patient.sex || "?", date: dicomDate(patient.birth_date) })
-      : "",
-  );
+  let sexLine = "";
+  if (patient.birth_date) {
+    sexLine = tr.t("sex_age", { sex: patient.sex || "?", date: dicomDate(patient.birth_date) });
+  } else if (patient.sex) {
+    sexLine = tr.t("sex_only", { sex: patient.sex });
+  }
+  put(root, ".overlay-sex", sexLine);
   put(root, ".overlay-facility", study.facility_name || "");
   put(root, ".overlay-study", study.description || study.modality || "");
   put(
