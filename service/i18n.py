@@ -159,14 +159,16 @@ class PageRenderer:
     def render(self, template: str, locale: str, **context: Any) -> str:
         """Render ``template`` in ``locale``.
 
-        ``locale`` is put in the context; ``user`` (None), ``csrf_token`` ("") and ``page``
-        (the template's name without ".html") get defaults when the caller leaves them out.
+        ``locale`` is put in the context; ``user`` (None), ``csrf_token`` (""), ``page``
+        (the template's name without ".html") and ``embedded`` (False: the page is not inside
+        another, so it has the site header) get defaults when the caller leaves them out.
         """
         env = self._environments[self._check(locale)]
         values: dict[str, Any] = {
             "user": None,
             "csrf_token": "",
             "page": Path(template).stem,
+            "embedded": False,
         }
         values.update(context)
         values["locale"] = locale

@@ -179,6 +179,10 @@ async def test_only_the_viewer_may_be_framed_and_only_by_this_origin(service):
     assert viewer.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert "frame-ancestors 'self'" in viewer.headers["Content-Security-Policy"]
     assert "'none'" not in viewer.headers["Content-Security-Policy"].split("frame-ancestors")[1]
+    framed = await (await service.client.get("/viewer/1?embed=1", headers=li)).text()
+    assert 'id="viewer"' in framed
+    assert "site-header" not in framed and "back-link" not in framed  # the editor has them
+    assert "site-header" in await viewer.text()
     for path in ("/worklist", "/portal", "/consultations/1/report", "/api/worklist"):
         other = await service.client.get(path, headers=li)
         assert other.headers["X-Frame-Options"] == "DENY", path

@@ -20,8 +20,16 @@ VIEWER_STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "viewer" / "
 @routes.get(r"/viewer/{id:\d+}")
 @allow(*WORKLIST_ROLES)
 async def viewer_page(request: web.Request) -> web.Response:
-    """The shell only; a consultation outside the user's scope answers 404 from the API."""
-    return render(request, "viewer.html", consultation_id=int(request.match_info["id"]))
+    """The shell only; a consultation outside the user's scope answers 404 from the API.
+
+    ``?embed=1`` (the report editor's frame) leaves out the site header and the way back, which
+    the page around it already has."""
+    return render(
+        request,
+        "viewer.html",
+        consultation_id=int(request.match_info["id"]),
+        embedded=request.query.get("embed") == "1",
+    )
 
 
 def add_static(app: web.Application) -> None:
