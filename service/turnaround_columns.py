@@ -164,7 +164,18 @@ NAN_BUCKET = 0x7FF8
 """The top 16 bits of numpy's NaN (a null duration): above every finite non-negative value."""
 
 
-def summaries(values: np.ndarray, group: np.ndarray, n_groups: int) -> list[dict[str, Any]]:
+class Scratch:
+    """Buffers a question reuses for every stage: fresh 4 MB arrays cost page faults."""
+
+    def __init__(self, rows: int) -> None:
+        self.bucket = np.empty(rows, np.intp)
+        self.cell = np.empty(rows, np.intp)
+        self.milliseconds = np.empty(rows, np.float64)
+
+
+def summaries(
+    values: np.ndarray, group: np.ndarray, n_groups: int, scratch: Scratch | None = None
+) -> list[dict[str, Any]]:
     """``summarize`` of each group's non-null values, as its ``__dict__``.
 
     ``values``: one stage over every loaded row (NaN = null); ``group``: each row's group id,
@@ -175,52 +186,83 @@ def summaries(values: np.ndarray, group: np.ndarray, n_groups: int) -> list[dict
     """
     if sys.byteorder != "little" or not values.flags.c_contiguous:
         return _summaries_of_values(values, group, n_groups)
-    bucket = values.view(np.uint16)[3::4].astype(np.intp)
+    scratch = scratch or Scratch(len(values))
+    bucket, cell = scratch.bucket, scratch.cell
+    bucket[...] = values.view(np.uint16)[3::4]
     seen = np.bincount(bucket, minlength=65536) > 0
     width = int(seen.sum())
     if seen[0x8000:].any() or (n_groups + 1) * width > CELL_LIMIT:
         return _summaries_of_values(values, group, n_groups)  # negative durations
     lookup = np.cumsum(seen) - 1
-    cell = np.take(lookup, bucket)
-    cell += group * width
+    np.take(lookup, bucket, out=bucket, mode="clip")  # in place: each index read, then written
+    np.multiply(group, width, out=cell)
+    cell += bucket
     histogram = np.bincount(cell, minlength=(n_groups + 1) * width).reshape(-1, width)
     histogram = histogram[:n_groups]
-    count = histogram.sum(axis=1)
-    if seen[NAN_BUCKET]:
-        count -= histogram[:, lookup[NAN_BUCKET]]
-    milliseconds = np.multiply(values, 1000.0)
+    nulls_last = bool(seen[NAN_BUCKET])
+    return _select(values, group, n_groups, cell, histogram, nulls_last, scratch.milliseconds)
+
+
+def _select(
+    values: np.ndarray,
+    group: np.ndarray,
+    n_groups: int,
+    cell: np.ndarray,
+    histogram: np.ndarray,
+    nulls_last: bool,
+    milliseconds: np.ndarray | None = None,
+) -> list[dict[str, Any]]:
+    """Millisecond totals, then each percentile's value from the bucket holding its rank.
+
+    ``cell``: each row's group * width + bucket; ``histogram``: (groups, width) counts, the
+    nulls (NaN) in the last bucket when ``nulls_last``; every value is >= 0.
+    """
+    width = histogram.shape[1]
+    cumulative = np.cumsum(histogram, axis=1)
+    count = cumulative[:, -1] - histogram[:, -1] if nulls_last else cumulative[:, -1]
+    milliseconds = np.multiply(values, 1000.0, out=milliseconds)
     np.rint(milliseconds, out=milliseconds)
-    np.fmax(milliseconds, 0.0, out=milliseconds)  # null (NaN) -> 0; durations here are >= 0
-    finite = np.flatnonzero(seen[:0x7FF0])
-    exponent = (int(finite[-1]) >> 4) - 1022 if len(finite) else 0
-    if 2.0**exponent * 1000.0 * (len(values) + 1) < 2**52:  # float sums of integers: exact
-        totals = np.bincount(group, weights=milliseconds, minlength=n_groups + 1)
-        totals = totals[:n_groups].astype(np.int64)
-    else:
-        totals = np.zeros(n_groups + 1, np.int64)
-        np.add.at(totals, group, milliseconds.astype(np.int64))
-        totals = totals[:n_groups]
+    np.fmax(milliseconds, 0.0, out=milliseconds)  # null (NaN) -> 0
+    totals = np.bincount(group, weights=milliseconds, minlength=n_groups + 1)[:n_groups]
+    if len(totals) and totals.max() >= 2**52:  # partial sums may have been rounded: add exactly
+        exact = np.zeros(n_groups + 1, np.int64)
+        np.add.at(exact, group, milliseconds.astype(np.int64))
+        totals = exact[:n_groups]
+    totals = totals.astype(np.int64)
     ranks = [np.maximum(1, np.ceil(p / 100 * count)).astype(np.int64) for p in PERCENTILES]
     with_values = np.flatnonzero(count > 0)
     if not len(with_values):
         return _results(count, totals, [])
-    cumulative = np.cumsum(histogram[with_values], axis=1)
+    # Each row of ``cumulative`` ascends: shifted apart, they form one ascending array, and one
+    # searchsorted finds every group's bucket holding a rank.
+    rows = cumulative[with_values]
+    shift = np.arange(len(with_values), dtype=np.int64) * (int(rows[:, -1].max()) + 1)
+    flat = (rows + shift[:, None]).ravel()
     wanted = np.zeros((n_groups + 1) * width, bool)
     targets = []
     for rank in ranks:
         r = rank[with_values]
-        at = (cumulative < r[:, None]).sum(axis=1)
-        before = np.where(at > 0, cumulative[np.arange(len(r)), np.maximum(at - 1, 0)], 0)
+        at = np.searchsorted(flat, r + shift) - np.arange(len(r)) * width
+        before = np.where(at > 0, rows[np.arange(len(r)), np.maximum(at - 1, 0)], 0)
         target = with_values * width + at
         wanted[target] = True
         targets.append((target, r - before))
     chosen = np.flatnonzero(wanted[cell])
+    if len(with_values) <= 4:  # a few large buckets: partition each instead of sorting all
+        in_cell = cell[chosen]
+        inside = {int(c): values[chosen[in_cell == c]] for c in np.flatnonzero(wanted)}
+        picked = [
+            np.array([np.partition(inside[c], k - 1)[k - 1] for c, k in
+                      zip(target.tolist(), offset.tolist(), strict=True)])
+            for target, offset in targets
+        ]  # fmt: skip
+        return _results(count, totals, picked)
     order = np.lexsort((values[chosen].view(np.int64), cell[chosen]))
-    cells, picked = cell[chosen][order], values[chosen][order]
+    cells, picked_values = cell[chosen][order], values[chosen][order]
     return _results(
         count,
         totals,
-        [picked[np.searchsorted(cells, target) + offset - 1] for target, offset in targets],
+        [picked_values[np.searchsorted(cells, t) + offset - 1] for t, offset in targets],
     )
 
 
@@ -269,7 +311,8 @@ def turnaround(
     ids, keys = groups(columns, rows, group_by, "received")
     group = np.full(len(columns["present"]), len(keys), np.int64)
     group[rows] = ids
-    per_stage = {name: summaries(columns[name], group, len(keys)) for name in STAGE_NAMES}
+    scratch = Scratch(len(group))
+    per_stage = {name: summaries(columns[name], group, len(keys), scratch) for name in STAGE_NAMES}
     return {key: {name: per_stage[name][g] for name in STAGE_NAMES} for g, key in enumerate(keys)}
 
 

@@ -28,19 +28,21 @@ QUALITY = ("good", "acceptable", "poor", None)
 REASONS = ("motion", "noise", "positioning")
 
 
-def _later(rng: random.Random, at: datetime) -> datetime:
+def _later(rng: random.Random, at: datetime, negative: bool) -> datetime:
     """Some durations repeat (whole minutes, ties), some are long, a few are negative."""
     kind = rng.random()
     if kind < 0.3:
         return at + timedelta(minutes=rng.choice((5, 10, 30, 60)))
-    if kind < 0.35:
+    if kind < 0.35 and negative:
         return at - timedelta(seconds=rng.uniform(0, 300))
     if kind < 0.45:
         return at + timedelta(days=rng.uniform(1, 40))
     return at + timedelta(seconds=rng.expovariate(1 / 3600), microseconds=rng.randrange(10**6))
 
 
-def _history(db, rng: random.Random, ids: dict[str, list[int]], n: int) -> None:
+def _history(
+    db, rng: random.Random, ids: dict[str, list[int]], n: int, negative: bool = True
+) -> None:
     for _ in range(n):
         received = T0 + timedelta(seconds=rng.uniform(-5 * 86400, SPAN_DAYS * 86400))
         priority = rng.choice(("stat", "urgent", "routine"))
@@ -54,20 +56,20 @@ def _history(db, rng: random.Random, ids: dict[str, list[int]], n: int) -> None:
         )  # fmt: skip
         events = [("requested", received, None, {})]
         if rng.random() < 0.9:
-            images = received + timedelta(seconds=rng.uniform(-600, 1800))
+            images = received + timedelta(seconds=rng.uniform(-600 if negative else 0, 1800))
             events.append(("images_received", images, None, {}))
         reader = rng.choice([*ids["readers"], None])
         at = received
         for kind in ("claimed", "signed", "delivered", "acknowledged"):
             if rng.random() < 0.15:
                 break
-            at = _later(rng, at)
+            at = _later(rng, at, negative)
             detail: dict = {}
             if kind == "signed":
                 rating = rng.choice(QUALITY)
                 reason = rng.choice(REASONS) if rating != "good" else ""
                 detail = {"version": 1, "quality": rating, "quality_reason": reason}
-                correction = at + timedelta(minutes=rng.choice((-30, 45)))
+                correction = at + timedelta(minutes=rng.choice((-30 if negative else 30, 45)))
                 events.append(("signed", correction, rng.choice(ids["readers"]),
                                {"version": 2, "quality": "good"}))  # fmt: skip
             events.append((kind, at, reader if kind in ("claimed", "signed") else None, detail))
@@ -97,15 +99,16 @@ def _people(db) -> dict[str, list[int]]:
     return {"facilities": facilities, "readers": readers, "requesters": requesters}
 
 
-@pytest.fixture
-async def database(tmp_path):
-    """~1,300 consultations over 75 days (three blocks), events appended one by one."""
+@pytest.fixture(params=[True, False], ids=["some-negative", "none-negative"])
+async def database(tmp_path, request):
+    """~1,300 consultations over 75 days (three blocks), events appended one by one; with a
+    few negative durations (events out of the usual order; the general path), or none."""
     database = Database(tmp_path / "columns.sqlite")
 
     def fill(db):
         rng = random.Random(7)
         ids = _people(db)
-        _history(db, rng, ids, 1300)
+        _history(db, rng, ids, 1300, negative=request.param)
         return ids
 
     database.ids = await database.write(fill)
