@@ -46,14 +46,23 @@ async def _labels(
     return labels
 
 
-def _group(group_by: Sequence[str], key: tuple, labels: list[dict[int, str]]) -> dict[str, Any]:
-    """The group's values, with names for facilities and readers next to their ids."""
-    group: dict[str, Any] = {}
+def _groups(
+    group_by: Sequence[str], keys: list[tuple], labels: list[dict[int, str]]
+) -> list[dict[str, Any]]:
+    """Each group's values, with names for facilities and readers next to their ids."""
+    fields_: list[str] = []
+    columns: list[list[Any]] = []
     for i, name in enumerate(group_by):
-        group[name] = key[i]
+        values = [key[i] for key in keys]
+        fields_.append(name)
+        columns.append(values)
         if name in NAMED:
-            group[f"{name}_name"] = labels[i].get(key[i], "") if key[i] is not None else ""
-    return group
+            names_ = labels[i]
+            fields_.append(f"{name}_name")
+            columns.append([names_.get(v, "") if v is not None else "" for v in values])
+    if not columns:
+        return [{} for _ in keys]
+    return [dict(zip(fields_, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def _from_columns(
@@ -89,11 +98,8 @@ async def turnaround(
     keys = sorted(buckets, key=lambda k: tuple((v is None, v) for v in k))
     labels = await _labels(database, group_by, keys)
     return [
-        {
-            "group": _group(group_by, key, labels),
-            "stages": buckets[key],
-        }
-        for key in keys
+        {"group": group, "stages": buckets[key]}
+        for key, group in zip(keys, _groups(group_by, keys, labels), strict=True)
     ]
 
 
@@ -119,26 +125,23 @@ async def sla(
     exact: bool = False,
 ) -> list[dict[str, Any]]:
     """Share of decided consultations (signed, or overdue now) first signed by their due time."""
-    rows = None
+    counted = None
     now_us = blocks.micros_of(to_iso(now))
     if not exact and now_us is not None:
-        rows = await database.read(
+        counted = await database.read(
             _from_columns, "due", scope, period,
             lambda columns, rows, _: fast.sla(columns, rows, group_by, now_us),
             database.turnaround_blocks,
         )  # fmt: skip
-    if rows is None:
+    if counted is None:
         rows = await database.read(store.sla_counts, scope, period, group_by, to_iso(now))
-    keys = [tuple(r[f"k{i}"] for i in range(len(group_by))) for r in rows]
+        keys = [tuple(r[f"k{i}"] for i in range(len(group_by))) for r in rows]
+        counted = keys, [r["decided"] for r in rows], [r["met"] for r in rows]
+    keys, decided, met = counted
     labels = await _labels(database, group_by, keys)
     return [
-        {
-            "group": _group(group_by, key, labels),
-            "decided": row["decided"] or 0,
-            "met": row["met"] or 0,
-            "share_met": (row["met"] or 0) / row["decided"] if row["decided"] else None,
-        }
-        for key, row in zip(keys, rows, strict=True)
+        {"group": group, "decided": d or 0, "met": m or 0, "share_met": (m or 0) / d if d else None}
+        for group, d, m in zip(_groups(group_by, keys, labels), decided, met, strict=True)
     ]
 
 

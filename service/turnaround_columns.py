@@ -338,8 +338,10 @@ def _sorted_groups(parts: list[np.ndarray], ranks: list[np.ndarray]) -> np.ndarr
 
 def sla(
     columns: Columns, rows: np.ndarray, group_by: Sequence[str], now: int
-) -> list[dict[str, Any]]:
-    """Rows like ``storage.turnaround.sla_counts`` (rows: due in the period, in scope)."""
+) -> tuple[list[tuple], list[int | None], list[int | None]]:
+    """Group keys in ``storage.turnaround.sla_counts`` order (NULL first), and per group the
+    decided and met counts (rows: due in the period, in scope); without group_by, one group
+    (counts None when nothing was due, as SQL's SUM)."""
     rows = rows[columns["cancelled"][rows] == 0]
     due, signed = columns["due"][rows], columns["signed"][rows]
     decided = (signed != NO_TIME) | (due < now)
@@ -349,19 +351,13 @@ def sla(
     n_decided = np.bincount(ids, weights=decided, minlength=n_groups).astype(np.int64)
     n_met = np.bincount(ids, weights=met, minlength=n_groups).astype(np.int64)
     if not group_by:
-        found = n_groups > 0
-        return [{"decided": int(n_decided[0]) if found else None,
-                 "met": int(n_met[0]) if found else None}]  # fmt: skip
+        if not n_groups:
+            return [()], [None], [None]
+        return [()], [int(n_decided[0])], [int(n_met[0])]
     order = _sorted_groups(parts, [_rank(v, _nulls_first) for v in values])
-    names = [f"k{i}" for i in range(len(group_by))]
     columns_ = [[v[i] for i in part[order].tolist()] for part, v in zip(parts, values, strict=True)]
-    return [
-        dict(zip(names, key, strict=True)) | {"decided": d, "met": m}
-        for key, d, m in zip(
-            zip(*columns_, strict=True), n_decided[order].tolist(), n_met[order].tolist(),
-            strict=True,
-        )
-    ]  # fmt: skip
+    keys = list(zip(*columns_, strict=True))
+    return keys, n_decided[order].tolist(), n_met[order].tolist()
 
 
 WORKLOAD_KEYS = ("month", "reader_id", "reader", "facility_id", "facility", "modality", "reads")
@@ -472,24 +468,25 @@ def quality(
     group_of = found // width
     first = np.searchsorted(group_of, group_of, side="left")
     top = found[np.arange(len(found)) - first < 3]
-    main: dict[int, list[dict[str, Any]]] = {}
-    for code, n in zip(top.tolist(), n_pair[top].tolist(), strict=True):
-        main.setdefault(code // width, []).append({"reason": reasons[code % width], "count": n})
+    mains = [
+        {"reason": reasons[r], "count": n}
+        for r, n in zip((top % width).tolist(), n_pair[top].tolist(), strict=True)
+    ]
+    bounds = np.searchsorted(top // width, np.arange(n_groups + 1)).tolist()
     facility_names = names("facilities", facilities)
     facility_labels = [facility_names.get(f) for f in facilities]
     order = np.lexsort(
         (_rank(modalities)[parts[2]], _rank(facilities)[parts[1]],
          _rank(facility_labels, str)[parts[1]], _rank(periods)[parts[0]])
     )  # fmt: skip
-    entries = []
-    table = counts.tolist()
-    for g, p, f, m in zip(order.tolist(), *(part[order].tolist() for part in parts), strict=True):
-        if facility_labels[f] is None:
-            continue
-        good, fair, poor, unrated = table[g]
-        entries.append(
-            {"period": periods[p], "facility_id": facilities[f], "facility": facility_labels[f],
-             "modality": modalities[m], "good": good, "acceptable": fair, "poor": poor,
-             "unrated": unrated, "main_reasons": main.get(g, [])}
-        )  # fmt: skip
-    return entries
+    order = order[np.array([label is not None for label in facility_labels], bool)[parts[1][order]]]
+    period, facility, modality = ([v[i] for i in part[order].tolist()]
+                                  for part, v in zip(parts, values, strict=True))  # fmt: skip
+    return [
+        {"period": p, "facility_id": f, "facility": facility_names[f], "modality": m,
+         "good": good, "acceptable": fair, "poor": poor, "unrated": unrated,
+         "main_reasons": mains[bounds[g] : bounds[g + 1]]}
+        for g, p, f, m, (good, fair, poor, unrated) in zip(
+            order.tolist(), period, facility, modality, counts[order].tolist(), strict=True
+        )
+    ]  # fmt: skip
