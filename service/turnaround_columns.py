@@ -39,11 +39,10 @@ def _dense(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     low = int(codes.min())
     span = int(codes.max()) - low + 1
     if span <= 1 << 22:
-        shifted = codes - low
-        seen = np.zeros(span, bool)
-        seen[shifted] = True
+        shifted = codes - low if low else codes
+        seen = np.bincount(shifted, minlength=span) > 0
         lookup = np.cumsum(seen) - 1
-        return lookup[shifted], np.flatnonzero(seen) + low
+        return np.take(lookup, shifted), np.flatnonzero(seen) + low
     values, inverse = np.unique(codes, return_inverse=True)
     return inverse.reshape(-1), values
 
