@@ -9,7 +9,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 from PIL import Image
-from pydicom.pixels import apply_modality_lut
+from pydicom.pixels import apply_modality_lut, pack_bits
 
 from service.synthetic import StudySpec, make_study
 
@@ -260,7 +260,9 @@ async def test_an_etag_round_trip_answers_304(service, world):
     assert other.status == 200 and other.headers["ETag"] != etag
 
 
-@pytest.mark.parametrize("query", ["window=abc", "window=40", "quality=0", "viewport=0,5"])
+@pytest.mark.parametrize(
+    "query", ["window=abc", "window=40", "quality=0", "viewport=0,5", "overlays=maybe"]
+)
 async def test_bad_render_queries_are_400_json(service, world, query):
     """The error middleware's JSON shape, with a code naming the problem."""
     response = await get(service, world, paths(world)["rendered"] + "?" + query)
@@ -344,3 +346,36 @@ async def test_the_dicom_dictionary_names_every_standard_tag(service, world):
     service.client.session.cookie_jar.clear()
     bogus = {"Authorization": "Bearer not-a-token"}
     assert (await service.client.get("/api/dicom/dictionary", headers=bogus)).status == 401
+
+
+async def test_overlays_are_burnt_in_on_request(service, world):
+    """An overlay plane (60xx) shows white only with overlays=true; the ETags differ."""
+    [ds] = make_study(StudySpec(PATIENT, "WANG^XIAO", "CT", "HEAD", rows=32))
+    ds.StudyInstanceUID = world["study"][0].StudyInstanceUID
+    ds.SeriesNumber = 8
+    plane = np.zeros((32, 32), dtype=np.uint8)
+    plane[4:8, 4:28] = 1
+    ds.add_new(0x60000010, "US", 32)
+    ds.add_new(0x60000011, "US", 32)
+    ds.add_new(0x60000040, "CS", "G")
+    ds.add_new(0x60000050, "SS", [1, 1])
+    ds.add_new(0x60000100, "US", 1)
+    ds.add_new(0x60000102, "US", 0)
+    ds.add_new(0x60003000, "OW", pack_bits(plane.ravel()))
+    await service.c_store([ds], "CLINIC_A")
+    path = (
+        f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/frames/1/rendered?window=100000,1"
+    )
+    png = {"Accept": "image/png"}
+
+    async def known():
+        response = await get(service, world, path, headers=png)
+        return response.status == 200 and response
+
+    plain = await service.wait_for(known, timeout=30)
+    burnt = await get(service, world, path + "&overlays=true", headers=png)
+    assert not np.asarray(decoded(await plain.read())).any()  # all below the window: black
+    image = np.asarray(decoded(await burnt.read()))
+    assert (image[4:8, 4:28] == 255).all() and image.sum() == 255 * 4 * 24
+    assert plain.headers["ETag"] != burnt.headers["ETag"]

@@ -191,8 +191,14 @@ def _options(request: web.Request, fmt: str) -> tuple[Any, str]:
     if not 1 <= quality <= 100:
         raise ApiError(400, "bad_request", "quality must be a number from 1 to 100")
     viewport = _number_pair(query["viewport"], "viewport") if query.get("viewport") else None
-    options = RenderOptions(window=window, format=fmt, quality=quality, viewport=viewport)
-    return options, repr((RENDER_VERSION, window, fmt, quality, viewport))
+    overlays = query.get("overlays", "").lower()
+    if overlays not in ("", "0", "1", "false", "true"):
+        raise ApiError(400, "bad_request", "overlays must be true or false")
+    burn_in = overlays in ("1", "true")
+    options = RenderOptions(
+        window=window, format=fmt, quality=quality, viewport=viewport, overlays=burn_in
+    )
+    return options, repr((RENDER_VERSION, window, fmt, quality, viewport, burn_in))
 
 
 async def _rendered(
