@@ -308,9 +308,10 @@ Block = dict[str, np.ndarray]
 
 class BlockCache:
     """Decoded blocks by (block, version), least recently used dropped beyond ``limit`` blocks
-    (1,000 blocks, a year of a 500,000/year consortium, are ~48 MB). Shared by reader threads."""
+    (1,000 blocks, a year of a 500,000/year consortium, are ~48 MB; the default keeps two such
+    years). Shared by reader threads."""
 
-    def __init__(self, limit: int = 4096) -> None:
+    def __init__(self, limit: int = 2048) -> None:
         self.limit = limit
         self._blocks: OrderedDict[int, tuple[int, Block]] = OrderedDict()
         self._lock = threading.Lock()
