@@ -448,17 +448,29 @@ def quality(
     labels = ["unrated" if c == NO_ID else columns.labels[c] for c in rating_codes.tolist()]
     if any(label not in RATINGS for label in labels):
         return None
-    rating = np.array([RATINGS.index(label) for label in labels] or [0])[rating_index]
-    counts = np.bincount(ids * 4 + rating, minlength=n_groups * 4).reshape(n_groups, 4)
+    column = [RATINGS.index(label) for label in labels]
     reason_index, reason_codes = _dense(columns["quality_reason"][rows].astype(np.int64))
     reasons = [columns.labels[c] for c in reason_codes.tolist()]
     width = len(reasons)
-    rated = ((rating == 1) | (rating == 2)) & np.array([r != "" for r in reasons] or [False])[
-        reason_index
-    ]
-    pair = ids[rated] * width + reason_index[rated]
-    n_pair = np.bincount(pair, minlength=n_groups * width)
-    acceptable = np.bincount(pair[rating[rated] == 1], minlength=n_groups * width) > 0
+    # One count per (group, rating, reason); everything else comes from this small table.
+    cell = ids * (len(labels) * width)
+    cell += rating_index * width
+    cell += reason_index
+    table = np.bincount(cell, minlength=n_groups * len(labels) * width)
+    table = table.reshape(n_groups, len(labels), width)
+    counts = np.zeros((n_groups, len(RATINGS)), np.int64)
+    fair = np.zeros((n_groups, width), np.int64)
+    n_pair = np.zeros((n_groups, width), np.int64)
+    for q, c in enumerate(column):
+        counts[:, c] += table[:, q, :].sum(axis=1)
+        if c in (1, 2):  # acceptable, poor: their reasons count
+            n_pair += table[:, q, :]
+        if c == 1:
+            fair += table[:, q, :]
+    if "" in reasons:
+        n_pair[:, reasons.index("")] = 0
+    n_pair = n_pair.ravel()
+    acceptable = fair.ravel() > 0
     found = np.flatnonzero(n_pair)
     by = np.lexsort(
         (_rank(reasons)[found % width], ~acceptable[found], -n_pair[found], found // width)
