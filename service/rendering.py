@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 PREFETCH_PARALLEL = 2
 PREFETCH_MAX_FRAMES = 2000
+GIVEN_MAX = 200_000
 HEADER = struct.Struct("!i")  # multiprocessing.Connection's framing: a signed 32-bit length
 
 FetchFile = Callable[[str], Awaitable[bytes]]
@@ -232,6 +233,8 @@ class RenderWorkers:
         self.workers = [_Worker(context, share) for _ in range(workers)]
         self._fetch_file = fetch_file
         self._fetching: dict[str, asyncio.Future[bytes]] = {}
+        # Frames some worker was sent the file of (oldest first): no "miss" round trip first.
+        self._given: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._prefetching: dict[str, asyncio.Task[None]] = {}
         self._prefetch_slots = asyncio.Semaphore(PREFETCH_PARALLEL)
 
@@ -248,13 +251,27 @@ class RenderWorkers:
         return await channel.call(message)
 
     async def _run(self, ref: FrameRef, name: str, *args: Any) -> Any:
-        """Run a job in the frame's worker; on a miss fetch the file and run it again with it."""
+        """Run a job in the frame's worker, with the file when the worker has never had it.
+
+        A frame the worker was given before is asked for without data; if the worker has
+        dropped it since (its cache is an LRU), it answers "miss" and gets the file then.
+        """
         worker = self._worker(ref)
+        if ref.key not in self._given:
+            data = await self._file(ref.orthanc_id)
+            result = await self._call(worker, name, ref, data, *args)
+            self._remember(ref.key)
+            return result
         result = await self._call(worker, name, ref, None, *args)
         if isinstance(result, str) and result == MISS:
             data = await self._file(ref.orthanc_id)
             result = await self._call(worker, name, ref, data, *args)
         return result
+
+    def _remember(self, key: str) -> None:
+        self._given[key] = None
+        if len(self._given) > GIVEN_MAX:
+            self._given.popitem(last=False)
 
     async def _file(self, orthanc_id: str) -> bytes:
         """The instance's Part-10 bytes, fetched once however many callers wait for it."""

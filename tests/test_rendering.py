@@ -99,3 +99,25 @@ async def test_a_killed_worker_is_replaced_on_the_next_request():
         assert new_pid != pid
     finally:
         await workers.close()
+
+
+async def test_a_frame_the_worker_dropped_is_fetched_again():
+    """The worker's cache is an LRU: a frame pushed out comes back from Orthanc on demand."""
+    slices = make_study(StudySpec("P1", "A^B", "CT", "HEAD", instances=3, rows=512))
+    files = {str(ds.SOPInstanceUID): dataset_bytes(ds) for ds in slices}
+    fetched: list[str] = []
+
+    async def fetch(orthanc_id: str) -> bytes:
+        fetched.append(orthanc_id)
+        return files[orthanc_id]
+
+    workers = RenderWorkers(1, 1, fetch)  # 1 MiB: room for one 512x512 frame and a half
+    try:
+        refs = [FrameRef(uid, uid, 0) for uid in files]
+        for ref in refs:
+            await workers.render(ref, RenderOptions())
+        again = await workers.render(refs[0], RenderOptions())
+        assert again[:2] == b"\xff\xd8"
+        assert fetched == [*files, refs[0].orthanc_id]
+    finally:
+        await workers.close()
