@@ -16,7 +16,7 @@ from ..storage import consultations as store
 from .auditing import audit_context, audited
 from .errors import ApiError
 from .keys import DATABASE, current_user
-from .models import WorklistItem, WorklistQuery, WorklistResponse
+from .models import WorklistCounts, WorklistItem, WorklistQuery, WorklistResponse
 from .openapi import documented
 from .requests import read_query
 
@@ -25,8 +25,10 @@ routes = web.RouteTableDef()
 WORKLIST_ROLES = ("radiographer", "clinician", "requester", "specialist", "manager")
 
 
-def worklist_item(row: dict) -> WorklistItem:
-    return WorklistItem(
+def worklist_item(row: dict, now: datetime | None = None) -> WorklistItem:
+    """One row as the API shows it. Rows come from our own query, so they are not validated
+    again field by field (``model_construct``): 50 validations were a third of a request."""
+    return WorklistItem.model_construct(
         id=row["id"],
         study_instance_uid=row["study_instance_uid"],
         facility=row["facility_name"],
@@ -45,7 +47,7 @@ def worklist_item(row: dict) -> WorklistItem:
         clinical_question=row["clinical_question"],
         queue=row["queue"],
         escalation=row.get("escalation"),
-        **claim_fields(row, utc_now()),
+        **claim_fields(row, now or utc_now()),
     )
 
 
@@ -100,12 +102,13 @@ async def get_worklist(request: web.Request) -> web.Response:
         "consultations": [row["id"] for row in page.items],
         "patients": sorted({row["patient_id"] for row in page.items if row["patient_id"]}),
     }
-    answer = WorklistResponse(
-        items=[worklist_item(row) for row in page.items],
-        counts=page.counts,
+    now = utc_now()
+    answer = WorklistResponse.model_construct(
+        items=[worklist_item(row, now) for row in page.items],
+        counts=WorklistCounts.model_validate(page.counts),
         next=encode_cursor(page.next, page.next_mine) if page.next else None,
     )
-    return web.json_response(answer.model_dump())
+    return web.Response(text=answer.model_dump_json(), content_type="application/json")
 
 
 def encode_cursor(key: WorklistKey, mine: int | None) -> str:
