@@ -519,3 +519,16 @@ def m012_turnaround_columns(db: sqlite_utils.Database) -> None:
 
     db.executescript(COLUMNS_DDL)
     rebuild(db)
+
+
+@migrations()
+def m013_worklist_priority_index(db: sqlite_utils.Database) -> None:
+    """Open items by priority in worklist order: a "stat only" page reads the few stat rows in
+    order instead of walking every open row to find them."""
+    db.executescript(
+        """
+        CREATE INDEX consultations_open_by_priority
+            ON consultations(priority, due_at, priority_rank, created_at, id)
+            WHERE status NOT IN ('signed', 'closed', 'cancelled');
+        """
+    )
