@@ -80,7 +80,8 @@ def apply_window(values: np.ndarray, window: Window, inverse: bool = False) -> n
     span = high - low
     c, w = window.center, window.width
     if window.function == "SIGMOID":
-        y = low + span / (1.0 + np.exp(-4.0 * (x - c) / w))
+        with np.errstate(over="ignore"):  # exp overflows to inf far below c: y is then low
+            y = low + span / (1.0 + np.exp(-4.0 * (x - c) / w))
         return np.clip(y, 0.0, OUT_MAX).astype(np.uint8)
     if window.function == "LINEAR_EXACT":
         y = low + ((x - c) / w + 0.5) * span
