@@ -28,32 +28,13 @@
 
   // ---- dates in the facility's time zone -> UTC instants -----------------------------------
 
-  /** Milliseconds the zone is ahead of UTC at the instant `utcMs`. */
-  function zoneOffset(utcMs, zone) {
-    const parts = new Intl.DateTimeFormat("en-US", {
-      timeZone: zone,
-      hourCycle: "h23",
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-      hour: "2-digit",
-      minute: "2-digit",
-      second: "2-digit",
-    }).formatToParts(new Date(utcMs));
-    const v = Object.fromEntries(parts.map((p) => [p.type, Number(p.value)]));
-    return Date.UTC(v.year, v.month - 1, v.day, v.hour, v.minute, v.second) - utcMs;
-  }
-
   /** "2024-05-01" (+ days) -> ISO instant of that day's midnight in the facility zone. */
   function midnight(dateText, addDays) {
     const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(dateText || "");
     if (!match) return null;
     const [y, m, d] = [Number(match[1]), Number(match[2]) - 1, Number(match[3]) + addDays];
     try {
-      const wall = Date.UTC(y, m, d);
-      let utc = wall - zoneOffset(wall, tr.timeZone);
-      utc = wall - zoneOffset(utc, tr.timeZone); // once more, across a DST change
-      return new Date(utc).toISOString();
+      return new Date(tr.wallToUtcMs(Date.UTC(y, m, d), tr.timeZone)).toISOString();
     } catch (_err) {
       return new Date(y, m, d).toISOString(); // unknown zone: the browser's own
     }

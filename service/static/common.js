@@ -119,6 +119,31 @@
     return node;
   }
 
+  /** Milliseconds the zone (default: the facility's) is ahead of UTC at the instant `utcMs`,
+   *  to the minute. Throws RangeError for a zone the browser does not know. */
+  function zoneOffsetMs(utcMs, zone = timeZone) {
+    const parts = new Intl.DateTimeFormat("en-US", {
+      timeZone: zone,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+    }).formatToParts(new Date(utcMs));
+    const v = Object.fromEntries(parts.map((p) => [p.type, Number(p.value)]));
+    const wall = Date.UTC(v.year, v.month - 1, v.day, v.hour, v.minute, v.second);
+    return Math.round((wall - Math.floor(utcMs / 1000) * 1000) / 60000) * 60000;
+  }
+
+  /** A wall time in the zone, given as if it were UTC (`Date.UTC(...)`), → the UTC instant.
+   *  Two passes, so that a daylight-saving change between the two readings is honoured. */
+  function wallToUtcMs(wallAsUtcMs, zone = timeZone) {
+    const first = wallAsUtcMs - zoneOffsetMs(wallAsUtcMs, zone);
+    return wallAsUtcMs - zoneOffsetMs(first, zone);
+  }
+
   function makeDateFormat(options) {
     try {
       return new Intl.DateTimeFormat(locale, Object.assign({ timeZone }, options));
@@ -209,5 +234,7 @@
     formatTime,
     formatBytes,
     showStatus,
+    zoneOffsetMs,
+    wallToUtcMs,
   });
 })();

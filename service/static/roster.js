@@ -24,36 +24,17 @@
 
   // ---- time zone arithmetic (wall time in the facility's zone <-> UTC) ----------------
 
-  /** Minutes the zone is ahead of UTC at the instant `ms`. */
-  function zoneOffset(ms) {
-    const parts = new Intl.DateTimeFormat("en-US", {
-      timeZone: zone,
-      hourCycle: "h23",
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-      hour: "2-digit",
-      minute: "2-digit",
-      second: "2-digit",
-    }).formatToParts(new Date(ms));
-    const f = Object.fromEntries(parts.map((p) => [p.type, Number(p.value)]));
-    const wall = Date.UTC(f.year, f.month - 1, f.day, f.hour, f.minute, f.second);
-    return Math.round((wall - Math.floor(ms / 1000) * 1000) / 60000);
-  }
-
   /** "2026-12-01T08:00" typed as the facility's wall time → ISO 8601 UTC, or null. */
   function wallToIso(value) {
     const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})$/.exec(value || "");
     if (!m) return null;
     const asUtc = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
-    let ms = asUtc - zoneOffset(asUtc) * 60000;
-    ms = asUtc - zoneOffset(ms) * 60000; // again, in case a DST change lies in between
-    return new Date(ms).toISOString();
+    return new Date(tr.wallToUtcMs(asUtc, zone)).toISOString();
   }
 
   /** An instant → "YYYY-MM-DDTHH:MM" wall time in the facility's zone (input value). */
   function isoToWall(ms) {
-    const local = new Date(ms + zoneOffset(ms) * 60000);
+    const local = new Date(ms + tr.zoneOffsetMs(ms, zone));
     return local.toISOString().slice(0, 16);
   }
 
