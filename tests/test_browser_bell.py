@@ -8,21 +8,13 @@ from playwright.async_api import Page, expect
 from service.clock import to_iso, utc_now
 from service.storage.notifications import add_notifications
 
-from .conftest import PASSWORD
+from .browser import log_in
 
 
 async def notify(service, user_id: int, title: str) -> int:
     row = {"user_id": user_id, "kind": "stat", "title": title, "created_at": to_iso(utc_now())}
     [notification_id] = await service.database.write(add_notifications, [row])
     return notification_id
-
-
-async def log_in(page: Page, base: str, username: str) -> None:
-    await page.goto(f"{base}/login?next=/worklist")
-    await page.fill("#login-username", username)
-    await page.fill("#login-password", PASSWORD)
-    await page.click("#login-submit")
-    await page.wait_for_url(f"{base}/worklist")
 
 
 async def test_the_bell_counts_lists_and_marks_notifications_read(service, page: Page):

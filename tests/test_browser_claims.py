@@ -10,15 +10,12 @@ from playwright.async_api import Browser, Page, expect
 from service.intake import InstanceOrigin, ReceivedStudy, receive_study
 from worklists.sla import SlaPolicy
 
-from .conftest import PASSWORD
+from .browser import log_in as log_in_page
 
 
 async def log_in(page: Page, base: str, username: str) -> None:
-    await page.goto(f"{base}/login?next=/worklist")
-    await page.fill("#login-username", username)
-    await page.fill("#login-password", PASSWORD)
-    await page.click("#login-submit")
-    await page.wait_for_url(f"{base}/worklist")
+    """Log in and wait until the worklist's live stream is on."""
+    await log_in_page(page, base, username)
     await expect(page.locator("#worklist-updated")).to_have_attribute("data-live", "on")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from playwright.async_api import Page, expect
 
-from .conftest import PASSWORD
+from .browser import log_in
 from .test_turnaround import history  # noqa: F401  (fixture: consultations with known times)
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "dashboard.png"
@@ -15,11 +15,7 @@ SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "das
 async def test_the_dashboard_shows_charts_and_tables_for_a_manager(service, history, page: Page):  # noqa: F811
     base = str(service.client.make_url("/")).rstrip("/")
     await page.set_viewport_size({"width": 1360, "height": 1400})
-    await page.goto(f"{base}/login?next=/dashboard")
-    await page.fill("#login-username", "boss")
-    await page.fill("#login-password", PASSWORD)
-    await page.click("#login-submit")
-    await page.wait_for_url(f"{base}/dashboard")
+    await log_in(page, base, "boss", "/dashboard")
     await page.fill("#dashboard-from", "2026-03-01")
     await page.fill("#dashboard-to", "2026-03-31")
     await page.click("#dashboard-apply")

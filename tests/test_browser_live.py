@@ -6,7 +6,7 @@ import time
 
 from playwright.async_api import Page, expect
 
-from .conftest import PASSWORD
+from .browser import log_in
 
 
 async def test_stat_request_appears_on_an_open_worklist_within_two_seconds(service, page: Page):
@@ -17,11 +17,7 @@ async def test_stat_request_appears_on_an_open_worklist_within_two_seconds(servi
     await service.add_user("req_chen", "requester", clinic)
     base = str(service.client.make_url("/")).rstrip("/")
 
-    await page.goto(f"{base}/login?next=/worklist")
-    await page.fill("#login-username", "dr_li")
-    await page.fill("#login-password", PASSWORD)
-    await page.click("#login-submit")
-    await page.wait_for_url(f"{base}/worklist")
+    await log_in(page, base, "dr_li", "/worklist")
     await expect(page.locator("#worklist-updated")).to_have_attribute("data-live", "on")
     await expect(page.locator("#worklist-empty")).to_be_visible()
 

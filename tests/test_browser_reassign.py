@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.async_api import Page, expect
 
-from .conftest import PASSWORD
+from .browser import log_in
 from .test_browser_claims import ready_consultation
 
 
@@ -23,11 +23,7 @@ async def test_a_manager_reassigns_a_row_and_it_shows_the_new_holder(service, pa
     assert taken.status == 200, await taken.text()
     base = str(service.client.make_url("/")).rstrip("/")
 
-    await page.goto(f"{base}/login?next=/worklist")
-    await page.fill("#login-username", "boss")
-    await page.fill("#login-password", PASSWORD)
-    await page.click("#login-submit")
-    await page.wait_for_url(f"{base}/worklist")
+    await log_in(page, base, "boss", "/worklist")
     row = page.locator(f'tr.worklist-row[data-consultation-id="{consultation_id}"]')
     await expect(row.locator(".claim-held")).to_have_text("Held by dr_li")
 

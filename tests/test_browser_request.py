@@ -10,7 +10,7 @@ from playwright.async_api import Page, expect
 from service.intake import InstanceOrigin, ReceivedStudy, receive_study
 from worklists.sla import SlaPolicy
 
-from .conftest import PASSWORD
+from .browser import log_in
 
 UID = "1.2.826.0.1.3680043.10.78.1"
 
@@ -36,11 +36,7 @@ async def test_requester_sees_claim_and_preliminary_answer_without_reload(servic
     await service.database.write(receive_study, study, now=datetime.now(UTC), sla=SlaPolicy())
     base = str(service.client.make_url("/")).rstrip("/")
 
-    await page.goto(f"{base}/login?next=/request")
-    await page.fill("#login-username", "dr_zhao")
-    await page.fill("#login-password", PASSWORD)
-    await page.click("#login-submit")
-    await page.wait_for_url(f"{base}/request")
+    await log_in(page, base, "dr_zhao", "/request")
     await page.check("#consult-priority-stat")
     await page.fill("#consult-patient-id", "PID-B1")
     await page.fill("#consult-study", UID)

@@ -9,7 +9,7 @@ from playwright.async_api import Browser, expect
 
 from service.clock import to_iso, utc_now
 
-from .conftest import PASSWORD
+from .browser import log_in
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -40,11 +40,7 @@ async def test_a_manager_adds_and_removes_shifts_in_the_facilitys_time_zone(
     context = await browser.new_context(timezone_id="America/New_York")
     try:
         page = await context.new_page()
-        await page.goto(f"{base}/login?next=/roster")
-        await page.fill("#login-username", "boss")
-        await page.fill("#login-password", PASSWORD)
-        await page.click("#login-submit")
-        await page.wait_for_url(f"{base}/roster")
+        await log_in(page, base, "boss", "/roster")
         await expect(page.locator('.main-nav a[href="/roster"]')).to_have_attribute(
             "aria-current", "page"
         )
@@ -80,11 +76,7 @@ async def test_a_shift_that_ends_before_it_starts_is_explained(service, page):
     await service.add_user("dr_li", "specialist", centre)
     await service.add_user("boss", "manager", centre)
     base = str(service.client.make_url("/")).rstrip("/")
-    await page.goto(f"{base}/login?next=/roster")
-    await page.fill("#login-username", "boss")
-    await page.fill("#login-password", PASSWORD)
-    await page.click("#login-submit")
-    await page.wait_for_url(f"{base}/roster")
+    await log_in(page, base, "boss", "/roster")
     await expect(page.locator("#roster-person option")).to_have_count(2)
     await page.select_option("#roster-person", label="dr_li")
     await page.fill("#roster-starts", "2030-01-02T16:00")

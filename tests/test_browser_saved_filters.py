@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.async_api import Page, expect
 
-from .conftest import PASSWORD
+from .browser import log_in
 
 
 async def file_request(service, headers, uid: str, priority: str) -> int:
@@ -28,11 +28,7 @@ async def test_a_saved_filter_survives_a_reload_and_shows_only_matching_rows(ser
     routine = await file_request(service, requester, "1.2.826.0.1.3680043.10.7.2", "routine")
     base = str(service.client.make_url("/")).rstrip("/")
 
-    await page.goto(f"{base}/login?next=/worklist")
-    await page.fill("#login-username", "dr_li")
-    await page.fill("#login-password", PASSWORD)
-    await page.click("#login-submit")
-    await page.wait_for_url(f"{base}/worklist")
+    await log_in(page, base, "dr_li", "/worklist")
     rows = page.locator("tr.worklist-row")
     await expect(rows).to_have_count(2)
 

@@ -7,7 +7,7 @@ import itertools
 
 from playwright.async_api import Browser, Page, expect
 
-from .conftest import PASSWORD
+from .browser import log_in
 
 # Record what the page does instead of relying on the desktop: every Notification created and
 # every oscillator started (the beep), while keeping the real classes underneath.
@@ -53,11 +53,7 @@ async def file_stat(service, headers) -> int:
 
 
 async def open_worklist(page: Page, base: str) -> None:
-    await page.goto(f"{base}/login?next=/worklist")
-    await page.fill("#login-username", "dr_li")
-    await page.fill("#login-password", PASSWORD)
-    await page.click("#login-submit")
-    await page.wait_for_url(f"{base}/worklist")
+    await log_in(page, base, "dr_li", "/worklist")
     await expect(page.locator("#worklist-updated")).to_have_attribute("data-live", "on")
 
 

@@ -6,7 +6,7 @@ from playwright.async_api import Page, expect
 
 from service.synthetic import StudySpec, make_study, write_study
 
-from .conftest import PASSWORD
+from .browser import log_in
 
 
 async def test_radiographer_uploads_a_study_and_sees_it_on_the_worklist(
@@ -29,11 +29,7 @@ async def test_radiographer_uploads_a_study_and_sees_it_on_the_worklist(
     files = write_study(study, tmp_path / "study")
     base = str(service.client.make_url("/")).rstrip("/")
 
-    await page.goto(f"{base}/login?next=/upload")
-    await page.fill("#login-username", "wang")
-    await page.fill("#login-password", PASSWORD)
-    await page.click("#login-submit")
-    await page.wait_for_url(f"{base}/upload")
+    await log_in(page, base, "wang", "/upload")
 
     await page.set_input_files("#file-input", [str(f) for f in files])
     items = page.locator("#upload-list > li.upload-item")

@@ -12,7 +12,7 @@ from playwright.async_api import Page, expect
 
 from service.synthetic import StudySpec, make_study
 
-from .conftest import PASSWORD
+from .browser import log_in
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "screenshots" / "viewer.png"
@@ -85,14 +85,6 @@ async def seed_studies(service) -> dict:
         "prior_id": found["prior"]["id"],
         "prior_uid": prior[0].StudyInstanceUID,
     }
-
-
-async def log_in(page: Page, base: str, username: str, next_path: str = "/worklist") -> None:
-    await page.goto(f"{base}/login?next={next_path}")
-    await page.fill("#login-username", username)
-    await page.fill("#login-password", PASSWORD)
-    await page.click("#login-submit")
-    await page.wait_for_url(f"{base}{next_path}")
 
 
 async def canvas_point(page: Page, selector: str, x: float, y: float) -> tuple[float, float]:
