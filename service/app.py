@@ -16,6 +16,7 @@ from aiohttp import web
 
 from worklists.rules import DEFAULT_RULES_PATH, RulesError, WorklistRules, parse_rules
 
+from .auth.session_cache import SessionCache
 from .escalation import sweep_forever
 from .http.auditing import audit_middleware
 from .http.errors import error_middleware
@@ -26,6 +27,7 @@ from .http.keys import (
     ORTHANC,
     RENDER_WORKERS,
     RENDERER,
+    SESSION_CACHE,
     SETTINGS,
     SLA,
     VIEWING,
@@ -115,6 +117,7 @@ async def close_live_updates(app: web.Application) -> None:
 async def database_context(app: web.Application) -> AsyncIterator[None]:
     database = Database(app[SETTINGS].database_path)
     app[DATABASE] = database
+    app[SESSION_CACHE] = SessionCache(database)
     yield
     database.close()
 

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from worklists.sla import SlaPolicy
 
+from ..auth.session_cache import SessionCache
 from ..auth.sessions import CurrentUser
 from ..i18n import PageRenderer
 from ..ingest import ChangeFollower
@@ -24,6 +25,7 @@ RENDERER = web.AppKey("renderer", PageRenderer)
 SLA = web.AppKey("sla", SlaPolicy)
 LIVE = web.AppKey("live", LiveUpdates)
 VIEWING = web.AppKey("viewing", Viewing)
+SESSION_CACHE = web.AppKey("session_cache", SessionCache)
 RENDER_WORKERS = web.AppKey("render_workers", RenderWorkers)
 
 # Per-request values set by the middlewares.

@@ -11,7 +11,7 @@ from ..auth import sessions
 from ..auth.access import PUBLIC, declared_access, permits
 from ..clock import utc_now
 from .errors import ApiError
-from .keys import AUTH_VIA_KEY, DATABASE, USER_KEY
+from .keys import AUTH_VIA_KEY, DATABASE, SESSION_CACHE, USER_KEY
 from .requests import served_over_tls
 
 SESSION_COOKIE = "teleread_session"
@@ -31,6 +31,19 @@ def _bearer_token(request: web.Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+async def _resolve(request: web.Request, token: str, via: str) -> sessions.CurrentUser | None:
+    """The session's user; GET and HEAD may take it from the short-lived session cache."""
+    cache = request.app[SESSION_CACHE] if request.method in ("GET", "HEAD") else None
+    if cache is not None and (user := cache.get(token)) is not None:
+        return user
+    database = request.app[DATABASE]
+    writes = database.writes
+    user = await sessions.resolve(database, token, utc_now(), bearer=via == "bearer")
+    if cache is not None and user is not None:
+        cache.put(token, user, writes)
+    return user
+
+
 @web.middleware
 async def access_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Resolve the caller, enforce the route's declared roles and CSRF on cookie writes."""
@@ -40,11 +53,7 @@ async def access_middleware(request: web.Request, handler: Any) -> web.StreamRes
     token = _bearer_token(request)
     via = "bearer" if token else "cookie"
     token = token or request.cookies.get(SESSION_COOKIE)
-    user = (
-        await sessions.resolve(request.app[DATABASE], token, utc_now(), bearer=via == "bearer")
-        if token
-        else None
-    )
+    user = await _resolve(request, token, via) if token else None
     request[USER_KEY] = user
     request[AUTH_VIA_KEY] = via if user else None
     declared = declared_access(match_info.handler)

@@ -63,6 +63,9 @@ class Database:
         self._lock = threading.Lock()
         self.turnaround_blocks = BlockCache()
         """Decoded dashboard column blocks, shared by the reader threads (turnaround_columns)."""
+        self.writes = 0
+        """Write transactions committed so far: what read-through caches compare to know that
+        nothing they hold can have changed (``service.auth.session_cache``)."""
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="db-reader")
         self._migrate()
@@ -114,6 +117,7 @@ class Database:
             db.conn.execute("ROLLBACK")
             raise
         db.conn.execute("COMMIT")
+        self.writes += 1
         return result
 
     def _run_read(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:

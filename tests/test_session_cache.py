@@ -1,0 +1,114 @@
+"""The short-lived session cache: it saves a database read per GET, and no write that could
+change who is logged in is ever answered from it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from service.auth.session_cache import SessionCache
+from service.auth.sessions import CurrentUser
+
+
+@dataclass
+class FakeDatabase:
+    writes: int = 0
+
+
+def user() -> CurrentUser:
+    return CurrentUser(
+        id=7,
+        username="wang",
+        display_name="Wang",
+        role="radiographer",
+        facility_id=2,
+        facility_name="Dongxiang",
+        facility_kind="township",
+        facility_timezone="Asia/Shanghai",
+        locale=None,
+        session_id=11,
+        csrf_token="c",
+    )
+
+
+def test_an_entry_lives_until_the_next_write_or_its_deadline():
+    database = FakeDatabase()
+    cache = SessionCache(database, ttl=0.2)  # type: ignore[arg-type]
+    cache.put("token-a", user(), database.writes)
+    assert cache.get("token-a") == user()
+    assert cache.get("token-b") is None
+    database.writes += 1  # anything committed: a logout, a revocation, a role change
+    assert cache.get("token-a") is None
+    cache.put("token-a", user(), database.writes)
+    time.sleep(0.25)
+    assert cache.get("token-a") is None
+
+
+def test_a_write_during_the_read_makes_the_entry_stale_at_once():
+    """The write count is taken before the read: a revocation racing it is not papered over."""
+    database = FakeDatabase()
+    cache = SessionCache(database)  # type: ignore[arg-type]
+    before = database.writes
+    database.writes += 1  # committed while the session was being read
+    cache.put("token-a", user(), before)
+    assert cache.get("token-a") is None
+
+
+def test_the_cache_is_bounded():
+    database = FakeDatabase()
+    cache = SessionCache(database, size=3)  # type: ignore[arg-type]
+    for n in range(5):
+        cache.put(f"token-{n}", user(), 0)
+    assert cache.get("token-0") is None and cache.get("token-4") is not None
+
+
+@pytest.fixture
+async def people(service):
+    clinic = await service.add_facility("Dongxiang Township", "township", "DONGXIANG_DR")
+    centre = await service.add_facility("Regional Imaging Centre", "regional", "REGION_PACS")
+    await service.add_user("root", "admin", centre)
+    wang = await service.add_user("wang", "radiographer", clinic)
+    return {"wang": wang, "admin": await service.login("root")}
+
+
+async def me(service, headers) -> int:
+    return (await service.client.get("/api/me", headers=headers)).status
+
+
+async def test_a_cached_session_is_refused_right_after_the_user_is_disabled(service, people):
+    wang = await service.login("wang")
+    assert await me(service, wang) == 200
+    assert await me(service, wang) == 200  # now answered from the cache
+    response = await service.client.patch(
+        f"/api/admin/users/{people['wang']}", headers=people["admin"], json={"disabled": True}
+    )
+    assert response.status == 200
+    assert await me(service, wang) == 401
+
+
+async def test_a_cached_session_is_refused_right_after_logout(service, people):
+    wang = await service.login("wang")
+    assert await me(service, wang) == 200
+    assert (await service.client.post("/api/logout", headers=wang)).status in (200, 204)
+    assert await me(service, wang) == 401
+
+
+async def test_a_get_is_answered_without_reading_the_session_again(service, people):
+    """The point of the cache: a second GET within the TTL reads no session row."""
+    wang = await service.login("wang")
+    assert await me(service, wang) == 200
+    reads: list[str] = []
+    original = service.database.read
+
+    async def counting(fn, *args, **kwargs):
+        reads.append(getattr(fn, "__name__", repr(fn)))
+        return await original(fn, *args, **kwargs)
+
+    service.database.read = counting  # type: ignore[method-assign]
+    try:
+        assert await me(service, wang) == 200
+    finally:
+        service.database.read = original  # type: ignore[method-assign]
+    assert "session_user" not in reads
