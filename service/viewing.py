@@ -15,6 +15,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from viewer.frames import is_colour
+
 from .auth.access import consultation_scope
 from .auth.sessions import CurrentUser
 from .orthanc.client import OrthancClient
@@ -25,15 +27,6 @@ SCOPE_TTL = 10.0
 INDEX_TTL = 60.0
 REFRESH_AFTER = 5.0
 MAX_CACHED = 256
-COLOUR = (
-    "RGB",
-    "YBR_FULL",
-    "YBR_FULL_422",
-    "YBR_PARTIAL_420",
-    "YBR_ICT",
-    "YBR_RCT",
-    "PALETTE COLOR",
-)
 
 
 @dataclass(frozen=True)
@@ -55,7 +48,7 @@ class InstanceEntry:
 
     @property
     def colour(self) -> bool:
-        return self.photometric.upper() in COLOUR
+        return is_colour(self.photometric)
 
 
 @dataclass(frozen=True)

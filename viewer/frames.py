@@ -19,7 +19,6 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, pixel_array
 from pydicom.uid import (
     JPEG2000,
-    DeflatedExplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
@@ -43,9 +42,17 @@ DECODERS: dict[str, str] = {  # measured in tests/test_dcmtk_parity.py and bench
     JPEG2000Lossless: "pylibjpeg",  # OpenJPEG; GDCM and Pillow agree, neither faster
     JPEG2000: "pylibjpeg",
     RLELossless: "pylibjpeg",  # pylibjpeg-rle (Rust), 3-4x pydicom's own RLE decoder
-    DeflatedExplicitVRLittleEndian: "",
 }
 COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT")
+
+
+def is_colour(photometric: str) -> bool:
+    """Whether a Photometric Interpretation (0028,0004) is colour (C.7.6.3.1.2): shown as RGB,
+    with no modality values to window. PALETTE COLOR counts (its tables make it RGB)."""
+    value = photometric.strip().upper()
+    return value in COLOUR or value == "PALETTE COLOR"
+
+
 PYRAMID_FROM = 2048  # frames larger than this also keep reduced copies for small viewports
 
 
@@ -54,13 +61,10 @@ class Frame:
     """One decoded frame and the attributes that turn it into display values.
 
     ``pixels`` holds stored values (PS3.3 C.7.6.3.1) for greyscale, RGB ``uint8`` for colour.
-    ``levels`` are box-filtered halvings of large greyscale frames, largest first.
+    ``levels`` are reduced copies of large greyscale frames (``pyramid``), largest first.
     """
 
     pixels: np.ndarray
-    photometric: str
-    bits_stored: int
-    signed: bool
     slope: float = 1.0
     intercept: float = 0.0
     modality_lut: tuple[int, np.ndarray] | None = None
@@ -118,14 +122,11 @@ def decode_frame(data: bytes, index: int) -> Frame:
         options["index"] = index
     pixels = _pixels(ds, options)
     if photometric == "PALETTE COLOR":
-        return Frame(_palette(pixels, ds), "RGB", 8, False)
-    if photometric in COLOUR or pixels.ndim == 3:
-        return Frame(_as_rgb8(pixels, ds), "RGB", 8, False)
+        return Frame(_palette(pixels, ds))
+    if is_colour(photometric) or pixels.ndim == 3:
+        return Frame(_as_rgb8(pixels, ds))
     frame = Frame(
         pixels=pixels,
-        photometric=photometric,
-        bits_stored=int(ds.get("BitsStored") or ds.get("BitsAllocated") or 16),
-        signed=bool(ds.get("PixelRepresentation", 0)),
         inverse=_inverse(ds, photometric),
         overlay=_overlay(ds, index),
     )
@@ -179,9 +180,11 @@ def _inverse(ds: Dataset, photometric: str) -> bool:
 def _functional(ds: Dataset, index: int, group: str) -> Dataset | None:
     """A functional group item of an enhanced multi-frame object (C.7.6.16): the frame's own,
     else the shared one."""
-    for name, position in (("PerFrameFunctionalGroupsSequence", index), ("Shared", 0)):
-        sequence_name = name if name != "Shared" else "SharedFunctionalGroupsSequence"
-        sequence = ds.get(sequence_name)
+    for name, position in (
+        ("PerFrameFunctionalGroupsSequence", index),
+        ("SharedFunctionalGroupsSequence", 0),
+    ):
+        sequence = ds.get(name)
         if sequence and len(sequence) > position and group in sequence[position]:
             items = sequence[position][group].value
             if items:
@@ -252,9 +255,7 @@ def _overlay(full: Dataset, index: int) -> np.ndarray | None:
     rows, columns = int(full.Rows), int(full.Columns)
     mask = np.zeros((rows, columns), dtype=bool)
     for group in groups:
-        if (group, 0x3000) not in full:
-            continue
-        frames = int(full.get((group, 0x0015), None).value) if (group, 0x0015) in full else 1
+        frames = int(full[group, 0x0015].value) if (group, 0x0015) in full else 1
         first = int(full[group, 0x0051].value) if (group, 0x0051) in full else 1
         if frames > 1 and not first - 1 <= index < first - 1 + frames:
             continue

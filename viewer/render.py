@@ -4,7 +4,7 @@ Greyscale frames with integer stored values up to 16 bits are rendered through o
 per (modality LUT, VOI, polarity) that maps every possible stored value to its display value: the
 Modality LUT (PS3.3 C.11.1), the VOI LUT (C.11.2) and MONOCHROME1 / INVERSE polarity are folded
 into at most 65,536 entries, cached across frames of a series, and a render costs one indexed
-copy per pixel. Float and 32-bit data are windowed directly in float32.
+copy per pixel. Float and 32-bit data are windowed directly in float64.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _integral(value: float) -> bool:
 
 
 def _modality_array(frame: Frame, stored: np.ndarray) -> np.ndarray:
-    """Modality values of ``stored``: integers when the rescale is integral, else float32."""
+    """Modality values of ``stored``: integers when the rescale is integral, else float64."""
     if frame.modality_lut is not None:
         first, table = frame.modality_lut
         index = np.clip(stored.astype(np.int64) - first, 0, len(table) - 1)
@@ -154,14 +154,11 @@ def render_array(frame: Frame, options: RenderOptions) -> np.ndarray:
             for level in frame.levels:
                 if level.shape[1] >= target[0] and level.shape[0] >= target[1]:
                     stored = level
-        window = options.window or default_window(frame)
-        out = display(frame, window, stored)
-        if options.overlays and frame.overlay is not None and stored is frame.pixels:
-            out = out.copy()
-            out[frame.overlay] = 255
-        elif options.overlays and frame.overlay is not None:
-            mask = np.asarray(Image.fromarray(frame.overlay).resize(out.shape[::-1]))
-            out = out.copy()
+        out = display(frame, options.window, stored)  # a new array: burning in is safe
+        if options.overlays and frame.overlay is not None:
+            mask = frame.overlay
+            if stored is not frame.pixels:  # a pyramid level: the mask scaled to it
+                mask = np.asarray(Image.fromarray(mask).resize(out.shape[::-1]))
             out[mask] = 255
     if target is not None and (out.shape[1], out.shape[0]) != target:
         small = out.shape[0] * out.shape[1] <= LANCZOS_PIXELS
