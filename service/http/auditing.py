@@ -113,13 +113,15 @@ async def audit_middleware(request: web.Request, handler: Any) -> web.StreamResp
     try:
         response = await handler(request)
     except BaseException as exc:
-        await _record(request, action, context, _status_of(exc))
+        await record(request, action, context, _status_of(exc))
         raise
-    await _record(request, action, context, response.status)
+    await record(request, action, context, response.status)
     return response
 
 
-async def _record(request: web.Request, action: str, context: AuditContext, status: int) -> None:
+async def record(request: web.Request, action: str, context: AuditContext, status: int) -> None:
+    """Append the audit record of ``action`` as ``context`` describes it (the middleware's
+    record; also for a handler that audits only some of its calls)."""
     user = context.actor or (None if context.anonymous else request.get(USER_KEY))
     detail = dict(context.detail)
     if status >= 400:

@@ -14,18 +14,14 @@ from typing import Any
 
 from aiohttp import web
 
-from ..audit import AuditEntry
 from ..auth.access import allow
-from ..clock import to_iso, utc_now
 from ..rendering import FrameRef
 from ..storage import RecordNotFound
-from ..storage.audit import append_audit
 from ..viewing import InstanceEntry, StudyIndex
-from .auditing import audit_context, audited, not_audited
+from .auditing import AuditContext, audit_context, audited, not_audited, record
 from .errors import ApiError
-from .keys import DATABASE, ORTHANC, RENDER_WORKERS, VIEWING, current_user
+from .keys import ORTHANC, RENDER_WORKERS, VIEWING, current_user
 from .openapi import documented
-from .requests import client_ip
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -68,22 +64,9 @@ async def _opened(request: web.Request, row: dict[str, Any]) -> None:
     user = current_user(request)
     if not request.app[VIEWING].first_access(user, row["study_instance_uid"]):
         return
-    entry = AuditEntry(
-        at=to_iso(utc_now()),
-        action="study.viewed",
-        outcome="success",
-        user_id=user.id,
-        username=user.username,
-        role=user.role,
-        facility_id=user.facility_id,
-        resource_type="consultation",
-        resource_id=str(row["id"]),
-        patient_id=row["patient_id"],
-        study_instance_uid=row["study_instance_uid"],
-        client_ip=client_ip(request) or "",
-        detail={"via": request.path},
-    )
-    await request.app[DATABASE].write(append_audit, entry)
+    context = AuditContext(resource_type="consultation", detail={"via": request.path})
+    context.touches(row["patient_id"], row["study_instance_uid"], row["id"])
+    await record(request, "study.viewed", context, 200)
 
 
 async def _instance(request: web.Request) -> InstanceEntry:
