@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,9 @@ BIG_ENDIAN_TWINS = {
 }
 
 
-def greyscale_test_files() -> list[Path]:
-    """Every pydicom test file (no download) with greyscale pixel data."""
+@cache
+def greyscale_test_files() -> tuple[Path, ...]:
+    """Every pydicom test file (no download) with greyscale pixel data (read once)."""
     found = []
     for path in sorted(TEST_FILES.rglob("*")):
         if not path.is_file():
@@ -63,7 +65,7 @@ def greyscale_test_files() -> list[Path]:
         greyscale = str(ds.get("PhotometricInterpretation", "")).startswith("MONOCHROME")
         if greyscale and _has_pixel_data(path):
             found.append(path)
-    return found
+    return tuple(found)
 
 
 def _has_pixel_data(path: Path) -> bool:
