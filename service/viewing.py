@@ -5,6 +5,11 @@ A study is reached through a consultation the caller may see (facility scope in 
 kept briefly, so a frame request costs a dictionary look-up, not a database and Orthanc round trip.
 Positive scope answers are cached for a few seconds per (scope, study): a revoked consultation
 stops being served within that time, and another facility's scope never shares an entry.
+
+Openings (who has opened which study) are recorded in the database, not only here, because
+several processes may serve one session's frames: the first to record an opening writes its
+``study.viewed`` record in the same transaction, the others write nothing. This process also
+remembers the openings it has seen, so a frame of a study already open costs no database call.
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from viewer.frames import is_colour
 
+from .audit import AuditEntry
 from .auth.access import consultation_scope
 from .auth.sessions import CurrentUser
+from .clock import to_iso, utc_now
 from .orthanc.client import OrthancClient
 from .storage import Database, RecordNotFound
 from .storage import viewing as store
@@ -27,6 +36,9 @@ SCOPE_TTL = 10.0
 INDEX_TTL = 60.0
 REFRESH_AFTER = 5.0
 MAX_CACHED = 256
+OPENED_TTL = 12 * 3600.0
+OPENINGS_KEPT = timedelta(hours=24)
+PRUNE_EVERY = 60.0
 
 
 @dataclass(frozen=True)
@@ -212,13 +224,14 @@ class _Expiring:
 
 
 class Viewing:
-    """Resolves studies for users, builds manifests, remembers who has opened what."""
+    """Resolves studies for users, builds manifests, records who has opened what."""
 
     def __init__(self, database: Database, orthanc: OrthancClient) -> None:
         self.database, self.orthanc = database, orthanc
         self._access = _Expiring(SCOPE_TTL, 4096)
         self._indexes = _Expiring(INDEX_TTL)
-        self._opened = _Expiring(12 * 3600.0, 100_000)
+        self._opened = _Expiring(OPENED_TTL, 100_000)
+        self._pruned_at: float | None = None
         self._building: dict[tuple[str, str], asyncio.Future[StudyIndex]] = {}
 
     async def consultation_for(self, user: CurrentUser, study_uid: str) -> dict[str, Any]:
@@ -277,13 +290,48 @@ class Viewing:
                 return entry
         raise RecordNotFound(f"series {series_uid}")
 
-    def first_access(self, user: CurrentUser, study_uid: str) -> bool:
-        """True once per (session or token, study): the call that should be audited."""
-        key = (user.id, user.session_id, user.api_token_id, study_uid)
-        if self._opened.get(key):
+    async def first_access(
+        self, user: CurrentUser, study_uid: str, audit: Callable[[], AuditEntry]
+    ) -> bool:
+        """True once per (session or token, study) across every process: the access that is
+        audited, with ``audit()``'s record written in the transaction that decided it.
+
+        A study this process already knows is open costs a dictionary look-up (a reader
+        scrolling a stack); otherwise one write records the opening, whoever wins the race.
+        """
+        opening = self._opening(user, study_uid)
+        if self._opened.get(opening):
             return False
-        self._opened.put(key, True)
-        return True
+        first = await self.database.write(
+            store.open_study, opening, to_iso(utc_now()), audit(), prune_before=self._prune()
+        )
+        self._opened.put(opening, True)
+        return first
+
+    async def _mark_opened(self, user: CurrentUser, study_uid: str) -> None:
+        """Record an opening audited elsewhere (the manifest's route audits every call), so no
+        process audits the frames that follow."""
+        opening = self._opening(user, study_uid)
+        if self._opened.get(opening):
+            return
+        await self.database.write(
+            store.open_study, opening, to_iso(utc_now()), prune_before=self._prune()
+        )
+        self._opened.put(opening, True)
+
+    @staticmethod
+    def _opening(user: CurrentUser, study_uid: str) -> store.Opening:
+        return store.Opening(user.id, user.session_id or 0, user.api_token_id or 0, study_uid)
+
+    def _prune(self) -> str | None:
+        """Openings recorded before this may be forgotten (at most once a minute per process,
+        in a write that happens anyway): a session still reading a day later is audited once
+        more, and the table holds about a day of openings."""
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return None
+        self._pruned_at = now
+        return to_iso(utc_now() - OPENINGS_KEPT)
 
     async def manifest(
         self, user: CurrentUser, consultation_id: int
@@ -295,7 +343,7 @@ class Viewing:
         self._access.put((scope, uid), row)
         index = await self.index(uid, row["orthanc_study_id"])
         prior_rows = await self.database.read(store.priors, row["patient_id"], row["id"], scope)
-        self.first_access(user, uid)
+        await self._mark_opened(user, uid)
         return manifest_json(row, index, prior_rows), index
 
 

@@ -1,8 +1,9 @@
-"""The short-lived session cache: it saves a database read per GET, and no write that could
-change who is logged in is ever answered from it."""
+"""The short-lived session cache: it saves a database read per GET, and no commit that could
+change who is logged in is ever answered from it, whichever process made the commit."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -10,11 +11,17 @@ import pytest
 
 from service.auth.session_cache import SessionCache
 from service.auth.sessions import CurrentUser
+from service.storage import Database
+from service.storage import facilities as facility_store
+from service.storage import users as user_store
 
 
 @dataclass
 class FakeDatabase:
-    writes: int = 0
+    committed: int = 0
+
+    def version(self) -> int:
+        return self.committed
 
 
 def user() -> CurrentUser:
@@ -33,27 +40,52 @@ def user() -> CurrentUser:
     )
 
 
-def test_an_entry_lives_until_the_next_write_or_its_deadline():
+def test_an_entry_lives_until_the_next_commit_or_its_deadline():
     database = FakeDatabase()
     cache = SessionCache(database, ttl=0.2)  # type: ignore[arg-type]
-    cache.put("token-a", user(), database.writes)
+    cache.put("token-a", user(), database.version())
     assert cache.get("token-a") == user()
     assert cache.get("token-b") is None
-    database.writes += 1  # anything committed: a logout, a revocation, a role change
+    database.committed += 1  # anything committed: a logout, a revocation, a role change
     assert cache.get("token-a") is None
-    cache.put("token-a", user(), database.writes)
+    cache.put("token-a", user(), database.version())
     time.sleep(0.25)
     assert cache.get("token-a") is None
 
 
-def test_a_write_during_the_read_makes_the_entry_stale_at_once():
-    """The write count is taken before the read: a revocation racing it is not papered over."""
+def test_a_commit_during_the_read_makes_the_entry_stale_at_once():
+    """The version is taken before the read: a revocation racing it is not papered over."""
     database = FakeDatabase()
     cache = SessionCache(database)  # type: ignore[arg-type]
-    before = database.writes
-    database.writes += 1  # committed while the session was being read
+    before = database.version()
+    database.committed += 1  # committed while the session was being read
     cache.put("token-a", user(), before)
     assert cache.get("token-a") is None
+
+
+def test_the_database_version_moves_with_every_commit_of_any_connection(tmp_path):
+    """Its own writer's commits, another Database object's (another process) alike; reads and
+    a transaction that changed nothing leave it alone."""
+    here, there = Database(tmp_path / "t.db"), Database(tmp_path / "t.db")
+    try:
+        start = here.version()
+        assert here.version() == start
+        here.read_sync(lambda db: db.execute("SELECT COUNT(*) FROM sessions").fetchone())
+        assert here.version() == start
+        here.write_sync(user_store.clear_login_failures, "nobody")  # deletes no row
+        assert here.version() == start
+        here.write_sync(
+            facility_store.add_facility, name="A", kind="township", aet="A", timezone="UTC"
+        )
+        after_own = here.version()
+        assert after_own != start
+        there.write_sync(
+            facility_store.add_facility, name="B", kind="township", aet="B", timezone="UTC"
+        )
+        assert here.version() != after_own
+    finally:
+        here.close()
+        there.close()
 
 
 def test_the_cache_is_bounded():
@@ -112,3 +144,39 @@ async def test_a_get_is_answered_without_reading_the_session_again(service, peop
     finally:
         service.database.read = original  # type: ignore[method-assign]
     assert "session_user" not in reads
+
+
+async def test_a_cached_session_revoked_by_another_process_is_refused_on_the_next_get(
+    service, people
+):
+    """Another process serving the same file (its own Database, its own writer) logs the
+    session out: this process's cache does not serve it again."""
+    wang = await service.login("wang")
+    assert await me(service, wang) == 200
+    assert await me(service, wang) == 200  # now answered from the cache
+    other = Database(service.database.path)
+    try:
+        revoked = await other.write(user_store.revoke_user_sessions, people["wang"])
+    finally:
+        other.close()
+    assert revoked == 1
+    assert await me(service, wang) == 401
+
+
+async def test_a_cached_session_revoked_by_the_sqlite3_shell_is_refused_on_the_next_get(
+    service, people
+):
+    """The same with a real separate process: the sqlite3 shell revokes the session row."""
+    wang = await service.login("wang")
+    assert await me(service, wang) == 200
+    assert await me(service, wang) == 200  # now answered from the cache
+    shell = await asyncio.create_subprocess_exec(
+        "sqlite3",
+        "-cmd",
+        ".timeout 10000",
+        str(service.database.path),
+        "UPDATE sessions SET revoked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
+        f" WHERE user_id = {people['wang']} AND revoked_at IS NULL;",
+    )
+    assert await shell.wait() == 0
+    assert await me(service, wang) == 401

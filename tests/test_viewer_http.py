@@ -3,6 +3,7 @@ rendered frames and thumbnails, modality values; facility authorisation and audi
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import datetime
 
@@ -11,6 +12,7 @@ import pytest
 from PIL import Image
 from pydicom.pixels import apply_modality_lut, pack_bits
 
+from service.app import create_app
 from service.synthetic import StudySpec, make_study
 
 PATIENT = "P_VIEW_1"
@@ -198,6 +200,61 @@ async def test_a_frame_fetched_without_the_manifest_is_audited_on_first_access(s
         assert (await get(service, world, paths(world)["study metadata"])).status == 200
     entries = (await study_viewed(service))[before:]
     assert len(entries) == 1 and entries[0]["username"] == "zhao_c"
+
+
+@pytest.fixture
+async def second_process(settings, service, aiohttp_client):
+    """Another process serving the same database file: its own app, Database and Viewing
+    (nothing in memory shared with ``service``)."""
+    return await aiohttp_client(create_app(settings))
+
+
+async def fetch(client, world, path: str, who: str = "specialist") -> int:
+    response = await client.get(path, headers=world[who])
+    await response.read()
+    return response.status
+
+
+async def openings(service) -> int:
+    return await service.database.read(
+        lambda db: db.execute("SELECT COUNT(*) FROM study_openings").fetchone()[0]
+    )
+
+
+async def test_frames_served_by_two_processes_audit_a_study_once_per_session(
+    service, world, second_process
+):
+    """Racing first frames through both processes, then more through each: one study.viewed;
+    a new session of the same user opens the study afresh, and is audited once too."""
+    before = len(await study_viewed(service))
+    frame, values = paths(world)["rendered"], paths(world)["values"]
+    both = (service.client, second_process)
+    racing = [fetch(client, world, path) for client in both for path in (frame, values)] * 2
+    assert set(await asyncio.gather(*racing)) == {200}
+    for client in (*both, *both):
+        assert await fetch(client, world, paths(world)["study metadata"]) == 200
+    entries = (await study_viewed(service))[before:]
+    assert len(entries) == 1 and entries[0]["username"] == "zhao_c"
+
+    world["again"] = await service.login("zhao_c")
+    for client in (second_process, service.client, second_process):
+        assert await fetch(client, world, frame, "again") == 200
+    entries = (await study_viewed(service))[before:]
+    assert len(entries) == 2 and entries[1]["username"] == "zhao_c"
+    assert await openings(service) == 2
+
+
+async def test_frames_after_the_manifest_in_another_process_are_not_audited_again(
+    service, world, second_process
+):
+    """The manifest is audited on every call and records the opening for every process."""
+    before = len(await study_viewed(service))
+    assert await fetch(service.client, world, paths(world)["manifest"]) == 200
+    for path in (paths(world)["rendered"], paths(world)["instance metadata"]):
+        assert await fetch(second_process, world, path) == 200
+    assert len((await study_viewed(service))[before:]) == 1
+    assert await fetch(second_process, world, paths(world)["manifest"]) == 200
+    assert len((await study_viewed(service))[before:]) == 2
 
 
 def decoded(body: bytes) -> Image.Image:

@@ -2,10 +2,11 @@
 
 A frame of the viewer, a thumbnail or a worklist refresh each resolve the caller's session; a
 reader scrolling a CT stack sends dozens a second. The answer is kept for at most ``TTL`` seconds
-and only while the database has committed no write since it was read: logging out, revoking a
-token, disabling a user or changing a role are all writes, so none of them is ever answered from
-here. Only GET and HEAD requests use it (``service.http.middleware``); whatever changes state
-always reads the session afresh.
+and only while nothing has been committed to the database since it was read, by this process or
+any other serving the same file (:meth:`Database.version`, SQLite's ``data_version``): logging
+out, revoking a token, disabling a user or changing a role are all commits, so none of them is
+ever answered from here, whichever process made it. Only GET and HEAD requests use it
+(``service.http.middleware``); whatever changes state always reads the session afresh.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ SIZE = 4096
 
 
 class SessionCache:
-    """Token digest -> (user, database write count when read, monotonic deadline)."""
+    """Token digest -> (user, database version when read, monotonic deadline)."""
 
     def __init__(self, database: Database, ttl: float = TTL, size: int = SIZE) -> None:
         self.database, self.ttl, self.size = database, ttl, size
@@ -32,17 +33,17 @@ class SessionCache:
         entry = self._entries.get(digest)
         if entry is None:
             return None
-        user, writes, deadline = entry
-        if writes != self.database.writes or deadline < time.monotonic():
+        user, version, deadline = entry
+        if version != self.database.version() or deadline < time.monotonic():
             del self._entries[digest]
             return None
         return user
 
-    def put(self, token: str, user: CurrentUser, writes_before_read: int) -> None:
-        """Remember ``user``, read when the database had committed ``writes_before_read``
-        writes (taken before the read: a write during it makes the entry stale at once)."""
+    def put(self, token: str, user: CurrentUser, version_before_read: int) -> None:
+        """Remember ``user``, read when the database was at ``version_before_read`` (taken
+        before the read: a commit during it makes the entry stale at once)."""
         digest = token_hash(token)
-        self._entries[digest] = (user, writes_before_read, time.monotonic() + self.ttl)
+        self._entries[digest] = (user, version_before_read, time.monotonic() + self.ttl)
         self._entries.move_to_end(digest)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)

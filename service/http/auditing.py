@@ -122,11 +122,19 @@ async def audit_middleware(request: web.Request, handler: Any) -> web.StreamResp
 async def record(request: web.Request, action: str, context: AuditContext, status: int) -> None:
     """Append the audit record of ``action`` as ``context`` describes it (the middleware's
     record; also for a handler that audits only some of its calls)."""
+    await request.app[DATABASE].write(append_audit, audit_entry(request, action, context, status))
+
+
+def audit_entry(
+    request: web.Request, action: str, context: AuditContext, status: int
+) -> AuditEntry:
+    """The record :func:`record` would append, for a caller that appends it in a transaction
+    of its own (only if a condition holds there, e.g. a study's first opening)."""
     user = context.actor or (None if context.anonymous else request.get(USER_KEY))
     detail = dict(context.detail)
     if status >= 400:
         detail["status"] = status
-    entry = AuditEntry(
+    return AuditEntry(
         at=to_iso(utc_now()),
         action=action,
         outcome=_outcome(status),
@@ -141,7 +149,6 @@ async def record(request: web.Request, action: str, context: AuditContext, statu
         client_ip=client_ip(request) or "",
         detail=detail,
     )
-    await request.app[DATABASE].write(append_audit, entry)
 
 
 def audit_context(request: web.Request) -> AuditContext:

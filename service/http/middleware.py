@@ -37,10 +37,10 @@ async def _resolve(request: web.Request, token: str, via: str) -> sessions.Curre
     if cache is not None and (user := cache.get(token)) is not None:
         return user
     database = request.app[DATABASE]
-    writes = database.writes
+    version = database.version() if cache is not None else 0
     user = await sessions.resolve(database, token, utc_now(), bearer=via == "bearer")
     if cache is not None and user is not None:
-        cache.put(token, user, writes)
+        cache.put(token, user, version)
     return user
 
 

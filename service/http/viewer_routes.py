@@ -2,7 +2,8 @@
 
 Every call is authorised (a consultation of the study in the caller's facility scope, else 404),
 but only the opening of a study is audited: the manifest writes ``study.viewed``, and a frame or
-metadata call writes it only if it is the session's first access to that study. Rendered images
+metadata call writes it only if it is the session's first access to that study, in any of the
+processes serving this database (``Viewing.first_access``). Rendered images
 are immutable for a given (instance, frame, window, quality, viewport, format): they carry an ETag
 and a long private Cache-Control, and a matching If-None-Match answers 304 without rendering.
 """
@@ -14,11 +15,12 @@ from typing import Any
 
 from aiohttp import web
 
+from ..audit import AuditEntry
 from ..auth.access import allow
 from ..rendering import FrameRef
 from ..storage import RecordNotFound
 from ..viewing import InstanceEntry, StudyIndex
-from .auditing import AuditContext, audit_context, audited, not_audited, record
+from .auditing import AuditContext, audit_context, audit_entry, audited, not_audited
 from .errors import ApiError
 from .keys import ORTHANC, RENDER_WORKERS, VIEWING, current_user
 from .openapi import documented
@@ -60,13 +62,15 @@ def _all_frames(index: StudyIndex) -> list[FrameRef]:
 
 
 async def _opened(request: web.Request, row: dict[str, Any]) -> None:
-    """Audit the session's first access to this study (``study.viewed``), and only that."""
-    user = current_user(request)
-    if not request.app[VIEWING].first_access(user, row["study_instance_uid"]):
-        return
-    context = AuditContext(resource_type="consultation", detail={"via": request.path})
-    context.touches(row["patient_id"], row["study_instance_uid"], row["id"])
-    await record(request, "study.viewed", context, 200)
+    """Audit the session's first access to this study (``study.viewed``), and only that, in
+    whichever process serves it first (``Viewing.first_access``)."""
+
+    def entry() -> AuditEntry:
+        context = AuditContext(resource_type="consultation", detail={"via": request.path})
+        context.touches(row["patient_id"], row["study_instance_uid"], row["id"])
+        return audit_entry(request, "study.viewed", context, 200)
+
+    await request.app[VIEWING].first_access(current_user(request), row["study_instance_uid"], entry)
 
 
 async def _instance(request: web.Request) -> InstanceEntry:

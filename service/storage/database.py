@@ -8,6 +8,9 @@ locks, and the event loop never blocks on disk.
 WAL checkpoints run on a checkpointer thread of their own (PASSIVE, once a second) rather than
 inside whichever commit crosses SQLite's auto-checkpoint threshold: that commit used to take
 5-7 ms instead of 0.7 (bench/worklist.py, the audited worklist p95).
+
+Several processes may serve the same database file (SO_REUSEPORT): :meth:`Database.version`
+tells a read-through cache whether anything was committed since it read, by any of them.
 """
 
 from __future__ import annotations
@@ -63,18 +66,38 @@ class Database:
         self._lock = threading.Lock()
         self.turnaround_blocks = BlockCache()
         """Decoded dashboard column blocks, shared by the reader threads (turnaround_columns)."""
-        self.writes = 0
-        """Write transactions committed so far: what read-through caches compare to know that
-        nothing they hold can have changed (``service.auth.session_cache``)."""
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="db-reader")
         self._migrate()
         self._writer.submit(self._no_auto_checkpoint).result()
+        self._version_lock = threading.Lock()
+        self._version_conn = sqlite3.connect(
+            str(path), timeout=0.05, check_same_thread=False, isolation_level=None
+        )
+        self._unknown_version = 0
         self._stop_checkpoints = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="db-checkpointer", daemon=True
         )
         self._checkpointer.start()
+
+    def version(self) -> int:
+        """A token that changes whenever anything is committed to the file, by any connection
+        of any process (this one's writer included): ``PRAGMA data_version`` on a connection of
+        its own that never writes, so every commit is "another connection's". What read-through
+        caches compare to know that nothing they hold can have changed
+        (``service.auth.session_cache``).
+
+        Called on the event loop: it reads the WAL index in shared memory, no disk, a few
+        microseconds. If SQLite cannot answer at once (busy), the answer is a value never
+        returned before, so the caller sees a change and reads afresh.
+        """
+        with self._version_lock:
+            try:
+                return int(self._version_conn.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                self._unknown_version -= 1
+                return self._unknown_version
 
     def _no_auto_checkpoint(self) -> None:
         self._connection().conn.execute("PRAGMA wal_autocheckpoint = 0")
@@ -117,7 +140,6 @@ class Database:
             db.conn.execute("ROLLBACK")
             raise
         db.conn.execute("COMMIT")
-        self.writes += 1
         return result
 
     def _run_read(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
@@ -178,6 +200,8 @@ class Database:
         self._writer.submit(close_local).result()
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
+        with self._version_lock:
+            self._version_conn.close()
         with self._lock:
             for db in self._all:
                 try:

@@ -532,3 +532,24 @@ def m013_worklist_priority_index(db: sqlite_utils.Database) -> None:
             WHERE status NOT IN ('signed', 'closed', 'cancelled');
         """
     )
+
+
+@migrations()
+def m014_study_openings(db: sqlite_utils.Database) -> None:
+    """Who has opened which study, shared by every process serving this file, so that a
+    frame's ``study.viewed`` is audited once per (session or API token, study) however many
+    processes serve the frames (``storage.viewing.open_study``). Absent ids are 0, not NULL:
+    NULLs never collide in a primary key. Rows older than a day are pruned as openings go."""
+    db.executescript(
+        """
+        CREATE TABLE study_openings (
+            user_id INTEGER NOT NULL,
+            session_id INTEGER NOT NULL DEFAULT 0,
+            api_token_id INTEGER NOT NULL DEFAULT 0,
+            study_instance_uid TEXT NOT NULL,
+            opened_at TEXT NOT NULL,
+            PRIMARY KEY (user_id, session_id, api_token_id, study_instance_uid)
+        );
+        CREATE INDEX study_openings_opened_at ON study_openings(opened_at);
+        """
+    )

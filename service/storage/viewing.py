@@ -1,4 +1,5 @@
-"""The viewer's queries: which study a caller may open, and the patient's other consultations.
+"""The viewer's queries: which study a caller may open, the patient's other consultations, and
+who has opened which study already.
 
 Facility scope is part of every query (service/storage/scope.py): a study outside the caller's
 reach is simply not found, exactly like a study that does not exist.
@@ -6,12 +7,25 @@ reach is simply not found, exactly like a study that does not exist.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
+from ..audit import AuditEntry
+from .audit import append_audit
 from .database import RecordNotFound
 from .scope import Scope
+
+
+class Opening(NamedTuple):
+    """Who opened a study: a login session (``api_token_id`` 0) or an API token
+    (``session_id`` 0)."""
+
+    user_id: int
+    session_id: int
+    api_token_id: int
+    study_instance_uid: str
+
 
 _CONSULTATION = """
     SELECT c.id, c.facility_id, c.study_instance_uid,
@@ -70,3 +84,33 @@ def priors(
         [patient_id, consultation_id, *params],
     )
     return [dict(row) for row in rows]
+
+
+def open_study(
+    db: sqlite_utils.Database,
+    opening: Opening,
+    opened_at: str,
+    entry: AuditEntry | None = None,
+    *,
+    prune_before: str | None = None,
+) -> bool:
+    """Record ``opening``; True if it is the first (no process had recorded it yet).
+
+    ``entry`` (the ``study.viewed`` record) is appended only by the first, in this same
+    transaction, so however many processes race to serve a session's first frame of a study
+    exactly one audits it. ``prune_before``: forget openings recorded before then first (the
+    caller passes a day ago, at most once a minute); the next access after that is audited
+    afresh.
+    """
+    if prune_before is not None:
+        db.execute("DELETE FROM study_openings WHERE opened_at < ?", [prune_before])
+    cursor = db.execute(
+        "INSERT INTO study_openings"
+        " (user_id, session_id, api_token_id, study_instance_uid, opened_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [*opening, opened_at],
+    )
+    first = cursor.rowcount == 1
+    if first and entry is not None:
+        append_audit(db, entry)
+    return first
