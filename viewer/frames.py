@@ -3,7 +3,10 @@
 Only the requested frame is decoded (``pydicom.pixels.pixel_array(..., index=i)``), so the frame
 of a 300-frame object costs one frame. The decoder is pinned per transfer syntax (``DECODERS``):
 the plugin that both decodes what dcmtk decodes, value for value, and is the fastest here
-(docs/viewer.md, "Decoders").
+(docs/viewer.md, "Decoders"). Uncompressed little-endian greyscale frames are read straight
+from the Pixel Data instead (``_native_frame``, the same values as pydicom's; checked in
+tests/test_native_decode.py): pydicom's per-call option handling cost a third of a CT slice's
+decode.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ from typing import Any
 import numpy as np
 import pydicom
 from PIL import Image
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, pixel_array
 from pydicom.uid import (
     JPEG2000,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
@@ -31,7 +37,8 @@ from pydicom.uid import (
 
 from .window import Window
 
-# Transfer syntax -> pydicom decoding plugin. Native (uncompressed) syntaxes use pydicom itself.
+# Transfer syntax -> pydicom decoding plugin. Native (uncompressed) syntaxes use pydicom itself
+# where _native_frame does not read them.
 DECODERS: dict[str, str] = {  # measured in tests/test_dcmtk_parity.py and bench/decoders.py
     JPEGBaseline8Bit: "pylibjpeg",  # same samples as GDCM and Pillow, as fast
     JPEGExtended12Bit: "pylibjpeg",  # 12-bit: Pillow cannot, libjpeg can
@@ -43,6 +50,12 @@ DECODERS: dict[str, str] = {  # measured in tests/test_dcmtk_parity.py and bench
     JPEG2000: "pylibjpeg",
     RLELossless: "pylibjpeg",  # pylibjpeg-rle (Rust), 3-4x pydicom's own RLE decoder
 }
+# Native syntaxes whose frames ``_native_frame`` reads itself, and what it reads of them.
+NATIVE_LITTLE_ENDIAN = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+NATIVE_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR")
+# Samples per Pixel, Rows, Columns, Bits Allocated, Bits Stored, Pixel Representation (all US)
+NATIVE_MODULE = (0x00280002, 0x00280010, 0x00280011, 0x00280100, 0x00280101, 0x00280103)
+FLOAT_PIXEL_DATA, DOUBLE_FLOAT_PIXEL_DATA = 0x7FE00008, 0x7FE00009
 COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT")
 
 
@@ -117,10 +130,7 @@ def decode_frame(data: bytes, index: int) -> Frame:
     if not 0 <= index < frames:
         raise IndexError(f"frame {index + 1} of {frames}")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
-    options: dict[str, Any] = {"decoding_plugin": DECODERS.get(syntax, "")}
-    if frames > 1:
-        options["index"] = index
-    pixels = _pixels(ds, options)
+    pixels = _pixels(ds, syntax, index, frames)
     if photometric == "PALETTE COLOR":
         return Frame(_palette(pixels, ds))
     if is_colour(photometric) or pixels.ndim == 3:
@@ -142,12 +152,120 @@ def full_range_window(values: np.ndarray) -> Window:
     return Window((low + high + 1) / 2, max(1.0, high - low + 1))
 
 
-def _pixels(ds: Dataset, options: dict[str, Any]) -> np.ndarray:
-    """The frame's samples (pydicom decodes only the frame asked for), in native byte order."""
-    pixels = pixel_array(ds, **options)
+def _pixels(ds: Dataset, syntax: str, index: int, frames: int) -> np.ndarray:
+    """The frame's samples, in native byte order: read straight from the Pixel Data when
+    ``_native_frame`` can, else decoded by pydicom (only the frame asked for)."""
+    pixels = _native_frame(ds, syntax, index)
+    if pixels is None:
+        options: dict[str, Any] = {"decoding_plugin": DECODERS.get(syntax, "")}
+        if frames > 1:
+            options["index"] = index
+        pixels = pixel_array(ds, **options)
     if not pixels.dtype.isnative:
         pixels = pixels.astype(pixels.dtype.newbyteorder("="))
     return pixels
+
+
+def _native_frame(ds: Dataset, syntax: str, index: int) -> np.ndarray | None:
+    """Frame ``index`` of little-endian native single-sample pixel data, as pydicom returns it.
+
+    Parameters
+    ----------
+    ds : Dataset
+        The whole object.
+    syntax : str
+        Its Transfer Syntax UID (0002,0010).
+    index : int
+        0-based frame number, already checked against Number of Frames (0028,0008).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        A new (rows, columns) array equal to ``pixel_array(ds, index=index)``, dtype included;
+        None when pydicom must decode the frame.
+
+    Notes
+    -----
+    Native Pixel Data (7FE0,0010) is the frames one after another, each Rows x Columns samples
+    of Bits Allocated bits, little-endian in Implicit and Explicit VR Little Endian (PS3.5 8.1.1,
+    A.1, A.2), padded to an even length by one byte (PS3.5 8.1.1, 7.1.1). Reading it is one
+    ``np.frombuffer``; pydicom's ``pixel_array`` spends ~0.2 ms of Python on options before the
+    same read. Like pydicom (``correct_unused_bits``), the bits above Bits Stored (0028,0101) are
+    not trusted (PS3.5 8.1.1): cleared for unsigned samples, a copy of the sign bit for signed.
+
+    Everything else goes to pydicom, so that its output, warnings and errors stay the reference:
+    Big Endian and Deflated syntaxes, colour (YBR_FULL_422 is subsampled), bit-packed (Bits
+    Allocated 1), float pixel data, invalid or unusual module values, and a Pixel Data length
+    other than exactly the frames (pydicom warns, trims padding or counts extra frames).
+    """
+    if syntax not in NATIVE_LITTLE_ENDIAN or "PixelData" not in ds:
+        return None
+    layout = _native_layout(ds)
+    data = ds.PixelData
+    if layout is None or not isinstance(data, bytes):
+        return None
+    rows, columns, allocated, stored, signed, frames = layout
+    count = rows * columns
+    frame_bytes = count * allocated // 8
+    expected = frame_bytes * frames
+    if len(data) not in (expected, expected + expected % 2):
+        return None
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{allocated // 8}")
+    samples = np.frombuffer(data, dtype, count, index * frame_bytes).reshape(rows, columns)
+    unused = allocated - stored
+    if not unused:
+        return samples.copy()
+    if not signed:
+        return np.bitwise_and(samples, (1 << stored) - 1, dtype=dtype)
+    out = np.left_shift(samples, unused)
+    np.right_shift(out, unused, out=out)  # arithmetic: extends the sign bit
+    return out
+
+
+def _native_layout(ds: Dataset) -> tuple[int, int, int, int, bool, int] | None:
+    """(rows, columns, bits allocated, bits stored, signed, frames) of single-sample integer
+    pixel data (PS3.3 C.7.6.3), or None unless every value is one ``_native_frame`` reads as
+    pydicom does (pydicom validates the rest and says what is wrong)."""
+    if FLOAT_PIXEL_DATA in ds or DOUBLE_FLOAT_PIXEL_DATA in ds:
+        return None
+    if ds.get("PhotometricInterpretation") not in NATIVE_PHOTOMETRIC:
+        return None
+    values = [_unsigned_short(ds, tag) for tag in NATIVE_MODULE]
+    frames = ds.get("NumberOfFrames", 1)
+    if not all(isinstance(value, int) for value in (*values, frames)):
+        return None
+    samples, rows, columns, allocated, stored, representation = values
+    valid = (
+        samples == 1
+        and 0 < rows < 65536
+        and 0 < columns < 65536
+        and allocated in (8, 16, 32)
+        and 1 <= stored <= allocated
+        and representation in (0, 1)
+        and frames >= 1
+    )
+    return (rows, columns, allocated, stored, representation == 1, frames) if valid else None
+
+
+def _unsigned_short(ds: Dataset, tag: int) -> Any:
+    """The value of a US element (PS3.5 6.2), None if absent.
+
+    A raw little-endian US of one value is its two bytes, read here: pydicom's conversion of an
+    element costs ~8 µs, most of the frame's own cost for these six. Anything else (another VR,
+    more values) is left to pydicom's conversion.
+    """
+    element = ds.get_item(tag)
+    if element is None:
+        return None
+    if (
+        isinstance(element, RawDataElement)
+        and element.VR in ("US", None)  # None: Implicit VR, the dictionary's US
+        and element.is_little_endian
+        and isinstance(element.value, bytes)
+        and len(element.value) == 2
+    ):
+        return int.from_bytes(element.value, "little")
+    return ds[tag].value
 
 
 def _palette(pixels: np.ndarray, ds: Dataset) -> np.ndarray:
@@ -249,7 +367,7 @@ def _multi(value: Any) -> list[float]:
 def _overlay(full: Dataset, index: int) -> np.ndarray | None:
     """The union of the frame's graphic overlay planes (C.9.2) as a boolean mask, placed at
     Overlay Origin (60xx,0050); None when the object has none."""
-    groups = [g for g in range(0x6000, 0x6020, 2) if (g, 0x3000) in full]
+    groups = [g for g in range(0x6000, 0x6020, 2) if (g << 16 | 0x3000) in full]  # Overlay Data
     if not groups:
         return None
     rows, columns = int(full.Rows), int(full.Columns)
