@@ -59,11 +59,12 @@ from service.modalities import modality_entry
 from service.orthanc.auth import basic_auth_header
 from service.orthanc.client import OrthancClient
 from service.orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
-from service.settings import Settings
+from service.settings import Settings, web_process_count
 from service.storage import Database
 from service.storage import facilities as facility_store
 from service.storage import users as user_store
 from service.synthetic import StudySpec, make_study
+from service.web_processes import ProcessRole, bus_path_for
 
 SCRIPT = Path(__file__).resolve()
 
@@ -457,10 +458,13 @@ def seed_database(settings: Settings, senders: int) -> None:
 
 
 async def serve(settings: Settings) -> web.AppRunner:
-    """The real app on a real port (``create_app`` + ``AppRunner``/``TCPSite``)."""
-    runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=5)
+    """The real app on a real port (``create_app`` + ``AppRunner``/``TCPSite``), with its web
+    processes as ``teleread serve`` runs them (``TELEREAD_WEB_PROCESSES``)."""
+    count = web_process_count(settings)
+    role = ProcessRole(0, count, bus_path_for(settings) if count > 1 else None)
+    runner = web.AppRunner(create_app(settings, role), access_log=None, shutdown_timeout=5)
     await runner.setup()
-    await web.TCPSite(runner, settings.host, settings.port).start()
+    await web.TCPSite(runner, settings.host, settings.port, reuse_port=count > 1).start()
     return runner
 
 
@@ -476,6 +480,9 @@ def settings_to_json(settings: Settings) -> str:
         "orthanc_aet": settings.orthanc_aet,
         "stable_age": settings.stable_age,
         "changes_poll_interval": settings.changes_poll_interval,
+        "web_processes": settings.web_processes,
+        "render_workers": settings.render_workers,
+        "frame_cache_mb": settings.frame_cache_mb,
     }
     return json.dumps(fields_)
 

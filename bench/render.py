@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
@@ -190,9 +190,14 @@ async def run(args: argparse.Namespace) -> int:
         settings = app_settings(
             root, orthanc_process, argparse.Namespace(stable_age=1, poll_interval=0.1)
         )
+        settings = replace(
+            settings, web_processes=args.web_processes, render_workers=args.render_workers
+        )
         seed_database(settings, senders=1)
         handle = AppHandle(settings, in_process=False, log_path=root / "app.log")
         await handle.start()
+        processes = await every_web_process_up(handle.url)
+        progress(f"teleread serving with {processes} web processes")
         return await measure(args, handle, orthanc_process)
     finally:
         if handle is not None:
@@ -200,6 +205,22 @@ async def run(args: argparse.Namespace) -> int:
         if orthanc_process is not None:
             await orthanc_process.kill()
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def every_web_process_up(url: str, timeout: float = 60.0) -> int:
+    """Wait until each web process has answered ``/healthz`` (a new connection each time, so the
+    kernel spreads them); the secondaries start a moment after the primary."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        while time.monotonic() < deadline:
+            async with session.get(url + "/healthz") as response:
+                body = await response.json()
+            seen.add(body["web_process"])
+            if len(seen) == body["web_processes"]:
+                return len(seen)
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"only web processes {sorted(seen)} answered within {timeout} s")
 
 
 async def measure(args: argparse.Namespace, handle: AppHandle, orthanc_process) -> int:
@@ -243,7 +264,7 @@ async def measure(args: argparse.Namespace, handle: AppHandle, orthanc_process) 
         rows = []
         pids: dict[str, int | None] = {"service main process": handle.pid}
         for number, pid in enumerate(descendants(handle.pid or os.getpid())):
-            pids[f"service child {number} (render worker or forkserver)"] = pid
+            pids[f"service child {number} (web process or render worker)"] = pid
         pids["Orthanc"] = orthanc_pid(orthanc_process)
         pids["benchmark client"] = os.getpid()
         cpu = CpuMeter(pids)
@@ -265,10 +286,21 @@ async def measure(args: argparse.Namespace, handle: AppHandle, orthanc_process) 
         cold_series = cold_frames[0].teleread.split("/instances/")[0]
         async with session.get(cold_series + "/metadata", headers=auth) as response:
             response.raise_for_status()
+        cpu.start()
         t = await load(session, [f.teleread for f in cold_frames], jpeg, 8, "cold CT, 8 concurrent")
+        used = cpu.stop()
+        n = len(cold_frames)
+        cold_cpu_lines = [
+            f"  {name:<52}{used[name] * 1000 / n:>6.3f} ms" for name in pids if used[name]
+        ]
         o = await load(orthanc, [f.orthanc for f in cold_frames], oj, 8, "cold CT, 8 concurrent")
         rows.append((t, o))
         viewport = cr_frame.teleread + "&viewport=1000,1000"
+        async with session.get(  # opened as a reader opens it: every web process prefetches
+            f"/api/consultations/{ids[str(cr[0].StudyInstanceUID)]}/viewer", headers=auth
+        ) as response:
+            response.raise_for_status()
+        await asyncio.sleep(1.0)  # the prefetch decodes 9 megapixels and builds the pyramid
         await load(session, [viewport] * 3, jpeg, 1, "warm")
         t = await load(session, [viewport] * 50, jpeg, 1, f"CR {args.cr_size}^2->1000, seq")
         o = await load(orthanc, [cr_frame.orthanc] * 50, oj, 1, "CR full size")
@@ -280,6 +312,8 @@ async def measure(args: argparse.Namespace, handle: AppHandle, orthanc_process) 
     print("\n".join(table(rows)))
     print("\nCPU per request, hot CT at 32 concurrent (teleread run):")
     print("\n".join(cpu_lines))
+    print("CPU per request, cold CT at 8 concurrent (teleread run):")
+    print("\n".join(cold_cpu_lines))
     hot8 = rows[1][0]
     print(
         f"\ntargets (cache hot, 512^2 CT -> JPEG): p50 at 8 concurrent {hot8.p50:.2f} ms "
@@ -297,6 +331,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--cold-instances", type=int, default=200, help="CT slices of the cold study"
     )
     parser.add_argument("--requests", type=int, default=2000, help="requests per concurrent case")
+    parser.add_argument(
+        "--web-processes", type=int, default=0, help="TELEREAD_WEB_PROCESSES (0: one per core)"
+    )
+    parser.add_argument(
+        "--render-workers",
+        type=int,
+        default=0,
+        help="TELEREAD_RENDER_WORKERS (0: render in each web process)",
+    )
     parser.add_argument("--cr-size", type=int, default=3000, help="CR rows and columns")
     args = parser.parse_args(argv)
     if "--serve-app" in sys.argv:

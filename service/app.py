@@ -21,12 +21,15 @@ from .escalation import sweep_forever
 from .http.auditing import audit_middleware
 from .http.errors import error_middleware
 from .http.keys import (
+    BUS,
     DATABASE,
     FOLLOWER,
     LIVE,
     ORTHANC,
+    PREFETCH,
     RENDER_WORKERS,
     RENDERER,
+    ROLE,
     SESSION_CACHE,
     SETTINGS,
     SLA,
@@ -36,17 +39,23 @@ from .http.middleware import access_middleware, add_security_headers
 from .http.routing import setup_routes
 from .i18n import PageRenderer
 from .ingest import ChangeFollower
+from .live import LiveUpdates, WorklistChange
 from .live_feed import ingest_listener
+from .local_rendering import InProcessRenderer
 from .modalities import sync_facilities
 from .notifications import NOTIFICATIONS, InAppNotifier, Notifications, Notifier, WebhookNotifier
 from .orthanc.client import OrthancClient
+from .orthanc.file_reader import OrthancFileReader
 from .orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
-from .rendering import RenderWorkers
+from .prefetch import StudyPrefetch
+from .process_bus import ProcessBus
+from .rendering import Renderer, RenderWorkers
 from .reports.lifecycle import reports_context
 from .roster import StatCallingLiveUpdates, running_stat_fanout
 from .settings import Settings, SettingsError
 from .storage import Database
 from .viewing import Viewing
+from .web_processes import ProcessRole, running_secondaries, stop_this_process
 
 log = logging.getLogger(__name__)
 
@@ -84,26 +93,32 @@ def load_worklist_rules(settings: Settings) -> WorklistRules:
         raise SettingsError(f"TELEREAD_WORKLIST_RULES: {exc}") from exc
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, role: ProcessRole | None = None) -> web.Application:
+    """The service as one web process. ``role`` says which of ``TELEREAD_WEB_PROCESSES`` it is
+    (default: the only one); background tasks run in the primary only (service.web_processes)."""
+    role = role or ProcessRole()
     app = web.Application(
         middlewares=[error_middleware, audit_middleware, access_middleware],
         client_max_size=1 << 20,
     )
     app[SETTINGS] = settings
+    app[ROLE] = role
     app[SLA] = load_worklist_rules(settings)
-    app[LIVE] = StatCallingLiveUpdates()
+    app[LIVE] = StatCallingLiveUpdates() if role.primary else LiveUpdates()
     app.on_shutdown.append(close_live_updates)
     app[RENDERER] = PageRenderer(PACKAGE_DIR / "templates", PACKAGE_DIR / "locale")
-    app.cleanup_ctx.extend(
-        [
-            database_context,
-            orthanc_context,
-            viewer_context,
-            notifications_context,
-            reports_context,
-            follower_context,
-        ]
-    )
+    contexts = [
+        bus_context,
+        database_context,
+        orthanc_context,
+        viewer_context,
+        notifications_context,
+        reports_context,
+    ]
+    if role.primary:
+        contexts.append(follower_context)
+    contexts.append(secondaries_context)
+    app.cleanup_ctx.extend(contexts)
     app.on_response_prepare.append(add_security_headers)
     setup_routes(app)
     return app
@@ -112,6 +127,39 @@ def create_app(settings: Settings) -> web.Application:
 async def close_live_updates(app: web.Application) -> None:
     """Open event streams end first, or shutdown would wait for them."""
     app[LIVE].close()
+
+
+async def bus_context(app: web.Application) -> AsyncIterator[None]:
+    """The process bus when several web processes serve the port: live changes travel on it."""
+    role = app[ROLE]
+    if not role.shared or role.bus_path is None:
+        app[BUS] = None
+        yield
+        return
+    bus = ProcessBus(role.bus_path, hub=role.primary)
+    await bus.start()
+    app[BUS] = bus
+    live = app[LIVE]
+    live.relay_to(lambda change: bus.send("live", change.as_json()))
+    bus.on("live", lambda payload: live.deliver(WorklistChange(**payload)))
+    closing = False
+    if not role.primary:  # the primary is gone (even killed): this process must not linger
+
+        def primary_gone(_: object) -> None:
+            if not closing:
+                log.warning("lost the primary web process; stopping")
+                stop_this_process()
+
+        bus.lost.add_done_callback(primary_gone)
+    yield
+    closing = True
+    await bus.close()
+
+
+async def secondaries_context(app: web.Application) -> AsyncIterator[None]:
+    """The primary starts the other web processes once its own start-up is done."""
+    async with running_secondaries(app[SETTINGS], app[ROLE]):
+        yield
 
 
 async def database_context(app: web.Application) -> AsyncIterator[None]:
@@ -125,7 +173,7 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
 async def orthanc_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     process: ManagedOrthanc | None = None
-    if settings.managed_orthanc:
+    if settings.managed_orthanc:  # secondaries are given the primary's Orthanc as a URL
         process = managed_orthanc(settings)
         await process.start()
         credentials = process.config.credentials
@@ -136,10 +184,11 @@ async def orthanc_context(app: web.Application) -> AsyncIterator[None]:
             settings.orthanc_url, settings.orthanc_username, settings.orthanc_password
         )
     app[ORTHANC] = client
-    try:
-        await sync_facilities(client, app[DATABASE])
-    except Exception:
-        log.exception("could not register facilities with Orthanc; will retry on next start")
+    if app[ROLE].primary:
+        try:
+            await sync_facilities(client, app[DATABASE])
+        except Exception:
+            log.exception("could not register facilities with Orthanc; will retry on next start")
     yield
     await client.close()
     if process is not None:
@@ -147,18 +196,35 @@ async def orthanc_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def viewer_context(app: web.Application) -> AsyncIterator[None]:
-    """The viewer's study resolver and its render worker processes (docs/viewer.md)."""
+    """The viewer's study resolver, its renderer and prefetching (docs/viewer.md).
+
+    ``TELEREAD_RENDER_WORKERS`` 0 (the default) renders in this process on threads; more gives
+    render worker processes. The frame cache memory is shared out between the web processes.
+    """
     settings, orthanc = app[SETTINGS], app[ORTHANC]
 
     async def fetch_file(orthanc_id: str) -> bytes:
         return await orthanc.request("GET", f"/instances/{orthanc_id}/file")
 
-    app[VIEWING] = Viewing(app[DATABASE], orthanc)
-    workers = RenderWorkers(settings.render_workers, settings.frame_cache_mb, fetch_file)
+    viewing = Viewing(app[DATABASE], orthanc)
+    app[VIEWING] = viewing
+    cache_mb = max(1.0, settings.frame_cache_mb / app[ROLE].count)
+    workers: Renderer
+    reader: OrthancFileReader | None = None
+    if settings.render_workers:
+        workers = RenderWorkers(settings.render_workers, cache_mb, fetch_file)
+    else:
+        reader = OrthancFileReader(orthanc.base_url, orthanc.username, orthanc.password)
+        workers = InProcessRenderer(cache_mb, reader.read)
     app[RENDER_WORKERS] = workers
     await workers.start()
+    prefetch = StudyPrefetch(viewing, workers, app[BUS])
+    app[PREFETCH] = prefetch
     yield
+    await prefetch.close()
     await workers.close()
+    if reader is not None:
+        reader.close()
 
 
 async def follower_context(app: web.Application) -> AsyncIterator[None]:
@@ -186,6 +252,10 @@ async def notifications_context(app: web.Application) -> AsyncIterator[None]:
         notifiers.append(WebhookNotifier(settings.webhook_url, settings.webhook_secret))
     notifications = Notifications(notifiers)
     app[NOTIFICATIONS] = notifications
+    if not app[ROLE].primary:  # the sweeps and the stat fan-out run once, in the primary
+        yield
+        await notifications.close()
+        return
     sweep = asyncio.create_task(
         sweep_forever(
             app[DATABASE],

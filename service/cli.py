@@ -32,7 +32,7 @@ from .modalities import modality_entry
 from .orthanc.auth import basic_auth_header
 from .orthanc.process import OrthancStartError, load_or_create_credentials
 from .report_cli import add_report_commands, report_command
-from .settings import Settings, SettingsError, load_settings
+from .settings import Settings, SettingsError, load_settings, web_process_count
 from .storage import Conflict, Database, RecordNotFound
 from .storage import consultations as consultation_store
 from .storage import facilities as facility_store
@@ -41,6 +41,7 @@ from .storage.audit import append_audit, append_only_triggers_present
 from .storage.audit_search import AuditFilter
 from .storage.facilities import FACILITY_KINDS
 from .storage.users import ROLES
+from .web_processes import ProcessRole, bus_path_for
 
 log = logging.getLogger("teleread")
 
@@ -117,12 +118,17 @@ def iso_instant(text: str) -> str:
     return to_iso(moment)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def configure_logging() -> None:
+    """INFO to standard error, for the command and for every web process it starts."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # highdicom narrates every module it copies into a report object at INFO.
     logging.getLogger("highdicom").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    configure_logging()
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
@@ -286,9 +292,10 @@ def os_user() -> str:
         return "unknown"
 
 
-def print_banner(settings: Settings, seeded: bool) -> None:
+def print_banner(settings: Settings, seeded: bool, processes: int = 1) -> None:
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
-    lines = ["", f"teleread is running at http://{host}:{settings.port}/"]
+    served_by = f" ({processes} web processes)" if processes > 1 else ""
+    lines = ["", f"teleread is running at http://{host}:{settings.port}/{served_by}"]
     if settings.managed_orthanc:
         lines.append(
             f"DICOM modalities send to AE title {settings.orthanc_aet} on port "
@@ -315,14 +322,17 @@ def serve(settings: Settings, seed_demo: bool = False) -> int:
                 seeded = database.read_sync(user_store.user_by_username, "admin") is not None
         finally:
             database.close()
-    app = create_app(settings)
+    count = web_process_count(settings)
+    role = ProcessRole(0, count, bus_path_for(settings) if count > 1 else None)
+    app = create_app(settings, role)
     if seed_demo:
         app.cleanup_ctx.append(demo_studies_context)
     web.run_app(
         app,
         host=settings.host,
         port=settings.port,
-        print=lambda _message: print_banner(settings, seeded),
+        reuse_port=count > 1,
+        print=lambda _message: print_banner(settings, seeded, count),
         shutdown_timeout=5,
         access_log=None,
     )

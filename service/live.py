@@ -1,19 +1,24 @@
-"""Live worklist updates: an in-process publish/subscribe hub feeding browsers (SSE).
+"""Live worklist updates: a publish/subscribe hub per web process feeding browsers (SSE).
 
 Publishers (ingest, request filing, claims, reports) call :meth:`LiveUpdates.publish` with what
 changed; each subscriber (one open worklist page) gets only the changes its user's scope allows,
-through a bounded queue so a slow browser never blocks a publisher.
+through a bounded queue so a slow browser never blocks a publisher. When several web processes
+serve the port, a browser's stream may be held by any of them: each hub relays what is published
+in its process over the process bus, and delivers what the others relay (``service.app``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from .storage.scope import Scope
+
+log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 256
 
@@ -40,8 +45,23 @@ class LiveUpdates:
 
     def __init__(self) -> None:
         self._subscribers: dict[asyncio.Queue[WorklistChange | None], Scope] = {}
+        self._relays: list[Callable[[WorklistChange], None]] = []
 
     def publish(self, change: WorklistChange) -> None:
+        """A change made in this process: to its subscribers, and to the other web processes
+        (``relay_to``), whose hubs :meth:`deliver` it to theirs. Never blocks."""
+        self.deliver(change)
+        for relay in self._relays:
+            try:
+                relay(change)
+            except Exception:
+                log.exception("could not relay a live change to the other web processes")
+
+    def relay_to(self, relay: Callable[[WorklistChange], None]) -> None:
+        """Also hand every change published here to ``relay`` (the process bus)."""
+        self._relays.append(relay)
+
+    def deliver(self, change: WorklistChange) -> None:
         """Deliver to every subscriber whose scope covers the change; never blocks."""
         for queue, scope in list(self._subscribers.items()):
             if not scope.allows(change.facility_id, change.requested_by):

@@ -30,7 +30,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,36 @@ FetchFile = Callable[[str], Awaitable[bytes]]
 
 @dataclass(frozen=True)
 class FrameRef:
-    """Which frame: the SOP Instance UID (cache key), Orthanc's id (to fetch), 0-based index."""
+    """Which frame: the SOP Instance UID (cache key), Orthanc's id (to fetch), 0-based index,
+    and how many frames the instance has (a multi-frame file is worth keeping between frames)."""
 
     instance_uid: str
     orthanc_id: str
     index0: int
+    frames: int = 1
 
     @property
     def key(self) -> str:
         return f"{self.instance_uid}/{self.index0}"
+
+
+class Renderer(Protocol):
+    """What the viewer's routes need from a renderer: :class:`RenderWorkers` (other processes)
+    or :class:`service.local_rendering.InProcessRenderer` (this one)."""
+
+    async def start(self) -> None: ...
+
+    async def render(self, ref: FrameRef, options: Any) -> bytes: ...
+
+    async def values(self, ref: FrameRef) -> tuple[bytes, str]: ...
+
+    def prefetch(self, name: str, frames: Iterable[FrameRef]) -> None: ...
+
+    async def pids(self) -> list[int]: ...
+
+    async def stats(self) -> list[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
 
 
 class RenderError(RuntimeError):
@@ -126,6 +147,31 @@ def _warm_job(cache: Any, ref: FrameRef, data: bytes | None) -> Any:
 
 
 # --- in the main process -----------------------------------------------------------------------
+
+
+class OnceFetcher:
+    """An instance's Part-10 bytes from Orthanc, fetched once however many callers wait for it."""
+
+    def __init__(self, fetch_file: FetchFile) -> None:
+        self._fetch_file = fetch_file
+        self._fetching: dict[str, asyncio.Future[bytes]] = {}
+
+    async def get(self, orthanc_id: str) -> bytes:
+        pending = self._fetching.get(orthanc_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._fetching[orthanc_id] = future
+        try:
+            data = await self._fetch_file(orthanc_id)
+            future.set_result(data)
+            return data
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiting callers re-raise it, nobody else must
+            raise
+        finally:
+            del self._fetching[orthanc_id]
 
 
 class _Channel(asyncio.Protocol):
@@ -226,13 +272,12 @@ class _Worker:
 class RenderWorkers:
     """The pool of render processes and the fetch-on-miss protocol, started in ``cleanup_ctx``."""
 
-    def __init__(self, workers: int, cache_mb: int, fetch_file: FetchFile) -> None:
+    def __init__(self, workers: int, cache_mb: float, fetch_file: FetchFile) -> None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["viewer", "viewer.cache", "service.rendering"])
         share = max(1.0, cache_mb / workers)
         self.workers = [_Worker(context, share) for _ in range(workers)]
-        self._fetch_file = fetch_file
-        self._fetching: dict[str, asyncio.Future[bytes]] = {}
+        self._files = OnceFetcher(fetch_file)
         # Frames some worker was sent the file of (oldest first): no "miss" round trip first.
         self._given: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._prefetching: dict[str, asyncio.Task[None]] = {}
@@ -274,22 +319,7 @@ class RenderWorkers:
             self._given.popitem(last=False)
 
     async def _file(self, orthanc_id: str) -> bytes:
-        """The instance's Part-10 bytes, fetched once however many callers wait for it."""
-        pending = self._fetching.get(orthanc_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._fetching[orthanc_id] = future
-        try:
-            data = await self._fetch_file(orthanc_id)
-            future.set_result(data)
-            return data
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiting callers re-raise it, nobody else must
-            raise
-        finally:
-            del self._fetching[orthanc_id]
+        return await self._files.get(orthanc_id)
 
     async def render(self, ref: FrameRef, options: Any) -> bytes:
         return await self._run(ref, "render", options)

@@ -154,8 +154,8 @@ class StatCallingLiveUpdates(LiveUpdates):
         super().__init__()
         self.stat_changes: asyncio.Queue[int] = asyncio.Queue(QUEUE_SIZE)
 
-    def publish(self, change: WorklistChange) -> None:
-        super().publish(change)
+    def deliver(self, change: WorklistChange) -> None:
+        super().deliver(change)  # changes from every web process arrive here (in the primary)
         if change.priority == "stat" and change.kind in ("new", "updated"):
             with contextlib.suppress(asyncio.QueueFull):
                 self.stat_changes.put_nowait(change.consultation_id)

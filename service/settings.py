@@ -47,7 +47,8 @@ class Settings:
     ca_passphrase: str | None = None
     delivery_retry_seconds: float = 30.0
     delivery_max_attempts: int = 10
-    render_workers: int = 2
+    web_processes: int = 0
+    render_workers: int = 0
     frame_cache_mb: int = 512
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -66,6 +67,16 @@ class Settings:
 
 
 ENV_PREFIX = "TELEREAD_"
+MAX_WEB_PROCESSES = 32
+
+
+def web_process_count(settings: Settings) -> int:
+    """How many HTTP processes ``teleread serve`` runs: the setting, or one per usable core."""
+    if settings.web_processes:
+        return settings.web_processes
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_WEB_PROCESSES))
+
+
 _SETTABLE = {f.name: f for f in fields(Settings) if f.name != "extra"}
 
 
@@ -138,9 +149,13 @@ def _validate(settings: Settings) -> None:
             "TELEREAD_DELIVERY_RETRY_SECONDS must be more than 0 and"
             " TELEREAD_DELIVERY_MAX_ATTEMPTS at least 1"
         )
-    if settings.render_workers < 1 or settings.frame_cache_mb < 1:
+    if settings.render_workers < 0 or settings.frame_cache_mb < 1:
         raise SettingsError(
-            "TELEREAD_RENDER_WORKERS and TELEREAD_FRAME_CACHE_MB must be at least 1"
+            "TELEREAD_RENDER_WORKERS must be 0 or more and TELEREAD_FRAME_CACHE_MB at least 1"
+        )
+    if not 0 <= settings.web_processes <= MAX_WEB_PROCESSES:
+        raise SettingsError(
+            f"TELEREAD_WEB_PROCESSES must be from 0 (one per core) to {MAX_WEB_PROCESSES}"
         )
     if settings.webhook_url and not settings.webhook_secret:
         raise SettingsError("TELEREAD_WEBHOOK_URL needs TELEREAD_WEBHOOK_SECRET to sign with")

@@ -3,6 +3,8 @@
 A study is reached through a consultation the caller may see (facility scope in SQL); its layout
 (series, instances, sizes, windows, Orthanc ids) is read once from Orthanc's DICOMweb metadata and
 kept briefly, so a frame request costs a dictionary look-up, not a database and Orthanc round trip.
+The layout is also stored in the database (``study_layouts``) for the other web processes: the
+one that serves the next frame reads it there instead of asking Orthanc again.
 Positive scope answers are cached for a few seconds per (scope, study): a revoked consultation
 stops being served within that time, and another facility's scope never shares an entry.
 
@@ -15,10 +17,11 @@ remembers the openings it has seen, so a frame of a study already open costs no 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -201,6 +204,31 @@ def build_index(
     return StudyIndex(study_uid, orthanc_id, study, tuple(entries), instances)
 
 
+def index_to_json(index: StudyIndex) -> dict[str, Any]:
+    """A study layout as JSON, to share it with the other web processes (study_layouts)."""
+    return {
+        "uid": index.uid,
+        "orthanc_id": index.orthanc_id,
+        "study": index.study,
+        "series": [asdict(series) for series in index.series],
+    }
+
+
+def index_from_json(data: dict[str, Any], built_at: float) -> StudyIndex:
+    """The layout :func:`index_to_json` wrote; ``built_at`` on this process's monotonic clock."""
+    series = tuple(
+        SeriesEntry(
+            **{
+                **s,
+                "instances": tuple(InstanceEntry(**i) for i in s["instances"]),
+            }
+        )
+        for s in data["series"]
+    )
+    instances = {i.uid: i for s in series for i in s.instances}
+    return StudyIndex(data["uid"], data["orthanc_id"], data["study"], series, instances, built_at)
+
+
 class _Expiring:
     """A small bounded map whose entries expire (least recently used dropped first)."""
 
@@ -254,17 +282,30 @@ class Viewing:
         key = (study_uid, orthanc_id)
         building = self._building.get(key)
         if building is None:  # one read of Orthanc however many requests wait for it
-            building = asyncio.ensure_future(self._read_index(study_uid, orthanc_id))
+            building = asyncio.ensure_future(self._read_index(study_uid, orthanc_id, fresh))
             self._building[key] = building
             building.add_done_callback(lambda _: self._building.pop(key, None))
         return await asyncio.shield(building)
 
-    async def _read_index(self, study_uid: str, orthanc_id: str) -> StudyIndex:
+    async def _read_index(self, study_uid: str, orthanc_id: str, fresh: bool) -> StudyIndex:
+        """The layout another process stored if it is recent enough, else read from Orthanc
+        (which opens every file of the study to answer) and stored for the other processes."""
+        stored = await self.database.read(store.study_layout, study_uid)
+        if stored is not None and stored["orthanc_study_id"] == orthanc_id:
+            age = max(0.0, time.time() - stored["built_at"])
+            if age < INDEX_TTL and not (fresh and age > REFRESH_AFTER):
+                index = index_from_json(json.loads(stored["layout"]), time.monotonic() - age)
+                self._indexes.put(study_uid, index)
+                return index
         listing = await self.orthanc.get(f"/studies/{orthanc_id}/instances")
         ids = {i["MainDicomTags"].get("SOPInstanceUID", ""): i["ID"] for i in listing}
         metadata = await self.orthanc.get(f"/dicom-web/studies/{study_uid}/metadata")
         index = build_index(study_uid, orthanc_id, metadata, ids)
         self._indexes.put(study_uid, index)
+        layout = json.dumps(index_to_json(index), separators=(",", ":"))
+        await self.database.write(
+            store.save_study_layout, study_uid, orthanc_id, time.time(), layout
+        )
         return index
 
     async def study(self, user: CurrentUser, study_uid: str) -> tuple[dict[str, Any], StudyIndex]:

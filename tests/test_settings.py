@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pytest
 
-from service.settings import Settings, SettingsError, documented_settings, load_settings
+from service.settings import (
+    Settings,
+    SettingsError,
+    documented_settings,
+    load_settings,
+    web_process_count,
+)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
@@ -55,12 +62,21 @@ def test_environment_wins_over_the_toml_file(tmp_path):
         ("TELEREAD_PORT", "70000"),
         ("TELEREAD_STABLE_AGE", "0"),
         ("TELEREAD_ORTHANC_AET", "A_TITLE_MUCH_TOO_LONG"),
+        ("TELEREAD_WEB_PROCESSES", "-1"),
+        ("TELEREAD_WEB_PROCESSES", "33"),
+        ("TELEREAD_RENDER_WORKERS", "-2"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(variable, value):
     """A wrong value stops start-up with a message naming the variable."""
     with pytest.raises(SettingsError, match=variable):
         load_settings({variable: value})
+
+
+def test_web_processes_default_to_one_per_usable_core():
+    """0 (the default) is one per core this process may run on; a number is taken as is."""
+    assert web_process_count(load_settings({})) == len(os.sched_getaffinity(0))
+    assert web_process_count(load_settings({"TELEREAD_WEB_PROCESSES": "3"})) == 3
 
 
 def test_every_setting_is_documented():

@@ -12,10 +12,13 @@ from ..i18n import PageRenderer
 from ..ingest import ChangeFollower
 from ..live import LiveUpdates
 from ..orthanc.client import OrthancClient
-from ..rendering import RenderWorkers
+from ..prefetch import StudyPrefetch
+from ..process_bus import ProcessBus
+from ..rendering import Renderer
 from ..settings import Settings
 from ..storage import Database
 from ..viewing import Viewing
+from ..web_processes import ProcessRole
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -26,7 +29,10 @@ SLA = web.AppKey("sla", SlaPolicy)
 LIVE = web.AppKey("live", LiveUpdates)
 VIEWING = web.AppKey("viewing", Viewing)
 SESSION_CACHE = web.AppKey("session_cache", SessionCache)
-RENDER_WORKERS = web.AppKey("render_workers", RenderWorkers)
+RENDER_WORKERS = web.AppKey("render_workers", Renderer)
+PREFETCH = web.AppKey("prefetch", StudyPrefetch)
+ROLE = web.AppKey("web_process_role", ProcessRole)
+BUS = web.AppKey("process_bus", ProcessBus | None)  # type: ignore[arg-type]
 
 # Per-request values set by the middlewares.
 USER_KEY = web.RequestKey("user", CurrentUser | None)  # type: ignore[arg-type]

@@ -19,10 +19,10 @@ from ..audit import AuditEntry
 from ..auth.access import allow
 from ..rendering import FrameRef
 from ..storage import RecordNotFound
-from ..viewing import InstanceEntry, StudyIndex
+from ..viewing import InstanceEntry
 from .auditing import AuditContext, audit_context, audit_entry, audited, not_audited
 from .errors import ApiError
-from .keys import ORTHANC, RENDER_WORKERS, VIEWING, current_user
+from .keys import ORTHANC, PREFETCH, RENDER_WORKERS, VIEWING, current_user
 from .openapi import documented
 from .worklist_routes import WORKLIST_ROLES
 
@@ -47,18 +47,8 @@ async def manifest(request: web.Request) -> web.Response:
     user = current_user(request)
     body, index = await request.app[VIEWING].manifest(user, int(request.match_info["id"]))
     audit_context(request).touches(body["study"]["patient"]["id"], index.uid)
-    request.app[RENDER_WORKERS].prefetch(index.uid, _all_frames(index))
+    request.app[PREFETCH].study_opened(index)
     return web.json_response(body)
-
-
-def _all_frames(index: StudyIndex) -> list[FrameRef]:
-    """Series by series, the middle image first (what a reader looks at first)."""
-    refs = []
-    for series in index.series:
-        middle = len(series.instances) // 2
-        ordered = [*series.instances[middle:], *series.instances[:middle]]
-        refs.extend(FrameRef(i.uid, i.orthanc_id, n) for i in ordered for n in range(i.frames))
-    return refs
 
 
 async def _opened(request: web.Request, row: dict[str, Any]) -> None:
@@ -196,7 +186,7 @@ async def _rendered(
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept"}
     if etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
-    ref = FrameRef(entry.uid, entry.orthanc_id, index0)
+    ref = FrameRef(entry.uid, entry.orthanc_id, index0, entry.frames)
     body = await request.app[RENDER_WORKERS].render(ref, options)
     return web.Response(body=body, content_type=f"image/{options.format}", headers=headers)
 
@@ -258,7 +248,7 @@ async def values(request: web.Request) -> web.Response:
     index0 = _frame_index(request, entry)
     if entry.colour:
         raise ApiError(409, "colour_image", "colour images are shown from the rendered PNG")
-    ref = FrameRef(entry.uid, entry.orthanc_id, index0)
+    ref = FrameRef(entry.uid, entry.orthanc_id, index0, entry.frames)
     data, dtype = await request.app[RENDER_WORKERS].values(ref)
     response = web.Response(
         body=data,

@@ -57,6 +57,7 @@ class OrthancClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username  # Orthanc records it as HttpUsername on what we store by REST
+        self.password = password  # for the renderer's blocking file reader (file_reader.py)
         # Identity: Orthanc would otherwise gzip every answer on the fly (45 ms for a 512 KB
         # instance file, 1 ms without), for a link that is loopback or a local network.
         headers = {"Accept-Encoding": "identity"}

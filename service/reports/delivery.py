@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -70,9 +71,14 @@ class ReportDelivery:
         self.notifications = notifications
         self.policy = policy
         self._wake = asyncio.Event()
+        self.kick_relays: list[Callable[[], None]] = []
+        """Called on every kick: a secondary web process passes its kicks to the primary,
+        where the delivery loop runs (service.web_processes)."""
 
     def kick(self) -> None:
         self._wake.set()
+        for relay in self.kick_relays:
+            relay()
 
     async def run_forever(self, interval: float = 5.0) -> None:
         while True:

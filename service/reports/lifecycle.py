@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..clock import utc_now
-from ..http.keys import DATABASE, ORTHANC, SETTINGS
+from ..http.keys import BUS, DATABASE, ORTHANC, ROLE, SETTINGS
 from ..http.report_keys import CA, REPORT_DELIVERY
 from ..notifications import NOTIFICATIONS, Notifications
 from ..settings import Settings
@@ -63,6 +63,14 @@ async def reports_context(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     app[REPORT_DELIVERY] = delivery
+    bus, primary = app[BUS], app[ROLE].primary
+    if bus is not None and primary:
+        bus.on("report-delivery", lambda _payload: delivery.kick())
+    elif bus is not None:
+        delivery.kick_relays.append(lambda: bus.send("report-delivery", {}))
+    if not primary:  # delivery and the critical-finding sweep run once, in the primary
+        yield
+        return
     interval = min(settings.delivery_retry_seconds, 5.0)
     tasks = [
         asyncio.create_task(delivery.run_forever(interval), name="report-delivery"),

@@ -553,3 +553,22 @@ def m014_study_openings(db: sqlite_utils.Database) -> None:
         CREATE INDEX study_openings_opened_at ON study_openings(opened_at);
         """
     )
+
+
+@migrations()
+def m015_study_layouts(db: sqlite_utils.Database) -> None:
+    """The viewer's study layouts (series, instances, sizes, windows, Orthanc ids), read from
+    Orthanc's DICOMweb metadata once and shared by every web process, so a study opened in one
+    process is not read from Orthanc again by the process that serves its next frame (Orthanc
+    reads every file of the study to answer). Rows are a cache: kept an hour, rebuilt at will."""
+    db.executescript(
+        """
+        CREATE TABLE study_layouts (
+            study_instance_uid TEXT PRIMARY KEY,
+            orthanc_study_id TEXT NOT NULL,
+            built_at REAL NOT NULL,
+            layout TEXT NOT NULL
+        );
+        CREATE INDEX study_layouts_built_at ON study_layouts(built_at);
+        """
+    )

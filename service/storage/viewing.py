@@ -114,3 +114,33 @@ def open_study(
     if first and entry is not None:
         append_audit(db, entry)
     return first
+
+
+LAYOUT_KEEP_SECONDS = 3600.0
+
+
+def study_layout(db: sqlite_utils.Database, study_uid: str) -> dict[str, Any] | None:
+    """The stored layout of a study (``orthanc_study_id``, ``built_at`` epoch seconds,
+    ``layout`` JSON), or None."""
+    rows = list(
+        db.query(
+            "SELECT orthanc_study_id, built_at, layout FROM study_layouts"
+            " WHERE study_instance_uid = ?",
+            [study_uid],
+        )
+    )
+    return dict(rows[0]) if rows else None
+
+
+def save_study_layout(
+    db: sqlite_utils.Database, study_uid: str, orthanc_study_id: str, built_at: float, layout: str
+) -> None:
+    """Store (or replace) a study's layout, and drop layouts older than an hour."""
+    db.execute(
+        "INSERT INTO study_layouts (study_instance_uid, orthanc_study_id, built_at, layout)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT(study_instance_uid) DO UPDATE SET"
+        " orthanc_study_id = excluded.orthanc_study_id, built_at = excluded.built_at,"
+        " layout = excluded.layout",
+        [study_uid, orthanc_study_id, built_at, layout],
+    )
+    db.execute("DELETE FROM study_layouts WHERE built_at < ?", [built_at - LAYOUT_KEEP_SECONDS])

@@ -1,0 +1,195 @@
+"""Rendering inside the web process: decoded frames in this process's cache, pixel work on threads.
+
+When the service runs several web processes behind one port (``TELEREAD_WEB_PROCESSES``), each
+process already has a core of its own, and handing a half-millisecond render to yet another
+process costs as much as the render (two pickles, two socket hops, a copy of every file). So each
+web process keeps its own :class:`viewer.cache.FrameCache` and fetches, decodes, windows and
+encodes on a small thread pool: the event loop never runs pixel work, and the socket reads,
+numpy's indexed copy and Pillow's encoders release the GIL, so the threads overlap with the loop.
+
+A cold frame is one trip to the pool: read the file from Orthanc (a blocking client on that
+thread, :class:`service.orthanc.file_reader.OrthancFileReader`), decode the frame, render it.
+Requests for a frame that is being decoded wait for that decode instead of starting another.
+Files with several frames are kept (raw, bounded) so the next frame does not fetch them again.
+
+The interface is :class:`service.rendering.RenderWorkers`' (render, values, prefetch, stats,
+pids, start, close), so routes do not know which one they use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from viewer import decode_frame, modality_values, render
+from viewer.cache import FrameCache
+
+from .rendering import PREFETCH_MAX_FRAMES, FrameRef
+
+T = TypeVar("T")
+
+THREADS = 2
+PREFETCH_PARALLEL = 2
+FILE_SHARE = 8  # multi-frame files may use 1/8 of the frame cache's memory
+
+ReadFile = Callable[[str], bytes]
+
+
+class MultiFrameFiles:
+    """Raw files of multi-frame instances, least recently used dropped first (thread-safe)."""
+
+    def __init__(self, megabytes: float) -> None:
+        self.capacity = int(megabytes * 1024 * 1024)
+        self.size = 0
+        self._files: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self._reading: dict[str, threading.Lock] = {}
+
+    def get_or_read(self, orthanc_id: str, read: ReadFile) -> bytes:
+        """The kept file, or read once while other threads wanting it wait."""
+        data = self.get(orthanc_id)
+        if data is not None:
+            return data
+        with self._lock:
+            reading = self._reading.setdefault(orthanc_id, threading.Lock())
+        with reading:
+            data = self.get(orthanc_id)
+            if data is None:
+                data = read(orthanc_id)
+                self.put(orthanc_id, data)
+        with self._lock:
+            if self._reading.get(orthanc_id) is reading:
+                del self._reading[orthanc_id]
+        return data
+
+    def get(self, orthanc_id: str) -> bytes | None:
+        with self._lock:
+            data = self._files.get(orthanc_id)
+            if data is not None:
+                self._files.move_to_end(orthanc_id)
+            return data
+
+    def put(self, orthanc_id: str, data: bytes) -> None:
+        if len(data) > self.capacity:
+            return
+        with self._lock:
+            if orthanc_id in self._files:
+                return
+            self._files[orthanc_id] = data
+            self.size += len(data)
+            while self.size > self.capacity:
+                _, dropped = self._files.popitem(last=False)
+                self.size -= len(dropped)
+
+
+class InProcessRenderer:
+    """Decode on first use, cache, render on a thread pool of this process."""
+
+    def __init__(self, cache_mb: float, read_file: ReadFile, threads: int = THREADS) -> None:
+        self.cache = FrameCache(cache_mb)
+        self._read_file = read_file
+        self._multi_frame = MultiFrameFiles(max(8.0, cache_mb / FILE_SHARE))
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="render")
+        self._decoding: dict[str, asyncio.Future[Any]] = {}
+        self._prefetching: dict[str, asyncio.Task[None]] = {}
+        self._prefetch_slots = asyncio.Semaphore(PREFETCH_PARALLEL)
+
+    async def start(self) -> None:
+        """Nothing to start: the pool's threads are made on first use."""
+
+    async def _in_pool(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    # --- on a pool thread ---
+
+    def _file(self, ref: FrameRef) -> bytes:
+        if ref.frames <= 1:
+            return self._read_file(ref.orthanc_id)
+        return self._multi_frame.get_or_read(ref.orthanc_id, self._read_file)
+
+    def _load(self, ref: FrameRef, options: Any) -> tuple[Any, bytes | None]:
+        """Fetch and decode the frame, and render it too when ``options`` are given."""
+        frame = decode_frame(self._file(ref), ref.index0)
+        return frame, None if options is None else render(frame, options)
+
+    # --- on the loop ---
+
+    async def _obtain(self, ref: FrameRef, options: Any) -> tuple[Any, bytes | None]:
+        """The decoded frame (and its render when asked) — cached, awaited from a decode in
+        flight, or loaded now. The cache is only ever touched on the loop's thread."""
+        frame = self.cache.get(ref.key)
+        if frame is not None:
+            return frame, None
+        pending = self._decoding.get(ref.key)
+        if pending is not None:
+            return await asyncio.shield(pending), None
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._decoding[ref.key] = future
+        try:
+            frame, body = await self._in_pool(self._load, ref, options)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: waiters re-raise it, nobody else must
+            raise
+        finally:
+            self._decoding.pop(ref.key, None)
+        self.cache.put(ref.key, frame)
+        future.set_result(frame)
+        return frame, body
+
+    async def render(self, ref: FrameRef, options: Any) -> bytes:
+        frame, body = await self._obtain(ref, options)
+        if body is not None:
+            return body
+        return await self._in_pool(render, frame, options)
+
+    async def values(self, ref: FrameRef) -> tuple[bytes, str]:
+        frame, _ = await self._obtain(ref, None)
+        return await self._in_pool(modality_values, frame)
+
+    async def pids(self) -> list[int]:
+        return [os.getpid()]
+
+    async def stats(self) -> list[dict[str, Any]]:
+        return [self.cache.stats()]
+
+    def prefetch(self, name: str, frames: Iterable[FrameRef]) -> None:
+        """Warm every frame of a study in the background (once per study at a time)."""
+        running = self._prefetching.get(name)
+        if running is not None and not running.done():
+            return
+        refs = list(frames)[:PREFETCH_MAX_FRAMES]
+        task = asyncio.create_task(self._prefetch(refs), name=f"prefetch {name}")
+        self._prefetching[name] = task
+        task.add_done_callback(lambda t: self._prefetch_done(name, t))
+
+    def _prefetch_done(self, name: str, task: asyncio.Task[None]) -> None:
+        if self._prefetching.get(name) is task:
+            del self._prefetching[name]
+        if not task.cancelled():
+            task.exception()  # a failed prefetch only costs speed; never an unretrieved error
+
+    async def _prefetch(self, refs: list[FrameRef]) -> None:
+        async def warm(ref: FrameRef) -> None:
+            async with self._prefetch_slots:
+                with contextlib.suppress(Exception):
+                    await self._obtain(ref, None)
+
+        await asyncio.gather(*(warm(ref) for ref in refs))
+
+    async def close(self) -> None:
+        """Cancel prefetching, then let running pixel work finish."""
+        tasks = list(self._prefetching.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(self._pool.shutdown, True)

@@ -1,0 +1,184 @@
+"""Several HTTP processes behind one port: who does what, and how the first one runs the rest.
+
+``teleread serve`` runs ``TELEREAD_WEB_PROCESSES`` processes (default: one per core) that all
+listen on the same port with ``SO_REUSEPORT``; the kernel spreads connections over them, so
+rendering, JSON and TLS-less HTTP work use every core without a process hop per request.
+
+Process 0, the *primary*, is the one the command started. It alone starts the managed Orthanc,
+migrates the database and runs every background task (the change follower, report delivery, the
+escalation, critical-finding and stat sweeps, the demo seeding), so each runs exactly once. It
+also hosts the process bus (:mod:`service.process_bus`) that carries live worklist changes,
+"deliver now" kicks and "prefetch this study" between processes, and it starts the *secondary*
+processes, restarts one that dies, and stops them when it stops. A secondary that loses the bus
+(its primary died, even by ``SIGKILL``) stops itself: no orphan keeps the port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_SOCKET_PATH = 100
+RESTART_CHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class ProcessRole:
+    """This process's place among the web processes (the default: the only one)."""
+
+    index: int = 0
+    count: int = 1
+    bus_path: Path | None = None
+
+    @property
+    def primary(self) -> bool:
+        """Runs the background tasks, the managed Orthanc and the bus hub."""
+        return self.index == 0
+
+    @property
+    def shared(self) -> bool:
+        """More than one process serves the port: changes must travel on the bus."""
+        return self.count > 1
+
+
+def bus_path_for(settings: Settings) -> Path:
+    """Where the bus socket lives: the data directory, or a private temporary directory when
+    that path would be longer than a Unix socket path may be."""
+    path = settings.data_dir.resolve() / "run" / f"bus-{settings.port}.sock"
+    if len(str(path)) <= MAX_SOCKET_PATH:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+    return Path(tempfile.mkdtemp(prefix="teleread-")) / "bus.sock"
+
+
+def secondary_settings(settings: Settings) -> Settings:
+    """What a secondary runs with: the primary's, but with the managed Orthanc's address given
+    (it must never start a second Orthanc on the same storage)."""
+    if not settings.managed_orthanc:
+        return settings
+    from .orthanc.process import load_or_create_credentials
+
+    credentials = load_or_create_credentials(settings.orthanc_dir)
+    return replace(
+        settings,
+        orthanc_url=f"http://127.0.0.1:{settings.orthanc_http_port}",
+        orthanc_username=credentials.username,
+        orthanc_password=credentials.password,
+    )
+
+
+def run_secondary(settings: Settings, role: ProcessRole) -> None:
+    """A secondary process's whole life (the target of the primary's ``Process``)."""
+    from aiohttp import web
+
+    from .app import create_app
+    from .cli import configure_logging
+
+    configure_logging()
+    app = create_app(settings, role)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        reuse_port=True,
+        print=None,
+        shutdown_timeout=5,
+        access_log=None,
+    )
+
+
+def stop_this_process() -> None:
+    """End ``web.run_app`` gracefully, as Ctrl-C or ``kill`` would."""
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+class Secondaries:
+    """The primary's children: started after its own start-up, restarted when one dies."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        role: ProcessRole,
+        target: Callable[[Settings, ProcessRole], None] = run_secondary,
+    ) -> None:
+        self.settings, self.role, self.target = settings, role, target
+        self.context = multiprocessing.get_context("spawn")
+        self.processes: dict[int, Any] = {}
+        self._stopping = False
+
+    def _start(self, index: int) -> None:
+        role = replace(self.role, index=index)
+        process = self.context.Process(
+            target=self.target,
+            args=(secondary_settings(self.settings), role),
+            name=f"teleread-web-{index}",
+        )
+        process.start()
+        self.processes[index] = process
+        log.info("web process %d of %d started (pid %s)", index, role.count, process.pid)
+
+    async def start(self) -> None:
+        for index in range(1, self.role.count):
+            await asyncio.to_thread(self._start, index)
+
+    async def watch(self) -> None:
+        """Restart any secondary that exits while the service runs."""
+        while not self._stopping:
+            await asyncio.sleep(RESTART_CHECK_SECONDS)
+            for index, process in list(self.processes.items()):
+                if not process.is_alive() and not self._stopping:
+                    log.warning(
+                        "web process %d (pid %s) exited with %s; starting it again",
+                        index,
+                        process.pid,
+                        process.exitcode,
+                    )
+                    await asyncio.to_thread(self._start, index)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes.values() if p.pid is not None]
+
+    def _stop_all(self, timeout: float) -> None:
+        for process in self.processes.values():
+            if process.is_alive():
+                process.terminate()
+        for process in self.processes.values():
+            process.join(timeout)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        self._stopping = True
+        await asyncio.to_thread(self._stop_all, timeout)
+
+
+@contextlib.asynccontextmanager
+async def running_secondaries(settings: Settings, role: ProcessRole) -> AsyncIterator[Secondaries]:
+    """The secondaries for as long as the primary runs (nothing to do in a single process)."""
+    secondaries = Secondaries(settings, role)
+    if not (role.primary and role.shared):
+        yield secondaries
+        return
+    await secondaries.start()
+    watcher = asyncio.create_task(secondaries.watch(), name="web-process-watcher")
+    try:
+        yield secondaries
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await secondaries.stop()

@@ -1,0 +1,270 @@
+"""`teleread serve` with several web processes on one port: the work is shared, the state is not.
+
+Real subprocesses (the command as `make run` starts it), a real Orthanc, the real SQLite file.
+A client learns which process holds a connection from ``/healthz`` sent on it first (one
+keep-alive connection per client session), so each claim below is checked against streams held
+by both processes, not by luck of the kernel's spreading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from .test_cli import env, orthanc_pid, read_until, serve, stop, wait_for_worklist
+
+__all__ = ["env"]  # the fixture, shared with test_cli
+
+PASSWORD = "teleread-demo"
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.update(int(p) for p in text)
+    return found
+
+
+def web_children(pid: int) -> set[int]:
+    """The primary's secondary web processes (multiprocessing ``spawn`` children)."""
+    found = set()
+    for child in children(pid):
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                found.add(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def wait_until(predicate, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Pinned:
+    """One keep-alive connection to the service, and the web process that holds it."""
+
+    def __init__(self, port: str, token: str) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
+        self.process = -1
+
+    async def open(self) -> Pinned:
+        async with self.session.get(self.base + "/healthz") as response:
+            self.process = (await response.json())["web_process"]
+        return self
+
+    async def get(self, path: str) -> aiohttp.ClientResponse:
+        return await self.session.get(self.base + path, headers=self.headers)
+
+    async def post(self, path: str, body: dict | None = None) -> dict:
+        async with self.session.post(self.base + path, headers=self.headers, json=body) as r:
+            assert r.status < 300, await r.text()
+            return await r.json()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def pinned_to_each(port: str, token: str, want: int = 2) -> dict[int, Pinned]:
+    """A connection held by each of the ``want`` processes (opening more until each has one;
+    a process just started may take a few seconds to listen)."""
+    found: dict[int, Pinned] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        client = await Pinned(port, token).open()
+        if client.process in found:
+            await client.close()
+            await asyncio.sleep(0.02)
+        else:
+            found[client.process] = client
+        if len(found) == want:
+            return found
+    for client in found.values():
+        await client.close()
+    raise AssertionError(f"connections only ever reached processes {sorted(found)}")
+
+
+async def login(port: str, username: str) -> str:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"http://127.0.0.1:{port}/api/login",
+            json={"username": username, "password": PASSWORD},
+        ) as response:
+            return (await response.json())["token"]
+
+
+async def next_change(stream: aiohttp.ClientResponse, timeout: float) -> dict | None:
+    event = data = None
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await stream.content.readline()
+                if not raw:
+                    return None
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    data = json.loads(line.split(":", 1)[1])
+                elif line == "" and event == "change":
+                    return data
+    except TimeoutError:
+        return None
+
+
+async def changes_until(stream, wanted: set[tuple[str, int]], timeout: float) -> set:
+    seen: set[tuple[str, int]] = set()
+    deadline = time.monotonic() + timeout
+    while not wanted <= seen and time.monotonic() < deadline:
+        change = await next_change(stream, deadline - time.monotonic())
+        if change is None:
+            break
+        seen.add((change["kind"], change["consultation_id"]))
+    return seen
+
+
+def study_viewed_rows(env, username: str, study_uid: str) -> int:
+    path = Path(env["TELEREAD_DATA_DIR"]) / "teleread.db"
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+        (count,) = db.execute(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'study.viewed'"
+            " AND username = ? AND study_instance_uid = ?",
+            [username, study_uid],
+        ).fetchone()
+    return count
+
+
+async def test_two_processes_share_the_port_and_the_changes_but_run_background_work_once(env):
+    env = {**env, "TELEREAD_WEB_PROCESSES": "2"}
+    port = env["TELEREAD_PORT"]
+    process = serve(env)
+    clients: list[Pinned] = []
+    streams: dict[int, aiohttp.ClientResponse] = {}
+    try:
+        banner = await asyncio.to_thread(read_until, process, "Press Ctrl-C")
+        assert "(2 web processes)" in banner
+        assert (
+            len(
+                await asyncio.to_thread(
+                    wait_until, lambda: web_children(process.pid), 30, "the secondary"
+                )
+            )
+            == 1
+        )
+        token = await login(port, "dr.li")
+        # The demo's six studies were sent once and ingested once: one follower, one seeding.
+        items = await asyncio.to_thread(wait_for_worklist, port, token, 6)
+        assert len(items) == 6
+        by_process = await pinned_to_each(port, token)
+        clients.extend(by_process.values())
+        health = {}
+        for number, client in by_process.items():
+            async with await client.get("/healthz") as response:
+                health[number] = await response.json()
+        assert health[0]["ingest_caught_up"] is True  # the primary follows Orthanc
+        assert health[1]["ingest_caught_up"] is None  # the secondary does not
+
+        # A stream held by each process; a claim and a release made through each process.
+        for number in (0, 1):
+            listener = await pinned_to_each(port, token)
+            clients.extend(listener.values())
+            stream = await listener[number].get("/api/worklist/events")
+            assert stream.status == 200
+            streams[number] = stream
+        open_items = [i for i in items if i["status"] == "ready"]
+        assert len(open_items) >= 2
+        wanted = set()
+        for number, item in zip((0, 1), open_items, strict=False):
+            await by_process[number].post(f"/api/consultations/{item['id']}/claim")
+            await by_process[number].post(f"/api/consultations/{item['id']}/release")
+            wanted |= {("claimed", item["id"]), ("released", item["id"])}
+        for number, stream in streams.items():
+            seen = await changes_until(stream, wanted, 10)
+            assert wanted <= seen, f"stream in process {number} missed {wanted - seen}"
+
+        # Frames of one study through both processes: rendered by each, audited once.
+        manager = await login(port, "sun")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(
+                f"http://127.0.0.1:{port}/api/consultations/{open_items[0]['id']}/viewer",
+                headers={"Authorization": f"Bearer {manager}"},
+            ) as response:
+                manifest = await response.json()
+        study = manifest["study"]["uid"]
+        rendered = [i["rendered"] for s in manifest["series"] for i in s["instances"]]
+        assert study_viewed_rows(env, "dr.li", study) == 0
+        for client in by_process.values():
+            for url in rendered[:3]:
+                async with await client.get(url + "?window=40,400") as response:
+                    assert response.status == 200
+                    assert (await response.read())[:2] == b"\xff\xd8"
+        assert study_viewed_rows(env, "dr.li", study) == 1
+        secondary = web_children(process.pid).pop()
+        orthanc = orthanc_pid(env)
+    finally:
+        for stream in streams.values():
+            stream.close()
+        for client in clients:
+            await client.close()
+        code = await asyncio.to_thread(stop, process)
+    assert code == 0
+    assert not alive(secondary), "the secondary outlived the service"
+    assert not alive(orthanc), "Orthanc outlived the service"
+
+
+async def test_a_dead_secondary_is_replaced_and_a_dead_primary_takes_the_secondaries(env):
+    env = {**env, "TELEREAD_WEB_PROCESSES": "2"}
+    process = serve(env)
+    orthanc = None
+    try:
+        await asyncio.to_thread(read_until, process, "Press Ctrl-C")
+        orthanc = orthanc_pid(env)
+        [first] = await asyncio.to_thread(
+            wait_until, lambda: web_children(process.pid), 30, "the secondary"
+        )
+        os.kill(first, signal.SIGKILL)
+        [second] = await asyncio.to_thread(
+            wait_until,
+            lambda: {p for p in web_children(process.pid) if p != first},
+            30,
+            "a new secondary",
+        )
+        answering = await pinned_to_each(env["TELEREAD_PORT"], "")  # both answer again
+        for client in answering.values():
+            await client.close()
+        os.kill(process.pid, signal.SIGKILL)  # no clean-up at all: the bus just ends
+        await asyncio.to_thread(
+            wait_until, lambda: not alive(second), 20, "the secondary to stop by itself"
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        process.stdout.close()
+        if orthanc is not None and alive(orthanc):  # the killed primary could not stop it
+            os.kill(orthanc, signal.SIGKILL)
