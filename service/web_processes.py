@@ -59,7 +59,8 @@ def bus_path_for(settings: Settings) -> Path:
     that path would be longer than a Unix socket path may be."""
     path = settings.data_dir.resolve() / "run" / f"bus-{settings.port}.sock"
     if len(str(path)) <= MAX_SOCKET_PATH:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.chmod(0o700)  # only this user's processes may reach the bus
         return path
     return Path(tempfile.mkdtemp(prefix="teleread-")) / "bus.sock"
 
