@@ -19,7 +19,6 @@ pids, start, close), so routes do not know which one they use.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import threading
 from collections import OrderedDict
@@ -30,12 +29,11 @@ from typing import Any, TypeVar
 from viewer import decode_frame, modality_values, render
 from viewer.cache import FrameCache
 
-from .rendering import PREFETCH_MAX_FRAMES, FrameRef
+from .rendering import FrameRef, Prefetcher
 
 T = TypeVar("T")
 
 THREADS = 2
-PREFETCH_PARALLEL = 2
 FILE_SHARE = 8  # multi-frame files may use 1/8 of the frame cache's memory
 
 ReadFile = Callable[[str], bytes]
@@ -97,8 +95,7 @@ class InProcessRenderer:
         self._multi_frame = MultiFrameFiles(max(8.0, cache_mb / FILE_SHARE))
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="render")
         self._decoding: dict[str, asyncio.Future[Any]] = {}
-        self._prefetching: dict[str, asyncio.Task[None]] = {}
-        self._prefetch_slots = asyncio.Semaphore(PREFETCH_PARALLEL)
+        self._prefetcher = Prefetcher(lambda ref: self._obtain(ref, None))
 
     async def start(self) -> None:
         """Nothing to start: the pool's threads are made on first use."""
@@ -163,33 +160,9 @@ class InProcessRenderer:
         return [self.cache.stats()]
 
     def prefetch(self, name: str, frames: Iterable[FrameRef]) -> None:
-        """Warm every frame of a study in the background (once per study at a time)."""
-        running = self._prefetching.get(name)
-        if running is not None and not running.done():
-            return
-        refs = list(frames)[:PREFETCH_MAX_FRAMES]
-        task = asyncio.create_task(self._prefetch(refs), name=f"prefetch {name}")
-        self._prefetching[name] = task
-        task.add_done_callback(lambda t: self._prefetch_done(name, t))
-
-    def _prefetch_done(self, name: str, task: asyncio.Task[None]) -> None:
-        if self._prefetching.get(name) is task:
-            del self._prefetching[name]
-        if not task.cancelled():
-            task.exception()  # a failed prefetch only costs speed; never an unretrieved error
-
-    async def _prefetch(self, refs: list[FrameRef]) -> None:
-        async def warm(ref: FrameRef) -> None:
-            async with self._prefetch_slots:
-                with contextlib.suppress(Exception):
-                    await self._obtain(ref, None)
-
-        await asyncio.gather(*(warm(ref) for ref in refs))
+        self._prefetcher.start(name, frames)
 
     async def close(self) -> None:
         """Cancel prefetching, then let running pixel work finish."""
-        tasks = list(self._prefetching.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._prefetcher.close()
         await asyncio.to_thread(self._pool.shutdown, True)

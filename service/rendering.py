@@ -76,6 +76,49 @@ class Renderer(Protocol):
     async def close(self) -> None: ...
 
 
+class Prefetcher:
+    """Warms a study's frames in the background, for either renderer.
+
+    One prefetch per study at a time; at most ``PREFETCH_MAX_FRAMES`` frames and
+    ``PREFETCH_PARALLEL`` in flight, so requests queue behind a couple of decodes at most; a
+    frame that fails only costs speed; everything is cancelled when the service stops.
+    """
+
+    def __init__(self, warm: Callable[[FrameRef], Awaitable[Any]]) -> None:
+        self._warm = warm
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(PREFETCH_PARALLEL)
+
+    def start(self, name: str, frames: Iterable[FrameRef]) -> None:
+        running = self._running.get(name)
+        if running is not None and not running.done():
+            return
+        refs = list(frames)[:PREFETCH_MAX_FRAMES]
+        task = asyncio.create_task(self._all(refs), name=f"prefetch {name}")
+        self._running[name] = task
+        task.add_done_callback(lambda t: self._done(name, t))
+
+    def _done(self, name: str, task: asyncio.Task[None]) -> None:
+        if self._running.get(name) is task:
+            del self._running[name]
+        if not task.cancelled():
+            task.exception()  # a failed prefetch only costs speed; never an unretrieved error
+
+    async def _all(self, refs: list[FrameRef]) -> None:
+        async def one(ref: FrameRef) -> None:
+            async with self._slots:
+                with contextlib.suppress(Exception):
+                    await self._warm(ref)
+
+        await asyncio.gather(*(one(ref) for ref in refs))
+
+    async def close(self) -> None:
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class RenderError(RuntimeError):
     """A worker could not do the job (an undecodable frame, a worker that died)."""
 
@@ -280,8 +323,7 @@ class RenderWorkers:
         self._files = OnceFetcher(fetch_file)
         # Frames some worker was sent the file of (oldest first): no "miss" round trip first.
         self._given: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._prefetching: dict[str, asyncio.Task[None]] = {}
-        self._prefetch_slots = asyncio.Semaphore(PREFETCH_PARALLEL)
+        self._prefetcher = Prefetcher(lambda ref: self._run(ref, "warm"))
 
     async def start(self) -> None:
         """Start every worker now (a first image should not wait for a process to start)."""
@@ -334,37 +376,9 @@ class RenderWorkers:
         return [await self._call(w, "stats", None, None) for w in self.workers]
 
     def prefetch(self, name: str, frames: Iterable[FrameRef]) -> None:
-        """Warm every frame of a study in the background (once per study at a time).
-
-        Bounded (``PREFETCH_MAX_FRAMES``, ``PREFETCH_PARALLEL`` jobs in flight so requests queue
-        behind at most a couple of decodes per worker) and cancelled when the service stops.
-        """
-        running = self._prefetching.get(name)
-        if running is not None and not running.done():
-            return
-        refs = list(frames)[:PREFETCH_MAX_FRAMES]
-        task = asyncio.create_task(self._prefetch(refs), name=f"prefetch {name}")
-        self._prefetching[name] = task
-        task.add_done_callback(lambda t: self._prefetch_done(name, t))
-
-    def _prefetch_done(self, name: str, task: asyncio.Task[None]) -> None:
-        if self._prefetching.get(name) is task:
-            del self._prefetching[name]
-        if not task.cancelled():
-            task.exception()  # a failed prefetch only costs speed; never an unretrieved error
-
-    async def _prefetch(self, refs: list[FrameRef]) -> None:
-        async def warm(ref: FrameRef) -> None:
-            async with self._prefetch_slots:
-                with contextlib.suppress(Exception):
-                    await self._run(ref, "warm")
-
-        await asyncio.gather(*(warm(ref) for ref in refs))
+        self._prefetcher.start(name, frames)
 
     async def close(self) -> None:
         """Cancel prefetching and stop every worker process (waits for them to exit)."""
-        tasks = list(self._prefetching.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._prefetcher.close()
         await asyncio.gather(*(worker.close() for worker in self.workers))

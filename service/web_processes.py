@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import signal
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 MAX_SOCKET_PATH = 100
 RESTART_CHECK_SECONDS = 1.0
+QUICK_DEATH_SECONDS = 10.0  # a secondary that dies sooner is restarted after a growing delay
+MAX_RESTART_DELAY = 60.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ class Secondaries:
         self.settings, self.role, self.target = settings, role, target
         self.context = multiprocessing.get_context("spawn")
         self.processes: dict[int, Any] = {}
+        self._started_at: dict[int, float] = {}
+        self._delay: dict[int, float] = {}
         self._stopping = False
 
     def _start(self, index: int) -> None:
@@ -129,6 +134,7 @@ class Secondaries:
         )
         process.start()
         self.processes[index] = process
+        self._started_at[index] = time.monotonic()
         log.info("web process %d of %d started (pid %s)", index, role.count, process.pid)
 
     async def start(self) -> None:
@@ -136,17 +142,28 @@ class Secondaries:
             await asyncio.to_thread(self._start, index)
 
     async def watch(self) -> None:
-        """Restart any secondary that exits while the service runs."""
+        """Restart any secondary that exits while the service runs; one that keeps dying
+        right after its start (a broken setting, a port taken) is retried less and less often."""
         while not self._stopping:
             await asyncio.sleep(RESTART_CHECK_SECONDS)
             for index, process in list(self.processes.items()):
-                if not process.is_alive() and not self._stopping:
-                    log.warning(
-                        "web process %d (pid %s) exited with %s; starting it again",
-                        index,
-                        process.pid,
-                        process.exitcode,
-                    )
+                if process.is_alive() or self._stopping:
+                    continue
+                lived = time.monotonic() - self._started_at[index]
+                delay = 0.0
+                if lived < QUICK_DEATH_SECONDS:
+                    delay = min(MAX_RESTART_DELAY, max(1.0, 2 * self._delay.get(index, 0.5)))
+                self._delay[index] = delay
+                log.warning(
+                    "web process %d (pid %s) exited with %s after %.0f s; starting it again%s",
+                    index,
+                    process.pid,
+                    process.exitcode,
+                    lived,
+                    f" in {delay:.0f} s" if delay else "",
+                )
+                await asyncio.sleep(delay)
+                if not self._stopping:
                     await asyncio.to_thread(self._start, index)
 
     def pids(self) -> list[int]:

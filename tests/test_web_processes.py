@@ -269,3 +269,28 @@ async def test_a_dead_secondary_is_replaced_and_a_dead_primary_takes_the_seconda
         process.stdout.close()
         if orthanc is not None and alive(orthanc):  # the killed primary could not stop it
             os.kill(orthanc, signal.SIGKILL)
+
+
+def exit_at_once(settings, role) -> None:
+    """A secondary that dies as soon as it starts (a broken setting, a port taken)."""
+    with (settings.data_dir / "starts").open("a") as log:
+        log.write(f"{role.index}\n")
+    raise SystemExit(3)
+
+
+async def test_a_secondary_that_keeps_dying_is_restarted_less_and_less_often(tmp_path):
+    from service.settings import Settings
+    from service.web_processes import ProcessRole, Secondaries
+
+    settings = Settings(data_dir=tmp_path, orthanc_url="http://127.0.0.1:9")
+    secondaries = Secondaries(settings, ProcessRole(0, 2, None), target=exit_at_once)
+    await secondaries.start()
+    watcher = asyncio.create_task(secondaries.watch())
+    await asyncio.sleep(8)
+    await secondaries.stop()
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    starts = (tmp_path / "starts").read_text().split()
+    # Without the growing delay it would be started about every second (8 times or so).
+    assert set(starts) == {"1"} and 2 <= len(starts) <= 4, starts
