@@ -8,6 +8,7 @@ import getpass
 import json
 import logging
 import re
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -310,6 +311,17 @@ def print_banner(settings: Settings, seeded: bool, processes: int = 1) -> None:
     print("\n".join(lines), flush=True)
 
 
+def refuse_a_taken_port(host: str, port: int) -> None:
+    """With ``SO_REUSEPORT`` a second service of the same user could bind the port too and take
+    half the connections; a plain bind first fails as it would without it."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
 def serve(settings: Settings, seed_demo: bool = False) -> int:
     seeded = False
     if seed_demo:
@@ -323,6 +335,8 @@ def serve(settings: Settings, seed_demo: bool = False) -> int:
         finally:
             database.close()
     count = web_process_count(settings)
+    if count > 1:
+        refuse_a_taken_port(settings.host, settings.port)
     role = ProcessRole(0, count, bus_path_for(settings) if count > 1 else None)
     app = create_app(settings, role)
     if seed_demo:

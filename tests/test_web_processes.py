@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from .test_cli import env, orthanc_pid, read_until, serve, stop, wait_for_worklist
+from .test_cli import env, orthanc_pid, read_until, serve, stop, teleread, wait_for_worklist
 
 __all__ = ["env"]  # the fixture, shared with test_cli
 
@@ -294,3 +295,14 @@ async def test_a_secondary_that_keeps_dying_is_restarted_less_and_less_often(tmp
     starts = (tmp_path / "starts").read_text().split()
     # Without the growing delay it would be started about every second (8 times or so).
     assert set(starts) == {"1"} and 2 <= len(starts) <= 4, starts
+
+
+def test_serve_refuses_a_port_another_program_listens_on(env):
+    """SO_REUSEPORT must not let a second service quietly share a port in use."""
+    env = {**env, "TELEREAD_WEB_PROCESSES": "2"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(env["TELEREAD_PORT"])))
+        taken.listen()
+        result = teleread(env, "serve")
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{env['TELEREAD_PORT']}" in result.stderr
