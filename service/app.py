@@ -49,7 +49,7 @@ from .orthanc.file_reader import OrthancFileReader
 from .orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
 from .prefetch import StudyPrefetch
 from .process_bus import ProcessBus
-from .rendering import Renderer, RenderWorkers
+from .rendering import FileSource, Renderer, RenderWorkers
 from .reports.lifecycle import reports_context
 from .roster import StatCallingLiveUpdates, running_stat_fanout
 from .settings import Settings, SettingsError
@@ -212,7 +212,8 @@ async def viewer_context(app: web.Application) -> AsyncIterator[None]:
     workers: Renderer
     reader: OrthancFileReader | None = None
     if settings.render_workers:
-        workers = RenderWorkers(settings.render_workers, cache_mb, fetch_file)
+        source = FileSource(orthanc.base_url, orthanc.username, orthanc.password)
+        workers = RenderWorkers(settings.render_workers, cache_mb, fetch_file, source)
     else:
         reader = OrthancFileReader(orthanc.base_url, orthanc.username, orthanc.password)
         workers = InProcessRenderer(cache_mb, reader.read)

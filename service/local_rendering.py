@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -29,61 +27,12 @@ from typing import Any, TypeVar
 from viewer import decode_frame, modality_values, render
 from viewer.cache import FrameCache
 
+from .orthanc.file_reader import FrameFiles, ReadFile
 from .rendering import FrameRef, Prefetcher
 
 T = TypeVar("T")
 
 THREADS = 2
-FILE_SHARE = 8  # multi-frame files may use 1/8 of the frame cache's memory
-
-ReadFile = Callable[[str], bytes]
-
-
-class MultiFrameFiles:
-    """Raw files of multi-frame instances, least recently used dropped first (thread-safe)."""
-
-    def __init__(self, megabytes: float) -> None:
-        self.capacity = int(megabytes * 1024 * 1024)
-        self.size = 0
-        self._files: OrderedDict[str, bytes] = OrderedDict()
-        self._lock = threading.Lock()
-        self._reading: dict[str, threading.Lock] = {}
-
-    def get_or_read(self, orthanc_id: str, read: ReadFile) -> bytes:
-        """The kept file, or read once while other threads wanting it wait."""
-        data = self.get(orthanc_id)
-        if data is not None:
-            return data
-        with self._lock:
-            reading = self._reading.setdefault(orthanc_id, threading.Lock())
-        with reading:
-            data = self.get(orthanc_id)
-            if data is None:
-                data = read(orthanc_id)
-                self.put(orthanc_id, data)
-        with self._lock:
-            if self._reading.get(orthanc_id) is reading:
-                del self._reading[orthanc_id]
-        return data
-
-    def get(self, orthanc_id: str) -> bytes | None:
-        with self._lock:
-            data = self._files.get(orthanc_id)
-            if data is not None:
-                self._files.move_to_end(orthanc_id)
-            return data
-
-    def put(self, orthanc_id: str, data: bytes) -> None:
-        if len(data) > self.capacity:
-            return
-        with self._lock:
-            if orthanc_id in self._files:
-                return
-            self._files[orthanc_id] = data
-            self.size += len(data)
-            while self.size > self.capacity:
-                _, dropped = self._files.popitem(last=False)
-                self.size -= len(dropped)
 
 
 class InProcessRenderer:
@@ -91,8 +40,7 @@ class InProcessRenderer:
 
     def __init__(self, cache_mb: float, read_file: ReadFile, threads: int = THREADS) -> None:
         self.cache = FrameCache(cache_mb)
-        self._read_file = read_file
-        self._multi_frame = MultiFrameFiles(max(8.0, cache_mb / FILE_SHARE))
+        self._files = FrameFiles(read_file, cache_mb)
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="render")
         self._decoding: dict[str, asyncio.Future[Any]] = {}
         self._prefetcher = Prefetcher(lambda ref: self._obtain(ref, None))
@@ -105,14 +53,9 @@ class InProcessRenderer:
 
     # --- on a pool thread ---
 
-    def _file(self, ref: FrameRef) -> bytes:
-        if ref.frames <= 1:
-            return self._read_file(ref.orthanc_id)
-        return self._multi_frame.get_or_read(ref.orthanc_id, self._read_file)
-
     def _load(self, ref: FrameRef, options: Any) -> tuple[Any, bytes | None]:
         """Fetch and decode the frame, and render it too when ``options`` are given."""
-        frame = decode_frame(self._file(ref), ref.index0)
+        frame = decode_frame(self._files.read(ref.orthanc_id, ref.frames), ref.index0)
         return frame, None if options is None else render(frame, options)
 
     # --- on the loop ---

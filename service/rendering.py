@@ -28,7 +28,7 @@ import socket
 import struct
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
@@ -119,6 +119,16 @@ class Prefetcher:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+@dataclass(frozen=True)
+class FileSource:
+    """Where render workers read instance files themselves (Orthanc's address and login), so a
+    cold file goes from Orthanc straight to the worker that decodes it."""
+
+    base_url: str
+    username: str | None
+    password: str | None = field(repr=False)
+
+
 class RenderError(RuntimeError):
     """A worker could not do the job (an undecodable frame, a worker that died)."""
 
@@ -128,17 +138,30 @@ MISS = "miss"
 # --- inside a worker process -------------------------------------------------------------------
 
 
-def _worker_main(connection: Connection, cache_mb: float) -> None:
-    """A worker's whole life: answer jobs in order until the main process hangs up."""
-    from viewer.cache import FrameCache
+class _WorkerState:
+    """A worker's frame cache, and its own Orthanc reader when it has a :class:`FileSource`."""
 
-    cache = FrameCache(cache_mb)
+    def __init__(self, cache_mb: float, source: FileSource | None) -> None:
+        from viewer.cache import FrameCache
+
+        self.cache = FrameCache(cache_mb)
+        self.files = None
+        if source is not None:
+            from .orthanc.file_reader import FrameFiles, OrthancFileReader
+
+            reader = OrthancFileReader(source.base_url, source.username, source.password)
+            self.files = FrameFiles(reader.read, cache_mb)
+
+
+def _worker_main(connection: Connection, cache_mb: float, source: FileSource | None) -> None:
+    """A worker's whole life: answer jobs in order until the main process hangs up."""
+    state = _WorkerState(cache_mb, source)
     jobs: dict[str, Callable[..., Any]] = {
         "render": _render_job,
         "values": _values_job,
         "warm": _warm_job,
-        "pid": lambda _cache, _ref, _data: os.getpid(),
-        "stats": lambda cache, _ref, _data: cache.stats(),
+        "pid": lambda _state, _ref, _data: os.getpid(),
+        "stats": lambda state, _ref, _data: state.cache.stats(),
     }
     while True:
         try:
@@ -146,7 +169,7 @@ def _worker_main(connection: Connection, cache_mb: float) -> None:
         except (EOFError, OSError):
             return
         try:
-            answer: tuple[bool, Any] = (True, jobs[name](cache, ref, data, *args))
+            answer: tuple[bool, Any] = (True, jobs[name](state, ref, data, *args))
         except Exception as exc:  # the main process re-raises it for this request only
             answer = (False, exc)
         try:
@@ -159,34 +182,37 @@ def _worker_main(connection: Connection, cache_mb: float) -> None:
             return
 
 
-def _frame(cache: Any, ref: FrameRef, data: bytes | None) -> Any:
-    """The decoded frame from this worker's cache, decoded from ``data`` on a miss (or None)."""
-    frame = cache.get(ref.key)
+def _frame(state: _WorkerState, ref: FrameRef, data: bytes | None) -> Any:
+    """The decoded frame from this worker's cache; on a miss decoded from ``data``, or from
+    the file the worker reads itself; None when it has neither."""
+    frame = state.cache.get(ref.key)
+    if frame is None and data is None and state.files is not None:
+        data = state.files.read(ref.orthanc_id, ref.frames)
     if frame is None and data is not None:
         from viewer import decode_frame
 
         frame = decode_frame(data, ref.index0)
-        cache.put(ref.key, frame)
+        state.cache.put(ref.key, frame)
     return frame
 
 
-def _render_job(cache: Any, ref: FrameRef, data: bytes | None, options: Any) -> Any:
+def _render_job(state: _WorkerState, ref: FrameRef, data: bytes | None, options: Any) -> Any:
     from viewer import render
 
-    frame = _frame(cache, ref, data)
+    frame = _frame(state, ref, data)
     return MISS if frame is None else render(frame, options)
 
 
-def _values_job(cache: Any, ref: FrameRef, data: bytes | None) -> Any:
+def _values_job(state: _WorkerState, ref: FrameRef, data: bytes | None) -> Any:
     from viewer import modality_values
 
-    frame = _frame(cache, ref, data)
+    frame = _frame(state, ref, data)
     return MISS if frame is None else modality_values(frame)
 
 
-def _warm_job(cache: Any, ref: FrameRef, data: bytes | None) -> Any:
+def _warm_job(state: _WorkerState, ref: FrameRef, data: bytes | None) -> Any:
     """Decode into the cache; a miss when the frame is not cached and no data came."""
-    return MISS if _frame(cache, ref, data) is None else True
+    return MISS if _frame(state, ref, data) is None else True
 
 
 # --- in the main process -----------------------------------------------------------------------
@@ -239,7 +265,10 @@ class _Channel(asyncio.Protocol):
             del self.buffer[: HEADER.size + size]
             future = self.pending.popleft()
             if not future.done():
-                ok, value = pickle.loads(payload)
+                try:
+                    ok, value = pickle.loads(payload)
+                except Exception as exc:  # e.g. an exception class that cannot be rebuilt
+                    ok, value = False, RenderError(f"unreadable answer from a worker: {exc!r}")
                 if ok:
                     future.set_result(value)
                 else:
@@ -266,8 +295,8 @@ class _Channel(asyncio.Protocol):
 class _Worker:
     """One worker process and its channel; started on first use and after it dies."""
 
-    def __init__(self, context: Any, cache_mb: float) -> None:
-        self.context, self.cache_mb = context, cache_mb
+    def __init__(self, context: Any, cache_mb: float, source: FileSource | None) -> None:
+        self.context, self.cache_mb, self.source = context, cache_mb, source
         self.process: Any = None
         self.channel: _Channel | None = None
         self._starting: asyncio.Lock = asyncio.Lock()
@@ -287,7 +316,10 @@ class _Worker:
             await asyncio.to_thread(self._reap)
         ours, theirs = multiprocessing.Pipe(duplex=True)
         process = self.context.Process(
-            target=_worker_main, args=(theirs, self.cache_mb), daemon=True, name="render"
+            target=_worker_main,
+            args=(theirs, self.cache_mb, self.source),
+            daemon=True,
+            name="render",
         )
         await asyncio.to_thread(process.start)
         theirs.close()
@@ -315,11 +347,20 @@ class _Worker:
 class RenderWorkers:
     """The pool of render processes and the fetch-on-miss protocol, started in ``cleanup_ctx``."""
 
-    def __init__(self, workers: int, cache_mb: float, fetch_file: FetchFile) -> None:
+    def __init__(
+        self,
+        workers: int,
+        cache_mb: float,
+        fetch_file: FetchFile,
+        source: FileSource | None = None,
+    ) -> None:
+        """``source``: the workers read cold files from Orthanc themselves; without it the main
+        process fetches them (``fetch_file``) and sends them along."""
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["viewer", "viewer.cache", "service.rendering"])
         share = max(1.0, cache_mb / workers)
-        self.workers = [_Worker(context, share) for _ in range(workers)]
+        self.workers = [_Worker(context, share, source) for _ in range(workers)]
+        self._self_reading = source is not None
         self._files = OnceFetcher(fetch_file)
         # Frames some worker was sent the file of (oldest first): no "miss" round trip first.
         self._given: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -344,6 +385,8 @@ class RenderWorkers:
         dropped it since (its cache is an LRU), it answers "miss" and gets the file then.
         """
         worker = self._worker(ref)
+        if self._self_reading:  # the worker reads what it lacks
+            return await self._call(worker, name, ref, None, *args)
         if ref.key not in self._given:
             data = await self._file(ref.orthanc_id)
             result = await self._call(worker, name, ref, data, *args)

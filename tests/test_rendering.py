@@ -121,3 +121,39 @@ async def test_a_frame_the_worker_dropped_is_fetched_again():
         assert fetched == [*files, refs[0].orthanc_id]
     finally:
         await workers.close()
+
+
+async def test_workers_with_a_file_source_read_from_orthanc_themselves(orthanc):
+    """Cold files go from Orthanc straight to the worker: the main process fetches nothing."""
+    from service.orthanc.client import OrthancClient
+    from service.rendering import FileSource
+
+    [ds] = make_study(StudySpec("P1", "A^B", "CT", "HEAD", rows=32))
+    credentials = orthanc.config.credentials
+    client = OrthancClient(orthanc.url, credentials.username, credentials.password)
+    try:
+        stored = await client.request(
+            "POST",
+            "/instances",
+            data=dataset_bytes(ds),
+            headers={"Content-Type": "application/dicom"},
+        )
+    finally:
+        await client.close()
+
+    async def fetch(orthanc_id: str) -> bytes:
+        raise AssertionError("the main process should not fetch files")
+
+    source = FileSource(orthanc.url, credentials.username, credentials.password)
+    workers = RenderWorkers(2, 16, fetch, source)
+    try:
+        ref = FrameRef(str(ds.SOPInstanceUID), stored["ID"], 0)
+        body = await workers.render(ref, RenderOptions(format="png"))
+        assert body[:4] == b"\x89PNG"
+        values, dtype = await workers.values(ref)
+        assert dtype == "int16" and len(values) == 32 * 32 * 2
+        with pytest.raises(Exception, match="404"):
+            await workers.render(FrameRef("1.2.9", "no-such-instance", 0), RenderOptions())
+        assert sum(s["frames"] for s in await workers.stats()) == 1
+    finally:
+        await workers.close()

@@ -20,7 +20,12 @@ class OrthancError(Exception):
     def __init__(self, status: int, message: str, body: Any = None) -> None:
         super().__init__(f"Orthanc answered {status}: {message}")
         self.status = status
+        self.message = message
         self.body = body
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Rebuilt with its fields (a render worker sends it to the main process pickled)."""
+        return (type(self), (self.status, self.message, self.body))
 
 
 class OrthancUnavailable(OrthancError):

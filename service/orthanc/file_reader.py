@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import http.client
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from urllib.parse import quote, urlsplit
 
 from .auth import basic_auth_header
@@ -90,3 +92,70 @@ class OrthancFileReader:
             connections, self._all = self._all, []
         for connection in connections:
             connection.close()
+
+
+FILE_SHARE = 8  # kept multi-frame files may use 1/8 of the frame cache's memory
+
+ReadFile = Callable[[str], bytes]
+
+
+class _KeptFiles:
+    """Raw files, least recently used dropped first (thread-safe)."""
+
+    def __init__(self, megabytes: float) -> None:
+        self.capacity = int(megabytes * 1024 * 1024)
+        self.size = 0
+        self._files: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self._reading: dict[str, threading.Lock] = {}
+
+    def get_or_read(self, orthanc_id: str, read: ReadFile) -> bytes:
+        """The kept file, or read once while other threads wanting it wait."""
+        data = self.get(orthanc_id)
+        if data is not None:
+            return data
+        with self._lock:
+            reading = self._reading.setdefault(orthanc_id, threading.Lock())
+        with reading:
+            data = self.get(orthanc_id)
+            if data is None:
+                data = read(orthanc_id)
+                self.put(orthanc_id, data)
+        with self._lock:
+            if self._reading.get(orthanc_id) is reading:
+                del self._reading[orthanc_id]
+        return data
+
+    def get(self, orthanc_id: str) -> bytes | None:
+        with self._lock:
+            data = self._files.get(orthanc_id)
+            if data is not None:
+                self._files.move_to_end(orthanc_id)
+            return data
+
+    def put(self, orthanc_id: str, data: bytes) -> None:
+        if len(data) > self.capacity:
+            return
+        with self._lock:
+            if orthanc_id in self._files:
+                return
+            self._files[orthanc_id] = data
+            self.size += len(data)
+            while self.size > self.capacity:
+                _, dropped = self._files.popitem(last=False)
+                self.size -= len(dropped)
+
+
+class FrameFiles:
+    """The file a frame is decoded from: read each time for a single-frame instance (its frame
+    is cached decoded), kept for a multi-frame one so its next frames need no second read;
+    concurrent readers of one multi-frame file wait for a single read."""
+
+    def __init__(self, read: ReadFile, cache_mb: float) -> None:
+        self._read = read
+        self._kept = _KeptFiles(max(8.0, cache_mb / FILE_SHARE))
+
+    def read(self, orthanc_id: str, frames: int) -> bytes:
+        if frames <= 1:
+            return self._read(orthanc_id)
+        return self._kept.get_or_read(orthanc_id, self._read)
