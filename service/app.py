@@ -163,7 +163,8 @@ async def secondaries_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def database_context(app: web.Application) -> AsyncIterator[None]:
-    database = Database(app[SETTINGS].database_path)
+    # One WAL checkpointer per database file: the primary's.
+    database = Database(app[SETTINGS].database_path, checkpoints=app[ROLE].primary)
     app[DATABASE] = database
     app[SESSION_CACHE] = SessionCache(database)
     yield

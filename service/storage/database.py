@@ -58,7 +58,9 @@ def connect(path: Path) -> sqlite_utils.Database:
 class Database:
     """The service's database: migrate once, then read concurrently and write serially."""
 
-    def __init__(self, path: Path, readers: int = 4) -> None:
+    def __init__(self, path: Path, readers: int = 4, checkpoints: bool = True) -> None:
+        """``checkpoints``: run the background WAL checkpointer (one process per database
+        file needs to: the primary web process, or a command on its own)."""
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -76,10 +78,12 @@ class Database:
         )
         self._unknown_version = 0
         self._stop_checkpoints = threading.Event()
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint_loop, name="db-checkpointer", daemon=True
-        )
-        self._checkpointer.start()
+        self._checkpointer: threading.Thread | None = None
+        if checkpoints:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="db-checkpointer", daemon=True
+            )
+            self._checkpointer.start()
 
     def version(self) -> int:
         """A token that changes whenever anything is committed to the file, by any connection
@@ -196,7 +200,8 @@ class Database:
                 self._local.db = None
 
         self._stop_checkpoints.set()
-        self._checkpointer.join()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
         self._writer.submit(close_local).result()
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
