@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .http.client_address import trusted_networks
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -36,6 +38,7 @@ class Settings:
     upload_max_request_mb: int = 4096
     default_timezone: str = "Asia/Shanghai"
     public_url: str | None = None
+    trusted_proxies: str | None = None
     worklist_rules: Path | None = None
     claim_lease_minutes: float = 15.0
     webhook_url: str | None = None
@@ -159,6 +162,10 @@ def _validate(settings: Settings) -> None:
         )
     if settings.webhook_url and not settings.webhook_secret:
         raise SettingsError("TELEREAD_WEBHOOK_URL needs TELEREAD_WEBHOOK_SECRET to sign with")
+    try:
+        trusted_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise SettingsError(f"TELEREAD_TRUSTED_PROXIES: {exc}") from exc
     if len(settings.orthanc_aet) > 16:
         raise SettingsError("TELEREAD_ORTHANC_AET must be at most 16 characters")
 

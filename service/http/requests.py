@@ -8,6 +8,7 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
+from .client_address import caller_address, trusted_networks
 from .errors import ApiError
 from .keys import SETTINGS
 
@@ -53,7 +54,11 @@ def read_query(request: web.Request, model: type[M]) -> M:
 
 
 def client_ip(request: web.Request) -> str | None:
-    return request.remote
+    """The caller's address, through trusted proxies (``client_address``)."""
+    networks = trusted_networks(request.app[SETTINGS].trusted_proxies)
+    if not networks:
+        return request.remote
+    return caller_address(request.remote, request.headers.getall("X-Forwarded-For", []), networks)
 
 
 def public_base_url(request: web.Request) -> str:
