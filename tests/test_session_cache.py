@@ -53,6 +53,25 @@ def test_an_entry_lives_until_the_next_commit_or_its_deadline():
     assert cache.get("token-a") is None
 
 
+def test_an_entry_never_outlives_its_session():
+    """A session ending within the cache's TTL is not answered from the cache after it ends."""
+    from dataclasses import replace as with_fields
+    from datetime import timedelta
+
+    from service.clock import to_iso, utc_now
+
+    database = FakeDatabase()
+    cache = SessionCache(database, ttl=2.0)  # type: ignore[arg-type]
+    ending = with_fields(user(), expires_at=to_iso(utc_now() + timedelta(seconds=0.2)))
+    cache.put("token-a", ending, database.version())
+    assert cache.get("token-a") == ending
+    time.sleep(0.3)
+    assert cache.get("token-a") is None
+    ended = with_fields(user(), expires_at=to_iso(utc_now() - timedelta(seconds=1)))
+    cache.put("token-b", ended, database.version())
+    assert cache.get("token-b") is None
+
+
 def test_a_commit_during_the_read_makes_the_entry_stale_at_once():
     """The version is taken before the read: a revocation racing it is not papered over."""
     database = FakeDatabase()

@@ -40,6 +40,8 @@ class CurrentUser:
     session_id: int
     csrf_token: str
     api_token_id: int | None = None
+    expires_at: str | None = None
+    """When the session or token ends (UTC ISO); caches must not outlive it."""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> CurrentUser:
@@ -56,6 +58,7 @@ class CurrentUser:
             session_id=row["session_id"],
             csrf_token=row["csrf_token"],
             api_token_id=row.get("api_token_id"),
+            expires_at=row.get("expires_at"),
         )
 
     def public(self) -> dict[str, Any]:

@@ -64,7 +64,8 @@ def revoke_user_tokens(db: sqlite_utils.Database, user_id: int, now: str) -> int
 def token_user(db: sqlite_utils.Database, token_hash: str, now: str) -> dict[str, Any] | None:
     """The live token's user (not revoked, not expired, user enabled)."""
     row = db.execute(
-        f"SELECT t.id AS api_token_id, 0 AS session_id, '' AS csrf_token, {USER_COLUMNS}"
+        f"SELECT t.id AS api_token_id, 0 AS session_id, '' AS csrf_token, t.expires_at,"
+        f" {USER_COLUMNS}"
         " FROM api_tokens t JOIN users u ON u.id = t.user_id"
         " JOIN facilities f ON f.id = u.facility_id"
         " WHERE t.token_hash = ? AND t.revoked_at IS NULL AND t.expires_at > ?"
