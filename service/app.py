@@ -30,6 +30,7 @@ from .http.keys import (
     RENDER_WORKERS,
     RENDERER,
     ROLE,
+    SECONDARIES,
     SESSION_CACHE,
     SETTINGS,
     SLA,
@@ -55,7 +56,7 @@ from .roster import StatCallingLiveUpdates, running_stat_fanout
 from .settings import Settings, SettingsError
 from .storage import Database
 from .viewing import Viewing
-from .web_processes import ProcessRole, running_secondaries, stop_this_process
+from .web_processes import ProcessRole, Secondaries, running_secondaries, stop_this_process
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def create_app(settings: Settings, role: ProcessRole | None = None) -> web.Appli
     app[ROLE] = role
     app[SLA] = load_worklist_rules(settings)
     app[LIVE] = StatCallingLiveUpdates() if role.primary else LiveUpdates()
+    app.on_shutdown.append(stop_restarting_secondaries)
     app.on_shutdown.append(close_live_updates)
     app[RENDERER] = PageRenderer(PACKAGE_DIR / "templates", PACKAGE_DIR / "locale")
     contexts = [
@@ -158,8 +160,17 @@ async def bus_context(app: web.Application) -> AsyncIterator[None]:
 
 async def secondaries_context(app: web.Application) -> AsyncIterator[None]:
     """The primary starts the other web processes once its own start-up is done."""
-    async with running_secondaries(app[SETTINGS], app[ROLE]):
+    secondaries = Secondaries(app[SETTINGS], app[ROLE])
+    app[SECONDARIES] = secondaries
+    async with running_secondaries(secondaries, app[ROLE]):
         yield
+
+
+async def stop_restarting_secondaries(app: web.Application) -> None:
+    """First thing on shutdown: a secondary exiting from now on is not started again."""
+    secondaries = app.get(SECONDARIES)
+    if secondaries is not None:
+        secondaries.stopping()
 
 
 async def database_context(app: web.Application) -> AsyncIterator[None]:
@@ -224,6 +235,7 @@ async def viewer_context(app: web.Application) -> AsyncIterator[None]:
     app[PREFETCH] = prefetch
     yield
     await prefetch.close()
+    await viewing.close()
     await workers.close()
     if reader is not None:
         reader.close()

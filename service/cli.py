@@ -28,7 +28,7 @@ from .auth.passwords import hash_password
 from .clock import to_iso, utc_now
 from .demo_reports import sign_demo_report
 from .http.admin_models import AET_PATTERN
-from .http.keys import DATABASE, FOLLOWER, SETTINGS, SLA
+from .http.keys import DATABASE, FOLLOWER, SECONDARIES, SETTINGS, SLA
 from .modalities import modality_entry
 from .orthanc.auth import basic_auth_header
 from .orthanc.process import OrthancStartError, load_or_create_credentials
@@ -42,7 +42,7 @@ from .storage.audit import append_audit, append_only_triggers_present
 from .storage.audit_search import AuditFilter
 from .storage.facilities import FACILITY_KINDS
 from .storage.users import ROLES
-from .web_processes import ProcessRole, bus_path_for
+from .web_processes import PrimaryLock, ProcessRole, bus_path_for
 
 log = logging.getLogger("teleread")
 
@@ -323,6 +323,15 @@ def refuse_a_taken_port(host: str, port: int) -> None:
 
 
 def serve(settings: Settings, seed_demo: bool = False) -> int:
+    primary = PrimaryLock(settings.data_dir)
+    primary.acquire()
+    try:
+        return _serve(settings, seed_demo)
+    finally:
+        primary.release()
+
+
+def _serve(settings: Settings, seed_demo: bool) -> int:
     seeded = False
     if seed_demo:
         database = open_database(settings)
@@ -341,15 +350,20 @@ def serve(settings: Settings, seed_demo: bool = False) -> int:
     app = create_app(settings, role)
     if seed_demo:
         app.cleanup_ctx.append(demo_studies_context)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        reuse_port=count > 1,
-        print=lambda _message: print_banner(settings, seeded, count),
-        shutdown_timeout=5,
-        access_log=None,
-    )
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            reuse_port=count > 1,
+            print=lambda _message: print_banner(settings, seeded, count),
+            shutdown_timeout=5,
+            access_log=None,
+        )
+    finally:  # a second Ctrl-C cuts the clean-up short: the secondaries must still go
+        secondaries = app.get(SECONDARIES)
+        if secondaries is not None:
+            secondaries.stop_now()
     return 0
 
 
@@ -390,7 +404,17 @@ async def send_demo(app: web.Application, settings: Settings) -> None:
 
 
 async def seed_demo(settings: Settings) -> int:
-    """``teleread demo``: accounts and studies, through a temporary start of the service's core."""
+    """``teleread demo``: accounts and studies, through a temporary start of the service's core
+    (which follows Orthanc: not while a ``teleread serve`` has the data directory)."""
+    primary = PrimaryLock(settings.data_dir)
+    primary.acquire()
+    try:
+        return await _seed_demo(settings)
+    finally:
+        primary.release()
+
+
+async def _seed_demo(settings: Settings) -> int:
     database = open_database(settings)
     try:
         demo.seed_accounts(database)

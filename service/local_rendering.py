@@ -42,7 +42,7 @@ class InProcessRenderer:
         self.cache = FrameCache(cache_mb)
         self._files = FrameFiles(read_file, cache_mb)
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="render")
-        self._decoding: dict[str, asyncio.Future[Any]] = {}
+        self._decoding: dict[str, asyncio.Future[tuple[Any, bytes | None]]] = {}
         self._prefetcher = Prefetcher(lambda ref: self._obtain(ref, None))
 
     async def start(self) -> None:
@@ -61,29 +61,30 @@ class InProcessRenderer:
     # --- on the loop ---
 
     async def _obtain(self, ref: FrameRef, options: Any) -> tuple[Any, bytes | None]:
-        """The decoded frame (and its render when asked) — cached, awaited from a decode in
-        flight, or loaded now. The cache is only ever touched on the loop's thread."""
+        """The decoded frame (and its render when asked) — cached, awaited from a load in
+        flight, or loaded now. The load is a task of its own: a caller that gives up (a closed
+        connection) does not cancel it for the others waiting on it. The cache is only ever
+        touched on the loop's thread."""
         frame = self.cache.get(ref.key)
         if frame is not None:
             return frame, None
         pending = self._decoding.get(ref.key)
         if pending is not None:
-            return await asyncio.shield(pending), None
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._decoding[ref.key] = future
-        try:
-            frame, body = await self._in_pool(self._load, ref, options)
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                future.cancel()
-            else:
-                future.set_exception(exc)
-                future.exception()  # retrieved: waiters re-raise it, nobody else must
-            raise
-        finally:
-            self._decoding.pop(ref.key, None)
+            frame, _ = await asyncio.shield(pending)
+            return frame, None
+        task = asyncio.ensure_future(self._load_into_cache(ref, options))
+        self._decoding[ref.key] = task
+        task.add_done_callback(lambda done: self._loaded(ref.key, done))
+        return await asyncio.shield(task)
+
+    def _loaded(self, key: str, task: asyncio.Future[Any]) -> None:
+        self._decoding.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: whoever still waits re-raises it
+
+    async def _load_into_cache(self, ref: FrameRef, options: Any) -> tuple[Any, bytes | None]:
+        frame, body = await self._in_pool(self._load, ref, options)
         self.cache.put(ref.key, frame)
-        future.set_result(frame)
         return frame, body
 
     async def render(self, ref: FrameRef, options: Any) -> bytes:

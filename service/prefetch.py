@@ -39,6 +39,7 @@ class StudyPrefetch:
     def __init__(self, viewing: Viewing, renderer: Renderer, bus: ProcessBus | None) -> None:
         self.viewing, self.renderer, self.bus = viewing, renderer, bus
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
         if bus is not None:
             bus.on(TOPIC, self._asked)
 
@@ -48,6 +49,8 @@ class StudyPrefetch:
             self.bus.send(TOPIC, {"study": index.uid, "orthanc_study_id": index.orthanc_id})
 
     def _asked(self, payload: dict[str, Any]) -> None:
+        if self._closed:  # the bus outlives the viewer at shutdown
+            return
         task = asyncio.create_task(self._warm(payload["study"], payload["orthanc_study_id"]))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -58,9 +61,11 @@ class StudyPrefetch:
         except Exception:
             log.warning("could not read study %s to prefetch it", study_uid, exc_info=True)
             return
-        self.renderer.prefetch(index.uid, reading_order(index))
+        if not self._closed:
+            self.renderer.prefetch(index.uid, reading_order(index))
 
     async def close(self) -> None:
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -88,8 +88,11 @@ class Prefetcher:
         self._warm = warm
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(PREFETCH_PARALLEL)
+        self._closed = False
 
     def start(self, name: str, frames: Iterable[FrameRef]) -> None:
+        if self._closed:  # a late request (from the bus) after the renderer stopped
+            return
         running = self._running.get(name)
         if running is not None and not running.done():
             return
@@ -113,6 +116,7 @@ class Prefetcher:
         await asyncio.gather(*(one(ref) for ref in refs))
 
     async def close(self) -> None:
+        self._closed = True
         tasks = list(self._running.values())
         for task in tasks:
             task.cancel()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from .clock import to_iso, utc_now
 from .orthanc.client import OrthancClient
 from .storage import Database, RecordNotFound
 from .storage import viewing as store
+
+log = logging.getLogger(__name__)
 
 SCOPE_TTL = 10.0
 INDEX_TTL = 60.0
@@ -261,6 +264,7 @@ class Viewing:
         self._opened = _Expiring(OPENED_TTL, 100_000)
         self._pruned_at: float | None = None
         self._building: dict[tuple[str, str], asyncio.Future[StudyIndex]] = {}
+        self._sharing: set[asyncio.Future[None]] = set()
 
     async def consultation_for(self, user: CurrentUser, study_uid: str) -> dict[str, Any]:
         """The in-scope consultation of a study; RecordNotFound (404) otherwise."""
@@ -302,11 +306,29 @@ class Viewing:
         metadata = await self.orthanc.get(f"/dicom-web/studies/{study_uid}/metadata")
         index = build_index(study_uid, orthanc_id, metadata, ids)
         self._indexes.put(study_uid, index)
-        layout = json.dumps(index_to_json(index), separators=(",", ":"))
-        await self.database.write(
-            store.save_study_layout, study_uid, orthanc_id, time.time(), layout
-        )
+        self._share(index)
         return index
+
+    def _share(self, index: StudyIndex) -> None:
+        """Store the layout for the other web processes, in the background: it is a cache, so
+        a busy or failing write must neither delay nor fail the request that built it."""
+        layout = json.dumps(index_to_json(index), separators=(",", ":"))
+        task = asyncio.ensure_future(
+            self.database.write(
+                store.save_study_layout, index.uid, index.orthanc_id, time.time(), layout
+            )
+        )
+        self._sharing.add(task)
+        task.add_done_callback(self._shared)
+
+    async def close(self) -> None:
+        """Let layouts being stored finish (the database closes after this)."""
+        await asyncio.gather(*self._sharing, return_exceptions=True)
+
+    def _shared(self, task: asyncio.Future[None]) -> None:
+        self._sharing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not store a study layout: %s", task.exception())
 
     async def study(self, user: CurrentUser, study_uid: str) -> tuple[dict[str, Any], StudyIndex]:
         row = await self.consultation_for(user, study_uid)

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import hashlib
 import logging
 import multiprocessing
 import os
 import signal
+import stat
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -58,14 +62,20 @@ class ProcessRole:
 
 
 def bus_path_for(settings: Settings) -> Path:
-    """Where the bus socket lives: the data directory, or a private temporary directory when
-    that path would be longer than a Unix socket path may be."""
-    path = settings.data_dir.resolve() / "run" / f"bus-{settings.port}.sock"
-    if len(str(path)) <= MAX_SOCKET_PATH:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.parent.chmod(0o700)  # only this user's processes may reach the bus
-        return path
-    return Path(tempfile.mkdtemp(prefix="teleread-")) / "bus.sock"
+    """Where the bus socket lives: the data directory's ``run/``, or — when that path would be
+    longer than a Unix socket path may be — a directory under the temporary directory named
+    after the data directory (the same on every start), private to this user."""
+    data_dir = settings.data_dir.resolve()
+    path = data_dir / "run" / f"bus-{settings.port}.sock"
+    if len(str(path)) > MAX_SOCKET_PATH:
+        digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"teleread-{os.getuid()}-{digest}" / "bus.sock"
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    status = path.parent.lstat()
+    if status.st_uid != os.getuid() or not stat.S_ISDIR(status.st_mode):
+        raise ValueError(f"{path.parent} is not a directory of this user")
+    path.parent.chmod(0o700)  # only this user's processes may reach the bus
+    return path
 
 
 def secondary_settings(settings: Settings) -> Settings:
@@ -93,6 +103,7 @@ def run_secondary(settings: Settings, role: ProcessRole) -> None:
 
     configure_logging()
     app = create_app(settings, role)
+    app.on_shutdown.insert(0, _finish_undisturbed)
     web.run_app(
         app,
         host=settings.host,
@@ -102,6 +113,16 @@ def run_secondary(settings: Settings, role: ProcessRole) -> None:
         shutdown_timeout=5,
         access_log=None,
     )
+
+
+async def _finish_undisturbed(app: Any) -> None:
+    """A secondary that has begun to stop ignores further stop signals: the primary's SIGTERM
+    after systemd's (which signals the whole group) must not cut its clean-up short."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(ValueError, RuntimeError):
+            loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def stop_this_process() -> None:
@@ -124,18 +145,35 @@ class Secondaries:
         self._started_at: dict[int, float] = {}
         self._delay: dict[int, float] = {}
         self._stopping = False
+        self._lock = threading.Lock()  # a start never races the final stop
 
     def _start(self, index: int) -> None:
-        role = replace(self.role, index=index)
-        process = self.context.Process(
-            target=self.target,
-            args=(secondary_settings(self.settings), role),
-            name=f"teleread-web-{index}",
-        )
-        process.start()
-        self.processes[index] = process
-        self._started_at[index] = time.monotonic()
+        """Start secondary ``index`` (on a worker thread). SIGINT is blocked in this thread
+        while it forks, and a child keeps the blocked mask: a terminal's Ctrl-C, which reaches
+        the whole process group, is the primary's alone to act on, and a secondary is stopped
+        by the primary's SIGTERM, never half-way through its own start-up."""
+        with self._lock:
+            if self._stopping:
+                return
+            role = replace(self.role, index=index)
+            process = self.context.Process(
+                target=self.target,
+                args=(secondary_settings(self.settings), role),
+                name=f"teleread-web-{index}",
+            )
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                process.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            self.processes[index] = process
+            self._started_at[index] = time.monotonic()
         log.info("web process %d of %d started (pid %s)", index, role.count, process.pid)
+
+    def stopping(self) -> None:
+        """The service is stopping: restart nothing from now on (a secondary that exits now
+        does so because the whole group was told to stop)."""
+        self._stopping = True
 
     async def start(self) -> None:
         for index in range(1, self.role.count):
@@ -169,25 +207,30 @@ class Secondaries:
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes.values() if p.pid is not None]
 
-    def _stop_all(self, timeout: float) -> None:
-        for process in self.processes.values():
+    def stop_now(self, timeout: float = 10.0) -> None:
+        """Terminate every secondary and wait (killing any that outlasts ``timeout``). Safe to
+        call twice and from any thread: ``serve`` calls it again after a forced exit."""
+        with self._lock:
+            self._stopping = True
+            processes = list(self.processes.values())
+        for process in processes:
             if process.is_alive():
                 process.terminate()
-        for process in self.processes.values():
+        for process in processes:
             process.join(timeout)
             if process.is_alive():
                 process.kill()
                 process.join(timeout)
 
     async def stop(self, timeout: float = 10.0) -> None:
-        self._stopping = True
-        await asyncio.to_thread(self._stop_all, timeout)
+        await asyncio.to_thread(self.stop_now, timeout)
 
 
 @contextlib.asynccontextmanager
-async def running_secondaries(settings: Settings, role: ProcessRole) -> AsyncIterator[Secondaries]:
+async def running_secondaries(
+    secondaries: Secondaries, role: ProcessRole
+) -> AsyncIterator[Secondaries]:
     """The secondaries for as long as the primary runs (nothing to do in a single process)."""
-    secondaries = Secondaries(settings, role)
     if not (role.primary and role.shared):
         yield secondaries
         return
@@ -196,7 +239,35 @@ async def running_secondaries(settings: Settings, role: ProcessRole) -> AsyncIte
     try:
         yield secondaries
     finally:
+        secondaries.stopping()
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         await secondaries.stop()
+
+
+class PrimaryLock:
+    """One primary per data directory: two would each follow Orthanc, deliver reports and run
+    the sweeps on the same database. An exclusive ``flock`` held for the process's life (the
+    kernel drops it when the process ends, however it ends)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "run" / "primary.lock"
+        self._file: Any = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle = self.path.open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.close()
+            raise ValueError(
+                f"another teleread is already serving the data directory {self.path.parents[1]}"
+            ) from exc
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

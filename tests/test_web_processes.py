@@ -15,13 +15,24 @@ import os
 import signal
 import socket
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from .test_cli import env, orthanc_pid, read_until, serve, stop, teleread, wait_for_worklist
+from .conftest import free_port
+from .test_cli import (
+    TELEREAD,
+    env,
+    orthanc_pid,
+    read_until,
+    serve,
+    stop,
+    teleread,
+    wait_for_worklist,
+)
 
 __all__ = ["env"]  # the fixture, shared with test_cli
 
@@ -306,3 +317,72 @@ def test_serve_refuses_a_port_another_program_listens_on(env):
         result = teleread(env, "serve")
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{env['TELEREAD_PORT']}" in result.stderr
+
+
+def serve_in_its_own_group(env, errors) -> subprocess.Popen:
+    """``teleread serve`` as a shell runs a foreground job: a process group of its own."""
+    return subprocess.Popen(
+        [TELEREAD, "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        text=True,
+        start_new_session=True,
+    )
+
+
+async def test_ctrl_c_at_a_terminal_stops_every_process_cleanly(env, tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: the primary alone acts on it, and
+    nothing prints a traceback; a second service on the same data directory is refused."""
+    env = {**env, "TELEREAD_WEB_PROCESSES": "2"}
+    errors = (tmp_path / "stderr.txt").open("w+")
+    process = serve_in_its_own_group(env, errors)
+    try:
+        await asyncio.to_thread(read_until, process, "Press Ctrl-C")
+        [secondary] = await asyncio.to_thread(
+            wait_until, lambda: web_children(process.pid), 30, "the secondary"
+        )
+        answering = await pinned_to_each(env["TELEREAD_PORT"], "")
+        for client in answering.values():
+            await client.close()
+        second = await asyncio.to_thread(
+            teleread, {**env, "TELEREAD_PORT": str(free_port())}, "serve"
+        )
+        assert second.returncode == 1
+        assert "already serving the data directory" in second.stderr
+        os.killpg(process.pid, signal.SIGINT)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+        await asyncio.to_thread(
+            wait_until, lambda: not alive(secondary), 20, "the secondary to stop"
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        process.stdout.close()
+    errors.seek(0)
+    log = errors.read()
+    errors.close()
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
+    assert "starting it again" not in log, log  # stopping is not dying: nothing restarted
+
+
+async def test_ctrl_c_while_the_secondary_is_still_starting_leaves_no_traceback(env, tmp_path):
+    """The secondary is still importing when the group gets SIGINT: it must not die of it
+    with a KeyboardInterrupt traceback; the primary stops it."""
+    env = {**env, "TELEREAD_WEB_PROCESSES": "2"}
+    errors = (tmp_path / "stderr.txt").open("w+")
+    process = serve_in_its_own_group(env, errors)
+    try:
+        await asyncio.to_thread(read_until, process, "Press Ctrl-C")
+        os.killpg(process.pid, signal.SIGINT)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        process.stdout.close()
+    errors.seek(0)
+    log = errors.read()
+    errors.close()
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log

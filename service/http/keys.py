@@ -18,7 +18,7 @@ from ..rendering import Renderer
 from ..settings import Settings
 from ..storage import Database
 from ..viewing import Viewing
-from ..web_processes import ProcessRole
+from ..web_processes import ProcessRole, Secondaries
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -32,6 +32,7 @@ SESSION_CACHE = web.AppKey("session_cache", SessionCache)
 RENDER_WORKERS = web.AppKey("render_workers", Renderer)
 PREFETCH = web.AppKey("prefetch", StudyPrefetch)
 ROLE = web.AppKey("web_process_role", ProcessRole)
+SECONDARIES = web.AppKey("secondaries", Secondaries)
 BUS = web.AppKey("process_bus", ProcessBus | None)  # type: ignore[arg-type]
 
 # Per-request values set by the middlewares.

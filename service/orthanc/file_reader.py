@@ -56,6 +56,9 @@ class OrthancFileReader:
         if connection is None or fresh:
             if connection is not None:
                 connection.close()
+                with self._lock:
+                    if connection in self._all:
+                        self._all.remove(connection)
             kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
             connection = kind(self.host, self.port, timeout=self.timeout)
             self._local.connection = connection
@@ -116,14 +119,16 @@ class _KeptFiles:
             return data
         with self._lock:
             reading = self._reading.setdefault(orthanc_id, threading.Lock())
-        with reading:
-            data = self.get(orthanc_id)
-            if data is None:
-                data = read(orthanc_id)
-                self.put(orthanc_id, data)
-        with self._lock:
-            if self._reading.get(orthanc_id) is reading:
-                del self._reading[orthanc_id]
+        try:
+            with reading:
+                data = self.get(orthanc_id)
+                if data is None:
+                    data = read(orthanc_id)
+                    self.put(orthanc_id, data)
+        finally:
+            with self._lock:
+                if self._reading.get(orthanc_id) is reading:
+                    del self._reading[orthanc_id]
         return data
 
     def get(self, orthanc_id: str) -> bytes | None:

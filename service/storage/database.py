@@ -74,7 +74,7 @@ class Database:
         self._writer.submit(self._no_auto_checkpoint).result()
         self._version_lock = threading.Lock()
         self._version_conn = sqlite3.connect(
-            str(path), timeout=0.05, check_same_thread=False, isolation_level=None
+            str(path), timeout=0, check_same_thread=False, isolation_level=None
         )
         self._unknown_version = 0
         self._stop_checkpoints = threading.Event()
