@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -33,6 +32,7 @@ from .test_cli import (
     teleread,
     wait_for_worklist,
 )
+from .test_live_updates import next_change
 
 __all__ = ["env"]  # the fixture, shared with test_cli
 
@@ -129,25 +129,6 @@ async def login(port: str, username: str) -> str:
             json={"username": username, "password": PASSWORD},
         ) as response:
             return (await response.json())["token"]
-
-
-async def next_change(stream: aiohttp.ClientResponse, timeout: float) -> dict | None:
-    event = data = None
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                raw = await stream.content.readline()
-                if not raw:
-                    return None
-                line = raw.decode().rstrip("\n")
-                if line.startswith("event:"):
-                    event = line.split(":", 1)[1].strip()
-                elif line.startswith("data:"):
-                    data = json.loads(line.split(":", 1)[1])
-                elif line == "" and event == "change":
-                    return data
-    except TimeoutError:
-        return None
 
 
 async def changes_until(stream, wanted: set[tuple[str, int]], timeout: float) -> set:
@@ -331,6 +312,18 @@ def serve_in_its_own_group(env, errors) -> subprocess.Popen:
     )
 
 
+def ended_and_logged(process: subprocess.Popen, errors) -> str:
+    """Make sure the service is gone, then what every process of it wrote to stderr."""
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=30)
+    process.stdout.close()
+    errors.seek(0)
+    log = errors.read()
+    errors.close()
+    return log
+
+
 async def test_ctrl_c_at_a_terminal_stops_every_process_cleanly(env, tmp_path):
     """A terminal's Ctrl-C reaches the whole process group: the primary alone acts on it, and
     nothing prints a traceback; a second service on the same data directory is refused."""
@@ -356,13 +349,7 @@ async def test_ctrl_c_at_a_terminal_stops_every_process_cleanly(env, tmp_path):
             wait_until, lambda: not alive(secondary), 20, "the secondary to stop"
         )
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
-        process.stdout.close()
-    errors.seek(0)
-    log = errors.read()
-    errors.close()
+        log = ended_and_logged(process, errors)
     assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
     assert "starting it again" not in log, log  # stopping is not dying: nothing restarted
 
@@ -378,11 +365,5 @@ async def test_ctrl_c_while_the_secondary_is_still_starting_leaves_no_traceback(
         os.killpg(process.pid, signal.SIGINT)
         assert await asyncio.to_thread(process.wait, 30) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
-        process.stdout.close()
-    errors.seek(0)
-    log = errors.read()
-    errors.close()
+        log = ended_and_logged(process, errors)
     assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
