@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,9 @@ class Secondaries:
                 args=(secondary_settings(self.settings), role),
                 name=f"teleread-web-{index}",
             )
+            # multiprocessing starts its resource tracker on the first start, and *unblocks*
+            # SIGINT in this thread after doing so: have it running before blocking.
+            resource_tracker.ensure_running()
             blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             try:
                 process.start()
