@@ -16,6 +16,10 @@ Run from the repository root::
    and the ratio teleread/Orthanc.
 4. Cache cold: a second CT study, never opened, each frame rendered once (8 concurrent clients).
 5. The CR rendered to a 1000x1000 viewport (anti-aliased downscale), cache hot, sequential.
+6. The floor under the sequential case, in the same run: a trivial aiohttp handler (in a process
+   of its own) answering a body of the same size as teleread's JPEG, through the same client,
+   and the render alone (window and JPEG encode of that frame, no HTTP) on one thread. No
+   server that renders can answer a sequential request faster than their sum.
 
 The client runs in this process on the same machine: it competes with the server for the cores,
 for both servers alike. Figures are printed, never asserted.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import os
 import platform
 import shutil
@@ -36,11 +41,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
 from ingest import (
     AppHandle,
     CpuMeter,
     app_settings,
     clinic_aet,
+    free_port,
     login,
     orthanc_pid,
     orthanc_session,
@@ -52,6 +59,7 @@ from ingest import (
 
 from service.dicom_send import send_datasets
 from service.synthetic import StudySpec, make_study
+from viewer import RenderOptions, decode_frame, parse_window, render
 
 WINDOW = (40, 400)
 
@@ -181,6 +189,56 @@ def table(results: Sequence[tuple[Result, Result]]) -> list[str]:
     return lines
 
 
+def serve_floor(port: int, size: int) -> None:
+    """Child mode (``--floor-server PORT SIZE``): answer ``GET /`` with ``size`` bytes."""
+    body = os.urandom(size)
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="image/jpeg")
+
+    app = web.Application()
+    app.router.add_get("/", answer)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+async def floor_round_trip(size: int, requests: int) -> Result:
+    """Sequential requests to a trivial aiohttp server answering ``size`` bytes."""
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--floor-server", str(port), str(size)
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    async with session.get(url) as response:
+                        await response.read()
+                    break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            await load(session, [url] * 200, {}, 1, "warm")
+            return await load(session, [url] * requests, {}, 1, "floor")
+    finally:
+        if server.returncode is None:
+            server.terminate()
+        await server.wait()
+
+
+def render_alone(dataset, repeats: int = 500) -> float:
+    """p50 ms of windowing and encoding one decoded frame as the benchmark asks, one thread."""
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    frame = decode_frame(buffer.getvalue(), 0)
+    options = RenderOptions(window=parse_window(f"{WINDOW[0]},{WINDOW[1]}"), format="jpeg")
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        render(frame, options)
+        times.append((time.perf_counter() - start) * 1000)
+    return percentile(times, 50)
+
+
 async def run(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="teleread-bench-render-"))
     handle: AppHandle | None = None
@@ -260,6 +318,8 @@ async def measure(args: argparse.Namespace, handle: AppHandle, orthanc_process) 
         teleread_urls = [f.teleread for f in hot_frames]
         orthanc_urls = [f.orthanc for f in hot_frames]
         await load(session, teleread_urls * 2, jpeg, 4, "warm")
+        async with session.get(teleread_urls[0], headers=jpeg) as response:
+            jpeg_size = len(await response.read())
         await load(orthanc, orthanc_urls, oj, 4, "warm")
         rows = []
         pids: dict[str, int | None] = {"service main process": handle.pid}
@@ -305,6 +365,9 @@ async def measure(args: argparse.Namespace, handle: AppHandle, orthanc_process) 
         t = await load(session, [viewport] * 50, jpeg, 1, f"CR {args.cr_size}^2->1000, seq")
         o = await load(orthanc, [cr_frame.orthanc] * 50, oj, 1, "CR full size")
         rows.append((t, o))
+    sequential = max(200, args.requests // 4)
+    floor = await floor_round_trip(jpeg_size, sequential)
+    alone = await asyncio.to_thread(render_alone, hot[len(hot) // 2])
     print(
         f"\nrender benchmark: {platform.node()} {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; client in the same machine; window {WINDOW}"
@@ -314,6 +377,14 @@ async def measure(args: argparse.Namespace, handle: AppHandle, orthanc_process) 
     print("\n".join(cpu_lines))
     print("CPU per request, cold CT at 8 concurrent (teleread run):")
     print("\n".join(cold_cpu_lines))
+    orthanc_seq = rows[0][1].p50
+    print(
+        f"\nfloor under the sequential case (same run): a trivial aiohttp handler answering "
+        f"{jpeg_size} bytes, p50 {floor.p50:.2f} ms; the render alone (window + JPEG encode, "
+        f"one thread, no HTTP), p50 {alone:.2f} ms; sum {floor.p50 + alone:.2f} ms = "
+        f"{(floor.p50 + alone) / orthanc_seq:.2f}x Orthanc's {orthanc_seq:.2f} ms "
+        f"(0.5x would be {orthanc_seq / 2:.2f} ms)"
+    )
     hot8 = rows[1][0]
     print(
         f"\ntargets (cache hot, 512^2 CT -> JPEG): p50 at 8 concurrent {hot8.p50:.2f} ms "
@@ -325,6 +396,9 @@ async def measure(args: argparse.Namespace, handle: AppHandle, orthanc_process) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None and sys.argv[1:2] == ["--floor-server"]:
+        serve_floor(int(sys.argv[2]), int(sys.argv[3]))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=int, default=40, help="CT slices per study")
     parser.add_argument(
@@ -344,6 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if "--serve-app" in sys.argv:
         raise SystemExit("use bench/ingest.py --serve-app")
+
     return asyncio.run(run(args))
 
 
