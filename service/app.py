@@ -215,9 +215,6 @@ async def viewer_context(app: web.Application) -> AsyncIterator[None]:
     """
     settings, orthanc = app[SETTINGS], app[ORTHANC]
 
-    async def fetch_file(orthanc_id: str) -> bytes:
-        return await orthanc.request("GET", f"/instances/{orthanc_id}/file")
-
     viewing = Viewing(app[DATABASE], orthanc)
     app[VIEWING] = viewing
     cache_mb = max(1.0, settings.frame_cache_mb / app[ROLE].count)
@@ -225,7 +222,7 @@ async def viewer_context(app: web.Application) -> AsyncIterator[None]:
     reader: OrthancFileReader | None = None
     if settings.render_workers:
         source = FileSource(orthanc.base_url, orthanc.username, orthanc.password)
-        workers = RenderWorkers(settings.render_workers, cache_mb, fetch_file, source)
+        workers = RenderWorkers(settings.render_workers, cache_mb, source)
     else:
         reader = OrthancFileReader(orthanc.base_url, orthanc.username, orthanc.password)
         workers = InProcessRenderer(cache_mb, reader.read)

@@ -1,10 +1,11 @@
 """Render workers: decode, window and encode frames on every core, each frame cached once.
 
-The main process keeps HTTP, authorisation, audit, ingest and every background task; it only hands
-pixel work to ``N`` worker processes. Requests are sharded by (instance, frame), so a frame lives in
-exactly one worker's :class:`viewer.cache.FrameCache`. A worker answers "miss" when it does not
-hold the frame; the main process then fetches the instance's file from Orthanc (one fetch per file
-at a time, however many requests wait for it) and sends the bytes.
+Used when ``TELEREAD_RENDER_WORKERS`` > 0 (the default renders inside each web process,
+:mod:`service.local_rendering`). The web process keeps HTTP, authorisation, audit and background
+tasks; it only hands pixel work to ``N`` worker processes. Requests are sharded by (instance,
+frame), so a frame lives in exactly one worker's :class:`viewer.cache.FrameCache`. A worker that
+lacks a frame reads the instance's file from Orthanc itself (:class:`FileSource`), so a cold file
+goes from Orthanc straight to the process that decodes it.
 
 Each worker talks to the main process over its own socket pair: a request is one pickled frame,
 the answer another, in order (a worker does one job at a time). The main side is an asyncio
@@ -36,10 +37,7 @@ log = logging.getLogger(__name__)
 
 PREFETCH_PARALLEL = 2
 PREFETCH_MAX_FRAMES = 2000
-GIVEN_MAX = 200_000
 HEADER = struct.Struct("!i")  # multiprocessing.Connection's framing: a signed 32-bit length
-
-FetchFile = Callable[[str], Awaitable[bytes]]
 
 
 @dataclass(frozen=True)
@@ -137,43 +135,39 @@ class RenderError(RuntimeError):
     """A worker could not do the job (an undecodable frame, a worker that died)."""
 
 
-MISS = "miss"
-
 # --- inside a worker process -------------------------------------------------------------------
 
 
 class _WorkerState:
-    """A worker's frame cache, and its own Orthanc reader when it has a :class:`FileSource`."""
+    """A worker's frame cache and its own reader of Orthanc's files."""
 
-    def __init__(self, cache_mb: float, source: FileSource | None) -> None:
+    def __init__(self, cache_mb: float, source: FileSource) -> None:
         from viewer.cache import FrameCache
 
+        from .orthanc.file_reader import FrameFiles, OrthancFileReader
+
         self.cache = FrameCache(cache_mb)
-        self.files = None
-        if source is not None:
-            from .orthanc.file_reader import FrameFiles, OrthancFileReader
-
-            reader = OrthancFileReader(source.base_url, source.username, source.password)
-            self.files = FrameFiles(reader.read, cache_mb)
+        reader = OrthancFileReader(source.base_url, source.username, source.password)
+        self.files = FrameFiles(reader.read, cache_mb)
 
 
-def _worker_main(connection: Connection, cache_mb: float, source: FileSource | None) -> None:
+def _worker_main(connection: Connection, cache_mb: float, source: FileSource) -> None:
     """A worker's whole life: answer jobs in order until the main process hangs up."""
     state = _WorkerState(cache_mb, source)
     jobs: dict[str, Callable[..., Any]] = {
         "render": _render_job,
         "values": _values_job,
         "warm": _warm_job,
-        "pid": lambda _state, _ref, _data: os.getpid(),
-        "stats": lambda state, _ref, _data: state.cache.stats(),
+        "pid": lambda _state, _ref: os.getpid(),
+        "stats": lambda state, _ref: state.cache.stats(),
     }
     while True:
         try:
-            name, ref, data, args = pickle.loads(connection.recv_bytes())
+            name, ref, args = pickle.loads(connection.recv_bytes())
         except (EOFError, OSError):
             return
         try:
-            answer: tuple[bool, Any] = (True, jobs[name](state, ref, data, *args))
+            answer: tuple[bool, Any] = (True, jobs[name](state, ref, *args))
         except Exception as exc:  # the main process re-raises it for this request only
             answer = (False, exc)
         try:
@@ -186,65 +180,36 @@ def _worker_main(connection: Connection, cache_mb: float, source: FileSource | N
             return
 
 
-def _frame(state: _WorkerState, ref: FrameRef, data: bytes | None) -> Any:
-    """The decoded frame from this worker's cache; on a miss decoded from ``data``, or from
-    the file the worker reads itself; None when it has neither."""
+def _frame(state: _WorkerState, ref: FrameRef) -> Any:
+    """The decoded frame from this worker's cache, or read from Orthanc and decoded now."""
     frame = state.cache.get(ref.key)
-    if frame is None and data is None and state.files is not None:
-        data = state.files.read(ref.orthanc_id, ref.frames)
-    if frame is None and data is not None:
+    if frame is None:
         from viewer import decode_frame
 
-        frame = decode_frame(data, ref.index0)
+        frame = decode_frame(state.files.read(ref.orthanc_id, ref.frames), ref.index0)
         state.cache.put(ref.key, frame)
     return frame
 
 
-def _render_job(state: _WorkerState, ref: FrameRef, data: bytes | None, options: Any) -> Any:
+def _render_job(state: _WorkerState, ref: FrameRef, options: Any) -> bytes:
     from viewer import render
 
-    frame = _frame(state, ref, data)
-    return MISS if frame is None else render(frame, options)
+    return render(_frame(state, ref), options)
 
 
-def _values_job(state: _WorkerState, ref: FrameRef, data: bytes | None) -> Any:
+def _values_job(state: _WorkerState, ref: FrameRef) -> tuple[bytes, str]:
     from viewer import modality_values
 
-    frame = _frame(state, ref, data)
-    return MISS if frame is None else modality_values(frame)
+    return modality_values(_frame(state, ref))
 
 
-def _warm_job(state: _WorkerState, ref: FrameRef, data: bytes | None) -> Any:
-    """Decode into the cache; a miss when the frame is not cached and no data came."""
-    return MISS if _frame(state, ref, data) is None else True
+def _warm_job(state: _WorkerState, ref: FrameRef) -> bool:
+    """Decode into the cache."""
+    _frame(state, ref)
+    return True
 
 
 # --- in the main process -----------------------------------------------------------------------
-
-
-class OnceFetcher:
-    """An instance's Part-10 bytes from Orthanc, fetched once however many callers wait for it."""
-
-    def __init__(self, fetch_file: FetchFile) -> None:
-        self._fetch_file = fetch_file
-        self._fetching: dict[str, asyncio.Future[bytes]] = {}
-
-    async def get(self, orthanc_id: str) -> bytes:
-        pending = self._fetching.get(orthanc_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._fetching[orthanc_id] = future
-        try:
-            data = await self._fetch_file(orthanc_id)
-            future.set_result(data)
-            return data
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiting callers re-raise it, nobody else must
-            raise
-        finally:
-            del self._fetching[orthanc_id]
 
 
 class _Channel(asyncio.Protocol):
@@ -299,7 +264,7 @@ class _Channel(asyncio.Protocol):
 class _Worker:
     """One worker process and its channel; started on first use and after it dies."""
 
-    def __init__(self, context: Any, cache_mb: float, source: FileSource | None) -> None:
+    def __init__(self, context: Any, cache_mb: float, source: FileSource) -> None:
         self.context, self.cache_mb, self.source = context, cache_mb, source
         self.process: Any = None
         self.channel: _Channel | None = None
@@ -349,25 +314,14 @@ class _Worker:
 
 
 class RenderWorkers:
-    """The pool of render processes and the fetch-on-miss protocol, started in ``cleanup_ctx``."""
+    """The pool of render processes, started in ``cleanup_ctx``; they read files from
+    ``source``."""
 
-    def __init__(
-        self,
-        workers: int,
-        cache_mb: float,
-        fetch_file: FetchFile,
-        source: FileSource | None = None,
-    ) -> None:
-        """``source``: the workers read cold files from Orthanc themselves; without it the main
-        process fetches them (``fetch_file``) and sends them along."""
+    def __init__(self, workers: int, cache_mb: float, source: FileSource) -> None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["viewer", "viewer.cache", "service.rendering"])
         share = max(1.0, cache_mb / workers)
         self.workers = [_Worker(context, share, source) for _ in range(workers)]
-        self._self_reading = source is not None
-        self._files = OnceFetcher(fetch_file)
-        # Frames some worker was sent the file of (oldest first): no "miss" round trip first.
-        self._given: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._prefetcher = Prefetcher(lambda ref: self._run(ref, "warm"))
 
     async def start(self) -> None:
@@ -377,38 +331,14 @@ class RenderWorkers:
     def _worker(self, ref: FrameRef) -> _Worker:
         return self.workers[zlib.crc32(ref.key.encode()) % len(self.workers)]
 
-    async def _call(self, worker: _Worker, name: str, ref: Any, data: Any, *args: Any) -> Any:
-        message = pickle.dumps((name, ref, data, args), pickle.HIGHEST_PROTOCOL)
+    async def _call(self, worker: _Worker, name: str, ref: Any, *args: Any) -> Any:
+        message = pickle.dumps((name, ref, args), pickle.HIGHEST_PROTOCOL)
         channel = await worker.channel_ready()
         return await channel.call(message)
 
     async def _run(self, ref: FrameRef, name: str, *args: Any) -> Any:
-        """Run a job in the frame's worker, with the file when the worker has never had it.
-
-        A frame the worker was given before is asked for without data; if the worker has
-        dropped it since (its cache is an LRU), it answers "miss" and gets the file then.
-        """
-        worker = self._worker(ref)
-        if self._self_reading:  # the worker reads what it lacks
-            return await self._call(worker, name, ref, None, *args)
-        if ref.key not in self._given:
-            data = await self._file(ref.orthanc_id)
-            result = await self._call(worker, name, ref, data, *args)
-            self._remember(ref.key)
-            return result
-        result = await self._call(worker, name, ref, None, *args)
-        if isinstance(result, str) and result == MISS:
-            data = await self._file(ref.orthanc_id)
-            result = await self._call(worker, name, ref, data, *args)
-        return result
-
-    def _remember(self, key: str) -> None:
-        self._given[key] = None
-        if len(self._given) > GIVEN_MAX:
-            self._given.popitem(last=False)
-
-    async def _file(self, orthanc_id: str) -> bytes:
-        return await self._files.get(orthanc_id)
+        """Run a job in the frame's worker (which reads the file if it lacks the frame)."""
+        return await self._call(self._worker(ref), name, ref, *args)
 
     async def render(self, ref: FrameRef, options: Any) -> bytes:
         return await self._run(ref, "render", options)
@@ -417,10 +347,10 @@ class RenderWorkers:
         return await self._run(ref, "values")
 
     async def pids(self) -> list[int]:
-        return [await self._call(w, "pid", None, None) for w in self.workers]
+        return [await self._call(w, "pid", None) for w in self.workers]
 
     async def stats(self) -> list[dict[str, Any]]:
-        return [await self._call(w, "stats", None, None) for w in self.workers]
+        return [await self._call(w, "stats", None) for w in self.workers]
 
     def prefetch(self, name: str, frames: Iterable[FrameRef]) -> None:
         self._prefetcher.start(name, frames)

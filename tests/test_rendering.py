@@ -1,5 +1,5 @@
-"""Render workers: frames decoded once per worker cache, files fetched once, failures contained,
-processes restarted and stopped."""
+"""Render workers against a real Orthanc: frames read and decoded once per worker cache, failures
+contained, processes restarted and stopped."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from service.rendering import FrameRef, RenderWorkers
+from service.orthanc.client import OrthancClient
+from service.rendering import FileSource, FrameRef, RenderWorkers
 from service.synthetic import StudySpec, dataset_bytes, make_study
 from viewer import RenderOptions
 
@@ -33,61 +34,83 @@ def all_exited(pids: set[int], timeout: float) -> bool:
     return True
 
 
-async def test_workers_fetch_each_file_once_and_stop_their_processes():
-    """Concurrent misses share one fetch; later renders come from the cache; close ends all."""
-    [ds] = make_study(StudySpec("P1", "A^B", "CT", "HEAD", rows=32))
-    fetched: list[str] = []
-
-    async def fetch(orthanc_id: str) -> bytes:
-        fetched.append(orthanc_id)
-        await asyncio.sleep(0.3)
-        return dataset_bytes(ds)
-
-    workers = RenderWorkers(2, 16, fetch)
+async def stored_in(orthanc, datasets) -> list[str]:
+    """Orthanc's ids of ``datasets`` once stored in the test's real Orthanc."""
+    credentials = orthanc.config.credentials
+    client = OrthancClient(orthanc.url, credentials.username, credentials.password)
     try:
-        ref = FrameRef(str(ds.SOPInstanceUID), "orthanc-1", 0)
+        return [
+            (
+                await client.request(
+                    "POST",
+                    "/instances",
+                    data=data if isinstance(data, bytes) else dataset_bytes(data),
+                    headers={"Content-Type": "application/dicom"},
+                )
+            )["ID"]
+            for data in datasets
+        ]
+    finally:
+        await client.close()
+
+
+def workers_reading(orthanc, count: int, cache_mb: float) -> RenderWorkers:
+    credentials = orthanc.config.credentials
+    source = FileSource(orthanc.url, credentials.username, credentials.password)
+    return RenderWorkers(count, cache_mb, source)
+
+
+async def test_workers_decode_each_frame_once_and_stop_their_processes(orthanc):
+    """Concurrent requests for one frame: one worker reads and decodes it once, the others hit
+    its cache; cold files go from Orthanc to the worker; close ends every process."""
+    [ds] = make_study(StudySpec("P1", "A^B", "CT", "HEAD", rows=32))
+    [orthanc_id] = await stored_in(orthanc, [ds])
+    workers = workers_reading(orthanc, 2, 16)
+    try:
+        ref = FrameRef(str(ds.SOPInstanceUID), orthanc_id, 0)
         options = RenderOptions(format="png")
         first = await asyncio.gather(*(workers.render(ref, options) for _ in range(5)))
         again = await workers.render(ref, options)
-        assert fetched == ["orthanc-1"]
+        assert first[0][:4] == b"\x89PNG"
         assert len(set(first)) == 1 and again == first[0]
-        pids = set(await workers.pids())
-        assert len(pids) == 2 and os.getpid() not in pids
         stats = await workers.stats()
         assert sum(s["frames"] for s in stats) == 1
+        assert sum(s["misses"] for s in stats) == 1 and sum(s["hits"] for s in stats) == 5
+        values, dtype = await workers.values(ref)
+        assert dtype == "int16" and len(values) == 32 * 32 * 2
+        pids = set(await workers.pids())
+        assert len(pids) == 2 and os.getpid() not in pids
     finally:
         await workers.close()
     assert await asyncio.to_thread(all_exited, pids, 10.0)
 
 
-async def test_an_undecodable_file_fails_its_request_only():
-    """A broken file raises for the request that asked; the worker goes on serving others."""
-    [ds] = make_study(StudySpec("P1", "A^B", "CT", "HEAD", rows=32))
-    files = {"good": dataset_bytes(ds), "bad": b"not a DICOM file at all"}
-
-    async def fetch(orthanc_id: str) -> bytes:
-        return files[orthanc_id]
-
-    workers = RenderWorkers(1, 16, fetch)
+async def test_an_undecodable_file_fails_its_request_only(orthanc):
+    """A file Orthanc holds but no decoder can read (Pixel Data cut short), or an instance
+    Orthanc does not have, fails the request that asked; the worker goes on serving others."""
+    good, bad = make_study(StudySpec("P1", "A^B", "CT", "HEAD", instances=2, rows=32))
+    bad.PixelData = bad.PixelData[:100]
+    good_id, bad_id = await stored_in(orthanc, [good, bad])
+    workers = workers_reading(orthanc, 1, 16)
     try:
-        with pytest.raises(Exception):  # noqa: B017 - pydicom's own error, whatever it is
-            await workers.render(FrameRef("1.2.3", "bad", 0), RenderOptions())
-        good = await workers.render(FrameRef(str(ds.SOPInstanceUID), "good", 0), RenderOptions())
-        assert good[:2] == b"\xff\xd8"  # a JPEG
+        with pytest.raises(Exception):  # noqa: B017 - the decoder's own error, whatever it is
+            await workers.render(FrameRef(str(bad.SOPInstanceUID), bad_id, 0), RenderOptions())
+        with pytest.raises(Exception, match="404"):
+            await workers.render(FrameRef("1.2.9", "no-such-instance", 0), RenderOptions())
+        body = await workers.render(FrameRef(str(good.SOPInstanceUID), good_id, 0), RenderOptions())
+        assert body[:2] == b"\xff\xd8"  # a JPEG
+        assert sum(s["frames"] for s in await workers.stats()) == 1
     finally:
         await workers.close()
 
 
-async def test_a_killed_worker_is_replaced_on_the_next_request():
+async def test_a_killed_worker_is_replaced_on_the_next_request(orthanc):
     """A worker that dies (out of memory, a crash in a decoder) costs its pending requests only."""
     [ds] = make_study(StudySpec("P1", "A^B", "CT", "HEAD", rows=32))
-
-    async def fetch(orthanc_id: str) -> bytes:
-        return dataset_bytes(ds)
-
-    workers = RenderWorkers(1, 16, fetch)
+    [orthanc_id] = await stored_in(orthanc, [ds])
+    workers = workers_reading(orthanc, 1, 16)
     try:
-        ref = FrameRef(str(ds.SOPInstanceUID), "x", 0)
+        ref = FrameRef(str(ds.SOPInstanceUID), orthanc_id, 0)
         await workers.render(ref, RenderOptions())
         [pid] = await workers.pids()
         os.kill(pid, signal.SIGKILL)
@@ -101,59 +124,18 @@ async def test_a_killed_worker_is_replaced_on_the_next_request():
         await workers.close()
 
 
-async def test_a_frame_the_worker_dropped_is_fetched_again():
+async def test_a_frame_the_worker_dropped_is_read_again(orthanc):
     """The worker's cache is an LRU: a frame pushed out comes back from Orthanc on demand."""
     slices = make_study(StudySpec("P1", "A^B", "CT", "HEAD", instances=3, rows=512))
-    files = {str(ds.SOPInstanceUID): dataset_bytes(ds) for ds in slices}
-    fetched: list[str] = []
-
-    async def fetch(orthanc_id: str) -> bytes:
-        fetched.append(orthanc_id)
-        return files[orthanc_id]
-
-    workers = RenderWorkers(1, 1, fetch)  # 1 MiB: room for one 512x512 frame and a half
+    ids = await stored_in(orthanc, slices)
+    workers = workers_reading(orthanc, 1, 1)  # 1 MiB: room for two 512x512 16-bit frames
     try:
-        refs = [FrameRef(uid, uid, 0) for uid in files]
-        for ref in refs:
-            await workers.render(ref, RenderOptions())
-        again = await workers.render(refs[0], RenderOptions())
-        assert again[:2] == b"\xff\xd8"
-        assert fetched == [*files, refs[0].orthanc_id]
-    finally:
-        await workers.close()
-
-
-async def test_workers_with_a_file_source_read_from_orthanc_themselves(orthanc):
-    """Cold files go from Orthanc straight to the worker: the main process fetches nothing."""
-    from service.orthanc.client import OrthancClient
-    from service.rendering import FileSource
-
-    [ds] = make_study(StudySpec("P1", "A^B", "CT", "HEAD", rows=32))
-    credentials = orthanc.config.credentials
-    client = OrthancClient(orthanc.url, credentials.username, credentials.password)
-    try:
-        stored = await client.request(
-            "POST",
-            "/instances",
-            data=dataset_bytes(ds),
-            headers={"Content-Type": "application/dicom"},
-        )
-    finally:
-        await client.close()
-
-    async def fetch(orthanc_id: str) -> bytes:
-        raise AssertionError("the main process should not fetch files")
-
-    source = FileSource(orthanc.url, credentials.username, credentials.password)
-    workers = RenderWorkers(2, 16, fetch, source)
-    try:
-        ref = FrameRef(str(ds.SOPInstanceUID), stored["ID"], 0)
-        body = await workers.render(ref, RenderOptions(format="png"))
-        assert body[:4] == b"\x89PNG"
-        values, dtype = await workers.values(ref)
-        assert dtype == "int16" and len(values) == 32 * 32 * 2
-        with pytest.raises(Exception, match="404"):
-            await workers.render(FrameRef("1.2.9", "no-such-instance", 0), RenderOptions())
-        assert sum(s["frames"] for s in await workers.stats()) == 1
+        refs = [FrameRef(str(ds.SOPInstanceUID), i, 0) for ds, i in zip(slices, ids, strict=True)]
+        first = [await workers.render(ref, RenderOptions(format="png")) for ref in refs]
+        again = await workers.render(refs[0], RenderOptions(format="png"))
+        assert again == first[0]
+        [stats] = await workers.stats()
+        # the third frame pushed the first out; asked again, it was read again (a fourth miss)
+        assert stats["misses"] == 4 and stats["evictions"] == 2 and stats["frames"] == 2
     finally:
         await workers.close()
