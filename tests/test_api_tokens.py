@@ -114,3 +114,39 @@ async def test_an_admins_password_reset_revokes_the_users_tokens(service, specia
         "/api/me", headers={"Authorization": f"Bearer {token['token']}"}
     )
     assert response.status == 401
+
+
+async def test_last_use_is_written_at_most_once_a_minute(service, specialist):
+    """A busy script makes no database write per call: the last use is recorded again only
+    when the recorded one is a minute old."""
+    from datetime import timedelta
+
+    from service.auth import sessions
+    from service.clock import to_iso, utc_now
+
+    token = await create(service, specialist)
+    headers = {"Authorization": f"Bearer {token['token']}"}
+
+    async def last_used() -> str | None:
+        def query(db):
+            sql = "SELECT last_used_at FROM api_tokens WHERE id = ?"
+            return db.execute(sql, [token["id"]]).fetchone()[0]
+
+        return await service.database.read(query)
+
+    assert (await service.client.get("/api/me", headers=headers)).status == 200
+    first = await last_used()
+    assert first is not None
+    version = service.database.version()
+    for _ in range(5):
+        assert (await service.client.get("/api/me", headers=headers)).status == 200
+    assert await last_used() == first
+    assert service.database.version() == version  # nothing committed by those calls
+    # A minute on, the next call records it; the ones right after it do not write again.
+    later = utc_now() + sessions.TOKEN_TOUCH_INTERVAL + timedelta(seconds=1)
+    users = [
+        await sessions.resolve(service.database, token["token"], later, bearer=True)
+        for _ in range(3)
+    ]
+    assert all(u is not None and u.username == "dr.li" for u in users)
+    assert await last_used() == to_iso(later)

@@ -22,6 +22,10 @@ from .passwords import hash_password, needs_rehash, verify_password
 FAILURE_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_USER = 5
 MAX_FAILURES_PER_ADDRESS = 20
+# An API token's "last used" is written at most this often: a script calling the API many times
+# a second must not make a write (and a new database version, which empties every web process's
+# session cache) of each call.
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -150,9 +154,18 @@ async def resolve(
     row = await database.read(user_store.session_user, digest, to_iso(now))
     if row is None and bearer:
         row = await database.read(token_store.token_user, digest, to_iso(now))
-        if row is not None:
-            await database.write(token_store.touch_token, row["api_token_id"], to_iso(now))
+        if row is not None and _touch_due(row["last_used_at"], now):
+            await database.write(
+                token_store.touch_token,
+                row["api_token_id"],
+                to_iso(now),
+                to_iso(now - TOKEN_TOUCH_INTERVAL),
+            )
     return CurrentUser.from_row(row) if row else None
+
+
+def _touch_due(last_used_at: str | None, now: datetime) -> bool:
+    return last_used_at is None or last_used_at <= to_iso(now - TOKEN_TOUCH_INTERVAL)
 
 
 @dataclass(frozen=True)

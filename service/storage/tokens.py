@@ -65,6 +65,7 @@ def token_user(db: sqlite_utils.Database, token_hash: str, now: str) -> dict[str
     """The live token's user (not revoked, not expired, user enabled)."""
     row = db.execute(
         f"SELECT t.id AS api_token_id, 0 AS session_id, '' AS csrf_token, t.expires_at,"
+        " t.last_used_at,"
         f" {USER_COLUMNS}"
         " FROM api_tokens t JOIN users u ON u.id = t.user_id"
         " JOIN facilities f ON f.id = u.facility_id"
@@ -75,5 +76,11 @@ def token_user(db: sqlite_utils.Database, token_hash: str, now: str) -> dict[str
     return dict(row) if row else None
 
 
-def touch_token(db: sqlite_utils.Database, token_id: int, now: str) -> None:
-    db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", [now, token_id])
+def touch_token(db: sqlite_utils.Database, token_id: int, now: str, unless_since: str) -> None:
+    """Record a use at ``now``, unless one was recorded after ``unless_since`` (concurrent
+    requests of one client all saw an old value: only the first writes)."""
+    db.execute(
+        "UPDATE api_tokens SET last_used_at = ?"
+        " WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)",
+        [now, token_id, unless_since],
+    )
