@@ -170,3 +170,19 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
         "executable_path": "/usr/lib/chromium/chromium",
         "args": ["--headless=new", "--disable-gpu", "--disable-quic"],
     }
+
+
+async def add_specialist(app: web.Application, username: str = "u") -> None:
+    """A regional facility and a specialist who logs in with ``PASSWORD``, written straight into
+    the database of an app built without the ``service`` fixture (other settings)."""
+    database = app[DATABASE]
+    facility = await database.write(
+        facility_store.add_facility, name="C", kind="regional", aet="C", timezone="UTC"
+    )
+    await database.write(
+        user_store.add_user,
+        username=username,
+        password_hash=_HASH,
+        role="specialist",
+        facility_id=facility,
+    )

@@ -9,12 +9,9 @@ import pytest
 
 from service.app import create_app
 from service.auth.access import declared_access
-from service.auth.passwords import hash_password
-from service.http.keys import DATABASE
 from service.http.middleware import CSRF_HEADER, SESSION_COOKIE
-from service.storage import facilities, users
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, add_specialist
 
 
 @pytest.fixture
@@ -173,16 +170,6 @@ async def test_session_cookie_is_secure_behind_a_tls_proxy(settings, orthanc, ai
     response = await client.post("/api/login", json={"username": "x", "password": "y"})
     assert response.status == 401
     assert "Strict-Transport-Security" in response.headers
-    database = client.app[DATABASE]
-    facility = await database.write(
-        facilities.add_facility, name="C", kind="regional", aet="C", timezone="UTC"
-    )
-    await database.write(
-        users.add_user,
-        username="u",
-        password_hash=hash_password(PASSWORD),
-        role="specialist",
-        facility_id=facility,
-    )
+    await add_specialist(client.app)
     ok = await client.post("/api/login", json={"username": "u", "password": PASSWORD})
     assert "Secure" in ok.headers["Set-Cookie"]

@@ -10,14 +10,12 @@ from dataclasses import replace
 import pytest
 
 from service.app import create_app
-from service.auth.passwords import hash_password
 from service.auth.sessions import MAX_FAILURES_PER_ADDRESS
 from service.http.client_address import caller_address, trusted_networks
 from service.http.keys import DATABASE
 from service.settings import SettingsError, load_settings
-from service.storage import facilities, users
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, add_specialist
 
 PROXIES = trusted_networks("127.0.0.1, 10.0.0.0/8, fd00::/8")
 
@@ -49,21 +47,6 @@ def test_a_bad_trusted_proxy_entry_is_refused_by_name():
         load_settings({"TELEREAD_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"})
 
 
-async def add_user(app) -> None:
-    database = app[DATABASE]
-    facility = await database.write(
-        facilities.add_facility, name="C", kind="regional", aet="C", timezone="UTC"
-    )
-    await database.write(
-        users.add_user,
-        username="u",
-        password_hash=hash_password(PASSWORD),
-        role="specialist",
-        facility_id=facility,
-        display_name="U",
-    )
-
-
 def login_addresses(app) -> list[str]:
     with contextlib.closing(sqlite3.connect(app[DATABASE].path)) as db:
         rows = db.execute(
@@ -76,7 +59,7 @@ async def test_behind_a_trusted_proxy_one_client_locked_out_is_not_everyone(
     settings, orthanc, aiohttp_client
 ):
     client = await aiohttp_client(create_app(replace(settings, trusted_proxies="127.0.0.1")))
-    await add_user(client.app)
+    await add_specialist(client.app)
     noisy = {"X-Forwarded-For": "198.51.100.66"}
     for n in range(MAX_FAILURES_PER_ADDRESS):
         response = await client.post(
@@ -98,7 +81,7 @@ async def test_behind_a_trusted_proxy_one_client_locked_out_is_not_everyone(
 
 async def test_by_default_a_forwarded_address_is_not_believed(settings, orthanc, aiohttp_client):
     client = await aiohttp_client(create_app(settings))
-    await add_user(client.app)
+    await add_specialist(client.app)
     response = await client.post(
         "/api/login",
         json={"username": "u", "password": PASSWORD},
