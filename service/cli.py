@@ -323,12 +323,8 @@ def refuse_a_taken_port(host: str, port: int) -> None:
 
 
 def serve(settings: Settings, seed_demo: bool = False) -> int:
-    primary = PrimaryLock(settings.data_dir)
-    primary.acquire()
-    try:
+    with PrimaryLock(settings.data_dir):
         return _serve(settings, seed_demo)
-    finally:
-        primary.release()
 
 
 def _serve(settings: Settings, seed_demo: bool) -> int:
@@ -406,12 +402,8 @@ async def send_demo(app: web.Application, settings: Settings) -> None:
 async def seed_demo(settings: Settings) -> int:
     """``teleread demo``: accounts and studies, through a temporary start of the service's core
     (which follows Orthanc: not while a ``teleread serve`` has the data directory)."""
-    primary = PrimaryLock(settings.data_dir)
-    primary.acquire()
-    try:
+    with PrimaryLock(settings.data_dir):
         return await _seed_demo(settings)
-    finally:
-        primary.release()
 
 
 async def _seed_demo(settings: Settings) -> int:

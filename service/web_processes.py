@@ -208,9 +208,6 @@ class Secondaries:
                 if not self._stopping:
                     await asyncio.to_thread(self._start, index)
 
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.processes.values() if p.pid is not None]
-
     def stop_now(self, timeout: float = 10.0) -> None:
         """Terminate every secondary and wait (killing any that outlasts ``timeout``). Safe to
         call twice and from any thread: ``serve`` calls it again after a forced exit."""
@@ -275,3 +272,10 @@ class PrimaryLock:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def __enter__(self) -> PrimaryLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
