@@ -17,6 +17,7 @@ from service.app import create_app
 from service.auth.passwords import hash_password
 from service.dicom_send import send_datasets
 from service.http.keys import DATABASE, FOLLOWER
+from service.orthanc.client import OrthancClient
 from service.orthanc.process import (
     ManagedOrthanc,
     OrthancConfig,
@@ -27,6 +28,7 @@ from service.settings import Settings
 from service.storage import Database
 from service.storage import facilities as facility_store
 from service.storage import users as user_store
+from service.synthetic import dataset_bytes
 
 PASSWORD = "correct-horse-battery"
 
@@ -186,3 +188,24 @@ async def add_specialist(app: web.Application, username: str = "u") -> None:
         role="specialist",
         facility_id=facility,
     )
+
+
+async def store_in_orthanc(orthanc: ManagedOrthanc, datasets: list[Any]) -> list[str]:
+    """Orthanc's ids of ``datasets`` (pydicom datasets or Part-10 bytes), stored over REST in
+    the test's real Orthanc."""
+    credentials = orthanc.config.credentials
+    client = OrthancClient(orthanc.url, credentials.username, credentials.password)
+    try:
+        return [
+            (
+                await client.request(
+                    "POST",
+                    "/instances",
+                    data=data if isinstance(data, bytes) else dataset_bytes(data),
+                    headers={"Content-Type": "application/dicom"},
+                )
+            )["ID"]
+            for data in datasets
+        ]
+    finally:
+        await client.close()

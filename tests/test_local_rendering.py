@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 from service.local_rendering import InProcessRenderer
-from service.orthanc.client import OrthancClient, OrthancError
+from service.orthanc.client import OrthancError
 from service.orthanc.file_reader import OrthancFileReader
 from service.rendering import FrameRef
 from service.synthetic import StudySpec, dataset_bytes, make_study
 from viewer import RenderOptions, parse_window
+
+from .conftest import store_in_orthanc
 
 
 class CountingReader:
@@ -99,26 +101,20 @@ async def test_a_multi_frame_file_is_read_once_for_all_its_frames_and_prefetch_w
 async def test_the_file_reader_reads_instances_and_survives_a_dropped_connection(orthanc):
     [ds] = make_study(StudySpec("P1", "A^B", "CT", "HEAD", rows=32))
     data = dataset_bytes(ds)
+    [orthanc_id] = await store_in_orthanc(orthanc, [data])
     credentials = orthanc.config.credentials
-    client = OrthancClient(orthanc.url, credentials.username, credentials.password)
-    try:
-        stored = await client.request(
-            "POST", "/instances", data=data, headers={"Content-Type": "application/dicom"}
-        )
-    finally:
-        await client.close()
     reader = OrthancFileReader(orthanc.url, credentials.username, credentials.password)
     try:  # blocking calls on this thread, so the thread's connection is the one dropped below
-        assert reader.read(stored["ID"]) == data
+        assert reader.read(orthanc_id) == data
         # Orthanc (or anything between) closed the kept-alive connection: reconnect once.
         reader._connection().sock.shutdown(socket.SHUT_RDWR)
-        assert reader.read(stored["ID"]) == data
+        assert reader.read(orthanc_id) == data
         with pytest.raises(OrthancError) as missing:
             reader.read("no-such-instance")
         assert missing.value.status == 404
         wrong = OrthancFileReader(orthanc.url, credentials.username, "wrong password")
         with pytest.raises(OrthancError) as refused:
-            wrong.read(stored["ID"])
+            wrong.read(orthanc_id)
         assert refused.value.status == 401
         wrong.close()
     finally:

@@ -10,10 +10,11 @@ import time
 
 import pytest
 
-from service.orthanc.client import OrthancClient
 from service.rendering import FileSource, FrameRef, RenderWorkers
-from service.synthetic import StudySpec, dataset_bytes, make_study
+from service.synthetic import StudySpec, make_study
 from viewer import RenderOptions
+
+from .conftest import store_in_orthanc
 
 
 def alive(pid: int) -> bool:
@@ -34,26 +35,6 @@ def all_exited(pids: set[int], timeout: float) -> bool:
     return True
 
 
-async def stored_in(orthanc, datasets) -> list[str]:
-    """Orthanc's ids of ``datasets`` once stored in the test's real Orthanc."""
-    credentials = orthanc.config.credentials
-    client = OrthancClient(orthanc.url, credentials.username, credentials.password)
-    try:
-        return [
-            (
-                await client.request(
-                    "POST",
-                    "/instances",
-                    data=data if isinstance(data, bytes) else dataset_bytes(data),
-                    headers={"Content-Type": "application/dicom"},
-                )
-            )["ID"]
-            for data in datasets
-        ]
-    finally:
-        await client.close()
-
-
 def workers_reading(orthanc, count: int, cache_mb: float) -> RenderWorkers:
     credentials = orthanc.config.credentials
     source = FileSource(orthanc.url, credentials.username, credentials.password)
@@ -64,7 +45,7 @@ async def test_workers_decode_each_frame_once_and_stop_their_processes(orthanc):
     """Concurrent requests for one frame: one worker reads and decodes it once, the others hit
     its cache; cold files go from Orthanc to the worker; close ends every process."""
     [ds] = make_study(StudySpec("P1", "A^B", "CT", "HEAD", rows=32))
-    [orthanc_id] = await stored_in(orthanc, [ds])
+    [orthanc_id] = await store_in_orthanc(orthanc, [ds])
     workers = workers_reading(orthanc, 2, 16)
     try:
         ref = FrameRef(str(ds.SOPInstanceUID), orthanc_id, 0)
@@ -90,7 +71,7 @@ async def test_an_undecodable_file_fails_its_request_only(orthanc):
     Orthanc does not have, fails the request that asked; the worker goes on serving others."""
     good, bad = make_study(StudySpec("P1", "A^B", "CT", "HEAD", instances=2, rows=32))
     bad.PixelData = bad.PixelData[:100]
-    good_id, bad_id = await stored_in(orthanc, [good, bad])
+    good_id, bad_id = await store_in_orthanc(orthanc, [good, bad])
     workers = workers_reading(orthanc, 1, 16)
     try:
         with pytest.raises(Exception):  # noqa: B017 - the decoder's own error, whatever it is
@@ -107,7 +88,7 @@ async def test_an_undecodable_file_fails_its_request_only(orthanc):
 async def test_a_killed_worker_is_replaced_on_the_next_request(orthanc):
     """A worker that dies (out of memory, a crash in a decoder) costs its pending requests only."""
     [ds] = make_study(StudySpec("P1", "A^B", "CT", "HEAD", rows=32))
-    [orthanc_id] = await stored_in(orthanc, [ds])
+    [orthanc_id] = await store_in_orthanc(orthanc, [ds])
     workers = workers_reading(orthanc, 1, 16)
     try:
         ref = FrameRef(str(ds.SOPInstanceUID), orthanc_id, 0)
@@ -127,7 +108,7 @@ async def test_a_killed_worker_is_replaced_on_the_next_request(orthanc):
 async def test_a_frame_the_worker_dropped_is_read_again(orthanc):
     """The worker's cache is an LRU: a frame pushed out comes back from Orthanc on demand."""
     slices = make_study(StudySpec("P1", "A^B", "CT", "HEAD", instances=3, rows=512))
-    ids = await stored_in(orthanc, slices)
+    ids = await store_in_orthanc(orthanc, slices)
     workers = workers_reading(orthanc, 1, 1)  # 1 MiB: room for two 512x512 16-bit frames
     try:
         refs = [FrameRef(str(ds.SOPInstanceUID), i, 0) for ds, i in zip(slices, ids, strict=True)]
