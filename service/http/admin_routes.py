@@ -35,7 +35,7 @@ from .auditing import audit_context, audited, not_audited
 from .errors import ApiError
 from .keys import DATABASE, ORTHANC, SETTINGS, current_user
 from .openapi import documented
-from .requests import client_ip, read_model
+from .requests import client_ip, path_id, read_model
 
 routes = web.RouteTableDef()
 
@@ -44,7 +44,7 @@ FACILITY = "/api/admin/facilities/{id:\\d+}"
 
 
 def _id(request: web.Request) -> int:
-    return int(request.match_info["id"])
+    return path_id(request)
 
 
 @routes.get("/api/admin/quarantine")

@@ -33,7 +33,7 @@ from ..storage.audit_search import (
 from .auditing import audit_context, audited
 from .errors import ApiError
 from .keys import DATABASE, SETTINGS, current_user
-from .models import Strict
+from .models import RecordId, Strict
 from .openapi import documented
 from .requests import read_query
 
@@ -52,7 +52,7 @@ class _AuditFilters(Strict):
         description="Records about this patient, including worklist queries that listed them",
     )
     user: str | None = Field(default=None, max_length=64, description="Username of the actor")
-    facility: int | None = Field(default=None, ge=1, description="The actor's facility id")
+    facility: RecordId | None = Field(default=None, description="The actor's facility id")
     action: str | None = Field(default=None, max_length=64, description="e.g. consultation.view")
     outcome: Outcome | None = None
     to: AwareDatetime | None = Field(

@@ -15,7 +15,7 @@ from .keys import DATABASE, current_user
 from .models import Strict
 from .openapi import documented
 from .pages import render
-from .requests import read_model
+from .requests import path_id, read_model
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -147,7 +147,7 @@ async def post_template(request: web.Request) -> web.Response:
     errors=(400, 404, 409),
 )
 async def put_template(request: web.Request) -> web.Response:
-    return await _save(request, int(request.match_info["id"]))
+    return await _save(request, path_id(request))
 
 
 @routes.delete(r"/api/report-templates/{id:\d+}")
@@ -155,7 +155,7 @@ async def put_template(request: web.Request) -> web.Response:
 @audited("template.delete", "report_template")
 @documented("Remove a report template (managers)", errors=(404,))
 async def delete_template(request: web.Request) -> web.Response:
-    await request.app[DATABASE].write(report_store.delete_template, int(request.match_info["id"]))
+    await request.app[DATABASE].write(report_store.delete_template, path_id(request))
     return web.Response(status=204)
 
 
@@ -170,7 +170,7 @@ async def portal_page(request: web.Request) -> web.Response:
 @allow("specialist", "manager")
 async def report_editor_page(request: web.Request) -> web.Response:
     """The report editor beside the viewer; its data comes from the scoped, audited API."""
-    return render(request, "report_editor.html", consultation_id=int(request.match_info["id"]))
+    return render(request, "report_editor.html", consultation_id=path_id(request))
 
 
 @routes.get("/report-templates")

@@ -19,10 +19,10 @@ from ..storage import reports as report_store
 from .auditing import audit_context, audited
 from .errors import ApiError
 from .keys import DATABASE, LIVE, current_user
-from .models import Strict
+from .models import RecordId, Strict
 from .openapi import documented
 from .report_keys import CA, REPORT_DELIVERY
-from .requests import public_base_url, read_model
+from .requests import path_id, public_base_url, read_model
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -39,7 +39,7 @@ class DraftBody(Strict):
     refer: bool | None = Field(default=None, description="Recommend referring the patient up")
     quality: str | None = Field(default=None, pattern="^(good|acceptable|poor)$")
     quality_reason: str | None = Field(default=None, max_length=500)
-    template_id: int | None = None
+    template_id: RecordId | None = None
 
 
 class SignBody(Strict):
@@ -86,7 +86,7 @@ class Signed(BaseModel):
 
 
 def _id(request: web.Request) -> int:
-    return int(request.match_info["id"])
+    return path_id(request)
 
 
 def _pdf_url(consultation_id: int, version: int) -> str:
@@ -250,7 +250,7 @@ async def post_sign(request: web.Request) -> web.Response:
     "The signed PDF of one version (PAdES: any PDF reader shows the signature)", errors=(404,)
 )
 async def get_pdf(request: web.Request) -> web.Response:
-    version = int(request.match_info["version"])
+    version = path_id(request, "version")
     copy = await request.app[DATABASE].write(
         acknowledgement.open_version, _id(request), version, current_user(request), utc_now()
     )
@@ -275,7 +275,7 @@ async def get_pdf(request: web.Request) -> web.Response:
     "Record that a version is being printed (the portal calls this before printing)", errors=(404,)
 )
 async def post_print(request: web.Request) -> web.Response:
-    version = int(request.match_info["version"])
+    version = path_id(request, "version")
     copy = await request.app[DATABASE].read(
         _version_for_print, _id(request), version, current_user(request)
     )
