@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ..accounts import WrongPassword
 from ..auth.access import allow
@@ -31,15 +31,31 @@ WRITERS = ("specialist", "manager")
 CLINIC = ("clinician", "radiographer", "requester")
 
 
+CLEARED = "null clears it (saved as empty)"
+
+
 class DraftBody(Strict):
-    findings: str | None = Field(default=None, max_length=20000)
-    impression: str | None = Field(default=None, max_length=10000)
-    recommendation: str | None = Field(default=None, max_length=10000)
-    critical: bool | None = None
-    refer: bool | None = Field(default=None, description="Recommend referring the patient up")
-    quality: str | None = Field(default=None, pattern="^(good|acceptable|poor)$")
-    quality_reason: str | None = Field(default=None, max_length=500)
-    template_id: RecordId | None = None
+    """Only the fields sent are saved. ``null`` clears a field: the texts become empty, the
+    flags false, the quality rating and the template unset (an autosave of a cleared form)."""
+
+    findings: str | None = Field(default=None, max_length=20000, description=CLEARED)
+    impression: str | None = Field(default=None, max_length=10000, description=CLEARED)
+    recommendation: str | None = Field(default=None, max_length=10000, description=CLEARED)
+    critical: bool | None = Field(default=None, description="null clears it (false)")
+    refer: bool | None = Field(
+        default=None, description="Recommend referring the patient up; null clears it (false)"
+    )
+    quality: str | None = Field(
+        default=None, pattern="^(good|acceptable|poor)$", description="null: not rated"
+    )
+    quality_reason: str | None = Field(default=None, max_length=500, description=CLEARED)
+    template_id: RecordId | None = Field(default=None, description="null: no template")
+
+    @field_validator("findings", "impression", "recommendation", "quality_reason")
+    @classmethod
+    def null_text_is_empty(cls, value: str | None) -> str:
+        """The report's texts are never NULL in the database: a cleared one is empty."""
+        return value or ""
 
 
 class SignBody(Strict):
