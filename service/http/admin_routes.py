@@ -84,7 +84,7 @@ async def list_users(request: web.Request) -> web.Response:
 @routes.post("/api/admin/users")
 @allow("admin")
 @audited("user.create", "user")
-@documented("Create an account", body=UserCreate, response=Created)
+@documented("Create an account", body=UserCreate, response=Created, success=(201,))
 async def create_user(request: web.Request) -> web.Response:
     body = await read_model(request, UserCreate)
     audit = audit_context(request)
@@ -219,6 +219,7 @@ async def list_facilities(request: web.Request) -> web.Response:
     "Create a facility and register its AE title with Orthanc",
     body=FacilityCreate,
     response=FacilityCreated,
+    success=(201,),
 )
 async def create_facility(request: web.Request) -> web.Response:
     body = await read_model(request, FacilityCreate)

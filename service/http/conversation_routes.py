@@ -69,6 +69,7 @@ async def get_messages(request: web.Request) -> web.Response:
     body=MessageBody,
     response=Message,
     errors=(400, 404),
+    success=(201,),
 )
 async def post_message(request: web.Request) -> web.Response:
     body = await read_model(request, MessageBody)
@@ -93,6 +94,7 @@ async def post_message(request: web.Request) -> web.Response:
     body=PreliminaryBody,
     response=Preliminary,
     errors=(400, 404, 409),
+    success=(201,),
 )
 async def post_preliminary(request: web.Request) -> web.Response:
     body = await read_model(request, PreliminaryBody)

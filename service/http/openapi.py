@@ -23,6 +23,12 @@ class Operation:
     response: type[BaseModel] | None = None
     body_media_type: str = "application/json"
     errors: tuple[int, ...] = field(default=())
+    success: tuple[int, ...] = field(default=(200,))
+    """What a success answers: 201 for a creation, 204 and 304 without a body."""
+
+
+BODY_ERRORS = (413, 415)
+"""What ``read_model`` answers for a body too large or not JSON, on every operation with one."""
 
 
 def documented(summary: str, **kwargs: Any) -> Callable[[Any], Any]:
@@ -90,11 +96,13 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
                 "required": True,
                 "content": {operation.body_media_type: {"schema": ref(operation.body)}},
             }
-        ok = {"description": "OK"}
-        if operation.response is not None:
-            ok["content"] = {"application/json": {"schema": ref(operation.response)}}
-        entry["responses"]["200"] = ok
-        for status in (400, 401, 403, 404, 409, *operation.errors):
+        for status in operation.success:
+            ok: dict[str, Any] = {"description": "OK"}
+            if operation.response is not None and status not in (204, 304):
+                ok["content"] = {"application/json": {"schema": ref(operation.response)}}
+            entry["responses"][str(status)] = ok
+        body_errors = BODY_ERRORS if operation.body is not None else ()
+        for status in (400, 401, 403, 404, 409, *body_errors, *operation.errors):
             entry["responses"][str(status)] = {
                 "description": "Error",
                 "content": {"application/json": {"schema": ref(ErrorResponse)}},

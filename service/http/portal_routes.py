@@ -131,7 +131,11 @@ async def _save(request: web.Request, template_id: int | None) -> web.Response:
 @allow(*TEMPLATE_EDITORS)
 @audited("template.create", "report_template")
 @documented(
-    "Add a report template (managers)", body=TemplateBody, response=Template, errors=(400, 409)
+    "Add a report template (managers)",
+    body=TemplateBody,
+    response=Template,
+    errors=(400, 409),
+    success=(201,),
 )
 async def post_template(request: web.Request) -> web.Response:
     return await _save(request, None)
@@ -153,7 +157,7 @@ async def put_template(request: web.Request) -> web.Response:
 @routes.delete(r"/api/report-templates/{id:\d+}")
 @allow(*TEMPLATE_EDITORS)
 @audited("template.delete", "report_template")
-@documented("Remove a report template (managers)", errors=(404,))
+@documented("Remove a report template (managers)", errors=(404,), success=(204,))
 async def delete_template(request: web.Request) -> web.Response:
     await request.app[DATABASE].write(report_store.delete_template, path_id(request))
     return web.Response(status=204)

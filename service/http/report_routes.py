@@ -218,6 +218,7 @@ async def post_correction(request: web.Request) -> web.Response:
     body=SignBody,
     response=Signed,
     errors=(400, 403, 404, 409, 429),
+    success=(201,),
 )
 async def post_sign(request: web.Request) -> web.Response:
     body = await read_model(request, SignBody)

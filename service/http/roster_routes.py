@@ -72,6 +72,7 @@ async def list_duty_people(request: web.Request) -> web.Response:
     body=RosterEntryBody,
     response=RosterEntryCreated,
     errors=(400, 403, 404),
+    success=(201,),
 )
 async def add_roster_entry(request: web.Request) -> web.Response:
     _keeper(request)

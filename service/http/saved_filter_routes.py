@@ -62,6 +62,7 @@ async def list_saved_filters(request: web.Request) -> web.Response:
     body=SavedFilterBody,
     response=SavedFilter,
     errors=(400, 409),
+    success=(201,),
 )
 async def save_filter(request: web.Request) -> web.Response:
     body = await read_model(request, SavedFilterBody)

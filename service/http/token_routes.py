@@ -43,7 +43,7 @@ async def list_tokens(request: web.Request) -> web.Response:
 @routes.post("/api/tokens")
 @allow(AUTHENTICATED)
 @audited("token.create", "api_token")
-@documented("Create an API token", body=TokenRequest, response=TokenCreated)
+@documented("Create an API token", body=TokenRequest, response=TokenCreated, success=(201,))
 async def create_token(request: web.Request) -> web.Response:
     body = await read_model(request, TokenRequest)
     created = await sessions.create_api_token(
