@@ -71,15 +71,24 @@ def inspect_dicom(path: Path, max_inflated_bytes: int = 1 << 30) -> DicomSummary
             raise RejectedFile(f"damaged deflate stream ({exc})") from exc
         except UNREADABLE as exc:
             raise RejectedFile(f"not a readable DICOM file ({exc})") from exc
-    if any("End of file" in str(w.message) for w in caught):
-        raise RejectedFile("truncated DICOM file (pixel data ends early)")
-    _check_values(ds)
-    study_uid = str(ds.get("StudyInstanceUID", "")).strip()
-    sop_uid = str(ds.get("SOPInstanceUID", "")).strip()
-    if not study_uid or not sop_uid:
-        raise RejectedFile("truncated or incomplete DICOM file (no Study or SOP Instance UID)")
-    _check_pixel_data_complete(ds, path.stat().st_size)
-    return DicomSummary(study_uid, sop_uid, str(ds.get("PatientID", "")))
+        if any("End of file" in str(w.message) for w in caught):
+            raise RejectedFile("truncated DICOM file (pixel data ends early)")
+        # pydicom reads on in the encoding it finds; DCMTK (Orthanc) cannot, and refuses.
+        for w in caught:
+            if "VR, but found" in str(w.message):
+                raise RejectedFile(
+                    f"the dataset's encoding contradicts its transfer syntax ({w.message})"
+                )
+        # Converting values warns about the invalid ones (kept as text): recorded, not raised.
+        _check_values(ds)
+        study_uid = str(ds.get("StudyInstanceUID", "")).strip()
+        sop_uid = str(ds.get("SOPInstanceUID", "")).strip()
+        if not study_uid or not sop_uid:
+            raise RejectedFile(
+                "truncated or incomplete DICOM file (no Study or SOP Instance UID)"
+            )
+        _check_pixel_data_complete(ds, path.stat().st_size)
+        return DicomSummary(study_uid, sop_uid, str(ds.get("PatientID", "")))
 
 
 def _is_deflated(path: Path) -> bool:

@@ -119,10 +119,10 @@ class StudyUploader:
             return
         with path.open("rb") as fh:
             magic = fh.read(4)
-        self._expanded += size
         if magic == ZIP_MAGIC:
             await self._store_zip(filename, path)
         else:
+            self._expanded += size
             await self._store_file(filename, path)
         path.unlink(missing_ok=True)
 

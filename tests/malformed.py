@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -31,6 +32,14 @@ from service.synthetic import StudySpec, dataset_bytes, make_study
 def valid_instance(patient_id: str = "MAL1", rows: int = 32) -> Dataset:
     """A small valid CR instance of a new study (the base every malformed file starts from)."""
     return make_study(StudySpec(patient_id, "BAD^FILE", "CR", "CHEST", rows=rows))[0]
+
+
+def _written(ds: Dataset) -> bytes:
+    """The Part-10 bytes of ``ds``; pydicom's warnings about the values broken on purpose are
+    expected here, not errors."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dataset_bytes(ds)
 
 
 def _raw(tag: int, vr: str, value: bytes) -> RawDataElement:
@@ -51,14 +60,14 @@ def wrong_vr_number_of_frames() -> bytes:
     """(0028,0008) *Number of Frames* (IS) holding 'abc': ``int('abc')`` for whoever reads it."""
     ds = valid_instance()
     ds[0x00280008] = _raw(0x00280008, "IS", b"abc ")
-    return dataset_bytes(ds)
+    return _written(ds)
 
 
 def wrong_vr_instance_number() -> bytes:
     """(0020,0013) *Instance Number* (IS) holding 'abc'."""
     ds = valid_instance()
     ds[0x00200013] = _raw(0x00200013, "IS", b"abc ")
-    return dataset_bytes(ds)
+    return _written(ds)
 
 
 def corrupt_deflated() -> bytes:
@@ -190,29 +199,30 @@ def overlapping_zip(entries: int = 600, member_mb: int = 3) -> bytes:
     central = b""
     for i in range(entries):
         entry_name = f"slice{i:04d}.dcm".encode()
-        central += struct.pack(
-            "<4s6H3L5H2L",
-            b"PK\x01\x02",
-            20,
-            20,
-            0,
-            8,
-            0,
-            0,
-            crc,
-            len(data),
-            size,
-            len(entry_name),
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,  # every entry's local header is the same one: they overlap
-        ) + entry_name
-    end = struct.pack(
-        "<4s4H2LH", b"PK\x05\x06", 0, 0, entries, entries, len(central), len(body), 0
-    )
+        central += (
+            struct.pack(
+                "<4s6H3L5H2L",
+                b"PK\x01\x02",
+                20,
+                20,
+                0,
+                8,
+                0,
+                0,
+                crc,
+                len(data),
+                size,
+                len(entry_name),
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,  # every entry's local header is the same one: they overlap
+            )
+            + entry_name
+        )
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, entries, entries, len(central), len(body), 0)
     return body + central + end
 
 
