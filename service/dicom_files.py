@@ -84,9 +84,7 @@ def inspect_dicom(path: Path, max_inflated_bytes: int = 1 << 30) -> DicomSummary
         study_uid = str(ds.get("StudyInstanceUID", "")).strip()
         sop_uid = str(ds.get("SOPInstanceUID", "")).strip()
         if not study_uid or not sop_uid:
-            raise RejectedFile(
-                "truncated or incomplete DICOM file (no Study or SOP Instance UID)"
-            )
+            raise RejectedFile("truncated or incomplete DICOM file (no Study or SOP Instance UID)")
         _check_pixel_data_complete(ds, path.stat().st_size)
         return DicomSummary(study_uid, sop_uid, str(ds.get("PatientID", "")))
 

@@ -318,9 +318,7 @@ def _check_no_overlap(path: Path, infos: list[zipfile.ZipInfo], central_start: i
     spans.sort()
     for (_, end, name), (next_start, _, next_name) in itertools.pairwise(spans):
         if end > next_start:
-            raise zipfile.BadZipFile(
-                f"overlapping entries {name!r} and {next_name!r} (a zip bomb)"
-            )
+            raise zipfile.BadZipFile(f"overlapping entries {name!r} and {next_name!r} (a zip bomb)")
     if spans and spans[-1][1] > central_start:
         raise zipfile.BadZipFile(f"entry {spans[-1][2]!r} overlaps the central directory")
 
