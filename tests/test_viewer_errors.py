@@ -135,3 +135,33 @@ async def test_jpeg_lossy_12_bit_renders_and_gives_values(service, reader, tmp_p
             assert response.headers["X-Teleread-Dtype"] == "int16"
         else:
             assert body[:2] == b"\xff\xd8"  # a JPEG
+
+
+async def test_malformed_files_c_stored_never_give_a_500_and_a_valid_study_lands(
+    service, reader, tmp_path
+):
+    """Over C-STORE, Orthanc stores the malformed files that a sender can encode (all but the
+    damaged deflate streams, which pynetdicom and dcmtk cannot even read to send), and ingest
+    makes them consultations. Opening each in the viewer (manifest, rendered frame, thumbnail,
+    values) answers 200 or a 4xx with a reason, never a 500; a valid study sent after lands."""
+    files = {m.name: m.make() for m in malformed.REFUSED_AT_INGEST if "deflated" not in m.name}
+    await stored_and_listed(service, reader, files, tmp_path)
+    items = {i["study_instance_uid"]: i for i in (await service.worklist(reader))["items"]}
+
+    for name, data in files.items():
+        ds = read(data)
+        consultation = items[str(ds.StudyInstanceUID)]["id"]
+        paths = {"manifest": f"/api/consultations/{consultation}/viewer", **viewer_paths(ds)}
+        for kind, path in paths.items():
+            response = await service.client.get(path, headers=reader)
+            assert response.status < 500, (name, kind, await response.text())
+            if response.status >= 400:
+                assert (await response.json())["detail"], (name, kind)
+    valid = malformed.valid_instance("OK2")
+    await stored_and_listed(service, reader, {"valid": pydicom_bytes(valid)}, tmp_path)
+
+
+def pydicom_bytes(ds: pydicom.Dataset) -> bytes:
+    from service.synthetic import dataset_bytes
+
+    return dataset_bytes(ds)
