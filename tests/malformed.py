@@ -180,12 +180,11 @@ UNDECODABLE = {
 
 
 def overlapping_zip(entries: int = 600, member_mb: int = 3) -> bytes:
-    """A zip bomb of overlapping entries (David Fifield's construction, 2019).
+    """A zip bomb of overlapping entries (the idea of David Fifield's 2019 construction).
 
-    One deflated kernel of ``member_mb`` MB of zeros is stored once; every central-directory
-    entry points at it through its own local header, each in turn deflate-quoting the next,
-    simplified here to ``entries`` entries that all share the kernel's local header offset
-    range. The archive is a few KB; unzipping it naively writes ``entries x member_mb`` MB.
+    One deflated kernel of ``member_mb`` MB of zeros is stored once, and ``entries`` central
+    directory entries all point at its one local header. The archive is ~40 KB; unzipping it
+    naively writes ``entries x member_mb`` MB (1.8 GB by default).
     """
     kernel = zlib.compressobj(9, zlib.DEFLATED, -15)
     data = kernel.compress(b"\0" * (member_mb << 20)) + kernel.flush()
