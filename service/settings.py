@@ -36,6 +36,8 @@ class Settings:
     session_hours: float = 12.0
     upload_max_file_mb: int = 1024
     upload_max_request_mb: int = 4096
+    upload_max_expanded_mb: int = 8192
+    upload_max_expanded_file_mb: int = 1024
     default_timezone: str = "Asia/Shanghai"
     public_url: str | None = None
     trusted_proxies: str | None = None

@@ -11,7 +11,8 @@ and a long private Cache-Control, and a matching If-None-Match answers 304 witho
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -27,6 +28,7 @@ from .openapi import documented
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
+T = TypeVar("T")
 
 ONCE = "authorised on every call; audited once per session and study as study.viewed"
 FORMATS = {"image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp"}
@@ -187,8 +189,25 @@ async def _rendered(
     if etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
     ref = FrameRef(entry.uid, entry.orthanc_id, index0, entry.frames)
-    body = await request.app[RENDER_WORKERS].render(ref, options)
+    body = await _decoded(request, entry, request.app[RENDER_WORKERS].render(ref, options))
     return web.Response(body=body, content_type=f"image/{options.format}", headers=headers)
+
+
+async def _decoded(request: web.Request, entry: InstanceEntry, work: Awaitable[T]) -> T:
+    """The pixel work's answer; an instance whose pixels cannot be decoded answers 422 with
+    the decoder's reason (a client cannot fix it by asking again) and is logged once."""
+    from viewer import UndecodableFrame
+
+    try:
+        return await work
+    except UndecodableFrame as exc:
+        request.app[RENDER_WORKERS].undecodable.report(entry.uid, exc)
+        raise ApiError(
+            422,
+            "undecodable_image",
+            f"the image's pixels cannot be decoded: {exc}",
+            instance=entry.uid,
+        ) from exc
 
 
 @routes.get(FRAME + "/rendered")
@@ -249,7 +268,7 @@ async def values(request: web.Request) -> web.Response:
     if entry.colour:
         raise ApiError(409, "colour_image", "colour images are shown from the rendered PNG")
     ref = FrameRef(entry.uid, entry.orthanc_id, index0, entry.frames)
-    data, dtype = await request.app[RENDER_WORKERS].values(ref)
+    data, dtype = await _decoded(request, entry, request.app[RENDER_WORKERS].values(ref))
     response = web.Response(
         body=data,
         content_type="application/octet-stream",
