@@ -31,6 +31,7 @@ import pytest
 from service.app import create_app
 from service.auth.access import allow
 from service.clock import to_iso, utc_now
+from service.http.auditing import audit_declaration
 from service.settings import Settings
 from service.storage import notifications as notification_store
 from service.storage import reports as report_store
@@ -480,11 +481,31 @@ def _agrees(expected: str, status: int) -> bool:
     return status == int(expected)
 
 
+async def _audit_records(world: Consortium) -> list[dict[str, Any]]:
+    return await world.service.database.read(lambda db: list(audit_rows(db)))
+
+
+def _action(world: Consortium, route: str) -> str:
+    """The audit action the route's handler records (every write route records one)."""
+    method, path = route.split(" ", 1)
+    [handler] = [
+        r.handler
+        for r in world.app.router.routes()
+        if r.method == method and r.resource is not None and r.resource.canonical == path
+    ]
+    declaration = audit_declaration(handler)
+    assert isinstance(declaration, tuple), f"{route} records no audit action"
+    return declaration[0]
+
+
 @pytest.mark.parametrize("route", list(SPEC))
 async def test_a_write_route_admits_exactly_whom_the_table_says(consortium, route):
-    """Each caller's answer is the table's: a wrong one is listed with the body that came back."""
+    """Each caller's answer is the table's (a wrong one is listed with the body that came back),
+    and every refusal is in the audit trail as denied, with who tried."""
     method = route.split(" ", 1)[0]
     wrong = []
+    refused: list[int | None] = []
+    before = max((r["id"] for r in await _audit_records(consortium)), default=0)
     for caller in _callers(consortium):
         path, kwargs = await REQUESTS[route](consortium, caller)
         headers = (caller.headers if caller else {}) | kwargs.pop("headers", {})
@@ -497,7 +518,15 @@ async def test_a_write_route_admits_exactly_whom_the_table_says(consortium, rout
         elif response.status in (401, 403, 404):
             assert response.content_type == "application/json", (who, body)
             assert (await response.json())["detail"], (who, body)
+            refused.append(caller.user_id if caller else None)
     assert wrong == []
+    action = _action(consortium, route)
+    denied = [
+        r["user_id"]
+        for r in await _audit_records(consortium)
+        if r["id"] > before and r["action"] == action and r["outcome"] == "denied"
+    ]
+    assert sorted(denied, key=str) == sorted(refused, key=str)
 
 
 # ---- certificate revocation, beyond the matrix ---------------------------------------------
@@ -551,3 +580,22 @@ async def test_an_administrator_revokes_any_signers_certificate(consortium):
     assert response.status == 200, await response.text()
     assert (await response.json())["revoked_at"]
     assert await _revoked_at(consortium, serial) is not None
+
+
+# ---- report templates, beyond the matrix -----------------------------------------------------
+
+
+@pytest.mark.parametrize(("place", "editor"), [(OWN, False), (OTHER, False), (CENTRE, True)])
+async def test_every_manager_reads_templates_but_only_the_centres_edits_them(
+    consortium, place, editor
+):
+    """The report editor lists templates for any reader; the Templates page and its link in the
+    navigation are the regional centre's (a clinic's manager would only meet 403s there)."""
+    headers = consortium.caller("manager", place).headers
+    listed = await consortium.client.get("/api/report-templates", headers=headers)
+    assert listed.status == 200
+    assert any(t["id"] == consortium.template_id for t in (await listed.json())["items"])
+    page = await consortium.client.get("/report-templates", headers=headers)
+    assert page.status == (200 if editor else 403)
+    account = await consortium.client.get("/account", headers=headers)
+    assert ('href="/report-templates"' in await account.text()) is editor
