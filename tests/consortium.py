@@ -51,6 +51,7 @@ SIGNED_STUDY = StudySpec(
     "PID-SIGNED", "DONG^SIGNED", "CT", "HEAD", instances=2, accession_number="ACC-SIGNED"
 )
 CLAIM_STUDY = StudySpec("PID-CLAIM", "DONG^CLAIM", "CT", "CHEST", accession_number="ACC-CLAIM")
+HELD_STUDY = StudySpec("PID-HELD", "DONG^HELD", "DX", "CHEST", accession_number="ACC-HELD")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class Consortium:
     """Filed by the clinic's requester, images pending, never claimed."""
     claim_id: int = 0
     """Images arrived, filed by the requester, unclaimed: for the claim route."""
+    held_id: int = 0
+    """Images arrived, claimed by the centre's specialist."""
     signed_id: int = 0
     """Signed (critical finding) by the centre's specialist; version 1."""
     signed_study: list[Any] = field(default_factory=list)
@@ -175,24 +178,31 @@ async def _file(world: Consortium, **request: str) -> int:
 
 
 async def _consultations(world: Consortium) -> None:
-    """The requester files three requests; the clinic's modality sends two of the studies."""
+    """The requester files four requests; the clinic's modality sends three of the studies; the
+    centre's specialist claims one."""
     world.signed_study = make_study(SIGNED_STUDY)
-    claim_study = make_study(CLAIM_STUDY)
+    claim_study, held_study = make_study(CLAIM_STUDY), make_study(HELD_STUDY)
     world.signed_id = await _file(
         world, study_instance_uid=str(world.signed_study[0].StudyInstanceUID)
     )
     world.claim_id = await _file(world, study_instance_uid=str(claim_study[0].StudyInstanceUID))
+    world.held_id = await _file(world, study_instance_uid=str(held_study[0].StudyInstanceUID))
     world.open_id = await _file(world, accession_number="ACC-OPEN")
-    await world.service.c_store(world.signed_study + claim_study, PLACES[OWN][2])
+    await world.service.c_store(world.signed_study + claim_study + held_study, PLACES[OWN][2])
 
     async def arrived() -> bool:
         rows = [
             await world.service.database.read(consultation_store.get_consultation, EVERYTHING, cid)
-            for cid in (world.signed_id, world.claim_id)
+            for cid in (world.signed_id, world.claim_id, world.held_id)
         ]
         return all(row["received_at"] for row in rows)
 
     await world.service.wait_for(arrived)
+    claimed = await world.client.post(
+        f"/api/consultations/{world.held_id}/claim",
+        headers=world.caller("specialist", CENTRE).headers,
+    )
+    assert claimed.status == 200, await claimed.text()
 
 
 async def _sign(world: Consortium) -> None:

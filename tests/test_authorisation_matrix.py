@@ -122,7 +122,10 @@ SPEC: dict[str, Rule] = {
     "POST /api/consultations/{id}/preliminary": on_the_clinics_consultation("specialist"),
     "PUT /api/consultations/{id}/report/draft": on_the_clinics_consultation(*READERS),
     "POST /api/consultations/{id}/report/sign": on_the_clinics_consultation(*READERS),
-    "POST /api/consultations/{id}/report/correction": on_the_clinics_consultation(*READERS),
+    # The report was signed at the centre: its readers correct it, the clinic's may not.
+    "POST /api/consultations/{id}/report/correction": (
+        at(CENTRE, *READERS) | Rule(hidden=frozenset((r, OTHER) for r in READERS))
+    ),
     # The thread and printing: everyone who sees the consultation.
     "POST /api/consultations/{id}/messages": on_the_clinics_consultation(*STAFF),
     "POST /api/consultations/{id}/report/versions/{version}/print": (
@@ -599,3 +602,42 @@ async def test_every_manager_reads_templates_but_only_the_centres_edits_them(
     assert page.status == (200 if editor else 403)
     account = await consortium.client.get("/account", headers=headers)
     assert ('href="/report-templates"' in await account.text()) is editor
+
+
+# ---- directing readers, beyond the matrix ----------------------------------------------------
+
+
+async def test_a_clinics_manager_directs_only_its_own_readers(consortium):
+    """The centre's reader holds the clinic's consultation: the clinic's manager can neither take
+    it back nor hand it on, nor hand work to the centre's readers, and is offered only its own
+    readers; the centre's manager hands it to the clinic's reader, whose claim the clinic's
+    manager may then release."""
+    client, cid = consortium.client, consortium.held_id
+    own_boss = consortium.caller("manager", OWN).headers
+    own_reader = consortium.caller("specialist", OWN).user_id
+    centre_reader = consortium.caller("specialist", CENTRE).user_id
+    url = f"/api/consultations/{cid}"
+
+    released = await client.post(f"{url}/release", headers=own_boss)
+    assert released.status == 403 and (await released.json())["error"] == "not_holder"
+    for target in (own_reader, centre_reader):
+        handed = await client.post(f"{url}/reassign", headers=own_boss, json={"user_id": target})
+        assert handed.status == 403 and (await handed.json())["error"] == "not_your_reader"
+    offered = await (await client.get(f"{url}/assignees", headers=own_boss)).json()
+    assert [a["id"] for a in offered["items"]] == [own_reader]
+
+    centre_boss = consortium.caller("manager", CENTRE).headers
+    handed = await client.post(f"{url}/reassign", headers=centre_boss, json={"user_id": own_reader})
+    assert handed.status == 200 and (await handed.json())["claimed_by_id"] == own_reader
+    released = await client.post(f"{url}/release", headers=own_boss)
+    assert released.status == 200 and (await released.json())["claimed_by_id"] is None
+
+
+async def test_only_the_signing_facilitys_readers_correct_a_report(consortium):
+    """The clinic's reader may not supersede the centre's signed report (403 with the reason)."""
+    response = await consortium.client.post(
+        f"/api/consultations/{consortium.signed_id}/report/correction",
+        headers=consortium.caller("specialist", OWN).headers,
+    )
+    assert response.status == 403
+    assert (await response.json())["error"] == "not_signers_facility"

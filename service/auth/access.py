@@ -82,6 +82,23 @@ def may_revoke_certificate_of(user: CurrentUser, signer_facility_id: int) -> boo
     )
 
 
+def manages_readers_of(user: CurrentUser, facility_id: int) -> bool:
+    """Whether ``user`` directs the work of ``facility_id``'s readers (releasing their claims,
+    handing them consultations): a manager their own facility's, the regional centre's managers
+    everyone's (the centre runs the consortium's reading). A county or township manager must not
+    take a consultation from the centre's reader, nor hand the centre's readers work."""
+    if user.role != "manager":
+        return False
+    return user.facility_kind == REGIONAL or user.facility_id == facility_id
+
+
+def may_correct_report_signed_at(user: CurrentUser, signer_facility_id: int) -> bool:
+    """A signed report is corrected by a reader of the facility whose reader signed it: the
+    clinic that asked (or another hospital) must not supersede the centre's signed report with a
+    version of its own."""
+    return user.role in READER_ROLES and user.facility_id == signer_facility_id
+
+
 def consultation_scope(user: CurrentUser) -> Scope:
     """Which consultations a user may see, by role and facility."""
     if user.role in FACILITY_ROLES:
