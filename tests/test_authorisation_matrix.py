@@ -3,7 +3,8 @@ the regional centre (and no session at all) gets the answer the table below says
 
 ``SPEC`` is written by hand from the product's rules, not read from the handlers' declarations,
 so a declaration (or a check in a handler) that admits too much fails here. It covers exactly the
-app's write routes (POST, PUT, PATCH, DELETE): a new write route without a line in it fails
+app's write routes (POST, PUT, PATCH, DELETE; the pages have no form posts of their own, they
+write through these): a new write route without a line in it fails
 :func:`test_the_table_covers_exactly_the_write_routes`.
 
 Outcomes: *allowed* is anything but 401, 403 and 404 (a 400 or 409 means the authorisation passed
@@ -12,7 +13,8 @@ itself); *refused* is 403 with a JSON reason; *hidden* is 404 (a consultation ou
 scope does not exist for them); without a session every non-public route answers 401.
 
 Places are seen from the consultations of the fixtures, all of the township clinic: *own* is the
-clinic's staff, *other* a county hospital's, *centre* the regional centre's. Routes that touch no
+clinic's staff, *other* a county hospital's, *centre* the regional centre's. The clinic's requester
+filed every consultation (a requester sees only what they filed). Routes that touch no
 consultation use the same three callers (the centre's powers are what matters there).
 """
 
