@@ -183,14 +183,18 @@ async def put_draft(request: web.Request) -> web.Response:
 @allow(*WRITERS)
 @audited("report.correction", "consultation")
 @documented(
-    "Open a signed report for correction: the next signature adds a new version",
+    "Open a signed report for correction: the next signature adds a new version (readers of the"
+    " facility that signed it)",
     response=ReportAnswer,
-    errors=(404, 409),
+    errors=(403, 404, 409),
 )
 async def post_correction(request: web.Request) -> web.Response:
-    await request.app[DATABASE].write(
-        authoring.start_correction, _id(request), current_user(request), utc_now()
-    )
+    try:
+        await request.app[DATABASE].write(
+            authoring.start_correction, _id(request), current_user(request), utc_now()
+        )
+    except authoring.NotSignersFacility as exc:
+        raise ApiError(403, "not_signers_facility", str(exc)) from exc
     return await _report_answer(request)
 
 

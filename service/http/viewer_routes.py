@@ -4,8 +4,11 @@ Every call is authorised (a consultation of the study in the caller's facility s
 but only the opening of a study is audited: the manifest writes ``study.viewed``, and a frame or
 metadata call writes it only if it is the session's first access to that study, in any of the
 processes serving this database (``Viewing.first_access``). Rendered images
-are immutable for a given (instance, frame, window, quality, viewport, format): they carry an ETag
-and a long private Cache-Control, and a matching If-None-Match answers 304 without rendering.
+are immutable for a given (instance, frame, window, quality, viewport, format): they carry an ETag,
+and a matching If-None-Match answers 304 without rendering. No frame, thumbnail, value array or
+metadata is left in a browser's cache (``private, no-store``): after logout on a shared computer the
+next user must not find another patient's images there. The viewer page keeps what it fetched in
+its own bounded in-memory cache (viewer/static/frames.js) instead.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ..viewing import InstanceEntry
 from .auditing import AuditContext, audit_context, audit_entry, audited, not_audited
 from .errors import ApiError
 from .keys import ORTHANC, PREFETCH, RENDER_WORKERS, VIEWING, current_user
+from .middleware import PRIVATE_NO_STORE
 from .openapi import documented
 from .worklist_routes import WORKLIST_ROLES
 
@@ -32,7 +36,7 @@ T = TypeVar("T")
 
 ONCE = "authorised on every call; audited once per session and study as study.viewed"
 FORMATS = {"image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp"}
-CACHE_CONTROL = "private, max-age=31536000, immutable"
+CACHE_CONTROL = PRIVATE_NO_STORE
 RENDER_VERSION = "1"
 THUMBNAIL = (128, 128)
 STUDY = "/dicom-web/studies/{study}"
@@ -277,7 +281,7 @@ async def values(request: web.Request) -> web.Response:
             "X-Teleread-Rows": str(entry.rows),
             "X-Teleread-Columns": str(entry.columns),
             "X-Teleread-Photometric": entry.photometric,
-            "Cache-Control": "private, max-age=3600",
+            "Cache-Control": PRIVATE_NO_STORE,
         },
     )
     response.enable_compression()

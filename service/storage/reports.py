@@ -170,6 +170,18 @@ _VERSION_COLUMNS = (
 )
 
 
+def signer_facility(db: sqlite_utils.Database, report_id: int, version: int) -> int:
+    """The facility of the reader who signed ``version`` of the report."""
+    row = db.execute(
+        "SELECT u.facility_id FROM report_versions v JOIN users u ON u.id = v.signer_id"
+        " WHERE v.report_id = ? AND v.version = ?",
+        [report_id, version],
+    ).fetchone()
+    if row is None:
+        raise RecordNotFound(f"version {version} of report {report_id}")
+    return int(row["facility_id"])
+
+
 def versions_of(db: sqlite_utils.Database, report_id: int) -> list[dict[str, Any]]:
     rows = db.execute(
         f"SELECT {_VERSION_COLUMNS} FROM report_versions v WHERE v.report_id = ? ORDER BY version",
