@@ -15,11 +15,11 @@ from playwright.async_api import Page, expect
 
 from service.i18n import SUPPORTED_LOCALES, PageRenderer
 
+from .browser import SCREENSHOTS
 from .conftest import PASSWORD
 from .test_i18n import LOCALE_DIR, STATIC, TEMPLATES, csp_problems, json_block, make_user
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 PAGES = {
     "admin_users.html": ("admin_users.js", "admin"),
