@@ -107,10 +107,11 @@ def receive_study(
     (another Patient ID), are quarantined and marked to be moved out of Orthanc."""
     stamp = to_iso(now)
     credit = _credit(db, study, stamp)
-    if credit.excluded:
+    if credit.moved_out < study.instances_count:  # what stays in Orthanc (own objects too)
+        kept = study.instances_count - credit.moved_out
+        _record_study(db, replace(study, instances_count=kept), stamp)
+    if credit.excluded:  # the senders' images only
         study = replace(study, instances_count=study.instances_count - credit.excluded)
-    if credit.senders or credit.moved_out < study.instances_count + credit.excluded:
-        _record_study(db, study, stamp)
     outcome = IngestOutcome([], [], credit.quarantined, credit.moved_out)
     for facility_id, via in credit.senders.items():
         consultation_id, created = _attach_images(db, facility_id, via, study, now, sla)

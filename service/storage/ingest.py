@@ -151,7 +151,7 @@ def hold_instances(
     db: sqlite_utils.Database, quarantine_id: int, orthanc_instance_ids: list[str]
 ) -> None:
     """Mark instances to be moved out of Orthanc into the quarantine (``moved_at`` NULL)."""
-    db.executemany(
+    db.conn.executemany(
         "INSERT INTO quarantined_instances (quarantine_id, orthanc_instance_id) VALUES (?, ?)"
         " ON CONFLICT (orthanc_instance_id) DO NOTHING",
         [(quarantine_id, i) for i in orthanc_instance_ids],
@@ -172,7 +172,7 @@ def pending_moves(db: sqlite_utils.Database, limit: int = 500) -> list[dict[str,
 
 def moved_out(db: sqlite_utils.Database, moved: list[tuple[int, str]], at: str) -> None:
     """Record instances kept in the quarantine's files and deleted from Orthanc."""
-    db.executemany(
+    db.conn.executemany(
         "UPDATE quarantined_instances SET file = ?, moved_at = ? WHERE id = ?",
         [(file, at, row_id) for row_id, file in moved],
     )
