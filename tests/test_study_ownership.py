@@ -20,12 +20,13 @@ from pydicom.uid import generate_uid
 
 from service.clock import to_iso, utc_now
 from service.http.keys import ORTHANC, SETTINGS
-from service.intake import OWNED_ELSEWHERE, SECOND_PATIENT_ID
 from service.storage import consultations as consultation_store
 from service.storage import ingest as ingest_store
 from service.synthetic import StudySpec, dataset_bytes, make_study
 
 PATIENT = "DX-PID-001"
+OWNED_ELSEWHERE = "the study belongs to another facility"
+SECOND_PATIENT_ID = "the Study UID is already held under another Patient ID"
 
 
 def consultations_of(db, study_instance_uid: str) -> list[dict[str, Any]]:
@@ -243,21 +244,33 @@ async def test_a_second_patient_id_is_quarantined_and_the_owners_viewer_keeps_wo
         assert response.status == 200, (name, response.status)
 
 
-async def test_every_view_is_audited_with_the_studys_patient_id(service, world):
+async def test_every_view_is_audited_with_the_studys_patient_id(service):
     """Each view (in a session of its own, since frames are audited at a session's first
-    access) leaves a study.viewed record naming the patient of the images shown, even when the
-    request typed another Patient ID."""
-    typed = await service.client.post(
+    access) leaves a study.viewed record naming the patient of the images shown, also when
+    the request, filed before the images, typed another Patient ID."""
+    dongxiang = await service.add_facility("Dongxiang", "township", "DONGXIANG_DR")
+    await service.add_user("dx_radio", "radiographer", dongxiang)
+    study = make_study(StudySpec(PATIENT, "DONG^XIANG", "CT", "HEAD", instances=2))
+    uid = str(study[0].StudyInstanceUID)
+    filed = await service.client.post(
         "/api/consultations",
         headers=await service.login("dx_radio"),
-        json={"study_instance_uid": world["uid"], "priority": "routine", "patient_id": "typo-1"},
+        json={"study_instance_uid": uid, "priority": "routine", "patient_id": "typed-001"},
     )
-    assert typed.status == 200, await typed.text()
-    urls = view_urls(world, world["consultation"]["id"])
+    assert filed.status == 201, await filed.text()
+    consultation_id = (await filed.json())["id"]
+    await service.c_store(study, "DONGXIANG_DR")
+
+    async def received() -> bool:
+        [row] = await service.database.read(consultations_of, uid)
+        return bool(row["received_at"])
+
+    await service.wait_for(received)
+    urls = view_urls({"study": study, "uid": uid}, consultation_id)
     for name, url in urls.items():
         response = await service.client.get(url, headers=await service.login("dx_radio"))
         assert response.status == 200, (name, response.status)
-    rows = await service.database.read(study_viewed_rows, world["uid"])
+    rows = await service.database.read(study_viewed_rows, uid)
     assert len(rows) == len(urls)
     assert {r["patient_id"] for r in rows} == {PATIENT}
 
