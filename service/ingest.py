@@ -30,6 +30,7 @@ from .storage import ingest as ingest_store
 log = logging.getLogger(__name__)
 
 MAX_FAILURES_PER_CHANGE = 5
+MOVE_RETRY_SECONDS = 60.0
 
 
 class ChangeFollower:
@@ -54,6 +55,9 @@ class ChangeFollower:
         self.listeners: list[Callable[[IngestOutcome], None]] = []
         self.caught_up = asyncio.Event()
         self._failures: Counter[int] = Counter()
+        self._moves_pending = True  # quarantined instances a crash may have left in Orthanc
+        self._next_move_at = 0.0
+        self._moving = asyncio.Lock()  # one mover at a time (the follower, the CLI, a test)
 
     async def run(self) -> None:
         """Reconcile, then follow the feed forever, backing off while Orthanc is away."""
@@ -62,8 +66,8 @@ class ChangeFollower:
         outage_logged = False
         while True:
             try:
+                await self._move_out_if_pending()
                 if not reconciled:
-                    await self.move_out_quarantined()  # what a crash left half-moved
                     await self.reconcile()
                     reconciled = True
                 more = await self.follow_once()
@@ -142,10 +146,26 @@ class ChangeFollower:
             receive_study, study, now=self.clock(), sla=self.sla, seq=seq
         )
         if outcome.moved_out:
-            await self.move_out_quarantined()
+            self._moves_pending = True
+            self._next_move_at = 0.0
+            await self._move_out_if_pending()
         for listener in self.listeners:
             listener(outcome)
         return outcome
+
+    async def _move_out_if_pending(self) -> None:
+        """Move quarantined instances out if some wait; a failure (other than an Orthanc
+        outage) is logged and retried a minute later, without holding up the ingest."""
+        loop = asyncio.get_running_loop()
+        if not self._moves_pending or loop.time() < self._next_move_at:
+            return
+        try:
+            await self.move_out_quarantined()
+        except OrthancUnavailable:
+            raise
+        except Exception:
+            log.exception("could not move quarantined instances out of Orthanc; retrying")
+            self._next_move_at = loop.time() + MOVE_RETRY_SECONDS
 
     async def move_out_quarantined(self) -> int:
         """Keep the files of quarantined instances under the data directory, then delete them
@@ -154,8 +174,14 @@ class ChangeFollower:
 
         The ingest marked them in its own transaction; each is written (and synced) to
         ``quarantine/<entry>/<orthanc id>.dcm`` before it is deleted, and recorded as moved
-        after, so a crash anywhere repeats a step and loses nothing.
+        after, so a crash anywhere repeats a step and loses nothing; a failure leaves the rest
+        pending for the follower's next round.
         """
+        async with self._moving:
+            return await self._move_out()
+
+    async def _move_out(self) -> int:
+        self._moves_pending = True
         moved = 0
         while pending := await self.database.read(ingest_store.pending_moves):
             done: list[tuple[int, str]] = []
@@ -177,6 +203,7 @@ class ChangeFollower:
                 done.append((row["id"], relative))
             await self.database.write(ingest_store.moved_out, done, to_iso(self.clock()))
             moved += len(done)
+        self._moves_pending = False
         if moved:
             log.warning("moved %d quarantined instances out of Orthanc", moved)
         return moved

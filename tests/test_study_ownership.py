@@ -321,3 +321,77 @@ async def test_upload_and_stow_of_a_study_another_facility_requested_are_refused
     assert await orthanc_studies_of(service, uid) == []
     rows = await service.database.read(consultations_of, uid)
     assert [r["facility_id"] for r in rows] == [dongxiang]
+
+
+async def test_c_store_of_a_study_another_facility_requested_is_quarantined_until_its_owner_sends(
+    service,
+):
+    """Dongxiang requested a study before sending it: Xiping's C-STORE of that Study UID is
+    quarantined and removed from Orthanc, and Dongxiang's own images of it land afterwards in
+    Dongxiang's consultation."""
+    dongxiang = await service.add_facility("Dongxiang", "township", "DONGXIANG_DR")
+    await service.add_facility("Xiping", "township", "XIPING_CT")
+    await service.add_user("dx_radio", "radiographer", dongxiang)
+    study = make_study(StudySpec(PATIENT, "DONG^XIANG", "CT", "HEAD", instances=2))
+    uid = str(study[0].StudyInstanceUID)
+    filed = await service.client.post(
+        "/api/consultations",
+        headers=await service.login("dx_radio"),
+        json={"study_instance_uid": uid, "priority": "routine"},
+    )
+    assert filed.status == 201, await filed.text()
+
+    await service.c_store([an_instance_of(study, PATIENT)], "XIPING_CT")
+
+    async def gone() -> list[dict[str, Any]]:
+        entries = await service.database.read(ingest_store.list_quarantine)
+        return entries if entries and not await orthanc_studies_of(service, uid) else []
+
+    [entry] = await service.wait_for(gone)
+    assert (entry["remote_aet"], entry["reason"]) == ("XIPING_CT", OWNED_ELSEWHERE)
+
+    await service.c_store(study, "DONGXIANG_DR")
+
+    async def received() -> list[dict[str, Any]]:
+        rows = await service.database.read(consultations_of, uid)
+        return rows if rows[0]["received_at"] else []
+
+    [row] = await service.wait_for(received)
+    assert (row["id"], row["facility_id"], row["instances"]) == (
+        (await filed.json())["id"],
+        dongxiang,
+        2,
+    )
+
+
+async def test_instances_a_crash_left_marked_are_moved_out_at_the_next_round(service, world):
+    """The ingest marks quarantined instances in its transaction and moves them after: marks a
+    crash left behind (file not kept, instance still in Orthanc) are completed by the follower,
+    and completing them twice changes nothing."""
+    [instance_id, _] = world["instances"]
+    entry = {
+        "orthanc_study_id": world["consultation"]["orthanc_study_id"],
+        "study_instance_uid": world["uid"],
+        "patient_id": PATIENT,
+        "patient_name": "",
+        "origin": "DicomProtocol",
+        "remote_aet": "XIPING_CT",
+        "remote_ip": "127.0.0.1",
+        "instances": 1,
+        "reason": OWNED_ELSEWHERE,
+        "seen_at": to_iso(utc_now()),
+    }
+
+    def mark(db) -> int:
+        quarantine_id = ingest_store.quarantine_study(db, entry)
+        ingest_store.hold_instances(db, quarantine_id, [instance_id])
+        return quarantine_id
+
+    quarantine_id = await service.database.write(mark)
+    assert await service.follower.move_out_quarantined() == 1
+    assert await service.follower.move_out_quarantined() == 0
+    [held] = await service.database.read(ingest_store.quarantined_instances, quarantine_id)
+    assert held["moved_at"] and held["file"] == f"{quarantine_id}/{instance_id}.dcm"
+    assert (service.app[SETTINGS].quarantine_dir / held["file"]).stat().st_size > 0
+    remaining = await instances_of(service, world["consultation"]["orthanc_study_id"])
+    assert remaining == [i for i in world["instances"] if i != instance_id]

@@ -35,9 +35,16 @@ def upsert_study(db: sqlite_utils.Database, study: dict[str, Any]) -> None:
 
 
 def known_study_ids(db: sqlite_utils.Database) -> set[str]:
-    """Orthanc study ids already handled: ingested, or held in quarantine."""
+    """Orthanc study ids already handled: ingested, or held in quarantine (in Orthanc: a study
+    whose instances were moved out of Orthanc is gone, and the same id seen again is new)."""
     ids = {r[0] for r in db.execute("SELECT orthanc_id FROM studies")}
-    ids |= {r[0] for r in db.execute("SELECT orthanc_study_id FROM quarantine")}
+    ids |= {
+        r[0]
+        for r in db.execute(
+            "SELECT orthanc_study_id FROM quarantine q WHERE NOT EXISTS"
+            " (SELECT 1 FROM quarantined_instances i WHERE i.quarantine_id = q.id)"
+        )
+    }
     return ids
 
 
@@ -150,10 +157,12 @@ def credited_orthanc_study(
 def hold_instances(
     db: sqlite_utils.Database, quarantine_id: int, orthanc_instance_ids: list[str]
 ) -> None:
-    """Mark instances to be moved out of Orthanc into the quarantine (``moved_at`` NULL)."""
+    """Mark instances to be moved out of Orthanc into the quarantine (``moved_at`` NULL); an
+    instance moved before and sent again (same Orthanc id) is marked to be moved again."""
     db.conn.executemany(
         "INSERT INTO quarantined_instances (quarantine_id, orthanc_instance_id) VALUES (?, ?)"
-        " ON CONFLICT (orthanc_instance_id) DO NOTHING",
+        " ON CONFLICT (orthanc_instance_id) DO UPDATE SET moved_at = NULL,"
+        " quarantine_id = excluded.quarantine_id",
         [(quarantine_id, i) for i in orthanc_instance_ids],
     )
 
@@ -171,10 +180,17 @@ def pending_moves(db: sqlite_utils.Database, limit: int = 500) -> list[dict[str,
 
 
 def moved_out(db: sqlite_utils.Database, moved: list[tuple[int, str]], at: str) -> None:
-    """Record instances kept in the quarantine's files and deleted from Orthanc."""
+    """Record instances kept in the quarantine's files and deleted from Orthanc, and drop the
+    viewer's shared layouts of their studies (they listed the instances now gone)."""
     db.conn.executemany(
         "UPDATE quarantined_instances SET file = ?, moved_at = ? WHERE id = ?",
         [(file, at, row_id) for row_id, file in moved],
+    )
+    db.conn.executemany(
+        "DELETE FROM study_layouts WHERE orthanc_study_id IN (SELECT q.orthanc_study_id"
+        " FROM quarantine q JOIN quarantined_instances i ON i.quarantine_id = q.id"
+        " WHERE i.id = ?)",
+        [(row_id,) for row_id, _ in moved],
     )
 
 
