@@ -173,17 +173,15 @@ def _credit(db: sqlite_utils.Database, study: ReceivedStudy, stamp: str) -> _Cre
                 credit.senders.setdefault(owner, "dicom")
             else:
                 refused.append((origin, OWNED_ELSEWHERE))
-        elif attributions:
-            credited = [a for a in attributions if owner is None or a["facility_id"] == owner]
-            for attribution in credited[:1]:
-                owner = attribution["facility_id"]
-                credit.senders.setdefault(owner, attribution["via"])
-            if not credited:
-                refused.append((origin, OWNED_ELSEWHERE))
+        elif credited := [a for a in attributions if owner in (None, a["facility_id"])]:
+            owner = credited[0]["facility_id"]
+            credit.senders.setdefault(owner, credited[0]["via"])
         elif origin.own and credit.senders:
             credit.excluded += origin.instances  # the service's own objects are nobody's images
         elif origin.own:
             refused.append((origin, "stored by teleread into a study no facility sent"))
+        elif attributions:
+            refused.append((origin, OWNED_ELSEWHERE))
         else:
             refused.append((origin, "stored in Orthanc without going through teleread"))
     move = owner is not None
