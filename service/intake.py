@@ -41,7 +41,7 @@ class InstanceOrigin:
     # credit, and the service's own objects (reports), which are never evidence of a sender.
     own: bool = False
     # Orthanc's ids of these instances (what is moved out when they are quarantined) and the
-    # earliest (0041,xxxx) ReceptionDate among them: who sent first owns the study.
+    # earliest of their ``ReceptionDate`` (Orthanc's metadata): who sent first owns the study.
     instance_ids: tuple[str, ...] = ()
     first_received: str = ""
 
