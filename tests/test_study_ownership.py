@@ -147,7 +147,8 @@ async def test_a_consultation_without_images_of_its_own_never_shows_another_faci
 ):
     """A consultation of Xiping that names Dongxiang's Study UID (as one filed before requests
     were checked) opens nothing: viewer, metadata, thumbnails, rendered frames and values all
-    answer 404 to Xiping, while Dongxiang's own radiographer gets every one of them."""
+    answer 404 to Xiping (and its viewer to the regional centre's reader too), while
+    Dongxiang's own radiographer gets every one of them."""
     stamp = to_iso(utc_now())
     foreign = await service.database.write(
         consultation_store.insert_consultation,
@@ -172,6 +173,10 @@ async def test_a_consultation_without_images_of_its_own_never_shows_another_faci
     for name, url in view_urls(world, world["consultation"]["id"]).items():
         response = await service.client.get(url, headers=dongxiang)
         assert response.status == 200, (name, response.status, await response.text())
+    # The regional centre's reader sees both consultations, and Xiping's still opens nothing.
+    reader = await service.login("reader")
+    response = await service.client.get(f"/api/consultations/{foreign}/viewer", headers=reader)
+    assert response.status == 404
 
 
 async def test_c_store_of_another_facilitys_study_is_quarantined_and_moved_out(service, world):
