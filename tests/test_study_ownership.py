@@ -76,6 +76,7 @@ async def world(service) -> dict[str, Any]:
     await service.add_user("dx_radio", "radiographer", dongxiang)
     await service.add_user("xp_radio", "radiographer", xiping)
     await service.add_user("reader", "specialist", centre)
+    await service.add_user("admin", "admin", centre)
     study = make_study(StudySpec(PATIENT, "DONG^XIANG", "CT", "HEAD", instances=2))
     uid = str(study[0].StudyInstanceUID)
     await service.c_store(study, "DONGXIANG_DR")
@@ -194,8 +195,11 @@ async def test_c_store_of_another_facilitys_study_is_quarantined_and_moved_out(s
         held = await service.database.read(ingest_store.quarantined_instances, entries[0]["id"])
         return entries if held and all(h["moved_at"] for h in held) else []
 
-    [entry] = await service.wait_for(moved)
+    await service.wait_for(moved)
+    listed = await service.client.get("/api/admin/quarantine", headers=await service.login("admin"))
+    [entry] = (await listed.json())["items"]
     assert (entry["remote_aet"], entry["reason"]) == ("XIPING_CT", OWNED_ELSEWHERE)
+    assert entry["moved_out"] == 1
     assert entry["orthanc_study_id"] == world["consultation"]["orthanc_study_id"]
     [held] = await service.database.read(ingest_store.quarantined_instances, entry["id"])
     kept = service.app[SETTINGS].quarantine_dir / held["file"]

@@ -207,7 +207,12 @@ def quarantined_instances(db: sqlite_utils.Database, quarantine_id: int) -> list
 def list_quarantine(
     db: sqlite_utils.Database, include_resolved: bool = False
 ) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM quarantine"
+    """Quarantine entries, newest first; ``moved_out``: how many of an entry's instances were
+    moved out of Orthanc into the quarantine's files (``TELEREAD_DATA_DIR/quarantine/<id>/``)."""
+    sql = (
+        "SELECT q.*, (SELECT COUNT(*) FROM quarantined_instances i WHERE i.quarantine_id = q.id"
+        " AND i.moved_at IS NOT NULL) AS moved_out FROM quarantine q"
+    )
     if not include_resolved:
-        sql += " WHERE resolved_at IS NULL"
-    return [dict(r) for r in db.execute(sql + " ORDER BY last_seen_at DESC, id DESC")]
+        sql += " WHERE q.resolved_at IS NULL"
+    return [dict(r) for r in db.execute(sql + " ORDER BY q.last_seen_at DESC, q.id DESC")]
