@@ -245,6 +245,7 @@ async def follower_context(app: web.Application) -> AsyncIterator[None]:
         app[DATABASE],
         app[SLA],
         poll_interval=settings.changes_poll_interval,
+        quarantine_dir=settings.quarantine_dir,
     )
     follower.listeners.append(ingest_listener(app[DATABASE], app[LIVE]))
     app[FOLLOWER] = follower

@@ -70,6 +70,11 @@ class Settings:
     def orthanc_dir(self) -> Path:
         return self.data_dir / "orthanc"
 
+    @property
+    def quarantine_dir(self) -> Path:
+        """Files of quarantined instances, moved out of Orthanc (service/ingest.py)."""
+        return self.data_dir / "quarantine"
+
 
 ENV_PREFIX = "TELEREAD_"
 MAX_WEB_PROCESSES = 32

@@ -23,7 +23,6 @@ from .clock import to_iso, utc_now
 from .dicom_files import ZIP_MAGIC, RejectedFile, inspect_dicom
 from .orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
 from .storage import Database
-from .storage import consultations as consultation_store
 from .storage import ingest as ingest_store
 
 CHUNK = 1 << 20
@@ -220,7 +219,6 @@ class StudyUploader:
                 )
             )
             return
-        await self._attribute(summary.study_instance_uid)
         try:
             with path.open("rb") as fh:
                 answer = await self.orthanc.store_instance(fh)
@@ -253,25 +251,17 @@ class StudyUploader:
         """Why this study may not be uploaded here, if it may not.
 
         Adding one file to another facility's study would credit the uploader with the whole
-        study (every instance of it), so a study another facility sent stays theirs.
+        study (every instance of it), so a study belongs to the facility first credited with it
+        (by its images, a request or an upload: ``ingest_store.study_owner``). An allowed study
+        is credited to the uploader's facility in the same transaction as the check, before
+        Orthanc can call it stable, so two facilities uploading one UID at once cannot both own it.
         """
         if self.expected_study and study_instance_uid != self.expected_study:
             return "belongs to another study than the one addressed"
         if study_instance_uid in self._attributed:
             return None
-        owners = await self.database.read(
-            consultation_store.facilities_with_study, study_instance_uid
-        )
-        if owners and self.user.facility_id not in owners:
-            return "this study was sent by another facility"
-        return None
-
-    async def _attribute(self, study_instance_uid: str) -> None:
-        """Credit the study to the uploader's facility before Orthanc can call it stable."""
-        if study_instance_uid in self._attributed:
-            return
-        await self.database.write(
-            ingest_store.add_attribution,
+        owner = await self.database.write(
+            ingest_store.claim_for_upload,
             study_instance_uid=study_instance_uid,
             facility_id=self.user.facility_id,
             user_id=self.user.id,
@@ -279,7 +269,10 @@ class StudyUploader:
             client_ip=self.client_ip,
             at=to_iso(utc_now()),
         )
+        if owner != self.user.facility_id:
+            return "this study was sent by another facility"
         self._attributed.add(study_instance_uid)
+        return None
 
 
 def _zip_members(path: Path) -> list[zipfile.ZipInfo]:

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from ..orthanc.client import OrthancUnavailable
+from ..orthanc.client import OrthancError, OrthancUnavailable
 from ..storage import Conflict, RecordNotFound
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,10 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
         return ApiError(exc.status, code, exc.reason).response()
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, OrthancError) and exc.status == 404:
+            # An image listed a moment ago and gone since (e.g. moved to the quarantine).
+            return ApiError(404, "not_found", "the image is not in the archive").response()
         request_id = secrets.token_hex(6)
         log.exception(
             "unhandled error in %s %s [request %s]", request.method, request.path, request_id

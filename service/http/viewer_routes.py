@@ -23,6 +23,7 @@ from ..audit import AuditEntry
 from ..auth.access import allow
 from ..rendering import FrameRef
 from ..storage import RecordNotFound
+from ..study_metadata import study_metadata
 from ..viewing import InstanceEntry
 from .auditing import AuditContext, audit_context, audit_entry, audited, not_audited
 from .errors import ApiError
@@ -70,12 +71,17 @@ async def _opened(request: web.Request, row: dict[str, Any]) -> None:
 
 
 async def _instance(request: web.Request) -> InstanceEntry:
+    return (await _instance_of(request))[1]
+
+
+async def _instance_of(request: web.Request) -> tuple[dict[str, Any], InstanceEntry]:
+    """The consultation and the image a request names (404 unless both are in scope)."""
     info = request.match_info
     row, entry = await request.app[VIEWING].instance(
         current_user(request), info["study"], info["series"], info["instance"]
     )
     await _opened(request, row)
-    return entry
+    return row, entry
 
 
 def _frame_index(request: web.Request, entry: InstanceEntry) -> int:
@@ -97,19 +103,28 @@ def _drop_bulk_uris(value: Any) -> Any:
     return value
 
 
-async def _metadata(request: web.Request, path: str) -> web.Response:
-    data = await request.app[ORTHANC].get(path)
+async def _metadata(
+    request: web.Request,
+    row: dict[str, Any],
+    series: str | None = None,
+    instance: str | None = None,
+) -> web.Response:
+    """The metadata of the consultation's own Orthanc study (never a look-up by UID alone:
+    the same UID may name a second, quarantined study of another Patient ID)."""
+    data = await study_metadata(
+        request.app[ORTHANC], row["orthanc_study_id"], row["study_instance_uid"], series, instance
+    )
     return web.json_response(_drop_bulk_uris(data), content_type="application/dicom+json")
 
 
 @routes.get(STUDY + "/metadata")
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
-async def study_metadata(request: web.Request) -> web.Response:
+async def study_metadata_route(request: web.Request) -> web.Response:
     study = request.match_info["study"]
     row = await request.app[VIEWING].consultation_for(current_user(request), study)
     await _opened(request, row)
-    return await _metadata(request, f"/dicom-web/studies/{study}/metadata")
+    return await _metadata(request, row)
 
 
 @routes.get(SERIES + "/metadata")
@@ -121,17 +136,16 @@ async def series_metadata(request: web.Request) -> web.Response:
     row, index = await viewing.study(current_user(request), study)
     viewing.series(index, series)
     await _opened(request, row)
-    return await _metadata(request, f"/dicom-web/studies/{study}/series/{series}/metadata")
+    return await _metadata(request, row, series)
 
 
 @routes.get(INSTANCE + "/metadata")
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
 async def instance_metadata(request: web.Request) -> web.Response:
-    await _instance(request)
+    row, _ = await _instance_of(request)
     info = request.match_info
-    path = "/dicom-web/studies/{study}/series/{series}/instances/{instance}/metadata"
-    return await _metadata(request, path.format(**info))
+    return await _metadata(request, row, info["series"], info["instance"])
 
 
 # --- rendered frames and thumbnails -------------------------------------------------------------

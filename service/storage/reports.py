@@ -211,7 +211,7 @@ def version_by_code(db: sqlite_utils.Database, code: str) -> dict[str, Any] | No
         " FROM report_versions v JOIN reports r ON r.id = v.report_id"
         " JOIN consultations c ON c.id = r.consultation_id"
         " JOIN facilities f ON f.id = c.facility_id"
-        " LEFT JOIN studies s ON s.study_instance_uid = c.study_instance_uid"
+        " LEFT JOIN studies s ON s.orthanc_id = c.orthanc_study_id"
         " WHERE v.verification_code = ?",
         [code],
     ).fetchone()
