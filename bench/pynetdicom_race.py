@@ -31,10 +31,11 @@ storescp answer small instances within a millisecond on loopback).
 
 Modes:
 
-* default (provoked): the reactor's checkpoint is replaced by one that, once per association,
-  returns from ``wait()`` only after the response has reached the queue: the scheduling a busy
-  machine produces by chance, made certain (``tests/pynetdicom_race.py``). Raw pynetdicom loses a
-  response in every association, then waits for the DIMSE timeout and aborts.
+* default (provoked): once per association, the reactor's checkpoint returns from ``wait()``
+  only after the next response has arrived, and that response is queued without waking the
+  sender: the scheduling a busy machine produces by chance, made certain
+  (``tests/pynetdicom_race.py``). Raw pynetdicom loses that response, waits for the DIMSE
+  timeout and aborts the association with the rest unsent.
 * ``--natural``: nothing patched; ``--burners`` processes spin on the cores meanwhile. Losses
   are rare and depend on the machine's load.
 * ``--teleread``: the same sends through :func:`service.dicom_send.send_datasets`, which hands a

@@ -4,65 +4,86 @@ pynetdicom's association reactor and a sender share one DIMSE message queue; the
 the reactor with a checkpoint (a ``threading.Event``) and trusts a flag, ``_is_paused``, that the
 reactor sets just before ``checkpoint.wait()`` and clears just after. A reactor thread that was
 woken but has not run yet still shows ``_is_paused = True``, so a sender may send while the
-reactor is about to read the queue; if the response is there first, the reactor takes it.
-Busy cores make that happen by chance; :class:`LateWakingCheckpoint` makes it certain.
+reactor is about to read the queue; if the response is there first and the reactor runs before
+the sender wakes, the reactor takes it. Busy cores make that happen by chance; this module makes
+it certain, once per association.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from pynetdicom.association import Association
 
 
 @dataclass
 class Provocations:
-    """How many reactors woke up with a response already waiting for the sender."""
+    """How many responses were left for the reactor to find before the sender woke up."""
 
     count: int = 0
 
 
 class LateWakingCheckpoint(threading.Event):
-    """A reactor checkpoint whose first pass returns only once a message is queued.
+    """A reactor checkpoint whose first pass returns only once a response has arrived.
 
     Only the reactor thread calls ``wait()`` (senders call ``clear()`` and ``set()``), so holding
-    it back is exactly a reactor thread that woke up late; by then the response to the sender's
-    request is on the queue and the reactor's next step is to take it.
+    it back is exactly a reactor thread that was woken but ran late.
     """
 
-    def __init__(self, messages: queue.Queue, provocations: Provocations) -> None:
+    def __init__(self, armed: threading.Event, arrived: threading.Event) -> None:
         super().__init__()
         self.set()
-        self._messages = messages
-        self._provocations = provocations
-        self._first = True
+        self._armed = armed
+        self._arrived = arrived
 
     def wait(self, timeout: float | None = None) -> bool:
         woke = super().wait(timeout)
-        if self._first:
-            self._first = False
-            deadline = time.monotonic() + 2.0
-            while self._messages.empty() and time.monotonic() < deadline:
-                time.sleep(0.0005)
-            if not self._messages.empty():
-                self._provocations.count += 1
+        if not self._armed.is_set():
+            self._armed.set()  # past the checkpoint, about to read the queue
+            self._arrived.wait(2.0)
         return woke
+
+
+class RacingQueue(queue.Queue):
+    """The DIMSE message queue; the first message after the reactor passed its checkpoint is
+    queued without waking the sender, as when the sender's thread is not scheduled in time."""
+
+    def __init__(
+        self, armed: threading.Event, arrived: threading.Event, provocations: Provocations
+    ) -> None:
+        super().__init__()
+        self._armed = armed
+        self._arrived = arrived
+        self._provocations = provocations
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if self._armed.is_set() and not self._arrived.is_set():
+            with self.mutex:
+                self._put(item)
+                self.unfinished_tasks += 1
+            self._provocations.count += 1
+            self._arrived.set()
+            return
+        super().put(item, block, timeout)
 
 
 @contextmanager
 def provoked_reactor() -> Iterator[Provocations]:
-    """Every association created meanwhile gets a :class:`LateWakingCheckpoint`."""
+    """Every association created meanwhile loses one response to its reactor (unless the sender
+    gets it back), on the first request sent after the reactor's first pass."""
     provocations = Provocations()
     original = Association.__init__
 
-    def init(assoc: Association, *args, **kwargs) -> None:
+    def init(assoc: Association, *args: Any, **kwargs: Any) -> None:
         original(assoc, *args, **kwargs)
-        assoc._reactor_checkpoint = LateWakingCheckpoint(assoc.dimse.msg_queue, provocations)
+        armed, arrived = threading.Event(), threading.Event()
+        assoc._reactor_checkpoint = LateWakingCheckpoint(armed, arrived)
+        assoc.dimse.msg_queue = RacingQueue(armed, arrived, provocations)
 
     Association.__init__ = init  # type: ignore[method-assign]
     try:
