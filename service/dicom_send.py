@@ -164,29 +164,29 @@ def send_datasets(
     peer = f"{called_aet}@{host}:{port}"
     # None: not answered yet (never sent, or sent over an association lost before the answer).
     statuses: list[int | None] = [None] * len(items)
+    attempts = max(associations, 1)
     try:
-        for attempt in range(1, max(associations, 1) + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 _associate_and_store(ae, host, port, called_aet, timeout, items, statuses, peer)
-                return _result(statuses)
+                break
             except _AssociationLost as lost:
-                unsent = statuses.count(None)
-                if attempt >= associations:
+                if attempt == attempts:
                     raise _lost(peer, statuses, str(lost)) from None
                 LOGGER.warning(
-                    "%s (%s); sending the %d unsent dataset(s) over a fresh association",
+                    "%s (%s); sending the %d unanswered dataset(s) over a fresh association",
                     lost,
                     peer,
-                    unsent,
+                    statuses.count(None),
                 )
             except StoreError as exc:
                 if attempt == 1:
                     raise
                 raise _lost(peer, statuses, str(exc)) from exc
-        raise AssertionError("unreachable")
     finally:
         ae.shutdown()
         ae.close_sockets()
+    return _result(statuses)
 
 
 class _AssociationLost(Exception):
