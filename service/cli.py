@@ -29,7 +29,7 @@ from .clock import to_iso, utc_now
 from .demo_reports import sign_demo_report
 from .http.admin_models import AET_PATTERN
 from .http.keys import DATABASE, FOLLOWER, SECONDARIES, SETTINGS, SLA
-from .modalities import modality_entry
+from .modalities import modality_entry, orthanc_modality
 from .orthanc.auth import basic_auth_header
 from .orthanc.process import OrthancStartError, load_or_create_credentials
 from .report_cli import add_report_commands, report_command
@@ -200,7 +200,7 @@ def register_with_running_orthanc(settings: Settings, facility: dict) -> None:
         url = settings.orthanc_url or ""
         username, password = settings.orthanc_username or "", settings.orthanc_password or ""
     entry = modality_entry(facility)
-    body = json.dumps({"AET": entry["aet"], "Host": entry["host"], "Port": entry["port"]})
+    body = json.dumps(orthanc_modality(entry))
     request = urllib.request.Request(
         f"{url.rstrip('/')}/modalities/{entry['name']}",
         data=body.encode(),
