@@ -145,6 +145,12 @@ def dies_after_first_start(directory: Path) -> Path:
     return script
 
 
+def serve(env: dict[str, str], errors) -> subprocess.Popen:
+    return subprocess.Popen(
+        [TELEREAD, "serve"], env=env, stdout=subprocess.PIPE, stderr=errors, text=True
+    )
+
+
 async def test_an_orthanc_that_keeps_dying_stops_the_service_with_a_failure(env, tmp_path):
     """After TELEREAD_ORTHANC_MAX_RESTARTS failed restarts the primary stops its secondary and
     exits with status 3; meanwhile both web processes answered /healthz with 503."""
@@ -155,9 +161,7 @@ async def test_an_orthanc_that_keeps_dying_stops_the_service_with_a_failure(env,
         "TELEREAD_ORTHANC_MAX_RESTARTS": "2",
     }
     errors = (tmp_path / "stderr.txt").open("w+")
-    process = subprocess.Popen(
-        [TELEREAD, "serve"], env=env, stdout=subprocess.PIPE, stderr=errors, text=True
-    )
+    process = serve(env, errors)
     clients = {}
     try:
         await asyncio.to_thread(read_until, process, "Press Ctrl-C")
@@ -192,6 +196,4 @@ async def test_an_orthanc_that_keeps_dying_stops_the_service_with_a_failure(env,
         errors.close()
     assert code == 3, log
     assert "Orthanc keeps dying" in log and "Orthanc restart 2 failed" in log
-    await asyncio.to_thread(
-        wait_until, lambda: not alive(secondary), 20, "the secondary to stop"
-    )
+    await asyncio.to_thread(wait_until, lambda: not alive(secondary), 20, "the secondary to stop")
