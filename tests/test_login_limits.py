@@ -223,3 +223,20 @@ async def test_a_slow_hash_stalls_no_other_request_and_is_replaced_at_login(clie
     stored = await database.read(user_store.user_by_username, "stroke.reader")
     assert stored["password_hash"].startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert (await attempt(client, PASSWORD, OWNER)).status == 200
+
+
+async def test_the_admin_page_shows_the_hammered_account_in_the_readers_language(client):
+    """The users page has a failed-logins section, server-rendered and translated."""
+    await hammer(client, 6)
+    admin = await attempt(client, PASSWORD, OWNER, username="root")
+    headers = {
+        "Authorization": f"Bearer {(await admin.json())['token']}",
+        "Accept-Language": "zh-CN",
+    }
+    response = await client.get("/admin/users", headers=headers)
+    assert response.status == 200
+    page = await response.text()
+    assert "最近 15 分钟内的登录失败" in page
+    section = page[page.index('id="login-failures"') :]
+    assert "stroke.reader" in section and "198.51.100.66: 5" in section
+    assert "已拒绝此地址登录该账户" in section
