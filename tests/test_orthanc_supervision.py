@@ -153,7 +153,8 @@ def serve(env: dict[str, str], errors) -> subprocess.Popen:
 
 async def test_an_orthanc_that_keeps_dying_stops_the_service_with_a_failure(env, tmp_path):
     """After TELEREAD_ORTHANC_MAX_RESTARTS failed restarts the primary stops its secondary and
-    exits with status 3; meanwhile both web processes answered /healthz with 503."""
+    exits with status 3; meanwhile both web processes answered /healthz with 503 (and before,
+    the secondary reported the primary's ingest state, heard on the process bus)."""
     env = {
         **env,
         "TELEREAD_WEB_PROCESSES": "2",
@@ -172,6 +173,15 @@ async def test_an_orthanc_that_keeps_dying_stops_the_service_with_a_failure(env,
         for client in clients.values():
             async with await client.get("/healthz") as response:
                 assert response.status == 200
+        # The secondary knows the primary's ingest state from its heartbeat on the bus.
+        deadline = time.monotonic() + 10
+        while True:
+            async with await clients[1].get("/healthz") as response:
+                ingest = (await response.json())["ingest"]
+            if ingest["state"] == "following" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert ingest == {"state": "following", "caught_up": True, "detail": ""}
         os.kill(orthanc_pid(env), signal.SIGKILL)
         for number, client in clients.items():
             deadline = time.monotonic() + 5
