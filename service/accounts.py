@@ -152,16 +152,16 @@ async def change_own_password(
     to guess the password faster than the login form allows (:class:`LoginLocked` then).
     Returns the number of other sessions revoked.
     """
-    await login_limits.check_attempt(database, user.username, client_ip, now)
+    attempt = await login_limits.begin_attempt(database, user.username, client_ip, now)
     row = await database.read(user_store.user_by_username, user.username)
     stored = row["password_hash"] if row else None
     if not await verify_password_async(stored, current_password):
-        await database.write(login_limits.record_failure, user.username, client_ip, now)
-        raise WrongPassword()
+        raise WrongPassword()  # the attempt stays counted as a failure
     password_hash = await hash_password_async(new_password)
     relocked = await relocked_keys(database, user.id, current_password, new_password)
 
     def apply(db: sqlite_utils.Database) -> int:
+        login_limits.withdraw(db, attempt)
         user_store.set_password_hash(db, user.id, password_hash)
         store_relocked(db, user.id, relocked)
         keep = user.session_id or None  # API-token callers (session 0) keep no session

@@ -81,6 +81,16 @@ async def test_an_attacker_elsewhere_cannot_lock_the_owner_out(client):
     assert (await attempt(client, PASSWORD, ATTACKER)).status == 429
 
 
+async def test_concurrent_guesses_cannot_slip_under_the_limit_together(client):
+    """Twenty wrong passwords sent at once from one address: checking the limit and counting
+    the attempt are one write, so no more than five passwords are ever checked."""
+    responses = await asyncio.gather(
+        *(attempt(client, f"wrong-guess-{n}", ATTACKER) for n in range(20))
+    )
+    statuses = sorted(response.status for response in responses)
+    assert statuses == [401] * 5 + [429] * 15
+
+
 async def test_every_429_says_when_to_try_again(client):
     """Retry-After (seconds) on the per-account-and-address and the per-address refusals, the
     same figure in the body; the limit that holds is named."""
@@ -160,8 +170,8 @@ async def test_the_account_delay_doubles_with_each_failure_and_stops_at_a_minute
     for n in range(14):
         with pytest.raises(sessions.LoginFailed):
             await login_at(database, "wrong-guess", f"10.0.0.{n}", now)
-        try:
-            await login_limits.check_attempt(database, "stroke.reader", f"10.0.1.{n}", now)
+        try:  # the owner, from a new address each time
+            await login_at(database, PASSWORD, f"10.0.1.{n}", now)
             waits.append(0)
         except sessions.LoginLocked as exc:
             assert exc.reason == "account_delay"

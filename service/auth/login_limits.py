@@ -91,19 +91,21 @@ def refusal(facts: store.FailureFacts, now: datetime) -> Refusal | None:
     return max(live, key=lambda r: r.until) if live else None
 
 
-def retry_after(facts: store.FailureFacts, now: datetime) -> int | None:
-    """Seconds to wait before an attempt may be made, or None when it may be made now."""
-    refused = refusal(facts, now)
-    return None if refused is None else _seconds_until(refused.until, now)
-
-
-async def check_attempt(
+async def begin_attempt(
     database: Database, username: str, client_ip: str | None, now: datetime
-) -> None:
-    """Raise :class:`LoginLocked` when a password attempt on ``username`` from ``client_ip``
-    must wait; otherwise return (and the password may be checked)."""
-    facts = await database.read(
-        store.failure_facts,
+) -> int:
+    r"""Before a password is checked: refuse (:class:`LoginLocked`) when the limits say wait,
+    else count the attempt as a failure until it turns out right. One write does both, so
+    concurrent guesses (in any web process) cannot all slip under a limit together; the
+    password is then verified outside any transaction. Returns the attempt's id: a success
+    :func:`withdraw`\ s it (or a login forgives its address, which covers it); a wrong password
+    needs no further write."""
+    return await database.write(_begin, username, client_ip, now)
+
+
+def _begin(db: sqlite_utils.Database, username: str, client_ip: str | None, now: datetime) -> int:
+    facts = store.failure_facts(
+        db,
         username,
         client_ip,
         to_iso(now - FAILURE_WINDOW),
@@ -113,13 +115,12 @@ async def check_attempt(
     refused = refusal(facts, now)
     if refused is not None:
         raise LoginLocked(_seconds_until(refused.until, now), refused.reason)
+    return store.record_failure(db, username, client_ip, to_iso(now), to_iso(now - FORGET_AFTER))
 
 
-def record_failure(
-    db: sqlite_utils.Database, username: str, client_ip: str | None, now: datetime
-) -> None:
-    """Inside a write: one failed attempt (the account's day-old failures are forgotten)."""
-    store.record_failure(db, username, client_ip, to_iso(now), to_iso(now - FORGET_AFTER))
+def withdraw(db: sqlite_utils.Database, attempt_id: int) -> None:
+    """Inside a write: the attempt begun with :func:`begin_attempt` had the right password."""
+    store.delete_failure(db, attempt_id)
 
 
 MAX_LISTED = 500

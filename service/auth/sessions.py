@@ -106,20 +106,20 @@ async def login(
     now: datetime,
     lifetime: timedelta,
 ) -> NewSession:
-    """Check the limits, verify the password on the hashing threads (and rehash one made with
-    old parameters there too), then one short write: the failure, or the new session."""
-    await login_limits.check_attempt(database, username, client_ip, now)
+    """Check the limits and count the attempt (one short write), verify the password on the
+    hashing threads (and rehash one made with old parameters there too), then, if right, one
+    short write opening the session. No transaction is open while argon2 runs."""
+    await login_limits.begin_attempt(database, username, client_ip, now)
     row = await database.read(user_store.user_by_username, username)
     valid, new_hash = await verify_and_rehash(row["password_hash"] if row else None, password)
     if not valid or row is None or row["disabled"]:
-        await database.write(login_limits.record_failure, username, client_ip, now)
-        raise LoginFailed()
+        raise LoginFailed()  # the attempt stays counted as a failure
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
     expires = now + lifetime
 
     def open_session(db: Any) -> dict[str, Any] | None:
-        failure_store.clear_failures_from(db, username, client_ip)
+        failure_store.clear_failures_from(db, username, client_ip)  # this attempt's too
         if new_hash is not None:
             user_store.set_password_hash(db, row["id"], new_hash)
         user_store.create_session(

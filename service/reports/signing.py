@@ -116,12 +116,12 @@ async def _check_password(
 ) -> None:
     """Re-entering the password is the deliberate act; wrong guesses count like failed logins
     (the same limits, :mod:`service.auth.login_limits`)."""
-    await login_limits.check_attempt(database, user.username, client_ip, now)
+    attempt = await login_limits.begin_attempt(database, user.username, client_ip, now)
     row = await database.read(user_store.user_by_username, user.username)
     stored = row["password_hash"] if row else None
     if not await verify_password_async(stored, password):
-        await database.write(login_limits.record_failure, user.username, client_ip, now)
-        raise WrongPassword()
+        raise WrongPassword()  # the attempt stays counted as a failure
+    await database.write(login_limits.withdraw, attempt)
 
 
 async def sign_report(

@@ -74,16 +74,21 @@ def failure_facts(
 
 def record_failure(
     db: sqlite_utils.Database, username: str, client_ip: str | None, at: str, forget_before: str
-) -> None:
-    """One failed attempt; the account's failures from before ``forget_before`` go at the same
-    time (so an attack leaves no lasting table)."""
-    db.execute(
+) -> int:
+    """One failed (or not yet successful) attempt, its id; the account's failures from before
+    ``forget_before`` go at the same time (so an attack leaves no lasting table)."""
+    cursor = db.execute(
         "INSERT INTO login_failures (username, client_ip, at) VALUES (?, ?, ?)",
         [username, client_ip, at],
     )
     db.execute(
         "DELETE FROM login_failures WHERE username = ? AND at < ?", [username, forget_before]
     )
+    return int(cursor.lastrowid)
+
+
+def delete_failure(db: sqlite_utils.Database, failure_id: int) -> None:
+    db.execute("DELETE FROM login_failures WHERE id = ?", [failure_id])
 
 
 def clear_failures_from(db: sqlite_utils.Database, username: str, client_ip: str | None) -> None:
