@@ -156,7 +156,8 @@ async def change_own_password(
     row = await database.read(user_store.user_by_username, user.username)
     stored = row["password_hash"] if row else None
     if not await verify_password_async(stored, current_password):
-        raise WrongPassword()  # the attempt stays counted as a failure
+        await database.write(login_limits.failed, attempt)
+        raise WrongPassword()
     password_hash = await hash_password_async(new_password)
     relocked = await relocked_keys(database, user.id, current_password, new_password)
 

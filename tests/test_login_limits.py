@@ -91,6 +91,18 @@ async def test_concurrent_guesses_cannot_slip_under_the_limit_together(client):
     assert statuses == [401] * 5 + [429] * 15
 
 
+async def test_a_clinic_logging_in_at_once_behind_one_address_is_not_refused(client):
+    """Thirty readers behind one address log in at the same moment (shift change): attempts
+    still being checked do not count against the address, so none is refused."""
+    names = [f"reader{n:02d}" for n in range(30)]
+    for name in names:
+        add_user(client.app[DATABASE], name, "specialist")
+    responses = await asyncio.gather(
+        *(attempt(client, PASSWORD, OWNER, username=name) for name in names)
+    )
+    assert [response.status for response in responses] == [200] * 30
+
+
 async def test_every_429_says_when_to_try_again(client):
     """Retry-After (seconds) on the per-account-and-address and the per-address refusals, the
     same figure in the body; the limit that holds is named."""

@@ -94,12 +94,12 @@ def refusal(facts: store.FailureFacts, now: datetime) -> Refusal | None:
 async def begin_attempt(
     database: Database, username: str, client_ip: str | None, now: datetime
 ) -> int:
-    r"""Before a password is checked: refuse (:class:`LoginLocked`) when the limits say wait,
-    else count the attempt as a failure until it turns out right. One write does both, so
-    concurrent guesses (in any web process) cannot all slip under a limit together; the
-    password is then verified outside any transaction. Returns the attempt's id: a success
-    :func:`withdraw`\ s it (or a login forgives its address, which covers it); a wrong password
-    needs no further write."""
+    """Before a password is checked: refuse (:class:`LoginLocked`) when the limits say wait,
+    else count the attempt (pending) against the account. One write does both, so concurrent
+    guesses (in any web process) cannot all slip under a limit together; the password is then
+    verified outside any transaction. Returns the attempt's id for :func:`failed` (a wrong
+    password: the attempt now counts for the address too) or :func:`withdraw` (a right one; a
+    login's forgiving its address covers it)."""
     return await database.write(_begin, username, client_ip, now)
 
 
@@ -115,12 +115,17 @@ def _begin(db: sqlite_utils.Database, username: str, client_ip: str | None, now:
     refused = refusal(facts, now)
     if refused is not None:
         raise LoginLocked(_seconds_until(refused.until, now), refused.reason)
-    return store.record_failure(db, username, client_ip, to_iso(now), to_iso(now - FORGET_AFTER))
+    return store.record_attempt(db, username, client_ip, to_iso(now), to_iso(now - FORGET_AFTER))
 
 
 def withdraw(db: sqlite_utils.Database, attempt_id: int) -> None:
     """Inside a write: the attempt begun with :func:`begin_attempt` had the right password."""
-    store.delete_failure(db, attempt_id)
+    store.delete_attempt(db, attempt_id)
+
+
+def failed(db: sqlite_utils.Database, attempt_id: int) -> None:
+    """Inside a write: the attempt begun with :func:`begin_attempt` had a wrong password."""
+    store.mark_failed(db, attempt_id)
 
 
 MAX_LISTED = 500

@@ -107,13 +107,14 @@ async def login(
     lifetime: timedelta,
 ) -> NewSession:
     """Check the limits and count the attempt (one short write), verify the password on the
-    hashing threads (and rehash one made with old parameters there too), then, if right, one
-    short write opening the session. No transaction is open while argon2 runs."""
-    await login_limits.begin_attempt(database, username, client_ip, now)
+    hashing threads (and rehash one made with old parameters there too), then one short write:
+    the attempt failed, or the session opens. No transaction is open while argon2 runs."""
+    attempt = await login_limits.begin_attempt(database, username, client_ip, now)
     row = await database.read(user_store.user_by_username, username)
     valid, new_hash = await verify_and_rehash(row["password_hash"] if row else None, password)
     if not valid or row is None or row["disabled"]:
-        raise LoginFailed()  # the attempt stays counted as a failure
+        await database.write(login_limits.failed, attempt)
+        raise LoginFailed()
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
     expires = now + lifetime

@@ -120,7 +120,8 @@ async def _check_password(
     row = await database.read(user_store.user_by_username, user.username)
     stored = row["password_hash"] if row else None
     if not await verify_password_async(stored, password):
-        raise WrongPassword()  # the attempt stays counted as a failure
+        await database.write(login_limits.failed, attempt)
+        raise WrongPassword()
     await database.write(login_limits.withdraw, attempt)
 
 

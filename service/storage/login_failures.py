@@ -20,7 +20,8 @@ class FailureFacts:
     """What the limits need to decide on one attempt (times are UTC ISO strings)."""
 
     by_address: list[str]
-    """Most recent failures from the address (any account), newest first, at most the limit."""
+    """Most recent failures from the address (any account; attempts still being checked left
+    out), newest first, at most the limit."""
     by_account_address: list[str]
     """Most recent failures of the account from the address, newest first, at most the limit."""
     account_failures: int
@@ -44,7 +45,7 @@ def failure_facts(
     by_address = [
         row[0]
         for row in db.execute(
-            "SELECT at FROM login_failures WHERE client_ip IS ? AND at > ?"
+            "SELECT at FROM login_failures WHERE client_ip IS ? AND at > ? AND pending = 0"
             " ORDER BY at DESC LIMIT ?",
             [client_ip, since, per_address],
         )
@@ -72,13 +73,14 @@ def failure_facts(
     return FailureFacts(by_address, by_pair, int(count), last, known)
 
 
-def record_failure(
+def record_attempt(
     db: sqlite_utils.Database, username: str, client_ip: str | None, at: str, forget_before: str
 ) -> int:
-    """One failed (or not yet successful) attempt, its id; the account's failures from before
-    ``forget_before`` go at the same time (so an attack leaves no lasting table)."""
+    """An attempt whose password is still being checked (``pending``), its id; the account's
+    failures from before ``forget_before`` go at the same time (so an attack leaves no lasting
+    table)."""
     cursor = db.execute(
-        "INSERT INTO login_failures (username, client_ip, at) VALUES (?, ?, ?)",
+        "INSERT INTO login_failures (username, client_ip, at, pending) VALUES (?, ?, ?, 1)",
         [username, client_ip, at],
     )
     db.execute(
@@ -87,8 +89,14 @@ def record_failure(
     return int(cursor.lastrowid)
 
 
-def delete_failure(db: sqlite_utils.Database, failure_id: int) -> None:
-    db.execute("DELETE FROM login_failures WHERE id = ?", [failure_id])
+def delete_attempt(db: sqlite_utils.Database, attempt_id: int) -> None:
+    """The attempt had the right password: it was no failure."""
+    db.execute("DELETE FROM login_failures WHERE id = ?", [attempt_id])
+
+
+def mark_failed(db: sqlite_utils.Database, attempt_id: int) -> None:
+    """The attempt had a wrong password: from now on it counts for its address too."""
+    db.execute("UPDATE login_failures SET pending = 0 WHERE id = ?", [attempt_id])
 
 
 def clear_failures_from(db: sqlite_utils.Database, username: str, client_ip: str | None) -> None:
@@ -108,7 +116,7 @@ def recent_failures(db: sqlite_utils.Database, since: str, limit: int) -> list[d
         " MIN(f.at) AS first_failure_at,"
         " EXISTS(SELECT 1 FROM users u WHERE u.username = f.username) AS account_exists,"
         " SUM(COUNT(*)) OVER (PARTITION BY f.username) AS account_failures"
-        " FROM login_failures f WHERE f.at > ?"
+        " FROM login_failures f WHERE f.at > ? AND f.pending = 0"
         " GROUP BY f.username, f.client_ip"
         " ORDER BY account_failures DESC, f.username, failures DESC LIMIT ?",
         [since, limit],

@@ -572,3 +572,12 @@ def m015_study_layouts(db: sqlite_utils.Database) -> None:
         CREATE INDEX study_layouts_built_at ON study_layouts(built_at);
         """
     )
+
+
+@migrations()
+def m016_login_failures_pending(db: sqlite_utils.Database) -> None:
+    """An attempt is counted before its password is verified (so concurrent guesses cannot slip
+    under a limit together) and stays ``pending`` until it turns out wrong. Pending attempts
+    count for their account, not for their address: fifty readers behind one clinic address
+    logging in at once must not trip the address's limit (service/auth/login_limits.py)."""
+    db.execute("ALTER TABLE login_failures ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")
