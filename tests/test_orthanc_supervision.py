@@ -159,7 +159,7 @@ async def test_an_orthanc_that_keeps_dying_stops_the_service_with_a_failure(env,
         **env,
         "TELEREAD_WEB_PROCESSES": "2",
         "TELEREAD_ORTHANC_EXECUTABLE": str(dies_after_first_start(tmp_path)),
-        "TELEREAD_ORTHANC_MAX_RESTARTS": "2",
+        "TELEREAD_ORTHANC_MAX_RESTARTS": "3",  # gives up after 1 + 2 + 4 s
     }
     errors = (tmp_path / "stderr.txt").open("w+")
     process = serve(env, errors)
@@ -205,5 +205,5 @@ async def test_an_orthanc_that_keeps_dying_stops_the_service_with_a_failure(env,
         log = errors.read()
         errors.close()
     assert code == 3, log
-    assert "Orthanc keeps dying" in log and "Orthanc restart 2 failed" in log
+    assert "Orthanc keeps dying" in log and "Orthanc restart 3 failed" in log
     await asyncio.to_thread(wait_until, lambda: not alive(secondary), 20, "the secondary to stop")
