@@ -262,3 +262,21 @@ async def test_the_admin_page_shows_the_hammered_account_in_the_readers_language
     section = page[page.index('id="login-failures"') :]
     assert "stroke.reader" in section and "198.51.100.66: 5" in section
     assert "已拒绝此地址登录该账户" in section
+
+
+async def test_failures_older_than_a_day_are_forgotten_as_new_attempts_come(database):
+    """An attack with ever new names leaves no lasting table: each attempt clears old rows."""
+    then = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    for n in range(30):
+        with pytest.raises(sessions.LoginFailed):
+            await sessions.login(
+                database, f"name{n}", "x", f"10.1.0.{n}", now=then, lifetime=timedelta(hours=1)
+            )
+    later = then + timedelta(days=1, minutes=1)
+    for _ in range(3):
+        with pytest.raises(sessions.LoginFailed):
+            await login_at(database, "wrong-guess", "10.2.0.1", later)
+    rows = await database.read(
+        lambda db: db.execute("SELECT username FROM login_failures ORDER BY id").fetchall()
+    )
+    assert [row[0] for row in rows] == ["stroke.reader"] * 3
