@@ -19,7 +19,10 @@ Authentication Cheat Sheet, "account lockout" and its denial-of-service caveat):
 
 Every refusal says how long to wait (``Retry-After``). A successful login forgives only the
 failures of its own address on the account. The decision is a pure function of the recorded
-failures (:func:`retry_after`), so it is the same in every web process.
+failures (:func:`refusal`), taken and recorded in one write before the password is verified
+(:func:`begin_attempt`), so it holds across every web process and for guesses sent all at once.
+An attempt still being verified counts for its account, not yet for its address (a clinic's
+readers logging in together behind one address must not trip the address's limit).
 """
 
 from __future__ import annotations
