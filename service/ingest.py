@@ -54,40 +54,51 @@ class ChangeFollower:
         self.quarantine_dir = quarantine_dir
         self.listeners: list[Callable[[IngestOutcome], None]] = []
         self.caught_up = asyncio.Event()
+        self.state = "starting"
+        """What /healthz reports: starting, following, waiting_for_orthanc or failing."""
+        self.detail = ""
         self._failures: Counter[int] = Counter()
         self._moves_pending = True  # quarantined instances a crash may have left in Orthanc
         self._next_move_at = 0.0
         self._moving = asyncio.Lock()  # one mover at a time (the follower, the CLI, a test)
+        self._reconcile = True
 
     async def run(self) -> None:
         """Reconcile, then follow the feed forever, backing off while Orthanc is away."""
         backoff = self.poll_interval
-        reconciled = False
         outage_logged = False
         while True:
             try:
                 await self._move_out_if_pending()
-                if not reconciled:
+                if self._reconcile:
                     await self.reconcile()
-                    reconciled = True
+                    self._reconcile = False
                 more = await self.follow_once()
                 if outage_logged:
                     log.info("Orthanc is back; ingest caught up")
                     outage_logged = False
+                self.state, self.detail = "following", ""
                 backoff = self.poll_interval
                 if not more:
                     self.caught_up.set()
                     await asyncio.sleep(self.poll_interval)
             except OrthancUnavailable as exc:
+                self.state, self.detail = "waiting_for_orthanc", str(exc)
                 if not outage_logged:
                     log.warning("Orthanc unavailable (%s); retrying with backoff", exc)
                     outage_logged = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
-            except Exception:  # never let the follower die: log, back off, go on
+            except Exception as exc:  # never let the follower die: log, back off, go on
+                self.state, self.detail = "failing", f"{type(exc).__name__}: {exc}"
                 log.exception("unexpected error while following Orthanc's changes")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
+
+    def orthanc_restarted(self) -> None:
+        """Orthanc was restarted under us: a study that was still settling when it died gets
+        no ``StableStudy`` change any more, so reconcile again before following the feed."""
+        self._reconcile = True
 
     async def reconcile(self) -> int:
         """Ingest stable studies Orthanc holds but the service never processed; returns how many."""

@@ -427,8 +427,9 @@ async def test_study_stable_while_orthanc_was_down_is_reconciled_at_start_up(
 
 
 async def test_follower_rides_out_an_orthanc_outage_and_ingests_once_it_is_back(service, orthanc):
-    """While Orthanc is down the follower backs off without dying and /healthz still answers;
-    when Orthanc returns (same ports, same archive) a new study reaches the worklist."""
+    """While Orthanc is down the follower backs off without dying and /healthz answers 503
+    naming Orthanc; when Orthanc returns (same ports, same archive) a new study reaches the
+    worklist."""
     clinic = await service.add_facility("Dongxiang", "township", "DONGXIANG_DR")
     await service.add_user("wang", "radiographer", clinic)
     headers = await service.login("wang")
@@ -437,8 +438,10 @@ async def test_follower_rides_out_an_orthanc_outage_and_ingests_once_it_is_back(
     await orthanc.kill()
     await asyncio.sleep(1.0)
     response = await service.client.get("/healthz")
-    assert response.status == 200
-    assert (await response.json())["status"] == "ok"
+    assert response.status == 503
+    body = await response.json()
+    assert body["orthanc"]["state"] == "down"
+    assert body["ingest"]["state"] == "waiting_for_orthanc"
     await orthanc.start()
     study = a_study(instances=1)
     await service.c_store(study, "DONGXIANG_DR")

@@ -52,6 +52,7 @@ NOT_PATIENT_DATA = {
     "POST /api/admin/users/{id}/enable",
     "POST /api/admin/users/{id}/password",
     "GET /api/admin/facilities",
+    "GET /api/admin/login-failures",
     "POST /api/admin/facilities",
     "PATCH /api/admin/facilities/{id}",
     "POST /api/me/password",

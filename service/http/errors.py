@@ -31,7 +31,10 @@ class ApiError(Exception):
 
     def response(self) -> web.Response:
         body = {"error": self.code, "detail": self.detail, **self.extra}
-        return web.json_response(body, status=self.status)
+        response = web.json_response(body, status=self.status)
+        if self.extra.get("retry_after") is not None:  # RFC 9110 10.2.3, on every 429 we send
+            response.headers["Retry-After"] = str(int(self.extra["retry_after"]))
+        return response
 
 
 def validation_error(exc: ValidationError) -> ApiError:

@@ -22,7 +22,7 @@ from .keys import DATABASE, LIVE, current_user
 from .models import Strict
 from .openapi import documented
 from .report_keys import CA, REPORT_DELIVERY
-from .requests import public_base_url, read_model
+from .requests import client_ip, public_base_url, read_model
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -218,6 +218,7 @@ async def post_sign(request: web.Request) -> web.Response:
             body.password,
             now=utc_now(),
             public_url=public_base_url(request),
+            client_ip=client_ip(request),
         )
     except WrongPassword as exc:
         raise ApiError(

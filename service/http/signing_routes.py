@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from ..accounts import WrongPassword
 from ..auth.access import allow, at_centre, may_revoke_certificate_of, public
-from ..auth.passwords import verify_password
+from ..auth.passwords import verify_password_async
 from ..clock import to_iso, utc_now
 from ..reports import identities, verification
 from ..storage import RecordNotFound
@@ -91,7 +91,7 @@ async def post_pkcs12(request: web.Request) -> web.Response:
     body = await read_model(request, Pkcs12Body)
     user = current_user(request)
     row = await request.app[DATABASE].read(user_store.user_by_username, user.username)
-    if not verify_password(row["password_hash"] if row else None, body.password):
+    if not await verify_password_async(row["password_hash"] if row else None, body.password):
         raise ApiError(403, "wrong_password", "your teleread password is wrong")
     try:
         data = base64.b64decode(body.pkcs12, validate=True)

@@ -128,6 +128,19 @@ class ManagedOrthanc:
     def url(self) -> str:
         return self.config.url
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    async def wait(self) -> int | None:
+        """Until the current Orthanc process ends: its exit status (None when none runs, or
+        when :meth:`stop` or :meth:`kill` ended it, which the supervisor must not restart)."""
+        process = self._process
+        if process is None:
+            return None
+        code = await process.wait()
+        return code if self._process is process else None
+
     def write_config(self) -> Path:
         self.config.directory.mkdir(parents=True, exist_ok=True)
         path = self.config.directory / "orthanc.json"

@@ -593,3 +593,12 @@ def m016_quarantined_instances(db: sqlite_utils.Database) -> None:
         CREATE INDEX quarantined_instances_pending ON quarantined_instances(moved_at);
         """
     )
+
+
+@migrations()
+def m017_login_failures_pending(db: sqlite_utils.Database) -> None:
+    """An attempt is counted before its password is verified (so concurrent guesses cannot slip
+    under a limit together) and stays ``pending`` until it turns out wrong. Pending attempts
+    count for their account, not for their address: fifty readers behind one clinic address
+    logging in at once must not trip the address's limit (service/auth/login_limits.py)."""
+    db.execute("ALTER TABLE login_failures ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")

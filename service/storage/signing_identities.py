@@ -101,3 +101,13 @@ def add_trusted_ca(db: sqlite_utils.Database, name: str, certificate_pem: str, n
         [name, certificate_pem, now],
     )
     return int(cursor.lastrowid)
+
+
+def live_locked_keys(db: sqlite_utils.Database, user_id: int) -> list[tuple[int, bytes]]:
+    """``(id, locked_key)`` of the user's keys not revoked: what a password change relocks."""
+    rows = db.execute(
+        "SELECT id, locked_key FROM signing_identities"
+        " WHERE user_id = ? AND revoked_at IS NULL ORDER BY id",
+        [user_id],
+    )
+    return [(row["id"], row["locked_key"]) for row in rows]
