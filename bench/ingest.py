@@ -55,7 +55,7 @@ from pydicom.dataset import Dataset
 from service.app import create_app
 from service.auth.passwords import hash_password
 from service.dicom_send import StoreError, send_datasets
-from service.modalities import modality_entry
+from service.modalities import register_facility
 from service.orthanc.auth import basic_auth_header
 from service.orthanc.client import OrthancClient
 from service.orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
@@ -646,10 +646,7 @@ async def phase_orthanc_alone(
             )
             try:  # register the clinics' AE titles as the service would
                 for k in range(args.senders):
-                    entry = modality_entry({"aet": clinic_aet(k)})
-                    await client.put_modality(
-                        entry["name"], entry["aet"], entry["host"], entry["port"]
-                    )
+                    await register_facility(client, {"aet": clinic_aet(k)})
             finally:
                 await client.close()
             watcher = StableWatcher(session, orthanc.url, args.observe_interval)

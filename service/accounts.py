@@ -11,28 +11,23 @@ The rules live here, so the admin API, the pages and any later caller (CLI, impo
 - changing one's own password needs the current one, counts wrong guesses like failed logins
   (same lockout), and logs out every *other* session.
 
-Password hashing (argon2, deliberately slow) runs off the event loop.
+Password hashing (argon2, deliberately slow) and relocking signing keys run off the event loop
+and outside any write transaction: the CPU work first, then one short write.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlite_utils
 
-from .auth.passwords import hash_password, verify_password
-from .auth.sessions import (
-    FAILURE_WINDOW,
-    MAX_FAILURES_PER_ADDRESS,
-    MAX_FAILURES_PER_USER,
-    CurrentUser,
-    LoginLocked,
-)
+from .auth import login_limits
+from .auth.passwords import hash_password_async, verify_password_async
+from .auth.sessions import CurrentUser
 from .clock import to_iso, utc_now
-from .reports.identities import relock_keys, revoke_after_reset
+from .reports.identities import relocked_keys, revoke_after_reset, store_relocked
 from .storage import Conflict, Database
 from .storage import tokens as token_store
 from .storage import users as user_store
@@ -74,7 +69,7 @@ class AccountChanged:
 
 async def create_account(database: Database, account: NewAccount) -> int:
     """A new enabled account; ``username_taken`` (409) or an unknown facility (404) otherwise."""
-    password_hash = await asyncio.to_thread(hash_password, account.password)
+    password_hash = await hash_password_async(account.password)
     return await database.write(
         user_store.add_user,
         username=account.username,
@@ -126,7 +121,7 @@ async def reset_password(
     Resetting one's own password this way keeps the session doing it (like a self-service
     change). A reset also lifts a login lockout of the account. Returns the sessions revoked.
     """
-    password_hash = await asyncio.to_thread(hash_password, password)
+    password_hash = await hash_password_async(password)
     keep = actor.session_id if actor.id == user_id else None
 
     def apply(db: sqlite_utils.Database) -> int:
@@ -157,22 +152,19 @@ async def change_own_password(
     to guess the password faster than the login form allows (:class:`LoginLocked` then).
     Returns the number of other sessions revoked.
     """
-    since = to_iso(now - FAILURE_WINDOW)
-    by_user, by_ip = await database.read(
-        user_store.recent_login_failures, user.username, client_ip, since
-    )
-    if by_user >= MAX_FAILURES_PER_USER or by_ip >= MAX_FAILURES_PER_ADDRESS:
-        raise LoginLocked(int(FAILURE_WINDOW.total_seconds()))
+    attempt = await login_limits.begin_attempt(database, user.username, client_ip, now)
     row = await database.read(user_store.user_by_username, user.username)
     stored = row["password_hash"] if row else None
-    if not await asyncio.to_thread(verify_password, stored, current_password):
-        await database.write(user_store.record_login_failure, user.username, client_ip)
+    if not await verify_password_async(stored, current_password):
+        await database.write(login_limits.failed, attempt)
         raise WrongPassword()
-    password_hash = await asyncio.to_thread(hash_password, new_password)
+    password_hash = await hash_password_async(new_password)
+    relocked = await relocked_keys(database, user.id, current_password, new_password)
 
     def apply(db: sqlite_utils.Database) -> int:
+        login_limits.withdraw(db, attempt)
         user_store.set_password_hash(db, user.id, password_hash)
-        relock_keys(db, user.id, current_password, new_password, to_iso(now))
+        store_relocked(db, user.id, relocked)
         keep = user.session_id or None  # API-token callers (session 0) keep no session
         return user_store.revoke_user_sessions(db, user.id, keep_session_id=keep)
 

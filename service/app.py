@@ -18,12 +18,14 @@ from worklists.rules import DEFAULT_RULES_PATH, RulesError, WorklistRules, parse
 
 from .auth.session_cache import SessionCache
 from .escalation import sweep_forever
+from .health import Health, sharing_health
 from .http.auditing import audit_middleware
 from .http.errors import error_middleware
 from .http.keys import (
     BUS,
     DATABASE,
     FOLLOWER,
+    HEALTH,
     LIVE,
     ORTHANC,
     PREFETCH,
@@ -31,6 +33,7 @@ from .http.keys import (
     RENDERER,
     ROLE,
     SECONDARIES,
+    SERVICE_EXIT,
     SESSION_CACHE,
     SETTINGS,
     SLA,
@@ -48,6 +51,7 @@ from .notifications import NOTIFICATIONS, InAppNotifier, Notifications, Notifier
 from .orthanc.client import OrthancClient
 from .orthanc.file_reader import OrthancFileReader
 from .orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
+from .orthanc.supervisor import OrthancSupervisor
 from .prefetch import StudyPrefetch
 from .process_bus import ProcessBus
 from .rendering import FileSource, Renderer, RenderWorkers
@@ -56,7 +60,14 @@ from .roster import StatCallingLiveUpdates, running_stat_fanout
 from .settings import Settings, SettingsError
 from .storage import Database
 from .viewing import Viewing
-from .web_processes import ProcessRole, Secondaries, running_secondaries, stop_this_process
+from .web_processes import (
+    EXIT_ORTHANC_FAILED,
+    ProcessRole,
+    Secondaries,
+    ServiceExit,
+    running_secondaries,
+    stop_this_process,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +115,7 @@ def create_app(settings: Settings, role: ProcessRole | None = None) -> web.Appli
     )
     app[SETTINGS] = settings
     app[ROLE] = role
+    app[SERVICE_EXIT] = ServiceExit()
     app[SLA] = load_worklist_rules(settings)
     app[LIVE] = StatCallingLiveUpdates() if role.primary else LiveUpdates()
     app.on_shutdown.append(stop_restarting_secondaries)
@@ -119,6 +131,7 @@ def create_app(settings: Settings, role: ProcessRole | None = None) -> web.Appli
     ]
     if role.primary:
         contexts.append(follower_context)
+    contexts.append(health_context)
     contexts.append(secondaries_context)
     app.cleanup_ctx.extend(contexts)
     app.on_response_prepare.append(add_security_headers)
@@ -196,15 +209,45 @@ async def orthanc_context(app: web.Application) -> AsyncIterator[None]:
             settings.orthanc_url, settings.orthanc_username, settings.orthanc_password
         )
     app[ORTHANC] = client
+    health = Health(client, app[ROLE], managed=process is not None)
+    app[HEALTH] = health
     if app[ROLE].primary:
         try:
             await sync_facilities(client, app[DATABASE])
         except Exception:
             log.exception("could not register facilities with Orthanc; will retry on next start")
+    if process is not None:
+        health.supervisor = supervised(process, settings, app[SERVICE_EXIT])
+        health.supervisor.start()
     yield
+    if health.supervisor is not None:
+        await health.supervisor.stop()
     await client.close()
     if process is not None:
         await process.stop()
+
+
+def supervised(
+    process: ManagedOrthanc, settings: Settings, service_exit: ServiceExit
+) -> OrthancSupervisor:
+    """The managed Orthanc restarted when it dies; the service stopped (exit status
+    ``EXIT_ORTHANC_FAILED``) when it keeps dying (service/orthanc/supervisor.py)."""
+    return OrthancSupervisor(
+        process,
+        max_restarts=settings.orthanc_max_restarts,
+        window=settings.orthanc_restart_window,
+        on_give_up=lambda reason: service_exit.fail(EXIT_ORTHANC_FAILED, reason),
+    )
+
+
+async def health_context(app: web.Application) -> AsyncIterator[None]:
+    """What /healthz reports: the follower's state, and the primary's heartbeat on the bus."""
+    health = app[HEALTH]
+    health.follower = app.get(FOLLOWER)
+    if health.follower is not None and health.supervisor is not None:
+        health.supervisor.restarted.append(health.follower.orthanc_restarted)
+    async with sharing_health(health, app[BUS]):
+        yield
 
 
 async def viewer_context(app: web.Application) -> AsyncIterator[None]:
@@ -245,6 +288,7 @@ async def follower_context(app: web.Application) -> AsyncIterator[None]:
         app[DATABASE],
         app[SLA],
         poll_interval=settings.changes_poll_interval,
+        quarantine_dir=settings.quarantine_dir,
     )
     follower.listeners.append(ingest_listener(app[DATABASE], app[LIVE]))
     app[FOLLOWER] = follower

@@ -19,7 +19,7 @@ from worklists.roster import READER
 from worklists.routing import subspecialties
 from worklists.status import FINISHED_STATUSES, ConsultationStatus
 
-from .auth.access import consultation_scope
+from .auth.access import consultation_scope, manages_readers_of
 from .auth.sessions import CurrentUser
 from .clock import from_iso, to_iso
 from .roster import duty_now
@@ -41,6 +41,10 @@ class ClaimHeld(Conflict):
 
 class NotHolder(Exception):
     """The caller may not release a claim someone else holds."""
+
+
+class NotYourReader(Exception):
+    """A manager may direct only readers they manage (their facility's; the centre: everyone)."""
 
 
 class InvalidAssignee(ValueError):
@@ -93,12 +97,19 @@ def claim(
 def release(
     db: sqlite_utils.Database, consultation_id: int, user: CurrentUser, now: datetime
 ) -> ClaimOutcome:
-    """Give the item back to the list: by its holder, or by a manager."""
+    """Give the item back to the list: by its holder, or by a manager who directs the holder."""
     row = store.get_consultation(db, consultation_scope(user), consultation_id)
     if _state(row, now) is not ClaimState.HELD:
         raise Conflict("not_claimed", "nobody holds this consultation")
-    if row["claimed_by"] != user.id and user.role != "manager":
-        raise NotHolder(f"held by {row['claimed_by_name']}, not by you")
+    if row["claimed_by"] != user.id:
+        if user.role != "manager":
+            raise NotHolder(f"held by {row['claimed_by_name']}, not by you")
+        holder = store.claim_account(db, row["claimed_by"])
+        if not manages_readers_of(user, holder["facility_id"]):
+            raise NotHolder(
+                f"held by {row['claimed_by_name']} of {holder['facility_name']}: their own"
+                " facility's or the regional centre's managers release it"
+            )
     store.set_claim(db, consultation_id, None, None, None)
     store.append_event(
         db, consultation_id, "released", to_iso(now), user.id, {"holder": row["claimed_by"]}
@@ -119,6 +130,7 @@ def reassign(
     _refuse_finished(row)
     target = _assignee(db, target_user_id, row)
     state = _state(row, now)
+    _refuse_unmanaged(db, manager, target, row if state is ClaimState.HELD else None)
     _record_expiry(db, row, state)
     expires = to_iso(lease_until(now, lease_minutes))
     store.set_claim(db, consultation_id, target.id, to_iso(now), expires)
@@ -165,6 +177,7 @@ def assignees(
             holder=r["id"] == holder,
         )
         for r in store.specialists_reading_for(db, row["facility_id"], to_iso(now))
+        if manages_readers_of(manager, r["facility_id"])
     ]
     return sorted(found, key=lambda a: (not a.on_duty, a.claims))
 
@@ -183,6 +196,27 @@ def _assignee(db: sqlite_utils.Database, user_id: int, row: dict[str, Any]) -> C
     if not consultation_scope(target).allows(row["facility_id"], row["requested_by"]):
         raise InvalidAssignee(f"user {user_id} does not read for this facility")
     return target
+
+
+def _refuse_unmanaged(
+    db: sqlite_utils.Database,
+    manager: CurrentUser,
+    target: CurrentUser,
+    held: dict[str, Any] | None,
+) -> None:
+    """NotYourReader unless the manager directs both the new reader and the current holder."""
+    if not manages_readers_of(manager, target.facility_id):
+        raise NotYourReader(
+            f"user {target.id} reads for {target.facility_name}: only its own or the regional"
+            " centre's managers hand them work"
+        )
+    if held is not None and held["claimed_by"] != target.id:
+        holder = store.claim_account(db, held["claimed_by"])
+        if not manages_readers_of(manager, holder["facility_id"]):
+            raise NotYourReader(
+                f"held by {held['claimed_by_name']} of {holder['facility_name']}: their own"
+                " facility's or the regional centre's managers reassign it"
+            )
 
 
 def _state(row: dict[str, Any], now: datetime) -> ClaimState:

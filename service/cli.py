@@ -28,8 +28,8 @@ from .auth.passwords import hash_password
 from .clock import to_iso, utc_now
 from .demo_reports import sign_demo_report
 from .http.admin_models import AET_PATTERN
-from .http.keys import DATABASE, FOLLOWER, SECONDARIES, SETTINGS, SLA
-from .modalities import modality_entry
+from .http.keys import DATABASE, FOLLOWER, SECONDARIES, SERVICE_EXIT, SETTINGS, SLA
+from .modalities import modality_entry, orthanc_modality
 from .orthanc.auth import basic_auth_header
 from .orthanc.process import OrthancStartError, load_or_create_credentials
 from .report_cli import add_report_commands, report_command
@@ -200,7 +200,7 @@ def register_with_running_orthanc(settings: Settings, facility: dict) -> None:
         url = settings.orthanc_url or ""
         username, password = settings.orthanc_username or "", settings.orthanc_password or ""
     entry = modality_entry(facility)
-    body = json.dumps({"AET": entry["aet"], "Host": entry["host"], "Port": entry["port"]})
+    body = json.dumps(orthanc_modality(entry))
     request = urllib.request.Request(
         f"{url.rstrip('/')}/modalities/{entry['name']}",
         data=body.encode(),
@@ -360,7 +360,10 @@ def _serve(settings: Settings, seed_demo: bool) -> int:
         secondaries = app.get(SECONDARIES)
         if secondaries is not None:
             secondaries.stop_now()
-    return 0
+    ending = app[SERVICE_EXIT]
+    if ending.code:
+        print(f"teleread: {ending.reason}", file=sys.stderr)
+    return ending.code
 
 
 async def demo_studies_context(app: web.Application):

@@ -1,9 +1,16 @@
 """DICOM C-STORE sender (Storage SCU) built on pynetdicom.
 
 teleread forwards studies to PACS/Orthanc nodes with DIMSE C-STORE, the one
-protocol every hospital system speaks. :func:`send_datasets` opens a single
-association, stores every dataset over it and releases it; it is synchronous
-(pynetdicom is thread based), so asyncio callers run it in an executor.
+protocol every hospital system speaks. :func:`send_datasets` opens an
+association, stores every dataset over it and releases it; if the association is
+lost on the way, the datasets it left unsent go over a fresh one. It is
+synchronous (pynetdicom is thread based), so asyncio callers run it in an
+executor.
+
+pynetdicom's association reactor can take a C-STORE response off the queue the
+sender is waiting on (:func:`_keep_responses_for_the_sender` says how, and
+``bench/pynetdicom_race.py`` reproduces it); the response is handed back to the
+sender, and the fresh association is the fallback for any other loss.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ssl import SSLContext
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -101,8 +109,10 @@ def send_datasets(
     calling_aet: str,
     called_aet: str,
     timeout: float = 30.0,
+    associations: int = 3,
 ) -> StoreResult:
-    """One association, C-STORE every dataset (synchronous; callers run it in an executor).
+    """C-STORE every dataset, over one association unless it is lost (synchronous; callers run
+    it in an executor).
 
     Parameters
     ----------
@@ -117,6 +127,11 @@ def send_datasets(
     timeout : float
         Seconds allowed for the TCP connect, association negotiation, each
         DIMSE response and network inactivity.
+    associations : int
+        At most this many associations: when one is aborted, times out or drops
+        mid-transfer, the datasets without a response (the one in flight
+        included: storing an instance twice is harmless, the SOP Instance UID
+        identifies it) are sent again over a fresh one.
 
     Returns
     -------
@@ -127,8 +142,10 @@ def send_datasets(
     Raises
     ------
     StoreError
-        If the association is not established (connection refused, timeout,
-        rejection by the peer) or is aborted/lost before every dataset is sent.
+        If the first association is not established (connection refused,
+        timeout, rejection by the peer), or if the last association allowed is
+        lost, or a fresh one refused, before every dataset is sent; its
+        ``result`` then says what was stored.
     ValueError
         If the datasets span more SOP Classes than one association can negotiate.
     """
@@ -145,6 +162,48 @@ def send_datasets(
         ae.add_requested_context(sop_class, syntaxes)
 
     peer = f"{called_aet}@{host}:{port}"
+    # None: not answered yet (never sent, or sent over an association lost before the answer).
+    statuses: list[int | None] = [None] * len(items)
+    attempts = max(associations, 1)
+    try:
+        for attempt in range(1, attempts + 1):
+            try:
+                _associate_and_store(ae, host, port, called_aet, timeout, items, statuses, peer)
+                break
+            except _AssociationLost as lost:
+                if attempt == attempts:
+                    raise _lost(peer, statuses, str(lost)) from None
+                LOGGER.warning(
+                    "%s (%s); sending the %d unanswered dataset(s) over a fresh association",
+                    lost,
+                    peer,
+                    statuses.count(None),
+                )
+            except StoreError as exc:
+                if attempt == 1:
+                    raise
+                raise _lost(peer, statuses, str(exc)) from exc
+    finally:
+        ae.shutdown()
+        ae.close_sockets()
+    return _result(statuses)
+
+
+class _AssociationLost(Exception):
+    """The association ended before every dataset it carried was answered."""
+
+
+def _associate_and_store(
+    ae: AE,
+    host: str,
+    port: int,
+    called_aet: str,
+    timeout: float,
+    items: list[Dataset],
+    statuses: list[int | None],
+    peer: str,
+) -> None:
+    """One association: C-STORE the datasets not answered yet, filling in `statuses`."""
     connected = threading.Event()
 
     def on_connection_open(event: evt.Event) -> None:
@@ -166,16 +225,46 @@ def send_datasets(
                 else "connection failed (refused, unreachable or timed out)"
             )
             raise StoreError(f"could not associate with {peer}: {reason}")
+        _keep_responses_for_the_sender(assoc)
         try:
-            return _store_all(assoc, items, peer)
+            _store_all(assoc, items, statuses, peer)
         finally:
             if assoc.is_established:
                 assoc.release()
     finally:
-        ae.shutdown()
         if assoc is not None:
             _join_threads(assoc, timeout)
-        ae.close_sockets()
+
+
+def _keep_responses_for_the_sender(assoc: Association) -> None:
+    """Hand a DIMSE response that pynetdicom's reactor took back to the sender waiting for it.
+
+    pynetdicom (3.0.4, ``Association.send_c_store``) pauses the association's reactor thread
+    while a request waits for its response, and takes "the reactor set ``_is_paused``" as proof
+    that it is paused. The flag stays set after the reactor has been woken by the previous
+    request's end, until that thread runs again; on a busy machine it may not run before the next
+    request is sent and answered. It then takes the response off the queue and drops it
+    ("Received unexpected C-STORE service message"), and the sender waits for the DIMSE timeout
+    and aborts (``bench/pynetdicom_race.py`` reproduces it). A response taken while a sender
+    waits (the checkpoint is cleared only then) goes back on the queue the sender reads; anything
+    else goes to pynetdicom's own handling. This wraps a private method: should pynetdicom rename
+    it, nothing is wrapped and a lost response costs a fresh association instead.
+    """
+    serve = getattr(assoc, "_serve_request", None)
+    messages = getattr(getattr(assoc, "dimse", None), "msg_queue", None)
+    if serve is None or messages is None or not hasattr(assoc, "_reactor_checkpoint"):
+        LOGGER.debug("pynetdicom internals changed; responses taken by the reactor are lost")
+        return
+
+    def serve_or_hand_back(msg: Any, context_id: int) -> None:
+        waiting = not assoc._reactor_checkpoint.is_set()  # cleared only while a sender waits
+        if getattr(msg, "is_valid_response", False) and waiting:
+            LOGGER.debug("reactor took the %s meant for the sender; handed back", msg.msg_type)
+            messages.put((context_id, msg))
+            return
+        serve(msg, context_id)
+
+    assoc._serve_request = serve_or_hand_back  # type: ignore[method-assign]
 
 
 class _StorageSCU(AE):
@@ -248,18 +337,24 @@ def _requested_contexts(items: list[Dataset]) -> dict[UID, list[UID]]:
     return contexts
 
 
-def _store_all(assoc: Association, items: list[Dataset], peer: str) -> StoreResult:
-    """C-STORE each dataset over the established `assoc`."""
+def _store_all(
+    assoc: Association, items: list[Dataset], statuses: list[int | None], peer: str
+) -> None:
+    """C-STORE each dataset not answered yet over the established `assoc`, recording statuses.
+
+    Raises :class:`_AssociationLost` when the association ends before all are answered.
+    """
     accepted = {UID(cx.abstract_syntax) for cx in assoc.accepted_contexts}
-    statuses: list[int] = []
-    for ds in items:
+    for index, ds in enumerate(items):
+        if statuses[index] is not None:
+            continue
         if not assoc.is_established:
-            raise _lost(peer, statuses, len(items), "association aborted by the peer")
+            raise _AssociationLost("association aborted by the peer")
         if UID(ds.SOPClassUID) not in accepted:
             LOGGER.warning(
                 "%s rejected SOP Class %s; not sending %s", peer, ds.SOPClassUID, ds.SOPInstanceUID
             )
-            statuses.append(STATUS_SOP_CLASS_NOT_SUPPORTED)
+            statuses[index] = STATUS_SOP_CLASS_NOT_SUPPORTED
             continue
         try:
             response = assoc.send_c_store(ds)
@@ -267,19 +362,17 @@ def _store_all(assoc: Association, items: list[Dataset], peer: str) -> StoreResu
             # No usable context for the dataset's transfer syntax, or encoding failed:
             # a problem with this dataset only, so carry on with the others.
             LOGGER.warning("could not send %s to %s: %s", ds.SOPInstanceUID, peer, exc)
-            statuses.append(STATUS_NOT_SENT)
+            statuses[index] = STATUS_NOT_SENT
             continue
         except RuntimeError as exc:  # the association dropped since the check above
-            raise _lost(peer, statuses, len(items), "association lost") from exc
+            raise _AssociationLost("association lost") from exc
         status = response.get("Status")
         if status is None:
             # Empty response: DIMSE timeout, abort or invalid reply; pynetdicom aborts.
-            reason = f"no C-STORE response for {ds.SOPInstanceUID}"
-            raise _lost(peer, statuses, len(items), reason)
-        statuses.append(int(status))
+            raise _AssociationLost(f"no C-STORE response for {ds.SOPInstanceUID}")
+        statuses[index] = int(status)
         if not _is_stored(int(status)):
             LOGGER.warning("%s refused %s: status 0x%04X", peer, ds.SOPInstanceUID, int(status))
-    return _result(statuses)
 
 
 def _is_stored(status: int) -> bool:
@@ -287,18 +380,19 @@ def _is_stored(status: int) -> bool:
     return status >= 0 and code_to_category(status) in ("Success", "Warning")
 
 
-def _result(statuses: list[int]) -> StoreResult:
-    """Summarise statuses into a :class:`StoreResult`."""
-    sent = sum(1 for status in statuses if _is_stored(status))
-    return StoreResult(sent=sent, failed=len(statuses) - sent, statuses=list(statuses))
+def _result(statuses: list[int | None]) -> StoreResult:
+    """Summarise statuses into a :class:`StoreResult` (unanswered: :data:`STATUS_NOT_SENT`)."""
+    final = [STATUS_NOT_SENT if status is None else status for status in statuses]
+    sent = sum(1 for status in final if _is_stored(status))
+    return StoreResult(sent=sent, failed=len(final) - sent, statuses=final)
 
 
-def _lost(peer: str, statuses: list[int], total: int, reason: str) -> StoreError:
+def _lost(peer: str, statuses: list[int | None], reason: str) -> StoreError:
     """Build the :class:`StoreError` for a lost association, with the partial result."""
-    padded = statuses + [STATUS_NOT_SENT] * (total - len(statuses))
+    answered = sum(1 for status in statuses if status is not None)
     return StoreError(
-        f"{reason} ({peer}); {len(statuses)} of {total} datasets attempted",
-        result=_result(padded),
+        f"{reason} ({peer}); {answered} of {len(statuses)} datasets answered",
+        result=_result(statuses),
     )
 
 

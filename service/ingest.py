@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from pydicom.charset import convert_encodings, decode_bytes
 
 from worklists.sla import SlaPolicy
 
-from .clock import utc_now
+from .clock import to_iso, utc_now
 from .intake import IngestOutcome, InstanceOrigin, ReceivedStudy, receive_study
 from .orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
 from .storage import Database
@@ -28,6 +30,7 @@ from .storage import ingest as ingest_store
 log = logging.getLogger(__name__)
 
 MAX_FAILURES_PER_CHANGE = 5
+MOVE_RETRY_SECONDS = 60.0
 
 
 class ChangeFollower:
@@ -41,44 +44,61 @@ class ChangeFollower:
         *,
         poll_interval: float = 0.5,
         clock: Callable[[], datetime] = utc_now,
+        quarantine_dir: Path = Path("./var/quarantine"),
     ) -> None:
         self.orthanc = orthanc
         self.database = database
         self.sla = sla
         self.poll_interval = poll_interval
         self.clock = clock
+        self.quarantine_dir = quarantine_dir
         self.listeners: list[Callable[[IngestOutcome], None]] = []
         self.caught_up = asyncio.Event()
+        self.state = "starting"
+        """What /healthz reports: starting, following, waiting_for_orthanc or failing."""
+        self.detail = ""
         self._failures: Counter[int] = Counter()
+        self._moves_pending = True  # quarantined instances a crash may have left in Orthanc
+        self._next_move_at = 0.0
+        self._moving = asyncio.Lock()  # one mover at a time (the follower, the CLI, a test)
+        self._reconcile = True
 
     async def run(self) -> None:
         """Reconcile, then follow the feed forever, backing off while Orthanc is away."""
         backoff = self.poll_interval
-        reconciled = False
         outage_logged = False
         while True:
             try:
-                if not reconciled:
+                await self._move_out_if_pending()
+                if self._reconcile:
                     await self.reconcile()
-                    reconciled = True
+                    self._reconcile = False
                 more = await self.follow_once()
                 if outage_logged:
                     log.info("Orthanc is back; ingest caught up")
                     outage_logged = False
+                self.state, self.detail = "following", ""
                 backoff = self.poll_interval
                 if not more:
                     self.caught_up.set()
                     await asyncio.sleep(self.poll_interval)
             except OrthancUnavailable as exc:
+                self.state, self.detail = "waiting_for_orthanc", str(exc)
                 if not outage_logged:
                     log.warning("Orthanc unavailable (%s); retrying with backoff", exc)
                     outage_logged = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
-            except Exception:  # never let the follower die: log, back off, go on
+            except Exception as exc:  # never let the follower die: log, back off, go on
+                self.state, self.detail = "failing", f"{type(exc).__name__}: {exc}"
                 log.exception("unexpected error while following Orthanc's changes")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
+
+    def orthanc_restarted(self) -> None:
+        """Orthanc was restarted under us: a study that was still settling when it died gets
+        no ``StableStudy`` change any more, so reconcile again before following the feed."""
+        self._reconcile = True
 
     async def reconcile(self) -> int:
         """Ingest stable studies Orthanc holds but the service never processed; returns how many."""
@@ -136,9 +156,77 @@ class ChangeFollower:
         outcome = await self.database.write(
             receive_study, study, now=self.clock(), sla=self.sla, seq=seq
         )
+        if outcome.moved_out:
+            self._moves_pending = True
+            self._next_move_at = 0.0
+            await self._move_out_if_pending()
         for listener in self.listeners:
             listener(outcome)
         return outcome
+
+    async def _move_out_if_pending(self) -> None:
+        """Move quarantined instances out if some wait; a failure (other than an Orthanc
+        outage) is logged and retried a minute later, without holding up the ingest."""
+        loop = asyncio.get_running_loop()
+        if not self._moves_pending or loop.time() < self._next_move_at:
+            return
+        try:
+            await self.move_out_quarantined()
+        except OrthancUnavailable:
+            raise
+        except Exception:
+            log.exception("could not move quarantined instances out of Orthanc; retrying")
+            self._next_move_at = loop.time() + MOVE_RETRY_SECONDS
+
+    async def move_out_quarantined(self) -> int:
+        """Keep the files of quarantined instances under the data directory, then delete them
+        from Orthanc, so the owner's study is left as the owner sent it and nobody reaches them
+        through Orthanc; returns how many were moved.
+
+        The ingest marked them in its own transaction; each is written (and synced) to
+        ``quarantine/<entry>/<orthanc id>.dcm`` before it is deleted, and recorded as moved
+        after, so a crash anywhere repeats a step and loses nothing; a failure leaves the rest
+        pending for the follower's next round.
+        """
+        async with self._moving:
+            return await self._move_out()
+
+    async def _move_out(self) -> int:
+        self._moves_pending = True
+        moved = 0
+        while pending := await self.database.read(ingest_store.pending_moves):
+            done: list[tuple[int, str]] = []
+            for row in pending:
+                instance_id = row["orthanc_instance_id"]
+                relative = f"{row['quarantine_id']}/{instance_id}.dcm"
+                try:
+                    content = await self.orthanc.get(f"/instances/{instance_id}/file")
+                except OrthancUnavailable:
+                    raise
+                except OrthancError as exc:
+                    if exc.status != 404:
+                        raise
+                    content = None  # already deleted (a crash after the delete): file kept
+                if isinstance(content, bytes):
+                    target = self.quarantine_dir / relative
+                    await asyncio.to_thread(_keep_file, target, content)
+                    await self._delete_instance(instance_id)
+                done.append((row["id"], relative))
+            await self.database.write(ingest_store.moved_out, done, to_iso(self.clock()))
+            moved += len(done)
+        self._moves_pending = False
+        if moved:
+            log.warning("moved %d quarantined instances out of Orthanc", moved)
+        return moved
+
+    async def _delete_instance(self, instance_id: str) -> None:
+        try:
+            await self.orthanc.request("DELETE", f"/instances/{instance_id}")
+        except OrthancUnavailable:
+            raise
+        except OrthancError as exc:
+            if exc.status != 404:
+                raise
 
     async def read_study(self, orthanc_id: str) -> ReceivedStudy:
         """The study's main tags and the origin of each of its instances."""
@@ -177,25 +265,33 @@ class ChangeFollower:
         )
 
     async def _origins(self, instance_ids: list[str]) -> tuple[InstanceOrigin, ...]:
+        """The instances grouped by where they came from (Orthanc's metadata of each)."""
         limit = asyncio.Semaphore(8)
 
-        async def origin_of(instance_id: str) -> tuple[str, str, str, str, bool]:
+        async def origin_of(instance_id: str) -> tuple[tuple[str, str, str, str, bool], str]:
             async with limit:
                 meta = await self.orthanc.instance_metadata(instance_id)
             origin, user = meta.get("Origin", ""), meta.get("HttpUsername", "")
             own = origin == "RestApi" and bool(user) and user == self.orthanc.username
-            return (
-                origin,
-                meta.get("RemoteAET", "").strip(),
-                meta.get("RemoteIP", ""),
-                user,
-                own,
-            )
+            key = (origin, meta.get("RemoteAET", "").strip(), meta.get("RemoteIP", ""), user, own)
+            return key, meta.get("ReceptionDate", "")
 
-        counts = Counter(await asyncio.gather(*(origin_of(i) for i in instance_ids)))
+        groups: dict[tuple[str, str, str, str, bool], list[tuple[str, str]]] = {}
+        answers = await asyncio.gather(*(origin_of(i) for i in instance_ids))
+        for instance_id, (key, received) in zip(instance_ids, answers, strict=True):
+            groups.setdefault(key, []).append((instance_id, received))
         return tuple(
-            InstanceOrigin(origin, aet, ip, user, n, own)
-            for (origin, aet, ip, user, own), n in counts.items()
+            InstanceOrigin(
+                origin,
+                aet,
+                ip,
+                user,
+                len(members),
+                own,
+                tuple(i for i, _ in members),
+                min(r for _, r in members),
+            )
+            for (origin, aet, ip, user, own), members in groups.items()
         )
 
     async def _decoded_patient_name(self, instance_id: str, fallback: str) -> str:
@@ -227,3 +323,14 @@ def _tidy_person_name(name: str) -> str:
     """Drop trailing empty PN components ("陈国强^" reads "陈国强"), as PS3.5 6.2 allows."""
     groups = [group.rstrip("^ ") for group in name.rstrip("= ").split("=")]
     return "=".join(groups).rstrip("=")
+
+
+def _keep_file(target: Path, content: bytes) -> None:
+    """Write a quarantined instance's file durably (temporary name, fsync, rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    with partial.open("wb") as fh:
+        fh.write(content)
+        fh.flush()
+        os.fsync(fh.fileno())
+    partial.replace(target)

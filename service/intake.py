@@ -40,6 +40,10 @@ class InstanceOrigin:
     # Stored by the service itself (REST with its own Orthanc user): uploads, which attributions
     # credit, and the service's own objects (reports), which are never evidence of a sender.
     own: bool = False
+    # Orthanc's ids of these instances (what is moved out when they are quarantined) and the
+    # earliest of their ``ReceptionDate`` (Orthanc's metadata): who sent first owns the study.
+    instance_ids: tuple[str, ...] = ()
+    first_received: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,22 @@ class IngestOutcome:
     consultation_ids: list[int]
     created: list[int]
     quarantined: list[str]
+    moved_out: int = 0
+    """Instances marked to be moved out of Orthanc into the quarantine."""
+
+
+OWNED_ELSEWHERE = "the study belongs to another facility"
+SECOND_PATIENT_ID = "the Study UID is already held under another Patient ID"
+
+
+@dataclass
+class _Credit:
+    """Who a study's instances are credited to, and what is kept out of it."""
+
+    senders: dict[int, str] = field(default_factory=dict)
+    quarantined: list[str] = field(default_factory=list)
+    excluded: int = 0  # instances that are not the senders' images (own objects, quarantined)
+    moved_out: int = 0
 
 
 def receive_study(
@@ -82,8 +102,28 @@ def receive_study(
     sla: SlaPolicy,
     seq: int | None = None,
 ) -> IngestOutcome:
-    """Record a stable study and create or complete one consultation per sending facility."""
+    """Record a stable study and create or complete the consultation of the facility it belongs
+    to; instances another facility sent into it, or a second Orthanc study of the same Study UID
+    (another Patient ID), are quarantined and marked to be moved out of Orthanc."""
     stamp = to_iso(now)
+    credit = _credit(db, study, stamp)
+    if credit.moved_out < study.instances_count:  # what stays in Orthanc (own objects too)
+        kept = study.instances_count - credit.moved_out
+        _record_study(db, replace(study, instances_count=kept), stamp)
+    if credit.excluded:  # the senders' images only
+        study = replace(study, instances_count=study.instances_count - credit.excluded)
+    outcome = IngestOutcome([], [], credit.quarantined, credit.moved_out)
+    for facility_id, via in credit.senders.items():
+        consultation_id, created = _attach_images(db, facility_id, via, study, now, sla)
+        outcome.consultation_ids.append(consultation_id)
+        if created:
+            outcome.created.append(consultation_id)
+    if seq is not None:
+        ingest_store.set_cursor(db, seq)
+    return outcome
+
+
+def _record_study(db: sqlite_utils.Database, study: ReceivedStudy, stamp: str) -> None:
     ingest_store.upsert_study(
         db,
         {
@@ -104,65 +144,83 @@ def receive_study(
             "updated_at": stamp,
         },
     )
-    senders, quarantined, ignored = _senders(db, study, stamp)
-    if ignored:  # the service's own objects are not images anyone sent
-        study = replace(study, instances_count=study.instances_count - ignored)
-    outcome = IngestOutcome([], [], quarantined)
-    for facility_id, via in senders.items():
-        consultation_id, created = _attach_images(db, facility_id, via, study, now, sla)
-        outcome.consultation_ids.append(consultation_id)
-        if created:
-            outcome.created.append(consultation_id)
-    if seq is not None:
-        ingest_store.set_cursor(db, seq)
-    return outcome
 
 
-def _senders(
-    db: sqlite_utils.Database, study: ReceivedStudy, stamp: str
-) -> tuple[dict[int, str], list[str], int]:
-    """Facilities credited with the study, the origins quarantined for want of one, and how many
-    instances were ignored as the service's own objects (e.g. a report stored into the study)."""
-    senders: dict[int, str] = {}
-    quarantined: list[str] = []
-    ignored = 0
-    attributions = ingest_store.attributions_for(db, study.study_instance_uid)
-    # The service's own objects last: they are ignored only in a study someone is credited with.
-    for origin in sorted(study.origins, key=lambda o: o.own):
-        if origin.own and not attributions and senders:
-            ignored += origin.instances
-            continue
+def _credit(db: sqlite_utils.Database, study: ReceivedStudy, stamp: str) -> _Credit:
+    """Credit the study to the facility it belongs to (the first one credited with its Study
+    UID, else its earliest sender), and quarantine every other origin.
+
+    Instances are moved out of Orthanc whenever the study (or its UID) already has an owner, so
+    the owner's study stays as the owner sent it and an intruder gets nothing of it; a study no
+    facility can be credited with (unknown AE title) stays in Orthanc for the administrator.
+    """
+    credit = _Credit()
+    uid = study.study_instance_uid
+    if ingest_store.credited_orthanc_study(db, uid, study.orthanc_id) is not None:
+        for origin in study.origins:
+            _hold(db, study, origin, SECOND_PATIENT_ID, stamp, credit, move=True)
+        return credit
+    owner = ingest_store.study_owner(db, uid)
+    attributions = ingest_store.attributions_for(db, uid)
+    refused: list[tuple[InstanceOrigin, str]] = []
+    for origin in sorted(study.origins, key=lambda o: (o.own, o.first_received)):
         if origin.origin == "DicomProtocol":
             facility = facility_store.facility_by_aet(db, origin.remote_aet)
-            if facility is not None:
-                senders.setdefault(facility["id"], "dicom")
-                continue
-            reason = "unknown AE title"
-        elif attributions:
-            for attribution in attributions:
-                senders.setdefault(attribution["facility_id"], attribution["via"])
-            continue
+            if facility is None:
+                refused.append((origin, "unknown AE title"))
+            elif owner is None or facility["id"] == owner:
+                owner = facility["id"]
+                credit.senders.setdefault(owner, "dicom")
+            else:
+                refused.append((origin, OWNED_ELSEWHERE))
+        elif credited := [a for a in attributions if owner in (None, a["facility_id"])]:
+            owner = credited[0]["facility_id"]
+            credit.senders.setdefault(owner, credited[0]["via"])
+        elif origin.own and credit.senders:
+            credit.excluded += origin.instances  # the service's own objects are nobody's images
         elif origin.own:
-            reason = "stored by teleread into a study no facility sent"
+            refused.append((origin, "stored by teleread into a study no facility sent"))
+        elif attributions:
+            refused.append((origin, OWNED_ELSEWHERE))
         else:
-            reason = "stored in Orthanc without going through teleread"
-        ingest_store.quarantine_study(
-            db,
-            {
-                "orthanc_study_id": study.orthanc_id,
-                "study_instance_uid": study.study_instance_uid,
-                "patient_id": study.patient_id,
-                "patient_name": study.patient_name,
-                "origin": origin.origin,
-                "remote_aet": origin.remote_aet,
-                "remote_ip": origin.remote_ip,
-                "instances": origin.instances,
-                "reason": reason,
-                "seen_at": stamp,
-            },
-        )
-        quarantined.append(origin.remote_aet or origin.origin)
-    return senders, quarantined, ignored
+            refused.append((origin, "stored in Orthanc without going through teleread"))
+    move = owner is not None
+    for origin, reason in refused:
+        _hold(db, study, origin, reason, stamp, credit, move=move)
+    return credit
+
+
+def _hold(
+    db: sqlite_utils.Database,
+    study: ReceivedStudy,
+    origin: InstanceOrigin,
+    reason: str,
+    stamp: str,
+    credit: _Credit,
+    *,
+    move: bool,
+) -> None:
+    """Quarantine one origin's instances (and mark them to be moved out of Orthanc)."""
+    quarantine_id = ingest_store.quarantine_study(
+        db,
+        {
+            "orthanc_study_id": study.orthanc_id,
+            "study_instance_uid": study.study_instance_uid,
+            "patient_id": study.patient_id,
+            "patient_name": study.patient_name,
+            "origin": origin.origin,
+            "remote_aet": origin.remote_aet,
+            "remote_ip": origin.remote_ip,
+            "instances": origin.instances,
+            "reason": reason,
+            "seen_at": stamp,
+        },
+    )
+    credit.quarantined.append(origin.remote_aet or origin.origin)
+    if move:
+        ingest_store.hold_instances(db, quarantine_id, list(origin.instance_ids))
+        credit.excluded += origin.instances
+        credit.moved_out += origin.instances
 
 
 def _attach_images(
@@ -322,6 +380,7 @@ def file_request(
     Returns the consultation id and whether a new consultation was created.
     """
     stamp = to_iso(now)
+    _refuse_foreign_study(db, facility_id, request.study_instance_uid)
     existing = _find_request_target(db, facility_id, request)
     request_fields: dict[str, Any] = {
         "priority": request.priority.value,
@@ -388,6 +447,23 @@ def file_request(
     detail = _with_rule({"priority": request.priority.value}, rule)
     store.append_event(db, existing["id"], "requested", stamp, user_id, detail)
     return existing["id"], False
+
+
+def _refuse_foreign_study(
+    db: sqlite_utils.Database, facility_id: int, study_instance_uid: str | None
+) -> None:
+    """A request may name only a study of the requester's own facility (or one nobody has sent
+    or requested yet, which it then claims): naming another facility's Study UID would open
+    that facility's images and patient to the requester."""
+    if not study_instance_uid:
+        return
+    owner = ingest_store.study_owner(db, study_instance_uid)
+    if owner is not None and owner != facility_id:
+        raise Conflict(
+            "study_of_another_facility",
+            f"study {study_instance_uid} was sent or requested by another facility;"
+            " a request may name only a study of your own facility",
+        )
 
 
 def _find_request_target(

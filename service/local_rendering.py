@@ -28,7 +28,7 @@ from viewer import decode_frame, modality_values, render
 from viewer.cache import FrameCache
 
 from .orthanc.file_reader import FrameFiles, ReadFile
-from .rendering import FrameRef, Prefetcher
+from .rendering import FrameRef, Prefetcher, UndecodableLog
 
 T = TypeVar("T")
 
@@ -44,6 +44,7 @@ class InProcessRenderer:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="render")
         self._decoding: dict[str, asyncio.Future[tuple[Any, bytes | None]]] = {}
         self._prefetcher = Prefetcher(lambda ref: self._obtain(ref, None))
+        self.undecodable = UndecodableLog()
 
     async def start(self) -> None:
         """Nothing to start: the pool's threads are made on first use."""

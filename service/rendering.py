@@ -55,9 +55,31 @@ class FrameRef:
         return f"{self.instance_uid}/{self.index0}"
 
 
+class UndecodableLog:
+    """Logs each instance whose pixels cannot be decoded once, not once per request: a viewer
+    asks for every frame and thumbnail of a study, again on every visit. Bounded (oldest
+    forgotten first), so a long-running service logs a forgotten one again at worst."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._size = size
+
+    def report(self, instance_uid: str, reason: object) -> bool:
+        """Log the instance's first failure; True when this call logged it."""
+        if instance_uid in self._seen:
+            return False
+        self._seen[instance_uid] = None
+        if len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+        log.warning("undecodable pixels in instance %s: %s", instance_uid, reason)
+        return True
+
+
 class Renderer(Protocol):
     """What the viewer's routes need from a renderer: :class:`RenderWorkers` (other processes)
     or :class:`service.local_rendering.InProcessRenderer` (this one)."""
+
+    undecodable: UndecodableLog
 
     async def start(self) -> None: ...
 
@@ -322,6 +344,7 @@ class RenderWorkers:
         context.set_forkserver_preload(["viewer", "viewer.cache", "service.rendering"])
         share = max(1.0, cache_mb / workers)
         self.workers = [_Worker(context, share, source) for _ in range(workers)]
+        self.undecodable = UndecodableLog()
         self._prefetcher = Prefetcher(lambda ref: self._run(ref, "warm"))
 
     async def start(self) -> None:

@@ -31,11 +31,15 @@ class Settings:
     orthanc_aet: str = "TELEREAD"
     orthanc_executable: str = "Orthanc"
     orthanc_plugins_dir: Path = Path("/usr/share/orthanc/plugins")
+    orthanc_max_restarts: int = 5
+    orthanc_restart_window: float = 600.0
     stable_age: int = 10
     changes_poll_interval: float = 0.5
     session_hours: float = 12.0
     upload_max_file_mb: int = 1024
     upload_max_request_mb: int = 4096
+    upload_max_expanded_mb: int = 8192
+    upload_max_expanded_file_mb: int = 1024
     default_timezone: str = "Asia/Shanghai"
     public_url: str | None = None
     trusted_proxies: str | None = None
@@ -67,6 +71,11 @@ class Settings:
     @property
     def orthanc_dir(self) -> Path:
         return self.data_dir / "orthanc"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Files of quarantined instances, moved out of Orthanc (service/ingest.py)."""
+        return self.data_dir / "quarantine"
 
 
 ENV_PREFIX = "TELEREAD_"
@@ -166,6 +175,11 @@ def _validate(settings: Settings) -> None:
         trusted_networks(settings.trusted_proxies)
     except ValueError as exc:
         raise SettingsError(f"TELEREAD_TRUSTED_PROXIES: {exc}") from exc
+    if settings.orthanc_max_restarts < 0 or settings.orthanc_restart_window <= 0:
+        raise SettingsError(
+            "TELEREAD_ORTHANC_MAX_RESTARTS must be 0 or more and"
+            " TELEREAD_ORTHANC_RESTART_WINDOW more than 0"
+        )
     if len(settings.orthanc_aet) > 16:
         raise SettingsError("TELEREAD_ORTHANC_AET must be at most 16 characters")
 

@@ -35,6 +35,7 @@ from .clock import to_iso, utc_now
 from .orthanc.client import OrthancClient
 from .storage import Database, RecordNotFound
 from .storage import viewing as store
+from .study_metadata import study_metadata
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +304,7 @@ class Viewing:
                 return index
         listing = await self.orthanc.get(f"/studies/{orthanc_id}/instances")
         ids = {i["MainDicomTags"].get("SOPInstanceUID", ""): i["ID"] for i in listing}
-        metadata = await self.orthanc.get(f"/dicom-web/studies/{study_uid}/metadata")
+        metadata = await study_metadata(self.orthanc, orthanc_id, study_uid)
         index = build_index(study_uid, orthanc_id, metadata, ids)
         self._indexes.put(study_uid, index)
         self._share(index)

@@ -131,6 +131,26 @@ def stop_this_process() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+EXIT_ORTHANC_FAILED = 3
+
+
+@dataclass
+class ServiceExit:
+    """How ``teleread serve`` ends: 0, or the status a part that gave up asked for (the
+    Orthanc supervisor: :data:`EXIT_ORTHANC_FAILED`). Mutable: the app is frozen by then."""
+
+    code: int = 0
+    reason: str = ""
+    stop: Callable[[], None] = stop_this_process
+
+    def fail(self, code: int, reason: str) -> None:
+        """Stop the service (gracefully: secondaries and Orthanc are stopped as usual) and
+        have it exit with ``code``."""
+        if self.code == 0:
+            self.code, self.reason = code, reason
+        self.stop()
+
+
 class Secondaries:
     """The primary's children: started after its own start-up, restarted when one dies."""
 

@@ -46,8 +46,11 @@ async def test_wrong_password_is_401_without_saying_which_part_was_wrong(service
     assert (await wrong.json())["error"] == "invalid_credentials"
 
 
-async def test_repeated_failures_lock_the_username_out(service, clinic):
-    """Five failures in the window: even the right password is refused with 429."""
+async def test_repeated_failures_from_one_address_refuse_it_even_the_right_password(
+    service, clinic
+):
+    """Five failures on the account from one address in the window: that address is refused
+    with 429 even with the right password (other addresses: tests/test_login_limits.py)."""
     for _ in range(5):
         await service.client.post("/api/login", json={"username": "wang", "password": "bad"})
     response = await service.client.post(

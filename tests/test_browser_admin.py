@@ -15,11 +15,11 @@ from playwright.async_api import Page, expect
 
 from service.i18n import SUPPORTED_LOCALES, PageRenderer
 
+from .browser import SCREENSHOTS
 from .conftest import PASSWORD
 from .test_i18n import LOCALE_DIR, STATIC, TEMPLATES, csp_problems, json_block, make_user
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 PAGES = {
     "admin_users.html": ("admin_users.js", "admin"),
@@ -37,6 +37,27 @@ def page_context(template: str, role: str) -> dict[str, object]:
         "page": template.removesuffix(".html"),
         "min_password_length": 8,
         "actions": ["auth.login", "user.create"],
+        "login_failures": {
+            "window_minutes": 15,
+            "accounts": [
+                {
+                    "username": "dr.li",
+                    "exists": True,
+                    "failures": 7,
+                    "last_failure_at": "2026-12-02T08:00:01.000000Z",
+                    "delayed_until": "2026-12-02T08:00:03.000000Z",
+                    "addresses": [
+                        {
+                            "client_ip": "198.51.100.66",
+                            "failures": 7,
+                            "last_failure_at": "2026-12-02T08:00:01.000000Z",
+                            "limited": True,
+                        }
+                    ],
+                }
+            ],
+            "addresses": [],
+        },
     }
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from playwright.async_api import Page, expect
 
-from .browser import log_in
+from .browser import SCREENSHOTS, log_in
 from .test_turnaround import history  # noqa: F401  (fixture: consultations with known times)
 
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "dashboard.png"
+SCREENSHOT = SCREENSHOTS / "dashboard.png"
 
 
 async def test_the_dashboard_shows_charts_and_tables_for_a_manager(service, history, page: Page):  # noqa: F811

@@ -5,15 +5,13 @@ public verification page says VALID without a login. Also the framing headers (v
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from service.synthetic import StudySpec, make_study
 
+from .browser import SCREENSHOTS
 from .conftest import PASSWORD
 
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 STUDY = StudySpec("P-PORTAL", "李^四", "CT", "HEAD", instances=2, accession_number="ACC-P1")
 
 

@@ -12,10 +12,10 @@ from playwright.async_api import Page, expect
 
 from service.synthetic import StudySpec, make_study
 
-from .browser import log_in
+from .browser import SCREENSHOTS, log_in
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOT = ROOT / "docs" / "screenshots" / "viewer.png"
+SCREENSHOT = SCREENSHOTS / "viewer.png"
 ROWS = 256
 SPACING_MM = 240.0 / ROWS  # synthetic CT HEAD: a 240 mm field of view over the matrix
 SLICES = 10

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from service.app import create_app
-from service.auth.sessions import MAX_FAILURES_PER_ADDRESS
+from service.auth.login_limits import MAX_FAILURES_PER_ADDRESS
 from service.http.client_address import caller_address, trusted_networks
 from service.http.keys import DATABASE
 from service.settings import SettingsError, load_settings

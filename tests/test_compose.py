@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from service.orthanc.process import DICOM_PORT_RULES
+
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_DIR = REPO / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
@@ -185,6 +187,13 @@ def test_orthanc_config_has_auth_dicomweb_and_postgresql(
     assert pg["EnableIndex"] is True
     assert pg["EnableStorage"] is False, "DICOM files belong on the orthanc-storage volume"
     assert pg["Host"] == "postgres"
+
+
+def test_orthanc_dicom_port_has_the_managed_orthancs_rules(orthanc_config: dict[str, Any]) -> None:
+    """Production's DICOM port is as closed as the managed one: called AE title checked, echo and
+    store only for unknown AE titles (tests/test_dicom_port.py tries them with dcmtk)."""
+    assert {key: orthanc_config.get(key) for key in DICOM_PORT_RULES} == DICOM_PORT_RULES
+    assert orthanc_config["DicomModalitiesInDatabase"] is True  # what teleread registers
 
 
 def test_orthanc_config_holds_no_secrets(orthanc_config: dict[str, Any]) -> None:

@@ -37,7 +37,6 @@ UNREADABLE = {
     "JPEG2000.dcm": "dcmtk",
     "MR_small_jp2klossless.dcm": "dcmtk",
     "JPEG2000-embedded-sequence-delimiter.dcm": "both",  # a malformed J2K codestream
-    "JPEG-lossy.dcm": "ours",  # invalid SOS parameters; only IJG 6b's leniency reads it
     "MR_truncated.dcm": "ours",  # pixel data shorter than Rows x Columns
     "badVR.dcm": "ours",  # an IS value of "1A"
 }

@@ -427,8 +427,9 @@ async def test_study_stable_while_orthanc_was_down_is_reconciled_at_start_up(
 
 
 async def test_follower_rides_out_an_orthanc_outage_and_ingests_once_it_is_back(service, orthanc):
-    """While Orthanc is down the follower backs off without dying and /healthz still answers;
-    when Orthanc returns (same ports, same archive) a new study reaches the worklist."""
+    """While Orthanc is down the follower backs off without dying and /healthz answers 503
+    naming Orthanc; when Orthanc returns (same ports, same archive) a new study reaches the
+    worklist."""
     clinic = await service.add_facility("Dongxiang", "township", "DONGXIANG_DR")
     await service.add_user("wang", "radiographer", clinic)
     headers = await service.login("wang")
@@ -437,8 +438,10 @@ async def test_follower_rides_out_an_orthanc_outage_and_ingests_once_it_is_back(
     await orthanc.kill()
     await asyncio.sleep(1.0)
     response = await service.client.get("/healthz")
-    assert response.status == 200
-    assert (await response.json())["status"] == "ok"
+    assert response.status == 503
+    body = await response.json()
+    assert body["orthanc"]["state"] == "down"
+    assert body["ingest"]["state"] == "waiting_for_orthanc"
     await orthanc.start()
     study = a_study(instances=1)
     await service.c_store(study, "DONGXIANG_DR")
@@ -504,21 +507,27 @@ async def test_object_stored_with_the_services_user_into_a_study_nobody_sent_is_
 # --- who gets credited ----------------------------------------------------------------------
 
 
-async def test_two_facilities_sending_the_same_study_get_one_consultation_each(service):
-    """One consultation per study and facility: a township clinic and the county hospital each
-    send images of the same study (same Study Instance UID) and each gets its own."""
+async def test_a_second_facility_sending_images_of_a_study_is_quarantined_not_credited(service):
+    """A study belongs to the facility that sent it first: the county hospital's images of the
+    township's study (same Study Instance UID) give the county no consultation; they wait in
+    the quarantine with the reason, and the township's consultation keeps its own count."""
     township = await service.add_facility("Dongxiang", "township", "DONGXIANG_DR")
-    county = await service.add_facility("Linxia County", "county", "LINXIA_CT")
+    await service.add_facility("Linxia County", "county", "LINXIA_CT")
     first = a_study(instances=1)
     uid = first[0].StudyInstanceUID
     second = a_study(instances=1, study_instance_uid=uid, series_number=2)
 
     await service.c_store(first, "DONGXIANG_DR")
+    await ingested(service, uid)
     await service.c_store(second, "LINXIA_CT")
 
-    rows = await ingested(service, uid, count=2)
-    assert sorted(r["facility_id"] for r in rows) == sorted([township, county])
-    assert all(r["received_via"] == "dicom" for r in rows)
+    [entry] = await service.wait_for(lambda: service.database.read(ingest_store.list_quarantine))
+    assert (entry["remote_aet"], entry["reason"]) == (
+        "LINXIA_CT",
+        "the study belongs to another facility",
+    )
+    [row] = await service.database.read(consultations_of, uid)
+    assert (row["facility_id"], row["received_via"], row["instances"]) == (township, "dicom", 1)
 
 
 async def test_consultation_from_ingest_has_an_images_received_event_and_is_due_in_24h(service):

@@ -52,6 +52,7 @@ NOT_PATIENT_DATA = {
     "POST /api/admin/users/{id}/enable",
     "POST /api/admin/users/{id}/password",
     "GET /api/admin/facilities",
+    "GET /api/admin/login-failures",
     "POST /api/admin/facilities",
     "PATCH /api/admin/facilities/{id}",
     "POST /api/me/password",
@@ -417,8 +418,8 @@ async def test_other_facilitys_users_see_nothing_of_clinic_a(service, world, rol
             else:
                 assert response.status == 403, (route, role, response.status)
         elif route == "POST /api/consultations":
-            # Filing a request for a UID makes a consultation of one's own facility, never A's.
-            assert response.status in (201, 403), (route, response.status)
+            # A request naming clinic A's study UID is refused: the study belongs to A.
+            assert response.status in (403, 409), (route, response.status)
         elif route in ("POST /api/studies", "POST /dicom-web/studies/{study}"):
             assert response.status in (400, 403, 409), (route, role, response.status, text)
         elif route.startswith("GET /api/audit"):

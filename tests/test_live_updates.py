@@ -149,7 +149,7 @@ async def test_quiet_streams_send_heartbeats_and_a_retry_hint(service, monkeypat
     await consortium(service)
     stream = await open_stream(service, await service.login("dr_li"))
     assert stream.headers["X-Accel-Buffering"] == "no"
-    assert stream.headers["Cache-Control"] == "no-cache"
+    assert stream.headers["Cache-Control"] == "private, no-store"  # not kept after logout
     async with asyncio.timeout(2.0):
         assert await stream.content.readline() == b"retry: 3000\n"
         lines = [await stream.content.readline() for _ in range(3)]

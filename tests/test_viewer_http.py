@@ -304,11 +304,12 @@ async def test_a_viewport_downsizes_the_render(service, world):
 
 
 async def test_an_etag_round_trip_answers_304(service, world):
-    """Immutable renders: the same query with If-None-Match is 304, another window is not."""
+    """Immutable renders: the same query with If-None-Match is 304, another window is not (the
+    ETag serves API clients; browsers keep no copy: private, no-store)."""
     path = paths(world)["rendered"] + "?window=40,80&quality=80"
     first = await get(service, world, path)
     etag = first.headers["ETag"]
-    assert "immutable" in first.headers["Cache-Control"]
+    assert first.headers["Cache-Control"] == "private, no-store"
     again = await get(service, world, path, headers={"If-None-Match": etag})
     assert again.status == 304 and again.headers["ETag"] == etag
     other = await get(

@@ -1,7 +1,7 @@
 """DICOM rendering for the specialists' viewer: decode one frame, apply the Modality LUT, the VOI
 window and polarity, encode JPEG/PNG/WebP (pure functions; no I/O beyond the bytes given)."""
 
-from .frames import DECODERS, Frame, decode_frame
+from .frames import DECODERS, Frame, UndecodableFrame, decode_frame
 from .render import (
     RenderOptions,
     default_window,
@@ -17,6 +17,7 @@ __all__ = [
     "DECODERS",
     "Frame",
     "RenderOptions",
+    "UndecodableFrame",
     "Window",
     "apply_window",
     "decode_frame",

@@ -20,7 +20,7 @@ import pydicom
 from PIL import Image
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_color_lut, pixel_array
+from pydicom.pixels import apply_color_lut, get_decoder, pixel_array
 from pydicom.uid import (
     JPEG2000,
     ExplicitVRLittleEndian,
@@ -35,6 +35,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from . import jpeg12
 from .window import Window
 
 # Transfer syntax -> pydicom decoding plugin. Native (uncompressed) syntaxes use pydicom itself
@@ -50,6 +51,11 @@ DECODERS: dict[str, str] = {  # measured in tests/test_dcmtk_parity.py and bench
     JPEG2000: "pylibjpeg",
     RLELossless: "pylibjpeg",  # pylibjpeg-rle (Rust), 3-4x pydicom's own RLE decoder
 }
+# Tried when the pinned decoder fails: GDCM decodes 12-bit JPEG that libjpeg 9 refuses (jpeg12).
+FALLBACKS: dict[str, str] = {JPEGExtended12Bit: jpeg12.LABEL}
+# A frame larger than this is refused before anything is allocated for it: 2^28 samples is a
+# 16384² frame, far above any modality's (a 43x43 cm DR plate at 0.1 mm is 4300²).
+MAX_FRAME_SAMPLES = 1 << 28
 # Native syntaxes whose frames ``_native_frame`` reads itself, and what it reads of them.
 NATIVE_LITTLE_ENDIAN = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 NATIVE_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR")
@@ -64,6 +70,22 @@ def is_colour(photometric: str) -> bool:
     with no modality values to window. PALETTE COLOR counts (its tables make it RGB)."""
     value = photometric.strip().upper()
     return value in COLOUR or value == "PALETTE COLOR"
+
+
+def _register_plugins() -> None:
+    decoder = get_decoder(JPEGExtended12Bit)
+    try:
+        decoder.add_plugin(jpeg12.LABEL, ("viewer.jpeg12", "decode_frame"))
+    except ValueError:  # registered already (a module reloaded)
+        pass
+
+
+_register_plugins()
+
+
+class UndecodableFrame(ValueError):
+    """The object's pixels cannot be decoded into a frame; the message says why (shown to the
+    reader as the 422's detail, so it names the DICOM attribute or the decoder's complaint)."""
 
 
 PYRAMID_FROM = 2048  # frames larger than this also keep reduced copies for small viewports
@@ -124,12 +146,51 @@ def decode_frame(data: bytes, index: int) -> Frame:
     """
     # Read whole: the pixel data element is one slice of ``data`` (frames are decoded from it on
     # demand), and reading once is faster than a header pass plus a second pass for the pixels.
-    ds = pydicom.dcmread(io.BytesIO(data))
-    syntax = str(ds.file_meta.TransferSyntaxUID)
-    frames = int(ds.get("NumberOfFrames") or 1)
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data))
+        syntax = str(ds.file_meta.TransferSyntaxUID)
+        frames = int(ds.get("NumberOfFrames") or 1)
+    except Exception as exc:  # anything pydicom raises on a damaged header
+        raise UndecodableFrame(f"unreadable DICOM header ({_reason(exc)})") from exc
     if not 0 <= index < frames:
         raise IndexError(f"frame {index + 1} of {frames}")
+    _check_frame_size(ds)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    try:
+        return _decode(ds, syntax, index, frames, photometric)
+    except UndecodableFrame:
+        raise
+    except MemoryError as exc:
+        raise UndecodableFrame("the frame is too large to decode") from exc
+    except Exception as exc:  # whatever a decoder or a LUT of a broken object raises
+        raise UndecodableFrame(_reason(exc)) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """A decoder's complaint, on one line and short enough for a header or a JSON detail."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
+
+
+def _check_frame_size(ds: Dataset) -> None:
+    """Refuse a frame whose (0028,0010) *Rows* x (0028,0011) *Columns* x (0028,0002) *Samples
+    per Pixel* is absent or beyond ``MAX_FRAME_SAMPLES``, and (0028,0100) *Bits Allocated*
+    other than 1 or a multiple of 8 (PS3.5 8.1.1), before a decoder allocates for it."""
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        samples = int(ds.get("SamplesPerPixel") or 1)
+        allocated = int(ds.BitsAllocated)
+    except Exception as exc:  # absent, or not a number
+        raise UndecodableFrame(f"no usable Image Pixel module ({_reason(exc)})") from exc
+    if rows <= 0 or columns <= 0 or rows * columns * samples > MAX_FRAME_SAMPLES:
+        raise UndecodableFrame(f"a frame of {rows} x {columns} x {samples} samples is refused")
+    if allocated != 1 and (allocated <= 0 or allocated % 8 or allocated > 64):
+        raise UndecodableFrame(
+            f"(0028,0100) Bits Allocated {allocated} is neither 1 nor a multiple of 8"
+        )
+
+
+def _decode(ds: Dataset, syntax: str, index: int, frames: int, photometric: str) -> Frame:
     pixels = _pixels(ds, syntax, index, frames)
     if photometric == "PALETTE COLOR":
         return Frame(_palette(pixels, ds))
@@ -160,7 +221,12 @@ def _pixels(ds: Dataset, syntax: str, index: int, frames: int) -> np.ndarray:
         options: dict[str, Any] = {"decoding_plugin": DECODERS.get(syntax, "")}
         if frames > 1:
             options["index"] = index
-        pixels = pixel_array(ds, **options)
+        try:
+            pixels = pixel_array(ds, **options)
+        except Exception:
+            if syntax not in FALLBACKS:
+                raise
+            pixels = pixel_array(ds, **(options | {"decoding_plugin": FALLBACKS[syntax]}))
     if not pixels.dtype.isnative:
         pixels = pixels.astype(pixels.dtype.newbyteorder("="))
     return pixels

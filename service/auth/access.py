@@ -24,10 +24,22 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FACILITY_ROLES = {"radiographer", "clinician"}
 # Roles that read for the region when they belong to the regional centre.
 READER_ROLES = {"specialist", "manager"}
+# The facility kind whose staff act for the whole consortium.
+REGIONAL = "regional"
+
+
+def at_centre(role: str) -> str:
+    """A role that counts only at the regional centre, for :func:`allow` (``"manager@regional"``):
+    a consortium-wide power (report templates, revoking certificates) must not be granted to every
+    clinic's manager just because they share the role's name."""
+    return f"{role}@{REGIONAL}"
 
 
 def allow(*roles: str) -> Callable[[Handler], Handler]:
-    """Declare the roles that may call a handler (``allow(AUTHENTICATED)`` for any user)."""
+    """Declare the roles that may call a handler (``allow(AUTHENTICATED)`` for any user).
+
+    A role qualified with :func:`at_centre` admits that role only at the regional centre.
+    """
 
     def mark(handler: Handler) -> Handler:
         setattr(handler, ACCESS_ATTRIBUTE, frozenset(roles))
@@ -51,7 +63,40 @@ def permits(declared: frozenset[str], user: CurrentUser | None) -> bool:
         return True
     if user is None:
         return False
-    return AUTHENTICATED in declared or user.role in declared
+    return (
+        AUTHENTICATED in declared
+        or user.role in declared
+        or f"{user.role}@{user.facility_kind}" in declared
+    )
+
+
+def may_revoke_certificate_of(user: CurrentUser, signer_facility_id: int) -> bool:
+    """Administrators revoke any signer's certificate; the regional centre's managers only their
+    own centre's signers (a compromised key elsewhere goes through an administrator)."""
+    if user.role == "admin":
+        return True
+    return (
+        user.role == "manager"
+        and user.facility_kind == REGIONAL
+        and user.facility_id == signer_facility_id
+    )
+
+
+def manages_readers_of(user: CurrentUser, facility_id: int) -> bool:
+    """Whether ``user`` directs the work of ``facility_id``'s readers (releasing their claims,
+    handing them consultations): a manager their own facility's, the regional centre's managers
+    everyone's (the centre runs the consortium's reading). A county or township manager must not
+    take a consultation from the centre's reader, nor hand the centre's readers work."""
+    if user.role != "manager":
+        return False
+    return user.facility_kind == REGIONAL or user.facility_id == facility_id
+
+
+def may_correct_report_signed_at(user: CurrentUser, signer_facility_id: int) -> bool:
+    """A signed report is corrected by a reader of the facility whose reader signed it: the
+    clinic that asked (or another hospital) must not supersede the centre's signed report with a
+    version of its own."""
+    return user.role in READER_ROLES and user.facility_id == signer_facility_id
 
 
 def consultation_scope(user: CurrentUser) -> Scope:

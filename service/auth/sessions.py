@@ -2,7 +2,7 @@
 
 Only a SHA-256 of the token is stored, so a copy of the database opens no session. Sessions expire
 and can be revoked server-side (logout now; password change and disabled users with access control).
-Repeated failures lock a username (and an address) out for a while.
+Repeated failures are limited per address and slowed per account (:mod:`.login_limits`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ from typing import Any
 
 from ..clock import to_iso
 from ..storage import Database
+from ..storage import login_failures as failure_store
 from ..storage import tokens as token_store
 from ..storage import users as user_store
-from .passwords import hash_password, needs_rehash, verify_password
+from . import login_limits
+from .login_limits import LoginLocked
+from .passwords import verify_and_rehash
 
-FAILURE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_USER = 5
-MAX_FAILURES_PER_ADDRESS = 20
+__all__ = ["LoginLocked", "LoginFailed", "CurrentUser", "login", "resolve"]
+
 # An API token's "last used" is written at most this often: a script calling the API many times
 # a second must not make a write (and a new database version, which empties every web process's
 # session cache) of each call.
@@ -83,14 +85,6 @@ class LoginFailed(Exception):
     """Wrong username or password (never says which)."""
 
 
-class LoginLocked(Exception):
-    """Too many recent failures for this username or address."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("too many failed logins")
-        self.retry_after = retry_after
-
-
 @dataclass(frozen=True)
 class NewSession:
     token: str
@@ -112,25 +106,23 @@ async def login(
     now: datetime,
     lifetime: timedelta,
 ) -> NewSession:
-    since = to_iso(now - FAILURE_WINDOW)
-    by_user, by_ip = await database.read(
-        user_store.recent_login_failures, username, client_ip, since
-    )
-    if by_user >= MAX_FAILURES_PER_USER or by_ip >= MAX_FAILURES_PER_ADDRESS:
-        raise LoginLocked(int(FAILURE_WINDOW.total_seconds()))
+    """Check the limits and count the attempt (one short write), verify the password on the
+    hashing threads (and rehash one made with old parameters there too), then one short write:
+    the attempt failed, or the session opens. No transaction is open while argon2 runs."""
+    attempt = await login_limits.begin_attempt(database, username, client_ip, now)
     row = await database.read(user_store.user_by_username, username)
-    valid = verify_password(row["password_hash"] if row else None, password)
+    valid, new_hash = await verify_and_rehash(row["password_hash"] if row else None, password)
     if not valid or row is None or row["disabled"]:
-        await database.write(user_store.record_login_failure, username, client_ip)
+        await database.write(login_limits.failed, attempt)
         raise LoginFailed()
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
     expires = now + lifetime
 
     def open_session(db: Any) -> dict[str, Any] | None:
-        user_store.clear_login_failures(db, username)
-        if needs_rehash(row["password_hash"]):
-            user_store.set_password_hash(db, row["id"], hash_password(password))
+        failure_store.clear_failures_from(db, username, client_ip)  # this attempt's too
+        if new_hash is not None:
+            user_store.set_password_hash(db, row["id"], new_hash)
         user_store.create_session(
             db,
             token_hash=token_hash(token),

@@ -177,3 +177,38 @@ class FacilityChangedResponse(BaseModel):
     registered: bool | None = Field(
         description="Re-registered with Orthanc (null: AE title and DICOM node unchanged)"
     )
+
+
+# ---- failed logins ----------------------------------------------------------------------
+
+
+class FailedAddress(BaseModel):
+    client_ip: str | None
+    failures: int
+    last_failure_at: str
+    limited: bool = Field(description="This address may not try this account now")
+
+
+class HammeredAccount(BaseModel):
+    username: str
+    exists: bool = Field(description="False: somebody is guessing a username that is not one")
+    failures: int
+    last_failure_at: str
+    delayed_until: str | None = Field(
+        description="Until when attempts from addresses it never logged in from are refused"
+    )
+    addresses: list[FailedAddress]
+
+
+class FailingAddress(BaseModel):
+    client_ip: str | None
+    failures: int
+    accounts: int
+    last_failure_at: str
+    limited: bool = Field(description="This address may not try any account now")
+
+
+class LoginFailures(BaseModel):
+    window_minutes: int
+    accounts: list[HammeredAccount]
+    addresses: list[FailingAddress]

@@ -50,7 +50,10 @@ def _id(request: web.Request) -> int:
 @routes.get("/api/admin/quarantine")
 @allow("admin")
 @audited("quarantine.view", "quarantine")
-@documented("Studies from unknown AE titles or sent around the service, kept for review")
+@documented(
+    "Studies from unknown AE titles, sent around the service, or naming a study another"
+    " facility owns (moved out of Orthanc), kept for review"
+)
 async def quarantine(request: web.Request) -> web.Response:
     include_resolved = request.query.get("resolved") in {"1", "true"}
     rows = await request.app[DATABASE].read(ingest_store.list_quarantine, include_resolved)

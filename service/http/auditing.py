@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from ..audit import AuditEntry
 from ..auth.sessions import CurrentUser
 from ..clock import to_iso, utc_now
-from ..orthanc.client import OrthancUnavailable
+from ..orthanc.client import OrthancError, OrthancUnavailable
 from ..storage import Conflict, RecordNotFound
 from ..storage.audit import append_audit
 from .errors import ApiError
@@ -91,6 +91,8 @@ def _status_of(exc: BaseException) -> int:
         return 400
     if isinstance(exc, OrthancUnavailable):
         return 503
+    if isinstance(exc, OrthancError) and exc.status == 404:
+        return 404
     return 500
 
 

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from ..auth import sessions
+from ..auth import login_limits, sessions
 from ..auth.access import AUTHENTICATED, allow, public
 from ..clock import to_iso, utc_now
+from .admin_models import LoginFailures
 from .auditing import audit_context, audited, not_audited
 from .errors import ApiError
 from .keys import DATABASE, SETTINGS, current_user
@@ -48,8 +49,9 @@ async def login(request: web.Request) -> web.Response:
         raise ApiError(
             429,
             "too_many_attempts",
-            "too many failed logins; wait a few minutes and try again",
+            f"too many failed logins; try again in {exc.retry_after} s",
             retry_after=exc.retry_after,
+            limit=exc.reason,
         ) from exc
     except sessions.LoginFailed as exc:
         raise ApiError(401, "invalid_credentials", "wrong username or password") from exc
@@ -91,3 +93,17 @@ async def logout(request: web.Request) -> web.Response:
 @documented("The logged-in user", response=UserInfo)
 async def me(request: web.Request) -> web.Response:
     return web.json_response(current_user(request).public())
+
+
+@routes.get("/api/admin/login-failures")
+@allow("admin")
+@audited("login_failures.view", "security")
+@documented(
+    "Who is being hammered: accounts and addresses with failed logins in the last 15 minutes, "
+    "and which limit holds for each (docs/security.md)",
+    response=LoginFailures,
+    errors=(403,),
+)
+async def login_failures(request: web.Request) -> web.Response:
+    view = await login_limits.hammered(request.app[DATABASE], utc_now())
+    return web.json_response(LoginFailures(**view).model_dump())

@@ -90,7 +90,9 @@ async def take_claim(request: web.Request) -> web.Response:
 @allow("specialist", "manager")
 @audited("claim.release", "consultation")
 @documented(
-    "Release a claim (its holder, or a manager)", response=ClaimResponse, errors=(403, 404, 409)
+    "Release a claim (its holder, or a manager of the holder's facility or of the regional centre)",
+    response=ClaimResponse,
+    errors=(403, 404, 409),
 )
 async def release_claim(request: web.Request) -> web.Response:
     try:
@@ -104,10 +106,11 @@ async def release_claim(request: web.Request) -> web.Response:
 @allow("manager")
 @audited("claim.reassign", "consultation")
 @documented(
-    "Hand a consultation to another specialist (managers)",
+    "Hand a consultation to another specialist (managers: their own facility's readers; the"
+    " regional centre's managers: anyone's)",
     body=ReassignBody,
     response=ClaimResponse,
-    errors=(400, 404),
+    errors=(400, 403, 404),
 )
 async def reassign_claim(request: web.Request) -> web.Response:
     body = await read_model(request, ReassignBody)
@@ -123,6 +126,8 @@ async def reassign_claim(request: web.Request) -> web.Response:
         )
     except claims.InvalidAssignee as exc:
         raise ApiError(400, "invalid_assignee", str(exc)) from exc
+    except claims.NotYourReader as exc:
+        raise ApiError(403, "not_your_reader", str(exc)) from exc
     return _answer(request, outcome, "claimed")
 
 

@@ -80,6 +80,8 @@ async def stow(request: web.Request) -> web.Response:
                             else PROCESSING_FAILURE
                         ],
                     },
+                    # (0000,0902) Error Comment: the reason in words, as the upload gives it.
+                    "00000902": {"vr": "LO", "Value": [(verdict.reason or "")[:64]]},
                 }
             )
     body: dict = {}

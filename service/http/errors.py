@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from ..orthanc.client import OrthancUnavailable
+from ..orthanc.client import OrthancError, OrthancUnavailable
 from ..storage import Conflict, RecordNotFound
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,10 @@ class ApiError(Exception):
 
     def response(self) -> web.Response:
         body = {"error": self.code, "detail": self.detail, **self.extra}
-        return web.json_response(body, status=self.status)
+        response = web.json_response(body, status=self.status)
+        if self.extra.get("retry_after") is not None:  # RFC 9110 10.2.3, on every 429 we send
+            response.headers["Retry-After"] = str(int(self.extra["retry_after"]))
+        return response
 
 
 def validation_error(exc: ValidationError) -> ApiError:
@@ -79,7 +82,10 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
         return ApiError(exc.status, code, exc.reason).response()
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, OrthancError) and exc.status == 404:
+            # An image listed a moment ago and gone since (e.g. moved to the quarantine).
+            return ApiError(404, "not_found", "the image is not in the archive").response()
         request_id = secrets.token_hex(6)
         log.exception(
             "unhandled error in %s %s [request %s]", request.method, request.path, request_id

@@ -8,6 +8,7 @@ from worklists.sla import SlaPolicy
 
 from ..auth.session_cache import SessionCache
 from ..auth.sessions import CurrentUser
+from ..health import Health
 from ..i18n import PageRenderer
 from ..ingest import ChangeFollower
 from ..live import LiveUpdates
@@ -18,7 +19,7 @@ from ..rendering import Renderer
 from ..settings import Settings
 from ..storage import Database
 from ..viewing import Viewing
-from ..web_processes import ProcessRole, Secondaries
+from ..web_processes import ProcessRole, Secondaries, ServiceExit
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -33,6 +34,8 @@ RENDER_WORKERS = web.AppKey("render_workers", Renderer)
 PREFETCH = web.AppKey("prefetch", StudyPrefetch)
 ROLE = web.AppKey("web_process_role", ProcessRole)
 SECONDARIES = web.AppKey("secondaries", Secondaries)
+HEALTH = web.AppKey("health", Health)
+SERVICE_EXIT = web.AppKey("service_exit", ServiceExit)
 BUS = web.AppKey("process_bus", ProcessBus | None)  # type: ignore[arg-type]
 
 # Per-request values set by the middlewares.

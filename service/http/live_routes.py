@@ -18,6 +18,7 @@ from ..clock import to_iso, utc_now
 from ..live import WorklistChange
 from .auditing import audit_context, audited
 from .keys import LIVE, current_user
+from .middleware import PRIVATE_NO_STORE
 from .openapi import documented
 from .worklist_routes import WORKLIST_ROLES
 
@@ -63,7 +64,7 @@ async def worklist_events(request: web.Request) -> web.StreamResponse:
     opened, started = to_iso(utc_now()), time.monotonic()
     pushed: list[int] = []
     response = web.StreamResponse(
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": PRIVATE_NO_STORE, "X-Accel-Buffering": "no"},
     )
     response.content_type = "text/event-stream"
     response.charset = "utf-8"

@@ -18,6 +18,13 @@ SESSION_COOKIE = "teleread_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
+# Every answer but a static file is kept out of caches unless its handler says otherwise: pages,
+# API JSON, DICOMweb metadata, rendered frames and PDFs carry patient data, and a browser's disk
+# cache (or a shared proxy's) would keep them after logout on a shared reading-room computer.
+# Static JS/CSS keep the validators aiohttp sends (Last-Modified, ETag) and stay cacheable.
+PRIVATE_NO_STORE = "private, no-store"
+STATIC_PREFIX = "/static/"
+
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -86,7 +93,7 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("X-Frame-Options", "SAMEORIGIN" if framable else "DENY")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if request.path.startswith("/api/"):
-        headers.setdefault("Cache-Control", "no-store")
+    if not request.path.startswith(STATIC_PREFIX):
+        headers.setdefault("Cache-Control", PRIVATE_NO_STORE)
     if served_over_tls(request):
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")

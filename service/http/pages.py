@@ -7,11 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
+from ..auth import login_limits
 from ..auth.access import AUTHENTICATED, allow, public
 from ..auth.passwords import MIN_PASSWORD_LENGTH
+from ..clock import utc_now
 from ..i18n import SUPPORTED_LOCALES
 from .auditing import audit_declaration
-from .keys import RENDERER, USER_KEY
+from .keys import DATABASE, RENDERER, USER_KEY
 from .requests import path_id
 from .upload_routes import UPLOADING_ROLES
 from .worklist_routes import WORKLIST_ROLES
@@ -110,7 +112,13 @@ async def roster_page(request: web.Request) -> web.Response:
 @routes.get("/admin/users")
 @allow("admin")
 async def admin_users_page(request: web.Request) -> web.Response:
-    return render(request, "admin_users.html", min_password_length=MIN_PASSWORD_LENGTH)
+    failures = await login_limits.hammered(request.app[DATABASE], utc_now())
+    return render(
+        request,
+        "admin_users.html",
+        min_password_length=MIN_PASSWORD_LENGTH,
+        login_failures=failures,
+    )
 
 
 @routes.get("/admin/facilities")

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..auth.access import allow, consultation_scope
+from ..auth.access import allow, at_centre, consultation_scope
 from ..clock import to_iso, utc_now
 from ..storage import reports as report_store
 from .auditing import audit_context, audited, not_audited
@@ -20,7 +20,8 @@ from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
 
-TEMPLATE_EDITORS = ("manager", "admin")
+# The consortium's templates are kept centrally: a clinic's manager reads them but changes none.
+TEMPLATE_EDITORS = ("admin", at_centre("manager"))
 
 
 class PortalItem(BaseModel):
@@ -131,7 +132,7 @@ async def _save(request: web.Request, template_id: int | None) -> web.Response:
 @allow(*TEMPLATE_EDITORS)
 @audited("template.create", "report_template")
 @documented(
-    "Add a report template (managers)",
+    "Add a report template (the regional centre's managers, administrators)",
     body=TemplateBody,
     response=Template,
     errors=(400, 409),
@@ -145,7 +146,7 @@ async def post_template(request: web.Request) -> web.Response:
 @allow(*TEMPLATE_EDITORS)
 @audited("template.update", "report_template")
 @documented(
-    "Change a report template (managers)",
+    "Change a report template (the regional centre's managers, administrators)",
     body=TemplateBody,
     response=Template,
     errors=(400, 404, 409),
@@ -157,7 +158,11 @@ async def put_template(request: web.Request) -> web.Response:
 @routes.delete(r"/api/report-templates/{id:\d+}")
 @allow(*TEMPLATE_EDITORS)
 @audited("template.delete", "report_template")
-@documented("Remove a report template (managers)", errors=(404,), success=(204,))
+@documented(
+    "Remove a report template (the regional centre's managers, administrators)",
+    errors=(404,),
+    success=(204,),
+)
 async def delete_template(request: web.Request) -> web.Response:
     await request.app[DATABASE].write(report_store.delete_template, path_id(request))
     return web.Response(status=204)

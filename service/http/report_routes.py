@@ -22,7 +22,7 @@ from .keys import DATABASE, LIVE, current_user
 from .models import RecordId, Strict
 from .openapi import documented
 from .report_keys import CA, REPORT_DELIVERY
-from .requests import path_id, public_base_url, read_model
+from .requests import client_ip, path_id, public_base_url, read_model
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -199,14 +199,18 @@ async def put_draft(request: web.Request) -> web.Response:
 @allow(*WRITERS)
 @audited("report.correction", "consultation")
 @documented(
-    "Open a signed report for correction: the next signature adds a new version",
+    "Open a signed report for correction: the next signature adds a new version (readers of the"
+    " facility that signed it)",
     response=ReportAnswer,
-    errors=(404, 409),
+    errors=(403, 404, 409),
 )
 async def post_correction(request: web.Request) -> web.Response:
-    await request.app[DATABASE].write(
-        authoring.start_correction, _id(request), current_user(request), utc_now()
-    )
+    try:
+        await request.app[DATABASE].write(
+            authoring.start_correction, _id(request), current_user(request), utc_now()
+        )
+    except authoring.NotSignersFacility as exc:
+        raise ApiError(403, "not_signers_facility", str(exc)) from exc
     return await _report_answer(request)
 
 
@@ -231,6 +235,7 @@ async def post_sign(request: web.Request) -> web.Response:
             body.password,
             now=utc_now(),
             public_url=public_base_url(request),
+            client_ip=client_ip(request),
         )
     except WrongPassword as exc:
         raise ApiError(

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, Field
 
 from ..accounts import WrongPassword
-from ..auth.access import allow, public
-from ..auth.passwords import verify_password
+from ..auth.access import allow, at_centre, may_revoke_certificate_of, public
+from ..auth.passwords import verify_password_async
 from ..clock import to_iso, utc_now
 from ..reports import identities, verification
 from ..storage import RecordNotFound
@@ -92,7 +92,7 @@ async def post_pkcs12(request: web.Request) -> web.Response:
     body = await read_model(request, Pkcs12Body)
     user = current_user(request)
     row = await request.app[DATABASE].read(user_store.user_by_username, user.username)
-    if not verify_password(row["password_hash"] if row else None, body.password):
+    if not await verify_password_async(row["password_hash"] if row else None, body.password):
         raise ApiError(403, "wrong_password", "your teleread password is wrong")
     try:
         data = base64.b64decode(body.pkcs12, validate=True)
@@ -109,23 +109,34 @@ async def post_pkcs12(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/certificates/{serial}/revoke")
-@allow("admin", "manager")
+@allow("admin", at_centre("manager"))
 @audited("signing.revoke", "certificate")
 @documented(
-    "Revoke a signer's certificate: later verifications show it revoked",
+    "Revoke a signer's certificate: later verifications show it revoked (administrators; the"
+    " regional centre's managers for their own centre's signers)",
     body=RevokeBody,
     response=Identity,
-    errors=(400, 404),
+    errors=(400, 403, 404),
 )
 async def post_revoke(request: web.Request) -> web.Response:
-    body = await read_model(request, RevokeBody)
     serial = request.match_info["serial"].lower()
+    audit_context(request).resource_id = serial
     if not SERIAL.fullmatch(serial):
         raise ApiError(400, "invalid_serial", "a certificate serial is hexadecimal")
-    row = await request.app[DATABASE].write(
+    database = request.app[DATABASE]
+    signer = await database.read(identity_store.signer_of, serial)
+    audit_context(request).detail["signer_id"] = signer["user_id"]
+    if not may_revoke_certificate_of(current_user(request), signer["facility_id"]):
+        raise ApiError(
+            403,
+            "not_your_signer",
+            "a manager revokes only the certificates of their own centre's signers;"
+            " ask an administrator",
+        )
+    body = await read_model(request, RevokeBody)
+    row = await database.write(
         identity_store.revoke, serial=serial, at=to_iso(utc_now()), reason=body.reason
     )
-    audit_context(request).resource_id = serial
     summary = {k: v for k, v in row.items() if k in Identity.model_fields}
     return web.json_response(Identity(**summary).model_dump())
 

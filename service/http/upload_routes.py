@@ -22,7 +22,12 @@ UPLOADING_ROLES = ("radiographer", "requester")
 
 def upload_limits(request: web.Request) -> UploadLimits:
     settings = request.app[SETTINGS]
-    return UploadLimits(settings.upload_max_file_mb << 20, settings.upload_max_request_mb << 20)
+    return UploadLimits(
+        settings.upload_max_file_mb << 20,
+        settings.upload_max_request_mb << 20,
+        settings.upload_max_expanded_mb << 20,
+        settings.upload_max_expanded_file_mb << 20,
+    )
 
 
 async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:

@@ -4,14 +4,18 @@ Every call is authorised (a consultation of the study in the caller's facility s
 but only the opening of a study is audited: the manifest writes ``study.viewed``, and a frame or
 metadata call writes it only if it is the session's first access to that study, in any of the
 processes serving this database (``Viewing.first_access``). Rendered images
-are immutable for a given (instance, frame, window, quality, viewport, format): they carry an ETag
-and a long private Cache-Control, and a matching If-None-Match answers 304 without rendering.
+are immutable for a given (instance, frame, window, quality, viewport, format): they carry an ETag,
+and a matching If-None-Match answers 304 without rendering. No frame, thumbnail, value array or
+metadata is left in a browser's cache (``private, no-store``): after logout on a shared computer the
+next user must not find another patient's images there. The viewer page keeps what it fetched in
+its own bounded in-memory cache (viewer/static/frames.js) instead.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -19,19 +23,22 @@ from ..audit import AuditEntry
 from ..auth.access import allow
 from ..rendering import FrameRef
 from ..storage import RecordNotFound
+from ..study_metadata import study_metadata
 from ..viewing import InstanceEntry
 from .auditing import AuditContext, audit_context, audit_entry, audited, not_audited
 from .errors import ApiError
 from .keys import ORTHANC, PREFETCH, RENDER_WORKERS, VIEWING, current_user
+from .middleware import PRIVATE_NO_STORE
 from .openapi import documented
 from .requests import path_id
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
+T = TypeVar("T")
 
 ONCE = "authorised on every call; audited once per session and study as study.viewed"
 FORMATS = {"image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp"}
-CACHE_CONTROL = "private, max-age=31536000, immutable"
+CACHE_CONTROL = PRIVATE_NO_STORE
 RENDER_VERSION = "1"
 THUMBNAIL = (128, 128)
 STUDY = "/dicom-web/studies/{study}"
@@ -65,12 +72,17 @@ async def _opened(request: web.Request, row: dict[str, Any]) -> None:
 
 
 async def _instance(request: web.Request) -> InstanceEntry:
+    return (await _instance_of(request))[1]
+
+
+async def _instance_of(request: web.Request) -> tuple[dict[str, Any], InstanceEntry]:
+    """The consultation and the image a request names (404 unless both are in scope)."""
     info = request.match_info
     row, entry = await request.app[VIEWING].instance(
         current_user(request), info["study"], info["series"], info["instance"]
     )
     await _opened(request, row)
-    return entry
+    return row, entry
 
 
 def _frame_index(request: web.Request, entry: InstanceEntry) -> int:
@@ -92,19 +104,28 @@ def _drop_bulk_uris(value: Any) -> Any:
     return value
 
 
-async def _metadata(request: web.Request, path: str) -> web.Response:
-    data = await request.app[ORTHANC].get(path)
+async def _metadata(
+    request: web.Request,
+    row: dict[str, Any],
+    series: str | None = None,
+    instance: str | None = None,
+) -> web.Response:
+    """The metadata of the consultation's own Orthanc study (never a look-up by UID alone:
+    the same UID may name a second, quarantined study of another Patient ID)."""
+    data = await study_metadata(
+        request.app[ORTHANC], row["orthanc_study_id"], row["study_instance_uid"], series, instance
+    )
     return web.json_response(_drop_bulk_uris(data), content_type="application/dicom+json")
 
 
 @routes.get(STUDY + "/metadata")
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
-async def study_metadata(request: web.Request) -> web.Response:
+async def study_metadata_route(request: web.Request) -> web.Response:
     study = request.match_info["study"]
     row = await request.app[VIEWING].consultation_for(current_user(request), study)
     await _opened(request, row)
-    return await _metadata(request, f"/dicom-web/studies/{study}/metadata")
+    return await _metadata(request, row)
 
 
 @routes.get(SERIES + "/metadata")
@@ -116,17 +137,16 @@ async def series_metadata(request: web.Request) -> web.Response:
     row, index = await viewing.study(current_user(request), study)
     viewing.series(index, series)
     await _opened(request, row)
-    return await _metadata(request, f"/dicom-web/studies/{study}/series/{series}/metadata")
+    return await _metadata(request, row, series)
 
 
 @routes.get(INSTANCE + "/metadata")
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
 async def instance_metadata(request: web.Request) -> web.Response:
-    await _instance(request)
+    row, _ = await _instance_of(request)
     info = request.match_info
-    path = "/dicom-web/studies/{study}/series/{series}/instances/{instance}/metadata"
-    return await _metadata(request, path.format(**info))
+    return await _metadata(request, row, info["series"], info["instance"])
 
 
 # --- rendered frames and thumbnails -------------------------------------------------------------
@@ -188,8 +208,25 @@ async def _rendered(
     if etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
     ref = FrameRef(entry.uid, entry.orthanc_id, index0, entry.frames)
-    body = await request.app[RENDER_WORKERS].render(ref, options)
+    body = await _decoded(request, entry, request.app[RENDER_WORKERS].render(ref, options))
     return web.Response(body=body, content_type=f"image/{options.format}", headers=headers)
+
+
+async def _decoded(request: web.Request, entry: InstanceEntry, work: Awaitable[T]) -> T:
+    """The pixel work's answer; an instance whose pixels cannot be decoded answers 422 with
+    the decoder's reason (a client cannot fix it by asking again) and is logged once."""
+    from viewer import UndecodableFrame
+
+    try:
+        return await work
+    except UndecodableFrame as exc:
+        request.app[RENDER_WORKERS].undecodable.report(entry.uid, exc)
+        raise ApiError(
+            422,
+            "undecodable_image",
+            f"the image's pixels cannot be decoded: {exc}",
+            instance=entry.uid,
+        ) from exc
 
 
 @routes.get(FRAME + "/rendered")
@@ -250,7 +287,7 @@ async def values(request: web.Request) -> web.Response:
     if entry.colour:
         raise ApiError(409, "colour_image", "colour images are shown from the rendered PNG")
     ref = FrameRef(entry.uid, entry.orthanc_id, index0, entry.frames)
-    data, dtype = await request.app[RENDER_WORKERS].values(ref)
+    data, dtype = await _decoded(request, entry, request.app[RENDER_WORKERS].values(ref))
     response = web.Response(
         body=data,
         content_type="application/octet-stream",
@@ -259,7 +296,7 @@ async def values(request: web.Request) -> web.Response:
             "X-Teleread-Rows": str(entry.rows),
             "X-Teleread-Columns": str(entry.columns),
             "X-Teleread-Photometric": entry.photometric,
-            "Cache-Control": "private, max-age=3600",
+            "Cache-Control": PRIVATE_NO_STORE,
         },
     )
     response.enable_compression()

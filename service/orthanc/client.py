@@ -137,22 +137,10 @@ class OrthancClient:
             "POST", "/instances", data=body, headers={"Content-Type": "application/dicom"}
         )
 
-    async def put_modality(self, name: str, aet: str, host: str, port: int) -> None:
-        """Register (or update) a known DICOM modality, so Orthanc knows the AE title."""
-        await self.request(
-            "PUT",
-            f"/modalities/{name}",
-            json={
-                "AET": aet,
-                "Host": host,
-                "Port": port,
-                "AllowEcho": True,
-                "AllowStore": True,
-                "AllowFind": False,
-                "AllowMove": False,
-                "AllowGet": False,
-            },
-        )
+    async def put_modality(self, name: str, body: dict[str, Any]) -> None:
+        """Register (or update) a known DICOM modality: its AE title, address and what it may do
+        (``body`` as built by :func:`service.modalities.orthanc_modality`)."""
+        await self.request("PUT", f"/modalities/{name}", json=body)
 
     async def modalities(self) -> list[str]:
         return await self.get("/modalities")

@@ -2,8 +2,9 @@
 
 Debian's Orthanc 1.10 has no bind-address setting, so it is kept private by
 ``RemoteAccessAllowed: false`` (HTTP only from localhost) plus HTTP authentication with generated
-credentials. Its DICOM port stays open for modalities. ``TCP_NODELAY=1`` in its environment makes
-DCMTK disable Nagle's algorithm, which quadruples C-STORE throughput (measured on loopback).
+credentials. Its DICOM port takes C-ECHO and C-STORE only (:data:`DICOM_PORT_RULES`).
+``TCP_NODELAY=1`` in its environment makes DCMTK disable Nagle's algorithm, which quadruples
+C-STORE throughput (measured on loopback).
 """
 
 from __future__ import annotations
@@ -26,6 +27,22 @@ log = logging.getLogger(__name__)
 
 PLUGIN_FILES = ("libOrthancDicomWeb.so",)
 REQUIRED_PLUGINS = ("dicom-web",)
+
+
+#: Who may do what on the DICOM port. Any AE title may verify the connection and send (C-STORE):
+#: a study from an AE title no facility has is kept and quarantined by ingest ("unknown AE title")
+#: for an administrator to see, rather than lost at a clinic that was not registered yet. Nobody
+#: unknown may query or retrieve; registered facilities are refused the same per modality
+#: (service/modalities.py). Associations must call Orthanc's own AE title.
+DICOM_PORT_RULES: dict[str, bool] = {
+    "DicomCheckCalledAet": True,
+    "DicomAlwaysAllowEcho": True,
+    "DicomAlwaysAllowStore": True,
+    "DicomAlwaysAllowFind": False,
+    "DicomAlwaysAllowFindWorklist": False,
+    "DicomAlwaysAllowGet": False,
+    "DicomAlwaysAllowMove": False,
+}
 
 
 class OrthancStartError(RuntimeError):
@@ -84,8 +101,7 @@ class OrthancConfig:
             "Plugins": plugins,
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True},
             "DicomModalitiesInDatabase": True,
-            "DicomAlwaysAllowStore": True,
-            "DicomCheckCalledAet": False,
+            **DICOM_PORT_RULES,
             "OverwriteInstances": False,
             "SaveJobs": False,
             "HttpDescribeErrors": True,
@@ -111,6 +127,19 @@ class ManagedOrthanc:
     @property
     def url(self) -> str:
         return self.config.url
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    async def wait(self) -> int | None:
+        """Until the current Orthanc process ends: its exit status (None when none runs, or
+        when :meth:`stop` or :meth:`kill` ended it, which the supervisor must not restart)."""
+        process = self._process
+        if process is None:
+            return None
+        code = await process.wait()
+        return code if self._process is process else None
 
     def write_config(self) -> Path:
         self.config.directory.mkdir(parents=True, exist_ok=True)

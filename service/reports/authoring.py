@@ -15,7 +15,7 @@ import sqlite_utils
 
 from worklists.claims import ClaimState, claim_state
 
-from ..auth.access import consultation_scope
+from ..auth.access import consultation_scope, may_correct_report_signed_at
 from ..auth.sessions import CurrentUser
 from ..clock import from_iso, to_iso
 from ..storage import Conflict, RecordNotFound
@@ -28,6 +28,10 @@ QUALITY_RATINGS = ("good", "acceptable", "poor")
 
 class NotAuthor(Conflict):
     """The caller may not write this report now (no claim, or someone else's draft)."""
+
+
+class NotSignersFacility(Exception):
+    """Only a reader of the facility that signed a report corrects it."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,11 @@ def start_correction(
     report = store.report_for(db, consultation_id)
     if report is None or report["signed_versions"] == 0:
         raise RecordNotFound(f"signed report of consultation {consultation_id}")
+    signed_at = store.signer_facility(db, report["id"], report["signed_versions"])
+    if not may_correct_report_signed_at(user, signed_at):
+        raise NotSignersFacility(
+            "the report was signed by another facility's reader: only its readers correct it"
+        )
     if report["state"] == "draft":
         if report["author_id"] == user.id:
             return report

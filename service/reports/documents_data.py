@@ -15,9 +15,9 @@ from .document import ReportDocument
 
 
 def _study(db: sqlite_utils.Database, consultation: dict[str, Any]) -> dict[str, Any]:
+    """The consultation's own study (never another Orthanc study sharing its UID)."""
     row = db.execute(
-        "SELECT * FROM studies WHERE study_instance_uid = ? ORDER BY stable_at DESC LIMIT 1",
-        [consultation.get("study_instance_uid") or ""],
+        "SELECT * FROM studies WHERE orthanc_id = ?", [consultation.get("orthanc_study_id") or ""]
     ).fetchone()
     return dict(row) if row else {}
 

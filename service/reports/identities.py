@@ -29,7 +29,7 @@ from ..signing import (
     relock_key,
     unlock_key,
 )
-from ..storage import Database
+from ..storage import Conflict, Database
 from ..storage import signing_identities as store
 
 
@@ -127,18 +127,30 @@ async def unlocked_identity(
         return await asyncio.to_thread(_unlock, values | {"id": identity_id}, password)
 
 
-def relock_keys(db: sqlite_utils.Database, user_id: int, old: str, new: str, now: str) -> int:
-    """Relock every live key of the user after a password change (inside its transaction)."""
-    count = 0
-    for summary in store.identities_of(db, user_id):
-        if summary["revoked_at"] is not None:
-            continue
-        row = db.execute(
-            "SELECT locked_key FROM signing_identities WHERE id = ?", [summary["id"]]
-        ).fetchone()
-        store.relock(db, summary["id"], relock_key(row["locked_key"], old, new))
-        count += 1
-    return count
+async def relocked_keys(
+    database: Database, user_id: int, old: str, new: str
+) -> list[tuple[int, bytes, bytes]]:
+    """The user's live keys relocked from ``old`` to ``new`` (key decryption and encryption on
+    a thread, before any transaction): ``(id, locked before, locked after)`` for
+    :func:`store_relocked`."""
+    keys = await database.read(store.live_locked_keys, user_id)
+
+    def relock_all() -> list[tuple[int, bytes, bytes]]:
+        return [(key_id, locked, relock_key(locked, old, new)) for key_id, locked in keys]
+
+    return await asyncio.to_thread(relock_all)
+
+
+def store_relocked(
+    db: sqlite_utils.Database, user_id: int, relocked: list[tuple[int, bytes, bytes]]
+) -> None:
+    """Inside the password change's write: store the relocked keys, provided the live keys are
+    still those relocked (a key issued or revoked meanwhile: ``keys_changed``, try again)."""
+    current = store.live_locked_keys(db, user_id)
+    if current != [(key_id, before) for key_id, before, _ in relocked]:
+        raise Conflict("keys_changed", "your signing keys changed meanwhile: try again")
+    for key_id, _, after in relocked:
+        store.relock(db, key_id, after)
 
 
 def revoke_after_reset(db: sqlite_utils.Database, user_id: int, now: str) -> int:

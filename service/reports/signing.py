@@ -17,14 +17,10 @@ from typing import Any
 import sqlite_utils
 
 from ..accounts import WrongPassword
+from ..auth import login_limits
 from ..auth.access import consultation_scope
-from ..auth.passwords import verify_password
-from ..auth.sessions import (
-    FAILURE_WINDOW,
-    MAX_FAILURES_PER_USER,
-    CurrentUser,
-    LoginLocked,
-)
+from ..auth.passwords import verify_password_async
+from ..auth.sessions import CurrentUser
 from ..clock import to_iso
 from ..notifications import Notice, notice_facts
 from ..signing import ConsortiumCA, sign_detached, sign_pdf
@@ -116,19 +112,17 @@ def _signed_bytes(document: ReportDocument, identity: UnlockedIdentity) -> tuple
 
 
 async def _check_password(
-    database: Database, user: CurrentUser, password: str, now: datetime
+    database: Database, user: CurrentUser, password: str, now: datetime, client_ip: str | None
 ) -> None:
-    """Re-entering the password is the deliberate act; wrong guesses count like failed logins."""
-    by_user, _ = await database.read(
-        user_store.recent_login_failures, user.username, None, to_iso(now - FAILURE_WINDOW)
-    )
-    if by_user >= MAX_FAILURES_PER_USER:
-        raise LoginLocked(int(FAILURE_WINDOW.total_seconds()))
+    """Re-entering the password is the deliberate act; wrong guesses count like failed logins
+    (the same limits, :mod:`service.auth.login_limits`)."""
+    attempt = await login_limits.begin_attempt(database, user.username, client_ip, now)
     row = await database.read(user_store.user_by_username, user.username)
     stored = row["password_hash"] if row else None
-    if not await asyncio.to_thread(verify_password, stored, password):
-        await database.write(user_store.record_login_failure, user.username, None)
+    if not await verify_password_async(stored, password):
+        await database.write(login_limits.failed, attempt)
         raise WrongPassword()
+    await database.write(login_limits.withdraw, attempt)
 
 
 async def sign_report(
@@ -140,9 +134,13 @@ async def sign_report(
     *,
     now: datetime,
     public_url: str,
+    client_ip: str | None = None,
 ) -> SignedReport:
-    """Sign the caller's draft as the next version (``draft_changed`` if it moved meanwhile)."""
-    await _check_password(database, user, password, now)
+    """Sign the caller's draft as the next version (``draft_changed`` if it moved meanwhile).
+
+    Every CPU step (password check, key unlock, signatures, PDF) runs on a thread before the one
+    write, which holds the transaction only to check and record."""
+    await _check_password(database, user, password, now, client_ip)
     crl_url = f"{public_url.rstrip('/')}/api/ca/crl"
     identity = await unlocked_identity(database, ca, user, password, now, crl_url)
     prepared = await database.read(

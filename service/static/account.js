@@ -27,7 +27,9 @@
   function errorText(result) {
     const code = result.data && result.data.error;
     if (result.status === 403 && code === "wrong_password") return t("wrong_password");
-    if (result.status === 429) return t("too_many_attempts");
+    if (result.status === 429) {
+      return t("too_many_attempts", { seconds: (result.data && result.data.retry_after) || 60 });
+    }
     if (result.status === 401) return t("session_expired");
     return t("failed", { status: result.status });
   }

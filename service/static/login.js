@@ -42,7 +42,8 @@
         form.elements.password.value = "";
         form.elements.password.focus();
       } else if (result.status === 429 || code === "too_many_attempts") {
-        showError(t("too_many_attempts"));
+        const seconds = (result.data && result.data.retry_after) || 60;
+        showError(t("too_many_attempts", { seconds }));
       } else {
         showError(t("login_failed", { status: result.status }));
       }

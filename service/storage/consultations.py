@@ -296,7 +296,7 @@ def specialists_reading_for(
     return [
         dict(row)
         for row in db.execute(
-            "SELECT u.id, u.username, u.display_name, u.subspecialties,"
+            "SELECT u.id, u.username, u.display_name, u.subspecialties, u.facility_id,"
             " (SELECT COUNT(*) FROM consultations c WHERE c.claimed_by = u.id"
             f" AND c.claim_expires_at > ? AND {OPEN_CONDITION}) AS claims"
             " FROM users u JOIN facilities f ON f.id = u.facility_id"

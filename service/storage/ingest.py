@@ -35,9 +35,16 @@ def upsert_study(db: sqlite_utils.Database, study: dict[str, Any]) -> None:
 
 
 def known_study_ids(db: sqlite_utils.Database) -> set[str]:
-    """Orthanc study ids already handled: ingested, or held in quarantine."""
+    """Orthanc study ids already handled: ingested, or held in quarantine (in Orthanc: a study
+    whose instances were moved out of Orthanc is gone, and the same id seen again is new)."""
     ids = {r[0] for r in db.execute("SELECT orthanc_id FROM studies")}
-    ids |= {r[0] for r in db.execute("SELECT orthanc_study_id FROM quarantine")}
+    ids |= {
+        r[0]
+        for r in db.execute(
+            "SELECT orthanc_study_id FROM quarantine q WHERE NOT EXISTS"
+            " (SELECT 1 FROM quarantined_instances i WHERE i.quarantine_id = q.id)"
+        )
+    }
     return ids
 
 
@@ -60,6 +67,33 @@ def add_attribution(
     )
 
 
+def claim_for_upload(
+    db: sqlite_utils.Database,
+    *,
+    study_instance_uid: str,
+    facility_id: int,
+    user_id: int,
+    via: str,
+    client_ip: str | None,
+    at: str,
+) -> int:
+    """Credit an upload's study to the uploader's facility unless another facility owns it;
+    returns the owner (the uploader's facility when the upload may go on)."""
+    owner = study_owner(db, study_instance_uid)
+    if owner is not None and owner != facility_id:
+        return owner
+    add_attribution(
+        db,
+        study_instance_uid=study_instance_uid,
+        facility_id=facility_id,
+        user_id=user_id,
+        via=via,
+        client_ip=client_ip,
+        at=at,
+    )
+    return facility_id
+
+
 def attributions_for(db: sqlite_utils.Database, study_instance_uid: str) -> list[dict[str, Any]]:
     return [
         dict(r)
@@ -70,24 +104,115 @@ def attributions_for(db: sqlite_utils.Database, study_instance_uid: str) -> list
     ]
 
 
-def quarantine_study(db: sqlite_utils.Database, entry: dict[str, Any]) -> None:
-    """Keep a study nobody can be credited with; repeated sightings update, never duplicate."""
-    db.execute(
+def quarantine_study(db: sqlite_utils.Database, entry: dict[str, Any]) -> int:
+    """Keep a study nobody can be credited with; repeated sightings update, never duplicate.
+
+    Returns the quarantine entry's id."""
+    row = db.execute(
         "INSERT INTO quarantine (orthanc_study_id, study_instance_uid, patient_id, patient_name,"
         " origin, remote_aet, remote_ip, instances, reason, first_seen_at, last_seen_at)"
         " VALUES (:orthanc_study_id, :study_instance_uid, :patient_id, :patient_name, :origin,"
         " :remote_aet, :remote_ip, :instances, :reason, :seen_at, :seen_at)"
         " ON CONFLICT (orthanc_study_id, origin, remote_aet) DO UPDATE SET"
         " instances = excluded.instances, last_seen_at = excluded.last_seen_at,"
-        " remote_ip = excluded.remote_ip",
+        " remote_ip = excluded.remote_ip, reason = excluded.reason RETURNING id",
         entry,
+    ).fetchone()
+    return int(row[0])
+
+
+def study_owner(db: sqlite_utils.Database, study_instance_uid: str) -> int | None:
+    """The facility a study belongs to: the first one credited with it, by a consultation (from
+    its images or from a request naming the UID) or by an upload through the service (credited
+    before Orthanc holds the files). None while no facility is."""
+    row = db.execute(
+        "SELECT facility_id FROM ("
+        " SELECT facility_id, created_at AS at, 0 AS kind, id FROM consultations"
+        " WHERE study_instance_uid = ?"
+        " UNION ALL SELECT facility_id, at, 1 AS kind, id FROM upload_attributions"
+        " WHERE study_instance_uid = ?"
+        ") ORDER BY at, kind, id LIMIT 1",
+        [study_instance_uid, study_instance_uid],
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def credited_orthanc_study(
+    db: sqlite_utils.Database, study_instance_uid: str, orthanc_id: str
+) -> dict[str, Any] | None:
+    """The consultation holding another Orthanc study of this Study UID, if one does.
+
+    Orthanc keys studies by Patient ID and Study UID together, so a study UID arriving with a
+    second Patient ID is a second Orthanc study, and every look-up by the UID becomes ambiguous.
+    """
+    row = db.execute(
+        "SELECT id, facility_id, orthanc_study_id, patient_id FROM consultations"
+        " WHERE study_instance_uid = ? AND orthanc_study_id IS NOT NULL"
+        " AND orthanc_study_id != ? ORDER BY id LIMIT 1",
+        [study_instance_uid, orthanc_id],
+    ).fetchone()
+    return dict(row) if row else None
+
+
+def hold_instances(
+    db: sqlite_utils.Database, quarantine_id: int, orthanc_instance_ids: list[str]
+) -> None:
+    """Mark instances to be moved out of Orthanc into the quarantine (``moved_at`` NULL); an
+    instance moved before and sent again (same Orthanc id) is marked to be moved again."""
+    db.conn.executemany(
+        "INSERT INTO quarantined_instances (quarantine_id, orthanc_instance_id) VALUES (?, ?)"
+        " ON CONFLICT (orthanc_instance_id) DO UPDATE SET moved_at = NULL,"
+        " quarantine_id = excluded.quarantine_id",
+        [(quarantine_id, i) for i in orthanc_instance_ids],
     )
+
+
+def pending_moves(db: sqlite_utils.Database, limit: int = 500) -> list[dict[str, Any]]:
+    """Quarantined instances still in Orthanc, oldest first."""
+    return [
+        dict(r)
+        for r in db.execute(
+            "SELECT id, quarantine_id, orthanc_instance_id FROM quarantined_instances"
+            " WHERE moved_at IS NULL ORDER BY id LIMIT ?",
+            [limit],
+        )
+    ]
+
+
+def moved_out(db: sqlite_utils.Database, moved: list[tuple[int, str]], at: str) -> None:
+    """Record instances kept in the quarantine's files and deleted from Orthanc, and drop the
+    viewer's shared layouts of their studies (they listed the instances now gone)."""
+    db.conn.executemany(
+        "UPDATE quarantined_instances SET file = ?, moved_at = ? WHERE id = ?",
+        [(file, at, row_id) for row_id, file in moved],
+    )
+    db.conn.executemany(
+        "DELETE FROM study_layouts WHERE orthanc_study_id IN (SELECT q.orthanc_study_id"
+        " FROM quarantine q JOIN quarantined_instances i ON i.quarantine_id = q.id"
+        " WHERE i.id = ?)",
+        [(row_id,) for row_id, _ in moved],
+    )
+
+
+def quarantined_instances(db: sqlite_utils.Database, quarantine_id: int) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in db.execute(
+            "SELECT * FROM quarantined_instances WHERE quarantine_id = ? ORDER BY id",
+            [quarantine_id],
+        )
+    ]
 
 
 def list_quarantine(
     db: sqlite_utils.Database, include_resolved: bool = False
 ) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM quarantine"
+    """Quarantine entries, newest first; ``moved_out``: how many of an entry's instances were
+    moved out of Orthanc into the quarantine's files (``TELEREAD_DATA_DIR/quarantine/<id>/``)."""
+    sql = (
+        "SELECT q.*, (SELECT COUNT(*) FROM quarantined_instances i WHERE i.quarantine_id = q.id"
+        " AND i.moved_at IS NOT NULL) AS moved_out FROM quarantine q"
+    )
     if not include_resolved:
-        sql += " WHERE resolved_at IS NULL"
-    return [dict(r) for r in db.execute(sql + " ORDER BY last_seen_at DESC, id DESC")]
+        sql += " WHERE q.resolved_at IS NULL"
+    return [dict(r) for r in db.execute(sql + " ORDER BY q.last_seen_at DESC, q.id DESC")]

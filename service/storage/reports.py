@@ -170,6 +170,18 @@ _VERSION_COLUMNS = (
 )
 
 
+def signer_facility(db: sqlite_utils.Database, report_id: int, version: int) -> int:
+    """The facility of the reader who signed ``version`` of the report."""
+    row = db.execute(
+        "SELECT u.facility_id FROM report_versions v JOIN users u ON u.id = v.signer_id"
+        " WHERE v.report_id = ? AND v.version = ?",
+        [report_id, version],
+    ).fetchone()
+    if row is None:
+        raise RecordNotFound(f"version {version} of report {report_id}")
+    return int(row["facility_id"])
+
+
 def versions_of(db: sqlite_utils.Database, report_id: int) -> list[dict[str, Any]]:
     rows = db.execute(
         f"SELECT {_VERSION_COLUMNS} FROM report_versions v WHERE v.report_id = ? ORDER BY version",
@@ -199,7 +211,7 @@ def version_by_code(db: sqlite_utils.Database, code: str) -> dict[str, Any] | No
         " FROM report_versions v JOIN reports r ON r.id = v.report_id"
         " JOIN consultations c ON c.id = r.consultation_id"
         " JOIN facilities f ON f.id = c.facility_id"
-        " LEFT JOIN studies s ON s.study_instance_uid = c.study_instance_uid"
+        " LEFT JOIN studies s ON s.orthanc_id = c.orthanc_study_id"
         " WHERE v.verification_code = ?",
         [code],
     ).fetchone()

@@ -572,3 +572,33 @@ def m015_study_layouts(db: sqlite_utils.Database) -> None:
         CREATE INDEX study_layouts_built_at ON study_layouts(built_at);
         """
     )
+
+
+@migrations()
+def m016_quarantined_instances(db: sqlite_utils.Database) -> None:
+    """Instances moved out of Orthanc into the quarantine: a C-STORE naming a study another
+    facility owns, or a Study UID arriving with a second Patient ID. The row is written in the
+    ingest's transaction (``moved_at`` NULL: still in Orthanc); the file is then kept under the
+    data directory and the instance deleted from Orthanc, and ``moved_at`` says it was done, so
+    a crash in between is finished at the next start instead of leaving it in the owner's study."""
+    db.executescript(
+        """
+        CREATE TABLE quarantined_instances (
+            id INTEGER PRIMARY KEY,
+            quarantine_id INTEGER NOT NULL REFERENCES quarantine(id),
+            orthanc_instance_id TEXT NOT NULL UNIQUE,
+            file TEXT NOT NULL DEFAULT '',
+            moved_at TEXT
+        );
+        CREATE INDEX quarantined_instances_pending ON quarantined_instances(moved_at);
+        """
+    )
+
+
+@migrations()
+def m017_login_failures_pending(db: sqlite_utils.Database) -> None:
+    """An attempt is counted before its password is verified (so concurrent guesses cannot slip
+    under a limit together) and stays ``pending`` until it turns out wrong. Pending attempts
+    count for their account, not for their address: fifty readers behind one clinic address
+    logging in at once must not trip the address's limit (service/auth/login_limits.py)."""
+    db.execute("ALTER TABLE login_failures ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")

@@ -43,6 +43,18 @@ def relock(db: sqlite_utils.Database, identity_id: int, locked_key: bytes) -> No
     )
 
 
+def signer_of(db: sqlite_utils.Database, serial: str) -> dict[str, Any]:
+    """Whose certificate ``serial`` (hex) is: the signer's user id and facility."""
+    row = db.execute(
+        "SELECT i.user_id, u.facility_id FROM signing_identities i JOIN users u ON u.id = i.user_id"
+        " WHERE i.serial = ?",
+        [serial],
+    ).fetchone()
+    if row is None:
+        raise RecordNotFound(f"certificate {serial}")
+    return dict(row)
+
+
 def revoke(db: sqlite_utils.Database, *, serial: str, at: str, reason: str) -> dict[str, Any]:
     """Revoke by certificate serial (hex); revoking twice keeps the first date."""
     row = db.execute("SELECT * FROM signing_identities WHERE serial = ?", [serial]).fetchone()
@@ -89,3 +101,13 @@ def add_trusted_ca(db: sqlite_utils.Database, name: str, certificate_pem: str, n
         [name, certificate_pem, now],
     )
     return int(cursor.lastrowid)
+
+
+def live_locked_keys(db: sqlite_utils.Database, user_id: int) -> list[tuple[int, bytes]]:
+    """``(id, locked_key)`` of the user's keys not revoked: what a password change relocks."""
+    rows = db.execute(
+        "SELECT id, locked_key FROM signing_identities"
+        " WHERE user_id = ? AND revoked_at IS NULL ORDER BY id",
+        [user_id],
+    )
+    return [(row["id"], row["locked_key"]) for row in rows]

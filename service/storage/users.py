@@ -94,26 +94,6 @@ def revoke_session(db: sqlite_utils.Database, session_id: int) -> None:
     )
 
 
-def record_login_failure(db: sqlite_utils.Database, username: str, client_ip: str | None) -> None:
-    db.execute(
-        "INSERT INTO login_failures (username, client_ip, at) VALUES (?, ?, ?)",
-        [username, client_ip, to_iso(utc_now())],
-    )
-
-
-def recent_login_failures(
-    db: sqlite_utils.Database, username: str, client_ip: str | None, since: str
-) -> tuple[int, int]:
-    """Failures since ``since`` for this username, and for this client address."""
-    by_user = db.execute(
-        "SELECT COUNT(*) FROM login_failures WHERE username = ? AND at > ?", [username, since]
-    ).fetchone()[0]
-    by_ip = db.execute(
-        "SELECT COUNT(*) FROM login_failures WHERE client_ip = ? AND at > ?", [client_ip, since]
-    ).fetchone()[0]
-    return int(by_user), int(by_ip)
-
-
 def clear_login_failures(db: sqlite_utils.Database, username: str) -> None:
     db.execute("DELETE FROM login_failures WHERE username = ?", [username])
 

@@ -27,37 +27,47 @@ class Opening(NamedTuple):
     study_instance_uid: str
 
 
+# A consultation's images are its own Orthanc study (``orthanc_study_id``, set when images
+# credited to its facility arrived), never whatever study shares its UID: a consultation
+# without images of its own opens nothing. The patient audited is the study's own.
 _CONSULTATION = """
-    SELECT c.id, c.facility_id, c.study_instance_uid,
-           COALESCE(c.orthanc_study_id, s.orthanc_id) AS orthanc_study_id,
-           c.patient_id, c.patient_name, c.modality, f.name AS facility_name
+    SELECT c.id, c.facility_id, c.study_instance_uid, c.orthanc_study_id,
+           COALESCE(NULLIF(s.patient_id, ''), c.patient_id) AS patient_id,
+           c.patient_name, c.modality, f.name AS facility_name
     FROM consultations c
     JOIN facilities f ON f.id = c.facility_id
-    LEFT JOIN studies s ON s.study_instance_uid = c.study_instance_uid
+    LEFT JOIN studies s ON s.orthanc_id = c.orthanc_study_id
 """
 
 
 def viewable_consultation(
     db: sqlite_utils.Database, consultation_id: int, scope: Scope
 ) -> dict[str, Any]:
-    """The consultation the viewer opens, if in scope and its images have arrived."""
+    """The consultation the viewer opens, if in scope and its own images have arrived."""
     where, params = scope.where("c")
-    rows = list(db.query(f"{_CONSULTATION} WHERE c.id = ? AND {where}", [consultation_id, *params]))
-    if not rows or not rows[0]["orthanc_study_id"]:
+    rows = list(
+        db.query(
+            f"{_CONSULTATION} WHERE c.id = ? AND c.orthanc_study_id IS NOT NULL AND {where}",
+            [consultation_id, *params],
+        )
+    )
+    if not rows:
         raise RecordNotFound(f"consultation {consultation_id}")
     return dict(rows[0])
 
 
 def viewable_study(db: sqlite_utils.Database, study_uid: str, scope: Scope) -> dict[str, Any]:
-    """One in-scope consultation of a study (by DICOM UID): the key to its images."""
+    """The in-scope consultation of a study (by DICOM UID) holding images of its own: the key
+    to them. A study belongs to one facility, so this is that facility's consultation."""
     where, params = scope.where("c")
     rows = list(
         db.query(
-            f"{_CONSULTATION} WHERE c.study_instance_uid = ? AND {where} ORDER BY c.id LIMIT 1",
+            f"{_CONSULTATION} WHERE c.study_instance_uid = ? AND c.orthanc_study_id IS NOT NULL"
+            f" AND {where} ORDER BY c.id LIMIT 1",
             [study_uid, *params],
         )
     )
-    if not rows or not rows[0]["orthanc_study_id"]:
+    if not rows:
         raise RecordNotFound(f"study {study_uid}")
     return dict(rows[0])
 
@@ -76,7 +86,7 @@ def priors(
                COALESCE(s.study_description, '') AS description, f.name AS facility_name
         FROM consultations c
         JOIN facilities f ON f.id = c.facility_id
-        LEFT JOIN studies s ON s.study_instance_uid = c.study_instance_uid
+        LEFT JOIN studies s ON s.orthanc_id = c.orthanc_study_id
         WHERE c.patient_id = ? AND c.id != ? AND {where}
         ORDER BY COALESCE(s.study_date, '') DESC, c.id DESC
         LIMIT 50

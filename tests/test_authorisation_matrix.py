@@ -1,0 +1,645 @@
+"""The authorisation matrix: every write route × every role × own facility / another facility /
+the regional centre (and no session at all) gets the answer the table below says.
+
+``SPEC`` is written by hand from the product's rules, not read from the handlers' declarations,
+so a declaration (or a check in a handler) that admits too much fails here. It covers exactly the
+app's write routes (POST, PUT, PATCH, DELETE; the pages have no form posts of their own, they
+write through these): a new write route without a line in it fails
+:func:`test_the_table_covers_exactly_the_write_routes`.
+
+Outcomes: *allowed* is anything but 401, 403 and 404 (a 400 or 409 means the authorisation passed
+and the request or the state was refused: bodies are valid wherever a handler checks rights
+itself); *refused* is 403 with a JSON reason; *hidden* is 404 (a consultation outside the caller's
+scope does not exist for them); without a session every non-public route answers 401.
+
+Places are seen from the consultations of the fixtures, all of the township clinic: *own* is the
+clinic's staff, *other* a county hospital's, *centre* the regional centre's. The clinic's requester
+filed every consultation (a requester sees only what they filed). Routes that touch no
+consultation use the same three callers (the centre's powers are what matters there).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+
+from service.app import create_app
+from service.auth.access import allow
+from service.clock import to_iso, utc_now
+from service.http.auditing import audit_declaration
+from service.settings import Settings
+from service.storage import notifications as notification_store
+from service.storage import reports as report_store
+from service.storage import roster as roster_store
+from service.storage import saved_filters as filter_store
+from service.storage import signing_identities as identity_store
+from service.storage import tokens as token_store
+from service.storage import users as user_store
+from service.storage.audit import audit_rows
+
+from .conftest import PASSWORD
+from .consortium import CENTRE, OTHER, OWN, PLACES, ROLES, Caller, Consortium, consortium
+
+__all__ = ["consortium"]  # the module-scoped fixture, imported for pytest
+
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+CLINIC = ("radiographer", "clinician", "requester")
+READERS = ("specialist", "manager")
+STAFF = (*CLINIC, *READERS)  # everyone with a worklist: all but administrators
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may call a route: ``allowed`` (role, place) pairs act, ``hidden`` ones get 404, every
+    other user 403; without a session 401 unless the route is public."""
+
+    allowed: frozenset[tuple[str, str]] = frozenset()
+    hidden: frozenset[tuple[str, str]] = frozenset()
+    public: bool = False
+
+    def __or__(self, other: Rule) -> Rule:
+        return Rule(
+            self.allowed | other.allowed, self.hidden | other.hidden, self.public or other.public
+        )
+
+    def expected(self, caller: Caller | None) -> str:
+        if caller is None:
+            return "allowed" if self.public else "401"
+        where = (caller.role, caller.place)
+        if self.public or where in self.allowed:
+            return "allowed"
+        return "404" if where in self.hidden else "403"
+
+
+def everywhere(*roles: str) -> Rule:
+    """These roles, at any facility."""
+    return Rule(frozenset((role, place) for role in roles for place in PLACES))
+
+
+def at(place: str, *roles: str) -> Rule:
+    """These roles, only at one kind of facility."""
+    return Rule(frozenset((role, place) for role in roles))
+
+
+def on_the_clinics_consultation(*roles: str) -> Rule:
+    """A consultation of the clinic: these roles of the clinic act on it, and the regional
+    centre's readers; to the same roles anywhere else it does not exist."""
+    allowed = {(role, OWN) for role in roles} | {(r, CENTRE) for r in roles if r in READERS}
+    every = {(role, place) for role in roles for place in PLACES}
+    return Rule(frozenset(allowed), frozenset(every - allowed))
+
+
+PUBLIC = Rule(public=True)
+ANY_USER = everywhere(*ROLES)
+CONSORTIUM_KEEPERS = everywhere("admin") | at(CENTRE, "manager")
+
+SPEC: dict[str, Rule] = {
+    # Logging in and public verification of a report file.
+    "POST /api/login": PUBLIC,
+    "POST /api/verify": PUBLIC,
+    # One's own session, password, tokens, notifications and saved filters.
+    "POST /api/logout": ANY_USER,
+    "POST /api/me/password": ANY_USER,
+    "POST /api/tokens": ANY_USER,
+    "DELETE /api/tokens/{id}": ANY_USER,
+    "POST /api/notifications/{id}/read": ANY_USER,
+    "POST /api/worklist/filters": everywhere(*STAFF),
+    "DELETE /api/worklist/filters/{id}": everywhere(*STAFF),
+    # A facility sends its own studies and files its own requests.
+    "POST /api/consultations": everywhere(*CLINIC),
+    "POST /api/studies": everywhere("radiographer", "requester"),
+    "POST /dicom-web/studies": everywhere("radiographer", "requester"),
+    "POST /dicom-web/studies/{study}": everywhere("radiographer", "requester"),
+    # Reading a consultation: its own facility's readers and the centre's.
+    "POST /api/consultations/{id}/claim": on_the_clinics_consultation("specialist"),
+    "POST /api/consultations/{id}/release": on_the_clinics_consultation(*READERS),
+    "POST /api/consultations/{id}/reassign": on_the_clinics_consultation("manager"),
+    "POST /api/consultations/{id}/preliminary": on_the_clinics_consultation("specialist"),
+    "PUT /api/consultations/{id}/report/draft": on_the_clinics_consultation(*READERS),
+    "POST /api/consultations/{id}/report/sign": on_the_clinics_consultation(*READERS),
+    # The report was signed at the centre: its readers correct it, the clinic's may not.
+    "POST /api/consultations/{id}/report/correction": (
+        at(CENTRE, *READERS) | Rule(hidden=frozenset((r, OTHER) for r in READERS))
+    ),
+    # The thread and printing: everyone who sees the consultation.
+    "POST /api/consultations/{id}/messages": on_the_clinics_consultation(*STAFF),
+    "POST /api/consultations/{id}/report/versions/{version}/print": (
+        on_the_clinics_consultation(*STAFF)
+    ),
+    # Receiving the report: the clinic that asked.
+    "POST /api/consultations/{id}/report/acknowledgement": on_the_clinics_consultation(*CLINIC),
+    "POST /api/consultations/{id}/report/critical-acknowledgement": (
+        on_the_clinics_consultation("clinician", "requester")
+    ),
+    # Accounts and facilities: administrators.
+    "POST /api/admin/users": everywhere("admin"),
+    "PATCH /api/admin/users/{id}": everywhere("admin"),
+    "POST /api/admin/users/{id}/disable": everywhere("admin"),
+    "POST /api/admin/users/{id}/enable": everywhere("admin"),
+    "POST /api/admin/users/{id}/password": everywhere("admin"),
+    "POST /api/admin/facilities": everywhere("admin"),
+    "PATCH /api/admin/facilities/{id}": everywhere("admin"),
+    # What the consortium shares is kept by the regional centre's managers and administrators.
+    "POST /api/roster": CONSORTIUM_KEEPERS,
+    "DELETE /api/roster/{id}": CONSORTIUM_KEEPERS,
+    "POST /api/report-templates": CONSORTIUM_KEEPERS,
+    "PUT /api/report-templates/{id}": CONSORTIUM_KEEPERS,
+    "DELETE /api/report-templates/{id}": CONSORTIUM_KEEPERS,
+    # One's own signing key; revoking a regional signer's certificate (see also the tests below).
+    "POST /api/signing/identities/pkcs12": everywhere(*READERS),
+    "POST /api/certificates/{serial}/revoke": CONSORTIUM_KEEPERS,
+}
+
+
+# ---- how each route is called ----------------------------------------------------------------
+
+Call = tuple[str, dict[str, Any]]
+"""The path and the request's keyword arguments (json, data, headers to add or replace)."""
+Builder = Callable[[Consortium, Caller | None], Awaitable[Call]]
+REQUESTS: dict[str, Builder] = {}
+SERIAL = itertools.count(1)
+
+
+def calls(route: str) -> Callable[[Builder], Builder]:
+    def register(builder: Builder) -> Builder:
+        REQUESTS[route] = builder
+        return builder
+
+    return register
+
+
+def _user_id(caller: Caller | None, world: Consortium) -> int:
+    """Whose own resource to prepare (anyone's will do for a caller without a session)."""
+    return caller.user_id if caller else world.caller("clinician", OWN).user_id
+
+
+def _consultation(path: str, which: str, **kwargs: Any) -> Builder:
+    """A call on one of the clinic's consultations: ``open``, ``claim`` or ``signed``."""
+
+    async def build(world: Consortium, caller: Caller | None) -> Call:
+        ids = {"open": world.open_id, "claim": world.claim_id, "signed": world.signed_id}
+        return path.format(id=ids[which], version=1), dict(kwargs)
+
+    return build
+
+
+@calls("POST /api/login")
+async def _login(world: Consortium, caller: Caller | None) -> Call:
+    username = caller.username if caller else "nobody"
+    return "/api/login", {"json": {"username": username, "password": ""}}
+
+
+@calls("POST /api/verify")
+async def _verify(world: Consortium, caller: Caller | None) -> Call:
+    return "/api/verify", {"data": b"not a report"}
+
+
+@calls("POST /api/logout")
+async def _logout(world: Consortium, caller: Caller | None) -> Call:
+    """A session of its own: the caller's main one serves the other routes."""
+    headers = await world.new_session(caller.user_id) if caller else {}
+    return "/api/logout", {"headers": headers}
+
+
+@calls("POST /api/me/password")
+async def _own_password(world: Consortium, caller: Caller | None) -> Call:
+    return "/api/me/password", {"json": {"current_password": PASSWORD, "new_password": "short"}}
+
+
+@calls("POST /api/tokens")
+async def _new_token(world: Consortium, caller: Caller | None) -> Call:
+    return "/api/tokens", {"json": {"name": f"matrix {next(SERIAL)}"}}
+
+
+@calls("DELETE /api/tokens/{id}")
+async def _revoke_token(world: Consortium, caller: Caller | None) -> Call:
+    now = utc_now()
+    token_id = await world.service.database.write(
+        token_store.create_token,
+        user_id=_user_id(caller, world),
+        name=f"matrix {next(SERIAL)}",
+        token_hash=f"matrix-{next(SERIAL)}",
+        created_at=to_iso(now),
+        expires_at=to_iso(now + timedelta(days=1)),
+    )
+    return f"/api/tokens/{token_id}", {}
+
+
+@calls("POST /api/notifications/{id}/read")
+async def _read_notification(world: Consortium, caller: Caller | None) -> Call:
+    row = {
+        "user_id": _user_id(caller, world),
+        "kind": "stat",
+        "title": "matrix",
+        "created_at": to_iso(utc_now()),
+    }
+    [notification_id] = await world.service.database.write(
+        notification_store.add_notifications, [row]
+    )
+    return f"/api/notifications/{notification_id}/read", {}
+
+
+@calls("POST /api/worklist/filters")
+async def _save_filter(world: Consortium, caller: Caller | None) -> Call:
+    return "/api/worklist/filters", {"json": {"name": f"matrix {next(SERIAL)}", "filters": {}}}
+
+
+@calls("DELETE /api/worklist/filters/{id}")
+async def _delete_filter(world: Consortium, caller: Caller | None) -> Call:
+    saved = await world.service.database.write(
+        filter_store.add_filter,
+        _user_id(caller, world),
+        f"matrix {next(SERIAL)}",
+        {},
+        to_iso(utc_now()),
+    )
+    return f"/api/worklist/filters/{saved['id']}", {}
+
+
+@calls("POST /api/consultations")
+async def _request(world: Consortium, caller: Caller | None) -> Call:
+    body = {"accession_number": f"MATRIX-{next(SERIAL)}", "priority": "routine"}
+    return "/api/consultations", {"json": body}
+
+
+@calls("POST /api/studies")
+async def _upload(world: Consortium, caller: Caller | None) -> Call:
+    form = aiohttp.FormData()
+    form.add_field("files", b"not dicom", filename="x.dcm", content_type="application/dicom")
+    return "/api/studies", {"data": form}
+
+
+def _stow(path: str) -> Builder:
+    async def build(world: Consortium, caller: Caller | None) -> Call:
+        writer = aiohttp.MultipartWriter("related")
+        writer.append(b"not dicom", {"Content-Type": "application/dicom"})
+        content_type = f'multipart/related; type="application/dicom"; boundary="{writer.boundary}"'
+        uid = f"1.2.826.0.1.3680043.10.77.{next(SERIAL)}"
+        return path.format(study=uid), {"data": writer, "headers": {"Content-Type": content_type}}
+
+    return build
+
+
+REQUESTS["POST /dicom-web/studies"] = _stow("/dicom-web/studies")
+REQUESTS["POST /dicom-web/studies/{study}"] = _stow("/dicom-web/studies/{study}")
+
+CONSULTATION = "/api/consultations/{id}"
+REQUESTS |= {
+    # Images arrived, unclaimed: one specialist's claim wins, the next ones are told who holds it.
+    "POST /api/consultations/{id}/claim": _consultation(CONSULTATION + "/claim", "claim"),
+    # Never claimed: releasing, answering and writing are refused as state (409), not as rights.
+    "POST /api/consultations/{id}/release": _consultation(CONSULTATION + "/release", "open"),
+    "POST /api/consultations/{id}/preliminary": _consultation(
+        CONSULTATION + "/preliminary", "open", json={"text": "No bleed."}
+    ),
+    "PUT /api/consultations/{id}/report/draft": _consultation(
+        CONSULTATION + "/report/draft", "open", json={"findings": "Normal."}
+    ),
+    "POST /api/consultations/{id}/report/sign": _consultation(
+        CONSULTATION + "/report/sign", "open", json={"password": PASSWORD}
+    ),
+    "POST /api/consultations/{id}/messages": _consultation(
+        CONSULTATION + "/messages", "open", json={"body": "Any prior films?"}
+    ),
+    # Signed with a critical finding: corrections, printing, acknowledgements.
+    "POST /api/consultations/{id}/report/correction": _consultation(
+        CONSULTATION + "/report/correction", "signed"
+    ),
+    "POST /api/consultations/{id}/report/versions/{version}/print": _consultation(
+        CONSULTATION + "/report/versions/{version}/print", "signed"
+    ),
+    "POST /api/consultations/{id}/report/acknowledgement": _consultation(
+        CONSULTATION + "/report/acknowledgement", "signed"
+    ),
+    "POST /api/consultations/{id}/report/critical-acknowledgement": _consultation(
+        CONSULTATION + "/report/critical-acknowledgement", "signed"
+    ),
+}
+
+
+@calls("POST /api/consultations/{id}/reassign")
+async def _reassign(world: Consortium, caller: Caller | None) -> Call:
+    """To a radiographer: refused as an assignee (400) once the caller may reassign at all."""
+    return f"/api/consultations/{world.open_id}/reassign", {
+        "json": {"user_id": world.spare_user_id}
+    }
+
+
+@calls("POST /api/admin/users")
+async def _create_user(world: Consortium, caller: Caller | None) -> Call:
+    body = {
+        "username": f"matrix{next(SERIAL)}",
+        "role": "clinician",
+        "facility_id": world.spare_facility_id,
+        "password": "matrix-password-1",
+    }
+    return "/api/admin/users", {"json": body}
+
+
+def _spare_user(tail: str, **kwargs: Any) -> Builder:
+    async def build(world: Consortium, caller: Caller | None) -> Call:
+        return f"/api/admin/users/{world.spare_user_id}{tail}", kwargs
+
+    return build
+
+
+REQUESTS |= {
+    "PATCH /api/admin/users/{id}": _spare_user("", json={"display_name": "Spare"}),
+    "POST /api/admin/users/{id}/disable": _spare_user("/disable"),
+    "POST /api/admin/users/{id}/enable": _spare_user("/enable"),
+    "POST /api/admin/users/{id}/password": _spare_user(
+        "/password", json={"password": "matrix-password-2"}
+    ),
+}
+
+
+@calls("POST /api/admin/facilities")
+async def _create_facility(world: Consortium, caller: Caller | None) -> Call:
+    n = next(SERIAL)
+    body = {"name": f"Matrix Clinic {n}", "kind": "township", "aet": f"MATRIX_{n}"}
+    return "/api/admin/facilities", {"json": body}
+
+
+@calls("PATCH /api/admin/facilities/{id}")
+async def _change_facility(world: Consortium, caller: Caller | None) -> Call:
+    body = {"contact": f"0571-{next(SERIAL)}"}
+    return f"/api/admin/facilities/{world.spare_facility_id}", {"json": body}
+
+
+@calls("POST /api/roster")
+async def _add_shift(world: Consortium, caller: Caller | None) -> Call:
+    starts = utc_now() + timedelta(days=next(SERIAL))
+    body = {
+        "user_id": world.caller("specialist", CENTRE).user_id,
+        "starts_at": starts.isoformat(),
+        "ends_at": (starts + timedelta(hours=8)).isoformat(),
+        "role_on_duty": "reader",
+    }
+    return "/api/roster", {"json": body}
+
+
+@calls("DELETE /api/roster/{id}")
+async def _delete_shift(world: Consortium, caller: Caller | None) -> Call:
+    starts = utc_now() + timedelta(days=next(SERIAL))
+    entry_id = await world.service.database.write(
+        roster_store.add_entry,
+        user_id=world.caller("specialist", CENTRE).user_id,
+        starts_at=to_iso(starts),
+        ends_at=to_iso(starts + timedelta(hours=8)),
+        role_on_duty="reader",
+        created_by=None,
+        created_at=to_iso(utc_now()),
+    )
+    return f"/api/roster/{entry_id}", {}
+
+
+TEMPLATE = {"name": "CT head normal", "modality": "CT", "body_part": "HEAD", "findings": "Normal."}
+
+
+@calls("POST /api/report-templates")
+async def _new_template(world: Consortium, caller: Caller | None) -> Call:
+    return "/api/report-templates", {"json": TEMPLATE | {"name": f"Matrix {next(SERIAL)}"}}
+
+
+@calls("PUT /api/report-templates/{id}")
+async def _change_template(world: Consortium, caller: Caller | None) -> Call:
+    return f"/api/report-templates/{world.template_id}", {"json": TEMPLATE}
+
+
+@calls("DELETE /api/report-templates/{id}")
+async def _delete_template(world: Consortium, caller: Caller | None) -> Call:
+    template_id = await world.service.database.write(
+        report_store.save_template,
+        TEMPLATE | {"name": f"Matrix {next(SERIAL)}"},
+        None,
+        to_iso(utc_now()),
+    )
+    return f"/api/report-templates/{template_id}", {}
+
+
+@calls("POST /api/signing/identities/pkcs12")
+async def _import_key(world: Consortium, caller: Caller | None) -> Call:
+    """The caller's right password with a file that is no PKCS#12: 400 once rights passed."""
+    junk = base64.b64encode(b"not a pkcs12 file").decode()
+    return "/api/signing/identities/pkcs12", {
+        "json": {"pkcs12": junk, "pkcs12_password": "", "password": PASSWORD}
+    }
+
+
+@calls("POST /api/certificates/{serial}/revoke")
+async def _revoke(world: Consortium, caller: Caller | None) -> Call:
+    """The certificate of a specialist of the regional centre."""
+    path = f"/api/certificates/{world.centre_signer_serial}/revoke"
+    return path, {"json": {"reason": "key compromise"}}
+
+
+# ---- the matrix -----------------------------------------------------------------------------
+
+
+def write_routes(app: Any) -> set[str]:
+    """``METHOD /path`` of every write route the app serves."""
+    return {
+        f"{route.method} {route.resource.canonical}"
+        for route in app.router.routes()
+        if route.method in WRITE_METHODS and route.resource is not None
+    }
+
+
+def test_the_roles_are_the_products_roles():
+    """A new role must join the matrix (and its table) before it ships."""
+    assert set(ROLES) == set(user_store.ROLES)
+
+
+async def test_the_table_covers_exactly_the_write_routes(consortium):
+    """Every write route has a rule and a way to call it; no rule names a route that is gone."""
+    assert set(SPEC) == write_routes(consortium.app)
+    assert set(REQUESTS) == set(SPEC)
+
+
+def test_a_new_write_route_without_a_rule_fails_the_coverage_check(tmp_path):
+    """What the test above catches: a write route added with a declaration but no table line."""
+
+    @allow("admin", "manager")
+    async def purge(request):
+        raise AssertionError("never called")
+
+    app = create_app(Settings(data_dir=tmp_path))
+    app.router.add_post("/api/everything/purge", purge)
+    assert write_routes(app) - set(SPEC) == {"POST /api/everything/purge"}
+
+
+def _callers(world: Consortium) -> list[Caller | None]:
+    """No session first, then the clinic's, the county hospital's and the centre's staff."""
+    return [None, *(world.caller(role, place) for place in PLACES for role in ROLES)]
+
+
+def _agrees(expected: str, status: int) -> bool:
+    if expected == "allowed":
+        return status not in (401, 403, 404) and status < 500
+    return status == int(expected)
+
+
+async def _audit_records(world: Consortium) -> list[dict[str, Any]]:
+    return await world.service.database.read(lambda db: list(audit_rows(db)))
+
+
+def _action(world: Consortium, route: str) -> str:
+    """The audit action the route's handler records (every write route records one)."""
+    method, path = route.split(" ", 1)
+    [handler] = [
+        r.handler
+        for r in world.app.router.routes()
+        if r.method == method and r.resource is not None and r.resource.canonical == path
+    ]
+    declaration = audit_declaration(handler)
+    assert isinstance(declaration, tuple), f"{route} records no audit action"
+    return declaration[0]
+
+
+@pytest.mark.parametrize("route", list(SPEC))
+async def test_a_write_route_admits_exactly_whom_the_table_says(consortium, route):
+    """Each caller's answer is the table's (a wrong one is listed with the body that came back),
+    and every refusal is in the audit trail as denied, with who tried."""
+    method = route.split(" ", 1)[0]
+    wrong = []
+    refused: list[int | None] = []
+    before = max((r["id"] for r in await _audit_records(consortium)), default=0)
+    for caller in _callers(consortium):
+        path, kwargs = await REQUESTS[route](consortium, caller)
+        headers = (caller.headers if caller else {}) | kwargs.pop("headers", {})
+        response = await consortium.client.request(method, path, headers=headers, **kwargs)
+        body = await response.text()
+        expected = SPEC[route].expected(caller)
+        who = f"{caller.role}@{caller.place}" if caller else "no session"
+        if not _agrees(expected, response.status):
+            wrong.append(f"{who}: expected {expected}, got {response.status} {body[:160]}")
+        elif response.status in (401, 403, 404):
+            assert response.content_type == "application/json", (who, body)
+            assert (await response.json())["detail"], (who, body)
+            refused.append(caller.user_id if caller else None)
+    assert wrong == []
+    action = _action(consortium, route)
+    denied = [
+        r["user_id"]
+        for r in await _audit_records(consortium)
+        if r["id"] > before and r["action"] == action and r["outcome"] == "denied"
+    ]
+    assert sorted(denied, key=str) == sorted(refused, key=str)
+
+
+# ---- certificate revocation, beyond the matrix ---------------------------------------------
+
+
+async def _revoked_at(world: Consortium, serial: str) -> str | None:
+    signer = await world.service.database.read(identity_store.signer_of, serial)
+    rows = await world.service.database.read(identity_store.identities_of, signer["user_id"])
+    return next(r["revoked_at"] for r in rows if r["serial"] == serial)
+
+
+async def test_the_centres_manager_may_not_revoke_another_facilitys_signer(consortium):
+    """403 with the reason; the certificate stays valid; the refusal is in the audit trail."""
+    serial = consortium.county_signer_serial
+    manager = consortium.caller("manager", CENTRE)
+    response = await consortium.client.post(
+        f"/api/certificates/{serial}/revoke",
+        headers=manager.headers,
+        json={"reason": "key compromise"},
+    )
+    assert response.status == 403
+    body = await response.json()
+    assert body["error"] == "not_your_signer" and "administrator" in body["detail"]
+    assert await _revoked_at(consortium, serial) is None
+    records = await consortium.service.database.read(lambda db: list(audit_rows(db)))
+    denied = [r for r in records if r["action"] == "signing.revoke" and r["resource_id"] == serial]
+    assert denied and denied[-1]["outcome"] == "denied"
+    assert denied[-1]["user_id"] == manager.user_id
+
+
+async def test_a_county_manager_may_not_revoke_even_its_own_signer(consortium):
+    """Only the regional centre's managers revoke (their own centre's signers)."""
+    serial = consortium.county_signer_serial
+    response = await consortium.client.post(
+        f"/api/certificates/{serial}/revoke",
+        headers=consortium.caller("manager", OTHER).headers,
+        json={"reason": "left the hospital"},
+    )
+    assert response.status == 403
+    assert await _revoked_at(consortium, serial) is None
+
+
+async def test_an_administrator_revokes_any_signers_certificate(consortium):
+    """Even a county hospital's signer, and the date is recorded."""
+    serial = consortium.county_signer_serial
+    response = await consortium.client.post(
+        f"/api/certificates/{serial}/revoke",
+        headers=consortium.caller("admin", OWN).headers,
+        json={"reason": "left the hospital"},
+    )
+    assert response.status == 200, await response.text()
+    assert (await response.json())["revoked_at"]
+    assert await _revoked_at(consortium, serial) is not None
+
+
+# ---- report templates, beyond the matrix -----------------------------------------------------
+
+
+@pytest.mark.parametrize(("place", "editor"), [(OWN, False), (OTHER, False), (CENTRE, True)])
+async def test_every_manager_reads_templates_but_only_the_centres_edits_them(
+    consortium, place, editor
+):
+    """The report editor lists templates for any reader; the Templates page and its link in the
+    navigation are the regional centre's (a clinic's manager would only meet 403s there)."""
+    headers = consortium.caller("manager", place).headers
+    listed = await consortium.client.get("/api/report-templates", headers=headers)
+    assert listed.status == 200
+    assert any(t["id"] == consortium.template_id for t in (await listed.json())["items"])
+    page = await consortium.client.get("/report-templates", headers=headers)
+    assert page.status == (200 if editor else 403)
+    account = await consortium.client.get("/account", headers=headers)
+    assert ('href="/report-templates"' in await account.text()) is editor
+
+
+# ---- directing readers, beyond the matrix ----------------------------------------------------
+
+
+async def test_a_clinics_manager_directs_only_its_own_readers(consortium):
+    """The centre's reader holds the clinic's consultation: the clinic's manager can neither take
+    it back nor hand it on, nor hand work to the centre's readers, and is offered only its own
+    readers; the centre's manager hands it to the clinic's reader, whose claim the clinic's
+    manager may then release."""
+    client, cid = consortium.client, consortium.held_id
+    own_boss = consortium.caller("manager", OWN).headers
+    own_reader = consortium.caller("specialist", OWN).user_id
+    centre_reader = consortium.caller("specialist", CENTRE).user_id
+    url = f"/api/consultations/{cid}"
+
+    released = await client.post(f"{url}/release", headers=own_boss)
+    assert released.status == 403 and (await released.json())["error"] == "not_holder"
+    for target in (own_reader, centre_reader):
+        handed = await client.post(f"{url}/reassign", headers=own_boss, json={"user_id": target})
+        assert handed.status == 403 and (await handed.json())["error"] == "not_your_reader"
+    offered = await (await client.get(f"{url}/assignees", headers=own_boss)).json()
+    assert [a["id"] for a in offered["items"]] == [own_reader]
+
+    centre_boss = consortium.caller("manager", CENTRE).headers
+    handed = await client.post(f"{url}/reassign", headers=centre_boss, json={"user_id": own_reader})
+    assert handed.status == 200 and (await handed.json())["claimed_by_id"] == own_reader
+    released = await client.post(f"{url}/release", headers=own_boss)
+    assert released.status == 200 and (await released.json())["claimed_by_id"] is None
+
+
+async def test_only_the_signing_facilitys_readers_correct_a_report(consortium):
+    """The clinic's reader may not supersede the centre's signed report (403 with the reason)."""
+    response = await consortium.client.post(
+        f"/api/consultations/{consortium.signed_id}/report/correction",
+        headers=consortium.caller("specialist", OWN).headers,
+    )
+    assert response.status == 403
+    assert (await response.json())["error"] == "not_signers_facility"
