@@ -183,7 +183,9 @@ def summaries(
     the NaN bucket above all, and one histogram per group gives counts and the bucket of each
     percentile rank; only the values of those buckets are then sorted.
     """
-    if sys.byteorder != "little" or not values.flags.c_contiguous:
+    if sys.byteorder != "little" or not values.flags.c_contiguous or not len(values):
+        # No rows loaded at all (a period before the first consultation): no buckets to reshape
+        # the histogram by; the general path answers every group's count 0.
         return _summaries_of_values(values, group, n_groups)
     scratch = scratch or Scratch(len(values))
     bucket, cell = scratch.bucket, scratch.cell

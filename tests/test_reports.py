@@ -141,6 +141,25 @@ async def test_a_poor_quality_rating_needs_a_reason(service, reading):
     assert "reason" in (await response.json())["detail"]
 
 
+async def test_null_draft_fields_clear_them(service, reading):
+    """Every field the schema lets be null may be sent as null: texts become empty, flags false,
+    the rating and the template unset (the texts once hit NOT NULL and answered 500)."""
+    li = await service.login("dr_li")
+    full = {"findings": "F.", "impression": "I.", "recommendation": "R.", "critical": True,
+            "refer": True, "quality": "poor", "quality_reason": "motion"}  # fmt: skip
+    assert (await write(service, li, reading["cid"], **full)).status == 200
+    cleared = await write(service, li, reading["cid"], **dict.fromkeys([*full, "template_id"]))
+    assert cleared.status == 200, await cleared.text()
+    draft = (await cleared.json())["draft"]
+    assert {k: draft[k] for k in (*full, "template_id")} == {
+        "findings": "", "impression": "", "recommendation": "", "critical": 0, "refer": 0,
+        "quality": None, "quality_reason": "", "template_id": None,
+    }  # fmt: skip
+    for field in ("findings", "impression", "recommendation", "quality_reason"):
+        one = await write(service, li, reading["cid"], **{field: None})
+        assert one.status == 200, (field, await one.text())
+
+
 async def test_signed_events_carry_what_turnaround_needs(service, reading):
     """The timeline gets signed (with flags and quality) and the portal delivery."""
     await signed_report(service, reading, quality="acceptable", refer=True)

@@ -282,3 +282,55 @@ async def test_the_breach_list_is_audited_with_the_consultations_it_named(servic
     assert (row["username"], row["outcome"]) == ("boss", "success")
     ids = history["ids"]
     assert sorted(json.loads(row["detail"])["consultations"]) == sorted([ids[2], ids[3], ids[4]])
+
+
+EMPTY_PERIOD = {"from": "2001-01-01T00:00:00Z", "to": "2001-02-01T00:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    "group_by", ["", "priority", "facility,reader,week"], ids=["all", "priority", "three"]
+)
+async def test_a_period_with_no_consultations_answers_empty_figures(service, history, group_by):
+    """Years before the first consultation: every figure is empty (no group, no item), never a
+    500 (the numpy path once reshaped a histogram of zero buckets)."""
+    headers = await service.login("boss")
+    params = EMPTY_PERIOD | ({"group_by": group_by} if group_by else {})
+    tat = await service.client.get("/api/turnaround", headers=headers, params=params)
+    assert tat.status == 200, await tat.text()
+    assert (await tat.json())["groups"] == []
+    sla = await service.client.get("/api/turnaround/sla", headers=headers, params=params)
+    assert sla.status == 200, await sla.text()
+    assert all(group["decided"] == 0 for group in (await sla.json())["groups"])
+    for path in ("breaches", "workload", "quality"):
+        response = await service.client.get(
+            f"/api/turnaround/{path}", headers=headers, params=EMPTY_PERIOD
+        )
+        assert response.status == 200, (path, await response.text())
+        assert (await response.json())["items"] == [], path
+    csv_answer = await service.client.get(
+        "/api/turnaround", headers=headers, params=params | {"format": "csv"}
+    )
+    assert csv_answer.status == 200 and len((await csv_answer.text()).splitlines()) == 1
+
+
+async def test_every_chart_of_a_period_with_no_consultations_is_an_svg(service, history):
+    headers = await service.login("boss")
+    for name in ("tat", "sla", "queue", "workload", "quality"):
+        response = await service.client.get(
+            f"/dashboard/charts/{name}.svg", headers=headers, params=EMPTY_PERIOD
+        )
+        assert response.status == 200, (name, await response.text())
+        assert b"<svg" in await response.read()
+
+
+async def test_a_service_without_any_consultation_answers_empty_figures(service):
+    """A fresh installation: nothing received yet, the dashboard's figures are empty."""
+    centre = await service.add_facility("Centre", "regional", "CENTRE")
+    await service.add_user("boss", "manager", centre)
+    headers = await service.login("boss")
+    for path in ("", "/sla", "/breaches", "/workload", "/quality", "/queue"):
+        response = await service.client.get(f"/api/turnaround{path}", headers=headers)
+        assert response.status == 200, (path, await response.text())
+    for name in ("tat", "sla", "queue", "workload", "quality"):
+        chart = await service.client.get(f"/dashboard/charts/{name}.svg", headers=headers)
+        assert chart.status == 200, (name, await chart.text())

@@ -37,6 +37,8 @@ class WorklistKey:
             and isinstance(rank, int)
             and isinstance(created_at, str)
             and isinstance(ident, int)
+            # Both are bound as SQLite INTEGER (signed 64-bit) parameters.
+            and all(-(2**63) <= number < 2**63 for number in (rank, ident))
         ):
             raise ValueError("invalid cursor")
         return cls(due_at, rank, created_at, ident)

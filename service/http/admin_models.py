@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from ..auth.passwords import MIN_PASSWORD_LENGTH
 from ..storage.facilities import FACILITY_KINDS
 from ..storage.users import ROLES
-from .models import Strict
+from .models import RecordId, Strict
 
 RoleName = Literal["radiographer", "clinician", "requester", "specialist", "manager", "admin"]
 FacilityKind = Literal["township", "county", "regional"]
@@ -63,14 +63,14 @@ class UserCreate(Strict):
     username: str = Field(min_length=1, max_length=64, pattern=USERNAME_PATTERN)
     display_name: str = Field(default="", max_length=200)
     role: RoleName
-    facility_id: int
+    facility_id: RecordId
     password: str = Password
 
 
 class UserUpdate(PartialUpdate):
     display_name: str | None = Field(default=None, max_length=200)
     role: RoleName | None = None
-    facility_id: int | None = None
+    facility_id: RecordId | None = None
     disabled: bool | None = None
     subspecialties: str | None = Field(
         default=None,

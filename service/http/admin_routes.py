@@ -35,7 +35,7 @@ from .auditing import audit_context, audited, not_audited
 from .errors import ApiError
 from .keys import DATABASE, ORTHANC, SETTINGS, current_user
 from .openapi import documented
-from .requests import client_ip, read_model
+from .requests import client_ip, path_id, read_model
 
 routes = web.RouteTableDef()
 
@@ -44,7 +44,7 @@ FACILITY = "/api/admin/facilities/{id:\\d+}"
 
 
 def _id(request: web.Request) -> int:
-    return int(request.match_info["id"])
+    return path_id(request)
 
 
 @routes.get("/api/admin/quarantine")
@@ -87,7 +87,7 @@ async def list_users(request: web.Request) -> web.Response:
 @routes.post("/api/admin/users")
 @allow("admin")
 @audited("user.create", "user")
-@documented("Create an account", body=UserCreate, response=Created)
+@documented("Create an account", body=UserCreate, response=Created, success=(201,))
 async def create_user(request: web.Request) -> web.Response:
     body = await read_model(request, UserCreate)
     audit = audit_context(request)
@@ -222,6 +222,7 @@ async def list_facilities(request: web.Request) -> web.Response:
     "Create a facility and register its AE title with Orthanc",
     body=FacilityCreate,
     response=FacilityCreated,
+    success=(201,),
 )
 async def create_facility(request: web.Request) -> web.Response:
     body = await read_model(request, FacilityCreate)

@@ -33,7 +33,7 @@ from ..storage.audit_search import (
 from .auditing import audit_context, audited
 from .errors import ApiError
 from .keys import DATABASE, SETTINGS, current_user
-from .models import Strict
+from .models import RecordId, Strict
 from .openapi import documented
 from .requests import read_query
 
@@ -52,7 +52,7 @@ class _AuditFilters(Strict):
         description="Records about this patient, including worklist queries that listed them",
     )
     user: str | None = Field(default=None, max_length=64, description="Username of the actor")
-    facility: int | None = Field(default=None, ge=1, description="The actor's facility id")
+    facility: RecordId | None = Field(default=None, description="The actor's facility id")
     action: str | None = Field(default=None, max_length=64, description="e.g. consultation.view")
     outcome: Outcome | None = None
     to: AwareDatetime | None = Field(
@@ -190,6 +190,13 @@ async def _start_download(
     return response
 
 
+async def _headers_only(response: web.StreamResponse) -> web.StreamResponse:
+    """End a HEAD answer after its headers: aiohttp sends whatever a handler writes to a
+    prepared stream, HEAD or not, and the client would read it as the next answer."""
+    await response.write_eof()
+    return response
+
+
 @routes.get("/api/audit.csv")
 @allow(*AUDIT_ROLES)
 @audited("audit.export", "audit")
@@ -201,6 +208,8 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     query = read_query(request, AuditExportQuery)
     flt = _export_audit(request, query, "csv")
     response = await _start_download(request, "text/csv; charset=utf-8", "csv")
+    if request.method == "HEAD":
+        return await _headers_only(response)
     await response.write(encode(csv_header()))
     count = 0
     async for rows in _batches(request, flt, caller_scope(request)):
@@ -227,6 +236,8 @@ async def export_atna(request: web.Request) -> web.StreamResponse:
     )
     database = request.app[DATABASE]
     response = await _start_download(request, "application/xml; charset=utf-8", "xml")
+    if request.method == "HEAD":
+        return await _headers_only(response)
     await response.write(encode(atna_header()))
     count = 0
     scope = caller_scope(request)

@@ -15,9 +15,9 @@ from ..live import WorklistChange
 from .auditing import audit_context, audited
 from .errors import ApiError
 from .keys import DATABASE, LIVE, SETTINGS, current_user
-from .models import Strict
+from .models import RecordId, Strict
 from .openapi import documented
-from .requests import read_model
+from .requests import path_id, read_model
 
 routes = web.RouteTableDef()
 
@@ -30,7 +30,7 @@ class ClaimResponse(BaseModel):
 
 
 class ReassignBody(Strict):
-    user_id: int = Field(description="An enabled specialist who reads for the consultation")
+    user_id: RecordId = Field(description="An enabled specialist who reads for the consultation")
 
 
 class AssigneeItem(BaseModel):
@@ -57,7 +57,7 @@ class AssigneeList(BaseModel):
 )
 async def list_assignees(request: web.Request) -> web.Response:
     found = await request.app[DATABASE].read(
-        claims.assignees, int(request.match_info["id"]), current_user(request), utc_now()
+        claims.assignees, path_id(request), current_user(request), utc_now()
     )
     return web.json_response({"items": [asdict(a) for a in found]})
 
@@ -134,7 +134,7 @@ async def reassign_claim(request: web.Request) -> web.Response:
 async def _write(
     request: web.Request, fn: Callable[..., claims.ClaimOutcome], *args: object
 ) -> claims.ClaimOutcome:
-    consultation_id = int(request.match_info["id"])
+    consultation_id = path_id(request)
     return await request.app[DATABASE].write(fn, consultation_id, *args)
 
 

@@ -29,6 +29,7 @@ REQUESTING_ROLES = ("radiographer", "requester", "clinician")
     "File a consultation request (before or after the images arrive)",
     body=ConsultationRequestBody,
     response=ConsultationCreated,
+    success=(200, 201),
 )
 async def create_consultation(request: web.Request) -> web.Response:
     body = await read_model(request, ConsultationRequestBody)

@@ -13,7 +13,7 @@ from .auditing import audit_context, audited
 from .keys import DATABASE, LIVE, current_user
 from .models import Strict
 from .openapi import documented
-from .requests import read_model
+from .requests import path_id, read_model
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -53,7 +53,7 @@ class Preliminary(BaseModel):
 @documented("The message thread of a consultation", response=MessageList, errors=(404,))
 async def get_messages(request: web.Request) -> web.Response:
     thread = await request.app[DATABASE].read(
-        conversation.read_thread, int(request.match_info["id"]), current_user(request)
+        conversation.read_thread, path_id(request), current_user(request)
     )
     _audit(request, thread.consultation)
     audit_context(request).detail["messages"] = [m["id"] for m in thread.messages]
@@ -69,12 +69,13 @@ async def get_messages(request: web.Request) -> web.Response:
     body=MessageBody,
     response=Message,
     errors=(400, 404),
+    success=(201,),
 )
 async def post_message(request: web.Request) -> web.Response:
     body = await read_model(request, MessageBody)
     touched, message = await request.app[DATABASE].write(
         conversation.post_message,
-        int(request.match_info["id"]),
+        path_id(request),
         current_user(request),
         body.body,
         utc_now(),
@@ -93,12 +94,13 @@ async def post_message(request: web.Request) -> web.Response:
     body=PreliminaryBody,
     response=Preliminary,
     errors=(400, 404, 409),
+    success=(201,),
 )
 async def post_preliminary(request: web.Request) -> web.Response:
     body = await read_model(request, PreliminaryBody)
     touched, answer = await request.app[DATABASE].write(
         conversation.send_preliminary,
-        int(request.match_info["id"]),
+        path_id(request),
         current_user(request),
         body.text,
         utc_now(),

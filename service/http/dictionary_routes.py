@@ -32,7 +32,10 @@ def dictionary_json() -> bytes:
 @routes.get("/api/dicom/dictionary")
 @allow(*WORKLIST_ROLES)
 @not_audited("the public DICOM data dictionary: no patient data")
-@documented("PS3.6 keywords by tag (8 upper-case hex digits), for naming DICOM JSON attributes")
+@documented(
+    "PS3.6 keywords by tag (8 upper-case hex digits), for naming DICOM JSON attributes",
+    success=(200, 304),
+)
 async def dictionary(request: web.Request) -> web.Response:
     etag = f'"pydicom-{pydicom.__version__}"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}

@@ -68,6 +68,10 @@ async def worklist_events(request: web.Request) -> web.StreamResponse:
     )
     response.content_type = "text/event-stream"
     response.charset = "utf-8"
+    if request.method == "HEAD":  # headers only: a stream's bytes would follow them on the wire
+        await response.prepare(request)
+        await response.write_eof()
+        return response
     async with request.app[LIVE].subscribe(consultation_scope(user)) as queue:
         await response.prepare(request)
         try:

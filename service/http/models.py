@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SQLITE_INTEGER_MAX = 2**63 - 1
+"""SQLite stores INTEGER as a signed 64-bit value: a larger Python int cannot even be bound as a
+query parameter (OverflowError), so every id and number a client sends is held to this range at
+the edge and answers 4xx instead of reaching the database."""
+
+RecordId = Annotated[
+    int, Field(ge=1, le=SQLITE_INTEGER_MAX, description="A record's id (1 to 2^63-1)")
+]
+"""Any id a client names, in a path, a query or a body: ids start at 1 and fit SQLite."""
 
 PriorityName = Literal["stat", "urgent", "routine"]
 StatusName = Literal[
@@ -76,7 +86,7 @@ class WorklistFilters(Strict):
     priority: list[PriorityName] = []
     modality: list[str] = []
     body_part: list[str] = []
-    facility: list[int] = []
+    facility: list[RecordId] = []
     queue: list[str] = Field(default=[], description="Subspecialty queues, e.g. neuro, chest")
     assigned: Literal["me"] | None = Field(
         default=None, description="`me`: only items the caller holds with a live claim"

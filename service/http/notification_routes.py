@@ -10,6 +10,7 @@ from ..storage import notifications as store
 from .auditing import audited, not_audited
 from .keys import DATABASE, current_user
 from .openapi import documented
+from .requests import path_id
 
 routes = web.RouteTableDef()
 
@@ -31,6 +32,6 @@ async def list_notifications(request: web.Request) -> web.Response:
 @documented("Mark one of your notifications read", errors=(404,))
 async def read_notification(request: web.Request) -> web.Response:
     await request.app[DATABASE].write(
-        store.mark_read, current_user(request).id, int(request.match_info["id"]), to_iso(utc_now())
+        store.mark_read, current_user(request).id, path_id(request), to_iso(utc_now())
     )
     return web.json_response({"ok": True})

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from ..auth.access import PUBLIC, declared_access, public
 
@@ -22,6 +23,12 @@ class Operation:
     response: type[BaseModel] | None = None
     body_media_type: str = "application/json"
     errors: tuple[int, ...] = field(default=())
+    success: tuple[int, ...] = field(default=(200,))
+    """What a success answers: 201 for a creation, 204 and 304 without a body."""
+
+
+BODY_ERRORS = (413, 415)
+"""What ``read_model`` answers for a body too large or not JSON, on every operation with one."""
 
 
 def documented(summary: str, **kwargs: Any) -> Callable[[Any], Any]:
@@ -32,6 +39,30 @@ def documented(summary: str, **kwargs: Any) -> Callable[[Any], Any]:
         return handler
 
     return mark
+
+
+_PATH_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>(?P<pattern>[^()]*)\)")
+
+
+def path_parameters(resource: web.AbstractResource) -> list[dict[str, Any]]:
+    """The route's ``{name}`` segments, as OpenAPI path parameters.
+
+    A ``{name:\\d+}`` segment is an id that ``requests.path_id`` holds to ``RecordId``'s range,
+    so it is declared with that range; any other segment is a non-empty string.
+    """
+    from .models import RecordId
+
+    pattern = resource.get_info().get("pattern")
+    if pattern is None:
+        return []
+    parameters = []
+    for group in _PATH_GROUP.finditer(pattern.pattern):
+        if group["pattern"] == r"\d+":
+            schema = TypeAdapter(RecordId).json_schema()
+        else:
+            schema = {"type": "string", "minLength": 1}
+        parameters.append({"name": group["name"], "in": "path", "required": True, "schema": schema})
+    return parameters
 
 
 def build_openapi(app: web.Application) -> dict[str, Any]:
@@ -52,21 +83,26 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             continue
         path = route.resource.canonical
         entry: dict[str, Any] = {"summary": operation.summary, "responses": {}}
+        parameters = path_parameters(route.resource)
         if operation.query is not None:
-            entry["parameters"] = [
+            parameters += [
                 {"name": name, "in": "query", "required": False, "schema": prop}
                 for name, prop in operation.query.model_json_schema()["properties"].items()
             ]
+        if parameters:
+            entry["parameters"] = parameters
         if operation.body is not None:
             entry["requestBody"] = {
                 "required": True,
                 "content": {operation.body_media_type: {"schema": ref(operation.body)}},
             }
-        ok = {"description": "OK"}
-        if operation.response is not None:
-            ok["content"] = {"application/json": {"schema": ref(operation.response)}}
-        entry["responses"]["200"] = ok
-        for status in (400, 401, 403, 404, 409, *operation.errors):
+        for status in operation.success:
+            ok: dict[str, Any] = {"description": "OK"}
+            if operation.response is not None and status not in (204, 304):
+                ok["content"] = {"application/json": {"schema": ref(operation.response)}}
+            entry["responses"][str(status)] = ok
+        body_errors = BODY_ERRORS if operation.body is not None else ()
+        for status in (400, 401, 403, 404, 409, *body_errors, *operation.errors):
             entry["responses"][str(status)] = {
                 "description": "Error",
                 "content": {"application/json": {"schema": ref(ErrorResponse)}},

@@ -15,7 +15,7 @@ from .keys import DATABASE, current_user
 from .models import Strict
 from .openapi import documented
 from .pages import render
-from .requests import read_model
+from .requests import path_id, read_model
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -136,6 +136,7 @@ async def _save(request: web.Request, template_id: int | None) -> web.Response:
     body=TemplateBody,
     response=Template,
     errors=(400, 409),
+    success=(201,),
 )
 async def post_template(request: web.Request) -> web.Response:
     return await _save(request, None)
@@ -151,17 +152,19 @@ async def post_template(request: web.Request) -> web.Response:
     errors=(400, 404, 409),
 )
 async def put_template(request: web.Request) -> web.Response:
-    return await _save(request, int(request.match_info["id"]))
+    return await _save(request, path_id(request))
 
 
 @routes.delete(r"/api/report-templates/{id:\d+}")
 @allow(*TEMPLATE_EDITORS)
 @audited("template.delete", "report_template")
 @documented(
-    "Remove a report template (the regional centre's managers, administrators)", errors=(404,)
+    "Remove a report template (the regional centre's managers, administrators)",
+    errors=(404,),
+    success=(204,),
 )
 async def delete_template(request: web.Request) -> web.Response:
-    await request.app[DATABASE].write(report_store.delete_template, int(request.match_info["id"]))
+    await request.app[DATABASE].write(report_store.delete_template, path_id(request))
     return web.Response(status=204)
 
 
@@ -176,7 +179,7 @@ async def portal_page(request: web.Request) -> web.Response:
 @allow("specialist", "manager")
 async def report_editor_page(request: web.Request) -> web.Response:
     """The report editor beside the viewer; its data comes from the scoped, audited API."""
-    return render(request, "report_editor.html", consultation_id=int(request.match_info["id"]))
+    return render(request, "report_editor.html", consultation_id=path_id(request))
 
 
 @routes.get("/report-templates")

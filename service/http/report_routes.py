@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ..accounts import WrongPassword
 from ..auth.access import allow
@@ -19,10 +19,10 @@ from ..storage import reports as report_store
 from .auditing import audit_context, audited
 from .errors import ApiError
 from .keys import DATABASE, LIVE, current_user
-from .models import Strict
+from .models import RecordId, Strict
 from .openapi import documented
 from .report_keys import CA, REPORT_DELIVERY
-from .requests import client_ip, public_base_url, read_model
+from .requests import client_ip, path_id, public_base_url, read_model
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -31,15 +31,31 @@ WRITERS = ("specialist", "manager")
 CLINIC = ("clinician", "radiographer", "requester")
 
 
+CLEARED = "null clears it (saved as empty)"
+
+
 class DraftBody(Strict):
-    findings: str | None = Field(default=None, max_length=20000)
-    impression: str | None = Field(default=None, max_length=10000)
-    recommendation: str | None = Field(default=None, max_length=10000)
-    critical: bool | None = None
-    refer: bool | None = Field(default=None, description="Recommend referring the patient up")
-    quality: str | None = Field(default=None, pattern="^(good|acceptable|poor)$")
-    quality_reason: str | None = Field(default=None, max_length=500)
-    template_id: int | None = None
+    """Only the fields sent are saved. ``null`` clears a field: the texts become empty, the
+    flags false, the quality rating and the template unset (an autosave of a cleared form)."""
+
+    findings: str | None = Field(default=None, max_length=20000, description=CLEARED)
+    impression: str | None = Field(default=None, max_length=10000, description=CLEARED)
+    recommendation: str | None = Field(default=None, max_length=10000, description=CLEARED)
+    critical: bool | None = Field(default=None, description="null clears it (false)")
+    refer: bool | None = Field(
+        default=None, description="Recommend referring the patient up; null clears it (false)"
+    )
+    quality: str | None = Field(
+        default=None, pattern="^(good|acceptable|poor)$", description="null: not rated"
+    )
+    quality_reason: str | None = Field(default=None, max_length=500, description=CLEARED)
+    template_id: RecordId | None = Field(default=None, description="null: no template")
+
+    @field_validator("findings", "impression", "recommendation", "quality_reason")
+    @classmethod
+    def null_text_is_empty(cls, value: str | None) -> str:
+        """The report's texts are never NULL in the database: a cleared one is empty."""
+        return value or ""
 
 
 class SignBody(Strict):
@@ -86,7 +102,7 @@ class Signed(BaseModel):
 
 
 def _id(request: web.Request) -> int:
-    return int(request.match_info["id"])
+    return path_id(request)
 
 
 def _pdf_url(consultation_id: int, version: int) -> str:
@@ -206,6 +222,7 @@ async def post_correction(request: web.Request) -> web.Response:
     body=SignBody,
     response=Signed,
     errors=(400, 403, 404, 409, 429),
+    success=(201,),
 )
 async def post_sign(request: web.Request) -> web.Response:
     body = await read_model(request, SignBody)
@@ -255,7 +272,7 @@ async def post_sign(request: web.Request) -> web.Response:
     "The signed PDF of one version (PAdES: any PDF reader shows the signature)", errors=(404,)
 )
 async def get_pdf(request: web.Request) -> web.Response:
-    version = int(request.match_info["version"])
+    version = path_id(request, "version")
     copy = await request.app[DATABASE].write(
         acknowledgement.open_version, _id(request), version, current_user(request), utc_now()
     )
@@ -280,7 +297,7 @@ async def get_pdf(request: web.Request) -> web.Response:
     "Record that a version is being printed (the portal calls this before printing)", errors=(404,)
 )
 async def post_print(request: web.Request) -> web.Response:
-    version = int(request.match_info["version"])
+    version = path_id(request, "version")
     copy = await request.app[DATABASE].read(
         _version_for_print, _id(request), version, current_user(request)
     )

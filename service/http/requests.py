@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from .client_address import caller_address, trusted_networks
 from .errors import ApiError
 from .keys import SETTINGS
+from .models import SQLITE_INTEGER_MAX
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -33,6 +34,21 @@ async def read_model(request: web.Request, model: type[M]) -> M:
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     return model.model_validate(data)
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """The number a route's ``{name:\\d+}`` segment holds, for every route that takes one.
+
+    The route's pattern lets only digits through, but not every run of digits is an id: 0 and
+    anything past SQLite's signed 64-bit INTEGER name no record (and a larger int cannot even be
+    bound as a query parameter), so they answer 404 here instead of 500 further in. The length
+    is checked before ``int()``, which refuses strings of more than 4300 digits with an error.
+    """
+    raw = request.match_info[name]
+    value = int(raw) if len(raw) <= len(str(SQLITE_INTEGER_MAX)) else 0
+    if not 1 <= value <= SQLITE_INTEGER_MAX:
+        raise ApiError(404, "not_found", f"no such {name}: ids run from 1 to {SQLITE_INTEGER_MAX}")
+    return value
 
 
 def read_query(request: web.Request, model: type[M]) -> M:

@@ -15,15 +15,15 @@ from ..storage import roster as store
 from .auditing import audit_context, audited, not_audited
 from .errors import ApiError
 from .keys import DATABASE, current_user
-from .models import Strict
+from .models import RecordId, Strict
 from .openapi import documented
-from .requests import read_model
+from .requests import path_id, read_model
 
 routes = web.RouteTableDef()
 
 
 class RosterEntryBody(Strict):
-    user_id: int
+    user_id: RecordId
     starts_at: AwareDatetime = Field(description="ISO 8601 with a zone, e.g. ...T08:00:00+08:00")
     ends_at: AwareDatetime
     role_on_duty: Literal["reader", "manager"] = "reader"
@@ -72,6 +72,7 @@ async def list_duty_people(request: web.Request) -> web.Response:
     body=RosterEntryBody,
     response=RosterEntryCreated,
     errors=(400, 403, 404),
+    success=(201,),
 )
 async def add_roster_entry(request: web.Request) -> web.Response:
     _keeper(request)
@@ -100,5 +101,5 @@ async def add_roster_entry(request: web.Request) -> web.Response:
 @documented("Remove a shift from the roster", errors=(403, 404))
 async def delete_roster_entry(request: web.Request) -> web.Response:
     _keeper(request)
-    await request.app[DATABASE].write(store.delete_entry, int(request.match_info["id"]))
+    await request.app[DATABASE].write(store.delete_entry, path_id(request))
     return web.json_response({"ok": True})

@@ -14,7 +14,7 @@ from .auditing import audit_context, audited, not_audited
 from .keys import DATABASE, current_user
 from .models import Strict, WorklistFilters
 from .openapi import documented
-from .requests import read_model
+from .requests import path_id, read_model
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -62,6 +62,7 @@ async def list_saved_filters(request: web.Request) -> web.Response:
     body=SavedFilterBody,
     response=SavedFilter,
     errors=(400, 409),
+    success=(201,),
 )
 async def save_filter(request: web.Request) -> web.Response:
     body = await read_model(request, SavedFilterBody)
@@ -81,7 +82,7 @@ async def save_filter(request: web.Request) -> web.Response:
 @audited("worklist.filter.delete", "saved_filter")
 @documented("Delete one of your saved filters", errors=(404,))
 async def delete_saved_filter(request: web.Request) -> web.Response:
-    filter_id = int(request.match_info["id"])
+    filter_id = path_id(request)
     audit_context(request).resource_id = str(filter_id)
     await request.app[DATABASE].write(store.delete_filter, current_user(request).id, filter_id)
     return web.json_response({"ok": True})

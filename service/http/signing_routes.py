@@ -86,6 +86,7 @@ async def get_identities(request: web.Request) -> web.Response:
     body=Pkcs12Body,
     response=Identity,
     errors=(400, 403),
+    success=(201,),
 )
 async def post_pkcs12(request: web.Request) -> web.Response:
     body = await read_model(request, Pkcs12Body)

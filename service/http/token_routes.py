@@ -15,7 +15,7 @@ from .auditing import audit_context, audited, not_audited
 from .keys import DATABASE, current_user
 from .models import Strict
 from .openapi import documented
-from .requests import read_model
+from .requests import path_id, read_model
 
 routes = web.RouteTableDef()
 
@@ -43,7 +43,7 @@ async def list_tokens(request: web.Request) -> web.Response:
 @routes.post("/api/tokens")
 @allow(AUTHENTICATED)
 @audited("token.create", "api_token")
-@documented("Create an API token", body=TokenRequest, response=TokenCreated)
+@documented("Create an API token", body=TokenRequest, response=TokenCreated, success=(201,))
 async def create_token(request: web.Request) -> web.Response:
     body = await read_model(request, TokenRequest)
     created = await sessions.create_api_token(
@@ -68,7 +68,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     await request.app[DATABASE].write(
         token_store.revoke_token,
         current_user(request).id,
-        int(request.match_info["id"]),
+        path_id(request),
         to_iso(utc_now()),
     )
     return web.json_response({"ok": True})

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..auth.access import allow
 from .pages import render
+from .requests import path_id
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -27,7 +28,7 @@ async def viewer_page(request: web.Request) -> web.Response:
     return render(
         request,
         "viewer.html",
-        consultation_id=int(request.match_info["id"]),
+        consultation_id=path_id(request),
         embedded=request.query.get("embed") == "1",
     )
 

@@ -30,6 +30,7 @@ from .errors import ApiError
 from .keys import ORTHANC, PREFETCH, RENDER_WORKERS, VIEWING, current_user
 from .middleware import PRIVATE_NO_STORE
 from .openapi import documented
+from .requests import path_id
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -52,7 +53,7 @@ FRAME = INSTANCE + r"/frames/{n:\d+}"
 @documented("The viewer's manifest of a consultation's study (docs/viewer.md)", errors=(404,))
 async def manifest(request: web.Request) -> web.Response:
     user = current_user(request)
-    body, index = await request.app[VIEWING].manifest(user, int(request.match_info["id"]))
+    body, index = await request.app[VIEWING].manifest(user, path_id(request))
     audit_context(request).touches(body["study"]["patient"]["id"], index.uid)
     request.app[PREFETCH].study_opened(index)
     return web.json_response(body)
@@ -85,7 +86,7 @@ async def _instance_of(request: web.Request) -> tuple[dict[str, Any], InstanceEn
 
 
 def _frame_index(request: web.Request, entry: InstanceEntry) -> int:
-    number = int(request.match_info.get("n", "1"))
+    number = path_id(request, "n") if "n" in request.match_info else 1
     if not 1 <= number <= entry.frames:
         raise RecordNotFound(f"frame {number} of {entry.uid}")
     return number - 1

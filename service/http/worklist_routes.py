@@ -18,7 +18,7 @@ from .errors import ApiError
 from .keys import DATABASE, current_user
 from .models import WorklistCounts, WorklistItem, WorklistQuery, WorklistResponse
 from .openapi import documented
-from .requests import read_query
+from .requests import path_id, read_query
 
 routes = web.RouteTableDef()
 
@@ -135,7 +135,7 @@ def decode_cursor(cursor: str, mine_first: bool) -> tuple[WorklistKey, int | Non
 @audited("consultation.view", "consultation")
 @documented("One consultation with its timeline")
 async def get_consultation(request: web.Request) -> web.Response:
-    consultation_id = int(request.match_info["id"])
+    consultation_id = path_id(request)
     scope = consultation_scope(current_user(request))
     database = request.app[DATABASE]
     row = await database.read(store.get_consultation, scope, consultation_id)
