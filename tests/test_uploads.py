@@ -247,6 +247,22 @@ async def test_upload_that_is_not_multipart_is_a_415_json_error(service):
     assert "multipart/form-data" in body["detail"]
 
 
+async def test_multipart_upload_without_a_boundary_is_a_400_json_error(service):
+    """A multipart content type that cannot be parsed is the client's mistake, not a 500."""
+    clinic = await clinic_radiographer(service)
+
+    response = await service.client.post(
+        "/api/studies",
+        data=b"--x\r\n\r\n",
+        headers=clinic["headers"] | {"Content-Type": "multipart/form-data"},
+    )
+
+    assert response.status == 400
+    body = await response.json()
+    assert body["error"] == "bad_multipart"
+    assert "boundary" in body["detail"]
+
+
 async def test_specialist_may_not_upload_studies(service):
     """A specialist of the regional centre reads studies but cannot upload them: 403 JSON."""
     centre = await service.add_facility("Regional centre", "regional", "REGION_PACS")

@@ -78,6 +78,8 @@ async def upload_studies(request: web.Request) -> web.Response:
             await uploader.add_stream(part.filename, part_chunks(part))
     except UploadTooLarge as exc:
         raise ApiError(413, "too_large", "the upload is over the request size limit") from exc
+    except ValueError as exc:  # aiohttp's multipart reader: no boundary, a malformed part header
+        raise ApiError(400, "bad_multipart", f"the multipart body cannot be read: {exc}") from exc
     finally:
         uploader.close()
         record_upload(request, uploader)
