@@ -572,3 +572,17 @@ def m015_study_layouts(db: sqlite_utils.Database) -> None:
         CREATE INDEX study_layouts_built_at ON study_layouts(built_at);
         """
     )
+
+
+@migrations()
+def m016_notification_messages(db: sqlite_utils.Database) -> None:
+    """A notice stored as a message code and its parameters, rendered in each reader's language
+    when shown (service/notice_text.py). ``title`` and ``body`` keep an English rendering for
+    the webhook and for readers of the table; rows written before this have no code and are
+    shown as stored."""
+    db.executescript(
+        """
+        ALTER TABLE notifications ADD COLUMN message TEXT NOT NULL DEFAULT '';
+        ALTER TABLE notifications ADD COLUMN params TEXT NOT NULL DEFAULT '{}';
+        """
+    )
