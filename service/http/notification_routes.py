@@ -27,7 +27,7 @@ async def list_notifications(request: web.Request) -> web.Response:
     user = current_user(request)
     rows = await request.app[DATABASE].read(store.notifications_of, user.id)
     gettext = request.app[RENDERER].gettext(page_locale(request))
-    items = [render_notice(row, gettext) for row in rows]
+    items = [render_notice(row, gettext, user.facility_timezone or "UTC") for row in rows]
     audit_context(request).detail["consultations"] = sorted(
         {item["consultation_id"] for item in items if item["consultation_id"] is not None}
     )
