@@ -21,7 +21,7 @@ from service.storage import consultations as consultation_store
 from worklists.priorities import Priority
 from worklists.sla import SlaPolicy
 
-from .browser import log_in
+from .browser import SCREENSHOTS, log_in
 
 CLINIC = "Dongxiang Township Health Centre of the Eastern Mountain District"
 QUESTION = (
@@ -95,6 +95,12 @@ FIT = """() => {
       inside: buttons.every(inside),
       due: inside(row.querySelector('.col-due .time-left')),
       escalated: Boolean(row.querySelector('.badge-escalated')),
+      question: row.querySelector('.col-question').clientWidth,
+      dueCut: (() => {
+        const left = row.querySelector('.col-due .time-left');
+        const cell = row.querySelector('.col-due');
+        return left.getBoundingClientRect().right > cell.getBoundingClientRect().right;
+      })(),
     });
   }
   return out;
@@ -126,7 +132,34 @@ async def test_worklist_fits_each_screen_with_claim_report_and_due_in_view(servi
                 assert row["buttons"] == 2, f"{where}: row {row['id']} lacks Claim/Report"
                 assert row["inside"], f"{where}: row {row['id']}'s buttons are off-screen"
                 assert row["due"], f"{where}: row {row['id']}'s time left is off-screen"
+                assert not row["dueCut"], f"{where}: row {row['id']}'s time left is cut"
+                assert row["question"] >= 160, f"{where}: the question has {row['question']} px"
         await page.set_viewport_size({"width": 1280, "height": 800})
+
+
+async def test_a_managers_worklist_fits_with_reassign_and_due_in_view(service, page: Page):
+    """The manager's Reader column (who holds it, Reassign) and Due stay on screen too."""
+    _, escalated = await seed(service)
+    centre = await service.add_facility("Regional Imaging Centre 2", "regional", "REGION2")
+    await service.add_user("dr_li", "specialist", centre)
+    await service.add_user("boss", "manager", centre)
+    claimed = await service.client.post(
+        f"/api/consultations/{escalated}/claim", headers=await service.login("dr_li")
+    )
+    assert claimed.status == 200, await claimed.text()
+    base = str(service.client.make_url("/")).rstrip("/")
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    await log_in(page, base, "boss")
+    for lang in ("en", "zh_CN"):
+        await page.goto(f"{base}/worklist?lang={lang}")
+        await expect(page.locator("tr.worklist-row")).to_have_count(ROWS)
+        held = page.locator(f'tr.worklist-row[data-consultation-id="{escalated}"] .claim-held')
+        await expect(held).to_be_visible()
+        await page.screenshot(path=str(SCREENSHOTS / f"worklist-manager-{lang}.png"))
+        fit = await page.evaluate(FIT)
+        assert fit["page"] <= 0 and fit["wrap"] <= 0, (lang, fit["page"], fit["wrap"])
+        for row in fit["rows"]:
+            assert row["buttons"] == 1 and row["inside"] and row["due"], (lang, row)
 
 
 async def test_twenty_rows_fit_at_1440_by_900_with_the_question_readable(service, page: Page):

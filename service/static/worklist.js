@@ -257,7 +257,9 @@
       left = el("span", { className: "time-left", text: info.text });
       if (info.cls) row.classList.add(info.cls);
     }
-    row.append(timeCell("col-due", item.due_at, "—", left));
+    const dueCell = timeCell("col-due", item.due_at, "—", left);
+    dueCell.title = dueCell.textContent; // whole, when a narrow window cuts the line
+    row.append(dueCell);
     const claimCell = el("td", { className: "col-claim" });
     row.append(claimCell);
     renderClaim(row, item);
