@@ -162,12 +162,12 @@
   /** A time cell; ``first`` (the time left of a due time) leads, so it stays in view when a
    * narrow column cuts the line. */
   function timeCell(className, iso, emptyText, first) {
-    const td = el("td", { className });
-    if (first) td.append(first, " ");
-    const shown = tr.formatDateTime(iso);
-    if (shown) td.append(el("time", { dateTime: iso, title: shown, text: shown }));
-    else if (!first) td.append(el("span", { className: "muted", text: emptyText }));
-    return td;
+    const line = el("div", { className: "cell-line" });
+    if (first) line.append(first);
+    const shown = tr.formatShortDateTime(iso);
+    if (shown) line.append(el("time", { dateTime: iso, title: tr.formatDateTime(iso), text: shown }));
+    else if (!first) line.append(el("span", { className: "muted", text: emptyText }));
+    return el("td", { className }, line);
   }
 
   function buildRow(item, nowMs) {
@@ -258,7 +258,8 @@
       if (info.cls) row.classList.add(info.cls);
     }
     const dueCell = timeCell("col-due", item.due_at, "—", left);
-    dueCell.title = dueCell.textContent; // whole, when a narrow window cuts the line
+    // Whole, when a narrow window cuts the line.
+    dueCell.title = [left && left.textContent, tr.formatDateTime(item.due_at)].filter(Boolean).join(" · ");
     row.append(dueCell);
     const claimCell = el("td", { className: "col-claim" });
     row.append(claimCell);
