@@ -1,8 +1,9 @@
-// teleread — on the clinic's landing page (the worklist of clinicians, requesters and
-// radiographers): the signed reports with a critical finding nobody has acknowledged yet, first
-// and in red, each naming the patient and study with a link to the report. The list comes from
-// GET /api/portal/reports (scoped in SQL, audited), refreshed every 30 s and when the page comes
-// back into view; acknowledging happens on the report's page or in the portal.
+// teleread — on the landing page of the clinic's clinicians and requesters (their worklist),
+// who acknowledge critical findings: the signed reports with a critical finding nobody has
+// acknowledged yet, first and in red, each naming the patient and study with a link to the
+// report. The list comes from GET /api/portal/reports (scoped in SQL, audited), refreshed every
+// 30 s and when the page comes back into view; acknowledging happens on the report's page or in
+// the portal.
 "use strict";
 
 (() => {
