@@ -46,6 +46,9 @@ class DicomSummary:
     study_instance_uid: str
     sop_instance_uid: str
     patient_id: str
+    patient_name: str = ""
+    """(0010,0010) *Patient's Name* decoded with (0008,0005) *Specific Character Set*."""
+    study_description: str = ""
 
 
 def inspect_dicom(path: Path, max_inflated_bytes: int = 1 << 30) -> DicomSummary:
@@ -86,7 +89,21 @@ def inspect_dicom(path: Path, max_inflated_bytes: int = 1 << 30) -> DicomSummary
         if not study_uid or not sop_uid:
             raise RejectedFile("truncated or incomplete DICOM file (no Study or SOP Instance UID)")
         _check_pixel_data_complete(ds, path.stat().st_size)
-        return DicomSummary(study_uid, sop_uid, str(ds.get("PatientID", "")))
+        return DicomSummary(
+            study_uid,
+            sop_uid,
+            str(ds.get("PatientID", "")),
+            _text(ds, "PatientName"),
+            _text(ds, "StudyDescription"),
+        )
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    """A text element for the upload result; a value pydicom cannot decode shows as empty."""
+    try:
+        return str(ds.get(keyword, "") or "").strip()
+    except (ValueError, LookupError, UnicodeError):
+        return ""
 
 
 def _is_deflated(path: Path) -> bool:

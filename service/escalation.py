@@ -81,6 +81,14 @@ def escalate_due(db: sqlite_utils.Database, now: datetime, share: float) -> list
             title=f"Escalation: #{row['id']} {row['priority']} {reason}",
             body=f"{row['facility_name']}, queue {row['queue']}, due {row['due_at']}",
             facts=notice_facts(row, reason=reason),
+            message="escalation",
+            params={
+                "reason": reason,
+                "priority": row["priority"],
+                "facility": row["facility_name"],
+                "queue": row["queue"],
+                "due_at": row["due_at"],
+            },
         )
         found.append(Escalation(row, reason, notice))
     return found

@@ -44,6 +44,11 @@ class Notice:
     body: str = ""
     facts: dict[str, Any] = field(default_factory=dict)
     """Priority, facility, queue, due_at, reason: what a gateway may forward."""
+    message: str = ""
+    """Code of the in-app text (service/notice_text.py), rendered in each reader's language;
+    ``title`` and ``body`` stay the English text a gateway forwards."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Values of the message (no patient data: the patient is named when it is shown)."""
 
     def payload(self, sent_at: str) -> dict[str, Any]:
         link = f"/consultations/{self.consultation_id}" if self.consultation_id else None
@@ -82,6 +87,8 @@ class InAppNotifier:
                 "title": notice.title,
                 "body": notice.body,
                 "created_at": now,
+                "message": notice.message,
+                "params": notice.params,
             }
             for user_id in dict.fromkeys(notice.user_ids)
         ]

@@ -140,6 +140,8 @@ def record_stat_fanout(
         title=f"STAT #{consultation_id} {row['modality'] or ''} from {row['facility_name']}",
         body=f"queue {queue}, due {row['due_at']}",
         facts=notice_facts(row),
+        message="stat",
+        params={"facility": row["facility_name"], "queue": queue, "due_at": row["due_at"]},
     )
 
 

@@ -47,6 +47,21 @@ class FileVerdict:
     study_instance_uid: str | None = None
     sop_instance_uid: str | None = None
     patient_id: str | None = None
+    patient_name: str | None = None
+    study_description: str | None = None
+
+
+@dataclass
+class StudyReceived:
+    """What the uploader sees of one study: whose it is, what it is, how much of it arrived, and
+    its consultation when there is one already (so the result links to it)."""
+
+    study_instance_uid: str
+    patient_name: str = ""
+    patient_id: str = ""
+    study_description: str = ""
+    instances: int = 0
+    consultation_id: int | None = None
 
 
 @dataclass
@@ -64,6 +79,19 @@ class UploadReport:
             if f.status == "accepted" and f.study_instance_uid:
                 seen.setdefault(f.study_instance_uid)
         return list(seen)
+
+    def studies_received(self) -> list[StudyReceived]:
+        """One entry per accepted study, in the order first seen, counting accepted files."""
+        found: dict[str, StudyReceived] = {}
+        for f in self.files:
+            if f.status != "accepted" or not f.study_instance_uid:
+                continue
+            study = found.setdefault(f.study_instance_uid, StudyReceived(f.study_instance_uid))
+            study.instances += 1
+            study.patient_name = study.patient_name or f.patient_name or ""
+            study.patient_id = study.patient_id or f.patient_id or ""
+            study.study_description = study.study_description or f.study_description or ""
+        return list(found.values())
 
     @property
     def patients(self) -> set[str]:
@@ -244,6 +272,8 @@ class StudyUploader:
                 summary.study_instance_uid,
                 summary.sop_instance_uid,
                 summary.patient_id,
+                summary.patient_name,
+                summary.study_description,
             )
         )
 

@@ -41,6 +41,8 @@ NOT_PATIENT_DATA = {
     "POST /api/tokens",
     "DELETE /api/tokens/{id}",
     "GET /api/facilities",
+    # The bell's badge: a count of one's own notices (the list itself is in MATRIX).
+    "GET /api/notifications/unread",
     # Administration (admins only) and one's own password: accounts and facilities, no patients.
     "GET /admin/users",
     "GET /admin/facilities",

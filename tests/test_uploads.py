@@ -101,6 +101,48 @@ async def one_mb_limit_service(settings, orthanc, aiohttp_client) -> Service:
 # --------------------------------------------------------------------------- /api/studies
 
 
+async def test_the_upload_answer_names_each_study_and_links_its_consultation(service):
+    """Per study: the patient's name (decoded from GB18030), ID, study description and files
+    accepted; its consultation once the clinic has one. The older fields stay as they were."""
+    clinic = await clinic_radiographer(service)
+    study = make_study(StudySpec("DX0001", "张^伟", "CT", "HEAD", instances=2, charset="GB18030"))
+    study_uid = study[0].StudyInstanceUID
+    files = [(f"s{i}.dcm", dataset_bytes(ds)) for i, ds in enumerate(study)] + [
+        ("notes.txt", b"not dicom at all" * 20)
+    ]
+
+    response = await service.client.post(
+        "/api/studies", data=dicom_form(files), headers=clinic["headers"]
+    )
+
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert (body["accepted"], body["rejected"], body["studies"]) == (2, 1, [study_uid])
+    assert body["study_details"] == [
+        {
+            "study_instance_uid": study_uid,
+            "patient_name": "张^伟",
+            "patient_id": "DX0001",
+            "study_description": "CT HEAD",
+            "instances": 2,
+            "consultation_id": None,
+            "consultation": None,
+        }
+    ]
+    filed = await service.client.post(
+        "/api/consultations",
+        headers=clinic["headers"],
+        json={"study_instance_uid": study_uid, "priority": "routine", "clinical_question": "?"},
+    )
+    consultation_id = (await filed.json())["id"]
+    again = await service.client.post(
+        "/api/studies", data=dicom_form(files[:1]), headers=clinic["headers"]
+    )
+    [detail] = (await again.json())["study_details"]
+    assert (detail["instances"], detail["consultation_id"]) == (1, consultation_id)
+    assert detail["consultation"] == f"/consultations/{consultation_id}"
+
+
 async def test_uploaded_dcm_files_are_accepted_and_credited_to_the_uploaders_facility(service):
     """Three .dcm files of one study are stored; the study lands on the uploader's worklist
     credited to their clinic, although Orthanc only records the service's own user."""

@@ -153,11 +153,26 @@ class UploadedFile(BaseModel):
     sop_instance_uid: str | None = None
 
 
+class UploadedStudy(BaseModel):
+    study_instance_uid: str
+    patient_name: str = Field(description="DICOM PN as received, e.g. 'ZHANG^SAN'")
+    patient_id: str
+    study_description: str
+    instances: int = Field(description="Files of this study accepted by this request")
+    consultation_id: int | None = Field(
+        description="The uploader's facility's consultation of this study, once there is one"
+    )
+    consultation: str | None = Field(description="Link to the consultation page")
+
+
 class UploadResponse(BaseModel):
     files: list[UploadedFile]
     accepted: int
     rejected: int
     studies: list[str]
+    study_details: list[UploadedStudy] = Field(
+        default=[], description="One entry per accepted study: whose, what, how many files"
+    )
 
 
 class ErrorResponse(BaseModel):

@@ -92,7 +92,11 @@ def _portal_item(row: dict[str, Any]) -> PortalItem:
 @routes.get("/api/portal/reports")
 @allow(*WORKLIST_ROLES)
 @audited("report.list", "consultation")
-@documented("Signed reports the caller's facility may see, newest first", response=PortalList)
+@documented(
+    "Signed reports the caller's facility may see: unacknowledged critical findings first,"
+    " then newest first",
+    response=PortalList,
+)
 async def get_portal_reports(request: web.Request) -> web.Response:
     user = current_user(request)
     rows = await request.app[DATABASE].read(report_store.portal_reports, consultation_scope(user))

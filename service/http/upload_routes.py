@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from aiohttp import BodyPartReader, web
 
 from ..auth.access import allow
+from ..storage import consultations as consultation_store
 from ..uploads import StudyUploader, UploadLimits, UploadTooLarge
 from .auditing import audit_context, audited
 from .errors import ApiError
 from .keys import DATABASE, ORTHANC, SETTINGS, current_user
-from .models import UploadResponse
+from .models import UploadedStudy, UploadResponse
 from .openapi import documented
 from .requests import client_ip
 
@@ -83,7 +84,7 @@ async def upload_studies(request: web.Request) -> web.Response:
     finally:
         uploader.close()
         record_upload(request, uploader)
-    return upload_answer(uploader)
+    return await upload_answer(request, uploader)
 
 
 def record_upload(request: web.Request, uploader: StudyUploader) -> None:
@@ -95,13 +96,39 @@ def record_upload(request: web.Request, uploader: StudyUploader) -> None:
     audit.detail |= {"accepted": report.accepted, "rejected": len(report.files) - report.accepted}
 
 
-def upload_answer(uploader: StudyUploader) -> web.Response:
+async def study_details(request: web.Request, uploader: StudyUploader) -> list[UploadedStudy]:
+    """Per accepted study, what the uploader needs to recognise it and the link to follow."""
+    received = uploader.report.studies_received()
+    consultations = await request.app[DATABASE].read(
+        consultation_store.consultations_of_studies,
+        current_user(request).facility_id,
+        [study.study_instance_uid for study in received],
+    )
+    details = []
+    for study in received:
+        consultation_id = consultations.get(study.study_instance_uid)
+        details.append(
+            UploadedStudy(
+                **vars(study)
+                | {
+                    "consultation_id": consultation_id,
+                    "consultation": f"/consultations/{consultation_id}"
+                    if consultation_id
+                    else None,
+                }
+            )
+        )
+    return details
+
+
+async def upload_answer(request: web.Request, uploader: StudyUploader) -> web.Response:
     report = uploader.report
     answer = UploadResponse(
         files=[vars(f) for f in report.files],
         accepted=report.accepted,
         rejected=len(report.files) - report.accepted,
         studies=report.studies,
+        study_details=await study_details(request, uploader),
     )
     if not report.files:
         raise ApiError(400, "no_files", "the request carried no files (field name 'files')")

@@ -141,6 +141,8 @@ def escalate_unacknowledged_critical(
                 title=f"Critical finding not acknowledged: #{row['consultation_id']}",
                 body=f"{row['facility_name']} has not acknowledged it for {minutes:g} minutes",
                 facts=notice_facts(row, minutes=minutes),
+                message="critical_unacknowledged",
+                params={"facility": row["facility_name"], "minutes": f"{minutes:g}"},
             )
         )
     return notices

@@ -249,6 +249,8 @@ def _record_failure(
         title=f"Report delivery failed: consultation #{delivery['consultation_id']}",
         body=f"{delivery['channel']}: {reason}",
         facts={"channel": delivery["channel"], "reason": reason},
+        message="delivery_failed",
+        params={"channel": delivery["channel"], "reason": reason},
     )
 
 

@@ -263,4 +263,6 @@ def _critical_notice(db: sqlite_utils.Database, prepared: _Prepared, stamp: str)
         title=f"CRITICAL finding: report for consultation #{row['id']}",
         body="A critical finding was reported. Open and acknowledge the report now.",
         facts=notice_facts(row, report_version=prepared.document.version),
+        message="critical_finding",
+        params={"version": prepared.document.version},
     )

@@ -1,13 +1,16 @@
 // teleread — the notifications bell in the page header (every page of a logged-in user).
-// GET /api/notifications gives one's own notices, unread first, and the unread count; the
-// dropdown lists them and "Mark read" posts /api/notifications/{id}/read. The live worklist
-// stream does not carry notifications, so the bell polls every 30 s (and when it is opened
-// or the tab comes back into view).
+// GET /api/notifications/unread gives the badge's count: the bell polls it every 30 s (and when
+// the tab comes back into view), since the live worklist stream carries no notifications.
+// Opening the dropdown fetches GET /api/notifications: one's own notices, unread first, already
+// in the page's language and naming the patient and study (an audited read, hence not polled
+// while the dropdown is closed). "Mark read" posts /api/notifications/{id}/read.
 "use strict";
 
 (() => {
   const tr = window.teleread;
   const { t, api, el } = tr;
+  const personName = (name) =>
+    (name || "").split("=").map((g) => g.replace(/\^+/g, " ").trim()).filter(Boolean).join(" = ");
 
   const POLL_MS = 30000;
   const button = document.getElementById("bell-button");
@@ -32,17 +35,19 @@
       className: `bell-item${unread ? " bell-unread" : ""}`,
       dataset: { notificationId: String(item.id) },
     });
+    if (item.kind === "critical_finding") li.classList.add("bell-critical");
     li.append(el("div", { className: "bell-title", text: item.title || "" }));
     if (item.body) li.append(el("div", { className: "bell-body", text: item.body }));
+    if (!item.message && (item.patient_name || item.patient_id)) {
+      // A notice stored before messages had codes: name the patient beside its stored text.
+      const who = [personName(item.patient_name), item.patient_id, item.study].filter(Boolean);
+      li.append(el("div", { className: "bell-patient", text: who.join(" · ") }));
+    }
     const meta = el("div", { className: "bell-meta" });
     const when = tr.formatDateTime(item.created_at);
     if (when) meta.append(el("time", { dateTime: item.created_at, text: when }));
-    if (item.consultation_id != null) {
-      meta.append(
-        " ",
-        el("a", { href: `/consultations/${item.consultation_id}`, text: t("bell_open") }),
-      );
-    }
+    const link = item.link || (item.consultation_id != null ? `/consultations/${item.consultation_id}` : null);
+    if (link) meta.append(" ", el("a", { className: "bell-link", href: link, text: t("bell_open") }));
     if (unread) {
       const mark = el("button", {
         type: "button",
@@ -56,7 +61,19 @@
     return li;
   }
 
+  /** The badge alone (polled); the list too while the dropdown is open. */
   async function refresh() {
+    if (!panel.hidden) return refreshList();
+    let result;
+    try {
+      result = await api("/api/notifications/unread");
+    } catch (_err) {
+      return;
+    }
+    if (result.ok && result.data) renderCount(Number(result.data.unread) || 0);
+  }
+
+  async function refreshList() {
     let result;
     try {
       result = await api("/api/notifications");

@@ -163,6 +163,20 @@
     return Number.isNaN(date.getTime()) ? "" : dateTimeFormat.format(date);
   }
 
+  const shortDateTimeFormat = makeDateFormat({
+    month: "numeric",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+  });
+
+  /** ISO-8601 timestamp → month, day and time without the year, for dense tables ("" if none). */
+  function formatShortDateTime(iso) {
+    if (!iso) return "";
+    const date = new Date(iso);
+    return Number.isNaN(date.getTime()) ? "" : shortDateTimeFormat.format(date);
+  }
+
   function formatTime(date) {
     return timeFormat.format(date);
   }
@@ -231,6 +245,7 @@
     redirectToLogin,
     safeNextPath,
     formatDateTime,
+    formatShortDateTime,
     formatTime,
     formatBytes,
     showStatus,

@@ -5,7 +5,7 @@
 
 (() => {
   const tr = window.teleread;
-  const { t, label, el, api } = tr;
+  const { t, plural, label, el, api } = tr;
 
   const MAX_PARALLEL = 3;
 
@@ -17,13 +17,20 @@
   const requestStatus = document.getElementById("request-status");
   const requestResults = document.getElementById("request-results");
   const requestSubmit = document.getElementById("request-submit");
+  const studiesBox = document.getElementById("upload-studies");
+  const studyList = document.getElementById("study-list");
   if (!dropzone || !input || !list) return;
+
+  // DICOM PN: "ZHANG^SAN" reads "ZHANG SAN"; component groups ("ZHANG^SAN=张^三") stay visible.
+  const personName = (name) =>
+    (name || "").split("=").map((g) => g.replace(/\^+/g, " ").trim()).filter(Boolean).join(" = ");
 
   const queue = []; // jobs waiting for a slot
   const jobs = []; // every job shown on the page
   let active = 0;
   let nextId = 1;
   const acceptedStudies = new Set(); // study_instance_uid values accepted by the server
+  const studies = new Map(); // study uid -> {detail, item}: what the server said of each study
   const requestedStudies = new Set(); // ... for which a consultation request was sent
 
   // ---- list items ---------------------------------------------------------------------
@@ -117,6 +124,63 @@
     }
   }
 
+  /** Rejected and failed files first (with their reasons), then the rest in the order sent. */
+  function reorder() {
+    const rank = (job) => (["rejected", "partial", "error"].includes(job.state) ? 0 : 1);
+    const order = [...jobs].sort((a, b) => rank(a) - rank(b));
+    if (order.some((job, index) => list.children[index] !== job.item)) {
+      list.append(...order.map((job) => job.item));
+    }
+  }
+
+  // ---- studies received -----------------------------------------------------------------
+
+  /** Whose study, what it is, how many images arrived, and its consultation when known. */
+  function renderStudy(uid) {
+    const entry = studies.get(uid);
+    const d = entry.detail;
+    if (!entry.item) {
+      entry.item = el("li", { className: "study-received", dataset: { studyUid: uid } });
+      studyList.append(entry.item);
+    }
+    const parts = [
+      el("span", { className: "study-patient", text: personName(d.patient_name) || "—" }),
+      d.patient_id ? el("span", { className: "study-patient-id", text: t("patient_id", { id: d.patient_id }) }) : null,
+      d.study_description ? el("span", { className: "study-description", text: d.study_description }) : null,
+      el("span", { className: "study-instances", text: plural("instances", d.instances) }),
+      d.consultation_id
+        ? el("a", { className: "study-consultation", href: `/consultations/${d.consultation_id}`, text: t("open_consultation") })
+        : el("span", { className: "study-consultation-none", text: t("no_consultation") }),
+    ];
+    entry.item.replaceChildren(...parts.filter(Boolean));
+    studiesBox.hidden = false;
+  }
+
+  /** Merge one answer's study details: image counts add up over the files sent one by one. */
+  function learnStudies(details) {
+    for (const detail of details || []) {
+      const uid = detail.study_instance_uid;
+      const entry = studies.get(uid);
+      if (!entry) studies.set(uid, { detail: { ...detail }, item: null });
+      else {
+        const known = entry.detail;
+        known.instances += detail.instances;
+        for (const key of ["patient_name", "patient_id", "study_description", "consultation_id"]) {
+          if (!known[key] && detail[key]) known[key] = detail[key];
+        }
+      }
+      renderStudy(uid);
+    }
+  }
+
+  /** A short name for a study in the request results: patient, ID and description. */
+  function studyLabel(uid) {
+    const entry = studies.get(uid);
+    if (!entry) return t("study", { uid });
+    const d = entry.detail;
+    return [personName(d.patient_name), d.patient_id, d.study_description].filter(Boolean).join(" · ");
+  }
+
   function showFailure(job, text, retry) {
     job.accepted = 0;
     job.rejected = 0;
@@ -175,6 +239,7 @@
         const uid = f.status === "accepted" ? f.study_instance_uid : null;
         if (uid) acceptedStudies.add(uid);
       }
+      learnStudies(data.study_details);
     } else if (status === 400 && Array.isArray(data.files) && data.files.length) {
       showFiles(job, data.files);
     } else if (status === 400 && data.error === "no_dicom_accepted") {
@@ -190,6 +255,7 @@
     } else {
       showFailure(job, t("upload_failed", { status }), status >= 500 || status === 429);
     }
+    reorder();
     pump();
   }
 
@@ -298,7 +364,7 @@
 
   const requestItems = new Map(); // study uid -> <li> in #request-results
 
-  function showRequestResult(uid, state, text) {
+  function showRequestResult(uid, state, text, consultationId) {
     let item = requestItems.get(uid);
     if (!item) {
       item = el("li", { className: "request-result", dataset: { studyUid: uid } });
@@ -307,9 +373,23 @@
     }
     item.dataset.state = state;
     item.replaceChildren(
-      el("span", { className: "request-study", text: t("study", { uid }) }),
+      el("span", { className: "request-study", title: uid, text: studyLabel(uid) }),
       el("span", { className: "request-outcome", text }),
     );
+    if (consultationId) {
+      item.append(
+        el("a", {
+          className: "request-consultation",
+          href: `/consultations/${consultationId}`,
+          text: t("open_consultation"),
+        }),
+      );
+    }
+    const entry = studies.get(uid);
+    if (consultationId && entry) {
+      entry.detail.consultation_id = consultationId;
+      renderStudy(uid);
+    }
   }
 
   if (requestForm) {
@@ -352,7 +432,7 @@
           });
           if (result.ok) {
             requestedStudies.add(uid);
-            showRequestResult(uid, "sent", `✓ ${t("request_sent")}`);
+            showRequestResult(uid, "sent", `✓ ${t("request_sent")}`, result.data && result.data.id);
           } else {
             failures += 1;
             const detail = result.data && result.data.detail;

@@ -44,6 +44,8 @@
   };
   const canClaim = me.role === "specialist";
   const canReassign = me.role === "manager";
+  // The centre's subspecialty queues, claims and alerts are the readers' and managers' tools.
+  const showQueue = me.role === "specialist" || me.role === "manager";
   const SAVED_KEY = `teleread.worklist.filters.${me.username}`;
 
   const state = {
@@ -157,13 +159,15 @@
     return { text, cls: "overdue" };
   }
 
-  function timeCell(className, iso, emptyText, extra) {
-    const td = el("td", { className });
-    const shown = tr.formatDateTime(iso);
-    if (shown) td.append(el("time", { dateTime: iso, title: iso, text: shown }));
-    else td.append(el("span", { className: "muted", text: emptyText }));
-    if (extra) td.append(extra);
-    return td;
+  /** A time cell; ``first`` (the time left of a due time) leads, so it stays in view when a
+   * narrow column cuts the line. */
+  function timeCell(className, iso, emptyText, first) {
+    const line = el("div", { className: "cell-line" });
+    if (first) line.append(first);
+    const shown = tr.formatShortDateTime(iso);
+    if (shown) line.append(el("time", { dateTime: iso, title: tr.formatDateTime(iso), text: shown }));
+    else if (!first) line.append(el("span", { className: "muted", text: emptyText }));
+    return el("td", { className }, line);
   }
 
   function buildRow(item, nowMs) {
@@ -198,36 +202,44 @@
         item.escalation
           ? el("span", {
               className: "badge badge-escalated",
-              text: t(item.escalation === "overdue" ? "escalated_overdue" : "escalated_unclaimed"),
+              text: t("escalated"),
+              title: t(item.escalation === "overdue" ? "escalated_overdue" : "escalated_unclaimed"),
             })
           : null,
       ),
     );
 
-    const patient = el("td", { className: "col-patient" });
-    patient.append(el("div", { className: "patient-name", text: personName(item.patient_name) }));
+    // One line per row (a dense list): name · ID · Open; the question has its own column, cut
+    // with an ellipsis and whole in its tooltip.
+    const name = personName(item.patient_name);
     const ids = [item.patient_id, item.accession_number].filter(Boolean).join(" · ");
-    if (ids) patient.append(el("div", { className: "patient-id", text: ids }));
+    const patient = el("div", { className: "cell-line" });
+    patient.append(el("span", { className: "patient-name", text: name }));
+    if (item.patient_id) patient.append(el("span", { className: "patient-id", text: item.patient_id }));
+    row.append(
+      el("td", { className: "col-patient", title: ids ? `${name}\n${ids}` : name }, patient),
+    );
+    const question = el("div", { className: "cell-line" });
     if (item.received_at) {
-      patient.append(el("a", { className: "open-viewer", href: `/viewer/${item.id}`, text: t("open") }));
+      question.append(el("a", { className: "open-viewer", href: `/viewer/${item.id}`, text: t("open") }));
     }
     if (item.clinical_question) {
-      patient.append(
-        el("div", {
+      question.append(
+        el("span", {
           className: "clinical-question",
           title: item.clinical_question,
           text: item.clinical_question,
         }),
       );
     }
-    row.append(patient);
+    row.append(el("td", { className: "col-question" }, question));
 
     row.append(el("td", { className: "col-facility", text: item.facility || "" }));
     row.append(el("td", { className: "col-modality", text: item.modality || "" }));
     row.append(
       el("td", { className: "col-body-part", text: label("body_part", item.body_part) }),
     );
-    row.append(el("td", { className: "col-queue", text: item.queue || "" }));
+    if (showQueue) row.append(el("td", { className: "col-queue", text: item.queue || "" }));
     row.append(
       el(
         "td",
@@ -242,10 +254,13 @@
     const dueMs = item.due_at ? Date.parse(item.due_at) : NaN;
     if (!Number.isNaN(dueMs)) {
       const info = timeLeft(dueMs, nowMs);
-      left = el("div", { className: "time-left", text: info.text });
+      left = el("span", { className: "time-left", text: info.text });
       if (info.cls) row.classList.add(info.cls);
     }
-    row.append(timeCell("col-due", item.due_at, "—", left));
+    const dueCell = timeCell("col-due", item.due_at, "—", left);
+    // Whole, when a narrow window cuts the line.
+    dueCell.title = [left && left.textContent, tr.formatDateTime(item.due_at)].filter(Boolean).join(" · ");
+    row.append(dueCell);
     const claimCell = el("td", { className: "col-claim" });
     row.append(claimCell);
     renderClaim(row, item);
@@ -350,8 +365,8 @@
     countsBox.textContent = parts.join(" · ");
     const byQueue = Object.entries(counts.queue || {}).sort((a, b) => b[1] - a[1]);
     const queueSelect = filterForm.elements.queue;
-    for (const [queue] of byQueue) ensureOption(queueSelect, queue);
-    queueCountsBox.textContent = byQueue.length
+    if (queueSelect) for (const [queue] of byQueue) ensureOption(queueSelect, queue);
+    queueCountsBox.textContent = showQueue && byQueue.length
       ? t("queue_counts", {
           list: byQueue.map(([queue, n]) => t("queue_count", { queue, n })).join(" · "),
         })
@@ -360,6 +375,7 @@
 
   function learnFacilities(items) {
     const select = filterForm.elements.facility;
+    if (!select) return; // clinic roles see their own facility only
     for (const item of items) ensureOption(select, String(item.facility_id), item.facility);
   }
 
@@ -647,6 +663,7 @@
   }
 
   function renderAlerts() {
+    if (!alertsMute) return; // clinic roles hear no stat alarms
     const isMuted = muted();
     alertsMute.setAttribute("aria-pressed", String(isMuted));
     alertsMute.textContent = t(isMuted ? "alerts_unmute" : "alerts_mute");
@@ -678,7 +695,7 @@
   }
 
   function alertStat(change) {
-    if (muted()) return;
+    if (!alertsMute || muted()) return;
     try {
       beep();
     } catch (_err) {
@@ -697,7 +714,7 @@
     }
   }
 
-  alertsEnable.addEventListener("click", async () => {
+  alertsEnable?.addEventListener("click", async () => {
     audioContext(); // created on a user gesture, so later beeps may play
     if (audio && audio.state === "suspended") audio.resume().catch(() => {});
     if (canNotify && Notification.permission === "default") {
@@ -710,7 +727,7 @@
     renderAlerts();
   });
 
-  alertsMute.addEventListener("click", () => {
+  alertsMute?.addEventListener("click", () => {
     try {
       localStorage.setItem(MUTE_KEY, muted() ? "0" : "1");
     } catch (_err) {

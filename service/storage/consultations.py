@@ -59,6 +59,21 @@ def facilities_with_study(db: sqlite_utils.Database, study_instance_uid: str) ->
     }
 
 
+def consultations_of_studies(
+    db: sqlite_utils.Database, facility_id: int, study_instance_uids: list[str]
+) -> dict[str, int]:
+    """The facility's consultation of each study that has one (its latest), by study UID."""
+    if not study_instance_uids:
+        return {}
+    marks = ", ".join("?" for _ in study_instance_uids)
+    rows = db.execute(
+        f"SELECT study_instance_uid, MAX(id) AS id FROM consultations WHERE facility_id = ?"
+        f" AND study_instance_uid IN ({marks}) GROUP BY study_instance_uid",
+        [facility_id, *study_instance_uids],
+    )
+    return {row["study_instance_uid"]: row["id"] for row in rows}
+
+
 def find_by_accession(
     db: sqlite_utils.Database, facility_id: int, accession_number: str
 ) -> dict[str, Any] | None:

@@ -248,7 +248,8 @@ def acknowledge_critical(db: sqlite_utils.Database, report_id: int, user_id: int
 def portal_reports(
     db: sqlite_utils.Database, scope: Scope, limit: int = 200
 ) -> list[dict[str, Any]]:
-    """Signed reports a facility may see, newest signature first, with acknowledgement state."""
+    """Signed reports a facility may see, with acknowledgement state: critical findings nobody
+    has acknowledged first, then newest signature first."""
     where, params = scope.where()
     rows = db.execute(
         "SELECT r.id AS report_id, r.consultation_id, r.signed_versions AS version,"
@@ -260,7 +261,8 @@ def portal_reports(
         " JOIN facilities f ON f.id = c.facility_id"
         " JOIN report_versions v ON v.report_id = r.id AND v.version = r.signed_versions"
         f" WHERE r.signed_versions > 0 AND {where}"
-        " ORDER BY v.signed_at DESC, r.id DESC LIMIT ?",
+        " ORDER BY (v.critical = 1 AND r.critical_acknowledged_at IS NULL) DESC,"
+        " v.signed_at DESC, r.id DESC LIMIT ?",
         [*params, limit],
     )
     return [dict(r) for r in rows]

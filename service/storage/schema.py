@@ -602,3 +602,17 @@ def m017_login_failures_pending(db: sqlite_utils.Database) -> None:
     count for their account, not for their address: fifty readers behind one clinic address
     logging in at once must not trip the address's limit (service/auth/login_limits.py)."""
     db.execute("ALTER TABLE login_failures ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m018_notification_messages(db: sqlite_utils.Database) -> None:
+    """A notice stored as a message code and its parameters, rendered in each reader's language
+    when shown (service/notice_text.py). ``title`` and ``body`` keep an English rendering for
+    the webhook and for readers of the table; rows written before this have no code and are
+    shown as stored."""
+    db.executescript(
+        """
+        ALTER TABLE notifications ADD COLUMN message TEXT NOT NULL DEFAULT '';
+        ALTER TABLE notifications ADD COLUMN params TEXT NOT NULL DEFAULT '{}';
+        """
+    )
