@@ -29,11 +29,10 @@ LABELS = {
 
 # One atomic read of what the reader sees: labels, state and the grey level of the canvas
 # inside the marker band (image column BAND/2, middle row) of a fitted, unrotated image.
-VIEW = """() => {
+VIEW = """([cols, rows, x]) => {
   const root = document.getElementById("viewport-0");
   const canvas = root.querySelector("canvas");
   const loading = root.querySelector(".loading-label");
-  const cols = %d, rows = %d, x = %d;
   const scale = Math.min(canvas.width / cols, canvas.height / rows);
   const px = Math.floor(canvas.width / 2 + (x - cols / 2) * scale);
   const py = Math.floor(canvas.height / 2);
@@ -46,7 +45,8 @@ VIEW = """() => {
     loading: loading.hidden ? null : loading.textContent,
     grey,
   };
-}""" % (ROWS, ROWS, BAND // 2)
+}"""
+AT = [ROWS, ROWS, BAND // 2]
 
 
 def hounsfield(number: int) -> int:
@@ -145,11 +145,11 @@ async def test_overlay_always_describes_the_pixels_on_the_canvas(
     states = []
     for _ in range(12):
         await page.keyboard.press("ArrowDown")
-        view = await page.evaluate(VIEW)
+        view = await page.evaluate(VIEW, AT)
         check_step(view, expected_grey, label, loading)
         states.append(view["state"])
     await page.keyboard.press("End")
-    view = await page.evaluate(VIEW)
+    view = await page.evaluate(VIEW, AT)
     check_step(view, expected_grey, label, loading)
     states.append(view["state"])
     assert "loading" in states, states  # the slow link was seen: the test exercised loading
@@ -157,12 +157,12 @@ async def test_overlay_always_describes_the_pixels_on_the_canvas(
     await expect(page.locator("#slice-label")).to_have_text(
         label.format(n=SLICES, total=SLICES), timeout=10000
     )
-    check_step(await page.evaluate(VIEW), expected_grey, label, loading)
+    check_step(await page.evaluate(VIEW, AT), expected_grey, label, loading)
     status = page.locator("#prefetch-status")
     await expect(status).to_have_attribute("data-done", str(SLICES), timeout=15000)
     for step in ("PageUp", "Home"):
         await page.keyboard.press(step)
-        view = await page.evaluate(VIEW)
+        view = await page.evaluate(VIEW, AT)
         assert view["state"] == "shown"
         check_step(view, expected_grey, label, loading)
 
