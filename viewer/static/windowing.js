@@ -53,12 +53,16 @@ export function valueRange(values) {
   return min <= max ? { min, max } : { min: 0, max: 0 };
 }
 
-/** Default window of a frame: the first DICOM window, else the full value range. */
+/**
+ * Default window of a frame: the first DICOM window, else the full value range as the server
+ * and dcmtk's min-max window (+Wm) compute it (viewer/frames.py full_range_window): lowest value
+ * to 0, highest to 255, so the first picture equals the server's default render.
+ */
 export function defaultWindow(windows, range) {
   if (windows && windows.length && windows[0].width > 0) {
     return { center: windows[0].center, width: windows[0].width };
   }
-  return { center: (range.min + range.max) / 2, width: Math.max(1, range.max - range.min) };
+  return { center: (range.min + range.max + 1) / 2, width: Math.max(1, range.max - range.min + 1) };
 }
 
 /**
