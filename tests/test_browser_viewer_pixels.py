@@ -22,11 +22,14 @@ FILES = {
     "6154": "MONOCHROME1",  # a 16x16 CR from pydicom's DICOMDIR test set
 }
 
+OVERLAY_FILE = "examples_overlay.dcm"  # an MR with a lesion marked in overlay plane 6000
+OVERLAY_LABELS = {"en": "Overlays", "zh_CN": "叠加层"}
+
 # The canvas region where a 1:1, centred, unrotated image lies, compared with the server's PNG
-# of `rendered` (with `win` "C,W" when given), decoded by the same browser.
-COMPARE = """async ([rendered, win]) => {
+# of `rendered` (with the query `query` when given), decoded by the same browser.
+COMPARE = """async ([rendered, query]) => {
   const canvas = document.querySelector("#viewport-0 canvas");
-  const url = win ? `${rendered}?window=${win}` : rendered;
+  const url = query ? `${rendered}?${query}` : rendered;
   const response = await fetch(url, { headers: { Accept: "image/png" } });
   if (!response.ok) return { status: response.status };
   const bitmap = await createImageBitmap(await response.blob());
@@ -67,7 +70,7 @@ async def real_files(service) -> dict[str, dict]:
     centre = await service.add_facility("Regional Imaging Centre", "regional", "REGION")
     await service.add_facility("Linxia County Hospital", "county", "LX_CT")
     await service.add_user("dr_li", "specialist", centre)
-    datasets = {name: read_file(name) for name in FILES}
+    datasets = {name: read_file(name) for name in [*FILES, OVERLAY_FILE]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         await service.c_store(list(datasets.values()), "LX_CT")
@@ -85,10 +88,24 @@ async def real_files(service) -> dict[str, dict]:
     return {name: {"id": item["id"], "ds": datasets[name]} for name, item in found.items()}
 
 
-async def compare(page: Page, rendered: str, win: str | None) -> dict:
-    result = await page.evaluate(COMPARE, [rendered, win])
+async def compare(page: Page, rendered: str, query: str | None) -> dict:
+    result = await page.evaluate(COMPARE, [rendered, query])
     assert result["status"] == 200, result
     return result
+
+
+async def open_at_one_to_one(page: Page, base: str, consultation_id: int, lang: str) -> dict:
+    """Open the viewer, wait for the first image, show it 1:1; the instance's manifest entry."""
+    await page.goto(f"{base}/viewer/{consultation_id}?lang={lang}")
+    await expect(page.locator("#viewport-0")).to_have_attribute(
+        "data-state", "shown", timeout=10000
+    )
+    manifest = await page.evaluate(
+        "async (id) => (await fetch(`/api/consultations/${id}/viewer`)).json()", consultation_id
+    )
+    await page.locator("#viewport-0 canvas").focus()
+    await page.keyboard.press("o")  # 1:1: one image pixel per canvas pixel
+    return manifest["series"][0]["instances"][0]
 
 
 async def test_browser_pixels_equal_the_servers_render(service, real_files, page: Page):
@@ -99,16 +116,10 @@ async def test_browser_pixels_equal_the_servers_render(service, real_files, page
     await log_in(page, base, "dr_li")
     for name, photometric in FILES.items():
         study = real_files[name]
-        await page.goto(f"{base}/viewer/{study['id']}")
         viewport = page.locator("#viewport-0")
-        await expect(viewport).to_have_attribute("data-state", "shown", timeout=10000)
-        manifest = await page.evaluate(
-            "async (id) => (await fetch(`/api/consultations/${id}/viewer`)).json()", study["id"]
-        )
-        instance = manifest["series"][0]["instances"][0]
+        instance = await open_at_one_to_one(page, base, study["id"], "en")
         assert instance["photometric"] == photometric
-        await page.locator("#viewport-0 canvas").focus()
-        await page.keyboard.press("o")  # 1:1: one image pixel per canvas pixel
+        assert instance["overlays"] is False
 
         default = await compare(page, instance["rendered"], None)
         ds = study["ds"]
@@ -125,9 +136,40 @@ async def test_browser_pixels_equal_the_servers_render(service, real_files, page
         await page.mouse.up()
         win = await viewport.get_attribute("data-window")
         assert win and win != before, (name, before, win)
-        dragged = await compare(page, instance["rendered"], win)
+        dragged = await compare(page, instance["rendered"], f"window={win}")
         assert dragged["differ"] == 0, (name, win, dragged)
         assert 0 < dragged["mean"] < 255, (name, win, dragged)  # a real picture, not flat
+
+
+@pytest.mark.parametrize("lang", ["en", "zh_CN"])
+async def test_dicom_overlays_are_drawn_and_can_be_hidden(service, real_files, page: Page, lang):
+    """examples_overlay.dcm: shown by default with its marked lesion, pixel for pixel the
+    server's ``overlays=true`` render; the toggle (button or G) hides it, leaving exactly the
+    plain render. No colour or greyscale frame costs a failed request."""
+    base = str(service.client.make_url("/")).rstrip("/")
+    await page.set_viewport_size({"width": 1200, "height": 800})
+    await log_in(page, base, "dr_li")
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+    instance = await open_at_one_to_one(page, base, real_files[OVERLAY_FILE]["id"], lang)
+    assert instance["overlays"] is True
+    button = page.locator("#overlays-button")
+    await expect(button).to_contain_text(OVERLAY_LABELS[lang])
+    await expect(button).to_have_attribute("aria-pressed", "true")
+
+    burnt = await compare(page, instance["rendered"], "overlays=true")
+    plain = await compare(page, instance["rendered"], None)
+    assert burnt["differ"] == 0, burnt
+    assert plain["differ"] > 50, plain  # the lesion's mark: visible, and only with overlays
+
+    await button.click()
+    await expect(button).to_have_attribute("aria-pressed", "false")
+    assert (await compare(page, instance["rendered"], None))["differ"] == 0
+    await page.locator("#viewport-0 canvas").focus()
+    await page.keyboard.press("g")
+    await expect(button).to_have_attribute("aria-pressed", "true")
+    assert (await compare(page, instance["rendered"], "overlays=true"))["differ"] == 0
+    assert failed == [], failed
 
 
 def test_monochrome1_file_is_a_real_cr() -> None:

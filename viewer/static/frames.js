@@ -116,6 +116,25 @@ export async function loadFrame(frameRef, signal) {
   throw new FrameError(response.status, code);
 }
 
+/**
+ * A frame's DICOM overlay planes (60xx) as one mask, 1 where the server's
+ * `rendered?overlays=true` burns white in: the `overlay` route's lossless PNG, read back.
+ */
+async function loadOverlay(url) {
+  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "image/png" } });
+  if (!response.ok) throw new FrameError(response.status, null);
+  const image = await createImageBitmap(await response.blob());
+  const canvas = document.createElement("canvas");
+  canvas.width = image.width;
+  canvas.height = image.height;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(image, 0, 0);
+  const rgba = ctx.getImageData(0, 0, image.width, image.height).data;
+  const mask = new Uint8Array(image.width * image.height);
+  for (let i = 0; i < mask.length; i += 1) mask[i] = rgba[i * 4] > 127 ? 1 : 0;
+  return mask;
+}
+
 function frameSize(frame) {
   return frame.kind === "values" ? frame.values.byteLength : frame.rows * frame.columns * 4;
 }
@@ -135,6 +154,27 @@ export class FrameStore {
     this.queue = [];
     this.running = 0;
     this.listeners = new Set();
+    this.overlays = new FrameCache(Math.max(1, Math.floor(maxBytes / 16)));
+    this.overlaysPending = new Map();
+  }
+
+  /** The frame's overlay mask if loaded, else undefined (and null if it failed). */
+  cachedOverlay(frameRef) {
+    return this.overlays.get(frameRef.overlay);
+  }
+
+  /** Load a frame's overlay mask once; onLoaded() when it arrives (not when it fails). */
+  loadOverlay(frameRef, onLoaded) {
+    const key = frameRef.overlay;
+    if (this.overlays.has(key) || this.overlaysPending.has(key)) return;
+    const promise = loadOverlay(key)
+      .then((mask) => {
+        this.overlays.set(key, mask, mask.byteLength);
+        onLoaded();
+      })
+      .catch(() => this.overlays.set(key, null, 1))
+      .finally(() => this.overlaysPending.delete(key));
+    this.overlaysPending.set(key, promise);
   }
 
   cached(frameRef) {

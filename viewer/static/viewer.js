@@ -163,13 +163,22 @@ function toggleCine(force) {
   document.getElementById("cine-button").setAttribute("aria-pressed", String(Boolean(state.cine)));
 }
 
+/** Show or hide the DICOM overlays (60xx) in every viewport. */
+function toggleOverlays() {
+  const button = document.getElementById("overlays-button");
+  const shown = button.getAttribute("aria-pressed") !== "true";
+  button.setAttribute("aria-pressed", String(shown));
+  for (const v of viewports) v.setOverlays(shown);
+}
+
 function action(name) {
   if (name === "cine") toggleCine();
+  else if (name === "overlays") toggleOverlays();
   else if (name === "tags") toggleTags();
   else if (state.active) state.active.action(name);
 }
 
-const KEY_ACTIONS = { f: "fit", o: "actual", i: "invert", r: "rotate", h: "flip-h", v: "flip-v", Backspace: "reset", Delete: "clear", t: "tags", "+": "zoom-in", "=": "zoom-in", "-": "zoom-out" };
+const KEY_ACTIONS = { g: "overlays", f: "fit", o: "actual", i: "invert", r: "rotate", h: "flip-h", v: "flip-v", Backspace: "reset", Delete: "clear", t: "tags", "+": "zoom-in", "=": "zoom-in", "-": "zoom-out" };
 const KEY_TOOLS = { w: "wl", p: "pan", z: "zoom", l: "length", a: "angle", e: "roi" };
 const KEY_STEPS = { ArrowDown: 1, ArrowUp: -1, PageDown: 10, PageUp: -10, j: 1, k: -1 };
 

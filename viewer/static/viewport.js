@@ -13,7 +13,8 @@ export function seriesFrames(series) {
     for (let n = 1; n <= count; n += 1) {
       const values = count === 1 ? instance.values : instance.values.replace(/\/frames\/1\/values$/, `/frames/${n}/values`);
       const rendered = count === 1 ? instance.rendered : instance.rendered.replace(/\/frames\/1\/rendered$/, `/frames/${n}/rendered`);
-      frames.push({ instance, instanceIndex, n, count, values, rendered });
+      const overlay = instance.overlay && (count === 1 ? instance.overlay : instance.overlay.replace(/\/frames\/1\/overlay$/, `/frames/${n}/overlay`));
+      frames.push({ instance, instanceIndex, n, count, values, rendered, overlay });
     }
   });
   return frames;
@@ -37,6 +38,7 @@ export class Viewport {
     this.resetView();
     this.window = null;
     this.windowed = "";
+    this.overlaysShown = true;
     new ResizeObserver(() => this.resize()).observe(root.querySelector(".canvas-box"));
     this.stackBar.addEventListener("input", () => this.show(Number(this.stackBar.value) - 1));
     this.bindPointer();
@@ -50,6 +52,22 @@ export class Viewport {
     this.flipH = false;
     this.flipV = false;
     this.invert = false;
+  }
+
+  /** Show or hide the DICOM overlays (60xx) burnt into the picture (shown by default). */
+  setOverlays(shown) {
+    this.overlaysShown = shown;
+    this.render();
+  }
+
+  /** The overlay mask to burn into the frame in view: null when none or hidden; undefined while
+   * it loads (it is asked for, and the frame repainted when it comes). */
+  overlayMask() {
+    const ref = this.frameRef;
+    if (!this.overlaysShown || !ref.instance.overlays || !ref.overlay || this.frame.kind !== "values") return null;
+    const mask = this.store.cachedOverlay(ref);
+    if (mask === undefined) this.store.loadOverlay(ref, () => this.frameRef === ref && this.render());
+    return mask;
   }
 
   setStudy(manifest, seriesIndex = 0) {
@@ -200,7 +218,8 @@ export class Viewport {
 
   windowImage() {
     const f = this.frame;
-    const key = `${this.frameRef.values}|${this.window && this.window.center}|${this.window && this.window.width}|${this.invert}`;
+    const mask = this.overlayMask();
+    const key = `${this.frameRef.values}|${this.window && this.window.center}|${this.window && this.window.width}|${this.invert}|${Boolean(mask)}`;
     if (key === this.windowed) return;
     this.offscreen.width = f.columns;
     this.offscreen.height = f.rows;
@@ -208,6 +227,7 @@ export class Viewport {
     if (f.kind === "values") {
       const data = octx.createImageData(f.columns, f.rows);
       applyWindow(f, this.window.center, this.window.width, this.invert, data.data);
+      if (mask) burnIn(mask, data.data);
       octx.putImageData(data, 0, 0);
     } else {
       octx.filter = this.invert ? "invert(1)" : "none";
@@ -396,6 +416,17 @@ export class Viewport {
       this.scheduled = false;
       this.render();
     });
+  }
+}
+
+/** Overlay pixels white, as the server's `overlays=true` render (viewer/render.py). */
+function burnIn(mask, rgba) {
+  for (let i = 0, j = 0; i < mask.length; i += 1, j += 4) {
+    if (mask[i]) {
+      rgba[j] = 255;
+      rgba[j + 1] = 255;
+      rgba[j + 2] = 255;
+    }
   }
 }
 
