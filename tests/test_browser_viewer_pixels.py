@@ -22,6 +22,7 @@ FILES = {
     "6154": "MONOCHROME1",  # a 16x16 CR from pydicom's DICOMDIR test set
 }
 
+COLOUR_FILE = "SC_rgb_rle.dcm"  # RGB (RLE Lossless, sent decompressed)
 OVERLAY_FILE = "examples_overlay.dcm"  # an MR with a lesion marked in overlay plane 6000
 OVERLAY_LABELS = {"en": "Overlays", "zh_CN": "叠加层"}
 
@@ -46,7 +47,8 @@ COMPARE = """async ([rendered, query]) => {
   let differ = 0, brighter = 0, sum = 0;
   for (let i = 0; i < w * h * 4; i += 4) {
     sum += server[i];
-    if (shown[i] !== server[i]) differ += 1;
+    const same = shown[i] === server[i] && shown[i + 1] === server[i + 1];
+    if (!same || shown[i + 2] !== server[i + 2]) differ += 1;
     if (shown[i] > server[i]) brighter += 1;
   }
   return { status: response.status, w, h, differ, brighter, mean: sum / (w * h) };
@@ -70,7 +72,8 @@ async def real_files(service) -> dict[str, dict]:
     centre = await service.add_facility("Regional Imaging Centre", "regional", "REGION")
     await service.add_facility("Linxia County Hospital", "county", "LX_CT")
     await service.add_user("dr_li", "specialist", centre)
-    datasets = {name: read_file(name) for name in [*FILES, OVERLAY_FILE]}
+    datasets = {name: read_file(name) for name in [*FILES, OVERLAY_FILE, COLOUR_FILE]}
+    datasets[COLOUR_FILE].decompress()  # Orthanc's SCP accepts uncompressed syntaxes only
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         await service.c_store(list(datasets.values()), "LX_CT")
@@ -157,6 +160,8 @@ async def test_dicom_overlays_are_drawn_and_can_be_hidden(service, real_files, p
     await expect(button).to_contain_text(OVERLAY_LABELS[lang])
     await expect(button).to_have_attribute("aria-pressed", "true")
 
+    viewport = page.locator("#viewport-0")
+    await expect(viewport).to_have_attribute("data-overlays", "shown")
     burnt = await compare(page, instance["rendered"], "overlays=true")
     plain = await compare(page, instance["rendered"], None)
     assert burnt["differ"] == 0, burnt
@@ -164,12 +169,32 @@ async def test_dicom_overlays_are_drawn_and_can_be_hidden(service, real_files, p
 
     await button.click()
     await expect(button).to_have_attribute("aria-pressed", "false")
+    await expect(viewport).to_have_attribute("data-overlays", "none")
     assert (await compare(page, instance["rendered"], None))["differ"] == 0
     await page.locator("#viewport-0 canvas").focus()
     await page.keyboard.press("g")
     await expect(button).to_have_attribute("aria-pressed", "true")
+    await expect(viewport).to_have_attribute("data-overlays", "shown")
     assert (await compare(page, instance["rendered"], "overlays=true"))["differ"] == 0
     assert failed == [], failed
+
+
+async def test_colour_frames_are_asked_for_as_colour(service, real_files, page: Page):
+    """An RGB image: fetched once as the server's PNG (the manifest says it is colour), never
+    through a failing ``values`` request first; shown as the server renders it."""
+    base = str(service.client.make_url("/")).rstrip("/")
+    await page.set_viewport_size({"width": 1200, "height": 800})
+    await log_in(page, base, "dr_li")
+    responses: list[tuple[str, int]] = []
+    page.on("response", lambda r: responses.append((r.url, r.status)))
+    instance = await open_at_one_to_one(page, base, real_files[COLOUR_FILE]["id"], "en")
+    assert instance["photometric"] == "RGB"
+    assert [r for r in responses if r[1] >= 400] == []
+    assert not [u for u, _ in responses if u.endswith("/values")]
+    assert [u for u, _ in responses if u.endswith("/rendered")], responses
+    await expect(page.locator("#wl-label")).not_to_have_text("")
+    shown = await compare(page, instance["rendered"], None)
+    assert shown["differ"] == 0, shown
 
 
 def test_monochrome1_file_is_a_real_cr() -> None:

@@ -219,6 +219,7 @@ export class Viewport {
   windowImage() {
     const f = this.frame;
     const mask = this.overlayMask();
+    this.root.dataset.overlays = mask ? "shown" : mask === undefined ? "loading" : "none";
     const key = `${this.frameRef.values}|${this.window && this.window.center}|${this.window && this.window.width}|${this.invert}|${Boolean(mask)}`;
     if (key === this.windowed) return;
     this.offscreen.width = f.columns;
