@@ -1,7 +1,7 @@
-"""In a real browser, with frame responses slowed down: a reader scrolls a many-slice CT right
-after opening it, and the overlay never labels another slice's pixels (each step shows either the
-labelled slice's own pixels, read back from the canvas, or the plain loading state); frames load
-from the slice in view outward, and re-order when the reader jumps far."""
+"""In a real browser, with frame answers held back by the test: a reader scrolls a many-slice
+CT right after opening it, and the overlay never labels another slice's pixels (each step shows
+either the labelled slice's own pixels, read back from the canvas, or the plain loading state);
+frames load from the slice in view outward, and re-order when the reader jumps far."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .browser import log_in
 SLICES = 40
 ROWS = 64
 BAND = 16  # the left columns of every slice carry that slice's own value
-DELAY_S = 0.08  # per frame response: loading stays visible for a few key presses
+FIRST = 4  # frame answers let through before the reader starts; then one per key press
 WINDOW = Window(40, 400)  # the synthetic CT's own first window (W 400 L 40)
 LABELS = {
     "en": ("Im {n}/{total}", "Loading Im {n}/{total}…"),
@@ -88,10 +88,20 @@ async def opened_study(service) -> dict:
     return {"id": item["id"], "numbers": numbers}
 
 
-async def slow_frames(route: Route) -> None:
-    """Every frame answer arrives DELAY_S late: a slow link, made deterministic."""
-    await asyncio.sleep(DELAY_S)
-    await route.continue_()
+class SlowLink:
+    """Frame answers pass only as the test lets them (one token each): a slow link whose pace
+    does not depend on how fast this machine runs the browser."""
+
+    def __init__(self, tokens: int) -> None:
+        self.gate = asyncio.Semaphore(tokens)
+
+    async def handle(self, route: Route) -> None:
+        await self.gate.acquire()  # a token spent, never given back
+        await route.continue_()
+
+    def let_through(self, count: int) -> None:
+        for _ in range(count):
+            self.gate.release()
 
 
 def check_step(view: dict, expected_grey: dict[int, int], label: str, loading: str) -> None:
@@ -125,7 +135,8 @@ async def test_overlay_always_describes_the_pixels_on_the_canvas(
             requested.append(request.url)
 
     page.on("request", record)
-    await page.route(re.compile(r"/frames/\d+/values$"), slow_frames)
+    link = SlowLink(FIRST)
+    await page.route(re.compile(r"/frames/\d+/values$"), link.handle)
     await page.goto(f"{base}{path}?lang={lang}")
 
     # Which slice (1-based position in the viewer) carries which Instance Number.
@@ -144,6 +155,7 @@ async def test_overlay_always_describes_the_pixels_on_the_canvas(
     await page.locator("#viewport-0 canvas").focus()
     states = []
     for _ in range(12):
+        link.let_through(1)
         await page.keyboard.press("ArrowDown")
         view = await page.evaluate(VIEW, AT)
         check_step(view, expected_grey, label, loading)
@@ -153,6 +165,7 @@ async def test_overlay_always_describes_the_pixels_on_the_canvas(
     check_step(view, expected_grey, label, loading)
     states.append(view["state"])
     assert "loading" in states, states  # the slow link was seen: the test exercised loading
+    link.let_through(SLICES * 2)
 
     await expect(page.locator("#slice-label")).to_have_text(
         label.format(n=SLICES, total=SLICES), timeout=10000
