@@ -81,6 +81,7 @@ export class Viewport {
   setSeries(seriesIndex) {
     this.frame = null;
     this.frameRef = null;
+    this.draft = null;
     this.seriesIndex = seriesIndex;
     this.series = this.manifest.series[seriesIndex];
     this.frames = seriesFrames(this.series);
@@ -194,6 +195,7 @@ export class Viewport {
    */
   matrix() {
     const f = this.frame;
+    if (!f) return new DOMMatrix();
     const s = this.scale();
     const m = new DOMMatrix()
       .translate(this.canvas.width / 2 + this.panX, this.canvas.height / 2 + this.panY)
