@@ -6,14 +6,20 @@ dcmtk's): a CT, an MR and a MONOCHROME1 CR, at the image's default window and af
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
 import pytest
 from playwright.async_api import Page, expect
 from pydicom.data import get_testdata_file
 
+from viewer.window import Window, apply_window
+
 from .browser import log_in
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # name in pydicom's test files -> what the test expects of it
 FILES = {
@@ -201,3 +207,25 @@ def test_monochrome1_file_is_a_real_cr() -> None:
     """The MONOCHROME1 case is a real device's file, not a synthetic one."""
     ds = read_file("6154")
     assert ds.PhotometricInterpretation == "MONOCHROME1" and ds.Modality == "CR"
+
+
+WINDOWS = [(40, 400), (40.5, 401), (-600, 1500), (1159.5, 2064), (0.3, 1), (1, 2), (600, 1600.7)]
+
+
+async def test_browser_linear_function_equals_the_servers(page: Page):
+    """viewer/static/windowing.js's LINEAR function, run by the browser, equals
+    viewer/window.py's apply_window on every value of a wide range, for whole and fractional
+    windows, either polarity (MONOCHROME1 / invert)."""
+    source = (ROOT / "viewer" / "static" / "windowing.js").read_text(encoding="utf-8")
+    body = source.replace("export ", "")
+    xs = list(range(-2100, 4200, 3))
+    got = await page.evaluate(
+        f"([xs, windows]) => {{ {body}\n"
+        "return windows.map(([c, w]) => [false, true].map("
+        "(inv) => xs.map((x) => linear(x, c, w, inv)))); }",
+        [xs, WINDOWS],
+    )
+    for (c, w), both in zip(WINDOWS, got, strict=True):
+        for inverse, values in zip((False, True), both, strict=True):
+            expected = apply_window(np.array(xs, dtype=np.float64), Window(c, w), inverse)
+            assert values == expected.tolist(), (c, w, inverse)
