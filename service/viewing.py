@@ -64,6 +64,7 @@ class InstanceEntry:
     photometric: str
     windows: list[dict[str, float]]
     slice_location: float | None
+    overlays: bool = False
 
     @property
     def colour(self) -> bool:
@@ -155,7 +156,13 @@ def _instance(item: dict[str, Any], orthanc_id: str) -> InstanceEntry:
         photometric=str(_value(item, "00280004", "MONOCHROME2")),
         windows=_windows(item),
         slice_location=_float(_value(item, "00201041")),
+        overlays=_has_overlays(item),
     )
+
+
+def _has_overlays(item: dict[str, Any]) -> bool:
+    """Whether any (60xx,3000) Overlay Data is present (xx even, 00..1E; PS3.3 C.9.2)."""
+    return any(f"60{g:02X}3000" in item for g in range(0, 0x20, 2))
 
 
 def build_index(
@@ -432,8 +439,10 @@ def manifest_json(
                     "photometric": i.photometric,
                     "windows": i.windows,
                     "slice_location": i.slice_location,
+                    "overlays": i.overlays,
                     "rendered": f"{base}/{path}/rendered",
                     "values": f"/api/viewer/studies/{index.uid}/series/{path}/values",
+                    "overlay": f"/api/viewer/studies/{index.uid}/series/{path}/overlay",
                 }
             )
         series.append(

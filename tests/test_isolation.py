@@ -337,6 +337,7 @@ VIEWER_ROUTES = (
     "GET /dicom-web/studies/{study}/series/{series}/thumbnail",
     f"GET {VIEWER_INSTANCE}/thumbnail",
     "GET /api/viewer/studies/{study}/series/{series}/instances/{instance}/frames/{n}/values",
+    "GET /api/viewer/studies/{study}/series/{series}/instances/{instance}/frames/{n}/overlay",
 )
 
 TURNAROUND_ROUTES = (

@@ -406,8 +406,8 @@ async def test_the_dicom_dictionary_names_every_standard_tag(service, world):
     assert (await service.client.get("/api/dicom/dictionary", headers=bogus)).status == 401
 
 
-async def test_overlays_are_burnt_in_on_request(service, world):
-    """An overlay plane (60xx) shows white only with overlays=true; the ETags differ."""
+def with_overlay(world) -> tuple:
+    """A 32x32 CT of the world's study with overlay plane 6000 set over rows 4-7, columns 4-27."""
     [ds] = make_study(StudySpec(PATIENT, "WANG^XIAO", "CT", "HEAD", rows=32))
     ds.StudyInstanceUID = world["study"][0].StudyInstanceUID
     ds.SeriesNumber = 8
@@ -420,6 +420,12 @@ async def test_overlays_are_burnt_in_on_request(service, world):
     ds.add_new(0x60000100, "US", 1)
     ds.add_new(0x60000102, "US", 0)
     ds.add_new(0x60003000, "OW", pack_bits(plane.ravel()))
+    return ds, plane
+
+
+async def test_overlays_are_burnt_in_on_request(service, world):
+    """An overlay plane (60xx) shows white only with overlays=true; the ETags differ."""
+    ds, _ = with_overlay(world)
     await service.c_store([ds], "CLINIC_A")
     path = (
         f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
@@ -437,3 +443,31 @@ async def test_overlays_are_burnt_in_on_request(service, world):
     image = np.asarray(decoded(await burnt.read()))
     assert (image[4:8, 4:28] == 255).all() and image.sum() == 255 * 4 * 24
     assert plain.headers["ETag"] != burnt.headers["ETag"]
+
+
+async def test_the_overlay_route_sends_the_mask_the_manifest_announces(service, world):
+    """The manifest marks the instance with overlays and links its overlay route, whose PNG is
+    255 exactly on the plane; an image without overlays answers 404 no_overlay (JSON)."""
+    ds, plane = with_overlay(world)
+    await service.c_store([ds], "CLINIC_A")
+
+    async def listed():
+        manifest = await (await get(service, world, paths(world)["manifest"])).json()
+        found = [
+            i for s in manifest["series"] for i in s["instances"] if i["uid"] == ds.SOPInstanceUID
+        ]
+        return found and (manifest, found[0])
+
+    manifest, entry = await service.wait_for(listed, timeout=30)
+    assert entry["overlays"] is True
+    others = [i for s in manifest["series"] for i in s["instances"] if i is not entry]
+    assert others and not any(i["overlays"] for i in others)
+    response = await get(service, world, entry["overlay"], headers={"Accept": "image/png"})
+    assert response.status == 200 and response.content_type == "image/png"
+    mask = np.asarray(decoded(await response.read()))
+    assert mask.shape == (32, 32)
+    assert (mask == plane * 255).all()
+    missing = await get(service, world, others[0]["overlay"])
+    assert missing.status == 404 and (await missing.json())["error"] == "no_overlay"
+    stranger = await get(service, world, entry["overlay"], who="other")
+    assert stranger.status == 404

@@ -26,13 +26,16 @@ LANCZOS_PIXELS = 1024 * 1024
 @dataclass(frozen=True)
 class RenderOptions:
     """What to render: window (None: the object's own, else the frame's full range), output
-    format and quality, an optional viewport to fit inside, and overlay burn-in."""
+    format and quality, an optional viewport to fit inside, and overlay burn-in; or, with
+    ``overlay_mask``, only the frame's graphic overlays (C.9.2): 255 where a plane is set, else 0,
+    which the browser burns into the pixels it windows itself, exactly as ``overlays`` does."""
 
     window: Window | None = None
     format: str = "jpeg"
     quality: int = 90
     viewport: tuple[int, int] | None = None
     overlays: bool = False
+    overlay_mask: bool = False
 
 
 def modality_values(frame: Frame) -> tuple[bytes, str]:
@@ -135,6 +138,15 @@ def _fit(size: tuple[int, int], viewport: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def overlay_mask(frame: Frame) -> np.ndarray:
+    """The frame's overlay planes as ``uint8`` (rows, columns): 255 where burnt in, else 0
+    (all 0 when the object has none)."""
+    mask = np.zeros((frame.rows, frame.columns), dtype=np.uint8)
+    if frame.overlay is not None:
+        mask[frame.overlay] = 255
+    return mask
+
+
 def render_array(frame: Frame, options: RenderOptions) -> np.ndarray:
     """The display pixels, ``uint8`` (rows, columns) or (rows, columns, 3), before encoding.
 
@@ -143,6 +155,8 @@ def render_array(frame: Frame, options: RenderOptions) -> np.ndarray:
     (anti-aliased for downscaling): Lanczos for frames of up to ``LANCZOS_PIXELS``, the
     cheaper triangle filter beyond.
     """
+    if options.overlay_mask:
+        return overlay_mask(frame)
     target = None
     if options.viewport is not None:
         target = _fit((frame.columns, frame.rows), options.viewport)

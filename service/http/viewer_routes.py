@@ -301,3 +301,22 @@ async def values(request: web.Request) -> web.Response:
     )
     response.enable_compression()
     return response
+
+
+@routes.get(
+    r"/api/viewer/studies/{study}/series/{series}/instances/{instance}/frames/{n:\d+}/overlay"
+)
+@allow(*WORKLIST_ROLES)
+@not_audited(ONCE)
+async def overlay(request: web.Request) -> web.StreamResponse:
+    """The frame's DICOM overlays (60xx) as a lossless PNG mask (255 = burnt in), for the page
+    to draw over the pixels it windows itself, as ``rendered?overlays=true`` does; 404
+    ``no_overlay`` when the object has none (the manifest says which have)."""
+    from viewer import RenderOptions
+
+    entry = await _instance(request)
+    index0 = _frame_index(request, entry)
+    if not entry.overlays:
+        raise ApiError(404, "no_overlay", "this image has no overlay planes (60xx,3000)")
+    options = RenderOptions(format="png", overlay_mask=True)
+    return await _rendered(request, entry, index0, options, repr(("overlay", RENDER_VERSION)))

@@ -1,6 +1,8 @@
 // teleread viewer — fetching frames once and keeping them in a bounded cache.
 // Greyscale frames come from the `values` route as raw little-endian int16/float32 modality
-// values; colour frames (409 colour_image) fall back to the server's rendered PNG.
+// values; colour frames (the manifest's photometric interpretation says which) are asked for in
+// their own form, the server's lossless PNG render, without a failing `values` request first.
+// Every request goes through one queue, ordered by the page (slices around the reader first).
 
 import { valueRange } from "./windowing.js";
 
@@ -83,8 +85,19 @@ async function loadRendered(url, signal) {
   return { kind: "rendered", image, rows: image.height, columns: image.width };
 }
 
+/** Colour Photometric Interpretations (0028,0004), as viewer/frames.py is_colour: no modality
+ * values to window (PS3.3 C.7.6.3.1.2); PALETTE COLOR counts (its tables make it RGB). */
+const COLOUR = new Set(["RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "PALETTE COLOR"]);
+
+export function isColour(photometric) {
+  return COLOUR.has(String(photometric || "").trim().toUpperCase());
+}
+
 /** One frame: values (greyscale) or the rendered PNG (colour). Throws FrameError. */
 export async function loadFrame(frameRef, signal) {
+  if (isColour(frameRef.instance && frameRef.instance.photometric)) {
+    return loadRendered(frameRef.rendered, signal);
+  }
   const response = await fetch(frameRef.values, {
     credentials: "same-origin",
     headers: { Accept: "application/octet-stream" },
@@ -98,9 +111,28 @@ export async function loadFrame(frameRef, signal) {
     code = null;
   }
   if (response.status === 409 && code === "colour_image") {
-    return loadRendered(frameRef.rendered, signal);
+    return loadRendered(frameRef.rendered, signal); // a manifest older than the object
   }
   throw new FrameError(response.status, code);
+}
+
+/**
+ * A frame's DICOM overlay planes (60xx) as one mask, 1 where the server's
+ * `rendered?overlays=true` burns white in: the `overlay` route's lossless PNG, read back.
+ */
+async function loadOverlay(url) {
+  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "image/png" } });
+  if (!response.ok) throw new FrameError(response.status, null);
+  const image = await createImageBitmap(await response.blob());
+  const canvas = document.createElement("canvas");
+  canvas.width = image.width;
+  canvas.height = image.height;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(image, 0, 0);
+  const rgba = ctx.getImageData(0, 0, image.width, image.height).data;
+  const mask = new Uint8Array(image.width * image.height);
+  for (let i = 0; i < mask.length; i += 1) mask[i] = rgba[i * 4] > 127 ? 1 : 0;
+  return mask;
 }
 
 function frameSize(frame) {
@@ -108,8 +140,11 @@ function frameSize(frame) {
 }
 
 /**
- * Fetches each frame at most once (concurrent requests for one URL share a promise) and
- * prefetches a list in the background with a few parallel requests.
+ * Fetches each frame at most once (concurrent requests for one URL share a promise), through
+ * one queue with a few parallel requests. The page decides the order and re-decides it whenever
+ * the reader moves (`prioritise`): the slice in view first, then outward from it. Firing a
+ * request per slice scrolled past instead made every slice wait behind all the others (2 of 120
+ * slices painted in 2.6 s of scrolling). Listeners hear of each frame that arrives or fails.
  */
 export class FrameStore {
   constructor(maxBytes, parallel = 4) {
@@ -118,10 +153,41 @@ export class FrameStore {
     this.parallel = parallel;
     this.queue = [];
     this.running = 0;
+    this.listeners = new Set();
+    this.overlays = new FrameCache(Math.max(1, Math.floor(maxBytes / 16)));
+    this.overlaysPending = new Map();
+  }
+
+  /** The frame's overlay mask if loaded, else undefined (and null if it failed). */
+  cachedOverlay(frameRef) {
+    return this.overlays.get(frameRef.overlay);
+  }
+
+  /** Load a frame's overlay mask once; onLoaded() when it arrives (not when it fails). */
+  loadOverlay(frameRef, onLoaded) {
+    const key = frameRef.overlay;
+    if (this.overlays.has(key) || this.overlaysPending.has(key)) return;
+    const promise = loadOverlay(key)
+      .then((mask) => {
+        this.overlays.set(key, mask, mask.byteLength);
+        onLoaded();
+      })
+      .catch(() => this.overlays.set(key, null, 1))
+      .finally(() => this.overlaysPending.delete(key));
+    this.overlaysPending.set(key, promise);
   }
 
   cached(frameRef) {
     return this.cache.get(frameRef.values);
+  }
+
+  /** listener(ref, frame, error) after each frame loaded (error null) or failed (frame null). */
+  subscribe(listener) {
+    this.listeners.add(listener);
+  }
+
+  notify(ref, frame, error) {
+    for (const listener of this.listeners) listener(ref, frame, error);
   }
 
   async get(frameRef) {
@@ -133,10 +199,12 @@ export class FrameStore {
         (frame) => {
           this.pending.delete(key);
           this.cache.set(key, frame, frameSize(frame));
+          this.notify(frameRef, frame, null);
           return frame;
         },
         (err) => {
           this.pending.delete(key);
+          this.notify(frameRef, null, err);
           throw err;
         },
       );
@@ -145,10 +213,9 @@ export class FrameStore {
     return this.pending.get(key);
   }
 
-  /** Replace the background queue (e.g. on a series change); onProgress(done) after each. */
-  prefetch(frameRefs, onProgress) {
-    this.queue = frameRefs.filter((ref) => !this.cache.has(ref.values));
-    this.onProgress = onProgress;
+  /** Replace the queue with `frameRefs`, most wanted first; frames held or in flight are skipped. */
+  prioritise(frameRefs) {
+    this.queue = frameRefs.filter((ref) => !this.cache.has(ref.values) && !this.pending.has(ref.values));
     while (this.running < this.parallel && this.queue.length) this.pump();
   }
 
@@ -160,8 +227,7 @@ export class FrameStore {
       .catch(() => null)
       .finally(() => {
         this.running -= 1;
-        if (this.onProgress) this.onProgress();
-        if (this.queue.length) this.pump();
+        while (this.running < this.parallel && this.queue.length) this.pump();
       });
   }
 }

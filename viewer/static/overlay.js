@@ -46,21 +46,31 @@ export function showStudy(root, manifest) {
   );
 }
 
-/** Image-level corners (bottom left: series and slice; bottom right: W/L and zoom). */
+/**
+ * Image-level corners (bottom left: series and slice; bottom right: W/L and zoom). While the
+ * frame in view is still loading (`view.loading`) the slice, frame and location labels stay empty
+ * and the loading label on the image says which slice is coming: the canvas is black then, so no
+ * label ever describes pixels of another slice.
+ */
 export function showImage(root, view) {
-  const { series, instance, position, total, frame, frames } = view;
+  const { series, instance, position, total, frame, frames, loading } = view;
+  const loadingLabel = root.querySelector(".loading-label");
+  if (loadingLabel) {
+    loadingLabel.hidden = !loading;
+    put(root, ".loading-label", loading ? tr.t("loading_slice", { n: position, total }) : "");
+  }
   put(
     root,
     ".overlay-series",
     series ? tr.t("series_label", { number: series.number ?? "", description: series.description || "" }) : "",
   );
-  put(root, ".slice-label", total ? tr.t("slice_label", { n: position, total }) : "");
-  put(root, ".frame-label", frames > 1 ? tr.t("frame_label", { n: frame, total: frames }) : "");
+  put(root, ".slice-label", total && !loading ? tr.t("slice_label", { n: position, total }) : "");
+  put(root, ".frame-label", frames > 1 && !loading ? tr.t("frame_label", { n: frame, total: frames }) : "");
   const location = instance && instance.slice_location;
   put(
     root,
     ".overlay-location",
-    location === null || location === undefined ? "" : tr.t("location_label", { mm: location.toFixed(1) }),
+    loading || location === null || location === undefined ? "" : tr.t("location_label", { mm: location.toFixed(1) }),
   );
   put(
     root,

@@ -30,7 +30,7 @@ const hooks = {
   onChange: (viewport) => {
     if (viewport === state.active) showTags();
   },
-  onFirstFrame: (viewport) => prefetchSeries(viewport),
+  onSeek: () => prioritise(),
   onMeasure: (m) => {
     const label = document.getElementById("measure-label");
     label.textContent = m.text;
@@ -48,24 +48,53 @@ function activate(viewport) {
   renderThumbnails();
 }
 
-/** After the first visible slice: the rest of the series, nearest slices first. */
-function prefetchSeries(viewport) {
-  const frames = viewport.frames;
-  const start = viewport.index;
-  const order = frames
-    .map((ref, i) => ({ ref, d: Math.abs(i - start) }))
-    .sort((a, b) => a.d - b.d)
-    .map((x) => x.ref);
-  const status = document.getElementById("prefetch-status");
-  const progress = () => {
-    const done = frames.filter((ref) => store.cache.has(ref.values)).length;
-    status.textContent = t("loaded", { done, total: frames.length });
-    status.dataset.done = String(done);
-    status.dataset.total = String(frames.length);
-  };
-  progress();
-  store.prefetch(order, progress);
+/** A viewport's frames from the one in view outward (the next slice before the previous one). */
+function outward(frames, index) {
+  const order = index >= 0 && index < frames.length ? [frames[index]] : [];
+  for (let d = 1; d < frames.length; d += 1) {
+    if (index + d < frames.length) order.push(frames[index + d]);
+    if (index - d >= 0) order.push(frames[index - d]);
+  }
+  return order;
 }
+
+/**
+ * Load order for the whole page, re-decided on every move: each visible viewport's frames
+ * outward from its position, the active viewport's first at each distance. Coalesced to once per
+ * task, so a burst of wheel steps costs one re-ordering.
+ */
+function prioritise() {
+  if (state.prioritising) return;
+  state.prioritising = true;
+  queueMicrotask(() => {
+    state.prioritising = false;
+    const shown = viewports.filter((v) => !v.root.hidden && v.frames.length);
+    shown.sort((a, b) => (b === state.active) - (a === state.active));
+    const lists = shown.map((v) => outward(v.frames, v.index));
+    const order = [];
+    for (let i = 0; lists.some((list) => i < list.length); i += 1) {
+      for (const list of lists) if (i < list.length) order.push(list[i]);
+    }
+    store.prioritise(order);
+    progress();
+  });
+}
+
+/** "Loaded n/N" for the active viewport's series. */
+function progress() {
+  const v = state.active;
+  if (!v || !v.frames.length) return;
+  const done = v.frames.filter((ref) => store.cache.has(ref.values)).length;
+  const status = document.getElementById("prefetch-status");
+  status.textContent = t("loaded", { done, total: v.frames.length });
+  status.dataset.done = String(done);
+  status.dataset.total = String(v.frames.length);
+}
+
+store.subscribe((ref, frame, error) => {
+  for (const v of viewports) v.frameArrived(ref, frame, error);
+  progress();
+});
 
 function renderThumbnails() {
   const nav = document.getElementById("thumbnails");
@@ -134,13 +163,22 @@ function toggleCine(force) {
   document.getElementById("cine-button").setAttribute("aria-pressed", String(Boolean(state.cine)));
 }
 
+/** Show or hide the DICOM overlays (60xx) in every viewport. */
+function toggleOverlays() {
+  const button = document.getElementById("overlays-button");
+  const shown = button.getAttribute("aria-pressed") !== "true";
+  button.setAttribute("aria-pressed", String(shown));
+  for (const v of viewports) v.setOverlays(shown);
+}
+
 function action(name) {
   if (name === "cine") toggleCine();
+  else if (name === "overlays") toggleOverlays();
   else if (name === "tags") toggleTags();
   else if (state.active) state.active.action(name);
 }
 
-const KEY_ACTIONS = { f: "fit", o: "actual", i: "invert", r: "rotate", h: "flip-h", v: "flip-v", Backspace: "reset", Delete: "clear", t: "tags", "+": "zoom-in", "=": "zoom-in", "-": "zoom-out" };
+const KEY_ACTIONS = { g: "overlays", f: "fit", o: "actual", i: "invert", r: "rotate", h: "flip-h", v: "flip-v", Backspace: "reset", Delete: "clear", t: "tags", "+": "zoom-in", "=": "zoom-in", "-": "zoom-out" };
 const KEY_TOOLS = { w: "wl", p: "pan", z: "zoom", l: "length", a: "angle", e: "roi" };
 const KEY_STEPS = { ArrowDown: 1, ArrowUp: -1, PageDown: 10, PageUp: -10, j: 1, k: -1 };
 

@@ -13,7 +13,8 @@ export function seriesFrames(series) {
     for (let n = 1; n <= count; n += 1) {
       const values = count === 1 ? instance.values : instance.values.replace(/\/frames\/1\/values$/, `/frames/${n}/values`);
       const rendered = count === 1 ? instance.rendered : instance.rendered.replace(/\/frames\/1\/rendered$/, `/frames/${n}/rendered`);
-      frames.push({ instance, instanceIndex, n, count, values, rendered });
+      const overlay = instance.overlay && (count === 1 ? instance.overlay : instance.overlay.replace(/\/frames\/1\/overlay$/, `/frames/${n}/overlay`));
+      frames.push({ instance, instanceIndex, n, count, values, rendered, overlay });
     }
   });
   return frames;
@@ -37,6 +38,7 @@ export class Viewport {
     this.resetView();
     this.window = null;
     this.windowed = "";
+    this.overlaysShown = true;
     new ResizeObserver(() => this.resize()).observe(root.querySelector(".canvas-box"));
     this.stackBar.addEventListener("input", () => this.show(Number(this.stackBar.value) - 1));
     this.bindPointer();
@@ -52,6 +54,22 @@ export class Viewport {
     this.invert = false;
   }
 
+  /** Show or hide the DICOM overlays (60xx) burnt into the picture (shown by default). */
+  setOverlays(shown) {
+    this.overlaysShown = shown;
+    this.render();
+  }
+
+  /** The overlay mask to burn into the frame in view: null when none or hidden; undefined while
+   * it loads (it is asked for, and the frame repainted when it comes). */
+  overlayMask() {
+    const ref = this.frameRef;
+    if (!this.overlaysShown || !ref.instance.overlays || !ref.overlay || this.frame.kind !== "values") return null;
+    const mask = this.store.cachedOverlay(ref);
+    if (mask === undefined) this.store.loadOverlay(ref, () => this.frameRef === ref && this.render());
+    return mask;
+  }
+
   setStudy(manifest, seriesIndex = 0) {
     this.manifest = manifest;
     this.root.dataset.consultationId = manifest.consultation_id;
@@ -61,6 +79,9 @@ export class Viewport {
   }
 
   setSeries(seriesIndex) {
+    this.frame = null;
+    this.frameRef = null;
+    this.draft = null;
     this.seriesIndex = seriesIndex;
     this.series = this.manifest.series[seriesIndex];
     this.frames = seriesFrames(this.series);
@@ -68,7 +89,7 @@ export class Viewport {
     this.stackBar.max = String(this.frames.length);
     this.stackBar.disabled = this.frames.length < 2;
     this.window = null;
-    this.show(0, true);
+    this.show(0);
   }
 
   get current() {
@@ -83,8 +104,13 @@ export class Viewport {
     if (next !== this.index) this.show(next);
   }
 
-  /** Show frame `index`; the first one shown for a series starts the series prefetch. */
-  async show(index, first = false) {
+  /**
+   * Move to frame `index`. A frame already loaded is painted at once; otherwise the viewport
+   * shows its loading state (a black image, "Loading Im n/N", no slice or location label) until
+   * the frame arrives (`frameArrived`), and the page re-orders loading around the new position.
+   * The overlay never labels another slice's pixels.
+   */
+  show(index) {
     if (!this.frames.length) return;
     this.index = Math.min(this.frames.length - 1, Math.max(0, index));
     this.stackBar.value = String(this.index + 1);
@@ -92,23 +118,32 @@ export class Viewport {
     const ref = this.current;
     const cached = this.store.cached(ref);
     if (cached) this.display(ref, cached);
-    else this.updateOverlay();
-    let frame = cached;
-    try {
-      frame = frame || (await this.store.get(ref));
-    } catch (err) {
-      if (ref === this.current) this.hooks.onError(err);
-      return;
+    else this.render();
+    this.hooks.onSeek(this);
+  }
+
+  /** The store loaded (or failed to load) a frame: paint it if it is the one in view. */
+  frameArrived(ref, frame, error) {
+    const current = this.current;
+    if (!current || current.values !== ref.values || this.shown) return;
+    if (error) {
+      this.failed = ref.values;
+      this.render();
+      this.hooks.onError(error);
+    } else {
+      this.display(current, frame);
     }
-    if (ref === this.current && !cached) this.display(ref, frame);
-    if (first) this.hooks.onFirstFrame(this);
+  }
+
+  /** Whether the canvas holds the pixels of the frame in view (not a loading state). */
+  get shown() {
+    return Boolean(this.frame && this.frameRef === this.current);
   }
 
   display(ref, frame) {
     if (!this.window && frame.kind === "values") this.window = defaultWindow(ref.instance.windows, frame);
     this.frame = frame;
     this.frameRef = ref;
-    this.root.dataset.state = "shown";
     this.render();
     this.hooks.onChange(this);
   }
@@ -153,16 +188,26 @@ export class Viewport {
     return Math.min(this.canvas.width / w, this.canvas.height / h);
   }
 
-  /** Image -> canvas (device pixels): centre, pan, flip (screen space), rotate, scale. */
+  /**
+   * Image -> canvas (device pixels): centre, pan, flip (screen space), rotate, scale. At a whole
+   * zoom the translation snaps to whole device pixels, so 1:1 shows each image pixel unresampled
+   * (exactly the windowed values) instead of blurred across two.
+   */
   matrix() {
     const f = this.frame;
+    if (!f) return new DOMMatrix();
     const s = this.scale();
-    return new DOMMatrix()
+    const m = new DOMMatrix()
       .translate(this.canvas.width / 2 + this.panX, this.canvas.height / 2 + this.panY)
       .scale(this.flipH ? -1 : 1, this.flipV ? -1 : 1)
       .rotate(this.rotation * 90)
       .scale(s, s)
       .translate(-f.columns / 2, -f.rows / 2);
+    if (Number.isInteger(s)) {
+      m.e = Math.round(m.e);
+      m.f = Math.round(m.f);
+    }
+    return m;
   }
 
   toImage(event) {
@@ -175,7 +220,9 @@ export class Viewport {
 
   windowImage() {
     const f = this.frame;
-    const key = `${this.frameRef.values}|${this.window && this.window.center}|${this.window && this.window.width}|${this.invert}`;
+    const mask = this.overlayMask();
+    this.root.dataset.overlays = mask ? "shown" : mask === undefined ? "loading" : "none";
+    const key = `${this.frameRef.values}|${this.window && this.window.center}|${this.window && this.window.width}|${this.invert}|${Boolean(mask)}`;
     if (key === this.windowed) return;
     this.offscreen.width = f.columns;
     this.offscreen.height = f.rows;
@@ -183,6 +230,7 @@ export class Viewport {
     if (f.kind === "values") {
       const data = octx.createImageData(f.columns, f.rows);
       applyWindow(f, this.window.center, this.window.width, this.invert, data.data);
+      if (mask) burnIn(mask, data.data);
       octx.putImageData(data, 0, 0);
     } else {
       octx.filter = this.invert ? "invert(1)" : "none";
@@ -196,7 +244,13 @@ export class Viewport {
     ctx.resetTransform();
     ctx.fillStyle = "#000";
     ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
-    if (!this.frame) return;
+    if (!this.shown) {
+      const failed = this.current && this.failed === this.current.values;
+      this.root.dataset.state = failed ? "error" : this.frames.length ? "loading" : "";
+      this.updateOverlay();
+      return;
+    }
+    this.root.dataset.state = "shown";
     this.windowImage();
     ctx.setTransform(this.matrix());
     ctx.imageSmoothingEnabled = this.scale() < 4;
@@ -239,9 +293,10 @@ export class Viewport {
   updateOverlay() {
     const ref = this.current;
     const instance = ref && ref.instance;
-    const colour = Boolean(this.frame && this.frame.kind === "rendered");
+    const colour = Boolean(this.shown && this.frame.kind === "rendered");
     const source = instance && instance.spacing_source;
     showImage(this.root, {
+      loading: Boolean(ref) && !this.shown,
       series: this.series,
       instance,
       position: ref ? ref.instanceIndex + 1 : 0,
@@ -250,7 +305,7 @@ export class Viewport {
       frames: ref ? ref.count : 0,
       window: colour ? null : this.window,
       colour,
-      zoomPercent: this.frame ? Math.round((this.scale() / (window.devicePixelRatio || 1)) * 100) : 0,
+      zoomPercent: this.shown ? Math.round((this.scale() / (window.devicePixelRatio || 1)) * 100) : 0,
       spacingNote: source === "ImagerPixelSpacing" ? "Imager Pixel Spacing" : "",
     });
     this.root.dataset.window = this.window ? `${this.window.center},${this.window.width}` : "";
@@ -285,7 +340,7 @@ export class Viewport {
   }
 
   pointerDown(event) {
-    if (!this.frame) return;
+    if (!this.shown) return;
     this.hooks.activate(this);
     focusCanvas(this.canvas);
     const tool = event.button === 1 ? "pan" : event.button === 2 ? "zoom" : this.hooks.tool();
@@ -364,6 +419,17 @@ export class Viewport {
       this.scheduled = false;
       this.render();
     });
+  }
+}
+
+/** Overlay pixels white, as the server's `overlays=true` render (viewer/render.py). */
+function burnIn(mask, rgba) {
+  for (let i = 0, j = 0; i < mask.length; i += 1, j += 4) {
+    if (mask[i]) {
+      rgba[j] = 255;
+      rgba[j + 1] = 255;
+      rgba[j + 2] = 255;
+    }
   }
 }
 

@@ -18,18 +18,27 @@ export const PRESET_ORDER = Object.freeze(Object.keys(PRESETS));
 
 /**
  * Display value 0..255 of modality value x for the LINEAR function (C.11.2.1.2.1):
- *   x <= c - 0.5 - (w-1)/2  -> 0;  x > c - 0.5 + (w-1)/2 -> 255;
- *   else ((x - (c - 0.5)) / (w - 1) + 0.5) * 255.
+ *   x <= c - 0.5 - (w-1)/2  -> low;  x > c - 0.5 + (w-1)/2 -> high;
+ *   else offset + x * (span / (w-1)), offset = high - ((c - 0.5) / (w-1) + 0.5) * span,
+ * truncated toward zero. This is viewer/window.py's apply_window term for term, in the same
+ * float64 arithmetic and order, which is how dcmtk evaluates it: the browser's pixels equal the
+ * server's render (and dcm2pnm's) bit for bit. Rounding instead made about half of the pixels one
+ * level brighter. `inverse` (MONOCHROME1 or the reader's invert) swaps low and high inside the
+ * formula, as the server does, not 255 - y afterwards (that differs by one after truncation).
  * Width below 1 is clamped to 1 (the standard requires w >= 1).
  */
-export function linear(x, center, width) {
+export function linear(x, center, width, inverse = false) {
   const w = Math.max(1, width);
-  const c = center - 0.5;
-  const half = (w - 1) / 2;
-  if (x <= c - half) return 0;
-  if (x > c + half) return 255;
-  if (w === 1) return 255;
-  return Math.round(((x - c) / (w - 1) + 0.5) * 255);
+  const low = inverse ? 255 : 0;
+  const high = inverse ? 0 : 255;
+  const span = high - low;
+  const w1 = w - 1;
+  if (x <= center - 0.5 - w1 / 2) return low;
+  if (x > center - 0.5 + w1 / 2) return high;
+  if (w1 === 0) return high;
+  const offset = high - ((center - 0.5) / w1 + 0.5) * span;
+  const y = offset + x * (span / w1);
+  return y <= 0 ? 0 : y >= 255 ? 255 : Math.trunc(y);
 }
 
 /** Smallest and largest value of a typed array (one pass). */
@@ -44,12 +53,16 @@ export function valueRange(values) {
   return min <= max ? { min, max } : { min: 0, max: 0 };
 }
 
-/** Default window of a frame: the first DICOM window, else the full value range. */
+/**
+ * Default window of a frame: the first DICOM window, else the full value range as the server
+ * and dcmtk's min-max window (+Wm) compute it (viewer/frames.py full_range_window): lowest value
+ * to 0, highest to 255, so the first picture equals the server's default render.
+ */
 export function defaultWindow(windows, range) {
   if (windows && windows.length && windows[0].width > 0) {
     return { center: windows[0].center, width: windows[0].width };
   }
-  return { center: (range.min + range.max) / 2, width: Math.max(1, range.max - range.min) };
+  return { center: (range.min + range.max + 1) / 2, width: Math.max(1, range.max - range.min + 1) };
 }
 
 /**
@@ -66,8 +79,7 @@ export function applyWindow(frame, center, width, invert, out) {
     const offset = frame.min;
     const lut = new Uint8Array(frame.max - frame.min + 1);
     for (let i = 0; i < lut.length; i += 1) {
-      const y = linear(i + offset, center, width);
-      lut[i] = flip ? 255 - y : y;
+      lut[i] = linear(i + offset, center, width, flip);
     }
     for (let i = 0, j = 0; i < n; i += 1, j += 4) {
       const y = lut[values[i] - offset];
@@ -79,8 +91,7 @@ export function applyWindow(frame, center, width, invert, out) {
     return out;
   }
   for (let i = 0, j = 0; i < n; i += 1, j += 4) {
-    const y0 = linear(values[i], center, width);
-    const y = flip ? 255 - y0 : y0;
+    const y = linear(values[i], center, width, flip);
     out[j] = y;
     out[j + 1] = y;
     out[j + 2] = y;
