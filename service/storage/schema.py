@@ -572,3 +572,63 @@ def m015_study_layouts(db: sqlite_utils.Database) -> None:
         CREATE INDEX study_layouts_built_at ON study_layouts(built_at);
         """
     )
+
+
+@migrations(transactional=False)
+def m016_audit_ids_never_reused(db: sqlite_utils.Database) -> None:
+    """``audit_log.id`` becomes AUTOINCREMENT, so the ids of deleted records are never handed out
+    again: a trail cut behind the service's back keeps a gap at the cut (which ``teleread audit
+    verify`` reports) instead of closing over it with new records after a restart.
+
+    SQLite cannot change a primary key in place, so the table is rebuilt as its documentation
+    prescribes (foreign keys off, then in one transaction: create, copy with the same ids, drop,
+    rename, the indexes and triggers recreated from their stored definitions, a foreign key
+    check). Ids, hashes and the patient index are unchanged, so the chain and its anchor still
+    verify. Not run in sqlite-utils' transaction because ``PRAGMA foreign_keys`` cannot change
+    inside one; a rebuild interrupted before being recorded is noticed and not repeated.
+    """
+    import re
+
+    (table_sql,) = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'"
+    ).fetchone()
+    if "AUTOINCREMENT" in table_sql.upper():
+        return
+    new_sql, replaced = re.subn(
+        r"^CREATE TABLE audit_log \(\s*id INTEGER PRIMARY KEY",
+        "CREATE TABLE audit_log_rebuilt (id INTEGER PRIMARY KEY AUTOINCREMENT",
+        table_sql.strip(),
+        flags=re.IGNORECASE,
+    )
+    if replaced != 1:
+        raise RuntimeError("unexpected audit_log definition; cannot rebuild it")
+    dependents = [
+        row[0]
+        for row in db.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'audit_log'"
+            " AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name"
+        )
+    ]
+    columns = ", ".join(row[1] for row in db.execute("PRAGMA table_info(audit_log)"))
+    conn = db.conn
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(new_sql)
+            conn.execute(
+                f"INSERT INTO audit_log_rebuilt ({columns}) SELECT {columns} FROM audit_log"
+                " ORDER BY id"
+            )
+            conn.execute("DROP TABLE audit_log")
+            conn.execute("ALTER TABLE audit_log_rebuilt RENAME TO audit_log")
+            for statement in dependents:
+                conn.execute(statement)
+            if conn.execute("PRAGMA foreign_key_check").fetchall():
+                raise RuntimeError("audit_log rebuild would break foreign keys")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
