@@ -8,9 +8,9 @@ under the anchor's id, has been cut.
 
 Ordering: the anchor is written *after* the commit, with the database's WAL made durable first,
 so after a crash (even a power loss) the table can be ahead of the anchor (verify reports the lag,
-which is not tampering) but never behind it. Writes are atomic (temporary file, fsync, rename,
-fsync of the directory) and serialised between the processes serving one database by an
-exclusive ``flock`` on ``<anchor>.lock``; an anchor is only ever replaced by a newer head of the
+which is not tampering) but never behind it. Writes are atomic (temporary file, fsync, rename)
+and serialised between the processes serving one database by an exclusive ``flock`` on
+``<anchor>.lock``; an anchor is only ever replaced by a newer head of the
 same chain (the record under the old anchor's id must still carry the old anchor's hash), so a
 trail cut behind the service's back never gets its evidence overwritten by the appends that
 follow.
@@ -93,7 +93,7 @@ def write_anchor(
     """Replace the anchor in ``path`` with ``anchor`` if it is newer and continues the same
     chain (``hash_at(old.id)`` is the old anchor's hash); True if written.
 
-    Atomic (temp + fsync + rename + directory fsync) and serialised by ``flock`` between
+    Atomic (temp + fsync + rename) and serialised by ``flock`` between
     processes. A refusal to overwrite is logged: it means the trail no longer holds the
     anchored record, which verification will report.
     """
@@ -118,8 +118,9 @@ def write_anchor(
             out.write(anchor.to_json() + "\n")
             out.flush()
             os.fsync(out.fileno())
+        # No fsync of the directory: if a crash loses the rename, the previous anchor is still
+        # there, which only makes the anchor lag (the safe direction).
         os.replace(temporary, path)
-        _fsync_path(path.parent)
     return True
 
 

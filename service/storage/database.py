@@ -39,6 +39,9 @@ from .turnaround_columns import BlockCache
 P = ParamSpec("P")
 T = TypeVar("T")
 
+GENERATION_SQL = "SELECT n FROM write_generation WHERE id = 1"
+BUMP_GENERATION_SQL = "UPDATE write_generation SET n = n + 1 WHERE id = 1"
+
 #: Most audit records one group commit appends (a burst beyond it takes several transactions).
 AUDIT_BATCH = 256
 
@@ -88,6 +91,8 @@ class Database:
             str(path), timeout=0, check_same_thread=False, isolation_level=None
         )
         self._unknown_version = 0
+        self._seen_data_version: int | None = None
+        self._generation = 0
         self._stop_checkpoints = threading.Event()
         self._checkpointer: threading.Thread | None = None
         if checkpoints:
@@ -117,19 +122,28 @@ class Database:
             self.anchor.offer(await self.read(audit_head))
 
     def version(self) -> int:
-        """A token that changes whenever anything is committed to the file, by any connection
-        of any process (this one's writer included): ``PRAGMA data_version`` on a connection of
-        its own that never writes, so every commit is "another connection's". What read-through
-        caches compare to know that nothing they hold can have changed
-        (``service.auth.session_cache``).
+        """A token that changes whenever anything but audit records is committed to the file,
+        by any connection of any process (this one's writer included). What read-through caches
+        compare to know that nothing they hold can have changed (``service.auth.session_cache``).
 
-        Called on the event loop: it reads the WAL index in shared memory, no disk, a few
-        microseconds. If SQLite cannot answer at once (busy), the answer is a value never
-        returned before, so the caller sees a change and reads afresh.
+        Every write transaction that changed a row counts itself in ``write_generation``
+        (migration m017), except the group commits of audit records (:meth:`append_audit`),
+        which change nothing a cache holds: otherwise every audited request would empty the
+        session cache for the next one (bench/worklist.py: a database read per request).
+        ``PRAGMA data_version``, on a connection of its own that never writes, says whether
+        anything was committed at all; only then is the generation read again (one row).
+
+        Called on the event loop: the WAL index in shared memory, and after a commit one page
+        from the OS's cache, microseconds. If SQLite cannot answer at once (busy), the answer
+        is a value never returned before, so the caller sees a change and reads afresh.
         """
         with self._version_lock:
             try:
-                return int(self._version_conn.execute("PRAGMA data_version").fetchone()[0])
+                seen = int(self._version_conn.execute("PRAGMA data_version").fetchone()[0])
+                if seen != self._seen_data_version:
+                    (generation,) = self._version_conn.execute(GENERATION_SQL).fetchone()
+                    self._seen_data_version, self._generation = seen, int(generation)
+                return self._generation
             except sqlite3.Error:
                 self._unknown_version -= 1
                 return self._unknown_version
@@ -167,10 +181,18 @@ class Database:
         return db
 
     def _run_write(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        return self._transaction(lambda db: fn(db, *args, **kwargs), counted=True)
+
+    def _transaction(self, body: Callable[[sqlite_utils.Database], T], counted: bool) -> T:
+        """One ``BEGIN IMMEDIATE`` transaction on the writer thread; ``counted``: if it changed
+        a row, it moves the write generation (:meth:`version`)."""
         db = self._connection()
         db.conn.execute("BEGIN IMMEDIATE")
         try:
-            result = fn(db, *args, **kwargs)
+            changes = db.conn.total_changes
+            result = body(db)
+            if counted and db.conn.total_changes != changes:
+                db.execute(BUMP_GENERATION_SQL)
             head = audit_head(db)
         except BaseException:
             db.conn.execute("ROLLBACK")
@@ -238,7 +260,11 @@ class Database:
 
     async def _commit_audits(self, batch: list[tuple[AuditEntry, asyncio.Future[int]]]) -> None:
         try:
-            ids = await self.write(append_audits, [entry for entry, _ in batch])
+            entries = [entry for entry, _ in batch]
+            ids = await asyncio.get_running_loop().run_in_executor(
+                self._writer,
+                lambda: self._transaction(lambda db: append_audits(db, entries), counted=False),
+            )
         except Exception as exc:
             if len(batch) > 1:
                 for item in batch:

@@ -632,3 +632,27 @@ def m016_audit_ids_never_reused(db: sqlite_utils.Database) -> None:
             raise
     finally:
         conn.execute("PRAGMA foreign_keys = ON")
+
+
+@migrations()
+def m017_write_generation(db: sqlite_utils.Database) -> None:
+    """A counter every write transaction of the service that changed a row moves, except the
+    group commits of audit records; and triggers move it on any change to the tables a session
+    resolves from, whoever makes it (the sqlite3 shell included). What ``Database.version``
+    gives read-through caches (the session cache), so an audited request no longer empties the
+    cache for the next one. A table the session resolution comes to read needs the triggers."""
+    db.execute(
+        "CREATE TABLE write_generation (id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " n INTEGER NOT NULL)"
+    )
+    db.execute("INSERT INTO write_generation (id, n) VALUES (1, 0)")
+    for table in SESSION_TABLES:
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER {table}_{event.lower()}_generation AFTER {event} ON {table}"
+                " BEGIN UPDATE write_generation SET n = n + 1 WHERE id = 1; END"
+            )
+
+
+#: What ``service.auth.sessions.resolve`` reads to say who a token belongs to.
+SESSION_TABLES = ("sessions", "users", "facilities", "api_tokens")
