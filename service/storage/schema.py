@@ -642,8 +642,7 @@ def m017_write_generation(db: sqlite_utils.Database) -> None:
     gives read-through caches (the session cache), so an audited request no longer empties the
     cache for the next one. A table the session resolution comes to read needs the triggers."""
     db.execute(
-        "CREATE TABLE write_generation (id INTEGER PRIMARY KEY CHECK (id = 1),"
-        " n INTEGER NOT NULL)"
+        "CREATE TABLE write_generation (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL)"
     )
     db.execute("INSERT INTO write_generation (id, n) VALUES (1, 0)")
     for table in SESSION_TABLES:
