@@ -86,7 +86,7 @@ async def test_http_exports_carry_the_anchor(service):
 
     csv_anchor = Anchor.from_json(csv_answer.headers[ANCHOR_HEADER])
     atna_anchor = Anchor.from_json(atna_answer.headers[ANCHOR_HEADER])
-    assert f"<!-- teleread-audit-anchor {atna_anchor.to_json()} -->\n</AuditMessages>" in body
+    assert f"<!-- teleread-audit-anchor {atna_anchor.to_json()} --></AuditMessages>\n" in body
     assert csv_anchor.id >= 2 and atna_anchor.id >= csv_anchor.id  # at least the two logins
     result = await service.database.read(verify_database, [csv_anchor, atna_anchor])
     assert result.ok, result

@@ -13,7 +13,7 @@ record, each message on a line of its own, so a shipper can also forward line by
 
 Both carry the chain's anchor as of the export (:mod:`.anchor`: the head record's id and hash),
 so a kept export can later show that the trail was cut: the HTTP exports in a
-``Teleread-Audit-Anchor`` header, the ATNA document also in a comment before its closing tag,
+``Teleread-Audit-Anchor`` header, the ATNA document also in a comment on the line of its closing tag,
 the command line in ``FILE.anchor.json``.
 """
 
@@ -94,8 +94,9 @@ ANCHOR_HEADER = "Teleread-Audit-Anchor"
 
 
 def atna_footer(anchor: Anchor | None = None) -> str:
-    """The closing tag, after the anchor as a comment (``--`` cannot occur in its JSON)."""
-    comment = f"<!-- teleread-audit-anchor {anchor.to_json()} -->\n" if anchor else ""
+    """The closing tag, preceded on its line by the anchor as a comment (``--`` cannot occur
+    in its JSON), so the messages keep lines 3 to n-1 to themselves."""
+    comment = f"<!-- teleread-audit-anchor {anchor.to_json()} -->" if anchor else ""
     return comment + DOCUMENT_CLOSE
 
 
