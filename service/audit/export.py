@@ -13,8 +13,8 @@ record, each message on a line of its own, so a shipper can also forward line by
 
 Both carry the chain's anchor as of the export (:mod:`.anchor`: the head record's id and hash),
 so a kept export can later show that the trail was cut: the HTTP exports in a
-``Teleread-Audit-Anchor`` header, the ATNA document also in a comment on the line of its closing tag,
-the command line in ``FILE.anchor.json``.
+``Teleread-Audit-Anchor`` header, the ATNA document also in a comment on the line of its
+closing tag, the command line in ``FILE.anchor.json``.
 """
 
 from __future__ import annotations
