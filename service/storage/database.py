@@ -251,10 +251,9 @@ class Database:
             del self._audit_queue[:AUDIT_BATCH]
             try:
                 await self._commit_audits(batch)
-            except BaseException as exc:  # cancelled: nothing may wait for ever
+            except asyncio.CancelledError:  # shutting down: nothing may wait for ever
                 for _, future in [*batch, *self._audit_queue]:
-                    if not future.done():
-                        future.set_exception(exc)
+                    future.cancel()
                 self._audit_queue.clear()
                 raise
 
