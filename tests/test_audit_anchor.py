@@ -213,3 +213,24 @@ def test_anchor_files_are_checked_for_their_format(tmp_path):
     with pytest.raises(ValueError):
         Anchor.from_json(json.dumps({"id": 1, "count": 1, "hash": "0" * 64, "at": ""}))
     assert Anchor.from_json(Anchor(3, 3, "a" * 64, "t").to_json()) == Anchor(3, 3, "a" * 64, "t")
+
+
+def test_a_burst_of_commits_is_anchored_in_a_few_writes_ending_at_the_head(tmp_path, monkeypatch):
+    """The keeper coalesces the heads offered during its pause: a hundred commits in a row cost
+    a handful of anchor writes (each with its fsyncs), and the last names the newest record."""
+    from service.audit import anchor as anchor_module
+
+    writes: list[int] = []
+    real_write = anchor_module.write_anchor
+
+    def counted(path, anchor, hash_at=None):
+        writes.append(anchor.id)
+        return real_write(path, anchor, hash_at)
+
+    monkeypatch.setattr(anchor_module, "write_anchor", counted)
+    database = trail(tmp_path, 100)
+    database.close()
+
+    assert 1 <= len(writes) < 20, writes
+    assert writes == sorted(writes) and writes[-1] == 100
+    assert read_anchor(anchor_path_for(tmp_path / "teleread.db")).id == 100
