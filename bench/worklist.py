@@ -463,7 +463,7 @@ async def run(args: argparse.Namespace) -> int:
             "BEGIN IMMEDIATE..COMMIT. HTTP includes auth, one audit record per request, JSON)",
             f"audit records written during the timed HTTP cases: {audits} for "
             f"{len(cases) * (args.n + args.warmup) + args.n + args.warmup} requests (one per "
-            "request, a write transaction on the writer thread, awaited before the answer)",
+            "request, committed before the answer; concurrent requests would share a transaction)",
             "",
             f"counts, bare SQLite GROUP BY status, priority, queue: over all {args.rows} rows p50 "
             f"{count_all[0]:.2f} ms (p95 {count_all[1]:.2f}); over the {n_open} open "

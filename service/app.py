@@ -191,6 +191,7 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
     database = Database(app[SETTINGS].database_path, checkpoints=app[ROLE].primary)
     app[DATABASE] = database
     app[SESSION_CACHE] = SessionCache(database)
+    await database.anchor_if_missing()
     yield
     database.close()
 

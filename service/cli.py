@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
@@ -21,9 +22,10 @@ from aiohttp import web
 from . import demo
 from .app import create_app
 from .audit import AuditEntry
+from .audit.anchor import Anchor, read_anchor
 from .audit.atna import AuditSource
 from .audit.export import default_source_id, write_export
-from .audit.verify import verify_database
+from .audit.verify import NO_ANCHOR, verify_database
 from .auth.passwords import hash_password
 from .clock import to_iso, utc_now
 from .demo_reports import sign_demo_report
@@ -38,7 +40,7 @@ from .storage import Conflict, Database, RecordNotFound
 from .storage import consultations as consultation_store
 from .storage import facilities as facility_store
 from .storage import users as user_store
-from .storage.audit import append_audit, append_only_triggers_present
+from .storage.audit import append_audit, append_only_triggers_present, audit_head
 from .storage.audit_search import AuditFilter
 from .storage.facilities import FACILITY_KINDS
 from .storage.users import ROLES
@@ -93,8 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
 def add_audit_commands(commands: argparse._SubParsersAction) -> None:
     audit = commands.add_parser("audit", help="verify and export the audit trail")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
-    audit_commands.add_parser(
-        "verify", help="check the hash chain; exit 1 naming the first broken record"
+    verify = audit_commands.add_parser(
+        "verify", help="check the hash chain and its anchors; exit 1 naming the first break"
+    )
+    verify.add_argument(
+        "--anchor",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also check against an anchor kept elsewhere (an export's .anchor.json)",
     )
     export = audit_commands.add_parser("export", help="export records as CSV or ATNA XML")
     export.add_argument("--format", required=True, choices=("csv", "atna"))
@@ -104,7 +113,9 @@ def add_audit_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--to", dest="until", type=iso_instant, metavar="ISO", help="ISO 8601, exclusive"
     )
-    export.add_argument("--output", help="file to write (default: standard output)")
+    export.add_argument(
+        "--output", help="file to write, and its anchor to FILE.anchor.json (default: stdout)"
+    )
     export.add_argument("--source-id", help="ATNA AuditSourceID (default: teleread@<host>)")
 
 
@@ -242,22 +253,40 @@ def audit_command(settings: Settings, args: argparse.Namespace) -> int:
     database = open_database(settings)
     try:
         if args.audit_command == "verify":
-            return audit_verify(database)
+            return audit_verify(database, args.anchor)
         return audit_export(database, args)
     finally:
         database.close()
 
 
-def audit_verify(database: Database) -> int:
-    """``teleread audit verify``: 0 and the count when intact, 1 and the first broken record."""
+def audit_verify(database: Database, anchor_files: Sequence[str] = ()) -> int:
+    """``teleread audit verify``: 0 and the count when intact, 1 and the first broken record.
+
+    Checked against the anchor file beside the database (which must exist once there are
+    records) and any kept anchors named with ``--anchor``.
+    """
     if not database.read_sync(append_only_triggers_present):
         print("warning: the append-only triggers of audit_log are missing", file=sys.stderr)
-    result = database.read_sync(verify_database)
+    try:
+        local = read_anchor(database.anchor.path)
+        kept = [Anchor.from_json(Path(name).read_text(encoding="utf-8")) for name in anchor_files]
+    except (ValueError, OSError) as exc:
+        print(f"audit trail BROKEN: an anchor cannot be read: {exc}")
+        return 1
+    result = database.read_sync(verify_database, [a for a in (local, *kept) if a is not None])
+    if result.ok and local is None and result.checked:
+        print(f"audit trail BROKEN: {NO_ANCHOR} ({database.anchor.path} is missing)")
+        return 1
     if not result.ok:
         print(f"audit trail BROKEN at record {result.first_broken_id}: {result.reason}")
         return 1
     print(f"audit trail intact: {result.checked} records")
     print(f"last hash: {result.last_hash}")
+    if result.anchor_lag:
+        print(
+            f"anchor lags by {result.anchor_lag} record{'s' if result.anchor_lag != 1 else ''}"
+            " (written just after each commit; a crash in between leaves this, not tampering)"
+        )
     return 0
 
 
@@ -265,12 +294,20 @@ def audit_export(database: Database, args: argparse.Namespace) -> int:
     """``teleread audit export``: stream the records; the export is itself recorded."""
     flt = AuditFilter(since=args.since, until=args.until)
     source = AuditSource(args.source_id or default_source_id())
+    head = database.read_sync(audit_head)
+    anchor = Anchor(head[0], head[0], head[1], to_iso(utc_now())) if head else None
     if args.output:
         with open(args.output, "wb") as out:
-            count = database.read_sync(write_export, out, args.format, flt, source)
+            count = database.read_sync(write_export, out, args.format, flt, source, anchor)
+        if anchor is not None:
+            Path(args.output + ".anchor.json").write_text(anchor.to_json() + "\n")
     else:
-        count = database.read_sync(write_export, sys.stdout.buffer, args.format, flt, source)
+        count = database.read_sync(
+            write_export, sys.stdout.buffer, args.format, flt, source, anchor
+        )
         sys.stdout.buffer.flush()
+        if anchor is not None:
+            print(f"anchor: {anchor.to_json()}", file=sys.stderr)
     filters = {k: v for k, v in (("from", args.since), ("to", args.until)) if v}
     entry = AuditEntry(
         at=to_iso(utc_now()),

@@ -87,7 +87,9 @@ def database_file(service: Service) -> Path:
 
 
 def teleread_audit(service: Service, *args: str) -> subprocess.CompletedProcess:
-    """Run the installed ``teleread audit ...`` against the test app's data directory."""
+    """Run the installed ``teleread audit ...`` against the test app's data directory, once
+    the anchor of what was committed so far is written (it follows the commits by a moment)."""
+    service.database.anchor.flush()
     env = {**os.environ, "TELEREAD_DATA_DIR": str(service.app[SETTINGS].data_dir)}
     return subprocess.run(
         [TELEREAD, "audit", *args], env=env, capture_output=True, text=True, timeout=120

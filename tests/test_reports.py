@@ -523,3 +523,25 @@ async def test_templates_are_data_managers_edit(service, reading):
         "/api/report-templates", headers=manager, json=body | {"macros": [{"field": "x"}]}
     )
     assert bad.status == 400
+
+
+async def test_the_portal_list_indexes_the_patients_it_listed(service, reading):
+    """``report.list`` writes a per-patient index row for each patient it showed, so the
+    search by patient finds the clinician who saw the report in the portal list."""
+    await signed_report(service, reading)
+    doc = await service.login("doc_a")
+    portal = await (await service.client.get("/api/portal/reports", headers=doc)).json()
+    assert len(portal["items"]) == 1
+
+    def indexed(db):
+        (patient,) = db.execute(
+            "SELECT patient_id FROM consultations WHERE id = ?", [reading["cid"]]
+        ).fetchone()
+        rows = db.execute(
+            "SELECT p.patient_id FROM audit_patients p JOIN audit_log a ON a.id = p.audit_id"
+            " WHERE a.action = 'report.list' AND a.username = 'doc_a'"
+        ).fetchall()
+        return patient, [r[0] for r in rows]
+
+    patient, rows = await service.database.read(indexed)
+    assert patient and rows == [patient]

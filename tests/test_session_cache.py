@@ -199,3 +199,23 @@ async def test_a_cached_session_revoked_by_the_sqlite3_shell_is_refused_on_the_n
     )
     assert await shell.wait() == 0
     assert await me(service, wang) == 401
+
+
+async def test_audit_records_do_not_move_the_version_so_audited_gets_keep_the_cache(
+    service, people
+):
+    """Every audited GET commits its record; those group commits change nothing a session
+    resolves from, so the version stays and the next GET is answered from the cache."""
+    wang = await service.login("wang")
+    assert (await service.client.get("/api/worklist", headers=wang)).status == 200
+    version = service.database.version()
+
+    def audit_count(db) -> int:
+        return db.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0]
+
+    before = await service.database.read(audit_count)
+    for _ in range(3):
+        assert (await service.client.get("/api/worklist", headers=wang)).status == 200
+
+    assert await service.database.read(audit_count) == before + 3
+    assert service.database.version() == version

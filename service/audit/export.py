@@ -10,6 +10,11 @@ return) are prefixed with ``'``: a failed login's attempted username is attacker
 
 ATNA: one XML document, ``<AuditMessages>`` wrapping one ``<AuditMessage>`` (PS3.15 A.5.1) per
 record, each message on a line of its own, so a shipper can also forward line by line.
+
+Both carry the chain's anchor as of the export (:mod:`.anchor`: the head record's id and hash),
+so a kept export can later show that the trail was cut: the HTTP exports in a
+``Teleread-Audit-Anchor`` header, the ATNA document also in a comment on the line of its
+closing tag, the command line in ``FILE.anchor.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import BinaryIO
 import sqlite_utils
 
 from ..storage.audit_search import EVERYONE, AuditFilter, audit_batch, names_for
+from .anchor import Anchor
 from .atna import (
     DOCUMENT_CLOSE,
     DOCUMENT_OPEN,
@@ -84,8 +90,14 @@ def atna_messages(rows: Iterable[dict], source: AuditSource, names: Names) -> st
     return "".join(to_xml(audit_message(row, source, names)) + "\n" for row in rows)
 
 
-def atna_footer() -> str:
-    return DOCUMENT_CLOSE
+ANCHOR_HEADER = "Teleread-Audit-Anchor"
+
+
+def atna_footer(anchor: Anchor | None = None) -> str:
+    """The closing tag, preceded on its line by the anchor as a comment (``--`` cannot occur
+    in its JSON), so the messages keep lines 3 to n-1 to themselves."""
+    comment = f"<!-- teleread-audit-anchor {anchor.to_json()} -->" if anchor else ""
+    return comment + DOCUMENT_CLOSE
 
 
 def default_source_id(host: str | None = None) -> str:
@@ -104,6 +116,7 @@ def write_export(
     export_format: str,
     flt: AuditFilter,
     source: AuditSource | None = None,
+    anchor: Anchor | None = None,
     batch: int = 1000,
 ) -> int:
     """Write every matching record (chain order, every facility) to ``out``; the count.
@@ -121,5 +134,5 @@ def write_export(
             out.write(encode(atna_messages(rows, source, names_for(db, rows, EVERYONE))))
         count, after_id = count + len(rows), rows[-1]["id"]
     if not csv_format:
-        out.write(encode(atna_footer()))
+        out.write(encode(atna_footer(anchor)))
     return count

@@ -10,8 +10,10 @@ records in id order and recomputing both finds:
 * a patient-index row removed, added or changed (``audit_patients`` must list exactly the
   patients each record names, or the search by patient would hide records).
 
-What a chain cannot show by itself is the removal of the *newest* records: keep the last hash
-that ``teleread audit verify`` prints (or ship records to an external repository) as an anchor.
+What a chain cannot show by itself is the removal of the *newest* records: that is what anchors
+are for (:mod:`service.audit.anchor`). Each anchor names a record (id, hash) the trail must still
+hold unchanged; a trail that ends before an anchor's record was cut short. A trail ahead of its
+anchor is normal for a moment (the anchor is written just after each commit) and reported as lag.
 """
 
 from __future__ import annotations
@@ -19,20 +21,32 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import sqlite_utils
 
 from ..storage.audit import audit_patient_ids, audit_patient_rows, audit_rows
+from .anchor import Anchor
 from .entry import GENESIS_HASH, AuditEntry, chain_hash
 
 CHANGED = "hash mismatch: record changed"
 RELINKED = "chain broken: previous hash differs"
 INDEX_DIFFERS = "patient index differs from the record"
+ANCHOR_DIFFERS = "differs from the anchored record: the trail was rewritten"
+NO_ANCHOR = "no anchor: cannot tell whether the newest records were removed"
 
 
 def missing_before(record_id: int) -> str:
     return f"record missing before id {record_id}"
+
+
+def missing_newest(anchor: Anchor, last_id: int) -> str:
+    missing = anchor.id - last_id
+    return (
+        f"{missing} newest record{'s' if missing != 1 else ''} missing: the anchor written at "
+        f"{anchor.at or 'an unknown time'} names record {anchor.id}, the trail ends at "
+        f"{last_id}"
+    )
 
 
 @dataclass(frozen=True)
@@ -44,17 +58,43 @@ class Verification:
     first_broken_id: int | None = None
     reason: str = ""
     last_hash: str = GENESIS_HASH
+    last_id: int = 0
+    anchor_lag: int | None = None
+    """Records committed after the newest anchor was written (0: the anchor is the head)."""
 
 
 def verify_records(
     rows: Iterable[dict],
     patient_index: Iterable[tuple[int, str]] | None = None,
+    anchors: Iterable[Anchor] = (),
 ) -> Verification:
     """Walk ``rows`` (stored audit_log rows, in id order) and stop at the first broken one.
 
     ``patient_index`` is the ``(audit_id, patient_id)`` rows of ``audit_patients`` in insertion
-    order; when given, each record's patients are checked against it too.
+    order; when given, each record's patients are checked against it too. ``anchors``: each
+    names a record the trail must hold with that hash (the local anchor file, kept exports).
     """
+    anchors = list(anchors)
+    result = _walk(rows, patient_index, {(a.id, a.hash) for a in anchors})
+    if not result.ok or not anchors:
+        return result
+    newest = max(anchors, key=lambda a: a.id)
+    if newest.id > result.last_id:
+        return replace(
+            result,
+            ok=False,
+            first_broken_id=result.last_id + 1,
+            reason=missing_newest(newest, result.last_id),
+        )
+    return replace(result, anchor_lag=result.last_id - newest.id)
+
+
+def _walk(
+    rows: Iterable[dict],
+    patient_index: Iterable[tuple[int, str]] | None,
+    anchored: set[tuple[int, str]],
+) -> Verification:
+    anchored_ids = {record_id for record_id, _ in anchored}
     index = _Index(patient_index) if patient_index is not None else None
     expected_prev, expected_id, checked = GENESIS_HASH, 1, 0
     for row in rows:
@@ -70,10 +110,12 @@ def verify_records(
             wanted = audit_patient_ids(row["patient_id"], detail)
             if not index.matches(record_id, wanted):
                 return Verification(False, checked, record_id, INDEX_DIFFERS, expected_prev)
+        if record_id in anchored_ids and (record_id, row["hash"]) not in anchored:
+            return Verification(False, checked, record_id, ANCHOR_DIFFERS, expected_prev)
         expected_prev, expected_id, checked = row["hash"], record_id + 1, checked + 1
     if index is not None and (stray := index.leftover()) is not None:
         return Verification(False, checked, stray, INDEX_DIFFERS, expected_prev)
-    return Verification(True, checked, last_hash=expected_prev)
+    return Verification(True, checked, last_hash=expected_prev, last_id=expected_id - 1)
 
 
 _FIELDS = tuple(f.name for f in fields(AuditEntry))
@@ -122,6 +164,6 @@ class _Index:
         return self._peek[0] if self._peek is not None else None
 
 
-def verify_database(db: sqlite_utils.Database) -> Verification:
+def verify_database(db: sqlite_utils.Database, anchors: Iterable[Anchor] = ()) -> Verification:
     """Verify the audit trail of an open database (streams; nothing is held in memory)."""
-    return verify_records(audit_rows(db), audit_patient_rows(db))
+    return verify_records(audit_rows(db), audit_patient_rows(db), anchors)

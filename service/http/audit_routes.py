@@ -11,8 +11,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, Field, create_model, model_validator
 
+from ..audit.anchor import Anchor
 from ..audit.atna import AuditSource
 from ..audit.export import (
+    ANCHOR_HEADER,
     atna_footer,
     atna_header,
     atna_messages,
@@ -23,6 +25,7 @@ from ..audit.export import (
 )
 from ..auth.access import allow
 from ..clock import to_iso, utc_now
+from ..storage.audit import audit_head
 from ..storage.audit_search import (
     AuditFilter,
     AuditScope,
@@ -176,16 +179,23 @@ async def _batches(
         after_id = rows[-1]["id"]
 
 
+async def _export_anchor(request: web.Request) -> Anchor | None:
+    """The chain's head as the export starts: a kept export can show a later cut."""
+    head = await request.app[DATABASE].read(audit_head)
+    return Anchor(head[0], head[0], head[1], to_iso(utc_now())) if head else None
+
+
 async def _start_download(
-    request: web.Request, content_type: str, extension: str
+    request: web.Request, content_type: str, extension: str, anchor: Anchor | None
 ) -> web.StreamResponse:
     stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": content_type,
-            "Content-Disposition": f'attachment; filename="teleread-audit-{stamp}.{extension}"',
-        }
-    )
+    headers = {
+        "Content-Type": content_type,
+        "Content-Disposition": f'attachment; filename="teleread-audit-{stamp}.{extension}"',
+    }
+    if anchor is not None:
+        headers[ANCHOR_HEADER] = anchor.to_json()
+    response = web.StreamResponse(headers=headers)
     await response.prepare(request)
     return response
 
@@ -207,7 +217,8 @@ async def _headers_only(response: web.StreamResponse) -> web.StreamResponse:
 async def export_csv(request: web.Request) -> web.StreamResponse:
     query = read_query(request, AuditExportQuery)
     flt = _export_audit(request, query, "csv")
-    response = await _start_download(request, "text/csv; charset=utf-8", "csv")
+    anchor = await _export_anchor(request)
+    response = await _start_download(request, "text/csv; charset=utf-8", "csv", anchor)
     if request.method == "HEAD":
         return await _headers_only(response)
     await response.write(encode(csv_header()))
@@ -235,7 +246,8 @@ async def export_atna(request: web.Request) -> web.StreamResponse:
         default_source_id(urlsplit(request.app[SETTINGS].public_url or "").hostname)
     )
     database = request.app[DATABASE]
-    response = await _start_download(request, "application/xml; charset=utf-8", "xml")
+    anchor = await _export_anchor(request)
+    response = await _start_download(request, "application/xml; charset=utf-8", "xml", anchor)
     if request.method == "HEAD":
         return await _headers_only(response)
     await response.write(encode(atna_header()))
@@ -245,7 +257,7 @@ async def export_atna(request: web.Request) -> web.StreamResponse:
         names = await database.read(names_for, rows, scope)
         await response.write(encode(atna_messages(rows, source, names)))
         count += len(rows)
-    await response.write(encode(atna_footer()))
+    await response.write(encode(atna_footer(anchor)))
     audit_context(request).detail["exported"] = count
     await response.write_eof()
     return response

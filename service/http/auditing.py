@@ -20,7 +20,6 @@ from ..auth.sessions import CurrentUser
 from ..clock import to_iso, utc_now
 from ..orthanc.client import OrthancError, OrthancUnavailable
 from ..storage import Conflict, RecordNotFound
-from ..storage.audit import append_audit
 from .errors import ApiError
 from .keys import DATABASE, USER_KEY
 from .requests import client_ip
@@ -123,8 +122,11 @@ async def audit_middleware(request: web.Request, handler: Any) -> web.StreamResp
 
 async def record(request: web.Request, action: str, context: AuditContext, status: int) -> None:
     """Append the audit record of ``action`` as ``context`` describes it (the middleware's
-    record; also for a handler that audits only some of its calls)."""
-    await request.app[DATABASE].write(append_audit, audit_entry(request, action, context, status))
+    record; also for a handler that audits only some of its calls). Returns once the record is
+    committed, in a transaction shared with the records of other requests in flight (group
+    commit, :meth:`Database.append_audit`); raises if it could not be, so the call fails
+    instead of answering without its record."""
+    await request.app[DATABASE].append_audit(audit_entry(request, action, context, status))
 
 
 def audit_entry(

@@ -100,7 +100,11 @@ def _portal_item(row: dict[str, Any]) -> PortalItem:
 async def get_portal_reports(request: web.Request) -> web.Response:
     user = current_user(request)
     rows = await request.app[DATABASE].read(report_store.portal_reports, consultation_scope(user))
-    audit_context(request).detail["consultations"] = [r["consultation_id"] for r in rows]
+    audit_context(request).detail |= {
+        "consultations": [r["consultation_id"] for r in rows],
+        # Listed patients go into the per-patient index, as a worklist page's do.
+        "patients": sorted({r["patient_id"] for r in rows if r["patient_id"]}),
+    }
     answer = PortalList(items=[_portal_item(r) for r in rows])
     return web.json_response(answer.model_dump())
 

@@ -67,6 +67,23 @@ def append_audit(db: sqlite_utils.Database, entry: AuditEntry) -> int:
     return audit_id
 
 
+def append_audits(db: sqlite_utils.Database, entries: list[AuditEntry]) -> list[int]:
+    """Append several records, in order, in the caller's one transaction (a group commit)."""
+    return [append_audit(db, entry) for entry in entries]
+
+
+def audit_head(db: sqlite_utils.Database) -> tuple[int, str] | None:
+    """The newest record's id and hash (what the anchor keeps), None for an empty trail."""
+    row = db.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    return (int(row[0]), row[1]) if row else None
+
+
+def record_hash(db: sqlite_utils.Database, record_id: int) -> str | None:
+    """The stored hash of one record, None when there is no record with that id."""
+    row = db.execute("SELECT hash FROM audit_log WHERE id = ?", [record_id]).fetchone()
+    return row[0] if row else None
+
+
 def index_patients(db: sqlite_utils.Database, audit_id: int, patient_ids: list[str]) -> None:
     """Record which patients an audit record concerns (for the search by patient)."""
     db.conn.executemany(

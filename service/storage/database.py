@@ -11,6 +11,10 @@ inside whichever commit crosses SQLite's auto-checkpoint threshold: that commit 
 
 Several processes may serve the same database file (SO_REUSEPORT): :meth:`Database.version`
 tells a read-through cache whether anything was committed since it read, by any of them.
+
+Every write transaction reads the audit chain's head before it commits and hands it, after the
+commit, to the :class:`~service.audit.anchor.AnchorKeeper`, which keeps the anchor file that
+shows a trail cut short (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -25,11 +29,21 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import sqlite_utils
 
+from ..audit.anchor import AnchorKeeper, anchor_path_for
+from ..audit.entry import AuditEntry
+from ..clock import to_iso, utc_now
+from .audit import append_audits, audit_head, record_hash
 from .schema import migrations
 from .turnaround_columns import BlockCache
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+GENERATION_SQL = "SELECT n FROM write_generation WHERE id = 1"
+BUMP_GENERATION_SQL = "UPDATE write_generation SET n = n + 1 WHERE id = 1"
+
+#: Most audit records one group commit appends (a burst beyond it takes several transactions).
+AUDIT_BATCH = 256
 
 
 class RecordNotFound(LookupError):
@@ -77,6 +91,8 @@ class Database:
             str(path), timeout=0, check_same_thread=False, isolation_level=None
         )
         self._unknown_version = 0
+        self._seen_data_version: int | None = None
+        self._generation = 0
         self._stop_checkpoints = threading.Event()
         self._checkpointer: threading.Thread | None = None
         if checkpoints:
@@ -84,21 +100,50 @@ class Database:
                 target=self._checkpoint_loop, name="db-checkpointer", daemon=True
             )
             self._checkpointer.start()
+        self._audit_queue: list[tuple[AuditEntry, asyncio.Future[int]]] = []
+        self._audit_flush: asyncio.Task[None] | None = None
+        self.audit_commits = 0
+        """Transactions that appended audit records through :meth:`append_audit` (figures)."""
+        self._anchor_db: sqlite_utils.Database | None = None
+        self.anchor = AnchorKeeper(
+            path, anchor_path_for(path), lambda: to_iso(utc_now()), self._anchored_hash
+        )
+
+    def _anchored_hash(self, record_id: int) -> str | None:
+        """For the anchor keeper's thread, on a connection of its own."""
+        if self._anchor_db is None:
+            self._anchor_db = connect(self.path)
+        return record_hash(self._anchor_db, record_id)
+
+    async def anchor_if_missing(self) -> None:
+        """Write the anchor now if there is none yet (a trail from before anchors existed),
+        rather than at the first audited request."""
+        if not self.anchor.path.exists():
+            self.anchor.offer(await self.read(audit_head))
 
     def version(self) -> int:
-        """A token that changes whenever anything is committed to the file, by any connection
-        of any process (this one's writer included): ``PRAGMA data_version`` on a connection of
-        its own that never writes, so every commit is "another connection's". What read-through
-        caches compare to know that nothing they hold can have changed
-        (``service.auth.session_cache``).
+        """A token that changes whenever anything but audit records is committed to the file,
+        by any connection of any process (this one's writer included). What read-through caches
+        compare to know that nothing they hold can have changed (``service.auth.session_cache``).
 
-        Called on the event loop: it reads the WAL index in shared memory, no disk, a few
-        microseconds. If SQLite cannot answer at once (busy), the answer is a value never
-        returned before, so the caller sees a change and reads afresh.
+        Every write transaction that changed a row counts itself in ``write_generation``
+        (migration m017), except the group commits of audit records (:meth:`append_audit`),
+        which change nothing a cache holds: otherwise every audited request would empty the
+        session cache for the next one (bench/worklist.py: a database read per request).
+        ``PRAGMA data_version``, on a connection of its own that never writes, says whether
+        anything was committed at all; only then is the generation read again (one row).
+
+        Called on the event loop: the WAL index in shared memory, and after a commit one page
+        from the OS's cache, microseconds. If SQLite cannot answer at once (busy), the answer
+        is a value never returned before, so the caller sees a change and reads afresh.
         """
         with self._version_lock:
             try:
-                return int(self._version_conn.execute("PRAGMA data_version").fetchone()[0])
+                seen = int(self._version_conn.execute("PRAGMA data_version").fetchone()[0])
+                if seen != self._seen_data_version:
+                    (generation,) = self._version_conn.execute(GENERATION_SQL).fetchone()
+                    self._seen_data_version, self._generation = seen, int(generation)
+                return self._generation
             except sqlite3.Error:
                 self._unknown_version -= 1
                 return self._unknown_version
@@ -136,14 +181,24 @@ class Database:
         return db
 
     def _run_write(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        return self._transaction(lambda db: fn(db, *args, **kwargs), counted=True)
+
+    def _transaction(self, body: Callable[[sqlite_utils.Database], T], counted: bool) -> T:
+        """One ``BEGIN IMMEDIATE`` transaction on the writer thread; ``counted``: if it changed
+        a row, it moves the write generation (:meth:`version`)."""
         db = self._connection()
         db.conn.execute("BEGIN IMMEDIATE")
         try:
-            result = fn(db, *args, **kwargs)
+            changes = db.conn.total_changes
+            result = body(db)
+            if counted and db.conn.total_changes != changes:
+                db.execute(BUMP_GENERATION_SQL)
+            head = audit_head(db)
         except BaseException:
             db.conn.execute("ROLLBACK")
             raise
         db.conn.execute("COMMIT")
+        self.anchor.offer(head)
         return result
 
     def _run_read(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
@@ -172,6 +227,55 @@ class Database:
         return await loop.run_in_executor(
             self._writer, lambda: self._run_write(fn, *args, **kwargs)
         )
+
+    async def append_audit(self, entry: AuditEntry) -> int:
+        """Append an audit record; its id once it is committed (group commit).
+
+        Records of requests in flight share one transaction: the first goes at once, those
+        arriving while it commits go together in the next, in arrival order, so the chain keeps
+        the order the requests finished in. Each caller returns only after the transaction
+        holding its record committed, and fails if it did not: nothing is answered without its
+        record. A failed batch is retried one record per transaction, so one bad record fails
+        only its own request. bench/worklist.py and bench/load.py give the figures.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._audit_queue.append((entry, future))
+        if self._audit_flush is None or self._audit_flush.done():
+            self._audit_flush = loop.create_task(self._flush_audits())
+        return await asyncio.shield(future)
+
+    async def _flush_audits(self) -> None:
+        while self._audit_queue:
+            batch = self._audit_queue[:AUDIT_BATCH]
+            del self._audit_queue[:AUDIT_BATCH]
+            try:
+                await self._commit_audits(batch)
+            except asyncio.CancelledError:  # shutting down: nothing may wait for ever
+                for _, future in [*batch, *self._audit_queue]:
+                    future.cancel()
+                self._audit_queue.clear()
+                raise
+
+    async def _commit_audits(self, batch: list[tuple[AuditEntry, asyncio.Future[int]]]) -> None:
+        try:
+            entries = [entry for entry, _ in batch]
+            ids = await asyncio.get_running_loop().run_in_executor(
+                self._writer,
+                lambda: self._transaction(lambda db: append_audits(db, entries), counted=False),
+            )
+        except Exception as exc:
+            if len(batch) > 1:
+                for item in batch:
+                    await self._commit_audits([item])
+                return
+            if not batch[0][1].done():
+                batch[0][1].set_exception(exc)
+            return
+        self.audit_commits += 1
+        for (_, future), audit_id in zip(batch, ids, strict=True):
+            if not future.done():
+                future.set_result(audit_id)
 
     def write_sync(
         self,
@@ -205,6 +309,9 @@ class Database:
         self._writer.submit(close_local).result()
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
+        self.anchor.close()
+        if self._anchor_db is not None:
+            self._anchor_db.conn.close()
         with self._version_lock:
             self._version_conn.close()
         with self._lock:

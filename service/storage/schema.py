@@ -616,3 +616,86 @@ def m018_notification_messages(db: sqlite_utils.Database) -> None:
         ALTER TABLE notifications ADD COLUMN params TEXT NOT NULL DEFAULT '{}';
         """
     )
+
+
+@migrations(transactional=False)
+def m019_audit_ids_never_reused(db: sqlite_utils.Database) -> None:
+    """``audit_log.id`` becomes AUTOINCREMENT, so the ids of deleted records are never handed out
+    again: a trail cut behind the service's back keeps a gap at the cut (which ``teleread audit
+    verify`` reports) instead of closing over it with new records after a restart.
+
+    SQLite cannot change a primary key in place, so the table is rebuilt as its documentation
+    prescribes (foreign keys off, then in one transaction: create, copy with the same ids, drop,
+    rename, the indexes and triggers recreated from their stored definitions, a foreign key
+    check). Ids, hashes and the patient index are unchanged, so the chain and its anchor still
+    verify. Not run in sqlite-utils' transaction because ``PRAGMA foreign_keys`` cannot change
+    inside one; a rebuild interrupted before being recorded is noticed and not repeated.
+    """
+    import re
+
+    (table_sql,) = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'"
+    ).fetchone()
+    if "AUTOINCREMENT" in table_sql.upper():
+        return
+    new_sql, replaced = re.subn(
+        r"^CREATE TABLE audit_log \(\s*id INTEGER PRIMARY KEY",
+        "CREATE TABLE audit_log_rebuilt (id INTEGER PRIMARY KEY AUTOINCREMENT",
+        table_sql.strip(),
+        flags=re.IGNORECASE,
+    )
+    if replaced != 1:
+        raise RuntimeError("unexpected audit_log definition; cannot rebuild it")
+    dependents = [
+        row[0]
+        for row in db.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'audit_log'"
+            " AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name"
+        )
+    ]
+    columns = ", ".join(row[1] for row in db.execute("PRAGMA table_info(audit_log)"))
+    conn = db.conn
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(new_sql)
+            conn.execute(
+                f"INSERT INTO audit_log_rebuilt ({columns}) SELECT {columns} FROM audit_log"
+                " ORDER BY id"
+            )
+            conn.execute("DROP TABLE audit_log")
+            conn.execute("ALTER TABLE audit_log_rebuilt RENAME TO audit_log")
+            for statement in dependents:
+                conn.execute(statement)
+            if conn.execute("PRAGMA foreign_key_check").fetchall():
+                raise RuntimeError("audit_log rebuild would break foreign keys")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
+
+
+@migrations()
+def m020_write_generation(db: sqlite_utils.Database) -> None:
+    """A counter every write transaction of the service that changed a row moves, except the
+    group commits of audit records; and triggers move it on any change to the tables a session
+    resolves from, whoever makes it (the sqlite3 shell included). What ``Database.version``
+    gives read-through caches (the session cache), so an audited request no longer empties the
+    cache for the next one. A table the session resolution comes to read needs the triggers."""
+    db.execute(
+        "CREATE TABLE write_generation (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL)"
+    )
+    db.execute("INSERT INTO write_generation (id, n) VALUES (1, 0)")
+    for table in SESSION_TABLES:
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER {table}_{event.lower()}_generation AFTER {event} ON {table}"
+                " BEGIN UPDATE write_generation SET n = n + 1 WHERE id = 1; END"
+            )
+
+
+#: What ``service.auth.sessions.resolve`` reads to say who a token belongs to.
+SESSION_TABLES = ("sessions", "users", "facilities", "api_tokens")
