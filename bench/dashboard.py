@@ -35,7 +35,14 @@ from pathlib import Path
 
 import aiohttp
 import sqlite_utils
-from ingest import AppHandle, free_port, percentile, progress, start_orthanc, verdict
+from ingest import (
+    AppHandle,
+    managed_settings,
+    percentile,
+    progress,
+    start_orthanc,
+    verdict,
+)
 
 from service.auth.passwords import hash_password
 from service.clock import to_iso
@@ -239,12 +246,7 @@ async def run(args: argparse.Namespace) -> int:
     try:
         now = datetime.now(UTC)
         orthanc = await start_orthanc(root, 10)
-        creds = orthanc.config.credentials
-        settings = Settings(
-            data_dir=root / "var", host="127.0.0.1", port=free_port(), orthanc_url=orthanc.url,
-            orthanc_username=creds.username, orthanc_password=creds.password,
-            orthanc_dicom_port=orthanc.config.dicom_port, orthanc_aet="TELEREAD",
-        )  # fmt: skip
+        settings = managed_settings(root, orthanc)
         started = time.perf_counter()
         counts = seed(settings, args, now)
         fill_s = time.perf_counter() - started

@@ -408,7 +408,8 @@ def orthanc_session(orthanc: ManagedOrthanc) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(headers=headers)
 
 
-def app_settings(directory: Path, orthanc: ManagedOrthanc, args: argparse.Namespace) -> Settings:
+def managed_settings(directory: Path, orthanc: ManagedOrthanc, **extra: Any) -> Settings:
+    """Settings of a service on a free port in front of the bench's own Orthanc."""
     credentials = orthanc.config.credentials
     return Settings(
         data_dir=directory / "var",
@@ -419,6 +420,14 @@ def app_settings(directory: Path, orthanc: ManagedOrthanc, args: argparse.Namesp
         orthanc_password=credentials.password,
         orthanc_dicom_port=orthanc.config.dicom_port,
         orthanc_aet=CALLED_AET,
+        **extra,
+    )
+
+
+def app_settings(directory: Path, orthanc: ManagedOrthanc, args: argparse.Namespace) -> Settings:
+    return managed_settings(
+        directory,
+        orthanc,
         stable_age=args.stable_age,
         changes_poll_interval=args.poll_interval,
     )

@@ -39,10 +39,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
-from ingest import AppHandle, free_port, percentile, progress, start_orthanc, verdict
+from ingest import (
+    AppHandle,
+    managed_settings,
+    percentile,
+    progress,
+    start_orthanc,
+    verdict,
+)
 from worklist import PASSWORD, seed
 
-from service.settings import Settings
 from service.synthetic import StudySpec, make_study, write_study
 
 TARGET_WORKLIST_P95 = 100.0  # ms, under the load of 50 readers and 10 C-STORE clinics
@@ -148,17 +154,7 @@ async def run(args: argparse.Namespace) -> int:
     lines: list[str] = []
     try:
         orthanc = await start_orthanc(root, 2)
-        creds = orthanc.config.credentials
-        settings = Settings(
-            data_dir=root / "var",
-            host="127.0.0.1",
-            port=free_port(),
-            orthanc_url=orthanc.url,
-            orthanc_username=creds.username,
-            orthanc_password=creds.password,
-            orthanc_dicom_port=orthanc.config.dicom_port,
-            orthanc_aet="TELEREAD",
-        )
+        settings = managed_settings(root, orthanc)
         progress(f"generating {args.clinics} x {args.studies} studies of {args.instances} images")
         folders = generate(root / "studies", args.clinics, args.studies, args.instances, args.size)
         progress(f"seeding {args.rows} consultations")

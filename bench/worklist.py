@@ -40,7 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from ingest import AppHandle, free_port, percentile, progress, start_orthanc, verdict
+from ingest import (
+    AppHandle,
+    managed_settings,
+    percentile,
+    progress,
+    start_orthanc,
+    verdict,
+)
 
 from service import claims
 from service.auth.passwords import hash_password
@@ -261,17 +268,7 @@ async def run(args: argparse.Namespace) -> int:
     try:
         now = datetime.now(UTC)
         orthanc = await start_orthanc(root, 10)
-        creds = orthanc.config.credentials
-        settings = Settings(
-            data_dir=root / "var",
-            host="127.0.0.1",
-            port=free_port(),
-            orthanc_url=orthanc.url,
-            orthanc_username=creds.username,
-            orthanc_password=creds.password,
-            orthanc_dicom_port=orthanc.config.dicom_port,
-            orthanc_aet="TELEREAD",
-        )
+        settings = managed_settings(root, orthanc)
         progress(f"seeding {args.rows} consultations")
         started = time.perf_counter()
         seeded = seed(settings, args.rows, args.facilities, now)
