@@ -119,12 +119,15 @@ class ChangeFollower:
         """Process one page of changes; True when more are waiting."""
         since = await self.database.read(ingest_store.get_cursor)
         page = await self.orthanc.changes(since, limit)
-        await self._check_arrivals(
-            [c.resource_id for c in page.changes if c.change_type == "NewInstance"]
-        )
+        arrivals: list[str] = []  # checked before the next stable study, not held up by later
         for change in page.changes:
-            if change.change_type == "StableStudy":
+            if change.change_type == "NewInstance":
+                arrivals.append(change.resource_id)
+            elif change.change_type == "StableStudy":
+                await self._check_arrivals(arrivals)
+                arrivals = []
                 await self._process_change(change.resource_id, change.seq)
+        await self._check_arrivals(arrivals)
         if page.last > since:
             await self.database.write(ingest_store.set_cursor, page.last)
         return not page.done
