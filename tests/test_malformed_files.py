@@ -21,7 +21,8 @@ import pytest
 from pydicom.data import get_testdata_file
 from pynetdicom import AE
 
-from service.http.keys import ORTHANC, SETTINGS
+from service.http.keys import ORTHANC, SETTINGS, SLA
+from service.ingest import ChangeFollower
 from service.storage import ingest as ingest_store
 from service.synthetic import StudySpec, dataset_bytes, make_study
 
@@ -431,6 +432,10 @@ async def test_c_store_of_the_malformed_corpus_is_quarantined_with_each_files_re
     outcome = await service.follower.process_study(mixed_id)
     assert len(checked) == len(stored)  # a replay reads no file again
     assert outcome.created == [] and outcome.moved_out == 0
+    restarted = ChangeFollower(service.app[ORTHANC], service.database, service.app[SLA])
+    outcome = await restarted.process_study(mixed_id)
+    assert len(checked) == len(stored)  # nor after a restart: the checks are in SQLite
+    assert outcome.consultation_ids == [item["id"]] and outcome.moved_out == 0
 
     valid = make_study(StudySpec("OK2", "GOOD^AFTER", "CR", "CHEST", instances=2, rows=32))
     await service.c_store(valid, "XIPING")
