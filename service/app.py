@@ -290,6 +290,7 @@ async def follower_context(app: web.Application) -> AsyncIterator[None]:
         app[SLA],
         poll_interval=settings.changes_poll_interval,
         quarantine_dir=settings.quarantine_dir,
+        max_file_bytes=settings.upload_max_expanded_file_mb << 20,
     )
     follower.listeners.append(ingest_listener(app[DATABASE], app[LIVE]))
     app[FOLLOWER] = follower

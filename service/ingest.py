@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -22,6 +23,7 @@ from pydicom.charset import convert_encodings, decode_bytes
 from worklists.sla import SlaPolicy
 
 from .clock import to_iso, utc_now
+from .dicom_files import RejectedFile, inspect_dicom
 from .intake import IngestOutcome, InstanceOrigin, ReceivedStudy, receive_study
 from .orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
 from .storage import Database
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 MAX_FAILURES_PER_CHANGE = 5
 MOVE_RETRY_SECONDS = 60.0
+# Files of C-STOREd instances read and checked at once (each check runs in a worker thread).
+CHECK_CONCURRENCY = 4
 
 
 class ChangeFollower:
@@ -45,6 +49,7 @@ class ChangeFollower:
         poll_interval: float = 0.5,
         clock: Callable[[], datetime] = utc_now,
         quarantine_dir: Path = Path("./var/quarantine"),
+        max_file_bytes: int = 1 << 30,
     ) -> None:
         self.orthanc = orthanc
         self.database = database
@@ -52,6 +57,7 @@ class ChangeFollower:
         self.poll_interval = poll_interval
         self.clock = clock
         self.quarantine_dir = quarantine_dir
+        self.max_file_bytes = max_file_bytes  # what a deflated file may inflate to (uploads')
         self.listeners: list[Callable[[IngestOutcome], None]] = []
         self.caught_up = asyncio.Event()
         self.state = "starting"
@@ -124,12 +130,36 @@ class ChangeFollower:
         """Process one page of changes; True when more are waiting."""
         since = await self.database.read(ingest_store.get_cursor)
         page = await self.orthanc.changes(since, limit)
+        arrivals: list[str] = []  # checked before the next stable study, not held up by later
         for change in page.changes:
-            if change.change_type == "StableStudy":
+            if change.change_type == "NewInstance":
+                arrivals.append(change.resource_id)
+            elif change.change_type == "StableStudy":
+                await self._check_arrivals(arrivals)
+                arrivals = []
                 await self._process_change(change.resource_id, change.seq)
+        await self._check_arrivals(arrivals)
         if page.last > since:
             await self.database.write(ingest_store.set_cursor, page.last)
         return not page.done
+
+    async def _check_arrivals(self, instance_ids: list[str]) -> None:
+        """Check the files of instances as they arrive, while their study waits to be stable
+        (Orthanc's StableAge), so that processing the stable study finds them checked: the
+        check is off the ingest's critical path (measured: +0.48 s for a 100-instance CT read
+        at StableStudy, against a few ms when checked on arrival). Best effort: whatever is
+        missed here is checked when the study is processed."""
+        if not instance_ids:
+            return
+        try:
+            metadata = await self._metadata(instance_ids)
+            _, checks = await self._check_files(instance_ids, metadata)
+            if checks:
+                await self.database.write(ingest_store.record_checks, checks, to_iso(self.clock()))
+        except OrthancUnavailable:
+            raise
+        except Exception:  # e.g. an instance deleted meanwhile (404): the study check catches up
+            log.info("checking arrivals failed; they are checked with their study", exc_info=True)
 
     async def _process_change(self, orthanc_id: str, seq: int) -> None:
         try:
@@ -233,7 +263,9 @@ class ChangeFollower:
         info = await self.orthanc.study(orthanc_id)
         series = await self.orthanc.study_series(orthanc_id)
         instance_ids = [i for s in series for i in s.get("Instances", [])]
-        origins = await self._origins(instance_ids)
+        metadata = await self._metadata(instance_ids)
+        origins = self._origins(instance_ids, metadata)
+        malformed, checks = await self._check_files(instance_ids, metadata)
         tags = info.get("MainDicomTags", {})
         patient = info.get("PatientMainDicomTags", {})
         patient_name = _tidy_person_name(patient.get("PatientName", ""))
@@ -262,22 +294,33 @@ class ChangeFollower:
             series_count=len(series),
             instances_count=len(instance_ids),
             origins=origins,
+            malformed=tuple(malformed),
+            checks=tuple(checks),
         )
 
-    async def _origins(self, instance_ids: list[str]) -> tuple[InstanceOrigin, ...]:
-        """The instances grouped by where they came from (Orthanc's metadata of each)."""
+    async def _metadata(self, instance_ids: list[str]) -> list[dict[str, str]]:
+        """Orthanc's metadata of each instance (origin, sender, reception), in order."""
         limit = asyncio.Semaphore(8)
 
-        async def origin_of(instance_id: str) -> tuple[tuple[str, str, str, str, bool], str]:
+        async def metadata_of(instance_id: str) -> dict[str, str]:
             async with limit:
-                meta = await self.orthanc.instance_metadata(instance_id)
+                return await self.orthanc.instance_metadata(instance_id)
+
+        return list(await asyncio.gather(*(metadata_of(i) for i in instance_ids)))
+
+    def _origins(
+        self, instance_ids: list[str], metadata: list[dict[str, str]]
+    ) -> tuple[InstanceOrigin, ...]:
+        """The instances grouped by where they came from (Orthanc's metadata of each)."""
+
+        def origin_of(meta: dict[str, str]) -> tuple[tuple[str, str, str, str, bool], str]:
             origin, user = meta.get("Origin", ""), meta.get("HttpUsername", "")
             own = origin == "RestApi" and bool(user) and user == self.orthanc.username
             key = (origin, meta.get("RemoteAET", "").strip(), meta.get("RemoteIP", ""), user, own)
             return key, meta.get("ReceptionDate", "")
 
+        answers = [origin_of(meta) for meta in metadata]
         groups: dict[tuple[str, str, str, str, bool], list[tuple[str, str]]] = {}
-        answers = await asyncio.gather(*(origin_of(i) for i in instance_ids))
         for instance_id, (key, received) in zip(instance_ids, answers, strict=True):
             groups.setdefault(key, []).append((instance_id, received))
         return tuple(
@@ -293,6 +336,54 @@ class ChangeFollower:
             )
             for (origin, aet, ip, user, own), members in groups.items()
         )
+
+    async def _check_files(
+        self, instance_ids: list[str], metadata: list[dict[str, str]]
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+        """Check the file of every instance that arrived by C-STORE as an upload's is checked
+        (``inspect_dicom``: the same reasons), except those already checked in the reception
+        Orthanc holds now; returns the malformed ones (id, reason), checked now or before, and
+        the checks done now (id, reception, reason or '').
+
+        Uploads and STOW-RS were checked before they reached Orthanc and the service's own
+        objects need none, so only ``DicomProtocol`` instances are read: each file once, over
+        ``CHECK_CONCURRENCY`` requests, checked in a worker thread.
+        """
+        arrived = {
+            i: meta.get("ReceptionDate", "")
+            for i, meta in zip(instance_ids, metadata, strict=True)
+            if meta.get("Origin") == "DicomProtocol"
+        }
+        if not arrived:
+            return [], []
+        known = await self.database.read(ingest_store.instance_checks, list(arrived))
+        malformed = [
+            (i, reason)
+            for i, (received, reason) in known.items()
+            if reason and received == arrived[i]
+        ]
+        todo = [i for i, received in arrived.items() if known.get(i, ("", ""))[0] != received]
+        limit = asyncio.Semaphore(CHECK_CONCURRENCY)
+        loop = asyncio.get_running_loop()
+
+        async def check(instance_id: str) -> tuple[str, str, str] | None:
+            async with limit:
+                try:
+                    content = await self.orthanc.get(f"/instances/{instance_id}/file")
+                except OrthancUnavailable:
+                    raise
+                except OrthancError as exc:
+                    if exc.status == 404:
+                        return None  # deleted meanwhile: nothing to check
+                    raise
+                reason = await loop.run_in_executor(
+                    None, _file_check, bytes(content), self.max_file_bytes
+                )
+            return instance_id, arrived[instance_id], reason
+
+        checks = [c for c in await asyncio.gather(*(check(i) for i in todo)) if c is not None]
+        malformed += [(i, reason) for i, _, reason in checks if reason]
+        return malformed, checks
 
     async def _decoded_patient_name(self, instance_id: str, fallback: str) -> str:
         """Decode (0010,0010) *Patient's Name* with pydicom from the raw bytes and charset.
@@ -323,6 +414,19 @@ def _tidy_person_name(name: str) -> str:
     """Drop trailing empty PN components ("陈国强^" reads "陈国强"), as PS3.5 6.2 allows."""
     groups = [group.rstrip("^ ") for group in name.rstrip("= ").split("=")]
     return "=".join(groups).rstrip("=")
+
+
+def _file_check(content: bytes, max_file_bytes: int) -> str:
+    """Why an upload of this file would be refused ('' when it would not); a worker thread's
+    job: ``inspect_dicom`` reads a file on disk, so the bytes go to a temporary file first."""
+    with tempfile.NamedTemporaryFile(suffix=".dcm") as fh:
+        fh.write(content)
+        fh.flush()
+        try:
+            inspect_dicom(Path(fh.name), max_file_bytes)
+        except RejectedFile as exc:
+            return str(exc)
+    return ""
 
 
 def _keep_file(target: Path, content: bytes) -> None:

@@ -64,6 +64,10 @@ class ReceivedStudy:
     series_count: int = 0
     instances_count: int = 0
     origins: tuple[InstanceOrigin, ...] = field(default_factory=tuple)
+    # Instances that arrived by C-STORE and failed the file check uploads pass (Orthanc id,
+    # reason), and the checks done for this processing, to remember: (id, reception, reason).
+    malformed: tuple[tuple[str, str], ...] = ()
+    checks: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def primary_modality(self) -> str:
@@ -90,6 +94,7 @@ class _Credit:
 
     senders: dict[int, str] = field(default_factory=dict)
     quarantined: list[str] = field(default_factory=list)
+    held: dict[tuple[str, str], str] = field(default_factory=dict)  # (origin, AE) -> reason
     excluded: int = 0  # instances that are not the senders' images (own objects, quarantined)
     moved_out: int = 0
 
@@ -104,8 +109,11 @@ def receive_study(
 ) -> IngestOutcome:
     """Record a stable study and create or complete the consultation of the facility it belongs
     to; instances another facility sent into it, or a second Orthanc study of the same Study UID
-    (another Patient ID), are quarantined and marked to be moved out of Orthanc."""
+    (another Patient ID), and instances whose file failed the check uploads pass, are
+    quarantined and marked to be moved out of Orthanc; the checks done are remembered."""
     stamp = to_iso(now)
+    if study.checks:
+        ingest_store.record_checks(db, list(study.checks), stamp)
     credit = _credit(db, study, stamp)
     if credit.moved_out < study.instances_count:  # what stays in Orthanc (own objects too)
         kept = study.instances_count - credit.moved_out
@@ -153,13 +161,88 @@ def _credit(db: sqlite_utils.Database, study: ReceivedStudy, stamp: str) -> _Cre
     Instances are moved out of Orthanc whenever the study (or its UID) already has an owner, so
     the owner's study stays as the owner sent it and an intruder gets nothing of it; a study no
     facility can be credited with (unknown AE title) stays in Orthanc for the administrator.
+    Malformed files (``study.malformed``) are quarantined and moved out in any case, and credit
+    nobody: a study that is all malformed files gives no consultation.
     """
     credit = _Credit()
+    sound, malformed = _split_malformed(study)
+    _credit_sound(db, replace(study, origins=sound), stamp, credit)
+    for origin, bad in malformed:
+        _hold_malformed(db, study, origin, bad, stamp, credit)
+    return credit
+
+
+def _split_malformed(
+    study: ReceivedStudy,
+) -> tuple[tuple[InstanceOrigin, ...], list[tuple[InstanceOrigin, dict[str, str]]]]:
+    """Each origin without its malformed instances (an origin left empty is dropped), and the
+    malformed instances of each origin (id -> reason)."""
+    reasons = dict(study.malformed)
+    if not reasons:
+        return study.origins, []
+    sound: list[InstanceOrigin] = []
+    malformed: list[tuple[InstanceOrigin, dict[str, str]]] = []
+    for origin in study.origins:
+        bad = {i: reasons[i] for i in origin.instance_ids if i in reasons}
+        if not bad:
+            sound.append(origin)
+            continue
+        malformed.append((origin, bad))
+        kept = tuple(i for i in origin.instance_ids if i not in bad)
+        if kept:
+            sound.append(replace(origin, instances=len(kept), instance_ids=kept))
+    return tuple(sound), malformed
+
+
+def _hold_malformed(
+    db: sqlite_utils.Database,
+    study: ReceivedStudy,
+    origin: InstanceOrigin,
+    bad: dict[str, str],
+    stamp: str,
+    credit: _Credit,
+) -> None:
+    """Quarantine an origin's malformed instances, each with the reason an upload of the file
+    would have been refused for, and mark them to be moved out of Orthanc (whoever owns the
+    study: nobody should open a file the service would not have stored). The origin's entry
+    also names the reason its other instances were held for, if they were."""
+    distinct = list(dict.fromkeys(bad.values()))
+    reason = f"malformed file ({len(bad)}): " + "; ".join(distinct)
+    instances = len(bad)
+    if (held := credit.held.get((origin.origin, origin.remote_aet))) is not None:
+        reason = f"{held}; {reason}"
+        instances = origin.instances
+    quarantine_id = ingest_store.quarantine_study(
+        db,
+        {
+            "orthanc_study_id": study.orthanc_id,
+            "study_instance_uid": study.study_instance_uid,
+            "patient_id": study.patient_id,
+            "patient_name": study.patient_name,
+            "origin": origin.origin,
+            "remote_aet": origin.remote_aet,
+            "remote_ip": origin.remote_ip,
+            "instances": instances,
+            "reason": reason,
+            "seen_at": stamp,
+        },
+    )
+    if held is None:
+        credit.quarantined.append(origin.remote_aet or origin.origin)
+    ingest_store.hold_instances(db, quarantine_id, list(bad), bad)
+    credit.excluded += len(bad)
+    credit.moved_out += len(bad)
+
+
+def _credit_sound(
+    db: sqlite_utils.Database, study: ReceivedStudy, stamp: str, credit: _Credit
+) -> None:
+    """Credit the study's sound instances (see ``_credit``)."""
     uid = study.study_instance_uid
     if ingest_store.credited_orthanc_study(db, uid, study.orthanc_id) is not None:
         for origin in study.origins:
             _hold(db, study, origin, SECOND_PATIENT_ID, stamp, credit, move=True)
-        return credit
+        return
     owner = ingest_store.study_owner(db, uid)
     attributions = ingest_store.attributions_for(db, uid)
     refused: list[tuple[InstanceOrigin, str]] = []
@@ -187,7 +270,6 @@ def _credit(db: sqlite_utils.Database, study: ReceivedStudy, stamp: str) -> _Cre
     move = owner is not None
     for origin, reason in refused:
         _hold(db, study, origin, reason, stamp, credit, move=move)
-    return credit
 
 
 def _hold(
@@ -217,6 +299,7 @@ def _hold(
         },
     )
     credit.quarantined.append(origin.remote_aet or origin.origin)
+    credit.held[(origin.origin, origin.remote_aet)] = reason
     if move:
         ingest_store.hold_instances(db, quarantine_id, list(origin.instance_ids))
         credit.excluded += origin.instances

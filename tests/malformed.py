@@ -6,8 +6,10 @@ modalities break them. Two families:
 
 * ``REFUSED_AT_INGEST``: files that no ingest path may store (upload, STOW-RS, C-STORE then
   ingest), each with a word its refusal reason must contain;
-* ``UNDECODABLE``: files whose header is sound but whose pixels cannot be decoded; they reach the
-  archive (they are only detectable by decoding every frame) and the viewer must answer 422.
+* ``UNDECODABLE``: files whose pixels cannot be decoded; the viewer must answer 422. The corrupt
+  RLE and JPEG-LS ones have a sound header and reach the archive (only decoding every frame
+  would find the fault); the others are refused at ingest now, but archives ingested before
+  the check existed hold such files.
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ class Database:
         compare to know that nothing they hold can have changed (``service.auth.session_cache``).
 
         Every write transaction that changed a row counts itself in ``write_generation``
-        (migration m017), except the group commits of audit records (:meth:`append_audit`),
+        (migration m020), except the group commits of audit records (:meth:`append_audit`),
         which change nothing a cache holds: otherwise every audited request would empty the
         session cache for the next one (bench/worklist.py: a database read per request).
         ``PRAGMA data_version``, on a connection of its own that never writes, says whether

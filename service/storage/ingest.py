@@ -155,15 +155,48 @@ def credited_orthanc_study(
 
 
 def hold_instances(
-    db: sqlite_utils.Database, quarantine_id: int, orthanc_instance_ids: list[str]
+    db: sqlite_utils.Database,
+    quarantine_id: int,
+    orthanc_instance_ids: list[str],
+    reasons: dict[str, str] | None = None,
 ) -> None:
     """Mark instances to be moved out of Orthanc into the quarantine (``moved_at`` NULL); an
-    instance moved before and sent again (same Orthanc id) is marked to be moved again."""
+    instance moved before and sent again (same Orthanc id) is marked to be moved again.
+    ``reasons``: an instance's own reason (a malformed file's), where it has one."""
+    reasons = reasons or {}
     db.conn.executemany(
-        "INSERT INTO quarantined_instances (quarantine_id, orthanc_instance_id) VALUES (?, ?)"
-        " ON CONFLICT (orthanc_instance_id) DO UPDATE SET moved_at = NULL,"
-        " quarantine_id = excluded.quarantine_id",
-        [(quarantine_id, i) for i in orthanc_instance_ids],
+        "INSERT INTO quarantined_instances (quarantine_id, orthanc_instance_id, reason)"
+        " VALUES (?, ?, ?) ON CONFLICT (orthanc_instance_id) DO UPDATE SET moved_at = NULL,"
+        " quarantine_id = excluded.quarantine_id, reason = excluded.reason",
+        [(quarantine_id, i, reasons.get(i, "")) for i in orthanc_instance_ids],
+    )
+
+
+def instance_checks(
+    db: sqlite_utils.Database, orthanc_instance_ids: list[str]
+) -> dict[str, tuple[str, str]]:
+    """The file checks done of these instances: id -> (reception checked, reason or '')."""
+    found: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(orthanc_instance_ids), 500):
+        chunk = orthanc_instance_ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for row in db.execute(
+            "SELECT orthanc_instance_id, received_at, reason FROM instance_checks"
+            f" WHERE orthanc_instance_id IN ({marks})",
+            chunk,
+        ):
+            found[row[0]] = (row[1], row[2])
+    return found
+
+
+def record_checks(db: sqlite_utils.Database, checks: list[tuple[str, str, str]], at: str) -> None:
+    """Remember file checks as (Orthanc instance id, its reception, reason or '')."""
+    db.conn.executemany(
+        "INSERT INTO instance_checks (orthanc_instance_id, received_at, reason, checked_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (orthanc_instance_id) DO UPDATE SET"
+        " received_at = excluded.received_at, reason = excluded.reason,"
+        " checked_at = excluded.checked_at",
+        [(i, received, reason, at) for i, received, reason in checks],
     )
 
 

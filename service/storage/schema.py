@@ -699,3 +699,23 @@ def m020_write_generation(db: sqlite_utils.Database) -> None:
 
 #: What ``service.auth.sessions.resolve`` reads to say who a token belongs to.
 SESSION_TABLES = ("sessions", "users", "facilities", "api_tokens")
+
+
+@migrations()
+def m021_instance_checks(db: sqlite_utils.Database) -> None:
+    """The file check (service/dicom_files.py, the one uploads and STOW-RS pass) of instances
+    that arrived by C-STORE: one row per Orthanc instance and reception, so a study processed
+    again (every later object fires another StableStudy) re-checks only what is new, across
+    restarts; ``reason`` '' is a sound file. Quarantined instances keep their own reason (a
+    malformed file's, per file), beside their entry's."""
+    db.executescript(
+        """
+        CREATE TABLE instance_checks (
+            orthanc_instance_id TEXT PRIMARY KEY,
+            received_at TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            checked_at TEXT NOT NULL
+        );
+        ALTER TABLE quarantined_instances ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+        """
+    )
