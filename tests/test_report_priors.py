@@ -53,7 +53,9 @@ class TestSamePatient:
 
     def test_a_different_birth_date_is_another_patient(self) -> None:
         """The case issue 16 saw: same ID and name, other birth date, must not pair."""
-        assert not same_patient(PatientKey(1, "7", BORN, NAME), PatientKey(1, "7", "19900101", NAME))
+        assert not same_patient(
+            PatientKey(1, "7", BORN, NAME), PatientKey(1, "7", "19900101", NAME)
+        )
 
     def test_a_different_name_is_another_patient(self) -> None:
         """Same ID and birth date but another name: not paired."""
@@ -68,8 +70,10 @@ class TestSamePatient:
         assert not same_patient(PatientKey(1, "7", BORN, NAME), PatientKey(2, "7", BORN, NAME))
 
     def test_names_compare_without_case_spaces_or_carets(self) -> None:
-        """"Zhang^San" and "ZHANG SAN" with no birth dates are the same name."""
-        assert same_patient(PatientKey(1, "7", "", "Zhang^San"), PatientKey(1, "7", "", "ZHANG SAN"))
+        """ "Zhang^San" and "ZHANG SAN" with no birth dates are the same name."""
+        assert same_patient(
+            PatientKey(1, "7", "", "Zhang^San"), PatientKey(1, "7", "", "ZHANG SAN")
+        )
 
 
 async def arrive(service, spec: StudySpec, aet: str, headers: dict[str, str]) -> int:
