@@ -268,6 +268,14 @@
     dueTimer = setInterval(tickDue, 15000);
   }
 
+  /** A DICOM date (YYYYMMDD) in the page's language; "" when absent or malformed. */
+  function formatStudyDate(value) {
+    const match = /^(\d{4})(\d{2})(\d{2})$/.exec(value || "");
+    if (!match) return "";
+    const date = new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])));
+    return new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeZone: "UTC" }).format(date);
+  }
+
   async function loadPriors() {
     const list = $("report-priors");
     const response = await api(`${base}/report/priors`);
@@ -280,9 +288,8 @@
     $("report-priors-count").textContent = `(${items.length})`;
     if (!items.length) list.append(el("li", { className: "muted", text: t("no_priors") }));
     for (const p of items) {
-      const what = [p.modality, p.body_part ? label("body_part", p.body_part) : "", p.study_description]
-        .filter(Boolean)
-        .join(" · ");
+      const study = p.study_description || [p.modality, label("body_part", p.body_part)].filter(Boolean).join(" ");
+      const what = [formatStudyDate(p.study_date), study].filter(Boolean).join(" · ");
       list.append(
         el(
           "li",
