@@ -147,5 +147,6 @@ async def test_the_editor_shows_the_context_beside_images_and_sign_at_1440x900(
         await expect(signed).to_contain_text(prefix, timeout=15000)
         await inside_viewport(signed)
         await inside_viewport(canvas)
+        await page.screenshot(path=str(SCREENSHOTS / f"report-editor-signed-{lang}.png"))
     finally:
         await page.context.close()

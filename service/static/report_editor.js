@@ -113,6 +113,9 @@
     $("report-claim-box").hidden = !needsClaim;
     $("report-claim-text").textContent = needsClaim ? t("not_claimed") : "";
     $("report-correct").hidden = !signed;
+    // A signed report offers only "Correct report": disabled Save/Sign would crowd the foot.
+    $("report-save").hidden = Boolean(signed);
+    $("report-sign").hidden = Boolean(signed);
     const note = $("report-signed-note");
     note.hidden = !signed;
     if (signed) note.textContent = t("signed_note", { version: report.versions.length });
