@@ -282,6 +282,7 @@ async def call(service, headers, route: str, world):
             return await c.get("/api/portal/reports", headers=headers)
         case (
             "GET /api/consultations/{id}/report"
+            | "GET /api/consultations/{id}/report/priors"
             | "GET /api/consultations/{id}/report/versions/{version}/pdf"
         ):
             path = route.split(" ", 1)[1].replace("{id}", str(cid)).replace("{version}", "1")
@@ -375,6 +376,7 @@ MATRIX = (
     "POST /api/consultations/{id}/preliminary",
     "GET /api/portal/reports",
     "GET /api/consultations/{id}/report",
+    "GET /api/consultations/{id}/report/priors",
     "PUT /api/consultations/{id}/report/draft",
     "POST /api/consultations/{id}/report/sign",
     "POST /api/consultations/{id}/report/correction",

@@ -8,13 +8,14 @@ from aiohttp import web
 from pydantic import BaseModel, Field, field_validator
 
 from ..accounts import WrongPassword
-from ..auth.access import allow
+from ..auth.access import allow, consultation_scope
 from ..auth.sessions import LoginLocked
 from ..clock import utc_now
 from ..live import WorklistChange
 from ..notifications import NOTIFICATIONS
 from ..reports import acknowledgement, authoring
 from ..reports.signing import sign_report
+from ..storage import report_priors
 from ..storage import reports as report_store
 from .auditing import audit_context, audited
 from .errors import ApiError
@@ -344,3 +345,54 @@ async def post_critical_acknowledgement(request: web.Request) -> web.Response:
     )
     _publish(request, row, "acknowledged")
     return await _report_answer(request)
+
+
+class PriorReport(BaseModel):
+    consultation_id: int
+    modality: str
+    body_part: str
+    study_date: str = Field(description="DICOM date YYYYMMDD, or empty")
+    study_description: str
+    version: int
+    signed_at: str
+    signer_name: str
+    impression: str
+    critical: bool
+    pdf: str
+
+
+class PriorReports(BaseModel):
+    consultation_id: int
+    items: list[PriorReport]
+
+
+@routes.get(r"/api/consultations/{id:\d+}/report/priors")
+@allow(*WORKLIST_ROLES)
+@audited("report.priors", "consultation")
+@documented(
+    "Signed reports of the same patient's other consultations the caller may see: same facility"
+    " and Patient ID, confirmed by birth date or name (two patients sharing an ID are never"
+    " paired)",
+    response=PriorReports,
+    errors=(404,),
+)
+async def get_priors(request: web.Request) -> web.Response:
+    scope = consultation_scope(current_user(request))
+    current, rows = await request.app[DATABASE].read(
+        report_priors.signed_priors, _id(request), scope
+    )
+    _audit(request, current)
+    audit_context(request).detail |= {
+        "patients": [current["patient_id"]] if current["patient_id"] else [],
+        "prior_consultations": [row["consultation_id"] for row in rows],
+    }
+    items = [
+        PriorReport(
+            **{k: row[k] for k in PriorReport.model_fields if k not in ("critical", "pdf")},
+            critical=bool(row["critical"]),
+            pdf=_pdf_url(row["consultation_id"], row["version"]),
+        )
+        for row in rows
+    ]
+    answer = PriorReports(consultation_id=current["id"], items=items)
+    return web.json_response(answer.model_dump())

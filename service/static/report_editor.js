@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, formatDateTime, formatTime } = window.teleread;
+  const { t, api, el, label, formatDateTime, formatTime, locale } = window.teleread;
   const root = document.getElementById("report-editor");
   const consultationId = root.dataset.consultationId;
   const userId = Number(root.dataset.userId);
@@ -22,6 +22,7 @@
   let saveTimer = null;
   let saving = Promise.resolve();
   let dirty = false;
+  let dueTimer = null;
 
   function errorText(key, response) {
     const data = response.data || {};
@@ -112,6 +113,9 @@
     $("report-claim-box").hidden = !needsClaim;
     $("report-claim-text").textContent = needsClaim ? t("not_claimed") : "";
     $("report-correct").hidden = !signed;
+    // A signed report offers only "Correct report": disabled Save/Sign would crowd the foot.
+    $("report-save").hidden = Boolean(signed);
+    $("report-sign").hidden = Boolean(signed);
     const note = $("report-signed-note");
     note.hidden = !signed;
     if (signed) note.textContent = t("signed_note", { version: report.versions.length });
@@ -210,6 +214,104 @@
     return saving;
   }
 
+  /** Time left to ``dueMs`` ("12 min left", "Overdue 1 h 5 min") and its emphasis class. */
+  function timeLeft(dueMs, nowMs) {
+    const minutes = Math.floor(Math.abs(dueMs - nowMs) / 60000);
+    const hm = { n: minutes, h: Math.floor(minutes / 60), m: minutes % 60 };
+    if (dueMs >= nowMs) {
+      if (minutes < 1) return { text: t("left_lt_1"), cls: "due-soon" };
+      const text = minutes < 60 ? t("left_min", hm) : t("left_hm", hm);
+      return { text, cls: minutes < 30 ? "due-soon" : "" };
+    }
+    return { text: minutes < 60 ? t("overdue_min", hm) : t("overdue_hm", hm), cls: "overdue" };
+  }
+
+  /** The due time in the requesting facility's zone, with the zone named ("GMT+8"). */
+  function formatDue(iso, zone) {
+    const options = { dateStyle: "short", timeStyle: "short" };
+    try {
+      return new Intl.DateTimeFormat(locale, { ...options, timeZone: zone || undefined })
+        .format(new Date(iso)) + ` (${zoneName(zone, new Date(iso))})`;
+    } catch (_err) {
+      return formatDateTime(iso);
+    }
+  }
+
+  function zoneName(zone, date) {
+    const parts = new Intl.DateTimeFormat("en-US", { timeZone: zone || undefined, timeZoneName: "shortOffset" })
+      .formatToParts(date);
+    const part = parts.find((p) => p.type === "timeZoneName");
+    return zone ? `${zone}, ${part ? part.value : ""}` : part ? part.value : "";
+  }
+
+  function tickDue() {
+    const node = $("report-due-left");
+    const dueMs = consultation && consultation.due_at ? Date.parse(consultation.due_at) : NaN;
+    if (Number.isNaN(dueMs) || (report && report.state === "signed")) {
+      node.textContent = "";
+      return;
+    }
+    const info = timeLeft(dueMs, Date.now());
+    node.textContent = info.text;
+    node.className = `report-due-left ${info.cls}`.trim();
+  }
+
+  function renderContext(c) {
+    const priority = $("report-priority");
+    priority.replaceChildren(
+      el("span", { className: `badge badge-${c.priority || "routine"}`, text: label("priority", c.priority || "routine") }),
+    );
+    priority.dataset.priority = c.priority || "routine";
+    $("report-due").textContent = c.due_at ? formatDue(c.due_at, c.facility_timezone) : "";
+    $("report-facility").textContent = c.facility || "";
+    $("report-question").textContent = c.clinical_question || t("not_given");
+    $("report-history").textContent = c.clinical_history || t("not_given");
+    tickDue();
+    clearInterval(dueTimer);
+    dueTimer = setInterval(tickDue, 15000);
+  }
+
+  /** A DICOM date (YYYYMMDD) in the page's language; "" when absent or malformed. */
+  function formatStudyDate(value) {
+    const match = /^(\d{4})(\d{2})(\d{2})$/.exec(value || "");
+    if (!match) return "";
+    const date = new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])));
+    return new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeZone: "UTC" }).format(date);
+  }
+
+  async function loadPriors() {
+    const list = $("report-priors");
+    const response = await api(`${base}/report/priors`);
+    list.replaceChildren();
+    if (!response.ok) {
+      list.append(el("li", { className: "form-error", text: t("priors_failed", { status: response.status }) }));
+      return;
+    }
+    const items = response.data.items;
+    $("report-priors-count").textContent = `(${items.length})`;
+    if (!items.length) list.append(el("li", { className: "muted", text: t("no_priors") }));
+    for (const p of items) {
+      const study = p.study_description || [p.modality, label("body_part", p.body_part)].filter(Boolean).join(" ");
+      const what = [formatStudyDate(p.study_date), study].filter(Boolean).join(" · ");
+      list.append(
+        el(
+          "li",
+          { className: "report-prior", dataset: { consultationId: String(p.consultation_id) } },
+          el("a", { href: p.pdf, target: "_blank", rel: "noopener", text: what || `#${p.consultation_id}` }),
+          " ",
+          el("span", { className: "muted", text: t("prior_signed", { time: formatDateTime(p.signed_at), signer: p.signer_name }) }),
+          el("span", { className: "report-prior-impression", text: p.impression }),
+        ),
+      );
+    }
+  }
+
+  /** Fit the layout to the window below wherever it starts (the header may wrap). */
+  function fitToWindow() {
+    const top = root.getBoundingClientRect().top + window.scrollY;
+    root.style.setProperty("--report-top", `${Math.ceil(top)}px`);
+  }
+
   async function load() {
     const [c, r] = await Promise.all([api(base), api(`${base}/report`)]);
     if (!c.ok || !r.ok) {
@@ -218,6 +320,8 @@
     }
     consultation = c.data;
     report = r.data;
+    renderContext(c.data);
+    loadPriors().catch(() => showError(t("network_error")));
     $("report-patient").textContent = [c.data.patient_name, c.data.patient_id, c.data.modality, c.data.body_part]
       .filter(Boolean)
       .join(" · ");
@@ -272,6 +376,8 @@
       const again = await api(`${base}/report`);
       if (again.ok) report = again.data;
       render();
+      tickDue();
+      $("report-signed-result").scrollIntoView({ block: "nearest" });
     } finally {
       $("sign-password").value = "";
       $("sign-confirm").disabled = false;
@@ -319,5 +425,7 @@
     if (dirty) event.preventDefault();
   });
 
+  fitToWindow();
+  window.addEventListener("resize", fitToWindow);
   load().catch(() => showError(t("network_error")));
 })();

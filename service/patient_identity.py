@@ -1,0 +1,41 @@
+"""Whether two records name the same patient: a Patient ID alone never decides it.
+
+A Patient ID is only unique inside the facility that issued it, and township clinics reuse
+short numbers, so two people can share one. Records are paired only when the issuing facility
+and the Patient ID agree AND the birth date or the name agrees, with neither contradicting
+((0010,0030) *Patient's Birth Date*, (0010,0010) *Patient's Name*).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PatientKey:
+    """What a record says about its patient."""
+
+    facility_id: int
+    patient_id: str
+    birth_date: str = ""
+    name: str = ""
+
+
+def _name(text: str) -> str:
+    """A person name compared without case, spaces or DICOM's ``^`` component separators."""
+    return "".join(text.replace("^", " ").split()).casefold()
+
+
+def same_patient(a: PatientKey, b: PatientKey) -> bool:
+    """True only when facility and ID match, and birth date or name confirm without conflict."""
+    if a.facility_id != b.facility_id or not a.patient_id.strip():
+        return False
+    if a.patient_id.strip() != b.patient_id.strip():
+        return False
+    dates = (a.birth_date.strip(), b.birth_date.strip())
+    names = (_name(a.name), _name(b.name))
+    if all(dates) and dates[0] != dates[1]:
+        return False
+    if all(names) and names[0] != names[1]:
+        return False
+    return (all(dates) and dates[0] == dates[1]) or (all(names) and names[0] == names[1])
