@@ -22,8 +22,13 @@
     return params;
   }
 
+  /** A duration as people read it against a 20-minute stat target: whole minutes below 2 h,
+   * hours to one decimal above; never negative (clock skew between events is not time). */
   function hours(seconds) {
-    return seconds === null ? "–" : t("hours", { n: (seconds / 3600).toFixed(1) });
+    if (seconds === null) return "–";
+    const s = Math.max(0, seconds);
+    if (s < 7200) return t("minutes", { n: Math.round(s / 60) });
+    return t("hours", { n: (s / 3600).toFixed(1) });
   }
 
   async function load(url) {
