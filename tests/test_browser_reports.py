@@ -75,7 +75,7 @@ async def write_and_sign(context: BrowserContext, base: str, cid: int) -> str:
     await expect(page.locator("#report-editor")).to_have_attribute("data-state", "editing")
     await expect(page.locator("#report-claim-box")).to_be_hidden()
 
-    await page.select_option("#report-template", label="CT head normal (CT HEAD)")
+    await page.select_option("#report-template", label="CT head normal (CT Head)")
     await expect(page.locator("#report-findings")).to_have_value("No intracranial haemorrhage.")
     await page.click("button.report-macro")
     await expect(page.locator("#report-findings")).to_have_value(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -207,6 +208,19 @@ class TestPdf:
         text = pdf_text(render_report_pdf(sample(language="en", critical=True, refer=True)))
         assert "Imaging report" in text and "CRITICAL FINDING" in text
         assert "Referral to a higher-level hospital" in text and "Findings" in text
+
+    def test_dates_sex_and_study_read_as_words_not_dicom_codes(self, pdf):
+        """DICOM DA "20261120" prints as 2026-11-20, sex "M" as 男 / Male, and a description
+        that only repeats modality and body part is not printed twice ("CT HEAD CT HEAD")."""
+        text = pdf_text(pdf)
+        assert "2026-11-20" in text and not re.search(r"(?<!\w)20261120(?!\w)", text)
+        assert "男 / 1958-03-01" in text
+        assert "CT 胸部 胸部CT平扫" in text and "CHEST" not in text
+        english = pdf_text(
+            render_report_pdf(sample(language="en", body_part="HEAD", study_description="CT HEAD"))
+        )
+        assert "Male / 1958-03-01" in english
+        assert "CT HEAD" in english and "CT HEAD CT HEAD" not in english
 
     def test_a4_with_the_code_in_the_metadata(self, pdf):
         reader = PdfReader(io.BytesIO(pdf))

@@ -35,6 +35,28 @@ CJK_FONT_FILES = (
 FONT = "TelereadCJK"
 FALLBACK_FONT = "STSong-Light"
 
+BODY_PARTS_ZH = {
+    "HEAD": "头颅",
+    "BRAIN": "颅脑",
+    "NECK": "颈部",
+    "CHEST": "胸部",
+    "ABDOMEN": "腹部",
+    "PELVIS": "盆腔",
+    "SPINE": "脊柱",
+    "CSPINE": "颈椎",
+    "TSPINE": "胸椎",
+    "LSPINE": "腰椎",
+    "SHOULDER": "肩关节",
+    "HIP": "髋关节",
+    "KNEE": "膝关节",
+    "HAND": "手部",
+    "FOOT": "足部",
+    "EXTREMITY": "四肢",
+    "BREAST": "乳腺",
+    "HEART": "心脏",
+    "WHOLEBODY": "全身",
+}
+
 LABELS = {
     "zh_CN": {
         "title": "影像诊断报告",
@@ -59,6 +81,9 @@ LABELS = {
         "verify_hint": "扫描二维码或访问网址验证本报告的真实性与完整性",
         "version": "版本",
         "quality_names": {"good": "良好", "acceptable": "可接受", "poor": "差"},
+        "sex_names": {"M": "男", "F": "女", "O": "其他"},
+        # As the catalogue (messages.po) words them for the worklist.
+        "body_parts": BODY_PARTS_ZH,
     },
     "en": {
         "title": "Imaging report",
@@ -83,6 +108,8 @@ LABELS = {
         "verify_hint": "Scan the QR code or open the address to check this report is genuine",
         "version": "Version",
         "quality_names": {"good": "good", "acceptable": "acceptable", "poor": "poor"},
+        "sex_names": {"M": "Male", "F": "Female", "O": "Other"},
+        "body_parts": {},
     },
 }
 
@@ -141,9 +168,21 @@ def _name(dicom_name: str) -> str:
     return name.replace("^", "" if wide else " ")
 
 
+def _study_line(modality: str, code: str, body_part: str, description: str) -> str:
+    """Modality, body part (``code`` in words) and the description, unless the description only
+    repeats modality and body part code (the PDF said "CT HEAD CT HEAD")."""
+    head = [x for x in (modality, body_part) if x]
+    words = {w.upper() for w in (modality, code) if w}
+    if description and not set(description.upper().split()) <= words:
+        head.append(description)
+    return " ".join(head)
+
+
 def _patient_block(doc: ReportDocument, labels: dict, styles: dict) -> Table:
-    sex_birth = " / ".join(x for x in (doc.patient_sex, _date(doc.patient_birth_date)) if x)
-    study = " ".join(x for x in (doc.modality, doc.body_part, doc.study_description) if x)
+    sex = labels["sex_names"].get(doc.patient_sex, doc.patient_sex)
+    sex_birth = " / ".join(x for x in (sex, _date(doc.patient_birth_date)) if x)
+    body_part = labels["body_parts"].get(doc.body_part, doc.body_part)
+    study = _study_line(doc.modality, doc.body_part, body_part, doc.study_description)
     cells = [
         [labels["patient"], _name(doc.patient_name), labels["patient_id"], doc.patient_id],
         [labels["sex_age"], sex_birth, labels["study_date"], _date(doc.study_date)],
