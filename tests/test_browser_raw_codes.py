@@ -29,7 +29,7 @@ CRITICAL = StudySpec(
     "P-CODES", "WANG^FANG", "CR", "CHEST", instances=1, patient_sex="M", study_datetime=STUDY_TIME
 )
 PLAIN = StudySpec(
-    "P-PLAIN", "LI^LEI", "CR", "CHEST", instances=1, patient_sex="F", study_datetime=STUDY_TIME
+    "P-PLAIN", "李^雷", "CR", "CHEST", instances=1, patient_sex="F", study_datetime=STUDY_TIME
 )
 WAITING = StudySpec(
     "P-OPEN",
@@ -223,6 +223,7 @@ async def test_no_page_shows_a_raw_code(service, world, browser: Browser, locale
         codes = {m for m in RAW_CODE.findall(text) if m not in ALLOWED}
         codes |= {word for word in ("CHEST", "CR / CHEST") if word in text}
         codes |= {m for m in untranslated if m in text}
+        codes |= set(re.findall(r"\S*\^\S*", text))  # a DICOM person name as stored: "WANG^FANG"
         if locale == "zh-CN":
             codes |= set(re.findall(r"\b[a-z]{2,}\b", text)) - world["data_words"]
         if codes:
@@ -235,6 +236,7 @@ async def test_no_page_shows_a_raw_code(service, world, browser: Browser, locale
         assert stale not in signed
     assert ("Read by liwei" if locale == "en-GB" else "阅片医师：liwei") in signed
     assert ("Chest" if locale == "en-GB" else "胸部") in texts[f"doca /consultations/{cid}"]
+    assert "李雷" in texts["doca /portal"] and "WANG FANG" in texts["doca /portal"]
     viewer = texts[f"liwei /viewer/{world['waiting']['cid']}"]
     assert ("Sex Male" if locale == "en-GB" else "性别 男") in viewer
     timeline = texts[f"liwei /consultations/{cid}"]

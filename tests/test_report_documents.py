@@ -222,6 +222,16 @@ class TestPdf:
         assert "Male / 1958-03-01" in english
         assert "CT HEAD" in english and "CT HEAD CT HEAD" not in english
 
+    def test_no_chinese_line_starts_with_a_full_stop_or_comma(self):
+        """Wrapped Chinese keeps "。" and "，" at the end of a line, never at the start of the next
+        (plain wrapping put "。" first; reportlab's CJK rules did not know "，")."""
+        starts = set()
+        for n in range(40, 60):  # lengths that put the punctuation at each place of a line
+            findings = "右" * n + "。" + "左" * 30 + "，" + "中" * 40 + "。"
+            text = pdf_text(render_report_pdf(sample(findings=findings)))
+            starts |= {line.strip()[:1] for line in text.splitlines() if line.strip()}
+        assert not starts & {"。", "，"}
+
     def test_a4_with_the_code_in_the_metadata(self, pdf):
         reader = PdfReader(io.BytesIO(pdf))
         width, height = (float(x) for x in reader.pages[0].mediabox.upper_right)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
+from reportlab.lib import textsplit as _textsplit
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
@@ -23,6 +24,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import paragraph as _paragraph
 
 from .document import ReportDocument
 
@@ -128,8 +130,22 @@ def _font() -> str:
     return FALLBACK_FONT
 
 
-def _styles(font: str) -> dict[str, ParagraphStyle]:
-    base = ParagraphStyle("base", fontName=font, fontSize=10.5, leading=15)
+#: Chinese full-width punctuation that may not start a line. reportlab's CJK wrap knows "。" and
+#: "、" but not "，" "：" "；" "！" "？" "）" "》" (its list is Japanese), so a Chinese line could
+#: start with "，". Both of its wraps (one text run; several) read a module-level copy of the
+#: string, hence extended in both modules, once.
+_CHINESE_CANNOT_START = "，：；！？）》〉”’"
+for _module in (_textsplit, _paragraph):
+    if not set(_CHINESE_CANNOT_START) <= set(_module.ALL_CANNOT_START):
+        _module.ALL_CANNOT_START += _CHINESE_CANNOT_START
+
+
+def _styles(font: str, cjk: bool = False) -> dict[str, ParagraphStyle]:
+    """``cjk``: Chinese line breaking (reportlab's CJK wrap keeps "。" and "，" off the start of a
+    line, where plain wrapping put them)."""
+    base = ParagraphStyle(
+        "base", fontName=font, fontSize=10.5, leading=15, wordWrap="CJK" if cjk else None
+    )
     return {
         "base": base,
         "centre": ParagraphStyle("centre", base, fontSize=15, leading=20, alignment=1),
@@ -234,8 +250,8 @@ def _footer(doc: ReportDocument, labels: dict, styles: dict) -> Table:
 def render_report_pdf(doc: ReportDocument) -> bytes:
     """The unsigned A4 PDF of one report version."""
     font = _font()
-    styles = _styles(font)
     labels = LABELS.get(doc.language, LABELS["zh_CN"])
+    styles = _styles(font, cjk=labels is LABELS["zh_CN"])
     story: list = [
         _para(doc.centre_name, styles["centre"]),
         _para(labels["title"], styles["title"]),

@@ -17,7 +17,7 @@
   }
 
   function showConsultation(c) {
-    const patient = [c.patient_name, c.patient_id, c.modality, label("body_part", c.body_part)];
+    const patient = [tr.personName(c.patient_name), c.patient_id, c.modality, label("body_part", c.body_part)];
     text("consult-patient", patient.filter(Boolean).join(" · "));
     text("consult-priority", label("priority", c.priority));
     node("consult-priority").dataset.priority = c.priority || "";

@@ -218,7 +218,7 @@
     }
     consultation = c.data;
     report = r.data;
-    $("report-patient").textContent = [c.data.patient_name, c.data.patient_id, c.data.modality, window.teleread.label("body_part", c.data.body_part)]
+    $("report-patient").textContent = [window.teleread.personName(c.data.patient_name), c.data.patient_id, c.data.modality, window.teleread.label("body_part", c.data.body_part)]
       .filter(Boolean)
       .join(" · ");
     const query = new URLSearchParams({ modality: c.data.modality || "", body_part: c.data.body_part || "" });
