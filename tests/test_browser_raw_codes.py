@@ -177,6 +177,8 @@ def pages(world: dict) -> dict[str | None, list[tuple[str, str | None]]]:
         "doca": [
             ("/portal", "#portal-table[data-loaded=yes]"),
             (f"/consultations/{cid}", consultation),
+            ("/worklist", "tr.worklist-row"),
+            ("/account", None),
         ],
         "rada": [
             ("/upload", None),
