@@ -7,6 +7,7 @@ and an ``<img>`` element show it as a picture). CPU work: call it from a thread.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -50,19 +51,40 @@ def _priority_labels(_: Gettext) -> dict[str, str]:
     return {"stat": _("Stat"), "urgent": _("Urgent"), "routine": _("Routine")}
 
 
+def _count_axis(largest: float) -> dict[str, Any]:
+    """Whole-number ticks for a count axis (pygal would put 0.2, 0.4… under a count of 2):
+    at most about eight of them, from 0 to at least ``largest``."""
+    top = max(1, math.ceil(largest))
+    step = max(1, math.ceil(top / 8))
+    return {"y_labels": list(range(0, top + step, step)), "value_formatter": _whole}
+
+
+def _whole(value: float) -> str:
+    return f"{value:.0f}"
+
+
+def _minutes(seconds: float | None) -> float | None:
+    return None if seconds is None else round(max(0.0, seconds) / 60, 1)
+
+
 def _hours(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 3600, 2)
 
 
 def tat_by_priority(groups: list[dict[str, Any]], _: Gettext) -> bytes:
-    """p50 / p90 / p95 of received -> signed per priority, in hours."""
-    chart = pygal.Bar(**_config(title=_("Received to signed, hours"), no_data_text=_("No data")))
+    """p50 / p90 / p95 of received -> signed per priority: in minutes while every figure is
+    under 2 h (a 20-minute stat target read as "0.3 h" says nothing), else in hours."""
     by_priority = {g["group"]["priority"]: g["stages"]["received_to_signed"] for g in groups}
     present = [p for p in PRIORITIES if p in by_priority]
+    figures = [by_priority[p][s] for p in present for s in ("p50", "p90", "p95")]
+    in_minutes = all(f is None or f < 7200 for f in figures)
+    title = _("Received to signed, minutes") if in_minutes else _("Received to signed, hours")
+    convert = _minutes if in_minutes else _hours
+    chart = pygal.Bar(**_config(title=title, no_data_text=_("No data")))
     names = _priority_labels(_)
     chart.x_labels = [names[p] for p in present]
     for stat in ("p50", "p90", "p95"):
-        chart.add(stat, [_hours(by_priority[p][stat]) for p in present])
+        chart.add(stat, [convert(by_priority[p][stat]) for p in present])
     return chart.render()
 
 
@@ -90,8 +112,13 @@ def sla_over_time(groups: list[dict[str, Any]], _: Gettext) -> bytes:
 
 def queue_now(items: list[dict[str, Any]], _: Gettext) -> bytes:
     """Open consultations per priority, stacked by how long they have been readable."""
+    tallest = max((i["open"] for i in items), default=0)
     chart = pygal.StackedBar(
-        **_config(title=_("Open now, by waiting time"), no_data_text=_("No data"))
+        **_config(
+            title=_("Open now, by waiting time"),
+            no_data_text=_("No data"),
+            **_count_axis(tallest),
+        )
     )
     names = _priority_labels(_)
     chart.x_labels = [names[i["priority"]] for i in items]
@@ -115,7 +142,8 @@ def workload_by_reader(rows: list[dict[str, Any]], _: Gettext, top: int = 30) ->
     ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:top]
     chart = pygal.HorizontalBar(
         **_config(title=_("Reads per reader"), no_data_text=_("No data"), show_legend=False,
-                  height=max(360, 22 * len(ranked) + 90))
+                  height=max(360, 22 * len(ranked) + 90),
+                  **_count_axis(max((n for _name, n in ranked), default=0)))
     )  # fmt: skip
     chart.x_labels = [name for name, _n in reversed(ranked)]
     chart.add(_("Reads"), [n for _name, n in reversed(ranked)])

@@ -19,12 +19,14 @@ async def test_the_dashboard_shows_charts_and_tables_for_a_manager(service, hist
     await page.click("#dashboard-apply")
     await expect(page.locator("#dashboard-tat tbody tr")).to_have_count(3 * 6)
     await expect(page.locator("#dashboard-breaches tbody tr")).to_have_count(3)
+    await expect(page.locator("#dashboard-zone-note")).to_contain_text("Asia/Shanghai")
     for chart in ("tat", "sla", "queue", "workload", "quality"):
         image = page.locator(f"#chart-{chart}")
         await expect(image).to_have_attribute(
             "src",
             f"/dashboard/charts/{chart}.svg?"
-            + "from=2026-03-01T00%3A00%3A00Z&to=2026-04-01T00%3A00%3A00Z",
+            # whole days in the facility's zone (Asia/Shanghai, UTC+8), not UTC days
+            + "from=2026-02-28T16%3A00%3A00.000Z&to=2026-03-31T16%3A00%3A00.000Z",
         )
         await page.wait_for_function(
             "id => { const i = document.getElementById(id);"

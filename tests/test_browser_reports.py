@@ -75,7 +75,7 @@ async def write_and_sign(context: BrowserContext, base: str, cid: int) -> str:
     await expect(page.locator("#report-editor")).to_have_attribute("data-state", "editing")
     await expect(page.locator("#report-claim-box")).to_be_hidden()
 
-    await page.select_option("#report-template", label="CT head normal (CT HEAD)")
+    await page.select_option("#report-template", label="CT head normal (CT Head)")
     await expect(page.locator("#report-findings")).to_have_value("No intracranial haemorrhage.")
     await page.click("button.report-macro")
     await expect(page.locator("#report-findings")).to_have_value(
@@ -123,7 +123,7 @@ async def test_sign_in_the_editor_then_the_clinic_acknowledges_and_anyone_verifi
         row = page.locator(f'tr.portal-row[data-consultation-id="{cid}"]')
         await expect(row).to_have_count(1)
         await expect(row).to_contain_text("dr_li")
-        await expect(row).to_contain_text("CT / HEAD")
+        await expect(row).to_contain_text("CT / Head")  # the body part through the catalogue
         await expect(row).to_have_attribute("data-acknowledged", "no")
         pdf_href = await row.locator("a.portal-pdf").get_attribute("href")
         assert await row.locator("a.portal-pdf").get_attribute("target") == "_blank"

@@ -242,6 +242,9 @@ def test_status_and_priority_labels_in_json_block(renderer) -> None:
         "awaiting_images": "待上传影像",
         "awaiting_request": "待补充申请",
         "ready": "待阅片",
+        "signed": "已签发",
+        "closed": "已结束",
+        "cancelled": "已取消",
     }
     assert strings["plurals"]["consultations"] == {"one": "共 {n} 例会诊", "other": "共 {n} 例会诊"}
     english = json.loads(json_block(renderer.render("worklist.html", "en", user=make_user())))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -207,6 +208,29 @@ class TestPdf:
         text = pdf_text(render_report_pdf(sample(language="en", critical=True, refer=True)))
         assert "Imaging report" in text and "CRITICAL FINDING" in text
         assert "Referral to a higher-level hospital" in text and "Findings" in text
+
+    def test_dates_sex_and_study_read_as_words_not_dicom_codes(self, pdf):
+        """DICOM DA "20261120" prints as 2026-11-20, sex "M" as 男 / Male, and a description
+        that only repeats modality and body part is not printed twice ("CT HEAD CT HEAD")."""
+        text = pdf_text(pdf)
+        assert "2026-11-20" in text and not re.search(r"(?<!\w)20261120(?!\w)", text)
+        assert "男 / 1958-03-01" in text
+        assert "CT 胸部 胸部CT平扫" in text and "CHEST" not in text
+        english = pdf_text(
+            render_report_pdf(sample(language="en", body_part="HEAD", study_description="CT HEAD"))
+        )
+        assert "Male / 1958-03-01" in english
+        assert "CT HEAD" in english and "CT HEAD CT HEAD" not in english
+
+    def test_no_chinese_line_starts_with_a_full_stop_or_comma(self):
+        """Wrapped Chinese keeps "。" and "，" at the end of a line, never at the start of the next
+        (plain wrapping put "。" first; reportlab's CJK rules did not know "，")."""
+        starts = set()
+        for n in range(40, 60):  # lengths that put the punctuation at each place of a line
+            findings = "右" * n + "。" + "左" * 30 + "，" + "中" * 40 + "。"
+            text = pdf_text(render_report_pdf(sample(findings=findings)))
+            starts |= {line.strip()[:1] for line in text.splitlines() if line.strip()}
+        assert not starts & {"。", "，"}
 
     def test_a4_with_the_code_in_the_metadata(self, pdf):
         reader = PdfReader(io.BytesIO(pdf))

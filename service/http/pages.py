@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..audit.labels import action_labels, resource_labels
 from ..auth import login_limits
 from ..auth.access import AUTHENTICATED, allow, public
 from ..auth.passwords import MIN_PASSWORD_LENGTH
@@ -136,4 +137,11 @@ def audited_actions(app: web.Application) -> list[str]:
 @routes.get("/audit")
 @allow("manager", "admin")
 async def audit_page(request: web.Request) -> web.Response:
-    return render(request, "audit.html", actions=audited_actions(request.app))
+    _ = request.app[RENDERER].gettext(page_locale(request))
+    return render(
+        request,
+        "audit.html",
+        actions=audited_actions(request.app),
+        action_labels=action_labels(_),
+        resource_labels=resource_labels(_),
+    )

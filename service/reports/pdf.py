@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
+from reportlab.lib import textsplit as _textsplit
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
@@ -23,6 +24,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import paragraph as _paragraph
 
 from .document import ReportDocument
 
@@ -34,6 +36,28 @@ CJK_FONT_FILES = (
 )
 FONT = "TelereadCJK"
 FALLBACK_FONT = "STSong-Light"
+
+BODY_PARTS_ZH = {
+    "HEAD": "头颅",
+    "BRAIN": "颅脑",
+    "NECK": "颈部",
+    "CHEST": "胸部",
+    "ABDOMEN": "腹部",
+    "PELVIS": "盆腔",
+    "SPINE": "脊柱",
+    "CSPINE": "颈椎",
+    "TSPINE": "胸椎",
+    "LSPINE": "腰椎",
+    "SHOULDER": "肩关节",
+    "HIP": "髋关节",
+    "KNEE": "膝关节",
+    "HAND": "手部",
+    "FOOT": "足部",
+    "EXTREMITY": "四肢",
+    "BREAST": "乳腺",
+    "HEART": "心脏",
+    "WHOLEBODY": "全身",
+}
 
 LABELS = {
     "zh_CN": {
@@ -59,6 +83,9 @@ LABELS = {
         "verify_hint": "扫描二维码或访问网址验证本报告的真实性与完整性",
         "version": "版本",
         "quality_names": {"good": "良好", "acceptable": "可接受", "poor": "差"},
+        "sex_names": {"M": "男", "F": "女", "O": "其他"},
+        # As the catalogue (messages.po) words them for the worklist.
+        "body_parts": BODY_PARTS_ZH,
     },
     "en": {
         "title": "Imaging report",
@@ -83,6 +110,8 @@ LABELS = {
         "verify_hint": "Scan the QR code or open the address to check this report is genuine",
         "version": "Version",
         "quality_names": {"good": "good", "acceptable": "acceptable", "poor": "poor"},
+        "sex_names": {"M": "Male", "F": "Female", "O": "Other"},
+        "body_parts": {},
     },
 }
 
@@ -101,8 +130,22 @@ def _font() -> str:
     return FALLBACK_FONT
 
 
-def _styles(font: str) -> dict[str, ParagraphStyle]:
-    base = ParagraphStyle("base", fontName=font, fontSize=10.5, leading=15)
+#: Chinese full-width punctuation that may not start a line. reportlab's CJK wrap knows "。" and
+#: "、" but not "，" "：" "；" "！" "？" "）" "》" (its list is Japanese), so a Chinese line could
+#: start with "，". Both of its wraps (one text run; several) read a module-level copy of the
+#: string, hence extended in both modules, once.
+_CHINESE_CANNOT_START = "，：；！？）》〉”’"
+for _module in (_textsplit, _paragraph):
+    if not set(_CHINESE_CANNOT_START) <= set(_module.ALL_CANNOT_START):
+        _module.ALL_CANNOT_START += _CHINESE_CANNOT_START
+
+
+def _styles(font: str, cjk: bool = False) -> dict[str, ParagraphStyle]:
+    """``cjk``: Chinese line breaking (reportlab's CJK wrap keeps "。" and "，" off the start of a
+    line, where plain wrapping put them)."""
+    base = ParagraphStyle(
+        "base", fontName=font, fontSize=10.5, leading=15, wordWrap="CJK" if cjk else None
+    )
     return {
         "base": base,
         "centre": ParagraphStyle("centre", base, fontSize=15, leading=20, alignment=1),
@@ -141,9 +184,21 @@ def _name(dicom_name: str) -> str:
     return name.replace("^", "" if wide else " ")
 
 
+def _study_line(modality: str, code: str, body_part: str, description: str) -> str:
+    """Modality, body part (``code`` in words) and the description, unless the description only
+    repeats modality and body part code (the PDF said "CT HEAD CT HEAD")."""
+    head = [x for x in (modality, body_part) if x]
+    words = {w.upper() for w in (modality, code) if w}
+    if description and not set(description.upper().split()) <= words:
+        head.append(description)
+    return " ".join(head)
+
+
 def _patient_block(doc: ReportDocument, labels: dict, styles: dict) -> Table:
-    sex_birth = " / ".join(x for x in (doc.patient_sex, _date(doc.patient_birth_date)) if x)
-    study = " ".join(x for x in (doc.modality, doc.body_part, doc.study_description) if x)
+    sex = labels["sex_names"].get(doc.patient_sex, doc.patient_sex)
+    sex_birth = " / ".join(x for x in (sex, _date(doc.patient_birth_date)) if x)
+    body_part = labels["body_parts"].get(doc.body_part, doc.body_part)
+    study = _study_line(doc.modality, doc.body_part, body_part, doc.study_description)
     cells = [
         [labels["patient"], _name(doc.patient_name), labels["patient_id"], doc.patient_id],
         [labels["sex_age"], sex_birth, labels["study_date"], _date(doc.study_date)],
@@ -195,8 +250,8 @@ def _footer(doc: ReportDocument, labels: dict, styles: dict) -> Table:
 def render_report_pdf(doc: ReportDocument) -> bytes:
     """The unsigned A4 PDF of one report version."""
     font = _font()
-    styles = _styles(font)
     labels = LABELS.get(doc.language, LABELS["zh_CN"])
+    styles = _styles(font, cjk=labels is LABELS["zh_CN"])
     story: list = [
         _para(doc.centre_name, styles["centre"]),
         _para(labels["title"], styles["title"]),

@@ -11,9 +11,11 @@ import unicodedata
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from ..clock import from_iso
 from ..signing import TrustStore, Verification, verify_detached, verify_pdf
 from ..storage import signing_identities as identity_store
 from .files import read_report_file
@@ -117,6 +119,21 @@ def initials(name: str) -> str:
     return " ".join(f"{p[0].upper()}." for p in parts)
 
 
+def local_time(stamp: str, zone_name: str | None) -> str:
+    """The signing time as the paper shows it: in the facility's zone, the zone named (the
+    public page has no user, so the browser's own zone would be a guess, and unlabelled)."""
+    zone = ZoneInfo(zone_name or "UTC")
+    local = from_iso(stamp).astimezone(zone)
+    offset = f"{local:%z}"
+    return f"{local:%Y-%m-%d %H:%M} ({zone.key}, UTC{offset[:3]}:{offset[3:]})"
+
+
+def dicom_date(value: str) -> str:
+    """DICOM DA "20261202" as "2026-12-02" (anything else as it came)."""
+    d = value.strip()
+    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
+
+
 def public_summary(version: dict[str, Any], check: ReportCheck) -> dict[str, Any]:
     """What the unauthenticated page may say: the verdict and what matches the paper."""
     return {
@@ -125,9 +142,10 @@ def public_summary(version: dict[str, Any], check: ReportCheck) -> dict[str, Any
         "revoked": check.revoked,
         "signer": version["signer_name"],
         "signed_at": version["signed_at"],
+        "signed_at_local": local_time(version["signed_at"], version.get("facility_timezone")),
         "facility": version["facility_name"],
         "patient_initials": initials(version.get("patient_name") or ""),
-        "study_date": version.get("study_date") or "",
+        "study_date": dicom_date(version.get("study_date") or ""),
         "version": version["version"],
         "latest_version": version["signed_versions"],
         "superseded": version["version"] < version["signed_versions"],

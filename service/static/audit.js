@@ -85,6 +85,13 @@
     return typeof detail === "string" ? detail : JSON.stringify(detail);
   }
 
+  /** The technical detail (JSON with code-like keys) folded away: an auditor opens it on demand,
+   * and the row itself reads in words. */
+  function detailBox(detail) {
+    if (!detail) return "";
+    return el("details", {}, el("summary", { text: t("detail_show") }), el("code", { text: detail }));
+  }
+
   function buildRow(item) {
     const row = el("tr", {
       className: "audit-row",
@@ -95,7 +102,7 @@
       item.facility_id === null || item.facility_id === undefined
         ? ""
         : facilityNames.get(item.facility_id) || `#${item.facility_id}`;
-    const resource = [item.resource_type, item.resource_id].filter(Boolean).join(" ");
+    const resource = [label("resources", item.resource_type), item.resource_id].filter(Boolean).join(" ");
     const detail = detailText(item.detail);
     const user = el("td", { className: "col-user" }, el("div", { text: item.username || "—" }));
     if (item.role) user.append(el("div", { className: "muted", text: label("roles", item.role) }));
@@ -111,7 +118,7 @@
       ),
       user,
       el("td", { className: "col-facility", text: facility }),
-      el("td", { className: "col-action" }, el("code", { text: item.action || "" })),
+      el("td", { className: "col-action", title: item.action || "", text: label("actions", item.action) }),
       el("td", { className: "col-resource", text: resource }),
       patient,
       el(
@@ -123,7 +130,7 @@
         }),
       ),
       el("td", { className: "col-ip", text: item.client_ip || "" }),
-      el("td", { className: "col-detail", title: detail, text: detail }),
+      el("td", { className: "col-detail" }, detailBox(detail)),
     );
     return row;
   }

@@ -44,6 +44,19 @@
     return format(template, Object.assign({ n }, vars || {}));
   }
 
+  /** A DICOM person name as people write it: "WANG^FANG" → "WANG FANG", "王^芳" → "王芳" (no
+   *  space in Chinese names, as on the PDF); component groups ("ZHANG^SAN=张^三") all kept. */
+  function personName(name) {
+    return (name || "")
+      .split("=")
+      .map((group) => {
+        const parts = group.split("^").map((p) => p.trim()).filter(Boolean);
+        return parts.join(/[\u3400-\u9fff]/.test(group) ? "" : " ");
+      })
+      .filter(Boolean)
+      .join(" = ");
+  }
+
   /** Translated label from one of the code maps (status, priority, body_part, reasons). */
   function label(map, code) {
     if (code === null || code === undefined || code === "") return "";
@@ -238,6 +251,7 @@
     t,
     plural,
     label,
+    personName,
     format,
     csrfToken,
     api,

@@ -17,8 +17,8 @@
   }
 
   function showConsultation(c) {
-    const patient = [c.patient_name, c.patient_id, c.modality, c.body_part].filter(Boolean);
-    text("consult-patient", patient.join(" · "));
+    const patient = [tr.personName(c.patient_name), c.patient_id, c.modality, label("body_part", c.body_part)];
+    text("consult-patient", patient.filter(Boolean).join(" · "));
     text("consult-priority", label("priority", c.priority));
     node("consult-priority").dataset.priority = c.priority || "";
     text("consult-history", c.clinical_history);
@@ -30,7 +30,12 @@
         ? t("received", { time: formatDateTime(c.received_at) })
         : t("requested", { time: formatDateTime(c.requested_at) }),
     );
-    text("status-claimed", c.claimed_by ? t("claimed_by", { name: c.claimed_by }) : t("not_claimed"));
+    // A signed consultation has no claim any more: say who read it, not "Not yet claimed".
+    const signer = signedBy(c.events || []);
+    text(
+      "status-claimed",
+      c.claimed_by ? t("claimed_by", { name: c.claimed_by }) : signer ? t("read_by", { name: signer }) : t("not_claimed"),
+    );
     const pre = node("status-preliminary");
     if (c.preliminary) {
       pre.replaceChildren(
@@ -41,7 +46,7 @@
         }),
       );
     } else {
-      pre.textContent = t("no_preliminary");
+      pre.textContent = signer ? t("answered_in_report") : t("no_preliminary");
     }
     text("status-report", t("not_signed"));
     node("preliminary-card").hidden = !(c.claimed_by_id && c.claimed_by_id === userId);
@@ -64,6 +69,12 @@
         ),
       ),
     );
+  }
+
+  /** Who signed the latest report version (the actor of the last "signed" event), or "". */
+  function signedBy(events) {
+    const signed = events.filter((e) => e.type === "signed");
+    return signed.length ? signed[signed.length - 1].actor || "" : "";
   }
 
   /** A timeline label from the "timeline" strings of the page (time since the first event). */

@@ -1,29 +1,43 @@
-// The centre's dashboard: applies the chosen period (whole UTC days) to the chart pictures
-// (server-side SVG) and fills the tables from the turnaround API. No inline code (strict CSP).
+// The centre's dashboard: applies the chosen period (whole days in the facility's time zone) to
+// the chart pictures (server-side SVG) and fills the tables from the turnaround API. No inline
+// code (strict CSP).
 "use strict";
 
 (() => {
-  const { t, label, api, el, formatDateTime, redirectToLogin } = window.teleread;
+  const { t, label, api, el, formatDateTime, redirectToLogin, zoneOffsetMs, wallToUtcMs } =
+    window.teleread;
   const form = document.getElementById("dashboard-form");
   const error = document.getElementById("dashboard-error");
   const DAY = 86400000;
 
-  function isoDay(date) {
-    return date.toISOString().slice(0, 10);
+  /** "2026-12-02" of a wall time given as if it were UTC. */
+  function isoDay(wallAsUtc) {
+    return new Date(wallAsUtc).toISOString().slice(0, 10);
   }
 
-  /** The period as API parameters: [from 00:00Z, day after "to" 00:00Z). */
+  /** The first instant of the day "YYYY-MM-DD" (+ days) in the facility's zone, as ISO UTC. A
+   *  day in Shanghai starts at 16:00Z the evening before: counting UTC days put a morning's
+   *  consultations in the previous day. */
+  function midnight(day, addDays) {
+    const [y, m, d] = day.split("-").map(Number);
+    return new Date(wallToUtcMs(Date.UTC(y, m - 1, d + addDays))).toISOString();
+  }
+
+  /** The period as API parameters: [first instant of "from", first instant after "to"). */
   function period() {
-    const fromDay = form.elements.from.value;
-    const toDay = form.elements.to.value;
     const params = new URLSearchParams();
-    params.set("from", fromDay + "T00:00:00Z");
-    params.set("to", isoDay(new Date(Date.parse(toDay + "T00:00:00Z") + DAY)) + "T00:00:00Z");
+    params.set("from", midnight(form.elements.from.value, 0));
+    params.set("to", midnight(form.elements.to.value, 1));
     return params;
   }
 
+  /** A duration as people read it against a 20-minute stat target: whole minutes below 2 h,
+   * hours to one decimal above; never negative (clock skew between events is not time). */
   function hours(seconds) {
-    return seconds === null ? "–" : t("hours", { n: (seconds / 3600).toFixed(1) });
+    if (seconds === null) return "–";
+    const s = Math.max(0, seconds);
+    if (s < 7200) return t("minutes", { n: Math.round(s / 60) });
+    return t("hours", { n: (s / 3600).toFixed(1) });
   }
 
   async function load(url) {
@@ -110,9 +124,10 @@
     }
   }
 
-  const today = new Date();
+  const now = Date.now();
+  const today = now + zoneOffsetMs(now); // the facility's wall clock, as if it were UTC
   form.elements.to.value = isoDay(today);
-  form.elements.from.value = isoDay(new Date(today.getTime() - 29 * DAY));
+  form.elements.from.value = isoDay(today - 29 * DAY);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     refresh();

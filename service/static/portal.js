@@ -107,8 +107,8 @@
     });
     if (item.critical && !item.critical_acknowledged_at) tr.classList.add("portal-row-critical");
     tr.append(
-      el("td", {}, el("a", { href: `/consultations/${item.consultation_id}`, text: item.patient_name || item.patient_id }), el("div", { className: "muted", text: item.patient_id })),
-      el("td", { text: [item.modality, item.body_part].filter(Boolean).join(" / ") }),
+      el("td", {}, el("a", { href: `/consultations/${item.consultation_id}`, text: window.teleread.personName(item.patient_name) || item.patient_id }), el("div", { className: "muted", text: item.patient_id })),
+      el("td", { text: [item.modality, window.teleread.label("body_part", item.body_part)].filter(Boolean).join(" / ") }),
       el("td", {}, el("time", { dateTime: item.signed_at, text: formatDateTime(item.signed_at) }), item.version > 1 ? el("div", { className: "muted", text: t("version", { version: item.version }) }) : null),
       el("td", { text: item.signer_name }),
       statusCell(item),

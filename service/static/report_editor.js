@@ -128,7 +128,7 @@
     const select = $("report-template");
     select.replaceChildren(el("option", { value: "", text: templates.length ? t("choose_template") : t("no_templates") }));
     for (const tpl of templates) {
-      const scope = [tpl.modality, tpl.body_part].filter(Boolean).join(" ");
+      const scope = [tpl.modality, window.teleread.label("body_part", tpl.body_part)].filter(Boolean).join(" ");
       select.append(el("option", { value: String(tpl.id), text: scope ? `${tpl.name} (${scope})` : tpl.name }));
     }
     if (templateId) select.value = String(templateId);
@@ -322,7 +322,7 @@
     report = r.data;
     renderContext(c.data);
     loadPriors().catch(() => showError(t("network_error")));
-    $("report-patient").textContent = [c.data.patient_name, c.data.patient_id, c.data.modality, c.data.body_part]
+    $("report-patient").textContent = [window.teleread.personName(c.data.patient_name), c.data.patient_id, c.data.modality, window.teleread.label("body_part", c.data.body_part)]
       .filter(Boolean)
       .join(" · ");
     const query = new URLSearchParams({ modality: c.data.modality || "", body_part: c.data.body_part || "" });

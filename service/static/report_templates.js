@@ -76,7 +76,7 @@
         { dataset: { templateId: String(tpl.id) } },
         el("td", { text: tpl.name }),
         el("td", { text: tpl.modality || t("any") }),
-        el("td", { text: tpl.body_part || t("any") }),
+        el("td", { text: window.teleread.label("body_part", tpl.body_part) || t("any") }),
         el("td", { text: tpl.macros.map((m) => m.label).join(", ") }),
         el("td", {}, edit, " ", remove),
       );

@@ -1,12 +1,10 @@
-// teleread — the public verification page: shows the signing time in the reader's locale and
-// checks a report file against POST /api/verify (the file is the request body; nothing is kept).
+// teleread — the public verification page: checks a report file against POST /api/verify
+// (the file is the request body; nothing is kept).
 "use strict";
 
 (() => {
-  const { t, formatDateTime, csrfToken } = window.teleread;
-  for (const node of document.querySelectorAll("time.verify-time")) {
-    node.textContent = formatDateTime(node.dateTime) || node.textContent;
-  }
+  // The signing time is rendered by the server in the signing facility's zone, zone named.
+  const { t, csrfToken } = window.teleread;
   const form = document.getElementById("verify-file-form");
   const result = document.getElementById("verify-file-result");
   form.addEventListener("submit", async (event) => {

@@ -207,7 +207,7 @@ def version_by_code(db: sqlite_utils.Database, code: str) -> dict[str, Any] | No
     row = db.execute(
         f"SELECT {_VERSION_COLUMNS}, v.pdf, v.canonical, v.signature,"
         " r.consultation_id, r.signed_versions, c.patient_name, c.facility_id,"
-        " f.name AS facility_name, s.study_date"
+        " f.name AS facility_name, f.timezone AS facility_timezone, s.study_date"
         " FROM report_versions v JOIN reports r ON r.id = v.report_id"
         " JOIN consultations c ON c.id = r.consultation_id"
         " JOIN facilities f ON f.id = c.facility_id"

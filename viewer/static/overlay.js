@@ -29,10 +29,11 @@ export function showStudy(root, manifest) {
   put(root, ".overlay-patient", personName(patient.name));
   put(root, ".overlay-patient-id", patient.id || "");
   let sexLine = "";
+  const sex = tr.label("sex", patient.sex); // "M" reads 男 / Male, not a DICOM code
   if (patient.birth_date) {
-    sexLine = tr.t("sex_age", { sex: patient.sex || "?", date: dicomDate(patient.birth_date) });
-  } else if (patient.sex) {
-    sexLine = tr.t("sex_only", { sex: patient.sex });
+    sexLine = tr.t("sex_age", { sex: sex || "?", date: dicomDate(patient.birth_date) });
+  } else if (sex) {
+    sexLine = tr.t("sex_only", { sex });
   }
   put(root, ".overlay-sex", sexLine);
   put(root, ".overlay-facility", study.facility_name || "");
