@@ -9,14 +9,20 @@ browser context, so the whole sweep costs one Orthanc start."""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from axe_playwright_python.base import AXE_SCRIPT
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from service.app import create_app
+from service.settings import Settings
 from service.synthetic import StudySpec, make_study
 
 from .browser import log_in
+from .conftest import Service, start_orthanc
 
 STUDY = StudySpec("P-A11Y", "李^四", "CT", "HEAD", instances=2, accession_number="ACC-A11Y")
 LANGUAGES = ("en", "zh_CN")
@@ -26,14 +32,17 @@ FORBIDDEN = {"serious", "critical"}
 RUN_AXE = """async () => {
   const result = await axe.run(document);
   const node = (n) => ({target: n.target.join(' '), summary: n.failureSummary});
-  const out = result.violations.map((v) => ({id: v.id, impact: v.impact, nodes: v.nodes.map(node)}));
+  const out = result.violations.map(
+    (v) => ({id: v.id, impact: v.impact, nodes: v.nodes.map(node)}));
   // axe leaves as "incomplete" a contrast it measured but would not judge, such as white text on
   // white (it might be hidden on purpose). Where it measured the ratio, and the ratio is too low,
   // the text is visible and unreadable: counted as the serious violation it is.
   for (const v of result.incomplete.filter((v) => v.id === 'color-contrast')) {
     const low = v.nodes.filter((n) => n.any.some((c) => c.data && c.data.contrastRatio
       && c.data.contrastRatio < parseFloat(c.data.expectedContrastRatio)));
-    if (low.length) out.push({id: 'color-contrast (measured)', impact: v.impact, nodes: low.map(node)});
+    if (low.length) {
+      out.push({id: 'color-contrast (measured)', impact: v.impact, nodes: low.map(node)});
+    }
   }
   return out;
 }"""
@@ -41,14 +50,47 @@ RUN_AXE = """async () => {
 
 @dataclass(frozen=True)
 class Seeded:
-    """What the pages are opened on: the consultation id of the one study a clinic sent."""
+    """The running service and the consultation id of the one study a clinic sent."""
 
+    service: Service
     consultation_id: int
 
+    @property
+    def base(self) -> str:
+        return str(self.service.client.make_url("/")).rstrip("/")
 
-async def seed(service) -> Seeded:
+
+@pytest.fixture(scope="module")
+async def seeded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Seeded]:
+    """One real Orthanc and service for every test here (an Orthanc start and a C-STORE each
+    cost seconds), seeded once: tests only read, except the editor's claim, which each test
+    makes only if it is still open."""
+    directory = tmp_path_factory.mktemp("a11y")
+    orthanc = await start_orthanc(directory / "orthanc", "TELEREAD")
+    credentials = orthanc.config.credentials
+    settings = Settings(
+        data_dir=directory / "var",
+        orthanc_url=orthanc.url,
+        orthanc_username=credentials.username,
+        orthanc_password=credentials.password,
+        orthanc_dicom_port=orthanc.config.dicom_port,
+        stable_age=1,
+        changes_poll_interval=0.05,
+    )
+    app = create_app(settings)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        service = Service(client, app, orthanc)
+        yield Seeded(service, await seed(service))
+    finally:
+        await client.close()
+        await orthanc.kill()
+
+
+async def seed(service: Service) -> int:
     """A clinic sends a head CT through real DICOM C-STORE; a specialist, manager, clinician and
-    radiographer exist to open each page in its role."""
+    radiographer exist to open each page in its role. Returns the consultation's id."""
     clinic = await service.add_facility("Qingshan Township Clinic", "township", "CLINIC_A")
     centre = await service.add_facility("County Imaging Centre", "regional", "CENTRE")
     await service.add_user("dr_li", "specialist", centre)
@@ -62,7 +104,17 @@ async def seed(service) -> Seeded:
         items = (await service.worklist(li))["items"]
         return items[0]["id"] if items else None
 
-    return Seeded(await service.wait_for(arrived))
+    return await service.wait_for(arrived)
+
+
+async def open_editor(page: Page, base: str, cid: int, lang: str) -> None:
+    """The report editor in ``lang``, claimed (by this reader, if nobody has yet) and editing."""
+    await page.goto(f"{base}/consultations/{cid}/report?lang={lang}")
+    editor = page.locator("#report-editor")
+    await expect(editor).not_to_have_attribute("data-state", "loading")
+    if await page.locator("#report-claim-box").is_visible():
+        await page.click("#report-claim")
+    await expect(editor).to_have_attribute("data-state", "editing")
 
 
 async def signed_in(browser: Browser, base: str, username: str) -> tuple[BrowserContext, Page]:
@@ -97,13 +149,11 @@ def describe(where: str, violations: list[dict]) -> list[str]:
 
 
 async def test_axe_finds_no_serious_or_critical_violation_on_the_reading_pages(
-    service, browser: Browser
+    seeded: Seeded, browser: Browser
 ):
     """Worklist, viewer, report editor (claimed, and with the sign dialog open), upload (empty and
     after a rejected file), portal and dashboard, each in English and Chinese."""
-    seeded = await seed(service)
-    cid = seeded.consultation_id
-    base = str(service.client.make_url("/")).rstrip("/")
+    cid, base = seeded.consultation_id, seeded.base
     found: list[str] = []
     specialist, reader = await signed_in(browser, base, "dr_li")
     manager, boss = await signed_in(browser, base, "boss")
@@ -122,12 +172,15 @@ async def test_axe_finds_no_serious_or_critical_violation_on_the_reading_pages(
             found += describe(f"viewer [{lang}]", await axe_violations(reader))
 
             await reader.goto(f"{base}/consultations/{cid}/report?lang={lang}")
-            editor = reader.locator("#report-editor")
-            if lang == "en":
-                await expect(reader.locator("#report-claim-box")).to_be_visible()
+            await expect(reader.locator("#report-editor")).not_to_have_attribute(
+                "data-state", "loading"
+            )
+            if await reader.locator("#report-claim-box").is_visible():
                 found += describe(f"report editor unclaimed [{lang}]", await axe_violations(reader))
                 await reader.click("#report-claim")
-            await expect(editor).to_have_attribute("data-state", "editing")
+            await expect(reader.locator("#report-editor")).to_have_attribute(
+                "data-state", "editing"
+            )
             found += describe(f"report editor [{lang}]", await axe_violations(reader))
             await reader.click("#report-sign")
             await expect(reader.locator("#sign-dialog")).to_be_visible()
@@ -154,3 +207,95 @@ async def test_axe_finds_no_serious_or_critical_violation_on_the_reading_pages(
         for context in (specialist, manager, clinic, radiography):
             await context.close()
     assert not found, "axe-core found serious/critical violations:\n" + "\n".join(found)
+
+
+# A row with tabindex=-1 is focused by the worklist's arrow keys, not by Tab: not a control.
+CONTROLS = "button, a[href], input, select, textarea, [tabindex]:not([tabindex='-1'])"
+
+MARK_CONTROLS = """(selector) => {
+  // Every control a user can see and use, in this frame, gets an id the focus log refers to; a
+  // radio group counts as one control (Tab enters it once, arrows move within it).
+  const prefix = window === window.top ? 'top' : 'frame';
+  const log = (window.top.__focused = window.top.__focused || new Set());
+  const key = (node) =>
+    node.type === 'radio' && node.name ? `radio:${node.name}` : node.dataset.kbd;
+  const marked = [];
+  document.querySelectorAll(selector).forEach((node, index) => {
+    const box = node.getBoundingClientRect();
+    if (!box.width || !box.height || !node.checkVisibility({visibilityProperty: true})) return;
+    if (node.disabled || node.closest('[inert], fieldset:disabled')) return;
+    node.dataset.kbd = `${prefix}-${index}`;
+    const label = (node.getAttribute('aria-label') || node.textContent || node.id || node.name
+      || node.tagName).trim().slice(0, 40);
+    marked.push({key: key(node), label: `${node.tagName.toLowerCase()} ${label}`});
+  });
+  document.addEventListener('focusin', (event) => {
+    if (event.target.dataset && event.target.dataset.kbd) log.add(key(event.target));
+  });
+  return marked;
+}"""
+
+
+async def unreached_by_tab(page: Page, presses: int) -> list[str]:
+    """The visible controls (in the page and its same-origin frames) that never receive focus
+    while Tab is pressed ``presses`` times from the top of the page."""
+    controls: dict[str, str] = {}
+    for frame in page.frames:
+        for control in await frame.evaluate(MARK_CONTROLS, CONTROLS):
+            controls.setdefault(control["key"], control["label"])
+    await page.evaluate("() => { document.activeElement && document.activeElement.blur(); }")
+    focused: set[str] = set()
+    for press in range(1, presses + 1):
+        await page.keyboard.press("Tab")
+        if press % 10 == 0 or press == presses:  # stop as soon as every control had focus
+            focused = set(await page.evaluate("() => [...(window.__focused || [])]"))
+            if focused >= controls.keys():
+                break
+    assert len(controls) >= 10 and focused, f"too few controls found to test: {controls}"
+    return sorted(f"{label} ({key})" for key, label in controls.items() if key not in focused)
+
+
+async def test_every_visible_control_of_the_reading_pages_is_reached_by_tab(
+    seeded: Seeded, browser: Browser
+):
+    """A reader who never touches the mouse can reach each button, link, field and menu of the
+    worklist and of the report editor (the embedded viewer's toolbar included) in both languages,
+    and of the viewer, upload, portal and dashboard pages."""
+    cid, base = seeded.consultation_id, seeded.base
+    contexts = []
+    try:
+        specialist, page = await signed_in(browser, base, "dr_li")
+        contexts.append(specialist)
+        for lang in LANGUAGES:
+            await page.goto(f"{base}/worklist?lang={lang}")
+            await expect(page.locator("tr.worklist-row")).to_have_count(1)
+            missed = await unreached_by_tab(page, 120)
+            assert not missed, f"worklist [{lang}]: never focused by Tab: {missed}"
+
+            await open_editor(page, base, cid, lang)
+            slice_label = page.frame_locator("#report-viewer-frame").locator("#slice-label")
+            await expect(slice_label).to_have_text(
+                "Im 1/2" if lang == "en" else "图像 1/2", timeout=10000
+            )
+            missed = await unreached_by_tab(page, 160)
+            assert not missed, f"report editor [{lang}]: never focused by Tab: {missed}"
+
+        await page.goto(f"{base}/viewer/{cid}?lang=en")
+        await expect(page.locator("#slice-label")).to_have_text("Im 1/2", timeout=10000)
+        missed = await unreached_by_tab(page, 120)
+        assert not missed, f"viewer: never focused by Tab: {missed}"
+
+        for username, path, ready in (
+            ("wang", "/upload", "#file-input"),
+            ("doc_a", "/portal", "#portal-updated:not(:empty)"),
+            ("boss", "/dashboard", "#chart-tat[src]"),
+        ):
+            context, other = await signed_in(browser, base, username)
+            contexts.append(context)
+            await other.goto(f"{base}{path}?lang=en")
+            await expect(other.locator(ready)).to_be_attached()
+            missed = await unreached_by_tab(other, 120)
+            assert not missed, f"{path}: never focused by Tab: {missed}"
+    finally:
+        for context in contexts:
+            await context.close()
