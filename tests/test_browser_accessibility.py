@@ -169,16 +169,22 @@ def describe(where: str, violations: list[dict]) -> list[str]:
 async def test_axe_finds_no_serious_or_critical_violation_on_the_reading_pages(
     seeded: Seeded, browser: Browser
 ):
-    """Worklist, viewer, report editor (claimed, and with the sign dialog open), upload (empty and
-    after a rejected file), portal and dashboard, each in English and Chinese."""
+    """Worklist, viewer, report editor (before the claim, claimed, with the sign dialog open, and
+    signed), upload (empty and after a rejected file), portal, dashboard, and the login and
+    consultation pages on the way, each in English and Chinese."""
     cid, base = seeded.consultation_id, seeded.base
     found: list[str] = []
     specialist, reader = await signed_in(browser, base, "dr_li")
     manager, boss = await signed_in(browser, base, "boss")
     clinic, doctor = await signed_in(browser, base, "doc_a")
     radiography, wang = await signed_in(browser, base, "wang")
+    anonymous = await browser.new_context()
     try:
+        visitor = await anonymous.new_page()
         for lang in LANGUAGES:
+            await visitor.goto(f"{base}/login?lang={lang}")
+            found += describe(f"login [{lang}]", await axe_violations(visitor))
+
             await reader.goto(f"{base}/worklist?lang={lang}")
             await expect(reader.locator("tr.worklist-row")).to_have_count(2)
             found += describe(f"worklist [{lang}]", await axe_violations(reader))
@@ -203,6 +209,10 @@ async def test_axe_finds_no_serious_or_critical_violation_on_the_reading_pages(
             await reader.click("#report-sign")
             await expect(reader.locator("#sign-dialog")).to_be_visible()
             found += describe(f"sign dialog [{lang}]", await axe_violations(reader))
+
+            await reader.goto(f"{base}/consultations/{cid}?lang={lang}")
+            await expect(reader.locator("h1")).not_to_be_empty()
+            found += describe(f"consultation [{lang}]", await axe_violations(reader))
 
             await wang.goto(f"{base}/upload?lang={lang}")
             await expect(wang.locator("#file-input")).to_be_attached()
@@ -229,7 +239,7 @@ async def test_axe_finds_no_serious_or_critical_violation_on_the_reading_pages(
             await expect(doctor.locator("button.portal-ack")).to_be_visible()
             found += describe(f"portal [{lang}]", await axe_violations(doctor))
     finally:
-        for context in (specialist, manager, clinic, radiography):
+        for context in (specialist, manager, clinic, radiography, anonymous):
             await context.close()
     assert not found, "axe-core found serious/critical violations:\n" + "\n".join(found)
 
