@@ -1,10 +1,10 @@
 """In a real browser: axe-core (the copy bundled by the ``axe-playwright-python`` package, so it
 works offline once the test set-up has installed it) finds no serious or critical violation on the
 worklist, viewer, report editor, upload, portal and dashboard pages in English and Chinese, and
-every visible control of the worklist and the report editor can be reached with the Tab key.
+every visible control of those pages can be reached with the Tab key.
 
-One service and one seeded study serve every page: each role opens its own pages in its own
-browser context, so the whole sweep costs one Orthanc start."""
+One service seeded once serves both tests: each role opens its own pages in its own browser
+context, so the whole module costs one Orthanc start."""
 
 from __future__ import annotations
 
