@@ -41,6 +41,7 @@ def action_labels(_: Gettext) -> dict[str, str]:
         "report.list": _("Reports listed"),
         "report.open": _("Report opened"),
         "report.print": _("Report PDF downloaded"),
+        "report.priors": _("Prior reports listed"),
         "report.sign": _("Report signed"),
         "report.verify": _("Report verified by code"),
         "report.verify_file": _("Report file verified"),
