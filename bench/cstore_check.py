@@ -27,12 +27,12 @@ from ingest import start_orthanc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service.dicom_send import send_datasets  # noqa: E402
-from service.ingest import ChangeFollower  # noqa: E402
-from service.orthanc.client import OrthancClient  # noqa: E402
+from service.demo.synthetic import StudySpec, make_study  # noqa: E402
+from service.dicom.send import send_datasets  # noqa: E402
+from service.intake.ingest import ChangeFollower  # noqa: E402
+from service.runtime.orthanc.client import OrthancClient  # noqa: E402
 from service.storage import Database  # noqa: E402
 from service.storage import ingest as ingest_store  # noqa: E402
-from service.synthetic import StudySpec, make_study  # noqa: E402
 
 
 async def measure(directory: Path, instances: int, repeat: int) -> None:

@@ -33,7 +33,7 @@ from pydicom.uid import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service.synthetic import StudySpec, dataset_bytes, make_study  # noqa: E402
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study  # noqa: E402
 from viewer.frames import DECODERS  # noqa: E402
 
 PLUGINS = ("pylibjpeg", "pyjpegls", "gdcm", "pillow", "pydicom")

@@ -54,17 +54,21 @@ from pydicom.dataset import Dataset
 
 from service.app import create_app
 from service.auth.passwords import hash_password
-from service.dicom_send import StoreError, send_datasets
-from service.modalities import register_facility
-from service.orthanc.auth import basic_auth_header
-from service.orthanc.client import OrthancClient
-from service.orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
+from service.demo.synthetic import StudySpec, make_study
+from service.dicom.send import StoreError, send_datasets
+from service.intake.modalities import register_facility
+from service.runtime.orthanc.auth import basic_auth_header
+from service.runtime.orthanc.client import OrthancClient
+from service.runtime.orthanc.process import (
+    ManagedOrthanc,
+    OrthancConfig,
+    load_or_create_credentials,
+)
+from service.runtime.web_processes import ProcessRole, bus_path_for
 from service.settings import Settings, web_process_count
 from service.storage import Database
 from service.storage import facilities as facility_store
 from service.storage import users as user_store
-from service.synthetic import StudySpec, make_study
-from service.web_processes import ProcessRole, bus_path_for
 
 SCRIPT = Path(__file__).resolve()
 
@@ -401,7 +405,7 @@ async def start_orthanc(directory: Path, stable_age: int) -> ManagedOrthanc:
 
 def orthanc_session(orthanc: ManagedOrthanc) -> aiohttp.ClientSession:
     credentials = orthanc.config.credentials
-    # No gzip from Orthanc, as the service asks (service/orthanc/client.py): compressing a
+    # No gzip from Orthanc, as the service asks (service/runtime/orthanc/client.py): compressing a
     # rendered JPEG or a DICOM file on the fly would only slow the reference down.
     headers = {"Accept-Encoding": "identity"}
     headers.update(basic_auth_header(credentials.username, credentials.password))

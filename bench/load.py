@@ -49,7 +49,7 @@ from ingest import (
 )
 from worklist import PASSWORD, seed
 
-from service.synthetic import StudySpec, make_study, write_study
+from service.demo.synthetic import StudySpec, make_study, write_study
 
 TARGET_WORKLIST_P95 = 100.0  # ms, under the load of 50 readers and 10 C-STORE clinics
 

@@ -4,7 +4,7 @@ Run from the repository root::
 
     .venv/bin/python bench/pynetdicom_race.py                 # raw pynetdicom, provoked
     .venv/bin/python bench/pynetdicom_race.py --natural --burners 2 --associations 200
-    .venv/bin/python bench/pynetdicom_race.py --teleread      # service.dicom_send, provoked
+    .venv/bin/python bench/pynetdicom_race.py --teleread      # service.dicom.send, provoked
 
 The symptom (``make test`` on a busy machine): pynetdicom logs "Received unexpected C-STORE
 service message", then the sender waits for the DIMSE timeout and aborts the association.
@@ -38,7 +38,7 @@ Modes:
   timeout and aborts the association with the rest unsent.
 * ``--natural``: nothing patched; ``--burners`` processes spin on the cores meanwhile. Losses
   are rare and depend on the machine's load.
-* ``--teleread``: the same sends through :func:`service.dicom_send.send_datasets`, which hands a
+* ``--teleread``: the same sends through :func:`service.dicom.send.send_datasets`, which hands a
   response the reactor took back to the sender (and re-sends on a fresh association whatever a
   lost association left unsent).
 
@@ -66,8 +66,8 @@ from pynetdicom.sop_class import CTImageStorage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service.dicom_send import StoreError, send_datasets  # noqa: E402
-from service.synthetic import StudySpec, make_study  # noqa: E402
+from service.demo.synthetic import StudySpec, make_study  # noqa: E402
+from service.dicom.send import StoreError, send_datasets  # noqa: E402
 from tests.pynetdicom_race import provoked_reactor  # noqa: E402
 
 PEER_AET = "STORESCP"
@@ -167,7 +167,7 @@ def raw_pynetdicom(port: int, datasets: list, timeout: float) -> tuple[int, int]
 
 
 def teleread(port: int, datasets: list, timeout: float) -> tuple[int, int]:
-    """The same through :func:`service.dicom_send.send_datasets`."""
+    """The same through :func:`service.dicom.send.send_datasets`."""
     try:
         result = send_datasets(
             datasets,

@@ -57,8 +57,8 @@ from ingest import (
     start_orthanc,
 )
 
-from service.dicom_send import send_datasets
-from service.synthetic import StudySpec, make_study
+from service.demo.synthetic import StudySpec, make_study
+from service.dicom.send import send_datasets
 from viewer import RenderOptions, decode_frame, parse_window, render
 
 WINDOW = (40, 400)

@@ -49,7 +49,6 @@ from ingest import (
     verdict,
 )
 
-from service import claims
 from service.auth.passwords import hash_password
 from service.auth.sessions import CurrentUser
 from service.clock import to_iso
@@ -58,6 +57,7 @@ from service.storage import Database
 from service.storage import consultations as store
 from service.storage.database import connect
 from service.storage.scope import EVERYTHING
+from service.worklist import claims
 from worklists.ordering import WorklistKey
 
 SPECIALIST = "bench-specialist-01"

@@ -17,8 +17,6 @@ from aiohttp import web
 from worklists.rules import DEFAULT_RULES_PATH, RulesError, WorklistRules, parse_rules
 
 from .auth.session_cache import SessionCache
-from .escalation import sweep_forever
-from .health import Health, sharing_health
 from .http.auditing import audit_middleware
 from .http.errors import error_middleware
 from .http.keys import (
@@ -42,25 +40,16 @@ from .http.keys import (
 from .http.middleware import access_middleware, add_security_headers
 from .http.routing import setup_routes
 from .i18n import PageRenderer
-from .ingest import ChangeFollower
-from .live import LiveUpdates, WorklistChange
-from .live_feed import ingest_listener
-from .local_rendering import InProcessRenderer
-from .modalities import sync_facilities
-from .notifications import NOTIFICATIONS, InAppNotifier, Notifications, Notifier, WebhookNotifier
-from .orthanc.client import OrthancClient
-from .orthanc.file_reader import OrthancFileReader
-from .orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
-from .orthanc.supervisor import OrthancSupervisor
-from .prefetch import StudyPrefetch
-from .process_bus import ProcessBus
-from .rendering import FileSource, Renderer, RenderWorkers
+from .intake.ingest import ChangeFollower
+from .intake.modalities import sync_facilities
 from .reports.lifecycle import reports_context
-from .roster import StatCallingLiveUpdates, running_stat_fanout
-from .settings import Settings, SettingsError
-from .storage import Database
-from .viewing import Viewing
-from .web_processes import (
+from .runtime.health import Health, sharing_health
+from .runtime.orthanc.client import OrthancClient
+from .runtime.orthanc.file_reader import OrthancFileReader
+from .runtime.orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
+from .runtime.orthanc.supervisor import OrthancSupervisor
+from .runtime.process_bus import ProcessBus
+from .runtime.web_processes import (
     EXIT_ORTHANC_FAILED,
     ProcessRole,
     Secondaries,
@@ -68,6 +57,23 @@ from .web_processes import (
     running_secondaries,
     stop_this_process,
 )
+from .settings import Settings, SettingsError
+from .storage import Database
+from .viewing.local_rendering import InProcessRenderer
+from .viewing.prefetch import StudyPrefetch
+from .viewing.rendering import FileSource, Renderer, RenderWorkers
+from .viewing.viewing import Viewing
+from .worklist.escalation import sweep_forever
+from .worklist.live import LiveUpdates, WorklistChange
+from .worklist.live_feed import ingest_listener
+from .worklist.notifications import (
+    NOTIFICATIONS,
+    InAppNotifier,
+    Notifications,
+    Notifier,
+    WebhookNotifier,
+)
+from .worklist.roster import StatCallingLiveUpdates, running_stat_fanout
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +113,8 @@ def load_worklist_rules(settings: Settings) -> WorklistRules:
 
 def create_app(settings: Settings, role: ProcessRole | None = None) -> web.Application:
     """The service as one web process. ``role`` says which of ``TELEREAD_WEB_PROCESSES`` it is
-    (default: the only one); background tasks run in the primary only (service.web_processes)."""
+    (default: the only one); background tasks run in the primary only
+    (service.runtime.web_processes)."""
     role = role or ProcessRole()
     app = web.Application(
         middlewares=[error_middleware, audit_middleware, access_middleware],
@@ -232,7 +239,7 @@ def supervised(
     process: ManagedOrthanc, settings: Settings, service_exit: ServiceExit
 ) -> OrthancSupervisor:
     """The managed Orthanc restarted when it dies; the service stopped (exit status
-    ``EXIT_ORTHANC_FAILED``) when it keeps dying (service/orthanc/supervisor.py)."""
+    ``EXIT_ORTHANC_FAILED``) when it keeps dying (service/runtime/orthanc/supervisor.py)."""
     return OrthancSupervisor(
         process,
         max_restarts=settings.orthanc_max_restarts,

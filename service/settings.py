@@ -74,7 +74,7 @@ class Settings:
 
     @property
     def quarantine_dir(self) -> Path:
-        """Files of quarantined instances, moved out of Orthanc (service/ingest.py)."""
+        """Files of quarantined instances, moved out of Orthanc (service/intake/ingest.py)."""
         return self.data_dir / "quarantine"
 
 

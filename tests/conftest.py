@@ -15,10 +15,11 @@ from aiohttp.test_utils import TestClient
 
 from service.app import create_app
 from service.auth.passwords import hash_password
-from service.dicom_send import send_datasets
+from service.demo.synthetic import dataset_bytes
+from service.dicom.send import send_datasets
 from service.http.keys import DATABASE, FOLLOWER
-from service.orthanc.client import OrthancClient
-from service.orthanc.process import (
+from service.runtime.orthanc.client import OrthancClient
+from service.runtime.orthanc.process import (
     ManagedOrthanc,
     OrthancConfig,
     OrthancStartError,
@@ -28,7 +29,6 @@ from service.settings import Settings
 from service.storage import Database
 from service.storage import facilities as facility_store
 from service.storage import users as user_store
-from service.synthetic import dataset_bytes
 
 PASSWORD = "correct-horse-battery"
 

@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from service.app import create_app
 from service.auth import sessions
 from service.clock import to_iso, utc_now
+from service.demo.synthetic import StudySpec, make_study
 from service.http.report_keys import CA
 from service.reports import identities
 from service.settings import Settings
@@ -31,7 +32,6 @@ from service.storage import consultations as consultation_store
 from service.storage import reports as report_store
 from service.storage import users as user_store
 from service.storage.scope import EVERYTHING
-from service.synthetic import StudySpec, make_study
 
 from .conftest import PASSWORD, Service, start_orthanc
 

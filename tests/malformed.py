@@ -28,7 +28,7 @@ from pydicom.encaps import encapsulate
 from pydicom.tag import Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGLSLossless, RLELossless
 
-from service.synthetic import StudySpec, dataset_bytes, make_study
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 
 
 def valid_instance(patient_id: str = "MAL1", rows: int = 32) -> Dataset:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from service import accounts
+from service.auth import accounts
 from service.auth.sessions import CurrentUser
 from service.http.keys import ORTHANC
 from service.storage import Conflict

@@ -27,7 +27,7 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from service.synthetic import StudySpec, make_study
+from service.demo.synthetic import StudySpec, make_study
 from tests.conftest import PASSWORD
 
 EXAMPLES = 25

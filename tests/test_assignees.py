@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from service.clock import to_iso
-from service.intake import InstanceOrigin, ReceivedStudy, receive_study
+from service.intake.intake import InstanceOrigin, ReceivedStudy, receive_study
 from worklists.sla import SlaPolicy
 
 

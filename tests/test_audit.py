@@ -23,8 +23,8 @@ import pytest
 
 from service.audit.verify import CHANGED, INDEX_DIFFERS, RELINKED, verify_database
 from service.clock import from_iso
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.http.keys import SETTINGS
-from service.synthetic import StudySpec, dataset_bytes, make_study
 
 from .conftest import Service
 

@@ -27,8 +27,8 @@ from service.audit.atna import (
     to_xml,
 )
 from service.auth.passwords import hash_password
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.storage import users as user_store
-from service.synthetic import StudySpec, dataset_bytes, make_study
 
 from .conftest import PASSWORD, Service
 

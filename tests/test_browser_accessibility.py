@@ -18,8 +18,8 @@ from axe_playwright_python.base import AXE_SCRIPT
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from service.app import create_app
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.settings import Settings
-from service.synthetic import StudySpec, dataset_bytes, make_study
 
 from .browser import log_in
 from .conftest import PASSWORD, Service, start_orthanc

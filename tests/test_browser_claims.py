@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from playwright.async_api import Browser, Page, expect
 
-from service.intake import InstanceOrigin, ReceivedStudy, receive_study
+from service.intake.intake import InstanceOrigin, ReceivedStudy, receive_study
 from worklists.sla import SlaPolicy
 
 from .browser import log_in as log_in_page

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from playwright.async_api import Page, expect
 
+from service.demo.synthetic import StudySpec, make_study
 from service.storage.notifications import add_notifications
-from service.synthetic import StudySpec, make_study
 
 from .browser import SCREENSHOTS, log_in
 from .conftest import PASSWORD

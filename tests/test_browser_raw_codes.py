@@ -19,7 +19,7 @@ import pytest
 from babel.messages.pofile import read_po
 from playwright.async_api import Browser, BrowserContext, expect
 
-from service.synthetic import StudySpec, make_study
+from service.demo.synthetic import StudySpec, make_study
 
 from .conftest import PASSWORD, Service
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from service.synthetic import StudySpec, make_study
+from service.demo.synthetic import StudySpec, make_study
 
 from .browser import SCREENSHOTS
 from .conftest import PASSWORD

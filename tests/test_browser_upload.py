@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.async_api import Page, expect
 
-from service.synthetic import StudySpec, make_study, write_study
+from service.demo.synthetic import StudySpec, make_study, write_study
 
 from .browser import SCREENSHOTS, log_in
 

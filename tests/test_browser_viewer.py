@@ -10,7 +10,7 @@ from pathlib import Path
 
 from playwright.async_api import Page, expect
 
-from service.synthetic import StudySpec, make_study
+from service.demo.synthetic import StudySpec, make_study
 
 from .browser import SCREENSHOTS, log_in
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from playwright.async_api import Page, Request, Route, expect
 
-from service.synthetic import StudySpec, make_study
+from service.demo.synthetic import StudySpec, make_study
 from viewer.window import Window, apply_window
 
 from .browser import log_in

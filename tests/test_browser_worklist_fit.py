@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from playwright.async_api import Page, expect
 
 from service.clock import to_iso
-from service.intake import (
+from service.intake.intake import (
     ConsultationRequest,
     InstanceOrigin,
     ReceivedStudy,

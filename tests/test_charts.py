@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from service import charts
+from service.dashboard import charts
 
 
 def tick_labels(svg: bytes) -> set[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.synthetic import StudySpec, make_study
+from service.demo.synthetic import StudySpec, make_study
 
 CASES = [
     ("GB18030", "刘䶮"),  # U+4DAE exists only in GB18030, not in GBK

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from service.http.keys import LIVE
-from service.intake import (
+from service.intake.intake import (
     ConsultationRequest,
     InstanceOrigin,
     ReceivedStudy,

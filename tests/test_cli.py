@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from service.orthanc.auth import basic_auth_header
+from service.runtime.orthanc.auth import basic_auth_header
 
 from .conftest import free_port
 

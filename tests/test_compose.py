@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from service.orthanc.process import DICOM_PORT_RULES
+from service.runtime.orthanc.process import DICOM_PORT_RULES
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_DIR = REPO / "compose"

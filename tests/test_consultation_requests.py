@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from service.clock import from_iso
+from service.demo.synthetic import StudySpec, make_study
 from service.storage import consultations as store
-from service.synthetic import StudySpec, make_study
 
 from .conftest import Service
 

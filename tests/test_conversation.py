@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.intake import InstanceOrigin, ReceivedStudy, receive_study
+from service.intake.intake import InstanceOrigin, ReceivedStudy, receive_study
 from worklists.sla import SlaPolicy
 
 UID = "1.2.826.0.1.3680043.10.77.1"

@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 from pydicom.uid import JPEGLSLossless, RLELossless
 
-from service.synthetic import StudySpec, make_study
+from service.demo.synthetic import StudySpec, make_study
 from viewer import RenderOptions, Window, decode_frame, default_window, render
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.dicom_files import RejectedFile, inspect_dicom
-from service.synthetic import StudySpec, dataset_bytes, make_study
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
+from service.dicom.files import RejectedFile, inspect_dicom
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from service.app import create_app
 from service.auth.passwords import hash_password
+from service.demo.synthetic import StudySpec, make_study, write_study
 from service.http.keys import DATABASE, ORTHANC
-from service.modalities import sync_facilities
+from service.intake.modalities import sync_facilities
 from service.settings import Settings
 from service.storage import facilities as facility_store
 from service.storage import users as user_store
-from service.synthetic import StudySpec, make_study, write_study
 
 from .conftest import PASSWORD, free_port
 

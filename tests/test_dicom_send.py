@@ -17,9 +17,9 @@ import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import AE, StoragePresentationContexts, evt
 
-from service.dicom_send import StoreResult, send_datasets
-from service.orthanc.client import OrthancClient
-from service.synthetic import StudySpec, make_study
+from service.demo.synthetic import StudySpec, make_study
+from service.dicom.send import StoreResult, send_datasets
+from service.runtime.orthanc.client import OrthancClient
 
 from .pynetdicom_race import provoked_reactor
 

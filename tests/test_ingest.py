@@ -25,16 +25,16 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from service.app import create_app
 from service.clock import from_iso
-from service.dicom_send import send_datasets
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
+from service.dicom.send import send_datasets
 from service.http.keys import DATABASE, FOLLOWER, ORTHANC
-from service.intake import IngestOutcome
-from service.orthanc.client import OrthancClient
-from service.orthanc.process import ManagedOrthanc
+from service.intake.intake import IngestOutcome
+from service.runtime.orthanc.client import OrthancClient
+from service.runtime.orthanc.process import ManagedOrthanc
 from service.settings import Settings
 from service.storage import Database
 from service.storage import facilities as facility_store
 from service.storage import ingest as ingest_store
-from service.synthetic import StudySpec, dataset_bytes, make_study
 
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 STABLE_AGE = 1.0

@@ -16,7 +16,7 @@ import re
 import aiohttp
 import pytest
 
-from service.synthetic import StudySpec, dataset_bytes, make_study
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 
 ROLES = ("radiographer", "clinician", "requester", "specialist", "manager", "admin")
 SECRETS = ("SECRET_PID_A", "保密患者", "A_ACC_777", "Clinic A clinical question")

@@ -9,9 +9,9 @@ from typing import Any
 
 from aiohttp import ClientResponse
 
-from service.http import live_routes
+from service.demo.synthetic import StudySpec, make_study
 from service.http.keys import LIVE
-from service.synthetic import StudySpec, make_study
+from service.http.routes import live_routes
 
 EVENTS = "/api/worklist/events"
 

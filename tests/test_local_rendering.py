@@ -11,11 +11,11 @@ import time
 import numpy as np
 import pytest
 
-from service.local_rendering import InProcessRenderer
-from service.orthanc.client import OrthancError
-from service.orthanc.file_reader import OrthancFileReader
-from service.rendering import FrameRef
-from service.synthetic import StudySpec, dataset_bytes, make_study
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
+from service.runtime.orthanc.client import OrthancError
+from service.runtime.orthanc.file_reader import OrthancFileReader
+from service.viewing.local_rendering import InProcessRenderer
+from service.viewing.rendering import FrameRef
 from viewer import RenderOptions, parse_window
 
 from .conftest import store_in_orthanc

@@ -21,10 +21,10 @@ import pytest
 from pydicom.data import get_testdata_file
 from pynetdicom import AE
 
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.http.keys import ORTHANC, SETTINGS, SLA
-from service.ingest import ChangeFollower
+from service.intake.ingest import ChangeFollower
 from service.storage import ingest as ingest_store
-from service.synthetic import StudySpec, dataset_bytes, make_study
 
 from . import malformed
 from .conftest import Service
@@ -176,7 +176,7 @@ async def test_zip_members_are_cut_off_at_the_expansion_limits(service, settings
 async def test_deflate_bomb_is_refused_before_pydicom_inflates_it(tmp_path):
     """A Deflated file whose dataset inflates past the per-file limit is refused while it is
     being inflated, with a reason."""
-    from service.dicom_files import RejectedFile, inspect_dicom
+    from service.dicom.files import RejectedFile, inspect_dicom
 
     ds = malformed.valid_instance(rows=1024)  # 2 MB of pixels, deflated to a few KB
     ds.PixelData = b"\0" * len(ds.PixelData)
@@ -359,7 +359,7 @@ async def test_c_store_of_the_malformed_corpus_is_quarantined_with_each_files_re
     each malformed file quarantined with the upload's reason and moved out of Orthanc; no
     consultation for the all-malformed studies, the mixed one keeps its two sound images (and
     its viewer shows only them); a replay re-checks nothing; a valid study sent next lands."""
-    from service.ingest import _file_check
+    from service.intake.ingest import _file_check
 
     clinic = await clinic_radiographer(service, "Xiping")
     # A deflate stream cut half-way is, by chance, refused by DCMTK (Orthanc's C-STORE SCP) or
@@ -380,7 +380,7 @@ async def test_c_store_of_the_malformed_corpus_is_quarantined_with_each_files_re
         checked.append(content)
         return _file_check(content, max_file_bytes)
 
-    monkeypatch.setattr("service.ingest._file_check", counted_check)
+    monkeypatch.setattr("service.intake.ingest._file_check", counted_check)
     port = service.orthanc.config.dicom_port
 
     statuses = await asyncio.get_running_loop().run_in_executor(

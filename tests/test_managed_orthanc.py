@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from service.orthanc.auth import basic_auth_header
-from service.orthanc.process import (
+from service.runtime.orthanc.auth import basic_auth_header
+from service.runtime.orthanc.process import (
     ManagedOrthanc,
     OrthancConfig,
     OrthancStartError,

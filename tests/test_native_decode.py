@@ -19,7 +19,7 @@ import pytest
 from pydicom.pixels import pixel_array
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from service.synthetic import StudySpec, dataset_bytes, make_study
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from tests.test_dcmtk_parity import TEST_FILES, greyscale_test_files
 from viewer import decode_frame
 from viewer.frames import NATIVE_LITTLE_ENDIAN, _native_frame

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from service.i18n import PageRenderer
-from service.notice_text import MESSAGES, render_notice
+from service.worklist.notice_text import MESSAGES, render_notice
 
 SERVICE = Path(__file__).resolve().parents[1] / "service"
 

@@ -8,7 +8,7 @@ import logging
 
 import aiohttp
 
-from service.synthetic import StudySpec, dataset_bytes, make_study
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 
 
 async def test_orthanc_credentials_appear_in_no_answer_and_no_log(service, caplog):

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient
 
 from service.app import create_app
 from service.http.keys import DATABASE, HEALTH
-from service.orthanc.process import ManagedOrthanc
+from service.runtime.orthanc.process import ManagedOrthanc
 from service.settings import Settings
 from service.storage import facilities as facility_store
 

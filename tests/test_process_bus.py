@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from service.process_bus import BusConnectError, ProcessBus
+from service.runtime.process_bus import BusConnectError, ProcessBus
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -247,7 +247,7 @@ async def test_send_without_connection_is_dropped_not_raised(sock, caplog):
 CHILD = textwrap.dedent(
     """
     import asyncio, pathlib, sys
-    from service.process_bus import ProcessBus
+    from service.runtime.process_bus import ProcessBus
 
     async def main():
         bus = ProcessBus(pathlib.Path(sys.argv[1]), hub=False)

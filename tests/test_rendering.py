@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from service.rendering import FileSource, FrameRef, RenderWorkers
-from service.synthetic import StudySpec, make_study
+from service.demo.synthetic import StudySpec, make_study
+from service.viewing.rendering import FileSource, FrameRef, RenderWorkers
 from viewer import RenderOptions
 
 from .conftest import store_in_orthanc

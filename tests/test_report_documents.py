@@ -20,13 +20,13 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign.fields import SigFieldSpec, append_signature_field
 from pypdf import PdfReader
 
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.reports.canonical import FORMAT, canonical_bytes, parse_canonical
 from service.reports.dicom_objects import encapsulated_pdf, report_sr
 from service.reports.document import ReportDocument
 from service.reports.files import read_report_file
 from service.reports.pdf import _qr, render_report_pdf
 from service.signing import ConsortiumCA, new_signing_key, sign_pdf
-from service.synthetic import StudySpec, dataset_bytes, make_study
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.4242"
 SIGNED_AT = datetime(2026, 11, 23, 22, 54, 51, tzinfo=UTC)

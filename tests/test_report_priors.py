@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from service.patient_identity import PatientKey, same_patient
+from service.demo.synthetic import StudySpec, make_study
+from service.dicom.patient_identity import PatientKey, same_patient
 from service.storage import facilities as facility_store
-from service.synthetic import StudySpec, make_study
 
 from .conftest import PASSWORD
 
@@ -45,7 +45,7 @@ class Seeded:
 
 
 class TestSamePatient:
-    """service.patient_identity.same_patient: a Patient ID alone never pairs two records."""
+    """service.dicom.patient_identity.same_patient: a Patient ID alone never pairs two records."""
 
     def test_id_and_birth_date_agree(self) -> None:
         """Same facility, ID and birth date (names written differently) are one patient."""

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from service.clock import utc_now
+from service.demo.synthetic import StudySpec, make_study
 from service.http.keys import ORTHANC
-from service.modalities import register_facility
-from service.orthanc.client import OrthancClient
+from service.intake.modalities import register_facility
 from service.reports.acknowledgement import escalate_unacknowledged_critical
 from service.reports.files import read_report_file
+from service.runtime.orthanc.client import OrthancClient
 from service.storage import facilities as facility_store
-from service.synthetic import StudySpec, make_study
 from tests.conftest import PASSWORD, free_port, start_orthanc
 
 STUDY = StudySpec(

@@ -19,10 +19,10 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from service.clock import to_iso, utc_now
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.http.keys import ORTHANC, SETTINGS
 from service.storage import consultations as consultation_store
 from service.storage import ingest as ingest_store
-from service.synthetic import StudySpec, dataset_bytes, make_study
 
 PATIENT = "DX-PID-001"
 OWNED_ELSEWHERE = "the study belongs to another facility"

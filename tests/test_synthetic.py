@@ -30,9 +30,9 @@ from pynetdicom.events import EventHandlerType
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from service import dicom_send
-from service.dicom_send import StoreError, StoreResult, send_datasets
-from service.synthetic import MANUFACTURER, StudySpec, dataset_bytes, make_study, write_study
+from service.demo.synthetic import MANUFACTURER, StudySpec, dataset_bytes, make_study, write_study
+from service.dicom import send as dicom_send
+from service.dicom.send import StoreError, StoreResult, send_datasets
 
 STUDY_DT = datetime(2024, 3, 5, 9, 30, 15)
 

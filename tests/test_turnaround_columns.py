@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from service import turnaround
-from service import turnaround_columns as fast
 from service.clock import to_iso
+from service.dashboard import turnaround
+from service.dashboard import turnaround_columns as fast
 from service.storage import Database
 from service.storage import consultations as store
 from service.storage import facilities as facility_store

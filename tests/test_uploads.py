@@ -18,8 +18,8 @@ import aiohttp
 import pytest
 
 from service.app import create_app
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.http.keys import ORTHANC
-from service.synthetic import StudySpec, dataset_bytes, make_study
 
 from .conftest import Service
 

@@ -85,11 +85,11 @@ async def test_undecodable_frames_answer_422_with_a_reason_logged_once(
     Ingest now quarantines the last three (their file fails the check uploads pass); archives
     ingested before that check hold such instances, so here ingest's file check lets all pass.
     """
-    monkeypatch.setattr("service.ingest._file_check", lambda content, limit: "")
+    monkeypatch.setattr("service.intake.ingest._file_check", lambda content, limit: "")
     files = {name: make() for name, make in malformed.UNDECODABLE.items()}
     datasets = {name: read(data) for name, data in files.items()}
     await stored_and_listed(service, reader, files, tmp_path)
-    caplog.set_level(logging.WARNING, logger="service.rendering")
+    caplog.set_level(logging.WARNING, logger="service.viewing.rendering")
 
     for name, ds in datasets.items():
         for kind, path in viewer_paths(ds).items():
@@ -151,7 +151,7 @@ async def test_malformed_files_c_stored_never_give_a_500_and_a_valid_study_lands
     them consultations, as this test's ingest (file check off) does. Opening each in the viewer
     (manifest, rendered frame, thumbnail, values) answers 200 or a 4xx with a reason, never a
     500; a valid study sent after lands."""
-    monkeypatch.setattr("service.ingest._file_check", lambda content, limit: "")
+    monkeypatch.setattr("service.intake.ingest._file_check", lambda content, limit: "")
     files = {m.name: m.make() for m in malformed.REFUSED_AT_INGEST if "deflated" not in m.name}
     await stored_and_listed(service, reader, files, tmp_path)
     items = {i["study_instance_uid"]: i for i in (await service.worklist(reader))["items"]}
@@ -170,6 +170,6 @@ async def test_malformed_files_c_stored_never_give_a_500_and_a_valid_study_lands
 
 
 def pydicom_bytes(ds: pydicom.Dataset) -> bytes:
-    from service.synthetic import dataset_bytes
+    from service.demo.synthetic import dataset_bytes
 
     return dataset_bytes(ds)

@@ -13,7 +13,7 @@ from PIL import Image
 from pydicom.pixels import apply_modality_lut, pack_bits
 
 from service.app import create_app
-from service.synthetic import StudySpec, make_study
+from service.demo.synthetic import StudySpec, make_study
 
 PATIENT = "P_VIEW_1"
 SIZE = 64
@@ -276,7 +276,7 @@ async def test_rendered_jpeg_and_png_have_the_instances_size(service, world):
 
 async def test_a_png_render_equals_the_viewers_render_of_the_same_frame(service, world):
     """The route serves exactly the pixel pipeline's output (PNG is lossless)."""
-    from service.synthetic import dataset_bytes
+    from service.demo.synthetic import dataset_bytes
     from viewer import RenderOptions, Window, decode_frame, render_array
 
     response = await get(

@@ -13,7 +13,7 @@ from PIL import Image
 from pydicom.pixels import apply_modality_lut, apply_windowing, convert_color_space, pixel_array
 from pydicom.uid import JPEGBaseline8Bit
 
-from service.synthetic import StudySpec, dataset_bytes, make_study
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from viewer import (
     DECODERS,
     RenderOptions,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.synthetic import StudySpec, make_study
+from service.demo.synthetic import StudySpec, make_study
 
 
 async def test_c_store_study_from_registered_clinic_appears_on_worklist(service):

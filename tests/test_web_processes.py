@@ -272,8 +272,8 @@ def exit_at_once(settings, role) -> None:
 
 
 async def test_a_secondary_that_keeps_dying_is_restarted_less_and_less_often(tmp_path):
+    from service.runtime.web_processes import ProcessRole, Secondaries
     from service.settings import Settings
-    from service.web_processes import ProcessRole, Secondaries
 
     settings = Settings(data_dir=tmp_path, orthanc_url="http://127.0.0.1:9")
     secondaries = Secondaries(settings, ProcessRole(0, 2, None), target=exit_at_once)

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from service.clock import utc_now
-from service.notifications import Notice, WebhookNotifier
+from service.worklist.notifications import Notice, WebhookNotifier
 
 from .conftest import free_port
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.intake import (
+from service.intake.intake import (
     ConsultationRequest,
     InstanceOrigin,
     ReceivedStudy,

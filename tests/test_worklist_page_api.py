@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.intake import ConsultationRequest, file_request
+from service.intake.intake import ConsultationRequest, file_request
 from worklists.priorities import Priority
 from worklists.sla import SlaPolicy
 

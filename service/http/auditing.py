@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from ..audit import AuditEntry
 from ..auth.sessions import CurrentUser
 from ..clock import to_iso, utc_now
-from ..orthanc.client import OrthancError, OrthancUnavailable
+from ..runtime.orthanc.client import OrthancError, OrthancUnavailable
 from ..storage import Conflict, RecordNotFound
 from .errors import ApiError
 from .keys import DATABASE, USER_KEY

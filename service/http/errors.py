@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from ..orthanc.client import OrthancError, OrthancUnavailable
+from ..runtime.orthanc.client import OrthancError, OrthancUnavailable
 from ..storage import Conflict, RecordNotFound
 
 log = logging.getLogger(__name__)

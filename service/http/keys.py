@@ -8,18 +8,18 @@ from worklists.sla import SlaPolicy
 
 from ..auth.session_cache import SessionCache
 from ..auth.sessions import CurrentUser
-from ..health import Health
 from ..i18n import PageRenderer
-from ..ingest import ChangeFollower
-from ..live import LiveUpdates
-from ..orthanc.client import OrthancClient
-from ..prefetch import StudyPrefetch
-from ..process_bus import ProcessBus
-from ..rendering import Renderer
+from ..intake.ingest import ChangeFollower
+from ..runtime.health import Health
+from ..runtime.orthanc.client import OrthancClient
+from ..runtime.process_bus import ProcessBus
+from ..runtime.web_processes import ProcessRole, Secondaries, ServiceExit
 from ..settings import Settings
 from ..storage import Database
-from ..viewing import Viewing
-from ..web_processes import ProcessRole, Secondaries, ServiceExit
+from ..viewing.prefetch import StudyPrefetch
+from ..viewing.rendering import Renderer
+from ..viewing.viewing import Viewing
+from ..worklist.live import LiveUpdates
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)

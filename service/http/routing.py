@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import (
+from .routes import (
     admin_routes,
     audit_routes,
     auth_routes,

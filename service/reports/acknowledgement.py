@@ -17,11 +17,11 @@ import sqlite_utils
 from ..auth.access import consultation_scope
 from ..auth.sessions import CurrentUser
 from ..clock import to_iso
-from ..notifications import Notice, notice_facts
-from ..roster import managers_to_tell
 from ..storage import Conflict, RecordNotFound
 from ..storage import consultations as consultation_store
 from ..storage import reports as store
+from ..worklist.notifications import Notice, notice_facts
+from ..worklist.roster import managers_to_tell
 
 CLINIC_ROLES = frozenset({"clinician", "radiographer", "requester"})
 CRITICAL_ACK_ROLES = frozenset({"clinician", "requester"})

@@ -22,12 +22,12 @@ import pydicom
 import sqlite_utils
 
 from ..clock import to_iso, utc_now
-from ..notifications import Notice, Notifications
-from ..orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
-from ..roster import managers_to_tell
+from ..runtime.orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
 from ..storage import Database
 from ..storage import consultations as consultation_store
 from ..storage import reports as store
+from ..worklist.notifications import Notice, Notifications
+from ..worklist.roster import managers_to_tell
 from .dicom_objects import encapsulated_pdf, report_sr
 from .documents_data import document_for
 
@@ -73,7 +73,7 @@ class ReportDelivery:
         self._wake = asyncio.Event()
         self.kick_relays: list[Callable[[], None]] = []
         """Called on every kick: a secondary web process passes its kicks to the primary,
-        where the delivery loop runs (service.web_processes)."""
+        where the delivery loop runs (service.runtime.web_processes)."""
 
     def kick(self) -> None:
         self._wake.set()

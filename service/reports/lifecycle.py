@@ -12,10 +12,10 @@ from aiohttp import web
 from ..clock import utc_now
 from ..http.keys import BUS, DATABASE, ORTHANC, ROLE, SETTINGS
 from ..http.report_keys import CA, REPORT_DELIVERY
-from ..notifications import NOTIFICATIONS, Notifications
 from ..settings import Settings
 from ..signing import ConsortiumCA
 from ..storage import Database
+from ..worklist.notifications import NOTIFICATIONS, Notifications
 from .acknowledgement import escalate_unacknowledged_critical
 from .delivery import DeliveryPolicy, ReportDelivery
 

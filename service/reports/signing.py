@@ -16,18 +16,18 @@ from typing import Any
 
 import sqlite_utils
 
-from ..accounts import WrongPassword
 from ..auth import login_limits
 from ..auth.access import consultation_scope
+from ..auth.accounts import WrongPassword
 from ..auth.passwords import verify_password_async
 from ..auth.sessions import CurrentUser
 from ..clock import to_iso
-from ..notifications import Notice, notice_facts
 from ..signing import ConsortiumCA, sign_detached, sign_pdf
 from ..storage import Conflict, Database
 from ..storage import consultations as consultation_store
 from ..storage import reports as store
 from ..storage import users as user_store
+from ..worklist.notifications import Notice, notice_facts
 from .authoring import check_may_write
 from .canonical import canonical_bytes
 from .document import ReportDocument

@@ -1,8 +1,8 @@
 """The report editor's priors: signed reports of other consultations of the same patient.
 
 Facility scope is part of the query (service/storage/scope.py). Candidates share the
-consultation's facility and Patient ID; service/patient_identity.py then keeps only those whose
-birth date or name confirms the match, so two patients sharing an ID are never paired.
+consultation's facility and Patient ID; service/dicom/patient_identity.py then keeps only those
+whose birth date or name confirms the match, so two patients sharing an ID are never paired.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..patient_identity import PatientKey, same_patient
+from ..dicom.patient_identity import PatientKey, same_patient
 from .database import RecordNotFound
 from .scope import Scope
 

@@ -607,8 +607,8 @@ def m017_login_failures_pending(db: sqlite_utils.Database) -> None:
 @migrations()
 def m018_notification_messages(db: sqlite_utils.Database) -> None:
     """A notice stored as a message code and its parameters, rendered in each reader's language
-    when shown (service/notice_text.py). ``title`` and ``body`` keep an English rendering for
-    the webhook and for readers of the table; rows written before this have no code and are
+    when shown (service/worklist/notice_text.py). ``title`` and ``body`` keep an English rendering
+    for the webhook and for readers of the table; rows written before this have no code and are
     shown as stored."""
     db.executescript(
         """
@@ -703,7 +703,7 @@ SESSION_TABLES = ("sessions", "users", "facilities", "api_tokens")
 
 @migrations()
 def m021_instance_checks(db: sqlite_utils.Database) -> None:
-    """The file check (service/dicom_files.py, the one uploads and STOW-RS pass) of instances
+    """The file check (service/dicom/files.py, the one uploads and STOW-RS pass) of instances
     that arrived by C-STORE: one row per Orthanc instance and reception, so a study processed
     again (every later object fires another StableStudy) re-checks only what is new, across
     restarts; ``reason`` '' is a sound file. Quarantined instances keep their own reason (a

@@ -1,6 +1,6 @@
 // teleread viewer — "keep my claim alive": while the reader has this consultation open and holds
 // its claim, claim it again before the lease runs out (re-claiming by the holder renews the lease,
-// see service/claims.py `claim`). Never takes a claim the reader does not already hold.
+// see service/worklist/claims.py `claim`). Never takes a claim the reader does not already hold.
 
 const tr = window.teleread;
 const MIN_DELAY_MS = 30 * 1000;

@@ -1,0 +1,67 @@
+"""A signed demo report, so a first `make run` shows the whole loop: Dr Li has read Dongxiang's
+chest film and Dr Chen (clinician at Dongxiang) finds the signed report in the portal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from ..auth.sessions import CurrentUser
+from ..clock import utc_now
+from ..http.keys import DATABASE, SETTINGS
+from ..http.report_keys import CA, REPORT_DELIVERY
+from ..reports.authoring import save_draft
+from ..reports.signing import sign_report
+from ..storage import consultations as consultation_store
+from ..storage import users as user_store
+from ..worklist import claims
+
+log = logging.getLogger(__name__)
+
+READER = "dr.li"
+ACCESSION = "DX24001"
+DRAFT = {
+    "findings": "两肺纹理增多，右下肺野见斑片状模糊影，边界不清。心影大小正常。两侧肋膈角锐利。",
+    "impression": "右下肺炎症可能，请结合临床。",
+    "recommendation": "建议抗感染治疗后2周复查胸片。",
+    "quality": "good",
+}
+
+
+def _target(db: Any) -> tuple[int, dict[str, Any]] | None:
+    row = db.execute(
+        "SELECT id FROM consultations WHERE accession_number = ? AND received_at IS NOT NULL",
+        [ACCESSION],
+    ).fetchone()
+    reader = user_store.user_by_username(db, READER)
+    if row is None or reader is None:
+        return None
+    return row["id"], consultation_store.claim_account(db, reader["id"])
+
+
+async def sign_demo_report(app: web.Application, password: str, timeout: float = 120) -> bool:
+    """Wait for the chest film to arrive, then claim, write and sign it as Dr Li."""
+    database = app[DATABASE]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (found := await database.read(_target)) is None:
+        if asyncio.get_running_loop().time() > deadline:
+            log.warning("demo: the chest film never arrived; no demo report signed")
+            return False
+        await asyncio.sleep(1)
+    consultation_id, account = found
+    reader = CurrentUser.from_row(account | {"session_id": 0, "csrf_token": ""})
+    settings = app[SETTINGS]
+    await database.write(
+        claims.claim, consultation_id, reader, utc_now(), settings.claim_lease_minutes
+    )
+    await database.write(save_draft, consultation_id, reader, DRAFT, utc_now())
+    public_url = settings.public_url or f"http://{settings.host}:{settings.port}"
+    await sign_report(
+        database, app[CA], reader, consultation_id, password, now=utc_now(), public_url=public_url
+    )
+    app[REPORT_DELIVERY].kick()
+    log.info("demo: Dr Li signed the report of consultation %d", consultation_id)
+    return True

@@ -1,0 +1,73 @@
+"""The centre's dashboard page and its charts (server-side SVG, scoped like the API)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from ...auth.access import allow, consultation_scope
+from ...clock import utc_now
+from ...dashboard import charts, turnaround
+from ...storage.turnaround import Period
+from ..auditing import not_audited
+from ..errors import ApiError
+from ..keys import DATABASE, RENDERER, current_user
+from ..requests import read_query
+from .pages import page_locale, render
+from .turnaround_routes import AGGREGATES, DASHBOARD_ROLES, WindowQuery, _period
+
+routes = web.RouteTableDef()
+
+SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
+"""An SVG shown through <img> runs no script; its own inline <style> is all it needs."""
+
+
+@routes.get("/dashboard")
+@allow(*DASHBOARD_ROLES)
+async def dashboard_page(request: web.Request) -> web.Response:
+    """The shell: charts are <img> of the chart route, tables come from the turnaround API."""
+    return render(request, "dashboard.html")
+
+
+async def _figures(request: web.Request, name: str, period: Period) -> Any:
+    database = request.app[DATABASE]
+    scope = consultation_scope(current_user(request))
+    now = utc_now()
+    match name:
+        case "tat":
+            return await turnaround.turnaround(database, scope, period, ["priority"])
+        case "sla":
+            return await turnaround.sla(database, scope, period, ["week", "priority"], now)
+        case "queue":
+            return await turnaround.queue_now(database, scope, now)
+        case "workload":
+            return await turnaround.workload(database, scope, period)
+        case "quality":
+            return await turnaround.quality(database, scope, period, "month")
+    raise ApiError(404, "not_found", f"no chart named {name!r}")
+
+
+DRAW = {
+    "tat": charts.tat_by_priority,
+    "sla": charts.sla_over_time,
+    "queue": charts.queue_now,
+    "workload": charts.workload_by_reader,
+    "quality": charts.quality_by_facility,
+}
+
+
+@routes.get(r"/dashboard/charts/{name:[a-z]+}.svg")
+@allow(*DASHBOARD_ROLES)
+@not_audited(AGGREGATES)
+async def chart(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    query = read_query(request, WindowQuery)
+    figures = await _figures(request, name, _period(query))
+    gettext = request.app[RENDERER].gettext(page_locale(request))
+    svg = await asyncio.to_thread(DRAW[name], figures, gettext)
+    response = web.Response(body=svg, content_type="image/svg+xml")
+    response.headers["Content-Security-Policy"] = SVG_POLICY
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,96 @@
+"""Facilities' AE titles registered with Orthanc as known DICOM modalities, with what they may do.
+
+Orthanc keeps them in its database (``DicomModalitiesInDatabase``); the service re-registers every
+facility at start-up so the two never drift apart. A registered AE title may verify the connection
+(C-ECHO) and send images (C-STORE), nothing else: Orthanc's default for a registered modality is
+to allow everything, which made the DICOM port an archive any clinic could query (C-FIND) and
+retrieve from (C-GET, C-MOVE). teleread grants no query or retrieve to anyone, so there is no
+grant mechanism (docs/security.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..runtime.orthanc.client import OrthancClient
+from ..storage import Database
+from ..storage import facilities as facility_store
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDER_HOST = "127.0.0.1"
+PLACEHOLDER_PORT = 104
+
+#: What a facility's AE title may ask of Orthanc (Orthanc's per-modality "Allow*" options; every
+#: one it knows is named, since an omitted one defaults to allowed). "AllowStorageCommitment" is
+#: Orthanc's alias for "AllowNAction" and "AllowEventReport".
+CLINIC_PERMISSIONS: dict[str, bool] = {
+    "AllowEcho": True,
+    "AllowStore": True,
+    "AllowFind": False,
+    "AllowFindWorklist": False,
+    "AllowGet": False,
+    "AllowMove": False,
+    "AllowStorageCommitment": False,
+}
+
+#: The flags Orthanc reports back (``GET /modalities?expand``) that must all be false.
+_REFUSED_FLAGS = (
+    "AllowFind",
+    "AllowFindWorklist",
+    "AllowGet",
+    "AllowMove",
+    "AllowNAction",
+    "AllowEventReport",
+)
+
+
+def modality_entry(facility: dict[str, Any]) -> dict[str, Any]:
+    """Orthanc's description of a facility's modality (host/port only matter for sending back)."""
+    return {
+        "name": facility["aet"],
+        "aet": facility["aet"],
+        "host": facility.get("dicom_host") or PLACEHOLDER_HOST,
+        "port": facility.get("dicom_port") or PLACEHOLDER_PORT,
+    }
+
+
+def orthanc_modality(entry: dict[str, Any]) -> dict[str, Any]:
+    """The body of ``PUT /modalities/{name}`` for a :func:`modality_entry`: echo and store only.
+
+    The CLI (urllib, Orthanc possibly elsewhere) and the service (async client) both send this,
+    so no path registers an AE title with Orthanc's allow-everything defaults.
+    """
+    return {"AET": entry["aet"], "Host": entry["host"], "Port": entry["port"], **CLINIC_PERMISSIONS}
+
+
+async def register_facility(orthanc: OrthancClient, facility: dict[str, Any]) -> None:
+    entry = modality_entry(facility)
+    await orthanc.put_modality(entry["name"], orthanc_modality(entry))
+
+
+async def sync_facilities(orthanc: OrthancClient, database: Database) -> int:
+    """Register every facility, then take query/retrieve rights from any other known modality.
+
+    A modality left in Orthanc's database by an older teleread (registered with the defaults) or
+    added by hand would otherwise keep C-FIND/C-GET/C-MOVE; it keeps its address, so Orthanc can
+    still send to it.
+    """
+    facilities = await database.read(facility_store.list_facilities)
+    for facility in facilities:
+        await register_facility(orthanc, facility)
+    registered = {modality_entry(f)["name"] for f in facilities}
+    known: dict[str, dict[str, Any]] = await orthanc.get("/modalities", expand="")
+    for name, modality in known.items():
+        if name in registered or not any(modality.get(flag) for flag in _REFUSED_FLAGS):
+            continue
+        log.warning(
+            "modality %s (AE title %s) is no facility: echo and store only",
+            name,
+            modality.get("AET"),
+        )
+        entry = {"aet": modality["AET"], "host": modality["Host"], "port": modality["Port"]}
+        await orthanc.put_modality(name, orthanc_modality(entry))
+    log.info("registered %d facility AE titles with Orthanc", len(facilities))
+    return len(facilities)

@@ -1,0 +1,146 @@
+"""Async client for the Orthanc REST API (the service's hot paths never use a sync client).
+
+Only the service talks to Orthanc, with credentials that never reach a browser or a log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from .auth import basic_auth_header
+
+
+class OrthancError(Exception):
+    """Orthanc answered with an error status."""
+
+    def __init__(self, status: int, message: str, body: Any = None) -> None:
+        super().__init__(f"Orthanc answered {status}: {message}")
+        self.status = status
+        self.message = message
+        self.body = body
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Rebuilt with its fields (a render worker sends it to the main process pickled)."""
+        return (type(self), (self.status, self.message, self.body))
+
+
+class OrthancUnavailable(OrthancError):
+    """Orthanc cannot be reached (connection refused, timeout, 502/503): retry later."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of Orthanc's ``/changes`` feed."""
+
+    seq: int
+    change_type: str
+    resource_type: str
+    resource_id: str
+    date: str
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Change:
+        return cls(raw["Seq"], raw["ChangeType"], raw["ResourceType"], raw["ID"], raw["Date"])
+
+
+@dataclass(frozen=True)
+class ChangesPage:
+    changes: list[Change]
+    done: bool
+    last: int
+
+
+class OrthancClient:
+    """Thin async wrapper: JSON in, JSON out, Orthanc errors as exceptions."""
+
+    def __init__(
+        self, base_url: str, username: str | None, password: str | None, timeout: float = 60.0
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username  # Orthanc records it as HttpUsername on what we store by REST
+        self.password = password  # for the renderer's blocking file reader (file_reader.py)
+        # Identity: Orthanc would otherwise gzip every answer on the fly (45 ms for a 512 KB
+        # instance file, 1 ms without), for a link that is loopback or a local network.
+        headers = {"Accept-Encoding": "identity"}
+        if username:
+            headers.update(basic_auth_header(username, password or ""))
+        self._session = aiohttp.ClientSession(
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout, connect=5),
+            connector=aiohttp.TCPConnector(limit=32),
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send one request; decode JSON answers, return bytes for anything else."""
+        url = self.base_url + path
+        try:
+            async with self._session.request(method, url, **kwargs) as response:
+                body = await response.read()
+                content_type = response.headers.get("Content-Type", "")
+                data: Any = body
+                if "json" in content_type and body:
+                    data = await response.json(content_type=None)
+                if response.status in (502, 503, 504):
+                    raise OrthancUnavailable(response.status, response.reason or "", data)
+                if response.status >= 400:
+                    message = data.get("Message", "") if isinstance(data, dict) else ""
+                    raise OrthancError(response.status, message or (response.reason or ""), data)
+                return data
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise OrthancUnavailable(0, f"{type(exc).__name__}: {exc}") from exc
+
+    async def get(self, path: str, **params: Any) -> Any:
+        return await self.request("GET", path, params=params or None)
+
+    async def system(self) -> dict[str, Any]:
+        return await self.get("/system")
+
+    async def plugins(self) -> list[str]:
+        return await self.get("/plugins")
+
+    async def changes(self, since: int, limit: int = 100) -> ChangesPage:
+        raw = await self.get("/changes", since=since, limit=limit)
+        return ChangesPage([Change.from_json(c) for c in raw["Changes"]], raw["Done"], raw["Last"])
+
+    async def last_change(self) -> int:
+        raw = await self.get("/changes", last="")
+        return int(raw["Last"])
+
+    async def study(self, study_id: str) -> dict[str, Any]:
+        return await self.get(f"/studies/{study_id}")
+
+    async def study_ids(self) -> list[str]:
+        return await self.get("/studies")
+
+    async def study_instances(self, study_id: str) -> list[dict[str, Any]]:
+        return await self.get(f"/studies/{study_id}/instances")
+
+    async def study_series(self, study_id: str) -> list[dict[str, Any]]:
+        return await self.get(f"/studies/{study_id}/series")
+
+    async def instance_metadata(self, instance_id: str) -> dict[str, str]:
+        return await self.get(f"/instances/{instance_id}/metadata", expand="")
+
+    async def instance_tags(self, instance_id: str) -> dict[str, Any]:
+        return await self.get(f"/instances/{instance_id}/simplified-tags")
+
+    async def store_instance(self, body: bytes | AsyncIterable[bytes] | Any) -> dict[str, Any]:
+        """``POST /instances`` with one Part-10 file (bytes or an open binary file/stream)."""
+        return await self.request(
+            "POST", "/instances", data=body, headers={"Content-Type": "application/dicom"}
+        )
+
+    async def put_modality(self, name: str, body: dict[str, Any]) -> None:
+        """Register (or update) a known DICOM modality: its AE title, address and what it may do
+        (``body`` as built by :func:`service.intake.modalities.orthanc_modality`)."""
+        await self.request("PUT", f"/modalities/{name}", json=body)
+
+    async def modalities(self) -> list[str]:
+        return await self.get("/modalities")

@@ -1,0 +1,135 @@
+"""The escalation sweep: every few seconds, find items nobody took in time and tell a manager.
+
+An open consultation unclaimed after ``TELEREAD_ESCALATION_SHARE`` of its SLA, or past its
+deadline, gets an ``escalated`` event (detail: reason, managers told) once per reason; the
+on-duty managers (else every manager of the regional centre) are notified in-app and through the
+webhook, and the worklist hears ``WorklistChange(kind="escalated")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from worklists.escalation import escalation_due
+
+from ..clock import from_iso, to_iso, utc_now
+from ..storage import Database
+from ..storage.consultations import OPEN_CONDITION, append_event
+from .live import LiveUpdates, WorklistChange
+from .notifications import Notice, Notifications, notice_facts
+from .roster import managers_to_tell
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Escalation:
+    row: dict[str, Any]
+    reason: str
+    notice: Notice
+
+
+def _candidates(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT c.id, c.facility_id, c.requested_by, c.priority, c.queue, c.modality, c.due_at,"
+        " c.received_at, c.requested_at, c.created_at, c.claimed_by, c.claim_expires_at,"
+        " f.name AS facility_name,"
+        " (SELECT group_concat(e.detail, '\x1f') FROM consultation_events e"
+        "  WHERE e.consultation_id = c.id AND e.type = 'escalated') AS escalations"
+        " FROM consultations c JOIN facilities f ON f.id = c.facility_id"
+        f" WHERE {OPEN_CONDITION}"
+        " AND NOT EXISTS (SELECT 1 FROM consultation_events o WHERE o.consultation_id = c.id"
+        "  AND o.type = 'escalated' AND o.detail LIKE '%\"overdue\"%')"
+    )
+    return [dict(row) for row in db.execute(sql)]
+
+
+def _reason(row: dict[str, Any], now: datetime, share: float) -> str | None:
+    starts = [from_iso(t) for t in (row["received_at"], row["requested_at"]) if t]
+    start = max(starts) if starts else from_iso(row["created_at"])
+    expires = row["claim_expires_at"]
+    claimed = row["claimed_by"] is not None and expires is not None and from_iso(expires) > now
+    reason = escalation_due(start, from_iso(row["due_at"]), claimed, now, share)
+    done = {json.loads(d).get("reason") for d in (row["escalations"] or "").split("\x1f") if d}
+    return None if reason is None or reason in done else reason
+
+
+def escalate_due(db: sqlite_utils.Database, now: datetime, share: float) -> list[Escalation]:
+    """Record one ``escalated`` event per new reason (one transaction: never twice)."""
+    found: list[Escalation] = []
+    managers: list[int] | None = None
+    for row in _candidates(db):
+        reason = _reason(row, now, share)
+        if reason is None:
+            continue
+        if managers is None:
+            managers = managers_to_tell(db, now)
+        append_event(
+            db, row["id"], "escalated", to_iso(now), None, {"reason": reason, "managers": managers}
+        )
+        notice = Notice(
+            kind="escalation",
+            user_ids=tuple(managers),
+            consultation_id=row["id"],
+            title=f"Escalation: #{row['id']} {row['priority']} {reason}",
+            body=f"{row['facility_name']}, queue {row['queue']}, due {row['due_at']}",
+            facts=notice_facts(row, reason=reason),
+            message="escalation",
+            params={
+                "reason": reason,
+                "priority": row["priority"],
+                "facility": row["facility_name"],
+                "queue": row["queue"],
+                "due_at": row["due_at"],
+            },
+        )
+        found.append(Escalation(row, reason, notice))
+    return found
+
+
+async def sweep_once(
+    database: Database,
+    live: LiveUpdates,
+    notifications: Notifications,
+    share: float,
+    now: datetime | None = None,
+) -> list[Escalation]:
+    escalations = await database.write(escalate_due, now or utc_now(), share)
+    for escalation in escalations:
+        row = escalation.row
+        live.publish(
+            WorklistChange(
+                kind="escalated",
+                consultation_id=row["id"],
+                facility_id=row["facility_id"],
+                requested_by=row["requested_by"],
+                priority=row["priority"] or "routine",
+                queue=row["queue"] or "general",
+                detail={"reason": escalation.reason},
+            )
+        )
+        await notifications.send(escalation.notice)
+    return escalations
+
+
+async def sweep_forever(
+    database: Database,
+    live: LiveUpdates,
+    notifications: Notifications,
+    interval: float,
+    share: float,
+) -> None:
+    """The background task: one sweep per interval; a failing sweep is logged, not fatal."""
+    while True:
+        try:
+            await sweep_once(database, live, notifications, share)
+        except Exception:
+            log.exception("escalation sweep failed")
+        await asyncio.sleep(interval)

@@ -1,0 +1,81 @@
+"""Turning what happened (a study ingested, a request filed) into live worklist changes.
+
+Publishing is best effort and cheap: one indexed read of the consultations concerned, then an
+in-memory fan-out. It must never break what triggered it, so every failure is logged and
+swallowed. (The read lives here rather than in ``storage/`` because it exists only to address
+live changes: it returns routing fields, never patient data.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import sqlite_utils
+
+from ..intake.intake import IngestOutcome
+from ..storage import Database
+from .live import LiveUpdates, WorklistChange
+
+log = logging.getLogger(__name__)
+
+
+def routing_fields(db: sqlite_utils.Database, ids: list[int]) -> list[dict[str, Any]]:
+    """What a subscriber's scope and the page need to address a change: no patient data."""
+    if not ids:
+        return []
+    marks = ", ".join("?" for _ in ids)
+    sql = (
+        "SELECT id, facility_id, requested_by, priority, queue FROM consultations"
+        f" WHERE id IN ({marks})"
+    )
+    return [dict(row) for row in db.query(sql, list(ids))]
+
+
+async def publish_changes(
+    database: Database, live: LiveUpdates, ids: Iterable[int], created: Iterable[int] = ()
+) -> None:
+    """Publish "new" for the created consultations and "updated" for the others; never raises."""
+    wanted, new = list(dict.fromkeys(ids)), set(created)
+    if not wanted:
+        return
+    try:
+        rows = await database.read(routing_fields, wanted)
+        for row in rows:
+            live.publish(
+                WorklistChange(
+                    kind="new" if row["id"] in new else "updated",
+                    consultation_id=row["id"],
+                    facility_id=row["facility_id"],
+                    requested_by=row["requested_by"],
+                    priority=row["priority"] or "routine",
+                    queue=row["queue"] or "general",
+                )
+            )
+    except Exception:
+        log.exception("could not publish live changes for consultations %s", wanted)
+
+
+def ingest_listener(database: Database, live: LiveUpdates) -> Callable[[IngestOutcome], None]:
+    """A :class:`~service.intake.ingest.ChangeFollower` listener publishing each ingest outcome.
+
+    Listeners are called synchronously inside the follower; the read and publish run as a
+    separate task so ingest never waits for (or fails because of) live updates.
+    """
+    pending: set[asyncio.Task[None]] = set()
+
+    def listen(outcome: IngestOutcome) -> None:
+        try:
+            if not outcome.consultation_ids:
+                return
+            task = asyncio.get_running_loop().create_task(
+                publish_changes(database, live, outcome.consultation_ids, outcome.created)
+            )
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        except Exception:
+            log.exception("could not schedule live changes for an ingest outcome")
+
+    return listen
