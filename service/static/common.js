@@ -102,6 +102,7 @@
   /** Only same-origin absolute paths ("/x"), never "//host" or "/\host". */
   function safeNextPath(candidate, fallback = "/worklist") {
     if (typeof candidate !== "string" || !candidate.startsWith("/")) return fallback;
+    // eslint-disable-next-line no-control-regex -- control characters are what is refused here
     if (candidate.startsWith("//") || /[\\\u0000-\u001f\u007f]/.test(candidate)) return fallback;
     try {
       const url = new URL(candidate, location.origin);
