@@ -8,11 +8,7 @@ export default [
   { ignores: ["node_modules/", ".venv/", "build/", "var/", "compose/"] },
   js.configs.recommended,
   {
-    files: ["service/static/**/*.js"],
-    languageOptions: { sourceType: "script", globals: globals.browser },
-  },
-  {
-    files: ["viewer/static/**/*.js"],
+    files: ["service/static/**/*.js", "viewer/static/**/*.js"],
     languageOptions: { sourceType: "module", globals: globals.browser },
   },
   {
