@@ -3,7 +3,7 @@
 // GET /api/audit.csv. Dates are whole days in the user's facility time zone, sent as UTC instants
 // ("from" = that day's first instant, "to" = the first instant of the day after).
 
-import { api, apiAnswer, el, formatDateTime, label, redirectToLogin, t, timeZone, wallToUtcMs } from "./common.js";
+import { api, apiAnswer, dayStartIso, el, formatDateTime, label, redirectToLogin, t } from "./common.js";
 
 const PAGE_SIZE = 100;
 const TEXT_FILTERS = ["patient_id", "user", "facility", "action", "outcome"];
@@ -22,20 +22,6 @@ const facilitySelect = document.getElementById("audit-facility");
 const facilityNames = new Map();
 const state = { next: null, shown: 0, generation: 0 };
 
-// ---- dates in the facility's time zone -> UTC instants -----------------------------------
-
-/** "2024-05-01" (+ days) -> ISO instant of that day's midnight in the facility zone. */
-function midnight(dateText, addDays) {
-  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(dateText || "");
-  if (!match) return null;
-  const [y, m, d] = [Number(match[1]), Number(match[2]) - 1, Number(match[3]) + addDays];
-  try {
-    return new Date(wallToUtcMs(Date.UTC(y, m, d), timeZone)).toISOString();
-  } catch (_err) {
-    return new Date(y, m, d).toISOString(); // unknown zone: the browser's own
-  }
-}
-
 // ---- form <-> query -----------------------------------------------------------------------
 
 function formFilters() {
@@ -51,8 +37,8 @@ function formFilters() {
 function apiParams(filters) {
   const params = new URLSearchParams();
   for (const name of TEXT_FILTERS) if (filters[name]) params.set(name, filters[name]);
-  if (filters.from) params.set("from", midnight(filters.from, 0));
-  if (filters.to) params.set("to", midnight(filters.to, 1));
+  if (filters.from) params.set("from", dayStartIso(filters.from, 0));
+  if (filters.to) params.set("to", dayStartIso(filters.to, 1));
   return params;
 }
 

@@ -3,9 +3,15 @@
 // `import { t, api } from "./common.js"` (the viewer's from "../common.js"); the browser runs it
 // once per page however many modules import it. No inline code anywhere: the page's translated
 // strings come from the <script type="application/json" id="i18n-strings"> block of base.html.
-// The pure parts live in modules without DOM access that node tests: people.js.
+// The pure parts live in modules without DOM access that node tests: people.js, times.js.
 
 import { personName } from "./people.js";
+import {
+  dateFormatter,
+  dayStartIso as dayStartInZone,
+  wallToUtcMs as wallToUtcInZone,
+  zoneOffsetMs as zoneOffsetInZone,
+} from "./times.js";
 
 export { personName };
 
@@ -158,67 +164,34 @@ export function el(tag, props, ...children) {
   return node;
 }
 
-/** Milliseconds the zone (default: the facility's) is ahead of UTC at the instant `utcMs`,
- *  to the minute. Throws RangeError for a zone the browser does not know. */
+/** Milliseconds the zone (default: the facility's) is ahead of UTC at the instant `utcMs`. */
 export function zoneOffsetMs(utcMs, zone = timeZone) {
-  const parts = new Intl.DateTimeFormat("en-US", {
-    timeZone: zone,
-    hourCycle: "h23",
-    year: "numeric",
-    month: "2-digit",
-    day: "2-digit",
-    hour: "2-digit",
-    minute: "2-digit",
-    second: "2-digit",
-  }).formatToParts(new Date(utcMs));
-  const v = Object.fromEntries(parts.map((p) => [p.type, Number(p.value)]));
-  const wall = Date.UTC(v.year, v.month - 1, v.day, v.hour, v.minute, v.second);
-  return Math.round((wall - Math.floor(utcMs / 1000) * 1000) / 60000) * 60000;
+  return zoneOffsetInZone(utcMs, zone);
 }
 
-/** A wall time in the zone, given as if it were UTC (`Date.UTC(...)`), → the UTC instant.
- *  Two passes, so that a daylight-saving change between the two readings is honoured. */
+/** A wall time in the zone (default: the facility's), given as if it were UTC → the instant. */
 export function wallToUtcMs(wallAsUtcMs, zone = timeZone) {
-  const first = wallAsUtcMs - zoneOffsetMs(wallAsUtcMs, zone);
-  return wallAsUtcMs - zoneOffsetMs(first, zone);
+  return wallToUtcInZone(wallAsUtcMs, zone);
 }
 
-function makeDateFormat(options) {
-  try {
-    return new Intl.DateTimeFormat(locale, Object.assign({ timeZone }, options));
-  } catch (_err) {
-    // Unknown IANA zone in the facility record: fall back to the browser's zone.
-    return new Intl.DateTimeFormat(locale, options);
-  }
+/** The first instant of the day "YYYY-MM-DD" (+ `addDays`) in the facility's zone, ISO UTC. */
+export function dayStartIso(day, addDays, zone = timeZone) {
+  return dayStartInZone(day, addDays, zone);
 }
-
-const dateTimeFormat = makeDateFormat({ dateStyle: "short", timeStyle: "short" });
-const timeFormat = makeDateFormat({ timeStyle: "medium" });
 
 /** ISO-8601 timestamp → short date and time in the facility's time zone ("" if none). */
-export function formatDateTime(iso) {
-  if (!iso) return "";
-  const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? "" : dateTimeFormat.format(date);
-}
+export const formatDateTime = dateFormatter(locale, timeZone, { dateStyle: "short", timeStyle: "short" });
 
-const shortDateTimeFormat = makeDateFormat({
+/** ISO-8601 timestamp → month, day and time without the year, for dense tables ("" if none). */
+export const formatShortDateTime = dateFormatter(locale, timeZone, {
   month: "numeric",
   day: "numeric",
   hour: "2-digit",
   minute: "2-digit",
 });
 
-/** ISO-8601 timestamp → month, day and time without the year, for dense tables ("" if none). */
-export function formatShortDateTime(iso) {
-  if (!iso) return "";
-  const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? "" : shortDateTimeFormat.format(date);
-}
-
-export function formatTime(date) {
-  return timeFormat.format(date);
-}
+/** A Date → its time of day (with seconds) in the facility's zone. */
+export const formatTime = dateFormatter(locale, timeZone, { timeStyle: "medium" });
 
 /** Byte count → "812 KB", "1.2 MB" in the page locale. */
 export function formatBytes(bytes) {

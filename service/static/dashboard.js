@@ -2,7 +2,7 @@
 // the chart pictures (server-side SVG) and fills the tables from the turnaround API. No inline
 // code (strict CSP).
 
-import { api, el, formatDateTime, label, redirectToLogin, t, wallToUtcMs, zoneOffsetMs } from "./common.js";
+import { api, dayStartIso, el, formatDateTime, label, redirectToLogin, t, zoneOffsetMs } from "./common.js";
 
 const form = document.getElementById("dashboard-form");
 const error = document.getElementById("dashboard-error");
@@ -13,19 +13,11 @@ function isoDay(wallAsUtc) {
   return new Date(wallAsUtc).toISOString().slice(0, 10);
 }
 
-/** The first instant of the day "YYYY-MM-DD" (+ days) in the facility's zone, as ISO UTC. A
- *  day in Shanghai starts at 16:00Z the evening before: counting UTC days put a morning's
- *  consultations in the previous day. */
-function midnight(day, addDays) {
-  const [y, m, d] = day.split("-").map(Number);
-  return new Date(wallToUtcMs(Date.UTC(y, m - 1, d + addDays))).toISOString();
-}
-
 /** The period as API parameters: [first instant of "from", first instant after "to"). */
 function period() {
   const params = new URLSearchParams();
-  params.set("from", midnight(form.elements.from.value, 0));
-  params.set("to", midnight(form.elements.to.value, 1));
+  params.set("from", dayStartIso(form.elements.from.value, 0));
+  params.set("to", dayStartIso(form.elements.to.value, 1));
   return params;
 }
 
