@@ -2,6 +2,9 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# node_modules/ holds eslint (package.json, package-lock.json): `npm ci` again when the lock changes.
+NODE_STAMP := node_modules/.installed
+JS_TESTS := $(wildcard tests/js/*.test.mjs)
 
 .PHONY: run test lint bench-ingest system-deps test-system-deps clean
 
@@ -10,6 +13,10 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -m pip install -q --upgrade pip
 	@$(PYTHON) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
+
+$(NODE_STAMP): package-lock.json
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -20,12 +27,17 @@ test-system-deps:
 run: system-deps $(STAMP)
 	@$(VENV)/bin/teleread serve --demo
 
-test: test-system-deps $(STAMP)
+lint: test-system-deps $(STAMP) $(NODE_STAMP)
 	@$(VENV)/bin/ruff check service worklists viewer tests bench
+	@npx --no-install eslint
+
+# The JavaScript checks (eslint, then node's test runner on the pure modules) run first: seconds.
+test: lint
+	@node --test --test-reporter=dot $(JS_TESTS)
 	@$(PYTHON) -m pytest
 
 bench-ingest: system-deps $(STAMP)
 	@$(PYTHON) bench/ingest.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache node_modules

@@ -17,7 +17,15 @@ from service.i18n import SUPPORTED_LOCALES, PageRenderer
 
 from .browser import SCREENSHOTS
 from .conftest import PASSWORD
-from .test_i18n import LOCALE_DIR, STATIC, TEMPLATES, csp_problems, json_block, make_user
+from .test_i18n import (
+    LOCALE_DIR,
+    STATIC,
+    TEMPLATES,
+    csp_problems,
+    json_block,
+    make_user,
+    message_keys,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,13 +100,14 @@ def test_pages_render_csp_clean_in_every_language(renderer, template, locale):
 
 @pytest.mark.parametrize("template", sorted(PAGES))
 def test_page_scripts_find_every_message_they_use(renderer, template):
-    """Every t("key"), plural("key") and label("table", ...) of the script exists in Chinese."""
+    """Every message key (t("key"), errorText's), plural("key") and label("table", ...) of the
+    script exists in Chinese."""
     script, role = PAGES[template]
     html = renderer.render(template, "zh_CN", **page_context(template, role))
     strings = json.loads(json_block(html))
     source = (STATIC / script).read_text(encoding="utf-8")
     available = {**strings["common"], **strings.get("page", {})}
-    assert set(re.findall(r'\bt\(\s*"(\w+)"', source)) - set(available) == set()
+    assert message_keys(source) - set(available) == set()
     for key in re.findall(r'\bplural\(\s*"(\w+)"', source):
         assert key in strings.get("plurals", {}), key
     for table in re.findall(r'\blabel\(\s*"(\w+)"', source):

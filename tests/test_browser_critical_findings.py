@@ -101,7 +101,7 @@ async def test_the_clinic_sees_a_critical_finding_in_its_language_first(service,
         await expect(entries).to_have_count(1)
         entry = entries.first
         await expect(entry).to_have_attribute("data-consultation-id", str(critical))
-        await expect(entry.locator(".critical-patient")).to_have_text("李 四")
+        await expect(entry.locator(".critical-patient")).to_have_text("李四")
         await expect(entry.locator(".critical-patient-id")).to_have_text("P-CRIT")
         await expect(entry.locator(".critical-study")).to_have_text(words["study"])
         link = entry.locator("a.critical-link")
@@ -121,7 +121,7 @@ async def test_the_clinic_sees_a_critical_finding_in_its_language_first(service,
             "href", f"/consultations/{critical}"
         )
         stored = page.locator("li.bell-item", has_text="New report for consultation")
-        await expect(stored.locator(".bell-patient")).to_have_text("王 五 · P-NORM · DX CHEST")
+        await expect(stored.locator(".bell-patient")).to_have_text("王五 · P-NORM · DX CHEST")
         await page.screenshot(path=str(SCREENSHOTS / f"critical-finding-{lang}.png"))
         await page.keyboard.press("Escape")
 

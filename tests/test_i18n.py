@@ -408,6 +408,18 @@ def test_static_files_are_self_contained_and_safe(path) -> None:
             assert unsafe not in source, f"{path.name} uses {unsafe}"
 
 
+def message_keys(source: str) -> set[str]:
+    """The message keys a script uses: t("key"), errorText(answer, "fallback_key", {code: "key"})
+    and the {code: "key"} maps of a page's `const ERRORS`."""
+    keys = set(re.findall(r'\bt\(\s*"(\w+)"', source))
+    keys |= set(re.findall(r'\berrorText\(\s*\w+\s*,\s*"(\w+)"', source))
+    for block in re.findall(
+        r'(?:\bconst ERRORS =|\berrorText\(\s*\w+\s*,\s*"\w+"\s*,)\s*\{([^}]*)\}', source
+    ):
+        keys |= set(re.findall(r':\s*"(\w+)"', block))
+    return keys
+
+
 @pytest.mark.parametrize("template", sorted(PAGE_SCRIPTS))
 def test_js_message_keys_exist(renderer, template) -> None:
     html = renderer.render(template, "zh_CN", **page_context(template, "radiographer"))
@@ -416,11 +428,11 @@ def test_js_message_keys_exist(renderer, template) -> None:
     for script, available in (
         ("common.js", strings["common"]),
         ("bell.js", strings["common"]),
+        ("site_header.js", strings["common"]),
         *((name, page_strings) for name in PAGE_SCRIPTS[template]),
     ):
         source = (STATIC / script).read_text(encoding="utf-8")
-        keys = set(re.findall(r'\bt\(\s*"(\w+)"', source))
-        missing = keys - set(available)
+        missing = message_keys(source) - set(available)
         assert not missing, f"{script} uses keys missing from {template}: {missing}"
         for key in re.findall(r'\bplural\(\s*"(\w+)"', source):
             assert key in strings.get("plurals", {}), f"{script}: plural {key!r} missing"

@@ -1,62 +1,59 @@
 // teleread — new consultation request page. Posts the form to POST /api/consultations, then
 // opens the consultation's live status page.
-"use strict";
 
-(() => {
-  const { t, api } = window.teleread;
-  const form = document.getElementById("consult-form");
-  const status = document.getElementById("consult-status");
-  const submit = document.getElementById("consult-submit");
-  if (!form) return;
+import { api, t } from "./common.js";
 
-  const UID = /^[0-9]+(\.[0-9]+)+$/;
+const form = document.getElementById("consult-form");
+const status = document.getElementById("consult-status");
+const submit = document.getElementById("consult-submit");
 
-  function value(name) {
-    return form.elements[name].value.trim();
+const UID = /^[0-9]+(\.[0-9]+)+$/;
+
+function value(name) {
+  return form.elements[name].value.trim();
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const study = value("study");
+  const question = value("clinical_question");
+  if (!study) {
+    status.textContent = t("need_study");
+    form.elements.study.focus();
+    return;
   }
-
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const study = value("study");
-    const question = value("clinical_question");
-    if (!study) {
-      status.textContent = t("need_study");
-      form.elements.study.focus();
+  if (!question) {
+    status.textContent = t("need_question");
+    form.elements.clinical_question.focus();
+    return;
+  }
+  const json = { priority: form.elements.priority.value || "urgent" };
+  if (UID.test(study)) json.study_instance_uid = study;
+  else json.accession_number = study;
+  for (const name of [
+    "patient_id",
+    "patient_name",
+    "modality",
+    "body_part",
+    "clinical_history",
+    "clinical_question",
+    "callback_phone",
+  ]) {
+    if (value(name)) json[name] = value(name);
+  }
+  submit.disabled = true;
+  status.textContent = t("sending");
+  try {
+    const result = await api("/api/consultations", { method: "POST", json });
+    if (result.ok && result.data) {
+      location.assign(`/consultations/${result.data.id}`);
       return;
     }
-    if (!question) {
-      status.textContent = t("need_question");
-      form.elements.clinical_question.focus();
-      return;
-    }
-    const json = { priority: form.elements.priority.value || "urgent" };
-    if (UID.test(study)) json.study_instance_uid = study;
-    else json.accession_number = study;
-    for (const name of [
-      "patient_id",
-      "patient_name",
-      "modality",
-      "body_part",
-      "clinical_history",
-      "clinical_question",
-      "callback_phone",
-    ]) {
-      if (value(name)) json[name] = value(name);
-    }
-    submit.disabled = true;
-    status.textContent = t("sending");
-    try {
-      const result = await api("/api/consultations", { method: "POST", json });
-      if (result.ok && result.data) {
-        location.assign(`/consultations/${result.data.id}`);
-        return;
-      }
-      const detail = result.data && result.data.detail;
-      status.textContent =
-        typeof detail === "string" && detail ? detail : t("request_failed", { status: result.status });
-    } catch (_err) {
-      status.textContent = t("network_error");
-    }
-    submit.disabled = false;
-  });
-})();
+    const detail = result.data && result.data.detail;
+    status.textContent =
+      typeof detail === "string" && detail ? detail : t("request_failed", { status: result.status });
+  } catch (_err) {
+    status.textContent = t("network_error");
+  }
+  submit.disabled = false;
+});

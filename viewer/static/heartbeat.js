@@ -2,7 +2,8 @@
 // its claim, claim it again before the lease runs out (re-claiming by the holder renews the lease,
 // see service/worklist/claims.py `claim`). Never takes a claim the reader does not already hold.
 
-const tr = window.teleread;
+import { api, t } from "../common.js";
+
 const MIN_DELAY_MS = 30 * 1000;
 const MAX_DELAY_MS = 5 * 60 * 1000;
 
@@ -24,7 +25,7 @@ export class Heartbeat {
   async start() {
     let result;
     try {
-      result = await tr.api(`/api/consultations/${this.consultationId}`);
+      result = await api(`/api/consultations/${this.consultationId}`);
     } catch (_err) {
       return;
     }
@@ -41,7 +42,7 @@ export class Heartbeat {
   async renew() {
     let result;
     try {
-      result = await tr.api(`/api/consultations/${this.consultationId}/claim`, { method: "POST" });
+      result = await api(`/api/consultations/${this.consultationId}/claim`, { method: "POST" });
     } catch (_err) {
       this.timer = setTimeout(() => this.renew(), MIN_DELAY_MS);
       return;
@@ -50,7 +51,7 @@ export class Heartbeat {
       this.schedule(result.data.claim_expires_at);
     } else {
       const detail = (result.data && (result.data.detail || result.data.error)) || result.status;
-      this.report(tr.t("claim_lost", { detail }));
+      this.report(t("claim_lost", { detail }));
     }
   }
 }

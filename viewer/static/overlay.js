@@ -1,12 +1,8 @@
 // teleread viewer — the text in the four corners of a viewport (patient, study, series, slice,
-// W/L, zoom) and the measurement label. All strings go through teleread.t().
+// W/L, zoom) and the measurement label. All strings go through the page's t().
 
-const tr = window.teleread;
-
-/** DICOM PN "WANG^XIAO" -> "WANG XIAO" (first component group only). */
-export function personName(pn) {
-  return (pn || "").split("=")[0].replace(/\^+/g, " ").trim();
-}
+import { label, t } from "../common.js";
+import { firstPersonName } from "../people.js";
 
 /** DICOM DA "20261101" -> "2026-11-01" (unchanged when not 8 digits). */
 export function dicomDate(da) {
@@ -26,14 +22,14 @@ function put(root, selector, text) {
 export function showStudy(root, manifest) {
   const study = manifest.study;
   const patient = study.patient || {};
-  put(root, ".overlay-patient", personName(patient.name));
+  put(root, ".overlay-patient", firstPersonName(patient.name));
   put(root, ".overlay-patient-id", patient.id || "");
   let sexLine = "";
-  const sex = tr.label("sex", patient.sex); // "M" reads 男 / Male, not a DICOM code
+  const sex = label("sex", patient.sex); // "M" reads 男 / Male, not a DICOM code
   if (patient.birth_date) {
-    sexLine = tr.t("sex_age", { sex: sex || "?", date: dicomDate(patient.birth_date) });
+    sexLine = t("sex_age", { sex: sex || "?", date: dicomDate(patient.birth_date) });
   } else if (sex) {
-    sexLine = tr.t("sex_only", { sex });
+    sexLine = t("sex_only", { sex });
   }
   put(root, ".overlay-sex", sexLine);
   put(root, ".overlay-facility", study.facility_name || "");
@@ -58,28 +54,28 @@ export function showImage(root, view) {
   const loadingLabel = root.querySelector(".loading-label");
   if (loadingLabel) {
     loadingLabel.hidden = !loading;
-    put(root, ".loading-label", loading ? tr.t("loading_slice", { n: position, total }) : "");
+    put(root, ".loading-label", loading ? t("loading_slice", { n: position, total }) : "");
   }
   put(
     root,
     ".overlay-series",
-    series ? tr.t("series_label", { number: series.number ?? "", description: series.description || "" }) : "",
+    series ? t("series_label", { number: series.number ?? "", description: series.description || "" }) : "",
   );
-  put(root, ".slice-label", total && !loading ? tr.t("slice_label", { n: position, total }) : "");
-  put(root, ".frame-label", frames > 1 && !loading ? tr.t("frame_label", { n: frame, total: frames }) : "");
+  put(root, ".slice-label", total && !loading ? t("slice_label", { n: position, total }) : "");
+  put(root, ".frame-label", frames > 1 && !loading ? t("frame_label", { n: frame, total: frames }) : "");
   const location = instance && instance.slice_location;
   put(
     root,
     ".overlay-location",
-    loading || location === null || location === undefined ? "" : tr.t("location_label", { mm: location.toFixed(1) }),
+    loading || location === null || location === undefined ? "" : t("location_label", { mm: location.toFixed(1) }),
   );
   put(
     root,
     ".wl-label",
-    view.window ? tr.t("wl_label", { width: view.window.width, center: view.window.center }) : "",
+    view.window ? t("wl_label", { width: view.window.width, center: view.window.center }) : "",
   );
-  if (view.colour) put(root, ".wl-label", tr.t("colour_image"));
-  put(root, ".zoom-label", view.zoomPercent ? tr.t("zoom_label", { percent: `${view.zoomPercent}%` }) : "");
+  if (view.colour) put(root, ".wl-label", t("colour_image"));
+  put(root, ".zoom-label", view.zoomPercent ? t("zoom_label", { percent: `${view.zoomPercent}%` }) : "");
   put(root, ".overlay-spacing", view.spacingNote || "");
 }
 
@@ -89,11 +85,11 @@ export function measurementText(measurement, spacingSource) {
   const mm = spacingSource === "PixelSpacing" || detector;
   if (measurement.type === "length") {
     const key = mm ? (detector ? "length_mm_detector" : "length_mm") : "length_px";
-    return tr.t(key, { value: measurement.value.toFixed(1) });
+    return t(key, { value: measurement.value.toFixed(1) });
   }
-  if (measurement.type === "angle") return tr.t("angle", { value: measurement.value.toFixed(1) });
+  if (measurement.type === "angle") return t("angle", { value: measurement.value.toFixed(1) });
   const key = mm ? (detector ? "roi_mm_detector" : "roi_mm") : "roi_px";
-  return tr.t(key, {
+  return t(key, {
     mean: measurement.stats.mean.toFixed(1),
     sd: measurement.stats.sd.toFixed(1),
     area: measurement.stats.area.toFixed(1),

@@ -1,7 +1,7 @@
 // teleread viewer — the DICOM tag browser: instance metadata (PS3.18 DICOM JSON, F.2) from the
 // service's facility-authorised DICOMweb proxy, as a filterable table.
 
-const tr = window.teleread;
+import { el, t } from "../common.js";
 
 /** Keywords of common attributes (PS3.6); the rest show their tag only. */
 const NAMES = {
@@ -85,7 +85,7 @@ export class TagBrowser {
   async show(url) {
     if (!this.open || url === this.url) return;
     this.url = url;
-    this.status.textContent = tr.t("tags_loading");
+    this.status.textContent = t("tags_loading");
     await loadDictionary();
     let result;
     try {
@@ -95,12 +95,12 @@ export class TagBrowser {
       });
       result = { ok: response.ok, status: response.status, data: await response.json().catch(() => null) };
     } catch (_err) {
-      this.status.textContent = tr.t("network_error");
+      this.status.textContent = t("network_error");
       return;
     }
     if (url !== this.url) return;
     if (!result.ok || !Array.isArray(result.data)) {
-      this.status.textContent = tr.t("tags_failed", { status: result.status });
+      this.status.textContent = t("tags_failed", { status: result.status });
       this.rows = [];
     } else {
       this.status.textContent = "";
@@ -116,13 +116,13 @@ export class TagBrowser {
       : this.rows;
     this.body.replaceChildren(
       ...rows.map((r) =>
-        tr.el(
+        el(
           "tr",
           { className: `tag-depth-${r.depth}` },
-          tr.el("td", { className: "tag-code", text: r.tag }),
-          tr.el("td", { text: r.name }),
-          tr.el("td", { text: r.vr }),
-          tr.el("td", { className: "tag-value", text: r.value }),
+          el("td", { className: "tag-code", text: r.tag }),
+          el("td", { text: r.name }),
+          el("td", { text: r.vr }),
+          el("td", { className: "tag-value", text: r.value }),
         ),
       ),
     );

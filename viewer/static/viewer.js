@@ -3,6 +3,7 @@
 // scrollbar, plays cine, opens the tag browser and keeps the reader's claim alive.
 // Greyscale frames are fetched once as 16-bit modality values and windowed in the browser.
 
+import { api, el, redirectToLogin, t } from "../common.js";
 import { FrameStore } from "./frames.js";
 import { Heartbeat } from "./heartbeat.js";
 import { TagBrowser } from "./tags.js";
@@ -10,8 +11,6 @@ import { Viewport } from "./viewport.js";
 import { PRESET_ORDER, PRESETS } from "./windowing.js";
 import { dicomDate } from "./overlay.js";
 
-const tr = window.teleread;
-const { t, el } = tr;
 const root = document.getElementById("viewer");
 const consultationId = Number(root.dataset.consultationId);
 const CACHE_BYTES = 512 * 1024 * 1024;
@@ -243,8 +242,8 @@ function bindControls() {
 }
 
 async function loadManifest(id) {
-  const result = await tr.api(`/api/consultations/${id}/viewer`);
-  if (result.status === 401) tr.redirectToLogin();
+  const result = await api(`/api/consultations/${id}/viewer`);
+  if (result.status === 401) redirectToLogin();
   if (!result.ok) throw Object.assign(new Error("manifest"), { status: result.status });
   return result.data;
 }
