@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..clock import utc_now
-from ..http.keys import BUS, DATABASE, ORTHANC, ROLE, SETTINGS
+from ..effects import AfterCommit, Effects
+from ..http.keys import BUS, DATABASE, EFFECTS, ORTHANC, ROLE, SETTINGS
 from ..http.report_keys import CA, REPORT_DELIVERY
 from ..settings import Settings
 from ..signing import ConsortiumCA
 from ..storage import Database
-from ..worklist.notifications import NOTIFICATIONS, Notifications
+from ..worklist.notifications import NOTIFICATIONS
 from .acknowledgement import escalate_unacknowledged_critical
 from .delivery import DeliveryPolicy, ReportDelivery
 
@@ -30,21 +31,18 @@ def load_ca(settings: Settings) -> ConsortiumCA:
     )
 
 
-async def critical_sweep_once(
-    database: Database, notifications: Notifications, minutes: float
-) -> int:
+async def critical_sweep_once(database: Database, effects: AfterCommit, minutes: float) -> int:
     notices = await database.write(escalate_unacknowledged_critical, utc_now(), minutes)
-    for notice in notices:
-        await notifications.send(notice)
+    await effects.apply(Effects(notices=tuple(notices)))
     return len(notices)
 
 
 async def _critical_sweep_forever(
-    database: Database, notifications: Notifications, minutes: float, interval: float
+    database: Database, effects: AfterCommit, minutes: float, interval: float
 ) -> None:
     while True:
         try:
-            await critical_sweep_once(database, notifications, minutes)
+            await critical_sweep_once(database, effects, minutes)
         except Exception:
             log.exception("critical finding sweep failed")
         await asyncio.sleep(interval)
@@ -63,6 +61,7 @@ async def reports_context(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     app[REPORT_DELIVERY] = delivery
+    app[EFFECTS].delivery = delivery
     bus, primary = app[BUS], app[ROLE].primary
     if bus is not None and primary:
         bus.on("report-delivery", lambda _payload: delivery.kick())
@@ -77,7 +76,7 @@ async def reports_context(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(
             _critical_sweep_forever(
                 app[DATABASE],
-                app[NOTIFICATIONS],
+                app[EFFECTS],
                 settings.critical_ack_minutes,
                 min(settings.escalation_interval, 60.0),
             ),

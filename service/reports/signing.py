@@ -22,11 +22,13 @@ from ..auth.accounts import WrongPassword
 from ..auth.passwords import verify_password_async
 from ..auth.sessions import CurrentUser
 from ..clock import to_iso
+from ..effects import Effects
 from ..signing import ConsortiumCA, sign_detached, sign_pdf
 from ..storage import Conflict, Database
 from ..storage import consultations as consultation_store
 from ..storage import reports as store
 from ..storage import users as user_store
+from ..worklist.live import WorklistChange
 from ..worklist.notifications import Notice, notice_facts
 from .authoring import check_may_write
 from .canonical import canonical_bytes
@@ -46,7 +48,8 @@ def new_verification_code() -> str:
 
 @dataclass(frozen=True)
 class SignedReport:
-    """What the route answers and what live updates, delivery and notices need."""
+    """What the route answers, and what signing sets in motion once committed: the worklists
+    hear ``signed``, delivery starts, and a critical finding is notified to the clinic."""
 
     consultation: dict[str, Any]
     report_id: int
@@ -54,7 +57,7 @@ class SignedReport:
     version: int
     verification_code: str
     signed_at: str
-    critical_notice: Notice | None
+    effects: Effects
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,12 @@ def _record(
     )
     _events_and_status(db, prepared, user, version_id, stamp)
     store.create_delivery(db, version_id, "orthanc", to_iso(now))
-    notice = _critical_notice(db, prepared, stamp) if report["critical"] else None
+    notices = (_critical_notice(db, prepared, stamp),) if report["critical"] else ()
+    effects = Effects(
+        changes=(WorklistChange.of(prepared.consultation, "signed"),),
+        notices=notices,
+        deliver=True,
+    )
     return SignedReport(
         prepared.consultation,
         report["id"],
@@ -201,7 +209,7 @@ def _record(
         document.version,
         document.verification_code,
         stamp,
-        notice,
+        effects,
     )
 
 
