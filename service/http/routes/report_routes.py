@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, field_validator
 
 from ...auth.access import allow, consultation_scope
-from ...auth.accounts import WrongPassword
+from ...auth.password_check import WrongPassword
 from ...auth.sessions import LoginLocked
 from ...clock import utc_now
 from ...reports import acknowledgement, authoring
