@@ -50,6 +50,7 @@ from .runtime.orthanc.client import OrthancClient
 from .runtime.orthanc.file_reader import OrthancFileReader
 from .runtime.orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
 from .runtime.orthanc.supervisor import OrthancSupervisor
+from .runtime.periodic import running
 from .runtime.process_bus import ProcessBus
 from .runtime.web_processes import (
     EXIT_ORTHANC_FAILED,
@@ -65,7 +66,7 @@ from .viewing.local_rendering import InProcessRenderer
 from .viewing.prefetch import StudyPrefetch
 from .viewing.rendering import FileSource, Renderer, RenderWorkers
 from .viewing.viewing import Viewing
-from .worklist.escalation import sweep_forever
+from .worklist.escalation import sweep_once
 from .worklist.live import LiveUpdates, WorklistChange
 from .worklist.live_feed import ingest_listener
 from .worklist.notifications import (
@@ -325,18 +326,14 @@ async def notifications_context(app: web.Application) -> AsyncIterator[None]:
         yield
         await notifications.close()
         return
-    sweep = asyncio.create_task(
-        sweep_forever(
-            app[DATABASE],
-            effects,
+    database, share = app[DATABASE], settings.escalation_share
+    async with (
+        running(
+            "escalation sweep",
             settings.escalation_interval,
-            settings.escalation_share,
+            lambda: sweep_once(database, effects, share),
         ),
-        name="escalation-sweep",
-    )
-    async with running_stat_fanout(app[DATABASE], app[LIVE], effects):
+        running_stat_fanout(database, app[LIVE], effects),
+    ):
         yield
-    sweep.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await sweep
     await notifications.close()

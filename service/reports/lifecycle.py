@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -13,6 +12,7 @@ from ..clock import utc_now
 from ..effects import AfterCommit, Effects
 from ..http.keys import BUS, DATABASE, EFFECTS, ORTHANC, ROLE, SETTINGS
 from ..http.report_keys import CA, REPORT_DELIVERY
+from ..runtime.periodic import running
 from ..settings import Settings
 from ..signing import ConsortiumCA
 from ..storage import Database
@@ -37,17 +37,6 @@ async def critical_sweep_once(database: Database, effects: AfterCommit, minutes:
     return len(notices)
 
 
-async def _critical_sweep_forever(
-    database: Database, effects: AfterCommit, minutes: float, interval: float
-) -> None:
-    while True:
-        try:
-            await critical_sweep_once(database, effects, minutes)
-        except Exception:
-            log.exception("critical finding sweep failed")
-        await asyncio.sleep(interval)
-
-
 async def reports_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[CA] = await asyncio.to_thread(load_ca, settings)
@@ -70,22 +59,19 @@ async def reports_context(app: web.Application) -> AsyncIterator[None]:
     if not primary:  # delivery and the critical-finding sweep run once, in the primary
         yield
         return
-    interval = min(settings.delivery_retry_seconds, 5.0)
-    tasks = [
-        asyncio.create_task(delivery.run_forever(interval), name="report-delivery"),
-        asyncio.create_task(
-            _critical_sweep_forever(
-                app[DATABASE],
-                app[EFFECTS],
-                settings.critical_ack_minutes,
-                min(settings.escalation_interval, 60.0),
-            ),
-            name="critical-finding-sweep",
+    database, effects = app[DATABASE], app[EFFECTS]
+    minutes = settings.critical_ack_minutes
+    async with (
+        running(
+            "report delivery",
+            min(settings.delivery_retry_seconds, 5.0),
+            delivery.run_due,
+            wake=delivery.wake,
         ),
-    ]
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        running(
+            "critical finding sweep",
+            min(settings.escalation_interval, 60.0),
+            lambda: critical_sweep_once(database, effects, minutes),
+        ),
+    ):
+        yield

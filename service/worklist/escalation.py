@@ -8,7 +8,6 @@ webhook, and the worklist hears ``WorklistChange(kind="escalated")``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from datetime import datetime
@@ -94,15 +93,3 @@ async def sweep_once(
 ) -> Effects:
     """One sweep: record what is due, then publish and notify it."""
     return await effects.write(database, escalate_due, now or utc_now(), share)
-
-
-async def sweep_forever(
-    database: Database, effects: AfterCommit, interval: float, share: float
-) -> None:
-    """The background task: one sweep per interval; a failing sweep is logged, not fatal."""
-    while True:
-        try:
-            await sweep_once(database, effects, share)
-        except Exception:
-            log.exception("escalation sweep failed")
-        await asyncio.sleep(interval)
