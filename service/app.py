@@ -17,11 +17,13 @@ from aiohttp import web
 from worklists.rules import DEFAULT_RULES_PATH, RulesError, WorklistRules, parse_rules
 
 from .auth.session_cache import SessionCache
+from .effects import AfterCommit
 from .http.auditing import audit_middleware
 from .http.errors import error_middleware
 from .http.keys import (
     BUS,
     DATABASE,
+    EFFECTS,
     FOLLOWER,
     HEALTH,
     LIVE,
@@ -48,6 +50,7 @@ from .runtime.orthanc.client import OrthancClient
 from .runtime.orthanc.file_reader import OrthancFileReader
 from .runtime.orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
 from .runtime.orthanc.supervisor import OrthancSupervisor
+from .runtime.periodic import running
 from .runtime.process_bus import ProcessBus
 from .runtime.web_processes import (
     EXIT_ORTHANC_FAILED,
@@ -63,7 +66,7 @@ from .viewing.local_rendering import InProcessRenderer
 from .viewing.prefetch import StudyPrefetch
 from .viewing.rendering import FileSource, Renderer, RenderWorkers
 from .viewing.viewing import Viewing
-from .worklist.escalation import sweep_forever
+from .worklist.escalation import sweep_once
 from .worklist.live import LiveUpdates, WorklistChange
 from .worklist.live_feed import ingest_listener
 from .worklist.notifications import (
@@ -299,7 +302,7 @@ async def follower_context(app: web.Application) -> AsyncIterator[None]:
         quarantine_dir=settings.quarantine_dir,
         max_file_bytes=settings.upload_max_expanded_file_mb << 20,
     )
-    follower.listeners.append(ingest_listener(app[DATABASE], app[LIVE]))
+    follower.listeners.append(ingest_listener(app[DATABASE], app[EFFECTS]))
     app[FOLLOWER] = follower
     task = asyncio.create_task(follower.run(), name="orthanc-change-follower")
     yield
@@ -309,30 +312,28 @@ async def follower_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def notifications_context(app: web.Application) -> AsyncIterator[None]:
-    """Notifiers, the stat fan-out (a live-updates listener) and the escalation sweep."""
+    """Notifiers, the after-commit effects applier, the stat fan-out (a live-updates
+    listener) and the escalation sweep."""
     settings = app[SETTINGS]
     notifiers: list[Notifier] = [InAppNotifier(app[DATABASE])]
     if settings.webhook_url and settings.webhook_secret:
         notifiers.append(WebhookNotifier(settings.webhook_url, settings.webhook_secret))
     notifications = Notifications(notifiers)
     app[NOTIFICATIONS] = notifications
+    effects = AfterCommit(app[LIVE], notifications)
+    app[EFFECTS] = effects
     if not app[ROLE].primary:  # the sweeps and the stat fan-out run once, in the primary
         yield
         await notifications.close()
         return
-    sweep = asyncio.create_task(
-        sweep_forever(
-            app[DATABASE],
-            app[LIVE],
-            notifications,
+    database, share = app[DATABASE], settings.escalation_share
+    async with (
+        running(
+            "escalation sweep",
             settings.escalation_interval,
-            settings.escalation_share,
+            lambda: sweep_once(database, effects, share),
         ),
-        name="escalation-sweep",
-    )
-    async with running_stat_fanout(app[DATABASE], app[LIVE], notifications):
+        running_stat_fanout(database, app[LIVE], effects),
+    ):
         yield
-    sweep.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await sweep
     await notifications.close()

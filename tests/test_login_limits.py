@@ -280,3 +280,69 @@ async def test_failures_older_than_a_day_are_forgotten_as_new_attempts_come(data
         lambda db: db.execute("SELECT username FROM login_failures ORDER BY id").fetchall()
     )
     assert [row[0] for row in rows] == ["stroke.reader"] * 3
+
+
+# --- the password re-entered to sign or to import a key: the same check, the same limits ------
+
+
+async def reader_session(client: TestClient, address: dict) -> dict:
+    """The stroke reader's bearer session, used from ``address``."""
+    login = await attempt(client, PASSWORD, OWNER)
+    assert login.status == 200
+    return {"Authorization": f"Bearer {(await login.json())['token']}"} | address
+
+
+async def sign_with(client: TestClient, headers: dict, password: str):
+    return await client.post(
+        "/api/consultations/1/report/sign", json={"password": password}, headers=headers
+    )
+
+
+async def test_wrong_passwords_at_signing_are_limited_like_logins(client):
+    """A stolen session guessing the password through the signing form: five wrong (403), then
+    refused (429, Retry-After) before any password is checked; the key import and the login
+    form from that address are refused too, since all count against one limit."""
+    headers = await reader_session(client, ATTACKER)
+    statuses = [(await sign_with(client, headers, "wrong-guess")).status for _ in range(6)]
+    assert statuses == [403] * 5 + [429]
+    refused = await sign_with(client, headers, PASSWORD)
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
+    key_import = await client.post(
+        "/api/signing/identities/pkcs12",
+        json={"pkcs12": "AAAA", "pkcs12_password": "", "password": PASSWORD},
+        headers=headers,
+    )
+    assert key_import.status == 429
+    assert (await attempt(client, PASSWORD, ATTACKER)).status == 429
+    assert (await attempt(client, PASSWORD, OWNER)).status == 200  # the owner is not locked out
+
+
+async def test_wrong_passwords_at_key_import_count_like_logins(client):
+    """The PKCS#12 import's password check: five wrong, then the limit holds for signing."""
+    headers = await reader_session(client, ATTACKER)
+    body = {"pkcs12": "AAAA", "pkcs12_password": "", "password": "wrong-guess"}
+    statuses = [
+        (await client.post("/api/signing/identities/pkcs12", json=body, headers=headers)).status
+        for _ in range(5)
+    ]
+    assert statuses == [403] * 5
+    assert (await sign_with(client, headers, "wrong-guess")).status == 429
+
+
+async def test_a_slow_password_check_at_signing_stalls_no_other_request(client):
+    """While the signing form's password check runs argon2 on a costly hash (about a second),
+    another request is answered before it ends: the check is off the event loop."""
+    headers = await reader_session(client, OWNER)
+    database = client.app[DATABASE]
+    slow = PasswordHasher(time_cost=8, memory_cost=64 * 1024, parallelism=1).hash(PASSWORD)
+    await database.write(
+        lambda db: db.execute(
+            "UPDATE users SET password_hash = ? WHERE username = 'stroke.reader'", [slow]
+        )
+    )
+    signing = asyncio.create_task(sign_with(client, headers, "wrong-guess"))
+    await asyncio.sleep(0.05)  # the check has begun
+    async with client.get("/healthz") as health:
+        assert health.status == 200
+    assert not signing.done()
+    assert (await signing).status == 403

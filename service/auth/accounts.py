@@ -29,12 +29,9 @@ from ..storage import Conflict, Database
 from ..storage import tokens as token_store
 from ..storage import users as user_store
 from . import login_limits
-from .passwords import hash_password_async, verify_password_async
+from .password_check import check_password
+from .passwords import hash_password_async
 from .sessions import CurrentUser
-
-
-class WrongPassword(Exception):
-    """The current password given to change it is wrong."""
 
 
 @dataclass(frozen=True)
@@ -152,12 +149,10 @@ async def change_own_password(
     to guess the password faster than the login form allows (:class:`LoginLocked` then).
     Returns the number of other sessions revoked.
     """
-    attempt = await login_limits.begin_attempt(database, user.username, client_ip, now)
-    row = await database.read(user_store.user_by_username, user.username)
-    stored = row["password_hash"] if row else None
-    if not await verify_password_async(stored, current_password):
-        await database.write(login_limits.failed, attempt)
-        raise WrongPassword()
+    checked = await check_password(
+        database, user.username, current_password, client_ip, now, settle=False
+    )
+    attempt = checked.attempt
     password_hash = await hash_password_async(new_password)
     relocked = await relocked_keys(database, user.id, current_password, new_password)
 

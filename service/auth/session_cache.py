@@ -13,9 +13,8 @@ own expiry (the entry's deadline is capped at it). Only GET and HEAD requests us
 from __future__ import annotations
 
 import math
-import time
-from collections import OrderedDict
 
+from ..caching import LruCache
 from ..clock import from_iso, utc_now
 from ..storage import Database
 from .sessions import CurrentUser, token_hash
@@ -37,29 +36,25 @@ def _seconds_left(user: CurrentUser) -> float:
 
 
 class SessionCache:
-    """Token digest -> (user, database version when read, monotonic deadline)."""
+    """Token digest -> (user, database version when read), for at most ``ttl`` seconds."""
 
     def __init__(self, database: Database, ttl: float = TTL, size: int = SIZE) -> None:
         self.database, self.ttl, self.size = database, ttl, size
-        self._entries: OrderedDict[str, tuple[CurrentUser, int, float]] = OrderedDict()
+        self._entries: LruCache[str, tuple[CurrentUser, int]] = LruCache(size, ttl=ttl)
 
     def get(self, token: str) -> CurrentUser | None:
         digest = token_hash(token)
         entry = self._entries.get(digest)
         if entry is None:
             return None
-        user, version, deadline = entry
-        if version != self.database.version() or deadline < time.monotonic():
-            del self._entries[digest]
+        user, version = entry
+        if version != self.database.version():
+            self._entries.pop(digest)
             return None
         return user
 
     def put(self, token: str, user: CurrentUser, version_before_read: int) -> None:
         """Remember ``user``, read when the database was at ``version_before_read`` (taken
         before the read: a commit during it makes the entry stale at once)."""
-        digest = token_hash(token)
-        deadline = time.monotonic() + min(self.ttl, _seconds_left(user))
-        self._entries[digest] = (user, version_before_read, deadline)
-        self._entries.move_to_end(digest)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        ttl = min(self.ttl, _seconds_left(user))
+        self._entries.put(token_hash(token), (user, version_before_read), ttl=ttl)

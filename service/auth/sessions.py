@@ -18,9 +18,8 @@ from ..storage import Database
 from ..storage import login_failures as failure_store
 from ..storage import tokens as token_store
 from ..storage import users as user_store
-from . import login_limits
 from .login_limits import LoginLocked
-from .passwords import verify_and_rehash
+from .password_check import WrongPassword, check_password
 
 __all__ = ["LoginLocked", "LoginFailed", "CurrentUser", "login", "resolve"]
 
@@ -109,12 +108,20 @@ async def login(
     """Check the limits and count the attempt (one short write), verify the password on the
     hashing threads (and rehash one made with old parameters there too), then one short write:
     the attempt failed, or the session opens. No transaction is open while argon2 runs."""
-    attempt = await login_limits.begin_attempt(database, username, client_ip, now)
-    row = await database.read(user_store.user_by_username, username)
-    valid, new_hash = await verify_and_rehash(row["password_hash"] if row else None, password)
-    if not valid or row is None or row["disabled"]:
-        await database.write(login_limits.failed, attempt)
-        raise LoginFailed()
+    try:
+        checked = await check_password(
+            database,
+            username,
+            password,
+            client_ip,
+            now,
+            enabled_only=True,
+            rehash=True,
+            settle=False,
+        )
+    except WrongPassword as exc:
+        raise LoginFailed() from exc
+    row, new_hash = checked.account, checked.new_hash
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
     expires = now + lifetime

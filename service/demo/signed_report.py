@@ -11,8 +11,8 @@ from aiohttp import web
 
 from ..auth.sessions import CurrentUser
 from ..clock import utc_now
-from ..http.keys import DATABASE, SETTINGS
-from ..http.report_keys import CA, REPORT_DELIVERY
+from ..http.keys import DATABASE, EFFECTS, SETTINGS
+from ..http.report_keys import CA
 from ..reports.authoring import save_draft
 from ..reports.signing import sign_report
 from ..storage import consultations as consultation_store
@@ -54,14 +54,15 @@ async def sign_demo_report(app: web.Application, password: str, timeout: float =
     consultation_id, account = found
     reader = CurrentUser.from_row(account | {"session_id": 0, "csrf_token": ""})
     settings = app[SETTINGS]
-    await database.write(
-        claims.claim, consultation_id, reader, utc_now(), settings.claim_lease_minutes
+    effects = app[EFFECTS]
+    await effects.write(
+        database, claims.claim, consultation_id, reader, utc_now(), settings.claim_lease_minutes
     )
     await database.write(save_draft, consultation_id, reader, DRAFT, utc_now())
     public_url = settings.public_url or f"http://{settings.host}:{settings.port}"
-    await sign_report(
+    signed = await sign_report(
         database, app[CA], reader, consultation_id, password, now=utc_now(), public_url=public_url
     )
-    app[REPORT_DELIVERY].kick()
+    await effects.apply(signed.effects)
     log.info("demo: Dr Li signed the report of consultation %d", consultation_id)
     return True

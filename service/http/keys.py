@@ -8,6 +8,7 @@ from worklists.sla import SlaPolicy
 
 from ..auth.session_cache import SessionCache
 from ..auth.sessions import CurrentUser
+from ..effects import AfterCommit
 from ..i18n import PageRenderer
 from ..intake.ingest import ChangeFollower
 from ..runtime.health import Health
@@ -28,6 +29,7 @@ FOLLOWER = web.AppKey("follower", ChangeFollower)
 RENDERER = web.AppKey("renderer", PageRenderer)
 SLA = web.AppKey("sla", SlaPolicy)
 LIVE = web.AppKey("live", LiveUpdates)
+EFFECTS = web.AppKey("effects", AfterCommit)
 VIEWING = web.AppKey("viewing", Viewing)
 SESSION_CACHE = web.AppKey("session_cache", SessionCache)
 RENDER_WORKERS = web.AppKey("render_workers", Renderer)

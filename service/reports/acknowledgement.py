@@ -17,9 +17,11 @@ import sqlite_utils
 from ..auth.access import consultation_scope
 from ..auth.sessions import CurrentUser
 from ..clock import to_iso
+from ..effects import Effects
 from ..storage import Conflict, RecordNotFound
 from ..storage import consultations as consultation_store
 from ..storage import reports as store
+from ..worklist.live import WorklistChange
 from ..worklist.notifications import Notice, notice_facts
 from ..worklist.roster import managers_to_tell
 
@@ -71,14 +73,14 @@ def open_version(
 
 def acknowledge(
     db: sqlite_utils.Database, consultation_id: int, user: CurrentUser, now: datetime
-) -> dict[str, Any]:
+) -> Effects:
     """The clinic confirms it received the latest version; the consultation closes."""
     if user.role not in CLINIC_ROLES:
         raise NotClinic("not_clinic", "only the originating facility acknowledges its report")
     row, report = _signed_report(db, consultation_id, user)
     version = report["signed_versions"]
     if report["acknowledged_version"] == version:
-        return row
+        return _acknowledged(row)
     stamp = to_iso(now)
     store.acknowledge(db, report["id"], version, user.id, stamp)
     consultation_store.append_event(
@@ -88,12 +90,12 @@ def acknowledge(
         consultation_store.update_consultation(
             db, consultation_id, {"status": "closed", "updated_at": stamp}
         )
-    return row
+    return _acknowledged(row)
 
 
 def acknowledge_critical(
     db: sqlite_utils.Database, consultation_id: int, user: CurrentUser, now: datetime
-) -> dict[str, Any]:
+) -> Effects:
     """A clinician of the originating facility takes responsibility for the critical finding."""
     if user.role not in CRITICAL_ACK_ROLES:
         raise NotClinic("not_clinician", "a clinician of the originating facility must do this")
@@ -112,7 +114,12 @@ def acknowledge_critical(
             user.id,
             {"version": report["signed_versions"]},
         )
-    return row
+    return _acknowledged(row)
+
+
+def _acknowledged(row: dict[str, Any]) -> Effects:
+    """The worklists hear of an acknowledgement (even a repeated one: it is harmless)."""
+    return Effects(changes=(WorklistChange.of(row, "acknowledged"),))
 
 
 def escalate_unacknowledged_critical(

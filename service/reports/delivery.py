@@ -70,27 +70,16 @@ class ReportDelivery:
         self.orthanc = orthanc
         self.notifications = notifications
         self.policy = policy
-        self._wake = asyncio.Event()
+        self.wake = asyncio.Event()
+        """Set by :meth:`kick`: ends the worker's wait (service.runtime.periodic)."""
         self.kick_relays: list[Callable[[], None]] = []
         """Called on every kick: a secondary web process passes its kicks to the primary,
         where the delivery loop runs (service.runtime.web_processes)."""
 
     def kick(self) -> None:
-        self._wake.set()
+        self.wake.set()
         for relay in self.kick_relays:
             relay()
-
-    async def run_forever(self, interval: float = 5.0) -> None:
-        while True:
-            try:
-                await self.run_due()
-            except Exception:
-                log.exception("report delivery round failed")
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            except TimeoutError:
-                pass
 
     async def run_due(self, now: datetime | None = None) -> int:
         """Work every delivery that is due; returns how many were attempted."""

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from ..clock import utc_now
-from ..http.keys import BUS, DATABASE, ORTHANC, ROLE, SETTINGS
+from ..effects import AfterCommit, Effects
+from ..http.keys import BUS, DATABASE, EFFECTS, ORTHANC, ROLE, SETTINGS
 from ..http.report_keys import CA, REPORT_DELIVERY
+from ..runtime.periodic import running
 from ..settings import Settings
 from ..signing import ConsortiumCA
 from ..storage import Database
-from ..worklist.notifications import NOTIFICATIONS, Notifications
+from ..worklist.notifications import NOTIFICATIONS
 from .acknowledgement import escalate_unacknowledged_critical
 from .delivery import DeliveryPolicy, ReportDelivery
 
@@ -30,24 +31,10 @@ def load_ca(settings: Settings) -> ConsortiumCA:
     )
 
 
-async def critical_sweep_once(
-    database: Database, notifications: Notifications, minutes: float
-) -> int:
+async def critical_sweep_once(database: Database, effects: AfterCommit, minutes: float) -> int:
     notices = await database.write(escalate_unacknowledged_critical, utc_now(), minutes)
-    for notice in notices:
-        await notifications.send(notice)
+    await effects.apply(Effects(notices=tuple(notices)))
     return len(notices)
-
-
-async def _critical_sweep_forever(
-    database: Database, notifications: Notifications, minutes: float, interval: float
-) -> None:
-    while True:
-        try:
-            await critical_sweep_once(database, notifications, minutes)
-        except Exception:
-            log.exception("critical finding sweep failed")
-        await asyncio.sleep(interval)
 
 
 async def reports_context(app: web.Application) -> AsyncIterator[None]:
@@ -63,6 +50,7 @@ async def reports_context(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     app[REPORT_DELIVERY] = delivery
+    app[EFFECTS].delivery = delivery
     bus, primary = app[BUS], app[ROLE].primary
     if bus is not None and primary:
         bus.on("report-delivery", lambda _payload: delivery.kick())
@@ -71,22 +59,19 @@ async def reports_context(app: web.Application) -> AsyncIterator[None]:
     if not primary:  # delivery and the critical-finding sweep run once, in the primary
         yield
         return
-    interval = min(settings.delivery_retry_seconds, 5.0)
-    tasks = [
-        asyncio.create_task(delivery.run_forever(interval), name="report-delivery"),
-        asyncio.create_task(
-            _critical_sweep_forever(
-                app[DATABASE],
-                app[NOTIFICATIONS],
-                settings.critical_ack_minutes,
-                min(settings.escalation_interval, 60.0),
-            ),
-            name="critical-finding-sweep",
+    database, effects = app[DATABASE], app[EFFECTS]
+    minutes = settings.critical_ack_minutes
+    async with (
+        running(
+            "report delivery",
+            min(settings.delivery_retry_seconds, 5.0),
+            delivery.run_due,
+            wake=delivery.wake,
         ),
-    ]
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        running(
+            "critical finding sweep",
+            min(settings.escalation_interval, 60.0),
+            lambda: critical_sweep_once(database, effects, minutes),
+        ),
+    ):
+        yield

@@ -16,17 +16,16 @@ from typing import Any
 
 import sqlite_utils
 
-from ..auth import login_limits
 from ..auth.access import consultation_scope
-from ..auth.accounts import WrongPassword
-from ..auth.passwords import verify_password_async
+from ..auth.password_check import check_password
 from ..auth.sessions import CurrentUser
 from ..clock import to_iso
+from ..effects import Effects
 from ..signing import ConsortiumCA, sign_detached, sign_pdf
 from ..storage import Conflict, Database
 from ..storage import consultations as consultation_store
 from ..storage import reports as store
-from ..storage import users as user_store
+from ..worklist.live import WorklistChange
 from ..worklist.notifications import Notice, notice_facts
 from .authoring import check_may_write
 from .canonical import canonical_bytes
@@ -46,7 +45,8 @@ def new_verification_code() -> str:
 
 @dataclass(frozen=True)
 class SignedReport:
-    """What the route answers and what live updates, delivery and notices need."""
+    """What the route answers, and what signing sets in motion once committed: the worklists
+    hear ``signed``, delivery starts, and a critical finding is notified to the clinic."""
 
     consultation: dict[str, Any]
     report_id: int
@@ -54,7 +54,7 @@ class SignedReport:
     version: int
     verification_code: str
     signed_at: str
-    critical_notice: Notice | None
+    effects: Effects
 
 
 @dataclass(frozen=True)
@@ -111,20 +111,6 @@ def _signed_bytes(document: ReportDocument, identity: UnlockedIdentity) -> tuple
     return canonical, signature, pdf
 
 
-async def _check_password(
-    database: Database, user: CurrentUser, password: str, now: datetime, client_ip: str | None
-) -> None:
-    """Re-entering the password is the deliberate act; wrong guesses count like failed logins
-    (the same limits, :mod:`service.auth.login_limits`)."""
-    attempt = await login_limits.begin_attempt(database, user.username, client_ip, now)
-    row = await database.read(user_store.user_by_username, user.username)
-    stored = row["password_hash"] if row else None
-    if not await verify_password_async(stored, password):
-        await database.write(login_limits.failed, attempt)
-        raise WrongPassword()
-    await database.write(login_limits.withdraw, attempt)
-
-
 async def sign_report(
     database: Database,
     ca: ConsortiumCA,
@@ -140,7 +126,8 @@ async def sign_report(
 
     Every CPU step (password check, key unlock, signatures, PDF) runs on a thread before the one
     write, which holds the transaction only to check and record."""
-    await _check_password(database, user, password, now, client_ip)
+    # Re-entering the password is the deliberate act; wrong guesses count like failed logins.
+    await check_password(database, user.username, password, client_ip, now)
     crl_url = f"{public_url.rstrip('/')}/api/ca/crl"
     identity = await unlocked_identity(database, ca, user, password, now, crl_url)
     prepared = await database.read(
@@ -193,7 +180,12 @@ def _record(
     )
     _events_and_status(db, prepared, user, version_id, stamp)
     store.create_delivery(db, version_id, "orthanc", to_iso(now))
-    notice = _critical_notice(db, prepared, stamp) if report["critical"] else None
+    notices = (_critical_notice(db, prepared, stamp),) if report["critical"] else ()
+    effects = Effects(
+        changes=(WorklistChange.of(prepared.consultation, "signed"),),
+        notices=notices,
+        deliver=True,
+    )
     return SignedReport(
         prepared.consultation,
         report["id"],
@@ -201,7 +193,7 @@ def _record(
         document.version,
         document.verification_code,
         stamp,
-        notice,
+        effects,
     )
 
 

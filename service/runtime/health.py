@@ -29,6 +29,7 @@ import aiohttp
 from ..intake.ingest import ChangeFollower
 from .orthanc.client import OrthancClient, OrthancError
 from .orthanc.supervisor import OrthancSupervisor
+from .periodic import running
 from .process_bus import ProcessBus
 from .web_processes import ProcessRole
 
@@ -161,14 +162,7 @@ async def sharing_health(health: Health, bus: ProcessBus | None) -> AsyncIterato
         return
 
     async def beat() -> None:
-        while True:
-            bus.send(TOPIC, health.primary_state() or {})
-            await asyncio.sleep(BEAT_SECONDS)
+        bus.send(TOPIC, health.primary_state() or {})
 
-    task = asyncio.create_task(beat(), name="health-heartbeat")
-    try:
+    async with running("health heartbeat", BEAT_SECONDS, beat):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -22,8 +22,6 @@ SQL path instead (:func:`load` returns None).
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -32,6 +30,7 @@ import sqlite_utils
 
 from worklists.turnaround import STAGE_NAMES
 
+from ..caching import LruCache
 from .scope import Scope
 
 SHIFT = 9
@@ -313,23 +312,14 @@ class BlockCache:
 
     def __init__(self, limit: int = 2048) -> None:
         self.limit = limit
-        self._blocks: OrderedDict[int, tuple[int, Block]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._blocks: LruCache[int, tuple[int, Block]] = LruCache(limit)
 
     def get(self, block: int, version: int) -> Block | None:
-        with self._lock:
-            found = self._blocks.get(block)
-            if found is None or found[0] != version:
-                return None
-            self._blocks.move_to_end(block)
-            return found[1]
+        found = self._blocks.get(block)
+        return found[1] if found is not None and found[0] == version else None
 
     def put(self, block: int, version: int, arrays: Block) -> None:
-        with self._lock:
-            self._blocks[block] = (version, arrays)
-            self._blocks.move_to_end(block)
-            while len(self._blocks) > self.limit:
-                self._blocks.popitem(last=False)
+        self._blocks.put(block, (version, arrays))
 
 
 @dataclass

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
+from ..caching import LruCache
+
 log = logging.getLogger(__name__)
 
 PREFETCH_PARALLEL = 2
@@ -62,16 +64,13 @@ class UndecodableLog:
     forgotten first), so a long-running service logs a forgotten one again at worst."""
 
     def __init__(self, size: int = 4096) -> None:
-        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._size = size
+        self._seen: LruCache[str, bool] = LruCache(size)
 
     def report(self, instance_uid: str, reason: object) -> bool:
         """Log the instance's first failure; True when this call logged it."""
         if instance_uid in self._seen:
             return False
-        self._seen[instance_uid] = None
-        if len(self._seen) > self._size:
-            self._seen.popitem(last=False)
+        self._seen.put(instance_uid, True)
         log.warning("undecodable pixels in instance %s: %s", instance_uid, reason)
         return True
 

@@ -20,7 +20,6 @@ import asyncio
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -31,6 +30,7 @@ from viewer.frames import is_colour
 from ..audit import AuditEntry
 from ..auth.access import consultation_scope
 from ..auth.sessions import CurrentUser
+from ..caching import LruCache
 from ..clock import to_iso, utc_now
 from ..dicom.study_metadata import study_metadata
 from ..runtime.orthanc.client import OrthancClient
@@ -240,36 +240,14 @@ def index_from_json(data: dict[str, Any], built_at: float) -> StudyIndex:
     return StudyIndex(data["uid"], data["orthanc_id"], data["study"], series, instances, built_at)
 
 
-class _Expiring:
-    """A small bounded map whose entries expire (least recently used dropped first)."""
-
-    def __init__(self, ttl: float, size: int = MAX_CACHED) -> None:
-        self.ttl, self.size = ttl, size
-        self._items: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
-
-    def get(self, key: Any) -> Any:
-        hit = self._items.get(key)
-        if hit is None or hit[0] < time.monotonic():
-            self._items.pop(key, None)
-            return None
-        self._items.move_to_end(key)
-        return hit[1]
-
-    def put(self, key: Any, value: Any) -> None:
-        self._items[key] = (time.monotonic() + self.ttl, value)
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-
 class Viewing:
     """Resolves studies for users, builds manifests, records who has opened what."""
 
     def __init__(self, database: Database, orthanc: OrthancClient) -> None:
         self.database, self.orthanc = database, orthanc
-        self._access = _Expiring(SCOPE_TTL, 4096)
-        self._indexes = _Expiring(INDEX_TTL)
-        self._opened = _Expiring(OPENED_TTL, 100_000)
+        self._access: LruCache[Any, Any] = LruCache(4096, ttl=SCOPE_TTL)
+        self._indexes: LruCache[Any, Any] = LruCache(MAX_CACHED, ttl=INDEX_TTL)
+        self._opened: LruCache[Any, Any] = LruCache(100_000, ttl=OPENED_TTL)
         self._pruned_at: float | None = None
         self._building: dict[tuple[str, str], asyncio.Future[StudyIndex]] = {}
         self._sharing: set[asyncio.Future[None]] = set()

@@ -22,8 +22,10 @@ from worklists.status import FINISHED_STATUSES, ConsultationStatus
 from ..auth.access import consultation_scope, manages_readers_of
 from ..auth.sessions import CurrentUser
 from ..clock import from_iso, to_iso
+from ..effects import Effects
 from ..storage import Conflict
 from ..storage import consultations as store
+from .live import WorklistChange
 from .roster import duty_now
 
 CLAIMING_ROLES = frozenset({"specialist"})
@@ -65,6 +67,7 @@ class ClaimOutcome:
     claimed_by_id: int | None
     claimed_by: str | None
     claim_expires_at: str | None
+    effects: Effects = Effects()
 
 
 def claim(
@@ -85,13 +88,13 @@ def claim(
         if row["claimed_by"] != user.id:
             raise ClaimHeld(row["claimed_by_name"], row["claimed_by"], row["claim_expires_at"])
         store.renew_claim(db, consultation_id, expires)
-        return _outcome(row, user.id, _name(user), expires)
+        return _outcome(row, user.id, _name(user), expires, "claimed")
     _record_expiry(db, row, state)
     store.set_claim(db, consultation_id, user.id, to_iso(now), expires)
     store.append_event(
         db, consultation_id, "claimed", to_iso(now), user.id, {"expires_at": expires}
     )
-    return _outcome(row, user.id, _name(user), expires)
+    return _outcome(row, user.id, _name(user), expires, "claimed")
 
 
 def release(
@@ -114,7 +117,7 @@ def release(
     store.append_event(
         db, consultation_id, "released", to_iso(now), user.id, {"holder": row["claimed_by"]}
     )
-    return _outcome(row, None, None, None)
+    return _outcome(row, None, None, None, "released")
 
 
 def reassign(
@@ -143,7 +146,7 @@ def reassign(
         manager.id,
         {"from": previous, "to": target.id, "expires_at": expires},
     )
-    return _outcome(row, target.id, _name(target), expires)
+    return _outcome(row, target.id, _name(target), expires, "claimed")
 
 
 @dataclass(frozen=True)
@@ -242,8 +245,14 @@ def _name(user: CurrentUser) -> str:
 
 
 def _outcome(
-    row: dict[str, Any], holder_id: int | None, holder: str | None, expires: str | None
+    row: dict[str, Any],
+    holder_id: int | None,
+    holder: str | None,
+    expires: str | None,
+    kind: str,
 ) -> ClaimOutcome:
+    """The claim after the change; the worklists hear ``kind`` (claimed, released) with it."""
+    detail = {"claimed_by": holder, "claim_expires_at": expires}
     return ClaimOutcome(
         consultation_id=row["id"],
         facility_id=row["facility_id"],
@@ -255,4 +264,5 @@ def _outcome(
         claimed_by_id=holder_id,
         claimed_by=holder,
         claim_expires_at=expires,
+        effects=Effects(changes=(WorklistChange.of(row, kind, detail),)),
     )

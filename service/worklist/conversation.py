@@ -19,9 +19,11 @@ from worklists.claims import ClaimState, claim_state
 from ..auth.access import consultation_scope
 from ..auth.sessions import CurrentUser
 from ..clock import from_iso, to_iso
+from ..effects import Effects
 from ..storage import Conflict
 from ..storage import consultations as store
 from ..storage import messages as message_store
+from .live import WorklistChange
 
 
 class NotClaimHolder(Conflict):
@@ -42,6 +44,16 @@ class Touched:
 
 
 @dataclass(frozen=True)
+class Said:
+    """A message or preliminary answer as recorded, and what it sets in motion (the
+    worklists hear of it)."""
+
+    consultation: Touched
+    item: dict[str, Any]
+    effects: Effects
+
+
+@dataclass(frozen=True)
 class Thread:
     consultation: Touched
     messages: list[dict[str, Any]]
@@ -54,7 +66,7 @@ def read_thread(db: sqlite_utils.Database, consultation_id: int, user: CurrentUs
 
 def post_message(
     db: sqlite_utils.Database, consultation_id: int, user: CurrentUser, body: str, now: datetime
-) -> tuple[Touched, dict[str, Any]]:
+) -> Said:
     """Append a message to the thread and a ``message`` event to the timeline."""
     row = store.get_consultation(db, consultation_scope(user), consultation_id)
     stamp = to_iso(now)
@@ -69,12 +81,12 @@ def post_message(
         "author_role": user.role,
         "author_facility": user.facility_name,
     }
-    return _touched(row), message
+    return _said(row, message, "message")
 
 
 def send_preliminary(
     db: sqlite_utils.Database, consultation_id: int, user: CurrentUser, text: str, now: datetime
-) -> tuple[Touched, dict[str, Any]]:
+) -> Said:
     """Record the holder's preliminary answer as a ``preliminary`` event (timestamped for TAT)."""
     row = store.get_consultation(db, consultation_scope(user), consultation_id)
     expires = row["claim_expires_at"]
@@ -86,7 +98,7 @@ def send_preliminary(
     stamp = to_iso(now)
     detail = {"text": text, "author": _name(user), "author_id": user.id}
     store.append_event(db, consultation_id, "preliminary", stamp, user.id, detail)
-    return _touched(row), {"text": text, "at": stamp, "by": _name(user)}
+    return _said(row, {"text": text, "at": stamp, "by": _name(user)}, "preliminary")
 
 
 def preliminary_of(events: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -116,3 +128,7 @@ def _touched(row: dict[str, Any]) -> Touched:
         patient_id=row["patient_id"] or "",
         study_instance_uid=row["study_instance_uid"] or "",
     )
+
+
+def _said(row: dict[str, Any], item: dict[str, Any], kind: str) -> Said:
+    return Said(_touched(row), item, Effects(changes=(WorklistChange.of(row, kind),)))

@@ -8,10 +8,8 @@ webhook, and the worklist hears ``WorklistChange(kind="escalated")``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,20 +18,14 @@ import sqlite_utils
 from worklists.escalation import escalation_due
 
 from ..clock import from_iso, to_iso, utc_now
+from ..effects import AfterCommit, Effects
 from ..storage import Database
 from ..storage.consultations import OPEN_CONDITION, append_event
-from .live import LiveUpdates, WorklistChange
-from .notifications import Notice, Notifications, notice_facts
+from .live import WorklistChange
+from .notifications import Notice, notice_facts
 from .roster import managers_to_tell
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Escalation:
-    row: dict[str, Any]
-    reason: str
-    notice: Notice
 
 
 def _candidates(db: sqlite_utils.Database) -> list[dict[str, Any]]:
@@ -61,9 +53,10 @@ def _reason(row: dict[str, Any], now: datetime, share: float) -> str | None:
     return None if reason is None or reason in done else reason
 
 
-def escalate_due(db: sqlite_utils.Database, now: datetime, share: float) -> list[Escalation]:
-    """Record one ``escalated`` event per new reason (one transaction: never twice)."""
-    found: list[Escalation] = []
+def escalate_due(db: sqlite_utils.Database, now: datetime, share: float) -> Effects:
+    """Record one ``escalated`` event per new reason (one transaction: never twice); the
+    worklists hear ``escalated`` and the managers are told, once it is committed."""
+    found: list[Effects] = []
     managers: list[int] | None = None
     for row in _candidates(db):
         reason = _reason(row, now, share)
@@ -90,46 +83,13 @@ def escalate_due(db: sqlite_utils.Database, now: datetime, share: float) -> list
                 "due_at": row["due_at"],
             },
         )
-        found.append(Escalation(row, reason, notice))
-    return found
+        change = WorklistChange.of(row, "escalated", {"reason": reason})
+        found.append(Effects(changes=(change,), notices=(notice,)))
+    return Effects.merged(found)
 
 
 async def sweep_once(
-    database: Database,
-    live: LiveUpdates,
-    notifications: Notifications,
-    share: float,
-    now: datetime | None = None,
-) -> list[Escalation]:
-    escalations = await database.write(escalate_due, now or utc_now(), share)
-    for escalation in escalations:
-        row = escalation.row
-        live.publish(
-            WorklistChange(
-                kind="escalated",
-                consultation_id=row["id"],
-                facility_id=row["facility_id"],
-                requested_by=row["requested_by"],
-                priority=row["priority"] or "routine",
-                queue=row["queue"] or "general",
-                detail={"reason": escalation.reason},
-            )
-        )
-        await notifications.send(escalation.notice)
-    return escalations
-
-
-async def sweep_forever(
-    database: Database,
-    live: LiveUpdates,
-    notifications: Notifications,
-    interval: float,
-    share: float,
-) -> None:
-    """The background task: one sweep per interval; a failing sweep is logged, not fatal."""
-    while True:
-        try:
-            await sweep_once(database, live, notifications, share)
-        except Exception:
-            log.exception("escalation sweep failed")
-        await asyncio.sleep(interval)
+    database: Database, effects: AfterCommit, share: float, now: datetime | None = None
+) -> Effects:
+    """One sweep: record what is due, then publish and notify it."""
+    return await effects.write(database, escalate_due, now or utc_now(), share)

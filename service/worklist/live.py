@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,6 +35,23 @@ class WorklistChange:
     priority: str = "routine"
     queue: str = "general"
     detail: dict[str, Any] | None = None
+
+    @classmethod
+    def of(
+        cls, row: Mapping[str, Any], kind: str, detail: dict[str, Any] | None = None
+    ) -> WorklistChange:
+        """The change of ``kind`` to the consultation ``row`` (its ``id``, ``facility_id``,
+        ``requested_by``, ``priority`` and ``queue``: routing fields only, never patient data,
+        because a change is relayed between web processes and shown to every page in scope)."""
+        return cls(
+            kind=kind,
+            consultation_id=row["id"],
+            facility_id=row["facility_id"],
+            requested_by=row["requested_by"],
+            priority=row["priority"] or "routine",
+            queue=row.get("queue") or "general",
+            detail=detail,
+        )
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,9 +15,10 @@ from typing import Any
 
 import sqlite_utils
 
+from ..effects import AfterCommit, Effects
 from ..intake.intake import IngestOutcome
 from ..storage import Database
-from .live import LiveUpdates, WorklistChange
+from .live import WorklistChange
 
 log = logging.getLogger(__name__)
 
@@ -34,31 +35,30 @@ def routing_fields(db: sqlite_utils.Database, ids: list[int]) -> list[dict[str, 
     return [dict(row) for row in db.query(sql, list(ids))]
 
 
+def changes_of(
+    db: sqlite_utils.Database, ids: list[int], created: frozenset[int] = frozenset()
+) -> Effects:
+    """ "new" for the created consultations and "updated" for the others."""
+    rows = routing_fields(db, ids)
+    kinds = ["new" if row["id"] in created else "updated" for row in rows]
+    return Effects(changes=tuple(map(WorklistChange.of, rows, kinds)))
+
+
 async def publish_changes(
-    database: Database, live: LiveUpdates, ids: Iterable[int], created: Iterable[int] = ()
+    database: Database, effects: AfterCommit, ids: Iterable[int], created: Iterable[int] = ()
 ) -> None:
-    """Publish "new" for the created consultations and "updated" for the others; never raises."""
-    wanted, new = list(dict.fromkeys(ids)), set(created)
+    """Publish the changes of consultations already committed (by ingest or a filed request,
+    whose answers carry ids, not rows); never raises."""
+    wanted = list(dict.fromkeys(ids))
     if not wanted:
         return
     try:
-        rows = await database.read(routing_fields, wanted)
-        for row in rows:
-            live.publish(
-                WorklistChange(
-                    kind="new" if row["id"] in new else "updated",
-                    consultation_id=row["id"],
-                    facility_id=row["facility_id"],
-                    requested_by=row["requested_by"],
-                    priority=row["priority"] or "routine",
-                    queue=row["queue"] or "general",
-                )
-            )
+        await effects.apply(await database.read(changes_of, wanted, frozenset(created)))
     except Exception:
         log.exception("could not publish live changes for consultations %s", wanted)
 
 
-def ingest_listener(database: Database, live: LiveUpdates) -> Callable[[IngestOutcome], None]:
+def ingest_listener(database: Database, effects: AfterCommit) -> Callable[[IngestOutcome], None]:
     """A :class:`~service.intake.ingest.ChangeFollower` listener publishing each ingest outcome.
 
     Listeners are called synchronously inside the follower; the read and publish run as a
@@ -71,7 +71,7 @@ def ingest_listener(database: Database, live: LiveUpdates) -> Callable[[IngestOu
             if not outcome.consultation_ids:
                 return
             task = asyncio.get_running_loop().create_task(
-                publish_changes(database, live, outcome.consultation_ids, outcome.created)
+                publish_changes(database, effects, outcome.consultation_ids, outcome.created)
             )
             pending.add(task)
             task.add_done_callback(pending.discard)

@@ -29,11 +29,12 @@ from worklists.routing import subspecialties
 
 from ..auth.sessions import CurrentUser
 from ..clock import from_iso, to_iso, utc_now
+from ..effects import AfterCommit, Effects
 from ..storage import Database
 from ..storage import roster as store
 from ..storage.consultations import append_event
 from .live import QUEUE_SIZE, LiveUpdates, WorklistChange
-from .notifications import Notice, Notifications, notice_facts
+from .notifications import Notice, notice_facts
 
 log = logging.getLogger(__name__)
 
@@ -114,26 +115,25 @@ def _consultation(db: sqlite_utils.Database, consultation_id: int) -> dict[str, 
     return dict(row) if row else None
 
 
-def record_stat_fanout(
-    db: sqlite_utils.Database, consultation_id: int, now: datetime
-) -> Notice | None:
-    """Once per stat consultation: pick the on-duty readers and record a ``notified`` event."""
+def record_stat_fanout(db: sqlite_utils.Database, consultation_id: int, now: datetime) -> Effects:
+    """Once per stat consultation: pick the on-duty readers and record a ``notified`` event;
+    they are called once it is committed."""
     row = _consultation(db, consultation_id)
     if row is None or row["priority"] != "stat":
-        return None
+        return Effects()
     if db.execute(
         "SELECT 1 FROM consultation_events WHERE consultation_id = ? AND type = 'notified'",
         [consultation_id],
     ).fetchone():
-        return None
+        return Effects()
     queue = row["queue"] or "general"
     user_ids = readers_for_queue(duty_now(db, now), queue)
     if not user_ids:
-        return None
+        return Effects()
     append_event(
         db, consultation_id, "notified", to_iso(now), None, {"user_ids": user_ids, "why": "stat"}
     )
-    return Notice(
+    notice = Notice(
         kind="stat",
         user_ids=tuple(user_ids),
         consultation_id=consultation_id,
@@ -143,6 +143,7 @@ def record_stat_fanout(
         message="stat",
         params={"facility": row["facility_name"], "queue": queue, "due_at": row["due_at"]},
     )
+    return Effects(notices=(notice,))
 
 
 class StatCallingLiveUpdates(LiveUpdates):
@@ -164,28 +165,26 @@ class StatCallingLiveUpdates(LiveUpdates):
 
 
 async def stat_fanout(
-    database: Database, live: StatCallingLiveUpdates, notifications: Notifications
+    database: Database, live: StatCallingLiveUpdates, effects: AfterCommit
 ) -> None:
     """Call the duty team for each stat consultation that appears or changes."""
     while True:
         consultation_id = await live.stat_changes.get()
         try:
-            notice = await database.write(record_stat_fanout, consultation_id, utc_now())
-            if notice is not None:
-                await notifications.send(notice)
+            await effects.write(database, record_stat_fanout, consultation_id, utc_now())
         except Exception:
             log.exception("stat fan-out failed for consultation %s", consultation_id)
 
 
 @contextlib.asynccontextmanager
 async def running_stat_fanout(
-    database: Database, live: LiveUpdates, notifications: Notifications
+    database: Database, live: LiveUpdates, effects: AfterCommit
 ) -> AsyncIterator[None]:
     """The fan-out task while the app runs (nothing to do with a plain hub)."""
     if not isinstance(live, StatCallingLiveUpdates):
         yield
         return
-    task = asyncio.create_task(stat_fanout(database, live, notifications), name="stat-fanout")
+    task = asyncio.create_task(stat_fanout(database, live, effects), name="stat-fanout")
     try:
         yield
     finally:

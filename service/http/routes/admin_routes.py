@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ...auth import accounts
 from ...auth.access import AUTHENTICATED, allow
+from ...auth.password_check import WrongPassword
 from ...auth.sessions import LoginLocked
 from ...clock import to_iso, utc_now
 from ...intake import facility_admin
@@ -192,7 +193,7 @@ async def change_own_password(request: web.Request) -> web.Response:
             client_ip(request),
             now=utc_now(),
         )
-    except accounts.WrongPassword as exc:
+    except WrongPassword as exc:
         raise ApiError(403, "wrong_password", "the current password is wrong") from exc
     except LoginLocked as exc:
         raise ApiError(

@@ -11,10 +11,9 @@ from pydantic import BaseModel, Field
 from ...auth.access import allow
 from ...clock import utc_now
 from ...worklist import claims
-from ...worklist.live import WorklistChange
 from ..auditing import audit_context, audited
 from ..errors import ApiError
-from ..keys import DATABASE, LIVE, SETTINGS, current_user
+from ..keys import DATABASE, EFFECTS, SETTINGS, current_user
 from ..models import RecordId, Strict
 from ..requests import path_id, read_model
 from .openapi import documented
@@ -83,7 +82,7 @@ async def take_claim(request: web.Request) -> web.Response:
             claimed_by_id=held.holder_id,
             claim_expires_at=held.expires_at,
         ) from held
-    return _answer(request, outcome, "claimed")
+    return _answer(request, outcome)
 
 
 @routes.post(r"/api/consultations/{id:\d+}/release")
@@ -99,7 +98,7 @@ async def release_claim(request: web.Request) -> web.Response:
         outcome = await _write(request, claims.release, current_user(request), utc_now())
     except claims.NotHolder as exc:
         raise ApiError(403, "not_holder", str(exc)) from exc
-    return _answer(request, outcome, "released")
+    return _answer(request, outcome)
 
 
 @routes.post(r"/api/consultations/{id:\d+}/reassign")
@@ -128,35 +127,24 @@ async def reassign_claim(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_assignee", str(exc)) from exc
     except claims.NotYourReader as exc:
         raise ApiError(403, "not_your_reader", str(exc)) from exc
-    return _answer(request, outcome, "claimed")
+    return _answer(request, outcome)
 
 
 async def _write(
     request: web.Request, fn: Callable[..., claims.ClaimOutcome], *args: object
 ) -> claims.ClaimOutcome:
     consultation_id = path_id(request)
-    return await request.app[DATABASE].write(fn, consultation_id, *args)
+    return await request.app[EFFECTS].write(request.app[DATABASE], fn, consultation_id, *args)
 
 
 def _lease(request: web.Request) -> float:
     return request.app[SETTINGS].claim_lease_minutes
 
 
-def _answer(request: web.Request, outcome: claims.ClaimOutcome, kind: str) -> web.Response:
+def _answer(request: web.Request, outcome: claims.ClaimOutcome) -> web.Response:
     audit = audit_context(request)
     audit.touches(outcome.patient_id, outcome.study_instance_uid)
     audit.detail["claimed_by_id"] = outcome.claimed_by_id
-    request.app[LIVE].publish(
-        WorklistChange(
-            kind=kind,
-            consultation_id=outcome.consultation_id,
-            facility_id=outcome.facility_id,
-            requested_by=outcome.requested_by,
-            priority=outcome.priority,
-            queue=outcome.queue,
-            detail={"claimed_by": outcome.claimed_by, "claim_expires_at": outcome.claim_expires_at},
-        )
-    )
     answer = ClaimResponse(
         consultation_id=outcome.consultation_id,
         claimed_by=outcome.claimed_by,

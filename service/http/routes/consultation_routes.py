@@ -12,7 +12,7 @@ from ...intake.intake import ConsultationRequest, file_request
 from ...storage import consultations as store
 from ...worklist.live_feed import publish_changes
 from ..auditing import audit_context, audited
-from ..keys import DATABASE, LIVE, SLA, current_user
+from ..keys import DATABASE, EFFECTS, SLA, current_user
 from ..models import ConsultationCreated, ConsultationRequestBody
 from ..requests import read_model
 from .openapi import documented
@@ -50,7 +50,7 @@ async def create_consultation(request: web.Request) -> web.Response:
         sla=request.app[SLA],
     )
     await publish_changes(
-        database, request.app[LIVE], [consultation_id], [consultation_id] if created else []
+        database, request.app[EFFECTS], [consultation_id], [consultation_id] if created else []
     )
     row = await database.read(store.get_consultation, consultation_scope(user), consultation_id)
     audit = audit_context(request)

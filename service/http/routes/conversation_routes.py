@@ -8,9 +8,8 @@ from pydantic import BaseModel, Field
 from ...auth.access import allow
 from ...clock import utc_now
 from ...worklist import conversation
-from ...worklist.live import WorklistChange
 from ..auditing import audit_context, audited
-from ..keys import DATABASE, LIVE, current_user
+from ..keys import DATABASE, EFFECTS, current_user
 from ..models import Strict
 from ..requests import path_id, read_model
 from .openapi import documented
@@ -73,17 +72,17 @@ async def get_messages(request: web.Request) -> web.Response:
 )
 async def post_message(request: web.Request) -> web.Response:
     body = await read_model(request, MessageBody)
-    touched, message = await request.app[DATABASE].write(
+    said = await request.app[EFFECTS].write(
+        request.app[DATABASE],
         conversation.post_message,
         path_id(request),
         current_user(request),
         body.body,
         utc_now(),
     )
-    _audit(request, touched)
-    audit_context(request).detail["message_id"] = message["id"]
-    _publish(request, touched, "message")
-    return web.json_response(Message(**message).model_dump(), status=201)
+    _audit(request, said.consultation)
+    audit_context(request).detail["message_id"] = said.item["id"]
+    return web.json_response(Message(**said.item).model_dump(), status=201)
 
 
 @routes.post(r"/api/consultations/{id:\d+}/preliminary")
@@ -98,30 +97,17 @@ async def post_message(request: web.Request) -> web.Response:
 )
 async def post_preliminary(request: web.Request) -> web.Response:
     body = await read_model(request, PreliminaryBody)
-    touched, answer = await request.app[DATABASE].write(
+    said = await request.app[EFFECTS].write(
+        request.app[DATABASE],
         conversation.send_preliminary,
         path_id(request),
         current_user(request),
         body.text,
         utc_now(),
     )
-    _audit(request, touched)
-    _publish(request, touched, "preliminary")
-    return web.json_response(Preliminary(**answer).model_dump(), status=201)
+    _audit(request, said.consultation)
+    return web.json_response(Preliminary(**said.item).model_dump(), status=201)
 
 
 def _audit(request: web.Request, touched: conversation.Touched) -> None:
     audit_context(request).touches(touched.patient_id, touched.study_instance_uid)
-
-
-def _publish(request: web.Request, touched: conversation.Touched, kind: str) -> None:
-    request.app[LIVE].publish(
-        WorklistChange(
-            kind=kind,
-            consultation_id=touched.consultation_id,
-            facility_id=touched.facility_id,
-            requested_by=touched.requested_by,
-            priority=touched.priority,
-            queue=touched.queue,
-        )
-    )

@@ -8,20 +8,18 @@ from aiohttp import web
 from pydantic import BaseModel, Field, field_validator
 
 from ...auth.access import allow, consultation_scope
-from ...auth.accounts import WrongPassword
+from ...auth.password_check import WrongPassword
 from ...auth.sessions import LoginLocked
 from ...clock import utc_now
 from ...reports import acknowledgement, authoring
 from ...reports.signing import sign_report
 from ...storage import report_priors
 from ...storage import reports as report_store
-from ...worklist.live import WorklistChange
-from ...worklist.notifications import NOTIFICATIONS
 from ..auditing import audit_context, audited
 from ..errors import ApiError
-from ..keys import DATABASE, LIVE, current_user
+from ..keys import DATABASE, EFFECTS, current_user
 from ..models import RecordId, Strict
-from ..report_keys import CA, REPORT_DELIVERY
+from ..report_keys import CA
 from ..requests import client_ip, path_id, public_base_url, read_model
 from .openapi import documented
 from .worklist_routes import WORKLIST_ROLES
@@ -140,19 +138,6 @@ def _audit(request: web.Request, row: dict[str, Any]) -> None:
     audit_context(request).touches(row["patient_id"], row["study_instance_uid"], row["id"])
 
 
-def _publish(request: web.Request, row: dict[str, Any], kind: str) -> None:
-    request.app[LIVE].publish(
-        WorklistChange(
-            kind=kind,
-            consultation_id=row["id"],
-            facility_id=row["facility_id"],
-            requested_by=row["requested_by"],
-            priority=row["priority"] or "routine",
-            queue=row["queue"] or "general",
-        )
-    )
-
-
 async def _report_answer(request: web.Request) -> web.Response:
     database = request.app[DATABASE]
     view = await database.read(authoring.read_report, _id(request), current_user(request))
@@ -251,10 +236,7 @@ async def post_sign(request: web.Request) -> web.Response:
         ) from exc
     _audit(request, signed.consultation)
     audit_context(request).detail |= {"version": signed.version, "code": signed.verification_code}
-    request.app[REPORT_DELIVERY].kick()
-    _publish(request, signed.consultation, "signed")
-    if signed.critical_notice is not None:
-        await request.app[NOTIFICATIONS].send(signed.critical_notice)
+    await request.app[EFFECTS].apply(signed.effects)
     answer = Signed(
         consultation_id=signed.consultation["id"],
         report_id=signed.report_id,
@@ -324,10 +306,13 @@ def _version_for_print(db, consultation_id: int, version: int, user) -> dict[str
     errors=(404, 409),
 )
 async def post_acknowledgement(request: web.Request) -> web.Response:
-    row = await request.app[DATABASE].write(
-        acknowledgement.acknowledge, _id(request), current_user(request), utc_now()
+    await request.app[EFFECTS].write(
+        request.app[DATABASE],
+        acknowledgement.acknowledge,
+        _id(request),
+        current_user(request),
+        utc_now(),
     )
-    _publish(request, row, "acknowledged")
     return await _report_answer(request)
 
 
@@ -340,10 +325,13 @@ async def post_acknowledgement(request: web.Request) -> web.Response:
     errors=(404, 409),
 )
 async def post_critical_acknowledgement(request: web.Request) -> web.Response:
-    row = await request.app[DATABASE].write(
-        acknowledgement.acknowledge_critical, _id(request), current_user(request), utc_now()
+    await request.app[EFFECTS].write(
+        request.app[DATABASE],
+        acknowledgement.acknowledge_critical,
+        _id(request),
+        current_user(request),
+        utc_now(),
     )
-    _publish(request, row, "acknowledged")
     return await _report_answer(request)
 
 

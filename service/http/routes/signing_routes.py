@@ -12,20 +12,19 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, Field
 
 from ...auth.access import allow, at_centre, may_revoke_certificate_of, public
-from ...auth.accounts import WrongPassword
-from ...auth.passwords import verify_password_async
+from ...auth.login_limits import LoginLocked
+from ...auth.password_check import WrongPassword, check_password
 from ...clock import to_iso, utc_now
 from ...reports import identities, verification
 from ...storage import RecordNotFound
 from ...storage import reports as report_store
 from ...storage import signing_identities as identity_store
-from ...storage import users as user_store
 from ..auditing import audit_context, audited, not_audited
 from ..errors import ApiError
 from ..keys import DATABASE, current_user
 from ..models import Strict
 from ..report_keys import CA
-from ..requests import read_model
+from ..requests import client_ip, read_model
 from .openapi import documented
 from .pages import render
 
@@ -85,15 +84,25 @@ async def get_identities(request: web.Request) -> web.Response:
     "Import a certificate and key from an external CA (PKCS#12)",
     body=Pkcs12Body,
     response=Identity,
-    errors=(400, 403),
+    errors=(400, 403, 429),
     success=(201,),
 )
 async def post_pkcs12(request: web.Request) -> web.Response:
     body = await read_model(request, Pkcs12Body)
     user = current_user(request)
-    row = await request.app[DATABASE].read(user_store.user_by_username, user.username)
-    if not await verify_password_async(row["password_hash"] if row else None, body.password):
-        raise ApiError(403, "wrong_password", "your teleread password is wrong")
+    try:
+        await check_password(
+            request.app[DATABASE], user.username, body.password, client_ip(request), utc_now()
+        )
+    except WrongPassword as exc:
+        raise ApiError(403, "wrong_password", "your teleread password is wrong") from exc
+    except LoginLocked as exc:
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            "too many wrong passwords; wait a few minutes",
+            retry_after=exc.retry_after,
+        ) from exc
     try:
         data = base64.b64decode(body.pkcs12, validate=True)
         imported = await identities.import_identity(

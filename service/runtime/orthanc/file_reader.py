@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import http.client
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from urllib.parse import quote, urlsplit
 
+from ...caching import LruCache
 from .auth import basic_auth_header
 from .client import OrthancError, OrthancUnavailable
 
@@ -107,8 +107,7 @@ class _KeptFiles:
 
     def __init__(self, megabytes: float) -> None:
         self.capacity = int(megabytes * 1024 * 1024)
-        self.size = 0
-        self._files: OrderedDict[str, bytes] = OrderedDict()
+        self._files: LruCache[str, bytes] = LruCache(self.capacity, weigh=len)
         self._lock = threading.Lock()
         self._reading: dict[str, threading.Lock] = {}
 
@@ -132,23 +131,15 @@ class _KeptFiles:
         return data
 
     def get(self, orthanc_id: str) -> bytes | None:
-        with self._lock:
-            data = self._files.get(orthanc_id)
-            if data is not None:
-                self._files.move_to_end(orthanc_id)
-            return data
+        return self._files.get(orthanc_id)
 
     def put(self, orthanc_id: str, data: bytes) -> None:
-        if len(data) > self.capacity:
-            return
-        with self._lock:
-            if orthanc_id in self._files:
-                return
-            self._files[orthanc_id] = data
-            self.size += len(data)
-            while self.size > self.capacity:
-                _, dropped = self._files.popitem(last=False)
-                self.size -= len(dropped)
+        self._files.put(orthanc_id, data)
+
+    @property
+    def size(self) -> int:
+        """Bytes kept now."""
+        return int(self._files.weight)
 
 
 class FrameFiles:
