@@ -1,23 +1,20 @@
-"""Start and stop the report feature's resources: the consortium CA, delivery, critical alerts."""
+"""The report feature's long-lived parts: the consortium CA and the critical-finding sweep.
+
+``service.app.reports_context`` starts and stops them (with the delivery worker); what is here
+takes its collaborators as arguments, so it needs nothing of the web layer.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-
-from aiohttp import web
 
 from ..clock import utc_now
-from ..http.keys import BUS, DATABASE, ORTHANC, ROLE, SETTINGS
-from ..http.report_keys import CA, REPORT_DELIVERY
 from ..settings import Settings
 from ..signing import ConsortiumCA
 from ..storage import Database
-from ..worklist.notifications import NOTIFICATIONS, Notifications
+from ..worklist.notifications import Notifications
 from .acknowledgement import escalate_unacknowledged_critical
-from .delivery import DeliveryPolicy, ReportDelivery
 
 log = logging.getLogger(__name__)
 
@@ -39,54 +36,13 @@ async def critical_sweep_once(
     return len(notices)
 
 
-async def _critical_sweep_forever(
+async def critical_sweep_forever(
     database: Database, notifications: Notifications, minutes: float, interval: float
 ) -> None:
+    """Escalate critical findings left unacknowledged for ``minutes``, every ``interval`` s."""
     while True:
         try:
             await critical_sweep_once(database, notifications, minutes)
         except Exception:
             log.exception("critical finding sweep failed")
         await asyncio.sleep(interval)
-
-
-async def reports_context(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    app[CA] = await asyncio.to_thread(load_ca, settings)
-    delivery = ReportDelivery(
-        app[DATABASE],
-        app[ORTHANC],
-        app[NOTIFICATIONS],
-        DeliveryPolicy(
-            retry_seconds=settings.delivery_retry_seconds,
-            max_attempts=settings.delivery_max_attempts,
-        ),
-    )
-    app[REPORT_DELIVERY] = delivery
-    bus, primary = app[BUS], app[ROLE].primary
-    if bus is not None and primary:
-        bus.on("report-delivery", lambda _payload: delivery.kick())
-    elif bus is not None:
-        delivery.kick_relays.append(lambda: bus.send("report-delivery", {}))
-    if not primary:  # delivery and the critical-finding sweep run once, in the primary
-        yield
-        return
-    interval = min(settings.delivery_retry_seconds, 5.0)
-    tasks = [
-        asyncio.create_task(delivery.run_forever(interval), name="report-delivery"),
-        asyncio.create_task(
-            _critical_sweep_forever(
-                app[DATABASE],
-                app[NOTIFICATIONS],
-                settings.critical_ack_minutes,
-                min(settings.escalation_interval, 60.0),
-            ),
-            name="critical-finding-sweep",
-        ),
-    ]
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

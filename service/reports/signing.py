@@ -19,6 +19,7 @@ import sqlite_utils
 from ..auth import login_limits
 from ..auth.access import consultation_scope
 from ..auth.accounts import WrongPassword
+from ..auth.identities import UnlockedIdentity, unlocked_identity
 from ..auth.passwords import verify_password_async
 from ..auth.sessions import CurrentUser
 from ..clock import to_iso
@@ -32,7 +33,6 @@ from .authoring import check_may_write
 from .canonical import canonical_bytes
 from .document import ReportDocument
 from .documents_data import document_for
-from .identities import UnlockedIdentity, unlocked_identity
 from .pdf import render_report_pdf
 
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off paper

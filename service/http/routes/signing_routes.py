@@ -11,20 +11,21 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, Field
 
-from ...auth.access import allow, at_centre, may_revoke_certificate_of, public
+from ...auth import identities
+from ...auth.access import may_revoke_certificate_of
 from ...auth.accounts import WrongPassword
 from ...auth.passwords import verify_password_async
 from ...clock import to_iso, utc_now
-from ...reports import identities, verification
+from ...reports import verification
 from ...storage import RecordNotFound
 from ...storage import reports as report_store
 from ...storage import signing_identities as identity_store
 from ...storage import users as user_store
+from ..access import allow, at_centre, public
 from ..auditing import audit_context, audited, not_audited
 from ..errors import ApiError
-from ..keys import DATABASE, current_user
+from ..keys import CA, DATABASE, current_user
 from ..models import Strict
-from ..report_keys import CA
 from ..requests import read_model
 from .openapi import documented
 from .pages import render
