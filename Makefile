@@ -22,6 +22,7 @@ run: system-deps $(STAMP)
 
 test: test-system-deps $(STAMP)
 	@$(VENV)/bin/ruff check service worklists viewer tests bench
+	@$(VENV)/bin/lint-imports --no-logo
 	@$(PYTHON) -m pytest
 
 bench-ingest: system-deps $(STAMP)
