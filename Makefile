@@ -29,6 +29,7 @@ run: system-deps $(STAMP)
 
 lint: test-system-deps $(STAMP) $(NODE_STAMP)
 	@$(VENV)/bin/ruff check service worklists viewer tests bench
+	@$(VENV)/bin/lint-imports --no-logo
 	@npx --no-install eslint
 
 # The JavaScript checks (eslint, then node's test runner on the pure modules) run first: seconds.

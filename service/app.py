@@ -1,7 +1,9 @@
 """The application factory: builds everything from explicit settings.
 
 Resources with a lifetime (database, Orthanc process and client, the change follower) are started
-and stopped with ``cleanup_ctx``, in that order, and shared through typed ``AppKey``s.
+and stopped with ``cleanup_ctx``, in that order, and shared through typed ``AppKey``s
+(service/http/keys.py). This is the one place that wires: every start-up context is here, and
+domain modules receive what they need as arguments.
 """
 
 from __future__ import annotations
@@ -17,20 +19,23 @@ from aiohttp import web
 from worklists.rules import DEFAULT_RULES_PATH, RulesError, WorklistRules, parse_rules
 
 from .auth.session_cache import SessionCache
-from .effects import AfterCommit
+from .demo.first_start import archive_is_empty, send_demo
 from .http.auditing import audit_middleware
 from .http.errors import error_middleware
 from .http.keys import (
     BUS,
+    CA,
     DATABASE,
     EFFECTS,
     FOLLOWER,
     HEALTH,
     LIVE,
+    NOTIFICATIONS,
     ORTHANC,
     PREFETCH,
     RENDER_WORKERS,
     RENDERER,
+    REPORT_DELIVERY,
     ROLE,
     SECONDARIES,
     SERVICE_EXIT,
@@ -44,7 +49,9 @@ from .http.routing import setup_routes
 from .i18n import PageRenderer
 from .intake.ingest import ChangeFollower
 from .intake.modalities import sync_facilities
-from .reports.lifecycle import reports_context
+from .logs import configure_logging
+from .reports.delivery import DeliveryPolicy, ReportDelivery
+from .reports.lifecycle import critical_sweep_once, load_ca
 from .runtime.health import Health, sharing_health
 from .runtime.orthanc.client import OrthancClient
 from .runtime.orthanc.file_reader import OrthancFileReader
@@ -57,6 +64,7 @@ from .runtime.web_processes import (
     ProcessRole,
     Secondaries,
     ServiceExit,
+    finish_undisturbed,
     running_secondaries,
     stop_this_process,
 )
@@ -66,11 +74,11 @@ from .viewing.local_rendering import InProcessRenderer
 from .viewing.prefetch import StudyPrefetch
 from .viewing.rendering import FileSource, Renderer, RenderWorkers
 from .viewing.viewing import Viewing
+from .worklist.effects import AfterCommit
 from .worklist.escalation import sweep_once
 from .worklist.live import LiveUpdates, WorklistChange
 from .worklist.live_feed import ingest_listener
 from .worklist.notifications import (
-    NOTIFICATIONS,
     InAppNotifier,
     Notifications,
     Notifier,
@@ -183,10 +191,26 @@ async def bus_context(app: web.Application) -> AsyncIterator[None]:
 
 async def secondaries_context(app: web.Application) -> AsyncIterator[None]:
     """The primary starts the other web processes once its own start-up is done."""
-    secondaries = Secondaries(app[SETTINGS], app[ROLE])
+    secondaries = Secondaries(app[SETTINGS], app[ROLE], target=run_secondary)
     app[SECONDARIES] = secondaries
     async with running_secondaries(secondaries, app[ROLE]):
         yield
+
+
+def run_secondary(settings: Settings, role: ProcessRole) -> None:
+    """A secondary web process's whole life (the target of the primary's ``Process``)."""
+    configure_logging()
+    app = create_app(settings, role)
+    app.on_shutdown.insert(0, finish_undisturbed)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        reuse_port=True,
+        print=None,
+        shutdown_timeout=5,
+        access_log=None,
+    )
 
 
 async def stop_restarting_secondaries(app: web.Application) -> None:
@@ -337,3 +361,61 @@ async def notifications_context(app: web.Application) -> AsyncIterator[None]:
     ):
         yield
     await notifications.close()
+
+
+async def reports_context(app: web.Application) -> AsyncIterator[None]:
+    """The consortium CA, report delivery (kicked across processes on the bus) and, in the
+    primary, the delivery worker and the critical-finding sweep."""
+    settings = app[SETTINGS]
+    app[CA] = await asyncio.to_thread(load_ca, settings)
+    delivery = ReportDelivery(
+        app[DATABASE],
+        app[ORTHANC],
+        app[NOTIFICATIONS],
+        DeliveryPolicy(
+            retry_seconds=settings.delivery_retry_seconds,
+            max_attempts=settings.delivery_max_attempts,
+        ),
+    )
+    app[REPORT_DELIVERY] = delivery
+    app[EFFECTS].delivery = delivery
+    bus, primary = app[BUS], app[ROLE].primary
+    if bus is not None and primary:
+        bus.on("report-delivery", lambda _payload: delivery.kick())
+    elif bus is not None:
+        delivery.kick_relays.append(lambda: bus.send("report-delivery", {}))
+    if not primary:  # delivery and the critical-finding sweep run once, in the primary
+        yield
+        return
+    database, effects = app[DATABASE], app[EFFECTS]
+    minutes = settings.critical_ack_minutes
+    async with (
+        running(
+            "report delivery",
+            min(settings.delivery_retry_seconds, 5.0),
+            delivery.run_due,
+            wake=delivery.wake,
+        ),
+        running(
+            "critical finding sweep",
+            min(settings.escalation_interval, 60.0),
+            lambda: critical_sweep_once(database, effects, minutes),
+        ),
+    ):
+        yield
+
+
+async def send_demo_from(app: web.Application) -> None:
+    """Send the demo studies (and sign the demo report) with this app's objects."""
+    await send_demo(app[DATABASE], app[SETTINGS], app[SLA], app[CA], app[EFFECTS])
+
+
+async def demo_studies_context(app: web.Application) -> AsyncIterator[None]:
+    """``teleread serve --demo``: send the demo studies once, on the first start with an empty
+    archive (service/demo/first_start.py)."""
+    task: asyncio.Task | None = None
+    if await archive_is_empty(app[DATABASE]):
+        task = asyncio.create_task(send_demo_from(app), name="demo-studies")
+    yield
+    if task is not None and not task.done():
+        task.cancel()

@@ -6,14 +6,14 @@ directory), so ``teleread serve`` works with no configuration at all.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-from .http.client_address import trusted_networks
 
 
 @dataclass(frozen=True)
@@ -182,6 +182,27 @@ def _validate(settings: Settings) -> None:
         )
     if len(settings.orthanc_aet) > 16:
         raise SettingsError("TELEREAD_ORTHANC_AET must be at most 16 characters")
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def trusted_networks(setting: str | None) -> tuple[Network, ...]:
+    """``TELEREAD_TRUSTED_PROXIES`` parsed: comma-separated addresses or CIDR networks.
+
+    Raises ValueError naming the entry that is neither.
+    """
+    networks = []
+    for part in (setting or "").split(","):
+        entry = part.strip()
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"{entry!r} is not an IP address or network") from exc
+    return tuple(networks)
 
 
 def documented_settings() -> list[str]:

@@ -22,11 +22,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.app import create_app
-from service.auth import sessions
+from service.auth import identities, sessions
 from service.clock import to_iso, utc_now
 from service.demo.synthetic import StudySpec, make_study
-from service.http.report_keys import CA
-from service.reports import identities
+from service.http.keys import CA
 from service.settings import Settings
 from service.storage import consultations as consultation_store
 from service.storage import reports as report_store

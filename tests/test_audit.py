@@ -274,7 +274,7 @@ async def test_verify_detects_a_record_deleted_from_the_middle(service, consorti
 async def test_a_record_edited_and_rehashed_breaks_the_link_to_the_next(service, consortium):
     """Recomputing the edited record's own hash does not help: the next record still points
     at the old one."""
-    from service.audit.entry import AuditEntry, chain_hash
+    from service.storage.audit_chain import AuditEntry, chain_hash
 
     specialist = await service.login("dr.li")
     await service.worklist(specialist)
@@ -550,8 +550,8 @@ async def test_cli_export_refuses_a_time_without_a_zone(service, consortium):
 async def test_text_that_is_not_valid_unicode_is_still_recorded(service, consortium):
     """An unpaired surrogate (legal in JSON, not in UTF-8) cannot make a record unwritable
     and so slip past the trail; the chain stays verifiable."""
-    from service.audit.entry import AuditEntry
     from service.storage.audit import append_audit
+    from service.storage.audit_chain import AuditEntry
 
     entry = AuditEntry(
         at="2026-11-23T00:00:00.000000Z",
@@ -572,7 +572,7 @@ def test_the_patient_index_migration_fills_in_records_written_before_it(tmp_path
     search by patient and verification cover the whole history."""
     import json
 
-    from service.audit.entry import GENESIS_HASH, AuditEntry, chain_hash
+    from service.storage.audit_chain import GENESIS_HASH, AuditEntry, chain_hash
     from service.storage.database import connect
     from service.storage.schema import migrations
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from service.audit import AuditEntry
-from service.audit.anchor import Anchor, anchor_path_for, read_anchor
 from service.audit.verify import ANCHOR_DIFFERS, verify_database
 from service.storage import Database
 from service.storage.audit import append_audit
+from service.storage.audit_anchor import Anchor, anchor_path_for, read_anchor
 from service.storage.database import connect
 from service.storage.schema import migrations
 
@@ -218,7 +218,7 @@ def test_anchor_files_are_checked_for_their_format(tmp_path):
 def test_a_burst_of_commits_is_anchored_in_a_few_writes_ending_at_the_head(tmp_path, monkeypatch):
     """The keeper coalesces the heads offered during its pause: a hundred commits in a row cost
     a handful of anchor writes (each with its fsyncs), and the last names the newest record."""
-    from service.audit import anchor as anchor_module
+    from service.storage import audit_anchor as anchor_module
 
     writes: list[int] = []
     real_write = anchor_module.write_anchor

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-from service.audit.anchor import Anchor
 from service.audit.export import ANCHOR_HEADER
 from service.audit.verify import verify_database
 from service.http.keys import SETTINGS
+from service.storage.audit_anchor import Anchor
 
 
 async def centre(service) -> dict[str, str]:

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from service.app import create_app
-from service.auth.access import declared_access
+from service.http.access import declared_access
 from service.http.middleware import CSRF_HEADER, SESSION_COOKIE
 
 from .conftest import PASSWORD, add_specialist

@@ -31,8 +31,8 @@ import aiohttp
 import pytest
 
 from service.app import create_app
-from service.auth.access import allow
 from service.clock import to_iso, utc_now
+from service.http.access import allow
 from service.http.auditing import audit_declaration
 from service.settings import Settings
 from service.storage import notifications as notification_store

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from service.effects import AfterCommit, Effects
 from service.storage import Conflict, Database
 from service.storage.scope import Scope
+from service.worklist.effects import AfterCommit, Effects
 from service.worklist.live import LiveUpdates, WorklistChange
 from service.worklist.notifications import Notice, Notifications
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from service.auth.access import declared_access
+from service.http.access import declared_access
 from service.storage.users import ROLES
 
 TOO_BIG = str(2**63)  # 9223372036854775808, one past SQLite's largest INTEGER

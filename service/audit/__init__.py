@@ -5,6 +5,7 @@ the SHA-256 of its canonical form chained to the previous record's hash, so an e
 service's back (directly in the file) is detected by ``teleread audit verify``.
 """
 
-from .entry import GENESIS_HASH, AuditEntry, chain_hash
+# The record and its hash chain are how the trail is stored (service/storage/audit_chain.py).
+from ..storage.audit_chain import GENESIS_HASH, AuditEntry, chain_hash
 
 __all__ = ["AuditEntry", "GENESIS_HASH", "chain_hash"]

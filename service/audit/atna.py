@@ -39,8 +39,10 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from ..storage.audit_search import Names
 
 DCM = "DCM"
 RFC_3881 = "RFC-3881"
@@ -139,16 +141,6 @@ class AuditSource:
 
     source_id: str
     enterprise_site_id: str = ""
-
-
-@dataclass(frozen=True)
-class Names:
-    """Names the records refer to by id (display names, facility names, patients' names),
-    looked up by :func:`service.storage.audit_search.names_for`."""
-
-    users: Mapping[int, str] = field(default_factory=dict)
-    facilities: Mapping[int, str] = field(default_factory=dict)
-    patients: Mapping[str, str] = field(default_factory=dict)
 
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

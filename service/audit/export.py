@@ -27,8 +27,8 @@ from typing import BinaryIO
 
 import sqlite_utils
 
+from ..storage.audit_anchor import Anchor
 from ..storage.audit_search import EVERYONE, AuditFilter, audit_batch, names_for
-from .anchor import Anchor
 from .atna import (
     DOCUMENT_CLOSE,
     DOCUMENT_OPEN,

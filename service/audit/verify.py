@@ -11,9 +11,10 @@ records in id order and recomputing both finds:
   patients each record names, or the search by patient would hide records).
 
 What a chain cannot show by itself is the removal of the *newest* records: that is what anchors
-are for (:mod:`service.audit.anchor`). Each anchor names a record (id, hash) the trail must still
-hold unchanged; a trail that ends before an anchor's record was cut short. A trail ahead of its
-anchor is normal for a moment (the anchor is written just after each commit) and reported as lag.
+are for (:mod:`service.storage.audit_anchor`). Each anchor names a record (id, hash) the trail
+must still hold unchanged; a trail that ends before an anchor's record was cut short. A trail
+ahead of its anchor is normal for a moment (the anchor is written just after each commit) and
+reported as lag.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from dataclasses import dataclass, fields, replace
 import sqlite_utils
 
 from ..storage.audit import audit_patient_ids, audit_patient_rows, audit_rows
-from .anchor import Anchor
-from .entry import GENESIS_HASH, AuditEntry, chain_hash
+from ..storage.audit_anchor import Anchor
+from ..storage.audit_chain import GENESIS_HASH, AuditEntry, chain_hash
 
 CHANGED = "hash mismatch: record changed"
 RELINKED = "chain broken: previous hash differs"

@@ -24,11 +24,11 @@ from typing import Any
 import sqlite_utils
 
 from ..clock import to_iso, utc_now
-from ..reports.identities import relocked_keys, revoke_after_reset, store_relocked
 from ..storage import Conflict, Database
 from ..storage import tokens as token_store
 from ..storage import users as user_store
 from . import login_limits
+from .identities import relocked_keys, revoke_after_reset, store_relocked
 from .password_check import check_password
 from .passwords import hash_password_async
 from .sessions import CurrentUser

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
+from ..auth import identities
 from ..clock import to_iso, utc_now
-from ..reports import identities, verification
+from ..reports import verification
 from ..reports.lifecycle import load_ca
 from ..settings import Settings
 from ..storage import Database

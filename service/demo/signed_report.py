@@ -7,17 +7,17 @@ import asyncio
 import logging
 from typing import Any
 
-from aiohttp import web
-
 from ..auth.sessions import CurrentUser
 from ..clock import utc_now
-from ..http.keys import DATABASE, EFFECTS, SETTINGS
-from ..http.report_keys import CA
 from ..reports.authoring import save_draft
 from ..reports.signing import sign_report
+from ..settings import Settings
+from ..signing import ConsortiumCA
+from ..storage import Database
 from ..storage import consultations as consultation_store
 from ..storage import users as user_store
 from ..worklist import claims
+from ..worklist.effects import AfterCommit
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,15 @@ def _target(db: Any) -> tuple[int, dict[str, Any]] | None:
     return row["id"], consultation_store.claim_account(db, reader["id"])
 
 
-async def sign_demo_report(app: web.Application, password: str, timeout: float = 120) -> bool:
+async def sign_demo_report(
+    database: Database,
+    settings: Settings,
+    ca: ConsortiumCA,
+    effects: AfterCommit,
+    password: str,
+    timeout: float = 120,
+) -> bool:
     """Wait for the chest film to arrive, then claim, write and sign it as Dr Li."""
-    database = app[DATABASE]
     deadline = asyncio.get_running_loop().time() + timeout
     while (found := await database.read(_target)) is None:
         if asyncio.get_running_loop().time() > deadline:
@@ -53,15 +59,13 @@ async def sign_demo_report(app: web.Application, password: str, timeout: float =
         await asyncio.sleep(1)
     consultation_id, account = found
     reader = CurrentUser.from_row(account | {"session_id": 0, "csrf_token": ""})
-    settings = app[SETTINGS]
-    effects = app[EFFECTS]
     await effects.write(
         database, claims.claim, consultation_id, reader, utc_now(), settings.claim_lease_minutes
     )
     await database.write(save_draft, consultation_id, reader, DRAFT, utc_now())
     public_url = settings.public_url or f"http://{settings.host}:{settings.port}"
     signed = await sign_report(
-        database, app[CA], reader, consultation_id, password, now=utc_now(), public_url=public_url
+        database, ca, reader, consultation_id, password, now=utc_now(), public_url=public_url
     )
     await effects.apply(signed.effects)
     log.info("demo: Dr Li signed the report of consultation %d", consultation_id)

@@ -9,6 +9,7 @@ from zoneinfo import available_timezones
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ..auth.passwords import MIN_PASSWORD_LENGTH
+from ..intake.modalities import AET_PATTERN
 from ..storage.facilities import FACILITY_KINDS
 from ..storage.users import ROLES
 from .models import RecordId, Strict
@@ -18,10 +19,6 @@ FacilityKind = Literal["township", "county", "regional"]
 assert get_args(RoleName) == ROLES and get_args(FacilityKind) == FACILITY_KINDS
 
 USERNAME_PATTERN = r"^[A-Za-z0-9._-]+$"
-# DICOM allows more in an AE title (any printable ASCII but "\"), but Orthanc only accepts
-# letters, digits, "_" and "-" in the modality name it is registered under (measured: "." or a
-# space answer 400, "/", "?" and "#" cut the REST path), and the name is the AE title.
-AET_PATTERN = r"^[A-Za-z0-9_-]{1,16}$"
 HOST_PATTERN = r"^[A-Za-z0-9.:-]+$"
 
 Password = Field(min_length=MIN_PASSWORD_LENGTH, max_length=1024)

@@ -13,27 +13,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from functools import lru_cache
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# The setting's parser lives with the settings (which check it at start-up, below the web layer).
+from ..settings import Network, trusted_networks
 
-
-@lru_cache(maxsize=8)
-def trusted_networks(setting: str | None) -> tuple[Network, ...]:
-    """``TELEREAD_TRUSTED_PROXIES`` parsed: comma-separated addresses or CIDR networks.
-
-    Raises ValueError naming the entry that is neither.
-    """
-    networks = []
-    for part in (setting or "").split(","):
-        entry = part.strip()
-        if not entry:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError as exc:
-            raise ValueError(f"{entry!r} is not an IP address or network") from exc
-    return tuple(networks)
+__all__ = ["Network", "caller_address", "trusted_networks"]
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

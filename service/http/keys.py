@@ -1,4 +1,7 @@
-"""Typed application keys: the app's shared objects, never module globals."""
+"""Typed application keys: the app's shared objects, never module globals.
+
+Every ``web.AppKey`` of the service is declared here, and only here: domain modules receive the
+objects as arguments (``service.app`` wires them), so they never import the web layer."""
 
 from __future__ import annotations
 
@@ -8,19 +11,22 @@ from worklists.sla import SlaPolicy
 
 from ..auth.session_cache import SessionCache
 from ..auth.sessions import CurrentUser
-from ..effects import AfterCommit
 from ..i18n import PageRenderer
 from ..intake.ingest import ChangeFollower
+from ..reports.delivery import ReportDelivery
 from ..runtime.health import Health
 from ..runtime.orthanc.client import OrthancClient
 from ..runtime.process_bus import ProcessBus
 from ..runtime.web_processes import ProcessRole, Secondaries, ServiceExit
 from ..settings import Settings
+from ..signing import ConsortiumCA
 from ..storage import Database
 from ..viewing.prefetch import StudyPrefetch
 from ..viewing.rendering import Renderer
 from ..viewing.viewing import Viewing
+from ..worklist.effects import AfterCommit
 from ..worklist.live import LiveUpdates
+from ..worklist.notifications import Notifications
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -39,6 +45,10 @@ SECONDARIES = web.AppKey("secondaries", Secondaries)
 HEALTH = web.AppKey("health", Health)
 SERVICE_EXIT = web.AppKey("service_exit", ServiceExit)
 BUS = web.AppKey("process_bus", ProcessBus | None)  # type: ignore[arg-type]
+NOTIFICATIONS = web.AppKey("notifications", Notifications)
+# The report feature: the consortium CA and the delivery worker.
+CA = web.AppKey("consortium_ca", ConsortiumCA)
+REPORT_DELIVERY = web.AppKey("report_delivery", ReportDelivery)
 
 # Per-request values set by the middlewares.
 USER_KEY = web.RequestKey("user", CurrentUser | None)  # type: ignore[arg-type]

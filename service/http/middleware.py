@@ -8,8 +8,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from ..auth import sessions
-from ..auth.access import PUBLIC, declared_access, permits
 from ..clock import utc_now
+from .access import PUBLIC, declared_access, permits
 from .errors import ApiError
 from .keys import AUTH_VIA_KEY, DATABASE, SESSION_CACHE, USER_KEY
 from .requests import served_over_tls

@@ -19,6 +19,11 @@ from ..storage import facilities as facility_store
 
 log = logging.getLogger(__name__)
 
+# DICOM allows more in an AE title (any printable ASCII but "\"), but Orthanc only accepts
+# letters, digits, "_" and "-" in the modality name it is registered under (measured: "." or a
+# space answer 400, "/", "?" and "#" cut the REST path), and the name is the AE title.
+AET_PATTERN = r"^[A-Za-z0-9_-]{1,16}$"
+
 PLACEHOLDER_HOST = "127.0.0.1"
 PLACEHOLDER_PORT = 104
 

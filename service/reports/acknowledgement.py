@@ -17,10 +17,10 @@ import sqlite_utils
 from ..auth.access import consultation_scope
 from ..auth.sessions import CurrentUser
 from ..clock import to_iso
-from ..effects import Effects
 from ..storage import Conflict, RecordNotFound
 from ..storage import consultations as consultation_store
 from ..storage import reports as store
+from ..worklist.effects import Effects
 from ..worklist.live import WorklistChange
 from ..worklist.notifications import Notice, notice_facts
 from ..worklist.roster import managers_to_tell

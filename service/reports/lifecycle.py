@@ -1,24 +1,19 @@
-"""Start and stop the report feature's resources: the consortium CA, delivery, critical alerts."""
+"""The report feature's long-lived parts: the consortium CA and the critical-finding sweep.
+
+``service.app.reports_context`` starts and stops them (with the delivery worker); what is here
+takes its collaborators as arguments, so it needs nothing of the web layer.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
-
-from aiohttp import web
 
 from ..clock import utc_now
-from ..effects import AfterCommit, Effects
-from ..http.keys import BUS, DATABASE, EFFECTS, ORTHANC, ROLE, SETTINGS
-from ..http.report_keys import CA, REPORT_DELIVERY
-from ..runtime.periodic import running
 from ..settings import Settings
 from ..signing import ConsortiumCA
 from ..storage import Database
-from ..worklist.notifications import NOTIFICATIONS
+from ..worklist.effects import AfterCommit, Effects
 from .acknowledgement import escalate_unacknowledged_critical
-from .delivery import DeliveryPolicy, ReportDelivery
 
 log = logging.getLogger(__name__)
 
@@ -35,43 +30,3 @@ async def critical_sweep_once(database: Database, effects: AfterCommit, minutes:
     notices = await database.write(escalate_unacknowledged_critical, utc_now(), minutes)
     await effects.apply(Effects(notices=tuple(notices)))
     return len(notices)
-
-
-async def reports_context(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    app[CA] = await asyncio.to_thread(load_ca, settings)
-    delivery = ReportDelivery(
-        app[DATABASE],
-        app[ORTHANC],
-        app[NOTIFICATIONS],
-        DeliveryPolicy(
-            retry_seconds=settings.delivery_retry_seconds,
-            max_attempts=settings.delivery_max_attempts,
-        ),
-    )
-    app[REPORT_DELIVERY] = delivery
-    app[EFFECTS].delivery = delivery
-    bus, primary = app[BUS], app[ROLE].primary
-    if bus is not None and primary:
-        bus.on("report-delivery", lambda _payload: delivery.kick())
-    elif bus is not None:
-        delivery.kick_relays.append(lambda: bus.send("report-delivery", {}))
-    if not primary:  # delivery and the critical-finding sweep run once, in the primary
-        yield
-        return
-    database, effects = app[DATABASE], app[EFFECTS]
-    minutes = settings.critical_ack_minutes
-    async with (
-        running(
-            "report delivery",
-            min(settings.delivery_retry_seconds, 5.0),
-            delivery.run_due,
-            wake=delivery.wake,
-        ),
-        running(
-            "critical finding sweep",
-            min(settings.escalation_interval, 60.0),
-            lambda: critical_sweep_once(database, effects, minutes),
-        ),
-    ):
-        yield

@@ -17,21 +17,21 @@ from typing import Any
 import sqlite_utils
 
 from ..auth.access import consultation_scope
+from ..auth.identities import UnlockedIdentity, unlocked_identity
 from ..auth.password_check import check_password
 from ..auth.sessions import CurrentUser
 from ..clock import to_iso
-from ..effects import Effects
 from ..signing import ConsortiumCA, sign_detached, sign_pdf
 from ..storage import Conflict, Database
 from ..storage import consultations as consultation_store
 from ..storage import reports as store
+from ..worklist.effects import Effects
 from ..worklist.live import WorklistChange
 from ..worklist.notifications import Notice, notice_facts
 from .authoring import check_may_write
 from .canonical import canonical_bytes
 from .document import ReportDocument
 from .documents_data import document_for
-from .identities import UnlockedIdentity, unlocked_identity
 from .pdf import render_report_pdf
 
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off paper

@@ -22,11 +22,10 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
-from ..intake.ingest import ChangeFollower
 from .orthanc.client import OrthancClient, OrthancError
 from .orthanc.supervisor import OrthancSupervisor
 from .periodic import running
@@ -38,6 +37,15 @@ PROBE_TIMEOUT = 2.0
 BEAT_SECONDS = 2.0
 STALE_AFTER = 3 * BEAT_SECONDS
 TOPIC = "health"
+
+
+class FollowerState(Protocol):
+    """What /healthz reads of the change follower (service/intake/ingest.py ``ChangeFollower``),
+    named here so that this module, below the intake, needs nothing of it."""
+
+    state: str
+    detail: str
+    caught_up: asyncio.Event
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ class Health:
         self.role = role
         self.managed = managed
         self.supervisor: OrthancSupervisor | None = None
-        self.follower: ChangeFollower | None = None
+        self.follower: FollowerState | None = None
         self._probe: OrthancProbe | None = None
         self._probed_at = 0.0
         self._probing: asyncio.Task[OrthancProbe] | None = None

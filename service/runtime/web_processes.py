@@ -95,28 +95,7 @@ def secondary_settings(settings: Settings) -> Settings:
     )
 
 
-def run_secondary(settings: Settings, role: ProcessRole) -> None:
-    """A secondary process's whole life (the target of the primary's ``Process``)."""
-    from aiohttp import web
-
-    from ..app import create_app
-    from ..cli.main import configure_logging
-
-    configure_logging()
-    app = create_app(settings, role)
-    app.on_shutdown.insert(0, _finish_undisturbed)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        reuse_port=True,
-        print=None,
-        shutdown_timeout=5,
-        access_log=None,
-    )
-
-
-async def _finish_undisturbed(app: Any) -> None:
+async def finish_undisturbed(app: Any) -> None:
     """A secondary that has begun to stop ignores further stop signals: the primary's SIGTERM
     after systemd's (which signals the whole group) must not cut its clean-up short."""
     loop = asyncio.get_running_loop()
@@ -152,13 +131,16 @@ class ServiceExit:
 
 
 class Secondaries:
-    """The primary's children: started after its own start-up, restarted when one dies."""
+    """The primary's children: started after its own start-up, restarted when one dies.
+
+    ``target`` is a secondary's whole life (``service.app.run_secondary``), given by the app so
+    that this module, below the app, never imports it."""
 
     def __init__(
         self,
         settings: Settings,
         role: ProcessRole,
-        target: Callable[[Settings, ProcessRole], None] = run_secondary,
+        target: Callable[[Settings, ProcessRole], None],
     ) -> None:
         self.settings, self.role, self.target = settings, role, target
         self.context = multiprocessing.get_context("spawn")

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..audit.entry import GENESIS_HASH, AuditEntry, chain_hash
+from .audit_chain import GENESIS_HASH, AuditEntry, chain_hash
 
 
 def audit_patient_ids(patient_id: str, detail: Mapping[str, Any]) -> list[str]:

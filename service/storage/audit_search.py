@@ -7,13 +7,12 @@ records whose ``patient_id`` is the patient *and* worklist queries that listed t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
 
-from ..audit.atna import Names
 from .audit import audit_patient_ids
 
 #: Columns of a search answer, in order (the chain fields are left to the exports).
@@ -32,6 +31,16 @@ ITEM_COLUMNS = (
     "outcome",
     "detail",
 )
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names the records refer to by id (display names, facility names, patients' names),
+    looked up by :func:`names_for` for the ATNA export (service/audit/atna.py)."""
+
+    users: Mapping[int, str] = field(default_factory=dict)
+    facilities: Mapping[int, str] = field(default_factory=dict)
+    patients: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ Several processes may serve the same database file (SO_REUSEPORT): :meth:`Databa
 tells a read-through cache whether anything was committed since it read, by any of them.
 
 Every write transaction reads the audit chain's head before it commits and hands it, after the
-commit, to the :class:`~service.audit.anchor.AnchorKeeper`, which keeps the anchor file that
+commit, to the :class:`~service.storage.audit_anchor.AnchorKeeper`, which keeps the anchor file that
 shows a trail cut short (docs/audit.md).
 """
 
@@ -29,10 +29,10 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import sqlite_utils
 
-from ..audit.anchor import AnchorKeeper, anchor_path_for
-from ..audit.entry import AuditEntry
 from ..clock import to_iso, utc_now
 from .audit import append_audits, audit_head, record_hash
+from .audit_anchor import AnchorKeeper, anchor_path_for
+from .audit_chain import AuditEntry
 from .schema import migrations
 from .turnaround_columns import BlockCache
 

@@ -3,6 +3,10 @@
 Each migration is a small function registered on ``migrations``; sqlite-utils records which ones
 ran. SQL stays close to portable (no SQLite-only types beyond INTEGER PRIMARY KEY) so that a
 PostgreSQL backend can follow.
+
+Migrations are frozen: each holds the SQL and the data transformation of its day, and imports no
+live code (service/storage/migration_data/ keeps the longer ones), so a database migrated today
+ends up exactly as one migrated the day the migration was written. A change is a new migration.
 """
 
 from __future__ import annotations
@@ -215,9 +219,7 @@ def m004_audit_patient_index(db: sqlite_utils.Database) -> None:
     verify`` checks it against the records. Also indexes for the audit search by user, facility,
     action and outcome in id order (SQLite appends the rowid to every index entry).
     """
-    import json
-
-    from .audit import audit_patient_ids, index_patients
+    from .migration_data.m004_audit_patients import index_existing_records
 
     db.executescript(
         """
@@ -236,13 +238,7 @@ def m004_audit_patient_index(db: sqlite_utils.Database) -> None:
         CREATE INDEX audit_log_outcome ON audit_log(outcome);
         """
     )
-    after = 0
-    while rows := db.execute(
-        "SELECT id, patient_id, detail FROM audit_log WHERE id > ? ORDER BY id LIMIT 1000", [after]
-    ).fetchall():
-        for audit_id, patient_id, detail in rows:
-            index_patients(db, audit_id, audit_patient_ids(patient_id, json.loads(detail)))
-        after = rows[-1][0]
+    index_existing_records(db)
 
 
 @migrations()
@@ -460,7 +456,7 @@ def m009b_default_report_templates(db: sqlite_utils.Database) -> None:
     import json
     from datetime import UTC, datetime
 
-    from ..reports.default_templates import DEFAULT_TEMPLATES
+    from .migration_data.m009b_templates import DEFAULT_TEMPLATES
 
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for template in DEFAULT_TEMPLATES:
@@ -485,12 +481,12 @@ def m010_turnaround_facts(db: sqlite_utils.Database) -> None:
     """One row per consultation with the first time of each milestone, for the dashboard.
 
     Derived from ``consultation_events`` (the truth) by ``append_event`` in the same transaction;
-    ``turnaround.rebuild_facts`` recomputes it from the events (here, once, for existing data).
+    filled here, once, for existing data, by the frozen copy of that day's rule.
     """
-    from .turnaround import FACTS_DDL, rebuild_facts
+    from .migration_data.m010_turnaround_facts import FACTS_DDL, fill_facts
 
     db.executescript(FACTS_DDL)
-    rebuild_facts(db, with_columns=False)
+    fill_facts(db)
 
 
 @migrations()
@@ -514,11 +510,12 @@ def m011_saved_filters(db: sqlite_utils.Database) -> None:
 def m012_turnaround_columns(db: sqlite_utils.Database) -> None:
     """``turnaround_facts`` as packed numpy columns per 512 consultations, so year-wide
     dashboard questions are answered in tens of milliseconds (``turnaround_columns``); kept by
-    ``append_event`` in the same transaction, built here once for existing facts."""
-    from .turnaround_columns import COLUMNS_DDL, rebuild
+    ``append_event`` in the same transaction, built here once for existing facts (by the frozen
+    copy of that day's packer)."""
+    from .migration_data.m012_turnaround_columns import COLUMNS_DDL, pack_all
 
     db.executescript(COLUMNS_DDL)
-    rebuild(db)
+    pack_all(db)
 
 
 @migrations()

@@ -11,8 +11,8 @@ from typing import Any, NamedTuple
 
 import sqlite_utils
 
-from ..audit import AuditEntry
 from .audit import append_audit
+from .audit_chain import AuditEntry
 from .database import RecordNotFound
 from .scope import Scope
 

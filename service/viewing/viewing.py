@@ -32,10 +32,10 @@ from ..auth.access import consultation_scope
 from ..auth.sessions import CurrentUser
 from ..caching import LruCache
 from ..clock import to_iso, utc_now
-from ..dicom.study_metadata import study_metadata
 from ..runtime.orthanc.client import OrthancClient
 from ..storage import Database, RecordNotFound
 from ..storage import viewing as store
+from .study_metadata import study_metadata
 
 log = logging.getLogger(__name__)
 

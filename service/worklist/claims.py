@@ -22,9 +22,9 @@ from worklists.status import FINISHED_STATUSES, ConsultationStatus
 from ..auth.access import consultation_scope, manages_readers_of
 from ..auth.sessions import CurrentUser
 from ..clock import from_iso, to_iso
-from ..effects import Effects
 from ..storage import Conflict
 from ..storage import consultations as store
+from .effects import Effects
 from .live import WorklistChange
 from .roster import duty_now
 

@@ -19,10 +19,10 @@ from worklists.claims import ClaimState, claim_state
 from ..auth.access import consultation_scope
 from ..auth.sessions import CurrentUser
 from ..clock import from_iso, to_iso
-from ..effects import Effects
 from ..storage import Conflict
 from ..storage import consultations as store
 from ..storage import messages as message_store
+from .effects import Effects
 from .live import WorklistChange
 
 

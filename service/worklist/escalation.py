@@ -18,9 +18,9 @@ import sqlite_utils
 from worklists.escalation import escalation_due
 
 from ..clock import from_iso, to_iso, utc_now
-from ..effects import AfterCommit, Effects
 from ..storage import Database
 from ..storage.consultations import OPEN_CONDITION, append_event
+from .effects import AfterCommit, Effects
 from .live import WorklistChange
 from .notifications import Notice, notice_facts
 from .roster import managers_to_tell

@@ -15,9 +15,9 @@ from typing import Any
 
 import sqlite_utils
 
-from ..effects import AfterCommit, Effects
 from ..intake.intake import IngestOutcome
 from ..storage import Database
+from .effects import AfterCommit, Effects
 from .live import WorklistChange
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
-from aiohttp import web
 
 from ..clock import to_iso, utc_now
 from ..storage import Database
@@ -191,9 +190,6 @@ class Notifications:
         for notifier in self.notifiers:
             with contextlib.suppress(Exception):
                 await notifier.close()
-
-
-NOTIFICATIONS = web.AppKey("notifications", Notifications)
 
 
 def notice_facts(row: dict[str, Any], **extra: Any) -> dict[str, Any]:

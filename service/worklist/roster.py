@@ -29,10 +29,10 @@ from worklists.routing import subspecialties
 
 from ..auth.sessions import CurrentUser
 from ..clock import from_iso, to_iso, utc_now
-from ..effects import AfterCommit, Effects
 from ..storage import Database
 from ..storage import roster as store
 from ..storage.consultations import append_event
+from .effects import AfterCommit, Effects
 from .live import QUEUE_SIZE, LiveUpdates, WorklistChange
 from .notifications import Notice, notice_facts
 

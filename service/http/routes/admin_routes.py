@@ -11,7 +11,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from ...auth import accounts
-from ...auth.access import AUTHENTICATED, allow
 from ...auth.password_check import WrongPassword
 from ...auth.sessions import LoginLocked
 from ...clock import to_iso, utc_now
@@ -19,6 +18,7 @@ from ...intake import facility_admin
 from ...storage import facilities as facility_store
 from ...storage import ingest as ingest_store
 from ...storage import users as user_store
+from ..access import AUTHENTICATED, allow
 from ..admin_models import (
     AdminFacilityList,
     AdminUserList,

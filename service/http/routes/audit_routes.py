@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, Field, create_model, model_validator
 
-from ...audit.anchor import Anchor
 from ...audit.atna import AuditSource
 from ...audit.export import (
     ANCHOR_HEADER,
@@ -23,9 +22,9 @@ from ...audit.export import (
     default_source_id,
     encode,
 )
-from ...auth.access import allow
 from ...clock import to_iso, utc_now
 from ...storage.audit import audit_head
+from ...storage.audit_anchor import Anchor
 from ...storage.audit_search import (
     AuditFilter,
     AuditScope,
@@ -33,6 +32,7 @@ from ...storage.audit_search import (
     names_for,
     search_audit,
 )
+from ..access import allow
 from ..auditing import audit_context, audited
 from ..errors import ApiError
 from ..keys import DATABASE, SETTINGS, current_user

@@ -7,8 +7,8 @@ from datetime import timedelta
 from aiohttp import web
 
 from ...auth import login_limits, sessions
-from ...auth.access import AUTHENTICATED, allow, public
 from ...clock import to_iso, utc_now
+from ..access import AUTHENTICATED, allow, public
 from ..admin_models import LoginFailures
 from ..auditing import audit_context, audited, not_audited
 from ..errors import ApiError

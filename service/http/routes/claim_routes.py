@@ -8,9 +8,9 @@ from dataclasses import asdict
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from ...auth.access import allow
 from ...clock import utc_now
 from ...worklist import claims
+from ..access import allow
 from ..auditing import audit_context, audited
 from ..errors import ApiError
 from ..keys import DATABASE, EFFECTS, SETTINGS, current_user

@@ -6,11 +6,12 @@ from aiohttp import web
 
 from worklists.priorities import Priority
 
-from ...auth.access import allow, consultation_scope
+from ...auth.access import consultation_scope
 from ...clock import utc_now
 from ...intake.intake import ConsultationRequest, file_request
 from ...storage import consultations as store
 from ...worklist.live_feed import publish_changes
+from ..access import allow
 from ..auditing import audit_context, audited
 from ..keys import DATABASE, EFFECTS, SLA, current_user
 from ..models import ConsultationCreated, ConsultationRequestBody

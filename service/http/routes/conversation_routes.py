@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from ...auth.access import allow
 from ...clock import utc_now
 from ...worklist import conversation
+from ..access import allow
 from ..auditing import audit_context, audited
 from ..keys import DATABASE, EFFECTS, current_user
 from ..models import Strict

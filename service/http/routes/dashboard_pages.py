@@ -7,10 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ...auth.access import allow, consultation_scope
+from ...auth.access import consultation_scope
 from ...clock import utc_now
 from ...dashboard import charts, turnaround
 from ...storage.turnaround import Period
+from ..access import allow
 from ..auditing import not_audited
 from ..errors import ApiError
 from ..keys import DATABASE, RENDERER, current_user

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from aiohttp import BodyPartReader, web
 
-from ...auth.access import allow
 from ...intake.uploads import UploadTooLarge
+from ..access import allow
 from ..auditing import audited
 from ..errors import ApiError
 from ..requests import public_base_url

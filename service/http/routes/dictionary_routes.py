@@ -12,7 +12,7 @@ import pydicom
 from aiohttp import web
 from pydicom.datadict import DicomDictionary
 
-from ...auth.access import allow
+from ..access import allow
 from ..auditing import not_audited
 from .openapi import documented
 from .worklist_routes import WORKLIST_ROLES

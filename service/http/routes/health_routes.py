@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ...auth.access import public
+from ..access import public
 from ..keys import FOLLOWER, HEALTH, ROLE
 
 routes = web.RouteTableDef()

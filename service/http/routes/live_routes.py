@@ -13,9 +13,10 @@ import time
 
 from aiohttp import web
 
-from ...auth.access import allow, consultation_scope
+from ...auth.access import consultation_scope
 from ...clock import to_iso, utc_now
 from ...worklist.live import WorklistChange
+from ..access import allow
 from ..auditing import audit_context, audited
 from ..keys import LIVE, current_user
 from ..middleware import PRIVATE_NO_STORE

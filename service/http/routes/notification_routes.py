@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ...auth.access import AUTHENTICATED, allow
 from ...clock import to_iso, utc_now
 from ...storage import notifications as store
 from ...worklist.notice_text import render_notice
+from ..access import AUTHENTICATED, allow
 from ..auditing import audit_context, audited, not_audited
 from ..keys import DATABASE, RENDERER, current_user
 from ..requests import path_id

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
 
-from ...auth.access import PUBLIC, declared_access, public
+from ..access import PUBLIC, declared_access, public
 
 DOC_ATTRIBUTE = "__teleread_doc__"
 

@@ -9,10 +9,10 @@ from aiohttp import web
 
 from ...audit.labels import action_labels, resource_labels
 from ...auth import login_limits
-from ...auth.access import AUTHENTICATED, allow, public
 from ...auth.passwords import MIN_PASSWORD_LENGTH
 from ...clock import utc_now
 from ...i18n import SUPPORTED_LOCALES
+from ..access import AUTHENTICATED, allow, public
 from ..auditing import audit_declaration
 from ..keys import DATABASE, RENDERER, USER_KEY
 from ..requests import path_id

@@ -7,9 +7,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...auth.access import allow, at_centre, consultation_scope
+from ...auth.access import consultation_scope
 from ...clock import to_iso, utc_now
 from ...storage import reports as report_store
+from ..access import allow, at_centre
 from ..auditing import audit_context, audited, not_audited
 from ..keys import DATABASE, current_user
 from ..models import Strict

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field, field_validator
 
-from ...auth.access import allow, consultation_scope
+from ...auth.access import consultation_scope
 from ...auth.password_check import WrongPassword
 from ...auth.sessions import LoginLocked
 from ...clock import utc_now
@@ -15,11 +15,11 @@ from ...reports import acknowledgement, authoring
 from ...reports.signing import sign_report
 from ...storage import report_priors
 from ...storage import reports as report_store
+from ..access import allow
 from ..auditing import audit_context, audited
 from ..errors import ApiError
-from ..keys import DATABASE, EFFECTS, current_user
+from ..keys import CA, DATABASE, EFFECTS, current_user
 from ..models import RecordId, Strict
-from ..report_keys import CA
 from ..requests import client_ip, path_id, public_base_url, read_model
 from .openapi import documented
 from .worklist_routes import WORKLIST_ROLES

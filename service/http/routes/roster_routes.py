@@ -8,10 +8,10 @@ from typing import Literal
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, Field
 
-from ...auth.access import allow
 from ...clock import to_iso, utc_now
 from ...storage import roster as store
 from ...worklist import roster
+from ..access import allow
 from ..auditing import audit_context, audited, not_audited
 from ..errors import ApiError
 from ..keys import DATABASE, current_user

@@ -7,9 +7,9 @@ import json
 from aiohttp import web
 from pydantic import BaseModel, Field, field_validator
 
-from ...auth.access import allow
 from ...clock import to_iso, utc_now
 from ...storage import saved_filters as store
+from ..access import allow
 from ..auditing import audit_context, audited, not_audited
 from ..keys import DATABASE, current_user
 from ..models import Strict, WorklistFilters

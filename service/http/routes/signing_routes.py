@@ -11,19 +11,20 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, Field
 
-from ...auth.access import allow, at_centre, may_revoke_certificate_of, public
+from ...auth import identities
+from ...auth.access import may_revoke_certificate_of
 from ...auth.login_limits import LoginLocked
 from ...auth.password_check import WrongPassword, check_password
 from ...clock import to_iso, utc_now
-from ...reports import identities, verification
+from ...reports import verification
 from ...storage import RecordNotFound
 from ...storage import reports as report_store
 from ...storage import signing_identities as identity_store
+from ..access import allow, at_centre, public
 from ..auditing import audit_context, audited, not_audited
 from ..errors import ApiError
-from ..keys import DATABASE, current_user
+from ..keys import CA, DATABASE, current_user
 from ..models import Strict
-from ..report_keys import CA
 from ..requests import client_ip, read_model
 from .openapi import documented
 from .pages import render

@@ -8,9 +8,9 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from ...auth import sessions
-from ...auth.access import AUTHENTICATED, allow
 from ...clock import to_iso, utc_now
 from ...storage import tokens as token_store
+from ..access import AUTHENTICATED, allow
 from ..auditing import audit_context, audited, not_audited
 from ..keys import DATABASE, current_user
 from ..models import Strict

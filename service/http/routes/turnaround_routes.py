@@ -12,10 +12,11 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, Field, create_model, field_validator, model_validator
 
-from ...auth.access import allow, consultation_scope
+from ...auth.access import consultation_scope
 from ...clock import to_iso, utc_now
 from ...dashboard import turnaround
 from ...storage.turnaround import Period
+from ..access import allow
 from ..auditing import audit_context, audited, not_audited
 from ..keys import DATABASE, current_user
 from ..models import Strict

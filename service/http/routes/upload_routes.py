@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
 
-from ...auth.access import allow
 from ...intake.uploads import StudyUploader, UploadLimits, UploadTooLarge
 from ...storage import consultations as consultation_store
+from ..access import allow
 from ..auditing import audit_context, audited
 from ..errors import ApiError
 from ..keys import DATABASE, ORTHANC, SETTINGS, current_user

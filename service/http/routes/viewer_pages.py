@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ...auth.access import allow
+from ..access import allow
 from ..requests import path_id
 from .pages import render
 from .worklist_routes import WORKLIST_ROLES

@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ...audit import AuditEntry
-from ...auth.access import allow
-from ...dicom.study_metadata import study_metadata
 from ...storage import RecordNotFound
 from ...viewing.rendering import FrameRef
+from ...viewing.study_metadata import study_metadata
 from ...viewing.viewing import InstanceEntry
+from ..access import allow
 from ..auditing import AuditContext, audit_context, audit_entry, audited, not_audited
 from ..errors import ApiError
 from ..keys import ORTHANC, PREFETCH, RENDER_WORKERS, VIEWING, current_user

@@ -9,10 +9,11 @@ from aiohttp import web
 from worklists.claims import ClaimState, claim_state
 from worklists.ordering import WorklistKey
 
-from ...auth.access import allow, consultation_scope
+from ...auth.access import consultation_scope
 from ...clock import from_iso, to_iso, utc_now
 from ...storage import consultations as store
 from ...worklist.conversation import preliminary_of
+from ..access import allow
 from ..auditing import audit_context, audited
 from ..errors import ApiError
 from ..keys import DATABASE, current_user

@@ -21,9 +21,9 @@ from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 import sqlite_utils
 
-from .storage import Database
-from .worklist.live import LiveUpdates, WorklistChange
-from .worklist.notifications import Notice, Notifications
+from ..storage import Database
+from .live import LiveUpdates, WorklistChange
+from .notifications import Notice, Notifications
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ import sqlite_utils
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ..auth.sessions import CurrentUser
 from ..clock import from_iso, to_iso
 from ..signing import (
     ConsortiumCA,
@@ -31,6 +30,7 @@ from ..signing import (
 )
 from ..storage import Conflict, Database
 from ..storage import signing_identities as store
+from .sessions import CurrentUser
 
 
 @dataclass(frozen=True)

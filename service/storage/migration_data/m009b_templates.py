@@ -1,5 +1,8 @@
 """The report templates a new installation starts with (managers edit them as data afterwards).
 
+Frozen data of migration m009b: what it inserted on the day it was written. Edit the templates
+of an installation as data (the template editor), or with a new migration; never here.
+
 Normal texts follow the wording Chinese county imaging departments commonly use; each template
 also carries macros: short normal/abnormal phrases a reader inserts with one click.
 """

@@ -1,0 +1,135 @@
+"""``teleread facility`` and ``teleread user``: register facilities and people.
+
+A new facility's AE title is registered with a running Orthanc at once; otherwise the service
+registers it when it next starts (service/intake/modalities.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import urllib.error
+import urllib.request
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..auth.passwords import hash_password
+from ..intake.modalities import AET_PATTERN, modality_entry, orthanc_modality
+from ..runtime.orthanc.auth import basic_auth_header
+from ..runtime.orthanc.process import load_or_create_credentials
+from ..settings import Settings
+from ..storage import Database
+from ..storage import facilities as facility_store
+from ..storage import users as user_store
+from ..storage.facilities import FACILITY_KINDS
+from ..storage.users import ROLES
+
+
+def add_admin_commands(commands: argparse._SubParsersAction) -> None:
+    facility = commands.add_parser("facility", help="manage facilities")
+    facility_commands = facility.add_subparsers(dest="facility_command", required=True)
+    add = facility_commands.add_parser("add", help="register a facility (prints its id)")
+    add.add_argument("--name", required=True)
+    add.add_argument("--kind", required=True, choices=FACILITY_KINDS)
+    add.add_argument("--aet", required=True, help="the facility's DICOM AE title")
+    add.add_argument("--timezone", default=None, help="IANA zone, default the service's")
+    add.add_argument("--contact", default="")
+    add.add_argument("--dicom-host", default=None)
+    add.add_argument("--dicom-port", type=int, default=None)
+    facility_commands.add_parser("list", help="list facilities as JSON lines")
+
+    user = commands.add_parser("user", help="manage users")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    user_add = user_commands.add_parser("add", help="create a user")
+    user_add.add_argument("username")
+    user_add.add_argument("--role", required=True, choices=ROLES)
+    user_add.add_argument("--facility", required=True, type=int, help="facility id")
+    user_add.add_argument("--display-name", default="")
+    user_add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        required=True,
+        help="read the password from standard input",
+    )
+
+
+def facility_command(settings: Settings, args: argparse.Namespace) -> int:
+    database = Database(settings.database_path)
+    try:
+        if args.facility_command == "list":
+            for row in database.read_sync(facility_store.list_facilities):
+                print(json.dumps(row, ensure_ascii=False))
+            return 0
+        timezone = args.timezone or settings.default_timezone
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {timezone!r}") from exc
+        aet = args.aet.strip()
+        if not re.fullmatch(AET_PATTERN, aet):
+            raise ValueError("an AE title has 1 to 16 letters, digits, '_' or '-'")
+        facility_id = database.write_sync(
+            facility_store.add_facility,
+            name=args.name,
+            kind=args.kind,
+            aet=aet,
+            timezone=timezone,
+            contact=args.contact,
+            dicom_host=args.dicom_host,
+            dicom_port=args.dicom_port,
+        )
+        facility = database.read_sync(facility_store.get_facility, facility_id)
+    finally:
+        database.close()
+    print(facility_id)
+    register_with_running_orthanc(settings, facility)
+    return 0
+
+
+def register_with_running_orthanc(settings: Settings, facility: dict) -> None:
+    """Tell a running Orthanc about the new AE title now; otherwise the service does at start."""
+    if settings.managed_orthanc:
+        credentials = load_or_create_credentials(settings.orthanc_dir)
+        url = f"http://127.0.0.1:{settings.orthanc_http_port}"
+        username, password = credentials.username, credentials.password
+    else:
+        url = settings.orthanc_url or ""
+        username, password = settings.orthanc_username or "", settings.orthanc_password or ""
+    entry = modality_entry(facility)
+    body = json.dumps(orthanc_modality(entry))
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/modalities/{entry['name']}",
+        data=body.encode(),
+        method="PUT",
+        headers=basic_auth_header(username, password),
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=3):
+            pass
+        print(f"registered AE title {entry['aet']} with Orthanc", file=sys.stderr)
+    except (urllib.error.URLError, OSError):
+        print(
+            f"Orthanc is not running: AE title {entry['aet']} will be registered when the "
+            "service starts",
+            file=sys.stderr,
+        )
+
+
+def user_command(settings: Settings, args: argparse.Namespace) -> int:
+    password = sys.stdin.readline().rstrip("\r\n")
+    password_hash = hash_password(password)
+    database = Database(settings.database_path)
+    try:
+        user_id = database.write_sync(
+            user_store.add_user,
+            username=args.username,
+            password_hash=password_hash,
+            role=args.role,
+            facility_id=args.facility,
+            display_name=args.display_name,
+        )
+    finally:
+        database.close()
+    print(user_id)
+    return 0
