@@ -719,3 +719,18 @@ def m021_instance_checks(db: sqlite_utils.Database) -> None:
         ALTER TABLE quarantined_instances ADD COLUMN reason TEXT NOT NULL DEFAULT '';
         """
     )
+
+
+@migrations()
+def m022_turnaround_facts_without_sql_engine_indexes(db: sqlite_utils.Database) -> None:
+    """The indexes of ``turnaround_facts`` that only the dashboard's SQL engine read (by
+    received time, by facility, and a covering one by signed time): that engine is gone (the
+    numpy columns answer), and every event paid for keeping them. The one by due time stays for
+    the breach list."""
+    db.executescript(
+        """
+        DROP INDEX IF EXISTS turnaround_facts_received;
+        DROP INDEX IF EXISTS turnaround_facts_facility;
+        DROP INDEX IF EXISTS turnaround_facts_signed;
+        """
+    )
