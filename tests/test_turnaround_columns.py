@@ -217,17 +217,23 @@ async def test_quality_counts_ratings_and_reasons_per_facility_and_modality(data
 
 
 async def test_an_event_after_a_question_is_in_the_next_answer(database):
-    """Readers cache decoded blocks by version: a block written since is read again."""
+    """The event's write leaves the blocks alone; the next question catches them up first, and
+    readers, who cache decoded blocks by version, read the re-packed block again."""
     before = await turnaround.turnaround(database, EVERYTHING, PERIOD, ["priority"])
     assert _stages(before, "received_to_signed")[0][0] == 1
+    assert not await database.read(blocks.behind)
+    packed = await database.read(blocks.blocks_of)
 
     def sign_c4(db):
         at = to_iso(T0 + timedelta(minutes=4320 + 90))
         store.append_event(db, database.ids["c4"], "signed", at, database.ids["two"], {})
 
     await database.write(sign_c4)
+    assert await database.read(blocks.blocks_of) == packed
+    assert await database.read(blocks.behind)
     after = await turnaround.turnaround(database, EVERYTHING, PERIOD, ["priority"])
     assert _stages(after, "received_to_signed")[0] == (2, 5400.0, 7200.0, 7200.0, 6300.0)
+    assert not await database.read(blocks.behind)
 
 
 async def test_a_time_written_in_another_iso_form_counts_as_that_time(database):
@@ -259,8 +265,8 @@ async def test_a_block_whose_codes_overflow_is_read_from_its_facts(database):
         store.append_event(db, database.ids["c4"], "signed", at, database.ids["two"], detail)
 
     await database.write(many_labels_then_a_new_reason)
-    assert [row[1] for row in await database.read(blocks.blocks_of)] == [0]
     entries = await turnaround.quality(database, Scope((database.ids["B"],)), PERIOD, "month")
+    assert [row[1] for row in await database.read(blocks.blocks_of)] == [0]  # irregular
     mr = next(e for e in entries if e["modality"] == "MR")
     assert (mr["acceptable"], mr["poor"]) == (1, 1)
     assert [m["reason"] for m in mr["main_reasons"]] == ["noise", "a brand new reason"]
@@ -271,8 +277,9 @@ async def test_a_block_whose_codes_overflow_is_read_from_its_facts(database):
 def _random_history(db, rng: random.Random, n: int) -> None:
     """Consultations with events in random order, corrections, cancellations, priority changes."""
     facility = facility_store.add_facility(
-        db, name="Clinic", kind="township", aet="C1", timezone="UTC"
-    )
+        db, name=f"Clinic {rng.random()}", kind="township", aet=f"C{rng.randrange(10**6)}",
+        timezone="UTC",
+    )  # fmt: skip
     for _ in range(n):
         received = T0 + timedelta(seconds=rng.uniform(-5 * 86400, 70 * 86400))
         priority = rng.choice(("stat", "urgent", "routine"))
@@ -302,10 +309,21 @@ def _random_history(db, rng: random.Random, n: int) -> None:
             store.append_event(db, cid, "message", to_iso(received + timedelta(hours=1)))
 
 
-async def test_blocks_kept_event_by_event_equal_a_rebuild(tmp_path):
+def _late_events(db, rng: random.Random, earlier: int) -> None:
+    """Ten earlier consultations signed, acknowledged or cancelled late."""
+    for cid in rng.sample(range(1, earlier + 1), 10):
+        kind = rng.choice(("signed", "acknowledged", "cancelled"))
+        store.append_event(db, cid, kind, to_iso(T0 + timedelta(days=80)), None, {})
+
+
+async def test_blocks_caught_up_in_steps_equal_a_rebuild(tmp_path):
     database = Database(tmp_path / "random.sqlite")
     try:
-        await database.write(_random_history, random.Random(7), 1300)
+        for seed in range(3):  # later steps also change consultations of earlier blocks
+            await database.write(_random_history, random.Random(seed), 450)
+            if seed:
+                await database.write(_late_events, random.Random(seed), seed * 450)
+            assert await database.write(blocks.catch_up) in (450, 460)
         incremental = await database.read(blocks.blocks_of)
         assert len(incremental) == 3
         await database.write(blocks.rebuild)

@@ -62,6 +62,12 @@ def _groups(
     return [dict(zip(fields_, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
+async def _caught_up(database: Database) -> None:
+    """Fold the events written since the blocks were last caught up (a write, when needed)."""
+    if await database.read(blocks.behind):
+        await database.write(blocks.catch_up)
+
+
 def _from_columns(
     db: Any, axis: str, scope: Scope, period: store.Period, compute: Any, cache: Any
 ) -> Any:
@@ -74,6 +80,7 @@ async def turnaround(
     database: Database, scope: Scope, period: store.Period, group_by: Sequence[str]
 ) -> list[dict[str, Any]]:
     """Count and p50 / p90 / p95 / mean seconds of every stage, per group."""
+    await _caught_up(database)
     buckets = await database.read(
         _from_columns, "received", scope, period,
         lambda columns, rows, _: fast.turnaround(columns, rows, group_by),
@@ -96,6 +103,7 @@ async def sla(
 ) -> list[dict[str, Any]]:
     """Share of decided consultations (signed, or overdue now) first signed by their due time."""
     now_us = blocks.micros_of(to_iso(now))
+    await _caught_up(database)
     keys, decided, met = await database.read(
         _from_columns, "due", scope, period,
         lambda columns, rows, _: fast.sla(columns, rows, group_by, now_us),
@@ -135,6 +143,7 @@ async def breaches(
 async def _workload_table(
     database: Database, scope: Scope, period: store.Period
 ) -> dict[str, list[Any]]:
+    await _caught_up(database)
     return await database.read(
         _from_columns, "signed", scope, period,
         lambda columns, rows, db: fast.workload(columns, rows, partial(store.names, db)),
@@ -178,6 +187,7 @@ async def quality(
     database: Database, scope: Scope, period: store.Period, time_period: str
 ) -> list[dict[str, Any]]:
     """Per facility, modality and period: ratings counted and the three main reasons."""
+    await _caught_up(database)
     return await database.read(
         _from_columns, "signed", scope, period,
         lambda columns, rows, db: fast.quality(

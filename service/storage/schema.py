@@ -734,3 +734,18 @@ def m022_turnaround_facts_without_sql_engine_indexes(db: sqlite_utils.Database) 
         DROP INDEX IF EXISTS turnaround_facts_signed;
         """
     )
+
+
+@migrations()
+def m023_turnaround_columns_caught_up_later(db: sqlite_utils.Database) -> None:
+    """The column blocks are no longer re-packed in each event's transaction but caught up
+    before the dashboard's next question: the last event they hold. Until now they held every
+    event as it was written."""
+    db.executescript(
+        """
+        ALTER TABLE turnaround_columns_version
+            ADD COLUMN events_through INTEGER NOT NULL DEFAULT 0;
+        UPDATE turnaround_columns_version
+            SET events_through = (SELECT coalesce(max(id), 0) FROM consultation_events);
+        """
+    )

@@ -3,7 +3,8 @@
 ``turnaround_facts`` holds one row per consultation: the first time of each milestone, the
 reader, the quality rating, and copies of facility / modality / priority / queue / due time:
 what ``turnaround_columns`` packs for the dashboard's figures, and what the breach list reads.
-It is kept by :func:`record_event` in the transaction of every event, and :func:`rebuild_facts`
+It is kept by :func:`record_event` in the transaction of every event (~0.03 ms; the column
+blocks are caught up later, by the dashboard's next question), and :func:`rebuild_facts`
 recomputes it from the events alone (a test proves both agree). Times compare as ISO 8601 UTC
 strings.
 """
@@ -91,7 +92,6 @@ def record_event(
     column = _EVENT_COLUMN.get(event_type)
     if column is not None:
         _fold_milestone(db, consultation_id, column, event_type, at, actor_user_id, detail)
-    blocks.refresh(db, [consultation_id])
 
 
 def _fold_milestone(
@@ -172,6 +172,7 @@ def rebuild_facts(
         db.execute(insert, [*row, *(facts[c] for c in FACT_COLUMNS[len(_COPIES) :])])
     if with_columns and consultation_ids is None:
         blocks.rebuild(db)
+        blocks.mark_caught_up(db)
     elif with_columns:
         blocks.refresh(db, consultation_ids)
     return len(rows)

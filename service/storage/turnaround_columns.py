@@ -10,9 +10,13 @@ without reading them. A year is ~1,000 blocks, ~48 MB, read in tens of milliseco
 
 Readers keep decoded blocks in a :class:`BlockCache` keyed by the block's ``version`` (a
 database-wide counter bumped on every block write), so a repeated question reads only the
-blocks that changed since. Kept in the same transaction as the facts: :func:`refresh`
-re-packs a consultation's row from its facts row (``record_event`` and ``rebuild_facts`` call
-it), :func:`rebuild` re-packs everything (the migration, the benchmark's bulk fill).
+blocks that changed since. Not kept in the event's transaction (re-packing a block there cost
+~0.5 ms, most of an event write, and wrote a 50 KB blob per event: bench/event_writes.py):
+``turnaround_columns_version.events_through`` is the last event the blocks hold, and
+:func:`catch_up`, which the dashboard runs as a write of its own before a question when
+:func:`behind` says so, re-packs the blocks of the consultations of every later event
+(:func:`refresh`). :func:`rebuild` re-packs everything (the migration, ``rebuild_facts``, the
+benchmark's bulk fill; then :func:`mark_caught_up`).
 Strings (modality, priority, queue, quality, reason) are codes into ``turnaround_labels``.
 Times are stored as text (``clock.to_iso``); one in another ISO 8601 form is parsed, so the
 columns hold true time order whatever the text. A block whose ids or label codes do not fit its
@@ -342,6 +346,38 @@ def rebuild(db: sqlite_utils.Database) -> int:
         _repack(db, current, rows)
         blocks += 1
     return blocks
+
+
+def behind(db: sqlite_utils.Database) -> bool:
+    """Whether an event was appended since the blocks were last caught up (two index reads)."""
+    row = db.conn.execute(
+        "SELECT (SELECT max(id) FROM consultation_events) > events_through"
+        " FROM turnaround_columns_version"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def catch_up(db: sqlite_utils.Database) -> int:
+    """Re-pack the blocks of the consultations of every event since the last catch-up (in the
+    writer's transaction); returns how many consultations that was."""
+    (through,) = db.conn.execute("SELECT events_through FROM turnaround_columns_version").fetchone()
+    rows = db.conn.execute(
+        "SELECT consultation_id, id FROM consultation_events WHERE id > ? ORDER BY id", [through]
+    ).fetchall()
+    if not rows:
+        return 0
+    ids = sorted({row[0] for row in rows})
+    refresh(db, ids)
+    db.conn.execute("UPDATE turnaround_columns_version SET events_through = ?", [rows[-1][1]])
+    return len(ids)
+
+
+def mark_caught_up(db: sqlite_utils.Database) -> None:
+    """The blocks hold every event so far (after :func:`rebuild` from current facts)."""
+    db.conn.execute(
+        "UPDATE turnaround_columns_version SET events_through ="
+        " (SELECT coalesce(max(id), 0) FROM consultation_events)"
+    )
 
 
 def blocks_of(db: sqlite_utils.Database) -> list[tuple]:
