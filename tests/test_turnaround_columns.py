@@ -1,6 +1,6 @@
 """The dashboard's figures from the packed columns, against figures worked out by hand.
 
-Nine consultations of two clinics over two weeks of March 2026 (``HISTORY``); every expected
+Eight consultations of two clinics over two weeks of March 2026 (``HISTORY``); every expected
 number below was computed by hand from their event times, not by the code under test. The
 blocks themselves are checked against a rebuild on a random history of three blocks.
 """

@@ -3,10 +3,11 @@
 Turnaround, SLA, workload and quality are answered from the packed ``turnaround_columns``
 blocks (storage) with numpy (``service.dashboard.turnaround_columns``): linear time, every
 question over a year of 500,000 consultations under 200 ms p95 (bench/dashboard.py). A second,
-SQL + Python engine answered the same questions until 2026-12: it took 1.7 s for a year and was
-removed (docs/turnaround.md has both engines' figures). The breach list and the queue now are a
-few rows, read from ``turnaround_facts`` and the worklist by SQL, with the pure rules of
-``worklists.turnaround``.
+SQL + Python engine answered the same questions until 2026-12: it took 0.6–3.9 s (p50) for a
+year's questions and was removed (docs/turnaround.md has both engines' figures). The blocks are
+caught up with the events written since before each question (:func:`_caught_up`). The breach
+list and the queue now are a few rows, read from ``turnaround_facts`` and the worklist by SQL,
+with the pure rules of ``worklists.turnaround``.
 """
 
 from __future__ import annotations
