@@ -49,7 +49,7 @@ from service.clock import to_iso
 from service.settings import Settings
 from service.storage import Database
 from service.storage.turnaround import FACT_COLUMNS
-from service.storage.turnaround_columns import rebuild
+from service.storage.turnaround_columns import mark_caught_up, rebuild
 from worklists.turnaround import milestones
 
 PASSWORD = "bench-password-not-secret"
@@ -169,6 +169,7 @@ def seed(settings: Settings, args: argparse.Namespace, now: datetime) -> dict[st
             progress(f"seeded {cid} consultations")
     started = time.perf_counter()
     counts["blocks"] = rebuild(sqlite_utils.Database(db))
+    mark_caught_up(sqlite_utils.Database(db))
     counts["pack_s"] = time.perf_counter() - started
     db.execute("COMMIT")
     db.execute("ANALYZE")

@@ -1,27 +1,25 @@
 """Turnaround, SLA compliance, workload, image quality and the queue now, for the dashboard.
 
-Reads the derived ``turnaround_facts`` (storage) and applies the pure rules of
-``worklists.turnaround``. Turnaround, SLA, workload and quality are answered from the packed
-``turnaround_columns`` blocks with numpy (``service.dashboard.turnaround_columns``: linear time, a
-year in well under 200 ms); the exact SQL + Python path (``exact=True``) stays the reference and
-answers whenever the blocks cannot (a non-canonical time in the period): both give the same
-figures, which a test checks on random histories.
+Turnaround, SLA, workload and quality are answered from the packed ``turnaround_columns``
+blocks (storage) with numpy (``service.dashboard.turnaround_columns``): linear time, every
+question over a year of 500,000 consultations under 200 ms p95 (bench/dashboard.py). A second,
+SQL + Python engine answered the same questions until 2026-12: it took 0.6–3.9 s (p50) for a
+year's questions and was removed (docs/turnaround.md has both engines' figures). The blocks are
+caught up with the events written since before each question (:func:`_caught_up`). The breach
+list and the queue now are a few rows, read from ``turnaround_facts`` and the worklist by SQL,
+with the pure rules of ``worklists.turnaround``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
-from itertools import groupby
-from operator import itemgetter
 from typing import Any
 
-from worklists.turnaround import STAGE_NAMES, breach_stage, parse, summarize
+from worklists.turnaround import breach_stage, parse
 
 from ..clock import to_iso
 from ..storage import Database
@@ -65,36 +63,30 @@ def _groups(
     return [dict(zip(fields_, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
+async def _caught_up(database: Database) -> None:
+    """Fold the events written since the blocks were last caught up (a write, when needed)."""
+    if await database.read(blocks.behind):
+        await database.write(blocks.catch_up)
+
+
 def _from_columns(
     db: Any, axis: str, scope: Scope, period: store.Period, compute: Any, cache: Any
 ) -> Any:
-    """``compute(columns, rows, db)`` over the blocks of the period (None: ask the exact path)."""
-    loaded = blocks.load(db, axis, period.since, period.until, cache)
-    if loaded is None:
-        return None
-    columns, since, until = loaded
+    """``compute(columns, rows, db)`` over the blocks of the period (rows: in it, in scope)."""
+    columns, since, until = blocks.load(db, axis, period.since, period.until, cache)
     return compute(columns, columns.within(axis, since, until, scope), db)
 
 
 async def turnaround(
-    database: Database,
-    scope: Scope,
-    period: store.Period,
-    group_by: Sequence[str],
-    *,
-    exact: bool = False,
+    database: Database, scope: Scope, period: store.Period, group_by: Sequence[str]
 ) -> list[dict[str, Any]]:
     """Count and p50 / p90 / p95 / mean seconds of every stage, per group."""
-    buckets = None
-    if not exact:
-        buckets = await database.read(
-            _from_columns, "received", scope, period,
-            lambda columns, rows, _: fast.turnaround(columns, rows, group_by),
-            database.turnaround_blocks,
-        )  # fmt: skip
-    if buckets is None:
-        rows = await database.read(store.stage_durations, scope, period, group_by)
-        buckets = await asyncio.to_thread(_summaries, rows, len(group_by))
+    await _caught_up(database)
+    buckets = await database.read(
+        _from_columns, "received", scope, period,
+        lambda columns, rows, _: fast.turnaround(columns, rows, group_by),
+        database.turnaround_blocks,
+    )  # fmt: skip
     keys = sorted(buckets, key=lambda k: tuple((v is None, v) for v in k))
     labels = await _labels(database, group_by, keys)
     return [
@@ -103,41 +95,21 @@ async def turnaround(
     ]
 
 
-def _summaries(rows: list[tuple], width: int) -> dict[tuple, dict[str, dict]]:
-    """Rows ordered by group -> per group, each stage's summary (CPU: run in a thread)."""
-    buckets: dict[tuple, dict[str, dict]] = {}
-    for key, group in groupby(rows, key=lambda row: row[:width]):
-        columns = list(zip(*group, strict=True))[width:]
-        buckets[key] = {
-            name: summarize([v for v in column if v is not None]).__dict__
-            for name, column in zip(STAGE_NAMES, columns, strict=True)
-        }
-    return buckets
-
-
 async def sla(
     database: Database,
     scope: Scope,
     period: store.Period,
     group_by: Sequence[str],
     now: datetime,
-    *,
-    exact: bool = False,
 ) -> list[dict[str, Any]]:
     """Share of decided consultations (signed, or overdue now) first signed by their due time."""
-    counted = None
     now_us = blocks.micros_of(to_iso(now))
-    if not exact and now_us is not None:
-        counted = await database.read(
-            _from_columns, "due", scope, period,
-            lambda columns, rows, _: fast.sla(columns, rows, group_by, now_us),
-            database.turnaround_blocks,
-        )  # fmt: skip
-    if counted is None:
-        rows = await database.read(store.sla_counts, scope, period, group_by, to_iso(now))
-        keys = [tuple(r[f"k{i}"] for i in range(len(group_by))) for r in rows]
-        counted = keys, [r["decided"] for r in rows], [r["met"] for r in rows]
-    keys, decided, met = counted
+    await _caught_up(database)
+    keys, decided, met = await database.read(
+        _from_columns, "due", scope, period,
+        lambda columns, rows, _: fast.sla(columns, rows, group_by, now_us),
+        database.turnaround_blocks,
+    )  # fmt: skip
     labels = await _labels(database, group_by, keys)
     return [
         {"group": group, "decided": d or 0, "met": m or 0, "share_met": (m or 0) / d if d else None}
@@ -171,7 +143,8 @@ async def breaches(
 
 async def _workload_table(
     database: Database, scope: Scope, period: store.Period
-) -> dict[str, list[Any]] | None:
+) -> dict[str, list[Any]]:
+    await _caught_up(database)
     return await database.read(
         _from_columns, "signed", scope, period,
         lambda columns, rows, db: fast.workload(columns, rows, partial(store.names, db)),
@@ -179,36 +152,18 @@ async def _workload_table(
     )  # fmt: skip
 
 
-async def workload(
-    database: Database, scope: Scope, period: store.Period, *, exact: bool = False
-) -> list[dict]:
+async def workload(database: Database, scope: Scope, period: store.Period) -> list[dict]:
     """Reads per month, reader, facility and modality (first signatures in the period)."""
-    table = None if exact else await _workload_table(database, scope, period)
-    if table is not None:
-        return fast.workload_rows(table)
-    return await database.read(store.workload, scope, period)
+    return fast.workload_rows(await _workload_table(database, scope, period))
 
 
 WORKLOAD_COLUMNS = ("month", "reader_id", "reader", "facility_id", "facility", "modality", "reads")
 
 
-def workload_csv(rows: list[dict[str, Any]]) -> str:
-    """Reads per month, reader, facility and modality: what settles remote-reading fees."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(WORKLOAD_COLUMNS)
-    writer.writerows(map(itemgetter(*WORKLOAD_COLUMNS), rows))
-    return out.getvalue()
-
-
-async def workload_as_csv(
-    database: Database, scope: Scope, period: store.Period, *, exact: bool = False
-) -> str:
-    """:func:`workload_csv` of :func:`workload` (from the columns, without dicts per row)."""
-    table = None if exact else await _workload_table(database, scope, period)
-    if table is not None:
-        return fast.workload_csv(table, WORKLOAD_COLUMNS)
-    return workload_csv(await database.read(store.workload, scope, period))
+async def workload_as_csv(database: Database, scope: Scope, period: store.Period) -> str:
+    """Reads per month, reader, facility and modality: what settles remote-reading fees (the
+    rows of :func:`workload` as CSV, built from the columns without dicts per row)."""
+    return fast.workload_csv(await _workload_table(database, scope, period), WORKLOAD_COLUMNS)
 
 
 TURNAROUND_CSV_STATS = ("count", "p50", "p90", "p95", "mean")
@@ -230,42 +185,17 @@ def turnaround_csv(group_by: Sequence[str], groups: list[dict[str, Any]]) -> str
 
 
 async def quality(
-    database: Database,
-    scope: Scope,
-    period: store.Period,
-    time_period: str,
-    *,
-    exact: bool = False,
+    database: Database, scope: Scope, period: store.Period, time_period: str
 ) -> list[dict[str, Any]]:
     """Per facility, modality and period: ratings counted and the three main reasons."""
-    if not exact:
-        entries = await database.read(
-            _from_columns, "signed", scope, period,
-            lambda columns, rows, db: fast.quality(
-                columns, rows, time_period, partial(store.names, db)
-            ),
-            database.turnaround_blocks,
-        )  # fmt: skip
-        if entries is not None:
-            return entries
-    rows = await database.read(store.quality, scope, period, time_period)
-    merged: dict[tuple, dict[str, Any]] = {}
-    reasons: dict[tuple, Counter[str]] = defaultdict(Counter)
-    for r in rows:
-        key = (r["period"], r["facility_id"], r["modality"])
-        entry = merged.setdefault(
-            key,
-            {"period": r["period"], "facility_id": r["facility_id"], "facility": r["facility"],
-             "modality": r["modality"], "good": 0, "acceptable": 0, "poor": 0, "unrated": 0},
-        )  # fmt: skip
-        entry[r["quality"]] += r["n"]
-        if r["reason"] and r["quality"] in ("acceptable", "poor"):
-            reasons[key][r["reason"]] += r["n"]
-    for key, entry in merged.items():
-        entry["main_reasons"] = [
-            {"reason": reason, "count": n} for reason, n in reasons[key].most_common(3)
-        ]
-    return list(merged.values())
+    await _caught_up(database)
+    return await database.read(
+        _from_columns, "signed", scope, period,
+        lambda columns, rows, db: fast.quality(
+            columns, rows, time_period, partial(store.names, db)
+        ),
+        database.turnaround_blocks,
+    )  # fmt: skip
 
 
 async def queue_now(database: Database, scope: Scope, now: datetime) -> list[dict[str, Any]]:

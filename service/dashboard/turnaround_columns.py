@@ -1,10 +1,10 @@
 """The dashboard's figures computed with numpy over ``turnaround_columns`` blocks.
 
-Same answers as the SQL + Python path of ``service.dashboard.turnaround`` (a test compares them on
-random
-histories), in time linear in the rows: counts and millisecond sums are ``bincount``s, and the
-nearest-rank percentiles of every group are found at once by a radix select instead of sorting
-each stage (see :func:`order_statistics`). Pure computation: no SQL, no I/O.
+Time linear in the rows: counts and millisecond sums are ``bincount``s, and the nearest-rank
+percentiles of every group (``worklists.turnaround.summarize``'s rule) are found at once by a
+radix select instead of sorting each stage (see :func:`order_statistics`). Groups come in SQL's
+order (NULL first), so the answers read as a ``GROUP BY ... ORDER BY`` would give them. Pure
+computation: no SQL, no I/O (names of facilities and readers come through ``names``).
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def _dimension(
     columns: Columns, rows: np.ndarray, name: str, axis: str
 ) -> tuple[np.ndarray, list[Any]]:
     """One group_by dimension: each row's index into its distinct values, and those values as
-    the SQL path gives them (ids, label text, None for NULL; UTC day / ISO week's Monday /
-    month as text)."""
+    SQL gives them (ids, label text, None for NULL; UTC day / ISO week's Monday / month as
+    text)."""
     if name in _FIELDS:
         index, codes = _dense(columns[_FIELDS[name]][rows].astype(np.int64))
         if name in ("facility", "reader"):
@@ -341,9 +341,9 @@ def _sorted_groups(parts: list[np.ndarray], ranks: list[np.ndarray]) -> np.ndarr
 def sla(
     columns: Columns, rows: np.ndarray, group_by: Sequence[str], now: int
 ) -> tuple[list[tuple], list[int | None], list[int | None]]:
-    """Group keys in ``storage.turnaround.sla_counts`` order (NULL first), and per group the
-    decided and met counts (rows: due in the period, in scope); without group_by, one group
-    (counts None when nothing was due, as SQL's SUM)."""
+    """Group keys in ascending order (NULL first), and per group the decided (signed, or due
+    before ``now``) and met (first signed by the due time) counts (rows: due in the period, in
+    scope); without group_by, one group (counts None when nothing was due, as SQL's SUM)."""
     rows = rows[columns["cancelled"][rows] == 0]
     due, signed = columns["due"][rows], columns["signed"][rows]
     decided = (signed != NO_TIME) | (due < now)
@@ -366,8 +366,8 @@ WORKLOAD_KEYS = ("month", "reader_id", "reader", "facility_id", "facility", "mod
 
 
 def workload(columns: Columns, rows: np.ndarray, names: Names) -> dict[str, list[Any]]:
-    """The rows of ``storage.turnaround.workload`` as columns (WORKLOAD_KEYS -> values; rows:
-    first signed in the period, in scope), in its order: month, reader name, facility name,
+    """Reads per month, reader, facility and modality as columns (WORKLOAD_KEYS -> values;
+    rows: first signed in the period, in scope), ordered by month, reader name, facility name,
     modality, reader id, facility id."""
     ids, parts, values = group_parts(
         columns, rows, ("month", "reader", "facility", "modality"), "signed"
@@ -438,19 +438,18 @@ RATINGS = ("good", "acceptable", "poor", "unrated")
 
 def quality(
     columns: Columns, rows: np.ndarray, time_period: str, names: Names
-) -> list[dict[str, Any]] | None:
+) -> list[dict[str, Any]]:
     """The entries of ``service.dashboard.turnaround.quality`` (rows: first signed in the period, in
     scope): per period, facility and modality in that order (facility by name, then id), the
     ratings counted and the three most frequent reasons of acceptable and poor ratings, ties in
-    the order the SQL rows meet them (reasons of acceptable ones first, then by text). None
-    when a rating is none of the four (the exact path decides)."""
+    the order: reasons of acceptable ones first, then by text. A rating other than good,
+    acceptable or poor (authoring accepts no other) counts as unrated."""
     ids, parts, values = group_parts(columns, rows, (time_period, "facility", "modality"), "signed")
     periods, facilities, modalities = values
     n_groups = len(parts[0])
     rating_index, rating_codes = _dense(columns["quality"][rows].astype(np.int64))
     labels = ["unrated" if c == NO_ID else columns.labels[c] for c in rating_codes.tolist()]
-    if any(label not in RATINGS for label in labels):
-        return None
+    labels = [label if label in RATINGS else "unrated" for label in labels]
     column = [RATINGS.index(label) for label in labels]
     reason_index, reason_codes = _dense(columns["quality_reason"][rows].astype(np.int64))
     reasons = [columns.labels[c] for c in reason_codes.tolist()]

@@ -716,3 +716,33 @@ def m021_instance_checks(db: sqlite_utils.Database) -> None:
         ALTER TABLE quarantined_instances ADD COLUMN reason TEXT NOT NULL DEFAULT '';
         """
     )
+
+
+@migrations()
+def m022_turnaround_facts_without_sql_engine_indexes(db: sqlite_utils.Database) -> None:
+    """The indexes of ``turnaround_facts`` that only the dashboard's SQL engine read (by
+    received time, by facility, and a covering one by signed time): that engine is gone (the
+    numpy columns answer), and every event paid for keeping them. The one by due time stays for
+    the breach list."""
+    db.executescript(
+        """
+        DROP INDEX IF EXISTS turnaround_facts_received;
+        DROP INDEX IF EXISTS turnaround_facts_facility;
+        DROP INDEX IF EXISTS turnaround_facts_signed;
+        """
+    )
+
+
+@migrations()
+def m023_turnaround_columns_caught_up_later(db: sqlite_utils.Database) -> None:
+    """The column blocks are no longer re-packed in each event's transaction but caught up
+    before the dashboard's next question: the last event they hold. Until now they held every
+    event as it was written."""
+    db.executescript(
+        """
+        ALTER TABLE turnaround_columns_version
+            ADD COLUMN events_through INTEGER NOT NULL DEFAULT 0;
+        UPDATE turnaround_columns_version
+            SET events_through = (SELECT coalesce(max(id), 0) FROM consultation_events);
+        """
+    )

@@ -1,10 +1,12 @@
-"""Turnaround facts (derived from events) and the dashboard's queries; all turnaround SQL.
+"""Turnaround facts (derived from events), the breach list and the queue now.
 
 ``turnaround_facts`` holds one row per consultation: the first time of each milestone, the
-reader, the quality rating, and copies of facility / modality / priority / queue / due time, so
-the dashboard scans one narrow indexed table instead of ~8 events per consultation. It is kept
-by :func:`record_event` in the transaction of every event, and :func:`rebuild_facts` recomputes
-it from the events alone (a test proves both agree). Times compare as ISO 8601 UTC strings.
+reader, the quality rating, and copies of facility / modality / priority / queue / due time:
+what ``turnaround_columns`` packs for the dashboard's figures, and what the breach list reads.
+It is kept by :func:`record_event` in the transaction of every event (~0.03 ms; the column
+blocks are caught up later, by the dashboard's next question), and :func:`rebuild_facts`
+recomputes it from the events alone (a test proves both agree). Times compare as ISO 8601 UTC
+strings.
 """
 
 from __future__ import annotations
@@ -90,7 +92,6 @@ def record_event(
     column = _EVENT_COLUMN.get(event_type)
     if column is not None:
         _fold_milestone(db, consultation_id, column, event_type, at, actor_user_id, detail)
-    blocks.refresh(db, [consultation_id])
 
 
 def _fold_milestone(
@@ -171,6 +172,7 @@ def rebuild_facts(
         db.execute(insert, [*row, *(facts[c] for c in FACT_COLUMNS[len(_COPIES) :])])
     if with_columns and consultation_ids is None:
         blocks.rebuild(db)
+        blocks.mark_caught_up(db)
     elif with_columns:
         blocks.refresh(db, consultation_ids)
     return len(rows)
@@ -186,28 +188,6 @@ def facts_of(
         sql += f" WHERE consultation_id IN ({', '.join('?' for _ in consultation_ids) or 'NULL'})"
         params = list(consultation_ids)
     return [dict(r) for r in db.execute(sql + " ORDER BY consultation_id", params)]
-
-
-GROUP_COLUMNS = {
-    "facility": "t.facility_id",
-    "modality": "t.modality",
-    "priority": "t.priority",
-    "subspecialty": "t.queue",
-    "reader": "t.reader_id",
-}
-
-
-def period_sql(period: str, column: str) -> str:
-    """UTC day / ISO week (its Monday) / month of an ISO time column, as text."""
-    return {
-        "day": f"substr({column}, 1, 10)",
-        "week": f"date({column}, 'weekday 0', '-6 days')",
-        "month": f"substr({column}, 1, 7)",
-    }[period]
-
-
-def group_expression(name: str, time_column: str) -> str:
-    return GROUP_COLUMNS.get(name) or period_sql(name, time_column)
 
 
 @dataclass(frozen=True)
@@ -230,46 +210,8 @@ class Period:
 
 def _scoped(scope: Scope, period: Period, column: str) -> tuple[str, list[object]]:
     scope_sql, scope_params = scope.where("t")
-    period_sql_, period_params = period.where(column)
-    return f"{scope_sql} AND {period_sql_}", [*scope_params, *period_params]
-
-
-def stage_durations(
-    db: sqlite_utils.Database, scope: Scope, period: Period, group_by: Sequence[str]
-) -> list[tuple]:
-    """(group values..., seconds of each of STAGES or None) for consultations received in
-    the period, excluding cancelled ones, ordered by group; one narrow scan. Plain tuples
-    (no Row objects): at 40,000 rows the Python side is most of the cost."""
-    keys = [group_expression(g, "t.received_at") for g in group_by]
-    seconds = [f"t.{s.name}" for s in STAGES]
-    where, params = _scoped(scope, period, "t.received_at")
-    sql = (
-        f"SELECT {', '.join([*keys, *seconds])} FROM turnaround_facts t"
-        f" WHERE {where} AND t.cancelled_at IS NULL"
-    )
-    if keys:
-        sql += f" ORDER BY {', '.join(str(i + 1) for i in range(len(keys)))}"
-    cursor = db.conn.cursor()
-    cursor.row_factory = None
-    return cursor.execute(sql, params).fetchall()
-
-
-def sla_counts(
-    db: sqlite_utils.Database, scope: Scope, period: Period, group_by: Sequence[str], now: str
-) -> list[dict[str, Any]]:
-    """Per group, consultations DUE in the period: decided (signed, or overdue now) and met."""
-    keys = [f"{group_expression(g, 't.due_at')} AS k{i}" for i, g in enumerate(group_by)]
-    where, params = _scoped(scope, period, "t.due_at")
-    sql = (
-        f"SELECT {''.join(k + ', ' for k in keys)}"
-        " SUM(CASE WHEN t.signed_at IS NOT NULL OR t.due_at < ? THEN 1 ELSE 0 END) AS decided,"
-        " SUM(CASE WHEN t.signed_at IS NOT NULL AND t.signed_at <= t.due_at THEN 1 ELSE 0 END)"
-        f" AS met FROM turnaround_facts t WHERE {where} AND t.cancelled_at IS NULL"
-    )
-    if keys:
-        names_ = ", ".join(f"k{i}" for i in range(len(keys)))
-        sql += f" GROUP BY {names_} ORDER BY {names_}"
-    return [dict(r) for r in db.execute(sql, [now, *params])]
+    period_sql, period_params = period.where(column)
+    return f"{scope_sql} AND {period_sql}", [*scope_params, *period_params]
 
 
 def breaches(
@@ -287,37 +229,6 @@ def breaches(
         " ORDER BY t.due_at DESC, t.consultation_id DESC LIMIT ?"
     )
     return [dict(r) for r in db.execute(sql, [*params, now, limit])]
-
-
-def workload(db: sqlite_utils.Database, scope: Scope, period: Period) -> list[dict[str, Any]]:
-    """Reads (first signatures) per month, reader, facility and modality, signed in the period."""
-    where, params = _scoped(scope, period, "t.signed_at")
-    sql = (
-        "SELECT substr(t.signed_at, 1, 7) AS month, t.reader_id,"
-        " COALESCE(NULLIF(u.display_name, ''), u.username, '') AS reader,"
-        " t.facility_id, f.name AS facility, t.modality, COUNT(*) AS reads"
-        " FROM turnaround_facts t JOIN facilities f ON f.id = t.facility_id"
-        " LEFT JOIN users u ON u.id = t.reader_id"
-        f" WHERE {where} GROUP BY month, t.reader_id, t.facility_id, t.modality"
-        " ORDER BY month, reader, facility, t.modality, t.reader_id, t.facility_id"
-    )
-    return [dict(r) for r in db.execute(sql, params)]
-
-
-def quality(
-    db: sqlite_utils.Database, scope: Scope, period: Period, time_period: str
-) -> list[dict[str, Any]]:
-    """Quality ratings of first signed reports per facility, modality, period and reason."""
-    where, params = _scoped(scope, period, "t.signed_at")
-    sql = (
-        f"SELECT {period_sql(time_period, 't.signed_at')} AS period, t.facility_id,"
-        " f.name AS facility, t.modality, COALESCE(t.quality, 'unrated') AS quality,"
-        " t.quality_reason AS reason, COUNT(*) AS n"
-        " FROM turnaround_facts t JOIN facilities f ON f.id = t.facility_id"
-        f" WHERE {where} GROUP BY period, t.facility_id, t.modality, quality, reason"
-        " ORDER BY period, facility, t.facility_id, t.modality, quality, reason"
-    )
-    return [dict(r) for r in db.execute(sql, params)]
 
 
 def open_queue(db: sqlite_utils.Database, scope: Scope) -> list[dict[str, Any]]:

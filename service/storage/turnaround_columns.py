@@ -10,20 +10,26 @@ without reading them. A year is ~1,000 blocks, ~48 MB, read in tens of milliseco
 
 Readers keep decoded blocks in a :class:`BlockCache` keyed by the block's ``version`` (a
 database-wide counter bumped on every block write), so a repeated question reads only the
-blocks that changed since. Kept in the same transaction as the facts: :func:`refresh`
-re-packs a consultation's row from its facts row (``record_event`` and ``rebuild_facts`` call
-it), :func:`rebuild` re-packs everything (the migration, the benchmark's bulk fill).
-Strings (modality, priority, queue, quality, reason) are codes into ``turnaround_labels``. A
-block whose times are not in the canonical ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` form (where text
-order is time order) or whose ids or codes do not fit is marked irregular, and a question
-touching it is answered by the exact
-SQL path instead (:func:`load` returns None).
+blocks that changed since. Not kept in the event's transaction (re-packing a block there cost
+~0.5 ms, most of an event write, and wrote a 50 KB blob per event: bench/event_writes.py):
+``turnaround_columns_version.events_through`` is the last event the blocks hold, and
+:func:`catch_up`, which the dashboard runs as a write of its own before a question when
+:func:`behind` says so, re-packs the blocks of the consultations of every later event
+(:func:`refresh`). :func:`rebuild` re-packs everything (the migration, ``rebuild_facts``, the
+benchmark's bulk fill; then :func:`mark_caught_up`).
+Strings (modality, priority, queue, quality, reason) are codes into ``turnaround_labels``.
+Times are stored as text (``clock.to_iso``); one in another ISO 8601 form is parsed, so the
+columns hold true time order whatever the text. A block whose ids or label codes do not fit its
+narrow integers (ids of 2**31 and more, more than 32,767 distinct labels, e.g. free-text
+quality reasons over the years) is stored marked irregular, and readers decode it from its
+``turnaround_facts`` rows into wide arrays instead (:func:`load`): slower, never wrong.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import sqlite_utils
@@ -101,9 +107,12 @@ BASE_LAYOUT, BASE_BYTES = _layout(BASE_FIELDS)
 STAGE_LAYOUT, STAGE_BYTES = _layout(STAGE_FIELDS)
 
 
-def _empty(layout: dict[str, tuple[int, np.dtype]]) -> dict[str, np.ndarray]:
+def _empty(layout: dict[str, tuple[int, np.dtype]], wide: bool = False) -> dict[str, np.ndarray]:
+    """A block of nothing (NaN, NO_TIME, 0 flags, NO_ID); ``wide``: ids and codes as int64."""
     arrays = {}
     for name, (_, dtype) in layout.items():
+        if wide and dtype.kind == "i":
+            dtype = np.dtype(np.int64)
         if dtype.kind == "f":
             arrays[name] = np.full(BLOCK, np.nan, dtype)
         elif name in TIMES:
@@ -129,32 +138,52 @@ def _pack(arrays: dict[str, np.ndarray], layout: dict[str, tuple[int, np.dtype]]
     return b"".join(arrays[name].astype(dtype).tobytes() for name, (_, dtype) in layout.items())
 
 
-def micros(at: Sequence[str | None]) -> tuple[np.ndarray, bool]:
-    """ISO times as microseconds since 1970 (NULL -> NO_TIME); False if one is not canonical."""
+CANONICAL_LENGTH = len("2026-01-01T00:00:00.000000Z")
+
+
+def micros(at: Sequence[str | None]) -> np.ndarray:
+    """ISO times as microseconds since 1970 (NULL, or text that is no time: NO_TIME).
+
+    Times written by ``clock.to_iso`` are converted by numpy at once; any other ISO 8601 form
+    (an offset, no fraction) one by one, naive ones taken as UTC.
+    """
     out = np.full(len(at), NO_TIME, np.int64)
     present = [i for i, value in enumerate(at) if value is not None]
     if not present:
-        return out, True
+        return out
     text = [at[i] for i in present]
-    if any(len(t) != 27 or t[-1] != "Z" or t[10] != "T" for t in text):
-        return out, False
-    bare = np.array([t[:-1] for t in text])
+    if all(len(t) == CANONICAL_LENGTH and t[-1] == "Z" and t[10] == "T" for t in text):
+        bare = np.array([t[:-1] for t in text])
+        try:
+            stamps = bare.astype("datetime64[us]")
+        except ValueError:
+            stamps = None
+        if stamps is not None and np.array_equal(np.datetime_as_string(stamps, unit="us"), bare):
+            out[present] = stamps.astype(np.int64)
+            return out
+    out[present] = [_micros_of_any(t) for t in text]
+    return out
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros_of_any(text: str) -> int:
     try:
-        stamps = bare.astype("datetime64[us]")
+        moment = datetime.fromisoformat(text)
     except ValueError:
-        return out, False
-    if not np.array_equal(np.datetime_as_string(stamps, unit="us"), bare):
-        return out, False
-    out[present] = stamps.astype(np.int64)
-    return out, True
+        return NO_TIME
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // timedelta(microseconds=1)
 
 
 def micros_of(at: str | None) -> int | None:
-    """One canonical time in microseconds (None if absent or not canonical)."""
+    """One time in microseconds (None if absent or no time)."""
     if at is None:
         return None
-    value, regular = micros([at])
-    return int(value[0]) if regular else None
+    value = int(micros([at])[0])
+    return None if value == NO_TIME else value
 
 
 def _codes(db: sqlite_utils.Database, values: Iterable[str]) -> dict[str, int]:
@@ -172,14 +201,35 @@ def _codes(db: sqlite_utils.Database, values: Iterable[str]) -> dict[str, int]:
     return dict(rows.fetchall())
 
 
+def _known_codes(db: sqlite_utils.Database, values: Iterable[str]) -> dict[str, int]:
+    """The codes of labels already stored (readers do not write)."""
+    wanted = sorted(set(values))
+    if not wanted:
+        return {}
+    marks = ", ".join("?" for _ in wanted)
+    rows = db.conn.execute(
+        f"SELECT value, code FROM turnaround_labels WHERE value IN ({marks})", wanted
+    )
+    return dict(rows.fetchall())
+
+
 def labels(db: sqlite_utils.Database) -> dict[int, str]:
     return dict(db.conn.execute("SELECT code, value FROM turnaround_labels").fetchall())
 
 
+Codes = Callable[[sqlite_utils.Database, Iterable[str]], dict[str, int]]
+
+
 def _fill(
-    db: sqlite_utils.Database, block: int, rows: list[tuple], base: dict, stages: dict
+    db: sqlite_utils.Database,
+    block: int,
+    rows: list[tuple],
+    base: dict,
+    stages: dict,
+    codes_of: Codes = _codes,
 ) -> bool:
-    """Write facts ``rows`` (in _FACT_COLUMNS order) into the block's arrays; False if irregular."""
+    """Write facts ``rows`` (in _FACT_COLUMNS order) into the block's arrays; False if an id or
+    a code does not fit the arrays' integers (left NO_ID there: the block is irregular)."""
     if not rows:
         return True
     column = {name: [r[i] for r in rows] for i, name in enumerate(_FACT_COLUMNS)}
@@ -188,24 +238,27 @@ def _fill(
     base["present"][at] = 1
     base["cancelled"][at] = [c is not None for c in column["cancelled_at"]]
     for name in ("facility_id", "requested_by", "reader_id"):
-        if any(not (0 < v < 2**31) for v in column[name] if v is not None):
-            regular = False
-            column[name] = [None] * len(rows)
-        base[name][at] = [NO_ID if v is None else v for v in column[name]]
-    codes = _codes(db, (v for name in LABELLED for v in column[name] if v is not None))
+        values = [NO_ID if v is None else v for v in column[name]]
+        regular = _put(base[name], at, values) and regular
+    codes = codes_of(db, (v for name in LABELLED for v in column[name] if v is not None))
     for name in LABELLED:
-        values = [NO_ID if v is None else codes[v] for v in column[name]]
-        if any(v >= 2**15 for v in values):
-            regular = False
-            values = [NO_ID] * len(values)
-        base[name][at] = values
+        values = [NO_ID if v is None else codes.get(v, NO_ID) for v in column[name]]
+        regular = _put(base[name], at, values) and regular
     for axis, name in TIMES.items():
-        times, canonical = micros(column[name])
-        regular = regular and canonical
-        base[axis][at] = times
+        base[axis][at] = micros(column[name])
     for name in STAGE_NAMES:
         stages[name][at] = [np.nan if v is None else float(v) for v in column[name]]
     return regular
+
+
+def _put(array: np.ndarray, at: np.ndarray, values: list[int]) -> bool:
+    """``array[at] = values`` if they all fit its integers (NULL is NO_ID), else NO_ID there."""
+    limits = np.iinfo(array.dtype)
+    if all(v == NO_ID or 0 <= v <= limits.max for v in values):
+        array[at] = values
+        return True
+    array[at] = NO_ID
+    return False
 
 
 def _store(db: sqlite_utils.Database, block: int, base: dict, stages: dict, regular: bool) -> None:
@@ -215,7 +268,7 @@ def _store(db: sqlite_utils.Database, block: int, base: dict, stages: dict, regu
     spans: list[int | None] = []
     for axis in AXES:
         times = base[axis][(base["present"] == 1) & (base[axis] != NO_TIME)]
-        if not regular:  # every period selects it, and so goes to the exact path
+        if not regular:  # every period selects it; readers decode it from the facts
             spans += [NO_TIME + 1, -(NO_TIME + 1)]
         else:
             spans += [int(times.min()), int(times.max())] if len(times) else [None, None]
@@ -294,6 +347,38 @@ def rebuild(db: sqlite_utils.Database) -> int:
     return blocks
 
 
+def behind(db: sqlite_utils.Database) -> bool:
+    """Whether an event was appended since the blocks were last caught up (two index reads)."""
+    row = db.conn.execute(
+        "SELECT (SELECT max(id) FROM consultation_events) > events_through"
+        " FROM turnaround_columns_version"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def catch_up(db: sqlite_utils.Database) -> int:
+    """Re-pack the blocks of the consultations of every event since the last catch-up (in the
+    writer's transaction); returns how many consultations that was."""
+    (through,) = db.conn.execute("SELECT events_through FROM turnaround_columns_version").fetchone()
+    rows = db.conn.execute(
+        "SELECT consultation_id, id FROM consultation_events WHERE id > ? ORDER BY id", [through]
+    ).fetchall()
+    if not rows:
+        return 0
+    ids = sorted({row[0] for row in rows})
+    refresh(db, ids)
+    db.conn.execute("UPDATE turnaround_columns_version SET events_through = ?", [rows[-1][1]])
+    return len(ids)
+
+
+def mark_caught_up(db: sqlite_utils.Database) -> None:
+    """The blocks hold every event so far (after :func:`rebuild` from current facts)."""
+    db.conn.execute(
+        "UPDATE turnaround_columns_version SET events_through ="
+        " (SELECT coalesce(max(id), 0) FROM consultation_events)"
+    )
+
+
 def blocks_of(db: sqlite_utils.Database) -> list[tuple]:
     """Every stored block as (block, regular, spans..., base, stages), for consistency checks."""
     return db.conn.execute(
@@ -361,18 +446,25 @@ def _empty_column(name: str) -> np.ndarray:
     return np.zeros(0, dtype)
 
 
+def _wide(db: sqlite_utils.Database, block: int) -> Block:
+    """An irregular block's arrays decoded from its facts rows, ids and codes as int64."""
+    base, stages = _empty(BASE_LAYOUT, wide=True), _empty(STAGE_LAYOUT)
+    lo = block * BLOCK
+    rows = _facts(db, "consultation_id BETWEEN ? AND ?", [lo, lo + BLOCK - 1])
+    _fill(db, block, rows, base, stages, _known_codes)
+    return base | stages
+
+
 def load(
     db: sqlite_utils.Database,
     axis: str,
     since: str | None,
     until: str | None,
     cache: BlockCache | None = None,
-) -> tuple[Columns, int | None, int | None] | None:
+) -> tuple[Columns, int | None, int | None]:
     """The blocks holding a time on ``axis`` in [since, until), with the bounds in
-    microseconds; None when a bound or a block is irregular (ask the exact SQL path)."""
+    microseconds (None: open)."""
     bounds = [micros_of(since), micros_of(until)]
-    if (since is not None and bounds[0] is None) or (until is not None and bounds[1] is None):
-        return None
     clauses, params = [f"{axis}_max IS NOT NULL"], []
     if bounds[1] is not None:
         clauses.append(f"{axis}_min < ?")
@@ -392,19 +484,22 @@ def load(
             f" WHERE {' AND '.join(clauses)} ORDER BY block",
             params,
         ).fetchall()
-        if not all(regular for _, _, regular in listed):
-            return None
         found = {block: cache.get(block, version) for block, version, _ in listed}
         missing = [block for block, arrays in found.items() if arrays is None]
         for at in range(0, len(missing), 500):
             chunk = missing[at : at + 500]
             marks = ", ".join("?" for _ in chunk)
-            for block, version, base, stages in cursor.execute(
-                f"SELECT block, version, base, stages FROM turnaround_blocks"
+            for block, version, regular, base, stages in cursor.execute(
+                f"SELECT block, version, regular, base, stages FROM turnaround_blocks"
                 f" WHERE block IN ({marks})",
                 chunk,
             ):
-                arrays = _unpack(base, BASE_LAYOUT, False) | _unpack(stages, STAGE_LAYOUT, False)
+                if regular:
+                    arrays = _unpack(base, BASE_LAYOUT, False) | _unpack(
+                        stages, STAGE_LAYOUT, False
+                    )
+                else:
+                    arrays = _wide(db, block)
                 cache.put(block, version, arrays)
                 found[block] = arrays
         names = labels(db)
