@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,16 +70,30 @@ async def start_orthanc(directory: Path, aet: str, attempts: int = 3) -> Managed
 
 
 @pytest.fixture
-def settings(tmp_path: Path, orthanc: ManagedOrthanc) -> Settings:
-    credentials = orthanc.config.credentials
-    return Settings(
-        data_dir=tmp_path / "var",
-        orthanc_url=orthanc.url,
+async def app_orthanc(orthanc: ManagedOrthanc) -> ManagedOrthanc | None:
+    """The Orthanc the app under test uses: a real one. A module whose tests never store or show
+    an image overrides this fixture to return None, and its app is built without Orthanc
+    (``create_app(..., orthanc=False)``): no process to start, 503 wherever images are needed."""
+    return orthanc
+
+
+@pytest.fixture
+def settings(tmp_path: Path, app_orthanc: ManagedOrthanc | None) -> Settings:
+    return suite_settings(tmp_path, app_orthanc)
+
+
+def suite_settings(tmp_path: Path, app_orthanc: ManagedOrthanc | None) -> Settings:
+    """The suite's settings: data under ``tmp_path``, Orthanc's address when there is one."""
+    base = Settings(data_dir=tmp_path / "var", stable_age=1, changes_poll_interval=0.05)
+    if app_orthanc is None:
+        return base
+    credentials = app_orthanc.config.credentials
+    return replace(
+        base,
+        orthanc_url=app_orthanc.url,
         orthanc_username=credentials.username,
         orthanc_password=credentials.password,
-        orthanc_dicom_port=orthanc.config.dicom_port,
-        stable_age=1,
-        changes_poll_interval=0.05,
+        orthanc_dicom_port=app_orthanc.config.dicom_port,
     )
 
 
@@ -89,7 +103,8 @@ class Service:
 
     client: TestClient
     app: web.Application
-    orthanc: ManagedOrthanc
+    orthanc: ManagedOrthanc | None
+    """None when the app was built without Orthanc (see the ``app_orthanc`` fixture)."""
 
     @property
     def database(self) -> Database:
@@ -120,6 +135,7 @@ class Service:
         return {"Authorization": f"Bearer {token}"}
 
     async def c_store(self, datasets: list[Any], calling_aet: str) -> None:
+        assert self.orthanc is not None, "this module's app runs without Orthanc"
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(
             None,
@@ -158,10 +174,19 @@ _HASH = hash_password(PASSWORD)
 
 
 @pytest.fixture
-async def service(settings: Settings, orthanc: ManagedOrthanc, aiohttp_client) -> Service:
-    app = create_app(settings)
+async def service(
+    settings: Settings, app_orthanc: ManagedOrthanc | None, aiohttp_client
+) -> Service:
+    app = create_app(settings, orthanc=app_orthanc is not None)
     client = await aiohttp_client(app)
-    return Service(client, app, orthanc)
+    return Service(client, app, app_orthanc)
+
+
+@pytest.fixture
+async def service_with_orthanc(tmp_path: Path, orthanc: ManagedOrthanc, aiohttp_client) -> Service:
+    """The app with a real Orthanc, for the odd test of a module whose app runs without one."""
+    app = create_app(suite_settings(tmp_path, orthanc))
+    return Service(await aiohttp_client(app), app, orthanc)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,12 @@ READERS = 20
 
 
 @pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
+@pytest.fixture
 def lease_minutes() -> float:
     return 15.0
 
