@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,47 @@ from service.storage import facilities as facility_store
 from service.storage import users as user_store
 from service.synthetic import dataset_bytes
 
+from .processes import ChildRecord
+
 PASSWORD = "correct-horse-battery"
+
+# Fixtures whose tests get a marker (pytest.ini), so that ``-m "not browser"`` and the like work
+# without anyone remembering to mark a test.
+MARKED_BY_FIXTURE = {"orthanc": "orthanc", "browser": "browser", "page": "browser"}
+
+_CHILDREN = ChildRecord()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``orthanc`` on every test that starts a real Orthanc through the fixture, ``browser`` on
+    every test that drives Chromium. Modules that start Orthanc otherwise mark themselves."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for name in sorted({MARKED_BY_FIXTURE[f] for f in fixtures & MARKED_BY_FIXTURE.keys()}):
+            item.add_marker(name)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """After each phase of each test, note the processes the run started (tests/processes.py)."""
+    report = yield
+    _CHILDREN.note(item.nodeid)
+    return report
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Fails the run, naming them, if processes the tests started are still running when every
+    other fixture has been torn down (this one is set up first, so torn down last)."""
+    yield
+    _CHILDREN.note("session teardown")
+    left = _CHILDREN.end()
+    if left:
+        pytest.fail(
+            f"{len(left)} process(es) started by the tests outlived them (now killed):\n"
+            + "\n".join(child.describe() for child in left),
+            pytrace=False,
+        )
 
 
 def free_port() -> int:
