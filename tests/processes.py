@@ -19,6 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+# Helpers that belong to the test process itself and end with it (they read a pipe from it):
+# multiprocessing's resource tracker, started by the first multiprocessing use of the run.
+ENDS_WITH_THE_RUN = ("from multiprocessing.resource_tracker import main",)
+
 
 @dataclass(frozen=True)
 class Child:
@@ -89,7 +93,9 @@ class ChildRecord:
             stat = _stat(pid)
             if stat is None or (pid, stat[1]) in self.seen:
                 continue
-            self.seen[(pid, stat[1])] = Child(pid, stat[1], _command(pid), test)
+            command = _command(pid)
+            if not any(helper in command for helper in ENDS_WITH_THE_RUN):
+                self.seen[(pid, stat[1])] = Child(pid, stat[1], command, test)
 
     def survivors(self) -> list[Child]:
         """The remembered processes still running (a zombie has ended: only its exit status
