@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -117,6 +118,12 @@ async def app_orthanc(orthanc: ManagedOrthanc) -> ManagedOrthanc | None:
     return orthanc
 
 
+def orthanc_if_asked(request: pytest.FixtureRequest) -> ManagedOrthanc | None:
+    """For a module's ``app_orthanc`` override when most of its tests need no Orthanc: the real
+    one for a test that names the ``orthanc`` fixture among its arguments, None for the others."""
+    return request.getfixturevalue("orthanc") if "orthanc" in request.fixturenames else None
+
+
 @pytest.fixture
 def settings(tmp_path: Path, app_orthanc: ManagedOrthanc | None) -> Settings:
     return suite_settings(tmp_path, app_orthanc)
@@ -215,11 +222,31 @@ _HASH = hash_password(PASSWORD)
 
 @pytest.fixture
 async def service(
-    settings: Settings, app_orthanc: ManagedOrthanc | None, aiohttp_client
+    settings: Settings,
+    app_orthanc: ManagedOrthanc | None,
+    migrated_database: Path,
+    aiohttp_client,
 ) -> Service:
+    start_from(migrated_database, settings)
     app = create_app(settings, orthanc=app_orthanc is not None)
     client = await aiohttp_client(app)
     return Service(client, app, app_orthanc)
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty database file with every migration applied, made once per test process."""
+    path = tmp_path_factory.mktemp("migrated") / "teleread.db"
+    Database(path, checkpoints=False).close()
+    return path
+
+
+def start_from(migrated_database: Path, settings: Settings) -> None:
+    """Give a new app a copy of the migrated empty database instead of migrating a new file:
+    the same schema (the same migrations made it), 0.1 s less for each of hundreds of apps."""
+    if not settings.database_path.exists():
+        settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(migrated_database, settings.database_path)
 
 
 @pytest.fixture

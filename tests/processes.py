@@ -19,9 +19,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# Helpers that belong to the test process itself and end with it (they read a pipe from it):
-# multiprocessing's resource tracker, started by the first multiprocessing use of the run.
-ENDS_WITH_THE_RUN = ("from multiprocessing.resource_tracker import main",)
+# Helpers that belong to the test process itself and end with it (each reads a pipe from it):
+# multiprocessing's resource tracker and fork server, started by the first use of the run (the
+# render workers' processes, forked by the fork server, are still watched).
+ENDS_WITH_THE_RUN = (
+    "from multiprocessing.resource_tracker import main",
+    "from multiprocessing.forkserver import main",
+)
 
 
 @dataclass(frozen=True)

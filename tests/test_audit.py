@@ -26,12 +26,18 @@ from service.clock import from_iso
 from service.http.keys import SETTINGS
 from service.synthetic import StudySpec, dataset_bytes, make_study
 
-from .conftest import Service
+from .conftest import Service, orthanc_if_asked
 
 TELEREAD = str(Path(sys.executable).with_name("teleread"))
 
 
 # --------------------------------------------------------------------------- fixtures, helpers
+
+
+@pytest.fixture
+def app_orthanc(request):
+    """Only the upload test (it names ``orthanc``) stores an image, into a real Orthanc."""
+    return orthanc_if_asked(request)
 
 
 @pytest.fixture
@@ -155,7 +161,9 @@ async def test_a_consultation_view_records_the_patient_and_the_consultation(serv
     assert (record["client_ip"], record["outcome"]) == ("127.0.0.1", "success")
 
 
-async def test_an_upload_records_the_uploader_the_study_and_the_patient(service, consortium):
+async def test_an_upload_records_the_uploader_the_study_and_the_patient(
+    service, consortium, orthanc
+):
     """A radiographer's upload into the real Orthanc names the study and patient it carried."""
     study = make_study(StudySpec("P-UP", "LI^NA", "CR", "CHEST"))
     response = await service.client.post(
