@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import socket
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,6 +42,18 @@ PASSWORD = "correct-horse-battery"
 MARKED_BY_FIXTURE = {"orthanc": "orthanc", "browser": "browser", "page": "browser"}
 
 _CHILDREN = ChildRecord()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run stopped with SIGTERM (a CI time limit, ``kill``) unwinds like Ctrl-C: fixtures are
+    torn down and their Orthancs stopped. Killed outright, it left them running for hours (each
+    Orthanc runs in a session of its own, so the signal to pytest's group does not reach it)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
