@@ -247,6 +247,34 @@ async def service(
     return Service(client, app, app_orthanc)
 
 
+@dataclass
+class People:
+    """Facilities and their users in one call: the set-up most modules begin with."""
+
+    service: Service
+
+    async def seed(
+        self,
+        facilities: dict[str, tuple[str, str, str]],
+        users: dict[str, tuple[str, str]] | None = None,
+    ) -> dict[str, int]:
+        """``facilities``: key -> (name, kind, AE title); ``users``: username -> (role, key of
+        their facility), each with the password ``PASSWORD``. The ids, by key and username."""
+        ids = {
+            key: await self.service.add_facility(name, kind, aet)
+            for key, (name, kind, aet) in facilities.items()
+        }
+        for username, (role, facility) in (users or {}).items():
+            ids[username] = await self.service.add_user(username, role, ids[facility])
+        return ids
+
+
+@pytest.fixture
+def people(service: Service) -> People:
+    """The factory of facilities and people for the app under test (see :class:`People`)."""
+    return People(service)
+
+
 @pytest.fixture(scope="session")
 def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty database file with every migration applied, made once per test process."""

@@ -30,19 +30,16 @@ def app_orthanc(request):
 
 
 @pytest.fixture
-async def consortium(service) -> dict[str, Any]:
+async def consortium(service, people) -> dict[str, Any]:
     """A regional centre with one administrator, a township clinic with a radiographer."""
-    centre = await service.add_facility("Regional Imaging Centre", "regional", "REGION_PACS")
-    clinic = await service.add_facility("Dongxiang Township", "township", "DONGXIANG_DR")
-    root = await service.add_user("root", "admin", centre)
-    wang = await service.add_user("wang", "radiographer", clinic)
-    return {
-        "centre": centre,
-        "clinic": clinic,
-        "root": root,
-        "wang": wang,
-        "admin": await service.login("root"),
-    }
+    ids = await people.seed(
+        {
+            "centre": ("Regional Imaging Centre", "regional", "REGION_PACS"),
+            "clinic": ("Dongxiang Township", "township", "DONGXIANG_DR"),
+        },
+        {"root": ("admin", "centre"), "wang": ("radiographer", "clinic")},
+    )
+    return ids | {"admin": await service.login("root")}
 
 
 async def create_user(service, headers, **fields: Any):

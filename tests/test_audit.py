@@ -26,7 +26,7 @@ from service.clock import from_iso
 from service.http.keys import SETTINGS
 from service.synthetic import StudySpec, dataset_bytes, make_study
 
-from .conftest import Service, orthanc_if_asked
+from .conftest import People, Service, orthanc_if_asked
 
 TELEREAD = str(Path(sys.executable).with_name("teleread"))
 
@@ -41,26 +41,27 @@ def app_orthanc(request):
 
 
 @pytest.fixture
-async def consortium(service: Service) -> dict[str, Any]:
+async def consortium(service: Service, people: People) -> dict[str, Any]:
     """Clinics A and B, the regional centre, and one user per role that matters here.
 
     Clinic A's radiographer files a consultation for patient P-001 (张伟).
     """
-    ids = {
-        "a": await service.add_facility("Clinic A", "township", "CLINIC_A"),
-        "b": await service.add_facility("Clinic B", "township", "CLINIC_B"),
-        "centre": await service.add_facility("Centre", "regional", "CENTRE"),
-    }
-    for username, role, facility in (
-        ("wang", "radiographer", "a"),
-        ("liu", "radiographer", "b"),
-        ("dr.li", "specialist", "centre"),
-        ("boss", "manager", "centre"),
-        ("mgr.a", "manager", "a"),
-        ("mgr.b", "manager", "b"),
-        ("root", "admin", "centre"),
-    ):
-        ids[username] = await service.add_user(username, role, ids[facility])
+    ids = await people.seed(
+        {
+            "a": ("Clinic A", "township", "CLINIC_A"),
+            "b": ("Clinic B", "township", "CLINIC_B"),
+            "centre": ("Centre", "regional", "CENTRE"),
+        },
+        {
+            "wang": ("radiographer", "a"),
+            "liu": ("radiographer", "b"),
+            "dr.li": ("specialist", "centre"),
+            "boss": ("manager", "centre"),
+            "mgr.a": ("manager", "a"),
+            "mgr.b": ("manager", "b"),
+            "root": ("admin", "centre"),
+        },
+    )
     response = await service.client.post(
         "/api/consultations",
         headers=await service.login("wang"),
