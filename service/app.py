@@ -53,7 +53,7 @@ from .logs import configure_logging
 from .reports.delivery import DeliveryPolicy, ReportDelivery
 from .reports.lifecycle import critical_sweep_once, load_ca
 from .runtime.health import Health, sharing_health
-from .runtime.orthanc.client import OrthancClient
+from .runtime.orthanc.client import AbsentOrthanc, OrthancClient
 from .runtime.orthanc.file_reader import OrthancFileReader
 from .runtime.orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
 from .runtime.orthanc.supervisor import OrthancSupervisor
@@ -122,10 +122,19 @@ def load_worklist_rules(settings: Settings) -> WorklistRules:
         raise SettingsError(f"TELEREAD_WORKLIST_RULES: {exc}") from exc
 
 
-def create_app(settings: Settings, role: ProcessRole | None = None) -> web.Application:
+def create_app(
+    settings: Settings, role: ProcessRole | None = None, *, orthanc: bool = True
+) -> web.Application:
     """The service as one web process. ``role`` says which of ``TELEREAD_WEB_PROCESSES`` it is
     (default: the only one); background tasks run in the primary only
-    (service.runtime.web_processes)."""
+    (service.runtime.web_processes).
+
+    ``orthanc=False`` builds the same app without an image archive: no Orthanc process or
+    client, no change follower, no supervisor, no modality sync; whatever needs Orthanc fails as
+    when Orthanc is down (503 ``pacs_unavailable``). For the tests of administration, sign-in,
+    claims and reports that never touch an image: starting an Orthanc for each of them was half
+    of the test suite's time.
+    """
     role = role or ProcessRole()
     app = web.Application(
         middlewares=[error_middleware, audit_middleware, access_middleware],
@@ -142,12 +151,12 @@ def create_app(settings: Settings, role: ProcessRole | None = None) -> web.Appli
     contexts = [
         bus_context,
         database_context,
-        orthanc_context,
+        orthanc_context if orthanc else absent_orthanc_context,
         viewer_context,
         notifications_context,
         reports_context,
     ]
-    if role.primary:
+    if role.primary and orthanc:
         contexts.append(follower_context)
     contexts.append(health_context)
     contexts.append(secondaries_context)
@@ -260,6 +269,16 @@ async def orthanc_context(app: web.Application) -> AsyncIterator[None]:
     await client.close()
     if process is not None:
         await process.stop()
+
+
+async def absent_orthanc_context(app: web.Application) -> AsyncIterator[None]:
+    """No archive (``create_app(..., orthanc=False)``): a client that always finds Orthanc
+    unreachable, and a /healthz that says so."""
+    client = AbsentOrthanc()
+    app[ORTHANC] = client
+    app[HEALTH] = Health(client, app[ROLE], managed=False)
+    yield
+    await client.close()
 
 
 def supervised(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import signal
 import socket
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +33,59 @@ from service.storage import Database
 from service.storage import facilities as facility_store
 from service.storage import users as user_store
 
+from .processes import ChildRecord
+
 PASSWORD = "correct-horse-battery"
+
+# Fixtures whose tests get a marker (pytest.ini), so that ``-m "not browser"`` and the like work
+# without anyone remembering to mark a test.
+MARKED_BY_FIXTURE = {"orthanc": "orthanc", "browser": "browser", "page": "browser"}
+
+_CHILDREN = ChildRecord()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run stopped with SIGTERM (a CI time limit, ``kill``) unwinds like Ctrl-C: fixtures are
+    torn down and their Orthancs stopped. Killed outright, it left them running for hours (each
+    Orthanc runs in a session of its own, so the signal to pytest's group does not reach it)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``orthanc`` on every test that starts a real Orthanc through the fixture, ``browser`` on
+    every test that drives Chromium. Modules that start Orthanc otherwise mark themselves."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for name in sorted({MARKED_BY_FIXTURE[f] for f in fixtures & MARKED_BY_FIXTURE.keys()}):
+            item.add_marker(name)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """After each phase of each test, note the processes the run started (tests/processes.py)."""
+    report = yield
+    _CHILDREN.note(item.nodeid)
+    return report
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Fails the run, naming them, if processes the tests started are still running when every
+    other fixture has been torn down (this one is set up first, so torn down last)."""
+    yield
+    _CHILDREN.note("session teardown")
+    left = _CHILDREN.end()
+    if left:
+        pytest.fail(
+            f"{len(left)} process(es) started by the tests outlived them (now killed):\n"
+            + "\n".join(child.describe() for child in left),
+            pytrace=False,
+        )
 
 
 def free_port() -> int:
@@ -70,16 +125,36 @@ async def start_orthanc(directory: Path, aet: str, attempts: int = 3) -> Managed
 
 
 @pytest.fixture
-def settings(tmp_path: Path, orthanc: ManagedOrthanc) -> Settings:
-    credentials = orthanc.config.credentials
-    return Settings(
-        data_dir=tmp_path / "var",
-        orthanc_url=orthanc.url,
+async def app_orthanc(orthanc: ManagedOrthanc) -> ManagedOrthanc | None:
+    """The Orthanc the app under test uses: a real one. A module whose tests never store or show
+    an image overrides this fixture to return None, and its app is built without Orthanc
+    (``create_app(..., orthanc=False)``): no process to start, 503 wherever images are needed."""
+    return orthanc
+
+
+def orthanc_if_asked(request: pytest.FixtureRequest) -> ManagedOrthanc | None:
+    """For a module's ``app_orthanc`` override when most of its tests need no Orthanc: the real
+    one for a test that names the ``orthanc`` fixture among its arguments, None for the others."""
+    return request.getfixturevalue("orthanc") if "orthanc" in request.fixturenames else None
+
+
+@pytest.fixture
+def settings(tmp_path: Path, app_orthanc: ManagedOrthanc | None) -> Settings:
+    return suite_settings(tmp_path, app_orthanc)
+
+
+def suite_settings(tmp_path: Path, app_orthanc: ManagedOrthanc | None) -> Settings:
+    """The suite's settings: data under ``tmp_path``, Orthanc's address when there is one."""
+    base = Settings(data_dir=tmp_path / "var", stable_age=1, changes_poll_interval=0.05)
+    if app_orthanc is None:
+        return base
+    credentials = app_orthanc.config.credentials
+    return replace(
+        base,
+        orthanc_url=app_orthanc.url,
         orthanc_username=credentials.username,
         orthanc_password=credentials.password,
-        orthanc_dicom_port=orthanc.config.dicom_port,
-        stable_age=1,
-        changes_poll_interval=0.05,
+        orthanc_dicom_port=app_orthanc.config.dicom_port,
     )
 
 
@@ -89,7 +164,8 @@ class Service:
 
     client: TestClient
     app: web.Application
-    orthanc: ManagedOrthanc
+    orthanc: ManagedOrthanc | None
+    """None when the app was built without Orthanc (see the ``app_orthanc`` fixture)."""
 
     @property
     def database(self) -> Database:
@@ -120,6 +196,7 @@ class Service:
         return {"Authorization": f"Bearer {token}"}
 
     async def c_store(self, datasets: list[Any], calling_aet: str) -> None:
+        assert self.orthanc is not None, "this module's app runs without Orthanc"
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(
             None,
@@ -158,10 +235,67 @@ _HASH = hash_password(PASSWORD)
 
 
 @pytest.fixture
-async def service(settings: Settings, orthanc: ManagedOrthanc, aiohttp_client) -> Service:
-    app = create_app(settings)
+async def service(
+    settings: Settings,
+    app_orthanc: ManagedOrthanc | None,
+    migrated_database: Path,
+    aiohttp_client,
+) -> Service:
+    start_from(migrated_database, settings)
+    app = create_app(settings, orthanc=app_orthanc is not None)
     client = await aiohttp_client(app)
-    return Service(client, app, orthanc)
+    return Service(client, app, app_orthanc)
+
+
+@dataclass
+class People:
+    """Facilities and their users in one call: the set-up most modules begin with."""
+
+    service: Service
+
+    async def seed(
+        self,
+        facilities: dict[str, tuple[str, str, str]],
+        users: dict[str, tuple[str, str]] | None = None,
+    ) -> dict[str, int]:
+        """``facilities``: key -> (name, kind, AE title); ``users``: username -> (role, key of
+        their facility), each with the password ``PASSWORD``. The ids, by key and username."""
+        ids = {
+            key: await self.service.add_facility(name, kind, aet)
+            for key, (name, kind, aet) in facilities.items()
+        }
+        for username, (role, facility) in (users or {}).items():
+            ids[username] = await self.service.add_user(username, role, ids[facility])
+        return ids
+
+
+@pytest.fixture
+def people(service: Service) -> People:
+    """The factory of facilities and people for the app under test (see :class:`People`)."""
+    return People(service)
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty database file with every migration applied, made once per test process."""
+    path = tmp_path_factory.mktemp("migrated") / "teleread.db"
+    Database(path, checkpoints=False).close()
+    return path
+
+
+def start_from(migrated_database: Path, settings: Settings) -> None:
+    """Give a new app a copy of the migrated empty database instead of migrating a new file:
+    the same schema (the same migrations made it), 0.1 s less for each of hundreds of apps."""
+    if not settings.database_path.exists():
+        settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(migrated_database, settings.database_path)
+
+
+@pytest.fixture
+async def service_with_orthanc(tmp_path: Path, orthanc: ManagedOrthanc, aiohttp_client) -> Service:
+    """The app with a real Orthanc, for the odd test of a module whose app runs without one."""
+    app = create_app(suite_settings(tmp_path, orthanc))
+    return Service(await aiohttp_client(app), app, orthanc)
 
 
 @pytest.fixture(scope="session")

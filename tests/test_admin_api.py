@@ -17,26 +17,29 @@ from service.auth.sessions import CurrentUser
 from service.http.keys import ORTHANC
 from service.storage import Conflict
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, orthanc_if_asked
 
 NON_ADMIN_ROLES = ("radiographer", "clinician", "requester", "specialist", "manager")
 NEW_PASSWORD = "a-brand-new-passphrase"
 
 
 @pytest.fixture
-async def consortium(service) -> dict[str, Any]:
+def app_orthanc(request):
+    """Only the tests of AE title registration (they name ``orthanc``) start an Orthanc."""
+    return orthanc_if_asked(request)
+
+
+@pytest.fixture
+async def consortium(service, people) -> dict[str, Any]:
     """A regional centre with one administrator, a township clinic with a radiographer."""
-    centre = await service.add_facility("Regional Imaging Centre", "regional", "REGION_PACS")
-    clinic = await service.add_facility("Dongxiang Township", "township", "DONGXIANG_DR")
-    root = await service.add_user("root", "admin", centre)
-    wang = await service.add_user("wang", "radiographer", clinic)
-    return {
-        "centre": centre,
-        "clinic": clinic,
-        "root": root,
-        "wang": wang,
-        "admin": await service.login("root"),
-    }
+    ids = await people.seed(
+        {
+            "centre": ("Regional Imaging Centre", "regional", "REGION_PACS"),
+            "clinic": ("Dongxiang Township", "township", "DONGXIANG_DR"),
+        },
+        {"root": ("admin", "centre"), "wang": ("radiographer", "clinic")},
+    )
+    return ids | {"admin": await service.login("root")}
 
 
 async def create_user(service, headers, **fields: Any):
@@ -347,7 +350,7 @@ async def test_changing_an_unknown_user_is_404(service, consortium):
 # ---- facilities -------------------------------------------------------------------------
 
 
-async def test_facility_creation_registers_the_ae_title_with_orthanc(service, consortium):
+async def test_facility_creation_registers_the_ae_title_with_orthanc(service, consortium, orthanc):
     """201 {id, registered: true}; Orthanc's known modalities now include the AE title."""
     response = await create_facility(
         service,
@@ -376,7 +379,9 @@ async def test_facility_time_zone_defaults_to_the_service_setting(service, conso
     assert hexi["timezone"] == "Asia/Shanghai"
 
 
-async def test_changing_the_ae_title_re_registers_it_and_removes_the_old_one(service, consortium):
+async def test_changing_the_ae_title_re_registers_it_and_removes_the_old_one(
+    service, consortium, orthanc
+):
     """PATCH aet: Orthanc knows the new AE title and no longer the old one."""
     facility_id = (await (await create_facility(service, consortium["admin"])).json())["id"]
     response = await service.client.patch(
@@ -391,7 +396,9 @@ async def test_changing_the_ae_title_re_registers_it_and_removes_the_old_one(ser
     assert "HEXI_DR" in modalities and "HEXI_CR" not in modalities
 
 
-async def test_changes_that_orthanc_does_not_know_about_leave_it_alone(service, consortium):
+async def test_changes_that_orthanc_does_not_know_about_leave_it_alone(
+    service, consortium, orthanc
+):
     """Renaming a facility re-registers nothing (registered: null)."""
     facility_id = (await (await create_facility(service, consortium["admin"])).json())["id"]
     response = await service.client.patch(
@@ -437,7 +444,7 @@ async def test_invalid_ae_title_is_400(service, consortium, aet):
     assert response.status == 400
 
 
-async def test_facility_is_created_even_when_orthanc_is_down(service, consortium):
+async def test_facility_is_created_even_when_orthanc_is_down(service, consortium, orthanc):
     """The database is the truth: 201 with registered false when Orthanc is unreachable."""
     await service.orthanc.kill()
     response = await create_facility(service, consortium["admin"])

@@ -11,6 +11,12 @@ from service.intake.intake import InstanceOrigin, ReceivedStudy, receive_study
 from worklists.sla import SlaPolicy
 
 
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
 async def received(service, uid: str, aet: str = "CLINIC_A") -> int:
     """A consultation of clinic A whose images have arrived."""
     study = ReceivedStudy(

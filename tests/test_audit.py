@@ -26,7 +26,7 @@ from service.clock import from_iso
 from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.http.keys import SETTINGS
 
-from .conftest import Service
+from .conftest import People, Service, orthanc_if_asked
 
 TELEREAD = str(Path(sys.executable).with_name("teleread"))
 
@@ -35,26 +35,33 @@ TELEREAD = str(Path(sys.executable).with_name("teleread"))
 
 
 @pytest.fixture
-async def consortium(service: Service) -> dict[str, Any]:
+def app_orthanc(request):
+    """Only the upload test (it names ``orthanc``) stores an image, into a real Orthanc."""
+    return orthanc_if_asked(request)
+
+
+@pytest.fixture
+async def consortium(service: Service, people: People) -> dict[str, Any]:
     """Clinics A and B, the regional centre, and one user per role that matters here.
 
     Clinic A's radiographer files a consultation for patient P-001 (张伟).
     """
-    ids = {
-        "a": await service.add_facility("Clinic A", "township", "CLINIC_A"),
-        "b": await service.add_facility("Clinic B", "township", "CLINIC_B"),
-        "centre": await service.add_facility("Centre", "regional", "CENTRE"),
-    }
-    for username, role, facility in (
-        ("wang", "radiographer", "a"),
-        ("liu", "radiographer", "b"),
-        ("dr.li", "specialist", "centre"),
-        ("boss", "manager", "centre"),
-        ("mgr.a", "manager", "a"),
-        ("mgr.b", "manager", "b"),
-        ("root", "admin", "centre"),
-    ):
-        ids[username] = await service.add_user(username, role, ids[facility])
+    ids = await people.seed(
+        {
+            "a": ("Clinic A", "township", "CLINIC_A"),
+            "b": ("Clinic B", "township", "CLINIC_B"),
+            "centre": ("Centre", "regional", "CENTRE"),
+        },
+        {
+            "wang": ("radiographer", "a"),
+            "liu": ("radiographer", "b"),
+            "dr.li": ("specialist", "centre"),
+            "boss": ("manager", "centre"),
+            "mgr.a": ("manager", "a"),
+            "mgr.b": ("manager", "b"),
+            "root": ("admin", "centre"),
+        },
+    )
     response = await service.client.post(
         "/api/consultations",
         headers=await service.login("wang"),
@@ -155,7 +162,9 @@ async def test_a_consultation_view_records_the_patient_and_the_consultation(serv
     assert (record["client_ip"], record["outcome"]) == ("127.0.0.1", "success")
 
 
-async def test_an_upload_records_the_uploader_the_study_and_the_patient(service, consortium):
+async def test_an_upload_records_the_uploader_the_study_and_the_patient(
+    service, consortium, orthanc
+):
     """A radiographer's upload into the real Orthanc names the study and patient it carried."""
     study = make_study(StudySpec("P-UP", "LI^NA", "CR", "CHEST"))
     response = await service.client.post(

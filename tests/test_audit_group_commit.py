@@ -6,10 +6,18 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
+import pytest
+
 from service.audit.export import ANCHOR_HEADER
 from service.audit.verify import verify_database
 from service.http.keys import SETTINGS
 from service.storage.audit_anchor import Anchor
+
+
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
 
 
 async def centre(service) -> dict[str, str]:

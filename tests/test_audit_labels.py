@@ -15,6 +15,12 @@ LOCALE_DIR = Path(__file__).resolve().parents[1] / "service" / "locale"
 ZH = load_translations(catalogue_path(LOCALE_DIR, "zh_CN"), "zh_CN")
 
 
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
 def _declarations(app) -> set[tuple[str, str]]:
     """(action, resource type) of every audited route of the running app."""
     found = (audit_declaration(route.handler) for route in app.router.routes())

@@ -15,6 +15,12 @@ from .conftest import PASSWORD, add_specialist
 
 
 @pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
+@pytest.fixture
 async def clinic(service):
     facility = await service.add_facility("Dongxiang", "township", "DONGXIANG_DR")
     await service.add_user("wang", "radiographer", facility)
@@ -158,17 +164,17 @@ async def test_openapi_documents_the_api_from_the_declared_models(service):
     assert {"status", "priority", "modality", "facility", "body_part", "cursor"} <= params
 
 
-async def test_healthz_is_public(service):
+async def test_healthz_is_public(service_with_orthanc):
     """The container health check needs no login."""
-    response = await service.client.get("/healthz")
+    response = await service_with_orthanc.client.get("/healthz")
     assert response.status == 200
     assert (await response.json())["status"] == "ok"
 
 
-async def test_session_cookie_is_secure_behind_a_tls_proxy(settings, orthanc, aiohttp_client):
+async def test_session_cookie_is_secure_behind_a_tls_proxy(settings, aiohttp_client):
     """With TELEREAD_PUBLIC_URL on https, cookies are Secure and HSTS is sent."""
     client = await aiohttp_client(
-        create_app(replace(settings, public_url="https://teleread.example"))
+        create_app(replace(settings, public_url="https://teleread.example"), orthanc=False)
     )
     response = await client.post("/api/login", json={"username": "x", "password": "y"})
     assert response.status == 401

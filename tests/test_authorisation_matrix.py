@@ -49,6 +49,9 @@ from .consortium import CENTRE, OTHER, OWN, PLACES, ROLES, Caller, Consortium, c
 
 __all__ = ["consortium"]  # the module-scoped fixture, imported for pytest
 
+# The consortium fixture (tests/consortium.py) starts a real Orthanc.
+pytestmark = pytest.mark.orthanc
+
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 CLINIC = ("radiographer", "clinician", "requester")
 READERS = ("specialist", "manager")

@@ -24,6 +24,9 @@ from service.settings import Settings
 from .browser import log_in
 from .conftest import PASSWORD, Service, start_orthanc
 
+# Its module fixture starts a real Orthanc (start_orthanc).
+pytestmark = pytest.mark.orthanc
+
 STUDY = StudySpec("P-A11Y", "李^四", "CT", "HEAD", instances=2, accession_number="ACC-A11Y")
 # A second patient's study, signed during the axe sweep so the portal has a report to show.
 SIGNED = StudySpec("P-A11Y-2", "王^五", "CR", "CHEST", instances=1, accession_number="ACC-A11Y-2")

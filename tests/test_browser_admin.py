@@ -37,6 +37,12 @@ PAGES = {
 }
 
 
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
 def page_context(template: str, role: str) -> dict[str, object]:
     """What pages.py passes to each template."""
     return {

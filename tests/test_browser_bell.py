@@ -3,12 +3,19 @@ marks them read; it polls every 30 s (the live worklist stream carries no notifi
 
 from __future__ import annotations
 
+import pytest
 from playwright.async_api import Page, expect
 
 from service.clock import to_iso, utc_now
 from service.storage.notifications import add_notifications
 
 from .browser import log_in
+
+
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
 
 
 async def notify(service, user_id: int, title: str) -> int:

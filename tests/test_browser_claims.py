@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
 from playwright.async_api import Browser, Page, expect
 
 from service.intake.intake import InstanceOrigin, ReceivedStudy, receive_study
 from worklists.sla import SlaPolicy
 
 from .browser import log_in as log_in_page
+
+
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
 
 
 async def log_in(page: Page, base: str, username: str) -> None:

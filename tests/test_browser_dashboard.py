@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
 from playwright.async_api import Page, expect
 
 from .browser import SCREENSHOTS, log_in
 from .test_turnaround import history  # noqa: F401  (fixture: consultations with known times)
 
 SCREENSHOT = SCREENSHOTS / "dashboard.png"
+
+
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
 
 
 async def test_the_dashboard_shows_charts_and_tables_for_a_manager(service, history, page: Page):  # noqa: F811

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from playwright.async_api import Page, expect
 
 from .browser import log_in
+
+
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
 
 
 async def test_stat_request_appears_on_an_open_worklist_within_two_seconds(service, page: Page):

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 from playwright.async_api import Page, expect
 
 from .browser import log_in
 from .test_browser_claims import ready_consultation
+
+
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
 
 
 async def test_a_manager_reassigns_a_row_and_it_shows_the_new_holder(service, page: Page):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+import pytest
 from playwright.async_api import Page, expect
 
 from service.intake.intake import InstanceOrigin, ReceivedStudy, receive_study
@@ -13,6 +14,12 @@ from worklists.sla import SlaPolicy
 from .browser import log_in
 
 UID = "1.2.826.0.1.3680043.10.78.1"
+
+
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
 
 
 async def test_requester_sees_claim_and_preliminary_answer_without_reload(service, page: Page):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from playwright.async_api import Browser, expect
 
 from service.clock import to_iso, utc_now
@@ -12,6 +13,12 @@ from service.clock import to_iso, utc_now
 from .browser import log_in
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
 
 
 async def test_a_manager_adds_and_removes_shifts_in_the_facilitys_time_zone(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from playwright.async_api import Browser, Page, expect
 
 from .browser import log_in
@@ -36,6 +37,12 @@ RECORDER = """
 """
 
 UIDS = itertools.count(1)
+
+
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
 
 
 async def file_stat(service, headers) -> int:

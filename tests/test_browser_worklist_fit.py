@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from playwright.async_api import Page, expect
 
 from service.clock import to_iso
@@ -30,6 +31,12 @@ QUESTION = (
 )
 ROWS = 24
 VIEWPORTS = ((1280, 800), (1440, 900), (1920, 1080))
+
+
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
 
 
 async def seed(service) -> tuple[int, int]:

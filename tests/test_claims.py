@@ -24,6 +24,12 @@ READERS = 20
 
 
 @pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
+@pytest.fixture
 def lease_minutes() -> float:
     return 15.0
 
@@ -35,18 +41,21 @@ def settings(settings, lease_minutes):
 
 
 @pytest.fixture
-async def centre(service):
+async def centre(service, people):
     """Clinic A with one consultation ready to read; a regional centre with readers."""
-    ids = {
-        "a": await service.add_facility("Clinic A", "township", "CLINIC_A"),
-        "b": await service.add_facility("Clinic B", "township", "CLINIC_B"),
-        "centre": await service.add_facility("Centre", "regional", "CENTRE"),
-    }
-    ids["wang"] = await service.add_user("wang", "radiographer", ids["a"])
-    ids["boss"] = await service.add_user("boss", "manager", ids["centre"])
-    ids["spec_b"] = await service.add_user("spec_b", "specialist", ids["b"])
-    for n in range(READERS):
-        ids[f"dr{n}"] = await service.add_user(f"dr{n}", "specialist", ids["centre"])
+    ids = await people.seed(
+        {
+            "a": ("Clinic A", "township", "CLINIC_A"),
+            "b": ("Clinic B", "township", "CLINIC_B"),
+            "centre": ("Centre", "regional", "CENTRE"),
+        },
+        {
+            "wang": ("radiographer", "a"),
+            "boss": ("manager", "centre"),
+            "spec_b": ("specialist", "b"),
+        }
+        | {f"dr{n}": ("specialist", "centre") for n in range(READERS)},
+    )
     now = datetime.now(UTC)
     study = ReceivedStudy(
         orthanc_id="o1",

@@ -177,6 +177,7 @@ def orthanc_pid(env) -> int:
     return int((Path(env["TELEREAD_DATA_DIR"]) / "orthanc" / "orthanc.pid").read_text())
 
 
+@pytest.mark.orthanc  # `teleread serve`/`demo` run a managed Orthanc
 def test_serve_demo_seeds_prints_logins_stops_cleanly_and_keeps_data(env):
     """`make run`'s command: demo studies go by C-STORE to the worklist; Ctrl-C stops Orthanc
     too; a second start keeps everything and seeds nothing twice."""
@@ -237,6 +238,7 @@ def test_serve_demo_seeds_prints_logins_stops_cleanly_and_keeps_data(env):
         assert stop(again) == 0
 
 
+@pytest.mark.orthanc  # `teleread serve`/`demo` run a managed Orthanc
 def test_demo_seeds_accounts_and_studies_then_exits(env, tmp_path):
     """`teleread demo` runs the real path (C-STORE, change feed) and leaves nothing running."""
     result = teleread(env, "demo")

@@ -17,6 +17,9 @@ import yaml
 
 from service.runtime.orthanc.process import DICOM_PORT_RULES
 
+# Static checks of compose/ (no Docker engine needed).
+pytestmark = pytest.mark.compose
+
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_DIR = REPO / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"

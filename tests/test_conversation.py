@@ -15,6 +15,12 @@ UID = "1.2.826.0.1.3680043.10.77.1"
 
 
 @pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
+@pytest.fixture
 async def county(service):
     """A county hospital's requester filed a stat request; its images are here; a centre reads."""
     ids = {

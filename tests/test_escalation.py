@@ -15,6 +15,12 @@ T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 DUE = T0 + timedelta(hours=2)
 
 
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
 class TestEscalationDue:
     def test_nothing_before_the_share_has_passed(self):
         """At 49% of the SLA an unclaimed item is left alone."""

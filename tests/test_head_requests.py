@@ -11,6 +11,12 @@ import pytest
 
 
 @pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
+@pytest.fixture
 async def manager(service) -> dict[str, str]:
     centre = await service.add_facility("Centre", "regional", "CENTRE")
     await service.add_user("boss", "manager", centre)

@@ -18,6 +18,12 @@ LARGEST = str(2**63 - 1)
 
 
 @pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
+@pytest.fixture
 async def callers(service) -> dict[str, dict[str, str]]:
     """Bearer headers of one user of every role (the clinic roles at a township clinic)."""
     centre = await service.add_facility("Centre", "regional", "CENTRE")

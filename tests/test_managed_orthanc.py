@@ -19,6 +19,9 @@ from service.runtime.orthanc.process import (
 
 from .conftest import free_port
 
+# Starts Orthanc processes of its own (ManagedOrthanc).
+pytestmark = pytest.mark.orthanc
+
 
 def config_in(
     directory: Path, plugins_dir: Path = Path("/usr/share/orthanc/plugins"), stable_age: int = 7

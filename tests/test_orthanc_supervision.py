@@ -34,6 +34,10 @@ from .test_web_processes import alive, pinned_to_each, wait_until, web_children
 __all__ = ["env"]  # the fixture, shared with test_cli
 
 
+# Real Orthanc processes, some under `teleread serve`.
+pytestmark = pytest.mark.orthanc
+
+
 @pytest.fixture
 async def managed(tmp_path: Path, aiohttp_client) -> AsyncIterator[TestClient]:
     """The app in managed mode: it starts (and supervises) its own Orthanc."""

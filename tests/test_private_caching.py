@@ -18,6 +18,9 @@ from .consortium import CENTRE, Consortium, consortium
 __all__ = ["consortium"]  # the module-scoped fixture, imported for pytest
 
 # Routes whose answers may be cached, each with the reason (none carries patient data).
+# The consortium fixture (tests/consortium.py) starts a real Orthanc.
+pytestmark = pytest.mark.orthanc
+
 CACHEABLE = {
     "/api/dicom/dictionary": "PS3.6 keywords by tag, the same for everyone and every study",
 }

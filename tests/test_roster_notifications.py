@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from service.clock import to_iso, utc_now
 from worklists.roster import RosterEntry, duty_managers, on_duty, readers_for_queue
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
 
 
 def entry(user_id: int, start_h: float, end_h: float, role: str = "reader", subs=()) -> RosterEntry:

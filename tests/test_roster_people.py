@@ -6,6 +6,12 @@ import pytest
 
 
 @pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
+@pytest.fixture
 async def centre(service):
     regional = await service.add_facility("Regional Centre", "regional", "REGIONAL")
     county = await service.add_facility("County Hospital", "county", "COUNTY_1")

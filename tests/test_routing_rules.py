@@ -14,6 +14,12 @@ from worklists.routing import QueueRule, RoutingPolicy, age_in_years, subspecial
 from worklists.rules import DEFAULT_RULES_PATH, RulesError, parse_rules
 
 
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
 @pytest.fixture(scope="module")
 def routing() -> RoutingPolicy:
     return parse_rules(DEFAULT_RULES_PATH.read_text(encoding="utf-8")).routing

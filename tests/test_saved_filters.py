@@ -6,6 +6,12 @@ import pytest
 
 
 @pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
+@pytest.fixture
 async def readers(service):
     """Two specialists of the regional centre and a clinic's radiographer."""
     centre = await service.add_facility("Centre", "regional", "CENTRE")

@@ -16,6 +16,12 @@ from service.storage import facilities as facility_store
 from service.storage import users as user_store
 
 
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
 @dataclass
 class FakeDatabase:
     committed: int = 0

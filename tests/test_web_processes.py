@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from .conftest import free_port
 from .test_cli import (
@@ -35,6 +36,9 @@ from .test_cli import (
 from .test_live_updates import next_change
 
 __all__ = ["env"]  # the fixture, shared with test_cli
+
+# `teleread serve` runs its own managed Orthanc.
+pytestmark = pytest.mark.orthanc
 
 PASSWORD = "teleread-demo"
 

@@ -19,6 +19,12 @@ from .conftest import free_port
 SECRET = "webhook-test-secret"
 
 
+@pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
 class Receiver:
     """A real aiohttp server on a free port that records requests; fails the first ``fail``."""
 

@@ -21,6 +21,12 @@ T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture
+def app_orthanc() -> None:
+    """No test here stores or shows an image: the app runs without Orthanc (conftest)."""
+    return None
+
+
+@pytest.fixture
 async def consortium(service):
     """Two clinics, a regional centre, and a specialist and radiographer to look."""
     ids = {

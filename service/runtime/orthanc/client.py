@@ -144,3 +144,20 @@ class OrthancClient:
 
     async def modalities(self) -> list[str]:
         return await self.get("/modalities")
+
+
+class AbsentOrthanc(OrthancClient):
+    """The client of an app built without an archive (``create_app(..., orthanc=False)``).
+
+    Every request fails with :class:`OrthancUnavailable`, exactly as when Orthanc is down, so
+    nothing downstream needs a second code path: routes that need images answer 503, /healthz
+    reports the archive missing, delivery waits to retry. It answers nothing an Orthanc would.
+    """
+
+    def __init__(self) -> None:
+        # A name that cannot resolve (RFC 6761 ``.invalid``): the blocking file reader, which is
+        # handed the address, fails too instead of reaching something else.
+        super().__init__("http://orthanc.invalid", None, None)
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        raise OrthancUnavailable(0, f"no image archive in this app ({method} {path})")
