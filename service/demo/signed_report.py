@@ -32,14 +32,11 @@ DRAFT = {
 
 
 def _target(db: Any) -> tuple[int, dict[str, Any]] | None:
-    row = db.execute(
-        "SELECT id FROM consultations WHERE accession_number = ? AND received_at IS NOT NULL",
-        [ACCESSION],
-    ).fetchone()
+    consultation_id = consultation_store.received_by_accession(db, ACCESSION)
     reader = user_store.user_by_username(db, READER)
-    if row is None or reader is None:
+    if consultation_id is None or reader is None:
         return None
-    return row["id"], consultation_store.claim_account(db, reader["id"])
+    return consultation_id, consultation_store.claim_account(db, reader["id"])
 
 
 async def sign_demo_report(

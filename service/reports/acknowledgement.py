@@ -42,9 +42,11 @@ class SignedCopy:
     pdf: bytes
 
 
-def _signed_report(
+def signed_report(
     db: sqlite_utils.Database, consultation_id: int, user: CurrentUser
 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The consultation (within the user's scope) and its report, which must have a signed
+    version: RecordNotFound otherwise, so an unsigned draft never reaches the clinic."""
     row = consultation_store.get_consultation(db, consultation_scope(user), consultation_id)
     report = store.report_for(db, consultation_id)
     if report is None or report["signed_versions"] == 0:
@@ -56,19 +58,24 @@ def open_version(
     db: sqlite_utils.Database, consultation_id: int, version: int, user: CurrentUser, now: datetime
 ) -> SignedCopy:
     """The PDF of a signed version; the clinic's first opening of the latest is an event."""
-    row, report = _signed_report(db, consultation_id, user)
+    row, report = signed_report(db, consultation_id, user)
     blobs = store.version_blobs(db, report["id"], version)
     if user.role in CLINIC_ROLES and version == report["signed_versions"]:
-        seen = db.execute(
-            "SELECT 1 FROM consultation_events WHERE consultation_id = ? AND type = 'opened'"
-            " AND json_extract(detail, '$.version') = ?",
-            [consultation_id, version],
-        ).fetchone()
-        if not seen:
+        if not consultation_store.was_opened(db, consultation_id, version):
             consultation_store.append_event(
                 db, consultation_id, "opened", to_iso(now), user.id, {"version": version}
             )
     return SignedCopy(row, blobs, blobs["pdf"])
+
+
+def version_to_print(
+    db: sqlite_utils.Database, consultation_id: int, version: int, user: CurrentUser
+) -> dict[str, Any]:
+    """The consultation whose signed ``version`` the user is about to print; RecordNotFound
+    unless that version exists and is within the user's scope (the print is then audited)."""
+    row, report = signed_report(db, consultation_id, user)
+    store.version_blobs(db, report["id"], version)
+    return row
 
 
 def acknowledge(
@@ -77,7 +84,7 @@ def acknowledge(
     """The clinic confirms it received the latest version; the consultation closes."""
     if user.role not in CLINIC_ROLES:
         raise NotClinic("not_clinic", "only the originating facility acknowledges its report")
-    row, report = _signed_report(db, consultation_id, user)
+    row, report = signed_report(db, consultation_id, user)
     version = report["signed_versions"]
     if report["acknowledged_version"] == version:
         return _acknowledged(row)
@@ -99,7 +106,7 @@ def acknowledge_critical(
     """A clinician of the originating facility takes responsibility for the critical finding."""
     if user.role not in CRITICAL_ACK_ROLES:
         raise NotClinic("not_clinician", "a clinician of the originating facility must do this")
-    row, report = _signed_report(db, consultation_id, user)
+    row, report = signed_report(db, consultation_id, user)
     latest = store.version_blobs(db, report["id"], report["signed_versions"])
     if not latest["critical"]:
         raise Conflict("not_critical", "the report carries no critical finding")

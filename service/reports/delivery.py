@@ -25,6 +25,7 @@ from ..clock import to_iso, utc_now
 from ..runtime.orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
 from ..storage import Database
 from ..storage import consultations as consultation_store
+from ..storage import facilities as facility_store
 from ..storage import reports as store
 from ..worklist.notifications import Notice, Notifications
 from ..worklist.roster import managers_to_tell
@@ -145,7 +146,9 @@ class ReportDelivery:
 
     async def _send_to_clinic(self, delivery: dict[str, Any]) -> dict[str, Any]:
         version = await self.database.read(store.version_row, delivery["report_version_id"])
-        facility = await self.database.read(_facility_of, version["consultation_id"])
+        facility = await self.database.read(
+            facility_store.facility_of_consultation, version["consultation_id"]
+        )
         if not facility.get("dicom_host") or not facility.get("dicom_port"):
             raise DeliveryFailed("the facility has no DICOM node configured any more")
         ids = []
@@ -194,7 +197,7 @@ class ReportDelivery:
             db, delivery["consultation_id"], event, stamp, None, event_detail
         )
         if delivery["channel"] == "orthanc":
-            facility = _facility_of(db, delivery["consultation_id"])
+            facility = facility_store.facility_of_consultation(db, delivery["consultation_id"])
             if facility.get("dicom_host") and facility.get("dicom_port"):
                 store.create_delivery(db, delivery["report_version_id"], "dicom", stamp)
                 self.kick()
@@ -243,24 +246,11 @@ def _record_failure(
     )
 
 
-def _facility_of(db: sqlite_utils.Database, consultation_id: int) -> dict[str, Any]:
-    row = db.execute(
-        "SELECT f.* FROM facilities f JOIN consultations c ON c.facility_id = f.id WHERE c.id = ?",
-        [consultation_id],
-    ).fetchone()
-    return dict(row) if row else {}
-
-
 def _delivery_facts(db: sqlite_utils.Database, version_id: int) -> dict[str, Any]:
     """Everything the DICOM objects of a version are built from, read in one go."""
     version = store.version_row(db, version_id)
     blobs = store.version_blobs(db, version["report_id"], version["version"])
-    consultation = db.execute(
-        "SELECT c.*, f.name AS facility_name, f.timezone AS facility_timezone"
-        " FROM consultations c JOIN facilities f ON f.id = c.facility_id WHERE c.id = ?",
-        [version["consultation_id"]],
-    ).fetchone()
-    consultation = dict(consultation)
+    consultation = consultation_store.with_facility(db, version["consultation_id"])
     previous = None
     if version["supersedes_version"]:
         previous = store.version_blobs(db, version["report_id"], version["supersedes_version"])

@@ -11,24 +11,18 @@ from typing import Any
 import sqlite_utils
 
 from ..clock import from_iso
+from ..storage import ingest as study_store
+from ..storage import users as user_store
 from .document import ReportDocument
 
 
 def _study(db: sqlite_utils.Database, consultation: dict[str, Any]) -> dict[str, Any]:
     """The consultation's own study (never another Orthanc study sharing its UID)."""
-    row = db.execute(
-        "SELECT * FROM studies WHERE orthanc_id = ?", [consultation.get("orthanc_study_id") or ""]
-    ).fetchone()
-    return dict(row) if row else {}
+    return study_store.study_by_orthanc_id(db, consultation.get("orthanc_study_id") or "")
 
 
 def _signer(db: sqlite_utils.Database, signer_id: int) -> dict[str, Any]:
-    row = db.execute(
-        "SELECT u.display_name, u.username, u.locale, f.name AS facility_name FROM users u"
-        " JOIN facilities f ON f.id = u.facility_id WHERE u.id = ?",
-        [signer_id],
-    ).fetchone()
-    return dict(row) if row else {}
+    return user_store.signer_names(db, signer_id)
 
 
 def document_for(

@@ -55,10 +55,7 @@ class ReportCheck:
 def _with_local_revocation(db: sqlite_utils.Database, verification: Verification) -> Verification:
     if verification.signer_serial is None:
         return verification
-    row = db.execute(
-        "SELECT revoked_at, revocation_reason FROM signing_identities WHERE serial = ?",
-        [format(verification.signer_serial, "x")],
-    ).fetchone()
+    row = identity_store.revocation_of(db, format(verification.signer_serial, "x"))
     if row is None or row["revoked_at"] is None or verification.revoked:
         return verification
     reason = f"certificate revoked on {row['revoked_at'][:10]} ({row['revocation_reason']})"

@@ -321,3 +321,97 @@ def specialists_reading_for(
             [now, facility_id],
         )
     ]
+
+
+def has_event(db: sqlite_utils.Database, consultation_id: int, event_type: str) -> bool:
+    """Whether the consultation's timeline holds an event of this type (a once-only step, such
+    as the stat fan-out's ``notified``, checks it inside the write that would add it)."""
+    return (
+        db.execute(
+            "SELECT 1 FROM consultation_events WHERE consultation_id = ? AND type = ?",
+            [consultation_id, event_type],
+        ).fetchone()
+        is not None
+    )
+
+
+def was_opened(db: sqlite_utils.Database, consultation_id: int, version: int) -> bool:
+    """Whether the clinic has already opened this signed version (its first opening is an
+    ``opened`` event; later ones add nothing to the timeline)."""
+    return (
+        db.execute(
+            "SELECT 1 FROM consultation_events WHERE consultation_id = ? AND type = 'opened'"
+            " AND json_extract(detail, '$.version') = ?",
+            [consultation_id, version],
+        ).fetchone()
+        is not None
+    )
+
+
+def received_by_accession(db: sqlite_utils.Database, accession_number: str) -> int | None:
+    """The id of a consultation with this accession number whose images have arrived, in any
+    facility (the demo seeder waits for its study this way)."""
+    row = db.execute(
+        "SELECT id FROM consultations WHERE accession_number = ? AND received_at IS NOT NULL",
+        [accession_number],
+    ).fetchone()
+    return row["id"] if row else None
+
+
+def stat_call_facts(db: sqlite_utils.Database, consultation_id: int) -> dict[str, Any] | None:
+    """What a stat call says about a consultation: no patient data, only its routing, due time
+    and the sending facility's name."""
+    row = db.execute(
+        "SELECT c.id, c.priority, c.queue, c.modality, c.due_at, c.facility_id,"
+        " f.name AS facility_name FROM consultations c"
+        " JOIN facilities f ON f.id = c.facility_id WHERE c.id = ?",
+        [consultation_id],
+    ).fetchone()
+    return dict(row) if row else None
+
+
+def with_facility(db: sqlite_utils.Database, consultation_id: int) -> dict[str, Any]:
+    """The whole consultation row with its facility's name and time zone, unscoped: for
+    background work (delivery) that acts for the service, not for a user."""
+    row = db.execute(
+        "SELECT c.*, f.name AS facility_name, f.timezone AS facility_timezone"
+        " FROM consultations c JOIN facilities f ON f.id = c.facility_id WHERE c.id = ?",
+        [consultation_id],
+    ).fetchone()
+    if row is None:
+        raise RecordNotFound(f"consultation {consultation_id}")
+    return dict(row)
+
+
+def routing_fields(db: sqlite_utils.Database, ids: list[int]) -> list[dict[str, Any]]:
+    """What a live subscriber's scope and the worklist page need to address a change to these
+    consultations: routing fields only, never patient data. One indexed read (by primary key)."""
+    if not ids:
+        return []
+    marks = ", ".join("?" for _ in ids)
+    return [
+        dict(row)
+        for row in db.execute(
+            "SELECT id, facility_id, requested_by, priority, queue FROM consultations"
+            f" WHERE id IN ({marks})",
+            list(ids),
+        )
+    ]
+
+
+def escalation_candidates(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Open consultations not yet escalated as overdue, with their claim, clock start, due time
+    and the details of their earlier ``escalated`` events (joined by U+001F), for the sweep to
+    decide which need a manager now."""
+    sql = (
+        "SELECT c.id, c.facility_id, c.requested_by, c.priority, c.queue, c.modality, c.due_at,"
+        " c.received_at, c.requested_at, c.created_at, c.claimed_by, c.claim_expires_at,"
+        " f.name AS facility_name,"
+        " (SELECT group_concat(e.detail, '\x1f') FROM consultation_events e"
+        "  WHERE e.consultation_id = c.id AND e.type = 'escalated') AS escalations"
+        " FROM consultations c JOIN facilities f ON f.id = c.facility_id"
+        f" WHERE {OPEN_CONDITION}"
+        " AND NOT EXISTS (SELECT 1 FROM consultation_events o WHERE o.consultation_id = c.id"
+        "  AND o.type = 'escalated' AND o.detail LIKE '%\"overdue\"%')"
+    )
+    return [dict(row) for row in db.execute(sql)]

@@ -71,3 +71,12 @@ def update_facility(db: sqlite_utils.Database, facility_id: int, **changes: Any)
     db.execute(
         f"UPDATE facilities SET {assignments} WHERE id = ?", [*changes.values(), facility_id]
     )
+
+
+def facility_of_consultation(db: sqlite_utils.Database, consultation_id: int) -> dict[str, Any]:
+    """The facility that sent a consultation (its DICOM node, for delivery); empty if none."""
+    row = db.execute(
+        "SELECT f.* FROM facilities f JOIN consultations c ON c.facility_id = f.id WHERE c.id = ?",
+        [consultation_id],
+    ).fetchone()
+    return dict(row) if row else {}

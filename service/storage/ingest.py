@@ -249,3 +249,10 @@ def list_quarantine(
     if not include_resolved:
         sql += " WHERE q.resolved_at IS NULL"
     return [dict(r) for r in db.execute(sql + " ORDER BY q.last_seen_at DESC, q.id DESC")]
+
+
+def study_by_orthanc_id(db: sqlite_utils.Database, orthanc_id: str) -> dict[str, Any]:
+    """The ingested study with this Orthanc id (never another Orthanc study sharing its UID);
+    empty if none."""
+    row = db.execute("SELECT * FROM studies WHERE orthanc_id = ?", [orthanc_id]).fetchone()
+    return dict(row) if row else {}

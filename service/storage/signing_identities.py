@@ -111,3 +111,12 @@ def live_locked_keys(db: sqlite_utils.Database, user_id: int) -> list[tuple[int,
         [user_id],
     )
     return [(row["id"], row["locked_key"]) for row in rows]
+
+
+def revocation_of(db: sqlite_utils.Database, serial: str) -> dict[str, Any] | None:
+    """When and why the local certificate with this serial (hex) was revoked: ``revoked_at`` and
+    ``revocation_reason``, both None while it stands; None for a certificate not issued here."""
+    row = db.execute(
+        "SELECT revoked_at, revocation_reason FROM signing_identities WHERE serial = ?", [serial]
+    ).fetchone()
+    return dict(row) if row else None

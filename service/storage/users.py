@@ -174,3 +174,25 @@ def revoke_user_sessions(
         [to_iso(utc_now()), user_id, keep_session_id],
     )
     return int(cursor.rowcount)
+
+
+def regional_managers(db: sqlite_utils.Database) -> list[int]:
+    """Every enabled manager of the regional centre, by id: who is told when the roster names
+    no manager on duty."""
+    return [
+        row[0]
+        for row in db.execute(
+            "SELECT u.id FROM users u JOIN facilities f ON f.id = u.facility_id"
+            " WHERE u.role = 'manager' AND u.disabled = 0 AND f.kind = 'regional' ORDER BY u.id"
+        )
+    ]
+
+
+def signer_names(db: sqlite_utils.Database, user_id: int) -> dict[str, Any]:
+    """How a report's signer is printed: names, locale and facility name; empty if unknown."""
+    row = db.execute(
+        "SELECT u.display_name, u.username, u.locale, f.name AS facility_name FROM users u"
+        " JOIN facilities f ON f.id = u.facility_id WHERE u.id = ?",
+        [user_id],
+    ).fetchone()
+    return dict(row) if row else {}

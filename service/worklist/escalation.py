@@ -19,28 +19,13 @@ from worklists.escalation import escalation_due
 
 from ..clock import from_iso, to_iso, utc_now
 from ..storage import Database
-from ..storage.consultations import OPEN_CONDITION, append_event
+from ..storage.consultations import append_event, escalation_candidates
 from .effects import AfterCommit, Effects
 from .live import WorklistChange
 from .notifications import Notice, notice_facts
 from .roster import managers_to_tell
 
 log = logging.getLogger(__name__)
-
-
-def _candidates(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    sql = (
-        "SELECT c.id, c.facility_id, c.requested_by, c.priority, c.queue, c.modality, c.due_at,"
-        " c.received_at, c.requested_at, c.created_at, c.claimed_by, c.claim_expires_at,"
-        " f.name AS facility_name,"
-        " (SELECT group_concat(e.detail, '\x1f') FROM consultation_events e"
-        "  WHERE e.consultation_id = c.id AND e.type = 'escalated') AS escalations"
-        " FROM consultations c JOIN facilities f ON f.id = c.facility_id"
-        f" WHERE {OPEN_CONDITION}"
-        " AND NOT EXISTS (SELECT 1 FROM consultation_events o WHERE o.consultation_id = c.id"
-        "  AND o.type = 'escalated' AND o.detail LIKE '%\"overdue\"%')"
-    )
-    return [dict(row) for row in db.execute(sql)]
 
 
 def _reason(row: dict[str, Any], now: datetime, share: float) -> str | None:
@@ -58,7 +43,7 @@ def escalate_due(db: sqlite_utils.Database, now: datetime, share: float) -> Effe
     worklists hear ``escalated`` and the managers are told, once it is committed."""
     found: list[Effects] = []
     managers: list[int] | None = None
-    for row in _candidates(db):
+    for row in escalation_candidates(db):
         reason = _reason(row, now, share)
         if reason is None:
             continue

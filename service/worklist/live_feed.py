@@ -2,8 +2,8 @@
 
 Publishing is best effort and cheap: one indexed read of the consultations concerned, then an
 in-memory fan-out. It must never break what triggered it, so every failure is logged and
-swallowed. (The read lives here rather than in ``storage/`` because it exists only to address
-live changes: it returns routing fields, never patient data.)
+swallowed. The read is :func:`service.storage.consultations.routing_fields`: routing fields,
+never patient data.
 """
 
 from __future__ import annotations
@@ -11,28 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import sqlite_utils
 
 from ..intake.intake import IngestOutcome
 from ..storage import Database
+from ..storage.consultations import routing_fields
 from .effects import AfterCommit, Effects
 from .live import WorklistChange
 
 log = logging.getLogger(__name__)
-
-
-def routing_fields(db: sqlite_utils.Database, ids: list[int]) -> list[dict[str, Any]]:
-    """What a subscriber's scope and the page need to address a change: no patient data."""
-    if not ids:
-        return []
-    marks = ", ".join("?" for _ in ids)
-    sql = (
-        "SELECT id, facility_id, requested_by, priority, queue FROM consultations"
-        f" WHERE id IN ({marks})"
-    )
-    return [dict(row) for row in db.query(sql, list(ids))]
 
 
 def changes_of(

@@ -13,7 +13,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
 
 import sqlite_utils
 
@@ -31,7 +30,8 @@ from ..auth.sessions import CurrentUser
 from ..clock import from_iso, to_iso, utc_now
 from ..storage import Database
 from ..storage import roster as store
-from ..storage.consultations import append_event
+from ..storage import users as user_store
+from ..storage.consultations import append_event, has_event, stat_call_facts
 from .effects import AfterCommit, Effects
 from .live import QUEUE_SIZE, LiveUpdates, WorklistChange
 from .notifications import Notice, notice_facts
@@ -92,39 +92,20 @@ def duty_now(db: sqlite_utils.Database, now: datetime) -> list[RosterEntry]:
 
 def fallback_managers(db: sqlite_utils.Database) -> list[int]:
     """Every enabled manager of the regional centre, when no manager is on duty."""
-    return [
-        row[0]
-        for row in db.execute(
-            "SELECT u.id FROM users u JOIN facilities f ON f.id = u.facility_id"
-            " WHERE u.role = 'manager' AND u.disabled = 0 AND f.kind = 'regional' ORDER BY u.id"
-        )
-    ]
+    return user_store.regional_managers(db)
 
 
 def managers_to_tell(db: sqlite_utils.Database, now: datetime) -> list[int]:
     return duty_managers(duty_now(db, now)) or fallback_managers(db)
 
 
-def _consultation(db: sqlite_utils.Database, consultation_id: int) -> dict[str, Any] | None:
-    row = db.execute(
-        "SELECT c.id, c.priority, c.queue, c.modality, c.due_at, c.facility_id,"
-        " f.name AS facility_name FROM consultations c"
-        " JOIN facilities f ON f.id = c.facility_id WHERE c.id = ?",
-        [consultation_id],
-    ).fetchone()
-    return dict(row) if row else None
-
-
 def record_stat_fanout(db: sqlite_utils.Database, consultation_id: int, now: datetime) -> Effects:
     """Once per stat consultation: pick the on-duty readers and record a ``notified`` event;
     they are called once it is committed."""
-    row = _consultation(db, consultation_id)
+    row = stat_call_facts(db, consultation_id)
     if row is None or row["priority"] != "stat":
         return Effects()
-    if db.execute(
-        "SELECT 1 FROM consultation_events WHERE consultation_id = ? AND type = 'notified'",
-        [consultation_id],
-    ).fetchone():
+    if has_event(db, consultation_id, "notified"):
         return Effects()
     queue = row["queue"] or "general"
     user_ids = readers_for_queue(duty_now(db, now), queue)

@@ -282,19 +282,13 @@ async def get_pdf(request: web.Request) -> web.Response:
 async def post_print(request: web.Request) -> web.Response:
     version = path_id(request, "version")
     copy = await request.app[DATABASE].read(
-        _version_for_print, _id(request), version, current_user(request)
+        acknowledgement.version_to_print, _id(request), version, current_user(request)
     )
     _audit(request, copy)
     audit_context(request).detail["version"] = version
     return web.json_response(
         {"consultation_id": copy["id"], "version": version, "pdf": _pdf_url(copy["id"], version)}
     )
-
-
-def _version_for_print(db, consultation_id: int, version: int, user) -> dict[str, Any]:
-    row, report = acknowledgement._signed_report(db, consultation_id, user)
-    report_store.version_blobs(db, report["id"], version)
-    return row
 
 
 @routes.post(r"/api/consultations/{id:\d+}/report/acknowledgement")
