@@ -153,7 +153,8 @@ async def test_specialist_reads_a_study_in_the_viewer(service, page: Page):
     prior = page.locator("#viewport-1")
     await expect(prior).to_be_visible()
     await expect(prior).to_have_attribute("data-study-uid", seeded["prior_uid"])
-    await expect(page.locator("#prior-slice-label")).to_have_text("Im 1/3", timeout=10000)
+    # Synced with the current Im 6/10 (another frame of reference: by place in the stack).
+    await expect(page.locator("#prior-slice-label")).to_have_text("Im 2/3", timeout=10000)
     await expect(prior.locator(".overlay-study-date")).to_contain_text("2025-01-01")
     await expect(prior.locator(".overlay-facility")).to_have_text("Linxia County Hospital")
     await expect(page.locator("#slice-label")).to_have_text(f"Im 6/{SLICES}")

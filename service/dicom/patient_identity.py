@@ -28,9 +28,16 @@ def _name(text: str) -> str:
 
 def same_patient(a: PatientKey, b: PatientKey) -> bool:
     """True only when facility and ID match, and birth date or name confirm without conflict."""
-    if a.facility_id != b.facility_id or not a.patient_id.strip():
+    if a.facility_id != b.facility_id:
         return False
-    if a.patient_id.strip() != b.patient_id.strip():
+    return same_person_by_id(a, b)
+
+
+def same_person_by_id(a: PatientKey, b: PatientKey) -> bool:
+    """True when the Patient IDs match and birth date or name confirm without conflict, whichever
+    facility issued them: for the regional reader's comparison with a county hospital's study of
+    the same ID, where the ID alone once paired two patients of different birth dates."""
+    if not a.patient_id.strip() or a.patient_id.strip() != b.patient_id.strip():
         return False
     dates = (a.birth_date.strip(), b.birth_date.strip())
     names = (_name(a.name), _name(b.name))

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import sqlite_utils
 
+from ..dicom.patient_identity import PatientKey, same_person_by_id
 from .audit import append_audit
 from .audit_chain import AuditEntry
 from .database import RecordNotFound
@@ -75,25 +76,50 @@ def viewable_study(db: sqlite_utils.Database, study_uid: str, scope: Scope) -> d
 def priors(
     db: sqlite_utils.Database, patient_id: str, consultation_id: int, scope: Scope
 ) -> list[dict[str, Any]]:
-    """Other consultations of the same patient ID the caller may see, newest study first."""
+    """Other consultations of the same patient the caller may see, newest study first.
+
+    Candidates share the Patient ID; service/dicom/patient_identity.py keeps those whose birth
+    date or name confirms it, so another patient given the same ID is never offered."""
     if not patient_id:
         return []
     where, params = scope.where("c")
-    rows = db.query(
-        f"""
+    rows = [
+        dict(row)
+        for row in db.query(
+            f"""
         SELECT c.id AS consultation_id, c.study_instance_uid AS study_uid,
-               COALESCE(s.study_date, '') AS date, c.modality,
-               COALESCE(s.study_description, '') AS description, f.name AS facility_name
+               COALESCE(s.study_date, '') AS date, c.modality, c.body_part,
+               COALESCE(s.study_description, '') AS description, f.name AS facility_name,
+               c.id = ? AS is_current,
+               COALESCE(NULLIF(s.patient_id, ''), c.patient_id) AS patient_id,
+               COALESCE(NULLIF(s.patient_name, ''), c.patient_name) AS patient_name,
+               COALESCE(s.patient_birth_date, '') AS birth_date
         FROM consultations c
         JOIN facilities f ON f.id = c.facility_id
         LEFT JOIN studies s ON s.orthanc_id = c.orthanc_study_id
-        WHERE c.patient_id = ? AND c.id != ? AND {where}
+        WHERE (c.patient_id = ? OR c.id = ?) AND {where}
         ORDER BY COALESCE(s.study_date, '') DESC, c.id DESC
-        LIMIT 50
+        LIMIT 200
         """,
-        [patient_id, consultation_id, *params],
-    )
-    return [dict(row) for row in rows]
+            [consultation_id, patient_id, consultation_id, *params],
+        )
+    ]
+    current = [row for row in rows if row["is_current"]]
+    if not current:
+        return []
+    key = _patient_key(current[0])
+    return [
+        {k: v for k, v in row.items() if k not in _IDENTITY}
+        for row in rows
+        if not row["is_current"] and same_person_by_id(key, _patient_key(row))
+    ][:50]
+
+
+_IDENTITY = ("is_current", "patient_id", "patient_name", "birth_date")
+
+
+def _patient_key(row: dict[str, Any]) -> PatientKey:
+    return PatientKey(0, row["patient_id"], row["birth_date"], row["patient_name"])
 
 
 def open_study(

@@ -65,6 +65,12 @@ class InstanceEntry:
     windows: list[dict[str, float]]
     slice_location: float | None
     overlays: bool = False
+    # Geometry for orientation markers and for matching slices with a prior (PS3.3 C.7.6.2,
+    # C.7.4.1); defaults keep layouts stored before these fields readable.
+    orientation: list[float] | None = None
+    position: list[float] | None = None
+    patient_orientation: list[str] | None = None
+    frame_of_reference: str = ""
 
     @property
     def colour(self) -> bool:
@@ -157,7 +163,20 @@ def _instance(item: dict[str, Any], orthanc_id: str) -> InstanceEntry:
         windows=_windows(item),
         slice_location=_float(_value(item, "00201041")),
         overlays=_has_overlays(item),
+        orientation=_numbers(item, "00200037", 6),
+        position=_numbers(item, "00200032", 3),
+        patient_orientation=[str(v) for v in _values(item, "00200020")][:2] or None,
+        frame_of_reference=str(_value(item, "00200052", "")),
     )
+
+
+def _numbers(item: dict[str, Any], tag: str, count: int) -> list[float] | None:
+    """A multi-valued DS such as (0020,0037) *Image Orientation (Patient)*: exactly ``count``
+    numbers, else None (a malformed value gives no markers rather than wrong ones)."""
+    numbers = [_float(v) for v in _values(item, tag)]
+    if len(numbers) != count or any(n is None for n in numbers):
+        return None
+    return [float(n) for n in numbers if n is not None]
 
 
 def _has_overlays(item: dict[str, Any]) -> bool:
@@ -418,6 +437,10 @@ def manifest_json(
                     "windows": i.windows,
                     "slice_location": i.slice_location,
                     "overlays": i.overlays,
+                    "orientation": i.orientation,
+                    "position": i.position,
+                    "patient_orientation": i.patient_orientation,
+                    "frame_of_reference": i.frame_of_reference,
                     "rendered": f"{base}/{path}/rendered",
                     "values": f"/api/viewer/studies/{index.uid}/series/{path}/values",
                     "overlay": f"/api/viewer/studies/{index.uid}/series/{path}/overlay",

@@ -3,6 +3,7 @@
 
 import { label, t } from "../common.js";
 import { firstPersonName } from "../people.js";
+import { barLength } from "./scalebar.js";
 
 /** DICOM DA "20261101" -> "2026-11-01" (unchanged when not 8 digits). */
 export function dicomDate(da) {
@@ -94,4 +95,33 @@ export function measurementText(measurement, spacingSource) {
     sd: measurement.stats.sd.toFixed(1),
     area: measurement.stats.area.toFixed(1),
   });
+}
+
+/** An orientation label in the page language, letter by letter ("RA" -> "R" "A" translated). */
+function orientationText(letters) {
+  return [...(letters || "")].map((letter) => t(`orient_${letter}`)).join("");
+}
+
+/**
+ * Orientation markers at the four edges (`edges`: {top, right, bottom, left} letters, or null
+ * when the image says nothing of its orientation) and the scale bar (`bar`: {mm, pixels} in CSS
+ * pixels, or null when there is no pixel spacing or no image in view).
+ */
+export function showGeometry(root, edges, bar) {
+  for (const edge of ["top", "right", "bottom", "left"]) {
+    const node = root.querySelector(`.orientation-marker[data-edge="${edge}"]`);
+    if (!node) continue;
+    const letters = edges ? edges[edge] || "" : "";
+    put(root, `.orientation-marker[data-edge="${edge}"]`, orientationText(letters));
+    node.dataset.letters = letters;
+  }
+  const scale = root.querySelector(".scale-bar");
+  if (!scale) return;
+  scale.hidden = !bar;
+  if (!bar) return;
+  const length = barLength(bar.mm);
+  put(root, ".scale-bar-label", t(length.unit === "cm" ? "scale_cm" : "scale_mm", { value: length.value }));
+  scale.querySelector(".scale-bar-line").style.width = `${bar.pixels.toFixed(1)}px`;
+  scale.dataset.mm = String(bar.mm);
+  scale.dataset.pixels = bar.pixels.toFixed(1);
 }

@@ -10,13 +10,15 @@ import { TagBrowser } from "./tags.js";
 import { Viewport } from "./viewport.js";
 import { PRESET_ORDER, PRESETS } from "./windowing.js";
 import { dicomDate } from "./overlay.js";
+import { comparablePrior } from "./hanging.js";
+import { matchingSlice } from "./sync.js";
 
 const root = document.getElementById("viewer");
 const consultationId = Number(root.dataset.consultationId);
 const CACHE_BYTES = 512 * 1024 * 1024;
 
 const store = new FrameStore(CACHE_BYTES);
-const state = { tool: "wl", active: null, cine: null, manifest: null, priors: new Map() };
+const state = { tool: "wl", active: null, cine: null, manifest: null, priors: new Map(), sync: true, following: false };
 const tags = new TagBrowser(document.getElementById("tag-panel"));
 
 function message(text) {
@@ -29,7 +31,11 @@ const hooks = {
   onChange: (viewport) => {
     if (viewport === state.active) showTags();
   },
-  onSeek: () => prioritise(),
+  onSeek: (viewport) => {
+    follow(viewport, "scroll");
+    prioritise();
+  },
+  onWindow: (viewport) => follow(viewport, "window"),
   onMeasure: (m) => {
     const label = document.getElementById("measure-label");
     label.textContent = m.text;
@@ -79,8 +85,75 @@ function prioritise() {
   });
 }
 
-/** "Loaded n/N" for the active viewport's series. */
+/** Whether the prior is open beside the current study. */
+function comparing() {
+  return !viewports[1].root.hidden && Boolean(viewports[1].frames.length);
+}
+
+/** A viewport's slices as sync.js compares them (multi-frame instances: their instance's geometry). */
+function geometry(v) {
+  return v.frames.map(({ instance }) => ({
+    position: instance.position,
+    orientation: instance.orientation,
+    location: instance.slice_location,
+    frameOfReference: instance.frame_of_reference,
+  }));
+}
+
+/**
+ * With Sync on and a prior open, the other viewport follows a scroll (to the slice at the same
+ * level, sync.js) or a window change of `leader`. The follower's own moves are not followed back.
+ */
+function follow(leader, what) {
+  if (!state.sync || state.following || !comparing()) return;
+  const other = viewports.find((v) => v !== leader);
+  if (!other.frames.length || !leader.frames.length) return;
+  state.following = true;
+  try {
+    if (what === "scroll") {
+      const match = matchingSlice(geometry(leader), geometry(other), leader.index);
+      const button = document.getElementById("sync-button");
+      button.dataset.by = match.by;
+      button.title = t(match.by === "index" ? "sync_by_index" : "sync_by_position");
+      if (match.index !== other.index) other.show(match.index);
+    } else if (leader.window && (!other.frame || other.frame.kind === "values")) {
+      other.setWindow(leader.window, true);
+    }
+  } finally {
+    state.following = false;
+  }
+}
+
+function toggleSync(force) {
+  state.sync = force === undefined ? !state.sync : force;
+  document.getElementById("sync-button").setAttribute("aria-pressed", String(state.sync));
+  const leader = state.active || viewports[0];
+  follow(leader, "scroll");
+  follow(leader, "window");
+}
+
+/** Per series in the list: "n/N loaded" while its frames come, "N images" once all are here. */
+function seriesProgress() {
+  const v = state.active;
+  if (!v || !v.manifest) return;
+  for (const button of document.querySelectorAll("#thumbnails .thumbnail")) {
+    const series = v.manifest.series[Number(button.dataset.index)];
+    const frames = series === v.series ? v.frames : null;
+    const refs = frames || series.instances;
+    const done = refs.filter((ref) => store.cache.has(ref.values)).length;
+    const count = button.querySelector(".thumb-count");
+    const loading = done > 0 && done < refs.length;
+    const text = loading ? t("series_loaded", { done, total: refs.length }) : t("instances_count", { n: series.instances.length });
+    if (count.textContent !== text) count.textContent = text;
+    count.dataset.loading = String(loading);
+    count.dataset.done = String(done);
+    count.dataset.total = String(refs.length);
+  }
+}
+
+/** "Loaded n/N" for the active viewport's series, and each series' own count in the list. */
 function progress() {
+  seriesProgress();
   const v = state.active;
   if (!v || !v.frames.length) return;
   const done = v.frames.filter((ref) => store.cache.has(ref.values)).length;
@@ -120,6 +193,7 @@ function renderThumbnails() {
       return button;
     }),
   );
+  seriesProgress();
 }
 
 function showTags() {
@@ -174,10 +248,11 @@ function action(name) {
   if (name === "cine") toggleCine();
   else if (name === "overlays") toggleOverlays();
   else if (name === "tags") toggleTags();
+  else if (name === "sync") toggleSync();
   else if (state.active) state.active.action(name);
 }
 
-const KEY_ACTIONS = { g: "overlays", f: "fit", o: "actual", i: "invert", r: "rotate", h: "flip-h", v: "flip-v", Backspace: "reset", Delete: "clear", t: "tags", "+": "zoom-in", "=": "zoom-in", "-": "zoom-out" };
+const KEY_ACTIONS = { g: "overlays", f: "fit", o: "actual", i: "invert", r: "rotate", h: "flip-h", v: "flip-v", Backspace: "reset", Delete: "clear", t: "tags", y: "sync", "+": "zoom-in", "=": "zoom-in", "-": "zoom-out" };
 const KEY_TOOLS = { w: "wl", p: "pan", z: "zoom", l: "length", a: "angle", e: "roi" };
 const KEY_STEPS = { ArrowDown: 1, ArrowUp: -1, PageDown: 10, PageUp: -10, j: 1, k: -1 };
 
@@ -259,8 +334,10 @@ function hangingSeries(prior, current) {
 
 async function showPrior(priorId) {
   const [current, right] = viewports;
+  const syncButton = document.getElementById("sync-button");
   if (!priorId) {
     right.root.hidden = true;
+    syncButton.hidden = true;
     root.dataset.layout = "1";
     activate(current);
     current.resize();
@@ -281,8 +358,32 @@ async function showPrior(priorId) {
   current.resize();
   right.resize();
   if (!prior.series.length) return;
-  right.setStudy(prior, hangingSeries(prior, current));
+  state.following = true; // the prior's first slice must not move the current study
+  try {
+    right.setStudy(prior, hangingSeries(prior, current));
+  } finally {
+    state.following = false;
+  }
+  syncButton.hidden = false;
+  follow(current, "scroll");
+  follow(current, "window");
   activate(right);
+}
+
+/**
+ * Hang the most recent comparable prior beside the current study, the current one active. Not
+ * in the report editor's frame (embedded), whose narrow image area the reader fills on purpose.
+ */
+async function hangPrior(manifest) {
+  if (root.dataset.embedded === "true") return;
+  const series = manifest.series[0];
+  const prior = comparablePrior(manifest.priors || [], { modality: series.modality || manifest.study.modality, body_part: series.body_part });
+  if (!prior) return;
+  const select = document.getElementById("prior-select");
+  select.value = String(prior.consultation_id);
+  await showPrior(select.value);
+  activate(viewports[0]);
+  root.dataset.hung = String(prior.consultation_id);
 }
 
 function fillPriors(priors) {
@@ -323,6 +424,7 @@ async function start() {
   viewports[0].setStudy(manifest, 0);
   renderThumbnails();
   viewports[0].canvas.focus({ preventScroll: true });
+  hangPrior(manifest);
   new Heartbeat(consultationId, Number(root.dataset.userId), message).start();
 }
 

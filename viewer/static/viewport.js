@@ -2,7 +2,9 @@
 // rotation/flip, invert and measurements. Windowing runs here, on cached modality values.
 
 import { angle, distance, ellipseStats } from "./measure.js";
-import { measurementText, showImage, showStudy } from "./overlay.js";
+import { edgeLabels, imageDirections } from "./orientation.js";
+import { measurementText, showGeometry, showImage, showStudy } from "./overlay.js";
+import { horizontalSpacing, scaleBar } from "./scalebar.js";
 import { applyWindow, defaultWindow, dragWindow } from "./windowing.js";
 
 /** Every displayable frame of a series, in manifest order (multi-frame instances expand). */
@@ -20,11 +22,15 @@ export function seriesFrames(series) {
   return frames;
 }
 
+/** The scale bar takes at most this share of the viewport's width, and at most BAR_MAX_PX. */
+const BAR_SHARE = 0.3;
+const BAR_MAX_PX = 200;
+
 export class Viewport {
   constructor(root, store, hooks) {
     this.root = root;
     this.store = store;
-    this.hooks = hooks; // {tool(), onMeasure(text, m), onChange(viewport), onError(err)}
+    this.hooks = hooks; // {tool(), onMeasure(text, m), onChange(viewport), onSeek(viewport), onWindow(viewport), onError(err)}
     this.canvas = root.querySelector("canvas");
     this.ctx = this.canvas.getContext("2d");
     this.offscreen = document.createElement("canvas");
@@ -148,12 +154,14 @@ export class Viewport {
     this.hooks.onChange(this);
   }
 
-  setWindow(win) {
+  /** Set the window (null: the image's default); `quiet`: a follower's, not told to the page. */
+  setWindow(win, quiet = false) {
     this.window = win ? { center: Math.round(win.center), width: Math.max(1, Math.round(win.width)) } : null;
     if (!this.window && this.frame && this.frame.kind === "values") {
       this.window = defaultWindow(this.current.instance.windows, this.frame);
     }
     this.render();
+    if (!quiet) this.hooks.onWindow(this);
   }
 
   action(name) {
@@ -309,6 +317,23 @@ export class Viewport {
       spacingNote: source === "ImagerPixelSpacing" ? "Imager Pixel Spacing" : "",
     });
     this.root.dataset.window = this.window ? `${this.window.center},${this.window.width}` : "";
+    this.updateGeometry();
+  }
+
+  /** Orientation markers and scale bar for the image in view, as turned, flipped and zoomed. */
+  updateGeometry() {
+    if (!this.shown) {
+      showGeometry(this.root, null, null);
+      return;
+    }
+    const instance = this.current.instance;
+    const directions = imageDirections(instance.orientation, instance.patient_orientation);
+    const edges = edgeLabels(directions, this.rotation, this.flipH, this.flipV);
+    const dpr = window.devicePixelRatio || 1;
+    const cssScale = this.scale() / dpr;
+    const spacing = instance.spacing_source ? instance.pixel_spacing : null;
+    const room = Math.min(BAR_MAX_PX, (this.canvas.width / dpr) * BAR_SHARE);
+    showGeometry(this.root, edges, scaleBar(horizontalSpacing(spacing, this.rotation, cssScale), room));
   }
 
   /** Finish a measurement in image coordinates and report its text. */
@@ -386,6 +411,7 @@ export class Viewport {
     const dy = event.clientY - drag.y;
     if (drag.tool === "wl" && this.frame.kind === "values") {
       this.window = dragWindow(drag.window, dx, dy, this.frame);
+      this.hooks.onWindow(this);
     } else if (drag.tool === "pan") {
       this.panX = drag.panX + dx * dpr;
       this.panY = drag.panY + dy * dpr;
