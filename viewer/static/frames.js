@@ -199,6 +199,7 @@ export class FrameStore {
         (frame) => {
           this.pending.delete(key);
           this.cache.set(key, frame, frameSize(frame));
+          performance.mark("teleread:frame-loaded"); // bench/viewer.py reads these
           this.notify(frameRef, frame, null);
           return frame;
         },
