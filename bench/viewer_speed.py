@@ -54,21 +54,27 @@ from typing import Any
 
 import aiohttp
 from ingest import (
+    CALLED_AET,
     SPECIALIST,
     SPECIALIST_PASSWORD,
     AppHandle,
     app_settings,
+    free_port,
     login,
     orthanc_session,
     percentile,
     progress,
     seed_database,
-    start_orthanc,
 )
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from render import consultation_of, send
 
 from service.demo.synthetic import StudySpec, make_study
+from service.runtime.orthanc.process import (
+    ManagedOrthanc,
+    OrthancConfig,
+    load_or_create_credentials,
+)
 
 CHROMIUM = "/usr/lib/chromium/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--disable-gpu", "--disable-quic"]
@@ -110,8 +116,38 @@ FLOOR = """async (ids) => {
     if (!response.ok) throw new Error(`${id}: ${response.status}`);
     return [performance.now() - start, body.byteLength];
   }));
-  return arrivals;
+  const sent = performance.getEntriesByType("resource").filter((e) => e.startTime >= start);
+  performance.clearResourceTimings();
+  return { arrivals, transferred: sent.reduce((n, e) => n + e.encodedBodySize, 0) };
 }"""
+
+
+@dataclass(frozen=True)
+class UncompressedOrthancConfig(OrthancConfig):
+    """The service's Orthanc configuration, except that Orthanc never gzips an answer: it would
+    otherwise gzip each file for the browser (36 of 79 MB on the wire), and the floor would be
+    Orthanc's compression time, not the cost of the bytes. (The service asks Orthanc for
+    identity encoding anyway.)"""
+
+    def as_json(self) -> dict[str, object]:
+        return {**super().as_json(), "HttpCompressionEnabled": False}
+
+
+async def start_uncompressed_orthanc(directory: Path) -> ManagedOrthanc:
+    """As bench/ingest.py ``start_orthanc`` (StableAge 1 s), with ``UncompressedOrthancConfig``."""
+    orthanc_dir = directory / "orthanc"
+    config = UncompressedOrthancConfig(
+        directory=orthanc_dir,
+        http_port=free_port(),
+        dicom_port=free_port(),
+        aet=CALLED_AET,
+        stable_age=1,
+        plugins_dir=Path("/usr/share/orthanc/plugins"),
+        credentials=load_or_create_credentials(orthanc_dir),
+    )
+    orthanc = ManagedOrthanc(config)
+    await orthanc.start()
+    return orthanc
 
 
 @dataclass
@@ -169,7 +205,9 @@ async def measure_ct(page: Page, base: str, consultation: int, slices: int) -> O
 
 async def floor(page: Page, ids: Sequence[str]) -> tuple[float, float, int]:
     """(first frame, last frame) in ms and bytes, fetched straight from Orthanc by the page."""
-    arrivals = await page.evaluate(FLOOR, list(ids))
+    result = await page.evaluate(FLOOR, list(ids))
+    arrivals = result["arrivals"]
+    progress(f"Orthanc sent {result['transferred'] / 1e6:.1f} MB on the wire")
     return (
         min(t for t, _ in arrivals),
         max(t for t, _ in arrivals),
@@ -287,7 +325,7 @@ async def run(args: argparse.Namespace) -> int:
     handle: AppHandle | None = None
     orthanc_process = None
     try:
-        orthanc_process = await start_orthanc(root, stable_age=1)
+        orthanc_process = await start_uncompressed_orthanc(root)
         settings = app_settings(
             root, orthanc_process, argparse.Namespace(stable_age=1, poll_interval=0.1)
         )
