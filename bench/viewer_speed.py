@@ -59,15 +59,17 @@ from ingest import (
     SPECIALIST_PASSWORD,
     AppHandle,
     app_settings,
+    cpu_seconds,
     free_port,
     login,
+    orthanc_pid,
     orthanc_session,
     percentile,
     progress,
     seed_database,
 )
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
-from render import consultation_of, send
+from render import consultation_of, descendants, send
 
 from service.demo.synthetic import StudySpec, make_study
 from service.runtime.orthanc.process import (
@@ -86,9 +88,23 @@ LOADED = """() => {
   const s = document.getElementById("prefetch-status");
   return s && s.dataset.total && s.dataset.done === s.dataset.total;
 }"""
-MARKS = """() => {
+MARKS = r"""() => {
   const at = (name) => performance.getEntriesByName(name).map((e) => e.startTime);
-  return { shown: at("teleread:image-shown"), loaded: at("teleread:frame-loaded") };
+  const resources = performance.getEntriesByType("resource");
+  const manifest = resources.find((e) => /\/api\/consultations\/\d+\/viewer$/.test(e.name));
+  const values = resources.filter((e) => e.name.endsWith("/values"));
+  const firstValues = values.sort((a, b) => a.startTime - b.startTime)[0];
+  return {
+    shown: at("teleread:image-shown"),
+    loaded: at("teleread:frame-loaded"),
+    steps: {
+      "page parsed": performance.getEntriesByType("navigation")[0].domContentLoadedEventEnd,
+      "manifest asked": manifest ? manifest.startTime : NaN,
+      "manifest answered": manifest ? manifest.responseEnd : NaN,
+      "first values asked": firstValues ? firstValues.startTime : NaN,
+      "first values answered": firstValues ? firstValues.responseEnd : NaN,
+    },
+  };
 }"""
 # Time `count` synthetic key presses, each from the event to the canvas rastered.
 KEYS = """async ([keys, count]) => {
@@ -162,6 +178,33 @@ class Opening:
     floor_first: float = 0.0
     floor_whole: float = 0.0
     floor_bytes: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+    floor_cpu: dict[str, float] = field(default_factory=dict)
+
+
+class CpuGroups:
+    """CPU seconds of the app (all its processes), Orthanc and Chromium (every process) between
+    ``start()`` and ``stop()``: where the time of an opening went, on a machine whose load
+    (other work on the same cores) makes wall-clock figures vary from run to run."""
+
+    def __init__(self, app: int, orthanc: int | None) -> None:
+        self.app, self.orthanc = app, orthanc
+        self.before: dict[str, float] = {}
+
+    def groups(self) -> dict[str, list[int]]:
+        app = [self.app, *descendants(self.app)]
+        mine = [p for p in descendants(os.getpid()) if p not in app and p != self.orthanc]
+        return {"app": app, "Orthanc": [self.orthanc] if self.orthanc else [], "Chromium": mine}
+
+    def read(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(p) for p in pids) for name, pids in self.groups().items()}
+
+    def start(self) -> None:
+        self.before = self.read()
+
+    def stop(self) -> dict[str, float]:
+        now = self.read()
+        return {name: now[name] - self.before.get(name, 0.0) for name in now}
 
 
 @dataclass
@@ -179,6 +222,8 @@ async def open_viewer(page: Page, base: str, consultation: int) -> tuple[float, 
     marks = await page.evaluate(MARKS)
     if not marks["shown"] or not marks["loaded"]:
         raise RuntimeError(f"no performance marks in the viewer: {marks}")
+    steps = ", ".join(f"{name} {ms:.0f}" for name, ms in marks["steps"].items())
+    progress(f"  ms after navigation: {steps}, shown {min(marks['shown']):.0f}")
     return min(marks["shown"]), max(marks["loaded"])
 
 
@@ -189,8 +234,12 @@ async def timed_keys(page: Page, keys: Sequence[str], count: int) -> list[float]
     return result["times"]
 
 
-async def measure_ct(page: Page, base: str, consultation: int, slices: int) -> Opening:
+async def measure_ct(
+    page: Page, base: str, consultation: int, slices: int, cpu: CpuGroups
+) -> Opening:
+    cpu.start()
     first, whole = await open_viewer(page, base, consultation)
+    used = cpu.stop()
     await page.keyboard.press("Home")
     steps = await timed_keys(page, ["ArrowDown"], slices - 1)
     presets = await timed_keys(page, [str(k) for k in range(1, 9)], 96)
@@ -200,6 +249,7 @@ async def measure_ct(page: Page, base: str, consultation: int, slices: int) -> O
         scroll_rate=len(steps) / (sum(steps) / 1000),
         scroll_p95=percentile(steps, 95),
         wl_p95=percentile(presets, 95),
+        cpu=used,
     )
 
 
@@ -239,9 +289,13 @@ async def browse(
     credentials: Any,
     studies: list[tuple[int, list[str]]],
     cr: tuple[int, list[str]],
+    cpu: CpuGroups,
 ) -> Figures:
     figures = Figures()
-    teleread: BrowserContext = await browser.new_context(viewport=SCREEN)
+    teleread: BrowserContext = await browser.new_context(
+        viewport=SCREEN,
+        extra_http_headers={"Accept-Encoding": "identity"} if args.identity else None,
+    )
     direct: BrowserContext = await browser.new_context(
         viewport=SCREEN,
         http_credentials={"username": credentials.username, "password": credentials.password},
@@ -253,10 +307,12 @@ async def browse(
         await orthanc_page.goto(f"{orthanc_url}/system")
         for number, (consultation, ids) in enumerate(studies, 1):
             progress(f"opening CT {number}/{len(studies)} in the viewer")
-            opening = await measure_ct(page, base, consultation, len(ids))
+            opening = await measure_ct(page, base, consultation, len(ids), cpu)
+            cpu.start()
             opening.floor_first, opening.floor_whole, opening.floor_bytes = await floor(
                 orthanc_page, ids
             )
+            opening.floor_cpu = cpu.stop()
             figures.openings.append(opening)
         progress("opening the CR")
         consultation, ids = cr
@@ -310,11 +366,16 @@ def report(args: argparse.Namespace, figures: Figures) -> str:
         row("W/L repaint p95, 512^2 CT (ms)", med(x.wl_p95 for x in o), None, "<= 16", ""),
         row(f"W/L repaint p95, {args.cr_size}^2 CR (ms)", figures.cr_wl_p95, None, "<= 33", ""),
         row("CR first image (ms)", figures.cr_first, figures.cr_floor, "-", "information"),
-        "\neach opening: first / whole ms (floor first / whole ms), scroll images/s, W/L p95 ms",
+        "\neach opening: first / whole ms (floor first / whole ms), scroll images/s, W/L p95 ms;"
+        " CPU s until loaded (and for the floor)",
     ]
     lines += [
         f"  {x.first:7.0f} / {x.whole:6.0f}  ({x.floor_first:5.0f} / {x.floor_whole:5.0f}, "
-        f"{x.floor_bytes / 1e6:.1f} MB)  {x.scroll_rate:6.0f}/s  {x.wl_p95:5.1f}"
+        f"{x.floor_bytes / 1e6:.1f} MB)  {x.scroll_rate:6.0f}/s  {x.wl_p95:5.1f};  "
+        + ", ".join(f"{name} {seconds:.2f}" for name, seconds in x.cpu.items())
+        + " (floor: "
+        + ", ".join(f"{name} {seconds:.2f}" for name, seconds in x.floor_cpu.items())
+        + ")"
         for x in o
     ]
     return "\n".join(lines)
@@ -364,6 +425,7 @@ async def run(args: argparse.Namespace) -> int:
                     orthanc_process.config.credentials,
                     opened[:-1],
                     opened[-1],
+                    CpuGroups(handle.pid or os.getpid(), orthanc_pid(orthanc_process)),
                 )
             finally:
                 await browser.close()
@@ -382,6 +444,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=150, help="slices of each CT")
     parser.add_argument("--studies", type=int, default=3, help="never-opened CTs (medians)")
     parser.add_argument("--cr-size", type=int, default=3000, help="rows = columns of the CR")
+    parser.add_argument(
+        "--identity",
+        action="store_true",
+        help="the viewer's page asks teleread for no gzip (what compression costs on loopback)",
+    )
     return asyncio.run(run(parser.parse_args(argv)))
 
 
