@@ -356,6 +356,17 @@ async def test_values_are_the_frames_int16_modality_values(service, world):
     assert expected.min() < 0  # the rescale really was applied (air is -1000 HU)
 
 
+async def test_values_are_gzipped_for_a_client_that_accepts_gzip(service, world):
+    """Gzip (fast level, service/http/compression.py), the same values once inflated."""
+    path = paths(world)["values"]
+    plain = await get(service, world, path, headers={"Accept-Encoding": "identity"})
+    packed = await get(service, world, path, headers={"Accept-Encoding": "gzip, deflate"})
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    assert await packed.read() == await plain.read()
+
+
 async def test_thumbnails_are_small_jpegs(service, world):
     """Study, series and instance thumbnails fit in 128 pixels."""
     for name in ("study thumbnail", "series thumbnail", "instance thumbnail"):

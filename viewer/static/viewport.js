@@ -151,6 +151,7 @@ export class Viewport {
     this.frame = frame;
     this.frameRef = ref;
     this.render();
+    performance.mark("teleread:image-shown"); // bench/viewer.py: the first is "first image"
     this.hooks.onChange(this);
   }
 

@@ -26,6 +26,7 @@ from ...viewing.study_metadata import study_metadata
 from ...viewing.viewing import InstanceEntry
 from ..access import allow
 from ..auditing import AuditContext, audit_context, audit_entry, audited, not_audited
+from ..compression import compressed
 from ..errors import ApiError
 from ..keys import ORTHANC, PREFETCH, RENDER_WORKERS, VIEWING, current_user
 from ..middleware import PRIVATE_NO_STORE
@@ -288,8 +289,9 @@ async def values(request: web.Request) -> web.Response:
         raise ApiError(409, "colour_image", "colour images are shown from the rendered PNG")
     ref = FrameRef(entry.uid, entry.orthanc_id, index0, entry.frames)
     data, dtype = await _decoded(request, entry, request.app[RENDER_WORKERS].values(ref))
-    response = web.Response(
-        body=data,
+    body, encoding = await compressed(request, data)
+    return web.Response(
+        body=body,
         content_type="application/octet-stream",
         headers={
             "X-Teleread-Dtype": dtype,
@@ -297,10 +299,9 @@ async def values(request: web.Request) -> web.Response:
             "X-Teleread-Columns": str(entry.columns),
             "X-Teleread-Photometric": entry.photometric,
             "Cache-Control": PRIVATE_NO_STORE,
+            **encoding,
         },
     )
-    response.enable_compression()
-    return response
 
 
 @routes.get(
