@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -48,6 +48,7 @@ from .http.middleware import access_middleware, add_security_headers
 from .http.routing import setup_routes
 from .i18n import PageRenderer
 from .intake.ingest import ChangeFollower
+from .intake.intake import IngestOutcome
 from .intake.modalities import sync_facilities
 from .logs import configure_logging
 from .reports.delivery import DeliveryPolicy, ReportDelivery
@@ -346,12 +347,24 @@ async def follower_context(app: web.Application) -> AsyncIterator[None]:
         max_file_bytes=settings.upload_max_expanded_file_mb << 20,
     )
     follower.listeners.append(ingest_listener(app[DATABASE], app[EFFECTS]))
+    follower.listeners.append(layout_listener(app[VIEWING]))
     app[FOLLOWER] = follower
     task = asyncio.create_task(follower.run(), name="orthanc-change-follower")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def layout_listener(viewing: Viewing) -> Callable[[IngestOutcome], None]:
+    """Build the viewer's layout of each study the ingest made a consultation of, so that its
+    first opening reads it from the database instead of Orthanc (service/viewing/viewing.py)."""
+
+    def listen(outcome: IngestOutcome) -> None:
+        if outcome.consultation_ids and outcome.orthanc_id:
+            viewing.study_stable(outcome.study_instance_uid, outcome.orthanc_id)
+
+    return listen
 
 
 async def notifications_context(app: web.Application) -> AsyncIterator[None]:

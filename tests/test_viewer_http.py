@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from datetime import datetime
 
 import numpy as np
@@ -255,6 +256,44 @@ async def test_frames_after_the_manifest_in_another_process_are_not_audited_agai
     assert len((await study_viewed(service))[before:]) == 1
     assert await fetch(second_process, world, paths(world)["manifest"]) == 200
     assert len((await study_viewed(service))[before:]) == 2
+
+
+async def stable_layout(service, study_uid: str) -> bool:
+    return await service.database.read(
+        lambda db: db.execute(
+            "SELECT COUNT(*) FROM study_layouts WHERE study_instance_uid = ? AND stable = 1",
+            [study_uid],
+        ).fetchone()[0]
+    )
+
+
+async def test_a_first_opening_reads_the_layout_the_ingest_stored(service, world, second_process):
+    """The ingest builds a stable study's layout before anyone opens it; another process's
+    first opening, hours later, serves it from the database (marked here) without asking
+    Orthanc."""
+    uid = str(world["study"][0].StudyInstanceUID)
+    await service.wait_for(lambda: stable_layout(service, uid))
+
+    def mark(db) -> None:
+        [layout] = db.execute(
+            "SELECT layout FROM study_layouts WHERE study_instance_uid = ?", [uid]
+        ).fetchone()
+        data = json.loads(layout)
+        data["study"]["description"] = "FROM THE STORED LAYOUT"
+        db.execute(
+            "UPDATE study_layouts SET layout = ?, built_at = built_at - 7200"
+            " WHERE study_instance_uid = ?",
+            [json.dumps(data), uid],
+        )
+
+    await service.database.write(mark)
+    body = await (await get_from(second_process, world, paths(world)["manifest"])).json()
+    assert body["study"]["description"] == "FROM THE STORED LAYOUT"
+    assert len(body["series"][0]["instances"]) == 3
+
+
+async def get_from(client, world, path: str, who: str = "specialist"):
+    return await client.get(path, headers=world[who])
 
 
 def decoded(body: bytes) -> Image.Image:

@@ -82,6 +82,9 @@ class IngestOutcome:
     quarantined: list[str]
     moved_out: int = 0
     """Instances marked to be moved out of Orthanc into the quarantine."""
+    study_instance_uid: str = ""
+    orthanc_id: str = ""
+    """The study processed (listeners build its viewer layout, service/app.py)."""
 
 
 OWNED_ELSEWHERE = "the study belongs to another facility"
@@ -120,7 +123,9 @@ def receive_study(
         _record_study(db, replace(study, instances_count=kept), stamp)
     if credit.excluded:  # the senders' images only
         study = replace(study, instances_count=study.instances_count - credit.excluded)
-    outcome = IngestOutcome([], [], credit.quarantined, credit.moved_out)
+    outcome = IngestOutcome(
+        [], [], credit.quarantined, credit.moved_out, study.study_instance_uid, study.orthanc_id
+    )
     for facility_id, via in credit.senders.items():
         consultation_id, created = _attach_images(db, facility_id, via, study, now, sla)
         outcome.consultation_ids.append(consultation_id)

@@ -746,3 +746,12 @@ def m023_turnaround_columns_caught_up_later(db: sqlite_utils.Database) -> None:
             SET events_through = (SELECT coalesce(max(id), 0) FROM consultation_events);
         """
     )
+
+
+@migrations()
+def m024_stable_study_layouts(db: sqlite_utils.Database) -> None:
+    """Layouts built by the ingest when a study became stable (``stable`` 1): complete as of
+    that moment and rebuilt at the study's next StableStudy, so the viewer trusts them for as
+    long as they are kept, and the first opening of a study reads no metadata from Orthanc.
+    Layouts built on an opening (``stable`` 0) stay a minute's cache, as before."""
+    db.executescript("ALTER TABLE study_layouts ADD COLUMN stable INTEGER NOT NULL DEFAULT 0;")

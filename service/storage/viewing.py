@@ -153,14 +153,17 @@ def open_study(
 
 
 LAYOUT_KEEP_SECONDS = 3600.0
+# A stable layout (built by the ingest) is kept a week: a study sent on Friday evening is often
+# first opened on Monday. About 0.5 kB per instance.
+STABLE_LAYOUT_KEEP_SECONDS = 7 * 24 * 3600.0
 
 
 def study_layout(db: sqlite_utils.Database, study_uid: str) -> dict[str, Any] | None:
     """The stored layout of a study (``orthanc_study_id``, ``built_at`` epoch seconds,
-    ``layout`` JSON), or None."""
+    ``stable``, ``layout`` JSON), or None."""
     rows = list(
         db.query(
-            "SELECT orthanc_study_id, built_at, layout FROM study_layouts"
+            "SELECT orthanc_study_id, built_at, stable, layout FROM study_layouts"
             " WHERE study_instance_uid = ?",
             [study_uid],
         )
@@ -169,14 +172,23 @@ def study_layout(db: sqlite_utils.Database, study_uid: str) -> dict[str, Any] | 
 
 
 def save_study_layout(
-    db: sqlite_utils.Database, study_uid: str, orthanc_study_id: str, built_at: float, layout: str
+    db: sqlite_utils.Database,
+    study_uid: str,
+    orthanc_study_id: str,
+    built_at: float,
+    layout: str,
+    stable: bool = False,
 ) -> None:
-    """Store (or replace) a study's layout, and drop layouts older than an hour."""
+    """Store (or replace) a study's layout, and drop layouts older than an hour (a week for
+    those built when their study became stable)."""
     db.execute(
-        "INSERT INTO study_layouts (study_instance_uid, orthanc_study_id, built_at, layout)"
-        " VALUES (?, ?, ?, ?) ON CONFLICT(study_instance_uid) DO UPDATE SET"
+        "INSERT INTO study_layouts (study_instance_uid, orthanc_study_id, built_at, stable, layout)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT(study_instance_uid) DO UPDATE SET"
         " orthanc_study_id = excluded.orthanc_study_id, built_at = excluded.built_at,"
-        " layout = excluded.layout",
-        [study_uid, orthanc_study_id, built_at, layout],
+        " stable = excluded.stable, layout = excluded.layout",
+        [study_uid, orthanc_study_id, built_at, int(stable), layout],
     )
-    db.execute("DELETE FROM study_layouts WHERE built_at < ?", [built_at - LAYOUT_KEEP_SECONDS])
+    db.execute(
+        "DELETE FROM study_layouts WHERE built_at < ? AND (stable = 0 OR built_at < ?)",
+        [built_at - LAYOUT_KEEP_SECONDS, built_at - STABLE_LAYOUT_KEEP_SECONDS],
+    )
