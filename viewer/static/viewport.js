@@ -233,19 +233,34 @@ export class Viewport {
     this.root.dataset.overlays = mask ? "shown" : mask === undefined ? "loading" : "none";
     const key = `${this.frameRef.values}|${this.window && this.window.center}|${this.window && this.window.width}|${this.invert}|${Boolean(mask)}`;
     if (key === this.windowed) return;
-    this.offscreen.width = f.columns;
-    this.offscreen.height = f.rows;
+    // Resizing a canvas, even to its own size, reallocates and clears it, and a new ImageData
+    // is another 4 bytes a pixel to allocate and collect (36 MB for a 3000x3000 CR): both are
+    // kept while the size stays (putImageData replaces every pixel anyway).
+    if (this.offscreen.width !== f.columns || this.offscreen.height !== f.rows) {
+      this.offscreen.width = f.columns;
+      this.offscreen.height = f.rows;
+    }
     const octx = this.offscreen.getContext("2d");
     if (f.kind === "values") {
-      const data = octx.createImageData(f.columns, f.rows);
+      const data = this.imageData(octx, f.columns, f.rows);
       applyWindow(f, this.window.center, this.window.width, this.invert, data.data);
       if (mask) burnIn(mask, data.data);
       octx.putImageData(data, 0, 0);
     } else {
+      octx.clearRect(0, 0, f.columns, f.rows);
       octx.filter = this.invert ? "invert(1)" : "none";
       octx.drawImage(f.image, 0, 0);
+      octx.filter = "none";
     }
     this.windowed = key;
+  }
+
+  /** A reusable ImageData of this size (windowing writes every pixel of it). */
+  imageData(octx, width, height) {
+    const kept = this.pixels;
+    if (kept && kept.width === width && kept.height === height) return kept;
+    this.pixels = octx.createImageData(width, height);
+    return this.pixels;
   }
 
   render() {
