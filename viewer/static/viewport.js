@@ -5,7 +5,7 @@ import { angle, distance, ellipseStats } from "./measure.js";
 import { edgeLabels, imageDirections } from "./orientation.js";
 import { measurementText, showGeometry, showImage, showStudy } from "./overlay.js";
 import { horizontalSpacing, scaleBar } from "./scalebar.js";
-import { applyWindow, defaultWindow, dragWindow } from "./windowing.js";
+import { applyWindow, defaultWindow, dragWindow, sampledSize } from "./windowing.js";
 
 /** Every displayable frame of a series, in manifest order (multi-frame instances expand). */
 export function seriesFrames(series) {
@@ -44,6 +44,7 @@ export class Viewport {
     this.resetView();
     this.window = null;
     this.windowed = "";
+    this.sampling = 1; // image pixels per offscreen pixel (windowImage)
     this.overlaysShown = true;
     new ResizeObserver(() => this.resize()).observe(root.querySelector(".canvas-box"));
     this.stackBar.addEventListener("input", () => this.show(Number(this.stackBar.value) - 1));
@@ -227,23 +228,33 @@ export class Viewport {
     return { x: p.x, y: p.y };
   }
 
+  /**
+   * Window the frame into the offscreen canvas. Shown at under half its size, one pixel of each
+   * step x step block is windowed (applyWindow's `step`, the largest that still leaves at least
+   * one pixel per device pixel): a 3000x3000 CR fitted to the screen windows 1000x1000 pixels,
+   * a ninth of the work of a repaint (bench/viewer_speed.py). At 1:1 and above every pixel is
+   * windowed, so what the reader inspects up close is the server's render bit for bit.
+   */
   windowImage() {
     const f = this.frame;
     const mask = this.overlayMask();
     this.root.dataset.overlays = mask ? "shown" : mask === undefined ? "loading" : "none";
-    const key = `${this.frameRef.values}|${this.window && this.window.center}|${this.window && this.window.width}|${this.invert}|${Boolean(mask)}`;
+    const scale = this.scale();
+    const step = f.kind === "values" && !mask && scale < 0.5 ? Math.floor(1 / scale) : 1;
+    const key = `${this.frameRef.values}|${this.window && this.window.center}|${this.window && this.window.width}|${this.invert}|${Boolean(mask)}|${step}`;
     if (key === this.windowed) return;
+    const size = sampledSize(f, step);
     // Resizing a canvas, even to its own size, reallocates and clears it, and a new ImageData
     // is another 4 bytes a pixel to allocate and collect (36 MB for a 3000x3000 CR): both are
     // kept while the size stays (putImageData replaces every pixel anyway).
-    if (this.offscreen.width !== f.columns || this.offscreen.height !== f.rows) {
-      this.offscreen.width = f.columns;
-      this.offscreen.height = f.rows;
+    if (this.offscreen.width !== size.columns || this.offscreen.height !== size.rows) {
+      this.offscreen.width = size.columns;
+      this.offscreen.height = size.rows;
     }
     const octx = this.offscreen.getContext("2d");
     if (f.kind === "values") {
-      const data = this.imageData(octx, f.columns, f.rows);
-      applyWindow(f, this.window.center, this.window.width, this.invert, data.data);
+      const data = this.imageData(octx, size.columns, size.rows);
+      applyWindow(f, this.window.center, this.window.width, this.invert, data.data, step);
       if (mask) burnIn(mask, data.data);
       octx.putImageData(data, 0, 0);
     } else {
@@ -253,6 +264,7 @@ export class Viewport {
       octx.filter = "none";
     }
     this.windowed = key;
+    this.sampling = step;
   }
 
   /** A reusable ImageData of this size (windowing writes every pixel of it). */
@@ -278,7 +290,8 @@ export class Viewport {
     this.windowImage();
     ctx.setTransform(this.matrix());
     ctx.imageSmoothingEnabled = this.scale() < 4;
-    ctx.drawImage(this.offscreen, 0, 0);
+    const { width, height } = this.offscreen;
+    ctx.drawImage(this.offscreen, 0, 0, width, height, 0, 0, width * this.sampling, height * this.sampling);
     ctx.resetTransform();
     const list = (this.measurements.get(this.frameRef.values) || []).concat(this.draft ? [this.draft] : []);
     for (const m of list) this.drawMeasurement(m);
