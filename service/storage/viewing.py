@@ -154,7 +154,7 @@ def open_study(
 
 LAYOUT_KEEP_SECONDS = 3600.0
 # A stable layout (built by the ingest) is kept a week: a study sent on Friday evening is often
-# first opened on Monday. About 0.5 kB per instance.
+# first opened on Monday. About 0.6 kB per instance (a 150-slice CT: 94 kB).
 STABLE_LAYOUT_KEEP_SECONDS = 7 * 24 * 3600.0
 
 
