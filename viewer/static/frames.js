@@ -203,7 +203,7 @@ export class FrameStore {
         (frame) => {
           this.pending.delete(key);
           this.cache.set(key, frame, frameSize(frame));
-          performance.mark("teleread:frame-loaded"); // bench/viewer.py reads these
+          performance.mark("teleread:frame-loaded"); // bench/viewer_speed.py reads these
           this.notify(frameRef, frame, null);
           return frame;
         },

@@ -152,7 +152,7 @@ export class Viewport {
     this.frame = frame;
     this.frameRef = ref;
     this.render();
-    performance.mark("teleread:image-shown"); // bench/viewer.py: the first is "first image"
+    performance.mark("teleread:image-shown"); // bench/viewer_speed.py: the first is "first image"
     this.hooks.onChange(this);
   }
 
