@@ -10,7 +10,6 @@ import {
   linear,
   PRESET_ORDER,
   PRESETS,
-  sampledSize,
   valueRange,
 } from "../../viewer/static/windowing.js";
 
@@ -135,38 +134,6 @@ describe("applyWindow", () => {
     const out = applyWindow(full, 1000, 3000, false, new Uint8ClampedArray(4 * values.length));
     const wrong = values.findIndex((v, i) => out[4 * i] !== linear(v, 1000, 3000) || out[4 * i + 3] !== 255);
     assert.equal(wrong, -1);
-  });
-});
-
-describe("applyWindow with a step (a frame shown at under half its size)", () => {
-  // 5 x 4 values: value = 10 * row + column
-  const grid = {
-    dtype: "int16",
-    columns: 5,
-    rows: 4,
-    values: Int16Array.from({ length: 20 }, (_, i) => 10 * Math.floor(i / 5) + (i % 5)),
-    min: 0,
-    max: 34,
-    photometric: "MONOCHROME2",
-  };
-
-  test("sampledSize rounds up, so the image's last pixels are kept", () => {
-    assert.deepEqual(sampledSize(grid, 2), { columns: 3, rows: 2 });
-    assert.deepEqual(sampledSize(grid, 3), { columns: 2, rows: 2 });
-  });
-
-  test("each block's centre pixel (clamped to the image) is windowed exactly", () => {
-    // window 0..255 maps value v to linear(v); blocks of 2 take rows 1, 3 and columns 1, 3, 4
-    const out = applyWindow(grid, 128, 256, false, new Uint8ClampedArray(4 * 6), 2);
-    const expected = [11, 13, 14, 31, 33, 34].map((v) => linear(v, 128, 256));
-    assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => out[4 * i]), expected);
-  });
-
-  test("float data is sampled the same way", () => {
-    const floats = { ...grid, dtype: "float32", values: Float32Array.from(grid.values) };
-    const out = applyWindow(floats, 128, 256, false, new Uint8ClampedArray(4 * 6), 2);
-    const expected = [11, 13, 14, 31, 33, 34].map((v) => linear(v, 128, 256));
-    assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => out[4 * i]), expected);
   });
 });
 

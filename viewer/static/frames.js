@@ -4,6 +4,7 @@
 // their own form, the server's lossless PNG render, without a failing `values` request first.
 // Every request goes through one queue, ordered by the page (slices around the reader first).
 
+import { blockMeans } from "./blocks.js";
 import { valueRange } from "./windowing.js";
 
 /** Least-recently-used cache bounded by bytes (Map iteration order is insertion order). */
@@ -160,6 +161,24 @@ export class FrameStore {
     this.listeners = new Set();
     this.overlays = new FrameCache(Math.max(1, Math.floor(maxBytes / 16)));
     this.overlaysPending = new Map();
+    this.reductions = new WeakMap(); // frame -> { step, image }: its block means (reduced)
+  }
+
+  /**
+   * The frame's block means at `step` (blocks.js), computed once per frame and step and kept
+   * beside the frame: weakly, so they go when the frame leaves the cache (and the viewports), and
+   * replaced when the step changes. Their bytes count in the cache's bound while the frame is in
+   * it. A 3000x3000 CR pays the reduction on the first repaint at a new step; the window/level
+   * repaints after it window the reduced image only.
+   */
+  reduced(frameRef, frame, step) {
+    const kept = this.reductions.get(frame);
+    if (kept && kept.step === step) return kept.image;
+    const image = blockMeans(frame, step);
+    this.reductions.set(frame, { step, image });
+    const key = frameRef.values;
+    if (this.cache.has(key)) this.cache.set(key, frame, frameSize(frame) + image.values.byteLength);
+    return image;
   }
 
   /** The frame's overlay mask if loaded, else undefined (and null if it failed). */

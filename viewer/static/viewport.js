@@ -5,7 +5,8 @@ import { angle, distance, ellipseStats } from "./measure.js";
 import { edgeLabels, imageDirections } from "./orientation.js";
 import { measurementText, showGeometry, showImage, showStudy } from "./overlay.js";
 import { horizontalSpacing, scaleBar } from "./scalebar.js";
-import { applyWindow, defaultWindow, dragWindow, sampledSize } from "./windowing.js";
+import { blockStep } from "./blocks.js";
+import { applyWindow, defaultWindow, dragWindow } from "./windowing.js";
 
 /** Every displayable frame of a series, in manifest order (multi-frame instances expand). */
 export function seriesFrames(series) {
@@ -44,7 +45,7 @@ export class Viewport {
     this.resetView();
     this.window = null;
     this.windowed = "";
-    this.sampling = 1; // image pixels per offscreen pixel (windowImage)
+    this.sampling = 1; // image pixels per offscreen pixel (windowImage: the block means' step)
     this.overlaysShown = true;
     new ResizeObserver(() => this.resize()).observe(root.querySelector(".canvas-box"));
     this.stackBar.addEventListener("input", () => this.show(Number(this.stackBar.value) - 1));
@@ -229,32 +230,35 @@ export class Viewport {
   }
 
   /**
-   * Window the frame into the offscreen canvas. Shown at under half its size, one pixel of each
-   * step x step block is windowed (applyWindow's `step`, the largest that still leaves at least
-   * one pixel per device pixel): a 3000x3000 CR fitted to the screen windows 1000x1000 pixels,
-   * a ninth of the work of a repaint (bench/viewer_speed.py). At 1:1 and above every pixel is
-   * windowed, so what the reader inspects up close is the server's render bit for bit.
+   * Window the frame into the offscreen canvas. Shown at under half its size, the frame is
+   * reduced to the mean of each step x step block of its values (blocks.js; step the largest that
+   * still leaves at least one pixel per device pixel), once per frame and step (FrameStore
+   * `reduced`), and only the reduced image is windowed on each repaint: a 3000x3000 CR fitted to
+   * the screen windows 1000x1000 values (bench/viewer_speed.py). The values are averaged before
+   * the window, never the windowed pixels nor one value per block, so fine lines do not alias.
+   * At half size and above, and whenever overlays are shown (their mask is per image pixel),
+   * every value is windowed, so what the reader inspects up close is the server's render bit
+   * for bit.
    */
   windowImage() {
     const f = this.frame;
     const mask = this.overlayMask();
     this.root.dataset.overlays = mask ? "shown" : mask === undefined ? "loading" : "none";
-    const scale = this.scale();
-    const step = f.kind === "values" && !mask && scale < 0.5 ? Math.floor(1 / scale) : 1;
+    const step = f.kind === "values" && !mask ? blockStep(this.scale()) : 1;
     const key = `${this.frameRef.values}|${this.window && this.window.center}|${this.window && this.window.width}|${this.invert}|${Boolean(mask)}|${step}`;
     if (key === this.windowed) return;
-    const size = sampledSize(f, step);
+    const image = step > 1 ? this.store.reduced(this.frameRef, f, step) : f;
     // Resizing a canvas, even to its own size, reallocates and clears it, and a new ImageData
     // is another 4 bytes a pixel to allocate and collect (36 MB for a 3000x3000 CR): both are
     // kept while the size stays (putImageData replaces every pixel anyway).
-    if (this.offscreen.width !== size.columns || this.offscreen.height !== size.rows) {
-      this.offscreen.width = size.columns;
-      this.offscreen.height = size.rows;
+    if (this.offscreen.width !== image.columns || this.offscreen.height !== image.rows) {
+      this.offscreen.width = image.columns;
+      this.offscreen.height = image.rows;
     }
     const octx = this.offscreen.getContext("2d");
     if (f.kind === "values") {
-      const data = this.imageData(octx, size.columns, size.rows);
-      applyWindow(f, this.window.center, this.window.width, this.invert, data.data, step);
+      const data = this.imageData(octx, image.columns, image.rows);
+      applyWindow(image, this.window.center, this.window.width, this.invert, data.data);
       if (mask) burnIn(mask, data.data);
       octx.putImageData(data, 0, 0);
     } else {
@@ -290,8 +294,12 @@ export class Viewport {
     this.windowImage();
     ctx.setTransform(this.matrix());
     ctx.imageSmoothingEnabled = this.scale() < 4;
-    const { width, height } = this.offscreen;
-    ctx.drawImage(this.offscreen, 0, 0, width, height, 0, 0, width * this.sampling, height * this.sampling);
+    // A reduced image's reduced pixel k covers image pixels [k * step, (k + 1) * step): drawing
+    // its first columns / step pixels over the frame keeps every block in place (the last,
+    // partial block is cut at the frame's edge).
+    const f = this.frame;
+    const s = this.sampling;
+    ctx.drawImage(this.offscreen, 0, 0, f.columns / s, f.rows / s, 0, 0, f.columns, f.rows);
     ctx.resetTransform();
     const list = (this.measurements.get(this.frameRef.values) || []).concat(this.draft ? [this.draft] : []);
     for (const m of list) this.drawMeasurement(m);

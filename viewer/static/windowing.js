@@ -74,64 +74,36 @@ function greyPixel(y) {
 }
 
 /**
- * Write windowed greyscale pixels into RGBA `out` (Uint8ClampedArray of 4 bytes a pixel).
+ * Write windowed greyscale pixels into RGBA `out` (Uint8ClampedArray of length 4*n).
  * Integer data goes through a lookup table over [min, max] (at most 65536 entries for int16)
  * that holds whole RGBA pixels, written through a Uint32 view of `out`: one store per pixel
- * instead of four. The levels are `linear`'s, so the pixels are the same bit for bit.
- * MONOCHROME1 and "invert" both flip the output.
- *
- * `step` > 1 windows one pixel of each step x step block (the block's centre one, clamped to
- * the image), into an image of ceil(columns / step) x ceil(rows / step) pixels: what a viewport
- * showing the frame at under 1/step of its size needs, for 1/step^2 of the work (a 3000x3000
- * CR fitted to the screen: 1000x1000). Every pixel written is still exactly a windowed value.
+ * instead of four, which is most of a 3000x3000 CR's repaint (bench/viewer_speed.py). The
+ * levels are `linear`'s, so the pixels are the same bit for bit. MONOCHROME1 and "invert" both
+ * flip the output. A frame shown at under half its size is windowed as its block means
+ * (blocks.js), a smaller frame of the same form.
  */
-export function applyWindow(frame, center, width, invert, out, step = 1) {
+export function applyWindow(frame, center, width, invert, out) {
   const flip = Boolean(invert) !== (frame.photometric === "MONOCHROME1");
   const values = frame.values;
-  const words = out.byteOffset % 4 === 0 ? new Uint32Array(out.buffer, out.byteOffset, out.length / 4) : null;
-  const grid = step > 1 ? sampled(frame, step) : null;
+  const n = values.length;
+  const words = out.byteOffset % 4 === 0 ? new Uint32Array(out.buffer, out.byteOffset, n) : null;
   if (frame.dtype === "int16" && words) {
     const offset = frame.min;
     const lut = new Uint32Array(frame.max - frame.min + 1);
     for (let i = 0; i < lut.length; i += 1) {
       lut[i] = greyPixel(linear(i + offset, center, width, flip));
     }
-    if (!grid) {
-      for (let i = 0; i < values.length; i += 1) words[i] = lut[values[i] - offset];
-      return out;
-    }
-    let o = 0;
-    for (const row of grid.rows) {
-      for (const column of grid.columns) words[o++] = lut[values[row + column] - offset];
-    }
+    for (let i = 0; i < n; i += 1) words[i] = lut[values[i] - offset];
     return out;
   }
-  const at = grid ? Array.from(grid.rows).flatMap((row) => Array.from(grid.columns, (column) => row + column)) : null;
-  const n = at ? at.length : values.length;
   for (let i = 0, j = 0; i < n; i += 1, j += 4) {
-    const y = linear(values[at ? at[i] : i], center, width, flip);
+    const y = linear(values[i], center, width, flip);
     out[j] = y;
     out[j + 1] = y;
     out[j + 2] = y;
     out[j + 3] = 255;
   }
   return out;
-}
-
-/** The size of a frame windowed with `step` (see applyWindow). */
-export function sampledSize(frame, step) {
-  return { columns: Math.ceil(frame.columns / step), rows: Math.ceil(frame.rows / step) };
-}
-
-/** Offsets (into the frame's values) of the rows and columns `step` keeps: each block's centre. */
-function sampled(frame, step) {
-  const size = sampledSize(frame, step);
-  const half = Math.floor(step / 2);
-  const pick = (count, limit) => Int32Array.from({ length: count }, (_, i) => Math.min(i * step + half, limit - 1));
-  return {
-    rows: pick(size.rows, frame.rows).map((r) => r * frame.columns),
-    columns: pick(size.columns, frame.columns),
-  };
 }
 
 /** New window after a mouse drag of (dx, dy) screen pixels: right widens, down raises the level. */
