@@ -5,8 +5,8 @@ Why a process: under bench/load.py (50 readers polling the worklist while 10 cli
 arriving file in an executor thread as the largest holder of the GIL besides the event loop
 itself (12% of the samples). The loop waited for the GIL at every hand-off, and the worklist's
 p95 with it. In a process of its own the check costs the loop one pickled round trip (the file's
-bytes out, the reason back) and no GIL: measured on 2 cores, worklist p95 102 -> 78 ms and p99
-164 -> 108 ms at the same ~295 instances/s (commit message of this change).
+bytes out, the reason back) and no GIL: measured on 2 cores (means of two runs), worklist p95
+102 -> 78 ms, p99 156 -> 108 ms at the same ~295 instances/s (each run: this change's commit).
 
 The pool holds one process, started on the first check (most apps never receive a C-STORE),
 with ``spawn`` (the web process has threads: forking it is unsafe). A process that dies (killed,
