@@ -47,6 +47,7 @@ from .http.keys import (
 from .http.middleware import access_middleware, add_security_headers
 from .http.routing import setup_routes
 from .i18n import PageRenderer
+from .intake.file_checks import FileChecks
 from .intake.ingest import ChangeFollower
 from .intake.intake import IngestOutcome
 from .intake.modalities import sync_facilities
@@ -345,6 +346,7 @@ async def follower_context(app: web.Application) -> AsyncIterator[None]:
         poll_interval=settings.changes_poll_interval,
         quarantine_dir=settings.quarantine_dir,
         max_file_bytes=settings.upload_max_expanded_file_mb << 20,
+        file_checks=FileChecks(),
     )
     follower.listeners.append(ingest_listener(app[DATABASE], app[EFFECTS]))
     follower.listeners.append(layout_listener(app[VIEWING]))
@@ -354,6 +356,8 @@ async def follower_context(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    if follower.file_checks is not None:
+        await asyncio.to_thread(follower.file_checks.close)
 
 
 def layout_listener(viewing: Viewing) -> Callable[[IngestOutcome], None]:

@@ -22,7 +22,7 @@ from pydicom.data import get_testdata_file
 from pynetdicom import AE
 
 from service.demo.synthetic import StudySpec, dataset_bytes, make_study
-from service.http.keys import ORTHANC, SETTINGS, SLA
+from service.http.keys import FOLLOWER, ORTHANC, SETTINGS, SLA
 from service.intake.ingest import ChangeFollower
 from service.storage import ingest as ingest_store
 
@@ -381,6 +381,9 @@ async def test_c_store_of_the_malformed_corpus_is_quarantined_with_each_files_re
         return _file_check(content, max_file_bytes)
 
     monkeypatch.setattr("service.intake.ingest._file_check", counted_check)
+    # Counted in a thread of this process (the app checks in a worker process, which a patch
+    # of this process does not reach; tests/test_file_checks.py covers that process).
+    monkeypatch.setattr(service.app[FOLLOWER], "file_checks", None)
     port = service.orthanc.config.dicom_port
 
     statuses = await asyncio.get_running_loop().run_in_executor(

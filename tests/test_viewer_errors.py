@@ -19,6 +19,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
+from service.http.keys import FOLLOWER
 from viewer import UndecodableFrame, decode_frame
 
 from . import malformed
@@ -86,6 +87,7 @@ async def test_undecodable_frames_answer_422_with_a_reason_logged_once(
     ingested before that check hold such instances, so here ingest's file check lets all pass.
     """
     monkeypatch.setattr("service.intake.ingest._file_check", lambda content, limit: "")
+    monkeypatch.setattr(service.app[FOLLOWER], "file_checks", None)  # a thread sees the patch
     files = {name: make() for name, make in malformed.UNDECODABLE.items()}
     datasets = {name: read(data) for name, data in files.items()}
     await stored_and_listed(service, reader, files, tmp_path)
@@ -152,6 +154,7 @@ async def test_malformed_files_c_stored_never_give_a_500_and_a_valid_study_lands
     (manifest, rendered frame, thumbnail, values) answers 200 or a 4xx with a reason, never a
     500; a valid study sent after lands."""
     monkeypatch.setattr("service.intake.ingest._file_check", lambda content, limit: "")
+    monkeypatch.setattr(service.app[FOLLOWER], "file_checks", None)  # a thread sees the patch
     files = {m.name: m.make() for m in malformed.REFUSED_AT_INGEST if "deflated" not in m.name}
     await stored_and_listed(service, reader, files, tmp_path)
     items = {i["study_instance_uid"]: i for i in (await service.worklist(reader))["items"]}

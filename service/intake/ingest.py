@@ -27,6 +27,7 @@ from ..dicom.files import RejectedFile, inspect_dicom
 from ..runtime.orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
 from ..storage import Database
 from ..storage import ingest as ingest_store
+from .file_checks import FileChecks
 from .intake import IngestOutcome, InstanceOrigin, ReceivedStudy, receive_study
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class ChangeFollower:
         clock: Callable[[], datetime] = utc_now,
         quarantine_dir: Path = Path("./var/quarantine"),
         max_file_bytes: int = 1 << 30,
+        file_checks: FileChecks | None = None,
     ) -> None:
         self.orthanc = orthanc
         self.database = database
@@ -58,6 +60,9 @@ class ChangeFollower:
         self.clock = clock
         self.quarantine_dir = quarantine_dir
         self.max_file_bytes = max_file_bytes  # what a deflated file may inflate to (uploads')
+        self.file_checks = file_checks
+        """Where C-STOREd files are checked: a worker process (service/intake/file_checks.py),
+        or None for a thread of this process."""
         self.listeners: list[Callable[[IngestOutcome], None]] = []
         self.caught_up = asyncio.Event()
         self.state = "starting"
@@ -347,7 +352,7 @@ class ChangeFollower:
 
         Uploads and STOW-RS were checked before they reached Orthanc and the service's own
         objects need none, so only ``DicomProtocol`` instances are read: each file once, over
-        ``CHECK_CONCURRENCY`` requests, checked in a worker thread.
+        ``CHECK_CONCURRENCY`` requests, checked in ``file_checks``' process (or a thread).
         """
         arrived = {
             i: meta.get("ReceptionDate", "")
@@ -376,9 +381,14 @@ class ChangeFollower:
                     if exc.status == 404:
                         return None  # deleted meanwhile: nothing to check
                     raise
-                reason = await loop.run_in_executor(
-                    None, _file_check, bytes(content), self.max_file_bytes
-                )
+                if self.file_checks is not None:
+                    reason = await self.file_checks.reason(
+                        _file_check, bytes(content), self.max_file_bytes
+                    )
+                else:
+                    reason = await loop.run_in_executor(
+                        None, _file_check, bytes(content), self.max_file_bytes
+                    )
             return instance_id, arrived[instance_id], reason
 
         checks = [c for c in await asyncio.gather(*(check(i) for i in todo)) if c is not None]
@@ -417,8 +427,9 @@ def _tidy_person_name(name: str) -> str:
 
 
 def _file_check(content: bytes, max_file_bytes: int) -> str:
-    """Why an upload of this file would be refused ('' when it would not); a worker thread's
-    job: ``inspect_dicom`` reads a file on disk, so the bytes go to a temporary file first."""
+    """Why an upload of this file would be refused ('' when it would not); a worker's job
+    (process or thread): ``inspect_dicom`` reads a file on disk, so the bytes go to a
+    temporary file first."""
     with tempfile.NamedTemporaryFile(suffix=".dcm") as fh:
         fh.write(content)
         fh.flush()

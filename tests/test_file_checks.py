@@ -1,0 +1,43 @@
+"""C-STOREd files are checked in a worker process (service/intake/file_checks.py): the same
+reasons as in a thread, and a worker that dies is replaced without a check being lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
+from service.intake.file_checks import FileChecks
+from service.intake.ingest import _file_check
+
+from . import malformed
+
+LIMIT = 1 << 30
+
+
+def sound_file() -> bytes:
+    return dataset_bytes(make_study(StudySpec("FC1", "FILE^CHECK", "CR", "CHEST", rows=32))[0])
+
+
+async def test_a_worker_process_gives_each_file_the_reason_a_thread_gives():
+    files = [sound_file()] + [m.make() for m in malformed.REFUSED_AT_INGEST]
+    checks = FileChecks()
+    try:
+        for content in files:
+            assert await checks.reason(_file_check, content, LIMIT) == _file_check(content, LIMIT)
+    finally:
+        checks.close()
+
+
+async def test_a_worker_that_died_is_replaced_and_the_check_still_answers():
+    checks = FileChecks()
+    try:
+        assert await checks.reason(_file_check, sound_file(), LIMIT) == ""
+        pool = checks._pool
+        assert pool is not None
+        for pid in list(pool._processes):  # the worker, killed as the OOM killer would
+            os.kill(pid, signal.SIGKILL)
+        assert await checks.reason(_file_check, b"not dicom at all", LIMIT) == "not a DICOM file"
+        assert checks._pool is not pool
+    finally:
+        checks.close()
