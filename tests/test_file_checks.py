@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.intake.file_checks import FileChecks
@@ -41,3 +45,44 @@ async def test_a_worker_that_died_is_replaced_and_the_check_still_answers():
         assert checks._pool is not pool
     finally:
         checks.close()
+
+
+PARENT = """
+import asyncio, sys
+from service.intake.file_checks import FileChecks
+from service.intake.ingest import _file_check
+
+async def main():
+    checks = FileChecks()
+    await checks.reason(_file_check, b"not dicom at all", 1 << 30)
+    print(*checks._pool._processes, flush=True)
+    await asyncio.sleep(120)
+
+asyncio.run(main())
+"""
+
+
+def test_the_worker_exits_when_its_web_process_is_killed():
+    """SIGKILL runs no clean-up: the worker must notice by itself, or it outlives the service."""
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        [worker] = [int(pid) for pid in parent.stdout.readline().split()]
+        assert Path(f"/proc/{worker}").exists()
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _running(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(worker), "the file check worker outlived its killed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        parent.stdout.close()
+
+
+def _running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status

@@ -11,7 +11,8 @@ bytes out, the reason back) and no GIL: measured on 2 cores (means of two runs),
 The pool holds one process, started on the first check (most apps never receive a C-STORE),
 with ``spawn`` (the web process has threads: forking it is unsafe). A process that dies (killed,
 out of memory) breaks the pool: it is replaced and the check asked again once, so a crash costs
-a retry, never a file credited unchecked.
+a retry, never a file credited unchecked. The worker watches its parent and exits when the web
+process is gone, even killed with SIGKILL (no clean-up ran): it must never outlive the service.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -27,6 +31,21 @@ log = logging.getLogger(__name__)
 
 Check = Callable[[bytes, int], str]
 """A file's bytes and the size a deflated file may inflate to -> why it would be refused."""
+
+
+PARENT_POLL_SECONDS = 0.5
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: a daemon thread ends this process once ``parent`` is gone (the
+    worker is then re-parented, so ``os.getppid()`` changes)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 class FileChecks:
@@ -53,7 +72,10 @@ class FileChecks:
     def _started(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn")
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
             )
         return self._pool
 
