@@ -55,14 +55,36 @@ def children(pid: int) -> set[int]:
 
 
 def web_children(pid: int) -> set[int]:
-    """The primary's secondary web processes (multiprocessing ``spawn`` children)."""
+    """The primary's secondary web processes: its multiprocessing ``spawn`` children that listen
+    on TCP (the file-check worker is a ``spawn`` child too, but serves no port)."""
+    listening = _listening_socket_inodes()
     found = set()
     for child in children(pid):
         with contextlib.suppress(OSError):
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"spawn_main" in cmdline:
+            if b"spawn_main" in cmdline and _holds_any(child, listening):
                 found.add(child)
     return found
+
+
+def _listening_socket_inodes() -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 9 and fields[3] == "0A":  # TCP_LISTEN
+                    inodes.add(fields[9])
+    return inodes
+
+
+def _holds_any(pid: int, inodes: set[str]) -> bool:
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                return True
+    return False
 
 
 def alive(pid: int) -> bool:
