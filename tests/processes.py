@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 # Helpers that belong to the test process itself and end with it (each reads a pipe from it):
@@ -103,12 +103,17 @@ class ChildRecord:
 
     def survivors(self) -> list[Child]:
         """The remembered processes still running (a zombie has ended: only its exit status
-        waits to be collected by its parent)."""
+        waits to be collected by its parent). The command line is read again: a child seen
+        between its fork and its exec showed its parent's command line, or none."""
         alive = []
         for child in self.seen.values():
             stat = _stat(child.pid)
-            if stat is not None and stat[1] == child.started and stat[0] != "Z":
-                alive.append(child)
+            if stat is None or stat[1] != child.started or stat[0] == "Z":
+                continue
+            command = _command(child.pid)
+            if any(helper in command for helper in ENDS_WITH_THE_RUN):
+                continue
+            alive.append(replace(child, command=command) if command != "?" else child)
         return alive
 
     def end(self, grace: float = 2.0) -> list[Child]:
