@@ -3,31 +3,29 @@
 Two objects in two new series of the same study: an Encapsulated PDF (PS3.3 A.45.1, the signed
 PDF as the clinic reads it) and a Comprehensive SR (highdicom) whose text any SR viewer shows and
 which carries the canonical form and its detached signature, so the DICOM copy can be verified
-on its own. Patient and study modules are copied from an image of the study; text is UTF-8.
+on its own (its TID 2000 content tree: sr_content.py). The signer is the verifying observer and
+the author, as a DICOM person name with Han and pinyin groups (person_names.py). Patient and
+study modules are copied from an image of the study; text is UTF-8 (ISO_IR 192).
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from copy import deepcopy
 
 import highdicom as hd
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sr.codedict import codes
 from pydicom.uid import EncapsulatedPDFStorage, ExplicitVRLittleEndian, generate_uid
 
 from .document import ReportDocument
+from .person_names import dicom_person_name
+from .sr_content import REPORT_TITLE, report_content
 
 MANUFACTURER = "teleread"
-SCHEME = "99TELEREAD"
-CANONICAL = hd.sr.CodedConcept("CANONICAL", SCHEME, "Canonical signed report")
-SIGNATURE = hd.sr.CodedConcept("CMSSIG", SCHEME, "Detached CMS signature (base64)")
-VERIFY_CODE = hd.sr.CodedConcept("VERIFYCODE", SCHEME, "Verification code")
-CRITICAL = hd.sr.CodedConcept("CRITICAL", SCHEME, "Critical finding")
-REFER = hd.sr.CodedConcept("REFER", SCHEME, "Referral to a higher-level hospital recommended")
-QUALITY = hd.sr.CodedConcept("QUALITY", SCHEME, "Image quality")
-REPORT_TITLE = hd.sr.CodedConcept("18748-4", "LN", "Diagnostic imaging report")
+# Content items of SRs stored before the TID 2000 tree (read back by files.py, never written).
+LEGACY_SCHEME = "99TELEREAD"
+CANONICAL = hd.sr.CodedConcept("CANONICAL", LEGACY_SCHEME, "Canonical signed report")
+SIGNATURE = hd.sr.CodedConcept("CMSSIG", LEGACY_SCHEME, "Detached CMS signature (base64)")
 PATIENT_MODULE = (
     "PatientName",
     "PatientID",
@@ -73,12 +71,6 @@ def _utf8_reference(reference: Dataset) -> Dataset:
     return copy
 
 
-def _person_name(name: str) -> str:
-    """A DICOM person name: "Li Ming" -> "Li^Ming"; a one-part name gets its trailing caret."""
-    name = name.strip().replace(" ", "^")
-    return name if "^" in name else f"{name}^"
-
-
 def _dicom_datetime(doc: ReportDocument) -> tuple[str, str]:
     return doc.signed_at.strftime("%Y%m%d"), doc.signed_at.strftime("%H%M%S")
 
@@ -122,39 +114,15 @@ def _code_item(concept: hd.sr.CodedConcept) -> Dataset:
     return item
 
 
-def _text_items(doc: ReportDocument, canonical: bytes, signature: bytes) -> list:
-    contains = hd.sr.RelationshipTypeValues.CONTAINS
-    items = []
-    for name, text in (
-        (codes.DCM.Finding, doc.findings),
-        (codes.DCM.Impression, doc.impression),
-        (codes.DCM.Recommendation, doc.recommendation),
-    ):
-        if text.strip():
-            items.append(
-                hd.sr.TextContentItem(name=name, value=text.strip(), relationship_type=contains)
-            )
-    items += _flag_items(doc)
-    items += [
-        hd.sr.TextContentItem(VERIFY_CODE, doc.verification_code, contains),
-        hd.sr.TextContentItem(CANONICAL, canonical.decode("utf-8"), contains),
-        hd.sr.TextContentItem(SIGNATURE, base64.b64encode(signature).decode("ascii"), contains),
-    ]
-    return items
-
-
-def _flag_items(doc: ReportDocument) -> list:
-    """Critical finding and referral as coded yes/no (a viewer shows them; a PACS can query
-    them), image quality as text with its reason."""
-    contains = hd.sr.RelationshipTypeValues.CONTAINS
-    items: list = [
-        hd.sr.CodeContentItem(concept, codes.SCT.Yes if flag else codes.SCT.No, contains)
-        for concept, flag in ((CRITICAL, doc.critical), (REFER, doc.refer))
-    ]
-    if doc.quality:
-        reason = f" ({doc.quality_reason.strip()})" if doc.quality_reason.strip() else ""
-        items.append(hd.sr.TextContentItem(QUALITY, f"{doc.quality}{reason}", contains))
-    return items
+def _author(person_name: str, organisation: str) -> Dataset:
+    """The signer as the document's author (PS3.3 C.17.2.2, Author Observer Sequence)."""
+    author = Dataset()
+    author.ObserverType = "PSN"
+    author.PersonName = person_name
+    author.PersonIdentificationCodeSequence = []
+    author.InstitutionName = organisation
+    author.InstitutionCodeSequence = []
+    return author
 
 
 def report_sr(
@@ -171,11 +139,10 @@ def report_sr(
     Sequence, so a PACS links the versions.
     """
     reference = _utf8_reference(reference)
-    container = hd.sr.ContainerContentItem(name=REPORT_TITLE)
-    container.ContentSequence = _text_items(doc, canonical, signature)
+    observer = dicom_person_name(doc.signer_name)
     sr = hd.sr.ComprehensiveSR(
         evidence=[reference, *evidence],
-        content=container,
+        content=report_content(doc, observer, canonical, signature),
         series_instance_uid=generate_uid(),
         series_number=9800 + doc.version,
         sop_instance_uid=generate_uid(),
@@ -185,7 +152,7 @@ def report_sr(
         is_final=True,
         is_verified=True,
         institution_name=doc.centre_name,
-        verifying_observer_name=_person_name(doc.signer_name),
+        verifying_observer_name=observer,
         verifying_organization=doc.centre_name,
         previous_versions=[previous] if previous is not None else None,
         record_evidence=True,
@@ -197,4 +164,6 @@ def report_sr(
     sr.SeriesDescription = f"teleread report v{doc.version}"
     date, time = _dicom_datetime(doc)
     sr.ContentDate, sr.ContentTime = date, time
+    sr.VerifyingObserverSequence[0].VerificationDateTime = doc.signed_at.strftime("%Y%m%d%H%M%S%z")
+    sr.AuthorObserverSequence = [_author(observer, doc.centre_name)]
     return sr

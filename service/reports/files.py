@@ -13,6 +13,7 @@ from pydicom.errors import InvalidDicomError
 
 from .canonical import parse_canonical
 from .dicom_objects import CANONICAL, SIGNATURE
+from .sr_content import CANONICAL_PREFIX, SIGNATURE_PREFIX
 
 CODE_IN_SUBJECT = re.compile(rb"teleread-verification-code:([A-Z0-9-]+)")
 
@@ -37,7 +38,29 @@ def _walk(items):
         yield from _walk(item.get("ContentSequence", []))
 
 
-def _from_sr(ds: pydicom.Dataset) -> ReportFile:
+def _signature(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("the SR's signature is damaged") from exc
+
+
+def _comment_form(ds: pydicom.Dataset) -> tuple[bytes | None, bytes | None]:
+    """The signed form from the two Comment items of the TID 2000 tree (sr_content.py)."""
+    canonical = signature = None
+    for item in _walk(ds.get("ContentSequence", [])):
+        text = item.get("TextValue")
+        if not isinstance(text, str):
+            continue
+        if text.startswith(CANONICAL_PREFIX):
+            canonical = text.removeprefix(CANONICAL_PREFIX).encode("utf-8")
+        elif text.startswith(SIGNATURE_PREFIX):
+            signature = _signature(text.removeprefix(SIGNATURE_PREFIX))
+    return canonical, signature
+
+
+def _legacy_form(ds: pydicom.Dataset) -> tuple[bytes | None, bytes | None]:
+    """The signed form from the 99TELEREAD content items of SRs stored before that."""
     canonical = signature = None
     for item in _walk(ds.get("ContentSequence", [])):
         name = item.ConceptNameCodeSequence[0]
@@ -46,10 +69,14 @@ def _from_sr(ds: pydicom.Dataset) -> ReportFile:
         if name.CodeValue == CANONICAL.value:
             canonical = item.TextValue.encode("utf-8")
         elif name.CodeValue == SIGNATURE.value:
-            try:
-                signature = base64.b64decode(item.TextValue, validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise ValueError("the SR's signature is damaged") from exc
+            signature = _signature(item.TextValue)
+    return canonical, signature
+
+
+def _from_sr(ds: pydicom.Dataset) -> ReportFile:
+    canonical, signature = _comment_form(ds)
+    if canonical is None:
+        canonical, signature = _legacy_form(ds)
     if canonical is None or signature is None:
         raise ValueError("not a teleread report: the SR carries no signed form")
     code = parse_canonical(canonical).get("verification_code")

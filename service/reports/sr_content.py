@@ -1,0 +1,127 @@
+"""The report's SR content tree, as PS3.16 TID 2000 "Basic Diagnostic Imaging Report" lays it out.
+
+Root CONTAINER (LOINC 18748-4, CID 7000) declaring TID 2000 / DCMR; language of content
+(TID 1204); observation context (TID 1001/1002/1003: the signer as person observer); then one
+section CONTAINER per heading of CID 7001 holding TID 2002 narrative items of CID 7002. Every
+code is DCM, LOINC or SNOMED CT: dciodvfy (and any PACS) knows them, where a private coding
+scheme is an unrecognised term (and a private data element an unrecognised tag). What has no
+standard code (the verification code, the signed form and its signature) is a Comment whose
+text says what it is; docs/dicom-report.md has the table.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import highdicom as hd
+from pydicom.sr.codedict import codes
+
+from .document import ReportDocument
+
+CONTAINS = hd.sr.RelationshipTypeValues.CONTAINS
+CONCEPT_MOD = hd.sr.RelationshipTypeValues.HAS_CONCEPT_MOD
+TEMPLATE = "2000"
+REPORT_TITLE = codes.LN.DiagnosticImagingReport  # 18748-4, CID 7000
+CRITICAL = codes.LN.CommunicationOfCriticalResults  # 73568-8
+REFERRAL = hd.sr.CodedConcept("3457005", "SCT", "Patient referral")
+STUDY_QUALITY = codes.DCM.OverallStudyQuality  # 122739
+LANGUAGES = {
+    "zh_CN": (
+        hd.sr.CodedConcept("zh", "RFC5646", "Chinese"),
+        hd.sr.CodedConcept("CN", "ISO3166_1", "China"),
+    ),
+    "en": (hd.sr.CodedConcept("en", "RFC5646", "English"), None),
+}
+QUALITY_WORDS = {"good": "good", "acceptable": "acceptable", "poor": "poor"}
+# The signed form rides in two Comment items, told apart by these prefixes (files.py reads them).
+CANONICAL_PREFIX = "teleread signed form, canonical JSON: "
+SIGNATURE_PREFIX = "teleread signed form, detached CMS signature (base64): "
+
+
+def _yes_no(flag: bool) -> hd.sr.CodedConcept:
+    return codes.SCT.Yes if flag else codes.SCT.No
+
+
+def _language(language: str) -> list:
+    """TID 1204, with the country as its concept modifier where it says more (zh -> CN)."""
+    name, country = LANGUAGES.get(language, LANGUAGES["zh_CN"])
+    items = hd.sr.LanguageOfContentItemAndDescendants(name)
+    if country is not None:
+        items[0].ContentSequence = [
+            hd.sr.CodeContentItem(codes.DCM.CountryOfLanguage, country, CONCEPT_MOD)
+        ]
+    return list(items)
+
+
+def _observer(person_name: str, organisation: str) -> list:
+    """TID 1001 with one person observer (TID 1002/1003): the physician who signed."""
+    person = hd.sr.PersonObserverIdentifyingAttributes(
+        name=person_name,
+        organization_name=organisation or None,
+        role_in_organization=codes.SCT.Physician,
+    )
+    context = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Person, observer_identifying_attributes=person
+    )
+    return list(hd.sr.ObservationContext(observer_person_context=context))
+
+
+def _section(heading, items: list) -> list:
+    """A CID 7001 heading with its narrative, or nothing when the narrative is empty."""
+    if not items:
+        return []
+    section = hd.sr.ContainerContentItem(name=heading, relationship_type=CONTAINS)
+    section.ContentSequence = items
+    return [section]
+
+
+def _text(name, text: str) -> list:
+    text = text.strip()
+    return (
+        [hd.sr.TextContentItem(name=name, value=text, relationship_type=CONTAINS)] if text else []
+    )
+
+
+def _procedure(doc: ReportDocument) -> list:
+    described = " ".join(p for p in (doc.modality, doc.body_part, doc.study_description) if p)
+    items = _text(codes.DCM.ProcedureDescription, described)
+    if doc.quality:
+        reason = f" ({doc.quality_reason.strip()})" if doc.quality_reason.strip() else ""
+        items += _text(STUDY_QUALITY, f"{QUALITY_WORDS.get(doc.quality, doc.quality)}{reason}")
+    return items
+
+
+def _recommendations(doc: ReportDocument) -> list:
+    referral = hd.sr.CodeContentItem(REFERRAL, _yes_no(doc.refer), CONTAINS)
+    return [*_text(codes.DCM.Recommendation, doc.recommendation), referral]
+
+
+def _signed_form(doc: ReportDocument, canonical: bytes, signature: bytes) -> list:
+    """How to check this report: its verification code and URL, then the exact bytes its
+    detached signature covers and that signature, so the SR can be verified on its own."""
+    return [
+        *_text(
+            codes.DCM.Comment, f"Verification code {doc.verification_code}: {doc.verification_url}"
+        ),
+        *_text(codes.DCM.Comment, CANONICAL_PREFIX + canonical.decode("utf-8")),
+        *_text(codes.DCM.Comment, SIGNATURE_PREFIX + base64.b64encode(signature).decode("ascii")),
+    ]
+
+
+def report_content(
+    doc: ReportDocument, observer_name: str, canonical: bytes, signature: bytes
+) -> hd.sr.ContainerContentItem:
+    """The TID 2000 tree of one signed report version; ``observer_name`` is a DICOM PN."""
+    root = hd.sr.ContainerContentItem(name=REPORT_TITLE, template_id=TEMPLATE)
+    root.ContentSequence = [
+        *_language(doc.language),
+        *_observer(observer_name, doc.centre_name),
+        *_section(codes.LN.ClinicalInformation, _text(codes.LN.Request, doc.clinical_question)),
+        *_section(codes.LN.CurrentProcedureDescriptions, _procedure(doc)),
+        *_section(codes.LN.Findings, _text(codes.DCM.Finding, doc.findings)),
+        *_section(codes.LN.Impressions, _text(codes.DCM.Impression, doc.impression)),
+        *_section(codes.LN.Recommendations, _recommendations(doc)),
+        hd.sr.CodeContentItem(CRITICAL, _yes_no(doc.critical), CONTAINS),
+        *_signed_form(doc, canonical, signature),
+    ]
+    return root

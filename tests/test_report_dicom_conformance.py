@@ -1,0 +1,163 @@
+"""The signed report's DICOM objects pass dciodvfy (Debian dicom3tools) without a warning.
+
+A real signed report (a consortium CA, a signer's certificate, the PAdES-signed PDF and the
+detached CMS signature over the canonical form) is built into its Encapsulated PDF and its
+Comprehensive SR (PS3.16 TID 2000), written to disk and checked by the validator a hospital's
+IT would run. Any "Warning" or "Error" line fails the test and is printed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from service.demo.synthetic import dataset_bytes
+from service.reports.canonical import canonical_bytes
+from service.reports.dicom_objects import encapsulated_pdf, report_sr
+from service.reports.files import read_report_file
+from service.reports.pdf import render_report_pdf
+from service.reports.person_names import dicom_person_name
+from service.signing import ConsortiumCA, new_signing_key, sign_pdf
+from service.signing.signatures import sign_detached
+from tests.test_report_documents import SIGNED_AT, reference, sample
+
+STANDARD_SCHEMES = {"DCM", "LN", "SCT", "RFC5646", "ISO3166_1"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Signed:
+    pdf: bytes
+    canonical: bytes
+    signature: bytes
+
+
+def signed(doc, tmp_path: Path) -> Signed:
+    """The report as signing leaves it: signed PDF, canonical form and its CMS signature."""
+    ca = ConsortiumCA.load_or_create(tmp_path / "pki", "Test consortium CA")
+    key = new_signing_key()
+    cert = ca.issue(
+        key.public_key(),
+        common_name=doc.signer_name,
+        organisation=doc.centre_name,
+        user_id=7,
+        now=SIGNED_AT,
+        crl_url="http://teleread.test/api/ca/crl",
+    )
+    pdf = sign_pdf(
+        render_report_pdf(doc),
+        key,
+        cert,
+        [ca.certificate],
+        reason="report",
+        location=doc.centre_name,
+        signer_name=doc.signer_name,
+    )
+    canonical = canonical_bytes(doc)
+    return Signed(pdf, canonical, sign_detached(canonical, key, cert, [ca.certificate]))
+
+
+def dciodvfy(ds: pydicom.Dataset, path: Path) -> list[str]:
+    """dciodvfy's Warning and Error lines for one object (it writes them on stderr)."""
+    ds.save_as(path, enforce_file_format=True)
+    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    lines = (run.stdout + run.stderr).splitlines()
+    return [line for line in lines if "Warning" in line or "Error" in line]
+
+
+def walk(items):
+    for item in items:
+        yield item
+        yield from walk(item.get("ContentSequence", []))
+
+
+@pytest.fixture(scope="module")
+def objects(tmp_path_factory) -> dict[str, pydicom.Dataset]:
+    """A critical Chinese report (v1) and its English correction by "Dr Li" (v2)."""
+    tmp = tmp_path_factory.mktemp("conformance")
+    first_doc = sample(critical=True, refer=True)
+    first = signed(first_doc, tmp / "first")
+    ref = reference()
+    first_sr = report_sr(first_doc, first.canonical, first.signature, ref)
+    second_doc = sample(
+        version=2, supersedes_version=1, signer_name="Dr Li", language="en", quality=None
+    )
+    second = signed(second_doc, tmp / "second")
+    return {
+        "first_pdf": encapsulated_pdf(first.pdf, first_doc, ref),
+        "first_sr": first_sr,
+        "second_pdf": encapsulated_pdf(second.pdf, second_doc, ref),
+        "second_sr": report_sr(
+            second_doc, second.canonical, second.signature, ref, previous=first_sr
+        ),
+    }
+
+
+def test_dciodvfy_reports_nothing_on_the_sr_and_the_encapsulated_pdf(objects, tmp_path):
+    """Both objects of both versions validate with no warning and no error."""
+    assert shutil.which("dciodvfy"), "dciodvfy missing: scripts/install-system-deps.sh --test"
+    found = {name: dciodvfy(ds, tmp_path / f"{name}.dcm") for name, ds in objects.items()}
+    for name, lines in found.items():
+        for line in lines:
+            print(f"{name}: {line}")
+    assert found == {name: [] for name in objects}
+
+
+def test_the_sr_declares_tid_2000_and_uses_standard_codes_only(objects):
+    """Root "Diagnostic Imaging Report" (LOINC 18748-4) with TID 2000 / DCMR declared, and no
+    private coding scheme anywhere in the tree."""
+    sr = objects["first_sr"]
+    assert sr.ConceptNameCodeSequence[0].CodeValue == "18748-4"
+    template = sr.ContentTemplateSequence[0]
+    assert (template.MappingResource, template.TemplateIdentifier) == ("DCMR", "2000")
+    schemes = set()
+    for item in walk(sr.ContentSequence):
+        schemes.add(item.ConceptNameCodeSequence[0].CodingSchemeDesignator)
+        for code in item.get("ConceptCodeSequence", []):
+            schemes.add(code.CodingSchemeDesignator)
+    assert schemes <= STANDARD_SCHEMES, schemes
+
+
+def test_the_signer_is_verifying_observer_and_author_with_han_and_pinyin(objects):
+    """李明 signs as "Li^Ming=李^明=lǐ^míng" in the header and in the observation context."""
+    sr = objects["first_sr"]
+    expected = "Li^Ming=李^明=lǐ^míng"
+    assert str(sr.VerifyingObserverSequence[0].VerifyingObserverName) == expected
+    assert sr.VerifyingObserverSequence[0].VerificationDateTime.startswith("20261123225451")
+    assert str(sr.AuthorObserverSequence[0].PersonName) == expected
+    names = [str(i.PersonName) for i in walk(sr.ContentSequence) if "PersonName" in i]
+    assert names == [expected]
+    assert sr.SpecificCharacterSet == "ISO_IR 192"
+    english = objects["second_sr"]
+    assert str(english.VerifyingObserverSequence[0].VerifyingObserverName) == "Li^^^Dr"
+
+
+def test_the_sr_still_carries_a_signed_form_that_reads_back(objects):
+    """The canonical form and its CMS signature come back byte for byte from the SR."""
+    for name in ("first_sr", "second_sr"):
+        read = read_report_file(dataset_bytes(objects[name]))
+        assert read.kind == "dicom-sr" and read.canonical and read.signature
+        assert read.verification_code == "K7Q2M-9XABC-DEFGH-JKLMN"
+
+
+class TestDicomPersonName:
+    @pytest.mark.parametrize(
+        ("display", "pn"),
+        [
+            ("李明", "Li^Ming=李^明=lǐ^míng"),
+            ("王小明", "Wang^Xiaoming=王^小明=wáng^xiǎomíng"),
+            ("欧阳娜娜", "Ouyang^Nana=欧阳^娜娜=ōuyáng^nànà"),  # compound surname
+            ("曾志伟", "Zeng^Zhiwei=曾^志伟=zēng^zhìwěi"),  # surname reading, not céng
+            ("Dr Li", "Li^^^Dr"),
+            ("Li Ming", "Li^Ming"),
+            ("dr_li", "dr_li^"),
+            ("Wang^XiaoDong=王^小東=", "Wang^XiaoDong=王^小東="),  # already a PN
+        ],
+    )
+    def test_display_names_become_dicom_person_names(self, display, pn):
+        """Han names get alphabetic, ideographic and phonetic groups; others keep their words."""
+        assert dicom_person_name(display) == pn
