@@ -61,9 +61,9 @@ def signed(doc, tmp_path: Path) -> Signed:
     return Signed(pdf, canonical, sign_detached(canonical, key, cert, [ca.certificate]))
 
 
-def dciodvfy(ds: pydicom.Dataset, path: Path) -> list[str]:
+def dciodvfy(ds: pydicom.Dataset | bytes, path: Path) -> list[str]:
     """dciodvfy's Warning and Error lines for one object (it writes them on stderr)."""
-    ds.save_as(path, enforce_file_format=True)
+    path.write_bytes(ds if isinstance(ds, bytes) else dataset_bytes(ds))
     run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
     lines = (run.stdout + run.stderr).splitlines()
     return [line for line in lines if "Warning" in line or "Error" in line]

@@ -22,6 +22,7 @@ from service.reports.files import read_report_file
 from service.runtime.orthanc.client import OrthancClient
 from service.storage import facilities as facility_store
 from tests.conftest import PASSWORD, free_port, start_orthanc
+from tests.test_report_dicom_conformance import dciodvfy
 
 STUDY = StudySpec(
     "P-REPORT",
@@ -174,8 +175,9 @@ async def test_signed_events_carry_what_turnaround_needs(service, reading):
     assert events["signed"]["actor"] == "dr_li" and events["delivered"]["actor"] is None
 
 
-async def test_the_report_is_stored_into_the_study_in_orthanc(service, reading):
-    """The Encapsulated PDF and the SR land in the same study; the SR carries the signed form."""
+async def test_the_report_is_stored_into_the_study_in_orthanc(service, reading, tmp_path):
+    """The Encapsulated PDF and the SR land in the same study; the SR carries the signed form;
+    dciodvfy finds nothing to say about either as Orthanc stored them."""
     await signed_report(service, reading)
     orthanc = service.app[ORTHANC]
 
@@ -192,13 +194,16 @@ async def test_the_report_is_stored_into_the_study_in_orthanc(service, reading):
     assert len(studies) == 1
     instances = await orthanc.study_instances(studies[0])
     modalities = set()
-    sr_bytes = None
+    stored = {}
     for instance in instances:
         tags = await orthanc.instance_tags(instance["ID"])
         modalities.add(tags.get("Modality"))
-        if tags.get("Modality") == "SR":
-            sr_bytes = await orthanc.get(f"/instances/{instance['ID']}/file")
+        if tags.get("Modality") in ("SR", "DOC"):
+            stored[tags["Modality"]] = await orthanc.get(f"/instances/{instance['ID']}/file")
     assert {"CT", "DOC", "SR"} <= modalities
+    for modality, data in stored.items():
+        assert dciodvfy(data, tmp_path / f"{modality}.dcm") == [], modality
+    sr_bytes = stored["SR"]
     found = read_report_file(sr_bytes)
     assert found.canonical is not None and found.signature is not None
     verified = await service.client.post("/api/verify", data=sr_bytes)
