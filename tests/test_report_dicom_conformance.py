@@ -161,3 +161,8 @@ class TestDicomPersonName:
     def test_display_names_become_dicom_person_names(self, display, pn):
         """Han names get alphabetic, ideographic and phonetic groups; others keep their words."""
         assert dicom_person_name(display) == pn
+
+    def test_no_component_group_is_longer_than_a_pn_allows(self):
+        """64 characters per group (PS3.5 6.2), however long the display name."""
+        pn = dicom_person_name("Dr " + "Abcdefghij " * 10)
+        assert pn.startswith("Abcdefghij^Abcdefghij^") and len(pn) == 64

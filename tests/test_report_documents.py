@@ -6,12 +6,14 @@ sample report to docs/screenshots/report-pdf.png.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import io
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import highdicom as hd
 import pydicom
 import pypdfium2
 import pytest
@@ -22,7 +24,8 @@ from pypdf import PdfReader
 
 from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.reports.canonical import FORMAT, canonical_bytes, parse_canonical
-from service.reports.dicom_objects import encapsulated_pdf, report_sr
+from service.reports.dicom_objects import CANONICAL, encapsulated_pdf, report_sr
+from service.reports.dicom_objects import SIGNATURE as LEGACY_SIGNATURE
 from service.reports.document import ReportDocument
 from service.reports.files import read_report_file
 from service.reports.pdf import _qr, render_report_pdf
@@ -380,6 +383,26 @@ class TestReadingFiles:
         ]
         with pytest.raises(ValueError, match="not a teleread report"):
             read_report_file(dataset_bytes(sr))
+
+    def test_an_sr_stored_before_tid_2000_still_reads_back(self):
+        """Older SRs carried the signed form as 99TELEREAD content items; they still verify."""
+        sr = report_sr(sample(), canonical_bytes(sample()), SIGNATURE, reference())
+        legacy = []
+        for concept, text in (
+            (CANONICAL, canonical_bytes(sample()).decode("utf-8")),
+            (LEGACY_SIGNATURE, base64.b64encode(SIGNATURE).decode("ascii")),
+        ):
+            legacy.append(hd.sr.TextContentItem(concept, text, "CONTAINS"))
+        sr.ContentSequence = [
+            *(
+                i
+                for i in sr.ContentSequence
+                if "teleread signed form" not in i.get("TextValue", "")
+            ),
+            *legacy,
+        ]
+        read = read_report_file(dataset_bytes(sr))
+        assert read.canonical == canonical_bytes(sample()) and read.signature == SIGNATURE
 
 
 def write_screenshot(path: Path = Path("docs/screenshots/report-pdf.png")) -> None:

@@ -18,6 +18,7 @@ from pypinyin import Style, lazy_pinyin
 
 HAN = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+$")
 TITLES = frozenset({"dr", "prof", "mr", "mrs", "ms", "miss"})
+GROUP_LIMIT = 64  # characters per component group (PS3.5 Table 6.2-1, PN)
 
 # Surnames whose reading as a surname differs from the character's everyday reading, and the
 # compound surnames that must not be split after their first character.
@@ -83,12 +84,17 @@ def _latin_name(words: list[str]) -> str:
     return "^".join((family, given, middle, prefix)).rstrip("^")
 
 
+def _fitted(pn: str) -> str:
+    """Each component group cut to the 64 characters a PN group may hold."""
+    return "=".join(group[:GROUP_LIMIT] for group in pn.split("="))
+
+
 def dicom_person_name(name: str) -> str:
     """The DICOM PN value for a display name (see the module docstring for the rules)."""
     name = name.strip()
     if not name or "^" in name or "=" in name:
-        return name
+        return _fitted(name)
     han = re.sub(r"[\s·•]", "", name)
     if HAN.match(han):
-        return _chinese_name(han)
-    return _latin_name(name.split())
+        return _fitted(_chinese_name(han))
+    return _fitted(_latin_name(name.split()))
