@@ -120,6 +120,16 @@ def test_the_sr_declares_tid_2000_and_uses_standard_codes_only(objects):
         for code in item.get("ConceptCodeSequence", []):
             schemes.add(code.CodingSchemeDesignator)
     assert schemes <= STANDARD_SCHEMES, schemes
+    modifiers = {
+        i.ConceptNameCodeSequence[0].CodeMeaning: i.ConceptCodeSequence[0].CodeValue
+        for i in sr.ContentSequence
+        if i.RelationshipType == "HAS CONCEPT MOD"
+    }
+    assert modifiers == {
+        "Language of Content Item and Descendants": "zh",
+        "Acquisition Device Type": "CT",
+        "Target Region": "816094009",  # CHEST
+    }
 
 
 def test_the_signer_is_verifying_observer_and_author_with_han_and_pinyin(objects):

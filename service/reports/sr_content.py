@@ -12,9 +12,11 @@ text says what it is; docs/dicom-report.md has the table.
 from __future__ import annotations
 
 import base64
+import re
+from functools import cache
 
 import highdicom as hd
-from pydicom.sr.codedict import codes
+from pydicom.sr.codedict import Code, Collection, codes
 
 from .document import ReportDocument
 
@@ -32,7 +34,15 @@ LANGUAGES = {
     ),
     "en": (hd.sr.CodedConcept("en", "RFC5646", "English"), None),
 }
-QUALITY_WORDS = {"good": "good", "acceptable": "acceptable", "poor": "poor"}
+# Acquisition Device Type (CID 29: the modality's DCM code) and Target Region (CID 4031: the
+# SNOMED code PS3.16 Annex L gives a Body Part Examined term), looked up in pydicom's tables.
+REGION_TERMS = {  # Body Part Examined terms that are not the region's meaning run together
+    "CSPINE": "CERVICALSPINE",
+    "TSPINE": "THORACICSPINE",
+    "LSPINE": "LUMBARSPINE",
+    "ABDOMENPELVIS": "ABDOMENANDPELVIS",
+    "CHESTABDOMEN": "CHESTANDABDOMEN",
+}
 # The signed form rides in two Comment items, told apart by these prefixes (files.py reads them).
 CANONICAL_PREFIX = "teleread signed form, canonical JSON: "
 SIGNATURE_PREFIX = "teleread signed form, detached CMS signature (base64): "
@@ -66,6 +76,32 @@ def _observer(person_name: str, organisation: str) -> list:
     return list(hd.sr.ObservationContext(observer_person_context=context))
 
 
+@cache
+def _device_types() -> dict[str, Code]:
+    """CID 29 by modality (built on first use: pydicom's context groups take ~0.5 s)."""
+    return {code.value: code for code in Collection("CID29").concepts.values()}
+
+
+@cache
+def _regions() -> dict[str, Code]:
+    """CID 4031 by meaning in capitals without spaces, as Body Part Examined terms read."""
+    concepts = Collection("CID4031").concepts.values()
+    return {re.sub(r"[^A-Z]", "", code.meaning.upper()): code for code in concepts}
+
+
+def _procedure_modifiers(doc: ReportDocument) -> list:
+    """TID 2000's optional Acquisition Device Type and Target Region, where a code exists."""
+    items = []
+    device = _device_types().get(doc.modality.strip().upper())
+    if device is not None:
+        items.append(hd.sr.CodeContentItem(codes.DCM.AcquisitionDeviceType, device, CONCEPT_MOD))
+    term = re.sub(r"[^A-Z]", "", doc.body_part.upper())
+    region = _regions().get(REGION_TERMS.get(term, term))
+    if region is not None:
+        items.append(hd.sr.CodeContentItem(codes.DCM.TargetRegion, region, CONCEPT_MOD))
+    return items
+
+
 def _section(heading, items: list) -> list:
     """A CID 7001 heading with its narrative, or nothing when the narrative is empty."""
     if not items:
@@ -87,7 +123,7 @@ def _procedure(doc: ReportDocument) -> list:
     items = _text(codes.DCM.ProcedureDescription, described)
     if doc.quality:
         reason = f" ({doc.quality_reason.strip()})" if doc.quality_reason.strip() else ""
-        items += _text(STUDY_QUALITY, f"{QUALITY_WORDS.get(doc.quality, doc.quality)}{reason}")
+        items += _text(STUDY_QUALITY, f"{doc.quality}{reason}")
     return items
 
 
@@ -116,6 +152,7 @@ def report_content(
     root.ContentSequence = [
         *_language(doc.language),
         *_observer(observer_name, doc.centre_name),
+        *_procedure_modifiers(doc),
         *_section(codes.LN.ClinicalInformation, _text(codes.LN.Request, doc.clinical_question)),
         *_section(codes.LN.CurrentProcedureDescriptions, _procedure(doc)),
         *_section(codes.LN.Findings, _text(codes.DCM.Finding, doc.findings)),
