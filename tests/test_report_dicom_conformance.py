@@ -154,6 +154,19 @@ def test_the_sr_still_carries_a_signed_form_that_reads_back(objects):
         assert read.verification_code == "K7Q2M-9XABC-DEFGH-JKLMN"
 
 
+def test_an_image_without_type_2_patient_attributes_still_gives_valid_objects(tmp_path):
+    """A modality that left out the birth date and sex (type 2) does not break the SR; both
+    objects carry the attributes empty and dciodvfy finds nothing wrong."""
+    ref = reference()
+    for keyword in ("PatientBirthDate", "PatientSex", "ReferringPhysicianName"):
+        delattr(ref, keyword)
+    doc = sample(findings="", recommendation="", clinical_question="", quality=None)
+    sr = report_sr(doc, canonical_bytes(doc), b"signature", ref)
+    pdf = encapsulated_pdf(b"%PDF-1.4 minimal", doc, ref)
+    assert (sr.PatientBirthDate, sr.PatientSex, pdf.PatientSex) == ("", "", "")
+    assert dciodvfy(sr, tmp_path / "sr.dcm") == dciodvfy(pdf, tmp_path / "pdf.dcm") == []
+
+
 class TestDicomPersonName:
     @pytest.mark.parametrize(
         ("display", "pn"),

@@ -44,6 +44,14 @@ STUDY_MODULE = (
     "StudyDescription",
 )
 
+TYPE_2 = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    *("StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName"),
+)
+
 
 def _copy_modules(target: Dataset, reference: Dataset) -> None:
     for keyword in (*PATIENT_MODULE, *STUDY_MODULE):
@@ -61,12 +69,17 @@ def _copy_modules(target: Dataset, reference: Dataset) -> None:
 
 
 def _utf8_reference(reference: Dataset) -> Dataset:
-    """The reference with its text decoded (GB18030, GBK...) and re-labelled UTF-8."""
+    """The reference with its text decoded (GB18030, GBK...) and re-labelled UTF-8, and the
+    type 2 patient and study attributes a careless modality left out present but empty (the
+    report's objects must carry them, and highdicom reads them)."""
     copy = deepcopy(reference)
     copy.decode()  # text values become str, decoded with the reference's own charset
     for element in copy:
         if element.VR == "PN" and element.value is not None and element.VM == 1:
             element.value = str(element.value)
+    for keyword in TYPE_2:
+        if keyword not in copy:
+            setattr(copy, keyword, "")
     copy.SpecificCharacterSet = "ISO_IR 192"
     return copy
 
