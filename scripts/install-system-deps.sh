@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Installs what teleread needs from Debian when it is missing: Orthanc with its DICOMweb plugin
 # and a CJK font for report PDFs (always), and for the test suite Chromium (browser tests),
-# dcmtk (the viewer's pixel-exactness reference), dicom3tools (dciodvfy checks the report's DICOM
-# objects) and Node.js with npm (eslint, JS unit tests).
+# dcmtk (the viewer's pixel-exactness reference) and Node.js with npm (eslint, JS unit tests).
 # Idempotent and quiet when all is there.
 set -euo pipefail
 
@@ -14,8 +13,8 @@ command -v Orthanc >/dev/null 2>&1 || packages+=(orthanc)
 [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || packages+=(fonts-wqy-zenhei)
 if [ "$want_tests" = "--test" ]; then
     command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+    command -v dciodvfy >/dev/null 2>&1 || packages+=(dicom3tools)  # validates the report's DICOM
     command -v dcm2pnm >/dev/null 2>&1 || packages+=(dcmtk)  # viewer exactness tests
-    command -v dciodvfy >/dev/null 2>&1 || packages+=(dicom3tools)  # report SR/PDF conformance
     # eslint and node's built-in test runner for the JavaScript (package.json, tests/js).
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
     command -v npm >/dev/null 2>&1 || packages+=(npm)
