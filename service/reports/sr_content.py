@@ -6,7 +6,7 @@ section CONTAINER per heading of CID 7001 holding TID 2002 narrative items of CI
 code is DCM, LOINC or SNOMED CT: dciodvfy (and any PACS) knows them, where a private coding
 scheme is an unrecognised term (and a private data element an unrecognised tag). What has no
 standard code (the verification code, the signed form and its signature) is a Comment whose
-text says what it is; docs/dicom-report.md has the table.
+text says what it is; docs/reports.md has the table.
 """
 
 from __future__ import annotations
