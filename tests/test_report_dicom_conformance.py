@@ -16,14 +16,19 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from service.cli.main import main
 from service.demo.synthetic import dataset_bytes
 from service.reports.canonical import canonical_bytes
 from service.reports.dicom_objects import encapsulated_pdf, report_sr
 from service.reports.files import read_report_file
 from service.reports.pdf import render_report_pdf
-from service.reports.person_names import dicom_person_name
+from service.reports.person_names import checked_person_name, dicom_person_name
+from service.settings import load_settings
 from service.signing import ConsortiumCA, new_signing_key, sign_pdf
 from service.signing.signatures import sign_detached
+from service.storage import Database
+from service.storage import facilities as facility_store
+from service.storage import users as user_store
 from tests.test_report_documents import SIGNED_AT, reference, sample
 
 STANDARD_SCHEMES = {"DCM", "LN", "SCT", "RFC5646", "ISO3166_1"}
@@ -167,6 +172,47 @@ def test_an_image_without_type_2_patient_attributes_still_gives_valid_objects(tm
     assert dciodvfy(sr, tmp_path / "sr.dcm") == dciodvfy(pdf, tmp_path / "pdf.dcm") == []
 
 
+def test_a_stored_dicom_name_wins_over_the_derived_one(tmp_path):
+    """Dr Li's display name has no Han characters; the DICOM name set for the account gives the
+    SR its ideographic and phonetic groups, and still passes dciodvfy."""
+    doc = sample(signer_name="Dr Li", signer_dicom_name="Li^Ming^^Dr=李^明=lǐ^míng")
+    sr = report_sr(doc, canonical_bytes(doc), b"signature", reference())
+    assert str(sr.VerifyingObserverSequence[0].VerifyingObserverName) == doc.signer_dicom_name
+    assert str(sr.AuthorObserverSequence[0].PersonName) == doc.signer_dicom_name
+    assert dciodvfy(sr, tmp_path / "sr.dcm") == []
+
+
+def test_teleread_user_dicom_name_sets_and_clears_the_name(tmp_path, monkeypatch):
+    """The CLI stores a checked PN for the account, refuses a malformed one, and '' clears it."""
+    monkeypatch.setenv("TELEREAD_DATA_DIR", str(tmp_path / "var"))
+    database = Database(load_settings().database_path)
+    try:
+        centre = database.write_sync(
+            facility_store.add_facility,
+            name="Centre",
+            kind="regional",
+            aet="CENTRE",
+            timezone="Asia/Shanghai",
+        )
+        user_id = database.write_sync(
+            user_store.add_user,
+            username="dr.li",
+            password_hash="x",
+            role="specialist",
+            facility_id=centre,
+            display_name="Dr Li",
+        )
+        assert main(["user", "dicom-name", "dr.li", "Li^Ming=李^明=lǐ^míng"]) == 0
+        stored = database.read_sync(user_store.signer_names, user_id)["dicom_name"]
+        assert stored == "Li^Ming=李^明=lǐ^míng"
+        assert main(["user", "dicom-name", "dr.li", "A=B=C=D"]) == 1  # four groups
+        assert main(["user", "dicom-name", "nobody", "A^B"]) == 1
+        assert main(["user", "dicom-name", "dr.li", ""]) == 0
+        assert database.read_sync(user_store.signer_names, user_id)["dicom_name"] == ""
+    finally:
+        database.close()
+
+
 class TestDicomPersonName:
     @pytest.mark.parametrize(
         ("display", "pn"),
@@ -189,3 +235,12 @@ class TestDicomPersonName:
         """64 characters per group (PS3.5 6.2), however long the display name."""
         pn = dicom_person_name("Dr " + "Abcdefghij " * 10)
         assert pn.startswith("Abcdefghij^Abcdefghij^") and len(pn) == 64
+
+    @pytest.mark.parametrize(
+        "bad",
+        ["A=B=C=D", "A^B^C^D^E^F", "X" * 65 + "^Y", "Li\\Ming", "Li\tMing"],
+    )
+    def test_a_malformed_stored_name_is_refused(self, bad):
+        """Four groups, six components, a 65-character group, a backslash, a tab."""
+        with pytest.raises(ValueError, match="DICOM person name"):
+            checked_person_name(bad)

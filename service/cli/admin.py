@@ -1,4 +1,5 @@
-"""``teleread facility`` and ``teleread user``: register facilities and people.
+"""``teleread facility`` and ``teleread user``: register facilities and people (and the DICOM
+person name a signer's reports carry).
 
 A new facility's AE title is registered with a running Orthanc at once; otherwise the service
 registers it when it next starts (service/intake/modalities.py).
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..auth.passwords import hash_password
 from ..intake.modalities import AET_PATTERN, modality_entry, orthanc_modality
+from ..reports.person_names import checked_person_name
 from ..runtime.orthanc.auth import basic_auth_header
 from ..runtime.orthanc.process import load_or_create_credentials
 from ..settings import Settings
@@ -24,6 +26,11 @@ from ..storage import facilities as facility_store
 from ..storage import users as user_store
 from ..storage.facilities import FACILITY_KINDS
 from ..storage.users import ROLES
+
+DICOM_NAME_HELP = (
+    "DICOM person name for the reports' SR, e.g. 'Li^Ming=李^明=lǐ^míng'"
+    " (default: derived from the display name)"
+)
 
 
 def add_admin_commands(commands: argparse._SubParsersAction) -> None:
@@ -46,12 +53,18 @@ def add_admin_commands(commands: argparse._SubParsersAction) -> None:
     user_add.add_argument("--role", required=True, choices=ROLES)
     user_add.add_argument("--facility", required=True, type=int, help="facility id")
     user_add.add_argument("--display-name", default="")
+    user_add.add_argument("--dicom-name", default="", help=DICOM_NAME_HELP)
     user_add.add_argument(
         "--password-stdin",
         action="store_true",
         required=True,
         help="read the password from standard input",
     )
+    dicom_name = user_commands.add_parser(
+        "dicom-name", help="set the DICOM person name a user signs reports with"
+    )
+    dicom_name.add_argument("username")
+    dicom_name.add_argument("name", help=DICOM_NAME_HELP + "; '' clears it")
 
 
 def facility_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -117,6 +130,9 @@ def register_with_running_orthanc(settings: Settings, facility: dict) -> None:
 
 
 def user_command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.user_command == "dicom-name":
+        return _set_dicom_name(settings, args.username, args.name)
+    dicom_name = checked_person_name(args.dicom_name)
     password = sys.stdin.readline().rstrip("\r\n")
     password_hash = hash_password(password)
     database = Database(settings.database_path)
@@ -128,8 +144,19 @@ def user_command(settings: Settings, args: argparse.Namespace) -> int:
             role=args.role,
             facility_id=args.facility,
             display_name=args.display_name,
+            dicom_name=dicom_name,
         )
     finally:
         database.close()
     print(user_id)
+    return 0
+
+
+def _set_dicom_name(settings: Settings, username: str, name: str) -> int:
+    name = checked_person_name(name)
+    database = Database(settings.database_path)
+    try:
+        database.write_sync(user_store.set_dicom_name, username, name)
+    finally:
+        database.close()
     return 0

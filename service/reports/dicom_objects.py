@@ -152,7 +152,7 @@ def report_sr(
     Sequence, so a PACS links the versions.
     """
     reference = _utf8_reference(reference)
-    observer = dicom_person_name(doc.signer_name)
+    observer = doc.signer_dicom_name or dicom_person_name(doc.signer_name)
     sr = hd.sr.ComprehensiveSR(
         evidence=[reference, *evidence],
         content=report_content(doc, observer, canonical, signature),

@@ -41,3 +41,6 @@ class ReportDocument:
     verification_code: str
     verification_url: str
     language: str = "zh_CN"
+    # The signer's stored DICOM person name; empty: derived from signer_name (person_names.py).
+    # The SR uses it; the canonical form and the PDF do not.
+    signer_dicom_name: str = ""

@@ -75,4 +75,5 @@ def document_for(
         verification_url=version.get("verification_url")
         or f"{(public_url or '').rstrip('/')}/verify/{code}",
         language="en" if (signer.get("locale") or "").startswith("en") else "zh_CN",
+        signer_dicom_name=signer.get("dicom_name") or "",
     )

@@ -7,7 +7,9 @@ marks), e.g. "李明" -> "Li^Ming=李^明=lǐ^míng"; the family name is split o
 surnames and the usual surname readings of polyphonic characters are known). A Latin name
 keeps its words in order, family name first as teleread users write it ("Li Ming" ->
 "Li^Ming"), with a leading title as the prefix component ("Dr Li" -> "Li^^^Dr"). A name that
-already is a DICOM PN (it has a caret or an equals sign) is taken as written.
+already is a DICOM PN (it has a caret or an equals sign) is taken as written. A user's stored
+DICOM name (``teleread user dicom-name``, checked by :func:`checked_person_name`) wins over all
+of this.
 """
 
 from __future__ import annotations
@@ -98,3 +100,24 @@ def dicom_person_name(name: str) -> str:
     if HAN.match(han):
         return _fitted(_chinese_name(han))
     return _fitted(_latin_name(name.split()))
+
+
+def checked_person_name(value: str) -> str:
+    """``value`` if it is a well-formed DICOM PN (at most 3 groups of at most 5 components and
+    64 characters each, no backslash or control character); ValueError saying why otherwise."""
+    value = value.strip()
+    groups = value.split("=")
+    if len(groups) > 3:
+        raise ValueError(
+            "a DICOM person name has at most 3 groups (alphabetic=ideographic=phonetic)"
+        )
+    for group in groups:
+        if len(group) > GROUP_LIMIT:
+            raise ValueError(
+                f"each group of a DICOM person name holds at most {GROUP_LIMIT} characters"
+            )
+        if group.count("^") > 4:
+            raise ValueError("a DICOM person name group has at most 5 components")
+    if "\\" in value or any(ord(ch) < 32 for ch in value):
+        raise ValueError("a DICOM person name has no backslash or control character")
+    return value

@@ -755,3 +755,11 @@ def m024_stable_study_layouts(db: sqlite_utils.Database) -> None:
     long as they are kept, and the first opening of a study reads no metadata from Orthanc.
     Layouts built on an opening (``stable`` 0) stay a minute's cache, as before."""
     db.executescript("ALTER TABLE study_layouts ADD COLUMN stable INTEGER NOT NULL DEFAULT 0;")
+
+
+@migrations()
+def m025_users_dicom_name(db: sqlite_utils.Database) -> None:
+    """The name a user signs DICOM reports with, as a DICOM person name with its ideographic
+    and phonetic groups ("Li^Ming=李^明=lǐ^míng"); empty: derived from the display name
+    (reports/person_names.py)."""
+    db.executescript("ALTER TABLE users ADD COLUMN dicom_name TEXT NOT NULL DEFAULT '';")

@@ -21,6 +21,7 @@ def add_user(
     facility_id: int,
     display_name: str = "",
     locale: str | None = None,
+    dicom_name: str = "",
 ) -> int:
     if db.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
         raise Conflict("username_taken", f"user {username!r} already exists")
@@ -28,8 +29,17 @@ def add_user(
         raise RecordNotFound(f"facility {facility_id}")
     cursor = db.execute(
         "INSERT INTO users (username, display_name, password_hash, role, facility_id, locale,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [username, display_name, password_hash, role, facility_id, locale, to_iso(utc_now())],
+        " created_at, dicom_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            username,
+            display_name,
+            password_hash,
+            role,
+            facility_id,
+            locale,
+            to_iso(utc_now()),
+            dicom_name,
+        ],
     )
     return int(cursor.lastrowid)
 
@@ -188,10 +198,20 @@ def regional_managers(db: sqlite_utils.Database) -> list[int]:
     ]
 
 
+def set_dicom_name(db: sqlite_utils.Database, username: str, dicom_name: str) -> None:
+    """Set (or clear, with "") the DICOM person name a user signs reports with."""
+    cursor = db.execute(
+        "UPDATE users SET dicom_name = ? WHERE username = ?", [dicom_name, username]
+    )
+    if cursor.rowcount == 0:
+        raise RecordNotFound(f"user {username!r}")
+
+
 def signer_names(db: sqlite_utils.Database, user_id: int) -> dict[str, Any]:
     """How a report's signer is printed: names, locale and facility name; empty if unknown."""
     row = db.execute(
-        "SELECT u.display_name, u.username, u.locale, f.name AS facility_name FROM users u"
+        "SELECT u.display_name, u.username, u.locale, u.dicom_name, f.name AS facility_name"
+        " FROM users u"
         " JOIN facilities f ON f.id = u.facility_id WHERE u.id = ?",
         [user_id],
     ).fetchone()
