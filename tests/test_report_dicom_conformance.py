@@ -172,6 +172,17 @@ def test_an_image_without_type_2_patient_attributes_still_gives_valid_objects(tm
     assert dciodvfy(sr, tmp_path / "sr.dcm") == dciodvfy(pdf, tmp_path / "pdf.dcm") == []
 
 
+def test_a_patient_name_without_a_caret_gets_one(tmp_path):
+    """Clinics send "张伟" (the demo does too); the objects say "张伟^", the same name in the
+    form dciodvfy does not call retired."""
+    doc = sample()
+    ref = reference(name="张伟")
+    sr = report_sr(doc, canonical_bytes(doc), b"signature", ref)
+    pdf = encapsulated_pdf(b"%PDF-1.4 minimal", doc, ref)
+    assert str(sr.PatientName) == str(pdf.PatientName) == "张伟^"
+    assert dciodvfy(sr, tmp_path / "sr.dcm") == dciodvfy(pdf, tmp_path / "pdf.dcm") == []
+
+
 def test_a_stored_dicom_name_wins_over_the_derived_one(tmp_path):
     """Dr Li's display name has no Han characters; the DICOM name set for the account gives the
     SR its ideographic and phonetic groups, and still passes dciodvfy."""

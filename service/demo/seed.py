@@ -57,6 +57,8 @@ USERS = (
     ("he", "radiographer", "nanhe", "He Ming"),
     ("zhao", "requester", "county", "Dr Zhao"),
 )
+# How the SR names the demo's signer (teleread user dicom-name): Han and pinyin groups too.
+DICOM_NAMES = {"dr.li": "Li^Ming^^Dr=李^明=lǐ^míng"}
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,7 @@ def seed_accounts(database: Database) -> dict[str, int]:
                     role=role,
                     facility_id=ids[facility_key],
                     display_name=display,
+                    dicom_name=DICOM_NAMES.get(username, ""),
                 )
         return ids
 

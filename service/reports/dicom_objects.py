@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import EncapsulatedPDFStorage, ExplicitVRLittleEndian, generate_uid
 
 from .document import ReportDocument
-from .person_names import dicom_person_name
+from .person_names import dicom_person_name, explicit_family_name
 from .sr_content import REPORT_TITLE, report_content
 
 MANUFACTURER = "teleread"
@@ -76,7 +76,7 @@ def _utf8_reference(reference: Dataset) -> Dataset:
     copy.decode()  # text values become str, decoded with the reference's own charset
     for element in copy:
         if element.VR == "PN" and element.value is not None and element.VM == 1:
-            element.value = str(element.value)
+            element.value = explicit_family_name(str(element.value))
     for keyword in TYPE_2:
         if keyword not in copy:
             setattr(copy, keyword, "")

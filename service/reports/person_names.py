@@ -86,6 +86,12 @@ def _latin_name(words: list[str]) -> str:
     return "^".join((family, given, middle, prefix)).rstrip("^")
 
 
+def explicit_family_name(pn: str) -> str:
+    """A one-component group with its caret ("张伟" -> "张伟^"): the same name (PS3.5 6.2), in
+    the form validators accept; without it dciodvfy calls the value the retired PN form."""
+    return "=".join(g if not g or "^" in g else f"{g}^" for g in pn.split("="))
+
+
 def _fitted(pn: str) -> str:
     """Each component group cut to the 64 characters a PN group may hold."""
     return "=".join(group[:GROUP_LIMIT] for group in pn.split("="))
