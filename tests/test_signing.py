@@ -10,17 +10,31 @@ import stat
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from asn1crypto.crl import CertificateList
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.ades import ades_lta_validation
+from pyhanko.sign.validation.policy_decl import (
+    LocalKnowledge,
+    PdfSignatureValidationSpec,
+    SignatureValidationSpec,
+)
+from pyhanko_certvalidator.context import CertValidationPolicySpec
+from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
+from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
+from pyhanko_certvalidator.registry import SimpleTrustManager
+from pyhanko_certvalidator.revinfo.archival import CRLContainer
 from reportlab.pdfgen import canvas
 
 from service.signing import (
     ConsortiumCA,
+    ConsortiumTimeStamper,
+    LongTerm,
     TrustStore,
     WrongKeyPassword,
     import_pkcs12,
@@ -33,6 +47,7 @@ from service.signing import (
     verify_detached,
     verify_pdf,
 )
+from service.signing.trust import to_asn1
 
 NOW = datetime.now(UTC)
 
@@ -248,3 +263,105 @@ class TestDetached:
         signature = sign_detached(b"payload", key, cert, [ca.certificate])
         result = verify_detached(b"payload", signature, trust(ca, [(cert.serial_number, NOW)]))
         assert result.revoked and not result.valid
+
+
+def long_term(ca: ConsortiumCA, url: str = "http://teleread.test/api/ca/crl") -> LongTerm:
+    authority = ConsortiumTimeStamper(ca.timestamp_authority(url, now=datetime.now(UTC)))
+    return LongTerm(authority, trust(ca))
+
+
+def ades_verdict(pdf: bytes, ca: ConsortiumCA, at: datetime, crls=()):
+    """pyHanko's AdES validation (ETSI EN 319 102-1, as ``pyhanko sign adesverify``) at ``at``:
+    revocation evidence required for every certificate; ``crls`` are what a verifier would
+    fetch then, besides what the PDF carries."""
+    policy = CertValidationPolicySpec(
+        trust_manager=SimpleTrustManager.build(trust_roots=[to_asn1(ca.certificate)]),
+        revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO),
+    )
+    knowledge = LocalKnowledge(
+        known_crls=[
+            CRLContainer(CertificateList.load(c.public_bytes(serialization.Encoding.DER)))
+            for c in crls
+        ]
+    )
+    spec = PdfSignatureValidationSpec(
+        SignatureValidationSpec(cert_validation_policy=policy, local_knowledge=knowledge)
+    )
+    signature = PdfFileReader(io.BytesIO(pdf)).embedded_signatures[0]
+    timing = ValidationTimingInfo(at, at, point_in_time_validation=True)
+    return asyncio.run(ades_lta_validation(signature, spec, timing))
+
+
+def short_lived_signer(ca: ConsortiumCA, seconds: int = 5):
+    """A certificate that expires ``seconds`` from now (issued "a day ago" for one day)."""
+    key = new_signing_key()
+    issued = datetime.now(UTC) - timedelta(days=1) + timedelta(seconds=seconds)
+    cert = ca.issue(
+        key.public_key(),
+        common_name="Dr Li",
+        organisation="Centre",
+        user_id=7,
+        now=issued,
+        days=1,
+        crl_url="http://teleread.test/api/ca/crl",
+    )
+    return key, cert
+
+
+class TestLongTermValidity:
+    """PAdES B-LTA: the signature keeps validating after the signer's certificate expired."""
+
+    def sign(self, ca, key, cert, lt=True) -> bytes:
+        return sign_pdf(
+            small_pdf(),
+            key,
+            cert,
+            [ca.certificate],
+            reason="r",
+            location="l",
+            signer_name="Dr Li",
+            long_term=long_term(ca) if lt else None,
+        )
+
+    def test_the_tsa_certificate_is_for_timestamping_only_and_names_the_crl(self, ca):
+        tsa = ca.timestamp_authority("https://t.example/api/ca/crl", now=NOW).certificate
+        tsa.verify_directly_issued_by(ca.certificate)
+        usage = tsa.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        assert usage.critical and list(usage.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
+        points = tsa.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+        assert points[0].full_name[0].value == "https://t.example/api/ca/crl"
+
+    def test_the_pdf_carries_a_timestamp_the_crl_in_its_dss_and_a_document_timestamp(self, ca):
+        pdf = self.sign(ca, *signer(ca))
+        reader = PdfFileReader(io.BytesIO(pdf))
+        signature = reader.embedded_signatures[0]
+        unsigned = signature.signer_info["unsigned_attrs"].native
+        assert any(a["type"] == "signature_time_stamp_token" for a in unsigned)
+        dss = reader.root["/DSS"]
+        assert len(dss["/CRLs"]) >= 1 and len(dss["/Certs"]) >= 2
+        assert len(reader.embedded_timestamp_signatures) == 1
+        assert verify_pdf(pdf, trust(ca)).valid  # the service's own check accepts the updates
+
+    def test_valid_after_the_signer_certificate_expired(self, ca):
+        key, cert = short_lived_signer(ca)
+        pdf = self.sign(ca, key, cert)
+        later = datetime.now(UTC) + timedelta(minutes=5)
+        assert cert.not_valid_after_utc < later
+        result = ades_verdict(pdf, ca, later)
+        assert result.ades_subindic.status.name == "PASSED"
+        status = result.api_status
+        assert status.bottom_line and status.intact and status.trusted
+        assert status.timestamp_validity is not None and status.timestamp_validity.trusted
+
+    def test_valid_years_later_with_the_crl_the_ca_publishes_then(self, ca):
+        key, cert = signer(ca)
+        pdf = self.sign(ca, key, cert)
+        years_later = cert.not_valid_after_utc + timedelta(days=365)
+        result = ades_verdict(pdf, ca, years_later, [ca.crl([], now=years_later)])
+        assert result.ades_subindic.status.name == "PASSED" and result.api_status.bottom_line
+
+    def test_without_a_timestamp_the_same_check_fails(self, ca):
+        key, cert = short_lived_signer(ca)
+        pdf = self.sign(ca, key, cert, lt=False)
+        result = ades_verdict(pdf, ca, datetime.now(UTC) + timedelta(minutes=5))
+        assert result.ades_subindic.status.name != "PASSED"

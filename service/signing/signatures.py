@@ -1,5 +1,10 @@
 """Signing and verifying with pyHanko: PAdES signatures in PDFs, detached CMS over other bytes.
 
+With a timestamp authority and the trust store at hand, a PDF signature is PAdES B-LTA: the
+signature is timestamped (B-T), the CA certificates and CRLs that prove the chain valid at that
+moment go into the document security store (DSS, B-LT), and a document timestamp seals it all
+(B-LTA). Verifiers then need neither the network nor a still-valid signer certificate.
+
 pyHanko's API is asynchronous; these functions are synchronous (the service calls them in a
 worker thread, as CPU work) and run pyHanko's coroutines on a private event loop.
 """
@@ -10,6 +15,7 @@ import asyncio
 import io
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -21,8 +27,11 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
+from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.validation import async_validate_detached_cms, async_validate_pdf_signature
 from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from .keys import PrivateKey
@@ -41,7 +50,7 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-def _signer(
+def simple_signer(
     key: PrivateKey, certificate: x509.Certificate, chain: Sequence[x509.Certificate]
 ) -> signers.SimpleSigner:
     der_key = key.private_bytes(
@@ -65,8 +74,10 @@ def sign_pdf(
     reason: str,
     location: str,
     signer_name: str,
+    long_term: LongTerm | None = None,
 ) -> bytes:
-    """Add a PAdES (B-B) signature to ``pdf`` as an incremental update."""
+    """Add a PAdES signature to ``pdf`` as incremental updates: B-B alone, B-LTA with
+    ``long_term``."""
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     meta = signers.PdfSignatureMetadata(
         field_name="TelereadSignature",
@@ -75,17 +86,46 @@ def sign_pdf(
         name=signer_name,
         subfilter=fields.SigSeedSubFilter.PADES,
         md_algorithm="sha256",
+        embed_validation_info=long_term is not None,
+        use_pades_lta=long_term is not None,
+        validation_context=long_term.validation_context() if long_term else None,
     )
-    pdf_signer = signers.PdfSigner(meta, signer=_signer(key, certificate, chain))
+    pdf_signer = signers.PdfSigner(
+        meta,
+        signer=simple_signer(key, certificate, chain),
+        timestamper=long_term.timestamper if long_term else None,
+    )
     output = _run(pdf_signer.async_sign_pdf(writer, output=io.BytesIO()))
     return output.getvalue()
+
+
+@dataclass(frozen=True)
+class LongTerm:
+    """What a B-LTA signature needs besides the signer: a timestamp authority, and the trust
+    roots and current CRLs whose evidence goes into the DSS. ``online``: also fetch what is
+    not at hand (an outside TSA's own revocation status); never needed for the consortium's."""
+
+    timestamper: TimeStamper
+    trust: TrustStore
+    online: bool = False
+
+    def validation_context(self) -> ValidationContext:
+        roots = [to_asn1(c) for c in self.trust.roots]
+        crls = [crl.public_bytes(serialization.Encoding.DER) for crl in self.trust.crls]
+        if self.online:  # the outside TSA chains to a public root: the system's roots too
+            return ValidationContext(
+                extra_trust_roots=roots, crls=crls, allow_fetching=True, revocation_mode="soft-fail"
+            )
+        return ValidationContext(
+            trust_roots=roots, crls=crls, allow_fetching=False, revocation_mode="hard-fail"
+        )
 
 
 def verify_pdf(pdf: bytes, trust: TrustStore, *, at: datetime | None = None) -> Verification:
     """The PDF's (last) signature: intact, covering the whole file, chained to a trusted CA."""
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
-        embedded = reader.embedded_signatures
+        embedded = reader.embedded_regular_signatures  # not the document timestamps
     except (PdfReadError, ValueError, KeyError, IndexError) as exc:
         return invalid(f"the PDF cannot be read: {exc}")
     if not embedded:
@@ -97,7 +137,15 @@ def verify_pdf(pdf: bytes, trust: TrustStore, *, at: datetime | None = None) -> 
         )
     except (SignatureValidationError, PdfReadError, ValueError) as exc:
         return invalid(f"the signature cannot be checked: {exc}")
-    covers_all = status.coverage is not None and status.coverage.name == "ENTIRE_FILE"
+    covers_all = status.coverage is not None and (
+        status.coverage.name == "ENTIRE_FILE"
+        # what came after is the DSS and document timestamps (B-LT/B-LTA), nothing of the content
+        or (
+            status.coverage.name == "ENTIRE_REVISION"
+            and status.modification_level is not None
+            and status.modification_level <= ModificationLevel.LTA_UPDATES
+        )
+    )
     result = verdict(status, intact_ok=covers_all)
     if not covers_all and status.intact:
         extra = "content was added to the PDF after it was signed"
@@ -112,7 +160,7 @@ def sign_detached(
     chain: Sequence[x509.Certificate] = (),
 ) -> bytes:
     """A detached CMS SignedData (DER) over ``payload``, with the signing time attribute."""
-    signer = _signer(key, certificate, chain)
+    signer = simple_signer(key, certificate, chain)
     content_info = _run(signer.async_sign_general_data(payload, "sha256", detached=True))
     return content_info.dump()
 
