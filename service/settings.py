@@ -52,6 +52,7 @@ class Settings:
     critical_ack_minutes: float = 15.0
     ca_name: str = "teleread consortium CA"
     ca_passphrase: str | None = None
+    tsa_url: str | None = None
     delivery_retry_seconds: float = 30.0
     delivery_max_attempts: int = 10
     web_processes: int = 0
