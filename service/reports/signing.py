@@ -2,9 +2,10 @@
 
 The draft is read, the key unlocked, the canonical form signed and the PDF rendered and signed
 (PAdES B-LTA: timestamped by ``TELEREAD_TSA_URL`` or the consortium's own timestamp authority,
-with the CA's CRL in the document; all CPU work in a thread), then one transaction checks the draft did not change meanwhile and
-appends the version, the ``signed`` and portal ``delivered`` events, the status change, the
-deliveries still to do and, for a critical finding, the clinic's notification.
+with the CA's CRL in the document; all CPU work in a thread), then one transaction checks the
+draft did not change meanwhile and appends the version, the ``signed`` and portal ``delivered``
+events, the status change, the deliveries still to do and, for a critical finding, the clinic's
+notification.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.signers.constants import ESIC_EXTENSION_1
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.validation import async_validate_detached_cms, async_validate_pdf_signature
 from pyhanko.sign.validation.errors import SignatureValidationError
@@ -38,6 +41,17 @@ from .keys import PrivateKey
 from .trust import TrustStore, Verification, invalid, to_asn1, verdict
 
 T = TypeVar("T")
+
+
+class _KnownOffline(logging.Filter):
+    """pyHanko warns on every B-LT signature that it may not fetch revocation data: by design,
+    the consortium's CRL is handed to it (an outside TSA's is fetched: ``LongTerm.online``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "fetching is not allowed" not in record.getMessage()
+
+
+logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_KnownOffline())
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -65,6 +79,15 @@ def simple_signer(
     )
 
 
+class _Pdf17Signer(signers.PdfSigner):
+    """PAdES kept in PDF 1.7 with the ESIC extension, as PDF/A-2 needs: for an ECDSA key pyHanko
+    would declare the whole document PDF 2.0 (ISO 32002), which PDF/A-2 validators refuse."""
+
+    def register_extensions(self, pdf_out: BasePdfFileWriter, *, md_algorithm: str) -> None:
+        pdf_out.ensure_output_version(version=(1, 7))
+        pdf_out.register_extension(ESIC_EXTENSION_1)
+
+
 def sign_pdf(
     pdf: bytes,
     key: PrivateKey,
@@ -90,7 +113,7 @@ def sign_pdf(
         use_pades_lta=long_term is not None,
         validation_context=long_term.validation_context() if long_term else None,
     )
-    pdf_signer = signers.PdfSigner(
+    pdf_signer = _Pdf17Signer(
         meta,
         signer=simple_signer(key, certificate, chain),
         timestamper=long_term.timestamper if long_term else None,
