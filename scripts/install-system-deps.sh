@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what teleread needs from Debian when it is missing: Orthanc with its DICOMweb plugin
 # and a CJK font for report PDFs (always), and for the test suite Chromium (browser tests),
-# dcmtk (the viewer's pixel-exactness reference) and Node.js with npm (eslint, JS unit tests).
+# dcmtk (the viewer's pixel-exactness reference), poppler-utils (outside checks of the signed
+# PDF) and Node.js with npm (eslint, JS unit tests).
 # Idempotent and quiet when all is there.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ command -v Orthanc >/dev/null 2>&1 || packages+=(orthanc)
 if [ "$want_tests" = "--test" ]; then
     command -v chromium >/dev/null 2>&1 || packages+=(chromium)
     command -v dcm2pnm >/dev/null 2>&1 || packages+=(dcmtk)  # viewer exactness tests
+    command -v pdfsig >/dev/null 2>&1 || packages+=(poppler-utils)  # pdfsig, pdffonts on reports
     # eslint and node's built-in test runner for the JavaScript (package.json, tests/js).
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
     command -v npm >/dev/null 2>&1 || packages+=(npm)

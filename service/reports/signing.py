@@ -35,6 +35,7 @@ from .canonical import canonical_bytes
 from .document import ReportDocument
 from .documents_data import document_for
 from .pdf import render_report_pdf
+from .public_address import check_printable
 
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off paper
 
@@ -143,11 +144,16 @@ async def sign_report(
     public_url: str,
     client_ip: str | None = None,
     tsa_url: str | None = None,
+    loopback_allowed: bool = True,
 ) -> SignedReport:
     """Sign the caller's draft as the next version (``draft_changed`` if it moved meanwhile).
 
     Every CPU step (password check, key unlock, signatures, PDF) runs on a thread before the one
-    write, which holds the transaction only to check and record."""
+    write, which holds the transaction only to check and record.
+
+    ``public_url`` goes into the certificate (CRL address) and the QR code: a loopback one is
+    refused (``public_url_required``) unless ``loopback_allowed``."""
+    check_printable(public_url, loopback_allowed=loopback_allowed)
     # Re-entering the password is the deliberate act; wrong guesses count like failed logins.
     await check_password(database, user.username, password, client_ip, now)
     crl_url = f"{public_url.rstrip('/')}/api/ca/crl"

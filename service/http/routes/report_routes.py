@@ -12,6 +12,7 @@ from ...auth.password_check import WrongPassword
 from ...auth.sessions import LoginLocked
 from ...clock import utc_now
 from ...reports import acknowledgement, authoring
+from ...reports.public_address import loopback_allowed
 from ...reports.signing import sign_report
 from ...storage import report_priors
 from ...storage import reports as report_store
@@ -223,6 +224,7 @@ async def post_sign(request: web.Request) -> web.Response:
             public_url=public_base_url(request),
             client_ip=client_ip(request),
             tsa_url=request.app[SETTINGS].tsa_url,
+            loopback_allowed=loopback_allowed(request.app[SETTINGS]),
         )
     except WrongPassword as exc:
         raise ApiError(
