@@ -10,6 +10,8 @@ import stat
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiohttp import web
+from asn1crypto import tsp
 from asn1crypto.crl import CertificateList
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -43,6 +45,7 @@ from service.signing import (
     relock_key,
     sign_detached,
     sign_pdf,
+    timestamper_for,
     unlock_key,
     verify_detached,
     verify_pdf,
@@ -292,7 +295,9 @@ def ades_verdict(pdf: bytes, ca: ConsortiumCA, at: datetime, crls=()):
     return asyncio.run(ades_lta_validation(signature, spec, timing))
 
 
-def short_lived_signer(ca: ConsortiumCA, seconds: int = 5):
+def short_lived_signer(
+    ca: ConsortiumCA, seconds: int = 5, crl_url: str = "http://teleread.test/api/ca/crl"
+):
     """A certificate that expires ``seconds`` from now (issued "a day ago" for one day)."""
     key = new_signing_key()
     issued = datetime.now(UTC) - timedelta(days=1) + timedelta(seconds=seconds)
@@ -303,7 +308,7 @@ def short_lived_signer(ca: ConsortiumCA, seconds: int = 5):
         user_id=7,
         now=issued,
         days=1,
-        crl_url="http://teleread.test/api/ca/crl",
+        crl_url=crl_url,
     )
     return key, cert
 
@@ -365,3 +370,64 @@ class TestLongTermValidity:
         pdf = self.sign(ca, key, cert, lt=False)
         result = ades_verdict(pdf, ca, datetime.now(UTC) + timedelta(minutes=5))
         assert result.ades_subindic.status.name != "PASSED"
+
+    def test_the_services_own_check_still_accepts_it_after_expiry(self, ca):
+        """teleread's verification (the QR page) judges an expired certificate as of the
+        signature timestamp; without one, expiry still fails the check."""
+        key, cert = short_lived_signer(ca)
+        later = datetime.now(UTC) + timedelta(minutes=5)
+        assert verify_pdf(self.sign(ca, key, cert), trust(ca), at=later).valid
+        assert not verify_pdf(self.sign(ca, key, cert, lt=False), trust(ca), at=later).valid
+
+    def test_a_timestamped_detached_signature_outlives_its_certificate_too(self, ca):
+        key, cert = short_lived_signer(ca)
+        stamper = long_term(ca).timestamper
+        stamped = sign_detached(b"payload", key, cert, [ca.certificate], timestamper=stamper)
+        plain = sign_detached(b"payload", key, cert, [ca.certificate])
+        later = datetime.now(UTC) + timedelta(minutes=5)
+        assert verify_detached(b"payload", stamped, trust(ca), at=later).valid
+        assert not verify_detached(b"payload", plain, trust(ca), at=later).valid
+        assert not verify_detached(b"paylaod", stamped, trust(ca), at=later).valid
+
+    def test_revocation_is_not_excused_by_the_timestamp(self, ca):
+        key, cert = signer(ca)
+        pdf = self.sign(ca, key, cert)
+        result = verify_pdf(pdf, trust(ca, revoked=[(cert.serial_number, NOW)]))
+        assert result.revoked and not result.valid
+
+    async def test_an_outside_timestamp_authority_is_asked_over_http(self, ca, aiohttp_server):
+        """``TELEREAD_TSA_URL``: RFC 3161 over HTTP (here a stand-in authority on a local port)."""
+        authority = ConsortiumTimeStamper(ca.timestamp_authority(None, now=NOW))
+        asked = []
+
+        async def reply(request: web.Request) -> web.Response:
+            assert request.content_type == "application/timestamp-query"
+            query = tsp.TimeStampReq.load(await request.read())
+            asked.append(query)
+            answer = await authority.async_request_tsa_response(query)
+            return web.Response(body=answer.dump(), content_type="application/timestamp-reply")
+
+        async def crl(request: web.Request) -> web.Response:
+            der = ca.crl([], now=datetime.now(UTC)).public_bytes(serialization.Encoding.DER)
+            return web.Response(body=der, content_type="application/pkix-crl")
+
+        app = web.Application()
+        app.router.add_post("/tsr", reply)
+        app.router.add_get("/crl", crl)
+        server = await aiohttp_server(app)
+        stamper = timestamper_for(str(server.make_url("/tsr")), ca, None, now=NOW)
+        key, cert = short_lived_signer(ca, crl_url=str(server.make_url("/crl")))
+        pdf = await asyncio.to_thread(
+            sign_pdf,
+            small_pdf(),
+            key,
+            cert,
+            [ca.certificate],
+            reason="r",
+            location="l",
+            signer_name="Dr Li",
+            long_term=LongTerm(stamper, trust(ca), online=True),
+        )
+        assert len(asked) >= 2  # the signature timestamp and the document timestamp
+        later = datetime.now(UTC) + timedelta(minutes=5)
+        assert await asyncio.to_thread(lambda: verify_pdf(pdf, trust(ca), at=later).valid)

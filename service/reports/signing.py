@@ -119,7 +119,14 @@ def _signed_bytes(
     document: ReportDocument, identity: UnlockedIdentity, evidence: _Evidence
 ) -> tuple[bytes, ...]:
     canonical = canonical_bytes(document)
-    signature = sign_detached(canonical, identity.key, identity.certificate, identity.chain)
+    long_term = evidence.long_term()
+    signature = sign_detached(
+        canonical,
+        identity.key,
+        identity.certificate,
+        identity.chain,
+        timestamper=long_term.timestamper,
+    )
     pdf = sign_pdf(
         render_report_pdf(document),
         identity.key,
@@ -128,7 +135,7 @@ def _signed_bytes(
         reason=f"Imaging report {document.verification_code}",
         location=document.centre_name,
         signer_name=document.signer_name,
-        long_term=evidence.long_term(),
+        long_term=long_term,
     )
     return canonical, signature, pdf
 

@@ -14,14 +14,18 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 from typing import Any, TypeVar
 
-from asn1crypto import cms
+import certifi
+from asn1crypto import cms, pem
 from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -135,13 +139,23 @@ class LongTerm:
     def validation_context(self) -> ValidationContext:
         roots = [to_asn1(c) for c in self.trust.roots]
         crls = [crl.public_bytes(serialization.Encoding.DER) for crl in self.trust.crls]
-        if self.online:  # the outside TSA chains to a public root: the system's roots too
+        if self.online:  # an outside TSA chains to a public root: Mozilla's (certifi) too
             return ValidationContext(
-                extra_trust_roots=roots, crls=crls, allow_fetching=True, revocation_mode="soft-fail"
+                trust_roots=[*roots, *public_roots()],
+                crls=crls,
+                allow_fetching=True,
+                revocation_mode="soft-fail",
             )
         return ValidationContext(
             trust_roots=roots, crls=crls, allow_fetching=False, revocation_mode="hard-fail"
         )
+
+
+@cache
+def public_roots() -> tuple[asn1_x509.Certificate, ...]:
+    """The Mozilla root programme's CAs as certifi ships them (a dependency of pyHanko's)."""
+    bundle = Path(certifi.where()).read_bytes()
+    return tuple(asn1_x509.Certificate.load(der) for _, _, der in pem.unarmor(bundle, True))
 
 
 def verify_pdf(pdf: bytes, trust: TrustStore, *, at: datetime | None = None) -> Verification:
@@ -154,10 +168,13 @@ def verify_pdf(pdf: bytes, trust: TrustStore, *, at: datetime | None = None) -> 
     if not embedded:
         return invalid("the PDF carries no signature")
     signature = embedded[-1]
+
+    def validate(moment: datetime | None):
+        context = trust.validation_context(moment)
+        return _run(async_validate_pdf_signature(signature, context, skip_diff=False))
+
     try:
-        status = _run(
-            async_validate_pdf_signature(signature, trust.validation_context(at), skip_diff=False)
-        )
+        status = _as_of_timestamp(validate, at)
     except (SignatureValidationError, PdfReadError, ValueError) as exc:
         return invalid(f"the signature cannot be checked: {exc}")
     covers_all = status.coverage is not None and (
@@ -176,15 +193,34 @@ def verify_pdf(pdf: bytes, trust: TrustStore, *, at: datetime | None = None) -> 
     return result
 
 
+def _as_of_timestamp(validate: Callable[[datetime | None], Any], at: datetime | None) -> Any:
+    """The status at ``at``; but a signature whose certificate is no longer valid there (it
+    expired) while its signature timestamp is sound is judged as of the timestamp: that it
+    existed then is what the timestamp proves (PAdES B-T). A revoked certificate stays revoked."""
+    status = validate(at)
+    stamp = status.timestamp_validity
+    if status.trusted or status.revoked or not (status.intact and status.valid) or stamp is None:
+        return status
+    if not (stamp.intact and stamp.valid and stamp.trusted):
+        return status
+    return validate(stamp.timestamp)
+
+
 def sign_detached(
     payload: bytes,
     key: PrivateKey,
     certificate: x509.Certificate,
     chain: Sequence[x509.Certificate] = (),
+    *,
+    timestamper: TimeStamper | None = None,
 ) -> bytes:
-    """A detached CMS SignedData (DER) over ``payload``, with the signing time attribute."""
+    """A detached CMS SignedData (DER) over ``payload``, with the signing time attribute, and
+    with ``timestamper`` a signature timestamp (CAdES-T) that keeps it verifiable after the
+    certificate expires."""
     signer = simple_signer(key, certificate, chain)
-    content_info = _run(signer.async_sign_general_data(payload, "sha256", detached=True))
+    content_info = _run(
+        signer.async_sign_general_data(payload, "sha256", detached=True, timestamper=timestamper)
+    )
     return content_info.dump()
 
 
@@ -192,17 +228,25 @@ def verify_detached(
     payload: bytes, signature: bytes, trust: TrustStore, *, at: datetime | None = None
 ) -> Verification:
     try:
-        content_info = cms.ContentInfo.load(signature)
-        signed_data = content_info["content"]
-        signed_data.native  # noqa: B018 - parse now: a damaged signature fails here
-    except (ValueError, TypeError, KeyError) as exc:
+        signed_data = cms.ContentInfo.load(signature)["content"]
+        # Parse now, so that a damaged signature fails here: what validation reads, not the
+        # whole tree (``.native`` of a CMS with a timestamp token inside took seconds).
+        for part in ("digest_algorithms", "encap_content_info", "certificates"):
+            signed_data[part].native  # noqa: B018
+        signer_info = signed_data["signer_infos"][0]
+        for part in ("sid", "digest_algorithm", "signed_attrs", "signature_algorithm", "signature"):
+            signer_info[part].native  # noqa: B018
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
         return invalid(f"the signature cannot be read: {exc}")
-    try:
-        status = _run(
-            async_validate_detached_cms(
-                payload, signed_data, signer_validation_context=trust.validation_context(at)
-            )
+
+    def validate(moment: datetime | None):
+        context = trust.validation_context(moment)
+        return _run(
+            async_validate_detached_cms(payload, signed_data, signer_validation_context=context)
         )
+
+    try:
+        status = _as_of_timestamp(validate, at)
     except (SignatureValidationError, ValueError) as exc:
         return invalid(f"the signature cannot be checked: {exc}")
     return verdict(status)
