@@ -229,3 +229,9 @@ class TestLoopbackAddresses:
         body = await response.json()
         assert body["error"] == "public_url_required"
         assert "TELEREAD_PUBLIC_URL" in body["detail"] and "127.0.0.1" in body["detail"]
+
+    def test_the_banner_says_which_setting_to_set(self, capsys):
+        serve_command.print_banner(Settings(loopback_addresses=False), seeded=False)
+        assert "TELEREAD_PUBLIC_URL" in capsys.readouterr().out
+        serve_command.print_banner(Settings(loopback_addresses=True), seeded=False)
+        assert "TELEREAD_PUBLIC_URL" not in capsys.readouterr().out
