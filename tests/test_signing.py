@@ -336,6 +336,16 @@ class TestLongTermValidity:
         points = tsa.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
         assert points[0].full_name[0].value == "https://t.example/api/ca/crl"
 
+    def test_the_tsa_certificate_survives_a_restart_until_the_address_changes(self, tmp_path):
+        first = ConsortiumCA.load_or_create(tmp_path / "pki", "CA")
+        issued = first.timestamp_authority("https://a.example/api/ca/crl", now=NOW).certificate
+        again = ConsortiumCA.load_or_create(tmp_path / "pki", "CA")
+        assert again.timestamp_authority("https://a.example/api/ca/crl", now=NOW).certificate == (
+            issued
+        )
+        moved = again.timestamp_authority("https://b.example/api/ca/crl", now=NOW).certificate
+        assert moved != issued and moved.public_key() == issued.public_key()
+
     def test_the_pdf_carries_a_timestamp_the_crl_in_its_dss_and_a_document_timestamp(self, ca):
         pdf = self.sign(ca, *signer(ca))
         reader = PdfFileReader(io.BytesIO(pdf))

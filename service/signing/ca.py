@@ -148,7 +148,8 @@ class ConsortiumCA:
         if certificate is None:
             certificate = self._issue_tsa(crl_url, now)
             if path is not None:
-                partial = path.with_suffix(".tmp")
+                # a name of its own: web processes may issue at the same moment
+                partial = path.with_name(f".{TSA_CERT}.{os.getpid()}.{secrets.token_hex(4)}")
                 partial.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
                 partial.replace(path)
         identity = TimestampIdentity(self._tsa_key, certificate, (self.certificate,))
