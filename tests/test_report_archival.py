@@ -145,6 +145,8 @@ def test_the_pdf_says_it_is_pdfa_2b_with_an_srgb_output_intent(signed):
     assert intent["/S"] == "/GTS_PDFA1"
     profile = intent["/DestOutputProfile"]
     assert profile["/N"] == 3 and profile.data[36:40] == b"acsp"  # an ICC profile
+    # ISO 19005-2 6.2.3: a display (or printer, scanner, colour space) profile, version 4 at most
+    assert profile.data[12:20] == b"mntrRGB " and profile.data[8] <= 4
     assert root["/Version"] == "/1.7" and signed.pdf.startswith(b"%PDF-1.")
     info = reader.trailer["/Info"]
     assert info["/Producer"] in xmp and "/Trapped" not in info  # information = XMP
