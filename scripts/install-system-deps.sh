@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Installs what teleread needs from Debian when it is missing: Orthanc with its DICOMweb plugin
 # and a CJK font for report PDFs (always), and for the test suite Chromium (browser tests),
-# dcmtk (the viewer's pixel-exactness reference), poppler-utils (outside checks of the signed
-# PDF) and Node.js with npm (eslint, JS unit tests).
+# dcmtk (the viewer's pixel-exactness reference) and Node.js with npm (eslint, JS unit tests).
 # Idempotent and quiet when all is there.
 set -euo pipefail
 
@@ -15,10 +14,11 @@ command -v Orthanc >/dev/null 2>&1 || packages+=(orthanc)
 if [ "$want_tests" = "--test" ]; then
     command -v chromium >/dev/null 2>&1 || packages+=(chromium)
     command -v dcm2pnm >/dev/null 2>&1 || packages+=(dcmtk)  # viewer exactness tests
-    command -v pdfsig >/dev/null 2>&1 || packages+=(poppler-utils)  # pdfsig, pdffonts on reports
     # eslint and node's built-in test runner for the JavaScript (package.json, tests/js).
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
     command -v npm >/dev/null 2>&1 || packages+=(npm)
+    # pdfsig and pdffonts check the signed report PDF as outside tools see it.
+    command -v pdfsig >/dev/null 2>&1 || packages+=(poppler-utils)
 fi
 if [ ! -x .venv/bin/python ]; then
     # Debian's python3 makes venvs only with python3-venv installed: try it once for real.
