@@ -134,7 +134,7 @@ class TestLockedKeys:
             unlock_key(locked, "old")
 
 
-def external_pkcs12(password: bytes) -> tuple[bytes, x509.Certificate]:
+def external_pkcs12(password: bytes, crl_url: str | None = None) -> tuple[bytes, x509.Certificate]:
     """A PKCS#12 from an "external CA" (RSA), as a provincial CA would issue."""
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Provincial CA")])
@@ -150,7 +150,7 @@ def external_pkcs12(password: bytes) -> tuple[bytes, x509.Certificate]:
         .sign(ca_key, hashes.SHA256())
     )
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Dr Zhang")]))
         .issuer_name(name)
@@ -162,8 +162,11 @@ def external_pkcs12(password: bytes) -> tuple[bytes, x509.Certificate]:
             x509.KeyUsage(True, True, False, False, False, False, False, False, False),
             critical=True,
         )
-        .sign(ca_key, hashes.SHA256())
     )
+    if crl_url:
+        point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
     data = pkcs12.serialize_key_and_certificates(
         b"zhang", key, cert, [ca_cert], serialization.BestAvailableEncryption(password)
     )
@@ -345,6 +348,26 @@ class TestLongTermValidity:
         )
         moved = again.timestamp_authority("https://b.example/api/ca/crl", now=NOW).certificate
         assert moved != issued and moved.public_key() == issued.public_key()
+
+    def test_an_imported_signer_whose_ca_crl_is_elsewhere_still_signs(self, ca):
+        """The provincial CA's CRL is not held offline: the signature is timestamped all the
+        same, with what the consortium holds in the DSS."""
+        data, external_ca = external_pkcs12(b"p", crl_url="http://provincial.invalid/ca.crl")
+        imported = import_pkcs12(data, "p", "pw")
+        roots = TrustStore((ca.certificate, external_ca), trust(ca).crls)
+        authority = ConsortiumTimeStamper(ca.timestamp_authority(None, now=NOW))
+        pdf = sign_pdf(
+            small_pdf(),
+            unlock_key(imported.locked_key, "pw"),
+            imported.certificate,
+            imported.chain,
+            reason="r",
+            location="l",
+            signer_name="Dr Zhang",
+            long_term=LongTerm(authority, roots),
+        )
+        assert verify_pdf(pdf, roots).valid
+        assert len(PdfFileReader(io.BytesIO(pdf)).embedded_timestamp_signatures) == 1
 
     def test_the_pdf_carries_a_timestamp_the_crl_in_its_dss_and_a_document_timestamp(self, ca):
         pdf = self.sign(ca, *signer(ca))
