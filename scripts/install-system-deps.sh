@@ -18,6 +18,8 @@ if [ "$want_tests" = "--test" ]; then
     # eslint and node's built-in test runner for the JavaScript (package.json, tests/js).
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
     command -v npm >/dev/null 2>&1 || packages+=(npm)
+    # pdfsig and pdffonts check the signed report PDF as outside tools see it.
+    command -v pdfsig >/dev/null 2>&1 || packages+=(poppler-utils)
 fi
 if [ ! -x .venv/bin/python ]; then
     # Debian's python3 makes venvs only with python3-venv installed: try it once for real.

@@ -52,11 +52,15 @@ class Settings:
     critical_ack_minutes: float = 15.0
     ca_name: str = "teleread consortium CA"
     ca_passphrase: str | None = None
+    tsa_url: str | None = None
     delivery_retry_seconds: float = 30.0
     delivery_max_attempts: int = 10
     web_processes: int = 0
     render_workers: int = 0
     frame_cache_mb: int = 512
+    loopback_addresses: bool = True
+    """Not an environment variable: ``teleread serve`` sets it False (unless ``--demo``), so that
+    no certificate or QR code names a loopback address (service/reports/public_address.py)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -89,7 +93,7 @@ def web_process_count(settings: Settings) -> int:
     return max(1, min(len(os.sched_getaffinity(0)), MAX_WEB_PROCESSES))
 
 
-_SETTABLE = {f.name: f for f in fields(Settings) if f.name != "extra"}
+_SETTABLE = {f.name: f for f in fields(Settings) if f.name not in ("extra", "loopback_addresses")}
 
 
 def _convert(name: str, raw: Any) -> Any:

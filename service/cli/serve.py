@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -25,6 +26,11 @@ def print_banner(settings: Settings, seeded: bool, processes: int = 1) -> None:
         lines.append(
             f"DICOM modalities send to AE title {settings.orthanc_aet} on port "
             f"{settings.orthanc_dicom_port}"
+        )
+    if not settings.public_url and not settings.loopback_addresses and host in ("127.0.0.1", "::1"):
+        lines.append(
+            "Reports cannot be signed through this loopback address: set TELEREAD_PUBLIC_URL"
+            " to the address users open"
         )
     if seeded:
         lines.append(f"Demo logins (password for all: {demo.DEMO_PASSWORD}):")
@@ -47,6 +53,8 @@ def refuse_a_taken_port(host: str, port: int) -> None:
 
 
 def serve(settings: Settings, seed_demo: bool = False) -> int:
+    # Certificates and QR codes must name an address others reach; the demo runs on one machine.
+    settings = replace(settings, loopback_addresses=seed_demo)
     with PrimaryLock(settings.data_dir):
         return _serve(settings, seed_demo)
 

@@ -62,7 +62,14 @@ async def sign_demo_report(
     await database.write(save_draft, consultation_id, reader, DRAFT, utc_now())
     public_url = settings.public_url or f"http://{settings.host}:{settings.port}"
     signed = await sign_report(
-        database, ca, reader, consultation_id, password, now=utc_now(), public_url=public_url
+        database,
+        ca,
+        reader,
+        consultation_id,
+        password,
+        now=utc_now(),
+        public_url=public_url,
+        tsa_url=settings.tsa_url,
     )
     await effects.apply(signed.effects)
     log.info("demo: Dr Li signed the report of consultation %d", consultation_id)

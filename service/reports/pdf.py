@@ -26,6 +26,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from reportlab.platypus import paragraph as _paragraph
 
+from .archival import as_pdfa
 from .document import ReportDocument
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,12 @@ def _styles(font: str, cjk: bool = False) -> dict[str, ParagraphStyle]:
     }
 
 
+def _cell_font(styles: dict[str, ParagraphStyle]) -> tuple:
+    """A table sets its cells' font even around paragraphs: Helvetica by default, which would
+    then be named (not embedded) in the PDF, against PDF/A."""
+    return ("FONT", (0, 0), (-1, -1), styles["base"].fontName)
+
+
 def _para(text: str, style: ParagraphStyle) -> Paragraph:
     return Paragraph(escape(text).replace("\n", "<br/>"), style)
 
@@ -167,7 +174,13 @@ def _para(text: str, style: ParagraphStyle) -> Paragraph:
 def _banner(text: str, colour: colors.Color, styles: dict[str, ParagraphStyle]) -> Table:
     table = Table([[_para(text, styles["banner"])]], colWidths=[170 * mm])
     table.setStyle(
-        TableStyle([("BACKGROUND", (0, 0), (-1, -1), colour), ("PADDING", (0, 0), (-1, -1), 5)])
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, -1), colour),
+                ("PADDING", (0, 0), (-1, -1), 5),
+                _cell_font(styles),
+            ]
+        )
     )
     return table
 
@@ -211,6 +224,7 @@ def _patient_block(doc: ReportDocument, labels: dict, styles: dict) -> Table:
         TableStyle(
             [
                 ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
+                _cell_font(styles),
                 ("BACKGROUND", (0, 0), (0, -1), colors.whitesmoke),
                 ("BACKGROUND", (2, 0), (2, -1), colors.whitesmoke),
                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
@@ -225,6 +239,7 @@ def _qr(url: str) -> Drawing:
     x1, y1, x2, y2 = widget.getBounds()
     size = 28 * mm
     drawing = Drawing(size, size, transform=[size / (x2 - x1), 0, 0, size / (y2 - y1), 0, 0])
+    drawing.initialFontName = _font()  # a drawing starts in Helvetica too (it draws no text)
     drawing.add(widget)
     return drawing
 
@@ -241,14 +256,18 @@ def _footer(doc: ReportDocument, labels: dict, styles: dict) -> Table:
     table = Table([[signer, _qr(doc.verification_url)]], colWidths=[138 * mm, 32 * mm])
     table.setStyle(
         TableStyle(
-            [("VALIGN", (0, 0), (-1, -1), "TOP"), ("LINEABOVE", (0, 0), (-1, 0), 0.8, colors.black)]
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LINEABOVE", (0, 0), (-1, 0), 0.8, colors.black),
+                _cell_font(styles),
+            ]
         )
     )
     return table
 
 
 def render_report_pdf(doc: ReportDocument) -> bytes:
-    """The unsigned A4 PDF of one report version."""
+    """The unsigned A4 PDF of one report version, PDF/A-2b (archival.py)."""
     font = _font()
     labels = LABELS.get(doc.language, LABELS["zh_CN"])
     styles = _styles(font, cjk=labels is LABELS["zh_CN"])
@@ -286,6 +305,12 @@ def render_report_pdf(doc: ReportDocument) -> bytes:
         story.append(_para(note, styles["base"]))
     story += [Spacer(1, 8 * mm), _footer(doc, labels, styles)]
     buffer = io.BytesIO()
+    about = {
+        "title": f"{labels['title']} {doc.verification_code}",
+        "author": doc.signer_name,
+        "subject": f"teleread-verification-code:{doc.verification_code}",
+        "creator": "teleread",
+    }
     template = SimpleDocTemplate(
         buffer,
         pagesize=A4,
@@ -293,13 +318,11 @@ def render_report_pdf(doc: ReportDocument) -> bytes:
         rightMargin=20 * mm,
         topMargin=18 * mm,
         bottomMargin=18 * mm,
-        title=f"{labels['title']} {doc.verification_code}",
-        author=doc.signer_name,
-        subject=f"teleread-verification-code:{doc.verification_code}",
-        creator="teleread",
+        initialFontName=font,  # else each page starts in Helvetica, a font no PDF embeds
+        **about,
     )
     template.build(story, onFirstPage=_page_number(font), onLaterPages=_page_number(font))
-    return buffer.getvalue()
+    return as_pdfa(buffer.getvalue(), created=doc.signed_at, **about)
 
 
 def _page_number(font: str):

@@ -1,9 +1,11 @@
 """Signing a report: a deliberate act with the password re-entered, producing an immutable version.
 
 The draft is read, the key unlocked, the canonical form signed and the PDF rendered and signed
-(all CPU work in a thread), then one transaction checks the draft did not change meanwhile and
-appends the version, the ``signed`` and portal ``delivered`` events, the status change, the
-deliveries still to do and, for a critical finding, the clinic's notification.
+(PAdES B-LTA: timestamped by ``TELEREAD_TSA_URL`` or the consortium's own timestamp authority,
+with the CA's CRL in the document; all CPU work in a thread), then one transaction checks the
+draft did not change meanwhile and appends the version, the ``signed`` and portal ``delivered``
+events, the status change, the deliveries still to do and, for a critical finding, the clinic's
+notification.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from typing import Any
 import sqlite_utils
 
 from ..auth.access import consultation_scope
-from ..auth.identities import UnlockedIdentity, unlocked_identity
+from ..auth.identities import UnlockedIdentity, trust_store, unlocked_identity
 from ..auth.password_check import check_password
 from ..auth.sessions import CurrentUser
 from ..clock import to_iso
-from ..signing import ConsortiumCA, sign_detached, sign_pdf
+from ..signing import ConsortiumCA, LongTerm, TrustStore, sign_detached, sign_pdf, timestamper_for
 from ..storage import Conflict, Database
 from ..storage import consultations as consultation_store
 from ..storage import reports as store
@@ -33,6 +35,7 @@ from .canonical import canonical_bytes
 from .document import ReportDocument
 from .documents_data import document_for
 from .pdf import render_report_pdf
+from .public_address import check_printable
 
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off paper
 
@@ -96,9 +99,34 @@ def _prepare(
     return _Prepared(row, report, document)
 
 
-def _signed_bytes(document: ReportDocument, identity: UnlockedIdentity) -> tuple[bytes, ...]:
+@dataclass(frozen=True)
+class _Evidence:
+    """What makes the PDF signature long-term valid: the timestamp authority (an outside one,
+    or the CA's own certifying ``crl_url``) and the trust store whose CRL goes into the PDF."""
+
+    ca: ConsortiumCA
+    tsa_url: str | None
+    crl_url: str
+    trust: TrustStore
+    now: datetime
+
+    def long_term(self) -> LongTerm:
+        timestamper = timestamper_for(self.tsa_url, self.ca, self.crl_url, now=self.now)
+        return LongTerm(timestamper, self.trust, online=bool(self.tsa_url))
+
+
+def _signed_bytes(
+    document: ReportDocument, identity: UnlockedIdentity, evidence: _Evidence
+) -> tuple[bytes, ...]:
     canonical = canonical_bytes(document)
-    signature = sign_detached(canonical, identity.key, identity.certificate, identity.chain)
+    long_term = evidence.long_term()
+    signature = sign_detached(
+        canonical,
+        identity.key,
+        identity.certificate,
+        identity.chain,
+        timestamper=long_term.timestamper,
+    )
     pdf = sign_pdf(
         render_report_pdf(document),
         identity.key,
@@ -107,6 +135,7 @@ def _signed_bytes(document: ReportDocument, identity: UnlockedIdentity) -> tuple
         reason=f"Imaging report {document.verification_code}",
         location=document.centre_name,
         signer_name=document.signer_name,
+        long_term=long_term,
     )
     return canonical, signature, pdf
 
@@ -121,11 +150,17 @@ async def sign_report(
     now: datetime,
     public_url: str,
     client_ip: str | None = None,
+    tsa_url: str | None = None,
+    loopback_allowed: bool = True,
 ) -> SignedReport:
     """Sign the caller's draft as the next version (``draft_changed`` if it moved meanwhile).
 
     Every CPU step (password check, key unlock, signatures, PDF) runs on a thread before the one
-    write, which holds the transaction only to check and record."""
+    write, which holds the transaction only to check and record.
+
+    ``public_url`` goes into the certificate (CRL address) and the QR code: a loopback one is
+    refused (``public_url_required``) unless ``loopback_allowed``."""
+    check_printable(public_url, loopback_allowed=loopback_allowed)
     # Re-entering the password is the deliberate act; wrong guesses count like failed logins.
     await check_password(database, user.username, password, client_ip, now)
     crl_url = f"{public_url.rstrip('/')}/api/ca/crl"
@@ -133,7 +168,11 @@ async def sign_report(
     prepared = await database.read(
         _prepare, consultation_id, user, identity.serial_hex, now, public_url
     )
-    canonical, signature, pdf = await asyncio.to_thread(_signed_bytes, prepared.document, identity)
+    trust = await database.read(trust_store, ca, now)
+    evidence = _Evidence(ca, tsa_url, crl_url, trust, now)
+    canonical, signature, pdf = await asyncio.to_thread(
+        _signed_bytes, prepared.document, identity, evidence
+    )
     return await database.write(
         _record, prepared, user, canonical, signature, pdf, identity.serial_hex, now
     )

@@ -11,12 +11,15 @@ from .keys import (
     relock_key,
     unlock_key,
 )
-from .signatures import sign_detached, sign_pdf, verify_detached, verify_pdf
+from .signatures import LongTerm, sign_detached, sign_pdf, verify_detached, verify_pdf
+from .timestamps import ConsortiumTimeStamper, timestamper_for
 from .trust import TrustStore, Verification
 
 __all__ = [
     "ConsortiumCA",
+    "ConsortiumTimeStamper",
     "ImportedIdentity",
+    "LongTerm",
     "PrivateKey",
     "TrustStore",
     "Verification",
@@ -27,6 +30,7 @@ __all__ = [
     "relock_key",
     "sign_detached",
     "sign_pdf",
+    "timestamper_for",
     "unlock_key",
     "verify_detached",
     "verify_pdf",

@@ -1,9 +1,10 @@
-"""The consortium CA: created on first start, it issues each signer's certificate and the CRL.
+"""The consortium CA: created on first start, it issues each signer's certificate and the CRL, and
+runs the consortium's timestamp authority (TSA) when no outside one is configured.
 
 Its key lives encrypted under DATA_DIR/pki/ (PKCS#8, ``BestAvailableEncryption``). The passphrase
 comes from TELEREAD_CA_PASSPHRASE when set (keep it in a secret store, off the data disk), else a
 random one is generated beside the key with mode 0600 — better than a clear key, weaker than a
-passphrase held elsewhere (docs/signatures.md).
+passphrase held elsewhere (docs/signatures.md). The TSA's key lives beside it, locked the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +28,17 @@ CA_CERT = "ca.pem"
 CA_KEY = "ca-key.pem"
 CA_PASSPHRASE = "ca-passphrase"
 CA_YEARS = 20
+TSA_CERT = "tsa.pem"
+TSA_KEY = "tsa-key.pem"
+
+
+@dataclass(frozen=True)
+class TimestampIdentity:
+    """The consortium TSA's key and certificate (timeStamping EKU), with the CA above it."""
+
+    key: ec.EllipticCurvePrivateKey
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -44,12 +57,55 @@ def _passphrase(directory: Path, given: bytes | None) -> bytes:
     return path.read_bytes().strip()
 
 
-class ConsortiumCA:
-    """The CA's certificate and (unlocked, in memory only) key."""
+def _load_or_create_key(path: Path, secret: bytes) -> ec.EllipticCurvePrivateKey:
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), secret)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return key
+    key = ec.generate_private_key(ec.SECP256R1())
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(secret),
+    )
+    _write_private(path, encrypted)
+    return key
 
-    def __init__(self, certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+
+def _crl_points(url: str) -> x509.CRLDistributionPoints:
+    point = x509.DistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(url)],
+        relative_name=None,
+        reasons=None,
+        crl_issuer=None,
+    )
+    return x509.CRLDistributionPoints([point])
+
+
+def _crl_url_of(certificate: x509.Certificate) -> str | None:
+    try:
+        points = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return None
+    names = [name for point in points for name in point.full_name or ()]
+    return names[0].value if names else None
+
+
+class ConsortiumCA:
+    """The CA's certificate and (unlocked, in memory only) key, and its TSA's key."""
+
+    def __init__(
+        self,
+        certificate: x509.Certificate,
+        key: ec.EllipticCurvePrivateKey,
+        tsa_key: ec.EllipticCurvePrivateKey | None = None,
+        directory: Path | None = None,
+    ) -> None:
         self.certificate = certificate
         self._key = key
+        self._tsa_key = tsa_key or ec.generate_private_key(ec.SECP256R1())
+        self._directory = directory
+        self._tsa: dict[str | None, TimestampIdentity] = {}
 
     @classmethod
     def load_or_create(
@@ -64,7 +120,8 @@ class ConsortiumCA:
             key = serialization.load_pem_private_key(key_path.read_bytes(), secret)
             certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
             assert isinstance(key, ec.EllipticCurvePrivateKey)
-            return cls(certificate, key)
+            tsa_key = _load_or_create_key(directory / TSA_KEY, secret)
+            return cls(certificate, key, tsa_key, directory)
         key = ec.generate_private_key(ec.SECP384R1())
         certificate = _self_signed(key, name)
         encrypted = key.private_bytes(
@@ -74,7 +131,56 @@ class ConsortiumCA:
         )
         _write_private(key_path, encrypted)
         cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        return cls(certificate, key)
+        return cls(certificate, key, _load_or_create_key(directory / TSA_KEY, secret), directory)
+
+    def timestamp_authority(self, crl_url: str | None, *, now: datetime) -> TimestampIdentity:
+        """The TSA's certificate naming ``crl_url`` (where verifiers fetch its revocation status:
+        validating a timestamp years later needs it), issued on first use for each address and
+        kept as DATA_DIR/pki/tsa.pem, so restarts reuse it."""
+        if crl_url in self._tsa:
+            return self._tsa[crl_url]
+        path = self._directory / TSA_CERT if self._directory else None
+        certificate = None
+        if path is not None and path.exists():
+            stored = x509.load_pem_x509_certificate(path.read_bytes())
+            if _crl_url_of(stored) == crl_url and stored.not_valid_after_utc > now:
+                certificate = stored
+        if certificate is None:
+            certificate = self._issue_tsa(crl_url, now)
+            if path is not None:
+                # a name of its own: web processes may issue at the same moment
+                partial = path.with_name(f".{TSA_CERT}.{os.getpid()}.{secrets.token_hex(4)}")
+                partial.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+                partial.replace(path)
+        identity = TimestampIdentity(self._tsa_key, certificate, (self.certificate,))
+        self._tsa[crl_url] = identity
+        return identity
+
+    def _issue_tsa(self, crl_url: str | None, now: datetime) -> x509.Certificate:
+        """RFC 3161 2.3: the TSA's certificate has the one critical extended key usage
+        timeStamping; it lasts as long as the CA, so old timestamps stay checkable."""
+        public_key = self._tsa_key.public_key()
+        name = self.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        common_name = f"{name[0].value if name else 'teleread'} timestamping"[:64]
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(self.certificate.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(self.certificate.not_valid_after_utc)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_usage(signing=True), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(self._authority_key_id(), critical=False)
+        )
+        if crl_url:
+            builder = builder.add_extension(_crl_points(crl_url), critical=False)
+        return builder.sign(self._key, hashes.SHA256())
 
     def issue(
         self,
@@ -118,13 +224,7 @@ class ConsortiumCA:
             .add_extension(self._authority_key_id(), critical=False)
         )
         if crl_url:
-            point = x509.DistributionPoint(
-                full_name=[x509.UniformResourceIdentifier(crl_url)],
-                relative_name=None,
-                reasons=None,
-                crl_issuer=None,
-            )
-            builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+            builder = builder.add_extension(_crl_points(crl_url), critical=False)
         return builder.sign(self._key, hashes.SHA256())
 
     def crl(

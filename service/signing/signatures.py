@@ -1,5 +1,10 @@
 """Signing and verifying with pyHanko: PAdES signatures in PDFs, detached CMS over other bytes.
 
+With a timestamp authority and the trust store at hand, a PDF signature is PAdES B-LTA: the
+signature is timestamped (B-T), the CA certificates and CRLs that prove the chain valid at that
+moment go into the document security store (DSS, B-LT), and a document timestamp seals it all
+(B-LTA). Verifiers then need neither the network nor a still-valid signer certificate.
+
 pyHanko's API is asynchronous; these functions are synchronous (the service calls them in a
 worker thread, as CPU work) and run pyHanko's coroutines on a private event loop.
 """
@@ -8,27 +13,49 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Coroutine, Sequence
+import logging
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 from typing import Any, TypeVar
 
-from asn1crypto import cms
+import certifi
+from asn1crypto import cms, pem
 from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.sign import fields, signers
+from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.signers.constants import ESIC_EXTENSION_1
+from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.validation import async_validate_detached_cms, async_validate_pdf_signature
 from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from .keys import PrivateKey
 from .trust import TrustStore, Verification, invalid, to_asn1, verdict
 
 T = TypeVar("T")
+
+
+class _KnownOffline(logging.Filter):
+    """pyHanko warns on every B-LT signature that it may not fetch revocation data: by design,
+    the consortium's CRL is handed to it (an outside TSA's is fetched: ``LongTerm.online``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "fetching is not allowed" not in record.getMessage()
+
+
+logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_KnownOffline())
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -41,7 +68,7 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-def _signer(
+def simple_signer(
     key: PrivateKey, certificate: x509.Certificate, chain: Sequence[x509.Certificate]
 ) -> signers.SimpleSigner:
     der_key = key.private_bytes(
@@ -56,6 +83,15 @@ def _signer(
     )
 
 
+class _Pdf17Signer(signers.PdfSigner):
+    """PAdES kept in PDF 1.7 with the ESIC extension, as PDF/A-2 needs: for an ECDSA key pyHanko
+    would declare the whole document PDF 2.0 (ISO 32002), which PDF/A-2 validators refuse."""
+
+    def register_extensions(self, pdf_out: BasePdfFileWriter, *, md_algorithm: str) -> None:
+        pdf_out.ensure_output_version(version=(1, 7))
+        pdf_out.register_extension(ESIC_EXTENSION_1)
+
+
 def sign_pdf(
     pdf: bytes,
     key: PrivateKey,
@@ -65,8 +101,10 @@ def sign_pdf(
     reason: str,
     location: str,
     signer_name: str,
+    long_term: LongTerm | None = None,
 ) -> bytes:
-    """Add a PAdES (B-B) signature to ``pdf`` as an incremental update."""
+    """Add a PAdES signature to ``pdf`` as incremental updates: B-B alone, B-LTA with
+    ``long_term``."""
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     meta = signers.PdfSignatureMetadata(
         field_name="TelereadSignature",
@@ -75,29 +113,81 @@ def sign_pdf(
         name=signer_name,
         subfilter=fields.SigSeedSubFilter.PADES,
         md_algorithm="sha256",
+        embed_validation_info=long_term is not None,
+        use_pades_lta=long_term is not None,
+        validation_context=long_term.validation_context() if long_term else None,
     )
-    pdf_signer = signers.PdfSigner(meta, signer=_signer(key, certificate, chain))
+    pdf_signer = _Pdf17Signer(
+        meta,
+        signer=simple_signer(key, certificate, chain),
+        timestamper=long_term.timestamper if long_term else None,
+    )
     output = _run(pdf_signer.async_sign_pdf(writer, output=io.BytesIO()))
     return output.getvalue()
+
+
+@dataclass(frozen=True)
+class LongTerm:
+    """What a B-LTA signature needs besides the signer: a timestamp authority, and the trust
+    roots and current CRLs whose evidence goes into the DSS. ``online``: also fetch what is
+    not at hand (an outside TSA's own revocation status); never needed for the consortium's."""
+
+    timestamper: TimeStamper
+    trust: TrustStore
+    online: bool = False
+
+    def validation_context(self) -> ValidationContext:
+        roots = [to_asn1(c) for c in self.trust.roots]
+        crls = [crl.public_bytes(serialization.Encoding.DER) for crl in self.trust.crls]
+        if self.online:  # an outside TSA chains to a public root: Mozilla's (certifi) too
+            return ValidationContext(
+                trust_roots=[*roots, *public_roots()],
+                crls=crls,
+                allow_fetching=True,
+                revocation_mode="soft-fail",
+            )
+        # soft-fail: an imported signer's outside CA publishes a CRL we do not hold offline;
+        # what we hold (the consortium's) still goes into the DSS
+        return ValidationContext(
+            trust_roots=roots, crls=crls, allow_fetching=False, revocation_mode="soft-fail"
+        )
+
+
+@cache
+def public_roots() -> tuple[asn1_x509.Certificate, ...]:
+    """The Mozilla root programme's CAs as certifi ships them (a dependency of pyHanko's)."""
+    bundle = Path(certifi.where()).read_bytes()
+    return tuple(asn1_x509.Certificate.load(der) for _, _, der in pem.unarmor(bundle, True))
 
 
 def verify_pdf(pdf: bytes, trust: TrustStore, *, at: datetime | None = None) -> Verification:
     """The PDF's (last) signature: intact, covering the whole file, chained to a trusted CA."""
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
-        embedded = reader.embedded_signatures
+        embedded = reader.embedded_regular_signatures  # not the document timestamps
     except (PdfReadError, ValueError, KeyError, IndexError) as exc:
         return invalid(f"the PDF cannot be read: {exc}")
     if not embedded:
         return invalid("the PDF carries no signature")
     signature = embedded[-1]
+
+    def validate(moment: datetime | None):
+        context = trust.validation_context(moment)
+        return _run(async_validate_pdf_signature(signature, context, skip_diff=False))
+
     try:
-        status = _run(
-            async_validate_pdf_signature(signature, trust.validation_context(at), skip_diff=False)
-        )
+        status = _as_of_timestamp(validate, at)
     except (SignatureValidationError, PdfReadError, ValueError) as exc:
         return invalid(f"the signature cannot be checked: {exc}")
-    covers_all = status.coverage is not None and status.coverage.name == "ENTIRE_FILE"
+    covers_all = status.coverage is not None and (
+        status.coverage.name == "ENTIRE_FILE"
+        # what came after is the DSS and document timestamps (B-LT/B-LTA), nothing of the content
+        or (
+            status.coverage.name == "ENTIRE_REVISION"
+            and status.modification_level is not None
+            and status.modification_level <= ModificationLevel.LTA_UPDATES
+        )
+    )
     result = verdict(status, intact_ok=covers_all)
     if not covers_all and status.intact:
         extra = "content was added to the PDF after it was signed"
@@ -105,15 +195,34 @@ def verify_pdf(pdf: bytes, trust: TrustStore, *, at: datetime | None = None) -> 
     return result
 
 
+def _as_of_timestamp(validate: Callable[[datetime | None], Any], at: datetime | None) -> Any:
+    """The status at ``at``; but a signature whose certificate is no longer valid there (it
+    expired) while its signature timestamp is sound is judged as of the timestamp: that it
+    existed then is what the timestamp proves (PAdES B-T). A revoked certificate stays revoked."""
+    status = validate(at)
+    stamp = status.timestamp_validity
+    if status.trusted or status.revoked or not (status.intact and status.valid) or stamp is None:
+        return status
+    if not (stamp.intact and stamp.valid and stamp.trusted):
+        return status
+    return validate(stamp.timestamp)
+
+
 def sign_detached(
     payload: bytes,
     key: PrivateKey,
     certificate: x509.Certificate,
     chain: Sequence[x509.Certificate] = (),
+    *,
+    timestamper: TimeStamper | None = None,
 ) -> bytes:
-    """A detached CMS SignedData (DER) over ``payload``, with the signing time attribute."""
-    signer = _signer(key, certificate, chain)
-    content_info = _run(signer.async_sign_general_data(payload, "sha256", detached=True))
+    """A detached CMS SignedData (DER) over ``payload``, with the signing time attribute, and
+    with ``timestamper`` a signature timestamp (CAdES-T) that keeps it verifiable after the
+    certificate expires."""
+    signer = simple_signer(key, certificate, chain)
+    content_info = _run(
+        signer.async_sign_general_data(payload, "sha256", detached=True, timestamper=timestamper)
+    )
     return content_info.dump()
 
 
@@ -121,17 +230,25 @@ def verify_detached(
     payload: bytes, signature: bytes, trust: TrustStore, *, at: datetime | None = None
 ) -> Verification:
     try:
-        content_info = cms.ContentInfo.load(signature)
-        signed_data = content_info["content"]
-        signed_data.native  # noqa: B018 - parse now: a damaged signature fails here
-    except (ValueError, TypeError, KeyError) as exc:
+        signed_data = cms.ContentInfo.load(signature)["content"]
+        # Parse now, so that a damaged signature fails here: what validation reads, not the
+        # whole tree (``.native`` of a CMS with a timestamp token inside took seconds).
+        for part in ("digest_algorithms", "encap_content_info", "certificates"):
+            signed_data[part].native  # noqa: B018
+        signer_info = signed_data["signer_infos"][0]
+        for part in ("sid", "digest_algorithm", "signed_attrs", "signature_algorithm", "signature"):
+            signer_info[part].native  # noqa: B018
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
         return invalid(f"the signature cannot be read: {exc}")
-    try:
-        status = _run(
-            async_validate_detached_cms(
-                payload, signed_data, signer_validation_context=trust.validation_context(at)
-            )
+
+    def validate(moment: datetime | None):
+        context = trust.validation_context(moment)
+        return _run(
+            async_validate_detached_cms(payload, signed_data, signer_validation_context=context)
         )
+
+    try:
+        status = _as_of_timestamp(validate, at)
     except (SignatureValidationError, ValueError) as exc:
         return invalid(f"the signature cannot be checked: {exc}")
     return verdict(status)

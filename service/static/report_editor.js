@@ -357,7 +357,9 @@ async function sign(event) {
     }
     const response = await api(`${base}/report/sign`, { method: "POST", json: { password } });
     if (!response.ok) {
-      $("sign-error").textContent = errorText(response, "sign_failed");
+      $("sign-error").textContent = errorText(response, "sign_failed", {
+        public_url_required: "sign_public_url_required",
+      });
       return;
     }
     $("sign-dialog").close();

@@ -12,13 +12,14 @@ from ...auth.password_check import WrongPassword
 from ...auth.sessions import LoginLocked
 from ...clock import utc_now
 from ...reports import acknowledgement, authoring
+from ...reports.public_address import loopback_allowed
 from ...reports.signing import sign_report
 from ...storage import report_priors
 from ...storage import reports as report_store
 from ..access import allow
 from ..auditing import audit_context, audited
 from ..errors import ApiError
-from ..keys import CA, DATABASE, EFFECTS, current_user
+from ..keys import CA, DATABASE, EFFECTS, SETTINGS, current_user
 from ..models import RecordId, Strict
 from ..requests import client_ip, path_id, public_base_url, read_model
 from .openapi import documented
@@ -222,6 +223,8 @@ async def post_sign(request: web.Request) -> web.Response:
             now=utc_now(),
             public_url=public_base_url(request),
             client_ip=client_ip(request),
+            tsa_url=request.app[SETTINGS].tsa_url,
+            loopback_allowed=loopback_allowed(request.app[SETTINGS]),
         )
     except WrongPassword as exc:
         raise ApiError(
