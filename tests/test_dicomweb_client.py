@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from requests import HTTPError
 
 from service.app import create_app
 from service.demo.synthetic import StudySpec, make_study
-from tests.conftest import Service, start_from, start_orthanc, suite_settings
+from tests.conftest import Service, free_port, start_from, start_orthanc, suite_settings
 
 HEAD_CT = StudySpec(
     "P-DW-A",
@@ -74,9 +74,12 @@ async def world(
 ) -> AsyncIterator[World]:
     directory = tmp_path_factory.mktemp("dicomweb")
     orthanc = await start_orthanc(directory / "orthanc", "TELEREAD")
-    settings = suite_settings(directory, orthanc)
+    # dicomweb-client sends a Host header without the port: the public address is configured,
+    # as behind any proxy (TELEREAD_PUBLIC_URL), so bulk data URIs name the right port.
+    port = free_port()
+    settings = replace(suite_settings(directory, orthanc), public_url=f"http://127.0.0.1:{port}")
     start_from(migrated_database, settings)
-    client = TestClient(TestServer(create_app(settings)))
+    client = TestClient(TestServer(create_app(settings), port=port))
     await client.start_server()
     try:
         service = Service(client, client.app, orthanc)
@@ -226,3 +229,113 @@ class TestSearch:
         assert response.headers["Content-Type"] == "application/dicom+json"
         records = await _audit(world, "study.query")
         assert any(r["detail"].get("patients") == ["P-DW-B"] for r in records)
+
+
+def _frame_bytes(dataset: Any) -> bytes:
+    return bytes(dataset.PixelData)
+
+
+class TestRetrieve:
+    """WADO-RS: metadata with bulk data URIs, bulk data, frames and DICOM instances."""
+
+    async def test_metadata_at_every_level_points_bulk_data_at_teleread(self, world):
+        ct, series = _uid(world.ct), str(world.ct[0].SeriesInstanceUID)
+        sop = str(world.ct[1].SOPInstanceUID)
+        study = await world.call("rad_a", "retrieve_study_metadata", ct)
+        assert len(study) == 3
+        in_series = await world.call("rad_a", "retrieve_series_metadata", ct, series)
+        assert len(in_series) == 3
+        instance = await world.call("rad_a", "retrieve_instance_metadata", ct, series, sop)
+        uri = instance["7FE00010"]["BulkDataURI"]
+        assert uri.startswith(f"{world.base}/dicom-web/studies/{ct}/")
+        [pixels] = await world.call("rad_a", "retrieve_bulkdata", uri)
+        assert pixels == _frame_bytes(world.ct[1])
+
+    async def test_frames_come_uncompressed_and_as_ohif_asks(self, world):
+        ds = world.ct[2]
+        ids = (_uid(world.ct), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
+        [frame] = await world.call("rad_a", "retrieve_instance_frames", *ids, frame_numbers=[1])
+        assert frame == _frame_bytes(ds)
+        path = "/dicom-web/studies/{}/series/{}/instances/{}/frames/1".format(*ids)
+        ohif = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+        response = await world.service.client.get(
+            path, headers={"Accept": ohif, "Authorization": f"Bearer {world.tokens['rad_a']}"}
+        )
+        assert response.status == 200
+        assert response.content_type == "multipart/related"
+        assert b"transfer-syntax=1.2.840.10008.1.2.1" in await response.read()
+        refused = await world.service.client.get(
+            path,
+            headers={
+                "Accept": 'multipart/related; type="image/png"',
+                "Authorization": f"Bearer {world.tokens['rad_a']}",
+            },
+        )
+        assert refused.status == 406
+
+    async def test_instances_series_and_study_are_retrieved_and_audited(self, world):
+        ct, series = _uid(world.ct), str(world.ct[0].SeriesInstanceUID)
+        study = await world.call("rad_a", "retrieve_study", ct)
+        assert sorted(d.InstanceNumber for d in study) == [1, 2, 3]
+        assert len(await world.call("rad_a", "retrieve_series", ct, series)) == 3
+        sop = str(world.ct[0].SOPInstanceUID)
+        one = await world.call("rad_a", "retrieve_instance", ct, series, sop)
+        assert one.SOPInstanceUID == sop and one.PixelData == world.ct[0].PixelData
+        records = await _audit(world, "study.retrieved")
+        assert len(records) == 3
+        assert {r["patient_id"] for r in records} == {"P-DW-A"}
+
+    async def test_an_instance_is_transcoded_to_the_syntax_asked_for(self, world):
+        ds = world.ct[0]
+        jpeg_ls = "1.2.840.10008.1.2.4.80"
+        one = await world.call(
+            "rad_a",
+            "retrieve_instance",
+            _uid(world.ct),
+            str(ds.SeriesInstanceUID),
+            str(ds.SOPInstanceUID),
+            media_types=(("application/dicom", jpeg_ls),),
+        )
+        assert one.file_meta.TransferSyntaxUID == jpeg_ls
+        assert one.SOPInstanceUID == ds.SOPInstanceUID
+        assert (one.pixel_array == ds.pixel_array).all()
+
+    async def test_rendered_images_at_instance_frame_and_series_level(self, world):
+        ds = world.ct[0]
+        ct, series, sop = _uid(world.ct), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
+        jpeg = await world.call("rad_a", "retrieve_instance_rendered", ct, series, sop)
+        assert jpeg[:2] == b"\xff\xd8"
+        png = await world.call(
+            "rad_a",
+            "retrieve_instance_frames_rendered",
+            ct,
+            series,
+            sop,
+            frame_numbers=[1],
+            media_types=("image/png",),
+        )
+        assert png[:4] == b"\x89PNG"
+        series_image = await world.call("rad_a", "retrieve_series_rendered", ct, series)
+        assert series_image[:2] == b"\xff\xd8"
+
+    async def test_another_facility_reaches_nothing_at_any_level(self, world):
+        ds = world.ct[0]
+        ct, series, sop = _uid(world.ct), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
+        for method, args, kwargs in (
+            ("retrieve_study", (ct,), {}),
+            ("retrieve_series", (ct, series), {}),
+            ("retrieve_instance", (ct, series, sop), {}),
+            ("retrieve_study_metadata", (ct,), {}),
+            ("retrieve_series_metadata", (ct, series), {}),
+            ("retrieve_instance_metadata", (ct, series, sop), {}),
+            ("retrieve_instance_frames", (ct, series, sop), {"frame_numbers": [1]}),
+            ("retrieve_instance_rendered", (ct, series, sop), {}),
+            ("retrieve_series_rendered", (ct, series), {}),
+            ("search_for_instances", (), {"study_instance_uid": ct}),
+        ):
+            with pytest.raises(HTTPError) as refused:
+                await world.call("rad_b", method, *args, **kwargs)
+            assert refused.value.response.status_code == 404, method
+        bulk = f"{world.base}/dicom-web/studies/{ct}/series/{series}/instances/{sop}/bulk/7fe00010"
+        with pytest.raises(HTTPError):
+            await world.call("rad_b", "retrieve_bulkdata", bulk)

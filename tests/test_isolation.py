@@ -314,6 +314,7 @@ async def call(service, headers, route: str, world):
             first = world["study"][0]
             path = route.split(" ", 1)[1].replace("{id}", str(cid)).replace("{study}", uid)
             path = path.replace("{series}", str(first.SeriesInstanceUID)).replace("{n}", "1")
+            path = path.replace("{frames}", "1").replace("{path}", "7fe00010")
             return await c.get(
                 path.replace("{instance}", str(first.SOPInstanceUID)), headers=headers
             )
@@ -346,6 +347,14 @@ VIEWER_ROUTES = (
     "GET /dicom-web/studies/{study}/series",
     "GET /dicom-web/studies/{study}/instances",
     "GET /dicom-web/studies/{study}/series/{series}/instances",
+    "GET /dicom-web/studies/{study}",
+    "GET /dicom-web/studies/{study}/series/{series}",
+    f"GET {VIEWER_INSTANCE}",
+    f"GET {VIEWER_INSTANCE}/frames/{{frames}}",
+    f"GET {VIEWER_INSTANCE}/bulk/{{path}}",
+    f"GET {VIEWER_INSTANCE}/frames/{{n}}/thumbnail",
+    "GET /dicom-web/studies/{study}/rendered",
+    "GET /dicom-web/studies/{study}/series/{series}/rendered",
 )
 
 # QIDO-RS over all of the caller's studies: an empty list for a reader elsewhere.
