@@ -339,3 +339,62 @@ class TestRetrieve:
         bulk = f"{world.base}/dicom-web/studies/{ct}/series/{series}/instances/{sop}/bulk/7fe00010"
         with pytest.raises(HTTPError):
             await world.call("rad_b", "retrieve_bulkdata", bulk)
+
+
+PREAMBLE = b"\0" * 128
+"""dicomweb-client writes a data set as it is: one read from a file has this preamble, which a
+Part 10 file (the application/dicom of STOW-RS) must begin with."""
+
+
+class TestStore:
+    """STOW-RS with store_instances, and frames of a JPEG-LS instance it stored."""
+
+    async def test_store_answers_per_ps3_18_and_the_study_becomes_searchable(self, world):
+        from pydicom.uid import JPEGLSLossless
+
+        [ds] = make_study(StudySpec("P-DW-C", "Li^Na", "CT", "CHEST", rows=64))
+        original = ds.pixel_array.copy()
+        ds.compress(JPEGLSLossless)
+        ds.preamble = PREAMBLE
+        answer = await world.call("rad_a", "store_instances", [ds])
+        [stored] = answer.ReferencedSOPSequence
+        assert stored.ReferencedSOPInstanceUID == ds.SOPInstanceUID
+        assert stored.ReferencedSOPClassUID == ds.SOPClassUID
+        assert answer.RetrieveURL.endswith(f"/dicom-web/studies/{ds.StudyInstanceUID}")
+
+        async def found() -> Any:
+            return await world.call(
+                "rad_a", "search_for_studies", search_filters={"PatientID": "P-DW-C"}
+            )
+
+        await world.service.wait_for(found, timeout=30)
+        ids = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
+        jls = await world.call(
+            "rad_a",
+            "retrieve_instance_frames",
+            *ids,
+            frame_numbers=[1],
+            media_types=(("image/jls", JPEGLSLossless),),
+        )
+        assert jls[0][:2] == b"\xff\xd8"  # a JPEG-LS codestream, as stored
+        [native] = await world.call(
+            "rad_a",
+            "retrieve_instance_frames",
+            *ids,
+            frame_numbers=[1],
+            media_types=("application/octet-stream",),
+        )
+        assert native == original.astype(original.dtype.newbyteorder("<")).tobytes()
+
+    async def test_storing_into_another_facilitys_study_is_refused_with_409(self, world):
+        ds = world.ct[0].copy()
+        ds.preamble = PREAMBLE
+        with pytest.raises(HTTPError) as refused:
+            await world.call("rad_b", "store_instances", [ds])
+        answer = refused.value.response
+        assert answer.status_code == 409
+        assert answer.headers["Content-Type"] == "application/dicom+json"
+        [failed] = answer.json()["00081198"]["Value"]
+        assert failed["00081155"]["Value"] == [ds.SOPInstanceUID]
+        assert failed["00081197"]["Value"] == [0x0110]  # processing failure
+        assert "another facility" in failed["00000902"]["Value"][0]
