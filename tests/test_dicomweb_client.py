@@ -398,3 +398,63 @@ class TestStore:
         assert failed["00081155"]["Value"] == [ds.SOPInstanceUID]
         assert failed["00081197"]["Value"] == [0x0110]  # processing failure
         assert "another facility" in failed["00000902"]["Value"][0]
+
+
+class TestWadoUri:
+    """WADO-URI (PS3.18 9), read back with dcmtk's dcmdump and Pillow."""
+
+    def _params(self, world: World, **extra: str) -> dict[str, str]:
+        ds = world.ct[1]
+        return {
+            "requestType": "WADO",
+            "studyUID": str(ds.StudyInstanceUID),
+            "seriesUID": str(ds.SeriesInstanceUID),
+            "objectUID": str(ds.SOPInstanceUID),
+            **extra,
+        }
+
+    async def _get(self, world: World, username: str, **extra: str) -> Any:
+        return await world.service.client.get(
+            "/wado",
+            params=self._params(world, **extra),
+            headers={"Authorization": f"Bearer {world.tokens[username]}"},
+        )
+
+    async def test_a_file_in_the_syntax_asked_for_that_dcmtk_reads(self, world, tmp_path):
+        jpeg_ls = "1.2.840.10008.1.2.4.80"
+        response = await self._get(
+            world, "rad_a", contentType="application/dicom", transferSyntax=jpeg_ls
+        )
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "application/dicom"
+        path = tmp_path / "object.dcm"
+        path.write_bytes(await response.read())
+        dump = await asyncio.create_subprocess_exec(
+            "dcmdump", "-M", "+P", "0002,0010", "+P", "0008,0018", str(path),
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await dump.communicate()
+        assert dump.returncode == 0
+        assert "=JPEGLSLossless" in out.decode()  # dcmtk names 1.2.840.10008.1.2.4.80
+        assert str(world.ct[1].SOPInstanceUID) in out.decode()
+
+    async def test_a_rendered_image_with_window_and_size(self, world):
+        from io import BytesIO
+
+        from PIL import Image
+
+        response = await self._get(
+            world, "rad_a", contentType="image/png", windowCenter="40", windowWidth="400",
+            rows="32", columns="32",
+        )  # fmt: skip
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "image/png"
+        image = Image.open(BytesIO(await response.read()))
+        assert max(image.size) == 32
+        jpeg = await self._get(world, "rad_a")
+        assert jpeg.headers["Content-Type"] == "image/jpeg"
+
+    async def test_another_facility_gets_404_and_bad_requests_get_400(self, world):
+        assert (await self._get(world, "rad_b", contentType="application/dicom")).status == 404
+        assert (await self._get(world, "rad_a", requestType="WADO-RS")).status == 400
+        assert (await self._get(world, "rad_a", contentType="text/html")).status == 406

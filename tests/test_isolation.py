@@ -307,6 +307,16 @@ async def call(service, headers, route: str, world):
             return await c.post(
                 f"/api/consultations/{cid}/preliminary", headers=headers, json={"text": "ok"}
             )
+        case "GET /wado":
+            first = world["study"][0]
+            params = {
+                "requestType": "WADO",
+                "studyUID": uid,
+                "seriesUID": str(first.SeriesInstanceUID),
+                "objectUID": str(first.SOPInstanceUID),
+                "contentType": "application/dicom",
+            }
+            return await c.get("/wado", headers=headers, params=params)
         case route if route in DICOMWEB_SEARCHES:
             path = route.split(" ", 1)[1]
             return await c.get(path, headers=headers, params={"PatientID": "SECRET_PID_A"})
@@ -374,6 +384,7 @@ TURNAROUND_ROUTES = (
 MATRIX = (
     *TURNAROUND_ROUTES,
     *DICOMWEB_SEARCHES,
+    "GET /wado",
     *VIEWER_ROUTES,
     "GET /api/worklist",
     "GET /api/worklist/events",

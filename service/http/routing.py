@@ -33,6 +33,7 @@ from .routes import (
     upload_routes,
     viewer_pages,
     viewer_routes,
+    wado_uri_routes,
     worklist_routes,
 )
 
@@ -62,6 +63,7 @@ def setup_routes(app: web.Application) -> None:
         viewer_pages,
         viewer_routes,
         dicomweb_retrieve_routes,
+        wado_uri_routes,
         dictionary_routes,
         turnaround_routes,
         dashboard_pages,
