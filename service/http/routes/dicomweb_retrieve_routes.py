@@ -27,7 +27,14 @@ from ...viewing.dicomweb_media import (
 )
 from ...viewing.viewing import InstanceEntry
 from ..access import allow
-from ..auditing import AuditContext, audit_context, audit_entry, audited, not_audited
+from ..auditing import (
+    AuditContext,
+    audit_context,
+    audit_entry,
+    audited,
+    not_audited,
+    record_before_streaming,
+)
 from ..errors import ApiError
 from ..keys import ORTHANC, VIEWING, current_user
 from ..middleware import PRIVATE_NO_STORE
@@ -95,6 +102,7 @@ async def _retrieve(request: web.Request) -> web.StreamResponse:
     context = audit_context(request)
     context.touches(row["patient_id"], row["study_instance_uid"], row["id"])
     context.detail |= {"via": request.path, "instances": len(found), "syntax": choice.syntax}
+    await record_before_streaming(request)
     answer = RelatedParts("application/dicom")
     for instance in found:
         syntax, body = await wado.instance_file(orthanc, instance.orthanc_id, choice.syntax)
