@@ -403,6 +403,20 @@ class TestStore:
         )
         assert native == original.astype(original.dtype.newbyteorder("<")).tobytes()
 
+    async def test_a_partly_refused_store_answers_202_naming_what_failed(self, world):
+        [new] = make_study(StudySpec("P-DW-D", "Sun^Yi", "CR", "CHEST", rows=64))
+        foreign = world.mr[0].copy()
+        for ds in (new, foreign):
+            ds.preamble = PREAMBLE
+        answer = await world.call("rad_a", "store_instances", [new, foreign])
+        assert [i.ReferencedSOPInstanceUID for i in answer.ReferencedSOPSequence] == [
+            new.SOPInstanceUID
+        ]
+        [failed] = answer.FailedSOPSequence
+        assert failed.ReferencedSOPInstanceUID == foreign.SOPInstanceUID
+        assert failed.ReferencedSOPClassUID == foreign.SOPClassUID
+        assert failed.FailureReason == 0x0110
+
     async def test_storing_into_another_facilitys_study_is_refused_with_409(self, world):
         ds = world.ct[0].copy()
         ds.preamble = PREAMBLE
