@@ -302,6 +302,25 @@ class TestRetrieve:
         assert len(records) == 3 + 2  # and the iterators' study and series
         assert {r["patient_id"] for r in records} == {"P-DW-A"}
 
+    async def test_head_answers_headers_only(self, world):
+        """No body after a HEAD's headers (and no study read from Orthanc for it)."""
+        response = await world.service.client.head(
+            f"/dicom-web/studies/{_uid(world.ct)}",
+            headers={"Authorization": f"Bearer {world.tokens['rad_a']}"},
+        )
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith(
+            'multipart/related; type="application/dicom"'
+        )
+        assert await response.read() == b""
+        ds = world.ct[0]
+        frames = await world.service.client.head(
+            f"/dicom-web/studies/{_uid(world.ct)}/series/{ds.SeriesInstanceUID}"
+            f"/instances/{ds.SOPInstanceUID}/frames/1",
+            headers={"Authorization": f"Bearer {world.tokens['rad_a']}"},
+        )
+        assert frames.status == 200 and await frames.read() == b""
+
     async def test_an_instance_is_transcoded_to_the_syntax_asked_for(self, world):
         ds = world.ct[0]
         jpeg_ls = "1.2.840.10008.1.2.4.80"

@@ -93,11 +93,15 @@ async def _file(
         raise ApiError(406, "not_acceptable", f"teleread cannot send transfer syntax {syntax}")
     orthanc = request.app[ORTHANC]
     [instance] = await wado.stored_instances(orthanc, orthanc_study_id, series, sop)
-    _, body = await wado.instance_file(orthanc, instance.orthanc_id, syntax)
-    await record_before_streaming(request)
     response = web.StreamResponse(
         headers={"Content-Type": DICOM, "Cache-Control": PRIVATE_NO_STORE}
     )
+    if request.method == "HEAD":  # aiohttp would send a HEAD's body: the headers only
+        await response.prepare(request)
+        await response.write_eof()
+        return response
+    _, body = await wado.instance_file(orthanc, instance.orthanc_id, syntax)
+    await record_before_streaming(request)
     async for chunk in body:
         if not response.prepared:
             await response.prepare(request)
