@@ -211,7 +211,7 @@ class TestSearch:
             await world.call("rad_b", "search_for_series", study_instance_uid=ct)
         assert refused.value.response.status_code == 404
 
-    async def test_a_bad_key_is_refused_with_its_reason(self, world):
+    async def test_a_bad_key_is_refused_with_its_reason_and_xml_is_not_served(self, world):
         response = await world.service.client.get(
             "/dicom-web/studies",
             params={"NoSuchKeyword": "x"},
@@ -219,6 +219,14 @@ class TestSearch:
         )
         assert response.status == 400
         assert "NoSuchKeyword" in (await response.json())["detail"]
+        xml = await world.service.client.get(
+            "/dicom-web/studies",
+            headers={
+                "Accept": 'multipart/related; type="application/dicom+xml"',
+                "Authorization": f"Bearer {world.tokens['dr_li']}",
+            },
+        )
+        assert xml.status == 406
 
     async def test_answers_are_exactly_dicom_json_and_audited(self, world):
         response = await world.service.client.get(
