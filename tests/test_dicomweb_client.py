@@ -27,7 +27,7 @@ from tests.conftest import Service, free_port, start_from, start_orthanc, suite_
 
 HEAD_CT = StudySpec(
     "P-DW-A",
-    "Wang^Fang",
+    "Wang^Fang=王^芳",
     "CT",
     "HEAD",
     instances=3,
@@ -147,7 +147,9 @@ class TestSearch:
         fuzzy = await found(search_filters={"PatientName": "wang"}, fuzzymatching=True)
         assert _uids(fuzzy) == {_uid(world.ct)}
         assert await found(search_filters={"PatientName": "wang"}) == []
-        wild = await found(search_filters={"PatientName": "Zhao*"})
+        ideographic = await found(search_filters={"PatientName": "王^芳"})
+        assert _uids(ideographic) == {_uid(world.ct)}
+        wild = await found(search_filters={"PatientName": "zhao*"})  # PN: case ignored
         assert _uids(wild) == {_uid(world.mr)}
         ranged = await found(search_filters={"StudyDate": "20260401-20260601"})
         assert _uids(ranged) == {_uid(world.mr)}

@@ -119,6 +119,7 @@ class TestMatching:
         [
             ("00100010", "Wang*", False, True),
             ("00100010", "wang", False, False),
+            ("00100010", "wang*", False, True),
             ("00100010", "wang", True, True),
             ("00100010", "王^芳", False, True),
             ("00080020", "20260301-20260331", False, True),

@@ -3,8 +3,9 @@
 A query names an attribute by keyword (``PatientID``) or by tag (``00100020``); both become the
 tag's eight upper-case hex digits, the key of the DICOM JSON model. Matching follows PS3.4
 C.2.2.2: single value (``*`` and ``?`` wildcards), a list of UIDs, a date or time range, the
-universal (empty) value; PN with ``fuzzymatching`` matches case-insensitively anywhere in any
-component group. Sequence matching is not offered.
+universal (empty) value. PN matches regardless of case (C.2.2.2.1 allows it: a user typing
+``wang*`` means Wang^Fang), each component group alone; with ``fuzzymatching`` anywhere in it.
+Sequence matching is not offered.
 """
 
 from __future__ import annotations
@@ -87,10 +88,13 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _wildcard(pattern: str, value: str, fuzzy: bool) -> bool:
+def _wildcard(pattern: str, value: str, fuzzy: bool, caseless: bool = False) -> bool:
+    pattern = pattern.replace("[", "[[]")
     if fuzzy:
         return fnmatch.fnmatchcase(value.lower(), f"*{pattern.lower()}*")
-    return fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))
+    if caseless:
+        return fnmatch.fnmatchcase(value.lower(), pattern.lower())
+    return fnmatch.fnmatchcase(value, pattern)
 
 
 def date_range(text: str) -> tuple[str | None, str | None] | None:
@@ -120,5 +124,7 @@ def matches(item: dict[str, Any], tag: str, wanted: str, fuzzy: bool = False) ->
     pn = vr == "PN"
     candidates = [part for v in values for part in (v.split("=") if pn else [v])]
     return any(
-        _wildcard(pattern, value, fuzzy and pn) for pattern in alternatives for value in candidates
+        _wildcard(pattern, value, fuzzy and pn, caseless=pn)
+        for pattern in alternatives
+        for value in candidates
     )
