@@ -147,8 +147,11 @@ class TestSearch:
         fuzzy = await found(search_filters={"PatientName": "wang"}, fuzzymatching=True)
         assert _uids(fuzzy) == {_uid(world.ct)}
         assert await found(search_filters={"PatientName": "wang"}) == []
-        ideographic = await found(search_filters={"PatientName": "王^芳"})
-        assert _uids(ideographic) == {_uid(world.ct)}
+        [ideographic] = await found(search_filters={"PatientName": "王^芳"})
+        assert _uids([ideographic]) == {_uid(world.ct)}
+        assert ideographic["00100010"]["Value"] == [
+            {"Alphabetic": "Wang^Fang", "Ideographic": "王^芳"}
+        ]
         wild = await found(search_filters={"PatientName": "zhao*"})  # PN: case ignored
         assert _uids(wild) == {_uid(world.mr)}
         ranged = await found(search_filters={"StudyDate": "20260401-20260601"})

@@ -54,7 +54,7 @@ def element(tag: str, *values: Any, vr: str | None = None) -> dict[str, Any]:
     if not kept:
         return {"vr": vr}
     if vr == "PN":
-        kept = [v if isinstance(v, dict) else {"Alphabetic": str(v)} for v in kept]
+        kept = [v if isinstance(v, dict) else person_name(str(v)) for v in kept]
     elif vr == "IS":
         kept = [_number(v, int) for v in kept]
     elif vr == "DS":
@@ -62,6 +62,12 @@ def element(tag: str, *values: Any, vr: str | None = None) -> dict[str, Any]:
     elif vr in NUMBER_VRS:
         kept = [_number(v, float if vr.startswith("F") else int) for v in kept]
     return {"vr": vr, "Value": kept}
+
+
+def person_name(text: str) -> dict[str, str]:
+    """``Wang^Fang=王^芳`` as DICOM JSON's component groups (PS3.18 F.2.2)."""
+    groups = zip(("Alphabetic", "Ideographic", "Phonetic"), text.split("="), strict=False)
+    return {name: value for name, value in groups if value}
 
 
 def _number(value: Any, kind: type) -> Any:
