@@ -14,6 +14,8 @@ from .routes import (
     consultation_routes,
     conversation_routes,
     dashboard_pages,
+    dicomweb_query_routes,
+    dicomweb_retrieve_routes,
     dicomweb_routes,
     dictionary_routes,
     health_routes,
@@ -31,6 +33,7 @@ from .routes import (
     upload_routes,
     viewer_pages,
     viewer_routes,
+    wado_uri_routes,
     worklist_routes,
 )
 
@@ -48,6 +51,7 @@ def setup_routes(app: web.Application) -> None:
         conversation_routes,
         upload_routes,
         dicomweb_routes,
+        dicomweb_query_routes,
         admin_routes,
         audit_routes,
         health_routes,
@@ -58,6 +62,8 @@ def setup_routes(app: web.Application) -> None:
         notification_routes,
         viewer_pages,
         viewer_routes,
+        dicomweb_retrieve_routes,
+        wado_uri_routes,
         dictionary_routes,
         turnaround_routes,
         dashboard_pages,
