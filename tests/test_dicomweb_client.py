@@ -23,6 +23,7 @@ from requests import HTTPError
 
 from service.app import create_app
 from service.demo.synthetic import StudySpec, make_study
+from service.http.keys import ORTHANC
 from tests.conftest import Service, free_port, start_from, start_orthanc, suite_settings
 
 HEAD_CT = StudySpec(
@@ -390,13 +391,11 @@ class TestRetrieve:
             await world.call("rad_b", "retrieve_bulkdata", bulk)
 
 
-PREAMBLE = b"\0" * 128
-"""dicomweb-client writes a data set as it is: one read from a file has this preamble, which a
-Part 10 file (the application/dicom of STOW-RS) must begin with."""
-
-
 class TestStore:
-    """STOW-RS with store_instances, and frames of a JPEG-LS instance it stored."""
+    """STOW-RS with store_instances, and frames of a JPEG-LS instance it stored.
+
+    dicomweb-client writes each data set with ``pydicom.dcmwrite`` as it is: one made in memory
+    (as here) has no preamble, so the part begins with its File Meta Information group."""
 
     async def test_store_answers_per_ps3_18_and_the_study_becomes_searchable(self, world):
         from pydicom.uid import JPEGLSLossless
@@ -404,7 +403,7 @@ class TestStore:
         [ds] = make_study(StudySpec("P-DW-C", "Li^Na", "CT", "CHEST", rows=64))
         original = ds.pixel_array.copy()
         ds.compress(JPEGLSLossless)
-        ds.preamble = PREAMBLE
+        assert getattr(ds, "preamble", None) is None
         answer = await world.call("rad_a", "store_instances", [ds])
         [stored] = answer.ReferencedSOPSequence
         assert stored.ReferencedSOPInstanceUID == ds.SOPInstanceUID
@@ -434,12 +433,16 @@ class TestStore:
             media_types=("application/octet-stream",),
         )
         assert native == original.astype(original.dtype.newbyteorder("<")).tobytes()
+        [instance] = await world.call("rad_a", "retrieve_study", ids[0])
+        assert instance.SOPInstanceUID == ds.SOPInstanceUID
+        orthanc = world.service.app[ORTHANC]
+        [hit] = await orthanc.request("POST", "/tools/lookup", data=ids[2])
+        archived = await orthanc.get(f"/instances/{hit['ID']}/file")
+        assert archived[:132] == b"\0" * 128 + b"DICM"  # a Part 10 file (PS3.10 7.1)
 
     async def test_a_partly_refused_store_answers_202_naming_what_failed(self, world):
         [new] = make_study(StudySpec("P-DW-D", "Sun^Yi", "CR", "CHEST", rows=64))
         foreign = world.mr[0].copy()
-        for ds in (new, foreign):
-            ds.preamble = PREAMBLE
         answer = await world.call("rad_a", "store_instances", [new, foreign])
         assert [i.ReferencedSOPInstanceUID for i in answer.ReferencedSOPSequence] == [
             new.SOPInstanceUID
@@ -451,7 +454,6 @@ class TestStore:
 
     async def test_storing_into_another_facilitys_study_is_refused_with_409(self, world):
         ds = world.ct[0].copy()
-        ds.preamble = PREAMBLE
         with pytest.raises(HTTPError) as refused:
             await world.call("rad_b", "store_instances", [ds])
         answer = refused.value.response

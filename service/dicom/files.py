@@ -8,10 +8,16 @@ sequence delimiter. Files in the Deflated transfer syntax (PS3.5 A.5) are measur
 inflation, which is itself capped (a few KB of deflate can inflate to gigabytes). Values that
 pydicom keeps as raw text because they are not what their VR says (an IS of 'abc') are refused
 here with the element named, so that nothing downstream meets ``int('abc')``.
+
+A stream that is a Part-10 file but for its 128-byte preamble and ``DICM`` prefix (the File Meta
+Information group first, as pydicom's ``dcmwrite`` writes a data set that carries no preamble:
+dicomweb-client's STOW-RS, some modalities' exports) is given them (``add_missing_preamble``)
+and then checked, and archived, as any Part-10 file.
 """
 
 from __future__ import annotations
 
+import shutil
 import struct
 import warnings
 import zlib
@@ -25,7 +31,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_file_meta_info
 from pydicom.uid import DeflatedExplicitVRLittleEndian
-from pydicom.valuerep import IS, DSdecimal, DSfloat
+from pydicom.valuerep import IS, VR, DSdecimal, DSfloat
 
 ZIP_MAGIC = b"PK\x03\x04"
 # Values longer than this (the pixel data of big multi-frame files) are left on disk, not read.
@@ -35,6 +41,11 @@ CHUNK = 1 << 20
 UNREADABLE = (InvalidDicomError, EOFError, ValueError, OSError, KeyError, struct.error, TypeError)
 # Bytes per pixel of subsampled colour (C.7.6.3.1.2), as (numerator, denominator) of samples.
 SUBSAMPLED = {"YBR_FULL_422": (2, 1), "YBR_PARTIAL_422": (2, 1), "YBR_PARTIAL_420": (3, 2)}
+# PS3.10 7.1: what a Part-10 file begins with, before its File Meta Information group.
+PREAMBLE_AND_PREFIX = b"\0" * 128 + b"DICM"
+EXPLICIT_VRS = frozenset(v.value.encode() for v in VR if len(v.value) == 2)
+# The File Meta Information a stream without a preamble must name to be taken as a Part-10 file.
+META_UIDS = ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")
 
 
 class RejectedFile(ValueError):
@@ -51,6 +62,41 @@ class DicomSummary:
     study_description: str = ""
     sop_class_uid: str = ""
     """(0008,0016) *SOP Class UID*: STOW-RS names it for each instance (PS3.18 10.5.3)."""
+
+
+def add_missing_preamble(path: Path, target: Path) -> bool:
+    """Write ``path`` to ``target`` with the 128 zero bytes and ``DICM`` of PS3.10 7.1 before it
+    when it is a File Meta Information group and data set without them; whether it did.
+
+    It qualifies only if it begins with a (0002,eeee) element in Explicit VR Little Endian (the
+    group's encoding, PS3.10 7.1) and its group 0002 names (0002,0002) *Media Storage SOP Class
+    UID*, (0002,0003) *Media Storage SOP Instance UID* and (0002,0010) *Transfer Syntax UID*:
+    such a stream is a Part-10 file less 132 constant bytes, and ``inspect_dicom`` then checks
+    it exactly as the file it becomes (which is also what Orthanc archives). Anything else is
+    left as it is, for ``inspect_dicom`` to refuse as before: a bare data set without File Meta
+    Information does not say its transfer syntax, and guessing it (pydicom's ``force=True``)
+    is how a stream of anything would pass for DICOM.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(132)
+    if len(head) < 8 or head[128:132] == b"DICM":
+        return False
+    if head[:2] != b"\x02\x00" or head[4:6] not in EXPLICIT_VRS:
+        return False
+    with path.open("rb") as src, target.open("wb") as dst:
+        dst.write(PREAMBLE_AND_PREFIX)
+        shutil.copyfileobj(src, dst, CHUNK)
+    with warnings.catch_warnings():
+        # Invalid values warn; inspect_dicom then meets them as in any Part-10 file.
+        warnings.simplefilter("ignore")
+        try:
+            meta = read_file_meta_info(target)
+            named = all(str(meta.get(keyword, "")).strip() for keyword in META_UIDS)
+        except UNREADABLE:
+            named = False
+    if not named:
+        target.unlink(missing_ok=True)
+    return named
 
 
 def inspect_dicom(path: Path, max_inflated_bytes: int = 1 << 30) -> DicomSummary:

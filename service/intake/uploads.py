@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from ..auth.sessions import CurrentUser
 from ..clock import to_iso, utc_now
-from ..dicom.files import ZIP_MAGIC, RejectedFile, inspect_dicom
+from ..dicom.files import ZIP_MAGIC, RejectedFile, add_missing_preamble, inspect_dicom
 from ..runtime.orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
 from ..storage import Database
 from ..storage import ingest as ingest_store
@@ -228,6 +228,19 @@ class StudyUploader:
         return None
 
     async def _store_file(self, filename: str, path: Path) -> None:
+        """Check and store one file; one without its preamble is stored as the Part-10 file
+        it becomes with it (``add_missing_preamble``), so that what is archived conforms."""
+        loop = asyncio.get_running_loop()
+        part10 = path.with_name(f"{path.name}-part10")
+        if await loop.run_in_executor(None, add_missing_preamble, path, part10):
+            try:
+                await self._store_part10(filename, part10)
+            finally:
+                await loop.run_in_executor(None, partial(part10.unlink, missing_ok=True))
+        else:
+            await self._store_part10(filename, path)
+
+    async def _store_part10(self, filename: str, path: Path) -> None:
         loop = asyncio.get_running_loop()
         try:
             summary = await loop.run_in_executor(
