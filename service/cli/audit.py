@@ -108,13 +108,11 @@ def audit_export(database: Database, args: argparse.Namespace) -> int:
     anchor = Anchor(head[0], head[0], head[1], to_iso(utc_now())) if head else None
     if args.output:
         with open(args.output, "wb") as out:
-            count = database.read_sync(write_export, out, args.format, flt, source, anchor)
+            count = database.read_sync(write_export, out, args.format, flt, source)
         if anchor is not None:
             Path(args.output + ".anchor.json").write_text(anchor.to_json() + "\n")
     else:
-        count = database.read_sync(
-            write_export, sys.stdout.buffer, args.format, flt, source, anchor
-        )
+        count = database.read_sync(write_export, sys.stdout.buffer, args.format, flt, source)
         sys.stdout.buffer.flush()
         if anchor is not None:
             print(f"anchor: {anchor.to_json()}", file=sys.stderr)
