@@ -228,6 +228,21 @@ class Database:
             self._writer, lambda: self._run_write(fn, *args, **kwargs)
         )
 
+    async def write_bookkeeping(
+        self,
+        fn: Callable[Concatenate[sqlite_utils.Database, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Like :meth:`write`, for a row no cached read depends on (the ATNA forwarding cursor,
+        moved once per record forwarded): it leaves the write generation alone, so forwarding
+        does not empty the session cache after every request, as audit appends do not."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._writer,
+            lambda: self._transaction(lambda db: fn(db, *args, **kwargs), counted=False),
+        )
+
     async def append_audit(self, entry: AuditEntry) -> int:
         """Append an audit record; its id once it is committed (group commit).
 

@@ -755,3 +755,15 @@ def m024_stable_study_layouts(db: sqlite_utils.Database) -> None:
     long as they are kept, and the first opening of a study reads no metadata from Orthanc.
     Layouts built on an opening (``stable`` 0) stay a minute's cache, as before."""
     db.executescript("ALTER TABLE study_layouts ADD COLUMN stable INTEGER NOT NULL DEFAULT 0;")
+
+
+@migrations()
+def m025_atna_forwarding(db: sqlite_utils.Database) -> None:
+    """Per ATNA audit repository (``TELEREAD_ATNA_URL``), the last audit record it is known to
+    have received: the trail is the queue, this is the cursor (service/storage/atna_cursor.py)."""
+    db.execute(
+        "CREATE TABLE atna_forwarding ("
+        " destination TEXT PRIMARY KEY,"
+        " last_audit_id INTEGER NOT NULL,"
+        " forwarded_at TEXT NOT NULL)"
+    )
