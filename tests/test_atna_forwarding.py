@@ -16,6 +16,7 @@ import logging
 import re
 import socket
 import ssl
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,10 +32,13 @@ from service.storage import Database
 from service.storage.atna_cursor import forwarded_through
 
 from .atna_schema import assert_schema_valid
+from .conftest import Service, free_port, suite_settings
 
+#: RFC 5424: PRI (authpriv.notice) VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD, then
+#: the MSG behind a byte-order mark.
 HEADER = re.compile(
-    r"<85>1 (\S+) teleread-test\.example teleread \d+ IHE\+RFC-3881 "
-    r'\[meta sequenceId="(\d+)"\] \ufeff'
+    r"<85>1 (?P<time>\S+) (?P<host>\S+) teleread \d+ IHE\+RFC-3881 "
+    r'\[meta sequenceId="(?P<id>\d+)"\] \ufeff'
 )
 
 
@@ -101,7 +105,7 @@ class SyslogReceiver:
         self.messages: list[str] = []
         self.clients: list[str] = []
         self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._connections: dict[asyncio.Task, asyncio.StreamWriter] = {}
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
@@ -109,29 +113,29 @@ class SyslogReceiver:
         )
 
     async def stop(self) -> None:
-        """Stop listening, read what has already arrived, close every connection."""
+        """Stop as a syslog receiver should: stop listening, end each connection's sending
+        direction (a TCP FIN the sender sees), read on until the sender closes its side."""
         assert self._server is not None
         self._server.close()
-        await asyncio.sleep(0.05)
-        for writer in list(self._writers):
+        for task, writer in list(self._connections.items()):
+            with contextlib.suppress(OSError):
+                writer.get_extra_info("socket").shutdown(socket.SHUT_WR)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), 2)
             writer.close()
         await self._server.wait_closed()
         self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[task] = writer
         self.clients.append(writer.get_extra_info("peercert")["subject"][0][0][1])
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             while True:
                 length = int((await reader.readuntil(b" "))[:-1])
                 self.messages.append((await reader.readexactly(length)).decode("utf-8"))
-        self._writers.discard(writer)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        self._connections.pop(task, None)
 
 
 # --------------------------------------------------------------------------- the test
@@ -220,11 +224,12 @@ async def test_a_repository_stopped_and_restarted_gets_every_record_once_in_orde
     for message in receiver.messages:
         header = HEADER.match(message)
         assert header, message[:120]
-        dt.datetime.fromisoformat(header.group(1))
-        sequence.append(int(header.group(2)))
+        dt.datetime.fromisoformat(header["time"])
+        assert header["host"] == "teleread-test.example"
+        sequence.append(int(header["id"]))
         xml = message[header.end() :]
         assert_schema_valid(xml)
-        patient = f"P-{int(header.group(2)) - 1:03d}"  # record n is about patient P-(n-1)
+        patient = f"P-{int(header['id']) - 1:03d}"  # record n is about patient P-(n-1)
         assert f'ParticipantObjectID="{patient}"' in xml
     assert sequence == list(range(1, 56))
     assert last == 55
@@ -232,3 +237,45 @@ async def test_a_repository_stopped_and_restarted_gets_every_record_once_in_orde
     outages = [r for r in caplog.records if "unreachable" in r.getMessage()]
     recoveries = [r for r in caplog.records if "reachable again" in r.getMessage()]
     assert (len(outages), len(recoveries)) == (1, 1)
+
+
+# --------------------------------------------------------------------------- the service
+
+
+@pytest.fixture
+def app_orthanc() -> None:
+    """No image is stored or shown here: the app runs without Orthanc."""
+    return None
+
+
+@pytest.fixture
+async def repository(pki: Path):
+    receiver = SyslogReceiver(pki, free_port())
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, pki: Path, repository: SyslogReceiver):
+    """The suite's settings with forwarding to the local repository, mutual TLS."""
+    return replace(
+        suite_settings(tmp_path, None),
+        atna_url=f"tls://localhost:{repository.port}",
+        atna_ca_file=str(pki / "ca.crt"),
+        atna_client_cert=str(pki / "teleread.crt"),
+        atna_client_key=str(pki / "teleread.key"),
+    )
+
+
+async def test_the_service_forwards_what_it_records(service: Service, repository):
+    """With TELEREAD_ATNA_* set, the running service sends its records as they are written:
+    a refused login arrives as a User Authentication message naming the name tried."""
+    await service.client.post("/api/login", json={"username": "王医生", "password": "wrong"})
+    await wait_until(lambda: any("王医生" in m for m in repository.messages))
+    (message,) = [m for m in repository.messages if "王医生" in m]
+    header = HEADER.match(message)
+    assert header, message[:120]
+    xml = message[header.end() :]
+    assert_schema_valid(xml)
+    assert 'csd-code="110114"' in xml and 'EventOutcomeIndicator="4"' in xml

@@ -25,6 +25,9 @@ acknowledgement, so "confirmed" is the best TCP offers:
   connection first, so a message is not written into a connection already dead;
 * a send that is not confirmed within ``ACK_TIMEOUT`` or fails counts as not sent: the
   connection is dropped and the same record is sent again on the next one.
+* a connection the repository ended is closed from this side too as soon as the watcher sees
+  it, so a repository that stops as RFC 5425 4.4 intends (ends its side, reads on until the
+  sender closes) receives everything written before, and nothing is written after.
 
 So records are never skipped and normally arrive once, in order. The two edges TCP leaves: a
 repository whose TCP acknowledged a message but which died before reading it loses that one
@@ -241,6 +244,8 @@ class AtnaForwarder:
                 log.exception("ATNA forwarding to %s failed", self.destination.key)
             else:
                 failures = 0
+            if self._connection is not None and not self._connection.usable():
+                await self._drop_connection()  # closed by the repository: close our side too
             delay = self.poll_interval
             if failures:
                 delay = min(self.poll_interval * 2 ** min(failures, 30), self.max_backoff)
