@@ -239,6 +239,34 @@ async def test_a_repository_stopped_and_restarted_gets_every_record_once_in_orde
     assert (len(outages), len(recoveries)) == (1, 1)
 
 
+async def test_a_refused_client_certificate_forwards_nothing(tmp_path, pki, caplog):
+    """A repository that refuses teleread (no client certificate) gets nothing counted as
+    sent: TLS 1.3 refuses after the client's handshake, so the first write waits for the
+    verdict. The outage is logged once, with the likely reason."""
+    database = Database(tmp_path / "teleread.db")
+    receiver = SyslogReceiver(pki, free_port())
+    destination = Destination.from_url(f"tls://localhost:{receiver.port}")
+    anonymous = tls_context(str(pki / "ca.crt"))
+    source = AuditSource("teleread@teleread-test.example")
+    caplog.set_level(logging.WARNING, logger="service.audit.forwarding")
+    forwarder = AtnaForwarder(
+        database, destination, anonymous, source, "h", poll_interval=0.02, max_backoff=0.1
+    )
+    try:
+        await receiver.start()
+        await database.append_audit(entry(0))
+        async with forwarder.running():
+            await wait_until(lambda: forwarder.down)
+            await asyncio.sleep(0.5)
+        assert await database.read(forwarded_through, destination.key) == 0
+    finally:
+        await receiver.stop()
+        database.close()
+    assert receiver.messages == []
+    (outage,) = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert "client certificate" in outage.getMessage()
+
+
 # --------------------------------------------------------------------------- the service
 
 

@@ -20,6 +20,10 @@ acknowledgement, so "confirmed" is the best TCP offers:
   then until the repository's TCP has acknowledged every
   byte (``SIOCOUTQ`` = 0 on Linux) while the connection is still established or closed by the
   peer in order (an RST is no acknowledgement); only then the cursor moves;
+* a new connection is written to only after a moment (``SETTLE_SECONDS``) in which the
+  repository did not close it: in TLS 1.3 a server refuses a client certificate after the
+  client's handshake has ended, and a message written then would be acknowledged by TCP and
+  dropped by TLS;
 * before writing, the connection is checked: a repository that closed it (TLS close_notify or
   FIN, which a watcher reading the socket sees, or any TCP state but ESTABLISHED) gets a new
   connection first, so a message is not written into a connection already dead;
@@ -75,6 +79,9 @@ MAX_SEQUENCE_ID = 2_147_483_647  # RFC 5424 7.3.1
 BATCH = 100
 ACK_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 10.0
+#: After a handshake, how long to wait for the repository's verdict before the first write: in
+#: TLS 1.3 the client's handshake ends before the server has checked the client certificate.
+SETTLE_SECONDS = 0.2
 MAX_BACKOFF = 60.0
 _TCP_ESTABLISHED, _TCP_CLOSE_WAIT = 1, 8
 
@@ -318,6 +325,12 @@ class AtnaForwarder:
             CONNECT_TIMEOUT,
         )
         self._connection = _Connection(reader, writer)
+        await asyncio.sleep(SETTLE_SECONDS)
+        if not self._connection.usable():
+            raise RepositoryUnreachable(
+                "the repository closed the connection after the handshake "
+                "(was teleread's client certificate refused?)"
+            )
         return self._connection
 
     async def _drop_connection(self) -> None:
