@@ -34,7 +34,9 @@ def add_audit_commands(commands: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="also check against an anchor kept elsewhere (an export's .anchor.json)",
     )
-    export = audit_commands.add_parser("export", help="export records as CSV or ATNA XML")
+    export = audit_commands.add_parser(
+        "export", help="export records as CSV or ATNA (one audit message per line)"
+    )
     export.add_argument("--format", required=True, choices=("csv", "atna"))
     export.add_argument(
         "--from", dest="since", type=iso_instant, metavar="ISO", help="ISO 8601, inclusive"
