@@ -41,8 +41,9 @@ cannot be read and "sent" means written to the kernel.
 
 While the repository is unreachable, the forwarder retries with doubling delays (up to
 ``MAX_BACKOFF``) and logs once when the outage starts and once when it ends. It runs in the
-primary web process only (service/app.py), and everything on the event loop is non-blocking:
-database reads and message building go to threads.
+primary web process only (service/app.py): its own records wake it as they are committed, the
+other processes' are found by polling every second. Everything on the event loop is
+non-blocking: database reads and message building go to threads.
 """
 
 from __future__ import annotations
@@ -253,11 +254,13 @@ class AtnaForwarder:
                 failures = 0
             if self._connection is not None and not self._connection.usable():
                 await self._drop_connection()  # closed by the repository: close our side too
-            delay = self.poll_interval
-            if failures:
-                delay = min(self.poll_interval * 2 ** min(failures, 30), self.max_backoff)
+            if failures:  # new records do not cut a back-off short
+                await asyncio.sleep(
+                    min(self.poll_interval * 2 ** min(failures, 30), self.max_backoff)
+                )
+                continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=delay)
+                await asyncio.wait_for(self.wake.wait(), timeout=self.poll_interval)
 
     def _outage(self, exc: BaseException) -> None:
         if not self.down:
@@ -346,9 +349,11 @@ class AtnaForwarder:
         send still unconfirmed after ``ACK_TIMEOUT`` is cancelled. Anything else (waiting,
         connecting) is cancelled at once."""
         task = asyncio.create_task(self.run(), name="atna-forwarding")
+        self.database.audit_listeners.append(self.wake.set)
         try:
             yield task
         finally:
+            self.database.audit_listeners.remove(self.wake.set)
             self._stopping = True
             self.wake.set()
             if self._in_flight:

@@ -104,6 +104,9 @@ class Database:
         self._audit_flush: asyncio.Task[None] | None = None
         self.audit_commits = 0
         """Transactions that appended audit records through :meth:`append_audit` (figures)."""
+        self.audit_listeners: list[Callable[[], None]] = []
+        """Called (on the event loop) after each commit of audit records: ATNA forwarding is
+        woken by them rather than waiting for its next poll."""
         self._anchor_db: sqlite_utils.Database | None = None
         self.anchor = AnchorKeeper(
             path, anchor_path_for(path), lambda: to_iso(utc_now()), self._anchored_hash
@@ -291,6 +294,8 @@ class Database:
         for (_, future), audit_id in zip(batch, ids, strict=True):
             if not future.done():
                 future.set_result(audit_id)
+        for listener in self.audit_listeners:
+            listener()
 
     def write_sync(
         self,
