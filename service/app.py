@@ -404,7 +404,9 @@ async def notifications_context(app: web.Application) -> AsyncIterator[None]:
 async def atna_context(app: web.Application) -> AsyncIterator[None]:
     """Live forwarding of the audit trail to the ATNA repository (``TELEREAD_ATNA_URL``): in
     the primary only, as every secondary's records are in the same trail."""
-    forwarder = atna_forwarder(app[SETTINGS], app[DATABASE]) if app[ROLE].primary else None
+    forwarder = None
+    if app[ROLE].primary:  # reads certificate files, may ask DNS for this host's name
+        forwarder = await asyncio.to_thread(atna_forwarder, app[SETTINGS], app[DATABASE])
     if forwarder is None:
         yield
         return

@@ -53,6 +53,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import socket
 import ssl
 import struct
@@ -62,7 +63,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..clock import to_iso, utc_now
-from ..settings import Settings
+from ..settings import Settings, SettingsError
 from ..storage.atna_cursor import forwarded_through, mark_forwarded
 from ..storage.audit_search import EVERYONE, AuditFilter, audit_batch, names_for
 from ..storage.database import Database
@@ -85,6 +86,8 @@ CONNECT_TIMEOUT = 10.0
 SETTLE_SECONDS = 0.2
 MAX_BACKOFF = 60.0
 _TCP_ESTABLISHED, _TCP_CLOSE_WAIT = 1, 8
+#: RFC 5424 TIMESTAMP (RFC 3339, at most six fraction digits), as the trail stores times.
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)")
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,8 @@ def syslog_frame(row: dict, xml: str, hostname: str, procid: str) -> bytes:
     """One audit message as an octet-counted RFC 5424 message (RFC 5425 4.3)."""
     sequence = int(row["id"])
     data = f'[meta sequenceId="{sequence}"]' if 0 < sequence <= MAX_SEQUENCE_ID else "-"
-    header = f"{PRI}1 {row['at']} {hostname} {APP_NAME} {procid} {MSGID} {data} "
+    stamp = row["at"] if _TIMESTAMP.fullmatch(row["at"] or "") else "-"
+    header = f"{PRI}1 {stamp} {hostname} {APP_NAME} {procid} {MSGID} {data} "
     message = (header + BOM + xml).encode("utf-8", "replace")
     return f"{len(message)} ".encode("ascii") + message
 
@@ -366,13 +370,21 @@ class AtnaForwarder:
 
 
 def atna_forwarder(settings: Settings, database: Database) -> AtnaForwarder | None:
-    """The forwarder ``TELEREAD_ATNA_*`` ask for, or None when ``TELEREAD_ATNA_URL`` is unset."""
+    """The forwarder ``TELEREAD_ATNA_*`` ask for, or None when ``TELEREAD_ATNA_URL`` is unset.
+
+    Reads certificate files and may ask DNS for this machine's name: call it off the loop."""
     if not settings.atna_url:
         return None
     host = urlsplit(settings.public_url or "").hostname
-    context = tls_context(
-        settings.atna_ca_file, settings.atna_client_cert, settings.atna_client_key
-    )
+    try:
+        context = tls_context(
+            settings.atna_ca_file, settings.atna_client_cert, settings.atna_client_key
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(
+            f"TELEREAD_ATNA_CA_FILE / TELEREAD_ATNA_CLIENT_CERT / TELEREAD_ATNA_CLIENT_KEY: "
+            f"cannot load: {exc}"
+        ) from exc
     return AtnaForwarder(
         database,
         Destination.from_url(settings.atna_url),
