@@ -27,7 +27,8 @@ from cryptography.x509.oid import NameOID
 
 from service.audit import AuditEntry
 from service.audit.atna import AuditSource
-from service.audit.forwarding import AtnaForwarder, Destination, tls_context
+from service.audit.forwarding import AtnaForwarder, Destination, atna_forwarder, tls_context
+from service.settings import SettingsError
 from service.storage import Database
 from service.storage.atna_cursor import forwarded_through
 
@@ -307,3 +308,14 @@ async def test_the_service_forwards_what_it_records(service: Service, repository
     xml = message[header.end() :]
     assert_schema_valid(xml)
     assert 'csd-code="110114"' in xml and 'EventOutcomeIndicator="4"' in xml
+
+
+def test_an_unreadable_certificate_stops_start_up_naming_the_settings(tmp_path):
+    """A wrong path is a configuration error at start, not an outage found later."""
+    settings = replace(
+        suite_settings(tmp_path, None),
+        atna_url="tls://arr.example",
+        atna_ca_file=str(tmp_path / "missing.pem"),
+    )
+    with pytest.raises(SettingsError, match="TELEREAD_ATNA_CA_FILE"):
+        atna_forwarder(settings, None)  # type: ignore[arg-type]
