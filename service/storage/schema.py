@@ -758,7 +758,7 @@ def m024_stable_study_layouts(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m025_atna_forwarding(db: sqlite_utils.Database) -> None:
+def m026_atna_forwarding(db: sqlite_utils.Database) -> None:
     """Per ATNA audit repository (``TELEREAD_ATNA_URL``), the last audit record it is known to
     have received: the trail is the queue, this is the cursor (service/storage/atna_cursor.py)."""
     db.execute(
