@@ -18,6 +18,7 @@ from aiohttp import web
 
 from worklists.rules import DEFAULT_RULES_PATH, RulesError, WorklistRules, parse_rules
 
+from .audit.forwarding import atna_forwarder
 from .auth.session_cache import SessionCache
 from .demo.first_start import archive_is_empty, send_demo
 from .http.auditing import audit_middleware
@@ -160,6 +161,7 @@ def create_app(
     ]
     if role.primary and orthanc:
         contexts.append(follower_context)
+    contexts.append(atna_context)
     contexts.append(health_context)
     contexts.append(secondaries_context)
     app.cleanup_ctx.extend(contexts)
@@ -397,6 +399,19 @@ async def notifications_context(app: web.Application) -> AsyncIterator[None]:
     ):
         yield
     await notifications.close()
+
+
+async def atna_context(app: web.Application) -> AsyncIterator[None]:
+    """Live forwarding of the audit trail to the ATNA repository (``TELEREAD_ATNA_URL``): in
+    the primary only, as every secondary's records are in the same trail."""
+    forwarder = None
+    if app[ROLE].primary:  # reads certificate files, may ask DNS for this host's name
+        forwarder = await asyncio.to_thread(atna_forwarder, app[SETTINGS], app[DATABASE])
+    if forwarder is None:
+        yield
+        return
+    async with forwarder.running():
+        yield
 
 
 async def reports_context(app: web.Application) -> AsyncIterator[None]:

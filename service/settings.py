@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ class Settings:
     loopback_addresses: bool = True
     """Not an environment variable: ``teleread serve`` sets it False (unless ``--demo``), so that
     no certificate or QR code names a loopback address (service/reports/public_address.py)."""
+    atna_url: str | None = None
+    atna_ca_file: str | None = None
+    atna_client_cert: str | None = None
+    atna_client_key: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -175,6 +180,7 @@ def _validate(settings: Settings) -> None:
         )
     if settings.webhook_url and not settings.webhook_secret:
         raise SettingsError("TELEREAD_WEBHOOK_URL needs TELEREAD_WEBHOOK_SECRET to sign with")
+    _validate_atna(settings)
     try:
         trusted_networks(settings.trusted_proxies)
     except ValueError as exc:
@@ -186,6 +192,28 @@ def _validate(settings: Settings) -> None:
         )
     if len(settings.orthanc_aet) > 16:
         raise SettingsError("TELEREAD_ORTHANC_AET must be at most 16 characters")
+
+
+def _validate_atna(settings: Settings) -> None:
+    """ATNA forwarding (service/audit/forwarding.py) is syslog over TLS only: ``tls://host[:port]``."""
+    if not settings.atna_url:
+        return
+    parts = urlsplit(settings.atna_url)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise SettingsError(f"TELEREAD_ATNA_URL: {exc}") from exc
+    if parts.scheme != "tls" or not parts.hostname or parts.path not in ("", "/"):
+        raise SettingsError(
+            f"TELEREAD_ATNA_URL must be tls://host[:port] (syslog over TLS, RFC 5425), "
+            f"got {settings.atna_url!r}"
+        )
+    if port == 0:
+        raise SettingsError("TELEREAD_ATNA_URL: the port must be from 1 to 65535")
+    if bool(settings.atna_client_cert) != bool(settings.atna_client_key):
+        raise SettingsError(
+            "TELEREAD_ATNA_CLIENT_CERT and TELEREAD_ATNA_CLIENT_KEY go together (mutual TLS)"
+        )
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

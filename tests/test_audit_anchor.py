@@ -165,7 +165,7 @@ def test_a_kept_export_anchor_catches_a_cut_that_rewrote_the_local_anchor(tmp_pa
     assert exported.returncode == 0, exported.stderr
     kept = Anchor.from_json((tmp_path / "export.xml.anchor.json").read_text())
     assert (kept.id, kept.count) == (20, 20)
-    assert f"<!-- teleread-audit-anchor {kept.to_json()} -->" in output.read_text()
+    assert len(output.read_text().splitlines()) == 20  # one message per record, nothing else
 
     cut(tmp_path / "teleread.db", 6)  # the export's own record (21) and 5 more
     with sqlite3.connect(tmp_path / "teleread.db") as conn:

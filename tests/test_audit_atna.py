@@ -1,9 +1,10 @@
 """Audit records as DICOM audit messages (PS3.15 A.5, IHE ATNA).
 
-Unit tests build messages from stored-row shapes; the integration test exports real records of
-the real app (logins, a worklist query, consultation views, an upload into the real Orthanc)
-through ``GET /api/audit/atna`` and checks every message against the structure of the A.5.1
-schema, with Chinese names and usernames.
+Unit tests build messages from stored-row shapes, one for every action the service records; the
+integration test exports real records of the real app (logins, a worklist query, consultation
+views, an upload into the real Orthanc) through ``GET /api/audit/atna``. Every message is
+validated against the standard's own schema (tests/data/dicom-audit-message.rnc, PS3.15
+A.5.1.1, with lxml: tests/atna_schema.py), with Chinese names and usernames.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import base64
 import io
 import json
 import xml.etree.ElementTree as ET
-from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -26,14 +26,15 @@ from service.audit.atna import (
     event_kind,
     to_xml,
 )
+from service.audit.labels import action_labels
 from service.auth.passwords import hash_password
 from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.storage import users as user_store
 
+from .atna_schema import assert_schema_valid
 from .conftest import PASSWORD, Service
 
 SOURCE = AuditSource("teleread@test.example", "Consortium")
-CODED = ("csd-code", "codeSystemName", "originalText")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -63,64 +64,11 @@ def row(**values: Any) -> dict[str, Any]:
 
 
 def message(values: dict[str, Any], names: Names | None = None) -> ET.Element:
-    """Build, serialise and parse back: what a collector would receive."""
-    return ET.fromstring(to_xml(audit_message(values, SOURCE, names)))
-
-
-def assert_coded(element: ET.Element | None) -> None:
-    assert element is not None
-    for attribute in CODED:
-        assert element.get(attribute), f"{element.tag} lacks {attribute}"
-
-
-def assert_valid(msg: ET.Element) -> None:
-    """The mandatory structure of PS3.15 A.5.1 (element order, required attributes, values)."""
-    assert msg.tag == "AuditMessage"
-    tags = [child.tag for child in msg]
-    assert tags[0] == "EventIdentification"
-    participants = tags[1:].count("ActiveParticipant")
-    assert participants >= 1 and tags[1 : 1 + participants] == ["ActiveParticipant"] * participants
-    assert tags[1 + participants] == "AuditSourceIdentification"
-    assert set(tags[2 + participants :]) <= {"ParticipantObjectIdentification"}
-
-    event = msg.find("EventIdentification")
-    assert event.get("EventActionCode") in {"C", "R", "U", "D", "E"}
-    datetime.fromisoformat(event.get("EventDateTime").replace("Z", "+00:00"))
-    assert event.get("EventOutcomeIndicator") in {"0", "4", "8", "12"}
-    assert event[0].tag == "EventID"
-    assert_coded(event[0])
-    assert event[0].get("codeSystemName") == "DCM"
-    for type_code in event.findall("EventTypeCode"):
-        assert_coded(type_code)
-
-    requestors = 0
-    for participant in msg.findall("ActiveParticipant"):
-        assert participant.get("UserID")
-        assert participant.get("UserIsRequestor") in {"true", "false"}
-        requestors += participant.get("UserIsRequestor") == "true"
-        if participant.get("NetworkAccessPointID"):
-            assert participant.get("NetworkAccessPointTypeCode") in {"1", "2", "3", "4", "5"}
-        for role in participant:
-            assert role.tag == "RoleIDCode"
-            assert_coded(role)
-    assert requestors == 1
-
-    source = msg.find("AuditSourceIdentification")
-    assert source.get("AuditSourceID")
-    for type_code in source:
-        assert type_code.tag == "AuditSourceTypeCode" and type_code.get("csd-code")
-
-    for obj in msg.findall("ParticipantObjectIdentification"):
-        assert obj.get("ParticipantObjectID")
-        assert obj.get("ParticipantObjectTypeCode", "1") in {"1", "2", "3", "4"}
-        assert int(obj.get("ParticipantObjectTypeCodeRole", "1")) in range(1, 27)
-        children = [child.tag for child in obj]
-        assert children[0] == "ParticipantObjectIDTypeCode"
-        assert_coded(obj[0])
-        order = ["ParticipantObjectIDTypeCode", "ParticipantObjectName", "ParticipantObjectQuery"]
-        order += ["ParticipantObjectDetail", "ParticipantObjectDescription"]
-        assert children == sorted(children, key=order.index)
-        assert not {"ParticipantObjectName", "ParticipantObjectQuery"} <= set(children)
+    """Build, serialise, validate against the A.5.1 schema and parse back: what a collector
+    would receive."""
+    xml = to_xml(audit_message(values, SOURCE, names))
+    assert_schema_valid(xml)
+    return ET.fromstring(xml)
 
 
 def event_id(msg: ET.Element) -> str:
@@ -213,7 +161,6 @@ class TestAuditMessage:
     def test_a_view_names_requestor_source_patient_study_and_facility(self):
         """Every part of A.5.1 is there, with the stored values."""
         msg = message(row(), Names({7: "李明"}, {3: "中心医院"}, {"P-001": "张伟"}))
-        assert_valid(msg)
         event = msg.find("EventIdentification")
         assert event.get("EventDateTime") == "2026-11-23T08:00:00.123456Z"
         assert event_id(msg) == "110110" and event.get("EventActionCode") == "R"
@@ -255,7 +202,6 @@ class TestAuditMessage:
                 study_instance_uid="1.2.1,1.2.2",
             )
         )
-        assert_valid(msg)
         assert event_id(msg) == "110107"
         assert set(patients(msg)) == {"P1", "P2"}
         assert studies(msg) == ["1.2.1", "1.2.2"]
@@ -278,7 +224,6 @@ class TestAuditMessage:
                 detail=json.dumps({"username": "王医生", "status": 401}),
             )
         )
-        assert_valid(msg)
         assert event_id(msg) == "110114" and type_codes(msg) >= {"110122"}
         assert requestor(msg).get("UserID") == "王医生"
         assert msg.find("EventIdentification").get("EventOutcomeIndicator") == "4"
@@ -292,10 +237,47 @@ class TestAuditMessage:
             )
         )
         assert "\n" not in xml
+        assert_schema_valid(xml)
         msg = ET.fromstring(xml)
-        assert_valid(msg)
         assert requestor(msg).get("UserID").startswith('</AuditMessage><x a="1">&\n')
         assert "\x01" not in requestor(msg).get("UserID")
+
+
+#: Every action some route records (each has a label) and every one mapped to a message.
+EVERY_ACTION = sorted(set(action_labels(str)) | set(ACTIONS))
+
+
+class TestEveryAction:
+    @pytest.mark.parametrize("action", EVERY_ACTION)
+    def test_every_action_makes_a_valid_message_for_a_patient(self, action):
+        """With a patient and a study, known names or not: valid, every object named."""
+        resource = action.split(".")[0]
+        for names in (Names(), Names({7: "李明"}, {3: "中心医院"}, {"P-001": "张伟"})):
+            msg = message(row(action=action, resource_type=resource), names)
+            assert all(
+                o.find("ParticipantObjectName") is not None
+                or o.find("ParticipantObjectQuery") is not None
+                for o in msg.findall("ParticipantObjectIdentification")
+            )
+
+    @pytest.mark.parametrize("action", EVERY_ACTION)
+    def test_every_action_makes_a_valid_message_when_refused_anonymously(self, action):
+        """No user, no facility, no patient, a refusal: still valid."""
+        message(
+            row(
+                action=action,
+                resource_type="",
+                user_id=None,
+                username="",
+                role="",
+                facility_id=None,
+                patient_id="",
+                study_instance_uid="",
+                client_ip="",
+                outcome="denied",
+                detail=json.dumps({"status": 403, "filters": {"q": "x"}}),
+            )
+        )
 
 
 # --------------------------------------------------------------------------- integration
@@ -356,14 +338,8 @@ async def test_the_atna_export_of_real_records_is_valid_and_keeps_chinese_names(
     upload carry the right codes, and Chinese usernames and patient names round-trip."""
     response = await service.client.get("/api/audit/atna", headers=await service.login("boss"))
     assert response.status == 200
-    assert response.headers["Content-Type"].startswith("application/xml")
-    raw = await response.read()
-    document = ET.fromstring(raw)
-    assert document.tag == "AuditMessages"
-    lines = raw.decode("utf-8").splitlines()
-    assert len(lines) == len(document) + 3  # declaration, open, one per message, close
-    for msg in document:
-        assert_valid(msg)
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    document = exported(await response.read())
     by_action: dict[str, list[ET.Element]] = {}
     for msg in document:
         (local,) = [
@@ -413,7 +389,7 @@ async def test_the_atna_export_is_itself_recorded(service, activity):
     response = await service.client.get(
         "/api/audit/atna", headers=headers, params={"action": "audit.export"}
     )
-    (msg,) = ET.fromstring(await response.read())
+    (msg,) = exported(await response.read())
     assert event_id(msg) == "110106"
     assert requestor(msg).get("UserID") == "boss"
     (log,) = objects(msg, "2", "13")
@@ -427,3 +403,12 @@ async def exports_recorded(service: Service) -> int:
         ).fetchone()[0]
 
     return await service.database.read(count)
+
+
+def exported(body: bytes) -> list[ET.Element]:
+    """The ATNA export: one whole ``AuditMessage`` document per line, each valid, no wrapper."""
+    lines = body.decode("utf-8").split("\n")
+    assert lines[-1] == ""  # every line ends with LF
+    for line in lines[:-1]:
+        assert_schema_valid(line)
+    return [ET.fromstring(line) for line in lines[:-1]]

@@ -82,7 +82,7 @@ async def test_a_request_whose_record_fails_to_commit_fails_and_the_others_do_no
 
 
 async def test_http_exports_carry_the_anchor(service):
-    """CSV in a header; ATNA in the header and as a comment before the closing tag; the anchor
+    """CSV and ATNA in a header (the ATNA body is only messages, one per line); the anchor
     names a record the trail holds with that hash."""
     await centre(service)
     root = await service.login("root")
@@ -94,7 +94,7 @@ async def test_http_exports_carry_the_anchor(service):
 
     csv_anchor = Anchor.from_json(csv_answer.headers[ANCHOR_HEADER])
     atna_anchor = Anchor.from_json(atna_answer.headers[ANCHOR_HEADER])
-    assert f"<!-- teleread-audit-anchor {atna_anchor.to_json()} --></AuditMessages>\n" in body
+    assert all(line.startswith("<AuditMessage>") for line in body.splitlines())
     assert csv_anchor.id >= 2 and atna_anchor.id >= csv_anchor.id  # at least the two logins
     result = await service.database.read(verify_database, [csv_anchor, atna_anchor])
     assert result.ok, result

@@ -38,7 +38,7 @@ async def _raw(server_port: int, request: bytes) -> bytes:
     ("path", "content_type"),
     [
         ("/api/audit.csv", "text/csv"),
-        ("/api/audit/atna", "application/xml"),
+        ("/api/audit/atna", "text/plain"),
         ("/api/worklist/events", "text/event-stream"),  # a stream that otherwise never ends
     ],
 )

@@ -90,3 +90,21 @@ def test_settings_are_immutable():
     """One frozen object: nothing changes settings behind the app's back."""
     with pytest.raises(AttributeError):
         Settings().port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("environ", "complaint"),
+    [
+        ({"TELEREAD_ATNA_URL": "udp://arr.example:514"}, "tls://host[:port]"),
+        ({"TELEREAD_ATNA_URL": "tls://:6514"}, "tls://host[:port]"),
+        (
+            {"TELEREAD_ATNA_URL": "tls://arr.example", "TELEREAD_ATNA_CLIENT_CERT": "c.pem"},
+            "go together",
+        ),
+    ],
+)
+def test_atna_forwarding_is_syslog_over_tls_only(environ, complaint):
+    """RFC 5425 or nothing: a plain or UDP address, or half a client key pair, is refused."""
+    with pytest.raises(SettingsError, match=re.escape(complaint)):
+        load_settings(environ)
+    assert load_settings({"TELEREAD_ATNA_URL": "tls://arr.example"}).atna_url

@@ -26,10 +26,19 @@ query, so its object is identified by URI (12, RFC-3881) rather than the SOP Cla
 C-FIND (A.5.3.10); an upload comes from a user's browser, not from media, so Data Import
 (A.5.3.5) names the uploader as Source (110153) instead of a Source Media participant.
 
+The schema wants every ParticipantObjectIdentification to carry exactly one of
+``ParticipantObjectName`` or ``ParticipantObjectQuery``: the worklist query has its query, every
+other object a name -- the patient's name when it is known for sure, else the patient id again;
+a study's name is its UID (DICOM does not name studies); the facility's name; a teleread
+resource as "<type> <id>". ``ParticipantObjectDescription`` is optional in the schema and what
+A.5.3 puts there (SOP classes, instance counts) is not in teleread's records, so it is left out.
+
 Coded values use the attribute names of A.5.1: ``csd-code``, ``codeSystemName``,
 ``originalText``. Text is escaped by ElementTree; characters XML 1.0 cannot carry (C0 controls,
 unpaired surrogates) are replaced by U+FFFD, and line breaks in element text by spaces (the
-elements are xsd:token), so each serialised message is one line.
+elements are xsd:token), so each serialised message is one line: one document per line in the
+export, one syslog message when forwarded (:mod:`.forwarding`). tests/data/dicom-audit-message.rnc
+holds the schema, and tests/test_audit_atna.py validates a message of every action against it.
 """
 
 from __future__ import annotations
@@ -251,52 +260,54 @@ def _object(
     system: str,
     type_code: str,
     role: str | None,
+    name: str | None,
+    query: str | None = None,
 ) -> ET.Element:
+    """A ParticipantObjectIdentification: the schema wants exactly one of a name or a query."""
     attributes = {"ParticipantObjectID": object_id, "ParticipantObjectTypeCode": type_code}
     if role:
         attributes["ParticipantObjectTypeCodeRole"] = role
     element = _sub(message, "ParticipantObjectIdentification", **attributes)
     _code(element, "ParticipantObjectIDTypeCode", id_type, system)
+    if query is not None:
+        _sub(element, "ParticipantObjectQuery", query)
+    else:
+        _sub(element, "ParticipantObjectName", name or object_id)
     return element
 
 
 def _patient(message: ET.Element, patient_id: str, name: str) -> None:
-    element = _object(message, patient_id, ("2", "Patient Number"), RFC_3881, "1", "1")
-    if name:
-        _sub(element, "ParticipantObjectName", name)
+    """A patient, named when the name is known for sure; else the name repeats the id."""
+    _object(message, patient_id, ("2", "Patient Number"), RFC_3881, "1", "1", name)
 
 
 def _study(message: ET.Element, study_uid: str) -> None:
-    _object(message, study_uid, ("110180", "Study Instance UID"), DCM, "2", "3")
+    """A study. DICOM gives studies no name, and the schema wants one: the UID is its name."""
+    _object(message, study_uid, ("110180", "Study Instance UID"), DCM, "2", "3", study_uid)
 
 
 def _facility(message: ET.Element, facility_id: int, name: str) -> None:
-    element = _object(message, str(facility_id), ("facility", "Facility"), LOCAL, "3", "2")
-    if name:
-        _sub(element, "ParticipantObjectName", name)
+    name = name or f"facility {facility_id}"
+    _object(message, str(facility_id), ("facility", "Facility"), LOCAL, "3", "2", name)
 
 
 def _subject(message: ET.Element, row: Mapping[str, Any], kind: EventKind, detail: dict) -> None:
     """The query, the audit log, or the teleread resource the record is about."""
     if kind.subject == "query":
-        element = _object(message, "/api/worklist", ("12", "URI"), RFC_3881, "2", "24")
         query = json.dumps(detail.get("filters", {}), sort_keys=True, ensure_ascii=False)
-        _sub(element, "ParticipantObjectQuery", _b64(query))
+        uri = ("12", "URI")
+        _object(message, "/api/worklist", uri, RFC_3881, "2", "24", None, _b64(query))
     elif kind.subject == "audit_log":
-        element = _object(message, "/api/audit", ("12", "URI"), RFC_3881, "2", "13")
-        _sub(element, "ParticipantObjectName", "Security Audit Log")
+        log = "Security Audit Log"
+        element = _object(message, "/api/audit", ("12", "URI"), RFC_3881, "2", "13", log)
         filters = json.dumps(detail.get("filters", {}), sort_keys=True, ensure_ascii=False)
         _sub(element, "ParticipantObjectDetail", type="filters", value=_b64(filters))
     elif row["resource_id"] and row["resource_type"] not in ("study", "worklist"):
         resource = row["resource_type"] or "resource"
-        _object(message, row["resource_id"], (resource, resource), LOCAL, "2", None)
+        name = f"{resource} {row['resource_id']}"
+        _object(message, row["resource_id"], (resource, resource), LOCAL, "2", None, name)
 
 
 def to_xml(message: ET.Element) -> str:
-    """One message as a single line of XML (no declaration; the document supplies it)."""
+    """One message as one line: a whole XML document (UTF-8, so no declaration is needed)."""
     return ET.tostring(message, encoding="unicode")
-
-
-XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
-DOCUMENT_OPEN = "<AuditMessages>\n"
-DOCUMENT_CLOSE = "</AuditMessages>\n"

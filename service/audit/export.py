@@ -8,13 +8,13 @@ garbles names), a header row, one row per record with ``prev_hash`` and ``hash``
 spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
 return) are prefixed with ``'``: a failed login's attempted username is attacker-chosen text.
 
-ATNA: one XML document, ``<AuditMessages>`` wrapping one ``<AuditMessage>`` (PS3.15 A.5.1) per
-record, each message on a line of its own, so a shipper can also forward line by line.
+ATNA: one ``<AuditMessage>`` document (PS3.15 A.5.1) per record, one per line (UTF-8, LF) and
+nothing else: the schema's root is the message itself, so a wrapper element would make the file
+invalid; a shipper forwards it line by line, a reader parses each line as a document.
 
 Both carry the chain's anchor as of the export (:mod:`.anchor`: the head record's id and hash),
 so a kept export can later show that the trail was cut: the HTTP exports in a
-``Teleread-Audit-Anchor`` header, the ATNA document also in a comment on the line of its
-closing tag, the command line in ``FILE.anchor.json``.
+``Teleread-Audit-Anchor`` header, the command line in ``FILE.anchor.json``.
 """
 
 from __future__ import annotations
@@ -27,17 +27,8 @@ from typing import BinaryIO
 
 import sqlite_utils
 
-from ..storage.audit_anchor import Anchor
 from ..storage.audit_search import EVERYONE, AuditFilter, audit_batch, names_for
-from .atna import (
-    DOCUMENT_CLOSE,
-    DOCUMENT_OPEN,
-    XML_DECLARATION,
-    AuditSource,
-    Names,
-    audit_message,
-    to_xml,
-)
+from .atna import AuditSource, Names, audit_message, to_xml
 
 CSV_COLUMNS = (
     "id",
@@ -81,23 +72,12 @@ def csv_rows(rows: Iterable[dict], escape: bool = True) -> str:
     return buffer.getvalue()
 
 
-def atna_header() -> str:
-    return XML_DECLARATION + DOCUMENT_OPEN
-
-
 def atna_messages(rows: Iterable[dict], source: AuditSource, names: Names) -> str:
-    """One ``AuditMessage`` per row, one per line."""
+    """One ``AuditMessage`` document per row, one per line."""
     return "".join(to_xml(audit_message(row, source, names)) + "\n" for row in rows)
 
 
 ANCHOR_HEADER = "Teleread-Audit-Anchor"
-
-
-def atna_footer(anchor: Anchor | None = None) -> str:
-    """The closing tag, preceded on its line by the anchor as a comment (``--`` cannot occur
-    in its JSON), so the messages keep lines 3 to n-1 to themselves."""
-    comment = f"<!-- teleread-audit-anchor {anchor.to_json()} -->" if anchor else ""
-    return comment + DOCUMENT_CLOSE
 
 
 def default_source_id(host: str | None = None) -> str:
@@ -116,7 +96,6 @@ def write_export(
     export_format: str,
     flt: AuditFilter,
     source: AuditSource | None = None,
-    anchor: Anchor | None = None,
     batch: int = 1000,
 ) -> int:
     """Write every matching record (chain order, every facility) to ``out``; the count.
@@ -125,7 +104,8 @@ def write_export(
     """
     source = source or AuditSource(default_source_id())
     csv_format = export_format == "csv"
-    out.write(encode(csv_header() if csv_format else atna_header()))
+    if csv_format:
+        out.write(encode(csv_header()))
     count, after_id = 0, 0
     while rows := audit_batch(db, flt, EVERYONE, after_id, batch):
         if csv_format:
@@ -133,6 +113,4 @@ def write_export(
         else:
             out.write(encode(atna_messages(rows, source, names_for(db, rows, EVERYONE))))
         count, after_id = count + len(rows), rows[-1]["id"]
-    if not csv_format:
-        out.write(encode(atna_footer(anchor)))
     return count

@@ -34,7 +34,9 @@ def add_audit_commands(commands: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="also check against an anchor kept elsewhere (an export's .anchor.json)",
     )
-    export = audit_commands.add_parser("export", help="export records as CSV or ATNA XML")
+    export = audit_commands.add_parser(
+        "export", help="export records as CSV or ATNA (one audit message per line)"
+    )
     export.add_argument("--format", required=True, choices=("csv", "atna"))
     export.add_argument(
         "--from", dest="since", type=iso_instant, metavar="ISO", help="ISO 8601, inclusive"
@@ -108,13 +110,11 @@ def audit_export(database: Database, args: argparse.Namespace) -> int:
     anchor = Anchor(head[0], head[0], head[1], to_iso(utc_now())) if head else None
     if args.output:
         with open(args.output, "wb") as out:
-            count = database.read_sync(write_export, out, args.format, flt, source, anchor)
+            count = database.read_sync(write_export, out, args.format, flt, source)
         if anchor is not None:
             Path(args.output + ".anchor.json").write_text(anchor.to_json() + "\n")
     else:
-        count = database.read_sync(
-            write_export, sys.stdout.buffer, args.format, flt, source, anchor
-        )
+        count = database.read_sync(write_export, sys.stdout.buffer, args.format, flt, source)
         sys.stdout.buffer.flush()
         if anchor is not None:
             print(f"anchor: {anchor.to_json()}", file=sys.stderr)

@@ -104,6 +104,9 @@ class Database:
         self._audit_flush: asyncio.Task[None] | None = None
         self.audit_commits = 0
         """Transactions that appended audit records through :meth:`append_audit` (figures)."""
+        self.audit_listeners: list[Callable[[], None]] = []
+        """Called (on the event loop) after each commit of audit records: ATNA forwarding is
+        woken by them rather than waiting for its next poll."""
         self._anchor_db: sqlite_utils.Database | None = None
         self.anchor = AnchorKeeper(
             path, anchor_path_for(path), lambda: to_iso(utc_now()), self._anchored_hash
@@ -228,6 +231,21 @@ class Database:
             self._writer, lambda: self._run_write(fn, *args, **kwargs)
         )
 
+    async def write_bookkeeping(
+        self,
+        fn: Callable[Concatenate[sqlite_utils.Database, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Like :meth:`write`, for a row no cached read depends on (the ATNA forwarding cursor,
+        moved once per record forwarded): it leaves the write generation alone, so forwarding
+        does not empty the session cache after every request, as audit appends do not."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._writer,
+            lambda: self._transaction(lambda db: fn(db, *args, **kwargs), counted=False),
+        )
+
     async def append_audit(self, entry: AuditEntry) -> int:
         """Append an audit record; its id once it is committed (group commit).
 
@@ -276,6 +294,8 @@ class Database:
         for (_, future), audit_id in zip(batch, ids, strict=True):
             if not future.done():
                 future.set_result(audit_id)
+        for listener in self.audit_listeners:
+            listener()
 
     def write_sync(
         self,

@@ -763,3 +763,15 @@ def m025_users_dicom_name(db: sqlite_utils.Database) -> None:
     and phonetic groups ("Li^Ming=李^明=lǐ^míng"); empty: derived from the display name
     (reports/person_names.py)."""
     db.executescript("ALTER TABLE users ADD COLUMN dicom_name TEXT NOT NULL DEFAULT '';")
+
+
+@migrations()
+def m026_atna_forwarding(db: sqlite_utils.Database) -> None:
+    """Per ATNA audit repository (``TELEREAD_ATNA_URL``), the last audit record it is known to
+    have received: the trail is the queue, this is the cursor (service/storage/atna_cursor.py)."""
+    db.execute(
+        "CREATE TABLE atna_forwarding ("
+        " destination TEXT PRIMARY KEY,"
+        " last_audit_id INTEGER NOT NULL,"
+        " forwarded_at TEXT NOT NULL)"
+    )
