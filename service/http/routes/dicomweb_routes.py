@@ -13,7 +13,10 @@ from ...intake.uploads import UploadTooLarge
 from ..access import allow
 from ..auditing import audited
 from ..errors import ApiError
+from ..models import ErrorResponse
 from ..requests import public_base_url
+from .openapi import documented
+from .openapi_schemas import DICOM_JSON, binary, dicom_json
 from .upload_routes import UPLOADING_ROLES, new_uploader, part_chunks, record_upload
 
 routes = web.RouteTableDef()
@@ -31,6 +34,16 @@ def _uid(value: str) -> dict:
 @routes.post("/dicom-web/studies/{study}")
 @allow(*UPLOADING_ROLES)
 @audited("study.stow", "study")
+@documented(
+    "STOW-RS (PS3.18 10.5): store DICOM instances, into the named study when one is named",
+    body=binary("application/dicom"),
+    body_media_type="multipart/related",
+    response=dicom_json(),
+    response_media_type=DICOM_JSON,
+    success=(200, 202),
+    errors=(413, 415),
+    answers={409: {DICOM_JSON: dicom_json(), "application/json": ErrorResponse}},
+)
 async def stow(request: web.Request) -> web.Response:
     if request.content_type != "multipart/related":
         raise ApiError(

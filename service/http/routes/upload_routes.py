@@ -14,9 +14,16 @@ from ..errors import ApiError
 from ..keys import DATABASE, ORTHANC, SETTINGS, current_user
 from ..models import UploadedStudy, UploadResponse
 from ..requests import client_ip
-from .openapi import documented
+from .openapi import BINARY, documented
 
 routes = web.RouteTableDef()
+
+UPLOAD_FORM = {
+    "type": "object",
+    "required": ["files"],
+    "properties": {"files": {"type": "array", "items": BINARY}},
+}
+"""DICOM files or zip archives, each a part named ``files``."""
 
 UPLOADING_ROLES = ("radiographer", "requester")
 
@@ -56,6 +63,7 @@ def new_uploader(
 @audited("study.upload", "study")
 @documented(
     "Upload DICOM files or zip archives (multipart/form-data, field 'files')",
+    body=UPLOAD_FORM,
     response=UploadResponse,
     body_media_type="multipart/form-data",
     errors=(413, 415),
