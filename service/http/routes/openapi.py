@@ -31,6 +31,7 @@ DICOM JSON, a page)."""
 
 JSON = "application/json"
 HTML = "text/html"
+API_PREFIXES = ("/api/", "/dicom-web/")
 NO_CONTENT = (204, 304)
 """Statuses answered without a body."""
 
@@ -237,6 +238,10 @@ class _Builder:
         error_content: dict[str, Any] = {JSON: {"schema": self.error}}
         if HTML in _media_types(declared.response_media_type):
             error_content[HTML] = {"schema": dict(TEXT)}  # a page may answer its own error page
+        if not route.resource.canonical.startswith(API_PREFIXES):
+            # A segment that fails the path's pattern (/viewer/abc) matches no route: aiohttp's
+            # own 404, in plain text outside the API (errors.py answers JSON under API_PREFIXES).
+            error_content["text/plain"] = {"schema": dict(TEXT)}
         for status in sorted({*COMMON_ERRORS, *body_errors, *declared.errors}):
             entry["responses"][str(status)] = {
                 "description": HTTPStatus(status).phrase,

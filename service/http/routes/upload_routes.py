@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from ...intake.uploads import StudyUploader, UploadLimits, UploadTooLarge
 from ...storage import consultations as consultation_store
@@ -87,7 +88,9 @@ async def upload_studies(request: web.Request) -> web.Response:
             await uploader.add_stream(part.filename, part_chunks(part))
     except UploadTooLarge as exc:
         raise ApiError(413, "too_large", "the upload is over the request size limit") from exc
-    except ValueError as exc:  # aiohttp's multipart reader: no boundary, a malformed part header
+    except (ValueError, BadHttpMessage) as exc:
+        # aiohttp's multipart reader: no boundary, a malformed part header, or one that is not
+        # ASCII (BadHttpMessage, found by fuzzing once the document declared this body)
         raise ApiError(400, "bad_multipart", f"the multipart body cannot be read: {exc}") from exc
     finally:
         uploader.close()
