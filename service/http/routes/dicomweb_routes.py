@@ -16,7 +16,7 @@ from ..errors import ApiError
 from ..models import ErrorResponse
 from ..requests import public_base_url
 from .openapi import documented
-from .openapi_schemas import DICOM_JSON, binary, dicom_json
+from .openapi_schemas import DICOM_JSON, binary, dataset_schema
 from .upload_routes import UPLOADING_ROLES, new_uploader, part_chunks, record_upload
 
 routes = web.RouteTableDef()
@@ -38,11 +38,11 @@ def _uid(value: str) -> dict:
     "STOW-RS (PS3.18 10.5): store DICOM instances, into the named study when one is named",
     body=binary("application/dicom"),
     body_media_type="multipart/related",
-    response=dicom_json(),
+    response=dataset_schema(),
     response_media_type=DICOM_JSON,
     success=(200, 202),
     errors=(413, 415),
-    answers={409: {DICOM_JSON: dicom_json(), "application/json": ErrorResponse}},
+    answers={409: {DICOM_JSON: dataset_schema(), "application/json": ErrorResponse}},
 )
 async def stow(request: web.Request) -> web.Response:
     if request.content_type != "multipart/related":

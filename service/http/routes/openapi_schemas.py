@@ -32,12 +32,12 @@ COMPONENTS: dict[str, Any] = {
 }
 
 
-def dicom_json() -> dict[str, Any]:
+def dataset_schema() -> dict[str, Any]:
     """One data set (a STOW-RS answer)."""
     return {"$ref": DICOM_DATASET}
 
 
-def dicom_json_list() -> dict[str, Any]:
+def datasets_schema() -> dict[str, Any]:
     """Data sets, one per instance (metadata) or per match (QIDO-RS)."""
     return {"type": "array", "items": {"$ref": DICOM_DATASET}}
 

@@ -33,7 +33,7 @@ from ..keys import ORTHANC, PREFETCH, RENDER_WORKERS, VIEWING, current_user
 from ..middleware import PRIVATE_NO_STORE
 from ..requests import path_id
 from .openapi import documented
-from .openapi_schemas import DICOM_JSON, dicom_json_list
+from .openapi_schemas import DICOM_JSON, datasets_schema
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -113,7 +113,7 @@ def _frame_index(request: web.Request, entry: InstanceEntry) -> int:
 # --- metadata (proxied from Orthanc's DICOMweb plugin) ------------------------------------------
 
 METADATA = {
-    "response": dicom_json_list(),
+    "response": datasets_schema(),
     "response_media_type": DICOM_JSON,
     "errors": (404,),
 }
