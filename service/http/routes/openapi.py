@@ -182,14 +182,16 @@ class _Builder:
         self.schemas[declared.__name__] = schema
         return {"$ref": f"#/components/schemas/{declared.__name__}"}
 
-    def content(self, media_types: tuple[str, ...], declared: Schema | None) -> dict[str, Any]:
+    def content(
+        self, media_types: tuple[str, ...], declared: Schema | NoBody | None
+    ) -> dict[str, Any]:
         """The media types with their schemas: the declared one for JSON (for every type when
         none is JSON), text or bytes for the others. JSON without a declaration gets no schema,
         which tests/test_openapi.py reports."""
         any_json = any(_is_json(m) for m in media_types)
         content: dict[str, Any] = {}
         for media_type in media_types:
-            if declared is not None and (_is_json(media_type) or not any_json):
+            if isinstance(declared, Mapping | type) and (_is_json(media_type) or not any_json):
                 content[media_type] = {"schema": self.schema(declared)}
             elif _is_json(media_type):
                 content[media_type] = {}
@@ -204,59 +206,74 @@ class _Builder:
             "operationId": op_id,
             "summary": declared.summary,
             "tags": [route.handler.__module__.rsplit(".", 1)[-1]],
-            "responses": {},
         }
+        if parameters := self.parameters(route, declared):
+            entry["parameters"] = parameters
+        if (body := self.request_body(declared)) is not None:
+            entry["requestBody"] = body
+        entry["responses"] = self.successes(declared) | self.failures(route, declared)
+        access = declared_access(route.handler) or frozenset()
+        if PUBLIC not in access:
+            entry["security"] = [{"bearer": []}, {"cookie": []}]
+            entry["x-roles"] = sorted(access)
+        return entry
+
+    @staticmethod
+    def parameters(route: web.AbstractRoute, declared: Operation) -> list[dict[str, Any]]:
         parameters = path_parameters(route.resource)
         if declared.query is not None:
             parameters += [
                 {"name": name, "in": "query", "required": False, "schema": prop}
                 for name, prop in declared.query.model_json_schema()["properties"].items()
             ]
-        parameters += [dict(p) for p in declared.parameters]
-        if parameters:
-            entry["parameters"] = parameters
-        takes_body = declared.body is not None and not isinstance(declared.body, NoBody)
+        return parameters + [dict(p) for p in declared.parameters]
+
+    def request_body(self, declared: Operation) -> dict[str, Any] | None:
+        if declared.body is None:
+            return None
         if isinstance(declared.body, NoBody):
-            entry["requestBody"] = {
+            return {
                 "description": "None: the path names what to do; a body sent is ignored",
                 "required": False,
                 "content": {JSON: {"schema": {"type": "object", "maxProperties": 0}}},
             }
-        elif takes_body:
-            body = declared.body if isinstance(declared.body, (Mapping, type)) else None
-            entry["requestBody"] = {
-                "required": True,
-                "content": self.content(_media_types(declared.body_media_type), body),
-            }
+        return {
+            "required": True,
+            "content": self.content(_media_types(declared.body_media_type), declared.body),
+        }
+
+    def successes(self, declared: Operation) -> dict[str, Any]:
+        answers: dict[str, Any] = {}
         for status in (*declared.success, *declared.redirects):
             answer: dict[str, Any] = {"description": HTTPStatus(status).phrase}
             if status not in NO_CONTENT and status not in declared.redirects:
                 media = _media_types(declared.response_media_type)
                 answer["content"] = self.content(media, declared.response)
-            entry["responses"][str(status)] = answer
-        body_errors = BODY_ERRORS if takes_body else ()
-        error_content: dict[str, Any] = {JSON: {"schema": self.error}}
+            answers[str(status)] = answer
+        return answers
+
+    def failures(self, route: web.AbstractRoute, declared: Operation) -> dict[str, Any]:
+        """The API error shape for what any route may answer and the declared ``errors``; the
+        declared ``answers`` with bodies of their own."""
+        takes_body = declared.body is not None and not isinstance(declared.body, NoBody)
+        content: dict[str, Any] = {JSON: {"schema": self.error}}
         if HTML in _media_types(declared.response_media_type):
-            error_content[HTML] = {"schema": dict(TEXT)}  # a page may answer its own error page
+            content[HTML] = {"schema": dict(TEXT)}  # a page may answer its own error page
         if not route.resource.canonical.startswith(API_PREFIXES):
             # A segment that fails the path's pattern (/viewer/abc) matches no route: aiohttp's
             # own 404, in plain text outside the API (errors.py answers JSON under API_PREFIXES).
-            error_content["text/plain"] = {"schema": dict(TEXT)}
-        for status in sorted({*COMMON_ERRORS, *body_errors, *declared.errors}):
-            entry["responses"][str(status)] = {
-                "description": HTTPStatus(status).phrase,
-                "content": error_content,
-            }
+            content["text/plain"] = {"schema": dict(TEXT)}
+        statuses = {*COMMON_ERRORS, *(BODY_ERRORS if takes_body else ()), *declared.errors}
+        answers = {
+            str(status): {"description": HTTPStatus(status).phrase, "content": content}
+            for status in sorted(statuses)
+        }
         for status, media_types in declared.answers.items():
-            entry["responses"][str(status)] = {
+            answers[str(status)] = {
                 "description": HTTPStatus(status).phrase,
                 "content": {m: {"schema": self.schema(v)} for m, v in media_types.items()},
             }
-        access = declared_access(route.handler) or frozenset()
-        if PUBLIC not in access:
-            entry["security"] = [{"bearer": []}, {"cookie": []}]
-            entry["x-roles"] = sorted(access)
-        return entry
+        return answers
 
 
 def documented_routes(app: web.Application) -> list[web.AbstractRoute]:
