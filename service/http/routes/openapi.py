@@ -70,7 +70,8 @@ class Operation:
     operation_id: str | None = None
     """Only to override the derived ``module.handler`` id."""
     redirects: tuple[int, ...] = field(default=())
-    """Redirect statuses a success may answer (a page sends the logged-out to /login: 303)."""
+    """Redirect statuses a success may answer besides ``success`` (a page sends the logged-out
+    to /login: 303); a redirect, here or in ``success``, is declared without a body."""
     answers: Mapping[int, Mapping[str, Schema]] = field(default_factory=dict)
     """Statuses whose body is not the success's nor the API error shape, by media type (STOW-RS
     answers 409 with a DICOM JSON failure list; /healthz answers 503 with its report)."""
@@ -246,7 +247,7 @@ class _Builder:
         answers: dict[str, Any] = {}
         for status in (*declared.success, *declared.redirects):
             answer: dict[str, Any] = {"description": HTTPStatus(status).phrase}
-            if status not in NO_CONTENT and status not in declared.redirects:
+            if status not in NO_CONTENT and not 300 <= status < 400:
                 media = _media_types(declared.response_media_type)
                 answer["content"] = self.content(media, declared.response)
             answers[str(status)] = answer
