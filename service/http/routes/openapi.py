@@ -139,23 +139,35 @@ def operation_ids(routes: list[web.AbstractRoute]) -> dict[web.AbstractRoute, st
     """``module.handler`` for each route (``.head`` for the HEAD that aiohttp adds to a GET).
 
     A handler serving several paths (STOW-RS with and without a study, say) gets its path's
-    parameter names appended, so each id stays the same whatever other routes are added.
+    parameter names appended (``.study``; ``.root`` for none), or the path itself where those
+    are the same (``/ohif`` and ``/ohif/``), so each id stays the same whatever other routes are
+    added.
     """
     paths: dict[Any, set[str]] = defaultdict(set)
     for route in routes:
         paths[route.handler].add(route.resource.canonical)
+    qualifiers: dict[str, str] = {}
+    for handler_paths in (p for p in paths.values() if len(p) > 1):
+        by_names = {p: "_".join(re.findall(r"\{(\w+)", p)) or "root" for p in handler_paths}
+        unique = len(set(by_names.values())) == len(by_names)
+        for path, names in by_names.items():
+            qualifiers[path] = names if unique else _slug(path)
     ids = {}
     for route in routes:
-        declared = documentation(route.handler)
-        handler = route.handler
+        declared, handler = documentation(route.handler), route.handler
         name = f"{handler.__module__.rsplit('.', 1)[-1]}.{handler.__name__}"
         if declared is not None and declared.operation_id:
             name = declared.operation_id
         elif len(paths[handler]) > 1:
-            names = [n for n, _ in _segments(route.resource)]
-            name += "." + ("_".join(names) if names else "root")
+            name += "." + qualifiers[route.resource.canonical]
         ids[route] = name + (".head" if route.method == "HEAD" else "")
     return ids
+
+
+def _slug(path: str) -> str:
+    """``/ohif/`` -> ``ohif_index``: a path as an identifier."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_") or "root"
+    return slug + "_index" if path.endswith("/") and len(path) > 1 else slug
 
 
 def _media_types(value: str | tuple[str, ...]) -> tuple[str, ...]:
