@@ -8,6 +8,7 @@ STOW-RS response dataset in DICOM JSON, with retrieve URLs pointing at the servi
 from __future__ import annotations
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from ...intake.uploads import UploadTooLarge
 from ..access import allow
@@ -63,6 +64,8 @@ async def stow(request: web.Request) -> web.Response:
             await uploader.add_stream(part.filename or f"part-{index}", part_chunks(part))
     except UploadTooLarge as exc:
         raise ApiError(413, "too_large", "the upload is over the request size limit") from exc
+    except (ValueError, BadHttpMessage) as exc:  # as for uploads (upload_routes)
+        raise ApiError(400, "bad_multipart", f"the multipart body cannot be read: {exc}") from exc
     finally:
         uploader.close()
         record_upload(request, uploader)
