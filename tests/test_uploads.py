@@ -306,6 +306,36 @@ async def test_multipart_upload_without_a_boundary_is_a_400_json_error(service):
     assert "boundary" in body["detail"]
 
 
+async def test_multipart_part_header_with_a_control_character_is_a_400_json_error(service):
+    """A part header aiohttp's parser refuses (a control character in a field name: found by
+    fuzzing) is the client's mistake too."""
+    clinic = await clinic_radiographer(service)
+    body = b'--b\r\nContent-Disposition: form-data; name="\x18x"\r\n\r\nx\r\n--b--\r\n'
+
+    response = await service.client.post(
+        "/api/studies",
+        data=body,
+        headers=clinic["headers"] | {"Content-Type": "multipart/form-data; boundary=b"},
+    )
+
+    assert response.status == 400
+    assert (await response.json())["error"] == "bad_multipart"
+
+
+async def test_stow_part_header_with_a_control_character_is_a_400_json_error(service):
+    """STOW-RS reads its parts like an upload: a part header the parser refuses is a 400."""
+    clinic = await clinic_radiographer(service)
+    body = b"--b\r\nContent-Type: application/dicom\r\nX-Name: \x18x\r\n\r\nx\r\n--b--\r\n"
+    content_type = 'multipart/related; type="application/dicom"; boundary=b'
+
+    response = await service.client.post(
+        "/dicom-web/studies", data=body, headers=clinic["headers"] | {"Content-Type": content_type}
+    )
+
+    assert response.status == 400
+    assert (await response.json())["error"] == "bad_multipart"
+
+
 async def test_specialist_may_not_upload_studies(service):
     """A specialist of the regional centre reads studies but cannot upload them: 403 JSON."""
     centre = await service.add_facility("Regional centre", "regional", "REGION_PACS")

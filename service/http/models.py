@@ -175,6 +175,21 @@ class UploadResponse(BaseModel):
     )
 
 
+class Problem(BaseModel):
+    field: str = Field(description="Where, dotted (empty for the body as a whole)")
+    message: str
+
+
 class ErrorResponse(BaseModel):
+    """Every error answer (service/http/errors.py ``ApiError``); some codes add fields of
+    their own."""
+
+    model_config = ConfigDict(extra="allow")
     error: str = Field(description="Stable machine-readable code")
     detail: str = Field(description="Human-readable explanation")
+    problems: list[Problem] | None = Field(
+        default=None, description="invalid_request (400): each field's problem"
+    )
+    retry_after: float | None = Field(
+        default=None, description="429: seconds to wait, also sent as Retry-After"
+    )

@@ -34,11 +34,12 @@ from ..admin_models import (
     UserCreate,
     UserUpdate,
 )
+from ..answers import FacilityList, QuarantineList
 from ..auditing import audit_context, audited, not_audited
 from ..errors import ApiError
 from ..keys import DATABASE, ORTHANC, SETTINGS, current_user
 from ..requests import client_ip, path_id, read_model
-from .openapi import documented
+from .openapi import NO_BODY, documented
 
 routes = web.RouteTableDef()
 
@@ -55,7 +56,8 @@ def _id(request: web.Request) -> int:
 @audited("quarantine.view", "quarantine")
 @documented(
     "Studies from unknown AE titles, sent around the service, or naming a study another"
-    " facility owns (moved out of Orthanc), kept for review"
+    " facility owns (moved out of Orthanc), kept for review",
+    response=QuarantineList,
 )
 async def quarantine(request: web.Request) -> web.Response:
     include_resolved = request.query.get("resolved") in {"1", "true"}
@@ -66,7 +68,7 @@ async def quarantine(request: web.Request) -> web.Response:
 @routes.get("/api/facilities")
 @allow("admin", "manager", "specialist")
 @not_audited("the consortium's facilities, no patient data")
-@documented("Facilities of the consortium")
+@documented("Facilities of the consortium", response=FacilityList)
 async def facilities(request: web.Request) -> web.Response:
     rows = await request.app[DATABASE].read(facility_store.list_facilities)
     return web.json_response({"items": rows})
@@ -138,7 +140,9 @@ async def update_user(request: web.Request) -> web.Response:
 @routes.post(USER + "/disable")
 @allow("admin")
 @audited("user.disable", "user")
-@documented("Disable an account and revoke its sessions at once", response=UserChanged)
+@documented(
+    "Disable an account and revoke its sessions at once", body=NO_BODY, response=UserChanged
+)
 async def disable_user(request: web.Request) -> web.Response:
     return await _change_user(request, accounts.AccountChange(disabled=True))
 
@@ -146,7 +150,7 @@ async def disable_user(request: web.Request) -> web.Response:
 @routes.post(USER + "/enable")
 @allow("admin")
 @audited("user.enable", "user")
-@documented("Enable a disabled account again", response=UserChanged)
+@documented("Enable a disabled account again", body=NO_BODY, response=UserChanged)
 async def enable_user(request: web.Request) -> web.Response:
     return await _change_user(request, accounts.AccountChange(disabled=False))
 

@@ -213,6 +213,7 @@ async def _headers_only(response: web.StreamResponse) -> web.StreamResponse:
 @documented(
     "The matching audit records as CSV (UTF-8 with BOM), oldest first, with the hash chain",
     query=AuditExportQuery,
+    response_media_type="text/csv",
 )
 async def export_csv(request: web.Request) -> web.StreamResponse:
     query = read_query(request, AuditExportQuery)
@@ -238,6 +239,7 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     "The matching audit records as DICOM audit messages (PS3.15 A.5.1), oldest first: "
     "text, one line per record, each line a whole <AuditMessage> XML document",
     query=AuditExportQuery,
+    response_media_type="application/xml",
 )
 async def export_atna(request: web.Request) -> web.StreamResponse:
     query = read_query(request, AuditExportQuery)

@@ -10,13 +10,14 @@ from ...auth import login_limits, sessions
 from ...clock import to_iso, utc_now
 from ..access import AUTHENTICATED, allow, public
 from ..admin_models import LoginFailures
+from ..answers import Ok
 from ..auditing import audit_context, audited, not_audited
 from ..errors import ApiError
 from ..keys import DATABASE, SETTINGS, current_user
 from ..middleware import SESSION_COOKIE
 from ..models import LoginRequest, LoginResponse, UserInfo
 from ..requests import client_ip, read_model, served_over_tls
-from .openapi import documented
+from .openapi import NO_BODY, documented
 
 routes = web.RouteTableDef()
 
@@ -79,7 +80,7 @@ async def login(request: web.Request) -> web.Response:
 @routes.post("/api/logout")
 @allow(AUTHENTICATED)
 @audited("auth.logout", "user")
-@documented("Log out: revokes the session server-side")
+@documented("Log out: revokes the session server-side", body=NO_BODY, response=Ok)
 async def logout(request: web.Request) -> web.Response:
     await sessions.logout(request.app[DATABASE], current_user(request))
     response = web.json_response({"ok": True})

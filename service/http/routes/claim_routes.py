@@ -16,7 +16,7 @@ from ..errors import ApiError
 from ..keys import DATABASE, EFFECTS, SETTINGS, current_user
 from ..models import RecordId, Strict
 from ..requests import path_id, read_model
-from .openapi import documented
+from .openapi import NO_BODY, documented
 
 routes = web.RouteTableDef()
 
@@ -66,6 +66,7 @@ async def list_assignees(request: web.Request) -> web.Response:
 @audited("claim.take", "consultation")
 @documented(
     "Claim a consultation before reading it, or renew one's own claim (a lease)",
+    body=NO_BODY,
     response=ClaimResponse,
     errors=(404, 409),
 )
@@ -90,6 +91,7 @@ async def take_claim(request: web.Request) -> web.Response:
 @audited("claim.release", "consultation")
 @documented(
     "Release a claim (its holder, or a manager of the holder's facility or of the regional centre)",
+    body=NO_BODY,
     response=ClaimResponse,
     errors=(403, 404, 409),
 )

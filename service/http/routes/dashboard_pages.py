@@ -16,6 +16,7 @@ from ..auditing import not_audited
 from ..errors import ApiError
 from ..keys import DATABASE, RENDERER, current_user
 from ..requests import read_query
+from .openapi import documented, page
 from .pages import page_locale, render
 from .turnaround_routes import AGGREGATES, DASHBOARD_ROLES, WindowQuery, _period
 
@@ -27,6 +28,7 @@ SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 
 @routes.get("/dashboard")
 @allow(*DASHBOARD_ROLES)
+@page("The turnaround dashboard page")
 async def dashboard_page(request: web.Request) -> web.Response:
     """The shell: charts are <img> of the chart route, tables come from the turnaround API."""
     return render(request, "dashboard.html")
@@ -62,6 +64,11 @@ DRAW = {
 @routes.get(r"/dashboard/charts/{name:[a-z]+}.svg")
 @allow(*DASHBOARD_ROLES)
 @not_audited(AGGREGATES)
+@documented(
+    "One of the dashboard's charts as SVG, over the period asked",
+    query=WindowQuery,
+    response_media_type="image/svg+xml",
+)
 async def chart(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     query = read_query(request, WindowQuery)

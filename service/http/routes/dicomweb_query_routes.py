@@ -23,6 +23,7 @@ from ..keys import DATABASE, ORTHANC, VIEWING, current_user
 from ..middleware import PRIVATE_NO_STORE
 from ..requests import public_base_url
 from .openapi import documented
+from .openapi_schemas import QIDO
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -86,7 +87,11 @@ async def _study(request: web.Request) -> dict[str, Any]:
 @routes.get("/dicom-web/studies")
 @allow(*WORKLIST_ROLES)
 @audited("study.query", "study")
-@documented("QIDO-RS: search the caller's studies (PS3.18 10.6; docs/dicomweb.md)", errors=(406,))
+@documented(
+    "QIDO-RS: search the caller's studies (PS3.18 10.6; docs/dicomweb.md)",
+    errors=(400, 406),
+    **QIDO,
+)
 async def search_studies(request: web.Request) -> web.Response:
     app = request.app
     answer = await qido.search_studies(
@@ -103,7 +108,11 @@ async def search_studies(request: web.Request) -> web.Response:
 @routes.get(STUDY + "/series")
 @allow(*WORKLIST_ROLES)
 @audited("study.query", "study")
-@documented("QIDO-RS: search the series of the caller's studies (PS3.18 10.6)", errors=(406,))
+@documented(
+    "QIDO-RS: search the series of the caller's studies (PS3.18 10.6)",
+    errors=(400, 406),
+    **QIDO,
+)
 async def search_series(request: web.Request) -> web.Response:
     query = _query(request)
     study = await _study(request) if "study" in request.match_info else None
@@ -124,7 +133,11 @@ async def search_series(request: web.Request) -> web.Response:
 @routes.get(STUDY + "/series/{series}/instances")
 @allow(*WORKLIST_ROLES)
 @audited("study.query", "study")
-@documented("QIDO-RS: search the instances of the caller's studies (PS3.18 10.6)", errors=(406,))
+@documented(
+    "QIDO-RS: search the instances of the caller's studies (PS3.18 10.6)",
+    errors=(400, 406),
+    **QIDO,
+)
 async def search_instances(request: web.Request) -> web.Response:
     query = _query(request)
     study = await _study(request) if "study" in request.match_info else None

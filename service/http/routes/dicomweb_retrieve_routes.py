@@ -39,6 +39,7 @@ from ..errors import ApiError
 from ..keys import ORTHANC, VIEWING, current_user
 from ..middleware import PRIVATE_NO_STORE
 from .openapi import documented
+from .openapi_schemas import MULTIPART_RELATED
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -118,7 +119,11 @@ async def _retrieve(request: web.Request) -> web.StreamResponse:
 @routes.get(STUDY)
 @allow(*WORKLIST_ROLES)
 @audited("study.retrieved", "consultation")
-@documented("WADO-RS: the study's DICOM instances (PS3.18 10.4; docs/dicomweb.md)", errors=(406,))
+@documented(
+    "WADO-RS: the study's DICOM instances (PS3.18 10.4; docs/dicomweb.md)",
+    response_media_type=MULTIPART_RELATED,
+    errors=(406,),
+)
 async def retrieve_study(request: web.Request) -> web.StreamResponse:
     return await _retrieve(request)
 
@@ -126,7 +131,11 @@ async def retrieve_study(request: web.Request) -> web.StreamResponse:
 @routes.get(SERIES)
 @allow(*WORKLIST_ROLES)
 @audited("study.retrieved", "consultation")
-@documented("WADO-RS: the series' DICOM instances (PS3.18 10.4)", errors=(406,))
+@documented(
+    "WADO-RS: the series' DICOM instances (PS3.18 10.4)",
+    response_media_type=MULTIPART_RELATED,
+    errors=(406,),
+)
 async def retrieve_series(request: web.Request) -> web.StreamResponse:
     return await _retrieve(request)
 
@@ -134,7 +143,11 @@ async def retrieve_series(request: web.Request) -> web.StreamResponse:
 @routes.get(INSTANCE)
 @allow(*WORKLIST_ROLES)
 @audited("study.retrieved", "consultation")
-@documented("WADO-RS: one DICOM instance (PS3.18 10.4)", errors=(406,))
+@documented(
+    "WADO-RS: one DICOM instance (PS3.18 10.4)",
+    response_media_type=MULTIPART_RELATED,
+    errors=(406,),
+)
 async def retrieve_instance(request: web.Request) -> web.StreamResponse:
     return await _retrieve(request)
 
@@ -194,7 +207,11 @@ async def _frames(request: web.Request, entry: InstanceEntry, numbers: list[int]
 @routes.get(INSTANCE + "/frames/{frames}")
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
-@documented("WADO-RS: frames of an image, e.g. /frames/1,3,5 (PS3.18 10.4)", errors=(406,))
+@documented(
+    "WADO-RS: frames of an image, e.g. /frames/1,3,5 (PS3.18 10.4)",
+    response_media_type=MULTIPART_RELATED,
+    errors=(400, 406),
+)
 async def retrieve_frames(request: web.Request) -> web.StreamResponse:
     _, entry = await _image(request)
     numbers = _frame_numbers(request.match_info["frames"], entry.frames)
@@ -204,7 +221,11 @@ async def retrieve_frames(request: web.Request) -> web.StreamResponse:
 @routes.get(INSTANCE + "/bulk/{path:.+}")
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
-@documented("WADO-RS: bulk data a metadata BulkDataURI names (PS3.18 10.4)", errors=(406,))
+@documented(
+    "WADO-RS: bulk data a metadata BulkDataURI names (PS3.18 10.4)",
+    response_media_type=MULTIPART_RELATED,
+    errors=(406,),
+)
 async def retrieve_bulkdata(request: web.Request) -> web.StreamResponse:
     info = request.match_info
     path = info["path"].upper()

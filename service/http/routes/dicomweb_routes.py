@@ -10,13 +10,17 @@ Failed SOP Sequence items say why), 409 when none was (PS3.18 Table 10.5.3-1).
 from __future__ import annotations
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from ...intake.uploads import UploadTooLarge
 from ..access import allow
 from ..auditing import audited
 from ..errors import ApiError
+from ..models import ErrorResponse
 from ..requests import public_base_url
 from .dicomweb_query_routes import dicom_json
+from .openapi import documented
+from .openapi_schemas import DICOM_JSON, binary, dataset_schema
 from .upload_routes import UPLOADING_ROLES, new_uploader, part_chunks, record_upload
 
 routes = web.RouteTableDef()
@@ -34,6 +38,16 @@ def _uid(value: str) -> dict:
 @routes.post("/dicom-web/studies/{study}")
 @allow(*UPLOADING_ROLES)
 @audited("study.stow", "study")
+@documented(
+    "STOW-RS (PS3.18 10.5): store DICOM instances, into the named study when one is named",
+    body=binary("application/dicom"),
+    body_media_type="multipart/related",
+    response=dataset_schema(),
+    response_media_type=DICOM_JSON,
+    success=(200, 202),
+    errors=(413, 415),
+    answers={409: {DICOM_JSON: dataset_schema(), "application/json": ErrorResponse}},
+)
 async def stow(request: web.Request) -> web.Response:
     if request.content_type != "multipart/related":
         raise ApiError(
@@ -53,6 +67,8 @@ async def stow(request: web.Request) -> web.Response:
             await uploader.add_stream(part.filename or f"part-{index}", part_chunks(part))
     except UploadTooLarge as exc:
         raise ApiError(413, "too_large", "the upload is over the request size limit") from exc
+    except (ValueError, BadHttpMessage) as exc:  # as for uploads (upload_routes)
+        raise ApiError(400, "bad_multipart", f"the multipart body cannot be read: {exc}") from exc
     finally:
         uploader.close()
         record_upload(request, uploader)

@@ -13,6 +13,7 @@ from aiohttp import web
 from pydicom.datadict import DicomDictionary
 
 from ..access import allow
+from ..answers import DICTIONARY
 from ..auditing import not_audited
 from .openapi import documented
 from .worklist_routes import WORKLIST_ROLES
@@ -34,6 +35,7 @@ def dictionary_json() -> bytes:
 @not_audited("the public DICOM data dictionary: no patient data")
 @documented(
     "PS3.6 keywords by tag (8 upper-case hex digits), for naming DICOM JSON attributes",
+    response=DICTIONARY,
     success=(200, 304),
 )
 async def dictionary(request: web.Request) -> web.Response:

@@ -6,13 +6,20 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..access import public
+from ..answers import Health
 from ..keys import FOLLOWER, HEALTH, ROLE
+from .openapi import JSON, documented
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/healthz")
 @public
+@documented(
+    "Health: 200 when Orthanc answers and ingest is not failing, else 503 naming what is wrong",
+    response=Health,
+    answers={503: {JSON: Health}},
+)
 async def healthz(request: web.Request) -> web.Response:
     """200 when Orthanc answers and ingest is not failing, else 503 with ``detail`` naming what
     is wrong. ``orthanc`` and ``ingest`` say each one's state; ``ingest_caught_up`` comes from

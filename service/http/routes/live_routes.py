@@ -51,7 +51,10 @@ def _gone(request: web.Request) -> bool:
 @routes.get("/api/worklist/events")
 @allow(*WORKLIST_ROLES)
 @audited("worklist.subscribe", "worklist")
-@documented("Worklist changes in the caller's scope, pushed as Server-Sent Events")
+@documented(
+    "Worklist changes in the caller's scope, pushed as Server-Sent Events",
+    response_media_type="text/event-stream",
+)
 async def worklist_events(request: web.Request) -> web.StreamResponse:
     """Stream ``event: change`` lines until the client leaves or the service stops.
 

@@ -8,10 +8,11 @@ from ...clock import to_iso, utc_now
 from ...storage import notifications as store
 from ...worklist.notice_text import render_notice
 from ..access import AUTHENTICATED, allow
+from ..answers import NotificationList, Ok, UnreadCount
 from ..auditing import audit_context, audited, not_audited
 from ..keys import DATABASE, RENDERER, current_user
 from ..requests import path_id
-from .openapi import documented
+from .openapi import NO_BODY, documented
 from .pages import page_locale
 
 routes = web.RouteTableDef()
@@ -22,7 +23,8 @@ routes = web.RouteTableDef()
 @audited("notification.list", "notification")
 @documented(
     "Your notifications (stat calls, escalations, critical findings), unread first, in your"
-    " language, naming the patient and study of each consultation"
+    " language, naming the patient and study of each consultation",
+    response=NotificationList,
 )
 async def list_notifications(request: web.Request) -> web.Response:
     user = current_user(request)
@@ -39,7 +41,7 @@ async def list_notifications(request: web.Request) -> web.Response:
 @routes.get("/api/notifications/unread")
 @allow(AUTHENTICATED)
 @not_audited("a count of the caller's own notices: no patient data")
-@documented("How many of your notifications are unread (the bell polls this)")
+@documented("How many of your notifications are unread (the bell polls this)", response=UnreadCount)
 async def count_unread(request: web.Request) -> web.Response:
     unread = await request.app[DATABASE].read(store.unread_count, current_user(request).id)
     return web.json_response({"unread": unread})
@@ -48,7 +50,7 @@ async def count_unread(request: web.Request) -> web.Response:
 @routes.post(r"/api/notifications/{id:\d+}/read")
 @allow(AUTHENTICATED)
 @audited("notification.read", "notification")
-@documented("Mark one of your notifications read", errors=(404,))
+@documented("Mark one of your notifications read", body=NO_BODY, response=Ok, errors=(404,))
 async def read_notification(request: web.Request) -> web.Response:
     await request.app[DATABASE].write(
         store.mark_read, current_user(request).id, path_id(request), to_iso(utc_now())

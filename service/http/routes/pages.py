@@ -16,6 +16,7 @@ from ..access import AUTHENTICATED, allow, public
 from ..auditing import audit_declaration
 from ..keys import DATABASE, RENDERER, USER_KEY
 from ..requests import path_id
+from .openapi import documented, page
 from .upload_routes import UPLOADING_ROLES
 from .worklist_routes import WORKLIST_ROLES
 
@@ -54,6 +55,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
 
 @routes.get("/")
 @public
+@documented("Home: a 303 to the caller's start page (or to /login)", success=(), redirects=(303,))
 async def home(request: web.Request) -> web.Response:
     user = request.get(USER_KEY)
     if user is None:
@@ -65,6 +67,7 @@ async def home(request: web.Request) -> web.Response:
 
 @routes.get("/login")
 @public
+@documented("The login page", response_media_type="text/html")
 async def login_page(request: web.Request) -> web.Response:
     next_path = request.query.get("next", "/")
     if not next_path.startswith("/") or next_path.startswith("//"):
@@ -74,24 +77,28 @@ async def login_page(request: web.Request) -> web.Response:
 
 @routes.get("/worklist")
 @allow(*WORKLIST_ROLES)
+@page("The worklist page")
 async def worklist_page(request: web.Request) -> web.Response:
     return render(request, "worklist.html")
 
 
 @routes.get("/upload")
 @allow(*UPLOADING_ROLES)
+@page("The upload page")
 async def upload_page(request: web.Request) -> web.Response:
     return render(request, "upload.html")
 
 
 @routes.get("/request")
 @allow("requester", "radiographer")
+@page("The consultation request page")
 async def request_page(request: web.Request) -> web.Response:
     return render(request, "request.html")
 
 
 @routes.get(r"/consultations/{id:\d+}")
 @allow(*WORKLIST_ROLES)
+@page("A consultation's page (its data comes from the API)")
 async def consultation_page(request: web.Request) -> web.Response:
     """The shell only: the consultation's data comes from the scoped, audited JSON API."""
     return render(request, "consultation.html", consultation_id=path_id(request))
@@ -99,12 +106,14 @@ async def consultation_page(request: web.Request) -> web.Response:
 
 @routes.get("/account")
 @allow(AUTHENTICATED)
+@page("Your account page")
 async def account_page(request: web.Request) -> web.Response:
     return render(request, "account.html", min_password_length=MIN_PASSWORD_LENGTH)
 
 
 @routes.get("/roster")
 @allow("manager", "admin")
+@page("The duty roster page")
 async def roster_page(request: web.Request) -> web.Response:
     """The shell only: shifts come from the roster API (regional managers and admins)."""
     return render(request, "roster.html")
@@ -112,6 +121,7 @@ async def roster_page(request: web.Request) -> web.Response:
 
 @routes.get("/admin/users")
 @allow("admin")
+@page("Account administration page")
 async def admin_users_page(request: web.Request) -> web.Response:
     failures = await login_limits.hammered(request.app[DATABASE], utc_now())
     return render(
@@ -124,6 +134,7 @@ async def admin_users_page(request: web.Request) -> web.Response:
 
 @routes.get("/admin/facilities")
 @allow("admin")
+@page("Facility administration page")
 async def admin_facilities_page(request: web.Request) -> web.Response:
     return render(request, "admin_facilities.html")
 
@@ -136,6 +147,7 @@ def audited_actions(app: web.Application) -> list[str]:
 
 @routes.get("/audit")
 @allow("manager", "admin")
+@page("The audit trail page")
 async def audit_page(request: web.Request) -> web.Response:
     _ = request.app[RENDERER].gettext(page_locale(request))
     return render(

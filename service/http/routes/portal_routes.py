@@ -15,7 +15,7 @@ from ..auditing import audit_context, audited, not_audited
 from ..keys import DATABASE, current_user
 from ..models import Strict
 from ..requests import path_id, read_model
-from .openapi import documented
+from .openapi import documented, page
 from .pages import render
 from .worklist_routes import WORKLIST_ROLES
 
@@ -179,6 +179,7 @@ async def delete_template(request: web.Request) -> web.Response:
 
 @routes.get("/portal")
 @allow(*WORKLIST_ROLES)
+@page("The report portal page")
 async def portal_page(request: web.Request) -> web.Response:
     """The shell only: the list comes from the scoped, audited API."""
     return render(request, "portal.html")
@@ -186,6 +187,7 @@ async def portal_page(request: web.Request) -> web.Response:
 
 @routes.get(r"/consultations/{id:\d+}/report")
 @allow("specialist", "manager")
+@page("The report editor page")
 async def report_editor_page(request: web.Request) -> web.Response:
     """The report editor beside the viewer; its data comes from the scoped, audited API."""
     return render(request, "report_editor.html", consultation_id=path_id(request))
@@ -193,5 +195,6 @@ async def report_editor_page(request: web.Request) -> web.Response:
 
 @routes.get("/report-templates")
 @allow(*TEMPLATE_EDITORS)
+@page("The report templates page")
 async def templates_page(request: web.Request) -> web.Response:
     return render(request, "report_templates.html")

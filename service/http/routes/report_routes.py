@@ -17,12 +17,13 @@ from ...reports.signing import sign_report
 from ...storage import report_priors
 from ...storage import reports as report_store
 from ..access import allow
+from ..answers import PrintRecorded
 from ..auditing import audit_context, audited
 from ..errors import ApiError
 from ..keys import CA, DATABASE, EFFECTS, SETTINGS, current_user
 from ..models import RecordId, Strict
 from ..requests import client_ip, path_id, public_base_url, read_model
-from .openapi import documented
+from .openapi import NO_BODY, documented
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -188,6 +189,7 @@ async def put_draft(request: web.Request) -> web.Response:
 @documented(
     "Open a signed report for correction: the next signature adds a new version (readers of the"
     " facility that signed it)",
+    body=NO_BODY,
     response=ReportAnswer,
     errors=(403, 404, 409),
 )
@@ -255,7 +257,9 @@ async def post_sign(request: web.Request) -> web.Response:
 @allow(*WORKLIST_ROLES)
 @audited("report.open", "consultation")
 @documented(
-    "The signed PDF of one version (PAdES: any PDF reader shows the signature)", errors=(404,)
+    "The signed PDF of one version (PAdES: any PDF reader shows the signature)",
+    response_media_type="application/pdf",
+    errors=(404,),
 )
 async def get_pdf(request: web.Request) -> web.Response:
     version = path_id(request, "version")
@@ -280,7 +284,10 @@ async def get_pdf(request: web.Request) -> web.Response:
 @allow(*WORKLIST_ROLES)
 @audited("report.print", "consultation")
 @documented(
-    "Record that a version is being printed (the portal calls this before printing)", errors=(404,)
+    "Record that a version is being printed (the portal calls this before printing)",
+    body=NO_BODY,
+    response=PrintRecorded,
+    errors=(404,),
 )
 async def post_print(request: web.Request) -> web.Response:
     version = path_id(request, "version")
@@ -299,6 +306,7 @@ async def post_print(request: web.Request) -> web.Response:
 @audited("report.acknowledge", "consultation")
 @documented(
     "The originating clinic acknowledges the latest signed version",
+    body=NO_BODY,
     response=ReportAnswer,
     errors=(404, 409),
 )
@@ -318,6 +326,7 @@ async def post_acknowledgement(request: web.Request) -> web.Response:
 @audited("report.critical_acknowledge", "consultation")
 @documented(
     "A clinician of the originating clinic acknowledges the critical finding",
+    body=NO_BODY,
     response=ReportAnswer,
     errors=(404, 409),
 )

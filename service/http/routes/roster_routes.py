@@ -12,6 +12,7 @@ from ...clock import to_iso, utc_now
 from ...storage import roster as store
 from ...worklist import roster
 from ..access import allow
+from ..answers import DutyPeople, Ok, Roster
 from ..auditing import audit_context, audited, not_audited
 from ..errors import ApiError
 from ..keys import DATABASE, current_user
@@ -43,7 +44,7 @@ def _keeper(request: web.Request) -> None:
 @routes.get("/api/roster")
 @allow("manager", "admin")
 @not_audited("who is on duty when: accounts and times, no patient data")
-@documented("The duty roster: current and future shifts, and who is on duty now")
+@documented("The duty roster: current and future shifts, and who is on duty now", response=Roster)
 async def list_roster(request: web.Request) -> web.Response:
     _keeper(request)
     database = request.app[DATABASE]
@@ -57,7 +58,10 @@ async def list_roster(request: web.Request) -> web.Response:
 @routes.get("/api/roster/people")
 @allow("manager", "admin")
 @not_audited("the regional centre's readers and managers: accounts, no patient data")
-@documented("Who may go on the roster: the regional centre's enabled specialists and managers")
+@documented(
+    "Who may go on the roster: the regional centre's enabled specialists and managers",
+    response=DutyPeople,
+)
 async def list_duty_people(request: web.Request) -> web.Response:
     _keeper(request)
     people = await request.app[DATABASE].read(store.duty_people)
@@ -98,7 +102,7 @@ async def add_roster_entry(request: web.Request) -> web.Response:
 @routes.delete(r"/api/roster/{id:\d+}")
 @allow("manager", "admin")
 @audited("roster.delete", "roster_entry")
-@documented("Remove a shift from the roster", errors=(403, 404))
+@documented("Remove a shift from the roster", response=Ok, errors=(403, 404))
 async def delete_roster_entry(request: web.Request) -> web.Response:
     _keeper(request)
     await request.app[DATABASE].write(store.delete_entry, path_id(request))

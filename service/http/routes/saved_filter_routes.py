@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from ...clock import to_iso, utc_now
 from ...storage import saved_filters as store
 from ..access import allow
+from ..answers import Ok
 from ..auditing import audit_context, audited, not_audited
 from ..keys import DATABASE, current_user
 from ..models import Strict, WorklistFilters
@@ -80,7 +81,7 @@ async def save_filter(request: web.Request) -> web.Response:
 @routes.delete(r"/api/worklist/filters/{id:\d+}")
 @allow(*WORKLIST_ROLES)
 @audited("worklist.filter.delete", "saved_filter")
-@documented("Delete one of your saved filters", errors=(404,))
+@documented("Delete one of your saved filters", response=Ok, errors=(404,))
 async def delete_saved_filter(request: web.Request) -> web.Response:
     filter_id = path_id(request)
     audit_context(request).resource_id = str(filter_id)

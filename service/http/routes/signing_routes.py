@@ -21,12 +21,13 @@ from ...storage import RecordNotFound
 from ...storage import reports as report_store
 from ...storage import signing_identities as identity_store
 from ..access import allow, at_centre, public
+from ..answers import FileVerification, PublicVerification
 from ..auditing import audit_context, audited, not_audited
 from ..errors import ApiError
 from ..keys import CA, DATABASE, current_user
 from ..models import Strict
 from ..requests import client_ip, read_model
-from .openapi import documented
+from .openapi import BINARY, documented, page
 from .pages import render
 
 routes = web.RouteTableDef()
@@ -154,7 +155,10 @@ async def post_revoke(request: web.Request) -> web.Response:
 @routes.get("/api/ca/certificate")
 @public
 @not_audited("the consortium CA's public certificate")
-@documented("The consortium CA certificate (PEM): install it to trust teleread signatures")
+@documented(
+    "The consortium CA certificate (PEM): install it to trust teleread signatures",
+    response_media_type="application/x-pem-file",
+)
 async def get_ca_certificate(request: web.Request) -> web.Response:
     pem = request.app[CA].certificate.public_bytes(serialization.Encoding.PEM)
     return web.Response(body=pem, content_type="application/x-pem-file")
@@ -163,7 +167,10 @@ async def get_ca_certificate(request: web.Request) -> web.Response:
 @routes.get("/api/ca/crl")
 @public
 @not_audited("the consortium CA's public revocation list")
-@documented("The consortium CA's certificate revocation list (DER)")
+@documented(
+    "The consortium CA's certificate revocation list (DER)",
+    response_media_type="application/pkix-crl",
+)
 async def get_crl(request: web.Request) -> web.Response:
     database = request.app[DATABASE]
     trust = await database.read(identities.trust_store, request.app[CA], utc_now())
@@ -194,6 +201,7 @@ async def _check_code(request: web.Request) -> dict:
 @audited("report.verify", "report")
 @documented(
     "Verify a report by the code printed on it (public: initials only, no patient data)",
+    response=PublicVerification,
     errors=(404,),
 )
 async def get_verify(request: web.Request) -> web.Response:
@@ -206,6 +214,9 @@ async def get_verify(request: web.Request) -> web.Response:
 @audited("report.verify_file", "report")
 @documented(
     "Verify a report file (PDF, DICOM Encapsulated PDF or SR) sent as the request body",
+    body=BINARY,
+    body_media_type=("application/pdf", "application/dicom", "application/octet-stream"),
+    response=FileVerification,
     errors=(400, 413),
 )
 async def post_verify_file(request: web.Request) -> web.Response:
@@ -231,6 +242,7 @@ async def post_verify_file(request: web.Request) -> web.Response:
 @routes.get("/verify/{code}")
 @public
 @audited("report.verify", "report")
+@page("The page a report's QR code opens: the verdict on that report", errors=(404,))
 async def verify_page(request: web.Request) -> web.Response:
     """The page the QR code opens: the verdict and what matches the paper, nothing more."""
     audit_context(request).resource_id = request.match_info["code"]

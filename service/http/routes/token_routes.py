@@ -11,6 +11,7 @@ from ...auth import sessions
 from ...clock import to_iso, utc_now
 from ...storage import tokens as token_store
 from ..access import AUTHENTICATED, allow
+from ..answers import Ok, TokenList
 from ..auditing import audit_context, audited, not_audited
 from ..keys import DATABASE, current_user
 from ..models import Strict
@@ -34,7 +35,7 @@ class TokenCreated(BaseModel):
 @routes.get("/api/tokens")
 @allow(AUTHENTICATED)
 @not_audited("the caller's own tokens, no patient data")
-@documented("Your API tokens (never the secret)")
+@documented("Your API tokens (never the secret)", response=TokenList)
 async def list_tokens(request: web.Request) -> web.Response:
     rows = await request.app[DATABASE].read(token_store.tokens_of, current_user(request).id)
     return web.json_response({"items": rows})
@@ -63,7 +64,7 @@ async def create_token(request: web.Request) -> web.Response:
 @routes.delete("/api/tokens/{id:\\d+}")
 @allow(AUTHENTICATED)
 @audited("token.revoke", "api_token")
-@documented("Revoke one of your API tokens")
+@documented("Revoke one of your API tokens", response=Ok)
 async def revoke_token(request: web.Request) -> web.Response:
     await request.app[DATABASE].write(
         token_store.revoke_token,

@@ -17,11 +17,12 @@ from ...clock import to_iso, utc_now
 from ...dashboard import turnaround
 from ...storage.turnaround import Period
 from ..access import allow
+from ..answers import PeriodItems, QueueNow, TurnaroundGroups
 from ..auditing import audit_context, audited, not_audited
 from ..keys import DATABASE, current_user
 from ..models import Strict
 from ..requests import read_query
-from .openapi import documented
+from .openapi import JSON, documented
 
 routes = web.RouteTableDef()
 
@@ -102,6 +103,8 @@ def _wants_csv(request: web.Request, query: Any) -> bool:
     "Turnaround per stage (count, p50/p90/p95/mean seconds), grouped; consultations received "
     "in [from, to) UTC; format=csv or Accept: text/csv for CSV",
     query=TurnaroundQuery,
+    response=TurnaroundGroups,
+    response_media_type=(JSON, "text/csv"),
 )
 async def get_turnaround(request: web.Request) -> web.Response:
     query = read_query(request, TurnaroundQuery)
@@ -127,7 +130,7 @@ def _answer(period: Period, group_by: list[str], groups: list[dict]) -> dict[str
 @allow(*DASHBOARD_ROLES)
 @not_audited(AGGREGATES)
 @documented("SLA compliance: share first signed by the due time, for consultations due in the "
-            "period, grouped", query=TurnaroundQuery)  # fmt: skip
+            "period, grouped", query=TurnaroundQuery, response=TurnaroundGroups)  # fmt: skip
 async def get_sla(request: web.Request) -> web.Response:
     query = read_query(request, TurnaroundQuery)
     period = _period(query)
@@ -140,7 +143,7 @@ async def get_sla(request: web.Request) -> web.Response:
 @allow(*DASHBOARD_ROLES)
 @audited("turnaround.breaches", "consultation")
 @documented("SLA breaches due in the period, latest first, with the stage where the time went",
-            query=BreachQuery)  # fmt: skip
+            query=BreachQuery, response=PeriodItems)  # fmt: skip
 async def get_breaches(request: web.Request) -> web.Response:
     query = read_query(request, BreachQuery)
     period = _period(query)
@@ -157,7 +160,8 @@ async def get_breaches(request: web.Request) -> web.Response:
 @allow(*DASHBOARD_ROLES)
 @not_audited(AGGREGATES)
 @documented("Reads per month, reader, facility and modality (first signatures in the period)",
-            query=WindowQuery)  # fmt: skip
+            query=WindowQuery, response=PeriodItems,
+            response_media_type=(JSON, "text/csv"))  # fmt: skip
 async def get_workload(request: web.Request) -> web.Response:
     query = read_query(request, WindowQuery)
     period = _period(query)
@@ -172,7 +176,11 @@ async def get_workload(request: web.Request) -> web.Response:
 @routes.get("/api/turnaround/workload.csv")
 @allow(*DASHBOARD_ROLES)
 @not_audited(AGGREGATES)
-@documented("The workload as CSV, for settling remote-reading fees", query=WindowQuery)
+@documented(
+    "The workload as CSV, for settling remote-reading fees",
+    query=WindowQuery,
+    response_media_type="text/csv",
+)
 async def get_workload_csv(request: web.Request) -> web.Response:
     query = read_query(request, WindowQuery)
     scope = consultation_scope(current_user(request))
@@ -184,7 +192,7 @@ async def get_workload_csv(request: web.Request) -> web.Response:
 @allow(*DASHBOARD_ROLES)
 @not_audited(AGGREGATES)
 @documented("Image quality ratings per facility, modality and period, with the main reasons",
-            query=QualityQuery)  # fmt: skip
+            query=QualityQuery, response=PeriodItems)  # fmt: skip
 async def get_quality(request: web.Request) -> web.Response:
     query = read_query(request, QualityQuery)
     period = _period(query)
@@ -196,7 +204,9 @@ async def get_quality(request: web.Request) -> web.Response:
 @routes.get("/api/turnaround/queue")
 @allow(*DASHBOARD_ROLES)
 @not_audited(AGGREGATES)
-@documented("Open consultations now per priority: count, oldest age, age buckets")
+@documented(
+    "Open consultations now per priority: count, oldest age, age buckets", response=QueueNow
+)
 async def get_queue(request: web.Request) -> web.Response:
     scope = consultation_scope(current_user(request))
     items = await turnaround.queue_now(request.app[DATABASE], scope, utc_now())

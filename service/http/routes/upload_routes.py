@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from ...intake.uploads import StudyUploader, UploadLimits, UploadTooLarge
 from ...storage import consultations as consultation_store
@@ -14,9 +15,16 @@ from ..errors import ApiError
 from ..keys import DATABASE, ORTHANC, SETTINGS, current_user
 from ..models import UploadedStudy, UploadResponse
 from ..requests import client_ip
-from .openapi import documented
+from .openapi import BINARY, documented
 
 routes = web.RouteTableDef()
+
+UPLOAD_FORM = {
+    "type": "object",
+    "required": ["files"],
+    "properties": {"files": {"type": "array", "items": BINARY}},
+}
+"""DICOM files or zip archives, each a part named ``files``."""
 
 UPLOADING_ROLES = ("radiographer", "requester")
 
@@ -56,6 +64,7 @@ def new_uploader(
 @audited("study.upload", "study")
 @documented(
     "Upload DICOM files or zip archives (multipart/form-data, field 'files')",
+    body=UPLOAD_FORM,
     response=UploadResponse,
     body_media_type="multipart/form-data",
     errors=(413, 415),
@@ -79,7 +88,9 @@ async def upload_studies(request: web.Request) -> web.Response:
             await uploader.add_stream(part.filename, part_chunks(part))
     except UploadTooLarge as exc:
         raise ApiError(413, "too_large", "the upload is over the request size limit") from exc
-    except ValueError as exc:  # aiohttp's multipart reader: no boundary, a malformed part header
+    except (ValueError, BadHttpMessage) as exc:
+        # aiohttp's multipart reader: no boundary, a malformed part header, or one that is not
+        # ASCII (BadHttpMessage, found by fuzzing once the document declared this body)
         raise ApiError(400, "bad_multipart", f"the multipart body cannot be read: {exc}") from exc
     finally:
         uploader.close()

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..access import allow
 from ..requests import path_id
+from .openapi import page
 from .pages import render
 from .worklist_routes import WORKLIST_ROLES
 
@@ -20,6 +21,10 @@ VIEWER_STATIC_DIR = Path(__file__).resolve().parents[3] / "viewer" / "static"
 
 @routes.get(r"/viewer/{id:\d+}")
 @allow(*WORKLIST_ROLES)
+@page(
+    "The viewer page of a consultation's study (?embed=1: without the site header)",
+    parameters=({"name": "embed", "in": "query", "required": False, "schema": {"enum": ["1"]}},),
+)
 async def viewer_page(request: web.Request) -> web.Response:
     """The shell only; a consultation outside the user's scope answers 404 from the API.
 

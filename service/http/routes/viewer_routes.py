@@ -26,6 +26,7 @@ from ...viewing.rendering import FrameRef
 from ...viewing.study_metadata import study_metadata
 from ...viewing.viewing import InstanceEntry
 from ..access import allow
+from ..answers import ViewerManifest
 from ..auditing import AuditContext, audit_context, audit_entry, audited, not_audited
 from ..compression import compressed
 from ..errors import ApiError
@@ -34,6 +35,7 @@ from ..middleware import PRIVATE_NO_STORE
 from ..requests import path_id, public_base_url
 from .dicomweb_query_routes import dicom_json
 from .openapi import documented
+from .openapi_schemas import DICOM_JSON, datasets_schema
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
@@ -48,12 +50,27 @@ STUDY = "/dicom-web/studies/{study}"
 SERIES = STUDY + "/series/{series}"
 INSTANCE = SERIES + "/instances/{instance}"
 FRAME = INSTANCE + r"/frames/{n:\d+}"
+IMAGE_ERRORS = (404, 422)
+"""Not in scope or not in the archive; pixels that cannot be decoded."""
+RENDER_PARAMETERS = tuple(
+    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, **more}
+    for name, more in (
+        ("window", {"description": "C,W[,FUNCTION]: window centre and width"}),
+        ("quality", {"schema": {"type": "integer", "minimum": 1, "maximum": 100}}),
+        ("viewport", {"description": "W,H in pixels, each 1 to 8192"}),
+        ("overlays", {"schema": {"type": "boolean"}, "description": "Burn in the overlays"}),
+    )
+)
 
 
 @routes.get(r"/api/consultations/{id:\d+}/viewer")
 @allow(*WORKLIST_ROLES)
 @audited("study.viewed", "consultation")
-@documented("The viewer's manifest of a consultation's study (docs/viewer.md)", errors=(404,))
+@documented(
+    "The viewer's manifest of a consultation's study (docs/viewer.md)",
+    response=ViewerManifest,
+    errors=(404,),
+)
 async def manifest(request: web.Request) -> web.Response:
     user = current_user(request)
     body, index = await request.app[VIEWING].manifest(user, path_id(request))
@@ -97,6 +114,12 @@ def _frame_index(request: web.Request, entry: InstanceEntry) -> int:
 
 # --- metadata (proxied from Orthanc's DICOMweb plugin) ------------------------------------------
 
+METADATA = {
+    "response": datasets_schema(),
+    "response_media_type": DICOM_JSON,
+    "errors": (404,),
+}
+
 
 async def _metadata(
     request: web.Request,
@@ -118,6 +141,7 @@ async def _metadata(
 @routes.get(STUDY + "/metadata")
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
+@documented("WADO-RS metadata of a study (PS3.18 10.4.1.1.2)", **METADATA)
 async def study_metadata_route(request: web.Request) -> web.Response:
     study = request.match_info["study"]
     row = await request.app[VIEWING].consultation_for(current_user(request), study)
@@ -128,6 +152,7 @@ async def study_metadata_route(request: web.Request) -> web.Response:
 @routes.get(SERIES + "/metadata")
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
+@documented("WADO-RS metadata of a series", **METADATA)
 async def series_metadata(request: web.Request) -> web.Response:
     study, series = request.match_info["study"], request.match_info["series"]
     viewing = request.app[VIEWING]
@@ -140,6 +165,7 @@ async def series_metadata(request: web.Request) -> web.Response:
 @routes.get(INSTANCE + "/metadata")
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
+@documented("WADO-RS metadata of an instance", **METADATA)
 async def instance_metadata(request: web.Request) -> web.Response:
     row, _ = await _instance_of(request)
     info = request.match_info
@@ -230,6 +256,14 @@ async def _decoded(request: web.Request, entry: InstanceEntry, work: Awaitable[T
 @routes.get(INSTANCE + "/rendered")
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
+@documented(
+    "A rendered frame (PS3.18 10.4.1.1.3; the first frame without /frames/{n}) in the first of"
+    " the Accept header's image types that we render (JPEG by default)",
+    response_media_type=tuple(FORMATS),
+    parameters=RENDER_PARAMETERS,
+    success=(200, 304),
+    errors=IMAGE_ERRORS,
+)
 async def rendered(request: web.Request) -> web.StreamResponse:
     entry = await _instance(request)
     index0 = _frame_index(request, entry)
@@ -250,6 +284,12 @@ async def _thumbnail(
 @routes.get(INSTANCE + "/thumbnail")
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
+@documented(
+    "A thumbnail of an instance's first frame",
+    response_media_type="image/jpeg",
+    success=(200, 304),
+    errors=IMAGE_ERRORS,
+)
 async def instance_thumbnail(request: web.Request) -> web.StreamResponse:
     entry = await _instance(request)
     return await _thumbnail(request, entry, _frame_index(request, entry))
@@ -273,6 +313,12 @@ async def _representative(request: web.Request) -> InstanceEntry:
 @routes.get(STUDY + "/thumbnail")
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
+@documented(
+    "A thumbnail of the series' middle image (of the first series for a study)",
+    response_media_type="image/jpeg",
+    success=(200, 304),
+    errors=IMAGE_ERRORS,
+)
 async def series_thumbnail(request: web.Request) -> web.StreamResponse:
     return await _thumbnail(request, await _representative(request))
 
@@ -281,6 +327,13 @@ async def series_thumbnail(request: web.Request) -> web.StreamResponse:
 @routes.get(STUDY + "/rendered")
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
+@documented(
+    "The series' (or the study's first series') middle image, rendered (PS3.18 10.4.1.1.3)",
+    response_media_type=tuple(FORMATS),
+    parameters=RENDER_PARAMETERS,
+    success=(200, 304),
+    errors=IMAGE_ERRORS,
+)
 async def series_rendered(request: web.Request) -> web.StreamResponse:
     """The series' (or the study's first series') middle image, rendered like an instance's:
     one image, as dicomweb-client reads it (docs/dicomweb.md)."""
@@ -297,6 +350,12 @@ async def series_rendered(request: web.Request) -> web.StreamResponse:
 )
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
+@documented(
+    "A frame's modality values (rescale applied) as raw little-endian numbers, for windowing in"
+    " the page; X-Teleread-Dtype, -Rows and -Columns say how to read them",
+    response_media_type="application/octet-stream",
+    errors=(*IMAGE_ERRORS, 409),
+)
 async def values(request: web.Request) -> web.Response:
     """Raw little-endian modality values (rescale applied) for instant windowing in the page."""
     entry = await _instance(request)
@@ -325,6 +384,12 @@ async def values(request: web.Request) -> web.Response:
 )
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
+@documented(
+    "A frame's DICOM overlays (60xx) as a PNG mask; 404 no_overlay when it has none",
+    response_media_type="image/png",
+    success=(200, 304),
+    errors=IMAGE_ERRORS,
+)
 async def overlay(request: web.Request) -> web.StreamResponse:
     """The frame's DICOM overlays (60xx) as a lossless PNG mask (255 = burnt in), for the page
     to draw over the pixels it windows itself, as ``rendered?overlays=true`` does; 404

@@ -27,6 +27,23 @@ routes = web.RouteTableDef()
 
 IMAGES = {"image/jpeg": "jpeg", "image/png": "png"}
 DICOM = "application/dicom"
+WADO_URI_PARAMETERS = tuple(
+    {"name": name, "in": "query", "required": required, "schema": {"type": "string"}}
+    for name, required in (
+        ("requestType", True),
+        ("studyUID", True),
+        ("seriesUID", True),
+        ("objectUID", True),
+        ("contentType", False),
+        ("transferSyntax", False),
+        ("frameNumber", False),
+        ("rows", False),
+        ("columns", False),
+        ("windowCenter", False),
+        ("windowWidth", False),
+    )
+)
+"""PS3.18 9.1.2: the query parameters teleread reads."""
 
 
 def _required(request: web.Request, name: str) -> str:
@@ -68,7 +85,10 @@ def _number(request: web.Request, name: str, default: int, low: int, high: int) 
 @allow(*WORKLIST_ROLES)
 @audited("study.retrieved", "consultation")
 @documented(
-    "WADO-URI: one object by its UIDs, as DICOM or a rendered image (PS3.18 9)", errors=(406, 422)
+    "WADO-URI: one object by its UIDs, as DICOM or a rendered image (PS3.18 9)",
+    response_media_type=(DICOM, "image/jpeg", "image/png"),
+    parameters=WADO_URI_PARAMETERS,
+    errors=(406, 422),
 )
 async def wado_uri(request: web.Request) -> web.StreamResponse:
     if request.query.get("requestType") != "WADO":

@@ -14,6 +14,7 @@ from ...clock import from_iso, to_iso, utc_now
 from ...storage import consultations as store
 from ...worklist.conversation import preliminary_of
 from ..access import allow
+from ..answers import ConsultationDetail
 from ..auditing import audit_context, audited
 from ..errors import ApiError
 from ..keys import DATABASE, current_user
@@ -134,7 +135,7 @@ def decode_cursor(cursor: str, mine_first: bool) -> tuple[WorklistKey, int | Non
 @routes.get("/api/consultations/{id:\\d+}")
 @allow(*WORKLIST_ROLES)
 @audited("consultation.view", "consultation")
-@documented("One consultation with its timeline")
+@documented("One consultation with its timeline", response=ConsultationDetail)
 async def get_consultation(request: web.Request) -> web.Response:
     consultation_id = path_id(request)
     scope = consultation_scope(current_user(request))
