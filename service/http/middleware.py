@@ -10,6 +10,7 @@ from aiohttp import web
 from ..auth import sessions
 from ..clock import utc_now
 from .access import PUBLIC, declared_access, permits
+from .cors import cookie_allowed
 from .errors import ApiError
 from .keys import AUTH_VIA_KEY, DATABASE, SESSION_CACHE, USER_KEY
 from .requests import served_over_tls
@@ -28,6 +29,17 @@ STATIC_PREFIX = "/static/"
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+OHIF_PREFIX = "/ohif"
+# OHIF (service/viewing/ohif.py) compiles WebAssembly codecs ('wasm-unsafe-eval', which allows
+# no JavaScript eval), starts web workers from its own files and blob: URLs, and its components
+# set inline styles. Nothing else is relaxed, and only for the pages and files under /ohif/.
+OHIF_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+    "connect-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
 
@@ -59,7 +71,8 @@ async def access_middleware(request: web.Request, handler: Any) -> web.StreamRes
         return await handler(request)
     token = _bearer_token(request)
     via = "bearer" if token else "cookie"
-    token = token or request.cookies.get(SESSION_COOKIE)
+    if not token and cookie_allowed(request):
+        token = request.cookies.get(SESSION_COOKIE)
     user = await _resolve(request, token, via) if token else None
     request[USER_KEY] = user
     request[AUTH_VIA_KEY] = via if user else None
@@ -88,6 +101,8 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
     policy = CONTENT_SECURITY_POLICY
     if framable:
         policy = policy.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+    elif request.path == OHIF_PREFIX or request.path.startswith(OHIF_PREFIX + "/"):
+        policy = OHIF_CONTENT_SECURITY_POLICY
     headers.setdefault("Content-Security-Policy", policy)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")

@@ -1,0 +1,115 @@
+"""OHIF v3 at ``/ohif/``, on teleread's origin (service/viewing/ohif.py; docs/viewer.md#ohif).
+
+Only logged-in users with a worklist get the viewer (a browser without a session is sent to the
+login page, which brings it back); what it shows comes from ``/dicom-web``, scoped and audited
+there, with the same session cookie. The viewer's own files carry no patient data and are not
+audited. A path that is no file is one of OHIF's client routes (``/ohif/viewer?…``): it gets
+index.html, unless it looks like a file (a name with a dot), which is a plain 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from ...auth.access import consultation_scope
+from ...storage import consultations as store
+from ...viewing.ohif import PREFIX, OhifFiles, OhifNotInstalled, app_config
+from ..access import allow
+from ..auditing import audit_context, audited, not_audited
+from ..keys import DATABASE, OHIF, RENDERER, current_user
+from ..requests import path_id
+from .openapi import documented
+from .pages import page_locale, render
+from .worklist_routes import WORKLIST_ROLES
+
+routes = web.RouteTableDef()
+
+FILES = "the OHIF viewer's own files: no patient data (its DICOMweb calls are audited)"
+CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
+# Webpack names what it emits by content (app.bundle.0f6159c501addfe9.js, 0ddf…eda.wasm): such a
+# file never changes under its name. Everything else is revalidated (index.html is not cached).
+HASHED_NAME = re.compile(r"(^|\.)[0-9a-f]{16}\.[a-z0-9]+$")
+IMMUTABLE = "private, max-age=31536000, immutable"
+REVALIDATE = "private, no-cache"
+
+
+def _not_installed(request: web.Request) -> web.Response:
+    _ = request.app[RENDERER].gettext(page_locale(request))
+    message = _(
+        "The OHIF viewer is not installed on this server. An administrator installs it with"
+        " “make ohif” (see the viewer documentation)."
+    )
+    return render(request, "error.html", status=503, message=message)
+
+
+async def _index(request: web.Request, files: OhifFiles) -> web.Response:
+    body = await asyncio.to_thread(files.read, "index.html")
+    return web.Response(body=body, content_type="text/html")
+
+
+@routes.get("/ohif")
+@routes.get(PREFIX)
+@allow(*WORKLIST_ROLES)
+@not_audited(FILES)
+@documented("The OHIF viewer's page (docs/viewer.md#ohif)", errors=(503,))
+async def ohif_page(request: web.Request) -> web.Response:
+    files = request.app[OHIF]
+    if not files.installed():
+        return _not_installed(request)
+    return await _index(request, files)
+
+
+@routes.get(PREFIX + "app-config.js")
+@allow(*WORKLIST_ROLES)
+@not_audited(FILES)
+@documented("The OHIF viewer's configuration: teleread's DICOMweb on this origin")
+async def ohif_config(request: web.Request) -> web.Response:
+    return web.Response(text=app_config(), content_type="text/javascript")
+
+
+@routes.get(PREFIX + r"consultations/{id:\d+}")
+@allow(*WORKLIST_ROLES)
+@audited("consultation.view", "consultation")
+@documented("Open a consultation's study in OHIF (a redirect)", success=(303,), errors=(404,))
+async def open_consultation(request: web.Request) -> web.Response:
+    """The "Open in OHIF" links: the pages know the consultation, OHIF wants the study UID."""
+    consultation_id = path_id(request)
+    scope = consultation_scope(current_user(request))
+    row = await request.app[DATABASE].read(store.get_consultation, scope, consultation_id)
+    audit_context(request).touches(row["patient_id"], row["study_instance_uid"], consultation_id)
+    query = urlencode({"StudyInstanceUIDs": row["study_instance_uid"]})
+    raise web.HTTPSeeOther(f"{PREFIX}viewer?{query}")
+
+
+@routes.get(PREFIX + "{path:.+}")
+@allow(*WORKLIST_ROLES)
+@not_audited(FILES)
+@documented("The OHIF viewer's files, and its pages", errors=(503,))
+async def ohif_file(request: web.Request) -> web.StreamResponse:
+    files = request.app[OHIF]
+    if not files.installed():
+        return _not_installed(request)
+    relative = request.match_info["path"]
+    if files.path(relative) is None:
+        if "." in relative.rsplit("/", 1)[-1]:
+            raise web.HTTPNotFound()
+        return await _index(request, files)
+    try:
+        body = await asyncio.to_thread(files.read, relative)
+    except OhifNotInstalled as exc:  # removed in between
+        raise web.HTTPNotFound() from exc
+    name = relative.rsplit("/", 1)[-1]
+    cache = IMMUTABLE if HASHED_NAME.search(name) else REVALIDATE
+    if body is None:
+        path = files.path(relative)
+        if path is None:
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers={"Cache-Control": cache})
+    suffix = "." + name.rsplit(".", 1)[-1]
+    response = web.Response(body=body, content_type=CONTENT_TYPES[suffix])
+    response.headers["Cache-Control"] = cache if relative != "index.html" else "no-store"
+    return response
