@@ -307,6 +307,9 @@ async def call(service, headers, route: str, world):
             return await c.post(
                 f"/api/consultations/{cid}/preliminary", headers=headers, json={"text": "ok"}
             )
+        case route if route in DICOMWEB_SEARCHES:
+            path = route.split(" ", 1)[1]
+            return await c.get(path, headers=headers, params={"PatientID": "SECRET_PID_A"})
         case route if route in VIEWER_ROUTES:
             first = world["study"][0]
             path = route.split(" ", 1)[1].replace("{id}", str(cid)).replace("{study}", uid)
@@ -339,7 +342,14 @@ VIEWER_ROUTES = (
     f"GET {VIEWER_INSTANCE}/thumbnail",
     "GET /api/viewer/studies/{study}/series/{series}/instances/{instance}/frames/{n}/values",
     "GET /api/viewer/studies/{study}/series/{series}/instances/{instance}/frames/{n}/overlay",
+    # DICOMweb naming clinic A's study (docs/dicomweb.md): 404, like a study that does not exist.
+    "GET /dicom-web/studies/{study}/series",
+    "GET /dicom-web/studies/{study}/instances",
+    "GET /dicom-web/studies/{study}/series/{series}/instances",
 )
+
+# QIDO-RS over all of the caller's studies: an empty list for a reader elsewhere.
+DICOMWEB_SEARCHES = ("GET /dicom-web/studies", "GET /dicom-web/series", "GET /dicom-web/instances")
 
 TURNAROUND_ROUTES = (
     "GET /api/turnaround",
@@ -354,6 +364,7 @@ TURNAROUND_ROUTES = (
 
 MATRIX = (
     *TURNAROUND_ROUTES,
+    *DICOMWEB_SEARCHES,
     *VIEWER_ROUTES,
     "GET /api/worklist",
     "GET /api/worklist/events",
@@ -438,6 +449,11 @@ async def test_other_facilitys_users_see_nothing_of_clinic_a(service, world, rol
                 assert (await response.json())["items"] == []
             if route == "GET /api/turnaround/queue" and response.status == 200:
                 assert sum(i["open"] for i in (await response.json())["items"]) == 0
+        elif route in DICOMWEB_SEARCHES:
+            if response.status == 200:
+                assert await response.json(content_type=None) == [], (route, role)
+            else:
+                assert response.status == 403, (route, role, response.status)
         elif route == "GET /api/admin/quarantine" and role == "admin":
             assert response.status == 200  # admins of any facility review unknown senders
         else:

@@ -50,6 +50,8 @@ def action_labels(_: Gettext) -> dict[str, str]:
         "roster.delete": _("Roster entry removed"),
         "signing.import": _("Signing certificate imported"),
         "signing.revoke": _("Signing certificate revoked"),
+        "study.query": _("Studies searched (QIDO)"),
+        "study.retrieved": _("Study images retrieved (WADO)"),
         "study.stow": _("Study stored (STOW)"),
         "study.upload": _("Study uploaded"),
         "study.viewed": _("Images viewed"),
