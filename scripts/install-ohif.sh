@@ -6,6 +6,7 @@
 # its integrity and runs this once per version (its stamp is DEST/.installed-VERSION).
 #
 #   scripts/install-ohif.sh 3.13.2 sha512-... build/ohif
+# Needs npm (and so node) only: the Dockerfile runs it in a node image.
 set -euo pipefail
 
 version=$1
@@ -19,8 +20,8 @@ trap 'rm -rf "$work"' EXIT
 echo "Installing OHIF @ohif/app@$version into $dest"
 (cd "$work" && npm pack "@ohif/app@$version" --silent --no-audit --no-fund >/dev/null)
 tarball=$(echo "$work"/ohif-app-"$version".tgz)
-got=$(python3 -c 'import base64, hashlib, sys
-print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$tarball")
+got=$(node -e 'const crypto = require("crypto"), fs = require("fs");
+console.log("sha512-" + crypto.createHash("sha512").update(fs.readFileSync(process.argv[1])).digest("base64"))' "$tarball")
 if [ "$got" != "$integrity" ]; then
     echo "install-ohif: @ohif/app@$version has integrity $got, expected $integrity: refused" >&2
     exit 1
