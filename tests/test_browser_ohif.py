@@ -32,6 +32,18 @@ LIT_PIXELS = """() => {
   for (let i = 0; i < data.length; i += 4) if (data[i] + data[i + 1] + data[i + 2] > 30) lit++;
   return lit;
 }"""
+# The patient of each row of OHIF's study list (the table's first row holds the filters).
+LISTED = """() => [...document.querySelectorAll('tbody tr')]
+  .filter((row) => !row.querySelector('input'))
+  .map((row) => row.innerText.split('\\n')[0].trim())
+  .filter(Boolean)"""
+# What the page's Content-Security-Policy refused (OHIF gets a policy of its own).
+COLLECT_CSP_VIOLATIONS = """
+window.cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.cspViolations.push(`${e.effectiveDirective} ${e.blockedURI} ${e.sourceFile}`);
+});
+"""
 # How many images the viewport's stack holds (cornerstone3D's own API, exposed by OHIF).
 STACK_SIZE = """() => {
   const [enabled] = window.cornerstone?.getEnabledElements?.() ?? [];
@@ -99,11 +111,9 @@ class DicomwebLog:
 
 
 async def study_list(page: Page, expected: int) -> list[str]:
-    """The patients in OHIF's study list once it shows ``expected`` studies (the first row of the
-    table holds the filters)."""
-    rows = page.locator("tbody tr").filter(has_not=page.locator("input"))
-    await expect(rows).to_have_count(expected, timeout=15_000)
-    return sorted([(await r.inner_text()).split("\n")[0].strip() for r in await rows.all()])
+    """The patients in OHIF's study list once it shows ``expected`` studies."""
+    await page.wait_for_function(f"() => ({LISTED})().length === {expected}", timeout=15_000)
+    return sorted(await page.evaluate(LISTED))
 
 
 async def test_specialist_and_clinician_read_through_ohif(service, page: Page):
@@ -119,6 +129,7 @@ async def test_specialist_and_clinician_read_through_ohif(service, page: Page):
         "response",
         lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None,
     )
+    await page.add_init_script(COLLECT_CSP_VIOLATIONS)
     await page.set_viewport_size({"width": 1280, "height": 800})
 
     # Without a session /ohif/ is the login page, which comes back to /ohif/.
@@ -135,14 +146,19 @@ async def test_specialist_and_clinician_read_through_ohif(service, page: Page):
     await page.wait_for_url(f"{base}/ohif/viewer?StudyInstanceUIDs={uids['ct']}")
     await page.wait_for_function(f"() => ({STACK_SIZE})() === {SLICES}", timeout=20_000)
     await page.wait_for_function(f"() => ({LIT_PIXELS})() > 1000", timeout=20_000)
+    await expect(page.get_by_text(f"(1/{SLICES})")).to_be_visible()  # OHIF's "I: n (1/5)"
     await page.screenshot(path=SCREENSHOT)
+    assert await page.evaluate("window.cspViolations") == []
 
     clinic = await page.context.browser.new_context()
     try:
         other = await clinic.new_page()
         other.on("request", log.record)
-        await log_in(other, base, "dr_ma", "/ohif/")
-        assert await study_list(other, 1) == ["WANG, XIAO"]
+        async with other.expect_response(lambda r: "/dicom-web/studies?" in r.url) as query:
+            await log_in(other, base, "dr_ma", "/ohif/")
+        found = await (await query.value).json()
+        assert [s["00100020"]["Value"] for s in found] == [["PID-CT"]]  # the query, scoped
+        assert await study_list(other, 1) == ["WANG, XIAO"]  # and what OHIF shows of it
     finally:
         await clinic.close()
 
