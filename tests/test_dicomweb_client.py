@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from requests import HTTPError
 
 from service.app import create_app
 from service.demo.synthetic import StudySpec, make_study
-from tests.conftest import Service, start_from, start_orthanc, suite_settings
+from tests.conftest import Service, free_port, start_from, start_orthanc, suite_settings
 
 HEAD_CT = StudySpec(
     "P-DW-A",
@@ -74,9 +74,12 @@ async def world(
 ) -> AsyncIterator[World]:
     directory = tmp_path_factory.mktemp("dicomweb")
     orthanc = await start_orthanc(directory / "orthanc", "TELEREAD")
-    settings = suite_settings(directory, orthanc)
+    # dicomweb-client sends a Host header without the port: the public address is configured,
+    # as behind any proxy (TELEREAD_PUBLIC_URL), so bulk data URIs name the right port.
+    port = free_port()
+    settings = replace(suite_settings(directory, orthanc), public_url=f"http://127.0.0.1:{port}")
     start_from(migrated_database, settings)
-    client = TestClient(TestServer(create_app(settings)))
+    client = TestClient(TestServer(create_app(settings), port=port))
     await client.start_server()
     try:
         service = Service(client, client.app, orthanc)
@@ -226,3 +229,232 @@ class TestSearch:
         assert response.headers["Content-Type"] == "application/dicom+json"
         records = await _audit(world, "study.query")
         assert any(r["detail"].get("patients") == ["P-DW-B"] for r in records)
+
+
+def _frame_bytes(dataset: Any) -> bytes:
+    return bytes(dataset.PixelData)
+
+
+class TestRetrieve:
+    """WADO-RS: metadata with bulk data URIs, bulk data, frames and DICOM instances."""
+
+    async def test_metadata_at_every_level_points_bulk_data_at_teleread(self, world):
+        ct, series = _uid(world.ct), str(world.ct[0].SeriesInstanceUID)
+        sop = str(world.ct[1].SOPInstanceUID)
+        study = await world.call("rad_a", "retrieve_study_metadata", ct)
+        assert len(study) == 3
+        in_series = await world.call("rad_a", "retrieve_series_metadata", ct, series)
+        assert len(in_series) == 3
+        instance = await world.call("rad_a", "retrieve_instance_metadata", ct, series, sop)
+        uri = instance["7FE00010"]["BulkDataURI"]
+        assert uri.startswith(f"{world.base}/dicom-web/studies/{ct}/")
+        [pixels] = await world.call("rad_a", "retrieve_bulkdata", uri)
+        assert pixels == _frame_bytes(world.ct[1])
+
+    async def test_frames_come_uncompressed_and_as_ohif_asks(self, world):
+        ds = world.ct[2]
+        ids = (_uid(world.ct), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
+        [frame] = await world.call("rad_a", "retrieve_instance_frames", *ids, frame_numbers=[1])
+        assert frame == _frame_bytes(ds)
+        path = "/dicom-web/studies/{}/series/{}/instances/{}/frames/1".format(*ids)
+        ohif = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+        response = await world.service.client.get(
+            path, headers={"Accept": ohif, "Authorization": f"Bearer {world.tokens['rad_a']}"}
+        )
+        assert response.status == 200
+        assert response.content_type == "multipart/related"
+        assert b"transfer-syntax=1.2.840.10008.1.2.1" in await response.read()
+        refused = await world.service.client.get(
+            path,
+            headers={
+                "Accept": 'multipart/related; type="image/png"',
+                "Authorization": f"Bearer {world.tokens['rad_a']}",
+            },
+        )
+        assert refused.status == 406
+
+    async def test_instances_series_and_study_are_retrieved_and_audited(self, world):
+        ct, series = _uid(world.ct), str(world.ct[0].SeriesInstanceUID)
+        study = await world.call("rad_a", "retrieve_study", ct)
+        assert sorted(d.InstanceNumber for d in study) == [1, 2, 3]
+        assert len(await world.call("rad_a", "retrieve_series", ct, series)) == 3
+        sop = str(world.ct[0].SOPInstanceUID)
+        one = await world.call("rad_a", "retrieve_instance", ct, series, sop)
+        assert one.SOPInstanceUID == sop and one.PixelData == world.ct[0].PixelData
+        records = await _audit(world, "study.retrieved")
+        assert len(records) == 3
+        assert {r["patient_id"] for r in records} == {"P-DW-A"}
+
+    async def test_an_instance_is_transcoded_to_the_syntax_asked_for(self, world):
+        ds = world.ct[0]
+        jpeg_ls = "1.2.840.10008.1.2.4.80"
+        one = await world.call(
+            "rad_a",
+            "retrieve_instance",
+            _uid(world.ct),
+            str(ds.SeriesInstanceUID),
+            str(ds.SOPInstanceUID),
+            media_types=(("application/dicom", jpeg_ls),),
+        )
+        assert one.file_meta.TransferSyntaxUID == jpeg_ls
+        assert one.SOPInstanceUID == ds.SOPInstanceUID
+        assert (one.pixel_array == ds.pixel_array).all()
+
+    async def test_rendered_images_at_instance_frame_and_series_level(self, world):
+        ds = world.ct[0]
+        ct, series, sop = _uid(world.ct), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
+        jpeg = await world.call("rad_a", "retrieve_instance_rendered", ct, series, sop)
+        assert jpeg[:2] == b"\xff\xd8"
+        png = await world.call(
+            "rad_a",
+            "retrieve_instance_frames_rendered",
+            ct,
+            series,
+            sop,
+            frame_numbers=[1],
+            media_types=("image/png",),
+        )
+        assert png[:4] == b"\x89PNG"
+        series_image = await world.call("rad_a", "retrieve_series_rendered", ct, series)
+        assert series_image[:2] == b"\xff\xd8"
+
+    async def test_another_facility_reaches_nothing_at_any_level(self, world):
+        ds = world.ct[0]
+        ct, series, sop = _uid(world.ct), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
+        for method, args, kwargs in (
+            ("retrieve_study", (ct,), {}),
+            ("retrieve_series", (ct, series), {}),
+            ("retrieve_instance", (ct, series, sop), {}),
+            ("retrieve_study_metadata", (ct,), {}),
+            ("retrieve_series_metadata", (ct, series), {}),
+            ("retrieve_instance_metadata", (ct, series, sop), {}),
+            ("retrieve_instance_frames", (ct, series, sop), {"frame_numbers": [1]}),
+            ("retrieve_instance_rendered", (ct, series, sop), {}),
+            ("retrieve_series_rendered", (ct, series), {}),
+            ("search_for_instances", (), {"study_instance_uid": ct}),
+        ):
+            with pytest.raises(HTTPError) as refused:
+                await world.call("rad_b", method, *args, **kwargs)
+            assert refused.value.response.status_code == 404, method
+        bulk = f"{world.base}/dicom-web/studies/{ct}/series/{series}/instances/{sop}/bulk/7fe00010"
+        with pytest.raises(HTTPError):
+            await world.call("rad_b", "retrieve_bulkdata", bulk)
+
+
+PREAMBLE = b"\0" * 128
+"""dicomweb-client writes a data set as it is: one read from a file has this preamble, which a
+Part 10 file (the application/dicom of STOW-RS) must begin with."""
+
+
+class TestStore:
+    """STOW-RS with store_instances, and frames of a JPEG-LS instance it stored."""
+
+    async def test_store_answers_per_ps3_18_and_the_study_becomes_searchable(self, world):
+        from pydicom.uid import JPEGLSLossless
+
+        [ds] = make_study(StudySpec("P-DW-C", "Li^Na", "CT", "CHEST", rows=64))
+        original = ds.pixel_array.copy()
+        ds.compress(JPEGLSLossless)
+        ds.preamble = PREAMBLE
+        answer = await world.call("rad_a", "store_instances", [ds])
+        [stored] = answer.ReferencedSOPSequence
+        assert stored.ReferencedSOPInstanceUID == ds.SOPInstanceUID
+        assert stored.ReferencedSOPClassUID == ds.SOPClassUID
+        assert answer.RetrieveURL.endswith(f"/dicom-web/studies/{ds.StudyInstanceUID}")
+
+        async def found() -> Any:
+            return await world.call(
+                "rad_a", "search_for_studies", search_filters={"PatientID": "P-DW-C"}
+            )
+
+        await world.service.wait_for(found, timeout=30)
+        ids = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
+        jls = await world.call(
+            "rad_a",
+            "retrieve_instance_frames",
+            *ids,
+            frame_numbers=[1],
+            media_types=(("image/jls", JPEGLSLossless),),
+        )
+        assert jls[0][:2] == b"\xff\xd8"  # a JPEG-LS codestream, as stored
+        [native] = await world.call(
+            "rad_a",
+            "retrieve_instance_frames",
+            *ids,
+            frame_numbers=[1],
+            media_types=("application/octet-stream",),
+        )
+        assert native == original.astype(original.dtype.newbyteorder("<")).tobytes()
+
+    async def test_storing_into_another_facilitys_study_is_refused_with_409(self, world):
+        ds = world.ct[0].copy()
+        ds.preamble = PREAMBLE
+        with pytest.raises(HTTPError) as refused:
+            await world.call("rad_b", "store_instances", [ds])
+        answer = refused.value.response
+        assert answer.status_code == 409
+        assert answer.headers["Content-Type"] == "application/dicom+json"
+        [failed] = answer.json()["00081198"]["Value"]
+        assert failed["00081155"]["Value"] == [ds.SOPInstanceUID]
+        assert failed["00081197"]["Value"] == [0x0110]  # processing failure
+        assert "another facility" in failed["00000902"]["Value"][0]
+
+
+class TestWadoUri:
+    """WADO-URI (PS3.18 9), read back with dcmtk's dcmdump and Pillow."""
+
+    def _params(self, world: World, **extra: str) -> dict[str, str]:
+        ds = world.ct[1]
+        return {
+            "requestType": "WADO",
+            "studyUID": str(ds.StudyInstanceUID),
+            "seriesUID": str(ds.SeriesInstanceUID),
+            "objectUID": str(ds.SOPInstanceUID),
+            **extra,
+        }
+
+    async def _get(self, world: World, username: str, **extra: str) -> Any:
+        return await world.service.client.get(
+            "/wado",
+            params=self._params(world, **extra),
+            headers={"Authorization": f"Bearer {world.tokens[username]}"},
+        )
+
+    async def test_a_file_in_the_syntax_asked_for_that_dcmtk_reads(self, world, tmp_path):
+        jpeg_ls = "1.2.840.10008.1.2.4.80"
+        response = await self._get(
+            world, "rad_a", contentType="application/dicom", transferSyntax=jpeg_ls
+        )
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "application/dicom"
+        path = tmp_path / "object.dcm"
+        path.write_bytes(await response.read())
+        dump = await asyncio.create_subprocess_exec(
+            "dcmdump", "-M", "+P", "0002,0010", "+P", "0008,0018", str(path),
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await dump.communicate()
+        assert dump.returncode == 0
+        assert "=JPEGLSLossless" in out.decode()  # dcmtk names 1.2.840.10008.1.2.4.80
+        assert str(world.ct[1].SOPInstanceUID) in out.decode()
+
+    async def test_a_rendered_image_with_window_and_size(self, world):
+        from io import BytesIO
+
+        from PIL import Image
+
+        response = await self._get(
+            world, "rad_a", contentType="image/png", windowCenter="40", windowWidth="400",
+            rows="32", columns="32",
+        )  # fmt: skip
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "image/png"
+        image = Image.open(BytesIO(await response.read()))
+        assert max(image.size) == 32
+        jpeg = await self._get(world, "rad_a")
+        assert jpeg.headers["Content-Type"] == "image/jpeg"
+
+    async def test_another_facility_gets_404_and_bad_requests_get_400(self, world):
+        assert (await self._get(world, "rad_b", contentType="application/dicom")).status == 404
+        assert (await self._get(world, "rad_a", requestType="WADO-RS")).status == 400
+        assert (await self._get(world, "rad_a", contentType="text/html")).status == 406

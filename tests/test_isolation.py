@@ -307,6 +307,16 @@ async def call(service, headers, route: str, world):
             return await c.post(
                 f"/api/consultations/{cid}/preliminary", headers=headers, json={"text": "ok"}
             )
+        case "GET /wado":
+            first = world["study"][0]
+            params = {
+                "requestType": "WADO",
+                "studyUID": uid,
+                "seriesUID": str(first.SeriesInstanceUID),
+                "objectUID": str(first.SOPInstanceUID),
+                "contentType": "application/dicom",
+            }
+            return await c.get("/wado", headers=headers, params=params)
         case route if route in DICOMWEB_SEARCHES:
             path = route.split(" ", 1)[1]
             return await c.get(path, headers=headers, params={"PatientID": "SECRET_PID_A"})
@@ -314,6 +324,7 @@ async def call(service, headers, route: str, world):
             first = world["study"][0]
             path = route.split(" ", 1)[1].replace("{id}", str(cid)).replace("{study}", uid)
             path = path.replace("{series}", str(first.SeriesInstanceUID)).replace("{n}", "1")
+            path = path.replace("{frames}", "1").replace("{path}", "7fe00010")
             return await c.get(
                 path.replace("{instance}", str(first.SOPInstanceUID)), headers=headers
             )
@@ -346,6 +357,14 @@ VIEWER_ROUTES = (
     "GET /dicom-web/studies/{study}/series",
     "GET /dicom-web/studies/{study}/instances",
     "GET /dicom-web/studies/{study}/series/{series}/instances",
+    "GET /dicom-web/studies/{study}",
+    "GET /dicom-web/studies/{study}/series/{series}",
+    f"GET {VIEWER_INSTANCE}",
+    f"GET {VIEWER_INSTANCE}/frames/{{frames}}",
+    f"GET {VIEWER_INSTANCE}/bulk/{{path}}",
+    f"GET {VIEWER_INSTANCE}/frames/{{n}}/thumbnail",
+    "GET /dicom-web/studies/{study}/rendered",
+    "GET /dicom-web/studies/{study}/series/{series}/rendered",
 )
 
 # QIDO-RS over all of the caller's studies: an empty list for a reader elsewhere.
@@ -365,6 +384,7 @@ TURNAROUND_ROUTES = (
 MATRIX = (
     *TURNAROUND_ROUTES,
     *DICOMWEB_SEARCHES,
+    "GET /wado",
     *VIEWER_ROUTES,
     "GET /api/worklist",
     "GET /api/worklist/events",

@@ -163,12 +163,15 @@ async def test_priors_include_another_facilitys_study_for_the_centre_only(servic
 
 
 async def test_instance_metadata_is_dicom_json_from_orthanc(service, world):
-    """The tag browser's source: DICOM JSON of the instance, without Orthanc's bulk URIs."""
+    """The tag browser's source: DICOM JSON of the instance, its bulk data URIs pointing at
+    teleread (Orthanc's address is neither reachable nor to be revealed)."""
     response = await get(service, world, paths(world)["instance metadata"])
     assert response.content_type == "application/dicom+json"
     [item] = await response.json()
     assert item["00080018"]["Value"] == [world["study"][1].SOPInstanceUID]
-    assert "BulkDataURI" not in await response.text()
+    bulk = item["7FE00010"]["BulkDataURI"]
+    assert bulk.startswith(str(service.client.make_url("/dicom-web/studies/")))
+    assert service.orthanc.url not in await response.text()
 
 
 async def test_an_instance_of_another_study_is_not_reachable_through_an_allowed_one(service, world):

@@ -49,6 +49,8 @@ class DicomSummary:
     patient_name: str = ""
     """(0010,0010) *Patient's Name* decoded with (0008,0005) *Specific Character Set*."""
     study_description: str = ""
+    sop_class_uid: str = ""
+    """(0008,0016) *SOP Class UID*: STOW-RS names it for each instance (PS3.18 10.5.3)."""
 
 
 def inspect_dicom(path: Path, max_inflated_bytes: int = 1 << 30) -> DicomSummary:
@@ -95,6 +97,7 @@ def inspect_dicom(path: Path, max_inflated_bytes: int = 1 << 30) -> DicomSummary
             str(ds.get("PatientID", "")),
             _text(ds, "PatientName"),
             _text(ds, "StudyDescription"),
+            str(ds.get("SOPClassUID", "")).strip(),
         )
 
 

@@ -15,6 +15,7 @@ from .routes import (
     conversation_routes,
     dashboard_pages,
     dicomweb_query_routes,
+    dicomweb_retrieve_routes,
     dicomweb_routes,
     dictionary_routes,
     health_routes,
@@ -33,6 +34,7 @@ from .routes import (
     upload_routes,
     viewer_pages,
     viewer_routes,
+    wado_uri_routes,
     worklist_routes,
 )
 
@@ -61,6 +63,8 @@ def setup_routes(app: web.Application) -> None:
         notification_routes,
         viewer_pages,
         viewer_routes,
+        dicomweb_retrieve_routes,
+        wado_uri_routes,
         ohif_routes,
         dictionary_routes,
         turnaround_routes,

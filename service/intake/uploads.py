@@ -49,6 +49,7 @@ class FileVerdict:
     patient_id: str | None = None
     patient_name: str | None = None
     study_description: str | None = None
+    sop_class_uid: str | None = None
 
 
 @dataclass
@@ -244,6 +245,7 @@ class StudyUploader:
                     refusal,
                     summary.study_instance_uid,
                     summary.sop_instance_uid,
+                    sop_class_uid=summary.sop_class_uid,
                 )
             )
             return
@@ -260,6 +262,7 @@ class StudyUploader:
                     f"the archive refused it ({exc})",
                     summary.study_instance_uid,
                     summary.sop_instance_uid,
+                    sop_class_uid=summary.sop_class_uid,
                 )
             )
             return
@@ -274,6 +277,7 @@ class StudyUploader:
                 summary.patient_id,
                 summary.patient_name,
                 summary.study_description,
+                summary.sop_class_uid,
             )
         )
 

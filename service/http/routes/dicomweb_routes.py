@@ -2,7 +2,9 @@
 because Orthanc's DICOMweb plugin records no user and no address for STOW uploads.
 
 Instances are checked and stored one by one, like web uploads, and the answer is the standard
-STOW-RS response dataset in DICOM JSON, with retrieve URLs pointing at the service.
+STOW-RS response dataset in DICOM JSON (``application/dicom+json`` exactly), with retrieve URLs
+pointing at the service: 200 when every instance was stored, 202 when some were not (their
+Failed SOP Sequence items say why), 409 when none was (PS3.18 Table 10.5.3-1).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from ..access import allow
 from ..auditing import audited
 from ..errors import ApiError
 from ..requests import public_base_url
+from .dicomweb_query_routes import dicom_json
 from .upload_routes import UPLOADING_ROLES, new_uploader, part_chunks, record_upload
 
 routes = web.RouteTableDef()
@@ -24,7 +27,7 @@ CANNOT_UNDERSTAND = 0xC000
 
 
 def _uid(value: str) -> dict:
-    return {"vr": "UI", "Value": [value]}
+    return {"vr": "UI", "Value": [value]} if value else {"vr": "UI"}
 
 
 @routes.post("/dicom-web/studies")
@@ -59,6 +62,7 @@ async def stow(request: web.Request) -> web.Response:
         if verdict.status == "accepted":
             referenced.append(
                 {
+                    "00081150": _uid(verdict.sop_class_uid or ""),
                     "00081155": _uid(verdict.sop_instance_uid or ""),
                     "00081190": {
                         "vr": "UR",
@@ -71,6 +75,7 @@ async def stow(request: web.Request) -> web.Response:
         else:
             failed.append(
                 {
+                    "00081150": _uid(verdict.sop_class_uid or ""),
                     "00081155": _uid(verdict.sop_instance_uid or ""),
                     "00081197": {
                         "vr": "US",
@@ -85,9 +90,12 @@ async def stow(request: web.Request) -> web.Response:
                 }
             )
     body: dict = {}
+    studies = {v.study_instance_uid for v in uploader.report.files if v.status == "accepted"}
+    if len(studies) == 1:  # (0008,1190) Retrieve URL of the study the instances were stored in
+        body["00081190"] = {"vr": "UR", "Value": [f"{base}/{studies.pop()}"]}
     if referenced:
         body["00081199"] = {"vr": "SQ", "Value": referenced}
     if failed:
         body["00081198"] = {"vr": "SQ", "Value": failed}
     status = 200 if not failed else (202 if referenced else 409)
-    return web.json_response(body, status=status, content_type="application/dicom+json")
+    return dicom_json(body, status=status)

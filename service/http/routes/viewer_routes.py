@@ -21,6 +21,7 @@ from aiohttp import web
 
 from ...audit import AuditEntry
 from ...storage import RecordNotFound
+from ...viewing.dicomweb_retrieve import with_bulk_uris
 from ...viewing.rendering import FrameRef
 from ...viewing.study_metadata import study_metadata
 from ...viewing.viewing import InstanceEntry
@@ -30,7 +31,8 @@ from ..compression import compressed
 from ..errors import ApiError
 from ..keys import ORTHANC, PREFETCH, RENDER_WORKERS, VIEWING, current_user
 from ..middleware import PRIVATE_NO_STORE
-from ..requests import path_id
+from ..requests import path_id, public_base_url
+from .dicomweb_query_routes import dicom_json
 from .openapi import documented
 from .worklist_routes import WORKLIST_ROLES
 
@@ -96,15 +98,6 @@ def _frame_index(request: web.Request, entry: InstanceEntry) -> int:
 # --- metadata (proxied from Orthanc's DICOMweb plugin) ------------------------------------------
 
 
-def _drop_bulk_uris(value: Any) -> Any:
-    """Bulk data URIs point at Orthanc, which browsers cannot (and must not) reach."""
-    if isinstance(value, list):
-        return [_drop_bulk_uris(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _drop_bulk_uris(v) for k, v in value.items() if k != "BulkDataURI"}
-    return value
-
-
 async def _metadata(
     request: web.Request,
     row: dict[str, Any],
@@ -112,11 +105,14 @@ async def _metadata(
     instance: str | None = None,
 ) -> web.Response:
     """The metadata of the consultation's own Orthanc study (never a look-up by UID alone:
-    the same UID may name a second, quarantined study of another Patient ID)."""
+    the same UID may name a second, quarantined study of another Patient ID), its bulk data
+    URIs pointing at teleread (dicomweb_retrieve_routes), answered as application/dicom+json
+    exactly."""
     data = await study_metadata(
         request.app[ORTHANC], row["orthanc_study_id"], row["study_instance_uid"], series, instance
     )
-    return web.json_response(_drop_bulk_uris(data), content_type="application/dicom+json")
+    base = f"{public_base_url(request)}/dicom-web"
+    return dicom_json(with_bulk_uris(data, base))
 
 
 @routes.get(STUDY + "/metadata")
@@ -241,26 +237,26 @@ async def rendered(request: web.Request) -> web.StreamResponse:
     return await _rendered(request, entry, index0, options, variant)
 
 
-async def _thumbnail(request: web.Request, entry: InstanceEntry) -> web.StreamResponse:
+async def _thumbnail(
+    request: web.Request, entry: InstanceEntry, index0: int = 0
+) -> web.StreamResponse:
     from viewer import RenderOptions
 
     options = RenderOptions(window=None, format="jpeg", quality=80, viewport=THUMBNAIL)
-    return await _rendered(request, entry, 0, options, repr(("thumbnail", RENDER_VERSION)))
+    return await _rendered(request, entry, index0, options, repr(("thumbnail", RENDER_VERSION)))
 
 
+@routes.get(FRAME + "/thumbnail")
 @routes.get(INSTANCE + "/thumbnail")
 @allow(*WORKLIST_ROLES)
 @not_audited(ONCE)
 async def instance_thumbnail(request: web.Request) -> web.StreamResponse:
-    return await _thumbnail(request, await _instance(request))
+    entry = await _instance(request)
+    return await _thumbnail(request, entry, _frame_index(request, entry))
 
 
-@routes.get(SERIES + "/thumbnail")
-@routes.get(STUDY + "/thumbnail")
-@allow(*WORKLIST_ROLES)
-@not_audited(ONCE)
-async def series_thumbnail(request: web.Request) -> web.StreamResponse:
-    """The middle image of the series (of the first series for a study)."""
+async def _representative(request: web.Request) -> InstanceEntry:
+    """The middle image of the series the path names (of the first series for a study)."""
     viewing = request.app[VIEWING]
     row, index = await viewing.study(current_user(request), request.match_info["study"])
     if "series" in request.match_info:
@@ -270,7 +266,27 @@ async def series_thumbnail(request: web.Request) -> web.StreamResponse:
     else:
         raise RecordNotFound("the study has no images")
     await _opened(request, row)
-    return await _thumbnail(request, series.instances[len(series.instances) // 2])
+    return series.instances[len(series.instances) // 2]
+
+
+@routes.get(SERIES + "/thumbnail")
+@routes.get(STUDY + "/thumbnail")
+@allow(*WORKLIST_ROLES)
+@not_audited(ONCE)
+async def series_thumbnail(request: web.Request) -> web.StreamResponse:
+    return await _thumbnail(request, await _representative(request))
+
+
+@routes.get(SERIES + "/rendered")
+@routes.get(STUDY + "/rendered")
+@allow(*WORKLIST_ROLES)
+@not_audited(ONCE)
+async def series_rendered(request: web.Request) -> web.StreamResponse:
+    """The series' (or the study's first series') middle image, rendered like an instance's:
+    one image, as dicomweb-client reads it (docs/dicomweb.md)."""
+    entry = await _representative(request)
+    options, variant = _options(request, _format(request))
+    return await _rendered(request, entry, 0, options, variant)
 
 
 # --- modality values for client-side windowing --------------------------------------------------

@@ -5,7 +5,7 @@ Only the service talks to Orthanc, with credentials that never reach a browser o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +98,25 @@ class OrthancClient:
 
     async def get(self, path: str, **params: Any) -> Any:
         return await self.request("GET", path, params=params or None)
+
+    async def stream(
+        self, method: str, path: str, chunk: int = 1 << 16, **kwargs: Any
+    ) -> AsyncIterator[bytes]:
+        """An answer's body in chunks, as it arrives (a DICOM file passed on to a client
+        without holding it whole); errors as :meth:`request` raises them, before the first."""
+        url = self.base_url + path
+        try:
+            async with self._session.request(method, url, **kwargs) as response:
+                if response.status >= 400:
+                    body = await response.read()
+                    kind = (
+                        OrthancUnavailable if response.status in (502, 503, 504) else OrthancError
+                    )
+                    raise kind(response.status, response.reason or "", body)
+                async for data in response.content.iter_chunked(chunk):
+                    yield data
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise OrthancUnavailable(0, f"{type(exc).__name__}: {exc}") from exc
 
     async def system(self) -> dict[str, Any]:
         return await self.get("/system")
