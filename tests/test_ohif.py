@@ -107,7 +107,8 @@ async def test_the_configuration_is_teleread_dicomweb_on_the_pages_origin(servic
     assert '"routerBasename": "/ohif"' in script
     assert '"showStudyList": true' in script
     assert 'window.location.origin + "/dicom-web"' in script
-    assert "qidoRoot: root, wadoRoot: root, wadoUriRoot: root" in script
+    assert 'window.location.origin + "/wado"' in script  # WADO-URI
+    assert "qidoRoot: root, wadoRoot: root, wadoUriRoot: wado" in script
     assert script.count('"namespace"') == 1  # one data source: teleread's
 
 

@@ -1,4 +1,4 @@
-"""Cross-origin calls to ``/api/`` and ``/dicom-web/`` from the origins in TELEREAD_CORS_ORIGINS.
+"""Cross-origin calls to ``/api/`` and ``/dicom-web/`` (and WADO-URI's ``/wado``) from the origins in TELEREAD_CORS_ORIGINS.
 
 Off unless that setting lists origins (a hospital's own OHIF or PACS web client on another
 host). Those pages authenticate with a bearer token (an API token, ``Authorization: Bearer``):
@@ -19,7 +19,7 @@ from ..settings import cors_origins
 from .keys import SETTINGS
 from .requests import public_base_url
 
-SHARED_PREFIXES = ("/api/", "/dicom-web/")
+SHARED_PREFIXES = ("/api/", "/dicom-web/", "/wado")  # /wado: WADO-URI
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
 ALLOWED_HEADERS = "Authorization, Content-Type, Accept, If-None-Match"
 EXPOSED_HEADERS = "Content-Type, Content-Length, Content-Location, ETag, Location, Retry-After"

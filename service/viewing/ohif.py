@@ -99,10 +99,12 @@ def rewrite(relative: str, content: bytes) -> bytes | None:
 
 
 DICOMWEB_ROOT = "/dicom-web"
+WADO_URI_ROOT = "/wado"
 
 
 def app_config() -> str:
-    """OHIF's app-config.js: teleread's DICOMweb as the only data source, on the page's origin.
+    """OHIF's app-config.js: teleread's DICOMweb as the only data source, on the page's origin
+    (QIDO-RS and WADO-RS under ``/dicom-web``, WADO-URI at ``/wado``).
 
     The roots are absolute (OHIF resolves BulkDataURIs against them) and built in the browser
     from ``location.origin``, so they are right behind any proxy without a setting.
@@ -150,9 +152,10 @@ def app_config() -> str:
         f"window.config = {json.dumps(config, indent=2)};\n"
         "(function () {\n"
         f"  const root = window.location.origin + {json.dumps(DICOMWEB_ROOT)};\n"
+        f"  const wado = window.location.origin + {json.dumps(WADO_URI_ROOT)};\n"
         "  for (const source of window.config.dataSources) {\n"
         "    Object.assign(source.configuration,"
-        " { qidoRoot: root, wadoRoot: root, wadoUriRoot: root });\n"
+        " { qidoRoot: root, wadoRoot: root, wadoUriRoot: wado });\n"
         "  }\n"
         "})();\n"
     )
