@@ -1,4 +1,5 @@
-"""Cross-origin calls to ``/api/`` and ``/dicom-web/`` (and WADO-URI's ``/wado``) from the origins in TELEREAD_CORS_ORIGINS.
+"""Cross-origin calls to ``/api/``, ``/dicom-web/`` and WADO-URI's ``/wado`` from the origins in
+TELEREAD_CORS_ORIGINS.
 
 Off unless that setting lists origins (a hospital's own OHIF or PACS web client on another
 host). Those pages authenticate with a bearer token (an API token, ``Authorization: Bearer``):
