@@ -79,6 +79,8 @@ async def test_a_client_route_gets_the_page_and_a_missing_file_is_404(service, r
     assert route.status == 200 and "/ohif/app-config.js" in await route.text()
     missing = await service.client.get("/ohif/no-such-chunk.js", headers=reader)
     assert missing.status == 404
+    not_an_id = await service.client.get("/ohif/consultations/x", headers=reader)
+    assert not_an_id.status == 404
     outside = await service.client.get("/ohif/..%2f..%2fpyproject.toml", headers=reader)
     assert outside.status == 404
 

@@ -4,7 +4,8 @@ Only logged-in users with a worklist get the viewer (a browser without a session
 login page, which brings it back); what it shows comes from ``/dicom-web``, scoped and audited
 there, with the same session cookie. The viewer's own files carry no patient data and are not
 audited. A path that is no file is one of OHIF's client routes (``/ohif/viewer?…``): it gets
-index.html, unless it looks like a file (a name with a dot), which is a plain 404.
+index.html, unless it looks like a file (a name with a dot) or is under ``consultations/``
+(the redirect's own path, with an id that is no number): those are a plain 404.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ...storage import consultations as store
 from ...viewing.ohif import PREFIX, OhifFiles, OhifNotInstalled, app_config
 from ..access import allow
 from ..auditing import audit_context, audited, not_audited
+from ..errors import ApiError
 from ..keys import DATABASE, OHIF, RENDERER, current_user
 from ..requests import path_id
 from .openapi import documented
@@ -35,6 +37,10 @@ CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/ht
 HASHED_NAME = re.compile(r"(^|\.)[0-9a-f]{16}\.[a-z0-9]+$")
 IMMUTABLE = "private, max-age=31536000, immutable"
 REVALIDATE = "private, no-cache"
+
+
+def _missing(relative: str) -> ApiError:
+    return ApiError(404, "not_found", f"no file {relative} in the OHIF viewer")
 
 
 def _not_installed(request: web.Request) -> web.Response:
@@ -82,7 +88,8 @@ async def open_consultation(request: web.Request) -> web.Response:
     row = await request.app[DATABASE].read(store.get_consultation, scope, consultation_id)
     audit_context(request).touches(row["patient_id"], row["study_instance_uid"], consultation_id)
     query = urlencode({"StudyInstanceUIDs": row["study_instance_uid"]})
-    raise web.HTTPSeeOther(f"{PREFIX}viewer?{query}")
+    # No body (HTTPSeeOther would send a text/plain one the OpenAPI document does not declare).
+    return web.Response(status=303, headers={"Location": f"{PREFIX}viewer?{query}"})
 
 
 @routes.get(PREFIX + "{path:.+}")
@@ -95,19 +102,20 @@ async def ohif_file(request: web.Request) -> web.StreamResponse:
         return _not_installed(request)
     relative = request.match_info["path"]
     if files.path(relative) is None:
-        if "." in relative.rsplit("/", 1)[-1]:
-            raise web.HTTPNotFound()
+        # A name with a dot is a missing file; consultations/… not a number is no consultation.
+        if "." in relative.rsplit("/", 1)[-1] or relative.startswith("consultations/"):
+            raise _missing(relative)
         return await _index(request, files)
     try:
         body = await asyncio.to_thread(files.read, relative)
     except OhifNotInstalled as exc:  # removed in between
-        raise web.HTTPNotFound() from exc
+        raise _missing(relative) from exc
     name = relative.rsplit("/", 1)[-1]
     cache = IMMUTABLE if HASHED_NAME.search(name) else REVALIDATE
     if body is None:
         path = files.path(relative)
         if path is None:
-            raise web.HTTPNotFound()
+            raise _missing(relative)
         return web.FileResponse(path, headers={"Cache-Control": cache})
     suffix = "." + name.rsplit(".", 1)[-1]
     response = web.Response(body=body, content_type=CONTENT_TYPES[suffix])
