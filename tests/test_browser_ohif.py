@@ -163,6 +163,14 @@ async def test_specialist_and_clinician_read_through_ohif(service, page: Page):
         await clinic.close()
 
     print("DICOMweb requests OHIF made:\n" + log.report())
+    opened = await service.database.read(
+        lambda db: db.execute(
+            "SELECT username, patient_id, resource_id FROM audit_log WHERE action = ?"
+            " AND detail LIKE '%/ohif/%'",
+            ["consultation.view"],
+        ).fetchall()
+    )
+    assert [tuple(r) for r in opened] == [("dr_li", "PID-CT", uids["ct_consultation"])]
     assert [f for f in failed if "/dicom-web" in f] == []
     made = {path.split("?")[0] for _, path, _ in log.seen}
     assert {

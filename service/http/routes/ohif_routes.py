@@ -86,7 +86,9 @@ async def open_consultation(request: web.Request) -> web.Response:
     consultation_id = path_id(request)
     scope = consultation_scope(current_user(request))
     row = await request.app[DATABASE].read(store.get_consultation, scope, consultation_id)
-    audit_context(request).touches(row["patient_id"], row["study_instance_uid"], consultation_id)
+    context = audit_context(request)
+    context.touches(row["patient_id"], row["study_instance_uid"], consultation_id)
+    context.detail["via"] = request.path  # told apart from the consultation page's own view
     query = urlencode({"StudyInstanceUIDs": row["study_instance_uid"]})
     # No body (HTTPSeeOther would send a text/plain one the OpenAPI document does not declare).
     return web.Response(status=303, headers={"Location": f"{PREFIX}viewer?{query}"})
