@@ -91,6 +91,7 @@ async def test_the_bundles_load_chunks_workers_and_codecs_from_the_prefix(servic
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/javascript")
     assert response.headers["Cache-Control"] == "private, max-age=31536000, immutable"
+    assert response.headers["Content-Encoding"] == "gzip"  # 3.4 MB instead of 17
     script = await response.read()
     assert b'__webpack_require__.p = "/ohif/"' in script
     assert b'__webpack_require__.p = "/"' not in script

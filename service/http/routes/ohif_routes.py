@@ -11,6 +11,7 @@ index.html, unless it looks like a file (a name with a dot) or is under ``consul
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 import re
 from urllib.parse import urlencode
 
@@ -21,6 +22,7 @@ from ...storage import consultations as store
 from ...viewing.ohif import PREFIX, OhifFiles, OhifNotInstalled, app_config
 from ..access import allow
 from ..auditing import audit_context, audited, not_audited
+from ..compression import accepts_gzip
 from ..errors import ApiError
 from ..keys import DATABASE, OHIF, RENDERER, current_user
 from ..requests import path_id
@@ -103,23 +105,28 @@ async def ohif_file(request: web.Request) -> web.StreamResponse:
     if not files.installed():
         return _not_installed(request)
     relative = request.match_info["path"]
-    if files.path(relative) is None:
+    path = files.path(relative)
+    if path is None:
         # A name with a dot is a missing file; consultations/… not a number is no consultation.
         if "." in relative.rsplit("/", 1)[-1] or relative.startswith("consultations/"):
             raise _missing(relative)
         return await _index(request, files)
-    try:
-        body = await asyncio.to_thread(files.read, relative)
-    except OhifNotInstalled as exc:  # removed in between
-        raise _missing(relative) from exc
     name = relative.rsplit("/", 1)[-1]
     cache = IMMUTABLE if HASHED_NAME.search(name) else REVALIDATE
-    if body is None:
-        path = files.path(relative)
-        if path is None:
-            raise _missing(relative)
-        return web.FileResponse(path, headers={"Cache-Control": cache})
-    suffix = "." + name.rsplit(".", 1)[-1]
-    response = web.Response(body=body, content_type=CONTENT_TYPES[suffix])
-    response.headers["Cache-Control"] = cache if relative != "index.html" else "no-store"
+    try:
+        if accepts_gzip(request) and (gz := await asyncio.to_thread(files.gzipped, relative)):
+            response = web.Response(body=gz, content_type=_content_type(name))
+            response.headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+        elif (body := await asyncio.to_thread(files.read, relative)) is not None:
+            response = web.Response(body=body, content_type=_content_type(name))
+        else:
+            return web.FileResponse(path, headers={"Cache-Control": cache})
+    except OhifNotInstalled as exc:  # removed in between
+        raise _missing(relative) from exc
+    response.headers["Cache-Control"] = cache
     return response
+
+
+def _content_type(name: str) -> str:
+    suffix = "." + name.rsplit(".", 1)[-1]
+    return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
