@@ -27,7 +27,7 @@ from tests.conftest import Service, free_port, start_from, start_orthanc, suite_
 
 HEAD_CT = StudySpec(
     "P-DW-A",
-    "Wang^Fang",
+    "Wang^Fang=王^芳",
     "CT",
     "HEAD",
     instances=3,
@@ -147,7 +147,12 @@ class TestSearch:
         fuzzy = await found(search_filters={"PatientName": "wang"}, fuzzymatching=True)
         assert _uids(fuzzy) == {_uid(world.ct)}
         assert await found(search_filters={"PatientName": "wang"}) == []
-        wild = await found(search_filters={"PatientName": "Zhao*"})
+        [ideographic] = await found(search_filters={"PatientName": "王^芳"})
+        assert _uids([ideographic]) == {_uid(world.ct)}
+        assert ideographic["00100010"]["Value"] == [
+            {"Alphabetic": "Wang^Fang", "Ideographic": "王^芳"}
+        ]
+        wild = await found(search_filters={"PatientName": "zhao*"})  # PN: case ignored
         assert _uids(wild) == {_uid(world.mr)}
         ranged = await found(search_filters={"StudyDate": "20260401-20260601"})
         assert _uids(ranged) == {_uid(world.mr)}
@@ -211,7 +216,7 @@ class TestSearch:
             await world.call("rad_b", "search_for_series", study_instance_uid=ct)
         assert refused.value.response.status_code == 404
 
-    async def test_a_bad_key_is_refused_with_its_reason(self, world):
+    async def test_a_bad_key_is_refused_with_its_reason_and_xml_is_not_served(self, world):
         response = await world.service.client.get(
             "/dicom-web/studies",
             params={"NoSuchKeyword": "x"},
@@ -219,6 +224,14 @@ class TestSearch:
         )
         assert response.status == 400
         assert "NoSuchKeyword" in (await response.json())["detail"]
+        xml = await world.service.client.get(
+            "/dicom-web/studies",
+            headers={
+                "Accept": 'multipart/related; type="application/dicom+xml"',
+                "Authorization": f"Bearer {world.tokens['dr_li']}",
+            },
+        )
+        assert xml.status == 406
 
     async def test_answers_are_exactly_dicom_json_and_audited(self, world):
         response = await world.service.client.get(
@@ -273,6 +286,23 @@ class TestRetrieve:
         )
         assert refused.status == 406
 
+    async def test_the_streaming_iterators_read_the_same(self, world):
+        """iter_* ask with chunked transfer and decode parts as they arrive."""
+        ds = world.ct[1]
+        ct, series, sop = _uid(world.ct), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
+        client = world.client("rad_a")
+        uri = f"{world.base}/dicom-web/studies/{ct}/series/{series}/instances/{sop}/bulk/7fe00010"
+
+        def read_all() -> list[int]:
+            return [
+                len(list(client.iter_study(ct))),
+                len(list(client.iter_series(ct, series))),
+                len(list(client.iter_instance_frames(ct, series, sop, frame_numbers=[1]))),
+                len(list(client.iter_bulkdata(uri))),
+            ]
+
+        assert await asyncio.to_thread(read_all) == [3, 3, 1, 1]
+
     async def test_instances_series_and_study_are_retrieved_and_audited(self, world):
         ct, series = _uid(world.ct), str(world.ct[0].SeriesInstanceUID)
         study = await world.call("rad_a", "retrieve_study", ct)
@@ -281,9 +311,28 @@ class TestRetrieve:
         sop = str(world.ct[0].SOPInstanceUID)
         one = await world.call("rad_a", "retrieve_instance", ct, series, sop)
         assert one.SOPInstanceUID == sop and one.PixelData == world.ct[0].PixelData
-        records = await _audit(world, "study.retrieved")
-        assert len(records) == 3
+        records = await _audit(world, "study.retrieved")  # committed before the data is sent
+        assert len(records) == 3 + 2  # and the iterators' study and series
         assert {r["patient_id"] for r in records} == {"P-DW-A"}
+
+    async def test_head_answers_headers_only(self, world):
+        """No body after a HEAD's headers (and no study read from Orthanc for it)."""
+        response = await world.service.client.head(
+            f"/dicom-web/studies/{_uid(world.ct)}",
+            headers={"Authorization": f"Bearer {world.tokens['rad_a']}"},
+        )
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith(
+            'multipart/related; type="application/dicom"'
+        )
+        assert await response.read() == b""
+        ds = world.ct[0]
+        frames = await world.service.client.head(
+            f"/dicom-web/studies/{_uid(world.ct)}/series/{ds.SeriesInstanceUID}"
+            f"/instances/{ds.SOPInstanceUID}/frames/1",
+            headers={"Authorization": f"Bearer {world.tokens['rad_a']}"},
+        )
+        assert frames.status == 200 and await frames.read() == b""
 
     async def test_an_instance_is_transcoded_to_the_syntax_asked_for(self, world):
         ds = world.ct[0]
@@ -385,6 +434,20 @@ class TestStore:
             media_types=("application/octet-stream",),
         )
         assert native == original.astype(original.dtype.newbyteorder("<")).tobytes()
+
+    async def test_a_partly_refused_store_answers_202_naming_what_failed(self, world):
+        [new] = make_study(StudySpec("P-DW-D", "Sun^Yi", "CR", "CHEST", rows=64))
+        foreign = world.mr[0].copy()
+        for ds in (new, foreign):
+            ds.preamble = PREAMBLE
+        answer = await world.call("rad_a", "store_instances", [new, foreign])
+        assert [i.ReferencedSOPInstanceUID for i in answer.ReferencedSOPSequence] == [
+            new.SOPInstanceUID
+        ]
+        [failed] = answer.FailedSOPSequence
+        assert failed.ReferencedSOPInstanceUID == foreign.SOPInstanceUID
+        assert failed.ReferencedSOPClassUID == foreign.SOPClassUID
+        assert failed.FailureReason == 0x0110
 
     async def test_storing_into_another_facilitys_study_is_refused_with_409(self, world):
         ds = world.ct[0].copy()

@@ -219,8 +219,8 @@ async def test_a_second_patient_id_is_quarantined_and_the_owners_viewer_keeps_wo
 ):
     """The same Study UID with another Patient ID makes a second Orthanc study, and Orthanc's
     DICOMweb then finds neither by UID. Dongxiang's viewer and metadata answer 200 all along
-    (also while Orthanc holds both), the second study is quarantined and removed from Orthanc,
-    and Dongxiang's study is untouched."""
+    (also while Orthanc holds both), and so do its DICOMweb retrieve and searches; the second
+    study is quarantined and removed from Orthanc, and Dongxiang's study is untouched."""
     dongxiang = await service.login("dx_radio")
     urls = view_urls(world, world["consultation"]["id"])
     await service.c_store([an_instance_of(world["study"], "XP-OTHER-9")], "XIPING_CT")
@@ -232,6 +232,17 @@ async def test_a_second_patient_id_is_quarantined_and_the_owners_viewer_keeps_wo
             assert response.status == 200, (name, both, await response.text())
             assert PATIENT in await response.text(), name
             assert "XP-OTHER-9" not in await response.text(), name
+            if name == "instance metadata":  # bulk data at teleread, from the plugin or files
+                assert (
+                    "/dicom-web/studies/" in (await response.json())[0]["7FE00010"]["BulkDataURI"]
+                )
+                assert service.orthanc.url not in await response.text()
+        study = f"/dicom-web/studies/{world['uid']}"
+        for path in (study, f"{study}/series", f"{study}/instances"):  # WADO-RS and QIDO-RS
+            response = await service.client.get(path, headers=dongxiang)
+            assert response.status == 200, (path, both)
+            body = await response.read()
+            assert PATIENT.encode() in body and b"XP-OTHER-9" not in body, path
         seen_both = seen_both or both
         if not both and await service.database.read(ingest_store.list_quarantine):
             break

@@ -41,6 +41,8 @@ class AuditContext:
     """Who acted, when not the caller's session (a login acts as the user it logs in)."""
     anonymous: bool = False
     """Record no user even if the request carries a session (a login attempt)."""
+    recorded: bool = False
+    """Already committed by :func:`record_before_streaming`; the middleware writes no other."""
 
     def touches(
         self, patient_id: str, study_instance_uid: str | None, resource_id: object = None
@@ -114,10 +116,24 @@ async def audit_middleware(request: web.Request, handler: Any) -> web.StreamResp
     try:
         response = await handler(request)
     except BaseException as exc:
-        await record(request, action, context, _status_of(exc))
+        if not context.recorded:
+            await record(request, action, context, _status_of(exc))
         raise
-    await record(request, action, context, response.status)
+    if not context.recorded:
+        await record(request, action, context, response.status)
     return response
+
+
+async def record_before_streaming(request: web.Request) -> None:
+    """Commit the call's audit record now, as a success, before a streamed answer sends data
+    (a WADO-RS study): otherwise the middleware would write it after the data had left, and a
+    failure to write it could no longer fail the call."""
+    declaration = getattr(request.match_info.handler, AUDIT_ATTRIBUTE, None)
+    context = request.get(AUDIT_KEY)
+    if declaration is None or context is None or context.recorded:
+        return
+    await record(request, declaration[0], context, 200)
+    context.recorded = True
 
 
 async def record(request: web.Request, action: str, context: AuditContext, status: int) -> None:

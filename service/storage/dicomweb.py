@@ -24,6 +24,8 @@ class Pattern:
 
     text: str
     fuzzy: bool = False
+    caseless: bool = False
+    """Ignore case (PS3.4 C.2.2.2.1 allows it for PN; ``fuzzy`` implies it)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,11 @@ def _like(text: str) -> str:
 def _pattern(column: str, pattern: Pattern) -> tuple[str, list[object]]:
     if pattern.fuzzy:
         return f"lower({column}) LIKE ? ESCAPE '\\'", [f"%{_like(pattern.text.lower())}%"]
+    if pattern.caseless:  # a PN: any of its component groups (alphabetic=ideographic=phonetic)
+        like = _like(pattern.text.lower())
+        variants = [like, f"{like}=%", f"%={like}", f"%={like}=%"]
+        either = " OR ".join(f"lower({column}) LIKE ? ESCAPE '\\'" for _ in variants)
+        return f"({either})", variants
     if "*" in pattern.text or "?" in pattern.text:
         return f"{column} GLOB ?", [_glob(pattern.text)]
     return f"{column} = ?", [pattern.text]

@@ -3,8 +3,9 @@
 A query names an attribute by keyword (``PatientID``) or by tag (``00100020``); both become the
 tag's eight upper-case hex digits, the key of the DICOM JSON model. Matching follows PS3.4
 C.2.2.2: single value (``*`` and ``?`` wildcards), a list of UIDs, a date or time range, the
-universal (empty) value; PN with ``fuzzymatching`` matches case-insensitively anywhere in any
-component group. Sequence matching is not offered.
+universal (empty) value. PN matches regardless of case (C.2.2.2.1 allows it: a user typing
+``wang*`` means Wang^Fang), each component group alone; with ``fuzzymatching`` anywhere in it.
+Sequence matching is not offered.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def element(tag: str, *values: Any, vr: str | None = None) -> dict[str, Any]:
     if not kept:
         return {"vr": vr}
     if vr == "PN":
-        kept = [v if isinstance(v, dict) else {"Alphabetic": str(v)} for v in kept]
+        kept = [v if isinstance(v, dict) else person_name(str(v)) for v in kept]
     elif vr == "IS":
         kept = [_number(v, int) for v in kept]
     elif vr == "DS":
@@ -61,6 +62,12 @@ def element(tag: str, *values: Any, vr: str | None = None) -> dict[str, Any]:
     elif vr in NUMBER_VRS:
         kept = [_number(v, float if vr.startswith("F") else int) for v in kept]
     return {"vr": vr, "Value": kept}
+
+
+def person_name(text: str) -> dict[str, str]:
+    """``Wang^Fang=王^芳`` as DICOM JSON's component groups (PS3.18 F.2.2)."""
+    groups = zip(("Alphabetic", "Ideographic", "Phonetic"), text.split("="), strict=False)
+    return {name: value for name, value in groups if value}
 
 
 def _number(value: Any, kind: type) -> Any:
@@ -87,10 +94,13 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _wildcard(pattern: str, value: str, fuzzy: bool) -> bool:
+def _wildcard(pattern: str, value: str, fuzzy: bool, caseless: bool = False) -> bool:
+    pattern = pattern.replace("[", "[[]")
     if fuzzy:
         return fnmatch.fnmatchcase(value.lower(), f"*{pattern.lower()}*")
-    return fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))
+    if caseless:
+        return fnmatch.fnmatchcase(value.lower(), pattern.lower())
+    return fnmatch.fnmatchcase(value, pattern)
 
 
 def date_range(text: str) -> tuple[str | None, str | None] | None:
@@ -120,5 +130,7 @@ def matches(item: dict[str, Any], tag: str, wanted: str, fuzzy: bool = False) ->
     pn = vr == "PN"
     candidates = [part for v in values for part in (v.split("=") if pn else [v])]
     return any(
-        _wildcard(pattern, value, fuzzy and pn) for pattern in alternatives for value in candidates
+        _wildcard(pattern, value, fuzzy and pn, caseless=pn)
+        for pattern in alternatives
+        for value in candidates
     )

@@ -152,8 +152,8 @@ def _study_match(query: Query) -> store.StudyMatch:
             bounds = date_range(value) or (value, value)
             fields[name] = store.DateRange(*bounds)
         else:
-            fuzzy = query.fuzzy and tag == "00100010"
-            fields[name] = store.Pattern(value, fuzzy)
+            name_key = tag == "00100010"
+            fields[name] = store.Pattern(value, query.fuzzy and name_key, caseless=name_key)
     return store.StudyMatch(**fields)
 
 

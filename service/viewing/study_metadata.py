@@ -92,9 +92,16 @@ async def _metadata_from_files(
 
 
 def _dicom_json(content: bytes, instance_uid: str | None) -> dict[str, Any] | None:
-    """One file's data set as DICOM JSON, without its pixel data (None: not the instance
-    asked for)."""
+    """One file's data set as DICOM JSON, its pixel data as a bulk data URI as Orthanc's plugin
+    writes it (teleread's routes rewrite its host: dicomweb_retrieve.with_bulk_uris); None:
+    not the instance asked for."""
     dataset = pydicom.dcmread(io.BytesIO(content), stop_before_pixels=True, force=True)
-    if instance_uid and str(dataset.get("SOPInstanceUID", "")) != instance_uid:
+    sop = str(dataset.get("SOPInstanceUID", ""))
+    if instance_uid and sop != instance_uid:
         return None
-    return dataset.to_json_dict(bulk_data_threshold=1 << 30, suppress_invalid_tags=True)
+    item = dataset.to_json_dict(bulk_data_threshold=1 << 30, suppress_invalid_tags=True)
+    if "Rows" in dataset:
+        study, series = dataset.get("StudyInstanceUID", ""), dataset.get("SeriesInstanceUID", "")
+        uri = f"/studies/{study}/series/{series}/instances/{sop}/bulk/7fe00010"
+        item["7FE00010"] = {"vr": "OW", "BulkDataURI": uri}
+    return item

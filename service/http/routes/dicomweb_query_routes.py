@@ -41,7 +41,14 @@ def dicom_json(data: Any, status: int = 200, headers: dict[str, str] | None = No
     )
 
 
+JSON_TYPES = ("application/dicom+json", "application/json", "application/*", "*/*")
+
+
 def _query(request: web.Request) -> qido.Query:
+    """The parsed query; 406 unless the client takes DICOM JSON (the XML form is not served)."""
+    accept = request.headers.get("Accept", "*/*")
+    if not any(part.split(";")[0].strip().lower() in JSON_TYPES for part in accept.split(",")):
+        raise ApiError(406, "not_acceptable", "QIDO-RS answers application/dicom+json only")
     try:
         return qido.parse_query(request.query.items())
     except qido.BadQuery as exc:
@@ -79,7 +86,7 @@ async def _study(request: web.Request) -> dict[str, Any]:
 @routes.get("/dicom-web/studies")
 @allow(*WORKLIST_ROLES)
 @audited("study.query", "study")
-@documented("QIDO-RS: search the caller's studies (PS3.18 10.6; docs/dicomweb.md)")
+@documented("QIDO-RS: search the caller's studies (PS3.18 10.6; docs/dicomweb.md)", errors=(406,))
 async def search_studies(request: web.Request) -> web.Response:
     app = request.app
     answer = await qido.search_studies(
@@ -96,7 +103,7 @@ async def search_studies(request: web.Request) -> web.Response:
 @routes.get(STUDY + "/series")
 @allow(*WORKLIST_ROLES)
 @audited("study.query", "study")
-@documented("QIDO-RS: search the series of the caller's studies (PS3.18 10.6)")
+@documented("QIDO-RS: search the series of the caller's studies (PS3.18 10.6)", errors=(406,))
 async def search_series(request: web.Request) -> web.Response:
     query = _query(request)
     study = await _study(request) if "study" in request.match_info else None
@@ -117,7 +124,7 @@ async def search_series(request: web.Request) -> web.Response:
 @routes.get(STUDY + "/series/{series}/instances")
 @allow(*WORKLIST_ROLES)
 @audited("study.query", "study")
-@documented("QIDO-RS: search the instances of the caller's studies (PS3.18 10.6)")
+@documented("QIDO-RS: search the instances of the caller's studies (PS3.18 10.6)", errors=(406,))
 async def search_instances(request: web.Request) -> web.Response:
     query = _query(request)
     study = await _study(request) if "study" in request.match_info else None

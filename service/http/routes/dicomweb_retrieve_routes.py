@@ -27,7 +27,14 @@ from ...viewing.dicomweb_media import (
 )
 from ...viewing.viewing import InstanceEntry
 from ..access import allow
-from ..auditing import AuditContext, audit_context, audit_entry, audited, not_audited
+from ..auditing import (
+    AuditContext,
+    audit_context,
+    audit_entry,
+    audited,
+    not_audited,
+    record_before_streaming,
+)
 from ..errors import ApiError
 from ..keys import ORTHANC, VIEWING, current_user
 from ..middleware import PRIVATE_NO_STORE
@@ -58,6 +65,8 @@ class RelatedParts:
     async def part(
         self, request: web.Request, content_type: str, body: bytes | AsyncIterator[bytes]
     ) -> None:
+        if request.method == "HEAD":  # aiohttp would send a HEAD's body: the headers only
+            return
         if not self.response.prepared:
             await self.response.prepare(request)
         head = f"--{self.boundary}\r\nContent-Type: {content_type}\r\n\r\n"
@@ -72,7 +81,8 @@ class RelatedParts:
     async def finish(self, request: web.Request) -> web.StreamResponse:
         if not self.response.prepared:
             await self.response.prepare(request)
-        await self.response.write(f"--{self.boundary}--\r\n".encode())
+        if request.method != "HEAD":
+            await self.response.write(f"--{self.boundary}--\r\n".encode())
         await self.response.write_eof()
         return self.response
 
@@ -96,6 +106,9 @@ async def _retrieve(request: web.Request) -> web.StreamResponse:
     context.touches(row["patient_id"], row["study_instance_uid"], row["id"])
     context.detail |= {"via": request.path, "instances": len(found), "syntax": choice.syntax}
     answer = RelatedParts("application/dicom")
+    if request.method == "HEAD":  # the headers only: no study read from Orthanc for nothing
+        return await answer.finish(request)
+    await record_before_streaming(request)
     for instance in found:
         syntax, body = await wado.instance_file(orthanc, instance.orthanc_id, choice.syntax)
         await answer.part(request, f"application/dicom; transfer-syntax={syntax}", body)

@@ -16,7 +16,7 @@ from ...viewing import dicomweb_retrieve as wado
 from ...viewing.dicomweb_media import EXPLICIT_LE, TRANSCODABLE
 from ...viewing.rendering import FrameRef
 from ..access import allow
-from ..auditing import audit_context, audited
+from ..auditing import audit_context, audited, record_before_streaming
 from ..errors import ApiError
 from ..keys import ORTHANC, RENDER_WORKERS, VIEWING, current_user
 from ..middleware import PRIVATE_NO_STORE
@@ -93,10 +93,15 @@ async def _file(
         raise ApiError(406, "not_acceptable", f"teleread cannot send transfer syntax {syntax}")
     orthanc = request.app[ORTHANC]
     [instance] = await wado.stored_instances(orthanc, orthanc_study_id, series, sop)
-    _, body = await wado.instance_file(orthanc, instance.orthanc_id, syntax)
     response = web.StreamResponse(
         headers={"Content-Type": DICOM, "Cache-Control": PRIVATE_NO_STORE}
     )
+    if request.method == "HEAD":  # aiohttp would send a HEAD's body: the headers only
+        await response.prepare(request)
+        await response.write_eof()
+        return response
+    _, body = await wado.instance_file(orthanc, instance.orthanc_id, syntax)
+    await record_before_streaming(request)
     async for chunk in body:
         if not response.prepared:
             await response.prepare(request)
