@@ -1,8 +1,10 @@
 """In a real browser: OHIF v3, served by teleread at /ohif/ (tests/test_ohif.py for the files),
 reads teleread's own DICOMweb with the user's session. A specialist at the regional centre sees
-both clinics' studies in OHIF's study list and opens the CT one, whose slices are drawn; a clinic's
-clinician sees only their own facility's study. The DICOMweb requests OHIF made are recorded and
-printed (method, path with the UIDs named, Accept): that is what OHIF needs of teleread.
+both facilities' studies in OHIF's study list, opens the CT from "Open in OHIF" (its slices are
+drawn) and a JPEG-LS MR (its frames come as stored and are decoded by OHIF's WebAssembly codecs
+in workers, under teleread's Content-Security-Policy); a clinic's clinician sees only their own
+facility's study. The DICOMweb requests OHIF made are recorded and printed (method, path with the
+UIDs named, Accept): that is what OHIF needs of teleread.
 
 It fails (not skips) when OHIF is not installed: ``make test`` installs it first (``make ohif``).
 """
@@ -12,9 +14,11 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+import aiohttp
 from playwright.async_api import Page, Request, expect
+from pydicom.uid import JPEGLSLossless
 
-from service.demo.synthetic import StudySpec, make_study
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.settings import Settings
 
 from .browser import SCREENSHOTS, log_in
@@ -52,17 +56,29 @@ STACK_SIZE = """() => {
 
 
 async def seed(service) -> dict[str, str]:
-    """A CT study from one township clinic, an MR from another, a specialist at the centre and a
-    clinician at the first clinic; both studies received as consultations."""
+    """A CT sent by a township clinic (C-STORE) and a JPEG-LS MR a county hospital stored by
+    STOW-RS, a specialist at the centre and a clinician at the clinic; both studies received."""
     centre = await service.add_facility("Regional Imaging Centre", "regional", "REGION")
     dongxiang = await service.add_facility("Dongxiang Township Health Centre", "township", "DX_CT")
-    await service.add_facility("Linxia County Hospital", "county", "LX_MR")
+    linxia = await service.add_facility("Linxia County Hospital", "county", "LX_MR")
     await service.add_user("dr_li", "specialist", centre)
     await service.add_user("dr_ma", "clinician", dongxiang)
+    await service.add_user("rad_lx", "radiographer", linxia)
     ct = make_study(StudySpec("PID-CT", "WANG^XIAO", "CT", "HEAD", instances=SLICES, rows=128))
-    mr = make_study(StudySpec("PID-MR", "ZHAO^LEI", "MR", "KNEE", instances=2, rows=64))
     await service.c_store(ct, "DX_CT")
-    await service.c_store(mr, "LX_MR")
+    mr = make_study(StudySpec("PID-MR", "ZHAO^LEI", "MR", "KNEE", instances=2, rows=64))
+    for dataset in mr:  # compressed frames: OHIF decodes them with its WebAssembly codecs
+        dataset.compress(JPEGLSLossless)
+    stow = aiohttp.MultipartWriter("related")
+    for dataset in mr:
+        stow.append(dataset_bytes(dataset), {"Content-Type": "application/dicom"})
+    content_type = f'multipart/related; type="application/dicom"; boundary="{stow.boundary}"'
+    stored = await service.client.post(
+        "/dicom-web/studies",
+        data=stow,
+        headers={**await service.login("rad_lx"), "Content-Type": content_type},
+    )
+    assert stored.status == 200, await stored.text()
     headers = await service.login("dr_li")
     wanted = {ct[0].StudyInstanceUID: SLICES, mr[0].StudyInstanceUID: 2}
 
@@ -148,6 +164,11 @@ async def test_specialist_and_clinician_read_through_ohif(service, page: Page):
     await page.wait_for_function(f"() => ({LIT_PIXELS})() > 1000", timeout=20_000)
     await expect(page.get_by_text(f"(1/{SLICES})")).to_be_visible()  # OHIF's "I: n (1/5)"
     await page.screenshot(path=SCREENSHOT)
+    assert await page.evaluate("window.cspViolations") == []
+    # The MR's frames come as stored, JPEG-LS (transfer-syntax=*), decoded in the browser.
+    await page.goto(f"{base}/ohif/viewer?StudyInstanceUIDs={uids['mr']}")
+    await page.wait_for_function(f"() => ({STACK_SIZE})() === 2", timeout=20_000)
+    await page.wait_for_function(f"() => ({LIT_PIXELS})() > 1000", timeout=20_000)
     assert await page.evaluate("window.cspViolations") == []
 
     clinic = await page.context.browser.new_context()

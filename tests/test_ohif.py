@@ -14,7 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from service.http.keys import OHIF
-from service.http.middleware import OHIF_CONTENT_SECURITY_POLICY
+from service.http.middleware import (
+    OHIF_CONTENT_SECURITY_POLICY,
+    OHIF_WORKER_CONTENT_SECURITY_POLICY,
+)
 from service.settings import Settings
 
 from .conftest import suite_settings
@@ -66,12 +69,22 @@ async def test_the_page_names_its_files_under_the_prefix_and_runs_no_inline_scri
 
 
 async def test_only_the_ohif_pages_get_the_relaxed_policy(service, reader):
-    policy = OHIF_CONTENT_SECURITY_POLICY
-    assert "'wasm-unsafe-eval'" in policy and "'unsafe-eval'" not in policy
-    assert "script-src 'self' 'wasm-unsafe-eval';" in policy  # no inline or foreign script
-    assert "frame-ancestors 'none'" in policy
+    page = OHIF_CONTENT_SECURITY_POLICY
+    assert "script-src 'self';" in page and "eval" not in page  # no eval, inline or foreign
+    assert "style-src 'self' 'unsafe-inline'" in page
+    assert "frame-ancestors 'none'" in page
     worklist = await service.client.get("/worklist", headers=reader)
-    assert "wasm-unsafe-eval" not in worklist.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in worklist.headers["Content-Security-Policy"]
+
+
+async def test_scripts_carry_eval_for_the_decoding_workers_they_start(service, reader):
+    """A worker takes the policy of its own script: OHIF's codecs (WebAssembly, embind's
+    ``new Function``) run in workers; a script the page loads runs under the page's policy."""
+    response = await service.client.get("/ohif/app-config.js", headers=reader)
+    worker = response.headers["Content-Security-Policy"]
+    assert worker == OHIF_WORKER_CONTENT_SECURITY_POLICY
+    assert "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval';" in worker
+    assert "frame-ancestors 'none'" in worker
 
 
 async def test_a_client_route_gets_the_page_and_a_missing_file_is_404(service, reader):

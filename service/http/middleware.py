@@ -33,13 +33,19 @@ CONTENT_SECURITY_POLICY = (
 )
 
 OHIF_PREFIX = "/ohif"
-# OHIF (service/viewing/ohif.py) injects <style> elements (measured: the only violations of the
-# policy above while it lists and draws a study), and compiles WebAssembly codecs for compressed
-# transfer syntaxes (JPEG-LS, JPEG 2000, HTJ2K): 'wasm-unsafe-eval', which allows no JavaScript
-# eval. Nothing else is relaxed, and only for the pages and files under /ohif/.
+# OHIF (service/viewing/ohif.py) injects <style> elements: the only violations of the policy
+# above while it lists studies and draws them (tests/test_browser_ohif.py collects them).
 OHIF_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
-    "script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'"
-).replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+)
+# Its decoders of compressed frames (JPEG-LS, JPEG 2000, HTJ2K...) are emscripten WebAssembly run
+# in web workers, whose glue builds functions from strings (embind's `new Function`). A worker
+# takes the policy of its own script's response; a script the page loads does not (the page's
+# applies). So the scripts under /ohif/ carry eval and WebAssembly for the workers that run
+# them, and the page itself runs no eval.
+OHIF_WORKER_CONTENT_SECURITY_POLICY = OHIF_CONTENT_SECURITY_POLICY.replace(
+    "script-src 'self'", "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'"
+)
 
 
 def _bearer_token(request: web.Request) -> str | None:
@@ -100,7 +106,10 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
     if framable:
         policy = policy.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
     elif request.path == OHIF_PREFIX or request.path.startswith(OHIF_PREFIX + "/"):
-        policy = OHIF_CONTENT_SECURITY_POLICY
+        worker_script = request.path.endswith(".js")
+        policy = (
+            OHIF_WORKER_CONTENT_SECURITY_POLICY if worker_script else OHIF_CONTENT_SECURITY_POLICY
+        )
     headers.setdefault("Content-Security-Policy", policy)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
