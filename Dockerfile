@@ -1,8 +1,17 @@
 # teleread service image. Built by compose/docker-compose.yml (service "teleread"); also usable
 # on its own:  docker build -t teleread .  &&  docker run -p 8080:8080 -e TELEREAD_ORTHANC_URL=... teleread
 #
-# Stage 1 builds a wheel of this repository; stage 2 installs it (and its dependencies from
-# PyPI) into a clean image, so neither the source tree nor build tools end up in the result.
+# One stage fetches the OHIF viewer, one builds a wheel of this repository; the last installs the
+# wheel (and its dependencies from PyPI) and copies OHIF into a clean image, so neither the source
+# tree nor build tools end up in the result.
+
+# The OHIF viewer served at /ohif/ (docs/viewer.md#ohif): the version and integrity the Makefile
+# pins, fetched and checked by the same script as `make ohif`.
+FROM node:20-bookworm-slim AS ohif
+WORKDIR /src
+COPY Makefile scripts/install-ohif.sh ./
+RUN ./install-ohif.sh "$(sed -n 's/^OHIF_VERSION := //p' Makefile)" \
+        "$(sed -n 's/^OHIF_INTEGRITY := //p' Makefile)" /opt/ohif
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -16,6 +25,7 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /wheels /wheels
+COPY --from=ohif /opt/ohif /opt/ohif
 RUN pip install /wheels/*.whl && rm -rf /wheels
 # The CJK TrueType font embedded in signed report PDFs.
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-wqy-zenhei \
@@ -29,6 +39,7 @@ USER teleread
 WORKDIR /var/lib/teleread
 
 ENV TELEREAD_DATA_DIR=/var/lib/teleread \
+    TELEREAD_OHIF_DIR=/opt/ohif \
     TELEREAD_HOST=0.0.0.0 \
     TELEREAD_PORT=8080
 EXPOSE 8080

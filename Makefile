@@ -5,8 +5,15 @@ STAMP := $(VENV)/.installed
 # node_modules/ holds eslint (package.json, package-lock.json): `npm ci` again when the lock changes.
 NODE_STAMP := node_modules/.installed
 JS_TESTS := $(wildcard tests/js/*.test.mjs)
+# The OHIF viewer served at /ohif/ (scripts/install-ohif.sh): the built dist/ of this npm package
+# version, checked against its registry integrity, unpacked into an ignored folder. Not a
+# package.json dependency: `npm ci` would pull its whole source dependency tree.
+OHIF_VERSION := 3.13.2
+OHIF_INTEGRITY := sha512-WZdxmpmG7rqFgW9ZJLcbgr3XCtLi1KDNPoMaeY5PPe6j4G4fjEjjkycZM6C6Zk2F87BKxFfpq+jd5xXZB9E8EA==
+OHIF_DIR := build/ohif
+OHIF_STAMP := $(OHIF_DIR)/.installed-$(OHIF_VERSION)
 
-.PHONY: run test lint bench-ingest system-deps test-system-deps clean
+.PHONY: run test lint ohif bench-ingest system-deps test-system-deps clean
 
 $(STAMP): pyproject.toml
 	@python3 -m venv $(VENV)
@@ -18,13 +25,18 @@ $(NODE_STAMP): package-lock.json
 	@npm ci --no-audit --no-fund --loglevel=error
 	@touch $(NODE_STAMP)
 
+$(OHIF_STAMP):
+	@scripts/install-ohif.sh $(OHIF_VERSION) $(OHIF_INTEGRITY) $(OHIF_DIR)
+
+ohif: $(OHIF_STAMP)
+
 system-deps:
 	@scripts/install-system-deps.sh
 
 test-system-deps:
 	@scripts/install-system-deps.sh --test
 
-run: system-deps $(STAMP)
+run: system-deps $(STAMP) $(OHIF_STAMP)
 	@$(VENV)/bin/teleread serve --demo
 
 lint: test-system-deps $(STAMP) $(NODE_STAMP)
@@ -39,7 +51,7 @@ lint: test-system-deps $(STAMP) $(NODE_STAMP)
 PYTEST_WORKERS ?= 3
 
 # The JavaScript checks (eslint, then node's test runner on the pure modules) run first: seconds.
-test: lint
+test: lint $(OHIF_STAMP)
 	@node --test --test-reporter=dot $(JS_TESTS)
 	@start=$$(date +%s); status=0; \
 	$(PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist worksteal || status=$$?; \
@@ -50,4 +62,4 @@ bench-ingest: system-deps $(STAMP)
 	@$(PYTHON) bench/ingest.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache node_modules
+	rm -rf $(VENV) var .pytest_cache node_modules $(OHIF_DIR)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what teleread needs from Debian when it is missing: Orthanc with its DICOMweb plugin
-# and a CJK font for report PDFs (always), and for the test suite Chromium (browser tests),
-# dcmtk (the viewer's pixel-exactness reference) and Node.js with npm (eslint, JS unit tests).
+# Installs what teleread needs from Debian when it is missing: Orthanc with its DICOMweb plugin,
+# a CJK font for report PDFs and npm (which fetches the OHIF viewer, scripts/install-ohif.sh)
+# (always), and for the test suite Chromium (browser tests), dcmtk (the viewer's pixel-exactness
+# reference) and Node.js (eslint, JS unit tests).
 # Idempotent and quiet when all is there.
 set -euo pipefail
 
@@ -11,13 +12,13 @@ command -v Orthanc >/dev/null 2>&1 || packages+=(orthanc)
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || packages+=(orthanc-dicomweb)
 # A TrueType CJK font embedded in the signed report PDFs (reportlab cannot embed CFF/OTF fonts).
 [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || packages+=(fonts-wqy-zenhei)
+command -v npm >/dev/null 2>&1 || packages+=(npm)  # fetches the OHIF viewer (make ohif)
 if [ "$want_tests" = "--test" ]; then
     command -v chromium >/dev/null 2>&1 || packages+=(chromium)
     command -v dciodvfy >/dev/null 2>&1 || packages+=(dicom3tools)  # validates the report's DICOM
     command -v dcm2pnm >/dev/null 2>&1 || packages+=(dcmtk)  # viewer exactness tests
     # eslint and node's built-in test runner for the JavaScript (package.json, tests/js).
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
-    command -v npm >/dev/null 2>&1 || packages+=(npm)
     # pdfsig and pdffonts check the signed report PDF as outside tools see it.
     command -v pdfsig >/dev/null 2>&1 || packages+=(poppler-utils)
 fi

@@ -22,6 +22,7 @@ from .audit.forwarding import atna_forwarder
 from .auth.session_cache import SessionCache
 from .demo.first_start import archive_is_empty, send_demo
 from .http.auditing import audit_middleware
+from .http.cors import add_cors_headers, cors_middleware
 from .http.errors import error_middleware
 from .http.keys import (
     BUS,
@@ -32,6 +33,7 @@ from .http.keys import (
     HEALTH,
     LIVE,
     NOTIFICATIONS,
+    OHIF,
     ORTHANC,
     PREFETCH,
     RENDER_WORKERS,
@@ -74,6 +76,7 @@ from .runtime.web_processes import (
 from .settings import Settings, SettingsError
 from .storage import Database
 from .viewing.local_rendering import InProcessRenderer
+from .viewing.ohif import OhifFiles
 from .viewing.prefetch import StudyPrefetch
 from .viewing.rendering import FileSource, Renderer, RenderWorkers
 from .viewing.viewing import Viewing
@@ -140,13 +143,14 @@ def create_app(
     """
     role = role or ProcessRole()
     app = web.Application(
-        middlewares=[error_middleware, audit_middleware, access_middleware],
+        middlewares=[cors_middleware, error_middleware, audit_middleware, access_middleware],
         client_max_size=1 << 20,
     )
     app[SETTINGS] = settings
     app[ROLE] = role
     app[SERVICE_EXIT] = ServiceExit()
     app[SLA] = load_worklist_rules(settings)
+    app[OHIF] = OhifFiles(settings.ohif_files)
     app[LIVE] = StatCallingLiveUpdates() if role.primary else LiveUpdates()
     app.on_shutdown.append(stop_restarting_secondaries)
     app.on_shutdown.append(close_live_updates)
@@ -166,6 +170,7 @@ def create_app(
     contexts.append(secondaries_context)
     app.cleanup_ctx.extend(contexts)
     app.on_response_prepare.append(add_security_headers)
+    app.on_response_prepare.append(add_cors_headers)
     setup_routes(app)
     return app
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -66,11 +67,18 @@ class Settings:
     atna_ca_file: str | None = None
     atna_client_cert: str | None = None
     atna_client_key: str | None = None
+    ohif_dir: Path | None = None
+    cors_origins: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def database_path(self) -> Path:
         return self.data_dir / "teleread.db"
+
+    @property
+    def ohif_files(self) -> Path:
+        """The OHIF viewer's built files (``make ohif`` puts them in the checkout's build/ohif)."""
+        return self.ohif_dir or REPOSITORY_DIR / "build" / "ohif"
 
     @property
     def managed_orthanc(self) -> bool:
@@ -88,6 +96,7 @@ class Settings:
 
 
 ENV_PREFIX = "TELEREAD_"
+REPOSITORY_DIR = Path(__file__).resolve().parent.parent
 MAX_WEB_PROCESSES = 32
 
 
@@ -107,7 +116,7 @@ def _convert(name: str, raw: Any) -> Any:
     kind = type(default) if default is not None else str
     if name in {"data_dir", "orthanc_plugins_dir"}:
         return Path(str(raw))
-    if name == "worklist_rules":
+    if name in {"worklist_rules", "ohif_dir"}:
         return Path(str(raw)) if raw else None
     if raw is None or raw == "":
         return None if default is None else default
@@ -190,6 +199,10 @@ def _validate(settings: Settings) -> None:
             "TELEREAD_ORTHANC_MAX_RESTARTS must be 0 or more and"
             " TELEREAD_ORTHANC_RESTART_WINDOW more than 0"
         )
+    try:
+        cors_origins(settings.cors_origins)
+    except ValueError as exc:
+        raise SettingsError(f"TELEREAD_CORS_ORIGINS: {exc}") from exc
     if len(settings.orthanc_aet) > 16:
         raise SettingsError("TELEREAD_ORTHANC_AET must be at most 16 characters")
 
@@ -235,6 +248,27 @@ def trusted_networks(setting: str | None) -> tuple[Network, ...]:
         except ValueError as exc:
             raise ValueError(f"{entry!r} is not an IP address or network") from exc
     return tuple(networks)
+
+
+@lru_cache(maxsize=8)
+def cors_origins(setting: str | None) -> frozenset[str]:
+    """``TELEREAD_CORS_ORIGINS`` parsed: comma-separated origins (``https://pacs.example.org``),
+    each a scheme, a host and an optional port with no path, as browsers send them in ``Origin``.
+
+    Raises ValueError naming the entry that is not an origin.
+    """
+    origins = set()
+    for part in (setting or "").split(","):
+        entry = part.strip().rstrip("/")
+        if not entry:
+            continue
+        if not _ORIGIN.fullmatch(entry):
+            raise ValueError(f"{entry!r} is not an origin like https://viewer.example.org")
+        origins.add(entry.lower())
+    return frozenset(origins)
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 
 
 def documented_settings() -> list[str]:

@@ -93,6 +93,12 @@ NOT_PATIENT_DATA = {
     "GET /portal",
     "GET /consultations/{id}/report",
     "GET /report-templates",
+    # OHIF's page, its files and its generated configuration (no patient data: its DICOMweb
+    # calls are the scoped routes in MATRIX).
+    "GET /ohif",
+    "GET /ohif/",
+    "GET /ohif/app-config.js",
+    "GET /ohif/{path}",
 }
 
 
@@ -239,6 +245,8 @@ async def call(service, headers, route: str, world):
             )
         case "GET /api/consultations/{id}":
             return await c.get(f"/api/consultations/{cid}", headers=headers)
+        case "GET /ohif/consultations/{id}":  # "Open in OHIF": a redirect naming the study
+            return await c.get(f"/ohif/consultations/{cid}", headers=headers, allow_redirects=False)
         case "POST /api/consultations":
             return await c.post(
                 "/api/consultations",
@@ -389,6 +397,7 @@ MATRIX = (
     "GET /api/worklist",
     "GET /api/worklist/events",
     "GET /api/consultations/{id}",
+    "GET /ohif/consultations/{id}",
     "POST /api/consultations",
     "POST /api/studies",
     "POST /dicom-web/studies/{study}",

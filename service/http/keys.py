@@ -21,6 +21,7 @@ from ..runtime.web_processes import ProcessRole, Secondaries, ServiceExit
 from ..settings import Settings
 from ..signing import ConsortiumCA
 from ..storage import Database
+from ..viewing.ohif import OhifFiles
 from ..viewing.prefetch import StudyPrefetch
 from ..viewing.rendering import Renderer
 from ..viewing.viewing import Viewing
@@ -46,6 +47,7 @@ HEALTH = web.AppKey("health", Health)
 SERVICE_EXIT = web.AppKey("service_exit", ServiceExit)
 BUS = web.AppKey("process_bus", ProcessBus | None)  # type: ignore[arg-type]
 NOTIFICATIONS = web.AppKey("notifications", Notifications)
+OHIF = web.AppKey("ohif", OhifFiles)
 # The report feature: the consortium CA and the delivery worker.
 CA = web.AppKey("consortium_ca", ConsortiumCA)
 REPORT_DELIVERY = web.AppKey("report_delivery", ReportDelivery)

@@ -10,6 +10,7 @@ from aiohttp import web
 from ..auth import sessions
 from ..clock import utc_now
 from .access import PUBLIC, declared_access, permits
+from .cors import cookie_allowed
 from .errors import ApiError
 from .keys import AUTH_VIA_KEY, DATABASE, SESSION_CACHE, USER_KEY
 from .requests import served_over_tls
@@ -29,6 +30,21 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
+)
+
+OHIF_PREFIX = "/ohif"
+# OHIF (service/viewing/ohif.py) injects <style> elements: the only violations of the policy
+# above while it lists studies and draws them (tests/test_browser_ohif.py collects them).
+OHIF_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+)
+# Its decoders of compressed frames (JPEG-LS, JPEG 2000, HTJ2K...) are emscripten WebAssembly run
+# in web workers, whose glue builds functions from strings (embind's `new Function`). A worker
+# takes the policy of its own script's response; a script the page loads does not (the page's
+# applies). So the scripts under /ohif/ carry eval and WebAssembly for the workers that run
+# them, and the page itself runs no eval.
+OHIF_WORKER_CONTENT_SECURITY_POLICY = OHIF_CONTENT_SECURITY_POLICY.replace(
+    "script-src 'self'", "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'"
 )
 
 
@@ -59,7 +75,8 @@ async def access_middleware(request: web.Request, handler: Any) -> web.StreamRes
         return await handler(request)
     token = _bearer_token(request)
     via = "bearer" if token else "cookie"
-    token = token or request.cookies.get(SESSION_COOKIE)
+    if not token and cookie_allowed(request):
+        token = request.cookies.get(SESSION_COOKIE)
     user = await _resolve(request, token, via) if token else None
     request[USER_KEY] = user
     request[AUTH_VIA_KEY] = via if user else None
@@ -88,6 +105,11 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
     policy = CONTENT_SECURITY_POLICY
     if framable:
         policy = policy.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+    elif request.path == OHIF_PREFIX or request.path.startswith(OHIF_PREFIX + "/"):
+        worker_script = request.path.endswith(".js")
+        policy = (
+            OHIF_WORKER_CONTENT_SECURITY_POLICY if worker_script else OHIF_CONTENT_SECURITY_POLICY
+        )
     headers.setdefault("Content-Security-Policy", policy)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")

@@ -14,7 +14,7 @@ from ...clock import utc_now
 from ...i18n import SUPPORTED_LOCALES
 from ..access import AUTHENTICATED, allow, public
 from ..auditing import audit_declaration
-from ..keys import DATABASE, RENDERER, USER_KEY
+from ..keys import DATABASE, OHIF, RENDERER, USER_KEY
 from ..requests import path_id
 from .openapi import documented, page
 from .upload_routes import UPLOADING_ROLES
@@ -101,7 +101,12 @@ async def request_page(request: web.Request) -> web.Response:
 @page("A consultation's page (its data comes from the API)")
 async def consultation_page(request: web.Request) -> web.Response:
     """The shell only: the consultation's data comes from the scoped, audited JSON API."""
-    return render(request, "consultation.html", consultation_id=path_id(request))
+    return render(
+        request,
+        "consultation.html",
+        consultation_id=path_id(request),
+        ohif=request.app[OHIF].installed(),
+    )
 
 
 @routes.get("/account")

@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ..access import allow
+from ..keys import OHIF
 from ..requests import path_id
 from .openapi import page
 from .pages import render
@@ -35,6 +36,7 @@ async def viewer_page(request: web.Request) -> web.Response:
         "viewer.html",
         consultation_id=path_id(request),
         embedded=request.query.get("embed") == "1",
+        ohif=request.app[OHIF].installed(),
     )
 
 
