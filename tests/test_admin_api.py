@@ -560,3 +560,79 @@ async def test_admin_sets_a_specialists_subspecialties_for_queue_routing(service
         f"/api/admin/users/{reader}", headers=admin, json={"subspecialties": "Neuro; chest"}
     )
     assert bad.status == 400
+
+
+# ---- the DICOM person name a signer's SR carries ----------------------------------------
+
+LI_MING = "Li^Ming=李^明=lǐ^míng"
+
+
+async def listed_user(service, headers, username: str) -> dict[str, Any]:
+    listed = await (await service.client.get("/api/admin/users", headers=headers)).json()
+    return next(u for u in listed["items"] if u["username"] == username)
+
+
+async def test_admin_sets_changes_and_clears_a_dicom_name(service, consortium):
+    """Created with a DICOM name, changed by PATCH (audited like any field), cleared with '':
+    the list shows the stored name and the one the SR derives while it is empty."""
+    admin = consortium["admin"]
+    created = await create_user(
+        service, admin, facility_id=consortium["clinic"], display_name="李明", dicom_name=LI_MING
+    )
+    assert created.status == 201, await created.text()
+    user_id = (await created.json())["id"]
+    user = await listed_user(service, admin, "li.na")
+    assert (user["dicom_name"], user["dicom_name_derived"]) == (LI_MING, LI_MING)
+
+    url = f"/api/admin/users/{user_id}"
+    changed = await service.client.patch(url, headers=admin, json={"dicom_name": "Li^Ming^^Dr"})
+    assert (await changed.json())["changed"] == ["dicom_name"]
+    cleared = await service.client.patch(url, headers=admin, json={"dicom_name": ""})
+    assert (await cleared.json())["changed"] == ["dicom_name"]
+    user = await listed_user(service, admin, "li.na")
+    assert (user["dicom_name"], user["dicom_name_derived"]) == ("", LI_MING)
+
+    create, *updates = [
+        r["detail"] for r in await audit_records(service) if r["resource_id"] == str(user_id)
+    ]
+    assert create["dicom_name"] == LI_MING
+    assert [u["changes"] for u in updates] == [{"dicom_name": "Li^Ming^^Dr"}, {"dicom_name": ""}]
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("A=B=C=D", "at most 3 groups"),
+        ("x" * 65, "at most 64 characters"),
+        ("A^B^C^D^E^F", "at most 5 components"),
+        ("Li\\Ming", "no backslash"),
+    ],
+    ids=["four-groups", "long-group", "six-components", "backslash"],
+)
+async def test_a_malformed_dicom_name_is_400_naming_the_field(service, consortium, name, reason):
+    """The CLI's check (person_names.checked_person_name), on create and on change alike."""
+    admin = consortium["admin"]
+    create = await create_user(service, admin, facility_id=consortium["clinic"], dicom_name=name)
+    patch = await service.client.patch(
+        f"/api/admin/users/{consortium['wang']}", headers=admin, json={"dicom_name": name}
+    )
+    for response in (create, patch):
+        assert response.status == 400
+        body = await response.json()
+        assert body["error"] == "invalid_request"
+        assert [p["field"] for p in body["problems"]] == ["dicom_name"]
+        assert reason in body["detail"]
+    assert (await listed_user(service, admin, "wang"))["dicom_name"] == ""
+
+
+async def test_a_manager_of_another_facility_cannot_set_a_dicom_name(service, consortium):
+    """Accounts are an administrator's business: a manager (here the centre's, for a clinic's
+    radiographer) is refused with 403 and the name stays as it was."""
+    await service.add_user("boss", "manager", consortium["centre"])
+    response = await service.client.patch(
+        f"/api/admin/users/{consortium['wang']}",
+        headers=await service.login("boss"),
+        json={"dicom_name": LI_MING},
+    )
+    assert response.status == 403
+    assert (await listed_user(service, consortium["admin"], "wang"))["dicom_name"] == ""

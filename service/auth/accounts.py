@@ -41,6 +41,8 @@ class NewAccount:
     facility_id: int
     password: str
     display_name: str = ""
+    dicom_name: str = ""
+    """DICOM person name the reports' SR carries, already checked; "" derives it."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class AccountChange:
     disabled: bool | None = None
     subspecialties: str | None = None
     """Comma-separated queue names a specialist reads first (e.g. "neuro,chest")."""
+    dicom_name: str | None = None
+    """DICOM person name for the reports' SR, already checked; "" clears it (derived again)."""
 
     def given(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -74,6 +78,7 @@ async def create_account(database: Database, account: NewAccount) -> int:
         role=account.role,
         facility_id=account.facility_id,
         display_name=account.display_name,
+        dicom_name=account.dicom_name,
     )
 
 

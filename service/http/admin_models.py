@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ..auth.passwords import MIN_PASSWORD_LENGTH
 from ..intake.modalities import AET_PATTERN
+from ..reports.person_names import checked_person_name
 from ..storage.facilities import FACILITY_KINDS
 from ..storage.users import ROLES
 from .models import RecordId, Strict
@@ -33,6 +34,18 @@ def check_timezone(value: str | None) -> str | None:
     if value is not None and value not in _zones():
         raise ValueError(f"unknown IANA time zone {value!r}")
     return value
+
+
+def check_dicom_name(value: str | None) -> str | None:
+    """The same check as ``teleread user dicom-name`` (reports/person_names.py)."""
+    return value if value is None else checked_person_name(value)
+
+
+DICOM_NAME_DESCRIPTION = (
+    "DICOM person name (PS3.5 6.2) the reports' SR names this signer by, up to three groups"
+    " alphabetic=ideographic=phonetic, e.g. 'Li^Ming=李^明=lǐ^míng'; empty: derived from the"
+    " display name"
+)
 
 
 class PartialUpdate(Strict):
@@ -62,10 +75,16 @@ class UserCreate(Strict):
     role: RoleName
     facility_id: RecordId
     password: str = Password
+    dicom_name: str = Field(default="", max_length=200, description=DICOM_NAME_DESCRIPTION)
+
+    _dicom_name = field_validator("dicom_name")(check_dicom_name)
 
 
 class UserUpdate(PartialUpdate):
     display_name: str | None = Field(default=None, max_length=200)
+    dicom_name: str | None = Field(
+        default=None, max_length=200, description=DICOM_NAME_DESCRIPTION + " ('' clears it)"
+    )
     role: RoleName | None = None
     facility_id: RecordId | None = None
     disabled: bool | None = None
@@ -75,6 +94,8 @@ class UserUpdate(PartialUpdate):
         pattern=r"^[a-z0-9_-]*(,[a-z0-9_-]+)*$",
         description="Queues the specialist reads first, comma-separated (e.g. neuro,chest)",
     )
+
+    _dicom_name = field_validator("dicom_name")(check_dicom_name)
 
 
 class PasswordReset(Strict):
@@ -96,6 +117,10 @@ class AdminUser(BaseModel):
     disabled: bool
     created_at: str
     subspecialties: str = ""
+    dicom_name: str = Field(default="", description=DICOM_NAME_DESCRIPTION)
+    dicom_name_derived: str = Field(
+        description="The name the SR uses while dicom_name is empty (from the display name)"
+    )
     active_sessions: int = Field(description="Open sessions (not revoked, not expired)")
 
 

@@ -108,6 +108,12 @@ def dicom_person_name(name: str) -> str:
     return _fitted(_latin_name(name.split()))
 
 
+def derived_signer_name(display_name: str, username: str) -> str:
+    """The PN a signer's SR carries when their account has no DICOM name of its own: derived
+    from the name the report prints (the display name, else the username; reports/signing.py)."""
+    return dicom_person_name(display_name or username)
+
+
 def checked_person_name(value: str) -> str:
     """``value`` if it is a well-formed DICOM PN (at most 3 groups of at most 5 components and
     64 characters each, no backslash or control character); ValueError saying why otherwise."""

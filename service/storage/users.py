@@ -112,10 +112,10 @@ def clear_login_failures(db: sqlite_utils.Database, username: str) -> None:
 
 _ADMIN_COLUMNS = (
     "u.id, u.username, u.display_name, u.role, u.facility_id, f.name AS facility_name,"
-    " u.disabled, u.created_at, u.subspecialties"
+    " u.disabled, u.created_at, u.subspecialties, u.dicom_name"
 )
 
-_EDITABLE = ("display_name", "role", "facility_id", "disabled", "subspecialties")
+_EDITABLE = ("display_name", "role", "facility_id", "disabled", "subspecialties", "dicom_name")
 
 
 def _admin_row(row: Any) -> dict[str, Any]:
@@ -148,7 +148,8 @@ def get_user(db: sqlite_utils.Database, user_id: int) -> dict[str, Any]:
 
 
 def update_user(db: sqlite_utils.Database, user_id: int, **changes: Any) -> None:
-    """Set some of display_name, role, facility_id, disabled (the caller checked the rules)."""
+    """Set some of display_name, role, facility_id, disabled, subspecialties, dicom_name (the
+    caller checked the rules and the name)."""
     unknown = set(changes) - set(_EDITABLE)
     if unknown:
         raise ValueError(f"not editable: {sorted(unknown)}")

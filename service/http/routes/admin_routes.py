@@ -15,6 +15,7 @@ from ...auth.password_check import WrongPassword
 from ...auth.sessions import LoginLocked
 from ...clock import to_iso, utc_now
 from ...intake import facility_admin
+from ...reports.person_names import derived_signer_name
 from ...storage import facilities as facility_store
 from ...storage import ingest as ingest_store
 from ...storage import users as user_store
@@ -86,7 +87,11 @@ async def facilities(request: web.Request) -> web.Response:
 )
 async def list_users(request: web.Request) -> web.Response:
     rows = await request.app[DATABASE].read(user_store.list_users, to_iso(utc_now()))
-    return web.json_response({"items": rows})
+    items = [
+        row | {"dicom_name_derived": derived_signer_name(row["display_name"], row["username"])}
+        for row in rows
+    ]
+    return web.json_response({"items": items})
 
 
 @routes.post("/api/admin/users")
@@ -97,6 +102,8 @@ async def create_user(request: web.Request) -> web.Response:
     body = await read_model(request, UserCreate)
     audit = audit_context(request)
     audit.detail.update(username=body.username, role=body.role, facility_id=body.facility_id)
+    if body.dicom_name:
+        audit.detail["dicom_name"] = body.dicom_name
     user_id = await accounts.create_account(
         request.app[DATABASE],
         accounts.NewAccount(
@@ -105,6 +112,7 @@ async def create_user(request: web.Request) -> web.Response:
             role=body.role,
             facility_id=body.facility_id,
             password=body.password,
+            dicom_name=body.dicom_name,
         ),
     )
     audit.resource_id = str(user_id)
@@ -128,7 +136,8 @@ async def _change_user(request: web.Request, change: accounts.AccountChange) -> 
 @allow("admin")
 @audited("user.update", "user")
 @documented(
-    "Change an account's name, role, facility or state; disabling revokes its sessions at once",
+    "Change an account's name, DICOM person name, role, facility or state; disabling revokes"
+    " its sessions at once",
     body=UserUpdate,
     response=UserChanged,
 )
