@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -355,7 +356,8 @@ async def test_a_changed_pdf_fails_verification(service, reading):
 
 
 async def test_teleread_verify_checks_a_file_offline(service, reading, settings, tmp_path):
-    """The CLI says VALID (exit 0) for the PDF as delivered, INVALID (1) with one byte changed."""
+    """The CLI says VALID (exit 0) for the PDF as delivered, signed when in the clinic's zone,
+    INVALID (1) with one byte changed."""
     await signed_report(service, reading)
     doc = await service.login("doc_a")
     pdf = await (
@@ -369,6 +371,7 @@ async def test_teleread_verify_checks_a_file_offline(service, reading, settings,
     ok = await asyncio.to_thread(run_cli, env, "verify", str(good))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.startswith("VALID") and "dr_li" in ok.stdout
+    assert re.search(r"signed by dr_li at [\d-]+ [\d:]+ \(Asia/Shanghai, UTC\+08:00\)", ok.stdout)
     broken = await asyncio.to_thread(run_cli, env, "verify", str(bad))
     assert broken.returncode == 1 and broken.stdout.startswith("INVALID")
 

@@ -54,8 +54,9 @@ def verify_command(settings: Settings, database: Database, args: argparse.Namesp
     if args.json:
         print(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
     else:
+        signed_at = database.read_sync(verification.signed_at_local, result)
         print(f"{'VALID' if result.valid else 'INVALID'}: {args.file}")
-        print(f"signed by {result.signer or '?'} at {result.signed_at or '?'}")
+        print(f"signed by {result.signer or '?'} at {signed_at or '?'}")
         for reason in result.reasons:
             print(f"  - {reason}")
     return 0 if result.valid else 1

@@ -17,8 +17,10 @@ import sqlite_utils
 
 from ..clock import from_iso
 from ..signing import TrustStore, Verification, verify_detached, verify_pdf
+from ..storage import reports as report_store
 from ..storage import signing_identities as identity_store
-from .files import read_report_file
+from .canonical import parse_canonical
+from .files import ReportFile, read_report_file
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class ReportCheck:
     signed_at: str | None
     revoked: bool
     checks: dict[str, Verification]
+    verification_code: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -101,7 +104,39 @@ def check_file(
         checks["canonical"] = verify_detached(found.canonical, found.signature, trust, at=at)
     if not checks:
         raise ValueError("the file carries no teleread signature")
-    return combine(db, checks)
+    result = combine(db, checks)
+    return replace(
+        result,
+        signed_at=result.signed_at or _stated_signing_time(found),
+        verification_code=found.verification_code,
+    )
+
+
+def _stated_signing_time(found: ReportFile) -> str | None:
+    """When the signer says they signed, from the canonical form their signature covers.
+
+    The detached CMS signature of an SR carries no signing-time attribute (pyHanko's general
+    data signer adds none), so its verdict knows no time; the canonical form names it, and
+    unlike the SR's own Verification DateTime (0040,A030) it is under the signature.
+    """
+    if found.canonical is None:
+        return None
+    try:
+        stamp = parse_canonical(found.canonical).get("signed_at")
+        return from_iso(stamp).isoformat() if isinstance(stamp, str) else None
+    except ValueError:
+        return None
+
+
+def signed_at_local(db: sqlite_utils.Database, check: ReportCheck) -> str | None:
+    """The signing time as the report's paper and the public page print it: in the zone of the
+    facility the report was for when this service knows the report, in UTC otherwise."""
+    if check.signed_at is None:
+        return None
+    version = None
+    if check.verification_code:
+        version = report_store.version_by_code(db, check.verification_code)
+    return local_time(check.signed_at, version["facility_timezone"] if version else None)
 
 
 def initials(name: str) -> str:
