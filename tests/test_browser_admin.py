@@ -192,6 +192,14 @@ async def test_admin_creates_a_facility_and_a_radiographer_then_disables_them(se
     radiographer = await service.login("ma.li")
     assert (await service.client.get("/api/me", headers=radiographer)).status == 200
 
+    # Her DICOM name: derived from "马丽" while empty (the hint says which), then set by hand.
+    await expect(row.locator(".dicom-name-derived")).to_have_text("Default: Ma^Li=马^丽=mǎ^lì")
+    await row.locator(".dicom-name-input").fill("Ma^Li=马^丽")
+    await row.locator(".dicom-name-input").press("Enter")
+    await expect(page.locator("#users-status")).to_have_text("ma.li: Saved.")
+    await expect(row.locator(".dicom-name-input")).to_have_value("Ma^Li=马^丽")
+    await expect(row.locator(".dicom-name-derived")).to_have_count(0)
+
     await row.locator("button.user-toggle").click()
     await expect(row).to_have_attribute("data-disabled", "true")
     await expect(row.locator(".user-status")).to_have_text("Disabled")

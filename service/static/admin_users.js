@@ -1,5 +1,6 @@
 // teleread — user administration. GET /api/admin/users (+ /api/admin/facilities for the
-// facility choices); POST /api/admin/users; PATCH /api/admin/users/{id} for role and facility;
+// facility choices); POST /api/admin/users; PATCH /api/admin/users/{id} for role, facility and
+// the DICOM person name the reports' SR carries (empty: the server's dicom_name_derived);
 // POST .../disable, .../enable, .../password. The server enforces every rule (last admin,
 // self-lockout, validation); this page only explains its answers.
 
@@ -85,6 +86,32 @@ function facilitySelectFor(user) {
   return select;
 }
 
+/** The account's DICOM person name, saved when the field is left; when it is empty the hint
+ * shows the name the SR derives from the display name (the server checks the syntax). */
+function dicomNameCell(user) {
+  const input = el("input", {
+    type: "text",
+    className: "dicom-name-input",
+    value: user.dicom_name || "",
+    placeholder: user.dicom_name_derived || "",
+    autocomplete: "off",
+    spellcheck: false,
+    maxLength: 200,
+  });
+  input.setAttribute("aria-label", `${t("dicom_name")}: ${user.username}`);
+  input.addEventListener("change", () => patch(user, { dicom_name: input.value.trim() }, input));
+  const cell = el("td", { className: "col-dicom-name" }, input);
+  if (!user.dicom_name && user.dicom_name_derived) {
+    cell.append(
+      el("p", {
+        className: "hint dicom-name-derived",
+        text: t("dicom_name_derived", { name: user.dicom_name_derived }),
+      }),
+    );
+  }
+  return cell;
+}
+
 function resetForm(user) {
   const input = el("input", {
     type: "password",
@@ -146,6 +173,7 @@ function buildRow(user) {
   if (user.id === selfId) name.append(" ", el("span", { className: "muted", text: t("you") }));
   row.append(name);
   row.append(el("td", { className: "col-display-name", text: user.display_name || "" }));
+  row.append(dicomNameCell(user));
   row.append(el("td", { className: "col-role" }, roleSelect(user)));
   row.append(el("td", { className: "col-facility" }, facilitySelectFor(user)));
   row.append(
@@ -262,6 +290,7 @@ form.addEventListener("submit", async (event) => {
   const body = {
     username: form.elements.username.value.trim(),
     display_name: form.elements.display_name.value.trim(),
+    dicom_name: form.elements.dicom_name.value.trim(),
     role: form.elements.role.value,
     facility_id: Number(form.elements.facility_id.value),
     password: form.elements.password.value,
@@ -288,6 +317,7 @@ form.addEventListener("submit", async (event) => {
     say(formError, formStatus, "", t("created", { username: body.username }));
     form.elements.username.value = "";
     form.elements.display_name.value = "";
+    form.elements.dicom_name.value = "";
     form.elements.password.value = "";
     await load();
   } else {
