@@ -29,7 +29,7 @@ TEMPLATE_NAMES = ("login.html", "worklist.html", "upload.html", "error.html")
 ROLES = ("radiographer", "clinician", "requester", "specialist", "manager", "admin")
 PAGE_SCRIPTS = {
     "login.html": ("login.js",),
-    "worklist.html": ("worklist.js", "saved_filters.js", "reassign.js"),
+    "worklist.html": ("worklist.js", "saved_filters.js", "reassign.js", "countdown.js"),
     "upload.html": ("upload.js",),
     "roster.html": ("roster.js",),
 }
@@ -409,9 +409,11 @@ def test_static_files_are_self_contained_and_safe(path) -> None:
 
 
 def message_keys(source: str) -> set[str]:
-    """The message keys a script uses: t("key"), errorText(answer, "fallback_key", {code: "key"})
-    and the {code: "key"} maps of a page's `const ERRORS`."""
+    """The message keys a script uses: t("key"), errorText(answer, "fallback_key", {code: "key"}),
+    the {code: "key"} maps of a page's `const ERRORS`, and the `{ key: "key", vars }` messages
+    a pure module (countdown.js) hands to the page's t()."""
     keys = set(re.findall(r'\bt\(\s*"(\w+)"', source))
+    keys |= set(re.findall(r'\{\s*key:\s*"(\w+)"', source))
     keys |= set(re.findall(r'\berrorText\(\s*\w+\s*,\s*"(\w+)"', source))
     for block in re.findall(
         r'(?:\bconst ERRORS =|\berrorText\(\s*\w+\s*,\s*"\w+"\s*,)\s*\{([^}]*)\}', source

@@ -3,8 +3,10 @@
 // `import { t, api } from "./common.js"` (the viewer's from "../common.js"); the browser runs it
 // once per page however many modules import it. No inline code anywhere: the page's translated
 // strings come from the <script type="application/json" id="i18n-strings"> block of base.html.
-// The pure parts live in modules without DOM access that node tests: people.js, times.js.
+// The pure parts live in modules without DOM access that node tests: messages.js, people.js,
+// times.js.
 
+import { format } from "./messages.js";
 import { personName } from "./people.js";
 import {
   dateFormatter,
@@ -13,7 +15,7 @@ import {
   zoneOffsetMs as zoneOffsetInZone,
 } from "./times.js";
 
-export { personName };
+export { format, personName };
 
 const body = document.body;
 export const locale = body.dataset.locale || document.documentElement.lang || "en";
@@ -33,14 +35,6 @@ function readStrings() {
 export const strings = readStrings();
 const messages = Object.assign({}, strings.common || {}, strings.page || {});
 const pluralRules = new Intl.PluralRules(locale);
-
-/** Replace {name} placeholders; unknown names are left as they are. */
-export function format(template, vars) {
-  if (!vars) return template;
-  return template.replace(/\{(\w+)\}/g, (whole, name) =>
-    Object.prototype.hasOwnProperty.call(vars, name) ? String(vars[name]) : whole,
-  );
-}
 
 /** Translated message by key (falls back to the key itself). */
 export function t(key, vars) {

@@ -3,6 +3,7 @@
 // with the password re-entered, and opens a signed report for correction.
 
 import { $, api, el, errorText, formatDateTime, formatTime, label, locale, personName, t } from "./common.js";
+import { COUNTDOWN_TICK_MS, countdownText } from "./countdown.js";
 
 const root = document.getElementById("report-editor");
 const consultationId = root.dataset.consultationId;
@@ -207,18 +208,6 @@ function saveNow() {
   return saving;
 }
 
-/** Time left to ``dueMs`` ("12 min left", "Overdue 1 h 5 min") and its emphasis class. */
-function timeLeft(dueMs, nowMs) {
-  const minutes = Math.floor(Math.abs(dueMs - nowMs) / 60000);
-  const hm = { n: minutes, h: Math.floor(minutes / 60), m: minutes % 60 };
-  if (dueMs >= nowMs) {
-    if (minutes < 1) return { text: t("left_lt_1"), cls: "due-soon" };
-    const text = minutes < 60 ? t("left_min", hm) : t("left_hm", hm);
-    return { text, cls: minutes < 30 ? "due-soon" : "" };
-  }
-  return { text: minutes < 60 ? t("overdue_min", hm) : t("overdue_hm", hm), cls: "overdue" };
-}
-
 /** The due time in the requesting facility's zone, with the zone named ("GMT+8"). */
 function formatDue(iso, zone) {
   const options = { dateStyle: "short", timeStyle: "short" };
@@ -240,11 +229,11 @@ function zoneName(zone, date) {
 function tickDue() {
   const node = $("report-due-left");
   const dueMs = consultation && consultation.due_at ? Date.parse(consultation.due_at) : NaN;
-  if (Number.isNaN(dueMs) || (report && report.state === "signed")) {
+  const info = report && report.state === "signed" ? null : countdownText(dueMs, Date.now(), t);
+  if (!info) {
     node.textContent = "";
     return;
   }
-  const info = timeLeft(dueMs, Date.now());
   node.textContent = info.text;
   node.className = `report-due-left ${info.cls}`.trim();
 }
@@ -261,7 +250,7 @@ function renderContext(c) {
   $("report-history").textContent = c.clinical_history || t("not_given");
   tickDue();
   clearInterval(dueTimer);
-  dueTimer = setInterval(tickDue, 15000);
+  dueTimer = setInterval(tickDue, COUNTDOWN_TICK_MS);
 }
 
 /** A DICOM date (YYYYMMDD) in the page's language; "" when absent or malformed. */

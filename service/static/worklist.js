@@ -7,13 +7,13 @@
 // a free row or opens the selected one.
 
 import { api, el, formatDateTime, formatShortDateTime, formatTime, label, personName, plural, redirectToLogin, t } from "./common.js";
+import { countdownText } from "./countdown.js";
 
 const REFRESH_MS = 5000; // poll while the live stream is down
 const LIVE_REFRESH_MS = 30000; // fallback poll while it is up
 const CHANGE_DEBOUNCE_MS = 150;
 const MUTE_KEY = "teleread.worklist.alerts-muted";
 const PAGE_SIZE = 50;
-const SOON_MINUTES = 30;
 const PRIORITIES = new Set(["stat", "urgent", "routine"]);
 const STATUSES = new Set(["awaiting_images", "awaiting_request", "ready"]);
 const FILTERS = ["status", "priority", "modality", "queue", "facility", "body_part", "assigned", "order"];
@@ -135,25 +135,6 @@ function filtersActive() {
 
 // ---- rendering ----------------------------------------------------------------------
 
-function timeLeft(dueMs, nowMs) {
-  const diffMinutes = (dueMs - nowMs) / 60000;
-  if (diffMinutes >= 0) {
-    const whole = Math.floor(diffMinutes);
-    if (whole < 1) return { text: t("left_lt_1"), cls: "due-soon" };
-    const text =
-      whole < 60
-        ? t("left_min", { n: whole })
-        : t("left_hm", { h: Math.floor(whole / 60), m: whole % 60 });
-    return { text, cls: diffMinutes < SOON_MINUTES ? "due-soon" : "" };
-  }
-  const late = Math.max(1, Math.floor(-diffMinutes));
-  const text =
-    late < 60
-      ? t("overdue_min", { n: late })
-      : t("overdue_hm", { h: Math.floor(late / 60), m: late % 60 });
-  return { text, cls: "overdue" };
-}
-
 /** A time cell; ``first`` (the time left of a due time) leads, so it stays in view when a
  * narrow column cuts the line. */
 function timeCell(className, iso, emptyText, first) {
@@ -246,9 +227,8 @@ function buildRow(item, nowMs) {
   row.append(timeCell("col-received", item.received_at, t("not_received")));
 
   let left = null;
-  const dueMs = item.due_at ? Date.parse(item.due_at) : NaN;
-  if (!Number.isNaN(dueMs)) {
-    const info = timeLeft(dueMs, nowMs);
+  const info = countdownText(item.due_at ? Date.parse(item.due_at) : NaN, nowMs, t);
+  if (info) {
     left = el("span", { className: "time-left", text: info.text });
     if (info.cls) row.classList.add(info.cls);
   }
