@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import re
 
-from pypinyin import Style, lazy_pinyin
-
 HAN = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+$")
 TITLES = frozenset({"dr", "prof", "mr", "mrs", "ms", "miss"})
 GROUP_LIMIT = 64  # characters per component group (PS3.5 Table 6.2-1, PN)
@@ -51,7 +49,12 @@ COMPOUND_SURNAMES = frozenset(
 )  # fmt: skip
 
 
-def _pinyin(han: str, style: Style) -> str:
+def _pinyin(han: str, *, tones: bool) -> str:
+    # Imported here: pypinyin loads its phrase dictionary on import (0.3 s), which every process
+    # that imports the app (each CLI call, web process and worker) would otherwise pay.
+    from pypinyin import Style, lazy_pinyin
+
+    style = Style.TONE if tones else Style.NORMAL
     return "".join(lazy_pinyin(han, style=style, errors="ignore"))
 
 
@@ -65,7 +68,7 @@ def _readings(part: str, *, surname: bool) -> tuple[str, str]:
     """(pinyin without tones, pinyin with tone marks) of one name component."""
     if surname and part in SURNAME_READINGS:
         return SURNAME_READINGS[part]
-    return _pinyin(part, Style.NORMAL), _pinyin(part, Style.TONE)
+    return _pinyin(part, tones=False), _pinyin(part, tones=True)
 
 
 def _chinese_name(han: str) -> str:
