@@ -28,6 +28,10 @@ class OrthancError(Exception):
         return (type(self), (self.status, self.message, self.body))
 
 
+KEEPALIVE_SECONDS = 0.4
+"""How long an idle connection to Orthanc is kept for reuse: under Orthanc 1.10's ~0.8 s."""
+
+
 class OrthancUnavailable(OrthancError):
     """Orthanc cannot be reached (connection refused, timeout, 502/503): retry later."""
 
@@ -71,7 +75,12 @@ class OrthancClient:
         self._session = aiohttp.ClientSession(
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=timeout, connect=5),
-            connector=aiohttp.TCPConnector(limit=32),
+            # Orthanc 1.10 (Debian 12) closes an idle keep-alive connection after about 0.8 s
+            # (measured; KeepAliveTimeout is configurable only from 1.11.3). aiohttp keeps one
+            # 15 s by default, so a request sent on a connection Orthanc was closing at that
+            # moment failed with "Server disconnected" (a 503 on an upload under load). Reusing a
+            # connection only while it has been idle for less than Orthanc's limit closes the race.
+            connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=KEEPALIVE_SECONDS),
         )
 
     async def close(self) -> None:
