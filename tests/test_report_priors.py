@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
 from service.demo.synthetic import StudySpec, make_study
 from service.dicom.patient_identity import PatientKey, same_patient
 from service.storage import facilities as facility_store
@@ -146,39 +144,16 @@ async def audit_rows(service, action: str) -> list[dict[str, Any]]:
     return await service.database.read(query)
 
 
-@pytest.fixture
-async def seeded(service) -> Seeded:
-    return await seed(service)
+async def test_priors_are_the_same_patients_signed_reports_only_scoped_and_audited(service):
+    """One seeded consortium (about 10 s to build), three questions:
 
-
-async def test_priors_are_the_same_patients_signed_reports_only(service, seeded: Seeded):
-    """The prior of the same patient is listed with its impression and PDF; the namesake with
-    another birth date and the same ID at another clinic are not."""
-    li = await service.login("dr_li")
-    response = await service.client.get(
-        f"/api/consultations/{seeded.current}/report/priors", headers=li
-    )
-    assert response.status == 200, await response.text()
-    items = (await response.json())["items"]
-    assert [i["consultation_id"] for i in items] == [seeded.prior]
-    assert items[0]["impression"] == PRIOR_IMPRESSION
-    assert items[0]["pdf"] == f"/api/consultations/{seeded.prior}/report/versions/1/pdf"
-    assert items[0]["signer_name"]
-
-
-async def test_the_namesakes_priors_do_not_include_the_patient(service, seeded: Seeded):
-    """Seen from the namesake's consultation, the other patient's reports are not priors."""
-    li = await service.login("dr_li")
-    response = await service.client.get(
-        f"/api/consultations/{seeded.namesake}/report/priors", headers=li
-    )
-    assert response.status == 200
-    assert (await response.json())["items"] == []
-
-
-async def test_priors_are_scoped_and_audited(service, seeded: Seeded):
-    """Another clinic gets 404 for a consultation it may not see; a reader's look is audited
-    with the patient and the priors shown."""
+    - another clinic gets 404 for a consultation it may not see; a reader's look is audited
+      with the patient and the priors shown;
+    - the prior of the same patient is listed with its impression and PDF; the namesake with
+      another birth date and the same ID at another clinic are not;
+    - seen from the namesake's consultation, the other patient's reports are not priors.
+    """
+    seeded = await seed(service)
     other = await service.client.get(
         f"/api/consultations/{seeded.current}/report/priors",
         headers=await service.login("doc_b"),
@@ -186,7 +161,10 @@ async def test_priors_are_scoped_and_audited(service, seeded: Seeded):
     assert other.status == 404
     assert (await other.json())["error"]
     li = await service.login("dr_li")
-    await service.client.get(f"/api/consultations/{seeded.current}/report/priors", headers=li)
+    response = await service.client.get(
+        f"/api/consultations/{seeded.current}/report/priors", headers=li
+    )
+    assert response.status == 200, await response.text()
 
     async def recorded():
         rows = await audit_rows(service, "report.priors")
@@ -196,3 +174,15 @@ async def test_priors_are_scoped_and_audited(service, seeded: Seeded):
     assert len(rows) == 1
     assert rows[0]["patient_id"] == "P-CTX"
     assert str(seeded.prior) in rows[0]["detail"]
+
+    items = (await response.json())["items"]
+    assert [i["consultation_id"] for i in items] == [seeded.prior]
+    assert items[0]["impression"] == PRIOR_IMPRESSION
+    assert items[0]["pdf"] == f"/api/consultations/{seeded.prior}/report/versions/1/pdf"
+    assert items[0]["signer_name"]
+
+    response = await service.client.get(
+        f"/api/consultations/{seeded.namesake}/report/priors", headers=li
+    )
+    assert response.status == 200
+    assert (await response.json())["items"] == []
