@@ -23,12 +23,11 @@ from ..keys import DATABASE, ORTHANC, VIEWING, current_user
 from ..middleware import PRIVATE_NO_STORE
 from ..requests import public_base_url
 from .openapi import documented
-from .openapi_schemas import QIDO
+from .openapi_schemas import DICOM_JSON, QIDO
 from .worklist_routes import WORKLIST_ROLES
 
 routes = web.RouteTableDef()
 
-DICOM_JSON = "application/dicom+json"
 STUDY = "/dicom-web/studies/{study}"
 
 
@@ -42,7 +41,7 @@ def dicom_json(data: Any, status: int = 200, headers: dict[str, str] | None = No
     )
 
 
-JSON_TYPES = ("application/dicom+json", "application/json", "application/*", "*/*")
+JSON_TYPES = (DICOM_JSON, "application/json", "application/*", "*/*")
 
 
 def _query(request: web.Request) -> qido.Query:
