@@ -46,6 +46,9 @@ async def test_requester_sees_claim_and_preliminary_answer_without_reload(servic
     await log_in(page, base, "dr_zhao", "/request")
     await page.check("#consult-priority-stat")
     await page.fill("#consult-patient-id", "PID-B1")
+    await page.fill("#consult-birth-date", "1959-09-20")
+    await page.select_option("#consult-sex", "M")
+    await page.fill("#consult-procedure", "CT head plain")
     await page.fill("#consult-study", UID)
     await page.fill("#consult-history", "67 y, sudden weakness, 40 min from onset")
     await page.fill("#consult-question", "haemorrhage? thrombolysis candidate?")
@@ -53,6 +56,14 @@ async def test_requester_sees_claim_and_preliminary_answer_without_reload(servic
     await page.click("#consult-submit")
     await page.wait_for_url(f"{base}/consultations/*")
     consultation_id = int(page.url.rsplit("/", 1)[1])
+    stored = await service.database.read(
+        lambda db: db.execute(
+            "SELECT patient_birth_date, patient_sex, requested_procedure, requested_via"
+            " FROM consultations WHERE id = ?",
+            [consultation_id],
+        ).fetchone()
+    )
+    assert tuple(stored) == ("19590920", "M", "CT head plain", "web")
     root = page.locator("#consultation")
     await expect(root).to_have_attribute("data-live", "on")
     await expect(page.locator("#consult-priority")).to_have_attribute("data-priority", "stat")

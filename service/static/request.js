@@ -33,7 +33,9 @@ form.addEventListener("submit", async (event) => {
   for (const name of [
     "patient_id",
     "patient_name",
+    "patient_sex",
     "modality",
+    "requested_procedure",
     "body_part",
     "clinical_history",
     "clinical_question",
@@ -41,6 +43,8 @@ form.addEventListener("submit", async (event) => {
   ]) {
     if (value(name)) json[name] = value(name);
   }
+  const born = value("patient_birth_date");
+  if (born) json.patient_birth_date = born.replaceAll("-", "");
   submit.disabled = true;
   status.textContent = t("sending");
   try {
