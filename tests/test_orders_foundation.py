@@ -12,7 +12,13 @@ import pytest
 
 from service.cli.main import main
 from service.intake.cancellation import cancel_request
-from service.intake.intake import ConsultationRequest, file_request
+from service.intake.intake import (
+    ConsultationRequest,
+    InstanceOrigin,
+    ReceivedStudy,
+    file_request,
+    receive_study,
+)
 from service.storage import Conflict, Database
 from service.storage import consultations as store
 from service.storage import facilities as facility_store
@@ -145,6 +151,24 @@ def test_an_order_from_a_system_is_filed_found_and_cancelled(database):
         ).fetchone()
     )
     assert status == "cancelled" and cancelled_at is not None
+
+    # The exam happened after all: its images do not revive the withdrawn request but wait
+    # for one of their own.
+    study = ReceivedStudy(
+        orthanc_id="o-late",
+        study_instance_uid="1.2.3.4",
+        patient_id="P1",
+        accession_number="ACC1",
+        modalities=("CT",),
+        instances_count=3,
+        origins=(InstanceOrigin("DicomProtocol", "DONGXIANG_DR", "10.0.0.9"),),
+    )
+    outcome = database.write_sync(receive_study, study, now=NOW, sla=SlaPolicy())
+    assert outcome.created and outcome.consultation_ids[0] != consultation_id
+    statuses = database.read_sync(
+        lambda db: dict(db.execute("SELECT id, status FROM consultations").fetchall())
+    )
+    assert statuses == {consultation_id: "cancelled", outcome.created[0]: "awaiting_request"}
 
 
 def test_hl7_codes_are_unique_in_the_database(database):

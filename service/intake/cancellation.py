@@ -17,7 +17,7 @@ import sqlite_utils
 from worklists.status import FINISHED_STATUSES, ConsultationStatus
 
 from ..clock import to_iso
-from ..storage import Conflict, RecordNotFound
+from ..storage import Conflict
 from ..storage import consultations as store
 
 
@@ -31,10 +31,7 @@ def cancel_request(
     via: str = "web",
 ) -> dict[str, Any]:
     """Cancel an open consultation (inside the caller's write transaction); its row before."""
-    row = db.execute("SELECT * FROM consultations WHERE id = ?", [consultation_id]).fetchone()
-    if row is None:
-        raise RecordNotFound(f"consultation {consultation_id}")
-    before = dict(row)
+    before = store.consultation_row(db, consultation_id)
     if before["status"] in FINISHED_STATUSES:
         raise Conflict("finished", f"consultation {consultation_id} is already {before['status']}")
     stamp = to_iso(now)

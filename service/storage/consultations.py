@@ -33,18 +33,34 @@ _ITEM_COLUMNS = (
 def find_for_study(
     db: sqlite_utils.Database, facility_id: int, study_instance_uid: str, accession_number: str
 ) -> dict[str, Any] | None:
-    """The consultation a study belongs to: same study UID, or a request by accession."""
+    """The consultation a study belongs to: same study UID, or a request by accession.
+
+    A request cancelled before any image came is not one: images arriving for it afterwards
+    start a consultation of their own (awaiting a request) instead of reviving the withdrawn one.
+    """
     row = db.execute(
-        "SELECT * FROM consultations WHERE facility_id = ? AND study_instance_uid = ?",
+        "SELECT * FROM consultations WHERE facility_id = ? AND study_instance_uid = ?"
+        f" AND NOT ({_WITHDRAWN}) ORDER BY id LIMIT 1",
         [facility_id, study_instance_uid],
     ).fetchone()
     if row is None and accession_number:
         row = db.execute(
             "SELECT * FROM consultations WHERE facility_id = ? AND accession_number = ?"
-            " AND study_instance_uid IS NULL ORDER BY id LIMIT 1",
+            f" AND study_instance_uid IS NULL AND NOT ({_WITHDRAWN}) ORDER BY id LIMIT 1",
             [facility_id, accession_number],
         ).fetchone()
     return dict(row) if row else None
+
+
+_WITHDRAWN = "status = 'cancelled' AND received_at IS NULL"
+
+
+def consultation_row(db: sqlite_utils.Database, consultation_id: int) -> dict[str, Any]:
+    """The consultation's own row, unscoped (for domain code inside a write transaction)."""
+    row = db.execute("SELECT * FROM consultations WHERE id = ?", [consultation_id]).fetchone()
+    if row is None:
+        raise RecordNotFound(f"consultation {consultation_id}")
+    return dict(row)
 
 
 def facilities_with_study(db: sqlite_utils.Database, study_instance_uid: str) -> set[int]:
