@@ -24,7 +24,12 @@ from ..settings import Settings
 from ..storage import Database
 from ..storage import facilities as facility_store
 from ..storage import users as user_store
-from ..storage.facilities import FACILITY_KINDS
+from ..storage.facilities import (
+    CHARACTER_SETS,
+    FACILITY_KINDS,
+    HL7_CODE_PATTERN,
+    HL7_ENDPOINT_PATTERN,
+)
 from ..storage.users import ROLES
 
 DICOM_NAME_HELP = (
@@ -44,6 +49,17 @@ def add_admin_commands(commands: argparse._SubParsersAction) -> None:
     add.add_argument("--contact", default="")
     add.add_argument("--dicom-host", default=None)
     add.add_argument("--dicom-port", type=int, default=None)
+    _hl7_arguments(add)
+    update = facility_commands.add_parser(
+        "update", help="change a facility's settings ('' clears an optional one)"
+    )
+    update.add_argument("id", type=int, help="facility id")
+    update.add_argument("--name")
+    update.add_argument("--contact")
+    update.add_argument("--timezone")
+    update.add_argument("--dicom-host")
+    update.add_argument("--dicom-port")
+    _hl7_arguments(update)
     facility_commands.add_parser("list", help="list facilities as JSON lines")
 
     user = commands.add_parser("user", help="manage users")
@@ -67,6 +83,62 @@ def add_admin_commands(commands: argparse._SubParsersAction) -> None:
     dicom_name.add_argument("name", help=DICOM_NAME_HELP + "; '' clears it")
 
 
+def _hl7_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hl7-code", default=None, help="the code its HIS sends in MSH-4 (the AE title also does)"
+    )
+    parser.add_argument(
+        "--hl7-endpoint", default=None, help="host:port of its MLLP receiver for results"
+    )
+    parser.add_argument(
+        "--character-set",
+        default=None,
+        choices=sorted(CHARACTER_SETS),
+        help="DICOM character set of its modalities (default ISO_IR 192, UTF-8)",
+    )
+
+
+def _checked_hl7(args: argparse.Namespace) -> dict[str, object]:
+    """The HL7 options given, checked like the admin API checks them; '' clears."""
+    values: dict[str, object] = {}
+    if args.hl7_code is not None:
+        code = args.hl7_code.strip()
+        if code and not re.fullmatch(HL7_CODE_PATTERN, code):
+            raise ValueError("an HL7 code has 1 to 20 letters, digits, '_', '.' or '-'")
+        values["hl7_code"] = code or None
+    if args.hl7_endpoint is not None:
+        endpoint = args.hl7_endpoint.strip()
+        if endpoint and not re.fullmatch(HL7_ENDPOINT_PATTERN, endpoint):
+            raise ValueError("an HL7 endpoint is host:port")
+        values["hl7_endpoint"] = endpoint or None
+    if args.character_set is not None:
+        values["character_set"] = args.character_set
+    return values
+
+
+def _checked_timezone(timezone: str) -> str:
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {timezone!r}") from exc
+    return timezone
+
+
+def _facility_update(database: Database, args: argparse.Namespace) -> dict:
+    changes: dict[str, object] = _checked_hl7(args)
+    for name in ("name", "contact"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.timezone is not None:
+        changes["timezone"] = _checked_timezone(args.timezone)
+    if args.dicom_host is not None:
+        changes["dicom_host"] = args.dicom_host.strip() or None
+    if args.dicom_port is not None:
+        changes["dicom_port"] = int(args.dicom_port) if args.dicom_port.strip() else None
+    database.write_sync(facility_store.update_facility, args.id, **changes)
+    return database.read_sync(facility_store.get_facility, args.id)
+
+
 def facility_command(settings: Settings, args: argparse.Namespace) -> int:
     database = Database(settings.database_path)
     try:
@@ -74,11 +146,13 @@ def facility_command(settings: Settings, args: argparse.Namespace) -> int:
             for row in database.read_sync(facility_store.list_facilities):
                 print(json.dumps(row, ensure_ascii=False))
             return 0
-        timezone = args.timezone or settings.default_timezone
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {timezone!r}") from exc
+        if args.facility_command == "update":
+            facility = _facility_update(database, args)
+            print(json.dumps(facility, ensure_ascii=False))
+            if args.dicom_host is not None or args.dicom_port is not None:
+                register_with_running_orthanc(settings, facility)
+            return 0
+        timezone = _checked_timezone(args.timezone or settings.default_timezone)
         aet = args.aet.strip()
         if not re.fullmatch(AET_PATTERN, aet):
             raise ValueError("an AE title has 1 to 16 letters, digits, '_' or '-'")
@@ -91,6 +165,7 @@ def facility_command(settings: Settings, args: argparse.Namespace) -> int:
             contact=args.contact,
             dicom_host=args.dicom_host,
             dicom_port=args.dicom_port,
+            **_checked_hl7(args),
         )
         facility = database.read_sync(facility_store.get_facility, facility_id)
     finally:

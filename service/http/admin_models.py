@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from ..auth.passwords import MIN_PASSWORD_LENGTH
 from ..intake.modalities import AET_PATTERN
 from ..reports.person_names import checked_person_name
-from ..storage.facilities import FACILITY_KINDS
+from ..storage.facilities import FACILITY_KINDS, HL7_CODE_PATTERN, HL7_ENDPOINT_PATTERN
 from ..storage.users import ROLES
 from .models import RecordId, Strict
 
@@ -146,6 +146,12 @@ class SessionsRevoked(BaseModel):
 # ---- facilities -----------------------------------------------------------------------
 
 
+CharacterSet = Literal["ISO_IR 192", "GB18030"]
+HL7_CODE = "The code the facility's HIS sends in MSH-4 (its AE title also matches)"
+HL7_ENDPOINT = "host:port of the facility's MLLP receiver for results (ORU^R01)"
+CHARACTER_SET = "DICOM character set of its modalities (worklist items; HL7 MSH-18 to match)"
+
+
 class FacilityCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
     kind: FacilityKind
@@ -154,12 +160,19 @@ class FacilityCreate(Strict):
     contact: str = Field(default="", max_length=500)
     dicom_host: str | None = Field(default=None, max_length=253, pattern=HOST_PATTERN)
     dicom_port: int | None = Field(default=None, ge=1, le=65535)
+    hl7_code: str | None = Field(default=None, pattern=HL7_CODE_PATTERN, description=HL7_CODE)
+    hl7_endpoint: str | None = Field(
+        default=None, max_length=260, pattern=HL7_ENDPOINT_PATTERN, description=HL7_ENDPOINT
+    )
+    character_set: CharacterSet = Field(default="ISO_IR 192", description=CHARACTER_SET)
 
     _timezone = field_validator("timezone")(check_timezone)
 
 
 class FacilityUpdate(PartialUpdate):
-    _nullable: ClassVar[frozenset[str]] = frozenset({"dicom_host", "dicom_port"})
+    _nullable: ClassVar[frozenset[str]] = frozenset(
+        {"dicom_host", "dicom_port", "hl7_code", "hl7_endpoint"}
+    )
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     kind: FacilityKind | None = None
@@ -168,6 +181,11 @@ class FacilityUpdate(PartialUpdate):
     contact: str | None = Field(default=None, max_length=500)
     dicom_host: str | None = Field(default=None, max_length=253, pattern=HOST_PATTERN)
     dicom_port: int | None = Field(default=None, ge=1, le=65535)
+    hl7_code: str | None = Field(default=None, pattern=HL7_CODE_PATTERN, description=HL7_CODE)
+    hl7_endpoint: str | None = Field(
+        default=None, max_length=260, pattern=HL7_ENDPOINT_PATTERN, description=HL7_ENDPOINT
+    )
+    character_set: CharacterSet | None = Field(default=None, description=CHARACTER_SET)
 
     _timezone = field_validator("timezone")(check_timezone)
 
@@ -181,6 +199,9 @@ class AdminFacility(BaseModel):
     contact: str
     dicom_host: str | None
     dicom_port: int | None
+    hl7_code: str | None = None
+    hl7_endpoint: str | None = None
+    character_set: str = "ISO_IR 192"
     created_at: str
 
 

@@ -65,6 +65,15 @@ class ConsultationRequestBody(Strict):
     clinical_question: str | None = Field(default=None, max_length=2000)
     callback_phone: str | None = Field(default=None, max_length=32)
     priority: PriorityName = "routine"
+    patient_birth_date: str | None = Field(
+        default=None, pattern=r"^[0-9]{8}$", description="YYYYMMDD (DICOM DA)"
+    )
+    patient_sex: Literal["M", "F", "O"] | None = None
+    requested_procedure: str | None = Field(default=None, max_length=64)
+    requested_procedure_code: str | None = Field(default=None, max_length=16)
+    placer_order_number: str | None = Field(
+        default=None, max_length=22, description="The ordering system's order number"
+    )
 
     @model_validator(mode="after")
     def needs_a_study_link(self) -> ConsultationRequestBody:

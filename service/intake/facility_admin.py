@@ -34,6 +34,9 @@ class NewFacility:
     contact: str = ""
     dicom_host: str | None = None
     dicom_port: int | None = None
+    hl7_code: str | None = None
+    hl7_endpoint: str | None = None
+    character_set: str = "ISO_IR 192"
 
 
 @dataclass(frozen=True)

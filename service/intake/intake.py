@@ -452,6 +452,14 @@ class ConsultationRequest:
     clinical_history: str | None = None
     clinical_question: str | None = None
     callback_phone: str | None = None
+    # What an order from a hospital system (HL7 v2, FHIR) carries beyond a clinic's form: the
+    # worklist items sent to modalities need them before any image exists.
+    patient_birth_date: str | None = None
+    patient_sex: str | None = None
+    requested_procedure: str | None = None
+    requested_procedure_code: str | None = None
+    placer_order_number: str | None = None
+    via: str = "web"  # web | api | hl7 | fhir
 
 
 def file_request(
@@ -459,13 +467,14 @@ def file_request(
     request: ConsultationRequest,
     *,
     facility_id: int,
-    user_id: int,
+    user_id: int | None,
     now: datetime,
     sla: SlaPolicy,
 ) -> tuple[int, bool]:
     """File a consultation request; completes the consultation when its images are already here.
 
-    Returns the consultation id and whether a new consultation was created.
+    Returns the consultation id and whether a new consultation was created. ``user_id`` is None
+    for an order a hospital system sent (``request.via`` names which).
     """
     stamp = to_iso(now)
     _refuse_foreign_study(db, facility_id, request.study_instance_uid)
@@ -478,7 +487,11 @@ def file_request(
         "callback_phone": request.callback_phone,
         "requested_by": user_id,
         "requested_at": stamp,
+        "requested_via": request.via,
         "updated_at": stamp,
+        "requested_procedure": request.requested_procedure or "",
+        "requested_procedure_code": request.requested_procedure_code or "",
+        "placer_order_number": request.placer_order_number or "",
     }
     described = {
         "study_instance_uid": request.study_instance_uid,
@@ -487,6 +500,8 @@ def file_request(
         "patient_name": request.patient_name,
         "modality": request.modality,
         "body_part": request.body_part,
+        "patient_birth_date": request.patient_birth_date,
+        "patient_sex": request.patient_sex,
     }
     kind = _facility_kind(db, facility_id)
     if existing is None:
@@ -499,12 +514,14 @@ def file_request(
                 "facility_id": facility_id,
                 "status": intake_status(has_images=False, has_request=True).value,
                 "due_at": due_at,
-                "queue": _queue(sla, described, None),
+                "queue": _queue(
+                    sla, described, age_in_years(request.patient_birth_date or "", now.date())
+                ),
                 "created_at": stamp,
             }
         )
         consultation_id = store.insert_consultation(db, values)
-        detail = _with_rule({"priority": request.priority.value}, rule)
+        detail = _with_rule(_request_detail(request), rule)
         store.append_event(db, consultation_id, "requested", stamp, user_id, detail)
         return consultation_id, True
     if existing["status"] in FINISHED_STATUSES:
@@ -532,9 +549,19 @@ def file_request(
             "due_at": due_at,
         },
     )
-    detail = _with_rule({"priority": request.priority.value}, rule)
+    detail = _with_rule(_request_detail(request), rule)
     store.append_event(db, existing["id"], "requested", stamp, user_id, detail)
     return existing["id"], False
+
+
+def _request_detail(request: ConsultationRequest) -> dict[str, Any]:
+    """The ``requested`` event's detail: the priority, and the channel when not the web form."""
+    detail: dict[str, Any] = {"priority": request.priority.value}
+    if request.via != "web":
+        detail["via"] = request.via
+    if request.placer_order_number:
+        detail["placer_order_number"] = request.placer_order_number
+    return detail
 
 
 def _refuse_foreign_study(

@@ -85,6 +85,34 @@ def find_by_accession(
     return dict(row) if row else None
 
 
+def open_by_placer_order(
+    db: sqlite_utils.Database, facility_id: int, placer_order_number: str
+) -> dict[str, Any] | None:
+    """The facility's open consultation for an HIS order number (what a cancel names)."""
+    if not placer_order_number:
+        return None
+    row = db.execute(
+        f"SELECT * FROM consultations c WHERE facility_id = ? AND placer_order_number = ?"
+        f" AND {OPEN_CONDITION} ORDER BY id DESC LIMIT 1",
+        [facility_id, placer_order_number],
+    ).fetchone()
+    return dict(row) if row else None
+
+
+def open_by_accession(
+    db: sqlite_utils.Database, facility_id: int, accession_number: str
+) -> dict[str, Any] | None:
+    """The facility's open consultation with this accession number, or None."""
+    if not accession_number:
+        return None
+    row = db.execute(
+        f"SELECT * FROM consultations c WHERE facility_id = ? AND accession_number = ?"
+        f" AND {OPEN_CONDITION} ORDER BY id DESC LIMIT 1",
+        [facility_id, accession_number],
+    ).fetchone()
+    return dict(row) if row else None
+
+
 def insert_consultation(db: sqlite_utils.Database, values: dict[str, Any]) -> int:
     columns = ", ".join(values)
     marks = ", ".join("?" for _ in values)

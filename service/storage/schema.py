@@ -775,3 +775,31 @@ def m026_atna_forwarding(db: sqlite_utils.Database) -> None:
         " last_audit_id INTEGER NOT NULL,"
         " forwarded_at TEXT NOT NULL)"
     )
+
+
+@migrations()
+def m027_orders(db: sqlite_utils.Database) -> None:
+    """Orders from hospital systems (HL7 v2, FHIR) and the modality worklist.
+
+    Facilities gain the code their HIS puts in MSH-4 (``hl7_code``; the AE title also matches),
+    the MLLP address results go to (``hl7_endpoint``, "host:port") and the DICOM character set
+    their modalities use (worklist items, HL7 MSH-18). Consultations gain what an order carries
+    beyond today's request: the patient's birth date and sex, the requested procedure, the
+    placer's order number, and how the request came (``requested_via``)."""
+    db.executescript(
+        """
+        ALTER TABLE facilities ADD COLUMN hl7_code TEXT;
+        ALTER TABLE facilities ADD COLUMN hl7_endpoint TEXT;
+        ALTER TABLE facilities ADD COLUMN character_set TEXT NOT NULL DEFAULT 'ISO_IR 192';
+        CREATE UNIQUE INDEX facilities_hl7_code ON facilities(hl7_code)
+            WHERE hl7_code IS NOT NULL;
+        ALTER TABLE consultations ADD COLUMN patient_birth_date TEXT NOT NULL DEFAULT '';
+        ALTER TABLE consultations ADD COLUMN patient_sex TEXT NOT NULL DEFAULT '';
+        ALTER TABLE consultations ADD COLUMN requested_procedure TEXT NOT NULL DEFAULT '';
+        ALTER TABLE consultations ADD COLUMN requested_procedure_code TEXT NOT NULL DEFAULT '';
+        ALTER TABLE consultations ADD COLUMN placer_order_number TEXT NOT NULL DEFAULT '';
+        ALTER TABLE consultations ADD COLUMN requested_via TEXT;
+        CREATE INDEX consultations_placer_order ON consultations(facility_id, placer_order_number)
+            WHERE placer_order_number != '';
+        """
+    )
