@@ -23,11 +23,10 @@ from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from ..clock import from_iso
+from ..storage.facilities import CHARACTER_SETS, DEFAULT_CHARACTER_SET
 
 #: Modality Worklist Information Model - FIND (PS3.4 K.6.1), the class these files describe.
 WORKLIST_SOP_CLASS = "1.2.840.10008.5.1.4.31"
-DEFAULT_CHARACTER_SET = "ISO_IR 192"
-CHARACTER_SETS = frozenset({"ISO_IR 192", "GB18030"})
 
 #: (0040,1003) *Requested Procedure Priority* for a consultation's priority.
 PRIORITIES = {"stat": "STAT", "urgent": "HIGH", "routine": "ROUTINE"}

@@ -1,0 +1,82 @@
+"""Keeping the worklist folder equal to the database, from one process.
+
+Only the primary web process publishes (service/app.py), so two processes never race on the
+folder. It does a round at start, one soon after every worklist change (in the primary the live
+updates of every web process arrive: a request filed, images received, a cancellation), and one
+every :data:`INTERVAL` seconds for changes made where no web process saw them (the CLI, another
+tool on the database). A round reads the scheduled requests, builds their files and reconciles
+the folder (service/mwl/folder.py), all off the event loop; it rewrites only what differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..runtime.periodic import running
+from ..storage import Database
+from ..storage.modality_worklist import scheduled_requests
+from ..worklist.live import LiveUpdates, WorklistChange
+from .folder import Reconciled, reconcile
+from .items import UnfitItem, file_bytes, item_of
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 30.0
+
+
+class WorklistPublisher:
+    """Writes the scheduled requests of ``database`` as worklist item files into ``folder``."""
+
+    def __init__(self, database: Database, folder: Path) -> None:
+        self.database = database
+        self.folder = folder
+        self.wake = asyncio.Event()
+        self._unfit: set[int] = set()  # consultations already logged as unfit
+
+    def changed(self, _change: WorklistChange) -> None:
+        """A worklist change somewhere: do a round soon (never blocks)."""
+        self.wake.set()
+
+    async def publish(self) -> Reconciled:
+        """One round: the folder made equal to the database."""
+        rows = await self.database.read(scheduled_requests)
+        return await asyncio.to_thread(self._publish, rows)
+
+    def _publish(self, rows: Iterable[Mapping[str, Any]]) -> Reconciled:
+        wanted: dict[str, bytes] = {}
+        for row in rows:
+            try:
+                item = item_of(row)
+            except UnfitItem as reason:
+                if row["id"] not in self._unfit:
+                    self._unfit.add(row["id"])
+                    log.warning(
+                        "consultation %s is not on the modality worklist: %s", row["id"], reason
+                    )
+                continue
+            wanted[item.file_name] = file_bytes(item)
+        result = reconcile(self.folder, wanted)
+        if result:
+            log.info(
+                "modality worklist: %d item(s) written, %d removed, %d scheduled",
+                len(result.written),
+                len(result.removed),
+                len(wanted),
+            )
+        return result
+
+
+@contextlib.asynccontextmanager
+async def publishing(
+    database: Database, folder: Path, live: LiveUpdates, interval: float = INTERVAL
+) -> AsyncIterator[WorklistPublisher]:
+    """The publisher's rounds while the block runs: woken by every live change of ``live``."""
+    publisher = WorklistPublisher(database, folder)
+    live.watch(publisher.changed)
+    async with running("modality worklist files", interval, publisher.publish, wake=publisher.wake):
+        yield publisher
