@@ -27,6 +27,10 @@ from .items import UnfitItem, file_bytes, item_of
 log = logging.getLogger(__name__)
 
 INTERVAL = 30.0
+#: Live changes that never add, change or remove a scheduled request (a claim, a message, an
+#: escalation concern consultations that have their images); any other kind wakes a round.
+#: Several changes before a round starts make one round.
+UNRELATED_KINDS = frozenset({"claimed", "released", "message", "escalated"})
 
 
 class WorklistPublisher:
@@ -38,9 +42,10 @@ class WorklistPublisher:
         self.wake = asyncio.Event()
         self._unfit: set[int] = set()  # consultations already logged as unfit
 
-    def changed(self, _change: WorklistChange) -> None:
+    def changed(self, change: WorklistChange) -> None:
         """A worklist change somewhere: do a round soon (never blocks)."""
-        self.wake.set()
+        if change.kind not in UNRELATED_KINDS:
+            self.wake.set()
 
     async def publish(self) -> Reconciled:
         """One round: the folder made equal to the database."""
