@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..runtime.periodic import running
 from ..storage import Database
 from ..storage.modality_worklist import scheduled_requests
-from ..worklist.live import LiveUpdates, WorklistChange
 from .folder import Reconciled, reconcile
 from .items import UnfitItem, file_bytes, item_of
 
@@ -33,6 +32,19 @@ INTERVAL = 30.0
 UNRELATED_KINDS = frozenset({"claimed", "released", "message", "escalated"})
 
 
+class Change(Protocol):
+    """A live worklist change (service.worklist.live.WorklistChange), as far as rounds care."""
+
+    @property
+    def kind(self) -> str: ...
+
+
+class Watchable(Protocol):
+    """The live updates hub (service.worklist.live.LiveUpdates), as far as rounds care."""
+
+    def watch(self, watcher: Callable[[Any], None]) -> None: ...
+
+
 class WorklistPublisher:
     """Writes the scheduled requests of ``database`` as worklist item files into ``folder``."""
 
@@ -42,7 +54,7 @@ class WorklistPublisher:
         self.wake = asyncio.Event()
         self._unfit: set[int] = set()  # consultations already logged as unfit
 
-    def changed(self, change: WorklistChange) -> None:
+    def changed(self, change: Change) -> None:
         """A worklist change somewhere: do a round soon (never blocks)."""
         if change.kind not in UNRELATED_KINDS:
             self.wake.set()
@@ -78,7 +90,7 @@ class WorklistPublisher:
 
 @contextlib.asynccontextmanager
 async def publishing(
-    database: Database, folder: Path, live: LiveUpdates, interval: float = INTERVAL
+    database: Database, folder: Path, live: Watchable, interval: float = INTERVAL
 ) -> AsyncIterator[WorklistPublisher]:
     """The publisher's rounds while the block runs: woken by every live change of ``live``."""
     publisher = WorklistPublisher(database, folder)
