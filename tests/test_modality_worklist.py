@@ -28,6 +28,7 @@ from service.http.keys import DATABASE, EFFECTS, ORTHANC
 from service.intake.cancellation import cancel_request
 from service.intake.modalities import sync_facilities
 from service.mwl.folder import reconcile
+from service.mwl.items import UnfitItem, file_bytes, item_of
 from service.settings import Settings
 from service.storage import facilities as facility_store
 from service.storage import users as user_store
@@ -294,3 +295,30 @@ def test_the_folder_is_made_equal_to_what_is_wanted(tmp_path: Path) -> None:
     assert sorted(p.name for p in folder.iterdir()) == ["1.wl", "3.wl", "README"]
     assert stat.S_IMODE((folder / "3.wl").stat().st_mode) == 0o600
     assert not reconcile(folder, {"1.wl": b"one", "3.wl": b"three"})
+
+
+def test_an_item_is_scheduled_today_and_needs_a_way_back() -> None:
+    """A request still waiting from an earlier day is scheduled from today's local midnight
+    (modalities often ask for today's steps); one filed today at its filing time. The same item
+    gives the same bytes. A request with neither accession number nor Study UID, or with an
+    accession number longer than DICOM allows, is no item."""
+    now = datetime(2026, 12, 3, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai
+    row = {
+        "id": 7,
+        "facility_aet": A_AET,
+        "facility_timezone": "Asia/Shanghai",
+        "character_set": "GB18030",
+        "modality": "dx",
+        "body_part": "CHEST",
+        "accession_number": "A7",
+        "requested_at": "2026-11-30T08:00:00+00:00",
+    }
+    earlier = item_of(row, now)
+    assert earlier.scheduled_at.isoformat() == "2026-12-03T00:00:00+08:00"
+    assert (earlier.modality, earlier.procedure) == ("DX", "DX CHEST")
+    today = item_of(row | {"requested_at": "2026-12-03T01:10:00+00:00"}, now)
+    assert today.scheduled_at.isoformat() == "2026-12-03T09:10:00+08:00"
+    assert file_bytes(earlier) == file_bytes(item_of(row, now)) != file_bytes(today)
+    for unfit in ({"accession_number": ""}, {"accession_number": "A" * 17}):
+        with pytest.raises(UnfitItem):
+            item_of(row | unfit, now)

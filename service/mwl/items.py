@@ -46,7 +46,7 @@ class WorklistItem:
     station_aet: str
     modality: str
     character_set: str
-    scheduled_at: datetime  # in the facility's time zone
+    scheduled_at: datetime  # in the facility's time zone (:func:`scheduled_start`)
     accession_number: str = ""
     study_instance_uid: str = ""
     patient_id: str = ""
@@ -68,7 +68,7 @@ class WorklistItem:
         return f"TR{self.consultation_id}"
 
 
-def item_of(row: Mapping[str, Any]) -> WorklistItem:
+def item_of(row: Mapping[str, Any], now: datetime) -> WorklistItem:
     """The item of an open request (a row of storage.modality_worklist.scheduled_requests).
 
     Raises :class:`UnfitItem` for a request the modality could not send back: no accession number
@@ -90,7 +90,7 @@ def item_of(row: Mapping[str, Any]) -> WorklistItem:
         station_aet=row["facility_aet"],
         modality=modality,
         character_set=charset,
-        scheduled_at=_local(row["requested_at"], row.get("facility_timezone")),
+        scheduled_at=scheduled_start(row["requested_at"], row.get("facility_timezone"), now),
         accession_number=accession,
         study_instance_uid=study_uid,
         patient_id=patient_id,
@@ -121,12 +121,17 @@ def _dicom_date(value: object) -> str:
     return digits if len(digits) == 8 and digits.isdigit() else ""
 
 
-def _local(stamp: str, timezone: str | None) -> datetime:
-    moment = from_iso(stamp)
+def scheduled_start(requested_at: str, timezone: str | None, now: datetime) -> datetime:
+    """When the step is scheduled, in the facility's local time: as soon as the request was
+    filed, and for one still waiting from an earlier day, today from midnight, since many
+    modalities ask only for today's steps (0040,0002). The folder is rewritten after midnight."""
     try:
-        return moment.astimezone(ZoneInfo(timezone or "UTC"))
+        zone = ZoneInfo(timezone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
-        return moment
+        zone = ZoneInfo("UTC")
+    filed = from_iso(requested_at).astimezone(zone)
+    today = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(filed, today)
 
 
 def dataset_of(item: WorklistItem) -> Dataset:

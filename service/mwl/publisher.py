@@ -14,9 +14,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..clock import utc_now
 from ..runtime.periodic import running
 from ..storage import Database
 from ..storage.modality_worklist import scheduled_requests
@@ -62,13 +64,13 @@ class WorklistPublisher:
     async def publish(self) -> Reconciled:
         """One round: the folder made equal to the database."""
         rows = await self.database.read(scheduled_requests)
-        return await asyncio.to_thread(self._publish, rows)
+        return await asyncio.to_thread(self._publish, rows, utc_now())
 
-    def _publish(self, rows: Iterable[Mapping[str, Any]]) -> Reconciled:
+    def _publish(self, rows: Iterable[Mapping[str, Any]], now: datetime) -> Reconciled:
         wanted: dict[str, bytes] = {}
         for row in rows:
             try:
-                item = item_of(row)
+                item = item_of(row, now)
             except UnfitItem as reason:
                 if row["id"] not in self._unfit:
                     self._unfit.add(row["id"])
