@@ -32,9 +32,11 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-w
     && rm -rf /var/lib/apt/lists/*
 
 # Unprivileged user; its home is the data directory (SQLite database and local files). A named
-# volume mounted there on first use inherits this ownership.
+# volume mounted there on first use inherits this ownership, as does the modality worklist
+# folder it shares with Orthanc (TELEREAD_MWL_DIR in compose/docker-compose.yml).
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/teleread --create-home \
-        --shell /usr/sbin/nologin teleread
+        --shell /usr/sbin/nologin teleread \
+    && install -d -m 0700 -o teleread -g teleread /var/lib/teleread-worklists
 USER teleread
 WORKDIR /var/lib/teleread
 

@@ -9,6 +9,8 @@ set -euo pipefail
 want_tests=${1:-}
 packages=()
 command -v Orthanc >/dev/null 2>&1 || packages+=(orthanc)
+# The modality worklist plugin ships in Debian's orthanc package.
+[ -f /usr/share/orthanc/plugins/libModalityWorklists.so ] || packages+=(orthanc)
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || packages+=(orthanc-dicomweb)
 # A TrueType CJK font embedded in the signed report PDFs (reportlab cannot embed CFF/OTF fonts).
 [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || packages+=(fonts-wqy-zenhei)
@@ -17,6 +19,7 @@ if [ "$want_tests" = "--test" ]; then
     command -v chromium >/dev/null 2>&1 || packages+=(chromium)
     command -v dciodvfy >/dev/null 2>&1 || packages+=(dicom3tools)  # validates the report's DICOM
     command -v dcm2pnm >/dev/null 2>&1 || packages+=(dcmtk)  # viewer exactness tests
+    command -v findscu >/dev/null 2>&1 || packages+=(dcmtk)  # worklist and DICOM port tests
     # eslint and node's built-in test runner for the JavaScript (package.json, tests/js).
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
     # pdfsig and pdffonts check the signed report PDF as outside tools see it.

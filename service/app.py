@@ -55,6 +55,7 @@ from .intake.ingest import ChangeFollower
 from .intake.intake import IngestOutcome
 from .intake.modalities import sync_facilities
 from .logs import configure_logging
+from .mwl.publisher import publishing
 from .reports.delivery import DeliveryPolicy, ReportDelivery
 from .reports.lifecycle import critical_sweep_once, load_ca
 from .runtime.health import Health, sharing_health
@@ -165,6 +166,7 @@ def create_app(
     ]
     if role.primary and orthanc:
         contexts.append(follower_context)
+        contexts.append(worklist_files_context)
     contexts.append(atna_context)
     contexts.append(health_context)
     contexts.append(secondaries_context)
@@ -365,6 +367,17 @@ async def follower_context(app: web.Application) -> AsyncIterator[None]:
         await task
     if follower.file_checks is not None:
         await asyncio.to_thread(follower.file_checks.close)
+
+
+async def worklist_files_context(app: web.Application) -> AsyncIterator[None]:
+    """The modality worklist item files Orthanc answers worklist C-FIND from, kept equal to the
+    database by the primary alone (service/mwl/); none without a folder shared with Orthanc."""
+    folder = app[SETTINGS].worklist_files_dir
+    if folder is None:
+        yield
+        return
+    async with publishing(app[DATABASE], folder, app[LIVE]):
+        yield
 
 
 def layout_listener(viewing: Viewing) -> Callable[[IngestOutcome], None]:

@@ -69,6 +69,7 @@ class Settings:
     atna_client_key: str | None = None
     ohif_dir: Path | None = None
     cors_origins: str | None = None
+    mwl_dir: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -88,6 +89,15 @@ class Settings:
     @property
     def orthanc_dir(self) -> Path:
         return self.data_dir / "orthanc"
+
+    @property
+    def worklist_files_dir(self) -> Path | None:
+        """Where the modality worklist item files go (service/mwl/): ``TELEREAD_MWL_DIR``, else
+        the managed Orthanc's plugin folder; None (no worklist) with an Orthanc elsewhere and no
+        folder shared with it."""
+        if self.mwl_dir is not None:
+            return self.mwl_dir
+        return self.orthanc_dir / "worklists" if self.managed_orthanc else None
 
     @property
     def quarantine_dir(self) -> Path:
@@ -116,7 +126,7 @@ def _convert(name: str, raw: Any) -> Any:
     kind = type(default) if default is not None else str
     if name in {"data_dir", "orthanc_plugins_dir"}:
         return Path(str(raw))
-    if name in {"worklist_rules", "ohif_dir"}:
+    if name in {"worklist_rules", "ohif_dir", "mwl_dir"}:
         return Path(str(raw)) if raw else None
     if raw is None or raw == "":
         return None if default is None else default

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pydicom
 import pytest
 
 from service.runtime.orthanc.auth import basic_auth_header
@@ -144,14 +145,36 @@ EVERY_STATUS = "&".join(
 
 
 def wait_for_worklist(port: str, token: str, count: int, timeout: float = 60) -> list[dict]:
-    """Every consultation (open or signed), once ``count`` of them have their images."""
+    """Every consultation with its images (open or signed), once there are ``count``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         items = api(port, f"/api/worklist?{EVERY_STATUS}", token)["items"]
-        if len(items) >= count and all(i["received_at"] for i in items):
-            return items
+        received = [i for i in items if i["received_at"]]
+        if len(received) >= count:
+            return received
         time.sleep(0.5)
     raise AssertionError(f"worklist never reached {count} items with images")
+
+
+def demo_worklist(env, aet: str, timeout: float = 30) -> list[pydicom.Dataset]:
+    """The demo's modality worklist as dcmtk's findscu shows it to ``aet`` (once not empty)."""
+    answers = Path(env["TELEREAD_DATA_DIR"]) / f"findscu-{aet}"
+    answers.mkdir()
+    deadline = time.monotonic() + timeout
+    while True:
+        found = subprocess.run(
+            ["findscu", "-W", "-aet", aet, "-aec", "TELEREAD", "-X", "-od", str(answers)]
+            + ["-k", "PatientName", "-k", "AccessionNumber"]
+            + ["127.0.0.1", env["TELEREAD_ORTHANC_DICOM_PORT"]],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        items = [pydicom.dcmread(path) for path in sorted(answers.glob("rsp*.dcm"))]
+        if items or time.monotonic() > deadline:
+            assert found.returncode == 0, found.stderr
+            return items
+        time.sleep(0.5)
 
 
 def serve(env) -> subprocess.Popen:
@@ -204,6 +227,11 @@ def test_serve_demo_seeds_prints_logins_stops_cleanly_and_keeps_data(env):
             assert time.monotonic() < deadline, "the demo report was never signed"
             time.sleep(0.5)
         assert reports[0]["signer_name"] == "Dr Li" and reports[0]["patient_name"] == "张伟"
+        # Xiping's CT finds the request filed for a patient on the way (docs/integration.md).
+        scheduled = demo_worklist(env, "XIPING_CT")
+        assert [(i.AccessionNumber, str(i.PatientName)) for i in scheduled] == [
+            ("XP24118", "孙^丽")
+        ]
 
         added = teleread(
             env, "facility", "add", "--name", "Beishan", "--kind", "township", "--aet", "BEISHAN_DR"
@@ -232,7 +260,7 @@ def test_serve_demo_seeds_prints_logins_stops_cleanly_and_keeps_data(env):
         ]
         time.sleep(1.5)
         items = api(port, f"/api/worklist?{EVERY_STATUS}", token)["items"]
-        assert len(items) == 6
+        assert len(items) == 7  # the six studies and the request awaiting its images
         assert sum(i["status"] == "signed" for i in items) == 1  # signed once, not again
     finally:
         assert stop(again) == 0

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from service.runtime.orthanc.process import DICOM_PORT_RULES
+from service.runtime.orthanc.process import ANSWER_ENCODING, DICOM_PORT_RULES, WORKLIST_PLUGIN
 
 # Static checks of compose/ (no Docker engine needed).
 pytestmark = pytest.mark.compose
@@ -197,6 +197,24 @@ def test_orthanc_dicom_port_has_the_managed_orthancs_rules(orthanc_config: dict[
     store only for unknown AE titles (tests/test_dicom_port.py tries them with dcmtk)."""
     assert {key: orthanc_config.get(key) for key in DICOM_PORT_RULES} == DICOM_PORT_RULES
     assert orthanc_config["DicomModalitiesInDatabase"] is True  # what teleread registers
+
+
+def test_orthanc_serves_the_worklist_teleread_writes(
+    compose: dict[str, Any], orthanc_config: dict[str, Any]
+) -> None:
+    """The worklist plugin is set as in the managed Orthanc, and reads (only) the folder that
+    teleread writes its item files to (TELEREAD_MWL_DIR), one named volume mounted in both."""
+    worklists = dict(orthanc_config["Worklists"])
+    database = worklists.pop("Database")
+    assert worklists == WORKLIST_PLUGIN
+    assert {key: orthanc_config.get(key) for key in ANSWER_ENCODING} == ANSWER_ENCODING
+    services = compose["services"]
+    orthanc_mounts = [str(v) for v in services["orthanc"]["volumes"]]
+    (shared,) = [v.split(":")[0] for v in orthanc_mounts if v.split(":")[1] == database]
+    assert f"{shared}:{database}:ro" in orthanc_mounts
+    folder = _environment(services["teleread"])["TELEREAD_MWL_DIR"]
+    assert f"{shared}:{folder}" in [str(v) for v in services["teleread"]["volumes"]]
+    assert shared in compose["volumes"]
 
 
 def test_orthanc_config_holds_no_secrets(orthanc_config: dict[str, Any]) -> None:

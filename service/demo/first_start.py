@@ -21,6 +21,7 @@ from ..storage import consultations as consultation_store
 from ..storage import facilities as facility_store
 from ..storage import users as user_store
 from ..worklist.effects import AfterCommit
+from ..worklist.live_feed import publish_changes
 from . import seed
 from .signed_report import sign_demo_report
 
@@ -66,6 +67,8 @@ async def send_demo(
             sla=sla,
         )
         log.info("demo: sent %d instances by C-STORE; they reach the worklist once stable", sent)
+        scheduled = await seed.file_scheduled_request(database, facility_ids, sla)
+        await publish_changes(database, effects, [scheduled], [scheduled])
         await sign_demo_report(database, settings, ca, effects, seed.DEMO_PASSWORD)
     except Exception:
         log.exception("demo studies could not be sent")

@@ -37,12 +37,13 @@ class DemoFacility:
     name: str
     kind: str
     aet: str
+    character_set: str = "ISO_IR 192"  # of its modalities (worklist items)
 
 
 FACILITIES = (
     DemoFacility("centre", "Regional Imaging Centre", "regional", "REGIONAL_IC"),
     DemoFacility("dongxiang", "Dongxiang Township Health Centre", "township", "DONGXIANG_DR"),
-    DemoFacility("xiping", "Xiping Township Health Centre", "township", "XIPING_CT"),
+    DemoFacility("xiping", "Xiping Township Health Centre", "township", "XIPING_CT", "GB18030"),
     DemoFacility("nanhe", "Nanhe Township Health Centre", "township", "NANHE_DR"),
     DemoFacility("county", "County People's Hospital", "county", "COUNTY_CT"),
 )
@@ -157,6 +158,7 @@ def seed_accounts(database: Database) -> dict[str, int]:
                     kind=facility.kind,
                     aet=facility.aet,
                     timezone="Asia/Shanghai",
+                    character_set=facility.character_set,
                 )
             )
         for username, role, facility_key, display in USERS:
@@ -234,6 +236,39 @@ async def send_demo_studies(
             )
     await asyncio.gather(*waiting)
     return sent
+
+
+#: A request Xiping filed for a patient who is on the way: no image yet, so its CT is on the
+#: modality worklist of XIPING_CT (docs/integration.md queries it with findscu).
+SCHEDULED = ConsultationRequest(
+    Priority.ROUTINE,
+    accession_number="XP24118",
+    patient_id="XP0118",
+    patient_name="孙^丽",
+    patient_birth_date="19720408",
+    patient_sex="F",
+    modality="CT",
+    body_part="CHEST",
+    requested_procedure="胸部 CT 平扫",
+    clinical_history="Fever and cough for 10 days",
+    clinical_question="Pneumonia?",
+)
+
+
+async def file_scheduled_request(
+    database: Database, facility_ids: dict[str, int], sla: SlaPolicy
+) -> int:
+    """File :data:`SCHEDULED` as Liu, Xiping's radiographer; its consultation id."""
+    user = await database.read(user_store.user_by_username, "liu")
+    consultation_id, _ = await database.write(
+        file_request,
+        SCHEDULED,
+        facility_id=facility_ids["xiping"],
+        user_id=user["id"],
+        now=utc_now(),
+        sla=sla,
+    )
+    return consultation_id
 
 
 async def _file_when_received(

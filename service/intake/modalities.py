@@ -2,10 +2,11 @@
 
 Orthanc keeps them in its database (``DicomModalitiesInDatabase``); the service re-registers every
 facility at start-up so the two never drift apart. A registered AE title may verify the connection
-(C-ECHO) and send images (C-STORE), nothing else: Orthanc's default for a registered modality is
-to allow everything, which made the DICOM port an archive any clinic could query (C-FIND) and
-retrieve from (C-GET, C-MOVE). teleread grants no query or retrieve to anyone, so there is no
-grant mechanism (docs/security.md).
+(C-ECHO), send images (C-STORE) and ask for its worklist (worklist C-FIND: the ModalityWorklists
+plugin answers it with that AE title's scheduled items only, service/mwl/), nothing else:
+Orthanc's default for a registered modality is to allow everything, which made the DICOM port an
+archive any clinic could query (C-FIND) and retrieve from (C-GET, C-MOVE). teleread grants no
+study query or retrieve to anyone, so there is no grant mechanism (docs/security.md).
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ AET_PATTERN = r"^[A-Za-z0-9_-]{1,16}$"
 PLACEHOLDER_HOST = "127.0.0.1"
 PLACEHOLDER_PORT = 104
 
-#: What a facility's AE title may ask of Orthanc (Orthanc's per-modality "Allow*" options; every
-#: one it knows is named, since an omitted one defaults to allowed). "AllowStorageCommitment" is
-#: Orthanc's alias for "AllowNAction" and "AllowEventReport".
-CLINIC_PERMISSIONS: dict[str, bool] = {
+#: What a modality that is no facility may ask of Orthanc (Orthanc's per-modality "Allow*"
+#: options; every one it knows is named, since an omitted one defaults to allowed).
+#: "AllowStorageCommitment" is Orthanc's alias for "AllowNAction" and "AllowEventReport".
+STRANGER_PERMISSIONS: dict[str, bool] = {
     "AllowEcho": True,
     "AllowStore": True,
     "AllowFind": False,
@@ -39,6 +40,11 @@ CLINIC_PERMISSIONS: dict[str, bool] = {
     "AllowMove": False,
     "AllowStorageCommitment": False,
 }
+
+#: A facility's AE title may also ask for its modality worklist ("AllowFindWorklist", per
+#: modality since Orthanc 1.10.0; ``DicomAlwaysAllowFindWorklist`` stays off, so an AE title no
+#: facility has is refused).
+CLINIC_PERMISSIONS: dict[str, bool] = STRANGER_PERMISSIONS | {"AllowFindWorklist": True}
 
 #: The flags Orthanc reports back (``GET /modalities?expand``) that must all be false.
 _REFUSED_FLAGS = (
@@ -61,13 +67,15 @@ def modality_entry(facility: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def orthanc_modality(entry: dict[str, Any]) -> dict[str, Any]:
-    """The body of ``PUT /modalities/{name}`` for a :func:`modality_entry`: echo and store only.
+def orthanc_modality(entry: dict[str, Any], *, facility: bool = True) -> dict[str, Any]:
+    """The body of ``PUT /modalities/{name}`` for a :func:`modality_entry`: echo, store and (a
+    facility's) worklist only.
 
     The CLI (urllib, Orthanc possibly elsewhere) and the service (async client) both send this,
     so no path registers an AE title with Orthanc's allow-everything defaults.
     """
-    return {"AET": entry["aet"], "Host": entry["host"], "Port": entry["port"], **CLINIC_PERMISSIONS}
+    permissions = CLINIC_PERMISSIONS if facility else STRANGER_PERMISSIONS
+    return {"AET": entry["aet"], "Host": entry["host"], "Port": entry["port"], **permissions}
 
 
 async def register_facility(orthanc: OrthancClient, facility: dict[str, Any]) -> None:
@@ -76,7 +84,8 @@ async def register_facility(orthanc: OrthancClient, facility: dict[str, Any]) ->
 
 
 async def sync_facilities(orthanc: OrthancClient, database: Database) -> int:
-    """Register every facility, then take query/retrieve rights from any other known modality.
+    """Register every facility, then take query/retrieve and worklist rights from any other
+    known modality.
 
     A modality left in Orthanc's database by an older teleread (registered with the defaults) or
     added by hand would otherwise keep C-FIND/C-GET/C-MOVE; it keeps its address, so Orthanc can
@@ -96,6 +105,6 @@ async def sync_facilities(orthanc: OrthancClient, database: Database) -> int:
             modality.get("AET"),
         )
         entry = {"aet": modality["AET"], "host": modality["Host"], "port": modality["Port"]}
-        await orthanc.put_modality(name, orthanc_modality(entry))
+        await orthanc.put_modality(name, orthanc_modality(entry, facility=False))
     log.info("registered %d facility AE titles with Orthanc", len(facilities))
     return len(facilities)

@@ -63,6 +63,7 @@ class LiveUpdates:
     def __init__(self) -> None:
         self._subscribers: dict[asyncio.Queue[WorklistChange | None], Scope] = {}
         self._relays: list[Callable[[WorklistChange], None]] = []
+        self._watchers: list[Callable[[WorklistChange], None]] = []
 
     def publish(self, change: WorklistChange) -> None:
         """A change made in this process: to its subscribers, and to the other web processes
@@ -78,8 +79,18 @@ class LiveUpdates:
         """Also hand every change published here to ``relay`` (the process bus)."""
         self._relays.append(relay)
 
+    def watch(self, watcher: Callable[[WorklistChange], None]) -> None:
+        """Also call ``watcher`` (quick, never blocking) with every change delivered here: in
+        the primary, the changes of every web process (the modality worklist files follow them)."""
+        self._watchers.append(watcher)
+
     def deliver(self, change: WorklistChange) -> None:
         """Deliver to every subscriber whose scope covers the change; never blocks."""
+        for watcher in self._watchers:
+            try:
+                watcher(change)
+            except Exception:
+                log.exception("a live change watcher failed")
         for queue, scope in list(self._subscribers.items()):
             if not scope.allows(change.facility_id, change.requested_by):
                 continue

@@ -2,7 +2,9 @@
 
 Debian's Orthanc 1.10 has no bind-address setting, so it is kept private by
 ``RemoteAccessAllowed: false`` (HTTP only from localhost) plus HTTP authentication with generated
-credentials. Its DICOM port takes C-ECHO and C-STORE only (:data:`DICOM_PORT_RULES`).
+credentials. Its DICOM port takes C-ECHO and C-STORE (:data:`DICOM_PORT_RULES`), and worklist
+C-FIND from facilities' AE titles only, answered by the ModalityWorklists plugin from the files
+teleread writes (:data:`WORKLIST_PLUGIN`, service/mwl/).
 ``TCP_NODELAY=1`` in its environment makes DCMTK disable Nagle's algorithm, which quadruples
 C-STORE throughput (measured on loopback).
 """
@@ -25,8 +27,20 @@ from .auth import basic_auth_header
 
 log = logging.getLogger(__name__)
 
-PLUGIN_FILES = ("libOrthancDicomWeb.so",)
-REQUIRED_PLUGINS = ("dicom-web",)
+PLUGIN_FILES = ("libOrthancDicomWeb.so", "libModalityWorklists.so")
+REQUIRED_PLUGINS = ("dicom-web", "worklists")
+
+#: The ModalityWorklists plugin (Debian's ``orthanc`` ships it), less its ``Database`` folder.
+#: ``FilterIssuerAet``: Orthanc 1.10.1's plugin sets the query's Scheduled Station AE Title
+#: (0040,0001) to the calling AE title whatever the query asked (measured: an AE title asking for
+#: another's, or for "*", gets nothing), so a modality sees only its own facility's items.
+WORKLIST_PLUGIN: dict[str, object] = {"Enable": True, "FilterIssuerAet": True}
+
+#: Orthanc re-encodes every C-FIND answer, worklist items included, into this one character set
+#: whatever the item file or the query says (measured on 1.10.1: its default, Latin1, turned a
+#: Chinese name into "^"). UTF-8 carries every name; docs/integration.md says what it means for a
+#: GB 18030 modality.
+ANSWER_ENCODING: dict[str, object] = {"DefaultEncoding": "Utf8"}
 
 
 #: Who may do what on the DICOM port. Any AE title may verify the connection and send (C-STORE):
@@ -100,6 +114,8 @@ class OrthancConfig:
             "StableAge": self.stable_age,
             "Plugins": plugins,
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True},
+            "Worklists": {**WORKLIST_PLUGIN, "Database": str(self.worklists_dir)},
+            **ANSWER_ENCODING,
             "DicomModalitiesInDatabase": True,
             **DICOM_PORT_RULES,
             "OverwriteInstances": False,
@@ -112,6 +128,11 @@ class OrthancConfig:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def worklists_dir(self) -> Path:
+        """The worklist item files the plugin answers from: only teleread writes here."""
+        return self.directory / "worklists"
 
 
 class ManagedOrthanc:
@@ -143,6 +164,7 @@ class ManagedOrthanc:
 
     def write_config(self) -> Path:
         self.config.directory.mkdir(parents=True, exist_ok=True)
+        self.config.worklists_dir.mkdir(mode=0o700, exist_ok=True)
         path = self.config.directory / "orthanc.json"
         _write_private(path, json.dumps(self.config.as_json(), indent=2))
         return path
@@ -203,7 +225,8 @@ class ManagedOrthanc:
         if missing:
             raise OrthancStartError(
                 f"Orthanc runs without the plugin(s) {missing} (looked in "
-                f"{self.config.plugins_dir}); install orthanc-dicomweb"
+                f"{self.config.plugins_dir}); install the Debian packages orthanc and "
+                "orthanc-dicomweb"
             )
 
     def _stop_stale_process(self) -> None:
