@@ -18,6 +18,7 @@ from service.audit.labels import action_labels, resource_labels
 from service.hl7.patient_merge_messages import (
     MergeMessageRefused,
     PatientMergeOrder,
+    apply_adt_a40,
     merges_from_adt_a40,
 )
 from service.intake.intake import ConsultationRequest, file_request
@@ -224,23 +225,24 @@ async def test_admin_lists_and_reverses_a_merge_once(service, people):
 
     def merge(db):
         consultation_id = _request(db, ids["county"], "P-1", "WANG^F", "A1")
-        record = merge_patients(
-            db, facility_id=ids["county"], surviving=PatientIdentity("P-100"),
-            prior=PatientIdentity("P-1"), source="HL7 ADT^A40 COUNTY MSG1",
-            actor_user_id=None, now=NOW,
-        )  # fmt: skip
-        audit_merge(db, record, username="hl7:COUNTY")
-        return consultation_id, record
+        message = hl7.parse("\r".join(ADT_A40.split("\r")[:4]))  # the first group
+        records = apply_adt_a40(
+            db, message, facility_id=ids["county"], sender="COUNTY", client_ip="10.1.2.3", now=NOW
+        )
+        return consultation_id, records
 
-    consultation_id, record = await database.write(merge)
+    consultation_id, records = await database.write(merge)
+    (record,) = records
+    assert record.consultation_ids == (consultation_id,)
     admin, specialist = await service.login("root"), await service.login("dr.li")
     path = f"/api/admin/patient-merges/{record.id}/reverse"
 
     response = await service.client.get("/api/admin/patient-merges", headers=admin)
     assert response.status == 200, await response.text()
     (item,) = (await response.json())["items"]
-    assert item["facility_name"] == "County" and item["source"] == "HL7 ADT^A40 COUNTY MSG1"
+    assert item["facility_name"] == "County" and item["source"] == "HL7 ADT^A40 COUNTY MSG00042"
     assert (item["prior_patient_id"], item["surviving_patient_id"]) == ("P-1", "P-100")
+    assert (item["surviving_name"], item["prior_authority"]) == ("Wang^Fang=王^芳", "COUNTY")
     assert item["consultation_ids"] == [consultation_id] and item["reversed_at"] is None
     for method, url in (("GET", "/api/admin/patient-merges"), ("POST", path)):
         response = await service.client.request(method, url, headers=specialist)
@@ -253,9 +255,7 @@ async def test_admin_lists_and_reverses_a_merge_once(service, people):
     assert response.status == 200, await response.text()
     answer = await response.json()
     assert answer["consultations_restored"] == [consultation_id] and answer["kept"] == {}
-    assert (await database.read(merge_store.patient_fields, consultation_id))["patient_id"] == (
-        "P-1"
-    )
+    assert await database.read(_patient, consultation_id) == ("P-1", "WANG^F", "", "M")
     response = await service.client.post(path, headers=admin)
     assert response.status == 409
     assert (await response.json())["error"] == "already_reversed"

@@ -11,18 +11,22 @@ repetition with the same assigning authority, else PID-3's first (the consultati
 facility hold one id, so the pairing by authority is what keeps a "medical record number"
 merged into a medical record number rather than a national id).
 
-Only the message is read here: no facility, no database (``service.intake.patient_merges``
-applies the orders). A message that cannot be applied raises :class:`MergeMessageRefused` with
-a reason an HL7 ERR segment can carry as it is.
+Reading the message (:func:`merges_from_adt_a40`) needs no facility and no database; a message
+that cannot be applied raises :class:`MergeMessageRefused` with a reason an HL7 ERR segment can
+carry as it is. :func:`apply_adt_a40` is what the listener's dispatch calls in its write
+transaction: read, merge each order (``service.intake.patient_merges``) and audit it, all or
+nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import hl7
+import sqlite_utils
 
-from ..intake.patient_merges import PatientIdentity
+from ..intake.patient_merges import MergeRecord, PatientIdentity, audit_merge, merge_patients
 
 REQUIRED_FIELD_MISSING = "101"
 """HL7 table 0357 (message error condition codes): required field missing."""
@@ -85,6 +89,39 @@ def merges_from_adt_a40(message: hl7.Message) -> list[PatientMergeOrder]:
             segment="PID", sequence=1, field=3, code=REQUIRED_FIELD_MISSING,
         )  # fmt: skip
     return orders
+
+
+def apply_adt_a40(
+    db: sqlite_utils.Database,
+    message: hl7.Message,
+    *,
+    facility_id: int,
+    sender: str,
+    client_ip: str = "",
+    now: datetime,
+) -> list[MergeRecord]:
+    """Apply every merge of an ADT^A40 from ``facility_id`` (the facility MSH-4 named) inside
+    the caller's write transaction, each with its ``patient.merged`` audit record (by
+    ``hl7:<sender>``, from ``client_ip``). Raises :class:`MergeMessageRefused` for a message
+    that cannot be read, ``storage.Conflict`` for a merge of an id into itself: the caller's
+    transaction rolls back and nothing is applied. The caller then publishes the records'
+    ``consultation_ids`` (``service.worklist.live_feed.publish_changes``)."""
+    control_id = str(message.segment("MSH")(10)) if len(message.segment("MSH")) > 10 else ""
+    source = f"HL7 ADT^A40 {sender} {control_id}".strip()
+    records = []
+    for order in merges_from_adt_a40(message):
+        record = merge_patients(
+            db,
+            facility_id=facility_id,
+            surviving=order.surviving,
+            prior=order.prior,
+            source=source,
+            actor_user_id=None,
+            now=now,
+        )
+        audit_merge(db, record, username=f"hl7:{sender}", client_ip=client_ip)
+        records.append(record)
+    return records
 
 
 class _Reader:
