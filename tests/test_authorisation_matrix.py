@@ -34,6 +34,7 @@ from service.app import create_app
 from service.clock import to_iso, utc_now
 from service.http.access import allow
 from service.http.auditing import audit_declaration
+from service.intake.patient_merges import PatientIdentity, merge_patients
 from service.settings import Settings
 from service.storage import notifications as notification_store
 from service.storage import reports as report_store
@@ -149,6 +150,7 @@ SPEC: dict[str, Rule] = {
     "POST /api/admin/users/{id}/password": everywhere("admin"),
     "POST /api/admin/facilities": everywhere("admin"),
     "PATCH /api/admin/facilities/{id}": everywhere("admin"),
+    "POST /api/admin/patient-merges/{id}/reverse": everywhere("admin"),
     # What the consortium shares is kept by the regional centre's managers and administrators.
     "POST /api/roster": CONSORTIUM_KEEPERS,
     "DELETE /api/roster/{id}": CONSORTIUM_KEEPERS,
@@ -374,6 +376,22 @@ async def _create_facility(world: Consortium, caller: Caller | None) -> Call:
 async def _change_facility(world: Consortium, caller: Caller | None) -> Call:
     body = {"contact": f"0571-{next(SERIAL)}"}
     return f"/api/admin/facilities/{world.spare_facility_id}", {"json": body}
+
+
+@calls("POST /api/admin/patient-merges/{id}/reverse")
+async def _reverse_merge(world: Consortium, caller: Caller | None) -> Call:
+    """A merge of its own for each call (a second reversal of one would be 409, also allowed)."""
+    n = next(SERIAL)
+    merge = await world.service.database.write(
+        merge_patients,
+        facility_id=world.spare_facility_id,
+        surviving=PatientIdentity(f"MATRIX-NEW-{n}"),
+        prior=PatientIdentity(f"MATRIX-OLD-{n}"),
+        source="matrix",
+        actor_user_id=None,
+        now=utc_now(),
+    )
+    return f"/api/admin/patient-merges/{merge.id}/reverse", {}
 
 
 @calls("POST /api/roster")

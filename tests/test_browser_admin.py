@@ -14,6 +14,10 @@ import pytest
 from playwright.async_api import Page, expect
 
 from service.i18n import SUPPORTED_LOCALES, PageRenderer
+from service.intake.intake import ConsultationRequest, file_request
+from service.intake.patient_merges import PatientIdentity, merge_patients
+from worklists.priorities import Priority
+from worklists.sla import SlaPolicy
 
 from .browser import SCREENSHOTS
 from .conftest import PASSWORD
@@ -35,6 +39,8 @@ PAGES = {
     "audit.html": ("audit.js", "manager"),
     "account.html": ("account.js", "clinician"),
 }
+MORE_SCRIPTS = {"admin_facilities.html": ("admin_patient_merges.js",)}
+"""Scripts a page loads besides its own, whose messages it must carry too."""
 
 
 @pytest.fixture
@@ -111,13 +117,14 @@ def test_page_scripts_find_every_message_they_use(renderer, template):
     script, role = PAGES[template]
     html = renderer.render(template, "zh_CN", **page_context(template, role))
     strings = json.loads(json_block(html))
-    source = (STATIC / script).read_text(encoding="utf-8")
     available = {**strings["common"], **strings.get("page", {})}
-    assert message_keys(source) - set(available) == set()
-    for key in re.findall(r'\bplural\(\s*"(\w+)"', source):
-        assert key in strings.get("plurals", {}), key
-    for table in re.findall(r'\blabel\(\s*"(\w+)"', source):
-        assert table in strings, table
+    for name in (script, *MORE_SCRIPTS.get(template, ())):
+        source = (STATIC / name).read_text(encoding="utf-8")
+        assert message_keys(source) - set(available) == set(), name
+        for key in re.findall(r'\bplural\(\s*"(\w+)"', source):
+            assert key in strings.get("plurals", {}), key
+        for table in re.findall(r'\blabel\(\s*"(\w+)"', source):
+            assert table in strings, table
 
 
 @pytest.mark.parametrize(
@@ -150,11 +157,25 @@ def test_account_page_in_chinese(renderer):
 # ---- in the browser ----------------------------------------------------------------------
 
 
+def merge_from_the_county(db, facility_id: int) -> int:
+    """A request filed under P-OLD, merged into P-NEW as an ADT^A40 would; the merge's id."""
+    request = ConsultationRequest(Priority.ROUTINE, accession_number="A-1", patient_id="P-OLD")
+    now = datetime.now(UTC)
+    file_request(db, request, facility_id=facility_id, user_id=None, now=now, sla=SlaPolicy())
+    return merge_patients(
+        db, facility_id=facility_id, surviving=PatientIdentity("P-NEW"),
+        prior=PatientIdentity("P-OLD"), source="HL7 ADT^A40 COUNTY_HIS MSG1",
+        actor_user_id=None, now=now,
+    ).id  # fmt: skip
+
+
 async def test_admin_creates_a_facility_and_a_radiographer_then_disables_them(service, page: Page):
-    """Facilities page → new clinic; Users page → new radiographer (who can log in) → disabled:
-    the table says so and the radiographer's open session is gone."""
+    """Facilities page → new clinic, and the patient merge a county HIS ordered → reversed;
+    Users page → new radiographer (who can log in) → disabled: the table says so and the
+    radiographer's open session is gone."""
     centre = await service.add_facility("Regional Imaging Centre", "regional", "REGION_PACS")
     await service.add_user("root", "admin", centre)
+    merged = await service.database.write(merge_from_the_county, centre)
     base = base_url(service)
     await page.set_viewport_size({"width": 1440, "height": 900})
 
@@ -174,6 +195,13 @@ async def test_admin_creates_a_facility_and_a_radiographer_then_disables_them(se
     await expect(hexi).to_be_visible()
     await expect(hexi.locator(".col-kind")).to_have_text("Township health centre")
     await expect(page.locator("#facility-form-status")).to_contain_text("registered")
+    merge = page.locator(f'tr.merge-row[data-merge-id="{merged}"]')
+    await expect(merge.locator(".col-changed")).to_have_text("#1")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await merge.locator("button.merge-reverse").click()
+    await expect(merge).to_have_attribute("data-reversed", "true")
+    await expect(merge.locator(".col-reversed")).to_contain_text("root")
+    await expect(page.locator("#merges-status")).to_contain_text("P-OLD")
 
     await page.click('.main-nav a[href="/admin/users"]')
     await page.wait_for_url(f"{base}/admin/users")

@@ -103,6 +103,9 @@ ACTIONS: dict[str, EventKind] = {
     "study.upload": EventKind(IMPORT, "C", **_AUTH),  # A.5.3.5 Data Import
     "study.stow": EventKind(IMPORT, "C", **_AUTH),
     "quarantine.view": EventKind(INSTANCES_ACCESSED, "R"),  # A.5.3.6
+    # an HIS merging two patient ids (HL7 ADT^A40), and an administrator undoing it
+    "patient.merged": EventKind(PATIENT_RECORD, "U"),
+    "patient.merge_reversed": EventKind(PATIENT_RECORD, "U"),
     "audit.search": EventKind(AUDIT_LOG_USED, "R", subject="audit_log"),  # A.5.3.2
     "audit.export": EventKind(EXPORT, "R", subject="audit_log"),  # A.5.3.4 Data Export
     "token.create": EventKind(SECURITY_ALERT, "E", USER_SECURITY_ATTRIBUTES_CHANGED),  # A.5.3.11

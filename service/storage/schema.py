@@ -803,3 +803,45 @@ def m027_orders(db: sqlite_utils.Database) -> None:
             WHERE placer_order_number != '';
         """
     )
+
+
+@migrations()
+def m031_patient_merges(db: sqlite_utils.Database) -> None:
+    """Patient merges a hospital system ordered (HL7 ADT^A40): which facility, which identifier
+    survived and which was retired, what the message said of the patient, who or what sent it,
+    and whether an administrator reversed it. ``patient_merge_changes`` keeps, per consultation
+    the merge rewrote, the values it had before and the values the merge wrote (JSON objects of
+    the changed columns only), so a reversal restores exactly those and nothing else."""
+    db.executescript(
+        """
+        CREATE TABLE patient_merges (
+            id INTEGER PRIMARY KEY,
+            facility_id INTEGER NOT NULL REFERENCES facilities(id),
+            surviving_patient_id TEXT NOT NULL,
+            surviving_authority TEXT NOT NULL DEFAULT '',
+            surviving_name TEXT NOT NULL DEFAULT '',
+            surviving_birth_date TEXT NOT NULL DEFAULT '',
+            surviving_sex TEXT NOT NULL DEFAULT '',
+            prior_patient_id TEXT NOT NULL,
+            prior_authority TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL,
+            merged_at TEXT NOT NULL,
+            merged_by INTEGER REFERENCES users(id),
+            reversed_at TEXT,
+            reversed_by INTEGER REFERENCES users(id)
+        );
+        CREATE INDEX patient_merges_facility ON patient_merges(facility_id, merged_at);
+        CREATE INDEX patient_merges_merged_at ON patient_merges(merged_at);
+        CREATE TABLE patient_merge_changes (
+            merge_id INTEGER NOT NULL REFERENCES patient_merges(id),
+            consultation_id INTEGER NOT NULL REFERENCES consultations(id),
+            prior_values TEXT NOT NULL,
+            merged_values TEXT NOT NULL,
+            PRIMARY KEY (merge_id, consultation_id)
+        );
+        CREATE INDEX patient_merge_changes_consultation
+            ON patient_merge_changes(consultation_id);
+        CREATE INDEX IF NOT EXISTS consultations_facility_patient
+            ON consultations(facility_id, patient_id);
+        """
+    )

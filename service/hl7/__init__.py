@@ -1,0 +1,1 @@
+"""HL7 v2.x messages exchanged with hospital systems over MLLP."""
