@@ -10,6 +10,7 @@ still cannot be applied twice since it was never applied.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -56,16 +57,6 @@ HANDLERS: dict[str, Handler] = {
     "ADT^A08": apply_update,
     "ADT^A40": patient_merge_not_wired,
 }
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The ACK's bytes and the consultations to publish once it is committed."""
-
-    ack: bytes
-    code: str
-    changed: tuple[int, ...] = ()
-    created: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,7 +163,7 @@ class Dispatcher:
         parsed: Parsed | None = None
         facility: dict[str, Any] | None = None
         try:
-            parsed = parse(raw)
+            parsed = await asyncio.to_thread(parse, raw)  # up to 1 MiB of text: not on the loop
             facility = await self._facility(parsed.header)
             text, applied = await self.database.write(
                 apply, parsed, facility, now=now, sla=self.sla, peer=peer

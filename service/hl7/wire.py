@@ -34,10 +34,13 @@ class Decoded:
 
 
 def declared_charset(raw: bytes) -> str:
-    """MSH-18 as sent ('' when absent)."""
+    """MSH-18 as sent ('' when absent): the MSH segment's bytes split on its own field and
+    component separators (MSH-1, MSH-2)."""
     segment = raw.split(b"\r", 1)[0].split(b"\n", 1)[0].decode("latin-1")
-    fields = segment.split(segment[3]) if len(segment) > 3 else []
-    return fields[17].split(segment[4] if len(segment) > 4 else "^")[0] if len(fields) > 17 else ""
+    if len(segment) < 5:
+        return ""
+    fields = segment.split(segment[3])  # fields[n] is MSH-(n+1): MSH-1 is the separator
+    return fields[17].split(segment[4])[0] if len(fields) > 17 else ""
 
 
 def codec_for(charset: str) -> str | None:
