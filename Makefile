@@ -37,7 +37,7 @@ test-system-deps:
 	@scripts/install-system-deps.sh --test
 
 run: system-deps $(STAMP) $(OHIF_STAMP)
-	@$(VENV)/bin/teleread serve --demo
+	@TELEREAD_HL7_PORT=$${TELEREAD_HL7_PORT:-2575} $(VENV)/bin/teleread serve --demo
 
 lint: test-system-deps $(STAMP) $(NODE_STAMP)
 	@$(VENV)/bin/ruff check service worklists viewer tests bench

@@ -21,6 +21,8 @@ from worklists.rules import DEFAULT_RULES_PATH, RulesError, WorklistRules, parse
 from .audit.forwarding import atna_forwarder
 from .auth.session_cache import SessionCache
 from .demo.first_start import archive_is_empty, send_demo
+from .hl7.dispatch import Dispatcher
+from .hl7.listener import MllpListener
 from .http.auditing import audit_middleware
 from .http.cors import add_cors_headers, cors_middleware
 from .http.errors import error_middleware
@@ -167,6 +169,8 @@ def create_app(
     if role.primary and orthanc:
         contexts.append(follower_context)
         contexts.append(worklist_files_context)
+    if role.primary and settings.hl7_port:
+        contexts.append(hl7_context)
     contexts.append(atna_context)
     contexts.append(health_context)
     contexts.append(secondaries_context)
@@ -429,6 +433,16 @@ async def atna_context(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     async with forwarder.running():
+        yield
+
+
+async def hl7_context(app: web.Application) -> AsyncIterator[None]:
+    """The HL7 v2 MLLP listener (``TELEREAD_HL7_PORT``), in the primary only: orders and
+    patient updates from hospital systems (service/hl7/)."""
+    settings = app[SETTINGS]
+    listener = MllpListener(Dispatcher(app[DATABASE], app[EFFECTS], app[SLA]))
+    assert settings.hl7_port is not None
+    async with listener.running(settings.host, settings.hl7_port):
         yield
 
 

@@ -70,6 +70,8 @@ class Settings:
     ohif_dir: Path | None = None
     cors_origins: str | None = None
     mwl_dir: Path | None = None
+    hl7_port: int | None = None
+    """The HL7 v2 MLLP listener's port (service/hl7/listener.py); off when unset."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -130,6 +132,8 @@ def _convert(name: str, raw: Any) -> Any:
         return Path(str(raw)) if raw else None
     if raw is None or raw == "":
         return None if default is None else default
+    if name == "hl7_port":
+        kind = int
     if kind is bool:
         return str(raw).lower() in {"1", "true", "yes", "on"}
     if kind in (int, float):
@@ -170,9 +174,9 @@ def load_settings(
 
 
 def _validate(settings: Settings) -> None:
-    for port_name in ("port", "orthanc_http_port", "orthanc_dicom_port"):
+    for port_name in ("port", "orthanc_http_port", "orthanc_dicom_port", "hl7_port"):
         port = getattr(settings, port_name)
-        if not 0 < port < 65536:
+        if port is not None and not 0 < port < 65536:
             raise SettingsError(f"{ENV_PREFIX}{port_name.upper()} must be a TCP port, got {port}")
     if settings.stable_age < 1:
         raise SettingsError("TELEREAD_STABLE_AGE must be at least 1 second")

@@ -459,3 +459,17 @@ def escalation_candidates(db: sqlite_utils.Database) -> list[dict[str, Any]]:
         "  AND o.type = 'escalated' AND o.detail LIKE '%\"overdue\"%')"
     )
     return [dict(row) for row in db.execute(sql)]
+
+
+def open_of_patient(
+    db: sqlite_utils.Database, facility_id: int, patient_id: str
+) -> list[dict[str, Any]]:
+    """The facility's open consultations of a patient (what an HIS patient update changes)."""
+    if not patient_id:
+        return []
+    rows = db.execute(
+        f"SELECT * FROM consultations c WHERE facility_id = ? AND patient_id = ?"
+        f" AND {OPEN_CONDITION} ORDER BY id",
+        [facility_id, patient_id],
+    )
+    return [dict(r) for r in rows]

@@ -806,6 +806,23 @@ def m027_orders(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m029_hl7_received(db: sqlite_utils.Database) -> None:
+    """HL7 v2 messages applied from each facility's hospital system, by their control ID
+    (MSH-10, unique per sending facility), with the ACK they were answered with: a message
+    sent again (an MLLP sender that missed the ACK retries) is answered with the same ACK and
+    applied once (service/hl7/dispatch.py)."""
+    db.execute(
+        "CREATE TABLE hl7_received ("
+        " facility_id INTEGER NOT NULL REFERENCES facilities(id),"
+        " control_id TEXT NOT NULL,"
+        " message_type TEXT NOT NULL,"
+        " ack TEXT NOT NULL,"
+        " received_at TEXT NOT NULL,"
+        " PRIMARY KEY (facility_id, control_id))"
+    )
+
+
+@migrations()
 def m031_patient_merges(db: sqlite_utils.Database) -> None:
     """Patient merges a hospital system ordered (HL7 ADT^A40): which facility, which identifier
     survived and which was retired, what the message said of the patient, who or what sent it,
