@@ -20,6 +20,7 @@ from worklists.rules import DEFAULT_RULES_PATH, RulesError, WorklistRules, parse
 
 from .audit.forwarding import atna_forwarder
 from .auth.session_cache import SessionCache
+from .demo.county_his import CountyHis, connect_county, free_local_port
 from .demo.first_start import archive_is_empty, send_demo
 from .hl7.dispatch import Dispatcher
 from .hl7.listener import MllpListener
@@ -491,6 +492,21 @@ async def reports_context(app: web.Application) -> AsyncIterator[None]:
 async def send_demo_from(app: web.Application) -> None:
     """Send the demo studies (and sign the demo report) with this app's objects."""
     await send_demo(app[DATABASE], app[SETTINGS], app[SLA], app[CA], app[EFFECTS])
+
+
+async def demo_his_context(app: web.Application) -> AsyncIterator[None]:
+    """``teleread serve --demo`` with the HL7 listener on: the county's HIS receives results on
+    a local MLLP port of its own while the service runs (service/demo/county_his.py)."""
+    settings = app[SETTINGS]
+    if not settings.hl7_port:
+        yield
+        return
+    his = CountyHis(settings.data_dir / "demo-his")
+    port = free_local_port()
+    async with his.running(port):
+        await connect_county(app[DATABASE], port)
+        log.info("demo: the county HIS receives results on 127.0.0.1:%d", port)
+        yield
 
 
 async def demo_studies_context(app: web.Application) -> AsyncIterator[None]:

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from ..app import create_app, demo_studies_context
+from ..app import create_app, demo_his_context, demo_studies_context
 from ..demo import seed as demo
 from ..demo.first_start import seed_accounts_once
 from ..http.keys import SECONDARIES, SERVICE_EXIT
@@ -73,6 +73,7 @@ def _serve(settings: Settings, seed_demo: bool) -> int:
     role = ProcessRole(0, count, bus_path_for(settings) if count > 1 else None)
     app = create_app(settings, role)
     if seed_demo:
+        app.cleanup_ctx.append(demo_his_context)
         app.cleanup_ctx.append(demo_studies_context)
     try:
         web.run_app(

@@ -22,8 +22,8 @@ from ..storage import facilities as facility_store
 from ..storage import users as user_store
 from ..worklist.effects import AfterCommit
 from ..worklist.live_feed import publish_changes
-from . import seed
-from .signed_report import sign_demo_report
+from . import county_his, seed
+from .signed_report import COUNTY_ACCESSION, COUNTY_DRAFT, sign_demo_report
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ async def send_demo(
     if None in facility_ids.values():
         return
     try:
+        ordered = await _order_from_county_his(settings)
         sent = await seed.send_demo_studies(
             database,
             facility_ids,
@@ -70,8 +71,24 @@ async def send_demo(
         scheduled = await seed.file_scheduled_request(database, facility_ids, sla)
         await publish_changes(database, effects, [scheduled], [scheduled])
         await sign_demo_report(database, settings, ca, effects, seed.DEMO_PASSWORD)
+        if ordered:
+            await sign_demo_report(
+                database, settings, ca, effects, seed.DEMO_PASSWORD,
+                accession=COUNTY_ACCESSION, draft=COUNTY_DRAFT,
+            )  # fmt: skip
     except Exception:
         log.exception("demo studies could not be sent")
+
+
+async def _order_from_county_his(settings: Settings) -> bool:
+    """With teleread's HL7 listener on, the county HIS orders its MR before the images come;
+    True when teleread took the order (its signed result then goes back to the HIS)."""
+    if not settings.hl7_port:
+        return False
+    answer = await county_his.send_order(settings.hl7_port, utc_now())
+    log.info("demo: the county HIS ordered MR %s by HL7; teleread answered %s",
+             county_his.ORDERED_ACCESSION, answer)  # fmt: skip
+    return answer == "AA"
 
 
 async def wait_until_ingested(database: Database) -> None:

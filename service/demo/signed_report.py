@@ -23,6 +23,16 @@ log = logging.getLogger(__name__)
 
 READER = "dr.li"
 ACCESSION = "DX24001"
+#: The county's lumbar spine MR its HIS ordered by HL7 (county_his.py): signed, its ORU^R01
+#: goes back to the HIS.
+COUNTY_ACCESSION = "CY248820"
+COUNTY_DRAFT = {
+    "findings": "L4/5 椎间盘向左后方突出，左侧侧隐窝变窄，左侧 L5 神经根受压。L5/S1 椎间盘膨出。"
+    "腰椎生理曲度变直，椎体边缘骨质增生。",
+    "impression": "L4/5 椎间盘突出（左后型），左侧 L5 神经根受压；腰椎退行性变。",
+    "recommendation": "建议骨科或疼痛科就诊。",
+    "quality": "good",
+}
 DRAFT = {
     "findings": "两肺纹理增多，右下肺野见斑片状模糊影，边界不清。心影大小正常。两侧肋膈角锐利。",
     "impression": "右下肺炎症可能，请结合临床。",
@@ -31,8 +41,8 @@ DRAFT = {
 }
 
 
-def _target(db: Any) -> tuple[int, dict[str, Any]] | None:
-    consultation_id = consultation_store.received_by_accession(db, ACCESSION)
+def _target(db: Any, accession: str) -> tuple[int, dict[str, Any]] | None:
+    consultation_id = consultation_store.received_by_accession(db, accession)
     reader = user_store.user_by_username(db, READER)
     if consultation_id is None or reader is None:
         return None
@@ -46,12 +56,15 @@ async def sign_demo_report(
     effects: AfterCommit,
     password: str,
     timeout: float = 120,
+    accession: str = ACCESSION,
+    draft: dict[str, str] = DRAFT,
 ) -> bool:
-    """Wait for the chest film to arrive, then claim, write and sign it as Dr Li."""
+    """Wait for the study (the chest film by default) to arrive with its request, then claim,
+    write and sign it as Dr Li."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while (found := await database.read(_target)) is None:
+    while (found := await database.read(_target, accession)) is None:
         if asyncio.get_running_loop().time() > deadline:
-            log.warning("demo: the chest film never arrived; no demo report signed")
+            log.warning("demo: study %s never arrived; its demo report is not signed", accession)
             return False
         await asyncio.sleep(1)
     consultation_id, account = found
@@ -59,7 +72,7 @@ async def sign_demo_report(
     await effects.write(
         database, claims.claim, consultation_id, reader, utc_now(), settings.claim_lease_minutes
     )
-    await database.write(save_draft, consultation_id, reader, DRAFT, utc_now())
+    await database.write(save_draft, consultation_id, reader, draft, utc_now())
     public_url = settings.public_url or f"http://{settings.host}:{settings.port}"
     signed = await sign_report(
         database,
