@@ -27,6 +27,7 @@ from service.fhir.identity import patient_logical_id
 from service.storage import consultations as consultation_store
 from service.storage.audit import audit_rows
 
+from .conftest import PASSWORD
 from .consortium import CENTRE, OTHER, OWN, SIGNED_STUDY, Consortium, consortium
 
 __all__ = ["consortium"]  # the module-scoped fixture, imported for pytest
@@ -274,3 +275,17 @@ async def test_studies_and_signed_reports_of_a_patient(consortium: Consortium):
         assert status == 200 and Bundle.model_validate(body).total == 0
     status, _ = await _get(world, f"/fhir/DiagnosticReport/{world.signed_id}", county)
     assert status == 404
+
+    reader = world.caller("specialist", CENTRE).headers
+    path = f"/api/consultations/{world.signed_id}/report"
+    response = await world.client.post(f"{path}/correction", headers=reader)
+    assert response.status == 200, await response.text()
+    draft = {"findings": "Hyperdense focus.", "impression": "Acute subdural bleed."}
+    response = await world.client.put(f"{path}/draft", headers=reader, json=draft)
+    assert response.status == 200, await response.text()
+    response = await world.client.post(f"{path}/sign", headers=reader, json={"password": PASSWORD})
+    assert response.status == 201, await response.text()
+    status, body = await _get(world, f"/fhir/DiagnosticReport/{world.signed_id}", headers)
+    corrected = DiagnosticReport.model_validate(body)
+    assert (corrected.status, corrected.conclusion) == ("amended", "Acute subdural bleed.")
+    assert corrected.presentedForm[0].url.endswith("/report/versions/2/pdf")
