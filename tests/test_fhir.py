@@ -109,6 +109,8 @@ async def test_metadata_formats_and_errors_speak_fhir(consortium: Consortium):
     assert {p.name for p in served["ServiceRequest"].searchParam} >= {
         "patient", "status", "requester"
     }  # fmt: skip
+    status, _ = await _get(consortium, "/fhir/metadata", _format="json")
+    assert status == 200
     status, body = await _get(consortium, "/fhir/metadata", _format="xml")
     assert status == 406 and _outcome(body).issue[0].code == "not-supported"
     status, _ = await _get(consortium, "/fhir/metadata", {"Accept": "application/fhir+xml"})

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
+from pydantic import ValidationError
 
 from .identity import (
     DCM,
@@ -46,7 +47,12 @@ def parse_service_request(body: Any) -> ServiceRequest:
     """The posted JSON as a validated R4B ServiceRequest (raises pydantic's ValidationError)."""
     if not isinstance(body, dict) or body.get("resourceType") != "ServiceRequest":
         raise InvalidOrder("the body must be a ServiceRequest resource", "resourceType")
-    return ServiceRequest.model_validate(body)
+    try:
+        return ServiceRequest.model_validate(body)
+    except ValidationError:
+        raise
+    except (TypeError, ValueError, AttributeError) as exc:  # a model's own check, not pydantic's
+        raise InvalidOrder(f"not a valid ServiceRequest: {exc}", "ServiceRequest") from exc
 
 
 def order_fields(resource: ServiceRequest, facility_id: int) -> dict[str, Any]:
@@ -119,7 +125,7 @@ def _contained_patient(resource: ServiceRequest, local_id: str) -> dict[str, Any
                 given = " ".join(name.given or [])
                 fields["patient_name"] = f"{name.family or ''}^{given}".strip("^") or name.text
             if contained.birthDate:
-                fields["patient_birth_date"] = contained.birthDate.isoformat().replace("-", "")
+                fields["patient_birth_date"] = str(contained.birthDate).replace("-", "")
             if contained.gender:
                 fields["patient_sex"] = GENDER_TO_SEX.get(contained.gender)
             return fields

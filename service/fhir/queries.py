@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..runtime.orthanc.client import OrthancClient
+from ..runtime.orthanc.client import OrthancClient, OrthancError
 from ..storage import Database
 from ..storage import fhir as store
 from ..storage.scope import Scope
@@ -52,12 +52,23 @@ async def imaging_studies(
         return Found()
     match = replace(search.match, with_images=True)
     rows = await database.read(store.orders, scope, match, search.limit)
-    series = await asyncio.gather(*(orthanc.study_series(r["orthanc_study_id"]) for r in rows))
+    series = await asyncio.gather(*(_series_of(orthanc, r["orthanc_study_id"]) for r in rows))
     return Found(
         [resources.imaging_study(r, s, dicomweb) for r, s in zip(rows, series, strict=True)],
         {r["patient_id"] for r in rows if r["patient_id"]},
         {r["study_instance_uid"] for r in rows},
     )
+
+
+async def _series_of(orthanc: OrthancClient, orthanc_study_id: str) -> list[dict[str, Any]]:
+    """The study's series; none when the archive no longer holds it (its images moved to the
+    quarantine since), rather than failing the whole search."""
+    try:
+        return await orthanc.study_series(orthanc_study_id)
+    except OrthancError as exc:
+        if exc.status == 404:
+            return []
+        raise
 
 
 async def diagnostic_reports(

@@ -171,6 +171,7 @@ def service_request(row: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "id": str(cid),
+        "meta": {"lastUpdated": row["updated_at"]},
         "identifier": _order_identifiers(row) or None,
         "status": ORDER_STATUS.get(row["status"], "unknown"),
         "intent": "order",
