@@ -23,7 +23,7 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from fhirclient.models.servicerequest import ServiceRequest as ClientServiceRequest
 from fhirclient.server import FHIRServer
 
-from service.fhir.identity import patient_logical_id
+from service.fhir.identity import parse_patient_logical_id, patient_logical_id
 from service.storage import consultations as consultation_store
 from service.storage.audit import audit_rows
 
@@ -185,6 +185,10 @@ async def test_a_posted_order_is_a_consultation_and_revoking_it_cancels_it(
     assert (row["requested_via"], row["placer_order_number"]) == ("fhir", "HIS-ORD-77")
     assert (row["requested_procedure_code"], row["patient_birth_date"]) == ("CTHEAD", "19700304")
 
+    again = await world.client.post("/fhir/ServiceRequest", json=_order(), headers=requester)
+    assert again.status == 409  # the same order twice: request_exists, no second one
+    assert _outcome(await again.json()).issue[0].details.coding[0].code == "request_exists"
+
     invalid = _order(priority="whenever")
     del invalid["subject"]  # fhir.resources: "subject  Field required"
     response = await world.client.post("/fhir/ServiceRequest", json=invalid, headers=requester)
@@ -291,3 +295,14 @@ async def test_studies_and_signed_reports_of_a_patient(consortium: Consortium):
     corrected = DiagnosticReport.model_validate(body)
     assert (corrected.status, corrected.conclusion) == ("amended", "Acute subdural bleed.")
     assert corrected.presentedForm[0].url.endswith("/report/versions/2/pdf")
+
+
+@pytest.mark.parametrize("patient_id", ["DX0001", "住院号-42", "a_b/c d", "x" * 45])
+def test_a_patient_id_survives_its_logical_id(patient_id: str):
+    """Any patient ID up to 45 bytes gives a valid FHIR id (``[A-Za-z0-9\\-.]{1,64}``) that
+    reads back as the same facility and ID; ids teleread never made name nobody."""
+    logical_id = patient_logical_id(7, patient_id)
+    assert Patient.model_validate({"resourceType": "Patient", "id": logical_id}).id == logical_id
+    assert parse_patient_logical_id(logical_id) == (7, patient_id)
+    for made_up in ("7-RFgwMDAx", "f7-", "f7-RFgwMDAx=", "f7-!!", "f7-RFgwMDAxA", "f7-/w"):
+        assert parse_patient_logical_id(made_up) is None, made_up

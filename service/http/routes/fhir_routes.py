@@ -184,7 +184,7 @@ async def search_service_requests(request: web.Request) -> web.Response:
 @routes.post("/fhir/ServiceRequest")
 @allow(*REQUESTING_ROLES)
 @audited("fhir.create", "consultation")
-@fhir_doc("FHIR create ServiceRequest: file a consultation request", body=True, success=(201,))
+@fhir_doc("FHIR create ServiceRequest: file a consultation request", body=True, success=(200, 201))
 async def create_service_request(request: web.Request) -> web.Response:
     user = current_user(request)
     try:
@@ -209,7 +209,9 @@ async def create_service_request(request: web.Request) -> web.Response:
     await publish_changes(
         database, request.app[EFFECTS], [consultation_id], [consultation_id] if created else []
     )
-    return await _answer_order(request, consultation_id, 201)
+    # 200 when the order completed a consultation already here (its images came first), as the
+    # JSON API answers; the same order twice is a 409 (request_exists).
+    return await _answer_order(request, consultation_id, 201 if created else 200)
 
 
 async def _answer_order(request: web.Request, consultation_id: int, status: int) -> web.Response:
