@@ -27,6 +27,7 @@ from .hl7.listener import MllpListener
 from .http.auditing import audit_middleware
 from .http.cors import add_cors_headers, cors_middleware
 from .http.errors import error_middleware
+from .http.fhir_answers import fhir_middleware
 from .http.keys import (
     BUS,
     CA,
@@ -147,7 +148,13 @@ def create_app(
     """
     role = role or ProcessRole()
     app = web.Application(
-        middlewares=[cors_middleware, error_middleware, audit_middleware, access_middleware],
+        middlewares=[
+            cors_middleware,
+            error_middleware,
+            fhir_middleware,
+            audit_middleware,
+            access_middleware,
+        ],
         client_max_size=1 << 20,
     )
     app[SETTINGS] = settings

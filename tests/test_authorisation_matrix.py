@@ -9,8 +9,9 @@ write through these): a new write route without a line in it fails
 
 Outcomes: *allowed* is anything but 401, 403 and 404 (a 400 or 409 means the authorisation passed
 and the request or the state was refused: bodies are valid wherever a handler checks rights
-itself); *refused* is 403 with a JSON reason; *hidden* is 404 (a consultation outside the caller's
-scope does not exist for them); without a session every non-public route answers 401.
+itself); *refused* is 403 with a JSON reason (an OperationOutcome under /fhir); *hidden* is 404
+(a consultation outside the caller's scope does not exist for them); without a session every
+non-public route answers 401.
 
 Places are seen from the consultations of the fixtures, all of the township clinic: *own* is the
 clinic's staff, *other* a county hospital's, *centre* the regional centre's. The clinic's requester
@@ -118,6 +119,8 @@ SPEC: dict[str, Rule] = {
     "DELETE /api/worklist/filters/{id}": everywhere(*STAFF),
     # A facility sends its own studies and files its own requests.
     "POST /api/consultations": everywhere(*CLINIC),
+    "POST /fhir/ServiceRequest": everywhere(*CLINIC),
+    "PUT /fhir/ServiceRequest/{id}": on_the_clinics_consultation(*CLINIC),
     "POST /api/studies": everywhere("radiographer", "requester"),
     "POST /dicom-web/studies": everywhere("radiographer", "requester"),
     "POST /dicom-web/studies/{study}": everywhere("radiographer", "requester"),
@@ -272,6 +275,32 @@ async def _delete_filter(world: Consortium, caller: Caller | None) -> Call:
 async def _request(world: Consortium, caller: Caller | None) -> Call:
     body = {"accession_number": f"MATRIX-{next(SERIAL)}", "priority": "routine"}
     return "/api/consultations", {"json": body}
+
+
+@calls("POST /fhir/ServiceRequest")
+async def _fhir_order(world: Consortium, caller: Caller | None) -> Call:
+    accession = {"type": {"coding": [{"code": "ACSN"}]}, "value": f"MATRIX-F{next(SERIAL)}"}
+    body = {
+        "resourceType": "ServiceRequest",
+        "status": "active",
+        "intent": "order",
+        "subject": {"identifier": {"value": "MATRIX-PATIENT"}},
+        "identifier": [accession],
+    }
+    return "/fhir/ServiceRequest", {"json": body}
+
+
+@calls("PUT /fhir/ServiceRequest/{id}")
+async def _fhir_order_update(world: Consortium, caller: Caller | None) -> Call:
+    """A change teleread refuses (400) once the caller may reach the order: nothing changes."""
+    body = {
+        "resourceType": "ServiceRequest",
+        "id": str(world.open_id),
+        "status": "on-hold",
+        "intent": "order",
+        "subject": {"reference": "Patient/unknown"},
+    }
+    return f"/fhir/ServiceRequest/{world.open_id}", {"json": body}
 
 
 @calls("POST /api/studies")
@@ -541,6 +570,10 @@ async def test_a_write_route_admits_exactly_whom_the_table_says(consortium, rout
         who = f"{caller.role}@{caller.place}" if caller else "no session"
         if not _agrees(expected, response.status):
             wrong.append(f"{who}: expected {expected}, got {response.status} {body[:160]}")
+        elif response.status in (401, 403, 404) and path.startswith("/fhir/"):
+            assert response.content_type == "application/fhir+json", (who, body)
+            assert (await response.json())["issue"][0]["diagnostics"], (who, body)
+            refused.append(caller.user_id if caller else None)
         elif response.status in (401, 403, 404):
             assert response.content_type == "application/json", (who, body)
             assert (await response.json())["detail"], (who, body)

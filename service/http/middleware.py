@@ -85,7 +85,8 @@ async def access_middleware(request: web.Request, handler: Any) -> web.StreamRes
         raise ApiError(403, "forbidden", "this route declares no access rule")
     if declared is not None and not permits(declared, user):
         if user is None:
-            if request.method == "GET" and not request.path.startswith(("/api/", "/dicom-web/")):
+            api = request.path.startswith(("/api/", "/dicom-web/", "/fhir/"))
+            if request.method == "GET" and not api:
                 raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
             raise ApiError(401, "unauthorized", "log in first (session missing or expired)")
         raise ApiError(403, "forbidden", "your role may not do this")

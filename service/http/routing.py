@@ -18,6 +18,7 @@ from .routes import (
     dicomweb_retrieve_routes,
     dicomweb_routes,
     dictionary_routes,
+    fhir_routes,
     health_routes,
     live_routes,
     notification_routes,
@@ -74,6 +75,7 @@ def setup_routes(app: web.Application) -> None:
         report_routes,
         portal_routes,
         signing_routes,
+        fhir_routes,
     ):
         app.router.add_routes(module.routes)
     viewer_pages.add_static(app)
