@@ -19,6 +19,7 @@ from .routes import (
     dicomweb_routes,
     dictionary_routes,
     health_routes,
+    hl7_outbox_routes,
     live_routes,
     notification_routes,
     ohif_routes,
@@ -72,6 +73,7 @@ def setup_routes(app: web.Application) -> None:
         report_routes,
         portal_routes,
         signing_routes,
+        hl7_outbox_routes,
     ):
         app.router.add_routes(module.routes)
     viewer_pages.add_static(app)
