@@ -19,6 +19,7 @@ import hl7
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hl7.mllp import start_hl7_server
+from playwright.async_api import Page, expect
 
 from service.app import create_app
 from service.intake.intake import (
@@ -30,6 +31,7 @@ from service.intake.intake import (
 )
 from service.settings import Settings
 from service.storage import facilities as facility_store
+from tests.browser import log_in
 from tests.conftest import PASSWORD, Service, free_port, start_from
 from worklists.priorities import Priority
 from worklists.sla import SlaPolicy
@@ -251,6 +253,8 @@ async def test_a_signed_report_reaches_the_his_as_an_oru_r01_with_the_pdf(world)
 async def test_his_down_then_back_gets_the_original_then_the_correction(world):
     """While the HIS is away the result waits (pending, with the reason) and so does the
     correction behind it; once it listens, F arrives first and C after it."""
+    # The next test's refused result backs off meanwhile (its waits would add seconds).
+    await _sign(world, "ae", "Normal.")
     await _sign(world, "down", "First reading.")
 
     async def waiting():
@@ -288,8 +292,7 @@ async def test_his_down_then_back_gets_the_original_then_the_correction(world):
 
 async def test_an_his_answering_ae_fails_the_result_with_its_reason_and_retry(world):
     """AE is retried with backoff, then failed; the administrator sees the HIS's ERR text and
-    may send it again; a sent result cannot be retried."""
-    await _sign(world, "ae", "Normal.")
+    may send it again; a sent result cannot be retried. (Signed in the previous test.)"""
 
     async def failed():
         rows = await _row(world, "ae", status="failed")
@@ -340,3 +343,25 @@ async def _audited(world: World, action: str, key: str) -> None:
     mine = [i for i in items if i["resource_id"] == str(world.cids[key])]
     assert mine and mine[0]["patient_id"] == f"PID-{key.upper()}"
     assert mine[0]["resource_type"] == "consultation"
+
+
+async def test_the_admin_page_lists_the_outbox_and_sends_a_result_again(world, page: Page):
+    """The facilities page's outbox section in a real browser: every result with its state,
+    the filter, the HIS's reason on the refused one, and its "Send again" button."""
+    base = str(world.service.client.make_url("/")).rstrip("/")
+    await log_in(page, base, "root", "/admin/facilities")
+    await expect(page.locator("#hl7-outbox-title")).to_have_text("HL7 results outbox")
+    rows = page.locator("#hl7-outbox tr.hl7-row")
+    await expect(rows).to_have_count(5)  # county, down F and C, ae, gb; none for "none"
+    await page.select_option("#hl7-status", "sent")
+    await expect(rows).to_have_count(4)
+    await expect(rows.first.locator(".col-status")).to_have_text("Sent")
+    await expect(rows.locator(".hl7-retry")).to_have_count(0)
+    await expect(page.locator("#hl7-outbox")).to_contain_text("王^小明")
+    await page.select_option("#hl7-status", "")
+    refused = page.locator("#hl7-outbox tr.hl7-row", has_text="患者未登记")
+    await expect(refused).to_have_count(1)
+    async with page.expect_response(lambda r: r.url.endswith("/retry")) as answer:
+        await refused.locator(".hl7-retry").click()
+    assert (await answer.value).status == 200
+    await expect(page.locator("#hl7-error")).to_have_text("")

@@ -120,7 +120,8 @@ def get_message(db: sqlite_utils.Database, outbox_id: int) -> dict[str, Any]:
 
 
 def retry_message(db: sqlite_utils.Database, outbox_id: int, now: str) -> dict[str, Any]:
-    """Make a failed (or waiting) message due now with a fresh count of attempts. A sent one is
+    """Make a failed (or waiting) message due now with a fresh count of attempts, to the
+    facility's endpoint as it is now (an administrator may have corrected it). A sent one is
     refused (``already_sent``), and so is one a later message of its consultation has already
     replaced at the HIS (``superseded``): sending it now would put the older result last."""
     row = get_message(db, outbox_id)
@@ -136,7 +137,9 @@ def retry_message(db: sqlite_utils.Database, outbox_id: int, now: str) -> dict[s
             "superseded", f"a later result of this consultation (#{later['id']}) was sent"
         )
     db.execute(
-        "UPDATE hl7_outbox SET status = 'pending', attempts = 0, next_attempt_at = ? WHERE id = ?",
+        "UPDATE hl7_outbox SET status = 'pending', attempts = 0, next_attempt_at = ?,"
+        " endpoint = coalesce((SELECT nullif(hl7_endpoint, '') FROM facilities"
+        "   WHERE id = hl7_outbox.facility_id), endpoint) WHERE id = ?",
         [now, outbox_id],
     )
     return get_message(db, outbox_id)
