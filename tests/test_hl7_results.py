@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from hl7.mllp import start_hl7_server
 from playwright.async_api import Page, expect
 
 from service.app import create_app
+from service.hl7.results_outbox import NotAccepted, ack_verdict
 from service.intake.intake import (
     ConsultationRequest,
     InstanceOrigin,
@@ -145,7 +147,7 @@ async def world(
     settings = Settings(
         data_dir=directory / "var",
         hl7_retry_seconds=0.1,
-        hl7_max_attempts=6,
+        hl7_max_attempts=7,  # 6.3 s of backoff: the HIS that is down stays pending meanwhile
         delivery_retry_seconds=600,  # no archive here: the archive copy just waits
     )
     start_from(migrated_database, settings)
@@ -211,6 +213,8 @@ async def _row(world: World, key: str, **params: str) -> list[dict]:
 async def test_a_signed_report_reaches_the_his_as_an_oru_r01_with_the_pdf(world):
     """ORU^R01 with MSH-18 UTF-8, the patient, placer and accession numbers, the text, F,
     the verification code, the signer, times with the facility's offset, and the PDF."""
+    # The refused result of a later test backs off meanwhile (its waits would add seconds).
+    await _sign(world, "ae", "Normal.")
     signed = await _sign(world, "county", "脑实质未见异常密度影。\nMidline | centred ^ ok.")
     await world.service.wait_for(lambda: _received(world.his, 1), timeout=10)
     raw = world.his.received[0]
@@ -253,8 +257,6 @@ async def test_a_signed_report_reaches_the_his_as_an_oru_r01_with_the_pdf(world)
 async def test_his_down_then_back_gets_the_original_then_the_correction(world):
     """While the HIS is away the result waits (pending, with the reason) and so does the
     correction behind it; once it listens, F arrives first and C after it."""
-    # The next test's refused result backs off meanwhile (its waits would add seconds).
-    await _sign(world, "ae", "Normal.")
     await _sign(world, "down", "First reading.")
 
     async def waiting():
@@ -292,16 +294,16 @@ async def test_his_down_then_back_gets_the_original_then_the_correction(world):
 
 async def test_an_his_answering_ae_fails_the_result_with_its_reason_and_retry(world):
     """AE is retried with backoff, then failed; the administrator sees the HIS's ERR text and
-    may send it again; a sent result cannot be retried. (Signed in the previous test.)"""
+    may send it again; a sent result cannot be retried. (Signed in the first test.)"""
 
     async def failed():
         rows = await _row(world, "ae", status="failed")
         return rows[0] if rows else None
 
     row = await world.service.wait_for(failed, timeout=10)
-    assert row["ack_code"] == "AE" and row["attempts"] == 6
+    assert row["ack_code"] == "AE" and row["attempts"] == 7
     assert "患者未登记" in row["reason"] and "Unknown key identifier" in row["reason"]
-    assert len(world.ae_his.received) == 6
+    assert len(world.ae_his.received) == 7
     client = world.service.client
     retried = await client.post(f"/api/admin/hl7-outbox/{row['id']}/retry", headers=world.admin)
     assert retried.status == 200, await retried.text()
@@ -365,3 +367,21 @@ async def test_the_admin_page_lists_the_outbox_and_sends_a_result_again(world, p
         await refused.locator(".hl7-retry").click()
     assert (await answer.value).status == 200
     await expect(page.locator("#hl7-error")).to_have_text("")
+
+
+@pytest.mark.parametrize(
+    ("segments", "refusal"),
+    [
+        ("MSA|AA|TR0000000002", "answers message 'TR0000000002'"),
+        ("MSA|AR|TR0000000001\rERR|PID^1^3^Patient unknown", "AR: ERR|PID^1^3^Patient unknown"),
+        ("MSA|AE|TR0000000001|Order not found", "AE: Order not found"),
+        ("PID|1", "no MSA segment"),
+    ],
+)
+def test_only_an_aa_for_this_message_counts_as_sent(segments, refusal):
+    """AA naming our control ID is sent; anything else is refused with what the HIS said."""
+    header = "MSH|^~\\&|HIS|COUNTY|TELEREAD||20261203||ACK^R01^ACK|A1|P|2.5.1\r"
+    accepted = hl7.parse(header + "MSA|AA|TR0000000001")
+    assert ack_verdict(accepted, "TR0000000001") == "AA"
+    with pytest.raises(NotAccepted, match=re.escape(refusal)):
+        ack_verdict(hl7.parse(header + segments), "TR0000000001")
