@@ -183,14 +183,16 @@ async def world(
         await ae_his.stop()
 
 
-async def _sign(world: World, key: str, findings: str, *, correction: bool = False) -> dict:
+async def _sign(
+    world: World, key: str, findings: str, *, correction: bool = False, critical: bool = False
+) -> dict:
     client, base = world.service.client, f"/api/consultations/{world.cids[key]}"
     if correction:
         opened = await client.post(f"{base}/report/correction", headers=world.li)
     else:
         opened = await client.post(f"{base}/claim", headers=world.li)
     assert opened.status == 200, await opened.text()
-    draft = {"findings": findings, "impression": "未见颅内出血。\nNo bleed."}
+    draft = {"findings": findings, "impression": "未见颅内出血。\nNo bleed.", "critical": critical}
     saved = await client.put(f"{base}/report/draft", headers=world.li, json=draft)
     assert saved.status == 200, await saved.text()
     signed = await client.post(f"{base}/report/sign", headers=world.li, json={"password": PASSWORD})
@@ -318,9 +320,10 @@ async def test_an_his_answering_ae_fails_the_result_with_its_reason_and_retry(wo
 
 
 async def test_a_gb18030_facility_gets_gb18030_bytes(world):
-    """MSH-18 GB 18030, and the bytes decode as GB 18030 (not UTF-8) with the name right."""
+    """MSH-18 GB 18030, and the bytes decode as GB 18030 (not UTF-8) with the name right; this
+    report's critical finding flags the impression's lines AA."""
     before = len(world.his.received)
-    await _sign(world, "gb", "两肺纹理清晰。")
+    await _sign(world, "gb", "两肺纹理清晰。", critical=True)
     await world.service.wait_for(lambda: _received(world.his, before + 1), timeout=10)
     raw = world.his.received[before]
     with pytest.raises(UnicodeDecodeError):
@@ -328,8 +331,9 @@ async def test_a_gb18030_facility_gets_gb18030_bytes(world):
     message = hl7.parse(raw.decode("gb18030"))
     assert str(message.segment("MSH")(18)) == "GB 18030"
     assert str(message.segment("PID")(5)).split("~")[1] == "王^小明"
-    texts = [str(obx(5)) for obx in message.segments("OBX") if str(obx(2)) == "TX"]
-    assert texts[0] == "两肺纹理清晰。"
+    lines = [obx for obx in message.segments("OBX") if str(obx(2)) == "TX"]
+    assert str(lines[0](5)) == "两肺纹理清晰。" and str(lines[0](8)) == ""
+    assert [str(obx(8)) for obx in lines if str(obx(4)) == "2"] == ["AA", "AA"]  # critical
 
 
 async def _received(his: CountyHis, count: int) -> bool:

@@ -1,7 +1,8 @@
 """The ORU^R01 (HL7 v2.5.1, chapter 7) that carries one signed report version to a facility's HIS.
 
 Segments: MSH, PID, ORC, OBR, then OBX rows: the report text one line per OBX (value type TX,
-grouped by OBX-4 into findings, impression and recommendation, with LOINC codes), the
+grouped by OBX-4 into findings, impression and recommendation, with LOINC codes; a critical
+finding flags the impression's lines ``AA`` in OBX-8, HL7 table 0078's "very abnormal"), the
 verification code the paper prints (ST, so the HIS can show it beside the result), and the
 signed PDF as an encapsulated document (ED ``^AP^PDF^Base64^...``). Result status (OBR-25,
 OBX-11) is F for the first version and C for a correction.
@@ -102,9 +103,11 @@ def _segment(*fields: str) -> str:
     return "|".join(fields).rstrip("|")
 
 
-def _obx(set_id: int, kind: str, code: str, sub_id: str, value: str, facts, stamp: str) -> str:
+def _obx(
+    set_id: int, kind: str, code: str, sub_id: str, value: str, facts, stamp: str, flag: str = ""
+) -> str:
     return _segment(
-        "OBX", str(set_id), kind, code, sub_id, value, "", "", "", "", "",
+        "OBX", str(set_id), kind, code, sub_id, value, "", "", flag, "", "",
         facts.result_status, "", "", stamp,
     )  # fmt: skip
 
@@ -151,8 +154,11 @@ def oru_r01(document: ReportDocument, facts: ResultFacts) -> ResultMessage:
         for line in text.splitlines() or ([""] if field == "findings" else []):
             set_id += 1
             segments.append(
-                _obx(set_id, "TX", f"{code}^{name}^LN", str(sub_id), escape(line), facts, signed)
-            )
+                _obx(
+                    set_id, "TX", f"{code}^{name}^LN", str(sub_id), escape(line), facts, signed,
+                    "AA" if document.critical and field == "impression" else "",
+                )
+            )  # fmt: skip
     set_id += 1
     segments.append(
         _obx(
