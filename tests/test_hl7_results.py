@@ -20,7 +20,7 @@ import hl7
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hl7.mllp import start_hl7_server
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Playwright, expect
 
 from service.app import create_app
 from service.hl7.results_outbox import NotAccepted, ack_verdict
@@ -212,10 +212,10 @@ async def _row(world: World, key: str, **params: str) -> list[dict]:
     return [r for r in await _outbox(world, **params) if r["consultation_id"] == world.cids[key]]
 
 
-async def test_a_signed_report_reaches_the_his_as_an_oru_r01_with_the_pdf(world):
+async def a_signed_report_reaches_the_his_as_an_oru_r01_with_the_pdf(world: World) -> None:
     """ORU^R01 with MSH-18 UTF-8, the patient, placer and accession numbers, the text, F,
     the verification code, the signer, times with the facility's offset, and the PDF."""
-    # The refused result of a later test backs off meanwhile (its waits would add seconds).
+    # The result step 3 expects refused backs off meanwhile (its waits would add seconds).
     await _sign(world, "ae", "Normal.")
     signed = await _sign(world, "county", "脑实质未见异常密度影。\nMidline | centred ^ ok.")
     await world.service.wait_for(lambda: _received(world.his, 1), timeout=10)
@@ -256,7 +256,7 @@ async def test_a_signed_report_reaches_the_his_as_an_oru_r01_with_the_pdf(world)
     await _audited(world, "hl7.result_sent", "county")
 
 
-async def test_his_down_then_back_gets_the_original_then_the_correction(world):
+async def his_down_then_back_gets_the_original_then_the_correction(world: World) -> None:
     """While the HIS is away the result waits (pending, with the reason) and so does the
     correction behind it; once it listens, F arrives first and C after it."""
     await _sign(world, "down", "First reading.")
@@ -294,9 +294,9 @@ async def test_his_down_then_back_gets_the_original_then_the_correction(world):
     await _audited(world, "hl7.result_failed", "down")
 
 
-async def test_an_his_answering_ae_fails_the_result_with_its_reason_and_retry(world):
+async def an_his_answering_ae_fails_the_result_with_its_reason_and_retry(world: World) -> None:
     """AE is retried with backoff, then failed; the administrator sees the HIS's ERR text and
-    may send it again; a sent result cannot be retried. (Signed in the first test.)"""
+    may send it again; a sent result cannot be retried. (Signed in step 1.)"""
 
     async def failed():
         rows = await _row(world, "ae", status="failed")
@@ -319,7 +319,7 @@ async def test_an_his_answering_ae_fails_the_result_with_its_reason_and_retry(wo
     assert bad.status == 400
 
 
-async def test_a_gb18030_facility_gets_gb18030_bytes(world):
+async def a_gb18030_facility_gets_gb18030_bytes(world: World) -> None:
     """MSH-18 GB 18030, and the bytes decode as GB 18030 (not UTF-8) with the name right; this
     report's critical finding flags the impression's lines AA."""
     before = len(world.his.received)
@@ -351,9 +351,32 @@ async def _audited(world: World, action: str, key: str) -> None:
     assert mine[0]["resource_type"] == "consultation"
 
 
-async def test_the_admin_page_lists_the_outbox_and_sends_a_result_again(world, page: Page):
-    """The facilities page's outbox section in a real browser: every result with its state,
-    the filter, the HIS's reason on the refused one, and its "Send again" button."""
+@pytest.mark.browser
+async def test_signed_results_reach_the_his_in_order_and_the_administrator_sees_them(
+    world: World, playwright: Playwright, browser_type_launch_args: dict
+):
+    """One scenario, in this order (each step needs the results of the ones before it, so it
+    is one test, which pytest-xdist cannot split across workers):
+
+    1. a signed report reaches the county HIS as an ORU^R01 with the PDF (and a facility with
+       no HIS endpoint gets nothing queued);
+    2. an HIS that is down gets the original, then the correction, once it is back;
+    3. an HIS that answers AE fails the result with its reason; the administrator retries;
+    4. a GB 18030 facility gets GB 18030 bytes;
+    5. the facilities page lists all of it in a real browser (its own browser: the ``page``
+       fixture is parametrized for the session, and pytest would reorder the test for it)."""
+    await a_signed_report_reaches_the_his_as_an_oru_r01_with_the_pdf(world)
+    await his_down_then_back_gets_the_original_then_the_correction(world)
+    await an_his_answering_ae_fails_the_result_with_its_reason_and_retry(world)
+    await a_gb18030_facility_gets_gb18030_bytes(world)
+    browser = await playwright.chromium.launch(**browser_type_launch_args)
+    try:
+        await _outbox_page(world, await browser.new_page())
+    finally:
+        await browser.close()
+
+
+async def _outbox_page(world: World, page: Page) -> None:
     base = str(world.service.client.make_url("/")).rstrip("/")
     await log_in(page, base, "root", "/admin/facilities")
     await expect(page.locator("#hl7-outbox-title")).to_have_text("HL7 results outbox")
@@ -363,7 +386,7 @@ async def test_the_admin_page_lists_the_outbox_and_sends_a_result_again(world, p
     await expect(rows).to_have_count(4)
     await expect(rows.first.locator(".col-status")).to_have_text("Sent")
     await expect(rows.locator(".hl7-retry")).to_have_count(0)
-    await expect(page.locator("#hl7-outbox")).to_contain_text("王^小明")
+    await expect(page.locator("#hl7-outbox")).to_contain_text("Wang Xiaoming = 王小明")
     await page.select_option("#hl7-status", "")
     refused = page.locator("#hl7-outbox tr.hl7-row", has_text="患者未登记")
     await expect(refused).to_have_count(1)

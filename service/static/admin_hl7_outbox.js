@@ -3,7 +3,16 @@
 // with the reason; POST /api/admin/hl7-outbox/{id}/retry sends a failed one again. Its strings
 // are the template's `hl7` and `hl7_status` tables (label()), apart from the facility form's.
 
-import { apiAnswer, el, format, formatDateTime, label, redirectToLogin, t } from "./common.js";
+import {
+  apiAnswer,
+  el,
+  format,
+  formatDateTime,
+  label,
+  personName,
+  redirectToLogin,
+  t,
+} from "./common.js";
 
 const table = document.getElementById("hl7-outbox");
 const filter = document.getElementById("hl7-status");
@@ -54,7 +63,7 @@ function buildRow(item) {
   row.append(
     el("td", { className: "col-created" }, when(item.created_at)),
     el("td", { className: "col-facility" }, item.facility_name, el("br"), el("code", { text: item.endpoint })),
-    el("td", { className: "col-patient", text: `${item.patient_name} (${item.patient_id})` }),
+    el("td", { className: "col-patient", text: `${personName(item.patient_name)} (${item.patient_id})` }),
     el(
       "td",
       { className: "col-consultation" },
