@@ -24,6 +24,7 @@ from .demo.county_his import CountyHis, connect_county, free_local_port
 from .demo.first_start import archive_is_empty, send_demo
 from .hl7.dispatch import Dispatcher
 from .hl7.listener import MllpListener
+from .hl7.results_outbox import ResultPolicy, ResultSender
 from .http.auditing import audit_middleware
 from .http.cors import add_cors_headers, cors_middleware
 from .http.errors import error_middleware
@@ -180,6 +181,7 @@ def create_app(
     if role.primary and settings.hl7_port:
         contexts.append(hl7_context)
     contexts.append(atna_context)
+    contexts.append(hl7_results_context)
     contexts.append(health_context)
     contexts.append(secondaries_context)
     app.cleanup_ctx.extend(contexts)
@@ -451,6 +453,25 @@ async def hl7_context(app: web.Application) -> AsyncIterator[None]:
     listener = MllpListener(Dispatcher(app[DATABASE], app[EFFECTS], app[SLA]))
     assert settings.hl7_port is not None
     async with listener.running(settings.host, settings.hl7_port):
+        yield
+
+
+async def hl7_results_context(app: web.Application) -> AsyncIterator[None]:
+    """The HL7 results outbox sender (service/hl7/results_outbox.py), in the primary only: a
+    signature in any process kicks report delivery, whose kicks reach the primary, and wakes it
+    too; otherwise it polls."""
+    if not app[ROLE].primary:
+        yield
+        return
+    settings = app[SETTINGS]
+    sender = ResultSender(
+        app[DATABASE],
+        ResultPolicy(settings.hl7_retry_seconds, settings.hl7_max_attempts),
+    )
+    app[REPORT_DELIVERY].kick_relays.append(sender.wake.set)
+    async with running(
+        "HL7 results", min(settings.hl7_retry_seconds, 5.0), sender.run_due, wake=sender.wake
+    ):
         yield
 
 

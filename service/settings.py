@@ -57,6 +57,8 @@ class Settings:
     tsa_url: str | None = None
     delivery_retry_seconds: float = 30.0
     delivery_max_attempts: int = 10
+    hl7_retry_seconds: float = 30.0
+    hl7_max_attempts: int = 10
     web_processes: int = 0
     render_workers: int = 0
     frame_cache_mb: int = 512
@@ -192,6 +194,11 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(
             "TELEREAD_DELIVERY_RETRY_SECONDS must be more than 0 and"
             " TELEREAD_DELIVERY_MAX_ATTEMPTS at least 1"
+        )
+    if settings.hl7_retry_seconds <= 0 or settings.hl7_max_attempts < 1:
+        raise SettingsError(
+            "TELEREAD_HL7_RETRY_SECONDS must be more than 0 and"
+            " TELEREAD_HL7_MAX_ATTEMPTS at least 1"
         )
     if settings.render_workers < 0 or settings.frame_cache_mb < 1:
         raise SettingsError(

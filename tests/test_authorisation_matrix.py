@@ -37,6 +37,8 @@ from service.http.access import allow
 from service.http.auditing import audit_declaration
 from service.intake.patient_merges import PatientIdentity, merge_patients
 from service.settings import Settings
+from service.storage import facilities as facility_store
+from service.storage import hl7_outbox as hl7_store
 from service.storage import notifications as notification_store
 from service.storage import reports as report_store
 from service.storage import roster as roster_store
@@ -154,6 +156,7 @@ SPEC: dict[str, Rule] = {
     "POST /api/admin/facilities": everywhere("admin"),
     "PATCH /api/admin/facilities/{id}": everywhere("admin"),
     "POST /api/admin/patient-merges/{id}/reverse": everywhere("admin"),
+    "POST /api/admin/hl7-outbox/{id}/retry": everywhere("admin"),
     # What the consortium shares is kept by the regional centre's managers and administrators.
     "POST /api/roster": CONSORTIUM_KEEPERS,
     "DELETE /api/roster/{id}": CONSORTIUM_KEEPERS,
@@ -421,6 +424,24 @@ async def _reverse_merge(world: Consortium, caller: Caller | None) -> Call:
         now=utc_now(),
     )
     return f"/api/admin/patient-merges/{merge.id}/reverse", {}
+
+
+@calls("POST /api/admin/hl7-outbox/{id}/retry")
+async def _retry_hl7_result(world: Consortium, caller: Caller | None) -> Call:
+    """The signed report's HL7 result, queued once for an HIS that never answers."""
+    outbox_id = await world.service.database.write(_hl7_result, world.signed_id)
+    return f"/api/admin/hl7-outbox/{outbox_id}/retry", {}
+
+
+def _hl7_result(db, consultation_id: int) -> int:
+    queued = [r for r in hl7_store.list_messages(db) if r["consultation_id"] == consultation_id]
+    if queued:
+        return queued[0]["id"]
+    facility = facility_store.facility_of_consultation(db, consultation_id)
+    facility_store.update_facility(db, facility["id"], hl7_endpoint="127.0.0.1:1")
+    report = report_store.report_for(db, consultation_id)
+    version = report_store.versions_of(db, report["id"])[0]
+    return hl7_store.enqueue_result(db, consultation_id, version["id"], 1, to_iso(utc_now()))
 
 
 @calls("POST /api/roster")

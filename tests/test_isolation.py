@@ -261,8 +261,10 @@ async def call(service, headers, route: str, world):
             )
         case "GET /api/worklist/events":
             return await read_events_while_clinic_a_changes(service, headers, world)
-        case "GET /api/admin/quarantine":
-            return await c.get("/api/admin/quarantine", headers=headers)
+        case "GET /api/admin/quarantine" | "GET /api/admin/hl7-outbox":
+            return await c.get(route.split(" ", 1)[1], headers=headers)
+        case "POST /api/admin/hl7-outbox/{id}/retry":
+            return await c.post("/api/admin/hl7-outbox/1/retry", headers=headers)
         case (
             "POST /api/consultations/{id}/claim"
             | "POST /api/consultations/{id}/release"
@@ -402,6 +404,8 @@ MATRIX = (
     "POST /api/studies",
     "POST /dicom-web/studies/{study}",
     "GET /api/admin/quarantine",
+    "GET /api/admin/hl7-outbox",
+    "POST /api/admin/hl7-outbox/{id}/retry",
     "POST /api/consultations/{id}/claim",
     "POST /api/consultations/{id}/release",
     "POST /api/consultations/{id}/reassign",
@@ -485,6 +489,8 @@ async def test_other_facilitys_users_see_nothing_of_clinic_a(service, world, rol
                 assert response.status == 403, (route, role, response.status)
         elif route == "GET /api/admin/quarantine" and role == "admin":
             assert response.status == 200  # admins of any facility review unknown senders
+        elif route == "GET /api/admin/hl7-outbox" and role == "admin":
+            assert response.status == 200  # and every HIS's results (clinic A has no HIS)
         else:
             assert response.status in (403, 404), (route, role, response.status)
 

@@ -108,6 +108,9 @@ ACTIONS: dict[str, EventKind] = {
     "patient.merge_reversed": EventKind(PATIENT_RECORD, "U"),
     "audit.search": EventKind(AUDIT_LOG_USED, "R", subject="audit_log"),  # A.5.3.2
     "audit.export": EventKind(EXPORT, "R", subject="audit_log"),  # A.5.3.4 Data Export
+    # A report leaving for a hospital's HIS as HL7 (sent, or tried and refused): an export.
+    "hl7.result_sent": EventKind(EXPORT, "R"),
+    "hl7.result_failed": EventKind(EXPORT, "R"),
     "token.create": EventKind(SECURITY_ALERT, "E", USER_SECURITY_ATTRIBUTES_CHANGED),  # A.5.3.11
     "token.revoke": EventKind(SECURITY_ALERT, "E", USER_SECURITY_ATTRIBUTES_CHANGED),
 }

@@ -35,6 +35,8 @@ HIS_CODE = "COUNTY-HIS"
 #: The demo's county study that has no request of its own: the HIS orders it (seed.py sends it).
 ORDERED_ACCESSION = "CY248820"
 ORDER_NUMBER = "HIS-ORD-8820"
+#: A result carries its signed PDF (base64): far above python-hl7's 64 KiB default read limit.
+MAX_RESULT_BYTES = 16 << 20
 
 
 def order_message(now: datetime, control_id: str = "DEMO-ORM-8820") -> str:
@@ -104,7 +106,9 @@ class CountyHis:
 
     @asynccontextmanager
     async def running(self, port: int) -> AsyncIterator[None]:
-        server = await start_hl7_server(self._serve, "127.0.0.1", port, encoding="utf-8")
+        server = await start_hl7_server(
+            self._serve, "127.0.0.1", port, encoding="utf-8", limit=MAX_RESULT_BYTES
+        )
         try:
             yield
         finally:

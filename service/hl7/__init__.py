@@ -5,4 +5,7 @@
 ``dispatch`` maps one decoded message to domain calls in one write transaction and returns its
 ACK; ``orders`` and ``patient_updates`` are the message kinds; ``wire`` and ``acks`` decode
 bytes by MSH-18 and build answers. docs/integration.md describes the interface.
+
+Results go the other way: every signed report version is queued as an ORU^R01
+(``results_message``) in the signing's transaction and sent by ``results_outbox``.
 """

@@ -20,6 +20,7 @@ from .routes import (
     dictionary_routes,
     fhir_routes,
     health_routes,
+    hl7_outbox_routes,
     live_routes,
     notification_routes,
     ohif_routes,
@@ -76,6 +77,7 @@ def setup_routes(app: web.Application) -> None:
         portal_routes,
         signing_routes,
         fhir_routes,
+        hl7_outbox_routes,
     ):
         app.router.add_routes(module.routes)
     viewer_pages.add_static(app)

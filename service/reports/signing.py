@@ -4,8 +4,8 @@ The draft is read, the key unlocked, the canonical form signed and the PDF rende
 (PAdES B-LTA: timestamped by ``TELEREAD_TSA_URL`` or the consortium's own timestamp authority,
 with the CA's CRL in the document; all CPU work in a thread), then one transaction checks the
 draft did not change meanwhile and appends the version, the ``signed`` and portal ``delivered``
-events, the status change, the deliveries still to do and, for a critical finding, the clinic's
-notification.
+events, the status change, the deliveries still to do (with the HL7 result for a facility that
+has an HIS endpoint) and, for a critical finding, the clinic's notification.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ..auth.password_check import check_password
 from ..auth.sessions import CurrentUser
 from ..clock import to_iso
 from ..signing import ConsortiumCA, LongTerm, TrustStore, sign_detached, sign_pdf, timestamper_for
-from ..storage import Conflict, Database
+from ..storage import Conflict, Database, hl7_outbox
 from ..storage import consultations as consultation_store
 from ..storage import reports as store
 from ..worklist.effects import Effects
@@ -219,6 +219,10 @@ def _record(
     )
     _events_and_status(db, prepared, user, version_id, stamp)
     store.create_delivery(db, version_id, "orthanc", to_iso(now))
+    # The ORU^R01 to the facility's HIS, queued in this transaction: no signed version is lost.
+    hl7_outbox.enqueue_result(
+        db, report["consultation_id"], version_id, document.version, to_iso(now)
+    )
     notices = (_critical_notice(db, prepared, stamp),) if report["critical"] else ()
     effects = Effects(
         changes=(WorklistChange.of(prepared.consultation, "signed"),),

@@ -823,6 +823,38 @@ def m029_hl7_received(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m030_hl7_outbox(db: sqlite_utils.Database) -> None:
+    """HL7 v2 results (ORU^R01) waiting for, or past, their trip to a facility's HIS: one row
+    per signed report version whose facility has an MLLP endpoint, written in the signing's own
+    transaction (so no signed version is ever forgotten) and worked by the primary's sender
+    (service/hl7/results_outbox.py). ``result_status`` is OBR-25: F for the first version, C for
+    a correction; ``endpoint`` is the facility's address at signing time."""
+    db.executescript(
+        """
+        CREATE TABLE hl7_outbox (
+            id INTEGER PRIMARY KEY,
+            consultation_id INTEGER NOT NULL REFERENCES consultations(id),
+            report_version_id INTEGER NOT NULL UNIQUE REFERENCES report_versions(id),
+            facility_id INTEGER NOT NULL REFERENCES facilities(id),
+            endpoint TEXT NOT NULL,
+            result_status TEXT NOT NULL CHECK (result_status IN ('F', 'C')),
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            reason TEXT NOT NULL DEFAULT '',
+            ack_code TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            last_attempt_at TEXT,
+            sent_at TEXT
+        );
+        CREATE INDEX hl7_outbox_due ON hl7_outbox(status, next_attempt_at);
+        CREATE INDEX hl7_outbox_consultation ON hl7_outbox(consultation_id, id);
+        """
+    )
+
+
+@migrations()
 def m031_patient_merges(db: sqlite_utils.Database) -> None:
     """Patient merges a hospital system ordered (HL7 ADT^A40): which facility, which identifier
     survived and which was retired, what the message said of the patient, who or what sent it,
