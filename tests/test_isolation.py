@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from service.demo.synthetic import StudySpec, dataset_bytes, make_study
+from service.fhir.identity import patient_logical_id
 
 ROLES = ("radiographer", "clinician", "requester", "specialist", "manager", "admin")
 SECRETS = ("SECRET_PID_A", "保密患者", "A_ACC_777", "Clinic A clinical question")
@@ -24,6 +25,7 @@ SECRETS = ("SECRET_PID_A", "保密患者", "A_ACC_777", "Clinic A clinical quest
 # Routes that carry no patient data of any facility (checked: every other route is in MATRIX).
 NOT_PATIENT_DATA = {
     "GET /",
+    "GET /fhir/metadata",  # the CapabilityStatement: what the server does, no data
     "GET /login",
     "GET /worklist",
     # The viewer page is a shell: its data comes from the scoped, audited viewer API (in MATRIX).
@@ -234,6 +236,24 @@ async def read_events_while_clinic_a_changes(service, headers, world) -> StreamR
     return StreamRead(200, received.decode())
 
 
+def fhir_order_of_clinic_a_study(uid: str) -> dict:
+    """A FHIR order naming clinic A's study UID (what ``POST /api/consultations`` is tried with)."""
+    return {
+        "resourceType": "ServiceRequest",
+        "status": "active",
+        "intent": "order",
+        "contained": [
+            {"resourceType": "Patient", "id": "p",
+             "identifier": [{"value": "SECRET_PID_A"}], "name": [{"family": "X"}]}
+        ],
+        "subject": {"reference": "#p"},
+        "identifier": [{"system": "urn:his:orders", "value": "ISO-1"}],
+        "code": {"text": "CT head"},
+        "reasonCode": [{"text": "Clinic B asks"}],
+        "supportingInfo": [{"identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{uid}"}}],
+    }  # fmt: skip
+
+
 async def call(service, headers, route: str, world):
     """Call one route as the caller would to reach clinic A's data."""
     c = service.client
@@ -265,6 +285,42 @@ async def call(service, headers, route: str, world):
             return await c.get(route.split(" ", 1)[1], headers=headers)
         case "POST /api/admin/hl7-outbox/{id}/retry":
             return await c.post("/api/admin/hl7-outbox/1/retry", headers=headers)
+        case "GET /api/admin/patient-merges":
+            return await c.get("/api/admin/patient-merges", headers=headers)
+        case "POST /api/admin/patient-merges/{id}/reverse":
+            return await c.post("/api/admin/patient-merges/1/reverse", headers=headers)
+        case "GET /fhir/Patient/{id}":
+            logical = patient_logical_id(world["a"], "SECRET_PID_A")
+            return await c.get(f"/fhir/Patient/{logical}", headers=headers)
+        case "GET /fhir/ServiceRequest/{id}" | "GET /fhir/ImagingStudy/{id}":
+            return await c.get(route.split(" ", 1)[1].replace("{id}", str(cid)), headers=headers)
+        case "GET /fhir/DiagnosticReport/{id}":
+            return await c.get(f"/fhir/DiagnosticReport/{cid}", headers=headers)
+        case "GET /fhir/Patient":
+            return await c.get(
+                "/fhir/Patient", headers=headers, params={"identifier": "SECRET_PID_A"}
+            )
+        case "GET /fhir/ServiceRequest" | "GET /fhir/ImagingStudy" | "GET /fhir/DiagnosticReport":
+            patient = f"Patient/{patient_logical_id(world['a'], 'SECRET_PID_A')}"
+            return await c.get(route.split(" ", 1)[1], headers=headers, params={"patient": patient})
+        case "POST /fhir/ServiceRequest":
+            return await c.post(
+                "/fhir/ServiceRequest",
+                headers={**headers, "Content-Type": "application/fhir+json"},
+                json=fhir_order_of_clinic_a_study(uid),
+            )
+        case "PUT /fhir/ServiceRequest/{id}":
+            return await c.put(
+                f"/fhir/ServiceRequest/{cid}",
+                headers={**headers, "Content-Type": "application/fhir+json"},
+                json={
+                    "resourceType": "ServiceRequest",
+                    "id": str(cid),
+                    "status": "revoked",
+                    "intent": "order",
+                    "subject": {"identifier": {"value": "SECRET_PID_A"}},
+                },
+            )
         case (
             "POST /api/consultations/{id}/claim"
             | "POST /api/consultations/{id}/release"
@@ -391,6 +447,21 @@ TURNAROUND_ROUTES = (
     "GET /dashboard/charts/{name}.svg",
 )
 
+# FHIR by clinic A's logical ids (404 elsewhere) and searches naming A's patient (an empty
+# Bundle elsewhere).
+FHIR_READS = (
+    "GET /fhir/Patient/{id}",
+    "GET /fhir/ServiceRequest/{id}",
+    "GET /fhir/ImagingStudy/{id}",
+    "GET /fhir/DiagnosticReport/{id}",
+)
+FHIR_SEARCHES = (
+    "GET /fhir/Patient",
+    "GET /fhir/ServiceRequest",
+    "GET /fhir/ImagingStudy",
+    "GET /fhir/DiagnosticReport",
+)
+
 MATRIX = (
     *TURNAROUND_ROUTES,
     *DICOMWEB_SEARCHES,
@@ -406,6 +477,12 @@ MATRIX = (
     "GET /api/admin/quarantine",
     "GET /api/admin/hl7-outbox",
     "POST /api/admin/hl7-outbox/{id}/retry",
+    "GET /api/admin/patient-merges",
+    "POST /api/admin/patient-merges/{id}/reverse",
+    *FHIR_READS,
+    *FHIR_SEARCHES,
+    "POST /fhir/ServiceRequest",
+    "PUT /fhir/ServiceRequest/{id}",
     "POST /api/consultations/{id}/claim",
     "POST /api/consultations/{id}/release",
     "POST /api/consultations/{id}/reassign",
@@ -438,10 +515,13 @@ async def test_other_facilitys_users_see_nothing_of_clinic_a(service, world, rol
     for route in MATRIX:
         response = await call(service, headers, route, world)
         text = await response.text()
-        if route.startswith("GET /api/audit") and role == "admin":
+        if route == "GET /fhir/Patient":
+            # The Bundle's self link repeats the identifier searched for; nothing else of A's.
+            assert_no_leak(text, ("wang_a", "保密患者", "A_ACC_777"))
+        elif route.startswith("GET /api/audit") and role == "admin":
             assert response.status == 200  # consortium administrators read the whole trail
             continue
-        if route.startswith("GET /api/audit"):
+        elif route.startswith("GET /api/audit"):
             # The searcher's own records repeat the patient id they searched for; nothing of
             # clinic A's records (its users, names, accession) may come back.
             assert_no_leak(text, ("wang_a", "保密患者", "A_ACC_777"))
@@ -489,6 +569,16 @@ async def test_other_facilitys_users_see_nothing_of_clinic_a(service, world, rol
                 assert response.status == 403, (route, role, response.status)
         elif route == "GET /api/admin/quarantine" and role == "admin":
             assert response.status == 200  # admins of any facility review unknown senders
+        elif route in FHIR_SEARCHES:
+            if response.status == 200:
+                assert (await response.json(content_type=None)).get("entry", []) == [], route
+            else:
+                assert response.status == 403, (route, role, response.status)
+        elif route == "POST /fhir/ServiceRequest":
+            # An order naming clinic A's study UID is refused: the study belongs to A.
+            assert response.status in (403, 409), (route, role, response.status, text)
+        elif route == "GET /api/admin/patient-merges" and role == "admin":
+            assert response.status == 200 and (await response.json())["items"] == []
         elif route == "GET /api/admin/hl7-outbox" and role == "admin":
             assert response.status == 200  # and every HIS's results (clinic A has no HIS)
         else:
