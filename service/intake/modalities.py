@@ -11,11 +11,13 @@ grant mechanism (docs/security.md).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..runtime.orthanc.client import OrthancClient
 from ..storage import Database
 from ..storage import facilities as facility_store
+
+if TYPE_CHECKING:  # the CLI imports this module for AET_PATTERN: no HTTP client (aiohttp) for it
+    from ..runtime.orthanc.client import OrthancClient
 
 log = logging.getLogger(__name__)
 
