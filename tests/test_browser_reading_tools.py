@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import Page, Route, expect
 
-from service.app import create_app
 from service.demo.synthetic import StudySpec, make_study
 
 from .browser import log_in
-from .conftest import Service, start_from, start_orthanc, suite_settings
+from .conftest import Service
+from .module_app import running_service
 
 ROWS = 64
 SPACING_MM = 240.0 / ROWS  # synthetic CT HEAD: a 240 mm field of view
@@ -73,17 +72,8 @@ async def reading_world(tmp_path_factory, migrated_database) -> AsyncIterator[Re
     """One app, one Orthanc and one seeded set of studies for the module's eight tests (built
     for each before, ~3 s each): the tests only read them, each in a page of its own."""
     directory = tmp_path_factory.mktemp("reading_tools")
-    orthanc = await start_orthanc(directory / "orthanc", "TELEREAD")
-    settings = suite_settings(directory, orthanc)
-    start_from(migrated_database, settings)
-    client = TestClient(TestServer(create_app(settings)))
-    await client.start_server()
-    try:
-        service = Service(client, client.app, orthanc)
+    async with running_service(directory, migrated_database) as (service, _):
         yield Reading(service, await seed(service))
-    finally:
-        await client.close()
-        await orthanc.kill()
 
 
 @pytest.fixture

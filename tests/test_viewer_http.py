@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 from pydicom.pixels import apply_modality_lut, pack_bits
 
@@ -21,7 +20,8 @@ from service.app import create_app
 from service.demo.synthetic import StudySpec, make_study
 from service.settings import Settings
 
-from .conftest import Service, start_from, start_orthanc, suite_settings
+from .conftest import Service
+from .module_app import running_service
 
 PATIENT = "P_VIEW_1"
 EXTRA_PATIENT = ("P_VIEW_2", "ZHOU^LIN")
@@ -47,18 +47,8 @@ async def viewing(tmp_path_factory, migrated_database) -> AsyncIterator[Viewing]
     Built once per module (one Orthanc, one app: ~2 s, 29 times before); tests that add data
     add it to the extra study, and tests about a session's first opening log in afresh."""
     directory = tmp_path_factory.mktemp("viewer_http")
-    orthanc = await start_orthanc(directory / "orthanc", "TELEREAD")
-    settings = suite_settings(directory, orthanc)
-    start_from(migrated_database, settings)
-    client = TestClient(TestServer(create_app(settings)))
-    await client.start_server()
-    try:
-        service = Service(client, client.app, orthanc)
-        world = await seed(service)
-        yield Viewing(service, settings, world)
-    finally:
-        await client.close()
-        await orthanc.kill()
+    async with running_service(directory, migrated_database) as (service, settings):
+        yield Viewing(service, settings, await seed(service))
 
 
 @pytest.fixture
