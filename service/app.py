@@ -20,7 +20,6 @@ from worklists.rules import DEFAULT_RULES_PATH, RulesError, WorklistRules, parse
 
 from .audit.forwarding import atna_forwarder
 from .auth.session_cache import SessionCache
-from .demo.first_start import archive_is_empty, send_demo
 from .http.auditing import audit_middleware
 from .http.cors import add_cors_headers, cors_middleware
 from .http.errors import error_middleware
@@ -463,12 +462,16 @@ async def reports_context(app: web.Application) -> AsyncIterator[None]:
 
 async def send_demo_from(app: web.Application) -> None:
     """Send the demo studies (and sign the demo report) with this app's objects."""
+    from .demo.first_start import send_demo  # the demo's senders: only `serve --demo`, `demo`
+
     await send_demo(app[DATABASE], app[SETTINGS], app[SLA], app[CA], app[EFFECTS])
 
 
 async def demo_studies_context(app: web.Application) -> AsyncIterator[None]:
     """``teleread serve --demo``: send the demo studies once, on the first start with an empty
     archive (service/demo/first_start.py)."""
+    from .demo.first_start import archive_is_empty
+
     task: asyncio.Task | None = None
     if await archive_is_empty(app[DATABASE]):
         task = asyncio.create_task(send_demo_from(app), name="demo-studies")
