@@ -20,8 +20,6 @@ from worklists.rules import DEFAULT_RULES_PATH, RulesError, WorklistRules, parse
 
 from .audit.forwarding import atna_forwarder
 from .auth.session_cache import SessionCache
-from .demo.county_his import CountyHis, connect_county, free_local_port
-from .demo.first_start import archive_is_empty, send_demo
 from .hl7.dispatch import Dispatcher
 from .hl7.listener import MllpListener
 from .hl7.results_outbox import ResultPolicy, ResultSender
@@ -519,12 +517,16 @@ async def reports_context(app: web.Application) -> AsyncIterator[None]:
 
 async def send_demo_from(app: web.Application) -> None:
     """Send the demo studies (and sign the demo report) with this app's objects."""
+    from .demo.first_start import send_demo  # the demo's senders: only `serve --demo`, `demo`
+
     await send_demo(app[DATABASE], app[SETTINGS], app[SLA], app[CA], app[EFFECTS])
 
 
 async def demo_his_context(app: web.Application) -> AsyncIterator[None]:
     """``teleread serve --demo`` with the HL7 listener on: the county's HIS receives results on
     a local MLLP port of its own while the service runs (service/demo/county_his.py)."""
+    from .demo.county_his import CountyHis, connect_county, free_local_port  # `serve --demo` only
+
     settings = app[SETTINGS]
     if not settings.hl7_port:
         yield
@@ -540,6 +542,8 @@ async def demo_his_context(app: web.Application) -> AsyncIterator[None]:
 async def demo_studies_context(app: web.Application) -> AsyncIterator[None]:
     """``teleread serve --demo``: send the demo studies once, on the first start with an empty
     archive (service/demo/first_start.py)."""
+    from .demo.first_start import archive_is_empty
+
     task: asyncio.Task | None = None
     if await archive_is_empty(app[DATABASE]):
         task = asyncio.create_task(send_demo_from(app), name="demo-studies")

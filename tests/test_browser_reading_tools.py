@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
@@ -17,6 +19,8 @@ from playwright.async_api import Page, Route, expect
 from service.demo.synthetic import StudySpec, make_study
 
 from .browser import log_in
+from .conftest import Service
+from .module_app import running_service
 
 ROWS = 64
 SPACING_MM = 240.0 / ROWS  # synthetic CT HEAD: a 240 mm field of view
@@ -55,8 +59,35 @@ def ct_head(slices: int, when: datetime, birth_date: str = "19600101", **kwargs)
     )
 
 
+@dataclass
+class Reading:
+    """The module's running app (with its Orthanc) and the seeded consultations' ids by name."""
+
+    service: Service
+    ids: dict[str, int]
+
+
+@pytest.fixture(scope="module")
+async def reading_world(tmp_path_factory, migrated_database) -> AsyncIterator[Reading]:
+    """One app, one Orthanc and one seeded set of studies for the module's eight tests (built
+    for each before, ~3 s each): the tests only read them, each in a page of its own."""
+    directory = tmp_path_factory.mktemp("reading_tools")
+    async with running_service(directory, migrated_database) as (service, _):
+        yield Reading(service, await seed(service))
+
+
 @pytest.fixture
-async def reading(service) -> dict:
+def service(reading_world: Reading) -> Service:
+    """The module's app (replaces conftest's app-per-test fixture of the same name)."""
+    return reading_world.service
+
+
+@pytest.fixture
+def reading(reading_world: Reading) -> dict[str, int]:
+    return reading_world.ids
+
+
+async def seed(service: Service) -> dict[str, int]:
     """Current CT head from the township; from the county: an older CT head of the same patient
     (same frame of reference: slices 5 mm apart at -7.5 .. 7.5 mm), a newer chest radiograph of
     the same patient, and a CT head of another patient with the same ID (another birth date)."""
@@ -140,29 +171,6 @@ async def edges(page: Page, viewport: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("lang", ["en", "zh_CN"])
-async def test_the_comparable_prior_hangs_beside_the_current_study(
-    service, reading, page: Page, lang: str
-):
-    """The older CT head hangs, not the newer radiograph; the impostor is not even offered."""
-    held = await open_viewer(page, service, reading["current"], lang)
-    held.release(1000)
-    viewer = page.locator("#viewer")
-    await expect(viewer).to_have_attribute("data-hung", str(reading["prior"]), timeout=15000)
-    await expect(page.locator("#viewport-1")).to_be_visible()
-    await expect(page.locator("#prior-select")).to_have_value(str(reading["prior"]))
-    offered = await page.locator("#prior-select option").evaluate_all(
-        "(options) => options.map((o) => o.value)"
-    )
-    assert str(reading["radiograph"]) in offered
-    assert str(reading["impostor"]) not in offered
-    await expect(page.locator("#viewport-0")).to_have_attribute("data-active", "true")
-    slice_label = TEXT[lang]["slice"]
-    await expect(page.locator("#prior-slice-label")).to_have_text(
-        slice_label.format(n=1, total=PRIOR_SLICES), timeout=15000
-    )
-
-
-@pytest.mark.parametrize("lang", ["en", "zh_CN"])
 async def test_orientation_markers_and_scale_bar_follow_the_view(
     service, reading, page: Page, lang: str
 ):
@@ -227,18 +235,32 @@ async def test_the_series_list_counts_frames_while_they_load(
 
 
 @pytest.mark.parametrize("lang", ["en", "zh_CN"])
-async def test_the_prior_follows_scrolling_and_windowing_while_synced(
+async def test_the_comparable_prior_hangs_beside_the_current_study_and_follows_it_while_synced(
     service, reading, page: Page, lang: str
 ):
-    """Same frame of reference: current Im 3 (-12.5 mm) shows prior Im 1 (-7.5 mm) and Im 8
+    """The older CT head hangs, not the newer radiograph; the impostor is not even offered.
+
+    Same frame of reference: current Im 3 (-12.5 mm) shows prior Im 1 (-7.5 mm) and Im 8
     (12.5 mm) prior Im 4 (7.5 mm), where index proportion would give Im 2 and Im 3. A preset
-    on the current windows the prior too. Sync off: the prior stays put."""
+    on the current windows the prior too. Sync off: the prior stays put.
+    (One test: both questions begin with the same opening of the viewer, ~2 s each.)"""
     held = await open_viewer(page, service, reading["current"], lang)
     held.release(1000)
     slice_label, wl = TEXT[lang]["slice"], TEXT[lang]["wl"]
-    await expect(page.locator("#viewer")).to_have_attribute(
-        "data-hung", str(reading["prior"]), timeout=15000
+    viewer = page.locator("#viewer")
+    await expect(viewer).to_have_attribute("data-hung", str(reading["prior"]), timeout=15000)
+    await expect(page.locator("#viewport-1")).to_be_visible()
+    await expect(page.locator("#prior-select")).to_have_value(str(reading["prior"]))
+    offered = await page.locator("#prior-select option").evaluate_all(
+        "(options) => options.map((o) => o.value)"
     )
+    assert str(reading["radiograph"]) in offered
+    assert str(reading["impostor"]) not in offered
+    await expect(page.locator("#viewport-0")).to_have_attribute("data-active", "true")
+    await expect(page.locator("#prior-slice-label")).to_have_text(
+        slice_label.format(n=1, total=PRIOR_SLICES), timeout=15000
+    )
+
     sync = page.locator("#sync-button")
     await expect(sync).to_be_visible()
     await expect(sync).to_have_attribute("aria-pressed", "true")

@@ -6,6 +6,7 @@ dcmtk's): a CT, an MR and a MONOCHROME1 CR, at the image's default window and af
 from __future__ import annotations
 
 import warnings
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from pydicom.data import get_testdata_file
 from viewer.window import Window, apply_window
 
 from .browser import log_in
+from .conftest import Service
+from .module_app import running_service
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,8 +75,27 @@ def read_file(name: str) -> Any:
     return ds
 
 
+@pytest.fixture(scope="module")
+async def stored(tmp_path_factory, migrated_database) -> AsyncIterator[tuple[Service, dict]]:
+    """One app, Orthanc and set of stored files for the module (built for each test before,
+    ~2 s each): the tests only read them, each in a page of its own."""
+    directory = tmp_path_factory.mktemp("viewer_pixels")
+    async with running_service(directory, migrated_database) as (service, _):
+        yield service, await store_files(service)
+
+
 @pytest.fixture
-async def real_files(service) -> dict[str, dict]:
+def service(stored) -> Service:
+    """The module's app (replaces conftest's app-per-test fixture of the same name)."""
+    return stored[0]
+
+
+@pytest.fixture
+def real_files(stored) -> dict[str, dict]:
+    return stored[1]
+
+
+async def store_files(service: Service) -> dict[str, dict]:
     """The files stored in the real Orthanc by C-STORE (one consultation each) and a reader."""
     centre = await service.add_facility("Regional Imaging Centre", "regional", "REGION")
     await service.add_facility("Linxia County Hospital", "county", "LX_CT")

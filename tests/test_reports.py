@@ -9,8 +9,10 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,8 +23,10 @@ from service.intake.modalities import register_facility
 from service.reports.acknowledgement import escalate_unacknowledged_critical
 from service.reports.files import read_report_file
 from service.runtime.orthanc.client import OrthancClient
+from service.settings import Settings
 from service.storage import facilities as facility_store
-from tests.conftest import PASSWORD, free_port, start_orthanc
+from tests.conftest import PASSWORD, Service, free_port, start_orthanc
+from tests.module_app import running_service
 from tests.test_report_dicom_conformance import dciodvfy
 
 STUDY = StudySpec(
@@ -38,14 +42,44 @@ STUDY = StudySpec(
 )
 
 
+FAST_DELIVERY = {"delivery_retry_seconds": 0.2, "delivery_max_attempts": 2}
+
+
 @pytest.fixture
 def settings(settings):
     """Deliveries retry fast here (the default waits 30 s)."""
-    return dataclasses.replace(settings, delivery_retry_seconds=0.2, delivery_max_attempts=2)
+    return dataclasses.replace(settings, **FAST_DELIVERY)
 
 
 @pytest.fixture
 async def reading(service):
+    """Clinic A sent a head CT; the centre's specialist Li has claimed it."""
+    return await seed_reading(service)
+
+
+@dataclasses.dataclass
+class SignedWorld:
+    """One app whose consultation Li has signed (quality acceptable, referral advised)."""
+
+    service: Service
+    reading: dict[str, Any]
+    settings: Settings
+    answer: dict[str, Any]
+    """The answer to the signing: version and verification code."""
+
+
+@pytest.fixture(scope="module")
+async def signed_world(tmp_path_factory, migrated_database) -> AsyncIterator[SignedWorld]:
+    """The world of ``reading`` with its report signed, built once for the tests that only read
+    a signed report (each built and signed its own before: ~2.5 s each)."""
+    directory = tmp_path_factory.mktemp("signed_report")
+    async with running_service(directory, migrated_database, **FAST_DELIVERY) as (service, s):
+        reading = await seed_reading(service)
+        answer = await signed_report(service, reading, quality="acceptable", refer=True)
+        yield SignedWorld(service, reading, s, answer)
+
+
+async def seed_reading(service) -> dict[str, Any]:
     """Clinic A sent a head CT; the centre's specialist Li has claimed it."""
     ids = {
         "a": await service.add_facility("青山镇卫生院", "township", "CLINIC_A"),
@@ -162,9 +196,9 @@ async def test_null_draft_fields_clear_them(service, reading):
         assert one.status == 200, (field, await one.text())
 
 
-async def test_signed_events_carry_what_turnaround_needs(service, reading):
+async def test_signed_events_carry_what_turnaround_needs(signed_world):
     """The timeline gets signed (with flags and quality) and the portal delivery."""
-    await signed_report(service, reading, quality="acceptable", refer=True)
+    service, reading = signed_world.service, signed_world.reading
     li = await service.login("dr_li")
     detail = await (
         await service.client.get(f"/api/consultations/{reading['cid']}", headers=li)
@@ -176,10 +210,10 @@ async def test_signed_events_carry_what_turnaround_needs(service, reading):
     assert events["signed"]["actor"] == "dr_li" and events["delivered"]["actor"] is None
 
 
-async def test_the_report_is_stored_into_the_study_in_orthanc(service, reading, tmp_path):
+async def test_the_report_is_stored_into_the_study_in_orthanc(signed_world, tmp_path):
     """The Encapsulated PDF and the SR land in the same study; the SR carries the signed form;
     dciodvfy finds nothing to say about either as Orthanc stored them."""
-    await signed_report(service, reading)
+    service = signed_world.service
     orthanc = service.app[ORTHANC]
 
     async def stored():
@@ -232,8 +266,8 @@ async def test_the_originating_clinic_opens_and_acknowledges(service, reading):
     assert {"opened", "acknowledged"} <= {e["type"] for e in detail["events"]}
 
 
-async def test_another_clinic_sees_nothing(service, reading):
-    await signed_report(service, reading)
+async def test_another_clinic_sees_nothing(signed_world):
+    service, reading = signed_world.service, signed_world.reading
     other = await service.login("doc_b")
     portal = await (await service.client.get("/api/portal/reports", headers=other)).json()
     assert portal["items"] == []
@@ -310,8 +344,8 @@ async def test_an_unacknowledged_critical_finding_escalates_once(service, readin
     assert soon == []
 
 
-async def test_the_public_verification_shows_initials_only(service, reading):
-    signed = await signed_report(service, reading)
+async def test_the_public_verification_shows_initials_only(signed_world):
+    service, signed = signed_world.service, signed_world.answer
     response = await service.client.get(f"/api/verify/{signed['verification_code']}")
     assert response.status == 200
     text = await response.text()
@@ -340,8 +374,9 @@ async def test_revoking_the_signers_certificate_shows_in_verification(service, r
     assert any("revoked" in reason for reason in body["reasons"])
 
 
-async def test_a_changed_pdf_fails_verification(service, reading):
-    signed = await signed_report(service, reading)
+async def test_a_changed_pdf_fails_verification(signed_world):
+    service, reading = signed_world.service, signed_world.reading
+    signed = signed_world.answer
     doc = await service.login("doc_a")
     pdf = await (
         await service.client.get(report_url(reading["cid"], "/versions/1/pdf"), headers=doc)
@@ -355,10 +390,11 @@ async def test_a_changed_pdf_fails_verification(service, reading):
     assert signed["verification_code"]
 
 
-async def test_teleread_verify_checks_a_file_offline(service, reading, settings, tmp_path):
+async def test_teleread_verify_checks_a_file_offline(signed_world, tmp_path):
     """The CLI says VALID (exit 0) for the PDF as delivered, signed when in the clinic's zone,
     INVALID (1) with one byte changed."""
-    await signed_report(service, reading)
+    service, reading = signed_world.service, signed_world.reading
+    settings = signed_world.settings
     doc = await service.login("doc_a")
     pdf = await (
         await service.client.get(report_url(reading["cid"], "/versions/1/pdf"), headers=doc)
@@ -533,10 +569,10 @@ async def test_templates_are_data_managers_edit(service, reading):
     assert bad.status == 400
 
 
-async def test_the_portal_list_indexes_the_patients_it_listed(service, reading):
+async def test_the_portal_list_indexes_the_patients_it_listed(signed_world):
     """``report.list`` writes a per-patient index row for each patient it showed, so the
     search by patient finds the clinician who saw the report in the portal list."""
-    await signed_report(service, reading)
+    service, reading = signed_world.service, signed_world.reading
     doc = await service.login("doc_a")
     portal = await (await service.client.get("/api/portal/reports", headers=doc)).json()
     assert len(portal["items"]) == 1

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,14 +18,52 @@ from pydicom.pixels import apply_modality_lut, pack_bits
 
 from service.app import create_app
 from service.demo.synthetic import StudySpec, make_study
+from service.settings import Settings
+
+from .conftest import Service
+from .module_app import running_service
 
 PATIENT = "P_VIEW_1"
+EXTRA_PATIENT = ("P_VIEW_2", "ZHOU^LIN")
 SIZE = 64
 
 
+@dataclass
+class Viewing:
+    """The module's one running app and Orthanc, the settings a second process is built from,
+    and the seeded world (see :func:`viewing`)."""
+
+    service: Service
+    settings: Settings
+    world: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+async def viewing(tmp_path_factory, migrated_database) -> AsyncIterator[Viewing]:
+    """Clinic A sent a CT; the county hospital sent an older CT of the same patient ID; clinic A
+    also sent a one-image CT of another patient, the study the colour and overlay tests add
+    their instances to (so that the CT's manifest stays what the other tests expect).
+
+    Built once per module (one Orthanc, one app: ~2 s, 29 times before); tests that add data
+    add it to the extra study, and tests about a session's first opening log in afresh."""
+    directory = tmp_path_factory.mktemp("viewer_http")
+    async with running_service(directory, migrated_database) as (service, settings):
+        yield Viewing(service, settings, await seed(service))
+
+
 @pytest.fixture
-async def world(service):
-    """Clinic A sent a CT; the county hospital sent an older CT of the same patient ID."""
+def service(viewing: Viewing) -> Service:
+    """The module's app (replaces conftest's app-per-test fixture of the same name)."""
+    return viewing.service
+
+
+@pytest.fixture
+def world(viewing: Viewing) -> dict[str, Any]:
+    """The seeded world; a copy, so that what a test adds to it stays in that test."""
+    return dict(viewing.world)
+
+
+async def seed(service: Service) -> dict[str, Any]:
     a = await service.add_facility("Township clinic A", "township", "CLINIC_A")
     b = await service.add_facility("Township clinic B", "township", "CLINIC_B")
     county = await service.add_facility("County hospital", "county", "COUNTY")
@@ -52,27 +93,34 @@ async def world(service):
             study_datetime=datetime(2025, 1, 1, 9, 0),
         )
     )
+    extra = make_study(StudySpec(*EXTRA_PATIENT, "CT", "HEAD", rows=32))
     await service.c_store(study, "CLINIC_A")
     await service.c_store(prior, "COUNTY")
+    await service.c_store(extra, "CLINIC_A")
     specialist = await service.login("zhao_c")
 
-    async def both_received():
+    async def all_received():
         items = (await service.worklist(specialist))["items"]
-        return len(items) == 2 and all(i["received_at"] for i in items) and items
+        return len(items) == 3 and all(i["received_at"] for i in items) and items
 
-    items = await service.wait_for(both_received)
-    uid = str(study[0].StudyInstanceUID)
-    [current] = [i for i in items if i["study_instance_uid"] == uid]
-    [older] = [i for i in items if i["study_instance_uid"] != uid]
+    items = await service.wait_for(all_received)
+    by_uid = {i["study_instance_uid"]: i["id"] for i in items}
     return {
-        "consultation": current["id"],
-        "prior": older["id"],
+        "consultation": by_uid[str(study[0].StudyInstanceUID)],
+        "prior": by_uid[str(prior[0].StudyInstanceUID)],
+        "extra": by_uid[str(extra[0].StudyInstanceUID)],
         "study": study,
+        "extra study": extra,
         "owner": await service.login("wang_a"),
         "other": await service.login("li_b"),
         "specialist": specialist,
         "county": county,
     }
+
+
+async def afresh(service, world) -> dict[str, Any]:
+    """The world as seen from a new session of the specialist: one that opened nothing yet."""
+    return {**world, "specialist": await service.login("zhao_c")}
 
 
 def paths(world, n: int = 1) -> dict[str, str]:
@@ -186,6 +234,7 @@ async def test_an_instance_of_another_study_is_not_reachable_through_an_allowed_
 
 async def test_opening_a_study_and_fetching_20_frames_is_audited_once(service, world):
     """One study.viewed entry for the manifest; frames and metadata add none."""
+    world = await afresh(service, world)
     before = len(await study_viewed(service))
     assert (await get(service, world, paths(world)["manifest"])).status == 200
     for _ in range(10):
@@ -199,6 +248,7 @@ async def test_opening_a_study_and_fetching_20_frames_is_audited_once(service, w
 
 async def test_a_frame_fetched_without_the_manifest_is_audited_on_first_access(service, world):
     """Direct DICOMweb clients are audited too: once per session and study."""
+    world = await afresh(service, world)
     before = len(await study_viewed(service))
     for _ in range(3):
         assert (await get(service, world, paths(world)["study metadata"])).status == 200
@@ -207,10 +257,10 @@ async def test_a_frame_fetched_without_the_manifest_is_audited_on_first_access(s
 
 
 @pytest.fixture
-async def second_process(settings, service, aiohttp_client):
+async def second_process(viewing: Viewing, aiohttp_client):
     """Another process serving the same database file: its own app, Database and Viewing
     (nothing in memory shared with ``service``)."""
-    return await aiohttp_client(create_app(settings))
+    return await aiohttp_client(create_app(viewing.settings))
 
 
 async def fetch(client, world, path: str, who: str = "specialist") -> int:
@@ -230,7 +280,9 @@ async def test_frames_served_by_two_processes_audit_a_study_once_per_session(
 ):
     """Racing first frames through both processes, then more through each: one study.viewed;
     a new session of the same user opens the study afresh, and is audited once too."""
+    world = await afresh(service, world)
     before = len(await study_viewed(service))
+    opened = await openings(service)
     frame, values = paths(world)["rendered"], paths(world)["values"]
     both = (service.client, second_process)
     racing = [fetch(client, world, path) for client in both for path in (frame, values)] * 2
@@ -245,13 +297,14 @@ async def test_frames_served_by_two_processes_audit_a_study_once_per_session(
         assert await fetch(client, world, frame, "again") == 200
     entries = (await study_viewed(service))[before:]
     assert len(entries) == 2 and entries[1]["username"] == "zhao_c"
-    assert await openings(service) == 2
+    assert await openings(service) == opened + 2
 
 
 async def test_frames_after_the_manifest_in_another_process_are_not_audited_again(
     service, world, second_process
 ):
     """The manifest is audited on every call and records the opening for every process."""
+    world = await afresh(service, world)
     before = len(await study_viewed(service))
     assert await fetch(service.client, world, paths(world)["manifest"]) == 200
     for path in (paths(world)["rendered"], paths(world)["instance metadata"]):
@@ -277,20 +330,30 @@ async def test_a_first_opening_reads_the_layout_the_ingest_stored(service, world
     uid = str(world["study"][0].StudyInstanceUID)
     await service.wait_for(lambda: stable_layout(service, uid))
 
-    def mark(db) -> None:
-        [layout] = db.execute(
-            "SELECT layout FROM study_layouts WHERE study_instance_uid = ?", [uid]
+    def mark(db) -> tuple[str, str]:
+        stored = db.execute(
+            "SELECT layout, built_at FROM study_layouts WHERE study_instance_uid = ?", [uid]
         ).fetchone()
-        data = json.loads(layout)
+        data = json.loads(stored[0])
         data["study"]["description"] = "FROM THE STORED LAYOUT"
         db.execute(
             "UPDATE study_layouts SET layout = ?, built_at = built_at - 7200"
             " WHERE study_instance_uid = ?",
             [json.dumps(data), uid],
         )
+        return stored
 
-    await service.database.write(mark)
-    body = await (await get_from(second_process, world, paths(world)["manifest"])).json()
+    def restore(db) -> None:  # the module's other tests share this study
+        db.execute(
+            "UPDATE study_layouts SET layout = ?, built_at = ? WHERE study_instance_uid = ?",
+            [*original, uid],
+        )
+
+    original = await service.database.write(mark)
+    try:
+        body = await (await get_from(second_process, world, paths(world)["manifest"])).json()
+    finally:
+        await service.database.write(restore)
     assert body["study"]["description"] == "FROM THE STORED LAYOUT"
     assert len(body["series"][0]["instances"]) == 3
 
@@ -419,8 +482,8 @@ async def test_thumbnails_are_small_jpegs(service, world):
 
 async def test_a_colour_image_has_no_values_but_renders_as_png(service, world):
     """RGB instances answer 409 colour_image on values; the page uses the rendered PNG."""
-    [ds] = make_study(StudySpec(PATIENT, "WANG^XIAO", "CR", "HAND", rows=32))
-    ds.StudyInstanceUID = world["study"][0].StudyInstanceUID
+    [ds] = make_study(StudySpec(*EXTRA_PATIENT, "CR", "HAND", rows=32))
+    ds.StudyInstanceUID = world["extra study"][0].StudyInstanceUID
     ds.SeriesNumber = 9
     rgb = np.zeros((32, 32, 3), dtype=np.uint8)
     rgb[..., 0] = 200
@@ -460,9 +523,9 @@ async def test_the_dicom_dictionary_names_every_standard_tag(service, world):
 
 
 def with_overlay(world) -> tuple:
-    """A 32x32 CT of the world's study with overlay plane 6000 set over rows 4-7, columns 4-27."""
-    [ds] = make_study(StudySpec(PATIENT, "WANG^XIAO", "CT", "HEAD", rows=32))
-    ds.StudyInstanceUID = world["study"][0].StudyInstanceUID
+    """A 32x32 CT of the extra study with overlay plane 6000 set over rows 4-7, columns 4-27."""
+    [ds] = make_study(StudySpec(*EXTRA_PATIENT, "CT", "HEAD", rows=32))
+    ds.StudyInstanceUID = world["extra study"][0].StudyInstanceUID
     ds.SeriesNumber = 8
     plane = np.zeros((32, 32), dtype=np.uint8)
     plane[4:8, 4:28] = 1
@@ -476,9 +539,15 @@ def with_overlay(world) -> tuple:
     return ds, plane
 
 
-async def test_overlays_are_burnt_in_on_request(service, world):
-    """An overlay plane (60xx) shows white only with overlays=true; the ETags differ."""
-    ds, _ = with_overlay(world)
+async def test_overlays_burn_in_on_request_and_have_a_mask_route_the_manifest_announces(
+    service, world
+):
+    """An overlay plane (60xx) shows white only with overlays=true; the ETags differ.
+
+    The manifest marks the instance with overlays and links its overlay route, whose PNG is
+    255 exactly on the plane; an image without overlays answers 404 no_overlay (JSON).
+    (One test: each overlay instance added to the study is one more with overlays.)"""
+    ds, plane = with_overlay(world)
     await service.c_store([ds], "CLINIC_A")
     path = (
         f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
@@ -497,15 +566,10 @@ async def test_overlays_are_burnt_in_on_request(service, world):
     assert (image[4:8, 4:28] == 255).all() and image.sum() == 255 * 4 * 24
     assert plain.headers["ETag"] != burnt.headers["ETag"]
 
-
-async def test_the_overlay_route_sends_the_mask_the_manifest_announces(service, world):
-    """The manifest marks the instance with overlays and links its overlay route, whose PNG is
-    255 exactly on the plane; an image without overlays answers 404 no_overlay (JSON)."""
-    ds, plane = with_overlay(world)
-    await service.c_store([ds], "CLINIC_A")
+    extra_manifest = f"/api/consultations/{world['extra']}/viewer"
 
     async def listed():
-        manifest = await (await get(service, world, paths(world)["manifest"])).json()
+        manifest = await (await get(service, world, extra_manifest)).json()
         found = [
             i for s in manifest["series"] for i in s["instances"] if i["uid"] == ds.SOPInstanceUID
         ]

@@ -259,9 +259,17 @@ async def test_two_processes_share_the_port_and_the_changes_but_run_background_w
     assert not alive(orthanc), "Orthanc outlived the service"
 
 
+def serve_without_demo(env) -> subprocess.Popen:
+    """``teleread serve`` with no demo studies being sent, ingested and signed meanwhile (CPU
+    a test of the processes alone has no use for)."""
+    return subprocess.Popen(
+        [TELEREAD, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+
+
 async def test_a_dead_secondary_is_replaced_and_a_dead_primary_takes_the_secondaries(env):
     env = {**env, "TELEREAD_WEB_PROCESSES": "2"}
-    process = serve(env)
+    process = serve_without_demo(env)
     orthanc = None
     try:
         await asyncio.to_thread(read_until, process, "Press Ctrl-C")

@@ -11,12 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-
-from ..auth import identities
 from ..clock import to_iso, utc_now
-from ..reports import verification
-from ..reports.lifecycle import load_ca
 from ..settings import Settings
 from ..storage import Database
 from ..storage import signing_identities as identity_store
@@ -39,6 +34,12 @@ def add_report_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def verify_command(settings: Settings, database: Database, args: argparse.Namespace) -> int:
+    # Imported here: they bring pydicom, highdicom and pyhanko (~0.4 s), which every other
+    # command of this process (user, facility, audit) would pay for without using.
+    from ..auth import identities
+    from ..reports import verification
+    from ..reports.lifecycle import load_ca
+
     try:
         data = args.file.read_bytes()
     except OSError as exc:
@@ -64,6 +65,10 @@ def verify_command(settings: Settings, database: Database, args: argparse.Namesp
 
 def signing_command(settings: Settings, database: Database, args: argparse.Namespace) -> int:
     if args.signing_command == "ca":
+        from cryptography.hazmat.primitives import serialization
+
+        from ..reports.lifecycle import load_ca
+
         pem = load_ca(settings).certificate.public_bytes(serialization.Encoding.PEM)
         sys.stdout.write(pem.decode("ascii"))
         return 0

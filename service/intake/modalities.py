@@ -12,11 +12,13 @@ study query or retrieve to anyone, so there is no grant mechanism (docs/security
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..runtime.orthanc.client import OrthancClient
 from ..storage import Database
 from ..storage import facilities as facility_store
+
+if TYPE_CHECKING:  # the CLI imports this module for AET_PATTERN: no HTTP client (aiohttp) for it
+    from ..runtime.orthanc.client import OrthancClient
 
 log = logging.getLogger(__name__)
 

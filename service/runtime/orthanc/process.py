@@ -21,8 +21,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-
 from .auth import basic_auth_header
 
 log = logging.getLogger(__name__)
@@ -196,6 +194,10 @@ class ManagedOrthanc:
         await self._wait_ready(timeout)
 
     async def _wait_ready(self, timeout: float) -> None:
+        # Imported here: the CLI imports this module for its credentials and errors, and a
+        # `teleread user add` should not pay ~0.1 s for an HTTP client it never uses.
+        import aiohttp
+
         headers = basic_auth_header(
             self.config.credentials.username, self.config.credentials.password
         )
