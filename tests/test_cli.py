@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import hl7
 import pydicom
 import pytest
 
@@ -187,6 +189,15 @@ def serve(env) -> subprocess.Popen:
     )
 
 
+def demo_his_result(inbox: Path, timeout: float = 90) -> hl7.Message:
+    """The first message the demo's county HIS received, parsed (it keeps one file each)."""
+    deadline = time.monotonic() + timeout
+    while not (files := sorted(inbox.glob("*.hl7")) if inbox.exists() else []):
+        assert time.monotonic() < deadline, "the county HIS never received its result"
+        time.sleep(0.5)
+    return hl7.parse(files[0].read_text(encoding="utf-8").replace("\n", "\r"))
+
+
 def stop(process: subprocess.Popen) -> int:
     """Ctrl-C, as a user at the terminal."""
     process.send_signal(signal.SIGINT)
@@ -205,6 +216,7 @@ def test_serve_demo_seeds_prints_logins_stops_cleanly_and_keeps_data(env):
     """`make run`'s command: demo studies go by C-STORE to the worklist; Ctrl-C stops Orthanc
     too; a second start keeps everything and seeds nothing twice."""
     port = env["TELEREAD_PORT"]
+    env = {**env, "TELEREAD_HL7_PORT": str(free_port())}  # as `make run` sets it
     process = serve(env)
     try:
         banner = read_until(process, "Press Ctrl-C")
@@ -227,6 +239,13 @@ def test_serve_demo_seeds_prints_logins_stops_cleanly_and_keeps_data(env):
             assert time.monotonic() < deadline, "the demo report was never signed"
             time.sleep(0.5)
         assert reports[0]["signer_name"] == "Dr Li" and reports[0]["patient_name"] == "张伟"
+        # The county HIS ordered its MR by HL7 and gets Dr Li's signed result back: an ORU^R01
+        # with the report's PDF, kept by the demo's HIS receiver (docs/integration.md).
+        result = demo_his_result(Path(env["TELEREAD_DATA_DIR"]) / "demo-his")
+        assert str(result.segment("OBR")(2)) == "HIS-ORD-8820"
+        assert str(result.segment("OBR")(25)) == "F"
+        [pdf] = [obx for obx in result.segments("OBX") if str(obx(2)) == "ED"]
+        assert base64.b64decode(str(pdf(5)).split("^")[4]).startswith(b"%PDF")
         # Xiping's CT finds the request filed for a patient on the way (docs/integration.md).
         scheduled = demo_worklist(env, "XIPING_CT")
         assert [(i.AccessionNumber, str(i.PatientName)) for i in scheduled] == [
@@ -261,7 +280,8 @@ def test_serve_demo_seeds_prints_logins_stops_cleanly_and_keeps_data(env):
         time.sleep(1.5)
         items = api(port, f"/api/worklist?{EVERY_STATUS}", token)["items"]
         assert len(items) == 7  # the six studies and the request awaiting its images
-        assert sum(i["status"] == "signed" for i in items) == 1  # signed once, not again
+        assert sum(i["status"] == "signed" for i in items) == 2  # signed once, not again
+        assert len(list((Path(env["TELEREAD_DATA_DIR"]) / "demo-his").iterdir())) == 1
     finally:
         assert stop(again) == 0
 
