@@ -56,6 +56,8 @@ DATA_WORDS = {"rada", "doca", "liwei", "boss", "root", "teleread", "zip"}
 #: Pages whose job is to show and edit DICOM person names as DICOM writes them (the Users page's
 #: "DICOM name" column and its derived default): a caret there is the data, not a raw code.
 DICOM_NAME_PAGES = {"root /admin/users"}
+#: HL7 message types are written with their caret ("ADT^A40") in explanations to administrators.
+HL7_MESSAGE_TYPE = re.compile(r"\b(ADT|ORM|OMI|ORU)\^[A-Z][0-9]{2}\b")
 
 
 def english_messages() -> set[str]:
@@ -240,7 +242,7 @@ async def pages_show_no_raw_code(service, world, browser: Browser, locale: str) 
         codes |= {word for word in ("CHEST", "CR / CHEST") if word in text}
         codes |= {m for m in untranslated if m in text}
         if where not in DICOM_NAME_PAGES:  # a DICOM person name as stored: "WANG^FANG"
-            codes |= set(re.findall(r"\S*\^\S*", text))
+            codes |= set(re.findall(r"\S*\^\S*", HL7_MESSAGE_TYPE.sub("", text)))
         if locale == "zh-CN":
             codes |= set(re.findall(r"\b[a-z]{2,}\b", text)) - world["data_words"]
         if codes:
