@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from playwright.async_api import Page, expect
 
+from service.intake.cancellation import cancel_request
 from service.intake.intake import InstanceOrigin, ReceivedStudy, receive_study
 from worklists.sla import SlaPolicy
 
@@ -95,3 +96,17 @@ async def test_requester_sees_claim_and_preliminary_answer_without_reload(servic
     await expect(page.locator("#thread .message-body")).to_have_text(
         ["Thank you, starting thrombolysis."]
     )
+
+    # The county HIS withdraws the order: the page says so, with the reason, not "Received".
+    await service.database.write(
+        cancel_request,
+        consultation_id,
+        user_id=None,
+        reason="Patient transferred",
+        now=datetime.now(UTC),
+        via="hl7",
+    )
+    await page.reload()
+    await expect(page.locator("#status-received")).to_contain_text("Request cancelled")
+    await expect(page.locator("#status-received")).to_contain_text("Patient transferred")
+    await expect(page.locator('#timeline li[data-type="cancelled"]')).to_have_count(1)

@@ -21,11 +21,14 @@ function showConsultation(c) {
   text("consult-history", c.clinical_history);
   text("consult-question", c.clinical_question);
   text("consult-phone", c.callback_phone);
+  const cancelled = c.status === "cancelled" ? (c.events || []).filter((e) => e.type === "cancelled").pop() : null;
   text(
     "status-received",
-    c.received_at
-      ? t("received", { time: formatDateTime(c.received_at) })
-      : t("requested", { time: formatDateTime(c.requested_at) }),
+    cancelled
+      ? t("cancelled", { time: formatDateTime(cancelled.at), reason: (cancelled.detail && cancelled.detail.reason) || "—" })
+      : c.received_at
+        ? t("received", { time: formatDateTime(c.received_at) })
+        : t("requested", { time: formatDateTime(c.requested_at) }),
   );
   // A signed consultation has no claim any more: say who read it, not "Not yet claimed".
   const signer = signedBy(c.events || []);
