@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hl7.mllp import open_hl7_connection
 
 from service.app import create_app
+from service.hl7 import listener
 from service.storage import facilities as facility_store
 from tests.conftest import Service, free_port, start_from, suite_settings
 
@@ -320,3 +321,15 @@ async def test_a_patient_merge_moves_open_and_closed_consultations_and_is_audite
     assert {"hl7.patient_merge", "patient.merged"} <= actions
     assert ack_code(await send(world.port, a40)) == "AA"  # the same control id: applied once
     assert len(await world.rows("SELECT id FROM patient_merges")) == 1
+
+
+async def test_a_connection_that_sends_nothing_is_closed(world, monkeypatch):
+    """An idle or half-sent connection is closed after IDLE_SECONDS, not held for ever."""
+    monkeypatch.setattr(listener, "IDLE_SECONDS", 0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", world.port)
+    try:
+        writer.write(b"\x0bMSH|^~\\&|HIS|COUNTY-HIS")  # a frame started and never finished
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the listener
+    finally:
+        writer.close()

@@ -59,6 +59,12 @@ async def _skip_frame(reader: asyncio.StreamReader) -> None:
             await reader.readexactly(max(exc.consumed, 1))
 
 
+#: A connection that brings no complete message for this long is closed: interface engines
+#: reconnect when they next have something to send, and a sender that opens connections (or
+#: starts a frame) and never finishes cannot hold them open for ever.
+IDLE_SECONDS = 600
+
+
 class MllpListener:
     """Accepts connections and answers each message in order, one connection per sender."""
 
@@ -73,7 +79,7 @@ class MllpListener:
         peer = writer.get_extra_info("peername")
         address = str(peer[0]) if peer else ""
         try:
-            while (frame := await read_frame(reader)) is not None:
+            while (frame := await asyncio.wait_for(read_frame(reader), IDLE_SECONDS)) is not None:
                 message, oversized = frame
                 if oversized:
                     ack = await self.dispatcher.answer_oversized(message, address)
@@ -83,6 +89,9 @@ class MllpListener:
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except TimeoutError:
+            log.info("MLLP connection from %s closed after %d s without a message", address,
+                     IDLE_SECONDS)  # fmt: skip
         except Exception:
             log.exception("MLLP connection from %s failed", address)
         finally:
