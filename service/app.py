@@ -23,6 +23,7 @@ from .auth.session_cache import SessionCache
 from .hl7.dispatch import Dispatcher
 from .hl7.listener import MllpListener
 from .hl7.results_outbox import ResultPolicy, ResultSender
+from .hl7.retention import PRUNE_EVERY_SECONDS, forget_old_control_ids
 from .http.auditing import audit_middleware
 from .http.cors import add_cors_headers, cors_middleware
 from .http.errors import error_middleware
@@ -450,7 +451,11 @@ async def hl7_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     listener = MllpListener(Dispatcher(app[DATABASE], app[EFFECTS], app[SLA]))
     assert settings.hl7_port is not None
-    async with listener.running(settings.host, settings.hl7_port):
+    database = app[DATABASE]
+    async with (
+        listener.running(settings.host, settings.hl7_port),
+        running("HL7 control ids", PRUNE_EVERY_SECONDS, lambda: forget_old_control_ids(database)),
+    ):
         yield
 
 

@@ -21,6 +21,7 @@ from hl7.mllp import open_hl7_connection
 
 from service.app import create_app
 from service.hl7 import listener
+from service.hl7.retention import forget_old_control_ids
 from service.storage import facilities as facility_store
 from tests.conftest import Service, free_port, start_from, suite_settings
 
@@ -333,3 +334,21 @@ async def test_a_connection_that_sends_nothing_is_closed(world, monkeypatch):
         assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the listener
     finally:
         writer.close()
+
+
+async def test_control_ids_older_than_a_month_are_forgotten(world):
+    """The duplicate check remembers a month of control IDs; older ones are dropped (the audit
+    trail keeps what each message did)."""
+    database = world.service.database
+
+    def remember_old(db):
+        db.execute(
+            "INSERT INTO hl7_received (facility_id, control_id, message_type, ack, received_at)"
+            " VALUES (?, 'OLD-1', 'ORM^O01', 'MSH|', '2026-01-01T00:00:00Z')",
+            [world.county],
+        )
+
+    await database.write(remember_old)
+    kept = len(await world.rows("SELECT control_id FROM hl7_received")) - 1
+    assert await forget_old_control_ids(database) == 1
+    assert len(await world.rows("SELECT control_id FROM hl7_received")) == kept

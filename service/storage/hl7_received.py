@@ -29,3 +29,9 @@ def remember(
         " VALUES (?, ?, ?, ?, ?)",
         [facility_id, control_id, message_type, ack, received_at],
     )
+
+
+def forget_before(db: sqlite_utils.Database, cutoff: str) -> int:
+    """Drop control IDs received before ``cutoff`` (ISO UTC); how many went. The ACK of an
+    applied message stays in the audit trail; only the duplicate check forgets it."""
+    return db.execute("DELETE FROM hl7_received WHERE received_at < ?", [cutoff]).rowcount
