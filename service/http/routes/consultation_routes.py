@@ -23,24 +23,16 @@ routes = web.RouteTableDef()
 REQUESTING_ROLES = ("radiographer", "requester", "clinician")
 
 
-@routes.post("/api/consultations")
-@allow(*REQUESTING_ROLES)
-@audited("consultation.request", "consultation")
-@documented(
-    "File a consultation request (before or after the images arrive)",
-    body=ConsultationRequestBody,
-    response=ConsultationCreated,
-    success=(200, 201),
-)
-async def create_consultation(request: web.Request) -> web.Response:
-    body = await read_model(request, ConsultationRequestBody)
+async def file_consultation_request(
+    request: web.Request, body: ConsultationRequestBody, *, via: str
+) -> tuple[int, bool]:
+    """File the caller's request (the JSON API's and FHIR's ServiceRequest alike) and tell the
+    live worklists; the consultation id and whether it is new."""
     user = current_user(request)
-    fields = body.model_dump()
+    fields = body.model_dump() | {"via": via}
     fields["priority"] = Priority(fields["priority"])
-    if fields.get("modality"):
-        fields["modality"] = fields["modality"].upper()
-    if fields.get("body_part"):
-        fields["body_part"] = fields["body_part"].upper()
+    for name in ("modality", "body_part"):
+        fields[name] = (fields[name] or "").upper() or None
     database = request.app[DATABASE]
     consultation_id, created = await database.write(
         file_request,
@@ -53,6 +45,23 @@ async def create_consultation(request: web.Request) -> web.Response:
     await publish_changes(
         database, request.app[EFFECTS], [consultation_id], [consultation_id] if created else []
     )
+    return consultation_id, created
+
+
+@routes.post("/api/consultations")
+@allow(*REQUESTING_ROLES)
+@audited("consultation.request", "consultation")
+@documented(
+    "File a consultation request (before or after the images arrive)",
+    body=ConsultationRequestBody,
+    response=ConsultationCreated,
+    success=(200, 201),
+)
+async def create_consultation(request: web.Request) -> web.Response:
+    body = await read_model(request, ConsultationRequestBody)
+    user = current_user(request)
+    database = request.app[DATABASE]
+    consultation_id, created = await file_consultation_request(request, body, via="web")
     row = await database.read(store.get_consultation, consultation_scope(user), consultation_id)
     audit = audit_context(request)
     audit.touches(row["patient_id"], row["study_instance_uid"], consultation_id)

@@ -14,8 +14,6 @@ from typing import Any
 
 from aiohttp import web
 
-from worklists.priorities import Priority
-
 from ...auth.access import consultation_scope
 from ...clock import to_iso, utc_now
 from ...fhir import queries
@@ -25,17 +23,16 @@ from ...fhir.identity import consultation_id_of, parse_patient_logical_id
 from ...fhir.orders import InvalidOrder, order_fields, parse_service_request
 from ...fhir.search import InvalidSearch, Search, parse_search
 from ...intake.cancellation import cancel_request
-from ...intake.intake import ConsultationRequest, file_request
 from ...storage.fhir import Match
 from ...worklist.live_feed import publish_changes
 from ..access import allow, public
 from ..auditing import audit_context, audited, not_audited
 from ..errors import ApiError
 from ..fhir_answers import fhir_json, read_resource
-from ..keys import DATABASE, EFFECTS, ORTHANC, SLA, current_user
+from ..keys import DATABASE, EFFECTS, ORTHANC, current_user
 from ..models import ConsultationRequestBody
 from ..requests import public_base_url
-from .consultation_routes import REQUESTING_ROLES
+from .consultation_routes import REQUESTING_ROLES, file_consultation_request
 from .openapi import documented
 from .worklist_routes import WORKLIST_ROLES
 
@@ -193,22 +190,7 @@ async def create_service_request(request: web.Request) -> web.Response:
     except InvalidOrder as exc:
         raise ApiError(400, "invalid_order", str(exc), expression=exc.expression) from exc
     body = ConsultationRequestBody.model_validate(fields)  # the JSON API's limits and rules
-    values = body.model_dump() | {"via": "fhir"}
-    values["priority"] = Priority(values["priority"])
-    values["modality"] = (values["modality"] or "").upper() or None
-    values["body_part"] = (values["body_part"] or "").upper() or None
-    database = request.app[DATABASE]
-    consultation_id, created = await database.write(
-        file_request,
-        ConsultationRequest(**values),
-        facility_id=user.facility_id,
-        user_id=user.id,
-        now=utc_now(),
-        sla=request.app[SLA],
-    )
-    await publish_changes(
-        database, request.app[EFFECTS], [consultation_id], [consultation_id] if created else []
-    )
+    consultation_id, created = await file_consultation_request(request, body, via="fhir")
     # 200 when the order completed a consultation already here (its images came first), as the
     # JSON API answers; the same order twice is a 409 (request_exists).
     return await _answer_order(request, consultation_id, 201 if created else 200)
