@@ -10,6 +10,7 @@ another facility's are 404 on read and absent from searches; the regional centre
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -252,12 +253,18 @@ async def test_studies_and_signed_reports_of_a_patient(consortium: Consortium):
     world = consortium
     patient = "Patient/" + patient_logical_id(world.facilities[OWN], SIGNED_STUDY.patient_id)
     headers = world.caller("clinician", OWN).headers
-    status, body = await _get(world, "/fhir/ImagingStudy", headers, patient=patient)
-    assert status == 200
-    (study,) = _bundle(body, ImagingStudy)
+    # The CT images, and the signed report teleread stored back with them (PDF and SR) once
+    # report delivery has run (it follows the signature, so wait for it).
+    deadline = time.monotonic() + 30
+    while True:
+        status, body = await _get(world, "/fhir/ImagingStudy", headers, patient=patient)
+        assert status == 200
+        (study,) = _bundle(body, ImagingStudy)
+        series = {s.modality.code: s.numberOfInstances for s in study.series}
+        if len(series) == 3 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
     assert study.identifier[0].value == f"urn:oid:{world.signed_study[0].StudyInstanceUID}"
-    # The CT images, and the signed report teleread stored back with them (PDF and SR).
-    series = {s.modality.code: s.numberOfInstances for s in study.series}
     assert series["CT"] == SIGNED_STUDY.instances
     assert study.numberOfInstances == sum(series.values()) and len(series) == 3, series
     (endpoint,) = study.contained
