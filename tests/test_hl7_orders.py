@@ -352,3 +352,22 @@ async def test_control_ids_older_than_a_month_are_forgotten(world):
     kept = len(await world.rows("SELECT control_id FROM hl7_received")) - 1
     assert await forget_old_control_ids(database) == 1
     assert len(await world.rows("SELECT control_id FROM hl7_received")) == kept
+
+
+async def test_the_ordering_provider_is_the_requester_when_the_hospital_knows_them(world):
+    """ORC-12.1 naming a requesting user of the sending facility makes the order theirs (a
+    county requester sees what they ordered in the HIS); anyone else's name leaves it the
+    facility's."""
+    zhao = await world.rows("SELECT id FROM users WHERE username = 'zhao'")
+    known = order("PROV-1", 93).replace("+0800|||||0731", "+0800|||zhao^Zhao^Wei||0731")
+    stranger = order("PROV-2", 94).replace("+0800|||||0731", "+0800|||nobody^No^Body||0731")
+    assert ack_code(await send(world.port, known)) == "AA"
+    assert ack_code(await send(world.port, stranger)) == "AA"
+    rows = await world.rows(
+        "SELECT placer_order_number, requested_by FROM consultations"
+        " WHERE placer_order_number IN ('PO-93', 'PO-94') ORDER BY placer_order_number"
+    )
+    assert [(r["placer_order_number"], r["requested_by"]) for r in rows] == [
+        ("PO-93", zhao[0]["id"]),
+        ("PO-94", None),
+    ]

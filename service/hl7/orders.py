@@ -15,6 +15,7 @@ Where each value is read (IHE Scheduled Workflow's usage where HIS vendors diffe
 | clinical history | OBR-13 and the NTE segments after the OBR |
 | clinical question | OBR-31 (text, else code) |
 | callback phone | ORC-14.1 |
+| requesting user | ORC-12.1 (ordering provider's ID) when it is a requesting user's username |
 
 Several orders in one message are applied together or not at all.
 """
@@ -34,6 +35,7 @@ from ..intake.cancellation import cancel_request
 from ..intake.intake import ConsultationRequest, file_request
 from ..storage import Conflict
 from ..storage import consultations as store
+from ..storage import users as user_store
 from .acks import Refusal
 from .applied import Applied, Inbound
 from .messages import Segment, birth_date, moment, person_name, segments, sex
@@ -200,6 +202,25 @@ def _request(inbound: Inbound, pid: Segment | None, order: Order) -> Consultatio
     )
 
 
+#: Who may file a request in teleread (service/http/routes/consultation_routes.py).
+REQUESTING_ROLES = frozenset({"radiographer", "requester", "clinician"})
+
+
+def _ordering_user(db: sqlite_utils.Database, facility_id: int, provider_id: str) -> int | None:
+    """The teleread user the HIS names as ordering provider (ORC-12.1 = their username), so a
+    county doctor sees the order they placed in the HIS as their own request; None otherwise
+    (another facility's user, a disabled account or a role that files no requests)."""
+    user = user_store.user_by_username(db, provider_id.strip()) if provider_id.strip() else None
+    if (
+        user is None
+        or user["facility_id"] != facility_id
+        or user["disabled"]
+        or user["role"] not in REQUESTING_ROLES
+    ):
+        return None
+    return int(user["id"])
+
+
 def _new_order(
     db: sqlite_utils.Database, inbound: Inbound, pid: Segment | None, order: Order, applied: Applied
 ) -> None:
@@ -211,7 +232,7 @@ def _new_order(
             db,
             request,
             facility_id=inbound.facility["id"],
-            user_id=None,
+            user_id=_ordering_user(db, inbound.facility["id"], order.orc.value(12, 1)),
             now=inbound.now,
             sla=inbound.sla,
         )
