@@ -49,7 +49,7 @@ def order_message(now: datetime, control_id: str = "DEMO-ORM-8820") -> str:
                 "|P|2.5|||||CHN|UNICODE UTF-8",
                 "PID|1||CY8820^^^COUNTY^MR||ZHOU^LEI^^^^^L^A~周^磊^^^^^L^I||19751111|M",
                 "PV1|1|O",
-                f"ORC|NW|{ORDER_NUMBER}|||||||{stamp}",
+                f"ORC|NW|{ORDER_NUMBER}|||||||{stamp}|||zhao^Zhao^^^^Dr",  # Dr Zhao ordered it
                 f"OBR|1|{ORDER_NUMBER}||MR-LSPINE^MR lumbar spine^L|R||||||||"
                 "Low back pain radiating to the left leg for 6 weeks"
                 f"|||||{ORDERED_ACCESSION}||||||MR|||||||^Disc herniation? Nerve root compression?",
