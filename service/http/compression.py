@@ -52,20 +52,3 @@ async def compressed(request: web.Request, body: bytes) -> tuple[bytes, dict[str
         return body, headers
     data = await asyncio.to_thread(gzip_fast, body)
     return data, {**headers, "Content-Encoding": "gzip"}
-
-
-GZIP_MEDIA = "application/gzip"
-
-
-def asks_for_gzip_body(request: web.Request) -> bool:
-    """Whether Accept names ``application/gzip``: the viewer page inflates the body itself
-    (``DecompressionStream``), so the browser hands its page 2 bytes in place of 4.3."""
-    return any(
-        part.split(";")[0].strip().lower() == GZIP_MEDIA
-        for part in request.headers.get("Accept", "").split(",")
-    )
-
-
-async def gzip_body(body: bytes) -> bytes:
-    """``body`` as a gzip stream (``LEVEL``, on a thread), to be sent as ``application/gzip``."""
-    return await asyncio.to_thread(gzip_fast, body)

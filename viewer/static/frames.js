@@ -98,18 +98,6 @@ export function isColour(photometric) {
   return COLOUR.has(String(photometric || "").trim().toUpperCase());
 }
 
-/** Whether this browser inflates gzip in the page. Then `values` come as an application/gzip
- * body that the page inflates itself: the browser's network process hands the page the 2.1 times
- * smaller stream instead of inflating it first (Content-Encoding), and the bytes the page receives
- * were most of the page's own CPU time for a whole series (bench/viewer_speed.py). */
-const GZIP_BODY = typeof DecompressionStream === "function";
-
-async function valuesBody(response) {
-  const type = (response.headers.get("Content-Type") || "").split(";")[0].trim();
-  if (type !== "application/gzip") return response.arrayBuffer();
-  return new Response(response.body.pipeThrough(new DecompressionStream("gzip"))).arrayBuffer();
-}
-
 /** One frame: values (greyscale) or the rendered PNG (colour). Throws FrameError. */
 export async function loadFrame(frameRef, signal) {
   if (isColour(frameRef.instance && frameRef.instance.photometric)) {
@@ -117,10 +105,10 @@ export async function loadFrame(frameRef, signal) {
   }
   const response = await fetch(frameRef.values, {
     credentials: "same-origin",
-    headers: { Accept: GZIP_BODY ? "application/gzip, application/octet-stream;q=0.5" : "application/octet-stream" },
+    headers: { Accept: "application/octet-stream" },
     signal,
   });
-  if (response.ok) return decodeValues(await valuesBody(response), response.headers);
+  if (response.ok) return decodeValues(await response.arrayBuffer(), response.headers);
   let code = null;
   try {
     code = (await response.json()).error;

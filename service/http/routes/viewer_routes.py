@@ -28,7 +28,7 @@ from ...viewing.viewing import InstanceEntry
 from ..access import allow
 from ..answers import ViewerManifest
 from ..auditing import AuditContext, audit_context, audit_entry, audited, not_audited
-from ..compression import GZIP_MEDIA, asks_for_gzip_body, compressed, gzip_body
+from ..compression import compressed
 from ..errors import ApiError
 from ..keys import ORTHANC, PREFETCH, RENDER_WORKERS, VIEWING, current_user
 from ..middleware import PRIVATE_NO_STORE
@@ -352,9 +352,8 @@ async def series_rendered(request: web.Request) -> web.StreamResponse:
 @not_audited(ONCE)
 @documented(
     "A frame's modality values (rescale applied) as raw little-endian numbers, for windowing in"
-    " the page; X-Teleread-Dtype, -Rows and -Columns say how to read them. With Accept:"
-    " application/gzip, the same numbers as one gzip stream (Content-Type application/gzip)",
-    response_media_type=("application/octet-stream", GZIP_MEDIA),
+    " the page; X-Teleread-Dtype, -Rows and -Columns say how to read them",
+    response_media_type="application/octet-stream",
     errors=(*IMAGE_ERRORS, 409),
 )
 async def values(request: web.Request) -> web.Response:
@@ -365,14 +364,10 @@ async def values(request: web.Request) -> web.Response:
         raise ApiError(409, "colour_image", "colour images are shown from the rendered PNG")
     ref = FrameRef(entry.uid, entry.orthanc_id, index0, entry.frames)
     data, dtype = await _decoded(request, entry, request.app[RENDER_WORKERS].values(ref))
-    if asks_for_gzip_body(request):
-        body, media, encoding = await gzip_body(data), GZIP_MEDIA, {"Vary": "Accept"}
-    else:
-        body, encoding = await compressed(request, data)
-        media = "application/octet-stream"
+    body, encoding = await compressed(request, data)
     return web.Response(
         body=body,
-        content_type=media,
+        content_type="application/octet-stream",
         headers={
             "X-Teleread-Dtype": dtype,
             "X-Teleread-Rows": str(entry.rows),
