@@ -94,11 +94,14 @@ MARKS = r"""() => {
   const manifest = resources.find((e) => /\/api\/consultations\/\d+\/viewer$/.test(e.name));
   const values = resources.filter((e) => e.name.endsWith("/values"));
   const firstValues = values.sort((a, b) => a.startTime - b.startTime)[0];
+  const navigation = performance.getEntriesByType("navigation")[0];
   return {
     shown: at("teleread:image-shown"),
+    manifests: resources.filter((e) => /\/api\/consultations\/\d+\/viewer$/.test(e.name)).length,
     loaded: at("teleread:frame-loaded"),
     steps: {
-      "page parsed": performance.getEntriesByType("navigation")[0].domContentLoadedEventEnd,
+      "page answered": navigation.responseEnd,
+      "page parsed": navigation.domContentLoadedEventEnd,
       "manifest asked": manifest ? manifest.startTime : NaN,
       "manifest answered": manifest ? manifest.responseEnd : NaN,
       "first values asked": firstValues ? firstValues.startTime : NaN,
@@ -223,7 +226,10 @@ async def open_viewer(page: Page, base: str, consultation: int) -> tuple[float, 
     if not marks["shown"] or not marks["loaded"]:
         raise RuntimeError(f"no performance marks in the viewer: {marks}")
     steps = ", ".join(f"{name} {ms:.0f}" for name, ms in marks["steps"].items())
-    progress(f"  ms after navigation: {steps}, shown {min(marks['shown']):.0f}")
+    progress(
+        f"  ms after navigation: {steps}, shown {min(marks['shown']):.0f}"
+        f" ({marks['manifests']} manifest request(s))"
+    )
     return min(marks["shown"]), max(marks["loaded"])
 
 

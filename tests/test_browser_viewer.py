@@ -123,6 +123,8 @@ async def test_specialist_reads_a_study_in_the_viewer(service, page: Page):
     await page.keyboard.press("ArrowDown")
     await expect(page.locator("#slice-label")).to_have_text(f"Im 6/{SLICES}")
     await expect(page.locator("#viewport-0")).to_have_attribute("data-slice", "6")
+    # its pixels, not the loading state, before the window is dragged over them
+    await expect(page.locator("#viewport-0")).to_have_attribute("data-state", "shown")
 
     before = await page.evaluate(CANVAS_SUM, canvas)
     await page.mouse.down()

@@ -150,6 +150,9 @@ function frameSize(frame) {
  * decides the order and re-decides it whenever the reader moves (`prioritise`): the slice in view first, then outward from it. Firing a
  * request per slice scrolled past instead made every slice wait behind all the others (2 of 120
  * slices painted in 2.6 s of scrolling). Listeners hear of each frame that arrives or fails.
+ * Until the first frame has arrived only that one is asked for: the first image no longer shares
+ * the server's cores and the page's main thread with five other frames' decoding, gzip and
+ * unpacking (bench/viewer_speed.py, first image), at the cost of one round trip for the rest.
  */
 export class FrameStore {
   constructor(maxBytes, parallel = 6) {
@@ -158,6 +161,7 @@ export class FrameStore {
     this.parallel = parallel;
     this.queue = [];
     this.running = 0;
+    this.arrived = false; // any frame answered yet: until then, one request at a time
     this.listeners = new Set();
     this.overlays = new FrameCache(Math.max(1, Math.floor(maxBytes / 16)));
     this.overlaysPending = new Map();
@@ -240,7 +244,13 @@ export class FrameStore {
   /** Replace the queue with `frameRefs`, most wanted first; frames held or in flight are skipped. */
   prioritise(frameRefs) {
     this.queue = frameRefs.filter((ref) => !this.cache.has(ref.values) && !this.pending.has(ref.values));
-    while (this.running < this.parallel && this.queue.length) this.pump();
+    this.fill();
+  }
+
+  /** Start queued requests up to the parallel limit (one until a first frame has arrived). */
+  fill() {
+    const limit = this.arrived ? this.parallel : 1;
+    while (this.running < limit && this.queue.length) this.pump();
   }
 
   pump() {
@@ -251,7 +261,8 @@ export class FrameStore {
       .catch(() => null)
       .finally(() => {
         this.running -= 1;
-        while (this.running < this.parallel && this.queue.length) this.pump();
+        this.arrived = true; // an answer, loaded or failed: the rest may go in parallel
+        this.fill();
       });
   }
 }
