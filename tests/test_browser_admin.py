@@ -190,9 +190,24 @@ async def test_admin_creates_a_facility_and_a_radiographer_then_disables_them(se
     await page.fill("#facility-aet", "HEXI_CR")
     await page.fill("#facility-timezone", "Asia/Shanghai")
     await page.fill("#facility-contact", "0930-1234567")
+    await page.fill("#facility-hl7-endpoint", "not an address")
+    await page.click("#facility-submit")
+    await expect(page.locator("#facility-form-error")).to_have_text(
+        "The HL7 results address is host:port."
+    )
+    await page.fill("#facility-hl7-code", "HEXI-HIS")
+    await page.fill("#facility-hl7-endpoint", "his.hexi.example:2575")
+    await page.select_option("#facility-character-set", "GB18030")
     await page.click("#facility-submit")
     hexi = page.locator('tr.facility-row[data-aet="HEXI_CR"]')
     await expect(hexi).to_be_visible()
+    listed = await service.client.get("/api/admin/facilities", headers=await service.login("root"))
+    [stored] = [f for f in (await listed.json())["items"] if f["aet"] == "HEXI_CR"]
+    assert (stored["hl7_code"], stored["hl7_endpoint"], stored["character_set"]) == (
+        "HEXI-HIS",
+        "his.hexi.example:2575",
+        "GB18030",
+    )
     await expect(hexi.locator(".col-kind")).to_have_text("Township health centre")
     await expect(page.locator("#facility-form-status")).to_contain_text("registered")
     merge = page.locator(f'tr.merge-row[data-merge-id="{merged}"]')

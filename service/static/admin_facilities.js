@@ -5,7 +5,19 @@
 import { apiAnswer, el, errorText, formatDateTime, label, plural, redirectToLogin, t } from "./common.js";
 
 const AET = /^[A-Za-z0-9_-]{1,16}$/;
-const FIELDS = ["name", "kind", "aet", "timezone", "contact", "dicom_host", "dicom_port"];
+const HL7_ENDPOINT = /^[A-Za-z0-9.-]{1,253}:[0-9]{1,5}$/;
+const FIELDS = [
+  "name",
+  "kind",
+  "aet",
+  "timezone",
+  "contact",
+  "dicom_host",
+  "dicom_port",
+  "hl7_code",
+  "hl7_endpoint",
+  "character_set",
+];
 
 const table = document.getElementById("facilities");
 const form = document.getElementById("facility-form");
@@ -30,6 +42,7 @@ function say(error, status) {
 /** The page's messages for the API's error codes. */
 const ERRORS = {
   aet_taken: "aet_taken",
+  hl7_code_taken: "hl7_code_taken",
   not_found: "not_found",
   forbidden: "forbidden",
   invalid_request: "invalid",
@@ -106,6 +119,9 @@ function formValues() {
     contact: value("contact"),
     dicom_host: value("dicom_host") || null,
     dicom_port: port ? Number(port) : null,
+    hl7_code: value("hl7_code") || null,
+    hl7_endpoint: value("hl7_endpoint") || null,
+    character_set: value("character_set") || "ISO_IR 192",
   };
 }
 
@@ -138,6 +154,7 @@ function problem(values) {
   if (port !== null && !(Number.isInteger(port) && port >= 1 && port <= 65535)) {
     return t("bad_port");
   }
+  if (values.hl7_endpoint !== null && !HL7_ENDPOINT.test(values.hl7_endpoint)) return t("bad_hl7_endpoint");
   return "";
 }
 
