@@ -24,13 +24,12 @@ from zoneinfo import ZoneInfo
 
 from ..clock import from_iso
 from ..reports.document import ReportDocument
+from ..storage.facilities import CHARACTER_SETS
+from .acks import hl7_time
+from .wire import codec_for
 
 SENDING_APPLICATION = "TELEREAD"
 VERSION = "2.5.1"
-#: MSH-18 name → the Python codec the message's bytes are written in.
-ENCODINGS = {"UNICODE UTF-8": "utf-8", "GB 18030": "gb18030"}
-#: The facility's DICOM Specific Character Set → MSH-18 (service/storage/facilities.py).
-MSH18_FOR = {"ISO_IR 192": "UNICODE UTF-8", "GB18030": "GB 18030"}
 SECTIONS = (
     ("findings", "18782-3", "Radiology Study observation"),
     ("impression", "19005-8", "Radiology Imaging study [Impression]"),
@@ -46,10 +45,9 @@ def escape(text: str) -> str:
     return " ".join(out.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
 
 
-def hl7_time(moment: datetime, zone_name: str) -> str:
+def local_hl7_time(moment: datetime, zone_name: str) -> str:
     """DTM with the offset: 20261203163012+0800 in the facility's zone."""
-    local = moment.astimezone(ZoneInfo(zone_name or "UTC"))
-    return local.strftime("%Y%m%d%H%M%S%z")
+    return hl7_time(moment.astimezone(ZoneInfo(zone_name or "UTC")))
 
 
 def control_id(outbox_id: int) -> str:
@@ -114,9 +112,9 @@ def _obx(
 
 def oru_r01(document: ReportDocument, facts: ResultFacts) -> ResultMessage:
     """The ORU^R01 of one signed version (see the module docstring for the fields)."""
-    charset = MSH18_FOR.get(facts.character_set, "UNICODE UTF-8")
+    charset = CHARACTER_SETS.get(facts.character_set, "UNICODE UTF-8")
     zone = document.timezone
-    signed = hl7_time(document.signed_at, zone)
+    signed = local_hl7_time(document.signed_at, zone)
     ident = control_id(facts.outbox_id)
     filler = document.accession_number or f"TR{document.consultation_id}"
     procedure = "^".join(
@@ -128,7 +126,7 @@ def oru_r01(document: ReportDocument, facts: ResultFacts) -> ResultMessage:
     segments = [
         _segment(
             "MSH", "^~\\&", SENDING_APPLICATION, escape(document.centre_name), "",
-            escape(facts.facility_code), hl7_time(from_iso(facts.created_at), zone), "",
+            escape(facts.facility_code), local_hl7_time(from_iso(facts.created_at), zone), "",
             "ORU^R01^ORU_R01", ident, "P", VERSION, "", "", "", "", "CHN", charset,
         ),
         _segment(
@@ -171,4 +169,6 @@ def oru_r01(document: ReportDocument, facts: ResultFacts) -> ResultMessage:
     segments.append(
         _obx(set_id, "ED", "PDF^Signed report^L", "", f"^AP^PDF^Base64^{pdf}", facts, signed)
     )
-    return ResultMessage("\r".join(segments) + "\r", ident, ENCODINGS[charset])
+    codec = codec_for(charset)  # the same table inbound messages are read with
+    assert codec is not None, charset
+    return ResultMessage("\r".join(segments) + "\r", ident, codec)
