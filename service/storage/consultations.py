@@ -105,26 +105,25 @@ def open_by_placer_order(
     db: sqlite_utils.Database, facility_id: int, placer_order_number: str
 ) -> dict[str, Any] | None:
     """The facility's open consultation for an HIS order number (what a cancel names)."""
-    if not placer_order_number:
-        return None
-    row = db.execute(
-        f"SELECT * FROM consultations c WHERE facility_id = ? AND placer_order_number = ?"
-        f" AND {OPEN_CONDITION} ORDER BY id DESC LIMIT 1",
-        [facility_id, placer_order_number],
-    ).fetchone()
-    return dict(row) if row else None
+    return _open_by(db, facility_id, "placer_order_number", placer_order_number)
 
 
 def open_by_accession(
     db: sqlite_utils.Database, facility_id: int, accession_number: str
 ) -> dict[str, Any] | None:
     """The facility's open consultation with this accession number, or None."""
-    if not accession_number:
+    return _open_by(db, facility_id, "accession_number", accession_number)
+
+
+def _open_by(
+    db: sqlite_utils.Database, facility_id: int, column: str, value: str
+) -> dict[str, Any] | None:
+    if not value:
         return None
     row = db.execute(
-        f"SELECT * FROM consultations c WHERE facility_id = ? AND accession_number = ?"
+        f"SELECT * FROM consultations c WHERE facility_id = ? AND {column} = ?"
         f" AND {OPEN_CONDITION} ORDER BY id DESC LIMIT 1",
-        [facility_id, accession_number],
+        [facility_id, value],
     ).fetchone()
     return dict(row) if row else None
 
