@@ -8,6 +8,20 @@ from datetime import datetime
 
 
 @dataclass(frozen=True)
+class ReportFigure:
+    """A key image as the printed report shows it (issue 19): the frame rendered by the viewer's
+    exact pipeline with the reader's window, zoom and measurements drawn, and its caption.
+
+    ``png`` is the rendered image; ``label`` names where it is ("Se 2 Im 45"); ``sha256`` is the
+    hex digest of ``png``, which the canonical form carries so the signature covers the figure."""
+
+    png: bytes
+    caption: str
+    label: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class ReportDocument:
     report_id: int
     version: int
@@ -44,3 +58,14 @@ class ReportDocument:
     # The signer's stored DICOM person name; empty: derived from signer_name (person_names.py).
     # The SR uses it; the canonical form and the PDF do not.
     signer_dicom_name: str = ""
+    # Two-level sign-off (issue 19): the reviewing physician (审核医师) who co-signed, empty while
+    # the report awaits review. ``preliminary`` marks a stat/urgent report released before
+    # review (初步报告): every printed page says so.
+    reviewer_name: str = ""
+    reviewer_title: str = ""
+    reviewer_dicom_name: str = ""
+    reviewer_certificate_serial: str = ""
+    reviewed_at: datetime | None = None
+    preliminary: bool = False
+    # Key images (图文报告, issue 19): at most four are printed; none keeps the text-only layout.
+    figures: tuple[ReportFigure, ...] = ()
