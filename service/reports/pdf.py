@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import io
 import logging
+from datetime import datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo
 
 from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing
@@ -23,11 +23,14 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from reportlab.platypus import paragraph as _paragraph
 
 from .archival import as_pdfa
 from .document import ReportDocument
+from .page_marks import PageMarks
+from .print_text import examination, print_date, print_sex, print_time
+from .review_field import SignatureSlot, reserve_field
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ LABELS = {
         "title": "影像诊断报告",
         "patient": "患者",
         "patient_id": "患者ID",
-        "sex_age": "性别 / 出生日期",
+        "sex_age": "性别/出生日期",
         "study": "检查",
         "study_date": "检查日期",
         "accession": "检查号",
@@ -79,12 +82,18 @@ LABELS = {
         "quality": "图像质量",
         "signer": "报告医师（电子签名）",
         "signed_at": "签名时间",
+        "reviewer": "审核医师（电子签名）",
+        "reviewed_at": "审核时间",
+        "colon": "：",
+        "page": "第 {page} 页 / 共 {total} 页",
+        "preliminary": "初步报告 PRELIMINARY — 待审核",
+        "watermark": "初步报告",
         "corrected": "更正报告：替代第 {n} 版",
         "verify": "验证码",
         "verify_hint": "扫描二维码或访问网址验证本报告的真实性与完整性",
         "version": "版本",
         "quality_names": {"good": "良好", "acceptable": "可接受", "poor": "差"},
-        "sex_names": {"M": "男", "F": "女", "O": "其他"},
+        "sex_names": {"M": "男", "F": "女", "O": "其他", "U": "未知"},
         # As the catalogue (messages.po) words them for the worklist.
         "body_parts": BODY_PARTS_ZH,
     },
@@ -106,12 +115,18 @@ LABELS = {
         "quality": "Image quality",
         "signer": "Reporting specialist (digitally signed)",
         "signed_at": "Signed at",
+        "reviewer": "Reviewing specialist (digitally signed)",
+        "reviewed_at": "Reviewed at",
+        "colon": ": ",
+        "page": "Page {page} of {total}",
+        "preliminary": "PRELIMINARY — awaiting review",
+        "watermark": "PRELIMINARY",
         "corrected": "CORRECTED REPORT: replaces version {n}",
         "verify": "Verification code",
         "verify_hint": "Scan the QR code or open the address to check this report is genuine",
         "version": "Version",
         "quality_names": {"good": "good", "acceptable": "acceptable", "poor": "poor"},
-        "sex_names": {"M": "Male", "F": "Female", "O": "Other"},
+        "sex_names": {"M": "Male", "F": "Female", "O": "Other", "U": "Unknown"},
         "body_parts": {},
     },
 }
@@ -150,6 +165,7 @@ def _styles(font: str, cjk: bool = False) -> dict[str, ParagraphStyle]:
     return {
         "base": base,
         "centre": ParagraphStyle("centre", base, fontSize=15, leading=20, alignment=1),
+        "facility": ParagraphStyle("facility", base, fontSize=12, leading=17, alignment=1),
         "title": ParagraphStyle("title", base, fontSize=18, leading=24, alignment=1),
         "heading": ParagraphStyle(
             "heading", base, fontSize=11.5, leading=17, spaceBefore=8, textColor=colors.navy
@@ -185,11 +201,6 @@ def _banner(text: str, colour: colors.Color, styles: dict[str, ParagraphStyle]) 
     return table
 
 
-def _date(dicom_date: str) -> str:
-    d = dicom_date.strip()
-    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
-
-
 def _name(dicom_name: str) -> str:
     """ "WANG^XIAOMING" -> "WANG XIAOMING"; "王^小明" -> "王小明" (no space in Chinese names)."""
     name = dicom_name.split("=")[0].strip("^ ")
@@ -197,24 +208,14 @@ def _name(dicom_name: str) -> str:
     return name.replace("^", "" if wide else " ")
 
 
-def _study_line(modality: str, code: str, body_part: str, description: str) -> str:
-    """Modality, body part (``code`` in words) and the description, unless the description only
-    repeats modality and body part code (the PDF said "CT HEAD CT HEAD")."""
-    head = [x for x in (modality, body_part) if x]
-    words = {w.upper() for w in (modality, code) if w}
-    if description and not set(description.upper().split()) <= words:
-        head.append(description)
-    return " ".join(head)
-
-
 def _patient_block(doc: ReportDocument, labels: dict, styles: dict) -> Table:
-    sex = labels["sex_names"].get(doc.patient_sex, doc.patient_sex)
-    sex_birth = " / ".join(x for x in (sex, _date(doc.patient_birth_date)) if x)
+    sex = print_sex(doc.patient_sex, labels["sex_names"])
+    sex_birth = " / ".join(x for x in (sex, print_date(doc.patient_birth_date)) if x)
     body_part = labels["body_parts"].get(doc.body_part, doc.body_part)
-    study = _study_line(doc.modality, doc.body_part, body_part, doc.study_description)
+    study = examination(doc.modality, doc.body_part, body_part, doc.study_description)
     cells = [
         [labels["patient"], _name(doc.patient_name), labels["patient_id"], doc.patient_id],
-        [labels["sex_age"], sex_birth, labels["study_date"], _date(doc.study_date)],
+        [labels["sex_age"], sex_birth, labels["study_date"], print_date(doc.study_date)],
         [labels["study"], study, labels["accession"], doc.accession_number],
         [labels["facility"], doc.facility_name, labels["version"], str(doc.version)],
     ]
@@ -244,14 +245,38 @@ def _qr(url: str) -> Drawing:
     return drawing
 
 
-def _footer(doc: ReportDocument, labels: dict, styles: dict) -> Table:
-    zone = ZoneInfo(doc.timezone) if doc.timezone else ZoneInfo("UTC")
-    local = doc.signed_at.astimezone(zone)
+def _signatures(doc: ReportDocument, labels: dict, styles: dict, slot: Flowable | None) -> list:
+    """报告医师 and, once reviewed, 审核医师, each with the signature time in the facility's
+    zone; ``slot``: the space reserved for the reviewer's visible signature (review_field.py),
+    just under the 报告医师 lines."""
+    colon = labels["colon"]
+
+    def person(label: str, name: str, title: str) -> Paragraph:
+        return _para(f"{label}{colon}{name} {title}".strip(), styles["base"])
+
+    def time(label: str, moment: datetime) -> Paragraph:
+        stamp = print_time(moment, doc.timezone, doc.language)
+        return _para(f"{label}{colon}{stamp}", styles["base"])
+
+    lines: list = [
+        person(labels["signer"], doc.signer_name, doc.signer_title),
+        time(labels["signed_at"], doc.signed_at),
+    ]
+    if slot is not None:
+        lines.append(slot)
+    elif doc.reviewer_name:
+        lines.append(person(labels["reviewer"], doc.reviewer_name, doc.reviewer_title))
+        if doc.reviewed_at is not None:
+            lines.append(time(labels["reviewed_at"], doc.reviewed_at))
+    return lines
+
+
+def _footer(doc: ReportDocument, labels: dict, styles: dict, slot: Flowable | None) -> Table:
+    colon = labels["colon"]
     signer = [
-        _para(f"{labels['signer']}: {doc.signer_name} {doc.signer_title}".strip(), styles["base"]),
-        _para(f"{labels['signed_at']}: {local:%Y-%m-%d %H:%M:%S} ({doc.timezone})", styles["base"]),
-        _para(f"{labels['verify']}: {doc.verification_code}", styles["heading"]),
-        _para(f"{labels['verify_hint']}:\n{doc.verification_url}", styles["small"]),
+        *_signatures(doc, labels, styles, slot),
+        _para(f"{labels['verify']}{colon}{doc.verification_code}", styles["heading"]),
+        _para(f"{labels['verify_hint']}{colon}\n{doc.verification_url}", styles["small"]),
     ]
     table = Table([[signer, _qr(doc.verification_url)]], colWidths=[138 * mm, 32 * mm])
     table.setStyle(
@@ -266,13 +291,11 @@ def _footer(doc: ReportDocument, labels: dict, styles: dict) -> Table:
     return table
 
 
-def render_report_pdf(doc: ReportDocument) -> bytes:
-    """The unsigned A4 PDF of one report version, PDF/A-2b (archival.py)."""
-    font = _font()
-    labels = LABELS.get(doc.language, LABELS["zh_CN"])
-    styles = _styles(font, cjk=labels is LABELS["zh_CN"])
+def _story(doc: ReportDocument, labels: dict, styles: dict, slot: Flowable | None) -> list:
     story: list = [
+        # The header: the reporting centre, and the facility the report is issued to.
         _para(doc.centre_name, styles["centre"]),
+        _para(doc.facility_name, styles["facility"]),
         _para(labels["title"], styles["title"]),
     ]
     story.append(Spacer(1, 4 * mm))
@@ -300,36 +323,76 @@ def render_report_pdf(doc: ReportDocument) -> bytes:
     if doc.quality:
         quality = labels["quality_names"].get(doc.quality, doc.quality)
         reason = f" ({doc.quality_reason})" if doc.quality_reason else ""
-        notes.append(f"{labels['quality']}: {quality}{reason}")
+        notes.append(f"{labels['quality']}{labels['colon']}{quality}{reason}")
     for note in notes:
         story.append(_para(note, styles["base"]))
-    story += [Spacer(1, 8 * mm), _footer(doc, labels, styles)]
-    buffer = io.BytesIO()
+    # Key images (图文报告, issue 19) go here: after the report text, before the signatures.
+    story += [Spacer(1, 8 * mm), _footer(doc, labels, styles, slot)]
+    return story
+
+
+def _marks(doc: ReportDocument, labels: dict, font: str, total: int | None) -> PageMarks:
+    colon = labels["colon"]
+    head = [
+        doc.centre_name,
+        _name(doc.patient_name),
+        f"{labels['patient_id']}{colon}{doc.patient_id}" if doc.patient_id else "",
+        f"{labels['accession']}{colon}{doc.accession_number}" if doc.accession_number else "",
+    ]
+    return PageMarks(
+        font,
+        page_label=labels["page"],
+        running_head=" · ".join(x for x in head if x),
+        preliminary=labels["preliminary"] if doc.preliminary else "",
+        watermark=labels["watermark"],
+        total=total,
+    )
+
+
+#: The reviewer's field (review_field.py): as wide as the signer's lines, two lines high.
+SLOT_SIZE = (124 * mm, 11 * mm)
+
+
+def render_report_pdf(doc: ReportDocument, *, review_field: bool = False) -> bytes:
+    """The unsigned A4 PDF of one report version, PDF/A-2b (archival.py).
+
+    ``review_field``: the report goes to a reviewer (审核医师, issue 19): an empty signature
+    field is reserved under the 报告医师 lines, which ``cosign.cosign_pdf`` fills with the
+    reviewer's visible signature. Without it, a reviewer already on the document prints as a
+    line of text like the signer."""
+    font = _font()
+    labels = LABELS.get(doc.language, LABELS["zh_CN"])
+    styles = _styles(font, cjk=labels is LABELS["zh_CN"])
     about = {
         "title": f"{labels['title']} {doc.verification_code}",
         "author": doc.signer_name,
         "subject": f"teleread-verification-code:{doc.verification_code}",
         "creator": "teleread",
     }
-    template = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=20 * mm,
-        rightMargin=20 * mm,
-        topMargin=18 * mm,
-        bottomMargin=18 * mm,
-        initialFontName=font,  # else each page starts in Helvetica, a font no PDF embeds
-        **about,
-    )
-    template.build(story, onFirstPage=_page_number(font), onLaterPages=_page_number(font))
-    return as_pdfa(buffer.getvalue(), created=doc.signed_at, **about)
 
+    def build(total: int | None) -> tuple[bytes, PageMarks, SignatureSlot | None]:
+        slot = SignatureSlot(*SLOT_SIZE) if review_field else None
+        marks = _marks(doc, labels, font, total)
+        buffer = io.BytesIO()
+        template = SimpleDocTemplate(
+            buffer,
+            pagesize=A4,
+            leftMargin=20 * mm,
+            rightMargin=20 * mm,
+            topMargin=18 * mm,
+            bottomMargin=18 * mm,
+            initialFontName=font,  # else each page starts in Helvetica, a font no PDF embeds
+            **about,
+        )
+        template.build(_story(doc, labels, styles, slot), onFirstPage=marks, onLaterPages=marks)
+        return buffer.getvalue(), marks, slot
 
-def _page_number(font: str):
-    def draw(canvas, document) -> None:
-        canvas.saveState()
-        canvas.setFont(font, 8)
-        canvas.drawRightString(A4[0] - 20 * mm, 10 * mm, f"{document.page}")
-        canvas.restoreState()
-
-    return draw
+    pdf, marks, slot = build(None)
+    if marks.pages > 1:  # laid out again, now that "of N" is known
+        pdf, _, slot = build(marks.pages)
+    pdf = as_pdfa(pdf, created=doc.signed_at, **about)
+    if slot is not None:
+        if slot.placement is None:
+            raise RuntimeError("the review signature field was not laid out")
+        pdf = reserve_field(pdf, slot.placement)
+    return pdf
