@@ -220,7 +220,7 @@ def _patient_block(doc: ReportDocument, labels: dict, styles: dict) -> Table:
         [labels["facility"], doc.facility_name, labels["version"], str(doc.version)],
     ]
     rows = [[_para(str(c), styles["base"]) for c in row] for row in cells]
-    table = Table(rows, colWidths=[28 * mm, 57 * mm, 28 * mm, 57 * mm])
+    table = Table(rows, colWidths=[31 * mm, 54 * mm, 28 * mm, 57 * mm])
     table.setStyle(
         TableStyle(
             [

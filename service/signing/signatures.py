@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import tempfile
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from pyhanko.pdf_utils import layout
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -38,6 +40,7 @@ from pyhanko.sign.signers.constants import ESIC_EXTENSION_1
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.validation import async_validate_detached_cms, async_validate_pdf_signature
 from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -92,6 +95,27 @@ class _Pdf17Signer(signers.PdfSigner):
         pdf_out.register_extension(ESIC_EXTENSION_1)
 
 
+#: An appearance page is drawn at its own size, from the field's corner (pyHanko would centre
+#: it inside a 5 pt margin, shrunk to fit).
+_AS_IS = layout.SimpleBoxLayoutRule(
+    x_align=layout.AxisAlignment.ALIGN_MIN,
+    y_align=layout.AxisAlignment.ALIGN_MIN,
+    margins=layout.Margins(),
+)
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """A visible signature: ``pdf``'s first page drawn as the field's appearance (made to the
+    field's size, so nothing is scaled). ``field`` names the field to fill; a field of that name
+    not in the document is made on page ``page`` (0-based, -1 the last) at ``box``."""
+
+    field: str
+    pdf: bytes
+    page: int = -1
+    box: tuple[float, float, float, float] | None = None
+
+
 def sign_pdf(
     pdf: bytes,
     key: PrivateKey,
@@ -102,12 +126,15 @@ def sign_pdf(
     location: str,
     signer_name: str,
     long_term: LongTerm | None = None,
+    appearance: Appearance | None = None,
 ) -> bytes:
     """Add a PAdES signature to ``pdf`` as incremental updates: B-B alone, B-LTA with
-    ``long_term``."""
+    ``long_term``. Invisible in a new field, or with ``appearance`` visible in the field it
+    names (a later signature filling a field reserved before the first: an update the earlier
+    signatures' diff analysis allows)."""
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     meta = signers.PdfSignatureMetadata(
-        field_name="TelereadSignature",
+        field_name=appearance.field if appearance else "TelereadSignature",
         reason=reason,
         location=location,
         name=signer_name,
@@ -117,12 +144,29 @@ def sign_pdf(
         use_pades_lta=long_term is not None,
         validation_context=long_term.validation_context() if long_term else None,
     )
-    pdf_signer = _Pdf17Signer(
-        meta,
-        signer=simple_signer(key, certificate, chain),
-        timestamper=long_term.timestamper if long_term else None,
-    )
-    output = _run(pdf_signer.async_sign_pdf(writer, output=io.BytesIO()))
+    with tempfile.TemporaryDirectory() as directory:
+        extra: dict[str, Any] = {}
+        if appearance is not None:
+            # pyHanko imports the appearance page from a file, while it signs
+            stamp = Path(directory) / "appearance.pdf"
+            stamp.write_bytes(appearance.pdf)
+            extra["stamp_style"] = StaticStampStyle.from_pdf_file(
+                str(stamp), border_width=0, background_opacity=1.0, background_layout=_AS_IS
+            )
+            if appearance.box is not None:
+                page = appearance.page
+                if page < 0:
+                    page += int(writer.root["/Pages"]["/Count"])
+                extra["new_field_spec"] = fields.SigFieldSpec(
+                    appearance.field, on_page=page, box=appearance.box
+                )
+        pdf_signer = _Pdf17Signer(
+            meta,
+            signer=simple_signer(key, certificate, chain),
+            timestamper=long_term.timestamper if long_term else None,
+            **extra,
+        )
+        output = _run(pdf_signer.async_sign_pdf(writer, output=io.BytesIO()))
     return output.getvalue()
 
 
