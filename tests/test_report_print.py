@@ -169,3 +169,29 @@ class TestReviewField:
 
     def test_without_it_there_is_no_form(self):
         assert PdfReader(io.BytesIO(render_report_pdf(sample()))).get_fields() is None
+
+
+class TestPreliminary:
+    """A stat or urgent report released before review (初步报告) says so on every page."""
+
+    def test_every_page_is_marked(self):
+        texts = pages(render_report_pdf(sample(findings=LONG, preliminary=True)))
+        assert len(texts) >= 3
+        for page in texts:
+            assert "初步报告PRELIMINARY—待审核" in page, page[:80]
+
+    def test_english_marks(self):
+        texts = pages(render_report_pdf(sample(findings=LONG, preliminary=True, language="en")))
+        for page in texts:
+            assert "PRELIMINARY—awaitingreview" in page and "待审核" not in page
+
+    def test_a_final_report_is_not_marked(self):
+        texts = pages(render_report_pdf(sample(findings=LONG)))
+        assert not any("初步报告" in page or "PRELIMINARY" in page for page in texts)
+
+    def test_the_mark_keeps_every_font_embedded(self, tmp_path):
+        path = tmp_path / "report.pdf"
+        path.write_bytes(render_report_pdf(sample(preliminary=True), review_field=True))
+        run = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, timeout=60)
+        rows = run.stdout.splitlines()[2:]
+        assert rows and all(row[36:].split()[-5] == "yes" for row in rows), rows
