@@ -3,8 +3,9 @@
 Two objects in two new series of the same study: an Encapsulated PDF (PS3.3 A.45.1, the signed
 PDF as the clinic reads it) and a Comprehensive SR (highdicom) whose text any SR viewer shows and
 which carries the canonical form and its detached signature, so the DICOM copy can be verified
-on its own (its TID 2000 content tree: sr_content.py). The signer is the verifying observer and
-the author, as a DICOM person name with Han and pinyin groups (person_names.py). Patient and
+on its own (its TID 2000 content tree: sr_content.py). The signer is the author, and the
+verifying observer unless a reviewer co-signed (issue 19), each as a DICOM person name with Han
+and pinyin groups (person_names.py). Patient and
 study modules are copied from an image of the study; text is UTF-8 (ISO_IR 192).
 """
 
@@ -148,25 +149,34 @@ def report_sr(
 ) -> Dataset:
     """A Comprehensive SR with the report's text, the canonical form and its signature.
 
+    Completion and verification follow the two-level sign-off (issue 19): a preliminary report
+    (初步报告) is PARTIAL, UNVERIFIED and PRELIMINARY with no verifying observer; a reviewed one
+    is verified by the reviewer (Verifying Observer Sequence, at ``reviewed_at``) and authored
+    by the writer (Author Observer Sequence), both named in the content tree; a report with
+    one signer is verified and authored by that signer, as before.
+
     ``previous`` (the SR of the version this one corrects) fills the Predecessor Documents
     Sequence, so a PACS links the versions.
     """
     reference = _utf8_reference(reference)
     observer = doc.signer_dicom_name or dicom_person_name(doc.signer_name)
+    reviewer = _reviewer(doc)
+    final = not doc.preliminary
+    verifier = reviewer or observer
     sr = hd.sr.ComprehensiveSR(
         evidence=[reference, *evidence],
-        content=report_content(doc, observer, canonical, signature),
+        content=report_content(doc, observer, canonical, signature, reviewer),
         series_instance_uid=generate_uid(),
         series_number=9800 + doc.version,
         sop_instance_uid=generate_uid(),
         instance_number=1,
         manufacturer=MANUFACTURER,
-        is_complete=True,
-        is_final=True,
-        is_verified=True,
+        is_complete=final,
+        is_final=final,
+        is_verified=final,
         institution_name=doc.centre_name,
-        verifying_observer_name=observer,
-        verifying_organization=doc.centre_name,
+        verifying_observer_name=verifier if final else None,
+        verifying_organization=doc.centre_name if final else None,
         previous_versions=[previous] if previous is not None else None,
         record_evidence=True,
     )
@@ -177,6 +187,18 @@ def report_sr(
     sr.SeriesDescription = f"teleread report v{doc.version}"
     date, time = _dicom_datetime(doc)
     sr.ContentDate, sr.ContentTime = date, time
-    sr.VerifyingObserverSequence[0].VerificationDateTime = doc.signed_at.strftime("%Y%m%d%H%M%S%z")
+    if final:
+        verified_at = doc.reviewed_at if reviewer and doc.reviewed_at else doc.signed_at
+        sr.VerifyingObserverSequence[0].VerificationDateTime = verified_at.strftime(
+            "%Y%m%d%H%M%S%z"
+        )
     sr.AuthorObserverSequence = [_author(observer, doc.centre_name)]
     return sr
+
+
+def _reviewer(doc: ReportDocument) -> str | None:
+    """The reviewer's DICOM PN once the report was reviewed (issue 19); None before, and on
+    a preliminary report (released before review: nobody verified it)."""
+    if not doc.reviewer_name or doc.preliminary:
+        return None
+    return doc.reviewer_dicom_name or dicom_person_name(doc.reviewer_name)

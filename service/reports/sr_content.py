@@ -63,17 +63,29 @@ def _language(language: str) -> list:
     return list(items)
 
 
-def _observer(person_name: str, organisation: str) -> list:
-    """TID 1001 with one person observer (TID 1002/1003): the physician who signed."""
+def _person(person_name: str, organisation: str, role: Code | None = None):
+    """TID 1002 for one physician (TID 1003), with their role in the report where two are."""
     person = hd.sr.PersonObserverIdentifyingAttributes(
         name=person_name,
         organization_name=organisation or None,
         role_in_organization=codes.SCT.Physician,
+        role_in_procedure=role,
     )
-    context = hd.sr.ObserverContext(
+    return hd.sr.ObserverContext(
         observer_type=codes.DCM.Person, observer_identifying_attributes=person
     )
-    return list(hd.sr.ObservationContext(observer_person_context=context))
+
+
+def _observer(person_name: str, organisation: str, reviewer_name: str | None = None) -> list:
+    """TID 1001 with the person observers (TID 1002, 1-n): the physician who signed; with a
+    reviewer (审核医师, issue 19), the writer as "Recording" and the reviewer as "Verifying"
+    (CID 7453)."""
+    if reviewer_name is None:
+        context = _person(person_name, organisation)
+        return list(hd.sr.ObservationContext(observer_person_context=context))
+    writer = _person(person_name, organisation, codes.DCM.Recording)
+    reviewer = _person(reviewer_name, organisation, codes.DCM.Verifying)
+    return [*hd.sr.ObservationContext(observer_person_context=writer), *reviewer]
 
 
 @cache
@@ -145,13 +157,18 @@ def _signed_form(doc: ReportDocument, canonical: bytes, signature: bytes) -> lis
 
 
 def report_content(
-    doc: ReportDocument, observer_name: str, canonical: bytes, signature: bytes
+    doc: ReportDocument,
+    observer_name: str,
+    canonical: bytes,
+    signature: bytes,
+    reviewer_name: str | None = None,
 ) -> hd.sr.ContainerContentItem:
-    """The TID 2000 tree of one signed report version; ``observer_name`` is a DICOM PN."""
+    """The TID 2000 tree of one signed report version; ``observer_name`` (the signer) and
+    ``reviewer_name`` (the reviewer who co-signed, if any) are DICOM PNs."""
     root = hd.sr.ContainerContentItem(name=REPORT_TITLE, template_id=TEMPLATE)
     root.ContentSequence = [
         *_language(doc.language),
-        *_observer(observer_name, doc.centre_name),
+        *_observer(observer_name, doc.centre_name, reviewer_name),
         *_procedure_modifiers(doc),
         *_section(codes.LN.ClinicalInformation, _text(codes.LN.Request, doc.clinical_question)),
         *_section(codes.LN.CurrentProcedureDescriptions, _procedure(doc)),
