@@ -9,6 +9,7 @@ study UID already binds the report to the patient, and the form travels in DICOM
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any
 
 from .document import ReportDocument
@@ -21,7 +22,9 @@ def _text(value: str) -> str:
 
 
 def canonical_fields(doc: ReportDocument) -> dict[str, Any]:
-    return {
+    """The signed fields. The two-level sign-off's (issue 19) are added only when present, so
+    a report with one signer keeps exactly the bytes it had before they existed."""
+    fields = {
         "format": FORMAT,
         "report_id": doc.report_id,
         "version": doc.version,
@@ -43,6 +46,14 @@ def canonical_fields(doc: ReportDocument) -> dict[str, Any]:
         "signed_at": doc.signed_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "verification_code": doc.verification_code,
     }
+    if doc.reviewer_name:
+        fields["reviewer"] = doc.reviewer_name
+        fields["reviewer_certificate_serial"] = doc.reviewer_certificate_serial
+        if doc.reviewed_at is not None:
+            fields["reviewed_at"] = doc.reviewed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if doc.preliminary:
+        fields["preliminary"] = True
+    return fields
 
 
 def canonical_bytes(doc: ReportDocument) -> bytes:
