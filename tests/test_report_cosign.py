@@ -18,6 +18,8 @@ import pytest
 from asn1crypto.crl import CertificateList
 from cryptography.hazmat.primitives import serialization
 from PIL import Image
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import async_validate_pdf_signature
@@ -178,8 +180,34 @@ class TestPyHanko:
 
     def test_the_service_verification_accepts_the_cosigned_file(self, world):
         verdict = verify_pdf(world.both, world.trust)
-        assert verdict.valid and verdict.intact and verdict.trusted and verdict.signer == "王强"
+        assert verdict.valid and verdict.intact and verdict.trusted and verdict.signer == "李明"
         assert verdict.reasons == ()
+        assert [(c.signer, c.valid) for c in verdict.co_signers] == [("王强", True)]
+
+    def test_content_added_after_the_co_signature_fails_both_ways(self, world):
+        """An incremental update that is not a signature (a text annotation) after the
+        reviewer's signature: the whole document is no longer what either signed."""
+        writer = IncrementalPdfFileWriter(io.BytesIO(world.both_plain))
+        page = writer.root["/Pages"]["/Kids"][0]
+        note = writer.add_object(
+            generic.DictionaryObject(
+                {
+                    generic.NameObject("/Type"): generic.NameObject("/Annot"),
+                    generic.NameObject("/Subtype"): generic.NameObject("/Text"),
+                    generic.NameObject("/Rect"): generic.ArrayObject(
+                        [generic.FloatObject(v) for v in (10, 10, 30, 30)]
+                    ),
+                    generic.NameObject("/Contents"): generic.TextStringObject("changed"),
+                }
+            )
+        )
+        page.get_object()["/Annots"] = generic.ArrayObject([note])
+        writer.update_container(page)
+        out = io.BytesIO()
+        writer.write(out)
+        verdict = verify_pdf(out.getvalue(), world.trust)
+        assert not verdict.valid
+        assert any("co-signature of 王强" in reason for reason in verdict.reasons)
 
     def test_the_first_revision_is_kept_byte_for_byte(self, world):
         assert world.both.startswith(world.first)

@@ -49,6 +49,15 @@ class ReportCheck:
                     "trusted": v.trusted,
                     "revoked": v.revoked,
                     "reasons": list(v.reasons),
+                    "co_signers": [
+                        {
+                            "signer": c.signer,
+                            "signed_at": c.signed_at.isoformat() if c.signed_at else None,
+                            "valid": c.valid,
+                            "revoked": c.revoked,
+                        }
+                        for c in v.co_signers
+                    ],
                 }
                 for name, v in self.checks.items()
             },
@@ -56,6 +65,19 @@ class ReportCheck:
 
 
 def _with_local_revocation(db: sqlite_utils.Database, verification: Verification) -> Verification:
+    """The verdict with teleread's own revocation list applied to its signer and co-signers."""
+    if verification.co_signers:
+        own = _with_local_revocation(db, replace(verification, co_signers=()))
+        checked = [(v, _with_local_revocation(db, v)) for v in verification.co_signers]
+        newly = [f"co-signature of {a.signer}: {a.reasons[-1]}" for b, a in checked if a is not b]
+        co_signers = tuple(after for _, after in checked)
+        return replace(
+            own,
+            valid=own.valid and all(v.valid for v in co_signers),
+            revoked=own.revoked or any(v.revoked for v in co_signers),
+            reasons=(*own.reasons, *newly),
+            co_signers=co_signers,
+        )
     if verification.signer_serial is None:
         return verification
     row = identity_store.revocation_of(db, format(verification.signer_serial, "x"))

@@ -17,7 +17,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -205,7 +205,10 @@ def public_roots() -> tuple[asn1_x509.Certificate, ...]:
 
 
 def verify_pdf(pdf: bytes, trust: TrustStore, *, at: datetime | None = None) -> Verification:
-    """The PDF's (last) signature: intact, covering the whole file, chained to a trusted CA."""
+    """Every signature of the PDF, in order: each intact and chained to a trusted CA, the last
+    covering the whole file, and an earlier one seeing after it only later signatures (a
+    reviewer's co-signature fills a signature field: pyHanko's "form filling" level). The
+    verdict names the first signer (the report's writer); later ones are its ``co_signers``."""
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
         embedded = reader.embedded_regular_signatures  # not the document timestamps
@@ -213,7 +216,33 @@ def verify_pdf(pdf: bytes, trust: TrustStore, *, at: datetime | None = None) -> 
         return invalid(f"the PDF cannot be read: {exc}")
     if not embedded:
         return invalid("the PDF carries no signature")
-    signature = embedded[-1]
+    last = len(embedded) - 1
+    verdicts = [
+        _verify_embedded(signature, trust, at, later_signatures_allowed=index < last)
+        for index, signature in enumerate(embedded)
+    ]
+    first, later = verdicts[0], verdicts[1:]
+    if not later:
+        return first
+    reasons = list(first.reasons)
+    for verdict_ in later:
+        reasons += [f"co-signature of {verdict_.signer}: {reason}" for reason in verdict_.reasons]
+    return replace(
+        first,
+        valid=all(v.valid for v in verdicts),
+        intact=all(v.intact for v in verdicts),
+        trusted=all(v.trusted for v in verdicts),
+        revoked=any(v.revoked for v in verdicts),
+        reasons=tuple(reasons),
+        co_signers=tuple(later),
+    )
+
+
+def _verify_embedded(
+    signature: Any, trust: TrustStore, at: datetime | None, *, later_signatures_allowed: bool
+) -> Verification:
+    """One embedded signature's verdict. What may follow it: the DSS and document timestamps
+    (B-LT/B-LTA) always, and another signature filling its field when one is to follow."""
 
     def validate(moment: datetime | None):
         context = trust.validation_context(moment)
@@ -223,19 +252,21 @@ def verify_pdf(pdf: bytes, trust: TrustStore, *, at: datetime | None = None) -> 
         status = _as_of_timestamp(validate, at)
     except (SignatureValidationError, PdfReadError, ValueError) as exc:
         return invalid(f"the signature cannot be checked: {exc}")
+    allowed = ModificationLevel.LTA_UPDATES
+    if later_signatures_allowed:
+        allowed = ModificationLevel.FORM_FILLING
     covers_all = status.coverage is not None and (
         status.coverage.name == "ENTIRE_FILE"
-        # what came after is the DSS and document timestamps (B-LT/B-LTA), nothing of the content
         or (
             status.coverage.name == "ENTIRE_REVISION"
             and status.modification_level is not None
-            and status.modification_level <= ModificationLevel.LTA_UPDATES
+            and status.modification_level <= allowed
         )
     )
     result = verdict(status, intact_ok=covers_all)
     if not covers_all and status.intact:
         extra = "content was added to the PDF after it was signed"
-        result = Verification(**{**result.__dict__, "reasons": (*result.reasons, extra)})
+        result = replace(result, reasons=(*result.reasons, extra))
     return result
 
 

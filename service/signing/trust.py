@@ -39,6 +39,10 @@ class Verification:
     signer_serial: int | None
     signed_at: datetime | None
     reasons: tuple[str, ...]
+    # A report co-signed by its reviewer (issue 19) carries a second PAdES signature: the
+    # verdict above is the whole document's, ``signer`` the first (the writer's), and here is
+    # each later signature's own verdict, in order.
+    co_signers: tuple[Verification, ...] = ()
 
 
 def to_asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
