@@ -21,7 +21,7 @@ def _text(value: str) -> str:
 
 
 def canonical_fields(doc: ReportDocument) -> dict[str, Any]:
-    return {
+    fields = {
         "format": FORMAT,
         "report_id": doc.report_id,
         "version": doc.version,
@@ -43,6 +43,9 @@ def canonical_fields(doc: ReportDocument) -> dict[str, Any]:
         "signed_at": doc.signed_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "verification_code": doc.verification_code,
     }
+    if doc.figures:  # key images (issue 19): absent without them, so older forms stay identical
+        fields["figures"] = [figure.sha256 for figure in doc.figures]
+    return fields
 
 
 def canonical_bytes(doc: ReportDocument) -> bytes:

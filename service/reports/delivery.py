@@ -31,6 +31,7 @@ from ..worklist.notifications import Notice, Notifications
 from ..worklist.roster import managers_to_tell
 from .dicom_objects import encapsulated_pdf, report_sr
 from .documents_data import document_for
+from .key_object import store_key_object
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +116,18 @@ class ReportDelivery:
         await self.database.write(
             store.set_version_objects, version_id, pdf_ds.SOPInstanceUID, sr_ds.SOPInstanceUID
         )
+        kos_uid = await store_key_object(  # the key images (issue 19), when the report has any
+            self.orthanc,
+            self.database,
+            version_id,
+            facts["document"],
+            facts["consultation"]["orthanc_study_id"],
+        )
         return {
             "orthanc_ids": ids,
             "pdf_uid": pdf_ds.SOPInstanceUID,
             "sr_uid": sr_ds.SOPInstanceUID,
-        }
+        } | ({"kos_uid": kos_uid} if kos_uid else {})
 
     async def _reference_dataset(self, orthanc_study_id: str | None) -> pydicom.Dataset:
         if not orthanc_study_id:

@@ -28,6 +28,7 @@ from reportlab.platypus import paragraph as _paragraph
 
 from .archival import as_pdfa
 from .document import ReportDocument
+from .pdf_figures import figure_flowables
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +304,7 @@ def render_report_pdf(doc: ReportDocument) -> bytes:
         notes.append(f"{labels['quality']}: {quality}{reason}")
     for note in notes:
         story.append(_para(note, styles["base"]))
+    story += figure_flowables(doc, styles)  # key images (issue 19); none: nothing added
     story += [Spacer(1, 8 * mm), _footer(doc, labels, styles)]
     buffer = io.BytesIO()
     about = {
