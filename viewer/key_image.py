@@ -61,15 +61,19 @@ def _size(view: KeyImageView, long_side: int) -> tuple[int, int, float]:
     return max(1, round(width * factor)), max(1, round(height * factor)), factor
 
 
+def view_scale(frame: Frame, view: KeyImageView) -> float:
+    """Display pixels per image pixel as the viewport showed it (viewport.js ``scale()``)."""
+    if view.scale is not None:
+        return view.scale
+    turned = (frame.rows, frame.columns) if view.rotation % 2 else (frame.columns, frame.rows)
+    return min(view.viewport[0] / turned[0], view.viewport[1] / turned[1])
+
+
 def image_to_figure(frame: Frame, view: KeyImageView, long_side: int = LONG_SIDE) -> np.ndarray:
     """The 3x3 matrix from image to figure coordinates (viewport.js ``matrix()``, scaled)."""
     out_w, out_h, factor = _size(view, long_side)
     rows, columns = frame.rows, frame.columns
-    turned = (rows, columns) if view.rotation % 2 else (columns, rows)
-    scale = view.scale
-    if scale is None:
-        scale = min(view.viewport[0] / turned[0], view.viewport[1] / turned[1])
-    s = scale * factor
+    s = view_scale(frame, view) * factor
     angle = math.radians(90 * (view.rotation % 4))
     cos, sin = round(math.cos(angle)), round(math.sin(angle))
     centre_x, centre_y = out_w / 2 + view.pan[0] * factor, out_h / 2 + view.pan[1] * factor
@@ -98,8 +102,9 @@ def figure_pixels(
     matrix = image_to_figure(frame, view, long_side)
     inverse = np.linalg.inv(matrix)
     source = Image.fromarray(_windowed(frame, view)).convert("RGB")
-    scale = abs(np.linalg.det(matrix[:2, :2])) ** 0.5
-    method = Image.Resampling.NEAREST if scale >= 4 else Image.Resampling.BILINEAR
+    # viewport.js smooths below 4 display pixels per image pixel and shows blocks from there on.
+    smooth = view_scale(frame, view) < 4
+    method = Image.Resampling.BILINEAR if smooth else Image.Resampling.NEAREST
     placed = source.transform(
         (out_w, out_h),
         Image.Transform.AFFINE,
