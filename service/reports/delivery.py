@@ -26,6 +26,7 @@ from ..runtime.orthanc.client import OrthancClient, OrthancError, OrthancUnavail
 from ..storage import Database
 from ..storage import consultations as consultation_store
 from ..storage import facilities as facility_store
+from ..storage import key_images as key_image_store
 from ..storage import reports as store
 from ..worklist.notifications import Notice, Notifications
 from ..worklist.roster import managers_to_tell
@@ -159,9 +160,10 @@ class ReportDelivery:
         )
         if not facility.get("dicom_host") or not facility.get("dicom_port"):
             raise DeliveryFailed("the facility has no DICOM node configured any more")
+        kos_uid = await self.database.read(key_image_store.kos_uid, version["id"])
         ids = []
-        for uid in (version["pdf_sop_instance_uid"], version["sr_sop_instance_uid"]):
-            ids += await self._orthanc_ids(uid)
+        for uid in (version["pdf_sop_instance_uid"], version["sr_sop_instance_uid"], kos_uid):
+            ids += await self._orthanc_ids(uid) if uid else []
         if not ids:
             raise DeliveryFailed("the report objects are not in the archive")
         answer = await self.orthanc.request(
