@@ -194,3 +194,36 @@ async def stored_kos(service) -> pydicom.Dataset:
 
     data = await service.wait_for(found, timeout=20)
     return pydicom.dcmread(io.BytesIO(data))
+
+
+async def test_a_signed_report_keeps_its_key_images_until_a_correction(world):
+    """After signing nobody marks (403 report_signed); the correction's author does, up to the
+    most a report may hold (409 too_many_key_images), and the next version's figures follow."""
+    service, li, cid = world["service"], world["li"], world["reading"]["cid"]
+    refused = await mark(world, li)
+    assert refused.status == 403
+    assert (await refused.json())["error"] == "report_signed"
+    opened = await service.client.post(report_url(cid, "/correction"), headers=li)
+    assert opened.status == 200, await opened.text()
+    listed = await (await service.client.get(report_url(cid, "/key-images"), headers=li)).json()
+    assert len(listed["items"]) == 2 and listed["max_marked"] == 8 and listed["printed"] == 4
+    for n in range(6):
+        assert (await mark(world, li, caption=f"more {n}")).status == 201
+    too_many = await mark(world, li)
+    assert too_many.status == 409
+    assert (await too_many.json())["error"] == "too_many_key_images"
+    for item in (await listed_marks(world))[3:]:
+        gone = await service.client.delete(report_url(cid, f"/key-images/{item['id']}"), headers=li)
+        assert gone.status == 200
+    signed = await sign(service, li, cid)
+    assert signed.status == 201, await signed.text()
+    figures = await service.client.get(report_url(cid, "/versions/2/figures"), headers=li)
+    captions = [f["caption"] for f in (await figures.json())["items"]]
+    assert captions == ["右肺上叶结节", "Second", "more 0"]
+    first = await service.client.get(report_url(cid, "/versions/1/figures"), headers=li)
+    assert len((await first.json())["items"]) == 2
+
+
+async def listed_marks(world) -> list[dict[str, Any]]:
+    url = report_url(world["reading"]["cid"], "/key-images")
+    return (await (await world["service"].client.get(url, headers=world["li"])).json())["items"]
