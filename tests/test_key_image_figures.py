@@ -94,6 +94,17 @@ class TestFigurePixels:
         assert out.shape == (200, 200, 3)
         assert rows.min() >= 49 and rows.max() <= 150  # 200x100 band, centred
 
+    def test_overlays_are_burnt_in_white_only_when_shown(self):
+        mask = np.zeros((64, 96), dtype=bool)
+        mask[5:9, 10:30] = True
+        f = frame(overlay=mask)
+        hidden = grey(figure_pixels(f, one_to_one(f), long_side=f.columns))
+        shown = grey(figure_pixels(f, one_to_one(f, overlays=True), long_side=f.columns))
+        expected = display(f, WINDOW)
+        assert np.array_equal(hidden, expected)
+        expected[mask] = 255
+        assert np.array_equal(shown, expected)
+
     def test_measurements_are_drawn_in_the_viewers_colour(self):
         f = frame()
         m = Measurement("length", ((10, 10), (80, 50)), "Length 12.0 mm")

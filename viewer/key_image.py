@@ -2,10 +2,11 @@
 viewport and with the measurements drawn (issue 19, 图文报告).
 
 The order is the viewer's: the VOI window of ``render.display`` (the same lookup table the
-browser's windowing matches bit for bit, tests/test_viewer_parity*), the reader's inversion
-(which, like MONOCHROME1, swaps the window's ends), then the viewport's geometry (centre, pan,
-flip, rotation, zoom: ``viewer/static/viewport.js`` ``matrix()``), then the measurements in image
-coordinates drawn over the result with Pillow, then PNG (lossless). The figure has the
+browser's windowing matches bit for bit, tests/test_browser_viewer_pixels.py), the reader's
+inversion (which, like MONOCHROME1, swaps the window's ends), the DICOM overlays when shown,
+then the viewport's geometry (centre, pan, flip, rotation, zoom: ``viewer/static/viewport.js``
+``matrix()``), then the measurements in image coordinates drawn over the result with Pillow,
+then PNG (lossless). The figure has the
 viewport's aspect ratio scaled to ``long_side`` pixels, so a small embedded viewer and a wide
 reading-room screen give figures of the same size.
 """
@@ -53,6 +54,7 @@ class KeyImageView:
     scale: float | None = None
     pan: tuple[float, float] = (0.0, 0.0)
     measurements: tuple[Measurement, ...] = ()
+    overlays: bool = False  # the frame's DICOM overlays (60xx) burnt in white, as shown
 
 
 def _size(view: KeyImageView, long_side: int) -> tuple[int, int, float]:
@@ -91,7 +93,10 @@ def _windowed(frame: Frame, view: KeyImageView) -> np.ndarray:
         return np.subtract(255, pixels, dtype=np.uint8) if view.invert else pixels
     # viewport.js / windowing.js: the reader's invert and MONOCHROME1 each swap the ends.
     shown = replace(frame, inverse=frame.inverse != view.invert, levels=[])
-    return display(shown, view.window)
+    out = display(shown, view.window)  # a new array: burning in is safe
+    if view.overlays and frame.overlay is not None:
+        out[frame.overlay] = 255  # render.render_array's overlays=true, viewport.js burnIn
+    return out
 
 
 def figure_pixels(

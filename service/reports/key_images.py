@@ -149,6 +149,7 @@ def view_of(stored: dict[str, Any]) -> KeyImageView:
         scale=float(stored["scale"]) if stored.get("scale") is not None else None,
         pan=(float(stored.get("pan_x", 0)), float(stored.get("pan_y", 0))),
         measurements=measurements,
+        overlays=bool(stored.get("overlays")),
     )
 
 

@@ -45,6 +45,7 @@ describe("keyImageBody", () => {
         pan_x: 12,
         pan_y: -4,
         measurements: [{ type: "length", points: [{ x: 1, y: 2 }, { x: 3, y: 4 }], text: "Length 2.8 mm" }],
+        overlays: false,
       },
     });
   });

@@ -31,6 +31,7 @@ export function keyImageBody(viewport, caption) {
       pan_x: viewport.panX,
       pan_y: viewport.panY,
       measurements,
+      overlays: Boolean(values && viewport.overlaysShown && ref.instance.overlays),
     },
   };
 }

@@ -60,6 +60,7 @@ class ViewBody(Strict):
     pan_x: float = Field(default=0, ge=-1e6, le=1e6)
     pan_y: float = Field(default=0, ge=-1e6, le=1e6)
     measurements: list[MeasurementBody] = Field(default=[], max_length=50)
+    overlays: bool = Field(default=False, description="DICOM overlays (60xx) shown, burnt in")
 
 
 class KeyImageBody(Strict):
