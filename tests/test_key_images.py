@@ -19,7 +19,11 @@ import pytest
 from PIL import Image
 
 from service.http.keys import ORTHANC
+from service.reports import key_images
 from service.reports.canonical import parse_canonical
+from service.reports.document import ReportFigure
+from service.storage import Conflict
+from service.storage import key_images as key_image_store
 from tests.module_app import running_service
 from tests.test_report_dicom_conformance import dciodvfy
 from tests.test_reports import FAST_DELIVERY, report_url, seed_reading, sign, write
@@ -227,3 +231,19 @@ async def test_a_signed_report_keeps_its_key_images_until_a_correction(world):
 async def listed_marks(world) -> list[dict[str, Any]]:
     url = report_url(world["reading"]["cid"], "/key-images")
     return (await (await world["service"].client.get(url, headers=world["li"])).json())["items"]
+
+
+async def test_figures_rendered_from_marks_changed_meanwhile_are_not_kept(world):
+    """Signing renders the marks, then records them in its one transaction: a mark changed in
+    between (here: a caption) makes that transaction fail as ``draft_changed``."""
+    service, cid = world["service"], world["reading"]["cid"]
+    marks = await service.database.read(key_image_store.marks_of, cid)
+    current = [key_images._mark_key(m) for m in marks]
+    stale = [(mark_id, caption + " (old)", view) for mark_id, caption, view in current]
+    figures = tuple(
+        key_images.KeyFigure(ReportFigure(b"", "", "", ""), "1.2", "1.2.3", 1, cid, key)
+        for key in stale
+    )
+    with pytest.raises(Conflict) as refused:
+        await service.database.write(key_images.save_signed_figures, 1, figures)
+    assert refused.value.code == "draft_changed"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,9 @@ class KeyFigure:
     series_instance_uid: str
     sop_instance_uid: str
     frame: int
+    consultation_id: int = 0
+    mark: tuple[int, str, str] = (0, "", "")
+    """The mark it was rendered from: id, caption, view (JSON), to check it did not change."""
 
     def row(self) -> dict[str, Any]:
         return {
@@ -214,7 +218,14 @@ async def figures_to_sign(
         label = await asyncio.to_thread(_label, data, mark)
         figure = ReportFigure(png, mark["caption"], label, hashlib.sha256(png).hexdigest())
         figures.append(
-            KeyFigure(figure, mark["series_instance_uid"], mark["sop_instance_uid"], mark["frame"])
+            KeyFigure(
+                figure,
+                mark["series_instance_uid"],
+                mark["sop_instance_uid"],
+                mark["frame"],
+                consultation_id,
+                _mark_key(mark),
+            )
         )
     return tuple(figures)
 
@@ -227,8 +238,20 @@ def stored_figures(db: sqlite_utils.Database, version_id: int) -> tuple[ReportFi
     )
 
 
+def _mark_key(mark: dict[str, Any]) -> tuple[int, str, str]:
+    return mark["id"], mark["caption"], json.dumps(mark["view"], sort_keys=True)
+
+
 def save_signed_figures(
     db: sqlite_utils.Database, version_id: int, figures: tuple[KeyFigure, ...]
 ) -> None:
-    """Keep the figures with the version (in the signing transaction)."""
+    """Keep the figures with the version (in the signing transaction), provided the marks they
+    were rendered from are still exactly the draft's (``draft_changed`` otherwise, which rolls
+    the signature back like a text changed meanwhile)."""
+    if figures:
+        current = [_mark_key(m) for m in store.marks_of(db, figures[0].consultation_id)]
+        if current != [f.mark for f in figures]:
+            raise Conflict(
+                "draft_changed", "the key images changed while signing: review and sign again"
+            )
     store.save_figures(db, version_id, [f.row() for f in figures])
