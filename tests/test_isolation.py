@@ -396,6 +396,28 @@ async def call(service, headers, route: str, world):
         ):
             path = route.split(" ", 1)[1].replace("{id}", str(cid)).replace("{version}", "1")
             return await c.post(path, headers=headers)
+        case (
+            "GET /api/consultations/{id}/report/key-images"
+            | "GET /api/consultations/{id}/report/key-images/{key}/image"
+            | "GET /api/consultations/{id}/report/versions/{version}/figures"
+            | "GET /api/consultations/{id}/report/versions/{version}/figures/{position}"
+        ):
+            path = route.split(" ", 1)[1].replace("{id}", str(cid)).replace("{version}", "1")
+            return await c.get(
+                path.replace("{key}", "1").replace("{position}", "1"), headers=headers
+            )
+        case "POST /api/consultations/{id}/report/key-images":
+            first = world["study"][0]
+            body = {
+                "series_instance_uid": str(first.SeriesInstanceUID),
+                "sop_instance_uid": str(first.SOPInstanceUID),
+                "view": {"viewport": [100, 100]},
+            }
+            return await c.post(
+                f"/api/consultations/{cid}/report/key-images", headers=headers, json=body
+            )
+        case "DELETE /api/consultations/{id}/report/key-images/{key}":
+            return await c.delete(f"/api/consultations/{cid}/report/key-images/1", headers=headers)
         case "POST /api/consultations/{id}/preliminary":
             return await c.post(
                 f"/api/consultations/{cid}/preliminary", headers=headers, json={"text": "ok"}
@@ -532,6 +554,12 @@ MATRIX = (
     "POST /api/consultations/{id}/report/versions/{version}/print",
     "POST /api/consultations/{id}/report/acknowledgement",
     "POST /api/consultations/{id}/report/critical-acknowledgement",
+    "GET /api/consultations/{id}/report/key-images",
+    "POST /api/consultations/{id}/report/key-images",
+    "DELETE /api/consultations/{id}/report/key-images/{key}",
+    "GET /api/consultations/{id}/report/key-images/{key}/image",
+    "GET /api/consultations/{id}/report/versions/{version}/figures",
+    "GET /api/consultations/{id}/report/versions/{version}/figures/{position}",
 )
 
 

@@ -26,11 +26,13 @@ from ..runtime.orthanc.client import OrthancClient, OrthancError, OrthancUnavail
 from ..storage import Database
 from ..storage import consultations as consultation_store
 from ..storage import facilities as facility_store
+from ..storage import key_images as key_image_store
 from ..storage import reports as store
 from ..worklist.notifications import Notice, Notifications
 from ..worklist.roster import managers_to_tell
 from .dicom_objects import encapsulated_pdf, report_sr
 from .documents_data import document_for
+from .key_object import store_key_object
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +117,18 @@ class ReportDelivery:
         await self.database.write(
             store.set_version_objects, version_id, pdf_ds.SOPInstanceUID, sr_ds.SOPInstanceUID
         )
+        kos_uid = await store_key_object(  # the key images (issue 19), when the report has any
+            self.orthanc,
+            self.database,
+            version_id,
+            facts["document"],
+            facts["consultation"]["orthanc_study_id"],
+        )
         return {
             "orthanc_ids": ids,
             "pdf_uid": pdf_ds.SOPInstanceUID,
             "sr_uid": sr_ds.SOPInstanceUID,
-        }
+        } | ({"kos_uid": kos_uid} if kos_uid else {})
 
     async def _reference_dataset(self, orthanc_study_id: str | None) -> pydicom.Dataset:
         if not orthanc_study_id:
@@ -151,9 +160,10 @@ class ReportDelivery:
         )
         if not facility.get("dicom_host") or not facility.get("dicom_port"):
             raise DeliveryFailed("the facility has no DICOM node configured any more")
+        kos_uid = await self.database.read(key_image_store.kos_uid, version["id"])
         ids = []
-        for uid in (version["pdf_sop_instance_uid"], version["sr_sop_instance_uid"]):
-            ids += await self._orthanc_ids(uid)
+        for uid in (version["pdf_sop_instance_uid"], version["sr_sop_instance_uid"], kos_uid):
+            ids += await self._orthanc_ids(uid) if uid else []
         if not ids:
             raise DeliveryFailed("the report objects are not in the archive")
         answer = await self.orthanc.request(

@@ -13,7 +13,8 @@ import sqlite_utils
 from ..clock import from_iso
 from ..storage import ingest as study_store
 from ..storage import users as user_store
-from .document import ReportDocument
+from .document import ReportDocument, ReportFigure
+from .key_images import stored_figures
 
 
 def _study(db: sqlite_utils.Database, consultation: dict[str, Any]) -> dict[str, Any]:
@@ -32,11 +33,13 @@ def document_for(
     version: dict[str, Any],
     signer_id: int,
     public_url: str | None = None,
+    figures: tuple[ReportFigure, ...] | None = None,
 ) -> ReportDocument:
     """The document of one signed (or about to be signed) version of a report.
 
     The verification URL is the one printed at signing (stored with the version); ``public_url``
-    builds it for a version about to be signed.
+    builds it for a version about to be signed. ``figures``: the key images of a version about
+    to be signed; a signed version's are read from the store.
     """
     study = _study(db, consultation)
     signer = _signer(db, signer_id)
@@ -76,4 +79,9 @@ def document_for(
         or f"{(public_url or '').rstrip('/')}/verify/{code}",
         language="en" if (signer.get("locale") or "").startswith("en") else "zh_CN",
         signer_dicom_name=signer.get("dicom_name") or "",
+        figures=figures if figures is not None else _figures(db, version),
     )
+
+
+def _figures(db: sqlite_utils.Database, version: dict[str, Any]) -> tuple[ReportFigure, ...]:
+    return stored_figures(db, version["id"]) if version.get("id") else ()

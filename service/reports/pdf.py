@@ -29,6 +29,7 @@ from reportlab.platypus import paragraph as _paragraph
 from .archival import as_pdfa
 from .document import ReportDocument
 from .page_marks import PageMarks
+from .pdf_figures import figure_flowables
 from .print_text import examination, print_date, print_sex, print_time
 from .review_field import SignatureSlot, reserve_field
 
@@ -326,7 +327,7 @@ def _story(doc: ReportDocument, labels: dict, styles: dict, slot: Flowable | Non
         notes.append(f"{labels['quality']}{labels['colon']}{quality}{reason}")
     for note in notes:
         story.append(_para(note, styles["base"]))
-    # Key images (图文报告, issue 19) go here: after the report text, before the signatures.
+    story += figure_flowables(doc, styles)  # key images (图文报告, issue 19); none: nothing added
     story += [Spacer(1, 8 * mm), _footer(doc, labels, styles, slot)]
     return story
 

@@ -23,6 +23,7 @@ from ..auth.identities import UnlockedIdentity, trust_store, unlocked_identity
 from ..auth.password_check import check_password
 from ..auth.sessions import CurrentUser
 from ..clock import to_iso
+from ..runtime.orthanc.client import OrthancClient
 from ..signing import ConsortiumCA, LongTerm, TrustStore, sign_detached, sign_pdf, timestamper_for
 from ..storage import Conflict, Database, hl7_outbox
 from ..storage import consultations as consultation_store
@@ -34,6 +35,7 @@ from .authoring import check_may_write
 from .canonical import canonical_bytes
 from .document import ReportDocument
 from .documents_data import document_for
+from .key_images import KeyFigure, figures_to_sign, save_signed_figures
 from .pdf import render_report_pdf
 from .public_address import check_printable
 
@@ -65,6 +67,7 @@ class _Prepared:
     consultation: dict[str, Any]
     report: dict[str, Any]
     document: ReportDocument
+    key_figures: tuple[KeyFigure, ...] = ()
 
 
 def _prepare(
@@ -74,6 +77,7 @@ def _prepare(
     identity_serial: str,
     now: datetime,
     public_url: str,
+    key_figures: tuple[KeyFigure, ...] = (),
 ) -> _Prepared:
     row = consultation_store.get_consultation(db, consultation_scope(user), consultation_id)
     report = check_may_write(db, row, user, now)
@@ -95,8 +99,9 @@ def _prepare(
         "signed_at": to_iso(now.replace(microsecond=0)),
         "verification_code": new_verification_code(),
     }
-    document = document_for(db, report["id"], row, values, user.id, public_url)
-    return _Prepared(row, report, document)
+    figures = tuple(f.figure for f in key_figures)
+    document = document_for(db, report["id"], row, values, user.id, public_url, figures)
+    return _Prepared(row, report, document, key_figures)
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,7 @@ async def sign_report(
     client_ip: str | None = None,
     tsa_url: str | None = None,
     loopback_allowed: bool = True,
+    orthanc: OrthancClient | None = None,
 ) -> SignedReport:
     """Sign the caller's draft as the next version (``draft_changed`` if it moved meanwhile).
 
@@ -159,14 +165,16 @@ async def sign_report(
     write, which holds the transaction only to check and record.
 
     ``public_url`` goes into the certificate (CRL address) and the QR code: a loopback one is
-    refused (``public_url_required``) unless ``loopback_allowed``."""
+    refused (``public_url_required``) unless ``loopback_allowed``. With ``orthanc`` the draft's key
+    images are rendered into the version's figures (key_images.py)."""
     check_printable(public_url, loopback_allowed=loopback_allowed)
     # Re-entering the password is the deliberate act; wrong guesses count like failed logins.
     await check_password(database, user.username, password, client_ip, now)
     crl_url = f"{public_url.rstrip('/')}/api/ca/crl"
     identity = await unlocked_identity(database, ca, user, password, now, crl_url)
+    key_figures = await figures_to_sign(database, orthanc, consultation_id, user, now)
     prepared = await database.read(
-        _prepare, consultation_id, user, identity.serial_hex, now, public_url
+        _prepare, consultation_id, user, identity.serial_hex, now, public_url, key_figures
     )
     trust = await database.read(trust_store, ca, now)
     evidence = _Evidence(ca, tsa_url, crl_url, trust, now)
@@ -217,6 +225,7 @@ def _record(
             "pdf": pdf,
         },
     )
+    save_signed_figures(db, version_id, prepared.key_figures)
     _events_and_status(db, prepared, user, version_id, stamp)
     store.create_delivery(db, version_id, "orthanc", to_iso(now))
     # The ORU^R01 to the facility's HIS, queued in this transaction: no signed version is lost.

@@ -3,6 +3,7 @@
 // feed reports a change. Print records the print in the audit trail before opening the PDF.
 
 import { api, el, formatDateTime, formatTime, label, personName, redirectToLogin, t } from "./common.js";
+import { figuresButton, withFigures } from "./portal_figures.js";
 
 const table = document.getElementById("portal-table");
 const rows = document.getElementById("portal-rows");
@@ -90,6 +91,7 @@ function actionsCell(item) {
       " ",
     );
   }
+  cell.append(figuresButton(item, showError), " ");
   cell.append(el("a", { className: "button button-small portal-images", href: item.viewer, text: t("images") }));
   return cell;
 }
@@ -131,7 +133,7 @@ async function refresh() {
       return;
     }
     const items = response.data.items;
-    rows.replaceChildren(...items.map(row));
+    rows.replaceChildren(...items.flatMap((item) => withFigures(item, row(item))));
     const empty = document.getElementById("portal-empty");
     empty.hidden = items.length > 0;
     empty.textContent = items.length ? "" : t("empty");

@@ -894,3 +894,46 @@ def m031_patient_merges(db: sqlite_utils.Database) -> None:
             ON consultations(facility_id, patient_id);
         """
     )
+
+
+@migrations()
+def m034_key_images(db: sqlite_utils.Database) -> None:
+    """Key images (issue 19, 图文报告). ``report_key_images``: what the reader marked on the
+    consultation's draft, with the view as seen (window, zoom, pan, rotation, flips, inversion,
+    measurements: a JSON object) and a caption. ``report_figures``: a signed version's figures as
+    rendered at signing (the PNG the PDF embeds and the canonical form's digest covers), which the
+    portal shows. ``report_versions.kos_sop_instance_uid``: the Key Object Selection document
+    stored with the study in Orthanc."""
+    db.executescript(
+        """
+        CREATE TABLE report_key_images (
+            id INTEGER PRIMARY KEY,
+            consultation_id INTEGER NOT NULL REFERENCES consultations(id),
+            series_instance_uid TEXT NOT NULL,
+            sop_instance_uid TEXT NOT NULL,
+            frame INTEGER NOT NULL DEFAULT 1,
+            view TEXT NOT NULL,
+            caption TEXT NOT NULL DEFAULT '',
+            marked_by INTEGER NOT NULL REFERENCES users(id),
+            marked_at TEXT NOT NULL
+        );
+        CREATE INDEX report_key_images_consultation ON report_key_images(consultation_id, id);
+        CREATE TABLE report_figures (
+            report_version_id INTEGER NOT NULL REFERENCES report_versions(id),
+            position INTEGER NOT NULL,
+            series_instance_uid TEXT NOT NULL,
+            sop_instance_uid TEXT NOT NULL,
+            frame INTEGER NOT NULL,
+            caption TEXT NOT NULL,
+            label TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            png BLOB NOT NULL,
+            PRIMARY KEY (report_version_id, position)
+        );
+        CREATE TRIGGER report_figures_immutable BEFORE UPDATE ON report_figures
+            BEGIN SELECT RAISE(ABORT, 'signed report figures are immutable'); END;
+        CREATE TRIGGER report_figures_no_delete BEFORE DELETE ON report_figures
+            BEGIN SELECT RAISE(ABORT, 'signed report figures are immutable'); END;
+        ALTER TABLE report_versions ADD COLUMN kos_sop_instance_uid TEXT;
+        """
+    )

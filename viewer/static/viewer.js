@@ -12,6 +12,7 @@ import { PRESET_ORDER, PRESETS } from "./windowing.js";
 import { dicomDate } from "./overlay.js";
 import { comparablePrior } from "./hanging.js";
 import { matchingSlice } from "./sync.js";
+import { keyImageBody, PRINTED } from "./key_images.js";
 
 const root = document.getElementById("viewer");
 const consultationId = Number(root.dataset.consultationId);
@@ -244,15 +245,50 @@ function toggleOverlays() {
   for (const v of viewports) v.setOverlays(shown);
 }
 
+/** Open the caption field for marking the image in view as a key image (the current study only). */
+function openKeyImage() {
+  const form = document.getElementById("key-image-form");
+  if (!form) return;
+  if (state.active !== viewports[0] || !viewports[0].shown) {
+    message(t("key_image_current_only"));
+    return;
+  }
+  form.hidden = false;
+  const input = document.getElementById("key-image-caption");
+  input.value = "";
+  input.focus();
+}
+
+/** Store the image in view, as seen, with the caption typed; the editor beside us is told. */
+async function markKeyImage(event) {
+  event.preventDefault();
+  const form = document.getElementById("key-image-form");
+  const body = keyImageBody(viewports[0], document.getElementById("key-image-caption").value);
+  form.hidden = true;
+  viewports[0].canvas.focus({ preventScroll: true });
+  if (!body) return;
+  const answer = await api(`/api/consultations/${consultationId}/report/key-images`, { method: "POST", json: body });
+  if (!answer.ok) {
+    const code = answer.data && answer.data.error;
+    message(code === "too_many_key_images" ? t("key_image_too_many") : code === "not_claim_holder" ? t("key_image_not_claim_holder") : t("key_image_failed", { status: answer.status }));
+    return;
+  }
+  const count = answer.data.items.length;
+  root.dataset.keyImages = String(count);
+  message(count > PRINTED ? t("key_image_marked_over", { n: count, printed: PRINTED }) : t("key_image_marked", { n: count }));
+  if (window.parent !== window) window.parent.postMessage({ type: "teleread:key-images" }, window.location.origin);
+}
+
 function action(name) {
-  if (name === "cine") toggleCine();
+  if (name === "key-image") openKeyImage();
+  else if (name === "cine") toggleCine();
   else if (name === "overlays") toggleOverlays();
   else if (name === "tags") toggleTags();
   else if (name === "sync") toggleSync();
   else if (state.active) state.active.action(name);
 }
 
-const KEY_ACTIONS = { g: "overlays", f: "fit", o: "actual", i: "invert", r: "rotate", h: "flip-h", v: "flip-v", Backspace: "reset", Delete: "clear", t: "tags", y: "sync", "+": "zoom-in", "=": "zoom-in", "-": "zoom-out" };
+const KEY_ACTIONS = { m: "key-image", g: "overlays", f: "fit", o: "actual", i: "invert", r: "rotate", h: "flip-h", v: "flip-v", Backspace: "reset", Delete: "clear", t: "tags", y: "sync", "+": "zoom-in", "=": "zoom-in", "-": "zoom-out" };
 const KEY_TOOLS = { w: "wl", p: "pan", z: "zoom", l: "length", a: "angle", e: "roi" };
 const KEY_STEPS = { ArrowDown: 1, ArrowUp: -1, PageDown: 10, PageUp: -10, j: 1, k: -1 };
 
@@ -300,6 +336,13 @@ function bindControls() {
   document.getElementById("preset-select").addEventListener("change", (e) => applyPreset(e.target.value));
   document.getElementById("cine-fps").addEventListener("change", () => state.cine && toggleCine(true));
   document.getElementById("tags-close").addEventListener("click", () => toggleTags(false));
+  const keyForm = document.getElementById("key-image-form");
+  if (keyForm) {
+    keyForm.addEventListener("submit", markKeyImage);
+    document.getElementById("key-image-cancel").addEventListener("click", () => {
+      keyForm.hidden = true;
+    });
+  }
   document.getElementById("prior-select").addEventListener("change", (e) => showPrior(e.target.value));
   document.addEventListener("keydown", onKey);
   for (const v of viewports) {

@@ -20,7 +20,7 @@ from ..access import allow
 from ..answers import PrintRecorded
 from ..auditing import audit_context, audited
 from ..errors import ApiError
-from ..keys import CA, DATABASE, EFFECTS, SETTINGS, current_user
+from ..keys import CA, DATABASE, EFFECTS, ORTHANC, SETTINGS, current_user
 from ..models import RecordId, Strict
 from ..requests import client_ip, path_id, public_base_url, read_model
 from .openapi import NO_BODY, documented
@@ -227,6 +227,7 @@ async def post_sign(request: web.Request) -> web.Response:
             client_ip=client_ip(request),
             tsa_url=request.app[SETTINGS].tsa_url,
             loopback_allowed=loopback_allowed(request.app[SETTINGS]),
+            orthanc=request.app[ORTHANC],
         )
     except WrongPassword as exc:
         raise ApiError(
