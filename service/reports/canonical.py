@@ -21,6 +21,24 @@ def _text(value: str) -> str:
 
 
 def canonical_fields(doc: ReportDocument) -> dict[str, Any]:
+    """The signed fields. A reviewed or preliminary report (issue 19) adds its reviewer and
+    preliminary mark; a report with neither keeps exactly the fields it always had."""
+    return _fields(doc) | _review_fields(doc)
+
+
+def _review_fields(doc: ReportDocument) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if doc.reviewer_name:
+        extra["reviewer"] = doc.reviewer_name
+        extra["reviewer_certificate_serial"] = doc.reviewer_certificate_serial
+        if doc.reviewed_at is not None:
+            extra["reviewed_at"] = doc.reviewed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if doc.preliminary:
+        extra["preliminary"] = True
+    return extra
+
+
+def _fields(doc: ReportDocument) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "report_id": doc.report_id,

@@ -58,6 +58,10 @@ class SignedReport:
     verification_code: str
     signed_at: str
     effects: Effects
+    awaiting_review: bool = False
+    """Signed for review (issue 19): nothing is issued until a reviewer decides."""
+    preliminary: bool = False
+    """``version`` was released to the clinic as preliminary, before review."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,54 @@ def _signed_bytes(
     return canonical, signature, pdf
 
 
+@dataclass(frozen=True)
+class Ready:
+    """A draft about to be signed: the document built, the signer's key unlocked, the
+    long-term evidence at hand. The password was checked to get here."""
+
+    prepared: _Prepared
+    identity: UnlockedIdentity
+    evidence: _Evidence
+
+
+async def unlock_and_prepare(
+    database: Database,
+    ca: ConsortiumCA,
+    user: CurrentUser,
+    consultation_id: int,
+    password: str,
+    *,
+    now: datetime,
+    public_url: str,
+    client_ip: str | None = None,
+    tsa_url: str | None = None,
+    loopback_allowed: bool = True,
+) -> Ready:
+    """Everything before the signatures: the deliberate act (password), the key, the document."""
+    check_printable(public_url, loopback_allowed=loopback_allowed)
+    # Re-entering the password is the deliberate act; wrong guesses count like failed logins.
+    await check_password(database, user.username, password, client_ip, now)
+    crl_url = f"{public_url.rstrip('/')}/api/ca/crl"
+    identity = await unlocked_identity(database, ca, user, password, now, crl_url)
+    prepared = await database.read(
+        _prepare, consultation_id, user, identity.serial_hex, now, public_url
+    )
+    trust = await database.read(trust_store, ca, now)
+    return Ready(prepared, identity, _Evidence(ca, tsa_url, crl_url, trust, now))
+
+
+async def sign_ready(
+    database: Database, ready: Ready, user: CurrentUser, now: datetime
+) -> SignedReport:
+    """Sign and issue the prepared draft (the CPU work on a thread, then one write)."""
+    canonical, signature, pdf = await asyncio.to_thread(
+        _signed_bytes, ready.prepared.document, ready.identity, ready.evidence
+    )
+    return await database.write(
+        _record, ready.prepared, user, canonical, signature, pdf, ready.identity.serial_hex, now
+    )
+
+
 async def sign_report(
     database: Database,
     ca: ConsortiumCA,
@@ -159,23 +211,21 @@ async def sign_report(
     write, which holds the transaction only to check and record.
 
     ``public_url`` goes into the certificate (CRL address) and the QR code: a loopback one is
-    refused (``public_url_required``) unless ``loopback_allowed``."""
-    check_printable(public_url, loopback_allowed=loopback_allowed)
-    # Re-entering the password is the deliberate act; wrong guesses count like failed logins.
-    await check_password(database, user.username, password, client_ip, now)
-    crl_url = f"{public_url.rstrip('/')}/api/ca/crl"
-    identity = await unlocked_identity(database, ca, user, password, now, crl_url)
-    prepared = await database.read(
-        _prepare, consultation_id, user, identity.serial_hex, now, public_url
+    refused (``public_url_required``) unless ``loopback_allowed``. A report that may need review
+    (issue 19) is signed through ``review_submission.sign_for_issue_or_review`` instead."""
+    ready = await unlock_and_prepare(
+        database,
+        ca,
+        user,
+        consultation_id,
+        password,
+        now=now,
+        public_url=public_url,
+        client_ip=client_ip,
+        tsa_url=tsa_url,
+        loopback_allowed=loopback_allowed,
     )
-    trust = await database.read(trust_store, ca, now)
-    evidence = _Evidence(ca, tsa_url, crl_url, trust, now)
-    canonical, signature, pdf = await asyncio.to_thread(
-        _signed_bytes, prepared.document, identity, evidence
-    )
-    return await database.write(
-        _record, prepared, user, canonical, signature, pdf, identity.serial_hex, now
-    )
+    return await sign_ready(database, ready, user, now)
 
 
 def _record(

@@ -102,12 +102,14 @@ def sign_pdf(
     location: str,
     signer_name: str,
     long_term: LongTerm | None = None,
+    field_name: str = "TelereadSignature",
 ) -> bytes:
     """Add a PAdES signature to ``pdf`` as incremental updates: B-B alone, B-LTA with
-    ``long_term``."""
+    ``long_term``. A second signer (the reviewer co-signing) names another ``field_name``: the
+    new signature then covers the first and everything after it."""
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     meta = signers.PdfSignatureMetadata(
-        field_name="TelereadSignature",
+        field_name=field_name,
         reason=reason,
         location=location,
         name=signer_name,

@@ -166,7 +166,8 @@ _VERSION_COLUMNS = (
     "v.id, v.report_id, v.version, v.supersedes_version, v.findings, v.impression,"
     " v.recommendation, v.critical, v.refer, v.quality, v.quality_reason, v.signer_id,"
     " v.signer_name, v.certificate_serial, v.signed_at, v.verification_code, v.verification_url,"
-    " v.pdf_sop_instance_uid, v.sr_sop_instance_uid"
+    " v.pdf_sop_instance_uid, v.sr_sop_instance_uid, v.preliminary, v.reviewer_id,"
+    " v.reviewer_name, v.reviewer_certificate_serial, v.reviewed_at, v.text_by"
 )
 
 
