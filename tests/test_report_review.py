@@ -325,3 +325,12 @@ async def test_a_stat_report_is_released_as_preliminary_then_replaced(world):
     notices = await world.service.client.get("/api/notifications", headers=world.headers["doc_a"])
     items = (await notices.json())["items"]
     assert any(n["message"] == "report_final" for n in items), items
+
+
+async def test_turnaround_gains_the_written_to_reviewed_stage(world):
+    response = await world.service.client.get("/api/turnaround", headers=world.headers["dr_li"])
+    assert response.status == 200, await response.text()
+    stages = (await response.json())["review_stages"]
+    assert stages["written_to_reviewed"]["count"] == 3  # approved, edited, stat final
+    assert stages["claimed_to_written"]["count"] == 3
+    assert stages["written_to_reviewed"]["p50"] >= 0

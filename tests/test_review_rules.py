@@ -86,3 +86,25 @@ class TestReviewTable:
             parse_rules(text, "test.toml")
         assert message in str(caught.value)
         assert "test.toml" in str(caught.value)
+
+
+class TestTurnaroundStages:
+    def test_written_and_reviewed_are_milestones_and_stages(self):
+        """The two-level sign-off's stages come from its events like every other stage."""
+        from worklists.turnaround import REVIEW_STAGES, milestones, stage_seconds
+
+        events = [
+            {"type": "images_received", "at": "2026-03-01T08:00:00Z"},
+            {"type": "claimed", "at": "2026-03-01T08:10:00Z", "actor_user_id": 2},
+            {"type": "written", "at": "2026-03-01T08:40:00Z", "actor_user_id": 2},
+            {"type": "claimed", "at": "2026-03-01T09:00:00Z", "actor_user_id": 3},
+            {"type": "reviewed", "at": "2026-03-01T09:30:00Z", "actor_user_id": 3},
+            {"type": "signed", "at": "2026-03-01T09:30:00Z", "actor_user_id": 3},
+        ]
+        found = milestones(events)
+        assert (found.written_at, found.reviewed_at) == (
+            "2026-03-01T08:40:00Z",
+            "2026-03-01T09:30:00Z",
+        )
+        seconds = {stage.name: stage_seconds(found, stage) for stage in REVIEW_STAGES}
+        assert seconds == {"claimed_to_written": 1800.0, "written_to_reviewed": 3000.0}

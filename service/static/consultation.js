@@ -63,8 +63,11 @@ function showConsultation(c) {
         " ",
         el("span", { className: "event-elapsed", text: elapsed(Date.parse(e.at) - start) }),
         e.actor ? el("span", { className: "event-actor", text: ` · ${e.actor}` }) : null,
-        e.detail && e.detail.version > 1
+        e.detail && e.detail.version > 1 && e.type !== "written" && e.type !== "reviewed"
           ? el("span", { className: "event-detail", text: ` (${timelineText("correction", { version: e.detail.version })})` })
+          : null,
+        e.type === "returned" && e.detail && e.detail.comment
+          ? el("blockquote", { className: "event-comment", text: e.detail.comment })
           : null,
       ),
     ),

@@ -950,3 +950,16 @@ def m032_two_level_sign_off(db: sqlite_utils.Database) -> None:
         CREATE INDEX report_reviews_awaiting ON report_reviews(state, consultation_id);
         """
     )
+
+
+@migrations()
+def m033_turnaround_review_stages(db: sqlite_utils.Database) -> None:
+    """Turnaround facts gain the two-level sign-off's milestones (issue 19): the writer's
+    signature for review (``written``) and the reviewer's decision (``reviewed``). Both events
+    are new with m032, so no consultation has them yet: nothing to fill."""
+    db.executescript(
+        """
+        ALTER TABLE turnaround_facts ADD COLUMN written_at TEXT;
+        ALTER TABLE turnaround_facts ADD COLUMN reviewed_at TEXT;
+        """
+    )
