@@ -57,6 +57,7 @@ async def world(tmp_path_factory, migrated_database) -> AsyncIterator[World]:
             ("dr_zhou", "specialist", centre),
             ("dr_qian", "specialist", centre),
             ("doc_a", "clinician", clinic),
+            ("boss", "manager", centre),
         ):
             ids[name] = await service.add_user(name, role, facility)
         await service.database.write(
@@ -253,6 +254,11 @@ async def test_return_with_a_comment_goes_back_to_the_writer(world):
     signed = await post(world, "dr_zhou", url(world.ids["return"], "/report/sign"),
                         {"password": PASSWORD})  # fmt: skip
     assert signed.status == 201, await signed.text()
+    handed = await post(
+        world, "boss", url(world.ids["return"], "/reassign"), {"user_id": world.ids["dr_zhou"]}
+    )
+    assert handed.status == 400  # a manager cannot hand the review to the writer either
+    assert "own_report" in (await handed.json())["detail"]
     assert (await claim(world, "dr_wu", "return")).status == 200
     empty = await post(world, "dr_wu", url(world.ids["return"], "/report/review/return"),
                        {"comment": " "})  # fmt: skip
@@ -301,6 +307,14 @@ async def test_an_edit_issues_the_reviewers_text_and_keeps_the_writers(world):
     assert history[-1]["impression"] == "胸部未见异常。" and history[-1]["writer_name"] == "dr_zhou"
 
 
+async def portal_item(world: World, key: str) -> dict[str, Any]:
+    response = await world.service.client.get("/api/portal/reports", headers=world.headers["doc_a"])
+    (item,) = [
+        i for i in (await response.json())["items"] if i["consultation_id"] == world.ids[key]
+    ]
+    return {"version": item["version"], "preliminary": item["preliminary"]}
+
+
 async def test_a_stat_report_is_released_as_preliminary_then_replaced(world):
     signed = await write_and_sign(world, "dr_zhou", "stat", preliminary=True)
     assert signed.status == 201, await signed.text()
@@ -310,6 +324,7 @@ async def test_a_stat_report_is_released_as_preliminary_then_replaced(world):
     (preliminary,) = (await report(world, "doc_a", "stat"))["versions"]
     assert preliminary["preliminary"] is True and preliminary["reviewer_name"] == ""
     assert (await issued_count(world, "stat"))[0] == 1
+    assert await portal_item(world, "stat") == {"version": 1, "preliminary": True}
 
     assert (await claim(world, "dr_li", "stat")).status == 200
     approved = await post(
@@ -322,6 +337,7 @@ async def test_a_stat_report_is_released_as_preliminary_then_replaced(world):
     assert not final["preliminary"] and not final["superseded"]
     assert final["reviewer_name"] == "dr_li"
     assert "final_notified" in await event_types(world, "stat")
+    assert await portal_item(world, "stat") == {"version": 2, "preliminary": False}
     notices = await world.service.client.get("/api/notifications", headers=world.headers["doc_a"])
     items = (await notices.json())["items"]
     assert any(n["message"] == "report_final" for n in items), items

@@ -256,6 +256,7 @@ def portal_reports(
         "SELECT r.id AS report_id, r.consultation_id, r.signed_versions AS version,"
         " r.acknowledged_version, r.acknowledged_at, r.critical,"
         " r.critical_acknowledged_at, v.signed_at, v.signer_name, v.critical AS version_critical,"
+        " v.preliminary, v.reviewer_name,"
         " v.verification_code, c.patient_name, c.patient_id, c.modality, c.body_part,"
         " c.priority, c.status, c.study_instance_uid, c.facility_id, f.name AS facility_name"
         " FROM reports r JOIN consultations c ON c.id = r.consultation_id"

@@ -135,11 +135,15 @@ def reassign(
     target_user_id: int,
     now: datetime,
     lease_minutes: float,
+    review: ReviewPolicy | None = None,
 ) -> ClaimOutcome:
-    """A manager hands the item to another specialist, who gets a fresh lease."""
+    """A manager hands the item to another specialist, who gets a fresh lease (a report
+    awaiting review: a reviewer the ``review`` policy allows, never its writer)."""
     row = store.get_consultation(db, consultation_scope(manager), consultation_id)
     _refuse_finished(row)
     target = _assignee(db, target_user_id, row)
+    if row["status"] == ConsultationStatus.AWAITING_REVIEW:  # never to its writer
+        check_reviewer(db, row, target, review or ReviewPolicy())
     state = _state(row, now)
     _refuse_unmanaged(db, manager, target, row if state is ClaimState.HELD else None)
     _record_expiry(db, row, state)

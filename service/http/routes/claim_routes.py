@@ -130,9 +130,12 @@ async def reassign_claim(request: web.Request) -> web.Response:
             body.user_id,
             utc_now(),
             _lease(request),
+            review_policy(request.app),
         )
     except claims.InvalidAssignee as exc:
         raise ApiError(400, "invalid_assignee", str(exc)) from exc
+    except ReviewRefused as exc:  # the report awaits review: not its writer, not a low grade
+        raise ApiError(400, "invalid_assignee", f"{exc.code}: {exc.detail}") from exc
     except claims.NotYourReader as exc:
         raise ApiError(403, "not_your_reader", str(exc)) from exc
     return _answer(request, outcome)
