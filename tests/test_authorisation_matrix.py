@@ -133,6 +133,10 @@ SPEC: dict[str, Rule] = {
     "POST /api/consultations/{id}/preliminary": on_the_clinics_consultation("specialist"),
     "PUT /api/consultations/{id}/report/draft": on_the_clinics_consultation(*READERS),
     "POST /api/consultations/{id}/report/sign": on_the_clinics_consultation(*READERS),
+    # Reviewing (two-level sign-off): the readers who claim, i.e. specialists.
+    "POST /api/consultations/{id}/report/review/approve": on_the_clinics_consultation("specialist"),
+    "POST /api/consultations/{id}/report/review/edit": on_the_clinics_consultation("specialist"),
+    "POST /api/consultations/{id}/report/review/return": on_the_clinics_consultation("specialist"),
     # The report was signed at the centre: its readers correct it, the clinic's may not.
     "POST /api/consultations/{id}/report/correction": (
         at(CENTRE, *READERS) | Rule(hidden=frozenset((r, OTHER) for r in READERS))
@@ -344,6 +348,16 @@ REQUESTS |= {
     ),
     "POST /api/consultations/{id}/messages": _consultation(
         CONSULTATION + "/messages", "open", json={"body": "Any prior films?"}
+    ),
+    # Nothing awaits review: refused as state (409 not_awaiting_review), not as rights.
+    "POST /api/consultations/{id}/report/review/approve": _consultation(
+        CONSULTATION + "/report/review/approve", "open", json={"password": PASSWORD}
+    ),
+    "POST /api/consultations/{id}/report/review/edit": _consultation(
+        CONSULTATION + "/report/review/edit", "open", json={"password": PASSWORD}
+    ),
+    "POST /api/consultations/{id}/report/review/return": _consultation(
+        CONSULTATION + "/report/review/return", "open", json={"comment": "Add the mediastinum."}
     ),
     # Signed with a critical finding: corrections, printing, acknowledgements.
     "POST /api/consultations/{id}/report/correction": _consultation(

@@ -242,6 +242,7 @@ def test_status_and_priority_labels_in_json_block(renderer) -> None:
         "awaiting_images": "待上传影像",
         "awaiting_request": "待补充申请",
         "ready": "待阅片",
+        "awaiting_review": "待审核",
         "signed": "已签发",
         "closed": "已结束",
         "cancelled": "已取消",

@@ -389,6 +389,18 @@ async def call(service, headers, route: str, world):
                 f"/api/consultations/{cid}/report/sign", headers=headers, json={"password": "x"}
             )
         case (
+            "POST /api/consultations/{id}/report/review/approve"
+            | "POST /api/consultations/{id}/report/review/edit"
+        ):
+            path = route.split(" ", 1)[1].replace("{id}", str(cid))
+            return await c.post(path, headers=headers, json={"password": "x"})
+        case "POST /api/consultations/{id}/report/review/return":
+            return await c.post(
+                f"/api/consultations/{cid}/report/review/return",
+                headers=headers,
+                json={"comment": "x"},
+            )
+        case (
             "POST /api/consultations/{id}/report/correction"
             | "POST /api/consultations/{id}/report/versions/{version}/print"
             | "POST /api/consultations/{id}/report/acknowledgement"
@@ -550,6 +562,9 @@ MATRIX = (
     "PUT /api/consultations/{id}/report/draft",
     "POST /api/consultations/{id}/report/sign",
     "POST /api/consultations/{id}/report/correction",
+    "POST /api/consultations/{id}/report/review/approve",
+    "POST /api/consultations/{id}/report/review/edit",
+    "POST /api/consultations/{id}/report/review/return",
     "GET /api/consultations/{id}/report/versions/{version}/pdf",
     "POST /api/consultations/{id}/report/versions/{version}/print",
     "POST /api/consultations/{id}/report/acknowledgement",

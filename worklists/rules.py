@@ -1,4 +1,4 @@
-"""Worklist rules from one TOML document: SLA targets and rules, and routing queues.
+"""Worklist rules from one TOML document: SLA targets and rules, routing queues, review.
 
 The format is documented in docs/worklists.md; the shipped defaults are in
 ``worklists/default_rules.toml``. Parsing takes text (the caller reads the file), and every
@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from .priorities import Priority
+from .review import Grade, ReviewPolicy
 from .routing import GENERAL_QUEUE, QueueRule, RoutingPolicy
 from .sla import DEFAULT_TARGETS, SlaPolicy, SlaRule
 
-_TOP_KEYS = {"sla", "routing"}
+_TOP_KEYS = {"sla", "routing", "review"}
+_REVIEW_KEYS = {"grades", "queues", "priorities", "reviewer_min_grade", "preliminary_priorities"}
 _SLA_KEYS = {"targets", "rules"}
 _SLA_RULE_KEYS = {"name", "priority", "facility_kind", "modality", "body_part", "minutes"}
 _ROUTING_KEYS = {"default_queue", "queues"}
@@ -41,6 +43,7 @@ class WorklistRules(SlaPolicy):
     """
 
     routing: RoutingPolicy = field(default_factory=RoutingPolicy)
+    review: ReviewPolicy = field(default_factory=ReviewPolicy)
 
     @property
     def sla(self) -> SlaPolicy:
@@ -74,7 +77,44 @@ def parse_rules(text: str, source: str = "rules") -> WorklistRules:
         targets=targets,
         rules=sla_rules,
         routing=RoutingPolicy(queues, default_queue.strip().lower()),
+        review=_review(_table(document, "review", source), f"{source} [review]"),
     )
+
+
+def _review(table: dict[str, Any], where: str) -> ReviewPolicy:
+    """The ``[review]`` table; an omitted key keeps the default (residents reviewed)."""
+    _no_unknown_keys(table, _REVIEW_KEYS, where)
+    defaults = ReviewPolicy()
+    grades = defaults.grades
+    if "grades" in table:
+        grades = frozenset(_grade(g, where) for g in _lower(table, "grades", where))
+    queues = _lower(table, "queues", where)
+    priorities = frozenset(_priority(p, where) for p in _lower(table, "priorities", where))
+    minimum = defaults.reviewer_min_grade
+    if "reviewer_min_grade" in table:
+        value = table["reviewer_min_grade"]
+        if not isinstance(value, str):
+            raise RulesError(f"{where}: reviewer_min_grade must be a string, got {value!r}")
+        minimum = _grade(value.strip().lower(), where)
+    preliminary = defaults.preliminary_priorities
+    if "preliminary_priorities" in table:
+        preliminary = frozenset(
+            _priority(p, where) for p in _lower(table, "preliminary_priorities", where)
+        )
+    return ReviewPolicy(grades, queues, priorities, minimum, preliminary)
+
+
+def _lower(table: dict[str, Any], key: str, where: str) -> frozenset[str]:
+    """A list of strings (a single string allowed), lower-cased; omitted means none."""
+    return frozenset(v.lower() for v in _values(table, key, where))
+
+
+def _grade(value: str, where: str) -> Grade:
+    try:
+        return Grade(value)
+    except ValueError:
+        allowed = ", ".join(g.value for g in Grade)
+        raise RulesError(f"{where}: unknown grade {value!r} (use {allowed})") from None
 
 
 def _no_unknown_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:

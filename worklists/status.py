@@ -12,6 +12,9 @@ class ConsultationStatus(StrEnum):
     """Images arrived (e.g. straight from a modality); no clinical request yet."""
     READY = "ready"
     """Images and request are both there: ready to be read."""
+    AWAITING_REVIEW = "awaiting_review"
+    """The writer signed a report that needs review (two-level sign-off): on the reviewers'
+    queue; nothing is issued yet (unless released as preliminary)."""
     SIGNED = "signed"
     """A report is signed and waits for the originating clinic to acknowledge it."""
     CLOSED = "closed"

@@ -21,6 +21,8 @@ MILESTONE_EVENTS = {
     "acknowledged_at": ("acknowledged",),
     "cancelled_at": ("cancelled",),
     "escalated_at": ("escalated",),
+    "written_at": ("written",),
+    "reviewed_at": ("reviewed",),
 }
 """Milestone column -> the event types whose FIRST occurrence sets it."""
 
@@ -46,6 +48,14 @@ STAGES = (
 the clinic (acknowledgement is the clinic's own time and has its own stage)."""
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 
+REVIEW_STAGES = (
+    Stage("claimed_to_written", "claimed_at", "written_at"),
+    Stage("written_to_reviewed", "written_at", "reviewed_at"),
+)
+"""Two-level sign-off (issue 19): the writer's reading (first claim to the signature for review)
+and the wait for the reviewer (that signature to the review). Only reviewed reports have them;
+``signed`` is then the issue of the reviewed version, so received -> signed includes review."""
+
 BREACH_STAGES = (
     ("awaiting_images_or_request", "received_at", "queued_at"),
     ("waiting_in_queue", "queued_at", "claimed_at"),
@@ -68,6 +78,8 @@ class Milestones:
     acknowledged_at: str | None = None
     cancelled_at: str | None = None
     escalated_at: str | None = None
+    written_at: str | None = None
+    reviewed_at: str | None = None
     reader_id: int | None = None
     quality: str | None = None
     quality_reason: str = ""

@@ -43,6 +43,8 @@ class NewAccount:
     display_name: str = ""
     dicom_name: str = ""
     """DICOM person name the reports' SR carries, already checked; "" derives it."""
+    grade: str = "attending"
+    """Professional grade (worklists.review.Grade): decides whether the reports need review."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class AccountChange:
     """Comma-separated queue names a specialist reads first (e.g. "neuro,chest")."""
     dicom_name: str | None = None
     """DICOM person name for the reports' SR, already checked; "" clears it (derived again)."""
+    grade: str | None = None
+    """Professional grade (worklists.review.Grade): resident, attending, associate_chief, chief."""
 
     def given(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -79,6 +83,7 @@ async def create_account(database: Database, account: NewAccount) -> int:
         facility_id=account.facility_id,
         display_name=account.display_name,
         dicom_name=account.dicom_name,
+        grade=account.grade,
     )
 
 

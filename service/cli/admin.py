@@ -15,6 +15,8 @@ import urllib.error
 import urllib.request
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from worklists.review import DEFAULT_GRADE, Grade
+
 from ..auth.passwords import hash_password
 from ..intake.modalities import AET_PATTERN, modality_entry, orthanc_modality
 from ..reports.person_names import checked_person_name
@@ -71,6 +73,12 @@ def add_admin_commands(commands: argparse._SubParsersAction) -> None:
     user_add.add_argument("--display-name", default="")
     user_add.add_argument("--dicom-name", default="", help=DICOM_NAME_HELP)
     user_add.add_argument(
+        "--grade",
+        default=DEFAULT_GRADE.value,
+        choices=[g.value for g in Grade],
+        help="professional grade (default attending; residents' reports are reviewed)",
+    )
+    user_add.add_argument(
         "--password-stdin",
         action="store_true",
         required=True,
@@ -81,6 +89,11 @@ def add_admin_commands(commands: argparse._SubParsersAction) -> None:
     )
     dicom_name.add_argument("username")
     dicom_name.add_argument("name", help=DICOM_NAME_HELP + "; '' clears it")
+    grade = user_commands.add_parser(
+        "grade", help="set a reader's professional grade (decides whether reports need review)"
+    )
+    grade.add_argument("username")
+    grade.add_argument("grade", choices=[g.value for g in Grade])
 
 
 def _hl7_arguments(parser: argparse.ArgumentParser) -> None:
@@ -207,6 +220,8 @@ def register_with_running_orthanc(settings: Settings, facility: dict) -> None:
 def user_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.user_command == "dicom-name":
         return _set_dicom_name(settings, args.username, args.name)
+    if args.user_command == "grade":
+        return _set_grade(settings, args.username, args.grade)
     dicom_name = checked_person_name(args.dicom_name)
     password = sys.stdin.readline().rstrip("\r\n")
     password_hash = hash_password(password)
@@ -220,6 +235,7 @@ def user_command(settings: Settings, args: argparse.Namespace) -> int:
             facility_id=args.facility,
             display_name=args.display_name,
             dicom_name=dicom_name,
+            grade=args.grade,
         )
     finally:
         database.close()
@@ -232,6 +248,15 @@ def _set_dicom_name(settings: Settings, username: str, name: str) -> int:
     database = Database(settings.database_path)
     try:
         database.write_sync(user_store.set_dicom_name, username, name)
+    finally:
+        database.close()
+    return 0
+
+
+def _set_grade(settings: Settings, username: str, grade: str) -> int:
+    database = Database(settings.database_path)
+    try:
+        database.write_sync(user_store.set_grade, username, grade)
     finally:
         database.close()
     return 0

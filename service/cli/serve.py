@@ -36,7 +36,8 @@ def print_banner(settings: Settings, seeded: bool, processes: int = 1) -> None:
         lines.append(f"Demo logins (password for all: {demo.DEMO_PASSWORD}):")
         for username, role, facility_key, _ in demo.USERS:
             facility = next(f.name for f in demo.FACILITIES if f.key == facility_key)
-            lines.append(f"  {username:<8} {role:<13} {facility}")
+            note = "  (resident: her reports go to review)" if username in demo.GRADES else ""
+            lines.append(f"  {username:<8} {role:<13} {facility}{note}")
     lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from worklists.turnaround import breach_stage, parse
+from worklists.turnaround import breach_stage, parse, summarize
 
 from ..clock import to_iso
 from ..storage import Database
@@ -93,6 +93,15 @@ async def turnaround(
         {"group": group, "stages": buckets[key]}
         for key, group in zip(keys, _groups(group_by, keys, labels), strict=True)
     ]
+
+
+async def review_stages(
+    database: Database, scope: Scope, period: store.Period
+) -> dict[str, dict[str, Any]]:
+    """Count and p50 / p90 / p95 / mean seconds of the two-level sign-off's stages (writer's
+    reading to the signature for review, that signature to the review), over the period."""
+    found = await database.read(store.review_stage_seconds, scope, period)
+    return {name: vars(summarize(values)) for name, values in found.items()}
 
 
 async def sla(

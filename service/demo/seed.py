@@ -52,6 +52,7 @@ USERS = (
     ("admin", "admin", "centre", "Administrator"),
     ("sun", "manager", "centre", "Director Sun"),
     ("dr.li", "specialist", "centre", "Dr Li"),
+    ("dr.zhou", "specialist", "centre", "Dr Zhou"),
     ("wang", "radiographer", "dongxiang", "Wang Fang"),
     ("chen", "clinician", "dongxiang", "Dr Chen"),
     ("liu", "radiographer", "xiping", "Liu Yang"),
@@ -60,6 +61,9 @@ USERS = (
 )
 # How the SR names the demo's signer (teleread user dicom-name): Han and pinyin groups too.
 DICOM_NAMES = {"dr.li": "Li^Ming^^Dr=李^明=lǐ^míng"}
+# Professional grades other than attending: Dr Zhou is a resident (住院医师), so the shipped
+# [review] rule sends the reports she signs to a reviewer (dr.li, an attending).
+GRADES = {"dr.zhou": "resident"}
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,7 @@ def seed_accounts(database: Database) -> dict[str, int]:
                     facility_id=ids[facility_key],
                     display_name=display,
                     dicom_name=DICOM_NAMES.get(username, ""),
+                    grade=GRADES.get(username, "attending"),
                 )
         return ids
 

@@ -32,6 +32,7 @@ from .identity import (
 ORDER_STATUS = {
     "awaiting_images": "active",
     "ready": "active",
+    "awaiting_review": "active",
     "awaiting_request": "draft",
     "signed": "completed",
     "closed": "completed",

@@ -17,6 +17,11 @@ from .models import RecordId, Strict
 
 RoleName = Literal["radiographer", "clinician", "requester", "specialist", "manager", "admin"]
 FacilityKind = Literal["township", "county", "regional"]
+GradeName = Literal["resident", "attending", "associate_chief", "chief"]
+GRADE_DESCRIPTION = (
+    "Professional grade: resident (住院医师), attending (主治医师), associate_chief (副主任医师),"
+    " chief (主任医师); the worklist rules' [review] table decides whose reports are reviewed"
+)
 assert get_args(RoleName) == ROLES and get_args(FacilityKind) == FACILITY_KINDS
 
 USERNAME_PATTERN = r"^[A-Za-z0-9._-]+$"
@@ -76,6 +81,7 @@ class UserCreate(Strict):
     facility_id: RecordId
     password: str = Password
     dicom_name: str = Field(default="", max_length=200, description=DICOM_NAME_DESCRIPTION)
+    grade: GradeName = Field(default="attending", description=GRADE_DESCRIPTION)
 
     _dicom_name = field_validator("dicom_name")(check_dicom_name)
 
@@ -94,6 +100,7 @@ class UserUpdate(PartialUpdate):
         pattern=r"^[a-z0-9_-]*(,[a-z0-9_-]+)*$",
         description="Queues the specialist reads first, comma-separated (e.g. neuro,chest)",
     )
+    grade: GradeName | None = Field(default=None, description=GRADE_DESCRIPTION)
 
     _dicom_name = field_validator("dicom_name")(check_dicom_name)
 
@@ -122,6 +129,7 @@ class AdminUser(BaseModel):
         description="The name the SR uses while dicom_name is empty (from the display name)"
     )
     active_sessions: int = Field(description="Open sessions (not revoked, not expired)")
+    grade: GradeName = Field(default="attending", description=GRADE_DESCRIPTION)
 
 
 class AdminUserList(BaseModel):

@@ -109,6 +109,12 @@ class TurnaroundGroups(BaseModel):
     time_zone: Literal["UTC"]
     group_by: list[str]
     groups: list[dict[str, Any]]
+    review_stages: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Two-level sign-off (reports that went to review), over the whole period:"
+        " claimed_to_written and written_to_reviewed, each with count, p50, p90, p95, mean"
+        " seconds",
+    )
 
 
 class PeriodItems(BaseModel):

@@ -18,7 +18,13 @@ RecordId = Annotated[
 
 PriorityName = Literal["stat", "urgent", "routine"]
 StatusName = Literal[
-    "awaiting_images", "awaiting_request", "ready", "signed", "closed", "cancelled"
+    "awaiting_images",
+    "awaiting_request",
+    "ready",
+    "awaiting_review",
+    "signed",
+    "closed",
+    "cancelled",
 ]
 
 

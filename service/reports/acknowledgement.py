@@ -93,7 +93,9 @@ def acknowledge(
     consultation_store.append_event(
         db, consultation_id, "acknowledged", stamp, user.id, {"version": version}
     )
-    if report["state"] == "signed":
+    # A preliminary report (issue 19) is acknowledged too, but the consultation stays open for
+    # its review: the final version closes it when acknowledged in turn.
+    if report["state"] == "signed" and row["status"] != "awaiting_review":
         consultation_store.update_consultation(
             db, consultation_id, {"status": "closed", "updated_at": stamp}
         )

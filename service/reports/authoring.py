@@ -64,6 +64,8 @@ def check_may_write(
     """The report (None before the first save) if ``user`` may write it now; NotAuthor if not."""
     if user.role not in WRITING_ROLES:
         raise NotAuthor("not_author", "only reading specialists write reports")
+    if row["status"] == "awaiting_review":  # two-level sign-off: the reviewer decides first
+        raise NotAuthor("awaiting_review", "the report awaits review: it cannot change now")
     report = store.report_for(db, row["id"])
     if report is not None and report["state"] == "signed":
         raise NotAuthor("report_signed", "the report is signed: start a correction to change it")
@@ -114,6 +116,8 @@ def start_correction(
     if user.role not in WRITING_ROLES:
         raise NotAuthor("not_author", "only reading specialists correct reports")
     row = consultation_store.get_consultation(db, consultation_scope(user), consultation_id)
+    if row["status"] == "awaiting_review":
+        raise NotAuthor("awaiting_review", "the report awaits review: it cannot change now")
     report = store.report_for(db, consultation_id)
     if report is None or report["signed_versions"] == 0:
         raise RecordNotFound(f"signed report of consultation {consultation_id}")

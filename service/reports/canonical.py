@@ -22,9 +22,9 @@ def _text(value: str) -> str:
 
 
 def canonical_fields(doc: ReportDocument) -> dict[str, Any]:
-    """The signed fields. The two-level sign-off's and the key images' (issue 19) are added
-    only when present, so a report with one signer and no figure keeps exactly the bytes it had
-    before they existed."""
+    """The signed fields. The two-level sign-off's (reviewer, preliminary) and the key images'
+    (issue 19) are added only when present, so a report with one signer and no figure keeps
+    exactly the bytes it had before they existed."""
     fields = {
         "format": FORMAT,
         "report_id": doc.report_id,
@@ -54,7 +54,7 @@ def canonical_fields(doc: ReportDocument) -> dict[str, Any]:
             fields["reviewed_at"] = doc.reviewed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if doc.preliminary:
         fields["preliminary"] = True
-    if doc.figures:  # key images (issue 19): absent without them, so older forms stay identical
+    if doc.figures:
         fields["figures"] = [figure.sha256 for figure in doc.figures]
     return fields
 

@@ -22,6 +22,21 @@ def _study(db: sqlite_utils.Database, consultation: dict[str, Any]) -> dict[str,
     return study_store.study_by_orthanc_id(db, consultation.get("orthanc_study_id") or "")
 
 
+# The reviewer's professional title (职称) as the report's language prints it.
+_GRADE_TITLES = {
+    "resident": ("住院医师", "Resident"),
+    "attending": ("主治医师", "Attending"),
+    "associate_chief": ("副主任医师", "Associate chief"),
+    "chief": ("主任医师", "Chief"),
+}
+
+
+def _title(grade: str | None, locale: str | None) -> str:
+    """The grade as printed: Chinese unless the report is English (as ``language`` below)."""
+    chinese, english = _GRADE_TITLES.get(grade or "", ("", ""))
+    return english if (locale or "").startswith("en") else chinese
+
+
 def _signer(db: sqlite_utils.Database, signer_id: int) -> dict[str, Any]:
     return user_store.signer_names(db, signer_id)
 
@@ -39,10 +54,14 @@ def document_for(
 
     The verification URL is the one printed at signing (stored with the version); ``public_url``
     builds it for a version about to be signed. ``figures``: the key images of a version about
-    to be signed; a signed version's are read from the store.
+    to be signed; a signed version's are read from the store. A reviewed version (issue 19)
+    names its reviewer (``reviewer_id``, ``reviewer_name``, ``reviewer_certificate_serial``,
+    ``reviewed_at``); ``preliminary`` marks one released before review.
     """
     study = _study(db, consultation)
     signer = _signer(db, signer_id)
+    reviewer = _signer(db, version["reviewer_id"]) if version.get("reviewer_id") else {}
+    reviewed_at = version.get("reviewed_at")
     code = version["verification_code"]
     return ReportDocument(
         report_id=report_id,
@@ -80,6 +99,12 @@ def document_for(
         language="en" if (signer.get("locale") or "").startswith("en") else "zh_CN",
         signer_dicom_name=signer.get("dicom_name") or "",
         figures=figures if figures is not None else _figures(db, version),
+        reviewer_name=version.get("reviewer_name") or "",
+        reviewer_title=_title(reviewer.get("grade"), signer.get("locale")),
+        reviewer_dicom_name=reviewer.get("dicom_name") or "",
+        reviewer_certificate_serial=version.get("reviewer_certificate_serial") or "",
+        reviewed_at=from_iso(reviewed_at) if reviewed_at else None,
+        preliminary=bool(version.get("preliminary")),
     )
 
 

@@ -232,10 +232,34 @@ async def figures_to_sign(
 
 def stored_figures(db: sqlite_utils.Database, version_id: int) -> tuple[ReportFigure, ...]:
     """A signed version's figures as its documents print them."""
-    return tuple(
-        ReportFigure(bytes(f["png"]), f["caption"], f["label"], f["sha256"])
-        for f in store.figures_of(db, version_id)
-    )
+    return as_report_figures(store.figures_of(db, version_id))
+
+
+def review_figures(db: sqlite_utils.Database, review_id: int) -> list[dict[str, Any]]:
+    """The figures a writer signed for review, as rows ``save_figures`` takes."""
+    return store.review_figures(db, review_id)
+
+
+def as_report_figures(rows: list[dict[str, Any]]) -> tuple[ReportFigure, ...]:
+    return tuple(ReportFigure(bytes(f["png"]), f["caption"], f["label"], f["sha256"]) for f in rows)
+
+
+def save_review_figures(
+    db: sqlite_utils.Database, review_id: int, figures: tuple[KeyFigure, ...]
+) -> None:
+    """Keep the figures of a text signed for review with the review (same checks as
+    :func:`save_signed_figures`); the issued version copies them (``store.save_figures``)."""
+    _check_unchanged(db, figures)
+    store.save_review_figures(db, review_id, [f.row() for f in figures])
+
+
+def _check_unchanged(db: sqlite_utils.Database, figures: tuple[KeyFigure, ...]) -> None:
+    if figures:
+        current = [_mark_key(m) for m in store.marks_of(db, figures[0].consultation_id)]
+        if current != [f.mark for f in figures]:
+            raise Conflict(
+                "draft_changed", "the key images changed while signing: review and sign again"
+            )
 
 
 def _mark_key(mark: dict[str, Any]) -> tuple[int, str, str]:
@@ -248,10 +272,5 @@ def save_signed_figures(
     """Keep the figures with the version (in the signing transaction), provided the marks they
     were rendered from are still exactly the draft's (``draft_changed`` otherwise, which rolls
     the signature back like a text changed meanwhile)."""
-    if figures:
-        current = [_mark_key(m) for m in store.marks_of(db, figures[0].consultation_id)]
-        if current != [f.mark for f in figures]:
-            raise Conflict(
-                "draft_changed", "the key images changed while signing: review and sign again"
-            )
+    _check_unchanged(db, figures)
     store.save_figures(db, version_id, [f.row() for f in figures])

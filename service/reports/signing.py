@@ -60,6 +60,10 @@ class SignedReport:
     verification_code: str
     signed_at: str
     effects: Effects
+    awaiting_review: bool = False
+    """Signed for review (issue 19): nothing is issued until a reviewer decides."""
+    preliminary: bool = False
+    """``version`` was released to the clinic as preliminary, before review."""
 
 
 @dataclass(frozen=True)
@@ -121,8 +125,14 @@ class _Evidence:
 
 
 def _signed_bytes(
-    document: ReportDocument, identity: UnlockedIdentity, evidence: _Evidence
+    document: ReportDocument,
+    identity: UnlockedIdentity,
+    evidence: _Evidence,
+    *,
+    review_field: bool = False,
 ) -> tuple[bytes, ...]:
+    """The canonical form, its detached signature and the signed PDF; ``review_field``: the
+    PDF keeps a signature field for the reviewer's co-signature (cosign.py)."""
     canonical = canonical_bytes(document)
     long_term = evidence.long_term()
     signature = sign_detached(
@@ -133,7 +143,7 @@ def _signed_bytes(
         timestamper=long_term.timestamper,
     )
     pdf = sign_pdf(
-        render_report_pdf(document),
+        render_report_pdf(document, review_field=review_field),
         identity.key,
         identity.certificate,
         identity.chain,
@@ -143,6 +153,57 @@ def _signed_bytes(
         long_term=long_term,
     )
     return canonical, signature, pdf
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A draft about to be signed: the document built, the signer's key unlocked, the
+    long-term evidence at hand. The password was checked to get here."""
+
+    prepared: _Prepared
+    identity: UnlockedIdentity
+    evidence: _Evidence
+
+
+async def unlock_and_prepare(
+    database: Database,
+    ca: ConsortiumCA,
+    user: CurrentUser,
+    consultation_id: int,
+    password: str,
+    *,
+    now: datetime,
+    public_url: str,
+    client_ip: str | None = None,
+    tsa_url: str | None = None,
+    loopback_allowed: bool = True,
+    orthanc: OrthancClient | None = None,
+) -> Ready:
+    """Everything before the signatures: the deliberate act (password), the key, the document
+    (with ``orthanc``, the draft's key images rendered into its figures)."""
+    check_printable(public_url, loopback_allowed=loopback_allowed)
+    # Re-entering the password is the deliberate act; wrong guesses count like failed logins.
+    await check_password(database, user.username, password, client_ip, now)
+    crl_url = f"{public_url.rstrip('/')}/api/ca/crl"
+    identity = await unlocked_identity(database, ca, user, password, now, crl_url)
+    key_figures = await figures_to_sign(database, orthanc, consultation_id, user, now)
+    prepared = await database.read(
+        _prepare, consultation_id, user, identity.serial_hex, now, public_url, key_figures
+    )
+    trust = await database.read(trust_store, ca, now)
+    return Ready(prepared, identity, _Evidence(ca, tsa_url, crl_url, trust, now))
+
+
+async def sign_ready(
+    database: Database, ready: Ready, user: CurrentUser, now: datetime
+) -> SignedReport:
+    """Sign and issue the prepared draft (the CPU work on a thread, then one write)."""
+    canonical, signature, pdf = await asyncio.to_thread(
+        _signed_bytes, ready.prepared.document, ready.identity, ready.evidence
+    )
+    return await database.write(
+        _record, ready.prepared, user, canonical, signature, pdf, ready.identity.serial_hex, now
+    )
 
 
 async def sign_report(
@@ -166,24 +227,22 @@ async def sign_report(
 
     ``public_url`` goes into the certificate (CRL address) and the QR code: a loopback one is
     refused (``public_url_required``) unless ``loopback_allowed``. With ``orthanc`` the draft's key
-    images are rendered into the version's figures (key_images.py)."""
-    check_printable(public_url, loopback_allowed=loopback_allowed)
-    # Re-entering the password is the deliberate act; wrong guesses count like failed logins.
-    await check_password(database, user.username, password, client_ip, now)
-    crl_url = f"{public_url.rstrip('/')}/api/ca/crl"
-    identity = await unlocked_identity(database, ca, user, password, now, crl_url)
-    key_figures = await figures_to_sign(database, orthanc, consultation_id, user, now)
-    prepared = await database.read(
-        _prepare, consultation_id, user, identity.serial_hex, now, public_url, key_figures
+    images are rendered into the version's figures (key_images.py). A report that may need review
+    (issue 19) is signed through ``review_submission.sign_for_issue_or_review`` instead."""
+    ready = await unlock_and_prepare(
+        database,
+        ca,
+        user,
+        consultation_id,
+        password,
+        now=now,
+        public_url=public_url,
+        client_ip=client_ip,
+        tsa_url=tsa_url,
+        loopback_allowed=loopback_allowed,
+        orthanc=orthanc,
     )
-    trust = await database.read(trust_store, ca, now)
-    evidence = _Evidence(ca, tsa_url, crl_url, trust, now)
-    canonical, signature, pdf = await asyncio.to_thread(
-        _signed_bytes, prepared.document, identity, evidence
-    )
-    return await database.write(
-        _record, prepared, user, canonical, signature, pdf, identity.serial_hex, now
-    )
+    return await sign_ready(database, ready, user, now)
 
 
 def _record(

@@ -127,14 +127,15 @@ def sign_pdf(
     signer_name: str,
     long_term: LongTerm | None = None,
     appearance: Appearance | None = None,
+    field_name: str = "TelereadSignature",
 ) -> bytes:
     """Add a PAdES signature to ``pdf`` as incremental updates: B-B alone, B-LTA with
-    ``long_term``. Invisible in a new field, or with ``appearance`` visible in the field it
-    names (a later signature filling a field reserved before the first: an update the earlier
-    signatures' diff analysis allows)."""
+    ``long_term``. Invisible in a new field named ``field_name``, or with ``appearance``
+    visible in the field it names (a later signature filling a field reserved before the
+    first: an update the earlier signatures' diff analysis allows)."""
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     meta = signers.PdfSignatureMetadata(
-        field_name=appearance.field if appearance else "TelereadSignature",
+        field_name=appearance.field if appearance else field_name,
         reason=reason,
         location=location,
         name=signer_name,

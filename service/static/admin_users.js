@@ -73,6 +73,20 @@ function roleSelect(user) {
   return select;
 }
 
+// The professional grade (worklists/review.py): whether a reader's reports go to a reviewer.
+function gradeSelect(user) {
+  const select = el(
+    "select",
+    { className: "user-grade-select" },
+    ...Object.keys(strings.grades || {}).map((code) =>
+      el("option", { value: code, text: label("grades", code), selected: code === user.grade }),
+    ),
+  );
+  select.setAttribute("aria-label", `${t("grade")}: ${user.username}`);
+  select.addEventListener("change", () => patch(user, { grade: select.value }, select));
+  return select;
+}
+
 function facilitySelectFor(user) {
   const select = el(
     "select",
@@ -174,7 +188,7 @@ function buildRow(user) {
   row.append(name);
   row.append(el("td", { className: "col-display-name", text: user.display_name || "" }));
   row.append(dicomNameCell(user));
-  row.append(el("td", { className: "col-role" }, roleSelect(user)));
+  row.append(el("td", { className: "col-role" }, roleSelect(user), " ", gradeSelect(user)));
   row.append(el("td", { className: "col-facility" }, facilitySelectFor(user)));
   row.append(
     el(

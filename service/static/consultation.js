@@ -48,7 +48,9 @@ function showConsultation(c) {
   } else {
     pre.textContent = signer ? t("answered_in_report") : t("no_preliminary");
   }
-  text("status-report", t("not_signed"));
+  // Two-level sign-off: the writer signed, a reviewer has yet to co-sign.
+  const written = c.status === "awaiting_review" ? (c.events || []).filter((e) => e.type === "written").pop() : null;
+  text("status-report", written ? t("awaiting_review", { name: written.actor || "—" }) : t("not_signed"));
   node("preliminary-card").hidden = !(c.claimed_by_id && c.claimed_by_id === userId);
   const events = c.events || [];
   const start = events.length ? Date.parse(events[0].at) : 0;
@@ -63,8 +65,11 @@ function showConsultation(c) {
         " ",
         el("span", { className: "event-elapsed", text: elapsed(Date.parse(e.at) - start) }),
         e.actor ? el("span", { className: "event-actor", text: ` · ${e.actor}` }) : null,
-        e.detail && e.detail.version > 1
+        e.detail && e.detail.version > 1 && e.type !== "written" && e.type !== "reviewed"
           ? el("span", { className: "event-detail", text: ` (${timelineText("correction", { version: e.detail.version })})` })
+          : null,
+        e.type === "returned" && e.detail && e.detail.comment
+          ? el("blockquote", { className: "event-comment", text: e.detail.comment })
           : null,
       ),
     ),
@@ -133,7 +138,7 @@ async function refresh() {
       text("consult-load-status", "");
       showConsultation(one.data);
       if (thread.ok) showMessages(thread.data.items);
-      await showReport();
+      await showReport(one.data.status === "awaiting_review");
     } catch (_err) {
       text("consult-load-status", t("network_error"));
     }
@@ -179,7 +184,7 @@ function send(formId, statusId, url, field) {
 }
 
 // ---- report section: signed versions, PDF links, acknowledgements -----------------------
-async function showReport() {
+async function showReport(awaitingReview = false) {
   const answer = await api(`/api/consultations/${id}/report`);
   const list = node("report-card-versions");
   if (!answer.ok) return;
@@ -203,7 +208,9 @@ async function showReport() {
   if (ack) ack.hidden = !latest || r.acknowledged_version === latest.version;
   const critical = node("report-card-ack-critical");
   if (critical) critical.hidden = !latest || !latest.critical || Boolean(r.critical_acknowledged_at);
-  if (latest) text("status-report", t("report_version", { version: latest.version, time: formatDateTime(latest.signed_at), signer: latest.signer_name }));
+  if (latest && !awaitingReview) {
+    text("status-report", t("report_version", { version: latest.version, time: formatDateTime(latest.signed_at), signer: latest.signer_name }));
+  }
 }
 
 for (const [button, path] of [["report-card-ack", "acknowledgement"], ["report-card-ack-critical", "critical-acknowledgement"]]) {

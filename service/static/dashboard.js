@@ -57,6 +57,19 @@ function tatRows(data) {
       );
     }
   }
+  // Two-level sign-off: the writer's reading and the wait for review, over every priority.
+  for (const [stage, s] of Object.entries(data.review_stages || {})) {
+    if (!s.count) continue;
+    rows.push(
+      el("tr", { dataset: { reviewStage: stage } },
+        el("td", { text: t("all_priorities") }),
+        el("td", { text: label("stages", stage) }),
+        el("td", { text: String(s.count) }),
+        el("td", { text: hours(s.p50) }),
+        el("td", { text: hours(s.p90) }),
+        el("td", { text: hours(s.p95) })),
+    );
+  }
   return rows;
 }
 

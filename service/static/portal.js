@@ -26,7 +26,8 @@ function statusCell(item) {
   const cell = el("td", { className: "portal-status" });
   const criticalOpen = item.critical && !item.critical_acknowledged_at;
   if (criticalOpen) cell.append(badge("critical", t("critical")), " ");
-  if (item.corrected) cell.append(badge("corrected", t("corrected")), " ");
+  if (item.preliminary) cell.append(badge("preliminary", t("preliminary")), " ");
+  else if (item.corrected) cell.append(badge("corrected", t("corrected")), " ");
   if (item.acknowledged_version === item.version) cell.append(badge("acknowledged", t("acknowledged")));
   else cell.append(badge("signed", t("signed")));
   return cell;

@@ -4,6 +4,7 @@
 
 import { $, api, el, errorText, formatDateTime, formatTime, label, locale, personName, t } from "./common.js";
 import { COUNTDOWN_TICK_MS, countdownText } from "./countdown.js";
+import { renderReview, reviewMode, setupReview } from "./report_review.js";
 
 const root = document.getElementById("report-editor");
 const consultationId = root.dataset.consultationId;
@@ -69,7 +70,45 @@ function payload() {
   return body;
 }
 
+function versionBadges(v) {
+  const badges = [];
+  if (v.preliminary) badges.push(el("span", { className: "badge badge-preliminary", text: t("preliminary") }));
+  if (v.preliminary && v.superseded) badges.push(el("span", { className: "badge", text: t("superseded") }));
+  if (v.reviewer_name) {
+    const key = v.text_by === "reviewer" ? "edited_by" : "reviewed_by";
+    badges.push(el("span", { className: "report-reviewer", text: t(key, { reviewer: v.reviewer_name }) }));
+  }
+  return badges.flatMap((badge) => [" ", badge]);
+}
+
+/** The texts signed for review and what became of each, with who wrote and who decided. */
+function renderReviewHistory() {
+  const list = $("report-review-history");
+  const history = (report && report.review && report.review.history) || [];
+  $("report-review-history-box").hidden = history.length === 0;
+  list.replaceChildren(
+    ...[...history].reverse().map((h) =>
+      el(
+        "li",
+        { dataset: { reviewState: h.state } },
+        t("review_line", { writer: h.writer_name, time: formatDateTime(h.written_at) }),
+        " ",
+        el("span", { className: "badge", text: t(`review_${h.state}`) }),
+        h.reviewer_name ? ` ${t("review_by", { reviewer: h.reviewer_name })}` : "",
+        el(
+          "details",
+          {},
+          el("summary", { text: t("review_text") }),
+          el("p", { className: "report-review-text", text: [h.findings, h.impression].filter(Boolean).join("\n\n") }),
+        ),
+        h.comment ? el("p", { className: "report-review-comment", text: h.comment }) : null,
+      ),
+    ),
+  );
+}
+
 function renderVersions() {
+  renderReviewHistory();
   const list = $("report-versions");
   list.replaceChildren();
   if (!report || report.versions.length === 0) {
@@ -93,27 +132,34 @@ function renderVersions() {
         el("a", { href: v.pdf, target: "_blank", rel: "noopener", text: t("open_pdf") }),
         " ",
         el("code", { className: "report-code", text: v.verification_code }),
+        ...versionBadges(v),
       ),
     );
   }
 }
 
 function render() {
-  if (report && report.draft) fillFrom(report.draft);
+  const mode = reviewMode(consultation, report, userId);
+  const inReview = ["review", "claim", "written"].includes(mode);
+  if (mode === "review") fillFrom(report.review.awaiting);
+  else if (report && report.draft) fillFrom(report.draft);
   else if (report && report.versions.length) fillFrom(report.versions[report.versions.length - 1]);
-  const mayWrite = editable();
-  const signed = report && report.state === "signed";
-  const needsClaim = !mayWrite && !signed && (!report || report.versions.length === 0);
+  const mayWrite = editable() && !inReview;
+  const signed = report && report.state === "signed" && !inReview;
+  const needsClaim = mode === "claim" || (!inReview && !mayWrite && !signed && (!report || report.versions.length === 0));
   $("report-claim-box").hidden = !needsClaim;
-  $("report-claim-text").textContent = needsClaim ? t("not_claimed") : "";
+  $("report-claim-text").textContent = needsClaim ? t(mode === "claim" ? "claim_to_review" : "not_claimed") : "";
   $("report-correct").hidden = !signed;
   // A signed report offers only "Correct report": disabled Save/Sign would crowd the foot.
-  $("report-save").hidden = Boolean(signed);
-  $("report-sign").hidden = Boolean(signed);
+  $("report-save").hidden = Boolean(signed) || inReview;
+  $("report-sign").hidden = Boolean(signed) || inReview;
   const note = $("report-signed-note");
   note.hidden = !signed;
   if (signed) note.textContent = t("signed_note", { version: report.versions.length });
-  setEditable(mayWrite);
+  // The reviewer edits the text signed for review in the form (sent with "Edit & co-sign").
+  setEditable(mayWrite || mode === "review");
+  if (mode === "review") root.dataset.state = "reviewing";
+  renderReview(mode, report);
   renderVersions();
   renderTemplates();
 }
@@ -171,6 +217,7 @@ function applyTemplate(tpl) {
 }
 
 function scheduleSave() {
+  if (reviewMode(consultation, report, userId) === "review") return; // sent with the co-signature
   dirty = true;
   clearTimeout(saveTimer);
   saveTimer = setTimeout(() => saveNow(), AUTOSAVE_MS);
@@ -330,6 +377,9 @@ function openSignDialog() {
   }
   $("sign-error").textContent = "";
   $("sign-password").value = "";
+  // Stat and urgent reports that need review may reach the clinic at once as preliminary.
+  $("sign-preliminary-box").hidden = !["stat", "urgent"].includes(consultation && consultation.priority);
+  $("sign-preliminary").checked = false;
   $("sign-dialog").showModal();
   $("sign-password").focus();
 }
@@ -344,7 +394,9 @@ async function sign(event) {
       $("sign-error").textContent = $("report-error").textContent;
       return;
     }
-    const response = await api(`${base}/report/sign`, { method: "POST", json: { password } });
+    const json = { password };
+    if (!$("sign-preliminary-box").hidden && $("sign-preliminary").checked) json.preliminary = true;
+    const response = await api(`${base}/report/sign`, { method: "POST", json });
     if (!response.ok) {
       $("sign-error").textContent = errorText(response, "sign_failed", {
         public_url_required: "sign_public_url_required",
@@ -354,18 +406,37 @@ async function sign(event) {
     $("sign-dialog").close();
     const signed = response.data;
     $("report-signed-result").hidden = false;
-    $("report-code-line").textContent = t("signed_done", { code: signed.verification_code });
-    $("report-code").textContent = signed.verification_code;
-    $("report-pdf-link").href = signed.pdf;
-    const again = await api(`${base}/report`);
-    if (again.ok) report = again.data;
-    render();
+    const held = signed.awaiting_review && !signed.preliminary;
+    const done = held ? "signed_for_review" : signed.preliminary ? "signed_preliminary" : "signed_done";
+    $("report-code-line").textContent = t(done, { code: signed.verification_code });
+    $("report-code").textContent = held ? "" : signed.verification_code;
+    $("report-pdf-link").hidden = held;
+    if (!held) $("report-pdf-link").href = signed.pdf;
+    await reloadAll();
     tickDue();
     $("report-signed-result").scrollIntoView({ block: "nearest" });
   } finally {
     $("sign-password").value = "";
     $("sign-confirm").disabled = false;
   }
+}
+
+/** Re-read the consultation (its status and claim) and the report, and show them. */
+async function reloadAll() {
+  const [c, again] = await Promise.all([api(base), api(`${base}/report`)]);
+  if (c.ok) consultation = c.data;
+  if (again.ok) report = again.data;
+  render();
+}
+
+async function reviewed(message) {
+  if (message) {
+    $("report-signed-result").hidden = false;
+    $("report-code-line").textContent = message;
+    $("report-code").textContent = "";
+    $("report-pdf-link").hidden = true;
+  }
+  await reloadAll();
 }
 
 async function correct() {
@@ -399,6 +470,7 @@ $("report-sign").addEventListener("click", openSignDialog);
 $("report-correct").addEventListener("click", correct);
 $("sign-form").addEventListener("submit", sign);
 $("sign-cancel").addEventListener("click", () => $("sign-dialog").close());
+setupReview({ base, payload, reload: reviewed, showError });
 document.addEventListener("keydown", (event) => {
   if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s") {
     event.preventDefault();

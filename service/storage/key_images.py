@@ -105,6 +105,40 @@ def save_figures(db: sqlite_utils.Database, version_id: int, figures: list[dict[
         )
 
 
+def save_review_figures(
+    db: sqlite_utils.Database, review_id: int, figures: list[dict[str, Any]]
+) -> None:
+    """The figures of a text signed for review (same transaction as the review)."""
+    for position, figure in enumerate(figures, start=1):
+        db.execute(
+            "INSERT INTO report_review_figures (review_id, position, series_instance_uid,"
+            " sop_instance_uid, frame, caption, label, sha256, png)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [review_id, position, *(figure[k] for k in _FIGURE_KEYS)],
+        )
+
+
+_FIGURE_KEYS = (
+    "series_instance_uid",
+    "sop_instance_uid",
+    "frame",
+    "caption",
+    "label",
+    "sha256",
+    "png",
+)
+
+
+def review_figures(db: sqlite_utils.Database, review_id: int) -> list[dict[str, Any]]:
+    """What the writer signed for review, in order, with the PNGs."""
+    rows = db.execute(
+        f"SELECT {_FIGURE_COLUMNS}, png FROM report_review_figures WHERE review_id = ?"
+        " ORDER BY position",
+        [review_id],
+    )
+    return [dict(r) for r in rows]
+
+
 def figures_of(
     db: sqlite_utils.Database, version_id: int, with_png: bool = True
 ) -> list[dict[str, Any]]:

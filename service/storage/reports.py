@@ -166,7 +166,8 @@ _VERSION_COLUMNS = (
     "v.id, v.report_id, v.version, v.supersedes_version, v.findings, v.impression,"
     " v.recommendation, v.critical, v.refer, v.quality, v.quality_reason, v.signer_id,"
     " v.signer_name, v.certificate_serial, v.signed_at, v.verification_code, v.verification_url,"
-    " v.pdf_sop_instance_uid, v.sr_sop_instance_uid"
+    " v.pdf_sop_instance_uid, v.sr_sop_instance_uid, v.preliminary, v.reviewer_id,"
+    " v.reviewer_name, v.reviewer_certificate_serial, v.reviewed_at, v.text_by"
 )
 
 
@@ -255,6 +256,7 @@ def portal_reports(
         "SELECT r.id AS report_id, r.consultation_id, r.signed_versions AS version,"
         " r.acknowledged_version, r.acknowledged_at, r.critical,"
         " r.critical_acknowledged_at, v.signed_at, v.signer_name, v.critical AS version_critical,"
+        " v.preliminary, v.reviewer_name,"
         " v.verification_code, c.patient_name, c.patient_id, c.modality, c.body_part,"
         " c.priority, c.status, c.study_instance_uid, c.facility_id, f.name AS facility_name"
         " FROM reports r JOIN consultations c ON c.id = r.consultation_id"

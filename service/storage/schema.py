@@ -897,6 +897,75 @@ def m031_patient_merges(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m032_two_level_sign_off(db: sqlite_utils.Database) -> None:
+    """Two-level sign-off (issue 19). Readers get a professional grade (attending unless told
+    otherwise: today's readers report alone). ``report_reviews`` keeps each text a writer signed
+    for review (its signed PDF, canonical form and detached signature, never delivered) and what
+    the reviewer decided: approved, edited (the reviewer's text became the final version) or
+    returned with a comment. The issued version names its reviewer and keeps the reviewer's
+    detached signature; ``preliminary`` marks a version released before review."""
+    db.executescript(
+        """
+        ALTER TABLE users ADD COLUMN grade TEXT NOT NULL DEFAULT 'attending'
+            CHECK (grade IN ('resident', 'attending', 'associate_chief', 'chief'));
+        ALTER TABLE report_versions ADD COLUMN preliminary INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE report_versions ADD COLUMN reviewer_id INTEGER REFERENCES users(id);
+        ALTER TABLE report_versions ADD COLUMN reviewer_name TEXT NOT NULL DEFAULT '';
+        ALTER TABLE report_versions ADD COLUMN reviewer_certificate_serial TEXT NOT NULL
+            DEFAULT '';
+        ALTER TABLE report_versions ADD COLUMN reviewed_at TEXT;
+        ALTER TABLE report_versions ADD COLUMN text_by TEXT NOT NULL DEFAULT 'writer'
+            CHECK (text_by IN ('writer', 'reviewer'));
+        CREATE TABLE report_reviews (
+            id INTEGER PRIMARY KEY,
+            report_id INTEGER NOT NULL REFERENCES reports(id),
+            consultation_id INTEGER NOT NULL REFERENCES consultations(id),
+            version INTEGER NOT NULL,
+            supersedes_version INTEGER,
+            state TEXT NOT NULL
+                CHECK (state IN ('awaiting', 'approved', 'edited', 'returned')),
+            findings TEXT NOT NULL,
+            impression TEXT NOT NULL,
+            recommendation TEXT NOT NULL,
+            critical INTEGER NOT NULL,
+            refer INTEGER NOT NULL,
+            quality TEXT,
+            quality_reason TEXT NOT NULL DEFAULT '',
+            writer_id INTEGER NOT NULL REFERENCES users(id),
+            writer_name TEXT NOT NULL,
+            writer_certificate_serial TEXT NOT NULL,
+            written_at TEXT NOT NULL,
+            verification_code TEXT NOT NULL,
+            verification_url TEXT NOT NULL,
+            canonical BLOB NOT NULL,
+            signature BLOB NOT NULL,
+            pdf BLOB NOT NULL,
+            preliminary_version INTEGER,
+            reviewer_id INTEGER REFERENCES users(id),
+            reviewer_name TEXT NOT NULL DEFAULT '',
+            decided_at TEXT,
+            comment TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX report_reviews_report ON report_reviews(report_id, id);
+        CREATE INDEX report_reviews_awaiting ON report_reviews(state, consultation_id);
+        """
+    )
+
+
+@migrations()
+def m033_turnaround_review_stages(db: sqlite_utils.Database) -> None:
+    """Turnaround facts gain the two-level sign-off's milestones (issue 19): the writer's
+    signature for review (``written``) and the reviewer's decision (``reviewed``). Both events
+    are new with m032, so no consultation has them yet: nothing to fill."""
+    db.executescript(
+        """
+        ALTER TABLE turnaround_facts ADD COLUMN written_at TEXT;
+        ALTER TABLE turnaround_facts ADD COLUMN reviewed_at TEXT;
+        """
+    )
+
+
+@migrations()
 def m034_key_images(db: sqlite_utils.Database) -> None:
     """Key images (issue 19, 图文报告). ``report_key_images``: what the reader marked on the
     consultation's draft, with the view as seen (window, zoom, pan, rotation, flips, inversion,
@@ -935,5 +1004,30 @@ def m034_key_images(db: sqlite_utils.Database) -> None:
         CREATE TRIGGER report_figures_no_delete BEFORE DELETE ON report_figures
             BEGIN SELECT RAISE(ABORT, 'signed report figures are immutable'); END;
         ALTER TABLE report_versions ADD COLUMN kos_sop_instance_uid TEXT;
+        """
+    )
+
+
+@migrations()
+def m038_review_figures(db: sqlite_utils.Database) -> None:
+    """Key images of a report signed for review (issue 19): rendered at the writer's signature,
+    their digests under it, kept with the review until the reviewer issues the version (which
+    then gets them in ``report_figures``), so the issued figures are the ones the writer signed."""
+    db.executescript(
+        """
+        CREATE TABLE report_review_figures (
+            review_id INTEGER NOT NULL REFERENCES report_reviews(id),
+            position INTEGER NOT NULL,
+            series_instance_uid TEXT NOT NULL,
+            sop_instance_uid TEXT NOT NULL,
+            frame INTEGER NOT NULL,
+            caption TEXT NOT NULL,
+            label TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            png BLOB NOT NULL,
+            PRIMARY KEY (review_id, position)
+        );
+        CREATE TRIGGER report_review_figures_immutable BEFORE UPDATE ON report_review_figures
+            BEGIN SELECT RAISE(ABORT, 'signed report figures are immutable'); END;
         """
     )

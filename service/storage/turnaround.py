@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlite_utils
 
-from worklists.turnaround import MILESTONE_EVENTS, STAGES, milestones
+from worklists.turnaround import MILESTONE_EVENTS, REVIEW_STAGES, STAGES, milestones
 
 from . import turnaround_columns as blocks
 from .scope import Scope
@@ -36,6 +36,8 @@ CREATE TABLE turnaround_facts (
     signed_at TEXT, delivered_at TEXT, acknowledged_at TEXT, cancelled_at TEXT,
     escalated_at TEXT,
     reader_id INTEGER,
+    written_at TEXT,
+    reviewed_at TEXT,
     quality TEXT,
     quality_reason TEXT NOT NULL DEFAULT '',
     critical INTEGER NOT NULL DEFAULT 0,
@@ -61,7 +63,8 @@ the dashboard's scan reads numbers instead of parsing 12 times per row (bench/da
 _COPIES = ("facility_id", "requested_by", "modality", "priority", "queue", "due_at")
 MILESTONE_COLUMNS = (
     "requested_at", "images_at", "received_at", "queued_at", "claimed_at", "signed_at",
-    "delivered_at", "acknowledged_at", "cancelled_at", "escalated_at",
+    "delivered_at", "acknowledged_at", "cancelled_at", "escalated_at", "written_at",
+    "reviewed_at",
 )  # fmt: skip
 FACT_COLUMNS = (*_COPIES, *MILESTONE_COLUMNS, "reader_id", "quality", "quality_reason", "critical")
 _EVENT_COLUMN = {types[0]: column for column, types in MILESTONE_EVENTS.items()}
@@ -229,6 +232,22 @@ def breaches(
         " ORDER BY t.due_at DESC, t.consultation_id DESC LIMIT ?"
     )
     return [dict(r) for r in db.execute(sql, [*params, now, limit])]
+
+
+def review_stage_seconds(
+    db: sqlite_utils.Database, scope: Scope, period: Period
+) -> dict[str, list[float]]:
+    """Durations (seconds) of the review stages of consultations received in the period."""
+    where, params = _scoped(scope, period, "t.received_at")
+    found: dict[str, list[float]] = {}
+    for stage in REVIEW_STAGES:
+        sql = (
+            f"SELECT (julianday(t.{stage.end}) - julianday(t.{stage.start})) * 86400.0"
+            f" FROM turnaround_facts t WHERE {where}"
+            f" AND t.{stage.start} IS NOT NULL AND t.{stage.end} IS NOT NULL"
+        )
+        found[stage.name] = [round(row[0], 3) for row in db.execute(sql, params)]
+    return found
 
 
 def open_queue(db: sqlite_utils.Database, scope: Scope) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ def add_user(
     display_name: str = "",
     locale: str | None = None,
     dicom_name: str = "",
+    grade: str = "attending",
 ) -> int:
     if db.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
         raise Conflict("username_taken", f"user {username!r} already exists")
@@ -29,7 +30,7 @@ def add_user(
         raise RecordNotFound(f"facility {facility_id}")
     cursor = db.execute(
         "INSERT INTO users (username, display_name, password_hash, role, facility_id, locale,"
-        " created_at, dicom_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " created_at, dicom_name, grade) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             username,
             display_name,
@@ -39,6 +40,7 @@ def add_user(
             locale,
             to_iso(utc_now()),
             dicom_name,
+            grade,
         ],
     )
     return int(cursor.lastrowid)
@@ -112,10 +114,18 @@ def clear_login_failures(db: sqlite_utils.Database, username: str) -> None:
 
 _ADMIN_COLUMNS = (
     "u.id, u.username, u.display_name, u.role, u.facility_id, f.name AS facility_name,"
-    " u.disabled, u.created_at, u.subspecialties, u.dicom_name"
+    " u.disabled, u.created_at, u.subspecialties, u.dicom_name, u.grade"
 )
 
-_EDITABLE = ("display_name", "role", "facility_id", "disabled", "subspecialties", "dicom_name")
+_EDITABLE = (
+    "display_name",
+    "role",
+    "facility_id",
+    "disabled",
+    "subspecialties",
+    "dicom_name",
+    "grade",
+)
 
 
 def _admin_row(row: Any) -> dict[str, Any]:
@@ -148,8 +158,8 @@ def get_user(db: sqlite_utils.Database, user_id: int) -> dict[str, Any]:
 
 
 def update_user(db: sqlite_utils.Database, user_id: int, **changes: Any) -> None:
-    """Set some of display_name, role, facility_id, disabled, subspecialties, dicom_name (the
-    caller checked the rules and the name)."""
+    """Set some of display_name, role, facility_id, disabled, subspecialties, dicom_name, grade
+    (the caller checked the rules and the name)."""
     unknown = set(changes) - set(_EDITABLE)
     if unknown:
         raise ValueError(f"not editable: {sorted(unknown)}")
@@ -208,10 +218,18 @@ def set_dicom_name(db: sqlite_utils.Database, username: str, dicom_name: str) ->
         raise RecordNotFound(f"user {username!r}")
 
 
+def set_grade(db: sqlite_utils.Database, username: str, grade: str) -> None:
+    """Set a reader's professional grade (worklists.review.Grade)."""
+    cursor = db.execute("UPDATE users SET grade = ? WHERE username = ?", [grade, username])
+    if cursor.rowcount == 0:
+        raise RecordNotFound(f"user {username!r}")
+
+
 def signer_names(db: sqlite_utils.Database, user_id: int) -> dict[str, Any]:
     """How a report's signer is printed: names, locale and facility name; empty if unknown."""
     row = db.execute(
-        "SELECT u.display_name, u.username, u.locale, u.dicom_name, f.name AS facility_name"
+        "SELECT u.display_name, u.username, u.locale, u.dicom_name, u.grade,"
+        " f.name AS facility_name"
         " FROM users u"
         " JOIN facilities f ON f.id = u.facility_id WHERE u.id = ?",
         [user_id],

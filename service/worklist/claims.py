@@ -15,6 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from worklists.claims import ClaimState, claim_state, lease_until
+from worklists.review import ReviewPolicy
 from worklists.roster import READER
 from worklists.routing import subspecialties
 from worklists.status import FINISHED_STATUSES, ConsultationStatus
@@ -26,6 +27,7 @@ from ..storage import Conflict
 from ..storage import consultations as store
 from .effects import Effects
 from .live import WorklistChange
+from .review_claims import check_reviewer
 from .roster import duty_now
 
 CLAIMING_ROLES = frozenset({"specialist"})
@@ -76,12 +78,18 @@ def claim(
     user: CurrentUser,
     now: datetime,
     lease_minutes: float,
+    review: ReviewPolicy | None = None,
 ) -> ClaimOutcome:
-    """Take (or, as holder, renew) the lease; ClaimHeld when someone else holds it."""
+    """Take (or, as holder, renew) the lease; ClaimHeld when someone else holds it.
+
+    A report awaiting review is claimed by its reviewer: ReviewRefused for its writer, or for a
+    grade the ``review`` policy does not let review."""
     row = store.get_consultation(db, consultation_scope(user), consultation_id)
     if row["status"] == ConsultationStatus.AWAITING_IMAGES or row["received_at"] is None:
         raise Conflict("no_images", "the images of this consultation have not arrived")
     _refuse_finished(row)
+    if row["status"] == ConsultationStatus.AWAITING_REVIEW:
+        check_reviewer(db, row, user, review or ReviewPolicy())
     state = _state(row, now)
     expires = to_iso(lease_until(now, lease_minutes))
     if state is ClaimState.HELD:
@@ -127,11 +135,15 @@ def reassign(
     target_user_id: int,
     now: datetime,
     lease_minutes: float,
+    review: ReviewPolicy | None = None,
 ) -> ClaimOutcome:
-    """A manager hands the item to another specialist, who gets a fresh lease."""
+    """A manager hands the item to another specialist, who gets a fresh lease (a report
+    awaiting review: a reviewer the ``review`` policy allows, never its writer)."""
     row = store.get_consultation(db, consultation_scope(manager), consultation_id)
     _refuse_finished(row)
     target = _assignee(db, target_user_id, row)
+    if row["status"] == ConsultationStatus.AWAITING_REVIEW:  # never to its writer
+        check_reviewer(db, row, target, review or ReviewPolicy())
     state = _state(row, now)
     _refuse_unmanaged(db, manager, target, row if state is ClaimState.HELD else None)
     _record_expiry(db, row, state)

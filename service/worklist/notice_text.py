@@ -75,12 +75,24 @@ def _delivery_failed(_: Gettext, values: Mapping[str, str]) -> tuple[str, str]:
     )
 
 
+def _report_final(_: Gettext, values: Mapping[str, str]) -> tuple[str, str]:
+    values = {"version": "", "preliminary_version": "", **values}
+    return (
+        _("Final report: {patient}, ID {patient_id}").format(**values),
+        _(
+            "{study}: the reviewed final report (version {version}) replaces the preliminary"
+            " report (version {preliminary_version})."
+        ).format(**values),
+    )
+
+
 MESSAGES: dict[str, Callable[[Gettext, Mapping[str, str]], tuple[str, str]]] = {
     "critical_finding": _critical_finding,
     "stat": _stat,
     "escalation": _escalation,
     "critical_unacknowledged": _critical_unacknowledged,
     "delivery_failed": _delivery_failed,
+    "report_final": _report_final,
 }
 
 

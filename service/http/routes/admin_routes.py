@@ -104,6 +104,8 @@ async def create_user(request: web.Request) -> web.Response:
     audit.detail.update(username=body.username, role=body.role, facility_id=body.facility_id)
     if body.dicom_name:
         audit.detail["dicom_name"] = body.dicom_name
+    if body.grade != "attending":
+        audit.detail["grade"] = body.grade
     user_id = await accounts.create_account(
         request.app[DATABASE],
         accounts.NewAccount(
@@ -113,6 +115,7 @@ async def create_user(request: web.Request) -> web.Response:
             facility_id=body.facility_id,
             password=body.password,
             dicom_name=body.dicom_name,
+            grade=body.grade,
         ),
     )
     audit.resource_id = str(user_id)

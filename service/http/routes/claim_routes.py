@@ -10,12 +10,14 @@ from pydantic import BaseModel, Field
 
 from ...clock import utc_now
 from ...worklist import claims
+from ...worklist.review_claims import ReviewRefused
 from ..access import allow
 from ..auditing import audit_context, audited
 from ..errors import ApiError
 from ..keys import DATABASE, EFFECTS, SETTINGS, current_user
 from ..models import RecordId, Strict
 from ..requests import path_id, read_model
+from ..review_policy import review_policy
 from .openapi import NO_BODY, documented
 
 routes = web.RouteTableDef()
@@ -68,12 +70,16 @@ async def list_assignees(request: web.Request) -> web.Response:
     "Claim a consultation before reading it, or renew one's own claim (a lease)",
     body=NO_BODY,
     response=ClaimResponse,
-    errors=(404, 409),
+    errors=(403, 404, 409),
 )
 async def take_claim(request: web.Request) -> web.Response:
     user = current_user(request)
     try:
-        outcome = await _write(request, claims.claim, user, utc_now(), _lease(request))
+        outcome = await _write(
+            request, claims.claim, user, utc_now(), _lease(request), review_policy(request.app)
+        )
+    except ReviewRefused as exc:
+        raise ApiError(403, exc.code, exc.detail) from exc
     except claims.ClaimHeld as held:
         raise ApiError(
             409,
@@ -124,9 +130,12 @@ async def reassign_claim(request: web.Request) -> web.Response:
             body.user_id,
             utc_now(),
             _lease(request),
+            review_policy(request.app),
         )
     except claims.InvalidAssignee as exc:
         raise ApiError(400, "invalid_assignee", str(exc)) from exc
+    except ReviewRefused as exc:  # the report awaits review: not its writer, not a low grade
+        raise ApiError(400, "invalid_assignee", f"{exc.code}: {exc.detail}") from exc
     except claims.NotYourReader as exc:
         raise ApiError(403, "not_your_reader", str(exc)) from exc
     return _answer(request, outcome)

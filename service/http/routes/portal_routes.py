@@ -36,6 +36,11 @@ class PortalItem(BaseModel):
     acknowledged_version: int | None
     acknowledged_at: str | None
     corrected: bool = Field(description="A later version corrects the first one")
+    preliminary: bool = Field(
+        default=False,
+        description="Released before review (初步报告): the reviewed final version replaces it",
+    )
+    reviewer_name: str = Field(default="", description="Who reviewed and co-signed it (审核医师)")
     patient_name: str
     patient_id: str
     modality: str
@@ -82,8 +87,13 @@ class TemplateList(BaseModel):
 def _portal_item(row: dict[str, Any]) -> PortalItem:
     cid, version = row["consultation_id"], row["version"]
     return PortalItem(
-        **{k: row[k] for k in PortalItem.model_fields if k in row and k != "critical"},
+        **{
+            k: row[k]
+            for k in PortalItem.model_fields
+            if k in row and k not in ("critical", "preliminary")
+        },
         critical=bool(row["version_critical"]),
+        preliminary=bool(row.get("preliminary")),
         corrected=version > 1,
         pdf=f"/api/consultations/{cid}/report/versions/{version}/pdf",
         viewer=f"/viewer/{cid}",

@@ -13,7 +13,9 @@ from ...auth.sessions import LoginLocked
 from ...clock import utc_now
 from ...reports import acknowledgement, authoring
 from ...reports.public_address import loopback_allowed
-from ...reports.signing import sign_report
+from ...reports.review_submission import sign_for_issue_or_review
+from ...reports.review_view import review_view
+from ...reports.signing import SignedReport
 from ...storage import report_priors
 from ...storage import reports as report_store
 from ..access import allow
@@ -23,6 +25,7 @@ from ..errors import ApiError
 from ..keys import CA, DATABASE, EFFECTS, ORTHANC, SETTINGS, current_user
 from ..models import RecordId, Strict
 from ..requests import client_ip, path_id, public_base_url, read_model
+from ..review_policy import review_policy
 from .openapi import NO_BODY, documented
 from .worklist_routes import WORKLIST_ROLES
 
@@ -63,6 +66,11 @@ class SignBody(Strict):
     password: str = Field(
         min_length=1, max_length=1024, description="Re-entered: signing is deliberate"
     )
+    preliminary: bool = Field(
+        default=False,
+        description="For a report that needs review (docs/worklists.md [review]): also release"
+        " it to the clinic at once as a preliminary report (stat and urgent only)",
+    )
 
 
 class VersionSummary(BaseModel):
@@ -80,6 +88,13 @@ class VersionSummary(BaseModel):
     signed_at: str
     verification_code: str
     pdf: str
+    preliminary: bool = Field(default=False, description="Released before review (初步报告)")
+    superseded: bool = Field(default=False, description="A later version replaces it")
+    reviewer_name: str = Field(default="", description="Who reviewed and co-signed it (审核医师)")
+    reviewed_at: str | None = None
+    text_by: str = Field(
+        default="writer", description="writer, or reviewer when the reviewer edited the text"
+    )
 
 
 class ReportAnswer(BaseModel):
@@ -91,6 +106,12 @@ class ReportAnswer(BaseModel):
     acknowledged_at: str | None
     critical_acknowledged_at: str | None
     deliveries: list[dict[str, Any]] = []
+    review: dict[str, Any] | None = Field(
+        default=None,
+        description="Two-level sign-off, readers only: ``awaiting`` (the text signed for review"
+        " and its writer), ``returned`` (the reviewer's comment to the writer) and ``history``"
+        " (every text signed for review, who wrote it and what the reviewer decided)",
+    )
 
 
 class Signed(BaseModel):
@@ -100,6 +121,12 @@ class Signed(BaseModel):
     verification_code: str
     signed_at: str
     pdf: str
+    awaiting_review: bool = Field(
+        default=False, description="Signed for review: nothing is issued until it is reviewed"
+    )
+    preliminary: bool = Field(
+        default=False, description="``version`` was released to the clinic as preliminary"
+    )
 
 
 def _id(request: web.Request) -> int:
@@ -110,12 +137,18 @@ def _pdf_url(consultation_id: int, version: int) -> str:
     return f"/api/consultations/{consultation_id}/report/versions/{version}/pdf"
 
 
-def _answer(view: authoring.ReportView, deliveries: list[dict[str, Any]]) -> ReportAnswer:
+def _answer(
+    view: authoring.ReportView,
+    deliveries: list[dict[str, Any]],
+    review: dict[str, Any] | None = None,
+) -> ReportAnswer:
     report = view.report
+    latest = max((v["version"] for v in view.versions), default=0)
     versions = [
         VersionSummary(
             **{k: v[k] for k in VersionSummary.model_fields if k in v and k != "pdf"}
-            | {"critical": bool(v["critical"]), "refer": bool(v["refer"])},
+            | {"critical": bool(v["critical"]), "refer": bool(v["refer"])}
+            | {"preliminary": bool(v.get("preliminary")), "superseded": v["version"] < latest},
             pdf=_pdf_url(view.consultation["id"], v["version"]),
         )
         for v in view.versions
@@ -133,6 +166,7 @@ def _answer(view: authoring.ReportView, deliveries: list[dict[str, Any]]) -> Rep
         acknowledged_at=report["acknowledged_at"] if report else None,
         critical_acknowledged_at=report["critical_acknowledged_at"] if report else None,
         deliveries=deliveries if view.draft_visible else [],
+        review=review if view.draft_visible else None,
     )
 
 
@@ -143,11 +177,12 @@ def _audit(request: web.Request, row: dict[str, Any]) -> None:
 async def _report_answer(request: web.Request) -> web.Response:
     database = request.app[DATABASE]
     view = await database.read(authoring.read_report, _id(request), current_user(request))
-    deliveries = []
+    deliveries, review = [], None
     if view.report is not None and view.draft_visible:
         deliveries = await database.read(report_store.deliveries_of, view.report["id"])
+        review = await database.read(review_view, view.report["id"])
     _audit(request, view.consultation)
-    return web.json_response(_answer(view, deliveries).model_dump())
+    return web.json_response(_answer(view, deliveries, review).model_dump())
 
 
 @routes.get(r"/api/consultations/{id:\d+}/report")
@@ -216,7 +251,7 @@ async def post_correction(request: web.Request) -> web.Response:
 async def post_sign(request: web.Request) -> web.Response:
     body = await read_model(request, SignBody)
     try:
-        signed = await sign_report(
+        signed = await sign_for_issue_or_review(
             request.app[DATABASE],
             request.app[CA],
             current_user(request),
@@ -228,6 +263,8 @@ async def post_sign(request: web.Request) -> web.Response:
             tsa_url=request.app[SETTINGS].tsa_url,
             loopback_allowed=loopback_allowed(request.app[SETTINGS]),
             orthanc=request.app[ORTHANC],
+            review=review_policy(request.app),
+            preliminary=body.preliminary,
         )
     except WrongPassword as exc:
         raise ApiError(
@@ -242,16 +279,28 @@ async def post_sign(request: web.Request) -> web.Response:
         ) from exc
     _audit(request, signed.consultation)
     audit_context(request).detail |= {"version": signed.version, "code": signed.verification_code}
+    if signed.awaiting_review:
+        audit_context(request).detail |= {
+            "awaiting_review": True,
+            "preliminary": signed.preliminary,
+        }
     await request.app[EFFECTS].apply(signed.effects)
-    answer = Signed(
+    return web.json_response(signed_answer(signed).model_dump(), status=201)
+
+
+def signed_answer(signed: SignedReport) -> Signed:
+    """The answer to a signature (the writer's, or the reviewer's co-signature)."""
+    issued = not signed.awaiting_review or signed.preliminary
+    return Signed(
         consultation_id=signed.consultation["id"],
         report_id=signed.report_id,
         version=signed.version,
         verification_code=signed.verification_code,
         signed_at=signed.signed_at,
-        pdf=_pdf_url(signed.consultation["id"], signed.version),
+        pdf=_pdf_url(signed.consultation["id"], signed.version) if issued else "",
+        awaiting_review=signed.awaiting_review,
+        preliminary=signed.preliminary,
     )
-    return web.json_response(answer.model_dump(), status=201)
 
 
 @routes.get(r"/api/consultations/{id:\d+}/report/versions/{version:\d+}/pdf")

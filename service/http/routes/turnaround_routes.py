@@ -113,7 +113,9 @@ async def get_turnaround(request: web.Request) -> web.Response:
     groups = await turnaround.turnaround(request.app[DATABASE], scope, period, query.group_by)
     if _wants_csv(request, query):
         return _csv(turnaround.turnaround_csv(query.group_by, groups), "turnaround.csv")
-    return web.json_response(_answer(period, query.group_by, groups))
+    answer = _answer(period, query.group_by, groups)
+    answer["review_stages"] = await turnaround.review_stages(request.app[DATABASE], scope, period)
+    return web.json_response(answer)
 
 
 def _answer(period: Period, group_by: list[str], groups: list[dict]) -> dict[str, Any]:

@@ -132,6 +132,14 @@ def decode_cursor(cursor: str, mine_first: bool) -> tuple[WorklistKey, int | Non
         raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave") from exc
 
 
+def _without_review_comment(event: dict) -> dict:
+    """A reviewer's comment to the writer is the reading room's own (two-level sign-off): the
+    clinic sees that the report was returned, not what was said."""
+    if event["type"] != "returned" or not isinstance(event["detail"], dict):
+        return event
+    return event | {"detail": {k: v for k, v in event["detail"].items() if k != "comment"}}
+
+
 @routes.get("/api/consultations/{id:\\d+}")
 @allow(*WORKLIST_ROLES)
 @audited("consultation.view", "consultation")
@@ -143,6 +151,8 @@ async def get_consultation(request: web.Request) -> web.Response:
     row = await database.read(store.get_consultation, scope, consultation_id)
     audit_context(request).touches(row["patient_id"], row["study_instance_uid"])
     events = await database.read(store.events_of, consultation_id)
+    if current_user(request).role not in ("specialist", "manager"):
+        events = [_without_review_comment(e) for e in events]
     item = worklist_item(row).model_dump()
     item |= {
         "clinical_history": row["clinical_history"],
