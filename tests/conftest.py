@@ -44,6 +44,15 @@ MARKED_BY_FIXTURE = {"orthanc": "orthanc", "browser": "browser", "page": "browse
 _CHILDREN = ChildRecord()
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist worksteal`` keeping each test module on one worker (tests/whole_modules.py)."""
+    if config.getoption("dist") != "worksteal":
+        return None
+    from .whole_modules import WholeModuleWorkStealing
+
+    return WholeModuleWorkStealing(config, log)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """A run stopped with SIGTERM (a CI time limit, ``kill``) unwinds like Ctrl-C: fixtures are
     torn down and their Orthancs stopped. Killed outright, it left them running for hours (each

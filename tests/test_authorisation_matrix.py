@@ -133,6 +133,8 @@ SPEC: dict[str, Rule] = {
     "POST /api/consultations/{id}/preliminary": on_the_clinics_consultation("specialist"),
     "PUT /api/consultations/{id}/report/draft": on_the_clinics_consultation(*READERS),
     "POST /api/consultations/{id}/report/sign": on_the_clinics_consultation(*READERS),
+    "POST /api/consultations/{id}/report/key-images": on_the_clinics_consultation(*READERS),
+    "DELETE /api/consultations/{id}/report/key-images/{key}": on_the_clinics_consultation(*READERS),
     # Reviewing (two-level sign-off): the readers who claim, i.e. specialists.
     "POST /api/consultations/{id}/report/review/approve": on_the_clinics_consultation("specialist"),
     "POST /api/consultations/{id}/report/review/edit": on_the_clinics_consultation("specialist"),
@@ -348,6 +350,21 @@ REQUESTS |= {
     ),
     "POST /api/consultations/{id}/messages": _consultation(
         CONSULTATION + "/messages", "open", json={"body": "Any prior films?"}
+    ),
+    # Not claimed: marking and unmarking key images are refused as state (409), not as rights.
+    "POST /api/consultations/{id}/report/key-images": _consultation(
+        CONSULTATION + "/report/key-images",
+        "open",
+        json={
+            "series_instance_uid": "1.2.3",
+            "sop_instance_uid": "1.2.3.4",
+            "frame": 1,
+            "caption": "",
+            "view": {"viewport": [600, 400], "window": {"center": 40, "width": 80}},
+        },
+    ),
+    "DELETE /api/consultations/{id}/report/key-images/{key}": _consultation(
+        CONSULTATION + "/report/key-images/1", "open"
     ),
     # Nothing awaits review: refused as state (409 not_awaiting_review), not as rights.
     "POST /api/consultations/{id}/report/review/approve": _consultation(

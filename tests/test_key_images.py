@@ -89,7 +89,7 @@ async def test_only_the_claim_holder_marks_key_images(world):
     service = world["service"]
     wu = await service.login("dr_wu")
     refused = await mark(world, wu)
-    assert refused.status == 403
+    assert refused.status == 409
     assert (await refused.json())["error"] == "not_claim_holder"
     doc_a = await service.login("doc_a")
     assert (await mark(world, doc_a)).status == 403
@@ -201,11 +201,11 @@ async def stored_kos(service) -> pydicom.Dataset:
 
 
 async def test_a_signed_report_keeps_its_key_images_until_a_correction(world):
-    """After signing nobody marks (403 report_signed); the correction's author does, up to the
+    """After signing nobody marks (409 report_signed); the correction's author does, up to the
     most a report may hold (409 too_many_key_images), and the next version's figures follow."""
     service, li, cid = world["service"], world["li"], world["reading"]["cid"]
     refused = await mark(world, li)
-    assert refused.status == 403
+    assert refused.status == 409
     assert (await refused.json())["error"] == "report_signed"
     opened = await service.client.post(report_url(cid, "/correction"), headers=li)
     assert opened.status == 200, await opened.text()

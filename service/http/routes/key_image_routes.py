@@ -116,7 +116,9 @@ def _audit(request: web.Request, row: dict[str, Any]) -> None:
 
 
 def _not_author(exc: authoring.NotAuthor) -> ApiError:
-    return ApiError(403, exc.code, exc.detail)
+    """Not the claim holder, signed, awaiting review: the draft's state, 409 as for the draft
+    itself (the role was checked by ``allow``: 403 is for rights)."""
+    return ApiError(409, exc.code, exc.detail)
 
 
 async def _list_answer(request: web.Request) -> web.Response:
