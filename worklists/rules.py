@@ -17,7 +17,7 @@ from .priorities import Priority
 from .routing import GENERAL_QUEUE, QueueRule, RoutingPolicy
 from .sla import DEFAULT_TARGETS, SlaPolicy, SlaRule
 
-_TOP_KEYS = {"sla", "routing"}
+_TOP_KEYS = {"sla", "routing", "recognition"}  # recognition: worklists/recognition.py
 _SLA_KEYS = {"targets", "rules"}
 _SLA_RULE_KEYS = {"name", "priority", "facility_kind", "modality", "body_part", "minutes"}
 _ROUTING_KEYS = {"default_queue", "queues"}

@@ -1,0 +1,51 @@
+"""Words for the recognition list's codes (changes, reasons) and exam items, in the reader's
+language: people read "Suspended: poor image quality 14.2 % (limit 10 %)", not
+``poor_share_above``. Body parts are named as the printed report names them
+(service/reports/pdf.py), so the list, the page and the PDF agree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..reports.pdf import BODY_PARTS_ZH
+
+Gettext = Callable[[str], str]
+
+
+def change_labels(_: Gettext) -> dict[str, str]:
+    return {"added": _("Added"), "suspended": _("Suspended"), "restored": _("Restored")}
+
+
+def status_labels(_: Gettext) -> dict[str, str]:
+    return {"listed": _("Recognised"), "suspended": _("Suspended")}
+
+
+def reason_text(reason: Mapping[str, Any], _: Gettext) -> str:
+    """One reason ({code, figure, limit}) as a sentence."""
+    figure, limit = reason.get("figure"), reason.get("limit")
+    match reason.get("code"):
+        case "meets_rules":
+            return _("Meets every rule")
+        case "too_few_studies":
+            return _("Too few studies: %(n)s (at least %(limit)s)") % {"n": figure, "limit": limit}
+        case "poor_share_above":
+            return _("Poor image quality %(n)s %% (limit %(limit)s %%)") % {
+                "n": figure, "limit": limit}  # fmt: skip
+        case "retake_share_above":
+            return _("Retakes %(n)s %% (limit %(limit)s %%)") % {"n": figure, "limit": limit}
+        case "flagged_share_above":
+            return _("Technical parameters flagged %(n)s %% (limit %(limit)s %%)") % {
+                "n": figure, "limit": limit}  # fmt: skip
+        case "open_significant_discrepancy":
+            return _("Open clinically significant discrepancy")
+    return _("Other reason")
+
+
+def exam_item_label(modality: str, body_part: str, locale: str) -> str:
+    """ "CT head" / "CT 头颅": the modality code and the body part in the reader's language."""
+    if locale.startswith("zh"):
+        part = BODY_PARTS_ZH.get(body_part, body_part)
+    else:
+        part = body_part.lower() if body_part else ""
+    return f"{modality} {part}".strip()
