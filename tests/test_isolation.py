@@ -458,6 +458,13 @@ VIEWER_ROUTES = (
     f"GET {VIEWER_INSTANCE}/frames/{{n}}/thumbnail",
     "GET /dicom-web/studies/{study}/rendered",
     "GET /dicom-web/studies/{study}/series/{series}/rendered",
+    # QC aggregates and the recognition list: counts and shares per facility × exam item × month,
+    # no patient data; facility scoping (404 for another facility) in tests/test_quality_http.py.
+    "GET /api/quality/scores",
+    "POST /api/quality/recompute",
+    "GET /api/recognition",
+    "GET /api/recognition/history",
+    "GET /recognition",
 )
 
 # QIDO-RS over all of the caller's studies: an empty list for a reader elsewhere.

@@ -23,23 +23,18 @@ def status_labels(_: Gettext) -> dict[str, str]:
 
 def reason_text(reason: Mapping[str, Any], _: Gettext) -> str:
     """One reason ({code, figure, limit}) as a sentence."""
-    figure, limit = reason.get("figure"), reason.get("limit")
-    match reason.get("code"):
-        case "meets_rules":
-            return _("Meets every rule")
-        case "too_few_studies":
-            return _("Too few studies: %(n)s (at least %(limit)s)") % {"n": figure, "limit": limit}
-        case "poor_share_above":
-            return _("Poor image quality %(n)s %% (limit %(limit)s %%)") % {
-                "n": figure, "limit": limit}  # fmt: skip
-        case "retake_share_above":
-            return _("Retakes %(n)s %% (limit %(limit)s %%)") % {"n": figure, "limit": limit}
-        case "flagged_share_above":
-            return _("Technical parameters flagged %(n)s %% (limit %(limit)s %%)") % {
-                "n": figure, "limit": limit}  # fmt: skip
-        case "open_significant_discrepancy":
-            return _("Open clinically significant discrepancy")
-    return _("Other reason")
+    values = {"n": reason.get("figure"), "limit": reason.get("limit")}
+    texts = {
+        "meets_rules": _("Meets every rule"),
+        "too_few_studies": _("Too few studies: {n} (at least {limit})"),
+        "poor_share_above": _("Poor image quality {n} percent (limit {limit} percent)"),
+        "retake_share_above": _("Retakes {n} percent (limit {limit} percent)"),
+        "flagged_share_above": _(
+            "Technical parameters flagged {n} percent (limit {limit} percent)"
+        ),
+        "open_significant_discrepancy": _("Open clinically significant discrepancy"),
+    }
+    return texts.get(str(reason.get("code")), _("Other reason")).format(**values)
 
 
 def exam_item_label(modality: str, body_part: str, locale: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from ...clock import from_iso, utc_now
 from ...quality import recompute as qc
@@ -65,6 +65,26 @@ class RecomputeRequest(Strict):
     all: bool = Field(default=False, description="every month with studies")
 
 
+class RecognitionList(BaseModel):
+    """The list now: facility × exam item, status, since (UTC)."""
+
+    at: str
+    items: list[dict[str, Any]]
+
+
+class RecognitionHistory(BaseModel):
+    """Changes, latest first: change, at (UTC), reasons, totals, rules and months behind it."""
+
+    items: list[dict[str, Any]]
+
+
+class RecomputeAnswer(BaseModel):
+    """Rows stored per month recomputed, and the changes the list made."""
+
+    months: dict[str, int]
+    changes: list[dict[str, Any]]
+
+
 def _facilities(request: web.Request, facility_id: int | None) -> tuple[int, ...] | None:
     user = current_user(request)
     if facility_id is None:
@@ -92,7 +112,7 @@ async def get_scores(request: web.Request) -> web.Response:
 @allow(at_centre("manager"))
 @audited("quality.recompute", "quality")
 @documented("Recompute QC scores (a month, the last two, or all) and then the recognition list",
-            body=RecomputeRequest)  # fmt: skip
+            body=RecomputeRequest, response=RecomputeAnswer)  # fmt: skip
 async def post_recompute(request: web.Request) -> web.Response:
     body = await read_model(request, RecomputeRequest)
     database, rules = request.app[DATABASE], request.app[RECOGNITION_RULES]
@@ -118,7 +138,7 @@ def _list_csv(items: list[dict[str, Any]]) -> str:
 @allow(AUTHENTICATED)
 @not_audited("the published recognition list: facilities and exam items, no patient data")
 @documented("The mutual-recognition list (facility × exam item, since when); format=csv or "
-            "Accept: text/csv for CSV", query=ListQuery,
+            "Accept: text/csv for CSV", query=ListQuery, response=RecognitionList,
             response_media_type=(JSON, "text/csv"))  # fmt: skip
 async def get_recognition(request: web.Request) -> web.Response:
     query = read_query(request, ListQuery)
@@ -134,7 +154,8 @@ async def get_recognition(request: web.Request) -> web.Response:
 @allow(*QC_ROLES)
 @not_audited(AGGREGATES)
 @documented("Changes to the recognition list, latest first, with reasons and the QC totals "
-            "behind them (the caller's facilities)", query=HistoryQuery)  # fmt: skip
+            "behind them (the caller's facilities)", query=HistoryQuery,
+            response=RecognitionHistory)  # fmt: skip
 async def get_history(request: web.Request) -> web.Response:
     query = read_query(request, HistoryQuery)
     facilities = _facilities(request, query.facility_id)
