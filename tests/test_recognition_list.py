@@ -138,3 +138,23 @@ def test_a_month_is_computed_from_stored_studies_and_replaced(db):
         assert scores_store.replace_month(db, "2026-03", [score], NOW) == 1
     assert db.execute("SELECT COUNT(*) FROM qc_scores").fetchone()[0] == 1
     assert scores_store.received_months(db) == ["2026-02", "2026-03"]
+
+
+def test_the_cli_recomputes_every_month_and_prints_the_list(db, tmp_path, monkeypatch, capsys):
+    """``teleread quality recompute --all`` (the manager's on-demand run, from a shell)."""
+    import json
+
+    from service.cli.main import main
+
+    consultation(db, 1, "P1", "2026-02-27T08:00:00.000000Z", quality="good")
+    consultation(db, 2, "P1", "2026-03-02T08:00:00.000000Z", quality="poor", reason="motion")
+    db.conn.commit()
+    db.close()
+    (tmp_path / "var").mkdir()
+    shutil.move(tmp_path / "t.db", tmp_path / "var" / "teleread.db")
+    monkeypatch.setenv("TELEREAD_DATA_DIR", str(tmp_path / "var"))
+    assert main(["quality", "recompute", "--all"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["months"] == {"2026-02": 1, "2026-03": 1}
+    assert main(["quality", "list"]) == 0
+    assert capsys.readouterr().out == ""  # two studies: nobody qualifies yet
