@@ -148,6 +148,20 @@ async def test_the_page_speaks_chinese_with_times_in_the_facilitys_zone(world):
     assert "Mutual recognition" in english and "CT head" in english
 
 
+async def test_the_dashboards_qc_trend_draws_the_callers_facilities(world):
+    params = {"from": "2025-11-01T00:00:00Z", "to": "2025-12-01T00:00:00Z"}
+    svg = await (await _get(world, "boss", "/dashboard/charts/qc.svg", params=params)).text()
+    assert "Township A · CT HEAD" in svg and "County B · CT HEAD" in svg and "2025-10" in svg
+    own = await (await _get(world, "radio_a", "/dashboard/charts/qc.svg", params=params)).text()
+    assert "Township A" in own and "County B" not in own
+
+
+async def test_the_dashboard_lists_the_recognition_changes_of_the_callers_facilities(world):
+    html = await (await _get(world, "manager_b", "/dashboard", params={"lang": "en"})).text()
+    assert "Mutual recognition: latest changes" in html
+    assert "County B" in html and "Township A" not in html and "Meets every rule" in html
+
+
 async def test_only_the_centres_manager_recomputes_and_it_is_audited(world):
     client = world.service.client
     for who in ("manager_b", "reader", "radio_a"):

@@ -172,29 +172,36 @@ def _local(at: str, zone: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-@routes.get("/recognition")
-@allow(AUTHENTICATED)
-@page("The mutual-recognition list and its changes")
-async def recognition_page(request: web.Request) -> web.Response:
-    """Server-rendered: times in each listed facility's zone, words in the reader's language."""
+async def recognition_changes(request: web.Request, limit: int = 200) -> list[dict[str, Any]]:
+    """The latest changes the caller may see, worded in the page's language, with times in
+    each facility's zone (the recognition page and the dashboard)."""
     user = current_user(request)
+    if user.role not in QC_ROLES:
+        return []
     locale = page_locale(request)
     _ = request.app[RENDERER].gettext(locale)
-    database = request.app[DATABASE]
-    listed = await database.read(list_store.listing, True)
-    changes = []
-    if user.role in QC_ROLES:
-        changes = await database.read(list_store.history, qc_facilities(user), 200)
-    statuses, kinds = status_labels(_), change_labels(_)
-    rows = [
-        {**i, "exam": exam_item_label(i["modality"], i["body_part"], locale),
-         "since_local": _local(i["since"], i["timezone"]), "status_label": statuses[i["status"]]}
-        for i in listed
-    ]  # fmt: skip
-    history = [
+    changes = await request.app[DATABASE].read(list_store.history, qc_facilities(user), limit)
+    kinds = change_labels(_)
+    return [
         {**c, "exam": exam_item_label(c["modality"], c["body_part"], locale),
          "at_local": _local(c["at"], c["timezone"]), "change_label": kinds[c["change"]],
          "reasons_text": "; ".join(reason_text(r, _) for r in c["reasons"])}
         for c in changes
     ]  # fmt: skip
+
+
+@routes.get("/recognition")
+@allow(AUTHENTICATED)
+@page("The mutual-recognition list and its changes")
+async def recognition_page(request: web.Request) -> web.Response:
+    """Server-rendered: times in each listed facility's zone, words in the reader's language."""
+    locale = page_locale(request)
+    statuses = status_labels(request.app[RENDERER].gettext(locale))
+    listed = await request.app[DATABASE].read(list_store.listing, True)
+    rows = [
+        {**i, "exam": exam_item_label(i["modality"], i["body_part"], locale),
+         "since_local": _local(i["since"], i["timezone"]), "status_label": statuses[i["status"]]}
+        for i in listed
+    ]  # fmt: skip
+    history = await recognition_changes(request)
     return render(request, "recognition.html", rows=rows, history=history)
