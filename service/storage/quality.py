@@ -1,8 +1,8 @@
 """QC scores (m036): the rows the monthly recomputation reads, and the stored figures.
 
-The month's studies come from ``turnaround_facts`` (received time, first signature's rating,
-cancellation; indexed on ``received_at``) joined to the consultation (patient id, body part) and
-its report (the technical-parameters flag). Scores are replaced a month at a time in one
+The month's studies are the consultations received in it (index ``consultations_received``,
+m036) with their ``turnaround_facts`` (first signature's rating, cancellation) and their report
+(the technical-parameters flag). Scores are replaced a month at a time in one
 transaction, so a reader sees the old month or the new one, never half of each.
 """
 
@@ -30,11 +30,11 @@ def _parse(text: str) -> datetime:
 def study_rows(db: sqlite_utils.Database, since: str, until: str) -> list[StudyRow]:
     """Consultations received in [since, until) (UTC ISO 8601) and not cancelled."""
     cursor = db.execute(
-        "SELECT f.facility_id, c.patient_id, c.modality, c.body_part, f.received_at,"
+        "SELECT c.facility_id, c.patient_id, c.modality, c.body_part, c.received_at,"
         " f.quality, f.quality_reason, COALESCE(r.technical_flagged, 0)"
-        " FROM turnaround_facts f JOIN consultations c ON c.id = f.consultation_id"
-        " LEFT JOIN reports r ON r.consultation_id = f.consultation_id"
-        " WHERE f.received_at >= ? AND f.received_at < ? AND f.cancelled_at IS NULL",
+        " FROM consultations c JOIN turnaround_facts f ON f.consultation_id = c.id"
+        " LEFT JOIN reports r ON r.consultation_id = c.id"
+        " WHERE c.received_at >= ? AND c.received_at < ? AND f.cancelled_at IS NULL",
         [since, until],
     )
     return [
@@ -63,7 +63,7 @@ def replace_month(
 
 def received_months(db: sqlite_utils.Database) -> list[str]:
     """Every month (``YYYY-MM``) in which some consultation was received."""
-    first = db.execute("SELECT MIN(received_at), MAX(received_at) FROM turnaround_facts").fetchone()
+    first = db.execute("SELECT MIN(received_at), MAX(received_at) FROM consultations").fetchone()
     if first[0] is None:
         return []
     months, (year, month) = [], (int(first[0][:4]), int(first[0][5:7]))
@@ -74,28 +74,72 @@ def received_months(db: sqlite_utils.Database) -> list[str]:
     return months
 
 
+_SCORE_JSON = ", ".join(
+    f"'{c}', s.{c}" if c != "reasons" else "'reasons', json(s.reasons)" for c in SCORE_COLUMNS
+)
+
+
+def _scope(facility_ids: Sequence[int] | None) -> tuple[str, list[object]]:
+    if facility_ids is None:
+        return "1 = 1", []
+    return f"s.facility_id IN ({', '.join('?' for _ in facility_ids) or 'NULL'})", [*facility_ids]
+
+
+def read_scores_json(
+    db: sqlite_utils.Database,
+    facility_ids: Sequence[int] | None,
+    first_month: str,
+    last_month: str,
+) -> str:
+    """Stored scores of months [first, last], of the given facilities (None: all), with the
+    facility's name, as a JSON array built by SQLite: a year of 50 facilities is ~9,000 rows,
+    which Python would take ~10 times longer to turn into dicts and back into JSON (bench/
+    quality.py). Scoping is in the query."""
+    where, params = _scope(facility_ids)
+    row = db.execute(
+        f"SELECT json_group_array(json_object({_SCORE_JSON}, 'facility', f.name)) FROM"
+        " (SELECT * FROM qc_scores s WHERE s.month BETWEEN ? AND ? AND"
+        f" {where} ORDER BY s.month, s.facility_id, s.modality, s.body_part) s"
+        " JOIN facilities f ON f.id = s.facility_id",
+        [first_month, last_month, *params],
+    ).fetchone()
+    return row[0] or "[]"
+
+
 def read_scores(
     db: sqlite_utils.Database,
     facility_ids: Sequence[int] | None,
     first_month: str,
     last_month: str,
 ) -> list[dict[str, Any]]:
-    """Stored scores of months [first, last], of the given facilities (None: all), with the
-    facility's name; scoping is in the query."""
-    where, params = "s.month BETWEEN ? AND ?", [first_month, last_month]
-    if facility_ids is not None:
-        where += f" AND s.facility_id IN ({', '.join('?' for _ in facility_ids) or 'NULL'})"
-        params.extend(facility_ids)
+    """:func:`read_scores_json`, parsed."""
+    return json.loads(read_scores_json(db, facility_ids, first_month, last_month))
+
+
+def trend_rows(
+    db: sqlite_utils.Database,
+    facility_ids: Sequence[int] | None,
+    first_month: str,
+    last_month: str,
+    top: int,
+) -> list[dict[str, Any]]:
+    """The monthly scores of the ``top`` facility × exam items with the highest share of poor
+    images over months [first, last] (the dashboard's QC trend): ranked in SQL, so the page
+    reads a hundred rows, not a year's."""
+    where, params = _scope(facility_ids)
+    window = [first_month, last_month]
     rows = db.execute(
-        "SELECT s.*, f.name AS facility FROM qc_scores s JOIN facilities f ON f.id = s.facility_id"
-        f" WHERE {where} ORDER BY s.month, f.name, s.modality, s.body_part",
-        params,
+        "WITH worst AS (SELECT facility_id, modality, body_part FROM qc_scores s"
+        f" WHERE s.month BETWEEN ? AND ? AND {where} GROUP BY 1, 2, 3 HAVING SUM(rated) > 0"
+        " ORDER BY 1.0 * SUM(poor) / SUM(rated) DESC, 1, 2, 3 LIMIT ?)"
+        " SELECT s.facility_id, f.name AS facility, s.modality, s.body_part, s.month, s.poor,"
+        " s.rated FROM worst w JOIN qc_scores s USING (facility_id, modality, body_part)"
+        " JOIN facilities f ON f.id = s.facility_id WHERE s.month BETWEEN ? AND ?"
+        " ORDER BY s.month",
+        [*window, *params, top, *window],
     )
     names = [d[0] for d in rows.description]
-    items = [dict(zip(names, row, strict=True)) for row in rows]
-    for item in items:
-        item["reasons"] = json.loads(item["reasons"])
-    return items
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def window_scores(db: sqlite_utils.Database, first_month: str, last_month: str) -> list[dict]:

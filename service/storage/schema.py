@@ -902,8 +902,9 @@ def m036_qc_scores(db: sqlite_utils.Database) -> None:
     stored by the monthly recomputation (service/quality/) so no page view recomputes them.
     ``reasons`` is a JSON object reason → count; the peer-review columns stay NULL until peer
     review exists. ``reports.technical_flagged``: a reader's mark that the study's technical
-    parameters were wrong (counted per month). ``consultations_facility_patient`` (m031) serves
-    the retake look-up's neighbours; ``turnaround_facts_received`` the month's rows."""
+    parameters were wrong (counted per month). ``consultations_received`` finds a month's
+    studies (turnaround_facts lost its index by received time in m022, as every event paid for
+    it; a consultation's received time is written once)."""
     db.executescript(
         """
         CREATE TABLE qc_scores (
@@ -925,6 +926,7 @@ def m036_qc_scores(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (facility_id, modality, body_part, month)
         );
         CREATE INDEX qc_scores_month ON qc_scores(month, facility_id);
+        CREATE INDEX consultations_received ON consultations(received_at);
         ALTER TABLE reports ADD COLUMN technical_flagged INTEGER NOT NULL DEFAULT 0;
         """
     )

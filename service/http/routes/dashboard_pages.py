@@ -58,7 +58,8 @@ async def _figures(request: web.Request, name: str, period: Period) -> Any:
         case "qc":  # stored QC scores: the 12 months up to the period's end, the caller's own
             last = period.until[:7]
             facilities = qc_facilities(current_user(request))
-            return await database.read(qc_scores.read_scores, facilities, shift(last, -11), last)
+            first, top = shift(last, -11), qc_charts.TOP
+            return await database.read(qc_scores.trend_rows, facilities, first, last, top)
     raise ApiError(404, "not_found", f"no chart named {name!r}")
 
 
