@@ -158,3 +158,24 @@ def test_the_cli_recomputes_every_month_and_prints_the_list(db, tmp_path, monkey
     assert answer["months"] == {"2026-02": 1, "2026-03": 1}
     assert main(["quality", "list"]) == 0
     assert capsys.readouterr().out == ""  # two studies: nobody qualifies yet
+
+
+async def test_the_monthly_round_runs_once_per_closed_month(db, tmp_path):
+    """The background task's round: the first after a month closes recomputes the month just
+    closed and the current one (then the list); later rounds that month do nothing."""
+    from service.quality.recompute import monthly_round
+    from service.storage import Database
+
+    consultation(db, 1, "P1", "2026-03-02T08:00:00.000000Z", quality="good")
+    db.conn.commit()
+    db.close()
+    database = Database(tmp_path / "t.db")
+    try:
+        april = datetime(2026, 4, 2, tzinfo=UTC)
+        first = await monthly_round(database, RULES, april)
+        assert first is not None and first.months == {"2026-03": 1, "2026-04": 0}
+        assert await monthly_round(database, RULES, april.replace(day=20)) is None
+        may = await monthly_round(database, RULES, datetime(2026, 5, 1, 1, tzinfo=UTC))
+        assert may is not None and sorted(may.months) == ["2026-04", "2026-05"]
+    finally:
+        database.close()

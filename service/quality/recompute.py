@@ -119,27 +119,14 @@ async def all_months(database: Database) -> list[str]:
     return await database.read(scores_store.received_months)
 
 
-def _state(db: sqlite_utils.Database) -> str | None:
-    row = db.execute("SELECT value FROM ingest_state WHERE key = ?", [STATE_KEY]).fetchone()
-    return row[0] if row else None
-
-
-def _set_state(db: sqlite_utils.Database, month: str) -> None:
-    db.execute(
-        "INSERT INTO ingest_state (key, value) VALUES (?, ?)"
-        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [STATE_KEY, month],
-    )
-
-
 async def monthly_round(
     database: Database, rules: RecognitionRules, now: datetime
 ) -> Outcome | None:
     """The background task's round: once a month has closed (and not yet been done), recompute
     it and the current month, then the list. Every other round does nothing (one read)."""
     closed = shift(now.astimezone(UTC).strftime("%Y-%m"), -1)
-    if await database.read(_state) == closed:
+    if await database.read(scores_store.closed_month, STATE_KEY) == closed:
         return None
     outcome = await recompute(database, rules, now)
-    await database.write(_set_state, closed)
+    await database.write(scores_store.set_closed_month, STATE_KEY, closed)
     return outcome

@@ -159,3 +159,17 @@ def set_technical_flag(db: sqlite_utils.Database, consultation_id: int, flagged:
         "UPDATE reports SET technical_flagged = ? WHERE consultation_id = ?",
         [int(flagged), consultation_id],
     )
+
+
+def closed_month(db: sqlite_utils.Database, key: str) -> str | None:
+    """The last month whose closing the monthly task has done (``ingest_state``)."""
+    row = db.execute("SELECT value FROM ingest_state WHERE key = ?", [key]).fetchone()
+    return row[0] if row else None
+
+
+def set_closed_month(db: sqlite_utils.Database, key: str, month: str) -> None:
+    db.execute(
+        "INSERT INTO ingest_state (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, month],
+    )
