@@ -92,3 +92,22 @@ class TestRetakes:
         """Three studies in three days: the second and third repeat the one before them."""
         rows = [row("P1", f"2026-04-0{d}T08:00") for d in (1, 2, 3)]
         assert retakes(rows) == {1, 2}
+
+
+class TestMonthBounds:
+    def test_december_ends_at_the_next_new_year(self):
+        from worklists.quality import month_bounds
+
+        assert month_bounds("2026-12") == (at("2026-12-01T00:00"), at("2027-01-01T00:00"))
+        assert month_bounds("2026-04")[1] == at("2026-05-01T00:00")
+
+    def test_a_time_in_another_zone_counts_in_its_utc_month(self):
+        """00:30 on May 1st in Beijing is still April in UTC."""
+        from datetime import timezone
+
+        from worklists.quality import month_of
+
+        beijing = datetime(2026, 5, 1, 0, 30, tzinfo=timezone(timedelta(hours=8)))
+        assert month_of(beijing) == "2026-04"
+        row_ = StudyRow(1, "P9", "CT", "HEAD", beijing, "good")
+        assert [s.month for s in monthly_scores([row_], "2026-04")] == ["2026-04"]

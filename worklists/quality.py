@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 RATINGS = ("good", "acceptable", "poor")
 DEFAULT_RETAKE_WINDOW = timedelta(days=7)
@@ -31,7 +31,15 @@ def exam_item(modality: str | None, body_part: str | None) -> tuple[str, str]:
 
 def month_of(at: datetime) -> str:
     """The ``YYYY-MM`` month (UTC) of an aware time."""
-    return at.strftime("%Y-%m")
+    return at.astimezone(UTC).strftime("%Y-%m")
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """[start, end) of a ``YYYY-MM`` month, UTC."""
+    year, number = int(month[:4]), int(month[5:7])
+    start = datetime(year, number, 1, tzinfo=UTC)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+    return start, end
 
 
 @dataclass(frozen=True)
@@ -103,10 +111,11 @@ def monthly_scores(
 ) -> list[QcScore]:
     """The scores of ``month`` from ``rows`` (which may include earlier rows, for retakes)."""
     repeated = retakes(rows, window)
+    start, end = month_bounds(month)
     scores: dict[tuple, QcScore] = {}
     reasons: dict[tuple, Counter[str]] = defaultdict(Counter)
     for index, row in enumerate(rows):
-        if month_of(row.received_at) != month:
+        if not start <= row.received_at < end:
             continue
         modality, body_part = exam_item(row.modality, row.body_part)
         key = (row.facility_id, modality, body_part)

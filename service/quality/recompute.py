@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
-from worklists.quality import monthly_scores
+from worklists.quality import month_bounds, monthly_scores
 from worklists.recognition import Change, RecognitionRules, evaluate, sum_totals
 
 from ..clock import to_iso
@@ -29,10 +29,6 @@ STATE_KEY = "qc.closed_month"
 """``ingest_state`` key: the last month whose closing the monthly round has done."""
 
 
-def month_start(month: str) -> datetime:
-    return datetime(int(month[:4]), int(month[5:7]), 1, tzinfo=UTC)
-
-
 def shift(month: str, months: int) -> str:
     index = int(month[:4]) * 12 + int(month[5:7]) - 1 + months
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
@@ -40,8 +36,8 @@ def shift(month: str, months: int) -> str:
 
 def compute_month(db: sqlite_utils.Database, month: str, rules: RecognitionRules) -> list:
     """Read ``month``'s rows (and the retake window before it) and compute its scores."""
-    since = to_iso(month_start(month) - rules.retake_window)
-    rows = scores_store.study_rows(db, since, to_iso(month_start(shift(month, 1))))
+    start, end = month_bounds(month)
+    rows = scores_store.study_rows(db, to_iso(start - rules.retake_window), to_iso(end))
     return monthly_scores(rows, month, rules.retake_window)
 
 

@@ -42,6 +42,8 @@ AGGREGATES = (
     "caller's facilities; no patient data"
 )
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+PAGE_CHANGES = 100
+"""The page shows the latest changes; the whole history is GET /api/recognition/history."""
 
 
 class ScoresQuery(Strict):
@@ -205,5 +207,5 @@ async def recognition_page(request: web.Request) -> web.Response:
          "since_local": _local(i["since"], i["timezone"]), "status_label": statuses[i["status"]]}
         for i in listed
     ]  # fmt: skip
-    history = await recognition_changes(request)
+    history = await recognition_changes(request, PAGE_CHANGES)
     return render(request, "recognition.html", rows=rows, history=history)
