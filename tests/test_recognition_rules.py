@@ -123,3 +123,16 @@ class TestWasRecognised:
 
     def test_another_exam_item_of_the_facility_is_not_recognised(self):
         assert not was_recognised(self.HISTORY, (7, "MR", "HEAD"), "2026-03-01T00:00:00Z")
+
+
+def test_the_service_refuses_to_start_on_unusable_recognition_rules(tmp_path):
+    """The message names the setting, the file and the key, as for the worklist's own rules."""
+    from service.quality.background import load_recognition_rules
+    from service.settings import Settings, SettingsError
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[recognition]\nmax_poor_percent = 120\n", encoding="utf-8")
+    with pytest.raises(SettingsError) as refused:
+        load_recognition_rules(Settings(data_dir=tmp_path, worklist_rules=rules))
+    assert str(refused.value).startswith(f"TELEREAD_WORKLIST_RULES: {rules} [recognition]:")
+    assert "max_poor_percent must be a percentage from 0 to 100, got 120" in str(refused.value)

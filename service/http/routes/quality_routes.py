@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from ...clock import from_iso, utc_now
+from ...clock import from_iso, to_iso, utc_now
 from ...quality import recompute as qc
 from ...quality.access import may_see_facility, qc_facilities
 from ...quality.labels import change_labels, exam_item_label, reason_text, status_labels
@@ -151,7 +151,7 @@ async def get_recognition(request: web.Request) -> web.Response:
         response = web.Response(text=_list_csv(items), content_type="text/csv", charset="utf-8")
         response.headers["Content-Disposition"] = 'attachment; filename="recognition.csv"'
         return response
-    return web.json_response({"at": utc_now().isoformat(), "items": items})
+    return web.json_response({"at": to_iso(utc_now()), "items": items})
 
 
 @routes.get("/api/recognition/history")
