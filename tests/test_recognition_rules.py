@@ -84,6 +84,12 @@ class TestEvaluate:
         [change] = evaluate(RULES, {KEY: "listed"}, {})
         assert (change.change, change.reasons[0].code) == (SUSPENDED, "too_few_studies")
 
+    def test_studies_without_any_rating_are_not_recognised(self):
+        """Enough studies but no image-quality rating among them: nothing shows the quality."""
+        assert evaluate(RULES, {}, {KEY: Totals(studies=40)}) == []
+        [change] = evaluate(RULES, {KEY: "listed"}, {KEY: Totals(studies=40)})
+        assert [r.code for r in change.reasons] == ["no_ratings"]
+
     def test_a_suspended_facility_meeting_the_rules_again_is_restored(self):
         [change] = evaluate(RULES, {KEY: "suspended"}, {KEY: GOOD})
         assert change.change == RESTORED

@@ -40,7 +40,7 @@ LISTED, SUSPENDED = "listed", "suspended"
 ADDED, RESTORED = "added", "restored"
 CHANGES = (ADDED, SUSPENDED, RESTORED)
 REASONS = (
-    "meets_rules", "too_few_studies", "poor_share_above", "retake_share_above",
+    "meets_rules", "too_few_studies", "no_ratings", "poor_share_above", "retake_share_above",
     "flagged_share_above", "open_significant_discrepancy",
 )  # fmt: skip
 
@@ -153,6 +153,8 @@ def failures(rules: RecognitionRules, totals: Totals) -> list[Reason]:
     found: list[Reason] = []
     if totals.studies < rules.min_studies:
         found.append(Reason("too_few_studies", totals.studies, rules.min_studies))
+    elif totals.studies and not totals.rated:  # quality unknown is not quality shown
+        found.append(Reason("no_ratings"))
     checks = (
         ("poor_share_above", totals.poor, totals.rated, rules.max_poor_percent),
         ("retake_share_above", totals.retakes, totals.studies, rules.max_retake_percent),

@@ -27,6 +27,7 @@ def reason_text(reason: Mapping[str, Any], _: Gettext) -> str:
     texts = {
         "meets_rules": _("Meets every rule"),
         "too_few_studies": _("Too few studies: {n} (at least {limit})"),
+        "no_ratings": _("No image quality rating"),
         "poor_share_above": _("Poor image quality {n} percent (limit {limit} percent)"),
         "retake_share_above": _("Retakes {n} percent (limit {limit} percent)"),
         "flagged_share_above": _(
