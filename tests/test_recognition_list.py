@@ -179,3 +179,25 @@ async def test_the_monthly_round_runs_once_per_closed_month(db, tmp_path):
         assert may is not None and sorted(may.months) == ["2026-04", "2026-05"]
     finally:
         database.close()
+
+
+async def test_the_background_task_closes_the_month_and_stops_cleanly(db, tmp_path, monkeypatch):
+    """Started and stopped with the app (its first wait set to nothing here): its first round
+    records the month just closed; leaving the block cancels it without an error."""
+    import asyncio
+
+    from service.quality import background
+    from service.storage import Database
+
+    db.close()
+    monkeypatch.setattr(background, "FIRST_CHECK_AFTER_SECONDS", 0.0)
+    database = Database(tmp_path / "t.db")
+    try:
+        async with background.monthly_task(database, RULES):
+            for _ in range(100):
+                if await database.read(scores_store.closed_month, "qc.closed_month"):
+                    break
+                await asyncio.sleep(0.02)
+        assert await database.read(scores_store.closed_month, "qc.closed_month") is not None
+    finally:
+        database.close()

@@ -3,6 +3,7 @@ app's ``cleanup_ctx`` in service/app.py, in the primary only, like the other swe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -17,6 +18,9 @@ from .recompute import monthly_round
 
 CHECK_EVERY_SECONDS = 3600.0
 """How often the task asks whether a month has closed: the round is one read when none has."""
+FIRST_CHECK_AFTER_SECONDS = 300.0
+"""The first round waits this long after start-up: a service started on the 1st (or the suite's
+hundreds of short-lived apps) is not recomputing while it starts; a month still closes on time."""
 
 
 def load_recognition_rules(settings: Settings) -> RecognitionRules:
@@ -34,7 +38,14 @@ def load_recognition_rules(settings: Settings) -> RecognitionRules:
 @contextlib.asynccontextmanager
 async def monthly_task(database: Database, rules: RecognitionRules) -> AsyncIterator[None]:
     """The monthly recomputation of QC scores and the list, while the block runs."""
-    async with running(
-        "QC monthly", CHECK_EVERY_SECONDS, lambda: monthly_round(database, rules, utc_now())
-    ):
+    first = True
+
+    async def round_() -> None:
+        nonlocal first
+        if first:
+            first = False
+            await asyncio.sleep(FIRST_CHECK_AFTER_SECONDS)
+        await monthly_round(database, rules, utc_now())
+
+    async with running("QC monthly", CHECK_EVERY_SECONDS, round_):
         yield
