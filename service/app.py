@@ -40,6 +40,7 @@ from .http.keys import (
     OHIF,
     ORTHANC,
     PREFETCH,
+    RECOGNITION_RULES,
     RENDER_WORKERS,
     RENDERER,
     REPORT_DELIVERY,
@@ -60,6 +61,7 @@ from .intake.intake import IngestOutcome
 from .intake.modalities import sync_facilities
 from .logs import configure_logging
 from .mwl.publisher import publishing
+from .quality.background import load_recognition_rules, monthly_task
 from .reports.delivery import DeliveryPolicy, ReportDelivery
 from .reports.lifecycle import critical_sweep_once, load_ca
 from .runtime.health import Health, sharing_health
@@ -161,6 +163,7 @@ def create_app(
     app[ROLE] = role
     app[SERVICE_EXIT] = ServiceExit()
     app[SLA] = load_worklist_rules(settings)
+    app[RECOGNITION_RULES] = load_recognition_rules(settings)
     app[OHIF] = OhifFiles(settings.ohif_files)
     app[LIVE] = StatCallingLiveUpdates() if role.primary else LiveUpdates()
     app.on_shutdown.append(stop_restarting_secondaries)
@@ -179,6 +182,7 @@ def create_app(
         contexts.append(worklist_files_context)
     if role.primary and settings.hl7_port:
         contexts.append(hl7_context)
+    contexts.append(quality_context)
     contexts.append(atna_context)
     contexts.append(hl7_results_context)
     contexts.append(health_context)
@@ -442,6 +446,16 @@ async def atna_context(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     async with forwarder.running():
+        yield
+
+
+async def quality_context(app: web.Application) -> AsyncIterator[None]:
+    """The monthly recomputation of QC scores and the recognition list (service/quality/), in
+    the primary only."""
+    if not app[ROLE].primary:
+        yield
+        return
+    async with monthly_task(app[DATABASE], app[RECOGNITION_RULES]):
         yield
 
 

@@ -165,6 +165,8 @@ SPEC: dict[str, Rule] = {
     "POST /api/admin/hl7-outbox/{id}/retry": everywhere("admin"),
     # What the consortium shares is kept by the regional centre's managers and administrators.
     "POST /api/roster": CONSORTIUM_KEEPERS,
+    # QC scores and the recognition list are the centre's managers' to recompute (issue 20).
+    "POST /api/quality/recompute": at(CENTRE, "manager"),
     "DELETE /api/roster/{id}": CONSORTIUM_KEEPERS,
     "POST /api/report-templates": CONSORTIUM_KEEPERS,
     "PUT /api/report-templates/{id}": CONSORTIUM_KEEPERS,
@@ -473,6 +475,11 @@ def _hl7_result(db, consultation_id: int) -> int:
     report = report_store.report_for(db, consultation_id)
     version = report_store.versions_of(db, report["id"])[0]
     return hl7_store.enqueue_result(db, consultation_id, version["id"], 1, to_iso(utc_now()))
+
+
+@calls("POST /api/quality/recompute")
+async def _recompute_quality(world: Consortium, caller: Caller | None) -> Call:
+    return "/api/quality/recompute", {"json": {"month": "2020-01"}}
 
 
 @calls("POST /api/roster")

@@ -30,6 +30,13 @@ SECRETS = ("SECRET_PID_A", "保密患者", "A_ACC_777", "Clinic A clinical quest
 # Routes that carry no patient data of any facility (checked: every other route is in MATRIX).
 NOT_PATIENT_DATA = {
     "GET /",
+    # QC aggregates and the recognition list: counts and shares per facility × exam item × month,
+    # no patient data; facility scoping (404 for another facility) in tests/test_quality_http.py.
+    "GET /api/quality/scores",
+    "POST /api/quality/recompute",
+    "GET /api/recognition",
+    "GET /api/recognition/history",
+    "GET /recognition",
     "GET /fhir/metadata",  # the CapabilityStatement: what the server does, no data
     "GET /login",
     "GET /worklist",

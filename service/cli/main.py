@@ -13,6 +13,7 @@ from ..settings import SettingsError, load_settings
 from ..storage import Conflict, RecordNotFound
 from .admin import add_admin_commands, facility_command, user_command
 from .audit import add_audit_commands, audit_command
+from .quality import add_quality_commands, quality_command
 from .reports import add_report_commands, report_command
 
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_admin_commands(commands)
     add_audit_commands(commands)
     add_report_commands(commands)
+    add_quality_commands(commands)
     return parser
 
 
@@ -57,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return facility_command(settings, args)
         if args.command == "audit":
             return audit_command(settings, args)
+        if args.command == "quality":
+            return quality_command(settings, args)
         if args.command in ("verify", "signing"):
             return report_command(settings, args)
         return user_command(settings, args)

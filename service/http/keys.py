@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from worklists.recognition import RecognitionRules
 from worklists.sla import SlaPolicy
 
 from ..auth.session_cache import SessionCache
@@ -35,6 +36,7 @@ ORTHANC = web.AppKey("orthanc", OrthancClient)
 FOLLOWER = web.AppKey("follower", ChangeFollower)
 RENDERER = web.AppKey("renderer", PageRenderer)
 SLA = web.AppKey("sla", SlaPolicy)
+RECOGNITION_RULES = web.AppKey("recognition_rules", RecognitionRules)
 LIVE = web.AppKey("live", LiveUpdates)
 EFFECTS = web.AppKey("effects", AfterCommit)
 VIEWING = web.AppKey("viewing", Viewing)

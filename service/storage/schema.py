@@ -1009,6 +1009,79 @@ def m034_key_images(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m036_qc_scores(db: sqlite_utils.Database) -> None:
+    """QC scores per facility × exam item (modality, body part) × month (UTC, ``YYYY-MM``),
+    stored by the monthly recomputation (service/quality/) so no page view recomputes them.
+    ``reasons`` is a JSON object reason → count; the peer-review columns stay NULL until peer
+    review exists. ``reports.technical_flagged``: a reader's mark that the study's technical
+    parameters were wrong (counted per month). ``consultations_received`` finds a month's
+    studies (turnaround_facts lost its index by received time in m022, as every event paid for
+    it; a consultation's received time is written once)."""
+    db.executescript(
+        """
+        CREATE TABLE qc_scores (
+            facility_id INTEGER NOT NULL REFERENCES facilities(id),
+            modality TEXT NOT NULL,
+            body_part TEXT NOT NULL,
+            month TEXT NOT NULL,
+            studies INTEGER NOT NULL,
+            rated INTEGER NOT NULL,
+            good INTEGER NOT NULL,
+            acceptable INTEGER NOT NULL,
+            poor INTEGER NOT NULL,
+            retakes INTEGER NOT NULL,
+            flagged INTEGER NOT NULL,
+            reasons TEXT NOT NULL DEFAULT '{}',
+            peer_reviewed INTEGER,
+            peer_agreement REAL,
+            computed_at TEXT NOT NULL,
+            PRIMARY KEY (facility_id, modality, body_part, month)
+        );
+        CREATE INDEX qc_scores_month ON qc_scores(month, facility_id);
+        CREATE INDEX consultations_received ON consultations(received_at);
+        ALTER TABLE reports ADD COLUMN technical_flagged INTEGER NOT NULL DEFAULT 0;
+        """
+    )
+
+
+@migrations()
+def m037_recognition(db: sqlite_utils.Database) -> None:
+    """The mutual-recognition list (facility × exam item: listed or suspended, since when) and
+    every change to it, append-only: added / suspended / restored, when, by whom (NULL: the
+    monthly task), its reasons (JSON list of {code, figure, limit}), the totals behind it and
+    the rules applied (JSON), so the history answers "since when, and why"."""
+    db.executescript(
+        """
+        CREATE TABLE recognition (
+            facility_id INTEGER NOT NULL REFERENCES facilities(id),
+            modality TEXT NOT NULL,
+            body_part TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('listed', 'suspended')),
+            since TEXT NOT NULL,
+            PRIMARY KEY (facility_id, modality, body_part)
+        );
+        CREATE TABLE recognition_changes (
+            id INTEGER PRIMARY KEY,
+            facility_id INTEGER NOT NULL REFERENCES facilities(id),
+            modality TEXT NOT NULL,
+            body_part TEXT NOT NULL,
+            change TEXT NOT NULL CHECK (change IN ('added', 'suspended', 'restored')),
+            at TEXT NOT NULL,
+            by_user INTEGER REFERENCES users(id),
+            reasons TEXT NOT NULL,
+            totals TEXT NOT NULL,
+            rules TEXT NOT NULL,
+            months TEXT NOT NULL
+        );
+        CREATE INDEX recognition_changes_facility ON recognition_changes(facility_id, at);
+        CREATE INDEX recognition_changes_at ON recognition_changes(at);
+        CREATE TRIGGER recognition_changes_append_only BEFORE UPDATE ON recognition_changes
+            BEGIN SELECT RAISE(ABORT, 'recognition changes are append-only'); END;
+        """
+    )
+
+
+@migrations()
 def m038_review_figures(db: sqlite_utils.Database) -> None:
     """Key images of a report signed for review (issue 19): rendered at the writer's signature,
     their digests under it, kept with the review until the reviewer issues the version (which

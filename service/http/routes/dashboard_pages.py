@@ -9,7 +9,10 @@ from aiohttp import web
 
 from ...auth.access import consultation_scope
 from ...clock import utc_now
-from ...dashboard import charts, turnaround
+from ...dashboard import charts, qc_charts, turnaround
+from ...quality.access import qc_facilities
+from ...quality.recompute import shift
+from ...storage import quality as qc_scores
 from ...storage.turnaround import Period
 from ..access import allow
 from ..auditing import not_audited
@@ -18,6 +21,7 @@ from ..keys import DATABASE, RENDERER, current_user
 from ..requests import read_query
 from .openapi import documented, page
 from .pages import page_locale, render
+from .quality_routes import recognition_changes
 from .turnaround_routes import AGGREGATES, DASHBOARD_ROLES, WindowQuery, _period
 
 routes = web.RouteTableDef()
@@ -30,8 +34,10 @@ SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 @allow(*DASHBOARD_ROLES)
 @page("The turnaround dashboard page")
 async def dashboard_page(request: web.Request) -> web.Response:
-    """The shell: charts are <img> of the chart route, tables come from the turnaround API."""
-    return render(request, "dashboard.html")
+    """The shell: charts are <img> of the chart route, tables come from the turnaround API;
+    the recognition list's latest changes (of the caller's facilities) are rendered here."""
+    changes = await recognition_changes(request, limit=10)
+    return render(request, "dashboard.html", recognition_changes=changes)
 
 
 async def _figures(request: web.Request, name: str, period: Period) -> Any:
@@ -49,6 +55,11 @@ async def _figures(request: web.Request, name: str, period: Period) -> Any:
             return await turnaround.workload(database, scope, period)
         case "quality":
             return await turnaround.quality(database, scope, period, "month")
+        case "qc":  # stored QC scores: the 12 months up to the period's end, the caller's own
+            last = period.until[:7]
+            facilities = qc_facilities(current_user(request))
+            first, top = shift(last, -11), qc_charts.TOP
+            return await database.read(qc_scores.trend_rows, facilities, first, last, top)
     raise ApiError(404, "not_found", f"no chart named {name!r}")
 
 
@@ -58,6 +69,7 @@ DRAW = {
     "queue": charts.queue_now,
     "workload": charts.workload_by_reader,
     "quality": charts.quality_by_facility,
+    "qc": qc_charts.qc_trend,
 }
 
 
