@@ -236,6 +236,19 @@ async def test_pyhanko_validates_both_signatures_the_second_covering_the_first(w
     assert reviewer_sig.signer_cert.subject != writer_sig.signer_cert.subject
 
 
+async def test_the_public_verification_page_names_both_physicians(world):
+    clinic = await report(world, "doc_a", "approve")
+    (version,) = clinic["versions"]
+    page = await world.service.client.get(f"/verify/{version['verification_code']}")
+    assert page.status == 200
+    html = await page.text()
+    assert 'id="verify-signer">dr_zhou<' in html and 'id="verify-reviewer">dr_li<' in html
+    checked = await world.service.client.post("/api/verify", data=await _approved_pdf(world))
+    verdict = await checked.json()
+    assert verdict["valid"] is True and verdict["signer"] == "dr_zhou", verdict
+    assert [c["signer"] for c in verdict["checks"]["pdf"]["co_signers"]] == ["dr_li"]
+
+
 async def test_pdfsig_validates_both_signatures(world, tmp_path):
     path = tmp_path / "approved.pdf"
     path.write_bytes(await _approved_pdf(world))

@@ -197,6 +197,13 @@ def public_summary(version: dict[str, Any], check: ReportCheck) -> dict[str, Any
         "signer": version["signer_name"],
         "signed_at": version["signed_at"],
         "signed_at_local": local_time(version["signed_at"], version.get("facility_timezone")),
+        # two-level sign-off (issue 19): the reviewing physician who co-signed, if any
+        "reviewer": version.get("reviewer_name") or "",
+        "reviewed_at": version.get("reviewed_at"),
+        "reviewed_at_local": local_time(version["reviewed_at"], version.get("facility_timezone"))
+        if version.get("reviewed_at")
+        else None,
+        "preliminary": bool(version.get("preliminary")),
         "facility": version["facility_name"],
         "patient_initials": initials(version.get("patient_name") or ""),
         "study_date": dicom_date(version.get("study_date") or ""),
