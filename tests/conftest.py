@@ -16,11 +16,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from service import app as service_app
 from service.app import create_app
 from service.auth.passwords import hash_password
 from service.demo.synthetic import dataset_bytes
 from service.dicom.send import send_datasets
 from service.http.keys import DATABASE, FOLLOWER
+from service.intake.file_checks import FileChecks
 from service.runtime.orthanc.client import OrthancClient
 from service.runtime.orthanc.process import (
     ManagedOrthanc,
@@ -95,6 +97,33 @@ def no_process_left_behind() -> Iterator[None]:
             + "\n".join(child.describe() for child in left),
             pytrace=False,
         )
+
+
+class SharedFileChecks(FileChecks):
+    """The file-check worker process of every app in one test process (see
+    :func:`one_file_check_process`): an app's ``close`` leaves it running."""
+
+    def close(self) -> None:
+        """Kept for the next app; the session's end stops it (:meth:`stop`)."""
+
+    def stop(self) -> None:
+        super().close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_file_check_process(no_process_left_behind: None) -> Iterator[None]:
+    """Every app this test process builds checks C-STOREd files in one worker process, started
+    at the first check, instead of spawning its own: each spawned worker (a new interpreter
+    importing pydicom) cost ~0.8 CPU-seconds and delayed its app's first ingest by 1-2 s on
+    the loaded 2-core machine, in every test that C-STOREs a study. The checks still run in a
+    real worker process; tests/test_file_checks.py covers one worker's life (start, a death
+    replaced, exit with a killed parent) on FileChecks itself. Stopped before the session's
+    check for processes left behind."""
+    shared = SharedFileChecks()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(service_app, "FileChecks", lambda: shared)
+        yield
+    shared.stop()
 
 
 def free_port() -> int:

@@ -90,12 +90,21 @@ class ChildRecord:
     def __init__(self, root: int | None = None) -> None:
         self.root = os.getpid() if root is None else root
         self.seen: dict[tuple[int, int], Child] = {}
+        self.ignored: set[tuple[int, int]] = set()
+
+    def ignore_running(self) -> None:
+        """Never remember the descendants running now: for a record made in the middle of a
+        run, whose session-long processes (the browser's driver, the file-check worker) are
+        not its to name or kill."""
+        for pid in descendants(self.root):
+            if (stat := _stat(pid)) is not None:
+                self.ignored.add((pid, stat[1]))
 
     def note(self, test: str) -> None:
         """Remember the descendants running now (``test``: where they were first seen)."""
         for pid in descendants(self.root):
             stat = _stat(pid)
-            if stat is None or (pid, stat[1]) in self.seen:
+            if stat is None or (pid, stat[1]) in self.seen or (pid, stat[1]) in self.ignored:
                 continue
             command = _command(pid)
             if not any(helper in command for helper in ENDS_WITH_THE_RUN):

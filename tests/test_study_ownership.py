@@ -10,7 +10,11 @@ Xiping's reaches Dongxiang's images. Every view is audited with the patient's id
 
 from __future__ import annotations
 
+import asyncio
 import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from itertools import count
 from typing import Any
 
 import aiohttp
@@ -23,6 +27,11 @@ from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.http.keys import ORTHANC, SETTINGS
 from service.storage import consultations as consultation_store
 from service.storage import ingest as ingest_store
+
+from .conftest import Service
+from .module_app import running_service
+
+pytestmark = pytest.mark.orthanc  # the module's own (see ``ownership``)
 
 PATIENT = "DX-PID-001"
 OWNED_ELSEWHERE = "the study belongs to another facility"
@@ -57,6 +66,13 @@ def an_instance_of(study: list[Dataset], patient_id: str) -> Dataset:
     return extra
 
 
+def quarantine_of(db, study_instance_uid: str) -> list[dict[str, Any]]:
+    """The open quarantine entries of one Study UID (other tests' entries are of theirs)."""
+    return [
+        e for e in ingest_store.list_quarantine(db) if e["study_instance_uid"] == study_instance_uid
+    ]
+
+
 async def orthanc_studies_of(service, study_instance_uid: str) -> list[str]:
     """Orthanc's ids of the studies holding this Study UID."""
     found = await service.app[ORTHANC].request("POST", "/tools/lookup", data=study_instance_uid)
@@ -67,19 +83,48 @@ async def instances_of(service, orthanc_study_id: str) -> list[str]:
     return sorted(i["ID"] for i in await service.app[ORTHANC].study_instances(orthanc_study_id))
 
 
-@pytest.fixture
-async def world(service) -> dict[str, Any]:
-    """Dongxiang (whose study has arrived by C-STORE), Xiping, and the regional centre."""
-    dongxiang = await service.add_facility("Dongxiang", "township", "DONGXIANG_DR")
-    xiping = await service.add_facility("Xiping", "township", "XIPING_CT")
-    centre = await service.add_facility("Regional centre", "regional", "REGION_PACS")
-    await service.add_user("dx_radio", "radiographer", dongxiang)
-    await service.add_user("xp_radio", "radiographer", xiping)
-    await service.add_user("reader", "specialist", centre)
-    await service.add_user("admin", "admin", centre)
+@dataclass
+class Clinics:
+    """Dongxiang and Xiping, township clinics of one test's own, each with its radiographer
+    (usernames and AE titles end in the test's tag: the module's app is shared)."""
+
+    dongxiang: int
+    xiping: int
+    dx_radio: str
+    xp_radio: str
+    dx_aet: str
+    xp_aet: str
+
+
+async def clinics(service: Service, tag: str) -> Clinics:
+    dongxiang = await service.add_facility(f"Dongxiang {tag}", "township", f"DONGXIANG_{tag}")
+    xiping = await service.add_facility(f"Xiping {tag}", "township", f"XIPING_{tag}")
+    await service.add_user(f"dx_radio_{tag}", "radiographer", dongxiang)
+    await service.add_user(f"xp_radio_{tag}", "radiographer", xiping)
+    return Clinics(
+        dongxiang, xiping, f"dx_radio_{tag}", f"xp_radio_{tag}", f"DONGXIANG_{tag}", f"XIPING_{tag}"
+    )
+
+
+@dataclass
+class Ownership:
+    """The module's one app and Orthanc (the regional centre's reader and admin seeded), and
+    the worlds built for its tests ahead of time (see :func:`ownership`)."""
+
+    service: Service
+    worlds: list[dict[str, Any]] = field(default_factory=list)
+    tags: count = field(default_factory=count)
+
+    def tag(self) -> str:
+        return f"T{next(self.tags)}"
+
+
+async def build_world(service: Service, tag: str) -> dict[str, Any]:
+    """Dongxiang (whose study has arrived by C-STORE) and Xiping, both of tag ``tag``."""
+    clinic = await clinics(service, tag)
     study = make_study(StudySpec(PATIENT, "DONG^XIANG", "CT", "HEAD", instances=2))
     uid = str(study[0].StudyInstanceUID)
-    await service.c_store(study, "DONGXIANG_DR")
+    await service.c_store(study, clinic.dx_aet)
 
     async def received() -> list[dict[str, Any]]:
         rows = await service.database.read(consultations_of, uid)
@@ -87,13 +132,60 @@ async def world(service) -> dict[str, Any]:
 
     [consultation] = await service.wait_for(received)
     return {
-        "dongxiang": dongxiang,
-        "xiping": xiping,
+        "clinics": clinic,
+        "dongxiang": clinic.dongxiang,
+        "xiping": clinic.xiping,
         "study": study,
         "uid": uid,
         "consultation": consultation,
         "instances": await instances_of(service, consultation["orthanc_study_id"]),
     }
+
+
+@pytest.fixture(scope="module")
+async def ownership(
+    request: pytest.FixtureRequest, tmp_path_factory, migrated_database
+) -> AsyncIterator[Ownership]:
+    """One app and Orthanc for the module (one for each test before), with the regional centre
+    (reader, admin) and one world for each test of the module that asks for one, all built at
+    once: their C-STOREs wait out Orthanc's StableAge together (~2 s each, one after the other,
+    before). Each test's clinics and study are its own, so nothing a test does reaches
+    another's."""
+    directory = tmp_path_factory.mktemp("study_ownership")
+    async with running_service(directory, migrated_database) as (service, _):
+        centre = await service.add_facility("Regional centre", "regional", "REGION_PACS")
+        await service.add_user("reader", "specialist", centre)
+        await service.add_user("admin", "admin", centre)
+        shared = Ownership(service)
+        wanted = sum(
+            1
+            for item in request.session.items
+            if getattr(item, "module", None) is request.module and "world" in item.fixturenames
+        )
+        shared.worlds = list(
+            await asyncio.gather(*(build_world(service, shared.tag()) for _ in range(wanted)))
+        )
+        yield shared
+
+
+@pytest.fixture
+def service(ownership: Ownership) -> Service:
+    """The module's app (replaces conftest's app-per-test fixture of the same name)."""
+    return ownership.service
+
+
+@pytest.fixture
+async def world(ownership: Ownership) -> dict[str, Any]:
+    """A world of this test's own: one built ahead by the module, or a new one."""
+    if ownership.worlds:
+        return ownership.worlds.pop(0)
+    return await build_world(ownership.service, ownership.tag())
+
+
+@pytest.fixture
+async def own(ownership: Ownership) -> Clinics:
+    """Dongxiang and Xiping of this test's own, with nothing sent yet."""
+    return await clinics(ownership.service, ownership.tag())
 
 
 def view_urls(world: dict[str, Any], consultation_id: int) -> dict[str, str]:
@@ -117,7 +209,7 @@ def view_urls(world: dict[str, Any], consultation_id: int) -> dict[str, str]:
 async def test_a_request_naming_another_facilitys_study_is_refused_with_409(service, world):
     """Xiping's radiographer files a request naming Dongxiang's Study UID: 409 with the reason,
     and nothing is created (no consultation, no event) that would open Dongxiang's study."""
-    headers = await service.login("xp_radio")
+    headers = await service.login(world["clinics"].xp_radio)
     response = await service.client.post(
         "/api/consultations",
         headers=headers,
@@ -136,7 +228,7 @@ async def test_the_owner_may_still_request_a_reading_of_its_own_study(service, w
     """The refusal is about ownership only: Dongxiang's own request completes its consultation."""
     response = await service.client.post(
         "/api/consultations",
-        headers=await service.login("dx_radio"),
+        headers=await service.login(world["clinics"].dx_radio),
         json={"study_instance_uid": world["uid"], "priority": "urgent"},
     )
     assert response.status == 200, await response.text()
@@ -165,12 +257,12 @@ async def test_a_consultation_without_images_of_its_own_never_shows_another_faci
             "updated_at": stamp,
         },
     )
-    xiping = await service.login("xp_radio")
+    xiping = await service.login(world["clinics"].xp_radio)
     for name, url in view_urls(world, foreign).items():
         response = await service.client.get(url, headers=xiping)
         assert response.status == 404, (name, response.status)
         assert PATIENT not in await response.text(), name
-    dongxiang = await service.login("dx_radio")
+    dongxiang = await service.login(world["clinics"].dx_radio)
     for name, url in view_urls(world, world["consultation"]["id"]).items():
         response = await service.client.get(url, headers=dongxiang)
         assert response.status == 200, (name, response.status, await response.text())
@@ -186,10 +278,10 @@ async def test_c_store_of_another_facilitys_study_is_quarantined_and_moved_out(s
     so Dongxiang's study holds exactly the instances it held; Xiping gets no consultation and
     none of Dongxiang's images."""
     intruder = an_instance_of(world["study"], PATIENT)
-    await service.c_store([intruder], "XIPING_CT")
+    await service.c_store([intruder], world["clinics"].xp_aet)
 
     async def moved() -> list[dict[str, Any]]:
-        entries = await service.database.read(ingest_store.list_quarantine)
+        entries = await service.database.read(quarantine_of, world["uid"])
         if not entries:
             return []
         held = await service.database.read(ingest_store.quarantined_instances, entries[0]["id"])
@@ -197,8 +289,8 @@ async def test_c_store_of_another_facilitys_study_is_quarantined_and_moved_out(s
 
     await service.wait_for(moved)
     listed = await service.client.get("/api/admin/quarantine", headers=await service.login("admin"))
-    [entry] = (await listed.json())["items"]
-    assert (entry["remote_aet"], entry["reason"]) == ("XIPING_CT", OWNED_ELSEWHERE)
+    [entry] = [i for i in (await listed.json())["items"] if i["study_instance_uid"] == world["uid"]]
+    assert (entry["remote_aet"], entry["reason"]) == (world["clinics"].xp_aet, OWNED_ELSEWHERE)
     assert entry["moved_out"] == 1
     assert entry["orthanc_study_id"] == world["consultation"]["orthanc_study_id"]
     [held] = await service.database.read(ingest_store.quarantined_instances, entry["id"])
@@ -208,7 +300,7 @@ async def test_c_store_of_another_facilitys_study_is_quarantined_and_moved_out(s
     assert await instances_of(service, entry["orthanc_study_id"]) == world["instances"]
     [row] = await service.database.read(consultations_of, world["uid"])
     assert (row["facility_id"], row["instances"]) == (world["dongxiang"], 2)
-    xiping = await service.login("xp_radio")
+    xiping = await service.login(world["clinics"].xp_radio)
     assert (await service.worklist(xiping))["items"] == []
     metadata = await service.client.get(view_urls(world, 0)["study metadata"], headers=xiping)
     assert metadata.status == 404
@@ -221,9 +313,9 @@ async def test_a_second_patient_id_is_quarantined_and_the_owners_viewer_keeps_wo
     DICOMweb then finds neither by UID. Dongxiang's viewer and metadata answer 200 all along
     (also while Orthanc holds both), and so do its DICOMweb retrieve and searches; the second
     study is quarantined and removed from Orthanc, and Dongxiang's study is untouched."""
-    dongxiang = await service.login("dx_radio")
+    dongxiang = await service.login(world["clinics"].dx_radio)
     urls = view_urls(world, world["consultation"]["id"])
-    await service.c_store([an_instance_of(world["study"], "XP-OTHER-9")], "XIPING_CT")
+    await service.c_store([an_instance_of(world["study"], "XP-OTHER-9")], world["clinics"].xp_aet)
     seen_both = False
     while True:
         both = len(await orthanc_studies_of(service, world["uid"])) == 2
@@ -244,11 +336,11 @@ async def test_a_second_patient_id_is_quarantined_and_the_owners_viewer_keeps_wo
             body = await response.read()
             assert PATIENT.encode() in body and b"XP-OTHER-9" not in body, path
         seen_both = seen_both or both
-        if not both and await service.database.read(ingest_store.list_quarantine):
+        if not both and await service.database.read(quarantine_of, world["uid"]):
             break
     assert seen_both, "the test never saw Orthanc hold both studies"
 
-    [entry] = await service.database.read(ingest_store.list_quarantine)
+    [entry] = await service.database.read(quarantine_of, world["uid"])
     assert (entry["patient_id"], entry["reason"]) == ("XP-OTHER-9", SECOND_PATIENT_ID)
     assert await orthanc_studies_of(service, world["uid"]) == [
         world["consultation"]["orthanc_study_id"]
@@ -264,22 +356,20 @@ async def test_a_second_patient_id_is_quarantined_and_the_owners_viewer_keeps_wo
         assert response.status == 200, (name, response.status)
 
 
-async def test_every_view_is_audited_with_the_studys_patient_id(service):
+async def test_every_view_is_audited_with_the_studys_patient_id(service, own):
     """Each view (in a session of its own, since frames are audited at a session's first
     access) leaves a study.viewed record naming the patient of the images shown, also when
     the request, filed before the images, typed another Patient ID."""
-    dongxiang = await service.add_facility("Dongxiang", "township", "DONGXIANG_DR")
-    await service.add_user("dx_radio", "radiographer", dongxiang)
     study = make_study(StudySpec(PATIENT, "DONG^XIANG", "CT", "HEAD", instances=2))
     uid = str(study[0].StudyInstanceUID)
     filed = await service.client.post(
         "/api/consultations",
-        headers=await service.login("dx_radio"),
+        headers=await service.login(own.dx_radio),
         json={"study_instance_uid": uid, "priority": "routine", "patient_id": "typed-001"},
     )
     assert filed.status == 201, await filed.text()
     consultation_id = (await filed.json())["id"]
-    await service.c_store(study, "DONGXIANG_DR")
+    await service.c_store(study, own.dx_aet)
 
     async def received() -> bool:
         [row] = await service.database.read(consultations_of, uid)
@@ -288,7 +378,7 @@ async def test_every_view_is_audited_with_the_studys_patient_id(service):
     await service.wait_for(received)
     urls = view_urls({"study": study, "uid": uid}, consultation_id)
     for name, url in urls.items():
-        response = await service.client.get(url, headers=await service.login("dx_radio"))
+        response = await service.client.get(url, headers=await service.login(own.dx_radio))
         assert response.status == 200, (name, response.status)
     rows = await service.database.read(study_viewed_rows, uid)
     assert len(rows) == len(urls)
@@ -307,22 +397,18 @@ def upload_form(datasets: list[Dataset]) -> aiohttp.FormData:
     return form
 
 
-async def test_upload_and_stow_of_a_study_another_facility_requested_are_refused(service):
+async def test_upload_and_stow_of_a_study_another_facility_requested_are_refused(service, own):
     """A study requested by Dongxiang (images not yet sent) belongs to Dongxiang: Xiping's
     upload and STOW-RS of it are refused with the reason, and Xiping is credited nothing."""
-    dongxiang = await service.add_facility("Dongxiang", "township", "DONGXIANG_DR")
-    xiping = await service.add_facility("Xiping", "township", "XIPING_CT")
-    await service.add_user("dx_radio", "radiographer", dongxiang)
-    await service.add_user("xp_radio", "radiographer", xiping)
     uid = generate_uid()
     filed = await service.client.post(
         "/api/consultations",
-        headers=await service.login("dx_radio"),
+        headers=await service.login(own.dx_radio),
         json={"study_instance_uid": uid, "priority": "routine"},
     )
     assert filed.status == 201, await filed.text()
     study = make_study(StudySpec(PATIENT, "DONG^XIANG", "CR", "CHEST", study_instance_uid=uid))
-    headers = await service.login("xp_radio")
+    headers = await service.login(own.xp_radio)
 
     upload = await service.client.post("/api/studies", headers=headers, data=upload_form(study))
     body = await upload.json()
@@ -340,37 +426,34 @@ async def test_upload_and_stow_of_a_study_another_facility_requested_are_refused
 
     assert await orthanc_studies_of(service, uid) == []
     rows = await service.database.read(consultations_of, uid)
-    assert [r["facility_id"] for r in rows] == [dongxiang]
+    assert [r["facility_id"] for r in rows] == [own.dongxiang]
 
 
 async def test_c_store_of_a_study_another_facility_requested_is_quarantined_until_its_owner_sends(
-    service,
+    service, own
 ):
     """Dongxiang requested a study before sending it: Xiping's C-STORE of that Study UID is
     quarantined and removed from Orthanc, and Dongxiang's own images of it land afterwards in
     Dongxiang's consultation."""
-    dongxiang = await service.add_facility("Dongxiang", "township", "DONGXIANG_DR")
-    await service.add_facility("Xiping", "township", "XIPING_CT")
-    await service.add_user("dx_radio", "radiographer", dongxiang)
     study = make_study(StudySpec(PATIENT, "DONG^XIANG", "CT", "HEAD", instances=2))
     uid = str(study[0].StudyInstanceUID)
     filed = await service.client.post(
         "/api/consultations",
-        headers=await service.login("dx_radio"),
+        headers=await service.login(own.dx_radio),
         json={"study_instance_uid": uid, "priority": "routine"},
     )
     assert filed.status == 201, await filed.text()
 
-    await service.c_store([an_instance_of(study, PATIENT)], "XIPING_CT")
+    await service.c_store([an_instance_of(study, PATIENT)], own.xp_aet)
 
     async def gone() -> list[dict[str, Any]]:
-        entries = await service.database.read(ingest_store.list_quarantine)
+        entries = await service.database.read(quarantine_of, uid)
         return entries if entries and not await orthanc_studies_of(service, uid) else []
 
     [entry] = await service.wait_for(gone)
-    assert (entry["remote_aet"], entry["reason"]) == ("XIPING_CT", OWNED_ELSEWHERE)
+    assert (entry["remote_aet"], entry["reason"]) == (own.xp_aet, OWNED_ELSEWHERE)
 
-    await service.c_store(study, "DONGXIANG_DR")
+    await service.c_store(study, own.dx_aet)
 
     async def received() -> list[dict[str, Any]]:
         rows = await service.database.read(consultations_of, uid)
@@ -379,7 +462,7 @@ async def test_c_store_of_a_study_another_facility_requested_is_quarantined_unti
     [row] = await service.wait_for(received)
     assert (row["id"], row["facility_id"], row["instances"]) == (
         (await filed.json())["id"],
-        dongxiang,
+        own.dongxiang,
         2,
     )
 
@@ -407,6 +490,7 @@ async def test_instances_a_crash_left_marked_are_moved_out_at_the_next_round(ser
         ingest_store.hold_instances(db, quarantine_id, [instance_id])
         return quarantine_id
 
+    await service.follower.move_out_quarantined()  # anything another test left pending
     quarantine_id = await service.database.write(mark)
     assert await service.follower.move_out_quarantined() == 1
     assert await service.follower.move_out_quarantined() == 0

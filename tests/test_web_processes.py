@@ -25,6 +25,7 @@ import aiohttp
 import pytest
 
 from .conftest import free_port
+from .dying_secondary import exit_at_once
 from .test_cli import (
     TELEREAD,
     env,
@@ -300,19 +301,14 @@ async def test_a_dead_secondary_is_replaced_and_a_dead_primary_takes_the_seconda
             os.kill(orthanc, signal.SIGKILL)
 
 
-def exit_at_once(settings, role) -> None:
-    """A secondary that dies as soon as it starts (a broken setting, a port taken)."""
-    with (settings.data_dir / "starts").open("a") as log:
-        log.write(f"{role.index}\n")
-    raise SystemExit(3)
-
-
 async def test_a_secondary_that_keeps_dying_is_restarted_less_and_less_often(
     tmp_path, caplog, monkeypatch
 ):
     """Each quick death doubles the wait before the next start (1 s, 2 s, 4 s...). Counted by the
     delays the watcher chose, not by starts in a fixed window: on a busy machine one start of a
-    process (importing the whole app) can itself take several seconds."""
+    process (importing the whole app) can itself take several seconds. The dying target lives
+    in a module of its own: spawned from this one, each start imported the app and pytest
+    (~2.5 CPU-seconds, 12 s at a load of 10)."""
     from service.runtime import web_processes
     from service.runtime.web_processes import ProcessRole, Secondaries
     from service.settings import Settings
