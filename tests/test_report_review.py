@@ -419,6 +419,16 @@ async def test_key_images_signed_for_review_are_issued_with_the_reviewed_version
         },
     )
     assert marked.status == 201, await marked.text()
+    # the clinic's chest X-rays are on the mutual-recognition list (issue 20): the mark is printed
+    await world.service.database.write(
+        lambda db: db.execute(
+            "INSERT INTO recognition_changes (facility_id, modality, body_part, change, at,"
+            " reasons, totals, rules, months) SELECT facility_id, 'CR', 'CHEST', 'added',"
+            " '2026-01-01T00:00:00.000000Z', '[]', '{}', '{}', '[]' FROM consultations"
+            " WHERE id = ?",
+            [cid],
+        )
+    )
     draft = {"findings": "右下肺小结节。", "impression": "右下肺结节，建议随访。"}
     saved = await world.service.client.put(
         url(cid, "/report/draft"), headers=world.headers["dr_qian"], json=draft
@@ -456,6 +466,8 @@ async def test_key_images_signed_for_review_are_issued_with_the_reviewed_version
     assert len(rows) >= 1, images.stdout
     reader = PdfFileReader(io.BytesIO(path.read_bytes()))
     assert len(reader.embedded_regular_signatures) == 2
+    text = "".join(await _pages_text(path.read_bytes(), tmp_path, "recognised"))
+    assert "医联体内互认" in text.replace(" ", "")
 
 
 async def test_turnaround_gains_the_written_to_reviewed_stage(world):

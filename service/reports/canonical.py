@@ -54,6 +54,8 @@ def canonical_fields(doc: ReportDocument) -> dict[str, Any]:
             fields["reviewed_at"] = doc.reviewed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if doc.preliminary:
         fields["preliminary"] = True
+    if doc.recognised:  # on the mutual-recognition list at signing (issue 20)
+        fields["recognised"] = True
     if doc.figures:
         fields["figures"] = [figure.sha256 for figure in doc.figures]
     return fields

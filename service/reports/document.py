@@ -67,5 +67,8 @@ class ReportDocument:
     reviewer_certificate_serial: str = ""
     reviewed_at: datetime | None = None
     preliminary: bool = False
+    # Mutual recognition (issue 20): the report's facility and exam item (modality + body part)
+    # were on the consortium's recognition list when it was signed (recognition_mark.py).
+    recognised: bool = False
     # Key images (图文报告, issue 19): at most four are printed; none keeps the text-only layout.
     figures: tuple[ReportFigure, ...] = ()

@@ -15,6 +15,7 @@ from ..storage import ingest as study_store
 from ..storage import users as user_store
 from .document import ReportDocument, ReportFigure
 from .key_images import stored_figures
+from .recognition_mark import recognised_at
 
 
 def _study(db: sqlite_utils.Database, consultation: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +106,13 @@ def document_for(
         reviewer_certificate_serial=version.get("reviewer_certificate_serial") or "",
         reviewed_at=from_iso(reviewed_at) if reviewed_at else None,
         preliminary=bool(version.get("preliminary")),
+        recognised=recognised_at(
+            db,
+            consultation.get("facility_id"),
+            consultation.get("modality"),
+            consultation.get("body_part"),
+            version["signed_at"],
+        ),
     )
 
 

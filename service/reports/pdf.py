@@ -88,6 +88,7 @@ LABELS = {
         "colon": "：",
         "page": "第 {page} 页 / 共 {total} 页",
         "preliminary": "初步报告 PRELIMINARY — 待审核",
+        "recognised": "本检查结果在医联体内互认（{exam}）",
         "watermark": "初步报告",
         "corrected": "更正报告：替代第 {n} 版",
         "verify": "验证码",
@@ -121,6 +122,7 @@ LABELS = {
         "colon": ": ",
         "page": "Page {page} of {total}",
         "preliminary": "PRELIMINARY — awaiting review",
+        "recognised": "Recognised within the consortium for {exam}",
         "watermark": "PRELIMINARY",
         "corrected": "CORRECTED REPORT: replaces version {n}",
         "verify": "Verification code",
@@ -319,6 +321,11 @@ def _story(doc: ReportDocument, labels: dict, styles: dict, slot: Flowable | Non
         if text.strip():
             story += [_para(heading, styles["heading"]), _para(text.strip(), styles["base"])]
     notes = []
+    if doc.recognised:
+        body_part = labels["body_parts"].get(doc.body_part, doc.body_part)
+        notes.append(
+            labels["recognised"].format(exam=" ".join(x for x in (doc.modality, body_part) if x))
+        )
     if doc.refer:
         notes.append(labels["refer"])
     if doc.quality:
