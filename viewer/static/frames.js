@@ -233,7 +233,7 @@ function frameSize(frame) {
  * Until the first frame has arrived only that one is asked for, by the page itself through the
  * per-frame `values` route: the first image does not share the server's cores and the page's
  * main thread with other frames' decoding, gzip and unpacking (bench/viewer_speed.py, first
- * image), nor wait for the workers to start.
+ * image). The workers start once it has come (startWorkers).
  * Then frames go through Web Workers (frame_worker.js) in batches of one series (the batch route,
  * batches.js), LANES requests at once: after each re-ordering the slice at the head alone, then
  * batches of 4, 8 and 16 of the next wanted frames of its series, never more than IN_FLIGHT
@@ -259,12 +259,19 @@ export class FrameStore {
     this.step = 0; // position in RAMP since the last re-ordering
     this.head = null;
     this.workers = null;
-    if (useWorkers && LITTLE_ENDIAN && typeof Worker !== "undefined") {
-      try {
-        this.workers = new FrameWorkers();
-      } catch (_err) {
-        this.workers = null; // no module workers here: every frame on the main thread
-      }
+    this.useWorkers = useWorkers && LITTLE_ENDIAN && typeof Worker !== "undefined";
+  }
+
+  /** Start the workers once the first frame has come: their scripts are not fetched (from the
+   * same server) and their threads not started while the page waits for its manifest and first
+   * image. Messages posted before a worker runs wait for it. */
+  startWorkers() {
+    if (!this.useWorkers || this.workers) return;
+    this.useWorkers = false;
+    try {
+      this.workers = new FrameWorkers();
+    } catch (_err) {
+      this.workers = null; // no module workers here: every frame on the main thread
     }
   }
 
@@ -427,6 +434,7 @@ export class FrameStore {
       this.running -= 1;
       this.inFlight -= group.length;
       this.arrived = true; // an answer, loaded or failed: the rest may go in parallel
+      this.startWorkers();
       this.fill();
     });
     return true;
