@@ -23,6 +23,11 @@ Run from the repository root::
    - *window/level repaint*: the preset keys 1..8 in turn (each a new window over the whole
      frame: lookup table, windowing, draw), timed the same way, p95; on the CT and on the CR.
 
+   Per opening it also prints the CPU seconds of the app, Orthanc and Chromium until the series
+   is loaded, and the page's main-thread time over the same span (DevTools
+   ``Performance.getMetrics``: all tasks, script, layout): the viewer fetches frames in Web
+   Workers, so what is left on the main thread is the page's own work.
+
 3. The floor: a second browser context on Orthanc's own origin (HTTP basic auth) fetches the same
    study straight from Orthanc, ``/instances/{id}/file`` (the stored file, Orthanc's cheapest
    answer) for each slice, all requested at once (Chromium runs six at a time per host over
@@ -183,6 +188,7 @@ class Opening:
     floor_bytes: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
     floor_cpu: dict[str, float] = field(default_factory=dict)
+    main_thread: dict[str, float] = field(default_factory=dict)
 
 
 class CpuGroups:
@@ -240,12 +246,49 @@ async def timed_keys(page: Page, keys: Sequence[str], count: int) -> list[float]
     return result["times"]
 
 
+class MainThread:
+    """The page's main-thread time (Chromium's DevTools ``Performance.getMetrics``: all tasks,
+    and the script and layout among them) over an opening: what the page's own thread spent
+    while frames came in, beside the CPU of every Chromium process (``CpuGroups``)."""
+
+    NAMES = {"TaskDuration": "tasks", "ScriptDuration": "script", "LayoutDuration": "layout"}
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.before: dict[str, float] = {}
+        self.cdp: Any = None
+
+    async def read(self) -> dict[str, float]:
+        metrics = (await self.cdp.send("Performance.getMetrics"))["metrics"]
+        return {m["name"]: m["value"] for m in metrics if m["name"] in self.NAMES}
+
+    async def start(self) -> None:
+        """Counting starts with ``Performance.enable``, so one session spans the opening."""
+        self.cdp = await self.page.context.new_cdp_session(self.page)
+        await self.cdp.send("Performance.enable")
+        self.before = await self.read()
+
+    async def stop(self) -> dict[str, float]:
+        now = await self.read()
+        await self.cdp.detach()
+        # A navigation may start a new document whose counters start at zero.
+        return {
+            label: now.get(name, 0.0) - self.before.get(name, 0.0)
+            if now.get(name, 0.0) >= self.before.get(name, 0.0)
+            else now.get(name, 0.0)
+            for name, label in self.NAMES.items()
+        }
+
+
 async def measure_ct(
     page: Page, base: str, consultation: int, slices: int, cpu: CpuGroups
 ) -> Opening:
+    main_thread = MainThread(page)
+    await main_thread.start()
     cpu.start()
     first, whole = await open_viewer(page, base, consultation)
     used = cpu.stop()
+    thread = await main_thread.stop()
     await page.keyboard.press("Home")
     steps = await timed_keys(page, ["ArrowDown"], slices - 1)
     presets = await timed_keys(page, [str(k) for k in range(1, 9)], 96)
@@ -256,6 +299,7 @@ async def measure_ct(
         scroll_p95=percentile(steps, 95),
         wl_p95=percentile(presets, 95),
         cpu=used,
+        main_thread=thread,
     )
 
 
@@ -373,7 +417,7 @@ def report(args: argparse.Namespace, figures: Figures) -> str:
         row(f"W/L repaint p95, {args.cr_size}^2 CR (ms)", figures.cr_wl_p95, None, "<= 33", ""),
         row("CR first image (ms)", figures.cr_first, figures.cr_floor, "-", "information"),
         "\neach opening: first / whole ms (floor first / whole ms), scroll images/s, W/L p95 ms;"
-        " CPU s until loaded (and for the floor)",
+        " CPU s until loaded (and for the floor); the page's main thread until loaded, s",
     ]
     lines += [
         f"  {x.first:7.0f} / {x.whole:6.0f}  ({x.floor_first:5.0f} / {x.floor_whole:5.0f}, "
@@ -381,7 +425,8 @@ def report(args: argparse.Namespace, figures: Figures) -> str:
         + ", ".join(f"{name} {seconds:.2f}" for name, seconds in x.cpu.items())
         + " (floor: "
         + ", ".join(f"{name} {seconds:.2f}" for name, seconds in x.floor_cpu.items())
-        + ")"
+        + "); main thread "
+        + ", ".join(f"{name} {seconds:.2f}" for name, seconds in x.main_thread.items())
         for x in o
     ]
     return "\n".join(lines)

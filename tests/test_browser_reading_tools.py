@@ -7,19 +7,19 @@ a frame of reference) and windowing, until it is switched off. In English and Ch
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
-from playwright.async_api import Page, Route, expect
+from playwright.async_api import Page, expect
 
 from service.demo.synthetic import StudySpec, make_study
 
 from .browser import log_in
 from .conftest import Service
+from .frame_gate import FRAME_REQUESTS, FrameGate
 from .module_app import running_service
 
 ROWS = 64
@@ -137,27 +137,12 @@ async def seed(service: Service) -> dict[str, int]:
     return await service.wait_for(all_received, timeout=30)
 
 
-class HeldFrames:
-    """Frame answers pass only as the test lets them: the series list is seen mid-load."""
-
-    def __init__(self, tokens: int) -> None:
-        self.gate = asyncio.Semaphore(tokens)
-
-    async def handle(self, route: Route) -> None:
-        await self.gate.acquire()
-        await route.continue_()
-
-    def release(self, count: int) -> None:
-        for _ in range(count):
-            self.gate.release()
-
-
-async def open_viewer(page: Page, service, consultation_id: int, lang: str) -> HeldFrames:
+async def open_viewer(page: Page, service, consultation_id: int, lang: str) -> FrameGate:
     base = str(service.client.make_url("/")).rstrip("/")
     await page.set_viewport_size({"width": 1440, "height": 900})
     await log_in(page, base, "dr_li")
-    held = HeldFrames(3)
-    await page.route(re.compile(r"/frames/\d+/values$"), held.handle)
+    held = FrameGate(3)  # three frames pass, one by one or in a batch (tests/frame_gate.py)
+    await page.route(FRAME_REQUESTS, held.handle)
     await page.goto(f"{base}/viewer/{consultation_id}?lang={lang}")
     return held
 
@@ -177,7 +162,7 @@ async def test_orientation_markers_and_scale_bar_follow_the_view(
     """Axial HFS: R left, L right, A top, P bottom; a quarter turn clockwise moves L to the
     bottom. The bar's length is a round number of mm drawn at the image's own scale."""
     held = await open_viewer(page, service, reading["current"], lang)
-    held.release(1000)
+    held.let_through(1000)
     await expect(page.locator("#viewport-0")).to_have_attribute(
         "data-state", "shown", timeout=15000
     )
@@ -229,7 +214,7 @@ async def test_the_series_list_counts_frames_while_they_load(
     count = page.locator("#thumbnails .thumbnail .thumb-count").first
     await expect(count).to_have_attribute("data-loading", "true", timeout=15000)
     await expect(count).to_have_text(re.compile(TEXT[lang]["loading"]))
-    held.release(1000)
+    held.let_through(1000)
     await expect(count).to_have_text(TEXT[lang]["loaded"], timeout=15000)
     await expect(count).to_have_attribute("data-done", str(SLICES))
 
@@ -245,7 +230,7 @@ async def test_the_comparable_prior_hangs_beside_the_current_study_and_follows_i
     on the current windows the prior too. Sync off: the prior stays put.
     (One test: both questions begin with the same opening of the viewer, ~2 s each.)"""
     held = await open_viewer(page, service, reading["current"], lang)
-    held.release(1000)
+    held.let_through(1000)
     slice_label, wl = TEXT[lang]["slice"], TEXT[lang]["wl"]
     viewer = page.locator("#viewer")
     await expect(viewer).to_have_attribute("data-hung", str(reading["prior"]), timeout=15000)

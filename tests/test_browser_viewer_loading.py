@@ -1,23 +1,27 @@
 """In a real browser, with frame answers held back by the test: a reader scrolls a many-slice
 CT right after opening it, and the overlay never labels another slice's pixels (each step shows
 either the labelled slice's own pixels, read back from the canvas, or the plain loading state);
-frames load from the slice in view outward, and re-order when the reader jumps far."""
+frames load from the slice in view outward, and re-order when the reader jumps far.
+
+The page asks for its first frame alone and then for batches of a series from a Web Worker
+(viewer/static/frames.js); the test's slow link passes frames, one token each, whichever way they
+are grouped (tests/frame_gate.py), and reads the order of frames from the requests' frame lists.
+The series is long enough (80 slices) that the frames a page may have asked for and not received
+(frames.js IN_FLIGHT) leave most of it to be requested after the jump."""
 
 from __future__ import annotations
 
-import asyncio
-import re
-
 import numpy as np
 import pytest
-from playwright.async_api import Page, Request, Route, expect
+from playwright.async_api import Page, Request, expect
 
 from service.demo.synthetic import StudySpec, make_study
 from viewer.window import Window, apply_window
 
 from .browser import log_in
+from .frame_gate import FRAME_REQUESTS, FrameGate, frames_of
 
-SLICES = 40
+SLICES = 80
 ROWS = 64
 BAND = 16  # the left columns of every slice carry that slice's own value
 FIRST = 4  # frame answers let through before the reader starts; then one per key press
@@ -51,7 +55,7 @@ AT = [ROWS, ROWS, BAND // 2]
 
 def hounsfield(number: int) -> int:
     """The marker value of slice ``number`` (1-based Instance Number), inside W 400 L 40."""
-    return -150 + 9 * number
+    return -150 + 4 * number
 
 
 def marked_study() -> list:
@@ -88,22 +92,6 @@ async def opened_study(service) -> dict:
     return {"id": item["id"], "numbers": numbers}
 
 
-class SlowLink:
-    """Frame answers pass only as the test lets them (one token each): a slow link whose pace
-    does not depend on how fast this machine runs the browser."""
-
-    def __init__(self, tokens: int) -> None:
-        self.gate = asyncio.Semaphore(tokens)
-
-    async def handle(self, route: Route) -> None:
-        await self.gate.acquire()  # a token spent, never given back
-        await route.continue_()
-
-    def let_through(self, count: int) -> None:
-        for _ in range(count):
-            self.gate.release()
-
-
 def check_step(view: dict, expected_grey: dict[int, int], label: str, loading: str) -> None:
     """Either the labelled slice's own pixels, or the loading state: never a mismatch."""
     n = view["slice"]
@@ -129,14 +117,16 @@ async def test_overlay_always_describes_the_pixels_on_the_canvas(
     label, loading = LABELS[lang]
     await log_in(page, base, "dr_li")
     requested: list[str] = []
+    batches: list[int] = []
 
     def record(request: Request) -> None:
-        if request.url.endswith("/values"):
-            requested.append(request.url)
+        if FRAME_REQUESTS.search(request.url):
+            requested.extend(frames_of(request.url))
+            batches.append(len(frames_of(request.url)))
 
     page.on("request", record)
-    link = SlowLink(FIRST)
-    await page.route(re.compile(r"/frames/\d+/values$"), link.handle)
+    link = FrameGate(FIRST)
+    await page.route(FRAME_REQUESTS, link.handle)
     await page.goto(f"{base}{path}?lang={lang}")
 
     # Which slice (1-based position in the viewer) carries which Instance Number.
@@ -179,8 +169,9 @@ async def test_overlay_always_describes_the_pixels_on_the_canvas(
         assert view["state"] == "shown"
         check_step(view, expected_grey, label, loading)
 
-    paths = [u[len(base) :] for u in requested]
+    paths = requested
     assert sorted(paths) == sorted(position_of), "each frame requested exactly once"
+    assert max(batches) > 1, batches  # the rest came in batches
     positions = [position_of[p] for p in paths]
     assert positions[0] == 0, positions  # the slice in view first
     last = positions.index(SLICES - 1)

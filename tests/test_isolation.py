@@ -459,8 +459,13 @@ async def call(service, headers, route: str, world):
             path = route.split(" ", 1)[1].replace("{id}", str(cid)).replace("{study}", uid)
             path = path.replace("{series}", str(first.SeriesInstanceUID)).replace("{n}", "1")
             path = path.replace("{frames}", "1").replace("{path}", "7fe00010")
+            # The batch of values names its frames in the query (a real frame of clinic A's).
+            batch = route.endswith("{series}/values")
+            params = {"frames": f"{first.SOPInstanceUID}:1"} if batch else {}
             return await c.get(
-                path.replace("{instance}", str(first.SOPInstanceUID)), headers=headers
+                path.replace("{instance}", str(first.SOPInstanceUID)),
+                headers=headers,
+                params=params,
             )
         case route if route in TURNAROUND_ROUTES:
             path = route.split(" ", 1)[1].replace("{name}", "queue")
@@ -487,6 +492,7 @@ VIEWER_ROUTES = (
     f"GET {VIEWER_INSTANCE}/thumbnail",
     "GET /api/viewer/studies/{study}/series/{series}/instances/{instance}/frames/{n}/values",
     "GET /api/viewer/studies/{study}/series/{series}/instances/{instance}/frames/{n}/overlay",
+    "GET /api/viewer/studies/{study}/series/{series}/values",
     # DICOMweb naming clinic A's study (docs/dicomweb.md): 404, like a study that does not exist.
     "GET /dicom-web/studies/{study}/series",
     "GET /dicom-web/studies/{study}/instances",

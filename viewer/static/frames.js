@@ -3,7 +3,10 @@
 // values; colour frames (the manifest's photometric interpretation says which) are asked for in
 // their own form, the server's lossless PNG render, without a failing `values` request first.
 // Every request goes through one queue, ordered by the page (slices around the reader first).
+// After the first frame, greyscale frames come several at a time from the batch route, fetched
+// by Web Workers (frame_worker.js) so that the page's main thread only paints.
 
+import { batchUrl, frameKey, seriesOf, valuesView } from "./batches.js";
 import { blockMeans } from "./blocks.js";
 import { valueRange } from "./windowing.js";
 
@@ -140,22 +143,108 @@ async function loadOverlay(url) {
   return mask;
 }
 
+/**
+ * A few Web Workers running frame_worker.js, asked in turn. `request(url, batch)` resolves to
+ * { buffer, frames } (the body, transferred to this thread, and its index with each frame's
+ * value range) or rejects with a FrameError. A worker that fails to start fails its requests
+ * and the pool's `broken` is set, so the store goes back to fetching on the main thread.
+ */
+export class FrameWorkers {
+  constructor(count = WORKERS) {
+    this.workers = [];
+    this.waiting = new Map();
+    this.next = 0;
+    this.ids = 0;
+    this.broken = false;
+    for (let i = 0; i < count; i += 1) {
+      const worker = new Worker(new URL("./frame_worker.js", import.meta.url), { type: "module" });
+      worker.onmessage = (event) => this.answer(event.data);
+      worker.onerror = () => this.fail(worker);
+      this.workers.push(worker);
+    }
+  }
+
+  request(url, batch) {
+    const worker = this.workers[this.next % this.workers.length];
+    this.next += 1;
+    const id = (this.ids += 1);
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject, worker });
+      worker.postMessage({ id, url, batch });
+    });
+  }
+
+  answer(message) {
+    const waiting = this.waiting.get(message.id);
+    if (!waiting) return;
+    this.waiting.delete(message.id);
+    if (message.buffer) waiting.resolve(message);
+    else waiting.reject(new FrameError(message.status, message.code));
+  }
+
+  fail(worker) {
+    this.broken = true;
+    for (const [id, waiting] of this.waiting) {
+      if (waiting.worker !== worker) continue;
+      this.waiting.delete(id);
+      waiting.reject(new FrameError(0, "worker_failed"));
+    }
+  }
+}
+
+/** Workers fetching frames; requests (batches) in flight at once; frames in flight at most. */
+const WORKERS = 2;
+const LANES = 3;
+const IN_FLIGHT = 32;
+/** Frames per batch after each re-ordering: the slice in view alone, then more and more. */
+const RAMP = [1, 4, 8, 16];
+/** A batch holds at most this many bytes of values (a 3000x3000 CR goes alone). */
+const BATCH_BYTES = 8 * 1024 * 1024;
+
+function frameBytes(ref) {
+  const instance = ref.instance || {};
+  return (instance.rows || 512) * (instance.columns || 512) * 2;
+}
+
+/** The frame `ref` of a worker's answer, as loadFrame would have made it. */
+function frameOf(result, ref, single) {
+  const key = frameKey(ref.values);
+  const entry = single ? result.frames[0] : result.frames.find((e) => `${e.instance}:${e.frame}` === key);
+  if (!entry) throw new FrameError(0, "missing_frame");
+  if (entry.error === "colour_image") return loadRendered(ref.rendered);
+  if (entry.error) throw new FrameError(entry.status, entry.error);
+  const values = valuesView(result.buffer, entry);
+  if (!values) throw new FrameError(0, "short_values");
+  const range = entry.min === undefined ? valueRange(values) : { min: entry.min, max: entry.max };
+  const { dtype, rows, columns } = entry;
+  return { kind: "values", dtype, rows, columns, photometric: entry.photometric || "MONOCHROME2", values, ...range };
+}
+
 function frameSize(frame) {
   return frame.kind === "values" ? frame.values.byteLength : frame.rows * frame.columns * 4;
 }
 
 /**
  * Fetches each frame at most once (concurrent requests for one URL share a promise), through
- * one queue with six parallel requests (what Chromium opens to one host over HTTP/1.1). The page
- * decides the order and re-decides it whenever the reader moves (`prioritise`): the slice in view first, then outward from it. Firing a
- * request per slice scrolled past instead made every slice wait behind all the others (2 of 120
- * slices painted in 2.6 s of scrolling). Listeners hear of each frame that arrives or fails.
- * Until the first frame has arrived only that one is asked for: the first image no longer shares
- * the server's cores and the page's main thread with five other frames' decoding, gzip and
- * unpacking (bench/viewer_speed.py, first image), at the cost of one round trip for the rest.
+ * one queue. The page decides the order and re-decides it whenever the reader moves
+ * (`prioritise`): the slice in view first, then outward from it. Firing a request per slice
+ * scrolled past instead made every slice wait behind all the others (2 of 120 slices painted in
+ * 2.6 s of scrolling). Listeners hear of each frame that arrives or fails.
+ * Until the first frame has arrived only that one is asked for, by the page itself through the
+ * per-frame `values` route: the first image does not share the server's cores and the page's
+ * main thread with other frames' decoding, gzip and unpacking (bench/viewer_speed.py, first
+ * image). The workers start once it has come (startWorkers).
+ * Then frames go through Web Workers (frame_worker.js) in batches of one series (the batch route,
+ * batches.js), LANES requests at once: after each re-ordering the slice at the head alone, then
+ * batches of 4, 8 and 16 of the next wanted frames of its series, never more than IN_FLIGHT
+ * frames asked for and unanswered, so a reader who jumps waits behind at most that many. Each
+ * frame is a view of its batch's buffer (no copy): the buffer goes when the last of its frames
+ * leaves the cache, so the cache's bound counts frames, not batches. Without workers (or if
+ * they fail to start), frames are fetched one by one on this thread, six at a time (Chromium's
+ * limit per host over HTTP/1.1), as before.
  */
 export class FrameStore {
-  constructor(maxBytes, parallel = 6) {
+  constructor(maxBytes, parallel = 6, useWorkers = true) {
     this.cache = new FrameCache(maxBytes);
     this.pending = new Map();
     this.parallel = parallel;
@@ -166,6 +255,24 @@ export class FrameStore {
     this.overlays = new FrameCache(Math.max(1, Math.floor(maxBytes / 16)));
     this.overlaysPending = new Map();
     this.reductions = new WeakMap(); // frame -> { step, image }: its block means (reduced)
+    this.inFlight = 0; // frames asked for and not answered yet
+    this.step = 0; // position in RAMP since the last re-ordering
+    this.head = null;
+    this.workers = null;
+    this.useWorkers = useWorkers && LITTLE_ENDIAN && typeof Worker !== "undefined";
+  }
+
+  /** Start the workers once the first frame has come: their scripts are not fetched (from the
+   * same server) and their threads not started while the page waits for its manifest and first
+   * image. Messages posted before a worker runs wait for it. */
+  startWorkers() {
+    if (!this.useWorkers || this.workers) return;
+    this.useWorkers = false;
+    try {
+      this.workers = new FrameWorkers();
+    } catch (_err) {
+      this.workers = null; // no module workers here: every frame on the main thread
+    }
   }
 
   /**
@@ -221,48 +328,115 @@ export class FrameStore {
     const key = frameRef.values;
     const hit = this.cache.get(key);
     if (hit) return hit;
-    if (!this.pending.has(key)) {
-      const promise = loadFrame(frameRef).then(
-        (frame) => {
-          this.pending.delete(key);
-          this.cache.set(key, frame, frameSize(frame));
-          performance.mark("teleread:frame-loaded"); // bench/viewer_speed.py reads these
-          this.notify(frameRef, frame, null);
-          return frame;
-        },
-        (err) => {
-          this.pending.delete(key);
-          this.notify(frameRef, null, err);
-          throw err;
-        },
-      );
-      this.pending.set(key, promise);
-    }
+    if (!this.pending.has(key)) this.track(frameRef, loadFrame(frameRef));
     return this.pending.get(key);
   }
 
-  /** Replace the queue with `frameRefs`, most wanted first; frames held or in flight are skipped. */
+  /** Keep `promise` as the frame's load: cache what it gives, tell the listeners either way. */
+  track(frameRef, promise) {
+    const key = frameRef.values;
+    const tracked = promise.then(
+      (frame) => {
+        this.pending.delete(key);
+        this.cache.set(key, frame, frameSize(frame));
+        performance.mark("teleread:frame-loaded"); // bench/viewer_speed.py reads these
+        this.notify(frameRef, frame, null);
+        return frame;
+      },
+      (err) => {
+        this.pending.delete(key);
+        this.notify(frameRef, null, err);
+        throw err;
+      },
+    );
+    this.pending.set(key, tracked);
+    return tracked;
+  }
+
+  /** Replace the queue with `frameRefs`, most wanted first; frames held or in flight are skipped.
+   * A new slice at the head (the reader moved to a frame not on its way) starts the batches
+   * small again: that slice alone, then its neighbours. */
   prioritise(frameRefs) {
     this.queue = frameRefs.filter((ref) => !this.cache.has(ref.values) && !this.pending.has(ref.values));
+    const head = this.queue.length ? this.queue[0].values : null;
+    if (head !== this.head) this.step = 0;
+    this.head = head;
     this.fill();
   }
 
-  /** Start queued requests up to the parallel limit (one until a first frame has arrived). */
-  fill() {
-    const limit = this.arrived ? this.parallel : 1;
-    while (this.running < limit && this.queue.length) this.pump();
+  /** Whether frames go through the workers (after the first frame, which the page asks for
+   * itself: the workers may still be starting). */
+  get batching() {
+    return Boolean(this.arrived && this.workers && !this.workers.broken);
   }
 
+  /** Start queued requests up to the limits (one until a first frame has arrived). */
+  fill() {
+    const limit = !this.arrived ? 1 : this.batching ? LANES : this.parallel;
+    while (this.running < limit && this.queue.length && (!this.batching || this.inFlight < IN_FLIGHT)) {
+      if (!this.pump()) break;
+    }
+  }
+
+  /** The next wanted frame not held or in flight, and (batching) more of its series after it. */
+  take() {
+    let ref;
+    do ref = this.queue.shift();
+    while (ref && (this.cache.has(ref.values) || this.pending.has(ref.values)));
+    if (!ref) return [];
+    const series = seriesOf(ref.values);
+    if (!this.batching || !series || isColour(ref.instance && ref.instance.photometric)) return [ref];
+    const size = Math.min(RAMP[Math.min(this.step, RAMP.length - 1)], IN_FLIGHT - this.inFlight);
+    this.step += 1;
+    const group = [ref];
+    let bytes = frameBytes(ref);
+    for (let i = 0; i < this.queue.length && group.length < size; i += 1) {
+      const other = this.queue[i];
+      if (seriesOf(other.values) !== series || isColour(other.instance && other.instance.photometric)) continue;
+      if (this.cache.has(other.values) || this.pending.has(other.values)) continue;
+      if (bytes + frameBytes(other) > BATCH_BYTES) break;
+      bytes += frameBytes(other);
+      group.push(other);
+      this.queue.splice(i, 1);
+      i -= 1;
+    }
+    return group;
+  }
+
+  /** Start one request (a frame on this thread, or a batch through a worker); false if none. */
   pump() {
-    const ref = this.queue.shift();
-    if (!ref) return;
+    const group = this.take();
+    if (!group.length) return false;
     this.running += 1;
-    this.get(ref)
-      .catch(() => null)
-      .finally(() => {
-        this.running -= 1;
-        this.arrived = true; // an answer, loaded or failed: the rest may go in parallel
-        this.fill();
-      });
+    this.inFlight += group.length;
+    let loads;
+    if (!this.batching) {
+      loads = [this.get(group[0])];
+    } else {
+      const single = group.length === 1;
+      const answer = single
+        ? this.workers.request(group[0].values, false)
+        : this.workers.request(batchUrl(group.map((ref) => ref.values)), true);
+      loads = group.map((ref) =>
+        this.track(
+          ref,
+          answer.then(
+            (result) => frameOf(result, ref, single),
+            (err) => {
+              if (err.status === 409 && err.code === "colour_image") return loadRendered(ref.rendered);
+              throw err;
+            },
+          ),
+        ),
+      );
+    }
+    Promise.allSettled(loads).then(() => {
+      this.running -= 1;
+      this.inFlight -= group.length;
+      this.arrived = true; // an answer, loaded or failed: the rest may go in parallel
+      this.startWorkers();
+      this.fill();
+    });
+    return true;
   }
 }
