@@ -17,7 +17,10 @@ minute apart more than a change moves it. This script compares two builds under 
    until both apps and Orthanc are idle (the apps' background ingest of every study done).
 3. Per study: A and B each render every frame once (JPEG, window 40/400, 8 concurrent
    clients; the order alternates between studies), then Orthanc renders them; renders/s and
-   the CPU per request of each app's processes and of Orthanc.
+   the CPU per request of each app's processes and of Orthanc. With ``--hot``, each then renders
+   the same frames twice over at 32 concurrent clients to warm every web process's cache, then
+   twice over again, measured (Orthanc's files are in its storage cache by then), as
+   bench/render.py's hot case but paired.
 
 Figures are printed, never asserted.
 """
@@ -134,6 +137,7 @@ async def run(args: argparse.Namespace) -> int:
 async def measure(args, apps: dict[str, AppHandle], orthanc, studies: list) -> None:
     rates: dict[str, list[float]] = {"A": [], "B": [], "Orthanc": []}
     cpu: dict[str, list[float]] = {"A": [], "B": [], "Orthanc": []}
+    hot: dict[str, list[float]] = {"A": [], "B": [], "Orthanc": []}
     async with orthanc_session(orthanc) as archive:
         sessions = {
             name: aiohttp.ClientSession(
@@ -178,10 +182,23 @@ async def measure(args, apps: dict[str, AppHandle], orthanc, studies: list) -> N
                     )
                     cpu[name].append((cpu_of(pids) - before) * 1000 / len(urls))
                     rates[name].append(result.rate)
+                    if args.hot:  # the same frames again, decoded in every web process
+                        await load(session, urls * 2, sent or headers[name], 32, "warm")
+                        again = await retried(
+                            lambda u=urls, s=session, h=sent or headers[name], n=name: load(
+                                s, u * 2, h, 32, n
+                            )
+                        )
+                        hot[name].append(again.rate)
                 print(
                     f"study {number + 1}: "
                     + "  ".join(
                         f"{name} {rates[name][-1]:5.0f}/s {cpu[name][-1]:.2f} ms" for name in rates
+                    )
+                    + (
+                        "  hot 32: " + "  ".join(f"{n} {hot[n][-1]:5.0f}/s" for n in hot)
+                        if args.hot
+                        else ""
                     )
                     + f"  (load {os.getloadavg()[0]:.1f})",
                     flush=True,
@@ -198,6 +215,14 @@ async def measure(args, apps: dict[str, AppHandle], orthanc, studies: list) -> N
         f"(B faster in {faster} of {len(rates['A'])}); CPU per cold request (median): "
         + ", ".join(f"{name} {statistics.median(cpu[name]):.2f} ms" for name in cpu)
     )
+    if args.hot:
+        warm = {name: statistics.median(values) for name, values in hot.items()}
+        print(
+            f"median hot renders/s at 32 concurrent: A {warm['A']:.0f}, B {warm['B']:.0f}, "
+            f"Orthanc {warm['Orthanc']:.0f}; A {warm['A'] / warm['Orthanc']:.2f}x and B "
+            f"{warm['B'] / warm['Orthanc']:.2f}x Orthanc (B faster in "
+            f"{sum(b > a for a, b in zip(hot['A'], hot['B'], strict=True))} of {len(hot['A'])})"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -206,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--b", default="", help="environment of build B: NAME=VALUE,...")
     parser.add_argument("--rounds", type=int, default=8, help="cold studies (pairs)")
     parser.add_argument("--instances", type=int, default=200, help="CT slices per study")
+    parser.add_argument(
+        "--hot", action="store_true", help="also render each study again, decoded, 32 concurrent"
+    )
     return asyncio.run(run(parser.parse_args(argv)))
 
 
