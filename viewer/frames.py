@@ -387,9 +387,9 @@ def _decimals(ds: Dataset, tag: int, keyword: str) -> list[float]:
     return _multi(ds.get(keyword)) if values is None else values
 
 
-def _text(ds: Dataset, tag: int, keyword: str, default: str) -> str:
-    """``str(ds.get(keyword, default))``, without pydicom raising and catching an
-    AttributeError inside ``get`` when the element is absent."""
+def _text(ds: Dataset, tag: int, default: str) -> str:
+    """``str(ds.get(keyword, default))`` of the element ``tag``, without pydicom raising and
+    catching an AttributeError inside ``get`` when the element is absent."""
     return str(ds[tag].value) if tag in ds else default
 
 
@@ -443,7 +443,7 @@ def _inverse(ds: Dataset, photometric: str) -> bool:
     """MONOCHROME1 shows its minimum white (C.7.6.3.1.2). An INVERSE Presentation LUT Shape
     (2050,0020, C.11.6.1) inverts a MONOCHROME2 image; on MONOCHROME1 it is the shape the DX
     and mammography IODs require to say just that (C.8.11.6.1.1), not a second inversion."""
-    shape = _text(ds, PRESENTATION_LUT_SHAPE, "PresentationLUTShape", "").strip().upper()
+    shape = _text(ds, PRESENTATION_LUT_SHAPE, "").strip().upper()
     return photometric == "MONOCHROME1" or shape == "INVERSE"
 
 
@@ -485,7 +485,7 @@ def _lut_data(item: Dataset) -> np.ndarray:
 def _voi(frame: Frame, ds: Dataset, index: int) -> None:
     """VOI attributes (C.11.2): windows (possibly per frame) and a VOI LUT Sequence."""
     source = _functional(ds, index, "FrameVOILUTSequence") or ds
-    function = _text(source, VOI_LUT_FUNCTION, "VOILUTFunction", "LINEAR")
+    function = _text(source, VOI_LUT_FUNCTION, "LINEAR")
     function = function.strip().upper() or "LINEAR"
     centres = _decimals(source, WINDOW_CENTER, "WindowCenter")
     widths = _decimals(source, WINDOW_WIDTH, "WindowWidth")
