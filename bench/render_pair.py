@@ -13,10 +13,14 @@ minute apart more than a change moves it. This script compares two builds under 
    an extracted tree, e.g. ``git archive BASE service viewer worklists | tar -x -C /tmp/base``,
    runs that code).
 2. C-STOREs ``--rounds`` CT studies of ``--instances`` 512x512 slices; each app reads each
-   study's series metadata (its layout known, as once its first image is shown).
+   study's series metadata (its layout known, as once its first image is shown); then waits
+   until both apps and Orthanc are idle (the apps' background ingest of every study done).
 3. Per study: A and B each render every frame once (JPEG, window 40/400, 8 concurrent
    clients; the order alternates between studies), then Orthanc renders them; renders/s and
-   the CPU per request of each app's processes and of Orthanc.
+   the CPU per request of each app's processes and of Orthanc. With ``--hot``, each then renders
+   the same frames twice over at 32 concurrent clients to warm every web process's cache, then
+   twice over again, measured (Orthanc's files are in its storage cache by then), as
+   bench/render.py's hot case but paired.
 
 Figures are printed, never asserted.
 """
@@ -88,6 +92,24 @@ def cpu_of(pids: Sequence[int | None]) -> float:
     return sum(cpu_seconds(pid) for pid in pids)
 
 
+async def settled(pids: Sequence[int | None], busy: float = 0.1, limit: float = 180.0) -> float:
+    """Wait until ``pids`` together use less than ``busy`` of a core over a second (at most
+    ``limit`` seconds); the seconds waited.
+
+    Each app ingests every study it is sent (file checks, the stored layout built from Orthanc's
+    metadata, which makes Orthanc open every file) in the background after the consultation is
+    listed; measured over that, the first studies' cold figures counted the other studies'
+    ingest in the apps' and Orthanc's CPU.
+    """
+    start = asyncio.get_running_loop().time()
+    while asyncio.get_running_loop().time() - start < limit:
+        before = cpu_of(pids)
+        await asyncio.sleep(1.0)
+        if cpu_of(pids) - before < busy:
+            break
+    return asyncio.get_running_loop().time() - start
+
+
 async def run(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="teleread-bench-pair-"))
     orthanc = await start_orthanc(root, stable_age=1)
@@ -115,6 +137,7 @@ async def run(args: argparse.Namespace) -> int:
 async def measure(args, apps: dict[str, AppHandle], orthanc, studies: list) -> None:
     rates: dict[str, list[float]] = {"A": [], "B": [], "Orthanc": []}
     cpu: dict[str, list[float]] = {"A": [], "B": [], "Orthanc": []}
+    hot: dict[str, list[float]] = {"A": [], "B": [], "Orthanc": []}
     async with orthanc_session(orthanc) as archive:
         sessions = {
             name: aiohttp.ClientSession(
@@ -137,6 +160,10 @@ async def measure(args, apps: dict[str, AppHandle], orthanc, studies: list) -> N
                     await consultation_of(session, "", headers[name], uid)
                     async with session.get(series + "/metadata", headers=headers[name]) as answer:
                         answer.raise_for_status()
+            everyone = [orthanc_pid(orthanc)]
+            for handle in apps.values():
+                everyone += [handle.pid, *descendants(handle.pid or os.getpid())]
+            progress(f"background ingest settled after {await settled(everyone):.0f} s")
             for number, found in enumerate(frames):
                 order = ("A", "B") if number % 2 == 0 else ("B", "A")
                 for name in (*order, "Orthanc"):
@@ -155,10 +182,23 @@ async def measure(args, apps: dict[str, AppHandle], orthanc, studies: list) -> N
                     )
                     cpu[name].append((cpu_of(pids) - before) * 1000 / len(urls))
                     rates[name].append(result.rate)
+                    if args.hot:  # the same frames again, decoded in every web process
+                        await load(session, urls * 2, sent or headers[name], 32, "warm")
+                        again = await retried(
+                            lambda u=urls, s=session, h=sent or headers[name], n=name: load(
+                                s, u * 2, h, 32, n
+                            )
+                        )
+                        hot[name].append(again.rate)
                 print(
                     f"study {number + 1}: "
                     + "  ".join(
                         f"{name} {rates[name][-1]:5.0f}/s {cpu[name][-1]:.2f} ms" for name in rates
+                    )
+                    + (
+                        "  hot 32: " + "  ".join(f"{n} {hot[n][-1]:5.0f}/s" for n in hot)
+                        if args.hot
+                        else ""
                     )
                     + f"  (load {os.getloadavg()[0]:.1f})",
                     flush=True,
@@ -175,6 +215,14 @@ async def measure(args, apps: dict[str, AppHandle], orthanc, studies: list) -> N
         f"(B faster in {faster} of {len(rates['A'])}); CPU per cold request (median): "
         + ", ".join(f"{name} {statistics.median(cpu[name]):.2f} ms" for name in cpu)
     )
+    if args.hot:
+        warm = {name: statistics.median(values) for name, values in hot.items()}
+        print(
+            f"median hot renders/s at 32 concurrent: A {warm['A']:.0f}, B {warm['B']:.0f}, "
+            f"Orthanc {warm['Orthanc']:.0f}; A {warm['A'] / warm['Orthanc']:.2f}x and B "
+            f"{warm['B'] / warm['Orthanc']:.2f}x Orthanc (B faster in "
+            f"{sum(b > a for a, b in zip(hot['A'], hot['B'], strict=True))} of {len(hot['A'])})"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--b", default="", help="environment of build B: NAME=VALUE,...")
     parser.add_argument("--rounds", type=int, default=8, help="cold studies (pairs)")
     parser.add_argument("--instances", type=int, default=200, help="CT slices per study")
+    parser.add_argument(
+        "--hot", action="store_true", help="also render each study again, decoded, 32 concurrent"
+    )
     return asyncio.run(run(parser.parse_args(argv)))
 
 

@@ -62,6 +62,13 @@ NATIVE_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR")
 # Samples per Pixel, Rows, Columns, Bits Allocated, Bits Stored, Pixel Representation (all US)
 NATIVE_MODULE = (0x00280002, 0x00280010, 0x00280011, 0x00280100, 0x00280101, 0x00280103)
 FLOAT_PIXEL_DATA, DOUBLE_FLOAT_PIXEL_DATA = 0x7FE00008, 0x7FE00009
+PIXEL_DATA, NUMBER_OF_FRAMES, PHOTOMETRIC = 0x7FE00010, 0x00280008, 0x00280004
+SAMPLES, ROWS, COLUMNS, BITS_ALLOCATED = 0x00280002, 0x00280010, 0x00280011, 0x00280100
+WINDOW_CENTER, WINDOW_WIDTH, VOI_LUT_FUNCTION = 0x00281050, 0x00281051, 0x00281056
+RESCALE_INTERCEPT, RESCALE_SLOPE = 0x00281052, 0x00281053
+MODALITY_LUT_SEQUENCE, VOI_LUT_SEQUENCE = 0x00283000, 0x00283010
+PRESENTATION_LUT_SHAPE = 0x20500020
+SHARED_GROUPS, PER_FRAME_GROUPS = 0x52009229, 0x52009230
 COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT")
 
 
@@ -155,7 +162,10 @@ def decode_frame(data: bytes, index: int) -> Frame:
     if not 0 <= index < frames:
         raise IndexError(f"frame {index + 1} of {frames}")
     _check_frame_size(ds)
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    photometric = _raw_code(ds, PHOTOMETRIC)
+    if photometric is None:
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    photometric = photometric.strip().upper()
     try:
         return _decode(ds, syntax, index, frames, photometric)
     except UndecodableFrame:
@@ -176,12 +186,17 @@ def _check_frame_size(ds: Dataset) -> None:
     """Refuse a frame whose (0028,0010) *Rows* x (0028,0011) *Columns* x (0028,0002) *Samples
     per Pixel* is absent or beyond ``MAX_FRAME_SAMPLES``, and (0028,0100) *Bits Allocated*
     other than 1 or a multiple of 8 (PS3.5 8.1.1), before a decoder allocates for it."""
-    try:
-        rows, columns = int(ds.Rows), int(ds.Columns)
-        samples = int(ds.get("SamplesPerPixel") or 1)
-        allocated = int(ds.BitsAllocated)
-    except Exception as exc:  # absent, or not a number
-        raise UndecodableFrame(f"no usable Image Pixel module ({_reason(exc)})") from exc
+    read = [_raw_unsigned_short(ds, tag) for tag in (ROWS, COLUMNS, SAMPLES, BITS_ALLOCATED)]
+    if None not in read:
+        rows, columns, samples, allocated = (int(value or 0) for value in read)
+        samples = samples or 1
+    else:
+        try:
+            rows, columns = int(ds.Rows), int(ds.Columns)
+            samples = int(ds.get("SamplesPerPixel") or 1)
+            allocated = int(ds.BitsAllocated)
+        except Exception as exc:  # absent, or not a number
+            raise UndecodableFrame(f"no usable Image Pixel module ({_reason(exc)})") from exc
     if rows <= 0 or columns <= 0 or rows * columns * samples > MAX_FRAME_SAMPLES:
         raise UndecodableFrame(f"a frame of {rows} x {columns} x {samples} samples is refused")
     if allocated != 1 and (allocated <= 0 or allocated % 8 or allocated > 64):
@@ -264,10 +279,11 @@ def _native_frame(ds: Dataset, syntax: str, index: int) -> np.ndarray | None:
     Allocated 1), float pixel data, invalid or unusual module values, and a Pixel Data length
     other than exactly the frames (pydicom warns, trims padding or counts extra frames).
     """
-    if syntax not in NATIVE_LITTLE_ENDIAN or "PixelData" not in ds:
+    if syntax not in NATIVE_LITTLE_ENDIAN or PIXEL_DATA not in ds:
         return None
     layout = _native_layout(ds)
-    data = ds.PixelData
+    element = ds.get_item(PIXEL_DATA)
+    data = element.value if isinstance(element, RawDataElement) else ds.PixelData
     if layout is None or not isinstance(data, bytes):
         return None
     rows, columns, allocated, stored, signed, frames = layout
@@ -294,10 +310,13 @@ def _native_layout(ds: Dataset) -> tuple[int, int, int, int, bool, int] | None:
     pydicom does (pydicom validates the rest and says what is wrong)."""
     if FLOAT_PIXEL_DATA in ds or DOUBLE_FLOAT_PIXEL_DATA in ds:
         return None
-    if ds.get("PhotometricInterpretation") not in NATIVE_PHOTOMETRIC:
+    photometric = _raw_code(ds, PHOTOMETRIC)
+    if photometric is None:
+        photometric = ds.get("PhotometricInterpretation")
+    if photometric not in NATIVE_PHOTOMETRIC:
         return None
     values = [_unsigned_short(ds, tag) for tag in NATIVE_MODULE]
-    frames = ds.get("NumberOfFrames", 1)
+    frames = ds.get("NumberOfFrames", 1) if NUMBER_OF_FRAMES in ds else 1
     if not all(isinstance(value, int) for value in (*values, frames)):
         return None
     samples, rows, columns, allocated, stored, representation = values
@@ -313,16 +332,10 @@ def _native_layout(ds: Dataset) -> tuple[int, int, int, int, bool, int] | None:
     return (rows, columns, allocated, stored, representation == 1, frames) if valid else None
 
 
-def _unsigned_short(ds: Dataset, tag: int) -> Any:
-    """The value of a US element (PS3.5 6.2), None if absent.
-
-    A raw little-endian US of one value is its two bytes, read here: pydicom's conversion of an
-    element costs ~8 µs, most of the frame's own cost for these six. Anything else (another VR,
-    more values) is left to pydicom's conversion.
-    """
+def _raw_unsigned_short(ds: Dataset, tag: int) -> int | None:
+    """A one-valued little-endian US element's value read from its raw bytes; None when absent
+    or anything else (pydicom's conversion then decides)."""
     element = ds.get_item(tag)
-    if element is None:
-        return None
     if (
         isinstance(element, RawDataElement)
         and element.VR in ("US", None)  # None: Implicit VR, the dictionary's US
@@ -331,7 +344,80 @@ def _unsigned_short(ds: Dataset, tag: int) -> Any:
         and len(element.value) == 2
     ):
         return int.from_bytes(element.value, "little")
-    return ds[tag].value
+    return None
+
+
+def _raw_decimals(ds: Dataset, tag: int) -> list[float] | None:
+    """The values of a DS element (PS3.5 6.2) read from its raw bytes, None when absent or when
+    pydicom must convert it (another VR, an empty or unreadable value).
+
+    pydicom's conversion (``multi_string`` then ``DSfloat``) strips trailing spaces and NULs,
+    splits at backslashes and calls ``float`` on each part; this does the same for the values
+    ``float`` reads, so the numbers are equal, without pydicom's ~10 µs per element of
+    validation (a cold frame reads four of them).
+    """
+    element = ds.get_item(tag)
+    if not isinstance(element, RawDataElement) or element.VR not in ("DS", None):
+        return None
+    raw = element.value
+    if not isinstance(raw, bytes) or not raw.isascii():
+        return None
+    values = []
+    for part in raw.decode("ascii").rstrip(" \x00").split("\\"):
+        if not part.strip():
+            return None  # pydicom keeps an empty value as ''
+        try:
+            values.append(float(part))
+        except ValueError:
+            return None
+    return values
+
+
+def _decimal(ds: Dataset, tag: int, keyword: str, default: float) -> float:
+    """A one-valued DS element as ``float(ds.get(keyword) or default)`` gives it."""
+    values = _raw_decimals(ds, tag)
+    if values is not None and len(values) == 1:
+        return values[0] or default
+    return float(ds.get(keyword) or default)
+
+
+def _decimals(ds: Dataset, tag: int, keyword: str) -> list[float]:
+    """A DS element's values as ``_multi(ds.get(keyword))`` gives them."""
+    values = _raw_decimals(ds, tag)
+    return _multi(ds.get(keyword)) if values is None else values
+
+
+def _text(ds: Dataset, tag: int, default: str) -> str:
+    """``str(ds.get(keyword, default))`` of the element ``tag``, without pydicom raising and
+    catching an AttributeError inside ``get`` when the element is absent."""
+    return str(ds[tag].value) if tag in ds else default
+
+
+def _raw_code(ds: Dataset, tag: int) -> str | None:
+    """A one-valued CS element (PS3.5 6.2) as pydicom gives it, read from its raw bytes; None
+    when absent or when pydicom must convert it (several values, NULs, non-ASCII)."""
+    element = ds.get_item(tag)
+    if not isinstance(element, RawDataElement) or element.VR not in ("CS", None):
+        return None
+    raw = element.value
+    if not isinstance(raw, bytes) or not raw or not raw.isascii() or b"\\" in raw:
+        return None
+    if b"\x00" in raw:
+        return None
+    return raw.decode("ascii").rstrip(" ")
+
+
+def _unsigned_short(ds: Dataset, tag: int) -> Any:
+    """The value of a US element (PS3.5 6.2), None if absent.
+
+    A raw little-endian US of one value is its two bytes, read here: pydicom's conversion of an
+    element costs ~8 µs, most of the frame's own cost for these six. Anything else (another VR,
+    more values) is left to pydicom's conversion.
+    """
+    value = _raw_unsigned_short(ds, tag)
+    if value is not None:
+        return value
+    return ds[tag].value if tag in ds else None
 
 
 def _palette(pixels: np.ndarray, ds: Dataset) -> np.ndarray:
@@ -357,18 +443,15 @@ def _inverse(ds: Dataset, photometric: str) -> bool:
     """MONOCHROME1 shows its minimum white (C.7.6.3.1.2). An INVERSE Presentation LUT Shape
     (2050,0020, C.11.6.1) inverts a MONOCHROME2 image; on MONOCHROME1 it is the shape the DX
     and mammography IODs require to say just that (C.8.11.6.1.1), not a second inversion."""
-    shape = str(ds.get("PresentationLUTShape", "")).strip().upper()
+    shape = _text(ds, PRESENTATION_LUT_SHAPE, "").strip().upper()
     return photometric == "MONOCHROME1" or shape == "INVERSE"
 
 
 def _functional(ds: Dataset, index: int, group: str) -> Dataset | None:
     """A functional group item of an enhanced multi-frame object (C.7.6.16): the frame's own,
     else the shared one."""
-    for name, position in (
-        ("PerFrameFunctionalGroupsSequence", index),
-        ("SharedFunctionalGroupsSequence", 0),
-    ):
-        sequence = ds.get(name)
+    for tag, position in ((PER_FRAME_GROUPS, index), (SHARED_GROUPS, 0)):
+        sequence = ds[tag].value if tag in ds else None
         if sequence and len(sequence) > position and group in sequence[position]:
             items = sequence[position][group].value
             if items:
@@ -379,13 +462,13 @@ def _functional(ds: Dataset, index: int, group: str) -> Dataset | None:
 def _modality(frame: Frame, ds: Dataset, index: int) -> None:
     """Modality LUT (C.11.1): Rescale Slope/Intercept, or a Modality LUT Sequence."""
     source = _functional(ds, index, "PixelValueTransformationSequence") or ds
-    if "ModalityLUTSequence" in ds and "RescaleSlope" not in source:
+    if MODALITY_LUT_SEQUENCE in ds and RESCALE_SLOPE not in source:
         item = ds.ModalityLUTSequence[0]
         first = int(item.LUTDescriptor[1])
         frame.modality_lut = (first, _lut_data(item))
         return
-    frame.slope = float(source.get("RescaleSlope") or 1.0)
-    frame.intercept = float(source.get("RescaleIntercept") or 0.0)
+    frame.slope = _decimal(source, RESCALE_SLOPE, "RescaleSlope", 1.0)
+    frame.intercept = _decimal(source, RESCALE_INTERCEPT, "RescaleIntercept", 0.0)
 
 
 def _lut_data(item: Dataset) -> np.ndarray:
@@ -402,9 +485,10 @@ def _lut_data(item: Dataset) -> np.ndarray:
 def _voi(frame: Frame, ds: Dataset, index: int) -> None:
     """VOI attributes (C.11.2): windows (possibly per frame) and a VOI LUT Sequence."""
     source = _functional(ds, index, "FrameVOILUTSequence") or ds
-    function = str(source.get("VOILUTFunction", "LINEAR")).strip().upper() or "LINEAR"
-    centres = _multi(source.get("WindowCenter"))
-    widths = _multi(source.get("WindowWidth"))
+    function = _text(source, VOI_LUT_FUNCTION, "LINEAR")
+    function = function.strip().upper() or "LINEAR"
+    centres = _decimals(source, WINDOW_CENTER, "WindowCenter")
+    widths = _decimals(source, WINDOW_WIDTH, "WindowWidth")
     windows = []
     for centre, width in zip(centres, widths, strict=False):
         try:
@@ -412,7 +496,7 @@ def _voi(frame: Frame, ds: Dataset, index: int) -> None:
         except ValueError:
             continue  # an invalid stored window is ignored, as viewers do
     frame.windows = tuple(windows)
-    if "VOILUTSequence" in ds and ds.VOILUTSequence:
+    if VOI_LUT_SEQUENCE in ds and ds.VOILUTSequence:
         item = ds.VOILUTSequence[0]
         frame.voi_lut = (int(item.LUTDescriptor[1]), _lut_data(item), int(item.LUTDescriptor[2]))
 
