@@ -251,6 +251,9 @@ def _c_store_files(paths: list[Path], port: int, calling_aet: str) -> list[int]:
         sop_class = str(meta.MediaStorageSOPClassUID)
         contexts.setdefault(sop_class, set()).add(str(meta.TransferSyntaxUID))
     ae = AE(ae_title=calling_aet)
+    # Each file is checked before Orthanc answers; on a loaded machine (make test's workers and
+    # other work on two cores) one answer took over pynetdicom's default 30 s once.
+    ae.dimse_timeout = 120
     for sop_class, syntaxes in contexts.items():
         for syntax in syntaxes:  # one context per pair: each file keeps its own syntax
             ae.add_requested_context(sop_class, [syntax])

@@ -112,6 +112,8 @@ def _fill(canonical: str, world: Consortium, code: str = "") -> str:
         "version": 1,
         "code": code,
         "name": "queue",
+        "key": 1,
+        "position": 1,
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), canonical)
 
