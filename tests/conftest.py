@@ -47,8 +47,9 @@ _CHILDREN = ChildRecord()
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist worksteal`` keeping each test module on one worker (tests/whole_modules.py)."""
-    if config.getoption("dist") != "worksteal":
+    """``--dist worksteal`` (make test) or plain ``-n N`` (``load``): work stealing that keeps
+    each test module on one worker (tests/whole_modules.py)."""
+    if config.getoption("dist") not in ("worksteal", "load"):
         return None
     from .whole_modules import WholeModuleWorkStealing
 

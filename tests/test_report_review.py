@@ -50,6 +50,12 @@ async def world(tmp_path_factory, migrated_database) -> AsyncIterator[World]:
     directory = tmp_path_factory.mktemp("report_review")
     async with running_service(directory, migrated_database, **FAST_DELIVERY) as (service, _):
         clinic = await service.add_facility("青山镇卫生院", "township", "CLINIC_A")
+        # the clinic has an HIS (nobody listens there): results queue with their OBR-25
+        await service.database.write(
+            lambda db: db.execute(
+                "UPDATE facilities SET hl7_endpoint = '127.0.0.1:9' WHERE id = ?", [clinic]
+            )
+        )
         centre = await service.add_facility("县域影像中心", "regional", "CENTRE")
         ids = {}
         for name, role, facility in (
@@ -355,6 +361,15 @@ async def test_a_stat_report_is_released_as_preliminary_then_replaced(world):
     notices = await world.service.client.get("/api/notifications", headers=world.headers["doc_a"])
     items = (await notices.json())["items"]
     assert any(n["message"] == "report_final" for n in items), items
+    results = await world.service.database.read(
+        lambda db: db.execute(
+            "SELECT v.version, o.result_status FROM hl7_outbox o JOIN report_versions v"
+            " ON v.id = o.report_version_id WHERE o.consultation_id = ? ORDER BY v.version",
+            [world.ids["stat"]],
+        ).fetchall()
+    )
+    # HL7 OBR-25: the preliminary went to the HIS as P, the reviewed replacement as F
+    assert [tuple(r) for r in results] == [(1, "P"), (2, "F")]
 
 
 async def _pdf(world: World, key: str, version: int) -> bytes:

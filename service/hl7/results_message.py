@@ -5,7 +5,8 @@ grouped by OBX-4 into findings, impression and recommendation, with LOINC codes;
 finding flags the impression's lines ``AA`` in OBX-8, HL7 table 0078's "very abnormal"), the
 verification code the paper prints (ST, so the HIS can show it beside the result), and the
 signed PDF as an encapsulated document (ED ``^AP^PDF^Base64^...``). Result status (OBR-25,
-OBX-11) is F for the first version and C for a correction.
+OBX-11) is P for a report released before review, F for the first final version and C for a
+correction.
 
 Order numbers follow IHE Radiology (SWF, RAD-4/RAD-128): the HIS's own order number (the
 consultation's ``placer_order_number``) in ORC-2/OBR-2, the accession number in OBR-18 and, as
@@ -72,7 +73,7 @@ class ResultFacts:
     """Everything the message says beyond the report document."""
 
     outbox_id: int
-    result_status: str  # F | C
+    result_status: str  # P (preliminary, before review) | F | C
     created_at: str
     pdf: bytes
     signer_id: int

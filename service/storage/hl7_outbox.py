@@ -31,8 +31,10 @@ _JOINS = (
 def enqueue_result(
     db: sqlite_utils.Database, consultation_id: int, version_id: int, version: int, now: str
 ) -> int | None:
-    """Queue the ORU^R01 of a version just signed, in the signing's transaction: F for the
-    first version, C for a correction. None when the facility has no HL7 endpoint."""
+    """Queue the ORU^R01 of a version just signed, in the signing's transaction. OBR-25: P for
+    a version released before review (issue 19), F for the first version that is not (the
+    reviewed one replacing a preliminary included), C for a correction of a final one. None
+    when the facility has no HL7 endpoint."""
     row = db.execute(
         "SELECT f.id, f.hl7_endpoint FROM consultations c JOIN facilities f"
         " ON f.id = c.facility_id WHERE c.id = ?",
@@ -40,11 +42,20 @@ def enqueue_result(
     ).fetchone()
     if row is None or not row["hl7_endpoint"]:
         return None
+    facts = db.execute(
+        "SELECT v.preliminary, (SELECT COUNT(*) FROM report_versions w"
+        " WHERE w.report_id = v.report_id AND w.version < v.version AND w.preliminary = 0)"
+        " FROM report_versions v WHERE v.id = ?",
+        [version_id],
+    ).fetchone()
+    if facts is None:  # not stored yet: judged by its number, as before issue 19
+        result_status = "F" if version == 1 else "C"
+    else:
+        result_status = "P" if facts[0] else ("F" if facts[1] == 0 else "C")
     cursor = db.execute(
         "INSERT INTO hl7_outbox (consultation_id, report_version_id, facility_id, endpoint,"
         " result_status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [consultation_id, version_id, row["id"], row["hl7_endpoint"],
-         "F" if version == 1 else "C", now, now],
+        [consultation_id, version_id, row["id"], row["hl7_endpoint"], result_status, now, now],
     )  # fmt: skip
     return int(cursor.lastrowid)
 

@@ -1104,3 +1104,38 @@ def m038_review_figures(db: sqlite_utils.Database) -> None:
             BEGIN SELECT RAISE(ABORT, 'signed report figures are immutable'); END;
         """
     )
+
+
+@migrations()
+def m041_hl7_preliminary_results(db: sqlite_utils.Database) -> None:
+    """OBR-25 gains P (issue 19): a report released before review goes to the HIS as a
+    preliminary result, the reviewed version that replaces it as F, a later correction as C.
+    SQLite changes a CHECK only by rebuilding the table: same columns, same rows, same indexes."""
+    db.executescript(
+        """
+        CREATE TABLE hl7_outbox_new (
+            id INTEGER PRIMARY KEY,
+            consultation_id INTEGER NOT NULL REFERENCES consultations(id),
+            report_version_id INTEGER NOT NULL UNIQUE REFERENCES report_versions(id),
+            facility_id INTEGER NOT NULL REFERENCES facilities(id),
+            endpoint TEXT NOT NULL,
+            result_status TEXT NOT NULL CHECK (result_status IN ('P', 'F', 'C')),
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            reason TEXT NOT NULL DEFAULT '',
+            ack_code TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            last_attempt_at TEXT,
+            sent_at TEXT
+        );
+        INSERT INTO hl7_outbox_new SELECT id, consultation_id, report_version_id, facility_id,
+            endpoint, result_status, status, attempts, next_attempt_at, reason, ack_code,
+            created_at, last_attempt_at, sent_at FROM hl7_outbox;
+        DROP TABLE hl7_outbox;
+        ALTER TABLE hl7_outbox_new RENAME TO hl7_outbox;
+        CREATE INDEX hl7_outbox_due ON hl7_outbox(status, next_attempt_at);
+        CREATE INDEX hl7_outbox_consultation ON hl7_outbox(consultation_id, id);
+        """
+    )
