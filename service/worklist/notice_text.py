@@ -87,6 +87,7 @@ def _report_final(_: Gettext, values: Mapping[str, str]) -> tuple[str, str]:
 
 
 def _peer_discrepancy(_: Gettext, values: Mapping[str, str]) -> tuple[str, str]:
+    values = {"score": "", **values}
     return (
         _("Peer review discrepancy ({score}): {study}").format(**values),
         _(

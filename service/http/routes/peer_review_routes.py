@@ -26,7 +26,7 @@ from ..errors import ApiError
 from ..keys import DATABASE, EFFECTS, PEER_REVIEW, SETTINGS, current_user
 from ..models import Strict
 from ..requests import path_id, read_model
-from .openapi import documented
+from .openapi import NO_BODY, documented
 
 routes = web.RouteTableDef()
 
@@ -44,6 +44,12 @@ class Review(BaseModel):
     """One peer review as the reviewer sees it: report text, exam, claim; no names."""
 
     review: dict[str, Any]
+
+
+class Claimed(BaseModel):
+    id: int
+    claimed_by_me: bool
+    claim_expires_at: str
 
 
 class Picked(BaseModel):
@@ -133,6 +139,8 @@ async def _call(run: Any, fn: Any, *args: Any) -> Any:
 @documented(
     "Claim (or renew) a peer review: a lease like a reading claim; 403 for a report the caller"
     " signed or co-signed, 409 while another reviewer holds it",
+    body=NO_BODY,
+    response=Claimed,
     errors=ERRORS,
 )
 async def post_claim(request: web.Request) -> web.Response:
@@ -150,7 +158,9 @@ async def post_claim(request: web.Request) -> web.Response:
 @routes.post(r"/api/peer-reviews/{id:\d+}/release")
 @allow(*REVIEWERS)
 @audited("peer_review.release", "peer_review")
-@documented("Give a claimed peer review back to the queue", errors=ERRORS, success=(204,))
+@documented(
+    "Give a claimed peer review back to the queue", body=NO_BODY, errors=ERRORS, success=(204,)
+)
 async def post_release(request: web.Request) -> web.Response:
     await _call(
         request.app[DATABASE].write, reviewing.release, path_id(request), current_user(request)
@@ -194,10 +204,12 @@ async def post_score(request: web.Request) -> web.Response:
 
 
 @routes.post(r"/api/consultations/{id:\d+}/peer-review")
-@allow("manager")
+@allow(at_centre("manager"))
 @audited("peer_review.pick", "consultation")
 @documented(
-    "A manager puts the consultation's issued report on the peer-review queue",
+    "A manager of the regional centre puts the consultation's issued report on the"
+    " peer-review queue",
+    body=NO_BODY,
     response=Picked,
     errors=(403, 404, 409),
     success=(201, 200),
