@@ -19,11 +19,12 @@ from ...auth.access import REGIONAL, consultation_scope
 from ...clock import utc_now
 from ...peer_review import reviewing, sampling
 from ...peer_review.reviewing import PeerRefused
+from ...quality import recompute as qc
 from ...storage import peer_reviews as store
 from ..access import allow, at_centre
 from ..auditing import audit_context, audited, not_audited
 from ..errors import ApiError
-from ..keys import DATABASE, EFFECTS, PEER_REVIEW, SETTINGS, current_user
+from ..keys import DATABASE, EFFECTS, PEER_REVIEW, RECOGNITION_RULES, SETTINGS, current_user
 from ..models import Strict
 from ..requests import path_id, read_model
 from .openapi import NO_BODY, documented
@@ -199,6 +200,8 @@ async def post_score(request: web.Request) -> web.Response:
         "discrepancy": scored.discrepancy,
     }
     await request.app[EFFECTS].apply(scored.effects)
+    if scored.code.endswith("b"):
+        await _judge_the_list(request)
     answer = Scored(id=scored.review_id, score=scored.code, discrepancy=scored.discrepancy)
     return web.json_response(answer.model_dump(), status=201)
 
@@ -288,7 +291,19 @@ async def post_close(request: web.Request) -> web.Response:
     await _call(database.write, reviewing.close, path_id(request), user, body.outcome, utc_now())
     row = await database.read(reviewing.discrepancy, path_id(request), user)
     audit_context(request).detail["correction_version_id"] = row["correction_version_id"]
+    if row["significance"] == "b":
+        await _judge_the_list(request)
     return web.json_response({"discrepancy": _claim_view(row, user.id)})
+
+
+async def _judge_the_list(request: web.Request) -> None:
+    """A clinically significant discrepancy opened or closed: the recognition list is judged
+    now (service/quality/recompute.py), not at the month's end, so the facility × exam item
+    is suspended (or restored) with its reason while it matters."""
+    changes = await qc.evaluate_list(
+        request.app[DATABASE], request.app[RECOGNITION_RULES], utc_now(), current_user(request).id
+    )
+    audit_context(request).detail["recognition_changes"] = len(changes)
 
 
 @routes.get("/api/peer-reviews/figures")
