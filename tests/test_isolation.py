@@ -475,7 +475,8 @@ async def call(service, headers, route: str, world):
         case (
             "GET /api/peer-reviews"
             | "GET /api/peer-reviews/discrepancies"
-            | ("GET /api/peer-reviews/figures")
+            | "GET /api/peer-reviews/figures"
+            | "GET /peer-reviews"
         ):
             await clinic_a_peer_review(service, world)
             return await c.get(route.split(" ", 1)[1], headers=headers)
@@ -493,6 +494,8 @@ async def call(service, headers, route: str, world):
 
 # Peer review (issue 20 item 1): clinic A's review by id, with the body each route takes.
 PEER_REVIEW_ROUTES: dict[str, Any] = {
+    "GET /peer-reviews/{id}": None,
+    "GET /peer-reviews/{id}/discrepancy": None,
     "GET /api/peer-reviews/{id}": None,
     "POST /api/peer-reviews/{id}/claim": None,
     "POST /api/peer-reviews/{id}/release": None,
@@ -618,6 +621,7 @@ MATRIX = (
     "GET /api/consultations/{id}/report/versions/{version}/figures/{position}",
     "POST /api/consultations/{id}/peer-review",
     *PEER_REVIEW_LISTS,
+    "GET /peer-reviews",
     *PEER_REVIEW_ROUTES,
 )
 
@@ -693,6 +697,10 @@ async def test_other_facilitys_users_see_nothing_of_clinic_a(service, world, rol
             assert response.status in (403, 409), (route, role, response.status, text)
         elif route == "GET /api/admin/patient-merges" and role == "admin":
             assert response.status == 200 and (await response.json())["items"] == []
+        elif route == "GET /peer-reviews":
+            # The page of clinic B's readers lists nothing of clinic A's (no leak, above).
+            assert response.status in (200, 403), (route, role, response.status)
+            assert f'data-review="{world["peer_review"]}"' not in text, (route, role)
         elif route in PEER_REVIEW_LISTS:
             # Clinic B's readers get their own reviews, discrepancies and figures: none.
             if response.status == 200:

@@ -260,3 +260,23 @@ async def test_reader_figures_are_the_managers_and_each_readers_own(world):
     assert li["reviewed"] >= 1
     own = await (await call(world, "dr_wu", "GET", "/api/peer-reviews/figures")).json()
     assert all(f["reader_id"] == world.ids["dr_wu"] for f in own["items"])
+
+
+async def test_the_review_page_is_blind_and_in_the_readers_language(world):
+    """The reviewer's HTML pages (queue and review) never name the first reader."""
+    rid = world.reviews["cosigned"]
+    for path in ("/peer-reviews", f"/peer-reviews/{rid}", f"/peer-reviews/{rid}?lang=zh_CN"):
+        response = await call(world, "dr_wu", "GET", path)
+        assert response.status == 200, path
+        html = await response.text()
+        assert READER_NAME not in html and "dr_li" not in html, path
+    assert "RADPEER 评分" in html and "胸部未见异常。" in html
+
+
+async def test_the_discrepancy_page_offers_the_reader_a_correction_and_the_manager_closing(world):
+    rid = world.reviews["flow"]
+    reader = await (await call(world, "dr_li", "GET", f"/peer-reviews/{rid}/discrepancy")).text()
+    assert "右下肺结节漏诊。" in reader
+    manager = await call(world, "boss", "GET", f"/peer-reviews/{rid}/discrepancy")
+    assert manager.status == 200
+    assert (await call(world, "dr_wu", "GET", f"/peer-reviews/{rid}/discrepancy")).status == 404

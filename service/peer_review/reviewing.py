@@ -51,6 +51,14 @@ class Scored:
     effects: Effects = Effects()
 
 
+def for_caller(row: dict[str, Any], user_id: int) -> dict[str, Any]:
+    """A row without the ids of the people on it: whether it is claimed, and by the caller."""
+    out = {k: v for k, v in row.items() if k not in {"claimed_by", "reviewer_id", "closed_by"}}
+    out["claimed"] = row.get("claimed_by") is not None
+    out["claimed_by_me"] = row.get("claimed_by") == user_id
+    return out
+
+
 def _review(db: sqlite_utils.Database, review_id: int, user: CurrentUser) -> dict[str, Any]:
     row = store.blind(db, review_id, consultation_scope(user))
     if row is None:

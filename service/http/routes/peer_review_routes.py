@@ -85,14 +85,6 @@ class Discrepancy(BaseModel):
     discrepancy: dict[str, Any]
 
 
-def _claim_view(row: dict[str, Any], user_id: int) -> dict[str, Any]:
-    """A row without ids of people: whether it is claimed, and whether by the caller."""
-    out = {k: v for k, v in row.items() if k not in {"claimed_by", "reviewer_id", "closed_by"}}
-    out["claimed"] = row.get("claimed_by") is not None
-    out["claimed_by_me"] = row.get("claimed_by") == user_id
-    return out
-
-
 @routes.get("/api/peer-reviews")
 @allow(*REVIEWERS)
 @audited("peer_review.queue", "peer_review")
@@ -106,7 +98,7 @@ async def get_queue(request: web.Request) -> web.Response:
     database = request.app[DATABASE]
     await database.write(sampling.draw_issued, request.app[PEER_REVIEW], utc_now())
     rows = await database.read(store.queue, user.id, consultation_scope(user))
-    return web.json_response({"items": [_claim_view(r, user.id) for r in rows]})
+    return web.json_response({"items": [reviewing.for_caller(r, user.id) for r in rows]})
 
 
 @routes.get(r"/api/peer-reviews/{id:\d+}")
@@ -122,7 +114,7 @@ async def get_review(request: web.Request) -> web.Response:
     user = current_user(request)
     row = await _call(request.app[DATABASE].read, reviewing.view, path_id(request), user)
     audit_context(request).detail["consultation_id"] = row["consultation_id"]
-    return web.json_response({"review": _claim_view(row, user.id)})
+    return web.json_response({"review": reviewing.for_caller(row, user.id)})
 
 
 async def _call(run: Any, fn: Any, *args: Any) -> Any:
@@ -239,7 +231,7 @@ async def get_discrepancies(request: web.Request) -> web.Response:
     user = current_user(request)
     reader = None if user.role == "manager" else user.id
     rows = await request.app[DATABASE].read(store.discrepancies, consultation_scope(user), reader)
-    return web.json_response({"items": [_claim_view(r, user.id) for r in rows]})
+    return web.json_response({"items": [reviewing.for_caller(r, user.id) for r in rows]})
 
 
 @routes.get(r"/api/peer-reviews/{id:\d+}/discrepancy")
@@ -254,7 +246,7 @@ async def get_discrepancies(request: web.Request) -> web.Response:
 async def get_discrepancy(request: web.Request) -> web.Response:
     user = current_user(request)
     row = await request.app[DATABASE].read(reviewing.discrepancy, path_id(request), user)
-    return web.json_response({"discrepancy": _claim_view(row, user.id)})
+    return web.json_response({"discrepancy": reviewing.for_caller(row, user.id)})
 
 
 @routes.post(r"/api/peer-reviews/{id:\d+}/answer")
@@ -272,7 +264,7 @@ async def post_answer(request: web.Request) -> web.Response:
     database = request.app[DATABASE]
     await _call(database.write, reviewing.answer, path_id(request), user, body.answer, utc_now())
     row = await database.read(reviewing.discrepancy, path_id(request), user)
-    return web.json_response({"discrepancy": _claim_view(row, user.id)})
+    return web.json_response({"discrepancy": reviewing.for_caller(row, user.id)})
 
 
 @routes.post(r"/api/peer-reviews/{id:\d+}/close")
@@ -293,7 +285,7 @@ async def post_close(request: web.Request) -> web.Response:
     audit_context(request).detail["correction_version_id"] = row["correction_version_id"]
     if row["significance"] == "b":
         await _judge_the_list(request)
-    return web.json_response({"discrepancy": _claim_view(row, user.id)})
+    return web.json_response({"discrepancy": reviewing.for_caller(row, user.id)})
 
 
 async def _judge_the_list(request: web.Request) -> None:
