@@ -39,7 +39,7 @@ function setupScore() {
     };
     if (body.score === 1) body.significance = null;
     const done = await post(`/api/peer-reviews/${id}/score`, body, "peer-error");
-    if (done) location.assign(done.data.discrepancy ? `/peer-reviews/${id}/discrepancy` : "/peer-reviews");
+    if (done) location.assign("/peer-reviews");
   });
 }
 
