@@ -280,3 +280,12 @@ async def test_the_discrepancy_page_offers_the_reader_a_correction_and_the_manag
     manager = await call(world, "boss", "GET", f"/peer-reviews/{rid}/discrepancy")
     assert manager.status == 200
     assert (await call(world, "dr_wu", "GET", f"/peer-reviews/{rid}/discrepancy")).status == 404
+
+
+async def test_the_dashboard_shows_peer_review_figures_to_managers_and_readers_their_own(world):
+    boss = await (await call(world, "boss", "GET", "/dashboard")).text()
+    assert "dashboard-peer-figures" in boss and READER_NAME in boss
+    wu = await (await call(world, "dr_wu", "GET", "/dashboard")).text()
+    assert "dashboard-peer-figures" in wu and READER_NAME not in wu
+    clinic = await (await call(world, "doc_a", "GET", "/dashboard")).text()
+    assert "dashboard-peer-figures" not in clinic

@@ -15,9 +15,10 @@ from pydantic import BaseModel, Field
 
 from worklists.peer_review import ScoreError, radpeer_score
 
-from ...auth.access import REGIONAL, consultation_scope
+from ...auth.access import consultation_scope
 from ...clock import utc_now
 from ...peer_review import reviewing, sampling
+from ...peer_review.figures import reader_figures
 from ...peer_review.reviewing import PeerRefused
 from ...quality import recompute as qc
 from ...storage import peer_reviews as store
@@ -303,13 +304,9 @@ async def _judge_the_list(request: web.Request) -> None:
 @not_audited("peer-review counts per reader; no patient data")
 @documented(
     "Peer-review figures per first reader (reviewed, agreeing, discrepancies): managers see"
-    " every reader's, a reader only their own",
+    " every reader's, everyone else only their own (agreement in percent)",
     response=Items,
 )
 async def get_figures(request: web.Request) -> web.Response:
-    user = current_user(request)
-    readers = None if user.role == "manager" and user.facility_kind == REGIONAL else (user.id,)
-    rows = await request.app[DATABASE].read(store.reader_figures, readers)
-    for row in rows:
-        row["agreement"] = row["agreed"] / row["reviewed"] if row["reviewed"] else None
+    rows = await reader_figures(request.app[DATABASE], current_user(request))
     return web.json_response({"items": rows})
