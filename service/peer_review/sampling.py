@@ -31,7 +31,9 @@ def draw_issued(db: sqlite_utils.Database, policy: PeerReviewPolicy, now: dateti
     assigned = 0
     for draw in store.versions_to_draw(db, through):
         if drawn(secret, draw["version_id"], policy.share_for(draw["queue"])):
-            assigned += store.assign(db, draw, "sampled", to_iso(now)) is not None
+            # assigned when issued: the queue's order is the signatures', whoever drew it
+            at = draw["signed_at"] or to_iso(now)
+            assigned += store.assign(db, draw, "sampled", at) is not None
     store.set_drawn_through(db, last)
     return assigned
 

@@ -39,7 +39,7 @@ def versions_to_draw(db: sqlite_utils.Database, after_id: int) -> list[dict[str,
     text: corrections and preliminary releases are not drawn again."""
     cursor = db.execute(
         "SELECT v.id, v.report_id, r.consultation_id, c.facility_id, c.queue,"
-        " COALESCE(r.author_id, v.signer_id)"
+        " COALESCE(r.author_id, v.signer_id), v.signed_at"
         " FROM report_versions v JOIN reports r ON r.id = v.report_id"
         " JOIN consultations c ON c.id = r.consultation_id"
         " WHERE v.id > ? AND v.preliminary = 0 AND NOT EXISTS (SELECT 1 FROM report_versions e"
@@ -47,7 +47,10 @@ def versions_to_draw(db: sqlite_utils.Database, after_id: int) -> list[dict[str,
         " ORDER BY v.id",
         [after_id],
     )
-    keys = ("version_id", "report_id", "consultation_id", "facility_id", "queue", "reader_id")
+    keys = (
+        "version_id", "report_id", "consultation_id", "facility_id", "queue", "reader_id",
+        "signed_at",
+    )  # fmt: skip
     return [dict(zip(keys, row, strict=True)) for row in cursor]
 
 
