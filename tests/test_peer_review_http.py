@@ -289,3 +289,30 @@ async def test_the_dashboard_shows_peer_review_figures_to_managers_and_readers_t
     assert "dashboard-peer-figures" in wu and READER_NAME not in wu
     clinic = await (await call(world, "doc_a", "GET", "/dashboard")).text()
     assert "dashboard-peer-figures" not in clinic
+
+
+async def test_the_images_the_review_links_to_do_not_name_the_first_reader(world):
+    """The review page's link opens the viewer; neither its page nor its API names Li."""
+    cid = world.ids["cosigned"]
+    for path in (f"/viewer/{cid}", f"/api/consultations/{cid}/viewer"):
+        response = await call(world, "dr_wu", "GET", path)
+        assert response.status == 200, path
+        text = await response.text()
+        assert READER_NAME not in text and "dr_li" not in text, path
+
+
+async def test_an_expired_claim_is_taken_over_by_another_reviewer(world):
+    rid = world.reviews["cosigned"]
+    assert (await call(world, "dr_wu", "POST", f"/api/peer-reviews/{rid}/claim")).status == 200
+    boss_claim = await call(world, "boss", "POST", f"/api/peer-reviews/{rid}/claim")
+    assert boss_claim.status == 409
+    await world.service.database.write(
+        lambda db: db.execute(
+            "UPDATE peer_reviews SET claim_expires_at = '2020-01-01T00:00:00.000000Z' WHERE id = ?",
+            [rid],
+        )
+    )
+    taken = await call(world, "boss", "POST", f"/api/peer-reviews/{rid}/claim")
+    assert taken.status == 200 and (await taken.json())["claimed_by_me"] is True
+    late = await call(world, "dr_wu", "POST", f"/api/peer-reviews/{rid}/score", {"score": 1})
+    assert late.status == 409 and (await late.json())["error"] == "not_claimed"
