@@ -104,3 +104,28 @@ def test_corrections_and_preliminary_releases_are_not_drawn(db):
         )
     ]
     assert versions == ["1.2", "2.1"]
+
+
+def test_a_correction_signed_later_is_linked_to_the_significant_discrepancy(db):
+    """A 3b on version 1; the reader signs version 2: the catch-up links it, once."""
+    from service.peer_review.sampling import catch_up
+
+    issue(db, 2)
+    catch_up(db, PeerReviewPolicy(100.0), NOW)
+    db.execute(
+        "UPDATE peer_reviews SET score = 3, significance = 'b', scored_at = ?, discrepancy ="
+        " 'open' WHERE consultation_id = 1",
+        [STAMP],
+    )
+    catch_up(db, PeerReviewPolicy(100.0), NOW)
+    assert db.execute("SELECT correction_version_id FROM peer_reviews").fetchall() == [
+        (None,),
+        (None,),
+    ]
+    corrected = sign(db, 1, 2)
+    sign(db, 2, 2)  # a correction without a discrepancy: nothing to link
+    catch_up(db, PeerReviewPolicy(100.0), NOW)
+    linked = db.execute(
+        "SELECT consultation_id, correction_version_id FROM peer_reviews ORDER BY 1"
+    ).fetchall()
+    assert linked == [(1, corrected), (2, None)]

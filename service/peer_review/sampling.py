@@ -51,3 +51,12 @@ def pick(
             raise Conflict("not_issued", "the consultation has no issued report yet")
         raise RecordNotFound("consultation")
     return store.assign(db, draw, "picked", to_iso(now), by=user.id), draw["version_id"]
+
+
+def catch_up(db: sqlite_utils.Database, policy: PeerReviewPolicy, now: datetime) -> int:
+    """What the queue's write does before it is read: draw the versions issued since, and link
+    the corrections signed since to the clinically significant discrepancies that asked for
+    them (signing itself knows nothing of peer review). The number drawn."""
+    assigned = draw_issued(db, policy, now)
+    store.link_pending_corrections(db)
+    return assigned

@@ -323,3 +323,14 @@ def newer_version(db: sqlite_utils.Database, report_id: int, version_id: int) ->
         [report_id, version_id],
     ).fetchone()
     return row[0]
+
+
+def link_pending_corrections(db: sqlite_utils.Database) -> int:
+    """Link each clinically significant discrepancy still without a correction to the first
+    version of its report issued after the reviewed one, if there is one now."""
+    return db.execute(
+        "UPDATE peer_reviews SET correction_version_id = (SELECT MIN(n.id) FROM report_versions n"
+        "  JOIN report_versions o ON o.report_id = n.report_id"
+        "  WHERE o.id = peer_reviews.report_version_id AND n.id > o.id)"
+        " WHERE correction_version_id IS NULL AND significance = 'b' AND discrepancy IS NOT NULL"
+    ).rowcount

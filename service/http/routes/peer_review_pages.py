@@ -43,7 +43,7 @@ def _with_exam(rows: list[dict], locale: str, user_id: int) -> list[dict]:
 async def queue_page(request: web.Request) -> web.Response:
     user = current_user(request)
     database, locale = request.app[DATABASE], page_locale(request)
-    await database.write(sampling.draw_issued, request.app[PEER_REVIEW], utc_now())
+    await database.write(sampling.catch_up, request.app[PEER_REVIEW], utc_now())
     scope = consultation_scope(user)
     queue = await database.read(store.queue, user.id, scope)
     manager = user.role == "manager"

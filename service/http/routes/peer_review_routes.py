@@ -97,7 +97,7 @@ class Discrepancy(BaseModel):
 async def get_queue(request: web.Request) -> web.Response:
     user = current_user(request)
     database = request.app[DATABASE]
-    await database.write(sampling.draw_issued, request.app[PEER_REVIEW], utc_now())
+    await database.write(sampling.catch_up, request.app[PEER_REVIEW], utc_now())
     rows = await database.read(store.queue, user.id, consultation_scope(user))
     return web.json_response({"items": [reviewing.for_caller(r, user.id) for r in rows]})
 
@@ -231,6 +231,7 @@ async def post_pick(request: web.Request) -> web.Response:
 async def get_discrepancies(request: web.Request) -> web.Response:
     user = current_user(request)
     reader = None if user.role == "manager" else user.id
+    await request.app[DATABASE].write(sampling.catch_up, request.app[PEER_REVIEW], utc_now())
     rows = await request.app[DATABASE].read(store.discrepancies, consultation_scope(user), reader)
     return web.json_response({"items": [reviewing.for_caller(r, user.id) for r in rows]})
 
