@@ -11,6 +11,7 @@ from service.demo.synthetic import StudySpec, make_study
 
 from .browser import SCREENSHOTS, log_in
 from .conftest import PASSWORD
+from .test_browser_accessibility import axe_violations, describe
 
 STUDY = StudySpec("P-PEER-UI", "周^九", "CR", "CHEST", accession_number="ACC-PUI")
 READER_NAME = "李明华"
@@ -57,9 +58,11 @@ async def test_a_review_runs_from_the_queue_to_the_discrepancys_closing(service,
         page = await contexts[0].new_page()
         await log_in(page, base, "dr_wu", "/peer-reviews")
         await expect(page.locator("#peer-queue tbody tr")).to_have_count(1)
+        found = describe("peer-review queue", await axe_violations(page))
         await page.locator("#peer-queue a.button").click()
         await expect(page.locator("#peer-impression")).to_have_text("胸部未见异常。")
         assert READER_NAME not in await page.content()
+        found += describe("peer review", await axe_violations(page))
         await page.click("#peer-claim")
         await expect(page.locator("#peer-score-fields")).to_be_enabled()
         await page.check("input[name=score][value='3']")
@@ -79,6 +82,7 @@ async def test_a_review_runs_from_the_queue_to_the_discrepancys_closing(service,
         await expect(mine.locator("#discrepancy-score")).to_contain_text("3b")
         correct = mine.locator("#discrepancy-correct")
         await expect(correct).to_have_attribute("href", f"/consultations/{cid}/report")
+        found += describe("discrepancy", await axe_violations(mine))
         await mine.fill("#discrepancy-answer-text", "同意，将更正报告。")
         await mine.click("#discrepancy-answer-form button[type=submit]")
         await expect(mine.locator("#discrepancy-state")).to_have_text("Answered")
@@ -98,6 +102,7 @@ async def test_a_review_runs_from_the_queue_to_the_discrepancys_closing(service,
         await boss.goto(f"{base}/peer-reviews")
         await expect(boss.locator("#peer-figures tbody tr")).to_have_count(1)
         await boss.screenshot(path=str(SCREENSHOTS / "peer-review.png"), full_page=True)
+        assert found == [], "\n".join(found)
     finally:
         for context in contexts:
             await context.close()
