@@ -39,6 +39,7 @@ from .http.keys import (
     NOTIFICATIONS,
     OHIF,
     ORTHANC,
+    PEER_REVIEW,
     PREFETCH,
     RECOGNITION_RULES,
     RENDER_WORKERS,
@@ -61,6 +62,7 @@ from .intake.intake import IngestOutcome
 from .intake.modalities import sync_facilities
 from .logs import configure_logging
 from .mwl.publisher import publishing
+from .peer_review.policy import load_peer_review_policy
 from .quality.background import load_recognition_rules, monthly_task
 from .reports.delivery import DeliveryPolicy, ReportDelivery
 from .reports.lifecycle import critical_sweep_once, load_ca
@@ -164,6 +166,7 @@ def create_app(
     app[SERVICE_EXIT] = ServiceExit()
     app[SLA] = load_worklist_rules(settings)
     app[RECOGNITION_RULES] = load_recognition_rules(settings)
+    app[PEER_REVIEW] = load_peer_review_policy(settings)
     app[OHIF] = OhifFiles(settings.ohif_files)
     app[LIVE] = StatCallingLiveUpdates() if role.primary else LiveUpdates()
     app.on_shutdown.append(stop_restarting_secondaries)

@@ -107,6 +107,12 @@ PUBLIC = Rule(public=True)
 ANY_USER = everywhere(*ROLES)
 CONSORTIUM_KEEPERS = everywhere("admin") | at(CENTRE, "manager")
 
+PEER_REVIEWERS = Rule(
+    frozenset({("specialist", OWN), ("manager", OWN), ("manager", CENTRE)}),
+    frozenset((r, OTHER) for r in READERS),
+)
+"""Who may take a peer review of the report the centre's specialist signed: not that signer."""
+
 SPEC: dict[str, Rule] = {
     # Logging in and public verification of a report file.
     "POST /api/login": PUBLIC,
@@ -171,6 +177,16 @@ SPEC: dict[str, Rule] = {
     "POST /api/report-templates": CONSORTIUM_KEEPERS,
     "PUT /api/report-templates/{id}": CONSORTIUM_KEEPERS,
     "DELETE /api/report-templates/{id}": CONSORTIUM_KEEPERS,
+    # Peer review (issue 20 item 1) of the report the centre's specialist signed: the centre's
+    # managers pick it; readers who see it take and score it, except its own signer (403
+    # own_report); only its first reader answers the discrepancy; the centre's managers close it.
+    "POST /api/consultations/{id}/peer-review": at(CENTRE, "manager"),
+    "POST /api/peer-reviews/{id}/claim": PEER_REVIEWERS,
+    "POST /api/peer-reviews/{id}/score": PEER_REVIEWERS,
+    "POST /api/peer-reviews/{id}/release": on_the_clinics_consultation(*READERS),
+    "POST /api/peer-reviews/{id}/answer": at(CENTRE, "specialist")
+    | Rule(hidden=frozenset((r, OTHER) for r in READERS)),
+    "POST /api/peer-reviews/{id}/close": at(CENTRE, "manager"),
     # One's own signing key; revoking a regional signer's certificate (see also the tests below).
     "POST /api/signing/identities/pkcs12": everywhere(*READERS),
     "POST /api/certificates/{serial}/revoke": CONSORTIUM_KEEPERS,
@@ -480,6 +496,65 @@ def _hl7_result(db, consultation_id: int) -> int:
 @calls("POST /api/quality/recompute")
 async def _recompute_quality(world: Consortium, caller: Caller | None) -> Call:
     return "/api/quality/recompute", {"json": {"month": "2020-01"}}
+
+
+def _peer_review_row(db: Any, facility_id: int, signer_id: int) -> int:
+    """A peer review of a report the centre's specialist signed on a consultation of the clinic
+    of its own (a stand-in version: no other test signs or corrects it), scored 3b with its
+    discrepancy open; made once."""
+    stamp = to_iso(utc_now())
+    found = db.execute(
+        "SELECT p.id FROM peer_reviews p JOIN consultations c ON c.id = p.consultation_id"
+        " WHERE c.accession_number = 'ACC-PEER'"
+    ).fetchone()
+    if found:
+        return found[0]
+    cid = db.execute(
+        "INSERT INTO consultations (facility_id, accession_number, status, due_at, created_at,"
+        " updated_at, received_at) VALUES (?, 'ACC-PEER', 'signed', ?, ?, ?, ?)",
+        [facility_id, stamp, stamp, stamp, stamp],
+    ).lastrowid
+    report = db.execute(
+        "INSERT INTO reports (consultation_id, state, author_id, signed_versions, created_at,"
+        " updated_at) VALUES (?, 'signed', ?, 1, ?, ?)",
+        [cid, signer_id, stamp, stamp],
+    ).lastrowid
+    version = db.execute(
+        "INSERT INTO report_versions (report_id, version, findings, impression, recommendation,"
+        " critical, refer, signer_id, signer_name, certificate_serial, signed_at,"
+        " verification_code, verification_url, canonical, signature, pdf)"
+        " VALUES (?, 1, 'Normal.', 'Normal.', '', 0, 0, ?, 'Li', '1', ?, 'MATRIX-PEER',"
+        " 'http://x/verify', x'00', x'00', x'00')",
+        [report, signer_id, stamp],
+    ).lastrowid
+    return db.execute(
+        "INSERT INTO peer_reviews (report_version_id, consultation_id, facility_id, reader_id,"
+        " queue, origin, assigned_at, score, significance, comment, scored_at, discrepancy)"
+        " VALUES (?, ?, ?, ?, 'general', 'sampled', ?, 3, 'b', 'missed', ?, 'open')",
+        [version, cid, facility_id, signer_id, stamp, stamp],
+    ).lastrowid
+
+
+def _peer_review(tail: str, **kwargs: Any) -> Builder:
+    async def build(world: Consortium, caller: Caller | None) -> Call:
+        rid = await world.service.database.write(
+            _peer_review_row, world.facilities[OWN], world.caller("specialist", CENTRE).user_id
+        )
+        return f"/api/peer-reviews/{rid}/{tail}", dict(kwargs)
+
+    return build
+
+
+REQUESTS |= {
+    "POST /api/consultations/{id}/peer-review": _consultation(
+        CONSULTATION + "/peer-review", "signed"
+    ),
+    "POST /api/peer-reviews/{id}/claim": _peer_review("claim"),
+    "POST /api/peer-reviews/{id}/score": _peer_review("score", json={"score": 1}),
+    "POST /api/peer-reviews/{id}/release": _peer_review("release"),
+    "POST /api/peer-reviews/{id}/answer": _peer_review("answer", json={"answer": "Agreed."}),
+    "POST /api/peer-reviews/{id}/close": _peer_review("close", json={"outcome": "Corrected."}),
+}
 
 
 @calls("POST /api/roster")

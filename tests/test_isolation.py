@@ -23,6 +23,7 @@ from service.fhir.identity import patient_logical_id
 
 from .conftest import Service
 from .module_app import running_service
+from .peer_review_world import clinic_a_peer_review
 
 ROLES = ("radiographer", "clinician", "requester", "specialist", "manager", "admin")
 SECRETS = ("SECRET_PID_A", "保密患者", "A_ACC_777", "Clinic A clinical question")
@@ -476,7 +477,43 @@ async def call(service, headers, route: str, world):
                 if path in ("/api/turnaround", "/api/turnaround/sla")
                 else {},
             )
+        case (
+            "GET /api/peer-reviews"
+            | "GET /api/peer-reviews/discrepancies"
+            | "GET /api/peer-reviews/figures"
+            | "GET /peer-reviews"
+        ):
+            await clinic_a_peer_review(service, world)
+            return await c.get(route.split(" ", 1)[1], headers=headers)
+        case "POST /api/consultations/{id}/peer-review":
+            return await c.post(f"/api/consultations/{cid}/peer-review", headers=headers)
+        case route if route in PEER_REVIEW_ROUTES:
+            rid = await clinic_a_peer_review(service, world)
+            method, path = route.split(" ", 1)
+            body = PEER_REVIEW_ROUTES[route]
+            return await c.request(
+                method, path.replace("{id}", str(rid)), headers=headers, json=body
+            )
     raise AssertionError(f"{route} has no isolation case: add one")
+
+
+# Peer review (issue 20 item 1): clinic A's review by id, with the body each route takes.
+PEER_REVIEW_ROUTES: dict[str, Any] = {
+    "GET /peer-reviews/{id}": None,
+    "GET /peer-reviews/{id}/discrepancy": None,
+    "GET /api/peer-reviews/{id}": None,
+    "POST /api/peer-reviews/{id}/claim": None,
+    "POST /api/peer-reviews/{id}/release": None,
+    "POST /api/peer-reviews/{id}/score": {"score": 1},
+    "GET /api/peer-reviews/{id}/discrepancy": None,
+    "POST /api/peer-reviews/{id}/answer": {"answer": "x"},
+    "POST /api/peer-reviews/{id}/close": {"outcome": "x"},
+}
+PEER_REVIEW_LISTS = (
+    "GET /api/peer-reviews",
+    "GET /api/peer-reviews/discrepancies",
+    "GET /api/peer-reviews/figures",
+)
 
 
 VIEWER_INSTANCE = "/dicom-web/studies/{study}/series/{series}/instances/{instance}"
@@ -588,6 +625,10 @@ MATRIX = (
     "GET /api/consultations/{id}/report/key-images/{key}/image",
     "GET /api/consultations/{id}/report/versions/{version}/figures",
     "GET /api/consultations/{id}/report/versions/{version}/figures/{position}",
+    "POST /api/consultations/{id}/peer-review",
+    *PEER_REVIEW_LISTS,
+    "GET /peer-reviews",
+    *PEER_REVIEW_ROUTES,
 )
 
 
@@ -662,6 +703,16 @@ async def test_other_facilitys_users_see_nothing_of_clinic_a(service, world, rol
             assert response.status in (403, 409), (route, role, response.status, text)
         elif route == "GET /api/admin/patient-merges" and role == "admin":
             assert response.status == 200 and (await response.json())["items"] == []
+        elif route == "GET /peer-reviews":
+            # The page of clinic B's readers lists nothing of clinic A's (no leak, above).
+            assert response.status in (200, 403), (route, role, response.status)
+            assert f'data-review="{world["peer_review"]}"' not in text, (route, role)
+        elif route in PEER_REVIEW_LISTS:
+            # Clinic B's readers get their own reviews, discrepancies and figures: none.
+            if response.status == 200:
+                assert (await response.json())["items"] == [], (route, role)
+            else:
+                assert response.status == 403, (route, role, response.status)
         elif route == "GET /api/admin/hl7-outbox" and role == "admin":
             assert response.status == 200  # and every HIS's results (clinic A has no HIS)
         else:

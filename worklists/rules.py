@@ -18,7 +18,7 @@ from .review import Grade, ReviewPolicy
 from .routing import GENERAL_QUEUE, QueueRule, RoutingPolicy
 from .sla import DEFAULT_TARGETS, SlaPolicy, SlaRule
 
-_TOP_KEYS = {"sla", "routing", "review", "recognition"}  # recognition: worklists/recognition.py
+_TOP_KEYS = {"sla", "routing", "review", "recognition", "peer_review"}  # their own modules
 _REVIEW_KEYS = {"grades", "queues", "priorities", "reviewer_min_grade", "preliminary_priorities"}
 _SLA_KEYS = {"targets", "rules"}
 _SLA_RULE_KEYS = {"name", "priority", "facility_kind", "modality", "body_part", "minutes"}

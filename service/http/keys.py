@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from worklists.peer_review import PeerReviewPolicy
 from worklists.recognition import RecognitionRules
 from worklists.sla import SlaPolicy
 
@@ -37,6 +38,7 @@ FOLLOWER = web.AppKey("follower", ChangeFollower)
 RENDERER = web.AppKey("renderer", PageRenderer)
 SLA = web.AppKey("sla", SlaPolicy)
 RECOGNITION_RULES = web.AppKey("recognition_rules", RecognitionRules)
+PEER_REVIEW = web.AppKey("peer_review", PeerReviewPolicy)
 LIVE = web.AppKey("live", LiveUpdates)
 EFFECTS = web.AppKey("effects", AfterCommit)
 VIEWING = web.AppKey("viewing", Viewing)

@@ -21,6 +21,7 @@ from worklists.quality import month_bounds, monthly_scores
 from worklists.recognition import Change, RecognitionRules, evaluate, sum_totals
 
 from ..clock import to_iso
+from ..peer_review.qc_feed import with_agreement, with_open_discrepancies
 from ..storage import quality as scores_store
 from ..storage import recognition as list_store
 from ..storage.database import Database
@@ -38,7 +39,7 @@ def compute_month(db: sqlite_utils.Database, month: str, rules: RecognitionRules
     """Read ``month``'s rows (and the retake window before it) and compute its scores."""
     start, end = month_bounds(month)
     rows = scores_store.study_rows(db, to_iso(start - rules.retake_window), to_iso(end))
-    return monthly_scores(rows, month, rules.retake_window)
+    return with_agreement(db, month, monthly_scores(rows, month, rules.retake_window))
 
 
 async def recompute_months(
@@ -66,6 +67,7 @@ def _evaluate_and_apply(
     by_user: int | None,
 ) -> list[Change]:
     totals = sum_totals(scores_store.window_scores(db, months[0], months[-1]))
+    totals = with_open_discrepancies(db, totals)
     changes = evaluate(rules, list_store.statuses(db), totals)
     list_store.apply_changes(db, changes, at, by_user, rules.as_dict(), months)
     return changes

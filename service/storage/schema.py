@@ -1107,6 +1107,55 @@ def m038_review_figures(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m039_peer_review(db: sqlite_utils.Database) -> None:
+    """Peer review of issued reports (issue 20 item 1): one row per issued version drawn (or
+    picked by a manager) for a blind RADPEER review, with its claim lease, its score and, when
+    the score opens one, its discrepancy (the first reader's answer, the manager's closing and
+    the correcting version). ``peer_review_state`` keeps the per-install secret of the draw and
+    the last version id drawn for, so each issued version is drawn exactly once."""
+    db.executescript(
+        """
+        CREATE TABLE peer_review_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            secret BLOB NOT NULL,
+            drawn_through INTEGER NOT NULL
+        );
+        INSERT INTO peer_review_state (id, secret, drawn_through)
+            VALUES (1, randomblob(32), (SELECT COALESCE(MAX(id), 0) FROM report_versions));
+        CREATE TABLE peer_reviews (
+            id INTEGER PRIMARY KEY,
+            report_version_id INTEGER NOT NULL UNIQUE REFERENCES report_versions(id),
+            consultation_id INTEGER NOT NULL REFERENCES consultations(id),
+            facility_id INTEGER NOT NULL REFERENCES facilities(id),
+            reader_id INTEGER NOT NULL REFERENCES users(id),
+            queue TEXT NOT NULL,
+            origin TEXT NOT NULL CHECK (origin IN ('sampled', 'picked')),
+            picked_by INTEGER REFERENCES users(id),
+            assigned_at TEXT NOT NULL,
+            claimed_by INTEGER REFERENCES users(id),
+            claimed_at TEXT,
+            claim_expires_at TEXT,
+            reviewer_id INTEGER REFERENCES users(id),
+            score INTEGER CHECK (score BETWEEN 1 AND 4),
+            significance TEXT CHECK (significance IN ('a', 'b')),
+            comment TEXT NOT NULL DEFAULT '',
+            scored_at TEXT,
+            discrepancy TEXT CHECK (discrepancy IN ('open', 'answered', 'closed')),
+            answer TEXT NOT NULL DEFAULT '',
+            answered_at TEXT,
+            outcome TEXT NOT NULL DEFAULT '',
+            closed_by INTEGER REFERENCES users(id),
+            closed_at TEXT,
+            correction_version_id INTEGER REFERENCES report_versions(id)
+        );
+        CREATE INDEX peer_reviews_open ON peer_reviews(scored_at, assigned_at);
+        CREATE INDEX peer_reviews_reader ON peer_reviews(reader_id, scored_at);
+        CREATE INDEX peer_reviews_discrepancy ON peer_reviews(discrepancy, facility_id);
+        """
+    )
+
+
+@migrations()
 def m041_hl7_preliminary_results(db: sqlite_utils.Database) -> None:
     """OBR-25 gains P (issue 19): a report released before review goes to the HIS as a
     preliminary result, the reviewed version that replaces it as F, a later correction as C.

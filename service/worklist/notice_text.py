@@ -86,6 +86,17 @@ def _report_final(_: Gettext, values: Mapping[str, str]) -> tuple[str, str]:
     )
 
 
+def _peer_discrepancy(_: Gettext, values: Mapping[str, str]) -> tuple[str, str]:
+    values = {"score": "", **values}
+    return (
+        _("Peer review discrepancy ({score}): {study}").format(**values),
+        _(
+            "A peer reviewer scored your report {score}. Read the comment and answer it;"
+            " a manager closes the discrepancy."
+        ).format(**values),
+    )
+
+
 MESSAGES: dict[str, Callable[[Gettext, Mapping[str, str]], tuple[str, str]]] = {
     "critical_finding": _critical_finding,
     "stat": _stat,
@@ -93,6 +104,7 @@ MESSAGES: dict[str, Callable[[Gettext, Mapping[str, str]], tuple[str, str]]] = {
     "critical_unacknowledged": _critical_unacknowledged,
     "delivery_failed": _delivery_failed,
     "report_final": _report_final,
+    "peer_discrepancy": _peer_discrepancy,
 }
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from ...auth.access import consultation_scope
 from ...clock import utc_now
 from ...dashboard import charts, qc_charts, turnaround
+from ...peer_review.figures import reader_figures
 from ...quality.access import qc_facilities
 from ...quality.recompute import shift
 from ...storage import quality as qc_scores
@@ -37,7 +38,11 @@ async def dashboard_page(request: web.Request) -> web.Response:
     """The shell: charts are <img> of the chart route, tables come from the turnaround API;
     the recognition list's latest changes (of the caller's facilities) are rendered here."""
     changes = await recognition_changes(request, limit=10)
-    return render(request, "dashboard.html", recognition_changes=changes)
+    user = current_user(request)
+    peer = None
+    if user.role in ("specialist", "manager"):
+        peer = await reader_figures(request.app[DATABASE], user)
+    return render(request, "dashboard.html", recognition_changes=changes, peer_figures=peer)
 
 
 async def _figures(request: web.Request, name: str, period: Period) -> Any:
