@@ -444,11 +444,22 @@ async def test_key_images_signed_for_review_are_issued_with_the_reviewed_version
             [cid],
         )
     )
-    draft = {"findings": "右下肺小结节。", "impression": "右下肺结节，建议随访。"}
+    draft = {
+        "findings": "右下肺小结节。",
+        "impression": "右下肺结节，建议随访。",
+        "technical_flagged": True,  # issue 20: counted in the clinic's QC scores
+    }
     saved = await world.service.client.put(
         url(cid, "/report/draft"), headers=world.headers["dr_qian"], json=draft
     )
     assert saved.status == 200, await saved.text()
+    assert (await report(world, "dr_qian", "figures"))["draft"]["technical_flagged"] == 1
+    flagged = await world.service.database.read(
+        lambda db: db.execute(
+            "SELECT technical_flagged FROM reports WHERE consultation_id = ?", [cid]
+        ).fetchone()[0]
+    )
+    assert flagged == 1
     signed = await post(world, "dr_qian", url(cid, "/report/sign"), {"password": PASSWORD})
     assert signed.status == 201, await signed.text()
     assert await status_of(world, "figures") == "awaiting_review"

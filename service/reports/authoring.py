@@ -83,7 +83,7 @@ def check_may_write(
 def validate_draft(fields: dict[str, Any]) -> dict[str, Any]:
     """Normalise the flags; a poor quality rating needs its reason (it goes back to the clinic)."""
     cleaned = dict(fields)
-    for flag in ("critical", "refer"):
+    for flag in ("critical", "refer", "technical_flagged"):
         if flag in cleaned:
             cleaned[flag] = 1 if cleaned[flag] else 0
     quality = cleaned.get("quality")

@@ -48,6 +48,7 @@ function fillFrom(draft) {
   for (const name of TEXT_FIELDS) fieldNode(name).value = draft[name] || "";
   $("report-critical").checked = Boolean(draft.critical);
   $("report-refer").checked = Boolean(draft.refer);
+  $("report-technical").checked = Boolean(draft.technical_flagged);
   for (const radio of form.querySelectorAll('input[name="quality"]')) {
     radio.checked = radio.value === draft.quality;
   }
@@ -60,6 +61,7 @@ function payload() {
   for (const name of TEXT_FIELDS) body[name] = fieldNode(name).value;
   body.critical = $("report-critical").checked;
   body.refer = $("report-refer").checked;
+  body.technical_flagged = $("report-technical").checked;
   const quality = form.querySelector('input[name="quality"]:checked');
   const reason = $("report-quality-reason").value.trim();
   if (quality && !(quality.value === "poor" && !reason)) {

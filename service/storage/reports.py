@@ -22,6 +22,7 @@ DRAFT_FIELDS = (
     "refer",
     "quality",
     "quality_reason",
+    "technical_flagged",
     "template_id",
 )
 TEMPLATE_FIELDS = ("name", "modality", "body_part", "findings", "impression", "recommendation")

@@ -53,6 +53,12 @@ class DraftBody(Strict):
         default=None, pattern="^(good|acceptable|poor)$", description="null: not rated"
     )
     quality_reason: str | None = Field(default=None, max_length=500, description=CLEARED)
+    technical_flagged: bool | None = Field(
+        default=None,
+        description="The study's technical parameters were inadequate (exposure, positioning,"
+        " slice thickness...): counted in the facility's QC scores (docs/quality.md); null clears"
+        " it (false)",
+    )
     template_id: RecordId | None = Field(default=None, description="null: no template")
 
     @field_validator("findings", "impression", "recommendation", "quality_reason")
