@@ -60,6 +60,8 @@ EXAMS = {
     "US": ("ABDOMEN", "BREAST"),
 }
 EXAM_ITEMS = [(m, b) for m, parts in EXAMS.items() for b in parts]
+#: The issue's year: 25,000 peer reviews for 500,000 consultations.
+REVIEWED_SHARE = 0.05
 REASONS = ("motion", "positioning", "noise", "exposure", "artefact")
 
 
@@ -88,6 +90,7 @@ def seed(settings: Settings, args: argparse.Namespace, now: datetime) -> dict[st
     batch_c: list[tuple] = []
     batch_f: list[tuple] = []
     batch_r: list[tuple] = []
+    batch_p: list[tuple] = []
     for cid, age in enumerate(ages, start=1):
         received = now - timedelta(seconds=age)
         facility = rng.randint(2, args.facilities)
@@ -103,6 +106,14 @@ def seed(settings: Settings, args: argparse.Namespace, now: datetime) -> dict[st
         batch_c.append((cid, facility, patient, modality, body_part, "closed", due, at, at, at))
         batch_f.append((cid, facility, modality, due, at, at, signed_at, 1, quality, reason))
         batch_r.append((cid, "signed", int(rng.random() < 0.02), signed_at, signed_at))
+        if rng.random() < REVIEWED_SHARE:  # a RADPEER peer review, scored (issue 20 item 1)
+            score = rng.choices((1, 2, 3, 4), weights=(90, 6, 3, 1))[0]
+            significance = None if score == 1 else rng.choice("ab")
+            opened = score >= 3 or significance == "b"
+            discrepancy = rng.choice(("open", "closed", "closed")) if opened else None
+            scored = to_iso(signed + timedelta(days=rng.uniform(1, 20)))
+            batch_p.append((cid, cid, facility, 1, "general", "sampled", signed_at, 1, score,
+                            significance, scored, discrepancy))  # fmt: skip
         if len(batch_c) >= 20_000 or cid == args.rows:
             db.executemany(
                 "INSERT INTO consultations (id, facility_id, patient_id, modality, body_part,"
@@ -121,12 +132,19 @@ def seed(settings: Settings, args: argparse.Namespace, now: datetime) -> dict[st
                 " updated_at) VALUES (?, ?, ?, ?, ?)",
                 batch_r,
             )
-            batch_c, batch_f, batch_r = [], [], []
+            db.executemany(
+                "INSERT INTO peer_reviews (report_version_id, consultation_id, facility_id,"
+                " reader_id, queue, origin, assigned_at, reviewer_id, score, significance,"
+                " scored_at, discrepancy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                batch_p,
+            )
+            batch_c, batch_f, batch_r, batch_p = [], [], [], []
             progress(f"seeded {cid} consultations")
     db.execute("COMMIT")
+    reviews = db.execute("SELECT COUNT(*) FROM peer_reviews").fetchone()[0]
     db.execute("ANALYZE")
     db.close()
-    return {"consultations": args.rows}
+    return {"consultations": args.rows, "peer reviews": reviews}
 
 
 async def recomputations(settings: Settings, now: datetime, rounds: int) -> list[str]:
@@ -227,7 +245,7 @@ async def run(args: argparse.Namespace) -> int:
         orthanc = await start_orthanc(root, 10)
         settings = managed_settings(root, orthanc)
         started = time.perf_counter()
-        seed(settings, args, now)
+        seeded = seed(settings, args, now)
         fill_s = time.perf_counter() - started
         size_mb = settings.database_path.stat().st_size / 1e6
         recompute_lines = await recomputations(settings, now, args.rounds)
@@ -238,7 +256,8 @@ async def run(args: argparse.Namespace) -> int:
         finally:
             await app.stop()
             await orthanc.kill()
-        print(f"fill: {args.rows} consultations with ratings, {args.facilities} facilities,"
+        print(f"fill: {args.rows} consultations with ratings,"
+              f" {seeded['peer reviews']} scored peer reviews, {args.facilities} facilities,"
               f" {len(EXAM_ITEMS)} exam items in {fill_s:.1f} s ({size_mb:.0f} MB);"
               f" load average {os.getloadavg()[0]:.1f} at the end")  # fmt: skip
         print(f"targets: monthly recomputation < {TARGET_MONTHLY:.0f} s; list and QC requests"
