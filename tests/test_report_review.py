@@ -494,6 +494,10 @@ async def test_key_images_signed_for_review_are_issued_with_the_reviewed_version
     assert len(reader.embedded_regular_signatures) == 2
     text = "".join(await _pages_text(path.read_bytes(), tmp_path, "recognised"))
     assert "医联体内互认" in text.replace(" ", "")
+    (version,) = (await report(world, "doc_a", "figures"))["versions"]
+    assert version["recognised"] is True
+    stat = (await report(world, "doc_a", "stat"))["versions"]
+    assert [v["recognised"] for v in stat] == [False, False]  # CT head is not on the list
 
 
 async def test_turnaround_gains_the_written_to_reviewed_stage(world):

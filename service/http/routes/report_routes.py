@@ -101,6 +101,11 @@ class VersionSummary(BaseModel):
     text_by: str = Field(
         default="writer", description="writer, or reviewer when the reviewer edited the text"
     )
+    recognised: bool = Field(
+        default=False,
+        description="Its facility and exam item were on the mutual-recognition list when it was"
+        " signed: the PDF says so (docs/quality.md)",
+    )
 
 
 class ReportAnswer(BaseModel):
