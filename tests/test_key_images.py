@@ -166,6 +166,12 @@ async def test_marking_signing_and_the_figures(world, tmp_path):
     }
     assert referenced == set(world["instances"])
     assert "右肺上叶结节" in json.dumps(kos.to_json_dict(), ensure_ascii=False)
+    names = [
+        str(item.PersonName)
+        for item in kos.ContentSequence
+        if item.ValueType == "PNAME" and item.ConceptNameCodeSequence[0].CodeValue == "121008"
+    ]
+    assert len(names) == 1 and names[0]  # the reader who chose them (TID 1002 observer)
     assert dciodvfy(kos, tmp_path / "kos.dcm") == []
 
 

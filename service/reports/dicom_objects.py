@@ -69,7 +69,7 @@ def _copy_modules(target: Dataset, reference: Dataset) -> None:
         target.ReferringPhysicianName = ""
 
 
-def _utf8_reference(reference: Dataset) -> Dataset:
+def utf8_reference(reference: Dataset) -> Dataset:
     """The reference with its text decoded (GB18030, GBK...) and re-labelled UTF-8, and the
     type 2 patient and study attributes a careless modality left out present but empty (the
     report's objects must carry them, and highdicom reads them)."""
@@ -91,7 +91,7 @@ def _dicom_datetime(doc: ReportDocument) -> tuple[str, str]:
 
 def encapsulated_pdf(signed_pdf: bytes, doc: ReportDocument, reference: Dataset) -> Dataset:
     """The signed PDF wrapped as an Encapsulated PDF instance of the study (modality DOC)."""
-    reference = _utf8_reference(reference)
+    reference = utf8_reference(reference)
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"
     _copy_modules(ds, reference)
@@ -158,7 +158,7 @@ def report_sr(
     ``previous`` (the SR of the version this one corrects) fills the Predecessor Documents
     Sequence, so a PACS links the versions.
     """
-    reference = _utf8_reference(reference)
+    reference = utf8_reference(reference)
     observer = doc.signer_dicom_name or dicom_person_name(doc.signer_name)
     reviewer = _reviewer(doc)
     final = not doc.preliminary

@@ -22,9 +22,10 @@ from pydicom.uid import generate_uid
 from ..runtime.orthanc.client import OrthancClient
 from ..storage import Database
 from ..storage import key_images as store
-from .dicom_objects import MANUFACTURER, _utf8_reference
+from .dicom_objects import MANUFACTURER, utf8_reference
 from .document import ReportDocument
 from .key_images import instance_file
+from .person_names import dicom_person_name
 
 SERIES_NUMBER = 9903  # the report's PDF and SR series use their own numbers
 TITLE = codes.DCM.OfInterest  # (113000, DCM, "Of Interest")
@@ -41,11 +42,20 @@ def key_object_document(
     document: ReportDocument, figures: list[dict[str, Any]], headers: list[Dataset]
 ) -> hd.ko.KeyObjectSelectionDocument:
     """The KOS naming ``headers`` (the key instances, once each, in figure order)."""
-    evidence = [_utf8_reference(h) for h in headers]
+    evidence = [utf8_reference(h) for h in headers]
     text = description(figures)
+    # the reader who chose the images (the report's writer), as the SR names them (TID 1002)
+    reader = hd.sr.PersonObserverIdentifyingAttributes(
+        name=document.signer_dicom_name or dicom_person_name(document.signer_name),
+        organization_name=document.centre_name or None,
+    )
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Person, observer_identifying_attributes=reader
+    )
     content = hd.ko.KeyObjectSelection(
         document_title=TITLE,
         referenced_objects=evidence,
+        observer_person_context=observer,
         description=text or None,
     )
     return hd.ko.KeyObjectSelectionDocument(
