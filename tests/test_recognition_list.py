@@ -106,14 +106,14 @@ def consultation(db, cid: int, patient: str, received: str, **facts) -> None:
     db.execute(
         "INSERT INTO consultations (id, facility_id, patient_id, modality, body_part, status,"
         " received_at, due_at, created_at, updated_at)"
-        " VALUES (?, 1, ?, 'CT', 'head', 'signed', ?, ?, ?, ?)",
-        [cid, patient, received, received, received, received],
+        " VALUES (?, ?, ?, 'CT', 'head', 'signed', ?, ?, ?, ?)",
+        [cid, facts.get("facility", 1), patient, received, received, received, received],
     )
     db.execute(
         "INSERT INTO turnaround_facts (consultation_id, facility_id, modality, due_at,"
-        " received_at, quality, quality_reason, cancelled_at) VALUES (?, 1, 'CT', ?, ?, ?, ?, ?)",
-        [cid, received, received, facts.get("quality"), facts.get("reason", ""),
-         facts.get("cancelled")],
+        " received_at, quality, quality_reason, cancelled_at) VALUES (?, ?, 'CT', ?, ?, ?, ?, ?)",
+        [cid, facts.get("facility", 1), received, received, facts.get("quality"),
+         facts.get("reason", ""), facts.get("cancelled")],
     )  # fmt: skip
     if "flagged" in facts:
         db.execute(
@@ -138,6 +138,18 @@ def test_a_month_is_computed_from_stored_studies_and_replaced(db):
         assert scores_store.replace_month(db, "2026-03", [score], NOW) == 1
     assert db.execute("SELECT COUNT(*) FROM qc_scores").fetchone()[0] == 1
     assert scores_store.received_months(db) == ["2026-02", "2026-03"]
+
+
+def test_a_facilitys_month_is_a_month_of_its_own_zone(db):
+    """17:00 UTC on 31 March is 01:00 on 1 April in Beijing (facility 1) but still 31 March
+    (23:00) in Urumqi (facility 2, UTC+6): each study counts in its facility's own month."""
+    consultation(db, 1, "P1", "2026-03-31T17:00:00.000000Z", quality="good")
+    consultation(db, 2, "P2", "2026-03-31T17:00:00.000000Z", quality="good", facility=2)
+    consultation(db, 3, "P3", "2026-03-31T15:59:00.000000Z", quality="good")  # 23:59 Beijing
+    march = {s.facility_id: s.studies for s in compute_month(db, "2026-03", RULES)}
+    april = {s.facility_id: s.studies for s in compute_month(db, "2026-04", RULES)}
+    assert march == {1: 1, 2: 1}
+    assert april == {1: 1}
 
 
 def test_the_cli_recomputes_every_month_and_prints_the_list(db, tmp_path, monkeypatch, capsys):

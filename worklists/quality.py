@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 RATINGS = ("good", "acceptable", "poor")
 DEFAULT_RETAKE_WINDOW = timedelta(days=7)
@@ -34,11 +34,12 @@ def month_of(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m")
 
 
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """[start, end) of a ``YYYY-MM`` month, UTC."""
+def month_bounds(month: str, zone: tzinfo = UTC) -> tuple[datetime, datetime]:
+    """[start, end) of a ``YYYY-MM`` month in ``zone`` (a facility's month is its own: a study
+    received at 07:00 Beijing time on the 1st belongs to that month, not the one before)."""
     year, number = int(month[:4]), int(month[5:7])
-    start = datetime(year, number, 1, tzinfo=UTC)
-    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+    start = datetime(year, number, 1, tzinfo=zone)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=zone)
     return start, end
 
 
@@ -108,10 +109,12 @@ def monthly_scores(
     rows: list[StudyRow],
     month: str,
     window: timedelta = DEFAULT_RETAKE_WINDOW,
+    zone: tzinfo = UTC,
 ) -> list[QcScore]:
-    """The scores of ``month`` from ``rows`` (which may include earlier rows, for retakes)."""
+    """The scores of ``month`` (in the facilities' ``zone``) from ``rows`` (which may include
+    earlier rows, for retakes)."""
     repeated = retakes(rows, window)
-    start, end = month_bounds(month)
+    start, end = month_bounds(month, zone)
     scores: dict[tuple, QcScore] = {}
     reasons: dict[tuple, Counter[str]] = defaultdict(Counter)
     for index, row in enumerate(rows):

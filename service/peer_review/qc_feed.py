@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, tzinfo
 
 import sqlite_utils
 
@@ -21,13 +23,20 @@ from ..clock import to_iso
 from ..storage import peer_reviews as store
 
 
-def with_agreement(db: sqlite_utils.Database, month: str, scores: list[QcScore]) -> list[QcScore]:
-    """``scores`` with their peer-review columns filled from the month's scored reviews."""
-    start, end = month_bounds(month)
+def with_agreement(
+    db: sqlite_utils.Database,
+    month: str,
+    scores: list[QcScore],
+    zone: tzinfo = UTC,
+    facility_ids: Sequence[int] | None = None,
+) -> list[QcScore]:
+    """``scores`` with their peer-review columns filled from the month's scored reviews (the
+    month of ``zone``, for the ``facility_ids`` in it)."""
+    start, end = month_bounds(month, zone)
     reviewed: Counter[ExamKey] = Counter()
     agreed: Counter[ExamKey] = Counter()
     for (facility, modality, body_part), (n, a) in store.month_agreement(
-        db, to_iso(start), to_iso(end)
+        db, to_iso(start), to_iso(end), facility_ids
     ).items():
         key = (facility, *exam_item(modality, body_part))
         reviewed[key] += n

@@ -13,7 +13,8 @@ the background round and a manager's on-demand run on the same day agree.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlite_utils
 
@@ -35,11 +36,27 @@ def shift(month: str, months: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
+def _zone(name: str) -> tzinfo:
+    """A facility's zone (validated when it was set); UTC for a name this system lacks."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
 def compute_month(db: sqlite_utils.Database, month: str, rules: RecognitionRules) -> list:
-    """Read ``month``'s rows (and the retake window before it) and compute its scores."""
-    start, end = month_bounds(month)
-    rows = scores_store.study_rows(db, to_iso(start - rules.retake_window), to_iso(end))
-    return with_agreement(db, month, monthly_scores(rows, month, rules.retake_window))
+    """Read ``month``'s rows (and the retake window before it) and compute its scores: each
+    facility's month is a month of its own time zone, so one read per zone in use."""
+    scores = []
+    for zone_name, facility_ids in scores_store.facility_zones(db).items():
+        zone = _zone(zone_name)
+        start, end = month_bounds(month, zone)
+        rows = scores_store.study_rows(
+            db, to_iso(start - rules.retake_window), to_iso(end), facility_ids
+        )
+        zone_scores = monthly_scores(rows, month, rules.retake_window, zone)
+        scores += with_agreement(db, month, zone_scores, zone, facility_ids)
+    return sorted(scores, key=lambda s: s.key)
 
 
 async def recompute_months(

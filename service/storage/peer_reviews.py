@@ -3,6 +3,7 @@ leases, scores and discrepancies. Scoping is in the query (the consultation's fa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlite_utils
@@ -291,16 +292,21 @@ def reader_figures(
 
 
 def month_agreement(
-    db: sqlite_utils.Database, since: str, until: str
+    db: sqlite_utils.Database, since: str, until: str, facility_ids: Sequence[int] | None = None
 ) -> dict[tuple[int, str, str], tuple[int, int]]:
     """(facility, modality, body part) → (reviews scored, agreeing) over reviews of studies
-    received in [since, until)."""
+    received in [since, until) (at ``facility_ids`` only, when given)."""
+    only, ids = "", []
+    if facility_ids is not None:
+        only = f" AND c.facility_id IN ({', '.join('?' for _ in facility_ids) or 'NULL'})"
+        ids = list(facility_ids)
     cursor = db.execute(
         "SELECT c.facility_id, c.modality, c.body_part, COUNT(*), SUM(p.score = 1)"
         " FROM peer_reviews p JOIN consultations c ON c.id = p.consultation_id"
         " WHERE p.scored_at IS NOT NULL AND c.received_at >= ? AND c.received_at < ?"
-        " GROUP BY c.facility_id, c.modality, c.body_part",
-        [since, until],
+        + only
+        + " GROUP BY c.facility_id, c.modality, c.body_part",
+        [since, until, *ids],
     )
     return {(f, m, b): (n, a) for f, m, b, n, a in cursor}
 

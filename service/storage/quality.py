@@ -23,19 +23,39 @@ SCORE_COLUMNS = (
 )  # fmt: skip
 
 
+def facility_zones(db: sqlite_utils.Database) -> dict[str, list[int]]:
+    """Facility ids by time zone: each facility's QC month is a month of its own zone."""
+    zones: dict[str, list[int]] = {}
+    for facility_id, zone in db.execute("SELECT id, timezone FROM facilities ORDER BY id"):
+        zones.setdefault(zone or "UTC", []).append(facility_id)
+    return zones
+
+
+def _facilities(facility_ids: Sequence[int] | None, column: str) -> tuple[str, list[int]]:
+    """An ``AND column IN (...)`` clause and its values; nothing without ``facility_ids``."""
+    if facility_ids is None:
+        return "", []
+    marks = ", ".join("?" for _ in facility_ids) or "NULL"
+    return f" AND {column} IN ({marks})", list(facility_ids)
+
+
 def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def study_rows(db: sqlite_utils.Database, since: str, until: str) -> list[StudyRow]:
-    """Consultations received in [since, until) (UTC ISO 8601) and not cancelled."""
+def study_rows(
+    db: sqlite_utils.Database, since: str, until: str, facility_ids: Sequence[int] | None = None
+) -> list[StudyRow]:
+    """Consultations received in [since, until) (UTC ISO 8601) and not cancelled (of
+    ``facility_ids`` only, when given)."""
+    only, ids = _facilities(facility_ids, "c.facility_id")
     cursor = db.execute(
         "SELECT c.facility_id, c.patient_id, c.modality, c.body_part, c.received_at,"
         " f.quality, f.quality_reason, COALESCE(r.technical_flagged, 0)"
         " FROM consultations c JOIN turnaround_facts f ON f.consultation_id = c.id"
         " LEFT JOIN reports r ON r.consultation_id = c.id"
-        " WHERE c.received_at >= ? AND c.received_at < ? AND f.cancelled_at IS NULL",
-        [since, until],
+        " WHERE c.received_at >= ? AND c.received_at < ? AND f.cancelled_at IS NULL" + only,
+        [since, until, *ids],
     )
     return [
         StudyRow(fid, pid, modality, body, _parse(at), quality, reason or "", bool(flag))
