@@ -21,7 +21,7 @@ from ..clock import from_iso, to_iso
 from ..storage import Conflict, RecordNotFound
 from ..storage import consultations as consultation_store
 from ..storage import reports as store
-from .recognition_mark import recognised_at
+from .recognition_mark import recognised_at_each
 
 WRITING_ROLES = frozenset({"specialist", "manager"})
 QUALITY_RATINGS = ("good", "acceptable", "poor")
@@ -50,14 +50,11 @@ def read_report(db: sqlite_utils.Database, consultation_id: int, user: CurrentUs
     row = consultation_store.get_consultation(db, consultation_scope(user), consultation_id)
     report = store.report_for(db, consultation_id)
     versions = store.versions_of(db, report["id"]) if report else []
-    for version in versions:  # the mutual-recognition mark its PDF prints (issue 20)
-        version["recognised"] = recognised_at(
-            db,
-            row.get("facility_id"),
-            row.get("modality"),
-            row.get("body_part"),
-            version["signed_at"],
-        )
+    exam = (row.get("facility_id"), row.get("modality"), row.get("body_part"))
+    times = [version["signed_at"] for version in versions]
+    # the mutual-recognition mark each version's PDF prints (issue 20)
+    for version, recognised in zip(versions, recognised_at_each(db, *exam, times), strict=True):
+        version["recognised"] = recognised
     return ReportView(row, report, versions, draft_visible=user.role in WRITING_ROLES)
 
 

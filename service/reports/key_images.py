@@ -235,11 +235,6 @@ def stored_figures(db: sqlite_utils.Database, version_id: int) -> tuple[ReportFi
     return as_report_figures(store.figures_of(db, version_id))
 
 
-def review_figures(db: sqlite_utils.Database, review_id: int) -> list[dict[str, Any]]:
-    """The figures a writer signed for review, as rows ``save_figures`` takes."""
-    return store.review_figures(db, review_id)
-
-
 def as_report_figures(rows: list[dict[str, Any]]) -> tuple[ReportFigure, ...]:
     return tuple(ReportFigure(bytes(f["png"]), f["caption"], f["label"], f["sha256"]) for f in rows)
 

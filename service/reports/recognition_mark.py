@@ -24,10 +24,20 @@ def recognised_at(
     at: str,
 ) -> bool:
     """Was (facility, exam item) on the list at ``at`` (UTC ISO 8601)?"""
-    if facility_id is None:
-        return False
+    return recognised_at_each(db, facility_id, modality, body_part, [at])[0]
+
+
+def recognised_at_each(
+    db: sqlite_utils.Database,
+    facility_id: int | None,
+    modality: str | None,
+    body_part: str | None,
+    times: list[str],
+) -> list[bool]:
+    """:func:`recognised_at` for each of ``times`` (a report's versions), the history read once."""
     modality_, body_part_ = exam_item(modality, body_part)
-    if not (modality_ and body_part_):
-        return False
+    if facility_id is None or not (modality_ and body_part_):
+        return [False for _ in times]
     key = (facility_id, modality_, body_part_)
-    return was_recognised(recognition_store.history_of(db, key), key, at)
+    history = recognition_store.history_of(db, key)
+    return [was_recognised(history, key, at) for at in times]

@@ -46,7 +46,7 @@ from .authoring import NotAuthor, _claim_holder, validate_draft
 from .canonical import canonical_bytes
 from .cosign import cosign_pdf
 from .documents_data import document_for
-from .key_images import as_report_figures, review_figures
+from .key_images import as_report_figures
 from .pdf import render_report_pdf
 from .public_address import check_printable
 from .signing import (
@@ -130,7 +130,7 @@ def _prepare(
         "reviewer_certificate_serial": serial,
         "reviewed_at": to_iso(now.replace(microsecond=0)),
     }
-    figures = review_figures(db, review["id"])
+    figures = figure_store.review_figures(db, review["id"])
     document = document_for(
         db, report["id"], row, values, review["writer_id"], public_url, as_report_figures(figures)
     )

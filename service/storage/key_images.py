@@ -86,36 +86,14 @@ _FIGURE_COLUMNS = "position, series_instance_uid, sop_instance_uid, frame, capti
 
 def save_figures(db: sqlite_utils.Database, version_id: int, figures: list[dict[str, Any]]) -> None:
     """The figures of a version being signed (same transaction as the version)."""
-    for position, figure in enumerate(figures, start=1):
-        db.execute(
-            "INSERT INTO report_figures (report_version_id, position, series_instance_uid,"
-            " sop_instance_uid, frame, caption, label, sha256, png)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                version_id,
-                position,
-                figure["series_instance_uid"],
-                figure["sop_instance_uid"],
-                figure["frame"],
-                figure["caption"],
-                figure["label"],
-                figure["sha256"],
-                figure["png"],
-            ],
-        )
+    _insert_figures(db, "report_figures", "report_version_id", version_id, figures)
 
 
 def save_review_figures(
     db: sqlite_utils.Database, review_id: int, figures: list[dict[str, Any]]
 ) -> None:
     """The figures of a text signed for review (same transaction as the review)."""
-    for position, figure in enumerate(figures, start=1):
-        db.execute(
-            "INSERT INTO report_review_figures (review_id, position, series_instance_uid,"
-            " sop_instance_uid, frame, caption, label, sha256, png)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [review_id, position, *(figure[k] for k in _FIGURE_KEYS)],
-        )
+    _insert_figures(db, "report_review_figures", "review_id", review_id, figures)
 
 
 _FIGURE_KEYS = (
@@ -127,6 +105,18 @@ _FIGURE_KEYS = (
     "sha256",
     "png",
 )
+
+
+def _insert_figures(
+    db: sqlite_utils.Database, table: str, owner: str, owner_id: int, figures: list[dict[str, Any]]
+) -> None:
+    """Figures in order (position 1, 2...) for their owner: a signed version or a review."""
+    for position, figure in enumerate(figures, start=1):
+        db.execute(
+            f"INSERT INTO {table} ({owner}, position, {', '.join(_FIGURE_KEYS)})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [owner_id, position, *(figure[k] for k in _FIGURE_KEYS)],
+        )
 
 
 def review_figures(db: sqlite_utils.Database, review_id: int) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from typing import Any
 import sqlite_utils
 
 from . import Conflict
+from .quality import facility_clause
 from .scope import Scope
 
 _BLIND_COLUMNS = (
@@ -296,14 +297,11 @@ def month_agreement(
 ) -> dict[tuple[int, str, str], tuple[int, int]]:
     """(facility, modality, body part) → (reviews scored, agreeing) over reviews of studies
     received in [since, until) (at ``facility_ids`` only, when given)."""
-    only, ids = "", []
-    if facility_ids is not None:
-        only = f" AND c.facility_id IN ({', '.join('?' for _ in facility_ids) or 'NULL'})"
-        ids = list(facility_ids)
+    only, ids = facility_clause(facility_ids, "c.facility_id")
     cursor = db.execute(
         "SELECT c.facility_id, c.modality, c.body_part, COUNT(*), SUM(p.score = 1)"
         " FROM peer_reviews p JOIN consultations c ON c.id = p.consultation_id"
-        " WHERE p.scored_at IS NOT NULL AND c.received_at >= ? AND c.received_at < ?"
+        " WHERE p.scored_at IS NOT NULL AND c.received_at >= ? AND c.received_at < ? AND "
         + only
         + " GROUP BY c.facility_id, c.modality, c.body_part",
         [since, until, *ids],

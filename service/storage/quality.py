@@ -31,14 +31,6 @@ def facility_zones(db: sqlite_utils.Database) -> dict[str, list[int]]:
     return zones
 
 
-def _facilities(facility_ids: Sequence[int] | None, column: str) -> tuple[str, list[int]]:
-    """An ``AND column IN (...)`` clause and its values; nothing without ``facility_ids``."""
-    if facility_ids is None:
-        return "", []
-    marks = ", ".join("?" for _ in facility_ids) or "NULL"
-    return f" AND {column} IN ({marks})", list(facility_ids)
-
-
 def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -48,13 +40,13 @@ def study_rows(
 ) -> list[StudyRow]:
     """Consultations received in [since, until) (UTC ISO 8601) and not cancelled (of
     ``facility_ids`` only, when given)."""
-    only, ids = _facilities(facility_ids, "c.facility_id")
+    only, ids = facility_clause(facility_ids, "c.facility_id")
     cursor = db.execute(
         "SELECT c.facility_id, c.patient_id, c.modality, c.body_part, c.received_at,"
         " f.quality, f.quality_reason, COALESCE(r.technical_flagged, 0)"
         " FROM consultations c JOIN turnaround_facts f ON f.consultation_id = c.id"
         " LEFT JOIN reports r ON r.consultation_id = c.id"
-        " WHERE c.received_at >= ? AND c.received_at < ? AND f.cancelled_at IS NULL" + only,
+        " WHERE c.received_at >= ? AND c.received_at < ? AND f.cancelled_at IS NULL AND " + only,
         [since, until, *ids],
     )
     return [
@@ -99,10 +91,13 @@ _SCORE_JSON = ", ".join(
 )
 
 
-def _scope(facility_ids: Sequence[int] | None) -> tuple[str, list[object]]:
+def facility_clause(
+    facility_ids: Sequence[int] | None, column: str = "s.facility_id"
+) -> tuple[str, list[object]]:
+    """``column IN (...)`` and its values: the rows of ``facility_ids``, all of them for None."""
     if facility_ids is None:
         return "1 = 1", []
-    return f"s.facility_id IN ({', '.join('?' for _ in facility_ids) or 'NULL'})", [*facility_ids]
+    return f"{column} IN ({', '.join('?' for _ in facility_ids) or 'NULL'})", [*facility_ids]
 
 
 def read_scores_json(
@@ -115,7 +110,7 @@ def read_scores_json(
     facility's name, as a JSON array built by SQLite: a year of 50 facilities is ~9,000 rows,
     which Python would take ~10 times longer to turn into dicts and back into JSON (bench/
     quality.py). Scoping is in the query."""
-    where, params = _scope(facility_ids)
+    where, params = facility_clause(facility_ids)
     row = db.execute(
         f"SELECT json_group_array(json_object({_SCORE_JSON}, 'facility', f.name)) FROM"
         " (SELECT * FROM qc_scores s WHERE s.month BETWEEN ? AND ? AND"
@@ -146,7 +141,7 @@ def trend_rows(
     """The monthly scores of the ``top`` facility × exam items with the highest share of poor
     images over months [first, last] (the dashboard's QC trend): ranked in SQL, so the page
     reads a hundred rows, not a year's."""
-    where, params = _scope(facility_ids)
+    where, params = facility_clause(facility_ids)
     window = [first_month, last_month]
     rows = db.execute(
         "WITH worst AS (SELECT facility_id, modality, body_part FROM qc_scores s"
