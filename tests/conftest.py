@@ -46,6 +46,20 @@ MARKED_BY_FIXTURE = {"orthanc": "orthanc", "browser": "browser", "page": "browse
 _CHILDREN = ChildRecord()
 
 
+@pytest.fixture(autouse=True)
+def _pydicom_validation_kept() -> Iterator[None]:
+    """pydicom's value validation is process-wide, and dicomweb-client's file helpers set it to
+    RAISE and restore it only when they return: one that raised left every later test of the
+    worker reading strictly (a malformed file built by a test then failed to encode)."""
+    from pydicom import config
+
+    reading = config.settings._reading_validation_mode
+    writing = config.settings._writing_validation_mode
+    yield
+    config.settings._reading_validation_mode = reading
+    config.settings._writing_validation_mode = writing
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist worksteal`` (make test) or plain ``-n N`` (``load``): work stealing that keeps
     each test module on one worker (tests/whole_modules.py)."""
