@@ -13,6 +13,7 @@ from worklists.ordering import WorklistKey
 from worklists.routing import subspecialties
 
 from .database import RecordNotFound
+from .patients import LocalPatient, record_local_identity
 from .scope import Scope
 from .turnaround import record_event
 
@@ -129,12 +130,16 @@ def _open_by(
 
 
 def insert_consultation(db: sqlite_utils.Database, values: dict[str, Any]) -> int:
+    """Insert, and index its patient in the master patient index in the same transaction, so
+    that every consultation's patient has a local identity whichever way it came in."""
     columns = ", ".join(values)
     marks = ", ".join("?" for _ in values)
     cursor = db.execute(
         f"INSERT INTO consultations ({columns}) VALUES ({marks})", list(values.values())
     )
-    return int(cursor.lastrowid)
+    consultation_id = int(cursor.lastrowid)
+    _index_patient(db, consultation_id)
+    return consultation_id
 
 
 def update_consultation(
@@ -145,6 +150,22 @@ def update_consultation(
         f"UPDATE consultations SET {assignments} WHERE id = ?",
         [*values.values(), consultation_id],
     )
+    if _PATIENT_COLUMNS & values.keys():
+        _index_patient(db, consultation_id)
+
+
+_PATIENT_COLUMNS = {"patient_id", "patient_name", "patient_birth_date", "patient_sex"}
+
+
+def _index_patient(db: sqlite_utils.Database, consultation_id: int) -> None:
+    """The consultation's patient as a local identity (service/storage/patients.py)."""
+    row = db.execute(
+        "SELECT facility_id, patient_id, patient_name, patient_birth_date, patient_sex"
+        " FROM consultations WHERE id = ?",
+        [consultation_id],
+    ).fetchone()
+    if row is not None and row[1].strip():
+        record_local_identity(db, LocalPatient(*row))
 
 
 def append_event(

@@ -1188,3 +1188,99 @@ def m041_hl7_preliminary_results(db: sqlite_utils.Database) -> None:
         CREATE INDEX hl7_outbox_consultation ON hl7_outbox(consultation_id, id);
         """
     )
+
+
+@migrations()
+def m042_patient_identities(db: sqlite_utils.Database) -> None:
+    """One patient across the consortium (issue 21): a small master patient index.
+
+    A *local identity* is what one facility calls a patient (facility + local Patient ID, with
+    the latest name, birth date and sex it sent). Every local identity belongs to exactly one
+    *person*; linking two identities puts them in one person. ``patient_identifiers`` holds the
+    checked national identifiers an identity carried (the only place the numbers are stored),
+    ``patient_link_changes`` every link and unlink (automatic by identifier, or an
+    administrator's), with the identities it moved so that it can be reversed, and
+    ``patient_link_blocks`` the pairs an administrator separated, which no automatic link may
+    join again. Existing consultations' patients become identities, one person each."""
+    db.executescript(
+        """
+        CREATE TABLE patient_persons (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE patient_identities (
+            id INTEGER PRIMARY KEY,
+            facility_id INTEGER NOT NULL REFERENCES facilities(id),
+            patient_id TEXT NOT NULL,
+            person_id INTEGER NOT NULL REFERENCES patient_persons(id),
+            name TEXT NOT NULL DEFAULT '',
+            birth_date TEXT NOT NULL DEFAULT '',
+            sex TEXT NOT NULL DEFAULT '',
+            first_seen_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (facility_id, patient_id)
+        );
+        CREATE INDEX patient_identities_person ON patient_identities(person_id);
+        CREATE TABLE patient_identifiers (
+            identity_id INTEGER NOT NULL REFERENCES patient_identities(id),
+            system TEXT NOT NULL,
+            value TEXT NOT NULL,
+            source TEXT NOT NULL,
+            disputed TEXT NOT NULL DEFAULT '',
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (identity_id, system, value)
+        );
+        CREATE INDEX patient_identifiers_value ON patient_identifiers(system, value);
+        CREATE TABLE patient_link_changes (
+            id INTEGER PRIMARY KEY,
+            action TEXT NOT NULL CHECK (action IN ('link', 'unlink')),
+            method TEXT NOT NULL CHECK (method IN ('identifier', 'administrator', 'reversal')),
+            identity_id INTEGER NOT NULL REFERENCES patient_identities(id),
+            other_identity_id INTEGER REFERENCES patient_identities(id),
+            from_person_id INTEGER NOT NULL,
+            to_person_id INTEGER NOT NULL,
+            moved TEXT NOT NULL,
+            identifier_system TEXT NOT NULL DEFAULT '',
+            actor_id INTEGER REFERENCES users(id),
+            reason TEXT NOT NULL DEFAULT '',
+            at TEXT NOT NULL,
+            reverses INTEGER REFERENCES patient_link_changes(id),
+            reversed_by INTEGER REFERENCES patient_link_changes(id)
+        );
+        CREATE INDEX patient_link_changes_identity ON patient_link_changes(identity_id, at);
+        CREATE INDEX patient_link_changes_other ON patient_link_changes(other_identity_id, at);
+        CREATE TABLE patient_link_blocks (
+            identity_id INTEGER NOT NULL REFERENCES patient_identities(id),
+            other_identity_id INTEGER NOT NULL REFERENCES patient_identities(id),
+            change_id INTEGER NOT NULL REFERENCES patient_link_changes(id),
+            PRIMARY KEY (identity_id, other_identity_id)
+        );
+        """
+    )
+    groups = db.execute(
+        """
+        SELECT c.facility_id, c.patient_id, MIN(c.created_at) AS first_seen,
+               MAX(c.updated_at) AS updated
+        FROM consultations c WHERE c.patient_id != ''
+        GROUP BY c.facility_id, c.patient_id ORDER BY MIN(c.id)
+        """
+    ).fetchall()
+    for facility_id, patient_id, first_seen, updated in groups:
+        latest = db.execute(
+            """
+            SELECT c.patient_name, c.patient_birth_date, c.patient_sex
+            FROM consultations c WHERE c.facility_id = ? AND c.patient_id = ?
+            ORDER BY c.id DESC LIMIT 1
+            """,
+            [facility_id, patient_id],
+        ).fetchone()
+        person = db.execute(
+            "INSERT INTO patient_persons (created_at) VALUES (?)", [first_seen]
+        ).lastrowid
+        db.execute(
+            """
+            INSERT INTO patient_identities (facility_id, patient_id, person_id, name,
+                birth_date, sex, first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [facility_id, patient_id, person, *latest, first_seen, updated],
+        )
