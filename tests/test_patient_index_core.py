@@ -187,3 +187,27 @@ def test_migration_indexes_the_patients_of_existing_consultations():
         (facility, "P-1", "NEW^NAME")
     ]
     assert database.execute("SELECT COUNT(*) FROM patient_persons").fetchone()[0] == 1
+
+
+def test_recent_exams_finds_the_same_item_at_a_linked_facility_only(db):
+    wang = Identifier(RESIDENT_ID, WANG)
+    for facility, patient_id, modality, body_part, accession in (
+        (1, "T-7", "CT", "HEAD", "A1"),
+        (1, "T-7", "CR", "CHEST", "A2"),
+        (2, "T-7", "CT", "HEAD", "B1"),  # same local ID elsewhere: another person
+    ):
+        request = ConsultationRequest(
+            priority=Priority.ROUTINE,
+            accession_number=accession,
+            patient_id=patient_id,
+            patient_name="WANG^WEI",
+            modality=modality,
+            body_part=body_part,
+        )
+        file_request(db, request, facility_id=facility, user_id=None, now=NOW, sla=SlaPolicy())
+    record_local_identity(db, LocalPatient(1, "T-7", "WANG^WEI", "19800214", "M"), [wang])
+    record_local_identity(db, LocalPatient(3, "C-1", "WANG^WEI", "19800214", "M"), [wang])
+    found = patients.recent_exams(db, 3, "C-1", "CT", "HEAD", "2026-11-26T00:00:00Z")
+    assert [(r["facility_id"], r["accession_number"]) for r in found] == [(1, "A1")]
+    assert found[0]["facility_name"] == "Township A" and found[0]["recognition"] == ""
+    assert patients.recent_exams(db, 3, "C-1", "CT", "HEAD", "2026-12-04T00:00:00Z") == []

@@ -398,3 +398,49 @@ def link_changes(db: sqlite_utils.Database, identity_ids: Iterable[int]) -> list
             [*ids, *ids],
         )
     ]
+
+
+def recent_exams(
+    db: sqlite_utils.Database,
+    facility_id: int,
+    patient_id: str,
+    modality: str,
+    body_part: str,
+    since: str,
+    exclude_consultation: int | None = None,
+) -> list[dict[str, Any]]:
+    """Consultations of the same person (every linked facility) for the same exam item
+    (modality + body part, as stored) whose images arrived, or which were requested, at or
+    after ``since`` (ISO UTC), newest first, with the facility, the latest signed report's
+    impression and whether that facility is on the recognition list for the item.
+
+    The repeat-exam check at request time and at ingest, and what bench/patients.py times."""
+    rows = db.query(
+        f"""
+        WITH {LINKED_IDENTITIES}
+        SELECT c.id AS consultation_id, c.facility_id, f.name AS facility_name, c.patient_id,
+               c.modality, c.body_part, c.status, c.accession_number,
+               COALESCE(c.received_at, c.requested_at, c.created_at) AS performed_at,
+               c.received_at, v.signed_at, v.impression,
+               COALESCE(rec.status, '') AS recognition
+        FROM linked l
+        JOIN consultations c ON c.facility_id = l.facility_id AND c.patient_id = l.patient_id
+        JOIN facilities f ON f.id = c.facility_id
+        LEFT JOIN reports r ON r.consultation_id = c.id AND r.signed_versions > 0
+        LEFT JOIN report_versions v ON v.report_id = r.id AND v.version = r.signed_versions
+        LEFT JOIN recognition rec ON rec.facility_id = c.facility_id
+            AND rec.modality = c.modality AND rec.body_part = c.body_part
+        WHERE c.modality = ? AND c.body_part = ?
+          AND COALESCE(c.received_at, c.requested_at, c.created_at) >= ?
+          AND c.id IS NOT ?
+        ORDER BY performed_at DESC, c.id DESC
+        """,
+        [
+            *linked_parameters(facility_id, patient_id),
+            modality,
+            body_part,
+            since,
+            exclude_consultation,
+        ],  # fmt: skip
+    )
+    return [dict(row) for row in rows]
