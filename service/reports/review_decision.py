@@ -33,7 +33,7 @@ from ..auth.password_check import check_password
 from ..auth.sessions import CurrentUser
 from ..clock import to_iso
 from ..signing import ConsortiumCA, sign_detached, sign_pdf
-from ..storage import Conflict, Database, hl7_outbox
+from ..storage import Conflict, Database
 from ..storage import consultations as consultation_store
 from ..storage import key_images as figure_store
 from ..storage import report_reviews as review_store
@@ -52,10 +52,12 @@ from .public_address import check_printable
 from .signing import (
     SignedReport,
     _critical_notice,
-    _events_and_status,
     _Evidence,
     _Prepared,
+    issue_version,
     new_verification_code,
+    release_claim,
+    signed_event,
 )
 
 REVIEW_FIELD = "TelereadReview"
@@ -225,6 +227,7 @@ def _record(
     stamp = to_iso(now.replace(microsecond=0))
     state = "edited" if decision.edited else "approved"
     review_store.decide(db, review["id"], state, user.id, document.reviewer_name, stamp)
+    consultation_id = report["consultation_id"]
     text = {
         "findings": document.findings,
         "impression": document.impression,
@@ -234,8 +237,9 @@ def _record(
         "quality": document.quality,
         "quality_reason": document.quality_reason,
     }
-    version_id = store.insert_version(
+    version_id = issue_version(
         db,
+        consultation_id,
         text
         | {
             "report_id": report["id"],
@@ -256,27 +260,26 @@ def _record(
             "reviewed_at": stamp,
             "text_by": "reviewer" if decision.edited else "writer",
         },
+        (
+            (
+                "reviewed",
+                user.id,
+                {
+                    "report_id": report["id"],
+                    "version": document.version,
+                    "review_id": review["id"],
+                    "decision": state,
+                    "writer_id": review["writer_id"],
+                },
+            ),
+            signed_event(report, document, user.id),
+        ),
+        stamp,
+        now,
     )
     figure_store.save_figures(db, version_id, list(decision.figures))
     review_store.adopt_issued_text(db, report["id"], text, stamp)
-    consultation_id = report["consultation_id"]
-    consultation_store.append_event(
-        db,
-        consultation_id,
-        "reviewed",
-        stamp,
-        user.id,
-        {
-            "report_id": report["id"],
-            "version": document.version,
-            "review_id": review["id"],
-            "decision": state,
-            "writer_id": review["writer_id"],
-        },
-    )
-    _events_and_status(db, prepared, user, version_id, stamp)
-    store.create_delivery(db, version_id, "orthanc", to_iso(now))
-    hl7_outbox.enqueue_result(db, consultation_id, version_id, document.version, to_iso(now))
+    release_claim(db, consultation_id, "signed", stamp)
     notices: list[Notice] = []
     if review["preliminary_version"] is not None:
         notices.append(_final_notice(db, prepared, review["preliminary_version"], stamp))

@@ -26,7 +26,7 @@ from ..auth.sessions import CurrentUser
 from ..clock import to_iso
 from ..runtime.orthanc.client import OrthancClient
 from ..signing import ConsortiumCA
-from ..storage import Conflict, Database, hl7_outbox
+from ..storage import Conflict, Database
 from ..storage import consultations as consultation_store
 from ..storage import report_reviews as review_store
 from ..storage import reports as store
@@ -36,12 +36,15 @@ from ..worklist.live import WorklistChange
 from .document import ReportDocument
 from .key_images import save_review_figures, save_signed_figures
 from .signing import (
+    TEXT_FIELDS,
     SignedReport,
     _critical_notice,
     _Evidence,
     _Prepared,
     _signed_bytes,
+    issue_version,
     new_verification_code,
+    release_claim,
     sign_ready,
     unlock_and_prepare,
 )
@@ -191,7 +194,7 @@ def _record(
             "consultation_id": report["consultation_id"],
             "version": held.document.version,
             "supersedes_version": held.document.supersedes_version,
-            **{k: report[k] for k in _TEXT_FIELDS},
+            **{k: report[k] for k in TEXT_FIELDS},
             "writer_id": user.id,
             "writer_name": held.document.signer_name,
             "writer_certificate_serial": serial,
@@ -220,17 +223,7 @@ def _record(
             "critical": bool(report["critical"]),
         },
     )
-    consultation_store.update_consultation(
-        db,
-        consultation_id,
-        {
-            "status": AWAITING_REVIEW,
-            "claimed_by": None,
-            "claimed_at": None,
-            "claim_expires_at": None,
-            "updated_at": stamp,
-        },
-    )
+    release_claim(db, consultation_id, AWAITING_REVIEW, stamp)
     notices = ()
     if released is not None and report["critical"]:
         notices = (_critical_notice(db, _released(prepared, released), stamp),)
@@ -253,17 +246,6 @@ def _record(
     )
 
 
-_TEXT_FIELDS = (
-    "findings",
-    "impression",
-    "recommendation",
-    "critical",
-    "refer",
-    "quality",
-    "quality_reason",
-)
-
-
 def _released(prepared: _Prepared, released: _Signed) -> _Prepared:
     return dataclasses.replace(prepared, document=released.document)
 
@@ -279,13 +261,14 @@ def _release_preliminary(
     """Issue the preliminary version as any signed version is issued: portal, Orthanc, HIS."""
     report, document = prepared.report, signed.document
     stamp = to_iso(document.signed_at)
-    version_id = store.insert_version(
+    released = {"report_id": report["id"], "version": document.version}
+    version_id = issue_version(
         db,
+        report["consultation_id"],
         {
-            "report_id": report["id"],
-            "version": document.version,
+            **released,
             "supersedes_version": document.supersedes_version,
-            **{k: report[k] for k in _TEXT_FIELDS},
+            **{k: report[k] for k in TEXT_FIELDS},
             "signer_id": user.id,
             "signer_name": document.signer_name,
             "certificate_serial": serial,
@@ -297,25 +280,9 @@ def _release_preliminary(
             "pdf": signed.pdf,
             "preliminary": 1,
         },
+        (("preliminary_released", user.id, released),),
+        stamp,
+        now,
     )
     save_signed_figures(db, version_id, prepared.key_figures)
-    consultation_id = report["consultation_id"]
-    consultation_store.append_event(
-        db,
-        consultation_id,
-        "preliminary_released",
-        stamp,
-        user.id,
-        {"report_id": report["id"], "version": document.version},
-    )
-    consultation_store.append_event(
-        db,
-        consultation_id,
-        "delivered",
-        stamp,
-        None,
-        {"channel": "portal", "report_id": report["id"], "version": document.version},
-    )
-    store.create_delivery(db, version_id, "orthanc", to_iso(now))
-    hl7_outbox.enqueue_result(db, consultation_id, version_id, document.version, to_iso(now))
     return signed

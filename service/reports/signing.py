@@ -260,19 +260,14 @@ def _record(
     if current is None or current["updated_at"] != report["updated_at"]:
         raise Conflict("draft_changed", "the draft changed while signing: review and sign again")
     stamp = to_iso(document.signed_at)
-    version_id = store.insert_version(
+    version_id = issue_version(
         db,
+        report["consultation_id"],
         {
             "report_id": report["id"],
             "version": document.version,
             "supersedes_version": document.supersedes_version,
-            "findings": report["findings"],
-            "impression": report["impression"],
-            "recommendation": report["recommendation"],
-            "critical": report["critical"],
-            "refer": report["refer"],
-            "quality": report["quality"],
-            "quality_reason": report["quality_reason"],
+            **{k: report[k] for k in TEXT_FIELDS},
             "signer_id": user.id,
             "signer_name": document.signer_name,
             "certificate_serial": serial,
@@ -283,14 +278,12 @@ def _record(
             "signature": signature,
             "pdf": pdf,
         },
+        (signed_event(report, document, user.id),),
+        stamp,
+        now,
     )
     save_signed_figures(db, version_id, prepared.key_figures)
-    _events_and_status(db, prepared, user, version_id, stamp)
-    store.create_delivery(db, version_id, "orthanc", to_iso(now))
-    # The ORU^R01 to the facility's HIS, queued in this transaction: no signed version is lost.
-    hl7_outbox.enqueue_result(
-        db, report["consultation_id"], version_id, document.version, to_iso(now)
-    )
+    release_claim(db, report["consultation_id"], "signed", stamp)
     notices = (_critical_notice(db, prepared, stamp),) if report["critical"] else ()
     effects = Effects(
         changes=(WorklistChange.of(prepared.consultation, "signed"),),
@@ -308,37 +301,69 @@ def _record(
     )
 
 
-def _events_and_status(
+TEXT_FIELDS = (
+    "findings",
+    "impression",
+    "recommendation",
+    "critical",
+    "refer",
+    "quality",
+    "quality_reason",
+)
+"""A report's text as a signed version keeps it."""
+
+
+def issue_version(
     db: sqlite_utils.Database,
-    prepared: _Prepared,
-    user: CurrentUser,
-    version_id: int,
+    consultation_id: int,
+    values: dict[str, Any],
+    events: tuple[tuple[str, int | None, dict[str, Any]], ...],
     stamp: str,
-) -> None:
-    report, document = prepared.report, prepared.document
-    consultation_id = report["consultation_id"]
-    detail = {
-        "report_id": report["id"],
-        "version": document.version,
-        "critical": bool(report["critical"]),
-        "refer": bool(report["refer"]),
-        "quality": report["quality"],
-        "quality_reason": report["quality_reason"],
-    }
-    consultation_store.append_event(db, consultation_id, "signed", stamp, user.id, detail)
+    now: datetime,
+) -> int:
+    """Issue a signed version the one way every signed version is issued (signed directly,
+    released as preliminary, or co-signed after review), in the caller's transaction: the
+    version's row, the caller's timeline events (type, actor, detail) then "delivered" to the
+    clinic's portal, the copy for Orthanc queued, and the ORU^R01 to the facility's HIS queued,
+    so that no signed version is ever issued without them."""
+    version_id = store.insert_version(db, values)
+    for event_type, actor, detail in events:
+        consultation_store.append_event(db, consultation_id, event_type, stamp, actor, detail)
     consultation_store.append_event(
         db,
         consultation_id,
         "delivered",
         stamp,
         None,
-        {"channel": "portal", "report_id": report["id"], "version": document.version},
+        {"channel": "portal", "report_id": values["report_id"], "version": values["version"]},
     )
+    store.create_delivery(db, version_id, "orthanc", to_iso(now))
+    hl7_outbox.enqueue_result(db, consultation_id, version_id, values["version"], to_iso(now))
+    return version_id
+
+
+def signed_event(
+    report: dict[str, Any], document: ReportDocument, actor: int | None
+) -> tuple[str, int | None, dict[str, Any]]:
+    """The timeline's "signed" event of a final version."""
+    detail = {
+        "report_id": report["id"],
+        "version": document.version,
+        "critical": bool(document.critical),
+        "refer": bool(document.refer),
+        "quality": document.quality,
+        "quality_reason": document.quality_reason,
+    }
+    return ("signed", actor, detail)
+
+
+def release_claim(db: sqlite_utils.Database, consultation_id: int, status: str, stamp: str) -> None:
+    """The consultation leaves its reader's hands with its new status."""
     consultation_store.update_consultation(
         db,
         consultation_id,
         {
-            "status": "signed",
+            "status": status,
             "claimed_by": None,
             "claimed_at": None,
             "claim_expires_at": None,
