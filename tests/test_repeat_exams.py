@@ -16,12 +16,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.app import create_app
 from service.clock import utc_now
+from service.dashboard.repeats import months_back, rate
 from service.http.keys import SLA
 from service.intake.intake import InstanceOrigin, ReceivedStudy
 from service.intake.repeat_check import receive_checked_study
@@ -66,6 +68,16 @@ def test_a_bad_window_is_refused_with_the_key_named(text, named):
         parse_rules(f"[repeat_exams]\n{text}\n")
     with pytest.raises(ValueError):
         parse_repeat_exams("not a table")
+
+
+def test_the_dashboard_counts_whole_months_in_the_callers_zone():
+    """Twelve months back from 2027-01-01 00:30 in Shanghai (still December in UTC) start on
+    2026-02-01 in Shanghai; the rate is repeats per request filed, in percent."""
+    shanghai = ZoneInfo("Asia/Shanghai")
+    now = datetime(2026, 12, 31, 16, 30, tzinfo=UTC)
+    assert months_back(now, shanghai) == datetime(2026, 2, 1, tzinfo=shanghai)
+    assert months_back(now, UTC) == datetime(2026, 1, 1, tzinfo=UTC)
+    assert (rate(1, 3), rate(0, 5), rate(2, 0)) == (33.3, 0.0, None)
 
 
 # --- the world -------------------------------------------------------------------------------
@@ -168,6 +180,9 @@ async def test_the_api_stops_a_repeat_with_409_and_files_it_with_a_reason(world)
         None,
     )
 
+    other = body("CY-1", "CR.CHEST", repeat_reason="Cough", repeat_alert_id=alert["id"])
+    response = await client.post("/api/consultations", json=other, headers=headers)
+    assert (response.status, (await response.json())["error"]) == (409, "alert_mismatch")
     again = body("CY-1", repeat_reason="Worse since, new weakness", repeat_alert_id=alert["id"])
     response = await client.post("/api/consultations", json=again, headers=headers)
     assert response.status == 201, await response.text()

@@ -73,7 +73,7 @@ def file_checked_request(
         )
     reason = answer.reason.strip()
     if answer.alert_id is not None and reason:
-        repeats.pending_alert(db, answer.alert_id, facility_id)  # before anything is filed
+        repeats.answerable(db, answer.alert_id, item)  # before anything is filed
     elif not prior.matches:
         return Filing(*_file(db, request, facility_id, user_id, now, sla))
     elif answer.ask and not reason:

@@ -129,6 +129,17 @@ def pending_alert(db: sqlite_utils.Database, alert_id: int, facility_id: int) ->
     return alert
 
 
+def answerable(db: sqlite_utils.Database, alert_id: int, item: ExamItem | None) -> None:
+    """The pending alert a request proceeds from is its facility's and about the same patient
+    and exam item (a reason given to one alert does not cover another exam)."""
+    if item is None:
+        raise Conflict("alert_mismatch", f"repeat alert {alert_id} is about another exam")
+    alert = pending_alert(db, alert_id, item.facility_id)
+    about = (alert["patient_id"], alert["modality"], alert["body_part"])
+    if about != (item.patient_id, item.modality.upper(), item.body_part.upper()):
+        raise Conflict("alert_mismatch", f"repeat alert {alert_id} is about another exam")
+
+
 def withdraw(
     db: sqlite_utils.Database, alert_id: int, *, facility_id: int, user_id: int, now: datetime
 ) -> dict[str, Any]:
