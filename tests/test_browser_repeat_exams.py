@@ -16,6 +16,7 @@ from service.clock import utc_now
 from .browser import SCREENSHOTS, log_in
 from .conftest import suite_settings
 from .repeat_world import link, prior_exam, recognise, rules_file
+from .test_browser_accessibility import axe_violations, describe
 
 
 @pytest.fixture
@@ -95,6 +96,7 @@ async def test_the_request_form_shows_the_alert_and_withdrawing_files_nothing(
         await page.click("#repeat-alert-proceed")  # no reason given
         await expect(page.locator("#repeat-alert-status")).to_have_text(words["need_reason"])
         await page.screenshot(path=SCREENSHOTS / f"repeat-alert-{lang}.png", full_page=True)
+        assert describe(f"repeat alert [{lang}]", await axe_violations(page)) == []
         await page.click("#repeat-alert-withdraw")
         await expect(page.locator("#repeat-alert-status")).to_have_text(words["withdrawn"])
         assert page.url == f"{base}/request"
