@@ -40,6 +40,7 @@ from service.settings import Settings
 from service.storage import facilities as facility_store
 from service.storage import hl7_outbox as hl7_store
 from service.storage import notifications as notification_store
+from service.storage import repeat_alerts as repeat_alert_store
 from service.storage import reports as report_store
 from service.storage import roster as roster_store
 from service.storage import saved_filters as filter_store
@@ -128,6 +129,12 @@ SPEC: dict[str, Rule] = {
     # A facility sends its own studies and files its own requests.
     "POST /api/consultations": everywhere(*CLINIC),
     "POST /fhir/ServiceRequest": everywhere(*CLINIC),
+    # A repeat-exam alert the clinic's request met: its own requesting staff withdraw it; to the
+    # same roles elsewhere it does not exist.
+    "POST /api/repeat-alerts/{id}/withdraw": Rule(
+        frozenset((role, OWN) for role in CLINIC),
+        frozenset((role, place) for role in CLINIC for place in (OTHER, CENTRE)),
+    ),
     "PUT /fhir/ServiceRequest/{id}": on_the_clinics_consultation(*CLINIC),
     "POST /api/studies": everywhere("radiographer", "requester"),
     "POST /dicom-web/studies": everywhere("radiographer", "requester"),
@@ -302,6 +309,24 @@ async def _delete_filter(world: Consortium, caller: Caller | None) -> Call:
 async def _request(world: Consortium, caller: Caller | None) -> Call:
     body = {"accession_number": f"MATRIX-{next(SERIAL)}", "priority": "routine"}
     return "/api/consultations", {"json": body}
+
+
+@calls("POST /api/repeat-alerts/{id}/withdraw")
+async def _withdraw_repeat(world: Consortium, caller: Caller | None) -> Call:
+    """A pending alert of the clinic's for each call (a second withdrawal would be 409)."""
+    row = {
+        "facility_id": world.facilities[OWN],
+        "patient_id": "MATRIX-PATIENT",
+        "modality": "CT",
+        "body_part": "HEAD",
+        "window_days": 7,
+        "matches": [],
+        "source": "web",
+        "decision": "pending",
+        "created_at": to_iso(utc_now()),
+    }
+    alert_id = await world.service.database.write(repeat_alert_store.insert_alert, row)
+    return f"/api/repeat-alerts/{alert_id}/withdraw", {}
 
 
 @calls("POST /fhir/ServiceRequest")

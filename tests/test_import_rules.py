@@ -23,8 +23,11 @@ PLANTS = {
     "service/worklist/claims.py": "from ..http import keys as _planted_web",
     # storage importing a domain package
     "service/storage/consultations.py": "from ..reports import signing as _planted_domain",
-    # intake importing worklist, which imports intake: a circle inside one layer
-    "service/intake/uploads.py": "from ..worklist import claims as _planted_circle",
+    # dashboard and mwl importing each other: a circle inside one layer (a pair that names
+    # itself first whichever way the cycle breaker picks: both sort before the other breakers,
+    # where intake <-> worklist flipped with any new domain edge and fell out of the listing)
+    "service/dashboard/charts.py": "from ..mwl import items as _planted_circle",
+    "service/mwl/items.py": "from ..dashboard import charts as _planted_circle",
     # the pure rules importing the service
     "worklists/sla.py": "from service import clock as _planted_pure",
 }
@@ -75,7 +78,7 @@ def test_storage_importing_a_domain_module_is_named(planted):
 
 def test_a_new_circle_between_sibling_packages_is_named(planted):
     assert "No cycles are allowed in service." in planted
-    assert ".intake -> .worklist" in planted
+    assert ".dashboard -> .mwl" in planted or ".mwl -> .dashboard" in planted
 
 
 def test_the_pure_rules_importing_the_service_are_named(planted):

@@ -172,6 +172,7 @@ async def seed(service: Service) -> dict[str, Any]:
     )
     assert filed.status == 200, await filed.text()
     notification = await _notify_clinic_a(service, a, items[0]["id"])
+    repeat_alert = await _repeat_alert_of_clinic_a(service, a)
     posted = await service.client.post(
         f"/api/consultations/{items[0]['id']}/messages",
         headers=wang,
@@ -185,7 +186,26 @@ async def seed(service: Service) -> dict[str, Any]:
         "a": a,
         "b": b,
         "notification": notification,
+        "repeat_alert": repeat_alert,
     }
+
+
+async def _repeat_alert_of_clinic_a(service, facility_a: int) -> int:
+    """A repeat-exam alert clinic A's requester has not answered yet."""
+    from service.storage.repeat_alerts import insert_alert
+
+    row = {
+        "facility_id": facility_a,
+        "patient_id": "SECRET_PID_A",
+        "modality": "CT",
+        "body_part": "HEAD",
+        "window_days": 7,
+        "matches": [{"facility_name": "Clinic A", "impression": "保密患者"}],
+        "source": "web",
+        "decision": "pending",
+        "created_at": "2026-01-01T00:00:00.000000Z",
+    }
+    return await service.database.write(insert_alert, row)
 
 
 async def _notify_clinic_a(service, facility_a: int, consultation_id: int) -> int:
@@ -322,6 +342,9 @@ async def call(service, headers, route: str, world):
             return await c.post("/api/admin/hl7-outbox/1/retry", headers=headers)
         case "GET /api/admin/patient-merges":
             return await c.get("/api/admin/patient-merges", headers=headers)
+        case "POST /api/repeat-alerts/{id}/withdraw":
+            alert = world["repeat_alert"]
+            return await c.post(f"/api/repeat-alerts/{alert}/withdraw", headers=headers)
         case "POST /api/admin/patient-merges/{id}/reverse":
             return await c.post("/api/admin/patient-merges/1/reverse", headers=headers)
         case "GET /fhir/Patient/{id}":
@@ -583,6 +606,7 @@ MATRIX = (
     "GET /api/consultations/{id}",
     "GET /ohif/consultations/{id}",
     "POST /api/consultations",
+    "POST /api/repeat-alerts/{id}/withdraw",
     "POST /api/studies",
     "POST /dicom-web/studies/{study}",
     "GET /api/admin/quarantine",

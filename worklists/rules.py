@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from .priorities import Priority
+from .repeat_exams import RepeatWindowError, RepeatWindows, parse_repeat_exams
 from .review import Grade, ReviewPolicy
 from .routing import GENERAL_QUEUE, QueueRule, RoutingPolicy
 from .sla import DEFAULT_TARGETS, SlaPolicy, SlaRule
 
-_TOP_KEYS = {"sla", "routing", "review", "recognition", "peer_review"}  # their own modules
+_TOP_KEYS = {"sla", "routing", "review", "recognition", "peer_review", "repeat_exams"}
 _REVIEW_KEYS = {"grades", "queues", "priorities", "reviewer_min_grade", "preliminary_priorities"}
 _SLA_KEYS = {"targets", "rules"}
 _SLA_RULE_KEYS = {"name", "priority", "facility_kind", "modality", "body_part", "minutes"}
@@ -44,6 +45,7 @@ class WorklistRules(SlaPolicy):
 
     routing: RoutingPolicy = field(default_factory=RoutingPolicy)
     review: ReviewPolicy = field(default_factory=ReviewPolicy)
+    repeat_exams: RepeatWindows = field(default_factory=RepeatWindows)
 
     @property
     def sla(self) -> SlaPolicy:
@@ -78,7 +80,16 @@ def parse_rules(text: str, source: str = "rules") -> WorklistRules:
         rules=sla_rules,
         routing=RoutingPolicy(queues, default_queue.strip().lower()),
         review=_review(_table(document, "review", source), f"{source} [review]"),
+        repeat_exams=_repeat_exams(document, source),
     )
+
+
+def _repeat_exams(document: dict[str, Any], source: str) -> RepeatWindows:
+    """The ``[repeat_exams]`` windows (worklists/repeat_exams.py), errors as RulesError."""
+    try:
+        return parse_repeat_exams(document.get("repeat_exams"), f"{source} [repeat_exams]")
+    except RepeatWindowError as exc:
+        raise RulesError(str(exc)) from exc
 
 
 def _review(table: dict[str, Any], where: str) -> ReviewPolicy:

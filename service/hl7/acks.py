@@ -5,17 +5,21 @@
 order to cancel is not open); ``AR`` it was refused outright (unknown sending facility,
 unsupported message type or character set, malformed or too large). AE and AR carry an ERR
 segment with the HL7 error code (table 0357), where the problem is (segment^sequence^field)
-and what is wrong in words, also in MSA-3 for receivers older than v2.5.
+and what is wrong in words, also in MSA-3 for receivers older than v2.5. An AA may carry
+warnings the same way with ERR-4 severity ``W`` (HL7 table 0516): an order applied although it
+repeats a recent exam.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 #: HL7 table 0357 (message error condition codes) texts of the codes used here.
 ERROR_TEXTS = {
+    "0": "Message accepted",
     "100": "Segment sequence error",
     "101": "Required field missing",
     "102": "Data type error",
@@ -75,8 +79,15 @@ def new_control_id() -> str:
     return "TR" + secrets.token_hex(9).upper()
 
 
-def ack(to: Addressing, code: str, now: datetime, refusal: Refusal | None = None) -> str:
-    """The ACK message as text (segments end with CR)."""
+def ack(
+    to: Addressing,
+    code: str,
+    now: datetime,
+    refusal: Refusal | None = None,
+    warnings: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The ACK message as text (segments end with CR); ``warnings`` (text, location) each give
+    an ERR of severity W after an applied message, their texts joined in MSA-3."""
     msh = [
         "MSH",
         "^~\\&",
@@ -96,7 +107,10 @@ def ack(to: Addressing, code: str, now: datetime, refusal: Refusal | None = None
     msa = ["MSA", code, escape(to.control_id)]
     segments = ["|".join(msh)]
     if refusal is None:
+        if warnings:
+            msa.append(escape(" | ".join(text for text, _ in warnings)))
         segments.append("|".join(msa))
+        segments += [_err(Refusal(code, "", text, where), "W") for text, where in warnings]
     else:
         msa.append(escape(refusal.text))
         segments.append("|".join(msa))
@@ -104,21 +118,19 @@ def ack(to: Addressing, code: str, now: datetime, refusal: Refusal | None = None
     return "\r".join(segments) + "\r"
 
 
-def _err(refusal: Refusal) -> str:
-    """ERR with both layouts: ERR-1 (v2.3/2.4) and ERR-2..8 (v2.5+)."""
-    name = ERROR_TEXTS.get(refusal.error_code, "")
+def _err(refusal: Refusal, severity: str = "E") -> str:
+    """ERR with both layouts: ERR-1 (v2.3/2.4) and ERR-2..8 (v2.5+); ERR-4 the severity (E
+    error, W warning). A warning has no error condition code (ERR-3 is "0", success)."""
+    code = refusal.error_code or "0"
+    name = ERROR_TEXTS.get(code, "")
     location = refusal.location
-    old = (
-        f"{location}^{refusal.error_code}&{name}&HL70357"
-        if location
-        else (f"^^^{refusal.error_code}&{name}&HL70357")
-    )
+    old = f"{location}^{code}&{name}&HL70357" if location else (f"^^^{code}&{name}&HL70357")
     fields = [
         "ERR",
         old,
         location,
-        f"{refusal.error_code}^{name}^HL70357",
-        "E",
+        f"{code}^{name}^HL70357",
+        severity,
         "",
         "",
         "",

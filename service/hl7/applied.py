@@ -34,6 +34,8 @@ class Applied:
     consultations: list[int] = field(default_factory=list)
     created: list[int] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    """What the AA's ERR segments warn of (severity W): text and location (a repeat exam)."""
 
 
 #: A message kind: applies one message inside the caller's write transaction, or raises

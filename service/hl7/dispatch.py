@@ -103,7 +103,9 @@ def apply(
             "MSH^1^9",
         )
     applied = handler(db, Inbound(header, parsed.message, facility, now, sla))
-    text = acks.ack(header.addressing, "AA", now.astimezone(local_zone(facility)))
+    text = acks.ack(
+        header.addressing, "AA", now.astimezone(local_zone(facility)), warnings=applied.warnings
+    )
     hl7_received.remember(db, facility["id"], header.control_id, header.kind, text, to_iso(now))
     detail = {
         "message_type": header.kind,

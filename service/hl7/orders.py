@@ -11,13 +11,16 @@ Where each value is read (IHE Scheduled Workflow's usage where HIS vendors diffe
 | study instance UID | IPC-3 (OMI) |
 | requested procedure (code, text) | OBR-4.1, OBR-4.2 |
 | modality | IPC-5 (OMI), else OBR-24 when it is a DICOM modality |
+| body part | OBR-15.4 (specimen source's body site) when it is a DICOM code string |
 | priority | TQ1-9, else ORC-7.6, else OBR-27.6, else OBR-5 (table 0027: S stat, A/T urgent) |
 | clinical history | OBR-13 and the NTE segments after the OBR |
 | clinical question | OBR-31 (text, else code) |
 | callback phone | ORC-14.1 |
 | requesting user | ORC-12.1 (ordering provider's ID) when it is a requesting user's username |
 
-Several orders in one message are applied together or not at all.
+Several orders in one message are applied together or not at all. An order repeating an exam
+item the patient had within its window (worklist rules ``[repeat_exams]``) is filed, the repeat
+recorded, and the ACK warns (ERR severity W, service/hl7/acks.py).
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from worklists.priorities import Priority
 
 from ..clock import to_iso
 from ..intake.cancellation import cancel_request
-from ..intake.intake import ConsultationRequest, file_request
+from ..intake.intake import ConsultationRequest
+from ..intake.repeat_check import file_checked_request
+from ..patients import repeats
 from ..storage import Conflict
 from ..storage import consultations as store
 from ..storage import users as user_store
@@ -57,6 +62,7 @@ DICOM_MODALITIES = {
     "OT", "SC", "RG", "BMD", "ECG",
 }  # fmt: skip
 UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+BODY_PART = re.compile(r"^[A-Z0-9_ ]{1,16}$")  # DICOM (0018,0015) Body Part Examined, a CS
 HISTORY_LIMIT, QUESTION_LIMIT = 4000, 2000
 
 
@@ -186,11 +192,13 @@ def _request(inbound: Inbound, pid: Segment | None, order: Order) -> Consultatio
     history = "\n".join(t for t in [order.obr_value(13), *order.notes] if t)
     question = order.obr_value(31, 2) or order.obr_value(31, 1)
     code, text = order.obr_value(4, 1), order.obr_value(4, 2)
+    body_part = order.obr_value(15, 4).upper()
     return ConsultationRequest(
         _priority(order),
         study_instance_uid=uid if UID.match(uid) and len(uid) <= 64 else None,
         accession_number=_limited(accession, 16, "the accession number", order.at("OBR", 18)),
         modality=modality if modality in DICOM_MODALITIES else None,
+        body_part=body_part if BODY_PART.match(body_part) else None,
         clinical_history=history[:HISTORY_LIMIT] or None,
         clinical_question=question[:QUESTION_LIMIT] or None,
         callback_phone=order.orc.value(14)[:32] or None,
@@ -228,7 +236,7 @@ def _new_order(
     local = ZoneInfo(inbound.facility["timezone"])
     ordered_at = moment(order.orc.value(9), local, order.at("ORC", 9))
     try:
-        consultation_id, created = file_request(
+        filing = file_checked_request(
             db,
             request,
             facility_id=inbound.facility["id"],
@@ -239,6 +247,11 @@ def _new_order(
     except Conflict as exc:
         code = "205" if exc.code == "request_exists" else "207"
         raise Refusal("AE", code, exc.detail, order.at("ORC", 2)) from exc
+    consultation_id, created = filing.consultation_id, filing.created
+    assert consultation_id is not None  # an order is never stopped: a repeat is recorded
+    if filing.alert is not None:
+        text = repeats.note(filing.alert["matches"], local)
+        applied.warnings.append((text, order.at("OBR", 4)))
     applied.patient_id = request.patient_id or ""
     applied.consultations.append(consultation_id)
     if created:
@@ -252,6 +265,8 @@ def _new_order(
     }
     if ordered_at is not None:
         summary["ordered_at"] = to_iso(ordered_at)
+    if filing.alert is not None:
+        summary["repeat_alert"] = filing.alert["id"]
     applied.detail["orders"].append(summary)
 
 

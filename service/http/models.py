@@ -80,6 +80,15 @@ class ConsultationRequestBody(Strict):
     placer_order_number: str | None = Field(
         default=None, max_length=22, description="The ordering system's order number"
     )
+    repeat_reason: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Why the exam is done again although a repeat alert named a prior one"
+        " (file again with it after a 409 repeat_exam)",
+    )
+    repeat_alert_id: int | None = Field(
+        default=None, ge=1, description="The alert the 409 repeat_exam answer named"
+    )
 
     @model_validator(mode="after")
     def needs_a_study_link(self) -> ConsultationRequestBody:

@@ -28,7 +28,8 @@ from ..runtime.orthanc.client import OrthancClient, OrthancError, OrthancUnavail
 from ..storage import Database
 from ..storage import ingest as ingest_store
 from .file_checks import FileChecks
-from .intake import IngestOutcome, InstanceOrigin, ReceivedStudy, receive_study
+from .intake import IngestOutcome, InstanceOrigin, ReceivedStudy
+from .repeat_check import receive_checked_study
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ class ChangeFollower:
     async def process_study(self, orthanc_id: str, seq: int | None = None) -> IngestOutcome:
         study = await self.read_study(orthanc_id)
         outcome = await self.database.write(
-            receive_study, study, now=self.clock(), sla=self.sla, seq=seq
+            receive_checked_study, study, now=self.clock(), sla=self.sla, seq=seq
         )
         if outcome.moved_out:
             self._moves_pending = True

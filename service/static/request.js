@@ -1,7 +1,9 @@
 // teleread — new consultation request page. Posts the form to POST /api/consultations, then
-// opens the consultation's live status page.
+// opens the consultation's live status page. A 409 repeat_exam shows the repeat-exam alert
+// (./repeat_alert.js) before anything is filed.
 
 import { api, t } from "./common.js";
+import { showRepeatAlert } from "./repeat_alert.js";
 
 const form = document.getElementById("consult-form");
 const status = document.getElementById("consult-status");
@@ -46,11 +48,24 @@ form.addEventListener("submit", async (event) => {
   const born = value("patient_birth_date");
   if (born) json.patient_birth_date = born.replaceAll("-", "");
   submit.disabled = true;
+  await send(json);
+});
+
+async function send(json) {
   status.textContent = t("sending");
   try {
     const result = await api("/api/consultations", { method: "POST", json });
     if (result.ok && result.data) {
       location.assign(`/consultations/${result.data.id}`);
+      return;
+    }
+    if (result.status === 409 && result.data && result.data.error === "repeat_exam") {
+      status.textContent = "";
+      const resend = (reason, alertId) =>
+        send(Object.assign({}, json, { repeat_reason: reason, repeat_alert_id: alertId }));
+      showRepeatAlert(result.data, resend, () => {
+        submit.disabled = false;
+      });
       return;
     }
     const detail = result.data && result.data.detail;
@@ -60,4 +75,4 @@ form.addEventListener("submit", async (event) => {
     status.textContent = t("network_error");
   }
   submit.disabled = false;
-});
+}

@@ -1284,3 +1284,39 @@ def m042_patient_identities(db: sqlite_utils.Database) -> None:
             """,
             [facility_id, patient_id, person, *latest, first_seen, updated],
         )
+
+
+@migrations()
+def m044_repeat_alerts(db: sqlite_utils.Database) -> None:
+    """Repeat-exam alerts (issue 21): a request or a study of an exam item the same person had
+    within the item's window (worklist rules ``[repeat_exams]``), and what was decided.
+
+    ``matches`` is the prior exams as the requester was shown them (JSON: consultation,
+    facility, when, impression, recognition). ``decision``: ``pending`` (shown on the request
+    form, not yet answered), ``proceeded`` (filed anyway, with ``reason``), ``withdrawn``
+    (nothing filed: a repeat avoided), ``recorded`` (an HL7 or FHIR order or an arriving study,
+    which cannot be asked first). ``consultation_id`` is the consultation filed, if any."""
+    db.executescript(
+        """
+        CREATE TABLE repeat_alerts (
+            id INTEGER PRIMARY KEY,
+            facility_id INTEGER NOT NULL REFERENCES facilities(id),
+            patient_id TEXT NOT NULL,
+            modality TEXT NOT NULL,
+            body_part TEXT NOT NULL,
+            window_days INTEGER NOT NULL,
+            matches TEXT NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('web', 'api', 'hl7', 'fhir', 'ingest')),
+            decision TEXT NOT NULL
+                CHECK (decision IN ('pending', 'proceeded', 'withdrawn', 'recorded')),
+            reason TEXT NOT NULL DEFAULT '',
+            user_id INTEGER REFERENCES users(id),
+            created_at TEXT NOT NULL,
+            decided_at TEXT,
+            consultation_id INTEGER REFERENCES consultations(id)
+        );
+        CREATE INDEX repeat_alerts_item
+            ON repeat_alerts(facility_id, modality, body_part, created_at);
+        CREATE INDEX repeat_alerts_consultation ON repeat_alerts(consultation_id);
+        """
+    )

@@ -10,8 +10,11 @@ from aiohttp import web
 from ...auth.access import consultation_scope
 from ...clock import utc_now
 from ...dashboard import charts, qc_charts, turnaround
+from ...dashboard.repeats import MONTHS, repeat_figures
+from ...patients.repeats import zone_of
 from ...peer_review.figures import reader_figures
 from ...quality.access import qc_facilities
+from ...quality.labels import exam_item_label
 from ...quality.recompute import shift
 from ...storage import quality as qc_scores
 from ...storage.turnaround import Period
@@ -42,7 +45,24 @@ async def dashboard_page(request: web.Request) -> web.Response:
     peer = None
     if user.role in ("specialist", "manager"):
         peer = await reader_figures(request.app[DATABASE], user)
-    return render(request, "dashboard.html", recognition_changes=changes, peer_figures=peer)
+    return render(
+        request,
+        "dashboard.html",
+        recognition_changes=changes,
+        peer_figures=peer,
+        repeat_figures=await _repeat_figures(request),
+        repeat_months=MONTHS,
+    )
+
+
+async def _repeat_figures(request: web.Request) -> list[dict[str, Any]]:
+    """Repeat exams per facility and exam item (the caller's scope), exam items worded in
+    the page's language, months in the caller's facility zone."""
+    user = current_user(request)
+    zone = zone_of({"timezone": user.facility_timezone})
+    rows = await repeat_figures(request.app[DATABASE], consultation_scope(user), utc_now(), zone)
+    locale = page_locale(request)
+    return [r | {"exam": exam_item_label(r["modality"], r["body_part"], locale)} for r in rows]
 
 
 async def _figures(request: web.Request, name: str, period: Period) -> Any:

@@ -22,7 +22,9 @@ from ...fhir.capability import FHIR_JSON, capability_statement
 from ...fhir.identity import consultation_id_of, parse_patient_logical_id
 from ...fhir.orders import InvalidOrder, order_fields, parse_service_request
 from ...fhir.search import InvalidSearch, Search, parse_search
+from ...fhir.warnings import repeat_outcome
 from ...intake.cancellation import cancel_request
+from ...patients import repeats
 from ...storage.fhir import Match
 from ...worklist.live_feed import publish_changes
 from ..access import allow, public
@@ -190,10 +192,23 @@ async def create_service_request(request: web.Request) -> web.Response:
     except InvalidOrder as exc:
         raise ApiError(400, "invalid_order", str(exc), expression=exc.expression) from exc
     body = ConsultationRequestBody.model_validate(fields)  # the JSON API's limits and rules
-    consultation_id, created = await file_consultation_request(request, body, via="fhir")
+    filing = await file_consultation_request(request, body, via="fhir")
+    consultation_id = filing.consultation_id
+    assert consultation_id is not None  # an order is never stopped: a repeat is recorded
     # 200 when the order completed a consultation already here (its images came first), as the
     # JSON API answers; the same order twice is a 409 (request_exists).
-    return await _answer_order(request, consultation_id, 201 if created else 200)
+    status = 201 if filing.created else 200
+    answer = await _answer_order(request, consultation_id, status)
+    if filing.alert is None or "return=representation" in request.headers.get("Prefer", ""):
+        return answer
+    audit_context(request).detail["repeat_alert"] = filing.alert["id"]
+    user = current_user(request)
+    text = repeats.note(
+        filing.alert["matches"], repeats.zone_of({"timezone": user.facility_timezone})
+    )
+    filed = f"ServiceRequest/{consultation_id}"
+    outcome = repeat_outcome(text, filing.alert["id"], filed)
+    return fhir_json(outcome, status, Location=answer.headers["Location"])
 
 
 async def _answer_order(request: web.Request, consultation_id: int, status: int) -> web.Response:

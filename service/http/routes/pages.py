@@ -9,9 +9,12 @@ from aiohttp import web
 
 from ...audit.labels import action_labels, resource_labels
 from ...auth import login_limits
+from ...auth.access import consultation_scope
 from ...auth.passwords import MIN_PASSWORD_LENGTH
 from ...clock import utc_now
 from ...i18n import SUPPORTED_LOCALES
+from ...patients import repeats
+from ...storage import repeat_alerts
 from ..access import AUTHENTICATED, allow, public
 from ..auditing import audit_declaration
 from ..keys import DATABASE, OHIF, RENDERER, USER_KEY
@@ -100,13 +103,30 @@ async def request_page(request: web.Request) -> web.Response:
 @allow(*WORKLIST_ROLES)
 @page("A consultation's page (its data comes from the API)")
 async def consultation_page(request: web.Request) -> web.Response:
-    """The shell only: the consultation's data comes from the scoped, audited JSON API."""
+    """The shell only: the consultation's data comes from the scoped, audited JSON API; its
+    repeat-exam alerts (none outside the caller's scope) are rendered here."""
+    consultation_id = path_id(request)
     return render(
         request,
         "consultation.html",
-        consultation_id=path_id(request),
+        consultation_id=consultation_id,
         ohif=request.app[OHIF].installed(),
+        repeat_alerts=await _repeat_alerts(request, consultation_id),
     )
+
+
+async def _repeat_alerts(request: web.Request, consultation_id: int) -> list[dict[str, Any]]:
+    """The consultation's repeat-exam alerts, times in the reader's facility zone."""
+    user = request[USER_KEY]
+    alerts = await request.app[DATABASE].read(
+        repeat_alerts.of_consultation, consultation_scope(user), consultation_id
+    )
+    zone = repeats.zone_of({"timezone": user.facility_timezone})
+    return [
+        a | {"matches": repeats.with_local_times(a["matches"], zone),
+             "at_local": repeats.local_time(a["decided_at"] or a["created_at"], zone)}
+        for a in alerts
+    ]  # fmt: skip
 
 
 @routes.get("/account")
