@@ -191,6 +191,17 @@ function buildRow(item, nowMs) {
   const ids = [item.patient_id, item.accession_number].filter(Boolean).join(" · ");
   const patient = el("div", { className: "cell-line" });
   patient.append(el("span", { className: "patient-name", text: name }));
+  const priors = Number(item.prior_count) || 0;
+  row.dataset.priorCount = String(priors);
+  if (priors > 0) {
+    patient.append(
+      el("span", {
+        className: "prior-count",
+        text: plural("prior_count", priors),
+        title: plural("prior_count_title", priors),
+      }),
+    );
+  }
   if (item.patient_id) patient.append(el("span", { className: "patient-id", text: item.patient_id }));
   row.append(
     el("td", { className: "col-patient", title: ids ? `${name}\n${ids}` : name }, patient),
