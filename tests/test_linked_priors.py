@@ -23,7 +23,7 @@ from playwright.async_api import Page, expect
 from service.demo.synthetic import StudySpec, make_study
 from service.storage.patients import LocalPatient
 
-from .browser import log_in
+from .browser import SCREENSHOTS, log_in
 from .conftest import PASSWORD, Service
 from .linking import link_identities
 from .module_app import running_service
@@ -233,6 +233,7 @@ async def test_compare_hangs_the_latest_comparable_prior_and_warns_it_disagrees(
     await expect(warning).to_be_visible()
     await expect(warning).to_contain_text(WARNING[lang][0])
     await expect(warning).to_have_attribute("data-disagrees", "birth_date")
+    await page.screenshot(path=str(SCREENSHOTS / f"viewer-compare-warning-{lang}.png"))
     option = page.locator(f'#prior-select option[value="{ids["county_typo"]}"]')
     await expect(option).to_contain_text(WARNING[lang][1])
     offered = await page.locator("#prior-select option").evaluate_all(
@@ -249,28 +250,48 @@ async def test_compare_hangs_the_latest_comparable_prior_and_warns_it_disagrees(
     await expect(warning).to_be_hidden()
 
 
-PRIORS_BADGE = {"en": "3 priors", "zh_CN": "既往 3"}
+SHOWN = {
+    "en": {"badge": "3 priors", "listed": "Recognised", "none": "Not recognised"},
+    "zh_CN": {"badge": "既往 3", "listed": "互认中", "none": "未互认"},
+}
 
 
 @pytest.mark.parametrize("lang", ["en", "zh_CN"])
-async def test_the_worklist_row_shows_the_prior_count_without_overflow(
-    world, page: Page, lang: str
-):
-    """At 1280×800 the row says how many earlier studies there are, with a tooltip that says
-    what they are, and the worklist does not scroll sideways."""
+async def test_the_worklist_and_the_editor_show_the_linked_priors(world, page: Page, lang: str):
+    """At 1280×800 the worklist row says how many earlier studies there are (what they are in
+    its tooltip) and the worklist does not scroll sideways; the report editor lists both
+    facilities' signed reports beside the draft, each with its facility and whether that
+    facility is recognised for the exam item."""
+    ids, words = world.ids, SHOWN[lang]
     base = str(world.service.client.make_url("/")).rstrip("/")
     await page.set_viewport_size({"width": 1280, "height": 800})
     await log_in(page, base, "dr_li")
     await page.goto(f"{base}/worklist?lang={lang}")
-    row = page.locator(f'tr.worklist-row[data-consultation-id="{world.ids["current"]}"]')
+    row = page.locator(f'tr.worklist-row[data-consultation-id="{ids["current"]}"]')
     await expect(row).to_have_attribute("data-prior-count", "3")
     badge = row.locator(".prior-count")
-    await expect(badge).to_have_text(PRIORS_BADGE[lang])
+    await expect(badge).to_have_text(words["badge"])
     await expect(badge).to_be_visible()
     assert await badge.get_attribute("title")
-    stranger = page.locator(f'tr.worklist-row[data-consultation-id="{world.ids["stranger"]}"]')
+    stranger = page.locator(f'tr.worklist-row[data-consultation-id="{ids["stranger"]}"]')
+    await expect(stranger).to_have_attribute("data-prior-count", "0")
     await expect(stranger.locator(".prior-count")).to_have_count(0)
     overflow = await page.evaluate(
         "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 0, overflow
+    await page.screenshot(path=str(SCREENSHOTS / f"worklist-priors-{lang}.png"))
+
+    await page.goto(f"{base}/consultations/{ids['current']}/report?lang={lang}")
+    priors = page.locator("#report-priors li.report-prior")
+    await expect(priors).to_have_count(2)
+    old = page.locator(f'#report-priors li[data-consultation-id="{ids["county_old"]}"]')
+    await expect(old).to_have_attribute("data-recognition", "listed")
+    await expect(old.locator(".report-prior-facility")).to_have_text(COUNTY)
+    await expect(old.locator(".recognition")).to_have_text(words["listed"])
+    await expect(old).to_contain_text(OLD_IMPRESSION)
+    chest = page.locator(f'#report-priors li[data-consultation-id="{ids["town_chest"]}"]')
+    await expect(chest.locator(".report-prior-facility")).to_have_text(TOWN)
+    await expect(chest.locator(".recognition")).to_have_text(words["none"])
+    await expect(page.locator("#report-priors")).not_to_contain_text("pneumonia")
+    await page.screenshot(path=str(SCREENSHOTS / f"report-editor-priors-{lang}.png"))

@@ -191,17 +191,6 @@ function buildRow(item, nowMs) {
   const ids = [item.patient_id, item.accession_number].filter(Boolean).join(" · ");
   const patient = el("div", { className: "cell-line" });
   patient.append(el("span", { className: "patient-name", text: name }));
-  const priors = Number(item.prior_count) || 0;
-  row.dataset.priorCount = String(priors);
-  if (priors > 0) {
-    patient.append(
-      el("span", {
-        className: "prior-count",
-        text: plural("prior_count", priors),
-        title: plural("prior_count_title", priors),
-      }),
-    );
-  }
   if (item.patient_id) patient.append(el("span", { className: "patient-id", text: item.patient_id }));
   row.append(
     el("td", { className: "col-patient", title: ids ? `${name}\n${ids}` : name }, patient),
@@ -209,6 +198,19 @@ function buildRow(item, nowMs) {
   const question = el("div", { className: "cell-line" });
   if (item.received_at) {
     question.append(el("a", { className: "open-viewer", href: `/viewer/${item.id}`, text: t("open") }));
+  }
+  // The count of earlier studies sits by Open (the viewer's Compare offers them), where the
+  // question, cut first, gives way to it; the patient's name keeps its room.
+  const priors = Number(item.prior_count) || 0;
+  row.dataset.priorCount = String(priors);
+  if (priors > 0) {
+    question.append(
+      el("span", {
+        className: "prior-count",
+        text: plural("prior_count", priors),
+        title: plural("prior_count_title", priors),
+      }),
+    );
   }
   if (item.clinical_question) {
     question.append(
