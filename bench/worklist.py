@@ -8,7 +8,9 @@ Run from the repository root::
    ``--rows`` consultations in one transaction: 50 facilities (one regional centre), 10
    specialists, mixed priorities, modalities, body parts and queues, received over a year. Rows
    older than two weeks are finished (status ``closed``, a few ``signed``, some ``cancelled``), as
-   in a year of a real consortium; the worklist shows and counts the open ones.
+   in a year of a real consortium; the worklist shows and counts the open ones. Every
+   (facility, Patient ID) gets its identity in the master patient index, half the Patient ID
+   numbers linked across facilities, so each page's prior count has links to follow.
 2. Times the bare SQLite statements the storage function runs for each case (captured with
    ``sqlite3``'s trace callback while ``store.worklist`` runs, then re-run on a plain connection),
    the counts over all rows vs. a would-be open subset, and a claim as a direct transaction.
@@ -208,11 +210,35 @@ def seed(settings: Settings, rows: int, n_facilities: int, now: datetime) -> dic
         "INSERT INTO consultation_events (consultation_id, type, at, detail) VALUES (?, ?, ?, ?)",
         events,
     )
+    index_patients(db, rng, stamp)
     db.execute("COMMIT")
     db.execute("ANALYZE")
     db.close()
     claimable = [c[0] for c in consultations if c[12] in ("ready", "awaiting_request")]
     return {"open_ids": open_ids, "claimable": claimable, "events": len(events)}
+
+
+def index_patients(db: sqlite3.Connection, rng: random.Random, stamp: str) -> None:
+    """The master patient index the service keeps for every consultation (issue 21): one local
+    identity per (facility, Patient ID); half the Patient ID numbers are one person at every
+    facility that used them (as if linked by a national identifier), so the worklist's prior
+    count (storage/linked_priors.py) has links to follow."""
+    pairs = db.execute("SELECT DISTINCT facility_id, patient_id FROM consultations").fetchall()
+    persons: dict[object, int] = {}
+    rows = []
+    for facility, patient in pairs:
+        key = patient if rng.random() < 0.5 else (facility, patient)
+        person = persons.setdefault(key, len(persons) + 1)
+        rows.append((facility, patient, person, stamp, stamp))
+    db.executemany(
+        "INSERT INTO patient_persons (id, created_at) VALUES (?, ?)",
+        [(person, stamp) for person in persons.values()],
+    )
+    db.executemany(
+        "INSERT INTO patient_identities (facility_id, patient_id, person_id, first_seen_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?)",
+        rows,
+    )
 
 
 # ---------------------------------------------------------------------------
