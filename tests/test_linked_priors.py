@@ -209,7 +209,10 @@ async def test_compare_offers_linked_priors_and_says_which_demographics_disagree
 
 
 WARNING = {
-    "en": ("Check the patient: the birth date of this prior differ", "⚠ birth date differ"),
+    "en": (
+        "Check the patient: this prior's record gives a different birth date",
+        "⚠ different birth date",
+    ),
     "zh_CN": ("请核对患者：此既往检查的出生日期与当前检查不一致", "⚠ 出生日期不一致"),
 }
 
