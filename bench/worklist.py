@@ -8,7 +8,9 @@ Run from the repository root::
    ``--rows`` consultations in one transaction: 50 facilities (one regional centre), 10
    specialists, mixed priorities, modalities, body parts and queues, received over a year. Rows
    older than two weeks are finished (status ``closed``, a few ``signed``, some ``cancelled``), as
-   in a year of a real consortium; the worklist shows and counts the open ones.
+   in a year of a real consortium; the worklist shows and counts the open ones. Every
+   (facility, Patient ID) gets its identity in the master patient index, half the Patient ID
+   numbers linked across facilities, so each page's prior count has links to follow.
 2. Times the bare SQLite statements the storage function runs for each case (captured with
    ``sqlite3``'s trace callback while ``store.worklist`` runs, then re-run on a plain connection),
    the counts over all rows vs. a would-be open subset, and a claim as a direct transaction.
@@ -208,11 +210,35 @@ def seed(settings: Settings, rows: int, n_facilities: int, now: datetime) -> dic
         "INSERT INTO consultation_events (consultation_id, type, at, detail) VALUES (?, ?, ?, ?)",
         events,
     )
+    index_patients(db, rng, stamp)
     db.execute("COMMIT")
     db.execute("ANALYZE")
     db.close()
     claimable = [c[0] for c in consultations if c[12] in ("ready", "awaiting_request")]
     return {"open_ids": open_ids, "claimable": claimable, "events": len(events)}
+
+
+def index_patients(db: sqlite3.Connection, rng: random.Random, stamp: str) -> None:
+    """The master patient index the service keeps for every consultation (issue 21): one local
+    identity per (facility, Patient ID); half the Patient ID numbers are one person at every
+    facility that used them (as if linked by a national identifier), so the worklist's prior
+    count (storage/linked_priors.py) has links to follow."""
+    pairs = db.execute("SELECT DISTINCT facility_id, patient_id FROM consultations").fetchall()
+    persons: dict[object, int] = {}
+    rows = []
+    for facility, patient in pairs:
+        key = patient if rng.random() < 0.5 else (facility, patient)
+        person = persons.setdefault(key, len(persons) + 1)
+        rows.append((facility, patient, person, stamp, stamp))
+    db.executemany(
+        "INSERT INTO patient_persons (id, created_at) VALUES (?, ?)",
+        [(person, stamp) for person in persons.values()],
+    )
+    db.executemany(
+        "INSERT INTO patient_identities (facility_id, patient_id, person_id, first_seen_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?)",
+        rows,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -241,7 +267,7 @@ def captured_sql(path: Path, fn: Callable[[Any], object]) -> list[str]:
     finally:
         db.conn.set_trace_callback(None)
         db.conn.close()
-    return [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    return [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
 
 
 def run_all(conn: sqlite3.Connection, statements: list[str]) -> None:
@@ -317,9 +343,11 @@ async def run(args: argparse.Namespace) -> int:
             statements = captured_sql(
                 path, lambda d, f=flt, k=key: store.worklist(d, EVERYTHING, f, PAGE, k)
             )
-            page_sql, count_sql = statements[-2], statements[-1]
+            # The page first, the counts last, the page's prior counts (issue 21) between.
+            page_sql, prior_sql, count_sql = statements[0], statements[1:-1], statements[-1]
             bare[name] = {
                 "page": stats(timed(lambda s=page_sql: conn.execute(s).fetchall(), args.bare_n)),
+                "priors": stats(timed(lambda s=prior_sql: run_all(conn, s), args.bare_n)),
                 "counts": stats(timed(lambda s=count_sql: conn.execute(s).fetchall(), args.bare_n)),
                 "both": stats(timed(lambda s=statements: run_all(conn, s), args.bare_n)),
                 "function": stats(
@@ -371,9 +399,10 @@ async def run(args: argparse.Namespace) -> int:
         plans: dict[str, str] = {}
         with sqlite3.connect(path) as plan_conn:
             for name, (_, flt, key) in cases.items():
-                page_sql, count_sql = captured_sql(
+                captured = captured_sql(
                     path, lambda d, f=flt, k=key: store.worklist(d, EVERYTHING, f, PAGE, k)
-                )[-2:]
+                )
+                page_sql, count_sql = captured[0], captured[-1]
                 plans[name] = " | ".join(
                     "; ".join(r[3] for r in plan_conn.execute("EXPLAIN QUERY PLAN " + sql))
                     for sql in (page_sql, count_sql)
@@ -439,13 +468,14 @@ async def run(args: argparse.Namespace) -> int:
 
         lines.append(
             f"{'case':<24}{'HTTP p50':>9}{'p95':>8}  {'bare SQL p50':>12}{'p95':>8}"
-            f"{'ratio p50':>10}  {'page':>6}{'counts':>8}  {'store fn p50':>12}"
+            f"{'ratio p50':>10}  {'page':>6}{'priors':>8}{'counts':>8}  {'store fn p50':>12}"
         )
         for name in cases:
             h, b = http[name], bare[name]
             lines.append(
                 f"{name:<24}{h[0]:>9.2f}{h[1]:>8.2f}  {b['both'][0]:>12.2f}{b['both'][1]:>8.2f}"
-                f"{ratio(h[0], b['both'][0]):>10}  {b['page'][0]:>6.2f}{b['counts'][0]:>8.2f}"
+                f"{ratio(h[0], b['both'][0]):>10}  {b['page'][0]:>6.2f}{b['priors'][0]:>8.2f}"
+                f"{b['counts'][0]:>8.2f}"
                 f"  {b['function'][0]:>12.2f}"
             )
         h = http["claim"]
@@ -454,8 +484,9 @@ async def run(args: argparse.Namespace) -> int:
             f"{bare_claim_ms[1]:>8.2f}{ratio(h[0], bare_claim_ms[0]):>10}"
         )
         lines += [
-            "(ms; bare SQL = the page + counts statements store.worklist runs, captured with the "
-            "trace callback, re-run on a plain sqlite3 connection; page/counts = each alone, p50;",
+            "(ms; bare SQL = the page, prior count and counts statements store.worklist runs,"
+            " captured with the trace callback, re-run on a plain sqlite3 connection;"
+            " page/priors/counts = each alone, p50;",
             " store fn = store.worklist in this process; bare claim = claims.claim in "
             "BEGIN IMMEDIATE..COMMIT. HTTP includes auth, one audit record per request, JSON)",
             f"audit records written during the timed HTTP cases: {audits} for "

@@ -16,10 +16,12 @@ import pytest
 from playwright.async_api import Page, expect
 
 from service.demo.synthetic import StudySpec, make_study
+from service.storage.patients import LocalPatient
 
 from .browser import log_in
 from .conftest import Service
 from .frame_gate import FRAME_REQUESTS, FrameGate
+from .linking import link_identities
 from .module_app import running_service
 
 ROWS = 64
@@ -92,9 +94,12 @@ async def seed(service: Service) -> dict[str, int]:
     (same frame of reference: slices 5 mm apart at -7.5 .. 7.5 mm), a newer chest radiograph of
     the same patient, and a CT head of another patient with the same ID (another birth date)."""
     centre = await service.add_facility("Regional Imaging Centre", "regional", "REGION")
-    await service.add_facility("Dongxiang Township Health Centre", "township", "DX_CT")
-    await service.add_facility("Linxia County Hospital", "county", "LX_CT")
+    township = await service.add_facility("Dongxiang Township Health Centre", "township", "DX_CT")
+    county = await service.add_facility("Linxia County Hospital", "county", "LX_CT")
     await service.add_user("dr_li", "specialist", centre)
+    await link_identities(
+        service, "H1234567890", LocalPatient(township, "PID-READ"), LocalPatient(county, "PID-READ")
+    )
     current = ct_head(SLICES, datetime(2026, 11, 2, 10, 0))
     prior = ct_head(PRIOR_SLICES, datetime(2025, 1, 1, 9, 0))
     for ds in prior:

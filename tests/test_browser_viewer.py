@@ -11,8 +11,10 @@ from pathlib import Path
 from playwright.async_api import Page, expect
 
 from service.demo.synthetic import StudySpec, make_study
+from service.storage.patients import LocalPatient
 
 from .browser import SCREENSHOTS, log_in
+from .linking import link_identities
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = SCREENSHOTS / "viewer.png"
@@ -32,11 +34,16 @@ CANVAS_SUM = """(selector) => {
 
 async def seed_studies(service) -> dict:
     """Current CT head (clinic) and a prior of the same patient (county hospital), both stored
-    in the real Orthanc by C-STORE; a regional specialist who may read both."""
+    in the real Orthanc by C-STORE, the two facilities' identities linked; a regional specialist
+    who may read both."""
     centre = await service.add_facility("Regional Imaging Centre", "regional", "REGION")
-    await service.add_facility("Dongxiang Township Health Centre", "township", "DX_CT")
-    await service.add_facility("Linxia County Hospital", "county", "LX_CT")
+    township = await service.add_facility("Dongxiang Township Health Centre", "township", "DX_CT")
+    county = await service.add_facility("Linxia County Hospital", "county", "LX_CT")
     await service.add_user("dr_li", "specialist", centre)
+    # One person at both facilities: the index links them (a shared Patient ID alone would not).
+    await link_identities(
+        service, "H1234567890", LocalPatient(township, "PID-VIEW"), LocalPatient(county, "PID-VIEW")
+    )
     current = make_study(
         StudySpec(
             "PID-VIEW",

@@ -19,8 +19,10 @@ from pydicom.pixels import apply_modality_lut, pack_bits
 from service.app import create_app
 from service.demo.synthetic import StudySpec, make_study
 from service.settings import Settings
+from service.storage.patients import LocalPatient
 
 from .conftest import Service
+from .linking import link_identities
 from .module_app import running_service
 
 PATIENT = "P_VIEW_1"
@@ -71,6 +73,10 @@ async def seed(service: Service) -> dict[str, Any]:
     await service.add_user("wang_a", "radiographer", a)
     await service.add_user("li_b", "clinician", b)
     await service.add_user("zhao_c", "specialist", centre)
+    # The county's record of the patient is linked to clinic A's (same health card).
+    await link_identities(
+        service, "H1234567890", LocalPatient(a, PATIENT), LocalPatient(county, PATIENT)
+    )
     study = make_study(
         StudySpec(
             PATIENT,

@@ -19,6 +19,7 @@ class PatientKey:
     patient_id: str
     birth_date: str = ""
     name: str = ""
+    sex: str = ""
 
 
 def _name(text: str) -> str:
@@ -46,3 +47,35 @@ def same_person_by_id(a: PatientKey, b: PatientKey) -> bool:
     if all(names) and names[0] != names[1]:
         return False
     return (all(dates) and dates[0] == dates[1]) or (all(names) and names[0] == names[1])
+
+
+DEMOGRAPHICS = ("name", "birth_date", "sex")
+"""What two records of one person may disagree on, in the order a warning names them."""
+
+
+def disagreements(a: PatientKey, b: PatientKey) -> tuple[str, ...]:
+    """Which of name, birth date and sex ((0010,0040) *Patient's Sex*) both records give and
+    give differently: what the viewer's Compare warns about."""
+    pairs = {
+        "name": (_name(a.name), _name(b.name)),
+        "birth_date": (a.birth_date.strip(), b.birth_date.strip()),
+        "sex": (a.sex.strip().upper(), b.sex.strip().upper()),
+    }
+    return tuple(k for k in DEMOGRAPHICS if all(pairs[k]) and pairs[k][0] != pairs[k][1])
+
+
+def same_person_linked(current: PatientKey, other: PatientKey) -> bool:
+    """Whether a record of a local identity linked to the current one (service/storage/
+    patients.py) is the current patient's.
+
+    The link decides across identities: a record under another facility's or another Patient ID
+    is the person's unless both its name and birth date contradict the current record's (then
+    it is someone else the issuing clinic gave that local ID). Under the very same facility and
+    Patient ID the index cannot tell two people apart, so the old confirmation holds
+    (:func:`same_patient`)."""
+    same_pair = current.facility_id == other.facility_id and (
+        current.patient_id.strip() == other.patient_id.strip()
+    )
+    if same_pair:
+        return same_patient(current, other)
+    return not {"name", "birth_date"} <= set(disagreements(current, other))

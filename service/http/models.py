@@ -154,6 +154,11 @@ class WorklistItem(BaseModel):
     escalation: str | None = Field(
         default=None, description="Latest escalation reason (unclaimed, overdue); null if none"
     )
+    prior_count: int = Field(
+        default=0,
+        description="Studies of the same person (any linked facility the caller may see) with"
+        " images, performed before this one",
+    )
 
 
 class WorklistCounts(BaseModel):

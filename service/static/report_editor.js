@@ -323,18 +323,45 @@ async function loadPriors() {
   if (!items.length) list.append(el("li", { className: "muted", text: t("no_priors") }));
   for (const p of items) {
     const study = p.study_description || [p.modality, label("body_part", p.body_part)].filter(Boolean).join(" ");
-    const what = [formatStudyDate(p.study_date), study].filter(Boolean).join(" · ");
+    const when = formatStudyDate(p.study_date) || (p.performed_at ? formatDateTime(p.performed_at) : "");
+    const what = [when, study].filter(Boolean).join(" · ");
     list.append(
       el(
         "li",
-        { className: "report-prior", dataset: { consultationId: String(p.consultation_id) } },
+        {
+          className: "report-prior",
+          dataset: { consultationId: String(p.consultation_id), facilityId: String(p.facility_id || ""), recognition: p.recognition || "none" },
+        },
         el("a", { href: p.pdf, target: "_blank", rel: "noopener", text: what || `#${p.consultation_id}` }),
+        " ",
+        el("span", { className: "report-prior-facility", text: p.facility_name || "" }),
+        " ",
+        recognitionBadge(p.recognition),
         " ",
         el("span", { className: "muted", text: t("prior_signed", { time: formatDateTime(p.signed_at), signer: p.signer_name }) }),
         el("span", { className: "report-prior-impression", text: p.impression }),
+        p.findings
+          ? el(
+              "details",
+              { className: "report-prior-findings" },
+              el("summary", { text: t("prior_findings") }),
+              el("p", { text: p.findings }),
+            )
+          : null,
       ),
     );
   }
+}
+
+/** Whether the prior's facility is on the recognition list for its exam item (issue 21). */
+function recognitionBadge(status) {
+  if (status === "listed") {
+    return el("span", { className: "recognition recognition-listed", text: t("recognition_listed"), title: t("recognition_listed_title") });
+  }
+  if (status === "suspended") {
+    return el("span", { className: "recognition recognition-suspended", text: t("recognition_suspended"), title: t("recognition_suspended_title") });
+  }
+  return el("span", { className: "recognition recognition-none", text: t("recognition_none"), title: t("recognition_none_title") });
 }
 
 /** Fit the layout to the window below wherever it starts (the header may wrap). */

@@ -199,6 +199,19 @@ function buildRow(item, nowMs) {
   if (item.received_at) {
     question.append(el("a", { className: "open-viewer", href: `/viewer/${item.id}`, text: t("open") }));
   }
+  // The count of earlier studies sits by Open (the viewer's Compare offers them), where the
+  // question, cut first, gives way to it; the patient's name keeps its room.
+  const priors = Number(item.prior_count) || 0;
+  row.dataset.priorCount = String(priors);
+  if (priors > 0) {
+    question.append(
+      el("span", {
+        className: "prior-count",
+        text: plural("prior_count", priors),
+        title: plural("prior_count_title", priors),
+      }),
+    );
+  }
   if (item.clinical_question) {
     question.append(
       el("span", {

@@ -13,6 +13,7 @@ from worklists.ordering import WorklistKey
 from worklists.routing import subspecialties
 
 from .database import RecordNotFound
+from .linked_priors import prior_counts
 from .patients import LocalPatient, record_local_identity
 from .scope import Scope
 from .turnaround import record_event
@@ -307,6 +308,9 @@ def worklist(
             last["due_at"], last["priority_rank"], last["created_at"], last["id"]
         )
         next_mine = last["not_mine"] if own_queues_of is not None else None
+    priors = prior_counts(db, scope, [row["id"] for row in rows])
+    for row in rows:
+        row["prior_count"] = priors.get(row["id"], 0)
     counts: dict[str, Any] = {"total": 0, "status": {}, "priority": {}, "queue": {}}
     for row in db.execute(
         # No join here: counts need consultations only, and a covering index answers them.

@@ -11,10 +11,10 @@ from typing import Any, NamedTuple
 
 import sqlite_utils
 
-from ..dicom.patient_identity import PatientKey, same_person_by_id
 from .audit import append_audit
 from .audit_chain import AuditEntry
 from .database import RecordNotFound
+from .linked_priors import current_consultation, linked_consultations
 from .scope import Scope
 
 
@@ -76,50 +76,33 @@ def viewable_study(db: sqlite_utils.Database, study_uid: str, scope: Scope) -> d
 def priors(
     db: sqlite_utils.Database, patient_id: str, consultation_id: int, scope: Scope
 ) -> list[dict[str, Any]]:
-    """Other consultations of the same patient the caller may see, newest study first.
+    """Other consultations of the same person the caller may see, at any linked facility (the
+    master patient index, service/storage/linked_priors.py), with images, newest study first.
 
-    Candidates share the Patient ID; service/dicom/patient_identity.py keeps those whose birth
-    date or name confirms it, so another patient given the same ID is never offered."""
-    if not patient_id:
+    ``disagrees`` names what of name, birth date and sex differs from the current study's: the
+    viewer warns about it. ``patient_id`` is the caller's (the study's own); the index is keyed
+    by the consultation's."""
+    try:
+        current = current_consultation(db, consultation_id, scope)
+    except RecordNotFound:
         return []
-    where, params = scope.where("c")
-    rows = [
-        dict(row)
-        for row in db.query(
-            f"""
-        SELECT c.id AS consultation_id, c.study_instance_uid AS study_uid,
-               COALESCE(s.study_date, '') AS date, c.modality, c.body_part,
-               COALESCE(s.study_description, '') AS description, f.name AS facility_name,
-               c.id = ? AS is_current,
-               COALESCE(NULLIF(s.patient_id, ''), c.patient_id) AS patient_id,
-               COALESCE(NULLIF(s.patient_name, ''), c.patient_name) AS patient_name,
-               COALESCE(s.patient_birth_date, '') AS birth_date
-        FROM consultations c
-        JOIN facilities f ON f.id = c.facility_id
-        LEFT JOIN studies s ON s.orthanc_id = c.orthanc_study_id
-        WHERE (c.patient_id = ? OR c.id = ?) AND {where}
-        ORDER BY COALESCE(s.study_date, '') DESC, c.id DESC
-        LIMIT 200
-        """,
-            [consultation_id, patient_id, consultation_id, *params],
-        )
-    ]
-    current = [row for row in rows if row["is_current"]]
-    if not current:
+    if not (patient_id or current["local_patient_id"]):
         return []
-    key = _patient_key(current[0])
+    rows = linked_consultations(db, current, scope, with_images=True, limit=200)
     return [
-        {k: v for k, v in row.items() if k not in _IDENTITY}
+        {
+            "consultation_id": row["consultation_id"],
+            "study_uid": row["study_instance_uid"],
+            "date": row["study_date"],
+            "modality": row["modality"],
+            "body_part": row["body_part"],
+            "description": row["study_description"],
+            "facility_name": row["facility_name"],
+            "demographics_agree": not row["disagrees"],
+            "disagrees": row["disagrees"],
+        }
         for row in rows
-        if not row["is_current"] and same_person_by_id(key, _patient_key(row))
     ][:50]
-
-
-_IDENTITY = ("is_current", "patient_id", "patient_name", "birth_date")
-
-
-def _patient_key(row: dict[str, Any]) -> PatientKey:
-    return PatientKey(0, row["patient_id"], row["birth_date"], row["patient_name"])
 
 
 def open_study(

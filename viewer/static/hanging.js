@@ -18,3 +18,15 @@ export function comparablePrior(priors, current) {
     ) || null
   );
 }
+
+/**
+ * A prior's study in a few words for the Compare menu: its description, with the modality in
+ * front only when the description does not already name it ("CT HEAD", never "CT CT HEAD").
+ */
+export function studyTitle(modality, description) {
+  const m = String(modality || "").trim();
+  const d = String(description || "").trim();
+  if (!m || !d) return m || d;
+  const words = d.toUpperCase().split(/[^0-9A-Z]+/);
+  return words.includes(m.toUpperCase()) ? d : `${m} ${d}`;
+}

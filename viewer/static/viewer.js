@@ -10,7 +10,7 @@ import { TagBrowser } from "./tags.js";
 import { Viewport } from "./viewport.js";
 import { PRESET_ORDER, PRESETS } from "./windowing.js";
 import { dicomDate } from "./overlay.js";
-import { comparablePrior } from "./hanging.js";
+import { comparablePrior, studyTitle } from "./hanging.js";
 import { matchingSlice } from "./sync.js";
 import { keyImageBody, PRINTED } from "./key_images.js";
 
@@ -396,6 +396,7 @@ async function showPrior(priorId) {
   }
   state.priors.set(priorId, prior);
   message("");
+  warnOnDemographics(priorId);
   right.root.hidden = false;
   root.dataset.layout = "2";
   current.resize();
@@ -429,6 +430,21 @@ async function hangPrior(manifest) {
   root.dataset.hung = String(prior.consultation_id);
 }
 
+/** What of name, birth date and sex a prior's record gives differently from the current study's. */
+function differing(prior) {
+  return (prior.disagrees || []).map((field) => t(`differs_${field}`)).join(t("list_separator"));
+}
+
+/** The prior pane's warning when the chosen prior's demographics disagree with the current study's. */
+function warnOnDemographics(priorId) {
+  const offered = (state.manifest?.priors || []).find((p) => String(p.consultation_id) === String(priorId));
+  const warning = document.getElementById("prior-warning");
+  const fields = offered ? differing(offered) : "";
+  warning.textContent = fields ? t("prior_differs", { fields }) : "";
+  warning.dataset.disagrees = offered ? (offered.disagrees || []).join(" ") : "";
+  warning.hidden = !fields;
+}
+
 function fillPriors(priors) {
   const select = document.getElementById("prior-select");
   if (!priors.length) {
@@ -436,10 +452,13 @@ function fillPriors(priors) {
     return;
   }
   for (const p of priors) {
+    const label = t("prior_label", { date: dicomDate(p.date), study: studyTitle(p.modality, p.description), facility: p.facility_name || "" });
+    const fields = differing(p);
     select.append(
       el("option", {
         value: String(p.consultation_id),
-        text: t("prior_label", { date: dicomDate(p.date), modality: p.modality || "", description: p.description || "", facility: p.facility_name || "" }),
+        text: fields ? `${label} ${t("prior_differs_short", { fields })}` : label,
+        dataset: { disagrees: (p.disagrees || []).join(" ") },
       }),
     );
   }

@@ -414,6 +414,17 @@ class PriorReport(BaseModel):
     impression: str
     critical: bool
     pdf: str
+    findings: str = ""
+    facility_id: int = 0
+    facility_name: str = Field("", description="The facility whose consultation it was")
+    recognition: str = Field(
+        "",
+        description="That facility's place on the recognition list for the exam item (modality"
+        " and body part): listed, suspended, or empty when never listed",
+    )
+    performed_at: str = Field(
+        "", description="When its images arrived (or it was requested), ISO 8601 UTC"
+    )
 
 
 class PriorReports(BaseModel):
@@ -421,13 +432,20 @@ class PriorReports(BaseModel):
     items: list[PriorReport]
 
 
+_PRIOR_TEXT = (
+    "modality", "body_part", "study_date", "study_description", "signed_at", "signer_name",
+    "impression", "findings", "facility_name", "recognition", "performed_at",
+)  # fmt: skip
+
+
 @routes.get(r"/api/consultations/{id:\d+}/report/priors")
 @allow(*WORKLIST_ROLES)
 @audited("report.priors", "consultation")
 @documented(
-    "Signed reports of the same patient's other consultations the caller may see: same facility"
-    " and Patient ID, confirmed by birth date or name (two patients sharing an ID are never"
-    " paired)",
+    "Signed reports of the same person's other consultations the caller may see, at any linked"
+    " facility (the master patient index's linked local identities; under one facility's same"
+    " Patient ID confirmed by birth date or name, so two patients sharing an ID are never"
+    " paired), with each one's facility and recognition status",
     response=PriorReports,
     errors=(404,),
 )
@@ -438,12 +456,17 @@ async def get_priors(request: web.Request) -> web.Response:
     )
     _audit(request, current)
     audit_context(request).detail |= {
-        "patients": [current["patient_id"]] if current["patient_id"] else [],
+        "patients": sorted(
+            {current["patient_id"], *(row["patient_id"] for row in rows)} - {"", None}
+        ),
         "prior_consultations": [row["consultation_id"] for row in rows],
     }
     items = [
         PriorReport(
-            **{k: row[k] for k in PriorReport.model_fields if k not in ("critical", "pdf")},
+            **{k: row[k] or "" for k in _PRIOR_TEXT},
+            consultation_id=row["consultation_id"],
+            version=row["version"],
+            facility_id=row["facility_id"],
             critical=bool(row["critical"]),
             pdf=_pdf_url(row["consultation_id"], row["version"]),
         )

@@ -12,6 +12,7 @@ from worklists.ordering import WorklistKey
 from ...auth.access import consultation_scope
 from ...clock import from_iso, to_iso, utc_now
 from ...storage import consultations as store
+from ...storage.linked_priors import prior_counts
 from ...worklist.conversation import preliminary_of
 from ..access import allow
 from ..answers import ConsultationDetail
@@ -49,6 +50,7 @@ def worklist_item(row: dict, now: datetime | None = None) -> WorklistItem:
         clinical_question=row["clinical_question"],
         queue=row["queue"],
         escalation=row.get("escalation"),
+        prior_count=row.get("prior_count", 0),
         **claim_fields(row, now or utc_now()),
     )
 
@@ -150,6 +152,8 @@ async def get_consultation(request: web.Request) -> web.Response:
     database = request.app[DATABASE]
     row = await database.read(store.get_consultation, scope, consultation_id)
     audit_context(request).touches(row["patient_id"], row["study_instance_uid"])
+    priors = await database.read(prior_counts, scope, [consultation_id])
+    row["prior_count"] = priors.get(consultation_id, 0)
     events = await database.read(store.events_of, consultation_id)
     if current_user(request).role not in ("specialist", "manager"):
         events = [_without_review_comment(e) for e in events]
