@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import sqlite_utils
 from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import expect
 
 from service.app import create_app
 from service.identity_numbers import RESIDENT_ID, Identifier, mask
@@ -31,7 +32,9 @@ from service.storage.patients import LocalPatient, record_local_identity
 from worklists.priorities import Priority
 from worklists.sla import SlaPolicy
 
+from .browser import log_in
 from .conftest import Service, start_from, suite_settings
+from .test_browser_accessibility import FORBIDDEN, axe_violations
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 STAMP = "2026-12-01T02:00:00Z"
@@ -324,3 +327,29 @@ def test_the_link_lookup_and_the_repeat_check_use_indexes(migrated_database):
         details = " | ".join(str(row[3]) for row in plan)
         for table in ("patient_identifiers", "patient_identities", "consultations"):
             assert f"SCAN {table}" not in details, details
+
+
+async def test_in_a_browser_the_doctor_states_a_reason_and_sees_the_whole_record(world, browser):
+    """Axe finds no serious or critical violation on the record page (English and Chinese); the
+    reason form, filled in, brings the county's film and identity onto the page."""
+    service, identity = world["service"], world["identity"]
+    base = str(service.client.make_url("/")).rstrip("/")
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = await context.new_page()
+        await log_in(page, base, "clin_a", f"/patients/{identity}")
+        assert await page.locator("#record-studies tbody tr").count() == 1
+        await expect(page.locator("#record-hidden")).to_be_visible()
+        for language in ("zh_CN", "en"):
+            await page.goto(f"{base}/patients/{identity}?lang={language}")
+            serious = [v for v in await axe_violations(page) if v["impact"] in FORBIDDEN]
+            assert serious == [], (language, serious)
+        await page.select_option("#record-reason-category", "emergency")
+        await page.fill("#record-reason-text", "Fell this morning")
+        await page.click("#record-reason-form button[type=submit]")
+        await expect(page.locator("#record-reason")).to_contain_text("Fell this morning")
+        await expect(page.locator("#record-studies tbody tr")).to_have_count(2)
+        await expect(page.locator("#record-identities")).to_contain_text("C-9001")
+        await expect(page.locator("#record-identities")).to_contain_text(mask(WANG))
+    finally:
+        await context.close()

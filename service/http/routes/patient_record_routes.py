@@ -24,6 +24,7 @@ from ...patients.record import RecordRefused, Subject
 from ...quality.labels import exam_item_label
 from ...storage import patient_record as store
 from ...storage.database import RecordNotFound
+from ...worklist.notice_text import person_name
 from ..access import allow
 from ..auditing import AuditContext, audit_context, audited
 from ..errors import ApiError
@@ -177,6 +178,8 @@ async def post_reason(request: web.Request) -> web.Response:
     try:
         body = await read_model(request, ReasonBody)
     except ApiError as exc:
+        if exc.status != 400:
+            raise
         raise ApiError(400, "reason_required", "state a category and a reason") from exc
     try:
         stated = await request.app[DATABASE].write(
@@ -285,7 +288,7 @@ async def _page(request: web.Request, printing: bool) -> web.Response:
     if user.role in domain.LOG_READERS:
         who, log = await _access_log(request)
         return render(
-            request, "patient_record.html", record=None, who=who.identity, log=log,
+            request, "patient_record.html", record=None, who=_named(who.identity), log=log,
             labels=_log_labels(gettext), printing=False,
         )  # fmt: skip
     record = await _open(request)
@@ -300,11 +303,17 @@ async def _page(request: web.Request, printing: bool) -> web.Response:
         for c in record.consultations
     ]
     return render(
-        request, "patient_record.html", record=record, rows=rows, who=record.subject.identity,
+        request, "patient_record.html", record=record, rows=rows,
+        who=_named(record.subject.identity), identities=[_named(i) for i in record.identities],
         log=None, printing=printing, zone=zone, categories=domain.REASON_CATEGORIES,
         reason_until=domain.local_time(record.reason["expires_at"], zone)
         if record.reason else "",
     )  # fmt: skip
+
+
+def _named(identity: dict[str, Any]) -> dict[str, Any]:
+    """The identity with its DICOM person name as people read it ("WANG^WEI" -> "WANG WEI")."""
+    return identity | {"name": person_name(identity["name"])}
 
 
 def _log_labels(gettext: Any) -> dict[str, str]:
