@@ -289,7 +289,7 @@ async def _page(request: web.Request, printing: bool) -> web.Response:
         who, log = await _access_log(request)
         return render(
             request, "patient_record.html", record=None, who=_named(who.identity), log=log,
-            labels=_log_labels(gettext), printing=False,
+            labels=action_labels(gettext), printing=False,
         )  # fmt: skip
     record = await _open(request)
     zone = user.facility_timezone
@@ -314,10 +314,6 @@ async def _page(request: web.Request, printing: bool) -> web.Response:
 def _named(identity: dict[str, Any]) -> dict[str, Any]:
     """The identity with its DICOM person name as people read it ("WANG^WEI" -> "WANG WEI")."""
     return identity | {"name": person_name(identity["name"])}
-
-
-def _log_labels(gettext: Any) -> dict[str, str]:
-    return action_labels(gettext)
 
 
 @routes.get(r"/patients/{id:\d+}")
