@@ -290,7 +290,7 @@ def main() -> None:
     if not reuse:
         path.unlink(missing_ok=True)
     try:
-        print(f"Building: {args.identities:,} identities, {args.facilities} facilities,"
+        print(f"{'Reusing' if reuse else 'Building'}: {args.identities:,} identities, {args.facilities} facilities,"
               f" {args.consultations:,} consultations ({load()})")  # fmt: skip
         started = time.perf_counter()
         built = reload(path) if reuse else build(path, args)
