@@ -290,8 +290,9 @@ def main() -> None:
     if not reuse:
         path.unlink(missing_ok=True)
     try:
-        print(f"{'Reusing' if reuse else 'Building'}: {args.identities:,} identities, {args.facilities} facilities,"
-              f" {args.consultations:,} consultations ({load()})")  # fmt: skip
+        print(f"{'Reusing' if reuse else 'Building'}: {args.identities:,} identities,"
+              f" {args.facilities} facilities, {args.consultations:,} consultations"
+              f" ({load()})")  # fmt: skip
         started = time.perf_counter()
         built = reload(path) if reuse else build(path, args)
         people = len(built["persons"])
