@@ -40,6 +40,7 @@ from service.settings import Settings
 from service.storage import facilities as facility_store
 from service.storage import hl7_outbox as hl7_store
 from service.storage import notifications as notification_store
+from service.storage import patient_record as record_store
 from service.storage import repeat_alerts as repeat_alert_store
 from service.storage import reports as report_store
 from service.storage import roster as roster_store
@@ -48,6 +49,7 @@ from service.storage import signing_identities as identity_store
 from service.storage import tokens as token_store
 from service.storage import users as user_store
 from service.storage.audit import audit_rows
+from service.storage.scope import EVERYTHING
 
 from .conftest import PASSWORD
 from .consortium import CENTRE, OTHER, OWN, PLACES, ROLES, Caller, Consortium, consortium
@@ -194,6 +196,14 @@ SPEC: dict[str, Rule] = {
     "POST /api/peer-reviews/{id}/answer": at(CENTRE, "specialist")
     | Rule(hidden=frozenset((r, OTHER) for r in READERS)),
     "POST /api/peer-reviews/{id}/close": at(CENTRE, "manager"),
+    # The consortium record (issue 21 item 4): a doctor whose facility has a consultation for
+    # the patient (the clinic's; the centre reads every facility's) states a reason; managers,
+    # radiographers, administrators and a facility without a consultation are refused.
+    "POST /api/patients/{id}/reasons": Rule(
+        frozenset(
+            {("clinician", OWN), ("requester", OWN), ("specialist", OWN), ("specialist", CENTRE)}
+        )
+    ),
     # One's own signing key; revoking a regional signer's certificate (see also the tests below).
     "POST /api/signing/identities/pkcs12": everywhere(*READERS),
     "POST /api/certificates/{serial}/revoke": CONSORTIUM_KEEPERS,
@@ -433,6 +443,16 @@ REQUESTS |= {
         CONSULTATION + "/report/critical-acknowledgement", "signed"
     ),
 }
+
+
+@calls("POST /api/patients/{id}/reasons")
+async def _record_reason(world: Consortium, caller: Caller | None) -> Call:
+    """A reason to see the whole record of the signed consultation's patient (by identity)."""
+    identity = await world.service.database.read(
+        record_store.identity_of_consultation, world.signed_id, EVERYTHING
+    )
+    body = {"category": "treatment", "text": "Seeing the patient today"}
+    return f"/api/patients/{identity}/reasons", {"json": body}
 
 
 @calls("POST /api/consultations/{id}/reassign")

@@ -20,6 +20,7 @@ import pytest
 
 from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.fhir.identity import patient_logical_id
+from service.storage.patients import identity as patient_identity
 
 from .conftest import Service
 from .module_app import running_service
@@ -517,7 +518,34 @@ async def call(service, headers, route: str, world):
             return await c.request(
                 method, path.replace("{id}", str(rid)), headers=headers, json=body
             )
+        case route if route in PATIENT_RECORD_ROUTES:
+            found = await service.database.read(patient_identity, world["a"], "SECRET_PID_A")
+            method, path = route.split(" ", 1)
+            path = path.replace(
+                "{id}", str(cid if path.startswith("/consultations") else found["id"])
+            )
+            return await c.request(
+                method,
+                path.replace("{consultation}", str(cid)),
+                headers=headers,
+                json=PATIENT_RECORD_ROUTES[route],
+                allow_redirects=False,
+            )
     raise AssertionError(f"{route} has no isolation case: add one")
+
+
+# The consortium record (issue 21 item 4) of clinic A's patient, by its identity: clinic B has
+# no consultation for the patient, so no care relationship (403); the access log is the
+# managers' of the patient's facilities (403); the redirect from A's consultation is 404.
+PATIENT_RECORD_ROUTES: dict[str, Any] = {
+    "GET /patients/{id}": None,
+    "GET /patients/{id}/print": None,
+    "GET /api/patients/{id}": None,
+    "POST /api/patients/{id}/reasons": {"category": "treatment", "text": "x"},
+    "GET /api/patients/{id}/reports/{consultation}/pdf": None,
+    "GET /api/patients/{id}/access-log": None,
+    "GET /consultations/{id}/patient": None,
+}
 
 
 # Peer review (issue 20 item 1): clinic A's review by id, with the body each route takes.
@@ -653,6 +681,7 @@ MATRIX = (
     *PEER_REVIEW_LISTS,
     "GET /peer-reviews",
     *PEER_REVIEW_ROUTES,
+    *PATIENT_RECORD_ROUTES,
 )
 
 

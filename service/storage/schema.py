@@ -1320,3 +1320,27 @@ def m044_repeat_alerts(db: sqlite_utils.Database) -> None:
         CREATE INDEX repeat_alerts_consultation ON repeat_alerts(consultation_id);
         """
     )
+
+
+@migrations()
+def m045_patient_record_reasons(db: sqlite_utils.Database) -> None:
+    """The consortium record (issue 21 item 4): a doctor states why they open a patient's
+    record beyond their own facility's studies; the reason covers that patient for that session
+    (or API token) until ``expires_at``. Kept, never deleted: the access log cites it."""
+    db.executescript(
+        """
+        CREATE TABLE patient_record_reasons (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            session_id INTEGER,
+            api_token_id INTEGER,
+            identity_id INTEGER NOT NULL REFERENCES patient_identities(id),
+            category TEXT NOT NULL,
+            text TEXT NOT NULL,
+            stated_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        );
+        CREATE INDEX patient_record_reasons_caller
+            ON patient_record_reasons(identity_id, user_id, expires_at);
+        """
+    )
