@@ -7,7 +7,9 @@ Run from the repository root::
 1. Starts a throwaway ``ManagedOrthanc`` and the real app in a child process (its default render
    workers and frame cache), seeds a clinic and a regional specialist, C-STOREs a CT study of
    ``--instances`` 512x512 slices (uncompressed) and one ``--cr-size`` square CR, and waits until
-   both are consultations on the worklist.
+   both are consultations on the worklist. The app finds the Orthanc's storage area where its
+   own Orthanc would be (``beside_orthanc``), so cold files are read from it, as with
+   ``teleread serve``'s managed Orthanc; ``--over-http`` reads them over HTTP instead.
 2. Opens the CT in the viewer (``GET /api/consultations/{id}/viewer``: prefetch) and renders each
    frame once, so teleread's cache is hot; Orthanc keeps no rendered cache.
 3. For teleread (``.../frames/1/rendered?window=40,400``, Accept: image/jpeg) and Orthanc

@@ -11,7 +11,8 @@ minute apart more than a change moves it. This script compares two builds under 
    of its own (default web processes, rendering in-process), started with the environment
    variables ``--a`` and ``--b`` add (``NAME=VALUE,NAME=VALUE``; ``PYTHONPATH`` pointing at
    an extracted tree, e.g. ``git archive BASE service viewer worklists | tar -x -C /tmp/base``,
-   runs that code).
+   runs that code). Each finds the Orthanc's storage area as bench/render.py's app does
+   (``--over-http``: neither does).
 2. C-STOREs ``--rounds`` CT studies of ``--instances`` 512x512 slices; each app reads each
    study's series metadata (its layout known, as once its first image is shown); then waits
    until both apps and Orthanc are idle (the apps' background ingest of every study done).
