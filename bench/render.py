@@ -7,7 +7,9 @@ Run from the repository root::
 1. Starts a throwaway ``ManagedOrthanc`` and the real app in a child process (its default render
    workers and frame cache), seeds a clinic and a regional specialist, C-STOREs a CT study of
    ``--instances`` 512x512 slices (uncompressed) and one ``--cr-size`` square CR, and waits until
-   both are consultations on the worklist.
+   both are consultations on the worklist. The app finds the Orthanc's storage area where its
+   own Orthanc would be (``beside_orthanc``), so cold files are read from it, as with
+   ``teleread serve``'s managed Orthanc; ``--over-http`` reads them over HTTP instead.
 2. Opens the CT in the viewer (``GET /api/consultations/{id}/viewer``: prefetch) and renders each
    frame once, so teleread's cache is hot; Orthanc keeps no rendered cache.
 3. For teleread (``.../frames/1/rendered?window=40,400``, Accept: image/jpeg) and Orthanc
@@ -239,6 +241,15 @@ def render_alone(dataset, repeats: int = 500) -> float:
     return percentile(times, 50)
 
 
+def beside_orthanc(settings, orthanc) -> None:
+    """Give the app the bench Orthanc's storage area where a managed Orthanc keeps it
+    (``DATA_DIR/orthanc/storage``), so that it reads cold files as ``teleread serve`` with its
+    own Orthanc does (service/runtime/orthanc/stored_files.py). Without it (``--over-http``)
+    every file comes over HTTP, as from an Orthanc on another host."""
+    settings.orthanc_dir.mkdir(parents=True, exist_ok=True)
+    (settings.orthanc_dir / "storage").symlink_to(orthanc.config.directory / "storage")
+
+
 async def run(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="teleread-bench-render-"))
     handle: AppHandle | None = None
@@ -252,6 +263,8 @@ async def run(args: argparse.Namespace) -> int:
             settings, web_processes=args.web_processes, render_workers=args.render_workers
         )
         seed_database(settings, senders=1)
+        if not args.over_http:
+            beside_orthanc(settings, orthanc_process)
         handle = AppHandle(settings, in_process=False, log_path=root / "app.log")
         await handle.start()
         processes = await every_web_process_up(handle.url)
@@ -417,6 +430,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="TELEREAD_RENDER_WORKERS (0: render in each web process)",
     )
     parser.add_argument("--cr-size", type=int, default=3000, help="CR rows and columns")
+    parser.add_argument(
+        "--over-http",
+        action="store_true",
+        help="cold files over HTTP only (an Orthanc on another host), not from its storage area",
+    )
     args = parser.parse_args(argv)
     if "--serve-app" in sys.argv:
         raise SystemExit("use bench/ingest.py --serve-app")

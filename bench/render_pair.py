@@ -11,7 +11,8 @@ minute apart more than a change moves it. This script compares two builds under 
    of its own (default web processes, rendering in-process), started with the environment
    variables ``--a`` and ``--b`` add (``NAME=VALUE,NAME=VALUE``; ``PYTHONPATH`` pointing at
    an extracted tree, e.g. ``git archive BASE service viewer worklists | tar -x -C /tmp/base``,
-   runs that code).
+   runs that code). Each finds the Orthanc's storage area as bench/render.py's app does
+   (``--over-http``: neither does).
 2. C-STOREs ``--rounds`` CT studies of ``--instances`` 512x512 slices; each app reads each
    study's series metadata (its layout known, as once its first image is shown); then waits
    until both apps and Orthanc are idle (the apps' background ingest of every study done).
@@ -50,7 +51,15 @@ from ingest import (
     seed_database,
     start_orthanc,
 )
-from render import consultation_of, descendants, every_web_process_up, frames_of, load, send
+from render import (
+    beside_orthanc,
+    consultation_of,
+    descendants,
+    every_web_process_up,
+    frames_of,
+    load,
+    send,
+)
 
 from service.demo.synthetic import StudySpec, make_study
 
@@ -62,10 +71,12 @@ def environment(spec: str) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in spec.split(",") if pair)
 
 
-async def start_app(root: Path, orthanc, extra: dict[str, str]) -> AppHandle:
+async def start_app(root: Path, orthanc, extra: dict[str, str], over_http: bool) -> AppHandle:
     settings = app_settings(root, orthanc, argparse.Namespace(stable_age=1, poll_interval=0.1))
     settings = replace(settings, web_processes=0, render_workers=0)
     seed_database(settings, senders=1)
+    if not over_http:
+        beside_orthanc(settings, orthanc)
     saved = dict(os.environ)
     os.environ.update(extra)
     try:
@@ -117,7 +128,7 @@ async def run(args: argparse.Namespace) -> int:
     try:
         for name, spec in (("A", args.a), ("B", args.b)):
             (root / name).mkdir()
-            apps[name] = await start_app(root / name, orthanc, environment(spec))
+            apps[name] = await start_app(root / name, orthanc, environment(spec), args.over_http)
         studies = [
             make_study(StudySpec(f"PAIR{i}", "BENCH^PAIR", "CT", "HEAD", args.instances, rows=512))
             for i in range(args.rounds)
@@ -233,6 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=200, help="CT slices per study")
     parser.add_argument(
         "--hot", action="store_true", help="also render each study again, decoded, 32 concurrent"
+    )
+    parser.add_argument(
+        "--over-http",
+        action="store_true",
+        help="both apps read cold files over HTTP only, not from Orthanc's storage area",
     )
     return asyncio.run(run(parser.parse_args(argv)))
 

@@ -70,6 +70,7 @@ from .runtime.health import Health, sharing_health
 from .runtime.orthanc.client import AbsentOrthanc, OrthancClient
 from .runtime.orthanc.file_reader import OrthancFileReader
 from .runtime.orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
+from .runtime.orthanc.stored_files import StoredFiles
 from .runtime.orthanc.supervisor import OrthancSupervisor
 from .runtime.periodic import running
 from .runtime.process_bus import ProcessBus
@@ -343,17 +344,21 @@ async def viewer_context(app: web.Application) -> AsyncIterator[None]:
     """
     settings, orthanc = app[SETTINGS], app[ORTHANC]
 
-    viewing = Viewing(app[DATABASE], orthanc)
-    app[VIEWING] = viewing
     cache_mb = max(1.0, settings.frame_cache_mb / app[ROLE].count)
     workers: Renderer
     reader: OrthancFileReader | None = None
+    stored: StoredFiles | None = None
     if settings.render_workers:
         source = FileSource(orthanc.base_url, orthanc.username, orthanc.password)
         workers = RenderWorkers(settings.render_workers, cache_mb, source)
     else:
         reader = OrthancFileReader(orthanc.base_url, orthanc.username, orthanc.password)
-        workers = InProcessRenderer(cache_mb, reader.read)
+        # The managed Orthanc's files are read from its storage area (every web process runs
+        # beside it); an Orthanc elsewhere has no such directory here.
+        stored = StoredFiles.beside(settings.orthanc_dir / "storage", reader.read)
+        workers = InProcessRenderer(cache_mb, stored.read if stored else reader.read)
+    viewing = Viewing(app[DATABASE], orthanc, stored)
+    app[VIEWING] = viewing
     app[RENDER_WORKERS] = workers
     await workers.start()
     prefetch = StudyPrefetch(viewing, workers, app[BUS])

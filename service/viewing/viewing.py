@@ -36,6 +36,7 @@ from ..auth.sessions import CurrentUser
 from ..caching import LruCache
 from ..clock import to_iso, utc_now
 from ..runtime.orthanc.client import OrthancClient
+from ..runtime.orthanc.stored_files import StoredFiles
 from ..storage import Database, RecordNotFound
 from ..storage import viewing as store
 from .study_metadata import study_metadata
@@ -75,6 +76,11 @@ class InstanceEntry:
     position: list[float] | None = None
     patient_orientation: list[str] | None = None
     frame_of_reference: str = ""
+    # The attachment Orthanc stored the file as (``FileUuid``, ``FileSize`` of its instance
+    # listing), for reading it from the managed Orthanc's storage area (stored_files.py); empty
+    # in layouts stored before, whose files are read over HTTP.
+    file_uuid: str = ""
+    file_size: int = 0
 
     @property
     def colour(self) -> bool:
@@ -151,7 +157,9 @@ def _windows(item: dict[str, Any]) -> list[dict[str, float]]:
     return pairs
 
 
-def _instance(item: dict[str, Any], orthanc_id: str) -> InstanceEntry:
+def _instance(
+    item: dict[str, Any], orthanc_id: str, file: tuple[str, int] = ("", 0)
+) -> InstanceEntry:
     spacing, source = _spacing(item)
     return InstanceEntry(
         uid=_value(item, "00080018", ""),
@@ -171,6 +179,8 @@ def _instance(item: dict[str, Any], orthanc_id: str) -> InstanceEntry:
         position=_numbers(item, "00200032", 3),
         patient_orientation=[str(v) for v in _values(item, "00200020")][:2] or None,
         frame_of_reference=str(_value(item, "00200052", "")),
+        file_uuid=file[0],
+        file_size=file[1],
     )
 
 
@@ -189,11 +199,16 @@ def _has_overlays(item: dict[str, Any]) -> bool:
 
 
 def build_index(
-    study_uid: str, orthanc_id: str, metadata: list[dict[str, Any]], ids: dict[str, str]
+    study_uid: str,
+    orthanc_id: str,
+    metadata: list[dict[str, Any]],
+    ids: dict[str, str],
+    files: dict[str, tuple[str, int]] | None = None,
 ) -> StudyIndex:
     """Order DICOMweb instance metadata into series and instances (images only: Rows present).
 
-    ``ids`` maps SOP Instance UIDs to Orthanc instance ids.
+    ``ids`` maps SOP Instance UIDs to Orthanc instance ids, ``files`` to the attachment uuid
+    and size Orthanc lists for each.
     """
     series: dict[str, list[InstanceEntry]] = {}
     series_tags: dict[str, dict[str, Any]] = {}
@@ -201,7 +216,7 @@ def build_index(
         sop = _value(item, "00080018", "")
         if sop not in ids or not _value(item, "00280010"):
             continue  # reports (SR, encapsulated PDF) and unknown objects are not images
-        entry = _instance(item, ids[sop])
+        entry = _instance(item, ids[sop], (files or {}).get(sop, ("", 0)))
         series.setdefault(entry.series_uid, []).append(entry)
         series_tags.setdefault(entry.series_uid, item)
     entries = []
@@ -266,8 +281,11 @@ def index_from_json(data: dict[str, Any], built_at: float) -> StudyIndex:
 class Viewing:
     """Resolves studies for users, builds manifests, records who has opened what."""
 
-    def __init__(self, database: Database, orthanc: OrthancClient) -> None:
+    def __init__(
+        self, database: Database, orthanc: OrthancClient, files: StoredFiles | None = None
+    ) -> None:
         self.database, self.orthanc = database, orthanc
+        self._files = files
         self._access: LruCache[Any, Any] = LruCache(4096, ttl=SCOPE_TTL)
         self._indexes: LruCache[Any, Any] = LruCache(MAX_CACHED, ttl=INDEX_TTL)
         self._opened: LruCache[Any, Any] = LruCache(100_000, ttl=OPENED_TTL)
@@ -316,6 +334,7 @@ class Viewing:
             if recent and not (fresh and age > REFRESH_AFTER):
                 index = index_from_json(json.loads(stored["layout"]), time.monotonic() - age)
                 self._indexes.put(study_uid, index)
+                self._note_files(index)
                 return index
         index = await self._index_from_orthanc(study_uid, orthanc_id)
         self._share(index)
@@ -324,10 +343,25 @@ class Viewing:
     async def _index_from_orthanc(self, study_uid: str, orthanc_id: str) -> StudyIndex:
         listing = await self.orthanc.get(f"/studies/{orthanc_id}/instances")
         ids = {i["MainDicomTags"].get("SOPInstanceUID", ""): i["ID"] for i in listing}
+        files = {
+            i["MainDicomTags"].get("SOPInstanceUID", ""): (
+                str(i.get("FileUuid") or ""),
+                int(i.get("FileSize") or 0),
+            )
+            for i in listing
+        }
         metadata = await study_metadata(self.orthanc, orthanc_id, study_uid)
-        index = build_index(study_uid, orthanc_id, metadata, ids)
+        index = build_index(study_uid, orthanc_id, metadata, ids, files)
         self._indexes.put(study_uid, index)
+        self._note_files(index)
         return index
+
+    def _note_files(self, index: StudyIndex) -> None:
+        """Tell the file reader where Orthanc stored each instance of the layout."""
+        if self._files is not None:
+            for entry in index.instances.values():
+                if entry.file_uuid:
+                    self._files.note(entry.orthanc_id, entry.file_uuid, entry.file_size)
 
     def study_stable(self, study_uid: str, orthanc_id: str) -> None:
         """The ingest made (or refreshed) a consultation of this study: build its layout now,
