@@ -21,6 +21,8 @@ from .openapi import documented
 routes = web.RouteTableDef()
 
 REQUESTING_ROLES = ("radiographer", "requester", "clinician")
+IDENTITY_FIELDS = {"patient_identity_number", "patient_health_card_number"}
+"""The body's national identifiers: passed as checked ``identifiers``, never as columns."""
 
 
 async def file_consultation_request(
@@ -29,7 +31,8 @@ async def file_consultation_request(
     """File the caller's request (the JSON API's and FHIR's ServiceRequest alike) and tell the
     live worklists; the consultation id and whether it is new."""
     user = current_user(request)
-    fields = body.model_dump() | {"via": via}
+    fields = body.model_dump(exclude=IDENTITY_FIELDS) | {"via": via}
+    fields["identifiers"] = body.identifiers()
     fields["priority"] = Priority(fields["priority"])
     for name in ("modality", "body_part"):
         fields[name] = (fields[name] or "").upper() or None
