@@ -1,7 +1,7 @@
 """Administration of patient identities across facilities (issue 21): the review list of
 likely matches, linking, rejecting, unlinking and reversing, and the page that does it.
 
-Administrators only: they are the role that sees national identity numbers in full (the rule
+The regional centre's administrators only: they are the role that sees national identity numbers in full (the rule
 in service/identity_numbers.py's callers); every action needs a reason and is audited with the
 local Patient IDs and identity ids it touched, never a national number. The rules live in
 :mod:`service.patients.review`; handlers only translate HTTP.
@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from ...patients import review
-from ..access import allow
+from ..access import allow, at_centre
 from ..auditing import audit_context, audited
 from ..keys import DATABASE, current_user
 from ..models import RecordId, Strict
@@ -25,6 +25,10 @@ from .pages import render
 
 routes = web.RouteTableDef()
 
+LINKERS = at_centre("admin")
+"""The regional centre's administrators: linking is consortium-wide (every facility's patients,
+national numbers in full), which a clinic's administrator, whose reach is their own facility,
+must not be granted for sharing the role's name."""
 RESOURCE = "patient_identity"
 BASE = "/api/admin/patients"
 
@@ -115,7 +119,7 @@ def _patients(rows: list[dict]) -> list[str]:
 
 
 @routes.get(BASE + "/candidates")
-@allow("admin")
+@allow(LINKERS)
 @audited("patient_link.candidates", RESOURCE)
 @documented(
     "The review list: pairs of local identities whose birth date, sex and name agree but no"
@@ -131,7 +135,7 @@ async def list_candidates(request: web.Request) -> web.Response:
 
 
 @routes.get(BASE + "/changes")
-@allow("admin")
+@allow(LINKERS)
 @audited("patient_link.history", RESOURCE)
 @documented(
     "The link history (automatic by identifier, an administrator's, reversals), newest first",
@@ -154,7 +158,7 @@ async def _decide(request: web.Request, action, target: int, body: Reason) -> we
 
 
 @routes.post(BASE + "/candidates/{id:\\d+}/link")
-@allow("admin")
+@allow(LINKERS)
 @audited("patient.linked", "patient_link_candidate")
 @documented(
     "Confirm a likely match: link both identities (and everyone linked with either); 409 when"
@@ -168,7 +172,7 @@ async def link_candidate(request: web.Request) -> web.Response:
 
 
 @routes.post(BASE + "/candidates/{id:\\d+}/reject")
-@allow("admin")
+@allow(LINKERS)
 @audited("patient.link_rejected", "patient_link_candidate")
 @documented(
     "Reject a likely match (two different people): it is not proposed again; 409 when decided",
@@ -181,7 +185,7 @@ async def reject_candidate(request: web.Request) -> web.Response:
 
 
 @routes.post(BASE + "/links")
-@allow("admin")
+@allow(LINKERS)
 @audited("patient.linked", RESOURCE)
 @documented(
     "Link two local identities as one person; 404 when one does not exist, 409 when they"
@@ -203,7 +207,7 @@ async def link_identities(request: web.Request) -> web.Response:
 
 
 @routes.post(BASE + "/identities/{id:\\d+}/unlink")
-@allow("admin")
+@allow(LINKERS)
 @audited("patient.unlinked", RESOURCE)
 @documented(
     "Take a local identity out of its person; no identifier links it back to the identities"
@@ -217,7 +221,7 @@ async def unlink_identity(request: web.Request) -> web.Response:
 
 
 @routes.post(BASE + "/changes/{id:\\d+}/reverse")
-@allow("admin")
+@allow(LINKERS)
 @audited("patient.link_reversed", "patient_link_change")
 @documented(
     "Reverse a link or unlink (once): the identities it moved go back; 409 when already"
@@ -231,7 +235,7 @@ async def reverse_change(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/patients")
-@allow("admin")
+@allow(LINKERS)
 @page("Patient identities across facilities: the review list of likely matches and the history")
 async def patients_page(request: web.Request) -> web.Response:
     return render(request, "admin_patients.html")
