@@ -25,10 +25,10 @@ from worklists.sla import SlaPolicy
 from ..clock import to_iso, utc_now
 from ..dicom.files import RejectedFile, inspect_dicom
 from ..identity_numbers import Identifier
-from ..patients.dicom_identifiers import dicom_identifiers
 from ..runtime.orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
 from ..storage import Database
 from ..storage import ingest as ingest_store
+from .dicom_identifiers import dicom_identifiers
 from .file_checks import FileChecks
 from .intake import IngestOutcome, InstanceOrigin, ReceivedStudy, receive_study
 
