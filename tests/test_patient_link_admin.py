@@ -10,9 +10,15 @@ clinic would; each test uses its own.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +39,7 @@ class World:
     county: int
     township: int
     headers: dict[str, dict[str, str]]
+    data_dir: Path
 
     async def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
         def read(db):
@@ -105,7 +112,7 @@ async def world(tmp_path_factory, migrated_database) -> AsyncIterator[World]:
         for username, (role, facility) in users.items():
             await service.add_user(username, role, facility)
             headers[username] = await service.login(username)
-        yield World(service, county, township, headers)
+        yield World(service, county, township, headers, settings.data_dir)
     finally:
         await client.close()
 
@@ -249,3 +256,34 @@ async def test_a_match_linked_by_a_shared_number_leaves_the_review_list(world):
             who, patient_id, "司马^光", "19750505", "M", patient_identity_number=number
         )
     assert (await world.candidate_of("TW-AUTO"))["status"] == "linked"
+
+
+async def test_the_cli_lists_numbers_masked_and_links_with_an_audit_record(world):
+    """``teleread patients candidates`` prints JSON lines with the numbers masked; ``teleread
+    patients link ID --reason`` links the match and appends its audit record (via cli)."""
+    number = resident_id("19660606", "M")
+    await world.pair("CLI", "19660606", patient_identity_number=number)
+    candidate = await world.candidate_of("TW-CLI")
+    env = {**os.environ, "TELEREAD_DATA_DIR": str(world.data_dir)}
+    teleread = str(Path(sys.executable).with_name("teleread"))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [teleread, "patients", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    listed = await asyncio.to_thread(run, "candidates")
+    assert listed.returncode == 0, listed.stderr
+    assert number not in listed.stdout and number[:4] + "*" * 10 + number[-4:] in listed.stdout
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert candidate["id"] in [r["id"] for r in rows]
+    linked = await asyncio.to_thread(run, "link", str(candidate["id"]), "--reason", "one man")
+    assert linked.returncode == 0, linked.stderr
+    assert (await world.candidate_of("TW-CLI"))["status"] == "linked"
+    [audit] = await world.rows(
+        "SELECT * FROM audit_log WHERE action = 'patient.linked' AND resource_id = ?",
+        str(candidate["id"]),
+    )
+    assert '"via": "cli"' in audit["detail"] and audit["user_id"] is None
+    refused = await asyncio.to_thread(run, "link", str(candidate["id"]), "--reason", "again")
+    assert refused.returncode == 1 and "already linked" in refused.stderr
