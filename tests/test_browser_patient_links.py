@@ -59,6 +59,7 @@ async def test_a_wrong_number_is_refused_on_the_form_and_an_admin_links_a_match(
     await page.click("#consult-submit")
     await expect(page.locator("#consult-status")).to_contain_text("check character")
     assert page.url.endswith("/request")
+    assert describe("/request", await axe_violations(page)) == []
     await context.close()
 
     for locale, linked in (("en-GB", "Linked."), ("zh-CN", "已关联。")):
