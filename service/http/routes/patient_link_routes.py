@@ -1,9 +1,9 @@
 """Administration of patient identities across facilities (issue 21): the review list of
 likely matches, linking, rejecting, unlinking and reversing, and the page that does it.
 
-The regional centre's administrators only: they are the role that sees national identity numbers in full (the rule
-in service/identity_numbers.py's callers); every action needs a reason and is audited with the
-local Patient IDs and identity ids it touched, never a national number. The rules live in
+The regional centre's administrators only: they are the role that sees national identity
+numbers in full (the linking review); every action needs a reason and is audited with the local
+Patient IDs and identity ids it touched, never a national number. The rules live in
 :mod:`service.patients.review`; handlers only translate HTTP.
 """
 
