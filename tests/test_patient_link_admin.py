@@ -183,6 +183,8 @@ async def test_linking_a_candidate_joins_the_persons_once_and_is_audited(world):
     )
     numbers = await world.rows("SELECT value FROM patient_identifiers")
     assert all(n["value"] not in audit["detail"] for n in numbers)
+    indexed = await world.rows("SELECT * FROM audit_patients WHERE audit_id = ?", audit["id"])
+    assert sorted(r["patient_id"] for r in indexed) == ["CY-LINK", "TW-LINK"]
 
 
 async def test_a_decision_needs_a_reason_and_an_existing_match(world):

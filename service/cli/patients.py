@@ -61,7 +61,12 @@ def _decide(db: sqlite_utils.Database, name: str, target: int, reason: str) -> d
     """The decision and its audit record, in one transaction."""
     action, audit_action, resource = ACTIONS[name]
     decision = action(db, target, None, reason)
-    detail = {"identities": list(decision.identity_ids), "change": decision.change_id, "via": "cli"}
+    detail = {
+        "identities": list(decision.identity_ids),
+        "change": decision.change_id,
+        "patients": list(decision.patient_ids),
+        "via": "cli",
+    }
     append_audit(
         db,
         AuditEntry(

@@ -28,6 +28,14 @@ class Decision:
 
     change_id: int | None
     identity_ids: tuple[int, ...]
+    patient_ids: tuple[str, ...] = ()
+    """Their local Patient IDs, for the audit trail's per-patient index (never a number)."""
+
+
+def _decision(db: sqlite_utils.Database, change_id: int | None, ids: list[int]) -> Decision:
+    described = candidate_store.identities(db, ids)
+    patients = sorted({row["patient_id"] for row in described.values()})
+    return Decision(change_id, tuple(ids), tuple(patients))
 
 
 def _now() -> str:
@@ -47,7 +55,7 @@ def link_identities(
     except ValueError as exc:
         raise Conflict("already_linked", str(exc)) from exc
     candidate_store.settle(db, [identity_id, other_identity_id], _now())
-    return Decision(change, (identity_id, other_identity_id))
+    return _decision(db, change, [identity_id, other_identity_id])
 
 
 def link_candidate(
@@ -67,7 +75,7 @@ def reject_candidate(
     """Two different people: the pair leaves the review list and is not proposed again."""
     candidate = _pending(db, candidate_id)
     candidate_store.decide(db, candidate_id, "rejected", actor_id, reason, _now())
-    return Decision(None, (candidate["identity_id"], candidate["other_identity_id"]))
+    return _decision(db, None, [candidate["identity_id"], candidate["other_identity_id"]])
 
 
 def _pending(db: sqlite_utils.Database, candidate_id: int) -> dict:
@@ -93,7 +101,7 @@ def unlink_identity(
         raise Conflict("not_linked", str(exc)) from exc
     involved = [row["id"] for row in left]
     candidate_store.settle(db, involved, _now())
-    return Decision(change, tuple(involved))
+    return _decision(db, change, involved)
 
 
 def reverse(db: sqlite_utils.Database, change_id: int, actor_id: int, reason: str) -> Decision:
@@ -107,7 +115,7 @@ def reverse(db: sqlite_utils.Database, change_id: int, actor_id: int, reason: st
     if change["other_identity_id"] is not None:
         involved.append(change["other_identity_id"])
     candidate_store.settle(db, involved, _now())
-    return Decision(reversal, tuple(involved))
+    return _decision(db, reversal, involved)
 
 
 def described_identities(db: sqlite_utils.Database, identity_ids: list[int]) -> dict[int, dict]:

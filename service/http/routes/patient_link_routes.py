@@ -108,13 +108,8 @@ class Decided(BaseModel):
 
 
 def _patients(rows: list[dict]) -> list[str]:
-    """The local Patient IDs named, facility-qualified, for the audit record."""
-    found = {
-        f"{i['facility_id']}:{i['patient_id']}"
-        for row in rows
-        for i in (row.get("identity"), row.get("other"))
-        if i
-    }
+    """The local Patient IDs named, for the audit record's per-patient index."""
+    found = {i["patient_id"] for row in rows for i in (row.get("identity"), row.get("other")) if i}
     return sorted(found)
 
 
@@ -152,7 +147,11 @@ async def _decide(request: web.Request, action, target: int, body: Reason) -> we
     decision = await request.app[DATABASE].write(action, target, user.id, body.reason)
     audit = audit_context(request)
     audit.resource_id = str(target)
-    audit.detail.update(identities=list(decision.identity_ids), change=decision.change_id)
+    audit.detail.update(
+        identities=list(decision.identity_ids),
+        change=decision.change_id,
+        patients=list(decision.patient_ids),
+    )
     answer = Decided(change_id=decision.change_id, identity_ids=list(decision.identity_ids))
     return web.json_response(answer.model_dump())
 
@@ -201,7 +200,11 @@ async def link_identities(request: web.Request) -> web.Response:
     )
     audit = audit_context(request)
     audit.resource_id = str(body.identity_id)
-    audit.detail.update(identities=list(decision.identity_ids), change=decision.change_id)
+    audit.detail.update(
+        identities=list(decision.identity_ids),
+        change=decision.change_id,
+        patients=list(decision.patient_ids),
+    )
     answer = Decided(change_id=decision.change_id, identity_ids=list(decision.identity_ids))
     return web.json_response(answer.model_dump())
 
