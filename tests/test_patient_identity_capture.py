@@ -9,15 +9,22 @@ county and a requester at the township. Each test uses its own patients.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydicom.dataset import Dataset
 
 from service.demo.synthetic import StudySpec, make_study
+from service.settings import Settings
 from service.storage import facilities as facility_store
 
 from .conftest import Service, free_port
@@ -45,6 +52,7 @@ def wrong_check(number: str) -> str:
 @dataclass
 class World:
     service: Service
+    settings: Settings
     hl7_port: int
     county: int
     township: int
@@ -82,7 +90,7 @@ class World:
 async def world(tmp_path_factory, migrated_database) -> AsyncIterator[World]:
     port = free_port()
     directory = tmp_path_factory.mktemp("identity")
-    async with running_service(directory, migrated_database, hl7_port=port) as (service, _):
+    async with running_service(directory, migrated_database, hl7_port=port) as (service, conf):
         county = await service.database.write(
             facility_store.add_facility, name="County Hospital", kind="county",
             aet="COUNTY_CT", timezone="Asia/Shanghai", hl7_code="COUNTY-HIS",
@@ -91,7 +99,13 @@ async def world(tmp_path_factory, migrated_database) -> AsyncIterator[World]:
         await service.add_user("li", "clinician", county)
         await service.add_user("wu", "requester", township)
         yield World(
-            service, port, county, township, await service.login("li"), await service.login("wu")
+            service,
+            conf,
+            port,
+            county,
+            township,
+            await service.login("li"),
+            await service.login("wu"),
         )
 
 
@@ -285,3 +299,37 @@ async def test_pinyin_matches_the_han_name_as_a_candidate(world: World):
     two = await world.identity(world.county, "CY-50")
     assert [(r["identity_id"], r["other_identity_id"]) for r in rows] == [(one["id"], two["id"])]
     assert rows[0]["reasons"] == '["birth_date", "sex", "phonetic_name"]'
+
+
+async def test_backfill_reads_the_numbers_of_studies_already_in_orthanc(world: World):
+    """A study whose identifiers were never read (as before teleread read them: its rows are
+    removed here) gets them from ``teleread patients backfill``, which reads Orthanc once."""
+    number = resident_id("19520229", "M")
+    datasets = _study("CY-OLD", "Gao^Shan", "19520229", "M")
+    for ds in datasets:
+        ds.add_new(0x00101000, "LO", number)
+    await _stored(world, datasets, "COUNTY_CT")
+    identity = await world.identity(world.county, "CY-OLD")
+
+    def forget(db):
+        db.execute("DELETE FROM patient_identifiers WHERE identity_id = ?", [identity["id"]])
+
+    await world.service.database.write(forget)
+    settings = world.settings
+    env = {
+        **os.environ,
+        "TELEREAD_DATA_DIR": str(settings.data_dir),
+        "TELEREAD_ORTHANC_URL": settings.orthanc_url or "",
+        "TELEREAD_ORTHANC_USERNAME": settings.orthanc_username or "",
+        "TELEREAD_ORTHANC_PASSWORD": settings.orthanc_password or "",
+    }
+    teleread = str(Path(sys.executable).with_name("teleread"))
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [teleread, "patients", "backfill"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(done.stdout)
+    assert counts["with_identifiers"] >= 1 and counts["studies"] >= counts["with_identifiers"]
+    assert await world.identifiers(identity["id"]) == [("resident_id", number, "dicom")]

@@ -1,6 +1,8 @@
 """``teleread patients``: the review list of likely matches, and linking, unlinking and
 reversing from the server's shell (what /admin/patients does), each with a reason and an audit
-record written in the same transaction (user: none, ``via: cli``).
+record written in the same transaction (user: none, ``via: cli``); and ``backfill``, which
+reads once the national identifiers of the studies already in Orthanc (those that arrived
+before teleread read them), as ingest reads a new study's.
 
 National numbers are printed masked: a shell's scroll-back and a pasted ticket are not the
 places for them; the page shows them in full to the centre's administrators.
@@ -9,6 +11,7 @@ places for them; the page shows them in full to the centre's administrators.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -16,9 +19,14 @@ from typing import Any
 import sqlite_utils
 
 from ..clock import to_iso, utc_now
+from ..intake.dicom_identifiers import dicom_identifiers
 from ..patients import review
+from ..patients.identify import identify
+from ..runtime.orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
+from ..runtime.orthanc.process import load_or_create_credentials
 from ..settings import Settings
 from ..storage import Database
+from ..storage import patient_candidates as candidate_store
 from ..storage.audit import append_audit
 from ..storage.audit_chain import AuditEntry
 
@@ -30,6 +38,11 @@ def add_patient_commands(commands: argparse._SubParsersAction) -> None:
     sub = patients.add_subparsers(dest="patients_command", required=True)
     listing = sub.add_parser("candidates", help="likely matches as JSON lines (numbers masked)")
     listing.add_argument("--status", choices=("pending", "linked", "rejected"), default="pending")
+    sub.add_parser(
+        "backfill",
+        help="read the national identifiers of the studies already in Orthanc once (links"
+        " and likely matches follow); prints counts as JSON",
+    )
     for name, target, text in (
         ("link", "candidate", "link a likely match (its id)"),
         ("reject", "candidate", "reject a likely match: two different people"),
@@ -81,9 +94,53 @@ def _decide(db: sqlite_utils.Database, name: str, target: int, reason: str) -> d
     return {"change_id": decision.change_id, "identity_ids": list(decision.identity_ids)}
 
 
+def _orthanc(settings: Settings) -> OrthancClient:
+    if settings.managed_orthanc:
+        credentials = load_or_create_credentials(settings.orthanc_dir)
+        url = f"http://127.0.0.1:{settings.orthanc_http_port}"
+        return OrthancClient(url, credentials.username, credentials.password)
+    return OrthancClient(
+        settings.orthanc_url or "", settings.orthanc_username, settings.orthanc_password
+    )
+
+
+async def backfill(settings: Settings, database: Database) -> dict[str, int]:
+    """Each study's first instance's identifiers, recorded for every consultation of it (one
+    transaction each, so an interrupted run keeps what it did and a rerun repeats nothing)."""
+    studies: dict[str, list[int]] = {}
+    for consultation_id, study_id in await database.read(candidate_store.consultations_with_images):
+        studies.setdefault(study_id, []).append(consultation_id)
+    counts = {"studies": 0, "with_identifiers": 0, "links": 0}
+    client = _orthanc(settings)
+    try:
+        for study_id, consultation_ids in studies.items():
+            counts["studies"] += 1
+            try:
+                series = await client.study_series(study_id)
+                first = next(i for s in series for i in s.get("Instances", []))
+                tags = await client.get(f"/instances/{first}/tags?short")
+            except OrthancUnavailable as exc:
+                raise ValueError(f"the image archive is not reachable: {exc}") from exc
+            except (OrthancError, StopIteration):
+                continue  # gone from Orthanc since: nothing to read
+            found = dicom_identifiers(tags) if isinstance(tags, dict) else ()
+            if not found:
+                continue
+            counts["with_identifiers"] += 1
+            for consultation_id in consultation_ids:
+                recorded = await database.write(identify, consultation_id, found, "dicom")
+                counts["links"] += len(recorded.links) if recorded else 0
+    finally:
+        await client.close()
+    return counts
+
+
 def patients_command(settings: Settings, args: argparse.Namespace) -> int:
     database = Database(settings.database_path)
     try:
+        if args.patients_command == "backfill":
+            print(json.dumps(asyncio.run(backfill(settings, database))))
+            return 0
         if args.patients_command == "candidates":
             for row in _masked(database.read_sync(review.review_list, args.status)):
                 print(json.dumps(row, ensure_ascii=False))

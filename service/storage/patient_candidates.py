@@ -221,3 +221,16 @@ def recent_changes(db: sqlite_utils.Database, limit: int = 100) -> list[dict[str
         change["moved"] = json.loads(change["moved"])
         changes.append(change)
     return changes
+
+
+def consultations_with_images(db: sqlite_utils.Database) -> list[tuple[int, str]]:
+    """(consultation id, Orthanc study id) of every consultation whose images arrived and whose
+    patient has a Patient ID: what ``teleread patients backfill`` reads identifiers from."""
+    return [
+        (row[0], row[1])
+        for row in db.execute(
+            "SELECT id, orthanc_study_id FROM consultations"
+            " WHERE orthanc_study_id IS NOT NULL AND orthanc_study_id != ''"
+            " AND patient_id != '' ORDER BY id"
+        )
+    ]
