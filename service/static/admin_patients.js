@@ -47,12 +47,15 @@ function identityCell(identity, withUnlink) {
     }),
   );
   for (const found of identity.identifiers || []) {
+    // A disputed number contradicts the record's birth date or sex: it links nothing.
+    const disputed = found.disputed ? el("span", { className: "identity-disputed", text: ` (${t("disputed")})` }) : "";
     cell.append(
       el(
         "div",
         { className: "identity-number" },
         `${label("systems", found.system)}: `,
         el("code", { text: found.value }),
+        disputed,
       ),
     );
   }
