@@ -9,22 +9,18 @@ county and a requester at the township. Each test uses its own patients.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pydicom.dataset import Dataset
 
+from service.cli.patients import backfill
 from service.demo.synthetic import StudySpec, make_study
 from service.settings import Settings
+from service.storage import Database
 from service.storage import facilities as facility_store
 
 from .conftest import Service, free_port
@@ -303,7 +299,8 @@ async def test_pinyin_matches_the_han_name_as_a_candidate(world: World):
 
 async def test_backfill_reads_the_numbers_of_studies_already_in_orthanc(world: World):
     """A study whose identifiers were never read (as before teleread read them: its rows are
-    removed here) gets them from ``teleread patients backfill``, which reads Orthanc once."""
+    removed here) gets them from ``teleread patients backfill`` (its function, on a database
+    connection of its own), which reads Orthanc once."""
     number = resident_id("19520229", "M")
     datasets = _study("CY-OLD", "Gao^Shan", "19520229", "M")
     for ds in datasets:
@@ -315,21 +312,10 @@ async def test_backfill_reads_the_numbers_of_studies_already_in_orthanc(world: W
         db.execute("DELETE FROM patient_identifiers WHERE identity_id = ?", [identity["id"]])
 
     await world.service.database.write(forget)
-    settings = world.settings
-    env = {
-        **os.environ,
-        "TELEREAD_DATA_DIR": str(settings.data_dir),
-        "TELEREAD_ORTHANC_URL": settings.orthanc_url or "",
-        "TELEREAD_ORTHANC_USERNAME": settings.orthanc_username or "",
-        "TELEREAD_ORTHANC_PASSWORD": settings.orthanc_password or "",
-    }
-    teleread = str(Path(sys.executable).with_name("teleread"))
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [teleread, "patients", "backfill"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    counts = json.loads(done.stdout)
+    database = Database(world.settings.database_path)  # the command's own, as a shell's
+    try:
+        counts = await backfill(world.settings, database)
+    finally:
+        database.close()
     assert counts["with_identifiers"] >= 1 and counts["studies"] >= counts["with_identifiers"]
     assert await world.identifiers(identity["id"]) == [("resident_id", number, "dicom")]
