@@ -319,3 +319,38 @@ async def test_backfill_reads_the_numbers_of_studies_already_in_orthanc(world: W
         database.close()
     assert counts["with_identifiers"] >= 1 and counts["studies"] >= counts["with_identifiers"]
     assert await world.identifiers(identity["id"]) == [("resident_id", number, "dicom")]
+
+
+async def test_an_hl7_patient_update_records_pid3_numbers_and_proposes_matches(world: World):
+    """ADT^A08 that changes none of the county patient's demographics: the resident identity
+    number in PID-3 (authority named by its OID) is still recorded (source hl7) on the patient's
+    identity, links it with the township's patient of that number and resolves their match."""
+    number = resident_id("19440808", "F")
+    for headers, patient_id, extra in (
+        (world.requester, "TW-60", {"patient_identity_number": number}),
+        (world.clinician, "CY-60", {}),
+    ):
+        answer = await world.request(
+            headers, patient_id=patient_id, patient_name="林^黛玉",
+            patient_birth_date="19440808", patient_sex="F", **extra,
+        )  # fmt: skip
+        assert answer.status == 201, await answer.text()
+    update = (
+        "MSH|^~\\&|HIS|COUNTY-HIS|TELEREAD|REGIONAL|20261203094000+0800||ADT^A08^ADT_A01|A08-60"
+        "|P|2.5|||||CHN|UNICODE UTF-8\r"
+        "EVN|A08|20261203094000+0800\r"
+        f"PID|1||CY-60^^^COUNTY^MR~{number}^^^&{RESIDENT_OID}&ISO^NN||林^黛玉||19440808|F\r"
+    )
+    ack = await send(world.hl7_port, update)
+    assert ack_code(ack) == "AA", str(ack)
+    county = await world.identity(world.county, "CY-60")
+    assert await world.identifiers(county["id"]) == [("resident_id", number, "hl7")]
+    township = await world.identity(world.township, "TW-60")
+    assert county["person_id"] == township["person_id"]
+    [candidate] = await world.rows(
+        "SELECT status FROM patient_link_candidates"
+        " WHERE identity_id = ? AND other_identity_id = ?",
+        min(county["id"], township["id"]),
+        max(county["id"], township["id"]),
+    )
+    assert candidate["status"] == "linked"  # proposed by name first, then linked by the number

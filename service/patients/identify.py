@@ -17,7 +17,8 @@ import sqlite_utils
 from ..clock import to_iso, utc_now
 from ..identity_numbers import Identifier
 from ..storage import patient_candidates as candidate_store
-from ..storage.patients import Recorded, record_local_identity
+from ..storage import patients as patient_store
+from ..storage.patients import LocalPatient, Recorded, record_local_identity
 from .candidates import propose_matches
 
 
@@ -33,6 +34,38 @@ def identify(
     patient = candidate_store.patient_of_consultation(db, consultation_id)
     if patient is None:
         return None
+    return _record(db, patient, identifiers, source)
+
+
+def identify_patient(
+    db: sqlite_utils.Database,
+    facility_id: int,
+    patient_id: str,
+    identifiers: Iterable[Identifier],
+    source: str,
+    sent: dict[str, str] | None = None,
+) -> Recorded | None:
+    """The same for a facility's patient named without a consultation (an HIS's patient update,
+    ADT^A08): only a patient teleread already indexed (None otherwise), with the demographics
+    ``sent`` (``patient_name``, ``patient_birth_date``, ``patient_sex``; a blank one is kept)."""
+    known = patient_store.identity(db, facility_id, patient_id)
+    if known is None:
+        return None
+    sent = sent or {}
+    demographics = (
+        sent.get("patient_name") or known["name"],
+        sent.get("patient_birth_date") or known["birth_date"],
+        sent.get("patient_sex") or known["sex"],
+    )
+    return _record(db, LocalPatient(facility_id, patient_id, *demographics), identifiers, source)
+
+
+def _record(
+    db: sqlite_utils.Database,
+    patient: LocalPatient,
+    identifiers: Iterable[Identifier],
+    source: str,
+) -> Recorded:
     recorded = record_local_identity(db, patient, tuple(identifiers), source)
     now = to_iso(utc_now())
     if recorded.links:
