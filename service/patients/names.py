@@ -36,6 +36,14 @@ def _pinyin(han: str) -> list[str]:
     return lazy_pinyin(han, style=Style.NORMAL, errors="ignore")
 
 
+def _surname_readings(han: str) -> list[str]:
+    """Every reading of a family name's first character: a surname is often read otherwise than
+    the everyday word (单 shan, 曾 zeng, 区 ou), and a clinic types it as the patient says it."""
+    from pypinyin import Style, pinyin
+
+    return pinyin(han[:1], style=Style.NORMAL, heteronym=True)[0]
+
+
 def _folded(text: str) -> str:
     """Latin letters without tone marks or case ("Chén" -> "chen")."""
     decomposed = unicodedata.normalize("NFKD", text)
@@ -60,9 +68,13 @@ def name_keys(name: str) -> NameKeys:
         han = "".join(_HAN.findall(group))
         if han:
             ideographic = ideographic or han
-            components = [c for c in re.split(r"[\^\s]+", group) if c]
-            readings = ["".join(_pinyin("".join(_HAN.findall(c)))) for c in components]
-            phonetic |= _orders(readings) | {"".join(_pinyin(han))}
+            parts = ["".join(_HAN.findall(c)) for c in re.split(r"[\^\s]+", group)]
+            parts = [p for p in parts if p]
+            family, given = (parts[0], "".join(parts[1:])) if len(parts) > 1 else (han[:1], han[1:])
+            surname_rest, given_reading = "".join(_pinyin(family[1:])), "".join(_pinyin(given))
+            phonetic.add("".join(_pinyin(han)))
+            for reading in _surname_readings(family):
+                phonetic |= _orders([reading + surname_rest, given_reading])
         else:
             words = re.split(r"[\^\s]+", group)
             phonetic |= _orders(["".join(_LETTERS.findall(_folded(w))) for w in words])
