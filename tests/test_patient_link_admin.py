@@ -300,3 +300,16 @@ async def test_the_cli_lists_numbers_masked_and_links_with_an_audit_record(world
     assert '"via": "cli"' in audit["detail"] and audit["user_id"] is None
     with pytest.raises(Conflict, match="already linked"):
         await asyncio.to_thread(command, *link, "again")
+
+
+async def test_one_facility_registering_a_patient_twice_is_a_likely_match(world):
+    """The township files the same woman under two local IDs: proposed, not linked."""
+    await world.file("wu", "TW-TWICE-1", "慕容^雪", "19900909", "F")
+    await world.file("wu", "TW-TWICE-2", "Murong Xue", "19900909", "F")
+    one = await world.identity(world.township, "TW-TWICE-1")
+    two = await world.identity(world.township, "TW-TWICE-2")
+    assert one["person_id"] != two["person_id"]
+    row = await world.candidate_of("TW-TWICE-2")
+    assert (row["identity_id"], row["other_identity_id"], row["status"]) == (
+        one["id"], two["id"], "pending",
+    )  # fmt: skip
