@@ -40,7 +40,9 @@ from service.settings import Settings
 from service.storage import facilities as facility_store
 from service.storage import hl7_outbox as hl7_store
 from service.storage import notifications as notification_store
+from service.storage import patient_candidates as candidate_store
 from service.storage import patient_record as record_store
+from service.storage import patients as patient_store
 from service.storage import repeat_alerts as repeat_alert_store
 from service.storage import reports as report_store
 from service.storage import roster as roster_store
@@ -178,6 +180,12 @@ SPEC: dict[str, Rule] = {
     "PATCH /api/admin/facilities/{id}": everywhere("admin"),
     "POST /api/admin/patient-merges/{id}/reverse": everywhere("admin"),
     "POST /api/admin/hl7-outbox/{id}/retry": everywhere("admin"),
+    # Linking patients across facilities (issue 21): the centre's administrators only.
+    "POST /api/admin/patients/candidates/{id}/link": at(CENTRE, "admin"),
+    "POST /api/admin/patients/candidates/{id}/reject": at(CENTRE, "admin"),
+    "POST /api/admin/patients/links": at(CENTRE, "admin"),
+    "POST /api/admin/patients/identities/{id}/unlink": at(CENTRE, "admin"),
+    "POST /api/admin/patients/changes/{id}/reverse": at(CENTRE, "admin"),
     # What the consortium shares is kept by the regional centre's managers and administrators.
     "POST /api/roster": CONSORTIUM_KEEPERS,
     # QC scores and the recognition list are the centre's managers' to recompute (issue 20).
@@ -518,6 +526,67 @@ async def _reverse_merge(world: Consortium, caller: Caller | None) -> Call:
         now=utc_now(),
     )
     return f"/api/admin/patient-merges/{merge.id}/reverse", {}
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """Two fresh local identities of the spare clinic, proposed as a likely match."""
+
+    one: int
+    two: int
+    candidate: int
+    change: int | None
+
+
+def _pair(db, linked: bool) -> _Pair:
+    """A new pair for each call (linked by an administrator, with that change, when asked)."""
+    facility = facility_store.facility_by_aet(db, "SPARE_CLINIC")["id"]
+    n = next(SERIAL)
+    one, two = (
+        patient_store.record_local_identity(
+            db, patient_store.LocalPatient(facility, f"MATRIX-{side}-{n}", "Matrix^Pat")
+        ).identity_id
+        for side in "AB"
+    )
+    candidate = candidate_store.propose(db, one, two, 0.9, ["matrix"], to_iso(utc_now()))
+    change = (
+        patient_store.merge_persons(db, one, two, "administrator", None, "m") if linked else None
+    )
+    return _Pair(one, two, candidate or 0, change)
+
+
+REASON = {"json": {"reason": "matrix"}}
+
+
+@calls("POST /api/admin/patients/candidates/{id}/link")
+async def _link_candidate(world: Consortium, caller: Caller | None) -> Call:
+    pair = await world.service.database.write(_pair, False)
+    return f"/api/admin/patients/candidates/{pair.candidate}/link", dict(REASON)
+
+
+@calls("POST /api/admin/patients/candidates/{id}/reject")
+async def _reject_candidate(world: Consortium, caller: Caller | None) -> Call:
+    pair = await world.service.database.write(_pair, False)
+    return f"/api/admin/patients/candidates/{pair.candidate}/reject", dict(REASON)
+
+
+@calls("POST /api/admin/patients/links")
+async def _link_identities(world: Consortium, caller: Caller | None) -> Call:
+    pair = await world.service.database.write(_pair, False)
+    body = {"identity_id": pair.one, "other_identity_id": pair.two, "reason": "matrix"}
+    return "/api/admin/patients/links", {"json": body}
+
+
+@calls("POST /api/admin/patients/identities/{id}/unlink")
+async def _unlink_identity(world: Consortium, caller: Caller | None) -> Call:
+    pair = await world.service.database.write(_pair, True)
+    return f"/api/admin/patients/identities/{pair.two}/unlink", dict(REASON)
+
+
+@calls("POST /api/admin/patients/changes/{id}/reverse")
+async def _reverse_link(world: Consortium, caller: Caller | None) -> Call:
+    pair = await world.service.database.write(_pair, True)
+    return f"/api/admin/patients/changes/{pair.change}/reverse", dict(REASON)
 
 
 @calls("POST /api/admin/hl7-outbox/{id}/retry")

@@ -62,6 +62,7 @@ NOT_PATIENT_DATA = {
     # Administration (admins only) and one's own password: accounts and facilities, no patients.
     "GET /admin/users",
     "GET /admin/facilities",
+    "GET /admin/patients",  # the page only; its data is GET /api/admin/patients/* (in MATRIX)
     "GET /audit",
     "GET /api/admin/users",
     "POST /api/admin/users",
@@ -346,6 +347,19 @@ async def call(service, headers, route: str, world):
         case "POST /api/repeat-alerts/{id}/withdraw":
             alert = world["repeat_alert"]
             return await c.post(f"/api/repeat-alerts/{alert}/withdraw", headers=headers)
+        case "GET /api/admin/patients/candidates" | "GET /api/admin/patients/changes":
+            return await c.get(route.split(" ", 1)[1], headers=headers)
+        case (
+            "POST /api/admin/patients/candidates/{id}/link"
+            | "POST /api/admin/patients/candidates/{id}/reject"
+            | "POST /api/admin/patients/identities/{id}/unlink"
+            | "POST /api/admin/patients/changes/{id}/reverse"
+        ):
+            path = route.split(" ", 1)[1].replace("{id}", "1")
+            return await c.post(path, headers=headers, json={"reason": "isolation"})
+        case "POST /api/admin/patients/links":
+            body = {"identity_id": 1, "other_identity_id": 2, "reason": "isolation"}
+            return await c.post("/api/admin/patients/links", headers=headers, json=body)
         case "POST /api/admin/patient-merges/{id}/reverse":
             return await c.post("/api/admin/patient-merges/1/reverse", headers=headers)
         case "GET /fhir/Patient/{id}":
@@ -642,6 +656,15 @@ MATRIX = (
     "POST /api/admin/hl7-outbox/{id}/retry",
     "GET /api/admin/patient-merges",
     "POST /api/admin/patient-merges/{id}/reverse",
+    # Patient linking (issue 21): the regional centre's administrators only, so clinic B's
+    # administrator is refused like every other role of clinic B.
+    "GET /api/admin/patients/candidates",
+    "GET /api/admin/patients/changes",
+    "POST /api/admin/patients/candidates/{id}/link",
+    "POST /api/admin/patients/candidates/{id}/reject",
+    "POST /api/admin/patients/links",
+    "POST /api/admin/patients/identities/{id}/unlink",
+    "POST /api/admin/patients/changes/{id}/reverse",
     *FHIR_READS,
     *FHIR_SEARCHES,
     "POST /fhir/ServiceRequest",

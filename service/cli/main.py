@@ -13,6 +13,7 @@ from ..settings import SettingsError, load_settings
 from ..storage import Conflict, RecordNotFound
 from .admin import add_admin_commands, facility_command, user_command
 from .audit import add_audit_commands, audit_command
+from .patients import add_patient_commands, patients_command
 from .quality import add_quality_commands, quality_command
 from .reports import add_report_commands, report_command
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_commands(commands)
     add_report_commands(commands)
     add_quality_commands(commands)
+    add_patient_commands(commands)
     return parser
 
 
@@ -61,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return audit_command(settings, args)
         if args.command == "quality":
             return quality_command(settings, args)
+        if args.command == "patients":
+            return patients_command(settings, args)
         if args.command in ("verify", "signing"):
             return report_command(settings, args)
         return user_command(settings, args)

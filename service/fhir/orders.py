@@ -5,7 +5,9 @@ model's message); then what teleread needs is read from where FHIR puts it:
 
 - ``subject``: ``Patient/<id>`` of a patient teleread knows, or a reference by ``identifier``
   (the HIS's patient ID) with ``display`` as the name; a ``contained`` Patient the subject
-  points to (``#id``) gives the name, birth date and sex;
+  points to (``#id``) gives the name, birth date and sex, and its identifiers of the national
+  systems (``urn:oid:2.16.156.10011.1.3`` resident identity number, ``…1.19`` health card) the
+  identifiers that link the patient across facilities;
 - ``identifier``: the placer order number (type ``PLAC``, or any identifier without a type) and
   the accession number (type ``ACSN``), which links the images when they arrive;
 - ``code``: the requested procedure (its first coding's code and display, or its text); a coding
@@ -25,6 +27,7 @@ from typing import Any
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
+from ..identity_numbers import HEALTH_CARD, OIDS, RESIDENT_ID, checked
 from .identity import (
     DCM,
     DICOM_UID_SYSTEM,
@@ -117,9 +120,10 @@ def _patient(resource: ServiceRequest, facility_id: int) -> dict[str, Any]:
 def _contained_patient(resource: ServiceRequest, local_id: str) -> dict[str, Any]:
     for contained in resource.contained or []:
         if contained.get_resource_type() == "Patient" and contained.id == local_id:
-            fields: dict[str, Any] = {}
-            if contained.identifier:
-                fields["patient_id"] = contained.identifier[0].value
+            fields: dict[str, Any] = national_identifiers(contained.identifier or [])
+            local = [i for i in contained.identifier or [] if i.system not in NATIONAL_SYSTEMS]
+            if local:
+                fields["patient_id"] = local[0].value
             if contained.name:
                 name = contained.name[0]
                 given = " ".join(name.given or [])
@@ -130,6 +134,25 @@ def _contained_patient(resource: ServiceRequest, local_id: str) -> dict[str, Any
                 fields["patient_sex"] = GENDER_TO_SEX.get(contained.gender)
             return fields
     raise InvalidOrder(f"no contained Patient {local_id!r}", "ServiceRequest.subject")
+
+
+NATIONAL_SYSTEMS = {f"urn:oid:{oid}": system for system, oid in OIDS.items()}
+"""Patient.identifier systems that are national identifiers, not the HIS's patient ID."""
+_FIELDS = {RESIDENT_ID: "patient_identity_number", HEALTH_CARD: "patient_health_card_number"}
+
+
+def national_identifiers(identifiers: list[Any]) -> dict[str, str]:
+    """The request's identity-number fields from a Patient's identifiers of the resident
+    identity number (``urn:oid:2.16.156.10011.1.3``) and health card
+    (``urn:oid:2.16.156.10011.1.19``) systems; a value that fails its check is left out (the
+    order is still filed, the patient just not linked by it)."""
+    fields: dict[str, str] = {}
+    for identifier in identifiers:
+        system = NATIONAL_SYSTEMS.get(identifier.system or "")
+        found = checked(system, identifier.value or "") if system else None
+        if found is not None:
+            fields.setdefault(_FIELDS[system], found.value)
+    return fields
 
 
 def _identifiers(resource: ServiceRequest) -> dict[str, Any]:

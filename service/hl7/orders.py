@@ -44,6 +44,7 @@ from ..storage import users as user_store
 from .acks import Refusal
 from .applied import Applied, Inbound
 from .messages import Segment, birth_date, moment, person_name, segments, sex
+from .patient_identifiers import pid_identifiers
 
 PRIORITIES = {
     "S": Priority.STAT,
@@ -206,6 +207,7 @@ def _request(inbound: Inbound, pid: Segment | None, order: Order) -> Consultatio
         requested_procedure_code=_limited(code, 16, "OBR-4.1", order.at("OBR", 4)) or None,
         placer_order_number=_placer(order) or None,
         via="hl7",
+        identifiers=pid_identifiers(pid),
         **patient,
     )
 

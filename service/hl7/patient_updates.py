@@ -4,7 +4,8 @@ has them, on the sending facility's *open* consultations of that patient ID (PID
 A finished consultation keeps the patient as it was reported on. A field sent empty is left as
 it is; ``""`` (HL7's explicit null) clears it. Each consultation changed gets a
 ``patient_updated`` event naming the fields (not their values: the row has them). An update
-for a patient with no open consultation is accepted and changes nothing.
+for a patient with no open consultation is accepted and changes none; national numbers in
+PID-3 are recorded on the patient's local identity either way (service/patients/identify.py).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 import sqlite_utils
 
 from ..clock import to_iso
+from ..patients.identify import identify_patient
 from ..storage import consultations as store
 from .acks import Refusal
 from .applied import Applied, Inbound
 from .messages import birth_date, first, person_name, sex
+from .patient_identifiers import pid_identifiers
 
 NULL = '""'
 
@@ -48,4 +51,7 @@ def apply_update(db: sqlite_utils.Database, inbound: Inbound) -> Applied:
         applied.consultations.append(row["id"])
         changed_fields.update(changes)
     applied.detail["fields"] = sorted(changed_fields)
+    # The national numbers PID-3 carries, and the likely matches the new demographics make
+    # (service/patients): on the patient's local identity, open consultation or not.
+    identify_patient(db, inbound.facility["id"], patient_id, pid_identifiers(pid), "hl7", new)
     return applied

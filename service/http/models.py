@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from ..identity_numbers import HEALTH_CARD, RESIDENT_ID, Identifier, checked, resident_id_problem
 
 SQLITE_INTEGER_MAX = 2**63 - 1
 """SQLite stores INTEGER as a signed 64-bit value: a larger Python int cannot even be bound as a
@@ -89,6 +92,50 @@ class ConsultationRequestBody(Strict):
     repeat_alert_id: int | None = Field(
         default=None, ge=1, description="The alert the 409 repeat_exam answer named"
     )
+
+    patient_identity_number: str | None = Field(
+        default=None,
+        max_length=32,
+        description="The patient's resident identity card number (GB 11643, 18 characters,"
+        " check character verified: 400 when wrong); links the patient across facilities",
+    )
+    patient_health_card_number: str | None = Field(
+        default=None,
+        max_length=40,
+        description="The patient's resident health card number (10-32 letters and digits)",
+    )
+
+    @field_validator("patient_identity_number")
+    @classmethod
+    def resident_id_checks(cls, value: str | None) -> str | None:
+        """Refused with the reason (never the number) when the check character or the birth
+        date inside is wrong; kept in canonical form otherwise."""
+        if not value:
+            return None
+        problem = resident_id_problem(value)
+        if problem:
+            raise PydanticCustomError("resident_id", problem)
+        return checked(RESIDENT_ID, value).value  # type: ignore[union-attr]
+
+    @field_validator("patient_health_card_number")
+    @classmethod
+    def health_card_checks(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        card = checked(HEALTH_CARD, value)
+        if card is None:
+            raise PydanticCustomError(
+                "health_card", "a resident health card number is 10 to 32 letters and digits"
+            )
+        return card.value
+
+    def identifiers(self) -> tuple[Identifier, ...]:
+        """The checked national identifiers the request names (service/identity_numbers.py)."""
+        given = [
+            (RESIDENT_ID, self.patient_identity_number),
+            (HEALTH_CARD, self.patient_health_card_number),
+        ]
+        return tuple(Identifier(system, value) for system, value in given if value)
 
     @model_validator(mode="after")
     def needs_a_study_link(self) -> ConsultationRequestBody:

@@ -24,9 +24,11 @@ from worklists.sla import SlaPolicy
 
 from ..clock import to_iso, utc_now
 from ..dicom.files import RejectedFile, inspect_dicom
+from ..identity_numbers import Identifier
 from ..runtime.orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
 from ..storage import Database
 from ..storage import ingest as ingest_store
+from .dicom_identifiers import dicom_identifiers
 from .file_checks import FileChecks
 from .intake import IngestOutcome, InstanceOrigin, ReceivedStudy
 from .repeat_check import receive_checked_study
@@ -275,8 +277,10 @@ class ChangeFollower:
         tags = info.get("MainDicomTags", {})
         patient = info.get("PatientMainDicomTags", {})
         patient_name = _tidy_person_name(patient.get("PatientName", ""))
+        identifiers: tuple[Identifier, ...] = ()
         if instance_ids:
             patient_name = await self._decoded_patient_name(instance_ids[0], patient_name)
+            identifiers = await self._patient_identifiers(instance_ids[0])
         modalities: list[str] = []
         body_part = ""
         for s in series:
@@ -302,6 +306,7 @@ class ChangeFollower:
             origins=origins,
             malformed=tuple(malformed),
             checks=tuple(checks),
+            identifiers=identifiers,
         )
 
     async def _metadata(self, instance_ids: list[str]) -> list[dict[str, str]]:
@@ -409,6 +414,17 @@ class ChangeFollower:
         terms = charset.decode("ascii", "replace").strip("\0 ").split("\\")
         text = decode_bytes(raw.rstrip(b"\0 "), convert_encodings(terms), {0x5E, 0x3D})
         return _tidy_person_name(text)
+
+    async def _patient_identifiers(self, instance_id: str) -> tuple[Identifier, ...]:
+        """The national identifiers the study's patient carries (Other Patient IDs and their
+        sequence, or a Patient ID that is one), from one instance's tags."""
+        try:
+            tags = await self.orthanc.get(f"/instances/{instance_id}/tags?short")
+        except OrthancUnavailable:
+            raise
+        except OrthancError:
+            return ()
+        return dicom_identifiers(tags) if isinstance(tags, dict) else ()
 
     async def _raw_element(self, instance_id: str, tag: str) -> bytes | None:
         """The raw value of a top-level element, or None when the instance has none."""

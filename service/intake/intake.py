@@ -20,6 +20,8 @@ from worklists.sla import DEFAULT_RULE, SlaPolicy
 from worklists.status import FINISHED_STATUSES, intake_status
 
 from ..clock import from_iso, to_iso
+from ..identity_numbers import Identifier
+from ..patients.identify import identify
 from ..storage import Conflict
 from ..storage import consultations as store
 from ..storage import facilities as facility_store
@@ -68,6 +70,8 @@ class ReceivedStudy:
     # reason), and the checks done for this processing, to remember: (id, reception, reason).
     malformed: tuple[tuple[str, str], ...] = ()
     checks: tuple[tuple[str, str, str], ...] = ()
+    # The patient's checked national identifiers (service/patients/dicom_identifiers.py).
+    identifiers: tuple[Identifier, ...] = ()
 
     @property
     def primary_modality(self) -> str:
@@ -128,6 +132,7 @@ def receive_study(
     )
     for facility_id, via in credit.senders.items():
         consultation_id, created = _attach_images(db, facility_id, via, study, now, sla)
+        identify(db, consultation_id, study.identifiers, "dicom")
         outcome.consultation_ids.append(consultation_id)
         if created:
             outcome.created.append(consultation_id)
@@ -460,6 +465,8 @@ class ConsultationRequest:
     requested_procedure_code: str | None = None
     placer_order_number: str | None = None
     via: str = "web"  # web | api | hl7 | fhir
+    identifiers: tuple[Identifier, ...] = ()
+    """The patient's checked national identifiers (the form's, PID-3's, Patient.identifier's)."""
 
 
 def file_request(
@@ -521,6 +528,7 @@ def file_request(
             }
         )
         consultation_id = store.insert_consultation(db, values)
+        identify(db, consultation_id, request.identifiers, request.via)
         detail = _with_rule(_request_detail(request), rule)
         store.append_event(db, consultation_id, "requested", stamp, user_id, detail)
         return consultation_id, True
@@ -549,6 +557,7 @@ def file_request(
             "due_at": due_at,
         },
     )
+    identify(db, existing["id"], request.identifiers, request.via)
     detail = _with_rule(_request_detail(request), rule)
     store.append_event(db, existing["id"], "requested", stamp, user_id, detail)
     return existing["id"], False

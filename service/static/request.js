@@ -36,6 +36,8 @@ form.addEventListener("submit", async (event) => {
     "patient_id",
     "patient_name",
     "patient_sex",
+    "patient_identity_number",
+    "patient_health_card_number",
     "modality",
     "requested_procedure",
     "body_part",

@@ -1287,6 +1287,38 @@ def m042_patient_identities(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m043_patient_link_candidates(db: sqlite_utils.Database) -> None:
+    """The review list of likely matches (issue 21): two local identities whose birth date, sex
+    and name (ideographic or phonetic) agree but which share no national identifier are never
+    linked automatically; they are kept here, one row per pair (the lower identity id first),
+    for an administrator to link or reject, with who decided, when and why. The index on
+    (birth_date, sex) is the one read an identity's recording makes to find them."""
+    db.executescript(
+        """
+        CREATE TABLE patient_link_candidates (
+            id INTEGER PRIMARY KEY,
+            identity_id INTEGER NOT NULL REFERENCES patient_identities(id),
+            other_identity_id INTEGER NOT NULL REFERENCES patient_identities(id),
+            score REAL NOT NULL,
+            reasons TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'linked', 'rejected')),
+            found_at TEXT NOT NULL,
+            decided_by INTEGER REFERENCES users(id),
+            decided_at TEXT,
+            reason TEXT NOT NULL DEFAULT '',
+            change_id INTEGER REFERENCES patient_link_changes(id),
+            UNIQUE (identity_id, other_identity_id),
+            CHECK (identity_id < other_identity_id)
+        );
+        CREATE INDEX patient_link_candidates_status ON patient_link_candidates(status, id);
+        CREATE INDEX patient_link_candidates_other ON patient_link_candidates(other_identity_id);
+        CREATE INDEX patient_identities_born ON patient_identities(birth_date, sex);
+        """
+    )
+
+
+@migrations()
 def m044_repeat_alerts(db: sqlite_utils.Database) -> None:
     """Repeat-exam alerts (issue 21): a request or a study of an exam item the same person had
     within the item's window (worklist rules ``[repeat_exams]``), and what was decided.

@@ -23,6 +23,8 @@ from .repeat_alert_routes import repeat_exam_error
 routes = web.RouteTableDef()
 
 REQUESTING_ROLES = ("radiographer", "requester", "clinician")
+IDENTITY_FIELDS = {"patient_identity_number", "patient_health_card_number"}
+"""The body's national identifiers: passed as checked ``identifiers``, never as columns."""
 
 
 async def file_consultation_request(
@@ -36,7 +38,10 @@ async def file_consultation_request(
     repeat-exam check, and tell the live worklists; what was filed (nothing when the request
     stopped at a repeat alert) and the alert, if any."""
     user = current_user(request)
-    fields = body.model_dump(exclude={"repeat_reason", "repeat_alert_id"}) | {"via": via}
+    fields = body.model_dump(exclude={"repeat_reason", "repeat_alert_id", *IDENTITY_FIELDS}) | {
+        "via": via
+    }
+    fields["identifiers"] = body.identifiers()
     fields["priority"] = Priority(fields["priority"])
     for name in ("modality", "body_part"):
         fields[name] = (fields[name] or "").upper() or None
