@@ -5,6 +5,7 @@ values; scoped and audited as the per-frame route (404 outside the caller's scop
 
 from __future__ import annotations
 
+import gzip
 import json
 import struct
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import zstandard
 
 from service.demo.synthetic import StudySpec, make_study
 from service.viewing.value_batches import (
@@ -215,3 +217,61 @@ async def test_another_facility_sees_nothing_and_the_first_access_is_audited_onc
     for _ in range(2):
         assert (await service.client.get(path, headers=headers)).status == 200
     assert await viewed() == before + 1
+
+
+def _decoded(body: bytes, coding: str | None) -> bytes:
+    """The body as a client decodes it, with decoders from outside the service."""
+    if coding == "zstd":
+        return zstandard.ZstdDecompressor().decompress(body)
+    if coding == "gzip":
+        return gzip.decompress(body)
+    assert coding is None
+    return body
+
+
+async def _answer(service, path: str, headers, accept: str) -> tuple[bytes, Any]:
+    response = await service.client.get(
+        path, headers={**headers, "Accept-Encoding": accept}, auto_decompress=False
+    )
+    assert response.status == 200
+    assert "Accept-Encoding" in response.headers["Vary"]
+    return await response.read(), response.headers
+
+
+@pytest.mark.parametrize("route", ["batch", "frame"])
+async def test_a_client_that_accepts_zstd_gets_zstd_of_the_same_bytes(service, batch_world, route):
+    """Chromium's Accept-Encoding (``gzip, deflate, br, zstd``): a zstd frame (RFC 8878) that
+    the zstandard package decodes to exactly the identity answer, on both values routes."""
+    ct, headers = batch_world["ct"], batch_world["specialist"]
+    path = batch_path(ct, [(ds, 1) for ds in ct]) if route == "batch" else frame_path(ct[1])
+    plain, plain_headers = await _answer(service, path, headers, "identity")
+    packed, packed_headers = await _answer(service, path, headers, "gzip, deflate, br, zstd")
+    assert "Content-Encoding" not in plain_headers
+    assert packed_headers["Content-Encoding"] == "zstd"
+    assert len(packed) < len(plain)
+    assert _decoded(packed, "zstd") == plain
+
+
+@pytest.mark.parametrize(
+    ("accept", "coding"),
+    [
+        ("gzip, deflate, br", "gzip"),
+        ("gzip, zstd;q=0", "gzip"),
+        ("zstd;q=0.5, gzip", "gzip"),
+        ("*, zstd;q=0", "gzip"),
+        ("zstd;q=0, gzip;q=0", None),
+        ("identity", None),
+        ("", None),
+    ],
+)
+async def test_zstd_refused_or_not_offered_falls_back_to_gzip_then_identity(
+    service, batch_world, accept, coding
+):
+    """zstd only when the client weighs it highest (ties: zstd, then gzip, then identity); the
+    same values whatever the coding."""
+    ct, headers = batch_world["ct"], batch_world["specialist"]
+    path = batch_path(ct, [(ds, 1) for ds in ct[:2]])
+    plain, _ = await _answer(service, path, headers, "identity")
+    body, answer_headers = await _answer(service, path, headers, accept)
+    assert answer_headers.get("Content-Encoding") == coding
+    assert _decoded(body, coding) == plain

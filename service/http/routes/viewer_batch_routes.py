@@ -85,7 +85,7 @@ async def _values(request: web.Request, entry: InstanceEntry, f: FrameRequest) -
 @not_audited(ONCE)
 @documented(
     "Several frames' modality values of a series in one body: a JSON index, then each frame's"
-    " raw little-endian values (docs/viewer.md); gzip when accepted",
+    " raw little-endian values (docs/viewer.md); zstd or gzip as Accept-Encoding weighs them",
     response_media_type="application/octet-stream",
     parameters=(FRAMES_PARAMETER,),
     errors=(400, 404),
