@@ -26,7 +26,10 @@ Run from the repository root::
    Per opening it also prints the CPU seconds of the app, Orthanc and Chromium until the series
    is loaded, and the page's main-thread time over the same span (DevTools
    ``Performance.getMetrics``: all tasks, script, layout): the viewer fetches frames in Web
-   Workers, so what is left on the main thread is the page's own work.
+   Workers, so what is left on the main thread is the page's own work. And how many ``values``
+   answers came in each Content-Encoding (the workers' requests included): Chromium's own
+   Accept-Encoding gets zstd; ``--accept-encoding 'gzip, deflate, br'`` measures gzip instead,
+   ``--identity`` no coding at all.
 
 3. The floor: a second browser context on Orthanc's own origin (HTTP basic auth) fetches the same
    study straight from Orthanc, ``/instances/{id}/file`` (the stored file, Orthanc's cheapest
