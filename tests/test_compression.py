@@ -67,3 +67,10 @@ def test_zstd_fast_is_a_zstd_frame_any_decoder_reads():
     frame = zstd_fast(body)
     assert zstandard.frame_content_size(frame) == len(body)
     assert zstandard.ZstdDecompressor().decompress(frame) == body
+
+
+def test_zstd_fast_keeps_its_window_within_what_browsers_decode():
+    """RFC 9659: a decoder of HTTP content may refuse windows over 8 MiB; a CR of 3000x3000
+    int16 values (18 MB) must not need one."""
+    body = bytes(range(256)) * (18_000_000 // 256)
+    assert zstandard.get_frame_parameters(zstd_fast(body)).window_size <= 8 * 1024 * 1024
