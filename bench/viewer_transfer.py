@@ -8,7 +8,8 @@ The whole-series figure of bench/viewer_speed.py mixes the app, Orthanc and Chro
 shared cores; this isolates Chromium's part. A bare aiohttp server holds the synthetic CT's
 frames (``--instances`` slices of 512x512, the modality values the service would answer) packed
 as the batch route packs them (service/viewing/value_batches.py, 16 frames a batch), each batch
-encoded once, before timing, as identity, gzip and zstd (service/http/compression.py). Debian's
+encoded once, before timing, as identity, gzip and zstd (service/http/compression.py), and as the
+viewer asks for them: int16 frames packed as ``delta8``, then zstd. Debian's
 headless Chromium opens a page that hands the batches to two of the viewer's own workers
 (viewer/static/frame_worker.js: fetch, read the index, find each frame's value range), three
 requests in flight as the viewer keeps them, and the benchmark reads the CPU seconds of every
@@ -44,6 +45,7 @@ CHROMIUM_ARGS = ["--headless=new", "--disable-gpu", "--disable-quic"]
 STATIC = Path(__file__).resolve().parent.parent / "viewer" / "static"
 BATCH = 16
 ENCODERS = {"identity": None, "gzip": gzip_fast, "zstd": zstd_fast}
+DELTA8 = "delta8+zstd"  # the batches the viewer asks for: int16 frames packed, then zstd
 
 PAGE = """<!doctype html><html><body><script type="module">
 window.load = (coding, batches) => new Promise((resolve, reject) => {
@@ -72,14 +74,14 @@ window.load = (coding, batches) => new Promise((resolve, reject) => {
 </script></body></html>"""
 
 
-def batches(instances: int) -> list[bytes]:
+def batches(instances: int, packing: str | None = None) -> list[bytes]:
     """The CT's values, packed ``BATCH`` frames a body as the batch route packs them."""
     frames = []
     for ds in make_study(StudySpec("BENCHT", "BENCH^TRANSFER", "CT", "HEAD", instances, rows=512)):
         data, dtype = modality_values(decode_frame(dataset_bytes(ds), 0))
         request = FrameRequest(str(ds.SOPInstanceUID), 1)
         frames.append(FrameValues(request, data, dtype, 512, 512, "MONOCHROME2"))
-    return [pack(frames[i : i + BATCH]) for i in range(0, len(frames), BATCH)]
+    return [pack(frames[i : i + BATCH], packing) for i in range(0, len(frames), BATCH)]
 
 
 def application(bodies: dict[str, list[bytes]]) -> web.Application:
@@ -88,7 +90,7 @@ def application(bodies: dict[str, list[bytes]]) -> web.Application:
 
     async def batch(request: web.Request) -> web.Response:
         coding = request.match_info["coding"]
-        headers = {} if coding == "identity" else {"Content-Encoding": coding}
+        headers = {} if coding == "identity" else {"Content-Encoding": coding.split("+")[-1]}
         body = bodies[coding][int(request.match_info["n"])]
         return web.Response(body=body, content_type="application/octet-stream", headers=headers)
 
@@ -109,11 +111,13 @@ async def run(args: argparse.Namespace) -> int:
     bodies = {
         coding: [encode(b) if encode else b for b in packed] for coding, encode in ENCODERS.items()
     }
+    bodies[DELTA8] = [zstd_fast(b) for b in batches(args.instances, "delta8")]
+    len_packed = sum(map(len, packed))
     runner = web.AppRunner(application(bodies))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    results: dict[str, list[tuple[float, float]]] = {coding: [] for coding in ENCODERS}
+    results: dict[str, list[tuple[float, float]]] = {coding: [] for coding in bodies}
     try:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -122,13 +126,15 @@ async def run(args: argparse.Namespace) -> int:
             await page.evaluate("([c, n]) => window.load(c, n)", ["identity", len(packed)])
             for repeat in range(args.repeats):
                 progress(f"repeat {repeat + 1}/{args.repeats}")
-                for coding in ENCODERS:
+                for coding in bodies:
                     before = chromium_cpu()
                     wall, taken = await page.evaluate(
                         "([c, n]) => window.load(c, n)", [coding, len(packed)]
                     )
                     results[coding].append((wall, chromium_cpu() - before))
-                    assert taken == sum(map(len, packed)), (coding, taken)
+                    # the body as it came, or (delta8) the frames' values rebuilt in a new buffer
+                    whole = args.instances * 512 * 512 * 2 if coding == DELTA8 else len_packed
+                    assert taken == whole, (coding, taken)
             await browser.close()
     finally:
         await runner.cleanup()
@@ -148,13 +154,13 @@ def report(
         f" ({sum(map(len, packed)) / 1e6:.1f} MB of values, {len(packed)} batches)"
         f" in the viewer's workers; medians of {args.repeats};"
         f" load average {os.getloadavg()[0]:.1f}",
-        f"{'coding':<10}{'on the wire':>14}{'wall ms':>10}{'Chromium CPU s':>16}  (each repeat)",
+        f"{'coding':<12}{'on the wire':>12}{'wall ms':>10}{'Chromium CPU s':>16}  (each repeat)",
     ]
     for coding, runs in results.items():
         wire = sum(map(len, bodies[coding])) / 1e6
         each = " ".join(f"{cpu:.2f}" for _, cpu in runs)
         lines.append(
-            f"{coding:<10}{wire:>11.1f} MB{med(w for w, _ in runs):>10.0f}"
+            f"{coding:<12}{wire:>9.1f} MB{med(w for w, _ in runs):>10.0f}"
             f"{med(c for _, c in runs):>16.2f}  ({each})"
         )
     return "\n".join(lines)
