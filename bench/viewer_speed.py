@@ -26,7 +26,10 @@ Run from the repository root::
    Per opening it also prints the CPU seconds of the app, Orthanc and Chromium until the series
    is loaded, and the page's main-thread time over the same span (DevTools
    ``Performance.getMetrics``: all tasks, script, layout): the viewer fetches frames in Web
-   Workers, so what is left on the main thread is the page's own work.
+   Workers, so what is left on the main thread is the page's own work. And how many ``values``
+   answers came in each Content-Encoding (the workers' requests included): Chromium's own
+   Accept-Encoding gets zstd; ``--accept-encoding 'gzip, deflate, br'`` measures gzip instead,
+   ``--identity`` no coding at all.
 
 3. The floor: a second browser context on Orthanc's own origin (HTTP basic auth) fetches the same
    study straight from Orthanc, ``/instances/{id}/file`` (the stored file, Orthanc's cheapest
@@ -56,6 +59,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from ingest import (
@@ -73,7 +77,7 @@ from ingest import (
     progress,
     seed_database,
 )
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Response, async_playwright
 from render import consultation_of, descendants, send
 
 from service.demo.synthetic import StudySpec, make_study
@@ -189,6 +193,7 @@ class Opening:
     cpu: dict[str, float] = field(default_factory=dict)
     floor_cpu: dict[str, float] = field(default_factory=dict)
     main_thread: dict[str, float] = field(default_factory=dict)
+    codings: dict[str, int] = field(default_factory=dict)
 
 
 class CpuGroups:
@@ -284,11 +289,21 @@ async def measure_ct(
     page: Page, base: str, consultation: int, slices: int, cpu: CpuGroups
 ) -> Opening:
     main_thread = MainThread(page)
+    codings: dict[str, int] = {}
+
+    def tally(response: Response) -> None:
+        """The Content-Encoding of each values answer (the workers' requests included)."""
+        if urlsplit(response.url).path.endswith("/values"):
+            coding = response.headers.get("content-encoding", "identity")
+            codings[coding] = codings.get(coding, 0) + 1
+
+    page.on("response", tally)
     await main_thread.start()
     cpu.start()
     first, whole = await open_viewer(page, base, consultation)
     used = cpu.stop()
     thread = await main_thread.stop()
+    page.remove_listener("response", tally)
     await page.keyboard.press("Home")
     steps = await timed_keys(page, ["ArrowDown"], slices - 1)
     presets = await timed_keys(page, [str(k) for k in range(1, 9)], 96)
@@ -300,6 +315,7 @@ async def measure_ct(
         wl_p95=percentile(presets, 95),
         cpu=used,
         main_thread=thread,
+        codings=codings,
     )
 
 
@@ -331,6 +347,16 @@ async def log_in(page: Page, base: str) -> None:
     await page.wait_for_url(f"{base}/worklist")
 
 
+def accept_encoding(args: argparse.Namespace) -> dict[str, str] | None:
+    """The viewer page's Accept-Encoding when the command line sets one, else Chromium's own
+    (``gzip, deflate, br, zstd`` to 127.0.0.1 in Chromium 156)."""
+    if args.identity:
+        return {"Accept-Encoding": "identity"}
+    if args.accept_encoding:
+        return {"Accept-Encoding": args.accept_encoding}
+    return None
+
+
 async def browse(
     args: argparse.Namespace,
     browser: Browser,
@@ -344,7 +370,7 @@ async def browse(
     figures = Figures()
     teleread: BrowserContext = await browser.new_context(
         viewport=SCREEN,
-        extra_http_headers={"Accept-Encoding": "identity"} if args.identity else None,
+        extra_http_headers=accept_encoding(args),
     )
     direct: BrowserContext = await browser.new_context(
         viewport=SCREEN,
@@ -427,6 +453,8 @@ def report(args: argparse.Namespace, figures: Figures) -> str:
         + ", ".join(f"{name} {seconds:.2f}" for name, seconds in x.floor_cpu.items())
         + "); main thread "
         + ", ".join(f"{name} {seconds:.2f}" for name, seconds in x.main_thread.items())
+        + "; values answers "
+        + ", ".join(f"{n} {coding}" for coding, n in sorted(x.codings.items()))
         for x in o
     ]
     return "\n".join(lines)
@@ -498,7 +526,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--identity",
         action="store_true",
-        help="the viewer's page asks teleread for no gzip (what compression costs on loopback)",
+        help="the viewer's page asks teleread for no compression (what it costs on loopback)",
+    )
+    parser.add_argument(
+        "--accept-encoding",
+        help="the viewer page's Accept-Encoding, e.g. 'gzip, deflate, br' for gzip values",
     )
     return asyncio.run(run(parser.parse_args(argv)))
 

@@ -5,6 +5,7 @@ values; scoped and audited as the per-frame route (404 outside the caller's scop
 
 from __future__ import annotations
 
+import gzip
 import json
 import struct
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import zstandard
 
 from service.demo.synthetic import StudySpec, make_study
 from service.viewing.value_batches import (
@@ -19,6 +21,7 @@ from service.viewing.value_batches import (
     BadFrameList,
     FrameRequest,
     FrameValues,
+    delta8,
     pack,
     parse_frames,
 )
@@ -83,6 +86,55 @@ class TestPack:
                 parse_frames(bad)
         with pytest.raises(BadFrameList):
             parse_frames(",".join(f"1.2.{i}:1" for i in range(MOST_FRAMES + 1)))
+
+
+def undelta8(packed: bytes, n: int) -> bytes:
+    """The delta8 packing undone one value at a time, as its definition reads (the module
+    docstring), independently of the vectorised packer."""
+    values, p, value = [], 0, 0
+    for _ in range(n):
+        if packed[p] == 0x80:
+            value = int.from_bytes(packed[p + 1 : p + 3], "little", signed=True)
+            p += 3
+        else:
+            value = value + int.from_bytes(packed[p : p + 1], "little", signed=True) + 32768
+            value = value % 65536 - 32768
+            p += 1
+        values.append(value)
+    assert p == len(packed)
+    return np.array(values, dtype="<i2").tobytes()
+
+
+class TestDelta8:
+    """The ``delta8`` packing of int16 frames (value_batches.py), without a server."""
+
+    def test_small_differences_take_a_byte_the_others_an_escape_and_the_value(self):
+        """The same bytes tests/js/batches.test.mjs rebuilds: +5, +127, -128 (escaped), 32767
+        (escaped), +1 modulo 2**16, +127."""
+        values = np.array([5, 132, 4, 32767, -32768, -32641], dtype="<i2").tobytes()
+        assert list(delta8(values)) == [5, 127, 0x80, 4, 0, 0x80, 0xFF, 0x7F, 1, 127]
+
+    @pytest.mark.parametrize("seed", [1, 2])
+    def test_any_values_come_back_exactly(self, seed):
+        """Random walks of every step size and random values over the whole int16 range."""
+        rng = np.random.default_rng(seed)
+        walk = np.cumsum(rng.integers(-300, 301, 3000)).astype("<i2")
+        noise = rng.integers(-32768, 32768, 3000).astype("<i2")
+        for values in (walk, noise, np.zeros(5, "<i2"), np.array([-128], "<i2")):
+            assert undelta8(delta8(values.tobytes()), values.size) == values.tobytes()
+
+    def test_only_int16_frames_are_packed_and_say_so(self):
+        """float32 values stay as they are; errors have no bytes."""
+        ints = np.array([1, 2, 3], dtype="<i2").tobytes()
+        frames = [
+            FrameValues(FrameRequest("1.2.3", 1), ints, "int16", 1, 3, "MONOCHROME2"),
+            FrameValues(FrameRequest("1.2.4", 1), status=409, error="colour_image"),
+            FrameValues(FrameRequest("1.2.5", 1), b"\x02" * 12, "float32", 1, 3, "MONOCHROME1"),
+        ]
+        (first, packed), (error, _), (floats, data) = unpack(pack(frames, "delta8"))
+        assert first["packing"] == "delta8" and packed == bytes([1, 1, 1])
+        assert "packing" not in error and "packing" not in floats and data == b"\x02" * 12
+        assert all("packing" not in e for e, _ in unpack(pack(frames)))
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +267,78 @@ async def test_another_facility_sees_nothing_and_the_first_access_is_audited_onc
     for _ in range(2):
         assert (await service.client.get(path, headers=headers)).status == 200
     assert await viewed() == before + 1
+
+
+def _decoded(body: bytes, coding: str | None) -> bytes:
+    """The body as a client decodes it, with decoders from outside the service."""
+    if coding == "zstd":
+        return zstandard.ZstdDecompressor().decompress(body)
+    if coding == "gzip":
+        return gzip.decompress(body)
+    assert coding is None
+    return body
+
+
+async def _answer(service, path: str, headers, accept: str) -> tuple[bytes, Any]:
+    response = await service.client.get(
+        path, headers={**headers, "Accept-Encoding": accept}, auto_decompress=False
+    )
+    assert response.status == 200
+    assert "Accept-Encoding" in response.headers["Vary"]
+    return await response.read(), response.headers
+
+
+@pytest.mark.parametrize("route", ["batch", "frame"])
+async def test_a_client_that_accepts_zstd_gets_zstd_of_the_same_bytes(service, batch_world, route):
+    """Chromium's Accept-Encoding (``gzip, deflate, br, zstd``): a zstd frame (RFC 8878) that
+    the zstandard package decodes to exactly the identity answer, on both values routes."""
+    ct, headers = batch_world["ct"], batch_world["specialist"]
+    path = batch_path(ct, [(ds, 1) for ds in ct]) if route == "batch" else frame_path(ct[1])
+    plain, plain_headers = await _answer(service, path, headers, "identity")
+    packed, packed_headers = await _answer(service, path, headers, "gzip, deflate, br, zstd")
+    assert "Content-Encoding" not in plain_headers
+    assert packed_headers["Content-Encoding"] == "zstd"
+    assert len(packed) < len(plain)
+    assert _decoded(packed, "zstd") == plain
+
+
+@pytest.mark.parametrize(
+    ("accept", "coding"),
+    [
+        ("gzip, deflate, br", "gzip"),
+        ("gzip, zstd;q=0", "gzip"),
+        ("zstd;q=0.5, gzip", "gzip"),
+        ("*, zstd;q=0", "gzip"),
+        ("zstd;q=0, gzip;q=0", None),
+        ("identity", None),
+        ("", None),
+    ],
+)
+async def test_zstd_refused_or_not_offered_falls_back_to_gzip_then_identity(
+    service, batch_world, accept, coding
+):
+    """zstd only when the client weighs it highest (ties: zstd, then gzip, then identity); the
+    same values whatever the coding."""
+    ct, headers = batch_world["ct"], batch_world["specialist"]
+    path = batch_path(ct, [(ds, 1) for ds in ct[:2]])
+    plain, _ = await _answer(service, path, headers, "identity")
+    body, answer_headers = await _answer(service, path, headers, accept)
+    assert answer_headers.get("Content-Encoding") == coding
+    assert _decoded(body, coding) == plain
+
+
+async def test_a_batch_packed_as_delta8_holds_the_same_values(service, batch_world):
+    """``packing=delta8`` (what the viewer asks for): each int16 frame packed, and unpacked it
+    is the per-frame route's body; zstd on top when accepted; any other packing is 400."""
+    ct, headers = batch_world["ct"], batch_world["specialist"]
+    path = batch_path(ct, [(ds, 1) for ds in ct])
+    body, answer_headers = await _answer(
+        service, path + "&packing=delta8", headers, "gzip, deflate, br, zstd"
+    )
+    assert answer_headers["Content-Encoding"] == "zstd"
+    for (entry, data), ds in zip(unpack(_decoded(body, "zstd")), ct, strict=True):
+        assert entry["packing"] == "delta8" and entry["length"] == len(data)
+        single = await service.client.get(frame_path(ds), headers=headers)
+        assert undelta8(data, SIZE * SIZE) == await single.read()
+    bad = await service.client.get(path + "&packing=zip", headers=headers)
+    assert bad.status == 400

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { batchUrl, frameKey, readBatch, seriesOf, valuesView } from "../../viewer/static/batches.js";
+import { batchUrl, frameKey, readBatch, seriesOf, undelta8, unpackBatch, valuesView } from "../../viewer/static/batches.js";
 import { FrameStore } from "../../viewer/static/frames.js";
 
 const SERIES = "/api/viewer/studies/1.2/series/3.4";
@@ -29,7 +29,7 @@ describe("batches.js", () => {
   test("URLs: the series, the batch, each frame's key", () => {
     assert.equal(seriesOf(url("5.6")), SERIES);
     assert.equal(seriesOf("/elsewhere"), null);
-    assert.equal(batchUrl([url("5.6"), url("5.7", 3)]), `${SERIES}/values?frames=5.6:1,5.7:3`);
+    assert.equal(batchUrl([url("5.6"), url("5.7", 3)]), `${SERIES}/values?frames=5.6:1,5.7:3&packing=delta8`);
     assert.equal(frameKey(url("5.7", 3)), "5.7:3");
   });
 
@@ -48,6 +48,39 @@ describe("batches.js", () => {
     assert.equal(read[1].error, "colour_image");
     assert.deepEqual(Array.from(valuesView(buffer, read[2])), [0.5, -1.5]);
     assert.equal(valuesView(buffer, { ...read[2], rows: 9 }), null); // too short for its size
+  });
+
+  // As value_batches.py's delta8 packs them: 5 (+5), 132 (+127), 4 (-128: escaped), 32767
+  // (escaped), -32768 (+1 modulo 2**16), -32641 (+127).
+  const VALUES = [5, 132, 4, 32767, -32768, -32641];
+  const PACKED = Uint8Array.from([5, 127, 0x80, 4, 0, 0x80, 0xff, 0x7f, 1, 127]);
+
+  test("delta8: byte differences, escapes and wrapping rebuild the values and their range", () => {
+    const out = new Int16Array(6);
+    assert.deepEqual(undelta8(PACKED, out, 6), { min: -32768, max: 32767 });
+    assert.deepEqual(Array.from(out), VALUES);
+    assert.throws(() => undelta8(PACKED, new Int16Array(5), 5), /wrong length/);
+  });
+
+  test("a packed batch becomes one buffer of views: packed frames rebuilt, the others copied", () => {
+    const b = Float32Array.from([0.5, -1.5]);
+    const entries = [
+      { instance: "5.6", frame: 1, dtype: "int16", rows: 2, columns: 3, photometric: "MONOCHROME2", offset: 0, length: 10, packing: "delta8" },
+      { instance: "5.7", frame: 1, status: 409, error: "colour_image" },
+      { instance: "5.8", frame: 1, dtype: "float32", rows: 1, columns: 2, photometric: "MONOCHROME1", offset: 16, length: 8 },
+    ];
+    const body_ = body(entries, [PACKED, b]);
+    const { buffer, frames } = unpackBatch(body_, readBatch(body_));
+    assert.notEqual(buffer, body_);
+    assert.deepEqual(Array.from(valuesView(buffer, frames[0])), VALUES);
+    assert.equal(frames[0].length, 12);
+    assert.equal(frames[0].packing, undefined);
+    assert.deepEqual([frames[0].min, frames[0].max], [-32768, 32767]);
+    assert.equal(frames[1].error, "colour_image");
+    assert.deepEqual(Array.from(valuesView(buffer, frames[2])), [0.5, -1.5]);
+    assert.ok(frames.every((f) => !("offset" in f) || f.offset % 8 === 0));
+    const plain = body([entries[2]].map((e) => ({ ...e, offset: 0 })), [b]);
+    assert.equal(unpackBatch(plain, readBatch(plain)).buffer, plain); // nothing packed: no copy
   });
 });
 
@@ -81,8 +114,8 @@ describe("FrameStore batching", () => {
     for (let i = 0; i < 10; i += 1) order.push(ref(`9.${i}`), ref(`8.${i}`, prior));
     store.prioritise(order);
     assert.equal(asked[0].u, order[0].values);
-    assert.equal(asked[1].u, `${prior}/values?frames=8.0:1,8.1:1,8.2:1,8.3:1`);
-    assert.equal(asked[2].u, `${SERIES}/values?frames=9.1:1,9.2:1,9.3:1,9.4:1,9.5:1,9.6:1,9.7:1,9.8:1`);
+    assert.equal(asked[1].u, `${prior}/values?frames=8.0:1,8.1:1,8.2:1,8.3:1&packing=delta8`);
+    assert.equal(asked[2].u, `${SERIES}/values?frames=9.1:1,9.2:1,9.3:1,9.4:1,9.5:1,9.6:1,9.7:1,9.8:1&packing=delta8`);
   });
 
   test("large frames go alone", () => {

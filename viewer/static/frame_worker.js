@@ -1,15 +1,16 @@
 // teleread viewer — a Web Worker that fetches frames' modality values off the page's main
 // thread. Chromium takes in a response body on the thread that asked for it: on the main thread
 // a 150-slice CT (79 MB of values) cost about 1.5 s of task time there, in between the page's
-// own painting (docs/viewer.md, round 4). Here the body is read, its index parsed and each
-// frame's value range found; the buffer then moves to the page (transferred, not copied).
+// own painting (docs/viewer.md, round 4). Here the body is read, its index parsed, frames packed
+// as delta8 rebuilt (batches.js, unpackBatch; round 5) and each frame's value range found; the
+// buffer then moves to the page (transferred, not copied).
 //
 // Message in: { id, url, batch } (batch: the batch route's body, else one frame of the
 // per-frame `values` route). Message out: { id, buffer, frames } with frames the batch index
 // (or one entry for a single frame) plus min/max of each frame's values, or
 // { id, status, code } when the request failed.
 
-import { readBatch, valuesView } from "./batches.js";
+import { readBatch, unpackBatch, valuesView } from "./batches.js";
 import { valueRange } from "./windowing.js";
 
 function single(buffer, headers) {
@@ -36,10 +37,12 @@ async function load({ id, url, batch }) {
     }
     return [{ id, status: response.status, code }, []];
   }
-  const buffer = await response.arrayBuffer();
-  const frames = batch ? readBatch(buffer) : single(buffer, response.headers);
+  const body = await response.arrayBuffer();
+  const { buffer, frames } = batch
+    ? unpackBatch(body, readBatch(body))
+    : { buffer: body, frames: single(body, response.headers) };
   for (const entry of frames) {
-    const values = "offset" in entry ? valuesView(buffer, entry) : null;
+    const values = "offset" in entry && entry.min === undefined ? valuesView(buffer, entry) : null;
     if (values) Object.assign(entry, valueRange(values));
   }
   return [{ id, buffer, frames }, [buffer]];

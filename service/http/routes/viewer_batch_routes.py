@@ -18,6 +18,7 @@ from ...storage import RecordNotFound
 from ...viewing.rendering import FrameRef
 from ...viewing.value_batches import (
     MOST_FRAMES,
+    PACKINGS,
     BadFrameList,
     FrameRequest,
     FrameValues,
@@ -44,6 +45,14 @@ FRAMES_PARAMETER = {
     "schema": {"type": "string"},
     "description": f"instance:frame pairs (SOP Instance UID, frame from 1), comma-separated, 1 to"
     f" {MOST_FRAMES}",
+}
+
+PACKING_PARAMETER = {
+    "name": "packing",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "enum": list(PACKINGS)},
+    "description": "delta8: int16 frames as byte differences (docs/viewer.md); absent: as they are",
 }
 
 
@@ -85,9 +94,9 @@ async def _values(request: web.Request, entry: InstanceEntry, f: FrameRequest) -
 @not_audited(ONCE)
 @documented(
     "Several frames' modality values of a series in one body: a JSON index, then each frame's"
-    " raw little-endian values (docs/viewer.md); gzip when accepted",
+    " raw little-endian values (docs/viewer.md); zstd or gzip as Accept-Encoding weighs them",
     response_media_type="application/octet-stream",
-    parameters=(FRAMES_PARAMETER,),
+    parameters=(FRAMES_PARAMETER, PACKING_PARAMETER),
     errors=(400, 404),
 )
 async def series_values(request: web.Request) -> web.Response:
@@ -98,12 +107,16 @@ async def series_values(request: web.Request) -> web.Response:
         frames = parse_frames(request.query.get("frames", ""))
     except BadFrameList as exc:
         raise ApiError(400, "bad_request", str(exc)) from exc
+    packing = request.query.get("packing")
+    if packing is not None and packing not in PACKINGS:
+        raise ApiError(400, "bad_request", f"packing must be one of {', '.join(PACKINGS)}")
     entries = await _entries(request, index, frames)
     await _opened(request, row)
     answers = await asyncio.gather(
         *(_values(request, e, f) for e, f in zip(entries, frames, strict=True))
     )
-    body, encoding = await compressed(request, await asyncio.to_thread(pack, list(answers)))
+    packed = await asyncio.to_thread(pack, list(answers), packing)
+    body, encoding = await compressed(request, packed)
     return web.Response(
         body=body,
         content_type="application/octet-stream",

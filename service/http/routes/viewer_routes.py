@@ -352,7 +352,8 @@ async def series_rendered(request: web.Request) -> web.StreamResponse:
 @not_audited(ONCE)
 @documented(
     "A frame's modality values (rescale applied) as raw little-endian numbers, for windowing in"
-    " the page; X-Teleread-Dtype, -Rows and -Columns say how to read them",
+    " the page; X-Teleread-Dtype, -Rows and -Columns say how to read them; zstd or gzip as"
+    " Accept-Encoding weighs them",
     response_media_type="application/octet-stream",
     errors=(*IMAGE_ERRORS, 409),
 )
