@@ -94,7 +94,10 @@ async def test_a_reviewer_returns_then_edits_and_co_signs_in_the_editor(service,
         await page.click("#review-edit")
         await page.fill("#review-password", PASSWORD)
         await page.click("#review-confirm")
-        await expect(page.locator("#report-code-line")).to_contain_text("Co-signed and issued")
+        # Co-signing renders and signs a PDF on the server: slow on a loaded 2-core machine.
+        await expect(page.locator("#report-code-line")).to_contain_text(
+            "Co-signed and issued", timeout=20_000
+        )
         version = page.locator("#report-versions li").first
         await expect(version).to_contain_text("edited and reviewed by dr_li")
         await expect(page.locator("#report-review-history li")).to_have_count(2)

@@ -114,6 +114,7 @@ def _fill(canonical: str, world: Consortium, code: str = "") -> str:
         "name": "queue",
         "key": 1,
         "position": 1,
+        "consultation": world.signed_id,
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), canonical)
 
