@@ -51,7 +51,10 @@ class WholeModuleWorkStealing(WorkStealingScheduling):
             module = self._module(index)
             if module not in weight:
                 weight[module] = seconds(PurePosixPath(module).name)
-        self.pending.sort(key=lambda index: -weight[self._module(index)])
+        # The name after the time: modules of equal time (or unknown) stay apart, and a module
+        # whose tests pytest moved apart (it groups tests by a parametrised session fixture such
+        # as Playwright's browser) comes back together.
+        self.pending.sort(key=lambda index: (-weight[self._module(index)], self._module(index)))
 
     def _send_tests(self, node, num: int) -> None:  # type: ignore[no-untyped-def]
         """Whole modules from the front of the queue, until ``node`` has the two tests a worker
