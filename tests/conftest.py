@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from argon2 import PasswordHasher, Type
 
 from service import app as service_app
 from service.app import create_app
-from service.auth.passwords import hash_password
+from service.auth import passwords
 from service.demo.synthetic import dataset_bytes
 from service.dicom.send import send_datasets
 from service.http.keys import DATABASE, FOLLOWER
@@ -44,6 +45,13 @@ PASSWORD = "correct-horse-battery"
 MARKED_BY_FIXTURE = {"orthanc": "orthanc", "browser": "browser", "page": "browser"}
 
 _CHILDREN = ChildRecord()
+
+PRODUCTION_HASHER = passwords._hasher
+PRODUCTION_DUMMY_HASH = passwords._DUMMY_HASH
+TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, type=Type.ID)
+"""argon2id at its least cost (8 KiB, one pass): 0.02 ms a hash instead of the production
+parameters' ~26 ms of CPU (~130 ms at a load of 15), which every login, password change and
+signature of the suite paid, thousands of times a run."""
 
 
 @pytest.fixture(autouse=True)
@@ -123,6 +131,28 @@ class SharedFileChecks(FileChecks):
 
     def stop(self) -> None:
         super().close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashes() -> Iterator[None]:
+    """The apps the tests run in this process hash and verify passwords with
+    :data:`TEST_HASHER`, and the suite's users are stored with such a hash (``_HASH``), so a
+    login costs no argon2 work worth the name. Everything else about passwords is the
+    service's own code: the hash is still argon2id, still checked on the hashing threads, and a
+    hash with other parameters is still replaced at login. The production parameters are
+    tested where they matter (tests/test_login_limits.py, with :func:`production_hashes`, and
+    the ``teleread`` commands the CLI tests run in their own processes)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", TEST_HASHER)
+        patch.setattr(passwords, "_DUMMY_HASH", TEST_HASHER.hash("teleread-timing-equaliser"))
+        yield
+
+
+@pytest.fixture
+def production_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a test of the production argon2 parameters: the service's own hasher again."""
+    monkeypatch.setattr(passwords, "_hasher", PRODUCTION_HASHER)
+    monkeypatch.setattr(passwords, "_DUMMY_HASH", PRODUCTION_DUMMY_HASH)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -264,7 +294,9 @@ class Service:
         assert result.failed == 0, result
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-        """Poll an async predicate until it returns something truthy."""
+        """Poll an async predicate until it returns something truthy (every 50 ms: most waits
+        are for a study's ingest, which comes at an unknown moment after Orthanc's 1 s
+        StableAge, and each was 50 ms later on average at a 100 ms poll)."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             value = await predicate()
@@ -272,7 +304,7 @@ class Service:
                 return value
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError("condition not met in time")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
 
     async def worklist(self, headers: dict[str, str], **params: str) -> dict[str, Any]:
         response = await self.client.get("/api/worklist", headers=headers, params=params)
@@ -284,7 +316,7 @@ class Service:
         return self.app[FOLLOWER]
 
 
-_HASH = hash_password(PASSWORD)
+_HASH = TEST_HASHER.hash(PASSWORD)
 
 
 @pytest.fixture

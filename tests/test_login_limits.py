@@ -213,10 +213,13 @@ async def test_the_owner_on_a_new_address_waits_seconds_then_gets_in(database):
 # --- hashing off the event loop ---------------------------------------------------------------
 
 
-async def test_a_slow_hash_stalls_no_other_request_and_is_replaced_at_login(client):
+async def test_a_slow_hash_stalls_no_other_request_and_is_replaced_at_login(
+    client, production_hashes
+):
     """argon2 runs on its own threads: while a login verifies a hash made with old, costly
     parameters (about a second), the event loop goes on serving (no stall of even half that);
-    the login then stores a hash with today's parameters, and the password still works."""
+    the login then stores a hash with today's parameters (the production ones: the rest of the
+    suite hashes cheaply, tests/conftest.py), and the password still works."""
     database = client.app[DATABASE]
     old = PasswordHasher(time_cost=8, memory_cost=64 * 1024, parallelism=1).hash(PASSWORD)
     await database.write(

@@ -3,6 +3,7 @@ matching birth date or name), only what the caller may see, and every look audit
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,9 +127,13 @@ async def seed(service, *, clinic_zone: str = "Asia/Urumqi") -> Seeded:
         },
     )
     assert requested.status == 201, await requested.text()
-    prior = await arrive(service, PRIOR, "CLINIC_A", li)
-    namesake = await arrive(service, NAMESAKE, "CLINIC_A", li)
-    elsewhere = await arrive(service, ELSEWHERE, "CLINIC_B", li)
+    # Sent side by side: each study waits out Orthanc's StableAge (1 s) before it is listed,
+    # and the three waits overlap instead of adding up.
+    prior, namesake, elsewhere = await asyncio.gather(
+        arrive(service, PRIOR, "CLINIC_A", li),
+        arrive(service, NAMESAKE, "CLINIC_A", li),
+        arrive(service, ELSEWHERE, "CLINIC_B", li),
+    )
     await sign(service, li, prior, PRIOR_IMPRESSION)
     await sign(service, li, namesake, "Right lower lobe pneumonia.")
     await sign(service, li, elsewhere, "Normal CT head (clinic B).")

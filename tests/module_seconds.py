@@ -1,0 +1,198 @@
+"""Seconds each test module took in a whole ``make test`` run (setup, call and teardown of its
+tests; measured at a load average of ~11 on the 2-core machine, so more than an idle run's
+figures), longest first: the order tests/whole_modules.py hands modules to workers (the longest
+start first, so that no long module starts near the end and leaves the other workers idle while
+it finishes). Only the order matters, not the exact figures; a module missing here (a new one)
+counts as :data:`UNKNOWN` seconds.
+
+Refresh after a change that moves a module's time much::
+
+    .venv/bin/python -m pytest -n 3 --dist worksteal --junitxml=build/junit.xml
+    .venv/bin/python -m tests.module_seconds build/junit.xml
+"""
+
+from __future__ import annotations
+
+import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+
+UNKNOWN = 10.0
+
+SECONDS: dict[str, float] = {
+    "test_api_fuzzing.py": 193.6,
+    "test_web_processes.py": 101.5,
+    "test_reports.py": 86.4,
+    "test_cli.py": 69.7,
+    "test_browser_accessibility.py": 66.9,
+    "test_browser_raw_codes.py": 56.6,
+    "test_dcmtk_parity.py": 47.8,
+    "test_browser_editor_context.py": 47.7,
+    "test_ingest.py": 36.1,
+    "test_orthanc_supervision.py": 33.3,
+    "test_login_limits.py": 33.3,
+    "test_hl7_results.py": 30.9,
+    "test_browser_reports.py": 26.0,
+    "test_browser_critical_findings.py": 25.0,
+    "test_browser_viewer_loading.py": 22.9,
+    "test_malformed_files.py": 22.0,
+    "test_uploads.py": 16.4,
+    "test_audit.py": 16.1,
+    "test_browser_reading_tools.py": 15.3,
+    "test_browser_ohif.py": 15.2,
+    "test_browser_viewer_pixels.py": 15.1,
+    "test_study_ownership.py": 15.1,
+    "test_viewer_errors.py": 14.1,
+    "test_browser_peer_review.py": 13.2,
+    "test_browser_worklist_fit.py": 13.0,
+    "test_browser_key_images.py": 12.8,
+    "test_browser_viewer.py": 12.6,
+    "test_audit_anchor.py": 11.7,
+    "test_admin_api.py": 11.3,
+    "test_browser_admin.py": 10.7,
+    "test_report_priors.py": 9.9,
+    "test_key_images.py": 9.2,
+    "test_viewer_http.py": 9.0,
+    "test_browser_review.py": 8.9,
+    "test_isolation.py": 8.3,
+    "test_browser_upload.py": 8.1,
+    "test_signing.py": 8.0,
+    "test_authorisation_matrix.py": 7.8,
+    "test_consultation_requests.py": 7.7,
+    "test_peer_review_http.py": 7.6,
+    "test_report_review.py": 7.1,
+    "test_viewer_pipeline.py": 6.9,
+    "test_reader_grades.py": 6.6,
+    "test_private_caching.py": 6.3,
+    "test_ohif.py": 6.2,
+    "test_live_updates.py": 6.2,
+    "test_modality_worklist.py": 5.9,
+    "test_audit_atna.py": 5.9,
+    "test_report_print.py": 5.9,
+    "test_rendering.py": 5.9,
+    "test_file_checks.py": 5.8,
+    "test_i18n.py": 5.7,
+    "test_browser_claims.py": 5.4,
+    "test_browser_bell.py": 5.3,
+    "test_dicom_port.py": 5.2,
+    "test_dicomweb_client.py": 5.1,
+    "test_synthetic.py": 4.7,
+    "test_browser_roster.py": 3.9,
+    "test_openapi.py": 3.9,
+    "test_atna_forwarding.py": 3.8,
+    "test_orthanc_keepalive.py": 3.8,
+    "test_browser_saved_filters.py": 3.8,
+    "test_browser_request.py": 3.6,
+    "test_fhir.py": 3.5,
+    "test_auth.py": 3.4,
+    "test_viewer_http_batch.py": 3.2,
+    "test_dicom_send.py": 3.1,
+    "test_report_archival.py": 3.1,
+    "test_report_documents.py": 3.1,
+    "test_turnaround_columns.py": 3.1,
+    "test_browser_stat_alerts.py": 2.9,
+    "test_chinese_names.py": 2.8,
+    "test_orthanc_private.py": 2.7,
+    "test_claims.py": 2.6,
+    "test_report_canonical_review.py": 2.4,
+    "test_browser_dashboard.py": 2.3,
+    "test_key_image_figures.py": 2.2,
+    "test_saved_filters.py": 2.1,
+    "test_report_cosign.py": 2.1,
+    "test_import_rules.py": 2.0,
+    "test_worklist_api.py": 1.9,
+    "test_session_cache.py": 1.9,
+    "test_effects.py": 1.8,
+    "test_api_tokens.py": 1.7,
+    "test_turnaround.py": 1.7,
+    "test_report_sr_review.py": 1.7,
+    "test_conversation.py": 1.7,
+    "test_browser_live.py": 1.7,
+    "test_walking_skeleton.py": 1.7,
+    "test_assignees.py": 1.7,
+    "test_browser_reassign.py": 1.6,
+    "test_report_dicom_conformance.py": 1.5,
+    "test_managed_orthanc.py": 1.5,
+    "test_worklist_page_api.py": 1.5,
+    "test_study_openings.py": 1.4,
+    "test_peer_review_sampling.py": 1.4,
+    "test_orders_foundation.py": 1.3,
+    "test_local_rendering.py": 1.3,
+    "test_process_bus.py": 1.3,
+    "test_roster_notifications.py": 1.2,
+    "test_qc_scores.py": 1.2,
+    "test_escalation.py": 1.2,
+    "test_client_address.py": 1.1,
+    "test_id_ranges.py": 1.0,
+    "test_recognition_list.py": 0.9,
+    "test_sql_home.py": 0.9,
+    "test_cors.py": 0.8,
+    "test_head_requests.py": 0.7,
+    "test_study_layouts.py": 0.7,
+    "test_periodic.py": 0.7,
+    "test_recognition_mark.py": 0.6,
+    "test_migrations_frozen.py": 0.6,
+    "test_roster_people.py": 0.6,
+    "test_hl7_orders.py": 0.6,
+    "test_webhook.py": 0.6,
+    "test_audit_group_commit.py": 0.5,
+    "test_quality_http.py": 0.5,
+    "test_processes_left_behind.py": 0.5,
+    "test_native_decode.py": 0.5,
+    "test_report_verify_cli.py": 0.4,
+    "test_app_without_orthanc.py": 0.4,
+    "test_patient_merges.py": 0.4,
+    "test_raw_attributes.py": 0.3,
+    "test_peer_review_qc.py": 0.3,
+    "test_dicom_files.py": 0.3,
+    "test_routing_rules.py": 0.2,
+    "test_caching.py": 0.1,
+    "test_compose.py": 0.1,
+    "test_render_bands.py": 0.1,
+    "test_review_rules.py": 0.1,
+    "test_peer_review_rules.py": 0.1,
+    "test_audit_labels.py": 0.1,
+    "test_dicomweb_rules.py": 0.1,
+    "test_sla_rules.py": 0.1,
+    "test_recognition_rules.py": 0.1,
+    "test_notice_text.py": 0.0,
+    "test_charts.py": 0.0,
+    "test_compression.py": 0.0,
+    "test_settings.py": 0.0,
+    "test_worklist_rules.py": 0.0,
+    "test_claim_rules.py": 0.0,
+    "test_whole_modules.py": 0.0,
+}
+
+
+def seconds(module: str) -> float:
+    """The recorded time of ``module`` (a file name such as ``test_cli.py``)."""
+    return SECONDS.get(module, UNKNOWN)
+
+
+def from_junit(report: Path) -> dict[str, float]:
+    """Per module, the sum of its tests' times (setup, call and teardown) in a JUnit XML report."""
+    totals: Counter[str] = Counter()
+    for case in ET.parse(report).iter("testcase"):
+        module = case.get("classname", "").split(".")[1] + ".py"
+        totals[module] += float(case.get("time", 0))
+    return dict(totals)
+
+
+def main(report: str) -> None:
+    """Rewrite this file's :data:`SECONDS` from a JUnit XML report of a whole run."""
+    totals = from_junit(Path(report))
+    this = Path(__file__)
+    text = this.read_text()
+    head, rest = text.split("SECONDS: dict[str, float] = {\n", 1)
+    tail = rest.split("\n}\n", 1)[1]
+    body = "".join(
+        f'    "{module}": {round(total, 1)},\n'
+        for module, total in sorted(totals.items(), key=lambda item: -item[1])
+    )
+    this.write_text(f"{head}SECONDS: dict[str, float] = {{\n{body}}}\n{tail}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
