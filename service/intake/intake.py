@@ -485,7 +485,7 @@ def file_request(
     """
     stamp = to_iso(now)
     _refuse_foreign_study(db, facility_id, request.study_instance_uid)
-    existing = _find_request_target(db, facility_id, request)
+    existing = find_request_target(db, facility_id, request)
     request_fields: dict[str, Any] = {
         "priority": request.priority.value,
         "priority_rank": request.priority.rank,
@@ -590,9 +590,10 @@ def _refuse_foreign_study(
         )
 
 
-def _find_request_target(
+def find_request_target(
     db: sqlite_utils.Database, facility_id: int, request: ConsultationRequest
 ) -> dict[str, Any] | None:
+    """The consultation a request completes (its study's, else its accession number's), if any."""
     if request.study_instance_uid:
         return store.find_for_study(
             db, facility_id, request.study_instance_uid, request.accession_number or ""

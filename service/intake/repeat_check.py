@@ -23,7 +23,14 @@ from ..clock import to_iso
 from ..patients import repeats
 from ..storage import consultations as store
 from ..storage import repeat_alerts as alert_store
-from .intake import ConsultationRequest, IngestOutcome, ReceivedStudy, file_request, receive_study
+from .intake import (
+    ConsultationRequest,
+    IngestOutcome,
+    ReceivedStudy,
+    file_request,
+    find_request_target,
+    receive_study,
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ def file_checked_request(
     answer: RepeatAnswer = RECORD,
 ) -> Filing:
     """``file_request`` after the repeat check (see the module's docstring)."""
-    target = _target(db, facility_id, request)
+    target = find_request_target(db, facility_id, request)
     item = _item(facility_id, request, target)
     prior = repeats.PriorExams(0, [])
     if item is not None and not (target and target["received_at"]):  # images here: ingest's
@@ -116,17 +123,6 @@ def _alert(alert_id: int, decision: str, prior: repeats.PriorExams) -> dict[str,
         "window_days": prior.days,
         "matches": prior.matches,
     }
-
-
-def _target(
-    db: sqlite_utils.Database, facility_id: int, request: ConsultationRequest
-) -> dict[str, Any] | None:
-    """The consultation the request will complete, if one exists (as file_request finds it)."""
-    if request.study_instance_uid:
-        return store.find_for_study(
-            db, facility_id, request.study_instance_uid, request.accession_number or ""
-        )
-    return store.find_by_accession(db, facility_id, request.accession_number or "")
 
 
 def _item(

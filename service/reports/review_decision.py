@@ -63,16 +63,6 @@ from .signing import (
 REVIEW_FIELD = "TelereadReview"
 """The PDF signature field of the reviewer's signature (the writer's is TelereadSignature)."""
 
-TEXT_FIELDS = (
-    "findings",
-    "impression",
-    "recommendation",
-    "critical",
-    "refer",
-    "quality",
-    "quality_reason",
-)
-
 
 @dataclass(frozen=True)
 class _Decision:
@@ -115,7 +105,7 @@ def _prepare(
     edits: dict[str, Any] | None,
 ) -> _Decision:
     row, report, review = _awaiting(db, consultation_id, user, now, policy)
-    text = {k: review[k] for k in TEXT_FIELDS} | validate_draft(edits or {})
+    text = {k: review[k] for k in store.VERSION_TEXT_FIELDS} | validate_draft(edits or {})
     if not (str(text["findings"]).strip() or str(text["impression"]).strip()):
         raise Conflict("empty_report", "write the findings or the impression before signing")
     code = new_verification_code() if edits is not None else review["verification_code"]

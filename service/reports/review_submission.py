@@ -36,7 +36,6 @@ from ..worklist.live import WorklistChange
 from .document import ReportDocument
 from .key_images import save_review_figures, save_signed_figures
 from .signing import (
-    TEXT_FIELDS,
     SignedReport,
     _critical_notice,
     _Evidence,
@@ -194,7 +193,7 @@ def _record(
             "consultation_id": report["consultation_id"],
             "version": held.document.version,
             "supersedes_version": held.document.supersedes_version,
-            **{k: report[k] for k in TEXT_FIELDS},
+            **{k: report[k] for k in store.VERSION_TEXT_FIELDS},
             "writer_id": user.id,
             "writer_name": held.document.signer_name,
             "writer_certificate_serial": serial,
@@ -268,7 +267,7 @@ def _release_preliminary(
         {
             **released,
             "supersedes_version": document.supersedes_version,
-            **{k: report[k] for k in TEXT_FIELDS},
+            **{k: report[k] for k in store.VERSION_TEXT_FIELDS},
             "signer_id": user.id,
             "signer_name": document.signer_name,
             "certificate_serial": serial,

@@ -267,7 +267,7 @@ def _record(
             "report_id": report["id"],
             "version": document.version,
             "supersedes_version": document.supersedes_version,
-            **{k: report[k] for k in TEXT_FIELDS},
+            **{k: report[k] for k in store.VERSION_TEXT_FIELDS},
             "signer_id": user.id,
             "signer_name": document.signer_name,
             "certificate_serial": serial,
@@ -299,18 +299,6 @@ def _record(
         stamp,
         effects,
     )
-
-
-TEXT_FIELDS = (
-    "findings",
-    "impression",
-    "recommendation",
-    "critical",
-    "refer",
-    "quality",
-    "quality_reason",
-)
-"""A report's text as a signed version keeps it."""
 
 
 def issue_version(

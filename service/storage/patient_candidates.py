@@ -16,7 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from .database import RecordNotFound
-from .patients import LocalPatient
+from .patients import LocalPatient, persons_blocked
 
 STATUSES = ("pending", "linked", "rejected")
 
@@ -64,18 +64,7 @@ def separated(db: sqlite_utils.Database, identity_id: int, other_identity_id: in
     ]
     if None in persons:
         return False
-    a, b = persons[0][0], persons[1][0]
-    row = db.execute(
-        """
-        SELECT 1 FROM patient_link_blocks k
-        JOIN patient_identities x ON x.id = k.identity_id
-        JOIN patient_identities y ON y.id = k.other_identity_id
-        WHERE (x.person_id = ? AND y.person_id = ?) OR (x.person_id = ? AND y.person_id = ?)
-        LIMIT 1
-        """,
-        [a, b, b, a],
-    ).fetchone()
-    return row is not None
+    return persons_blocked(db, persons[0][0], persons[1][0])
 
 
 def propose(

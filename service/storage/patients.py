@@ -156,7 +156,7 @@ def _link_by_identifier(
     for other_id, _ in others:
         mine = _person_of(db, identity_id)
         theirs = _person_of(db, other_id)
-        if mine == theirs or _blocked(db, mine, theirs):
+        if mine == theirs or persons_blocked(db, mine, theirs):
             continue
         changes.append(
             merge_persons(db, identity_id, other_id, "identifier", None, "", now, identifier.system)
@@ -181,7 +181,7 @@ def _members(db: sqlite_utils.Database, person_id: int) -> list[int]:
     ]
 
 
-def _blocked(db: sqlite_utils.Database, person_a: int, person_b: int) -> bool:
+def persons_blocked(db: sqlite_utils.Database, person_a: int, person_b: int) -> bool:
     """True when an administrator separated any identity of one person from one of the other."""
     row = db.execute(
         """

@@ -14,7 +14,7 @@ import sqlite_utils
 from .database import Conflict, RecordNotFound
 from .scope import Scope
 
-DRAFT_FIELDS = (
+VERSION_TEXT_FIELDS = (
     "findings",
     "impression",
     "recommendation",
@@ -22,9 +22,9 @@ DRAFT_FIELDS = (
     "refer",
     "quality",
     "quality_reason",
-    "technical_flagged",
-    "template_id",
 )
+"""A report's text as a signed version (and a review's submission) keeps it."""
+DRAFT_FIELDS = (*VERSION_TEXT_FIELDS, "technical_flagged", "template_id")
 TEMPLATE_FIELDS = ("name", "modality", "body_part", "findings", "impression", "recommendation")
 
 

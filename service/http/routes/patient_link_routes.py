@@ -142,11 +142,15 @@ async def link_history(request: web.Request) -> web.Response:
     return web.json_response({"items": rows})
 
 
-async def _decide(request: web.Request, action, target: int, body: Reason) -> web.Response:
+async def _decide(
+    request: web.Request, action, targets: tuple[int, ...], reason: str
+) -> web.Response:
+    """Run one administrator's decision on those identities (or candidate, or change: the first
+    target is the audit record's resource) and answer what it changed."""
     user = current_user(request)
-    decision = await request.app[DATABASE].write(action, target, user.id, body.reason)
+    decision = await request.app[DATABASE].write(action, *targets, user.id, reason)
     audit = audit_context(request)
-    audit.resource_id = str(target)
+    audit.resource_id = str(targets[0])
     audit.detail.update(
         identities=list(decision.identity_ids),
         change=decision.change_id,
@@ -167,7 +171,7 @@ async def _decide(request: web.Request, action, target: int, body: Reason) -> we
 )
 async def link_candidate(request: web.Request) -> web.Response:
     body = await read_model(request, Reason)
-    return await _decide(request, review.link_candidate, path_id(request), body)
+    return await _decide(request, review.link_candidate, (path_id(request),), body.reason)
 
 
 @routes.post(BASE + "/candidates/{id:\\d+}/reject")
@@ -180,7 +184,7 @@ async def link_candidate(request: web.Request) -> web.Response:
 )
 async def reject_candidate(request: web.Request) -> web.Response:
     body = await read_model(request, Reason)
-    return await _decide(request, review.reject_candidate, path_id(request), body)
+    return await _decide(request, review.reject_candidate, (path_id(request),), body.reason)
 
 
 @routes.post(BASE + "/links")
@@ -194,19 +198,8 @@ async def reject_candidate(request: web.Request) -> web.Response:
 )
 async def link_identities(request: web.Request) -> web.Response:
     body = await read_model(request, LinkBody)
-    user = current_user(request)
-    decision = await request.app[DATABASE].write(
-        review.link_identities, body.identity_id, body.other_identity_id, user.id, body.reason
-    )
-    audit = audit_context(request)
-    audit.resource_id = str(body.identity_id)
-    audit.detail.update(
-        identities=list(decision.identity_ids),
-        change=decision.change_id,
-        patients=list(decision.patient_ids),
-    )
-    answer = Decided(change_id=decision.change_id, identity_ids=list(decision.identity_ids))
-    return web.json_response(answer.model_dump())
+    targets = (body.identity_id, body.other_identity_id)
+    return await _decide(request, review.link_identities, targets, body.reason)
 
 
 @routes.post(BASE + "/identities/{id:\\d+}/unlink")
@@ -220,7 +213,7 @@ async def link_identities(request: web.Request) -> web.Response:
 )
 async def unlink_identity(request: web.Request) -> web.Response:
     body = await read_model(request, Reason)
-    return await _decide(request, review.unlink_identity, path_id(request), body)
+    return await _decide(request, review.unlink_identity, (path_id(request),), body.reason)
 
 
 @routes.post(BASE + "/changes/{id:\\d+}/reverse")
@@ -234,7 +227,7 @@ async def unlink_identity(request: web.Request) -> web.Response:
 )
 async def reverse_change(request: web.Request) -> web.Response:
     body = await read_model(request, Reason)
-    return await _decide(request, review.reverse, path_id(request), body)
+    return await _decide(request, review.reverse, (path_id(request),), body.reason)
 
 
 @routes.get("/admin/patients")
