@@ -12,6 +12,7 @@ from aiohttp import web
 from ..app import create_app, demo_his_context, demo_studies_context
 from ..demo import seed as demo
 from ..demo.first_start import seed_accounts_once
+from ..demo.rules import with_repeat_windows
 from ..http.keys import SECONDARIES, SERVICE_EXIT
 from ..runtime.web_processes import PrimaryLock, ProcessRole, bus_path_for
 from ..settings import Settings, web_process_count
@@ -68,6 +69,7 @@ def _serve(settings: Settings, seed_demo: bool) -> int:
             seeded = seed_accounts_once(database)
         finally:
             database.close()
+        settings = with_repeat_windows(settings)
     count = web_process_count(settings)
     if count > 1:
         refuse_a_taken_port(settings.host, settings.port)
