@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -251,6 +252,22 @@ def test_serve_demo_seeds_prints_logins_stops_cleanly_and_keeps_data(env):
         assert [(i.AccessionNumber, str(i.PatientName)) for i in scheduled] == [
             ("XP24118", "孙^丽")
         ]
+
+        # The demo runs with repeat-exam windows: Dongxiang asking for another chest film of
+        # 张伟 (README's walk-through) is stopped before anything is filed, naming the first.
+        wang = api(port, "/api/login", body={"username": "wang", "password": "teleread-demo"})
+        repeat = {
+            "accession_number": "DX24901",
+            "patient_id": "DX0001",
+            "modality": "CR",
+            "body_part": "CHEST",
+        }
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            api(port, "/api/consultations", wang["token"], body=repeat)
+        answer = json.loads(refused.value.read())
+        assert refused.value.code == 409 and answer["error"] == "repeat_exam", answer
+        assert answer["window_days"] == 30
+        assert answer["matches"][0]["facility_name"] == "Dongxiang Township Health Centre"
 
         added = teleread(
             env, "facility", "add", "--name", "Beishan", "--kind", "township", "--aet", "BEISHAN_DR"
