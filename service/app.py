@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from worklists.rules import DEFAULT_RULES_PATH, RulesError, WorklistRules, parse_rules
+from worklists.rules import WorklistRules, parse_rules
 
 from .audit.forwarding import atna_forwarder
 from .auth.session_cache import SessionCache
@@ -83,7 +83,7 @@ from .runtime.web_processes import (
     running_secondaries,
     stop_this_process,
 )
-from .settings import Settings, SettingsError
+from .settings import Settings, read_worklist_rules
 from .storage import Database
 from .viewing.local_rendering import InProcessRenderer
 from .viewing.ohif import OhifFiles
@@ -127,15 +127,7 @@ def load_worklist_rules(settings: Settings) -> WorklistRules:
 
     A file that cannot be read or used stops start-up with a message naming the problem.
     """
-    path = settings.worklist_rules or DEFAULT_RULES_PATH
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SettingsError(f"TELEREAD_WORKLIST_RULES: cannot read {path}: {exc}") from exc
-    try:
-        return parse_rules(text, str(path))
-    except RulesError as exc:
-        raise SettingsError(f"TELEREAD_WORKLIST_RULES: {exc}") from exc
+    return read_worklist_rules(settings, parse_rules)
 
 
 def create_app(

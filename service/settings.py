@@ -10,12 +10,14 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+from worklists.rules import DEFAULT_RULES_PATH, RulesError
 
 
 @dataclass(frozen=True)
@@ -295,3 +297,22 @@ _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f
 def documented_settings() -> list[str]:
     """Names of every environment variable the service reads (a test checks each is documented)."""
     return sorted([ENV_PREFIX + name.upper() for name in _SETTABLE] + ["TELEREAD_CONFIG"])
+
+
+_Parsed = TypeVar("_Parsed")
+
+
+def read_worklist_rules(settings: Settings, parse: Callable[[str, str], _Parsed]) -> _Parsed:
+    """TELEREAD_WORKLIST_RULES (or the shipped defaults) parsed by ``parse(text, source)``: the
+    whole document, or the one table a caller needs (SLA and routing, ``[recognition]``,
+    ``[peer_review]``). A file that cannot be read or used stops start-up with a message naming
+    the problem."""
+    path = settings.worklist_rules or DEFAULT_RULES_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"TELEREAD_WORKLIST_RULES: cannot read {path}: {exc}") from exc
+    try:
+        return parse(text, str(path))
+    except RulesError as exc:
+        raise SettingsError(f"TELEREAD_WORKLIST_RULES: {exc}") from exc

@@ -8,11 +8,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from worklists.recognition import RecognitionRules, parse_recognition
-from worklists.rules import DEFAULT_RULES_PATH, RulesError
 
 from ..clock import utc_now
 from ..runtime.periodic import running
-from ..settings import Settings, SettingsError
+from ..settings import Settings, read_worklist_rules
 from ..storage.database import Database
 from .recompute import monthly_round
 
@@ -26,13 +25,7 @@ hundreds of short-lived apps) is not recomputing while it starts; a month still 
 def load_recognition_rules(settings: Settings) -> RecognitionRules:
     """The ``[recognition]`` table of TELEREAD_WORKLIST_RULES (or the shipped defaults); a file
     whose table cannot be used stops start-up with a message naming the key."""
-    path = settings.worklist_rules or DEFAULT_RULES_PATH
-    try:
-        return parse_recognition(path.read_text(encoding="utf-8"), str(path))
-    except OSError as exc:
-        raise SettingsError(f"TELEREAD_WORKLIST_RULES: cannot read {path}: {exc}") from exc
-    except RulesError as exc:
-        raise SettingsError(f"TELEREAD_WORKLIST_RULES: {exc}") from exc
+    return read_worklist_rules(settings, parse_recognition)
 
 
 @contextlib.asynccontextmanager
