@@ -40,7 +40,7 @@ from ..storage import report_reviews as review_store
 from ..storage import reports as store
 from ..worklist.effects import Effects
 from ..worklist.live import WorklistChange
-from ..worklist.notifications import Notice, notice_facts
+from ..worklist.notifications import Notice
 from ..worklist.review_claims import AWAITING_REVIEW, check_reviewer
 from .authoring import NotAuthor, _claim_holder, validate_draft
 from .canonical import canonical_bytes
@@ -54,7 +54,9 @@ from .signing import (
     _critical_notice,
     _Evidence,
     _Prepared,
+    clinic_notice,
     issue_version,
+    issued_report,
     new_verification_code,
     release_claim,
     signed_event,
@@ -275,44 +277,23 @@ def _record(
         notices.append(_final_notice(db, prepared, review["preliminary_version"], stamp))
     elif document.critical:
         notices.append(_critical_notice(db, prepared, stamp))
-    effects = Effects(
-        changes=(WorklistChange.of(prepared.consultation, "signed"),),
-        notices=tuple(notices),
-        deliver=True,
-    )
-    return SignedReport(
-        prepared.consultation,
-        report["id"],
-        version_id,
-        document.version,
-        document.verification_code,
-        stamp,
-        effects,
-    )
+    return issued_report(prepared, version_id, stamp, tuple(notices))
 
 
 def _final_notice(
     db: sqlite_utils.Database, prepared: _Prepared, preliminary: int, stamp: str
 ) -> Notice:
     """The clinic had the preliminary report: tell it the reviewed final one replaces it."""
-    row = prepared.consultation
-    recipients = store.clinic_recipients(db, row["facility_id"], row["requested_by"])
     version = prepared.document.version
-    consultation_store.append_event(
+    return clinic_notice(
         db,
-        row["id"],
-        "final_notified",
+        prepared,
         stamp,
-        None,
-        {"user_ids": recipients, "version": version, "preliminary_version": preliminary},
-    )
-    return Notice(
+        "final_notified",
+        {"version": version, "preliminary_version": preliminary},
         kind="report_final",
-        user_ids=tuple(recipients),
-        consultation_id=row["id"],
-        title=f"Final report for consultation #{row['id']}",
+        title=f"Final report for consultation #{prepared.consultation['id']}",
         body="The reviewed final report replaces the preliminary report.",
-        facts=notice_facts(row, report_version=version),
         message="report_final",
         params={"version": version, "preliminary_version": preliminary},
     )

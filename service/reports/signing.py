@@ -285,20 +285,7 @@ def _record(
     save_signed_figures(db, version_id, prepared.key_figures)
     release_claim(db, report["consultation_id"], "signed", stamp)
     notices = (_critical_notice(db, prepared, stamp),) if report["critical"] else ()
-    effects = Effects(
-        changes=(WorklistChange.of(prepared.consultation, "signed"),),
-        notices=notices,
-        deliver=True,
-    )
-    return SignedReport(
-        prepared.consultation,
-        report["id"],
-        version_id,
-        document.version,
-        document.verification_code,
-        stamp,
-        effects,
-    )
+    return issued_report(prepared, version_id, stamp, notices)
 
 
 def issue_version(
@@ -360,25 +347,64 @@ def release_claim(db: sqlite_utils.Database, consultation_id: int, status: str, 
     )
 
 
-def _critical_notice(db: sqlite_utils.Database, prepared: _Prepared, stamp: str) -> Notice:
-    """Tell the originating clinic's clinicians and the requester at once, in the timeline too."""
+def issued_report(
+    prepared: _Prepared, version_id: int, stamp: str, notices: tuple[Notice, ...]
+) -> SignedReport:
+    """What signing answers for a version just issued (signed, or co-signed after review): the
+    worklists told it is signed, the clinic's notices, the delivery kicked."""
+    document = prepared.document
+    effects = Effects(
+        changes=(WorklistChange.of(prepared.consultation, "signed"),),
+        notices=notices,
+        deliver=True,
+    )
+    return SignedReport(
+        prepared.consultation,
+        prepared.report["id"],
+        version_id,
+        document.version,
+        document.verification_code,
+        stamp,
+        effects,
+    )
+
+
+def clinic_notice(
+    db: sqlite_utils.Database,
+    prepared: _Prepared,
+    stamp: str,
+    event: str,
+    detail: dict[str, Any],
+    **notice: Any,
+) -> Notice:
+    """Tell the originating clinic's clinicians and the requester about this version, and say so
+    in the timeline (``event``, with the recipients and ``detail``); ``notice`` names the kind,
+    title, body, message and params."""
     row = prepared.consultation
     recipients = store.clinic_recipients(db, row["facility_id"], row["requested_by"])
     consultation_store.append_event(
-        db,
-        row["id"],
-        "critical_notified",
-        stamp,
-        None,
-        {"user_ids": recipients, "version": prepared.document.version},
+        db, row["id"], event, stamp, None, {"user_ids": recipients, **detail}
     )
     return Notice(
-        kind="critical_finding",
         user_ids=tuple(recipients),
         consultation_id=row["id"],
-        title=f"CRITICAL finding: report for consultation #{row['id']}",
-        body="A critical finding was reported. Open and acknowledge the report now.",
         facts=notice_facts(row, report_version=prepared.document.version),
+        **notice,
+    )
+
+
+def _critical_notice(db: sqlite_utils.Database, prepared: _Prepared, stamp: str) -> Notice:
+    """Tell the clinic at once that the report has a critical finding, in the timeline too."""
+    version = prepared.document.version
+    return clinic_notice(
+        db,
+        prepared,
+        stamp,
+        "critical_notified",
+        {"version": version},
+        kind="critical_finding",
+        title=f"CRITICAL finding: report for consultation #{prepared.consultation['id']}",
+        body="A critical finding was reported. Open and acknowledge the report now.",
         message="critical_finding",
-        params={"version": prepared.document.version},
+        params={"version": version},
     )
