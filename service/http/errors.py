@@ -37,6 +37,17 @@ class ApiError(Exception):
         return response
 
 
+def too_many_wrong_passwords(retry_after: float) -> ApiError:
+    """429 for a password re-entered to sign, co-sign or import a key while the account's wrong
+    guesses have locked it (they count like failed logins)."""
+    return ApiError(
+        429,
+        "too_many_attempts",
+        "too many wrong passwords; wait a few minutes",
+        retry_after=retry_after,
+    )
+
+
 def validation_error(exc: ValidationError) -> ApiError:
     problems = [
         {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()

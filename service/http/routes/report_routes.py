@@ -21,7 +21,7 @@ from ...storage import reports as report_store
 from ..access import allow
 from ..answers import PrintRecorded
 from ..auditing import audit_context, audited
-from ..errors import ApiError
+from ..errors import ApiError, too_many_wrong_passwords
 from ..keys import CA, DATABASE, EFFECTS, ORTHANC, SETTINGS, current_user
 from ..models import RecordId, Strict
 from ..requests import client_ip, path_id, public_base_url, read_model
@@ -282,12 +282,7 @@ async def post_sign(request: web.Request) -> web.Response:
             403, "wrong_password", "the password is wrong: the report is not signed"
         ) from exc
     except LoginLocked as exc:
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            "too many wrong passwords; wait a few minutes",
-            retry_after=exc.retry_after,
-        ) from exc
+        raise too_many_wrong_passwords(exc.retry_after) from exc
     _audit(request, signed.consultation)
     audit_context(request).detail |= {"version": signed.version, "code": signed.verification_code}
     if signed.awaiting_review:

@@ -14,7 +14,7 @@ from ...reports.public_address import loopback_allowed
 from ...worklist.review_claims import ReviewRefused
 from ..access import allow
 from ..auditing import audit_context, audited
-from ..errors import ApiError
+from ..errors import ApiError, too_many_wrong_passwords
 from ..keys import CA, DATABASE, EFFECTS, SETTINGS, current_user
 from ..models import Strict
 from ..requests import client_ip, path_id, public_base_url, read_model
@@ -68,12 +68,7 @@ async def _co_sign(request: web.Request, password: str, edits: dict | None) -> w
             403, "wrong_password", "the password is wrong: the report is not co-signed"
         ) from exc
     except LoginLocked as exc:
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            "too many wrong passwords; wait a few minutes",
-            retry_after=exc.retry_after,
-        ) from exc
+        raise too_many_wrong_passwords(exc.retry_after) from exc
     except ValueError as exc:
         raise ApiError(400, "invalid_report", str(exc)) from exc
     _audit(request, signed.consultation)

@@ -23,7 +23,7 @@ from ...storage import signing_identities as identity_store
 from ..access import allow, at_centre, public
 from ..answers import FileVerification, PublicVerification
 from ..auditing import audit_context, audited, not_audited
-from ..errors import ApiError
+from ..errors import ApiError, too_many_wrong_passwords
 from ..keys import CA, DATABASE, current_user
 from ..models import Strict
 from ..requests import client_ip, read_model
@@ -99,12 +99,7 @@ async def post_pkcs12(request: web.Request) -> web.Response:
     except WrongPassword as exc:
         raise ApiError(403, "wrong_password", "your teleread password is wrong") from exc
     except LoginLocked as exc:
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            "too many wrong passwords; wait a few minutes",
-            retry_after=exc.retry_after,
-        ) from exc
+        raise too_many_wrong_passwords(exc.retry_after) from exc
     try:
         data = base64.b64decode(body.pkcs12, validate=True)
         imported = await identities.import_identity(
