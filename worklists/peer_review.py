@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import tomllib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from .rules import RulesError
+from .rules import RulesError, top_table
 
 DEFAULT_SHARE_PERCENT = 5.0
 _KEYS = {"share_percent", "queues"}
@@ -52,20 +51,8 @@ def parse_peer_review(text: str, source: str = "rules") -> PeerReviewPolicy:
         queues = { neuro = 10, chest = 2 }
 
     A :class:`~worklists.rules.RulesError` naming the key when a value cannot be used."""
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"{source}: not valid TOML: {exc}") from exc
-    table = document.get("peer_review", {})
+    table = top_table(text, "peer_review", source, _KEYS)
     where = f"{source} [peer_review]"
-    if not isinstance(table, dict):
-        raise RulesError(f"{source}: peer_review must be a table")
-    unknown = sorted(set(table) - _KEYS)
-    if unknown:
-        raise RulesError(
-            f"{where}: unknown key {', '.join(map(repr, unknown))}"
-            f" (allowed: {', '.join(sorted(_KEYS))})"
-        )
     share = _percent(table.get("share_percent", DEFAULT_SHARE_PERCENT), "share_percent", where)
     queues = table.get("queues", {})
     if not isinstance(queues, dict):

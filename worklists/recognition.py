@@ -22,14 +22,13 @@ no clock (the time is a parameter).
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
 from .quality import share
-from .rules import RulesError
+from .rules import RulesError, top_table
 
 _KEYS = {
     "months", "min_studies", "max_poor_percent", "max_retake_percent", "max_flagged_percent",
@@ -70,20 +69,8 @@ class RecognitionRules:
 def parse_recognition(text: str, source: str = "rules") -> RecognitionRules:
     """The ``[recognition]`` table of a rules document (defaults where absent); a
     :class:`~worklists.rules.RulesError` naming the key when a value cannot be used."""
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"{source}: not valid TOML: {exc}") from exc
-    table = document.get("recognition", {})
+    table = top_table(text, "recognition", source, _KEYS)
     where = f"{source} [recognition]"
-    if not isinstance(table, dict):
-        raise RulesError(f"{source}: recognition must be a table")
-    unknown = sorted(set(table) - _KEYS)
-    if unknown:
-        raise RulesError(
-            f"{where}: unknown key {', '.join(map(repr, unknown))}"
-            f" (allowed: {', '.join(sorted(_KEYS))})"
-        )
     values: dict[str, Any] = {}
     for key in ("months", "min_studies", "retake_window_days"):
         if key in table:

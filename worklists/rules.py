@@ -54,10 +54,7 @@ class WorklistRules(SlaPolicy):
 
 def parse_rules(text: str, source: str = "rules") -> WorklistRules:
     """Parse and validate a TOML rules document."""
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"{source}: not valid TOML: {exc}") from exc
+    document = _document(text, source)
     _no_unknown_keys(document, _TOP_KEYS, source)
     sla = _table(document, "sla", source)
     routing = _table(document, "routing", source)
@@ -126,6 +123,21 @@ def _grade(value: str, where: str) -> Grade:
     except ValueError:
         allowed = ", ".join(g.value for g in Grade)
         raise RulesError(f"{where}: unknown grade {value!r} (use {allowed})") from None
+
+
+def _document(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"{source}: not valid TOML: {exc}") from exc
+
+
+def top_table(text: str, key: str, source: str, allowed: set[str]) -> dict[str, Any]:
+    """One top-level table of a rules document (empty when absent) with its keys checked, for
+    the tables parsed on their own (``[recognition]``, ``[peer_review]``)."""
+    table = _table(_document(text, source), key, source)
+    _no_unknown_keys(table, allowed, f"{source} [{key}]")
+    return table
 
 
 def _no_unknown_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
