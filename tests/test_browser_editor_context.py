@@ -165,6 +165,7 @@ async def check_signing(page: Page, lang: str) -> None:
     signed = page.locator("#report-code-line")
     prefix = text(lang, "Signed. Verification code: {code}").split("{code}")[0].strip()
     await expect(signed).to_contain_text(prefix, timeout=15000)
+    await expect(signed).to_be_in_viewport(ratio=1)  # the page scrolls it there once rendered
     await inside_viewport(signed)
     await inside_viewport(page.frame_locator("#report-viewer-frame").locator("#viewport-0 canvas"))
     await page.screenshot(path=str(SCREENSHOTS / f"report-editor-signed-{lang}.png"))

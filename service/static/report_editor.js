@@ -441,6 +441,8 @@ async function sign(event) {
     $("report-code").textContent = held ? "" : signed.verification_code;
     $("report-pdf-link").hidden = held;
     if (!held) $("report-pdf-link").href = signed.pdf;
+    // In view as soon as it is shown, and again once the page re-rendered around it.
+    $("report-signed-result").scrollIntoView({ block: "nearest" });
     await reloadAll();
     tickDue();
     $("report-signed-result").scrollIntoView({ block: "nearest" });
