@@ -84,7 +84,7 @@ from .runtime.web_processes import (
     stop_this_process,
 )
 from .settings import Settings, read_worklist_rules
-from .storage import Database
+from .storage.opening import open_database
 from .viewing.local_rendering import InProcessRenderer
 from .viewing.ohif import OhifFiles
 from .viewing.prefetch import StudyPrefetch
@@ -255,7 +255,7 @@ async def stop_restarting_secondaries(app: web.Application) -> None:
 
 async def database_context(app: web.Application) -> AsyncIterator[None]:
     # One WAL checkpointer per database file: the primary's.
-    database = Database(app[SETTINGS].database_path, checkpoints=app[ROLE].primary)
+    database = open_database(app[SETTINGS], checkpoints=app[ROLE].primary)
     app[DATABASE] = database
     app[SESSION_CACHE] = SessionCache(database)
     await database.anchor_if_missing()

@@ -25,6 +25,9 @@ class Settings:
     """Everything the service needs to start; documented in docs/configuration.md."""
 
     data_dir: Path = Path("./var")
+    database_url: str | None = None
+    """``postgresql://user:password@host:port/db``: teleread's tables in PostgreSQL (several
+    replicas may share it: docs/scaling.md); unset, the SQLite file in the data dir."""
     host: str = "127.0.0.1"
     port: int = 8080
     orthanc_url: str | None = None
@@ -184,6 +187,12 @@ def _validate(settings: Settings) -> None:
             raise SettingsError(f"{ENV_PREFIX}{port_name.upper()} must be a TCP port, got {port}")
     if settings.stable_age < 1:
         raise SettingsError("TELEREAD_STABLE_AGE must be at least 1 second")
+    if settings.database_url is not None and not settings.database_url.startswith(
+        ("postgresql://", "postgres://")
+    ):
+        raise SettingsError(
+            "TELEREAD_DATABASE_URL must be a postgresql:// URL (unset: the SQLite file)"
+        )
     if settings.claim_lease_minutes <= 0:
         raise SettingsError("TELEREAD_CLAIM_LEASE_MINUTES must be more than 0")
     if settings.escalation_interval <= 0:

@@ -36,6 +36,7 @@ from service.storage import Database
 from service.storage import facilities as facility_store
 from service.storage import users as user_store
 
+from . import backends
 from .processes import ChildRecord
 
 PASSWORD = "correct-horse-battery"
@@ -134,6 +135,14 @@ class SharedFileChecks(FileChecks):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def postgres_stopped(no_process_left_behind: None) -> Iterator[None]:
+    """The PostgreSQL server this test process may have started (tests/backends.py) is stopped
+    at its end."""
+    yield
+    backends.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def cheap_password_hashes() -> Iterator[None]:
     """The apps the tests run in this process hash and verify passwords with
     :data:`TEST_HASHER`, and the suite's users are stored with such a hash (``_HASH``), so a
@@ -229,6 +238,8 @@ def settings(tmp_path: Path, app_orthanc: ManagedOrthanc | None) -> Settings:
 def suite_settings(tmp_path: Path, app_orthanc: ManagedOrthanc | None) -> Settings:
     """The suite's settings: data under ``tmp_path``, Orthanc's address when there is one."""
     base = Settings(data_dir=tmp_path / "var", stable_age=1, changes_poll_interval=0.05)
+    if backends.backend() == "postgresql":
+        base = replace(base, database_url=backends.new_database_url(tmp_path))
     if app_orthanc is None:
         return base
     credentials = app_orthanc.config.credentials
@@ -371,7 +382,7 @@ def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def start_from(migrated_database: Path, settings: Settings) -> None:
     """Give a new app a copy of the migrated empty database instead of migrating a new file:
     the same schema (the same migrations made it), 0.1 s less for each of hundreds of apps."""
-    if not settings.database_path.exists():
+    if settings.database_url is None and not settings.database_path.exists():
         settings.database_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(migrated_database, settings.database_path)
 

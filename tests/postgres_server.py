@@ -116,8 +116,17 @@ def start_postgres(parent: Path | None = None, attempts: int = 3) -> PostgresSer
     directory.chmod(0o700)
     subprocess.run(
         [
-            str(bin_dir / "initdb"), "-D", str(data), "-U", server.user, "--auth=scram-sha-256",
-            f"--pwfile={password_file}", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            server.user,
+            "--auth=scram-sha-256",
+            f"--pwfile={password_file}",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
         ],
         check=True,
         capture_output=True,
@@ -126,19 +135,35 @@ def start_postgres(parent: Path | None = None, attempts: int = 3) -> PostgresSer
     )
     for attempt in range(attempts):
         port = _free_port()
-        process = subprocess.Popen(
-            [
-                str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
-                "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={directory}",
-                "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                "-c", "max_connections=300", "-c", "shared_buffers=64MB",
-            ],
-            cwd=directory,
-            **_owner(),
-            stdout=subprocess.DEVNULL,
-            stderr=open(directory / "server.log", "ab"),  # noqa: SIM115 (the child keeps it)
-            start_new_session=True,
-        )
+        with open(directory / "server.log", "ab") as server_log:
+            process = subprocess.Popen(
+                [
+                    str(bin_dir / "postgres"),
+                    "-D",
+                    str(data),
+                    "-p",
+                    str(port),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    f"unix_socket_directories={directory}",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=300",
+                    "-c",
+                    "shared_buffers=64MB",
+                ],
+                cwd=directory,
+                **_owner(),
+                stdout=subprocess.DEVNULL,
+                stderr=server_log,
+                start_new_session=True,
+            )
         server = PostgresServer(directory, port, process)
         if _ready(server):
             return server

@@ -32,6 +32,7 @@ from ..storage.facilities import (
     HL7_CODE_PATTERN,
     HL7_ENDPOINT_PATTERN,
 )
+from ..storage.opening import open_database
 from ..storage.users import ROLES
 
 DICOM_NAME_HELP = (
@@ -153,7 +154,7 @@ def _facility_update(database: Database, args: argparse.Namespace) -> dict:
 
 
 def facility_command(settings: Settings, args: argparse.Namespace) -> int:
-    database = Database(settings.database_path)
+    database = open_database(settings)
     try:
         if args.facility_command == "list":
             for row in database.read_sync(facility_store.list_facilities):
@@ -225,7 +226,7 @@ def user_command(settings: Settings, args: argparse.Namespace) -> int:
     dicom_name = checked_person_name(args.dicom_name)
     password = sys.stdin.readline().rstrip("\r\n")
     password_hash = hash_password(password)
-    database = Database(settings.database_path)
+    database = open_database(settings)
     try:
         user_id = database.write_sync(
             user_store.add_user,
@@ -245,7 +246,7 @@ def user_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def _set_dicom_name(settings: Settings, username: str, name: str) -> int:
     name = checked_person_name(name)
-    database = Database(settings.database_path)
+    database = open_database(settings)
     try:
         database.write_sync(user_store.set_dicom_name, username, name)
     finally:
@@ -254,7 +255,7 @@ def _set_dicom_name(settings: Settings, username: str, name: str) -> int:
 
 
 def _set_grade(settings: Settings, username: str, grade: str) -> int:
-    database = Database(settings.database_path)
+    database = open_database(settings)
     try:
         database.write_sync(user_store.set_grade, username, grade)
     finally:

@@ -19,6 +19,7 @@ from ..storage import Database
 from ..storage.audit import append_audit, append_only_triggers_present, audit_head
 from ..storage.audit_anchor import Anchor, read_anchor
 from ..storage.audit_search import AuditFilter
+from ..storage.opening import open_database
 
 
 def add_audit_commands(commands: argparse._SubParsersAction) -> None:
@@ -62,7 +63,7 @@ def iso_instant(text: str) -> str:
 
 
 def audit_command(settings: Settings, args: argparse.Namespace) -> int:
-    database = Database(settings.database_path)
+    database = open_database(settings)
     try:
         if args.audit_command == "verify":
             return audit_verify(database, args.anchor)

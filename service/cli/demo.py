@@ -16,7 +16,7 @@ from ..demo.first_start import wait_until_ingested
 from ..http.keys import DATABASE, FOLLOWER
 from ..runtime.web_processes import PrimaryLock
 from ..settings import Settings
-from ..storage import Database
+from ..storage.opening import open_database
 
 
 async def seed_demo(settings: Settings) -> int:
@@ -27,7 +27,7 @@ async def seed_demo(settings: Settings) -> int:
 
 
 async def _seed_demo(settings: Settings) -> int:
-    database = Database(settings.database_path)
+    database = open_database(settings)
     try:
         seed.seed_accounts(database)
     finally:

@@ -29,6 +29,7 @@ from ..storage import Database
 from ..storage import patient_candidates as candidate_store
 from ..storage.audit import append_audit
 from ..storage.audit_chain import AuditEntry
+from ..storage.opening import open_database
 
 
 def add_patient_commands(commands: argparse._SubParsersAction) -> None:
@@ -136,7 +137,7 @@ async def backfill(settings: Settings, database: Database) -> dict[str, int]:
 
 
 def patients_command(settings: Settings, args: argparse.Namespace) -> int:
-    database = Database(settings.database_path)
+    database = open_database(settings)
     try:
         if args.patients_command == "backfill":
             print(json.dumps(asyncio.run(backfill(settings, database))))

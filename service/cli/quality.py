@@ -14,6 +14,7 @@ from ..quality.background import load_recognition_rules
 from ..settings import Settings
 from ..storage import Database
 from ..storage import recognition as list_store
+from ..storage.opening import open_database
 
 
 def _month(text: str) -> str:
@@ -45,7 +46,7 @@ async def _recompute(settings: Settings, database: Database, args: argparse.Name
 
 
 def quality_command(settings: Settings, args: argparse.Namespace) -> int:
-    database = Database(settings.database_path)
+    database = open_database(settings)
     try:
         if args.quality_command == "recompute":
             answer = asyncio.run(_recompute(settings, database, args))

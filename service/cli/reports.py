@@ -15,6 +15,7 @@ from ..clock import to_iso, utc_now
 from ..settings import Settings
 from ..storage import Database
 from ..storage import signing_identities as identity_store
+from ..storage.opening import open_database
 
 
 def add_report_commands(commands: argparse._SubParsersAction) -> None:
@@ -87,7 +88,7 @@ def signing_command(settings: Settings, database: Database, args: argparse.Names
 
 
 def report_command(settings: Settings, args: argparse.Namespace) -> int:
-    database = Database(settings.database_path)
+    database = open_database(settings)
     try:
         if args.command == "verify":
             return verify_command(settings, database, args)

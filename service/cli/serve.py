@@ -16,7 +16,7 @@ from ..demo.rules import with_repeat_windows
 from ..http.keys import SECONDARIES, SERVICE_EXIT
 from ..runtime.web_processes import PrimaryLock, ProcessRole, bus_path_for
 from ..settings import Settings, web_process_count
-from ..storage import Database
+from ..storage.opening import open_database
 
 
 def print_banner(settings: Settings, seeded: bool, processes: int = 1) -> None:
@@ -64,7 +64,7 @@ def serve(settings: Settings, seed_demo: bool = False) -> int:
 def _serve(settings: Settings, seed_demo: bool) -> int:
     seeded = False
     if seed_demo:
-        database = Database(settings.database_path)
+        database = open_database(settings)
         try:
             seeded = seed_accounts_once(database)
         finally:

@@ -15,6 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from .audit_chain import GENESIS_HASH, AuditEntry, chain_hash
+from .dialects import lock_audit_chain
 
 
 def audit_patient_ids(patient_id: str, detail: Mapping[str, Any]) -> list[str]:
@@ -48,8 +49,10 @@ def _storable_entry(entry: AuditEntry) -> AuditEntry:
 
 
 def append_audit(db: sqlite_utils.Database, entry: AuditEntry) -> int:
-    """Append one record chained to the last (the writer thread serialises appends)."""
+    """Append one record chained to the last (the writer thread serialises appends; across
+    PostgreSQL replicas, the chain's lock)."""
     entry = _storable_entry(entry)
+    lock_audit_chain(db)
     last = db.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
     prev_hash = last[0] if last else GENESIS_HASH
     values = asdict(entry) | {

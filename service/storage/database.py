@@ -204,6 +204,11 @@ class Database:
         self.anchor.offer(head)
         return result
 
+    def _audit_transaction(self, body: Callable[[sqlite_utils.Database], T]) -> T:
+        """The group commit of audit records (:meth:`append_audit`): an ordinary write that
+        moves no generation."""
+        return self._transaction(body, counted=False)
+
     def _run_read(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         return fn(self._connection(), *args, **kwargs)
 
@@ -280,7 +285,7 @@ class Database:
             entries = [entry for entry, _ in batch]
             ids = await asyncio.get_running_loop().run_in_executor(
                 self._writer,
-                lambda: self._transaction(lambda db: append_audits(db, entries), counted=False),
+                lambda: self._audit_transaction(lambda db: append_audits(db, entries)),
             )
         except Exception as exc:
             if len(batch) > 1:

@@ -131,7 +131,7 @@ def study_owner(db: sqlite_utils.Database, study_instance_uid: str) -> int | Non
         " WHERE study_instance_uid = ?"
         " UNION ALL SELECT facility_id, at, 1 AS kind, id FROM upload_attributions"
         " WHERE study_instance_uid = ?"
-        ") ORDER BY at, kind, id LIMIT 1",
+        ") AS credited ORDER BY at, kind, id LIMIT 1",
         [study_instance_uid, study_instance_uid],
     ).fetchone()
     return int(row[0]) if row else None

@@ -76,7 +76,7 @@ def _copy_consultation(db: sqlite_utils.Database, consultation_id: int) -> None:
     refresh = ", ".join(f"{c} = excluded.{c}" for c in _COPIES)
     db.execute(
         f"INSERT INTO turnaround_facts (consultation_id, {copies})"
-        f" SELECT id, {copies} FROM consultations WHERE id = ? AND 1"
+        f" SELECT id, {copies} FROM consultations WHERE id = ? AND true"
         f" ON CONFLICT(consultation_id) DO UPDATE SET {refresh}",
         [consultation_id],
     )

@@ -1,0 +1,54 @@
+"""Which database engine the suite's apps use: SQLite (the default) or PostgreSQL.
+
+``TELEREAD_TEST_BACKEND=postgresql`` gives every app the suite builds (``suite_settings``) a
+database of its own on one PostgreSQL server per test process (tests/postgres_server.py), copied
+from a template migrated once: the same tests, the other engine. ``make test`` runs the
+storage-heavy modules that way too (tests/test_postgres_suite.py).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from service.storage.postgres.database import PostgresDatabase
+
+from .postgres_server import PostgresServer, start_postgres
+
+_lock = threading.Lock()
+_server: PostgresServer | None = None
+_template: str | None = None
+
+
+def backend() -> str:
+    return os.environ.get("TELEREAD_TEST_BACKEND", "sqlite")
+
+
+def server() -> PostgresServer:
+    """This test process's PostgreSQL server, started at the first call."""
+    global _server
+    with _lock:
+        if _server is None:
+            _server = start_postgres()
+        return _server
+
+
+def new_database_url(scratch: Path) -> str:
+    """A fresh, migrated database's URL (a copy of the template, migrated at the first call)."""
+    global _template
+    pg = server()
+    with _lock:
+        if _template is None:
+            url = pg.new_database()
+            PostgresDatabase(url, scratch / "template.db").close()
+            _template = url.rsplit("/", 1)[1]
+    return pg.new_database(template=_template)
+
+
+def stop() -> None:
+    global _server, _template
+    with _lock:
+        if _server is not None:
+            _server.stop()
+        _server, _template = None, None
