@@ -147,9 +147,14 @@ class AnchorKeeper:
         anchor_path: Path,
         now: Callable[[], str],
         hash_at: Callable[[int], str | None],
+        commits_durable: Callable[[], None] | None = None,
     ) -> None:
-        """``hash_at(id)``: the stored hash of record ``id`` (called on the keeper's thread)."""
+        """``hash_at(id)``: the stored hash of record ``id`` (called on the keeper's thread).
+        ``commits_durable``: makes every commit so far survive a power loss before an anchor
+        names it; by default the SQLite file's WAL is fsynced (a PostgreSQL commit already is
+        durable, and its database says so with a no-op)."""
         self.path = anchor_path
+        self._commits_durable = commits_durable or self._make_commits_durable
         self._database_path = database_path
         self._now = now
         self._hash_at = hash_at
@@ -210,7 +215,7 @@ class AnchorKeeper:
                     self._condition.notify_all()
 
     def _write(self, head: tuple[int, str]) -> None:
-        self._make_commits_durable()
+        self._commits_durable()
         anchor = Anchor(head[0], head[0], head[1], self._now())
         write_anchor(self.path, anchor, self._hash_at)
         self._written = head

@@ -409,7 +409,7 @@ def was_opened(db: sqlite_utils.Database, consultation_id: int, version: int) ->
     return (
         db.execute(
             "SELECT 1 FROM consultation_events WHERE consultation_id = ? AND type = 'opened'"
-            " AND json_extract(detail, '$.version') = ?",
+            " AND CAST(json_extract(detail, '$.version') AS INTEGER) = ?",
             [consultation_id, version],
         ).fetchone()
         is not None

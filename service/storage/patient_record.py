@@ -17,6 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from .database import RecordNotFound
+from .dialects import is_postgres
 from .patients import LINKED_IDENTITIES, linked_parameters
 from .scope import Scope
 
@@ -173,8 +174,14 @@ def access_log(
     patient_ids = sorted({p for _, p in identities})
     marks = ", ".join("?" for _ in patient_ids)
     pairs = " OR ".join(
-        "(json_extract(j.value, '$.facility_id') = ? AND json_extract(j.value, '$.patient_id') = ?)"
+        "(CAST(json_extract(j.value, '$.facility_id') AS INTEGER) = ?"
+        " AND json_extract(j.value, '$.patient_id') = ?)"
         for _ in identities
+    )
+    listed = (
+        "jsonb_array_elements(CAST(a.detail AS JSONB) -> 'identities') AS j(value)"
+        if is_postgres(db)
+        else "json_each(a.detail, '$.identities') j"
     )
     flat = [value for pair in identities for value in pair]
     rows = db.query(
@@ -187,7 +194,7 @@ def access_log(
         LEFT JOIN users u ON u.id = a.user_id
         LEFT JOIN facilities f ON f.id = a.facility_id
         WHERE p.patient_id IN ({marks}) AND a.action LIKE ?
-          AND EXISTS (SELECT 1 FROM json_each(a.detail, '$.identities') j WHERE {pairs})
+          AND EXISTS (SELECT 1 FROM {listed} WHERE {pairs})
         ORDER BY a.id DESC LIMIT ?
         """,
         [*patient_ids, RECORD_ACTIONS, *flat, limit],

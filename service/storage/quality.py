@@ -17,6 +17,8 @@ import sqlite_utils
 
 from worklists.quality import QcScore, StudyRow
 
+from .dialects import is_postgres
+
 SCORE_COLUMNS = (
     "facility_id", "modality", "body_part", "month", "studies", "rated", "good", "acceptable",
     "poor", "retakes", "flagged", "reasons", "peer_reviewed", "peer_agreement", "computed_at",
@@ -111,8 +113,13 @@ def read_scores_json(
     which Python would take ~10 times longer to turn into dicts and back into JSON (bench/
     quality.py). Scoping is in the query."""
     where, params = facility_clause(facility_ids)
+    array, entry, close = (
+        ("CAST(json_agg", "json_build_object", ") AS TEXT)")
+        if is_postgres(db)
+        else ("json_group_array", "json_object", ")")
+    )
     row = db.execute(
-        f"SELECT json_group_array(json_object({_SCORE_JSON}, 'facility', f.name)) FROM"
+        f"SELECT {array}({entry}({_SCORE_JSON}, 'facility', f.name){close} FROM"
         " (SELECT * FROM qc_scores s WHERE s.month BETWEEN ? AND ? AND"
         f" {where} ORDER BY s.month, s.facility_id, s.modality, s.body_part) s"
         " JOIN facilities f ON f.id = s.facility_id",

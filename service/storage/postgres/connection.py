@@ -153,7 +153,11 @@ class PostgresConnection:
     def execute(self, sql: str, params: Params = None) -> Cursor:
         text, returns_id = translate(sql, self.identity_tables)
         cursor = self.pg.cursor()
-        cursor.execute(text, _params(params), prepare=False)
+        try:
+            cursor.execute(text, _params(params), prepare=False)
+        except psycopg.Error as exc:
+            exc.add_note(f"in: {text}")  # the statement, never its parameters (patient data)
+            raise
         if cursor.rowcount > 0 and _changes(text):
             self.total_changes += cursor.rowcount
         return Cursor(cursor, returns_id)

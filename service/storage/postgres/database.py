@@ -93,6 +93,7 @@ class PostgresDatabase(Database):
             anchor_path_for(anchor_beside),
             lambda: to_iso(utc_now()),
             self._anchored_hash,
+            commits_durable=lambda: None,  # a PostgreSQL commit is on disk when it returns
         )
 
     def _anchored_hash(self, record_id: int) -> str | None:

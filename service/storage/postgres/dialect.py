@@ -7,6 +7,7 @@ mechanical, so it is translated here rather than forked per function:
   quoted string, identifier or comment; every ``%``, quoted or not, becomes ``%%`` (psycopg reads
   each as a placeholder: statements always go with parameters, even none);
 - ``INSERT OR IGNORE`` becomes ``INSERT ... ON CONFLICT DO NOTHING``;
+- ``x IS ?`` (SQLite's equality that holds for two NULLs) becomes ``IS NOT DISTINCT FROM``;
 - ``CAST(... AS REAL)``: SQLite's REAL is 8 bytes, PostgreSQL's 4, so it becomes DOUBLE PRECISION;
 - an ``INSERT`` into a table whose key is an ``id`` identity gets ``RETURNING id``, so the cursor
   can answer ``lastrowid`` as sqlite3's does (:mod:`.connection`).
@@ -35,6 +36,8 @@ _INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+\"?(\w+)\"?", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 _ON_CONFLICT = re.compile(r"\bON\s+CONFLICT\b", re.IGNORECASE)
 _AS_REAL = re.compile(r"\bAS\s+REAL\s*\)", re.IGNORECASE)
+_IS_NOT_VALUE = re.compile(r"\bIS\s+NOT\s+(?=%s|%\()", re.IGNORECASE)
+_IS_VALUE = re.compile(r"\bIS\s+(?=%s|%\()", re.IGNORECASE)
 
 
 @lru_cache(maxsize=4096)
@@ -42,6 +45,8 @@ def translate(sql: str, identity_tables: frozenset[str]) -> tuple[str, bool]:
     """``sql`` for psycopg, and whether it returns the new row's ``id`` (``lastrowid``)."""
     text = _placeholders(sql)
     text = _AS_REAL.sub("AS DOUBLE PRECISION)", text)
+    text = _IS_NOT_VALUE.sub("IS DISTINCT FROM ", text)
+    text = _IS_VALUE.sub("IS NOT DISTINCT FROM ", text)
     ignore = _INSERT_OR_IGNORE.match(text)
     if ignore:
         text = "INSERT INTO" + text[ignore.end() :]

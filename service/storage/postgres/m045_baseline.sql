@@ -20,6 +20,21 @@ CREATE FUNCTION instr(haystack TEXT, needle TEXT) RETURNS BIGINT
 CREATE FUNCTION round(value DOUBLE PRECISION, digits INTEGER) RETURNS DOUBLE PRECISION
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN round(value::NUMERIC, digits)::DOUBLE PRECISION;
+-- json_extract(document, '$.key'): the value at a JSON path, as text (SQLite gives numbers as
+-- numbers: a query comparing one with a number casts it, which both engines read the same).
+CREATE FUNCTION json_extract(document TEXT, path TEXT) RETURNS TEXT
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN jsonb_path_query_first(document::jsonb, path::jsonpath) #>> '{}';
+CREATE FUNCTION json_extract(document JSONB, path TEXT) RETURNS TEXT
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN jsonb_path_query_first(document, path::jsonpath) #>> '{}';
+-- min(a, b) and max(a, b) of two values (SQLite's scalar forms; NULL when either is NULL).
+CREATE FUNCTION min(a ANYELEMENT, b ANYELEMENT) RETURNS ANYELEMENT
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT CASE WHEN a <= b THEN a ELSE b END $$;
+CREATE FUNCTION max(a ANYELEMENT, b ANYELEMENT) RETURNS ANYELEMENT
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT CASE WHEN a >= b THEN a ELSE b END $$;
 CREATE FUNCTION group_concat_step(state TEXT, value TEXT, separator TEXT) RETURNS TEXT
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN CASE WHEN value IS NULL THEN state WHEN state IS NULL THEN value
