@@ -73,6 +73,15 @@ def apply(db: PostgresConnection) -> list[str]:
     return applied
 
 
+def identity_tables_of(url: str) -> frozenset[str]:
+    """:func:`identity_tables` of the database at ``url``."""
+    db = PostgresConnection(url)
+    try:
+        return identity_tables(db)
+    finally:
+        db.close()
+
+
 def identity_tables(db: PostgresConnection) -> frozenset[str]:
     """Tables whose ``id`` is an identity: an INSERT into one returns its ``lastrowid``."""
     return frozenset(
