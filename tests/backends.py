@@ -16,13 +16,31 @@ from service.storage.postgres.database import PostgresDatabase
 
 from .postgres_server import PostgresServer, start_postgres
 
+#: Modules whose tests ``make test`` runs on both engines (each test twice, ``[sqlite]`` and
+#: ``[postgresql]``): those whose tests are mostly storage (claims, sessions, audit, reports,
+#: patients, peer review...), chosen so the second engine costs seconds, not minutes. The rest
+#: run on SQLite; ``TELEREAD_TEST_BACKEND=postgresql`` runs every module on PostgreSQL.
+BOTH_BACKENDS = frozenset(
+    {
+        "test_claims",
+    }
+)
+
 _lock = threading.Lock()
 _server: PostgresServer | None = None
 _template: str | None = None
+_chosen: str | None = None
 
 
 def backend() -> str:
-    return os.environ.get("TELEREAD_TEST_BACKEND", "sqlite")
+    """The engine of the apps being built now: the module's choice (conftest's
+    ``database_backend``), else ``TELEREAD_TEST_BACKEND``, else SQLite."""
+    return _chosen or os.environ.get("TELEREAD_TEST_BACKEND", "sqlite")
+
+
+def choose(name: str | None) -> None:
+    global _chosen
+    _chosen = name
 
 
 def server() -> PostgresServer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import socket
@@ -132,6 +133,25 @@ class SharedFileChecks(FileChecks):
 
     def stop(self) -> None:
         super().close()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test of a module in ``backends.BOTH_BACKENDS`` runs on SQLite and on PostgreSQL
+    (module-scoped, so a module's shared world is built once per engine)."""
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if module in backends.BOTH_BACKENDS and "TELEREAD_TEST_BACKEND" not in os.environ:
+        metafunc.parametrize(
+            "database_backend", ["sqlite", "postgresql"], indirect=True, scope="module"
+        )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def database_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The engine this module's apps use (see ``pytest_generate_tests``)."""
+    chosen = getattr(request, "param", None)
+    backends.choose(chosen)
+    yield backends.backend()
+    backends.choose(None)
 
 
 @pytest.fixture(scope="session", autouse=True)
