@@ -86,8 +86,8 @@ def _sign(db, consultation_id: int, impression: str) -> None:
         "INSERT INTO report_versions (report_id, version, findings, impression, recommendation,"
         " critical, refer, signer_id, signer_name, certificate_serial, signed_at,"
         " verification_code, verification_url, canonical, signature, pdf)"
-        " VALUES (?, 1, '', ?, '', 0, 0, ?, 'Li', '1', ?, ?, 'http://x', x'00', x'00', ?)",
-        [report, impression, user, STAMP, f"REC{consultation_id}", b"%PDF-record"],
+        " VALUES (?, 1, '', ?, '', 0, 0, ?, 'Li', '1', ?, ?, 'http://x', ?, ?, ?)",
+        [report, impression, user, STAMP, f"REC{consultation_id}", b"\0", b"\0", b"%PDF-record"],
     )
 
 

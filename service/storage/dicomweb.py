@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
+from .dialects import is_postgres
 from .scope import Scope
 
 
@@ -52,7 +53,7 @@ class StudyMatch:
 
 
 _STUDIES = """
-    SELECT c.orthanc_study_id, MIN(c.id) AS consultation_id,
+    SELECT c.orthanc_study_id, c.id AS consultation_id,
            c.study_instance_uid,
            COALESCE(NULLIF(s.patient_id, ''), c.patient_id) AS patient_id,
            COALESCE(NULLIF(s.patient_name, ''), c.patient_name) AS patient_name,
@@ -80,7 +81,7 @@ def _like(text: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
-def _pattern(column: str, pattern: Pattern) -> tuple[str, list[object]]:
+def _pattern(column: str, pattern: Pattern, postgres: bool) -> tuple[str, list[object]]:
     if pattern.fuzzy:
         return f"lower({column}) LIKE ? ESCAPE '\\'", [f"%{_like(pattern.text.lower())}%"]
     if pattern.caseless:  # a PN: any of its component groups (alphabetic=ideographic=phonetic)
@@ -89,6 +90,8 @@ def _pattern(column: str, pattern: Pattern) -> tuple[str, list[object]]:
         either = " OR ".join(f"lower({column}) LIKE ? ESCAPE '\\'" for _ in variants)
         return f"({either})", variants
     if "*" in pattern.text or "?" in pattern.text:
+        if postgres:  # no GLOB; its LIKE is case-sensitive, as GLOB is
+            return f"{column} LIKE ? ESCAPE '\\'", [_like(pattern.text)]
         return f"{column} GLOB ?", [_glob(pattern.text)]
     return f"{column} = ?", [pattern.text]
 
@@ -104,7 +107,7 @@ def _range(column: str, dates: DateRange) -> tuple[str, list[object]]:
     return " AND ".join(clauses), params
 
 
-def _conditions(match: StudyMatch) -> tuple[list[str], list[object]]:
+def _conditions(match: StudyMatch, postgres: bool) -> tuple[list[str], list[object]]:
     clauses: list[str] = []
     params: list[object] = []
 
@@ -123,7 +126,7 @@ def _conditions(match: StudyMatch) -> tuple[list[str], list[object]]:
         ("study_description", match.study_description),
     ):
         if pattern is not None:
-            add(_pattern(column, pattern))
+            add(_pattern(column, pattern, postgres))
     for column, dates in (
         ("patient_birth_date", match.patient_birth_date),
         ("study_date", match.study_date),
@@ -146,11 +149,12 @@ def matching_studies(
     """The caller's studies that match, newest study date first, one row per Orthanc study,
     ``offset`` and ``limit`` counted after scoping and matching."""
     where, scope_params = scope.where("c")
-    clauses, params = _conditions(match)
+    clauses, params = _conditions(match, is_postgres(db))
     outer = " AND ".join(clauses) or "1 = 1"
     sql = (
-        f"SELECT * FROM ({_STUDIES} WHERE c.orthanc_study_id IS NOT NULL AND {where}"
-        f" GROUP BY c.orthanc_study_id) WHERE {outer}"
+        f"SELECT * FROM ({_STUDIES} WHERE c.id IN (SELECT MIN(c.id) FROM consultations c"
+        f" WHERE c.orthanc_study_id IS NOT NULL AND {where} GROUP BY c.orthanc_study_id))"
+        f" AS matched WHERE {outer}"
         " ORDER BY study_date DESC, consultation_id DESC LIMIT ? OFFSET ?"
     )
     return [dict(row) for row in db.query(sql, [*scope_params, *params, limit, offset])]

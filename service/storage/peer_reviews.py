@@ -285,7 +285,8 @@ def reader_figures(
         " SUM(p.discrepancy IS NOT NULL), SUM(p.discrepancy IN ('open', 'answered')),"
         " SUM(p.significance = 'b')"
         " FROM peer_reviews p JOIN users u ON u.id = p.reader_id"
-        f" WHERE p.scored_at IS NOT NULL{where} GROUP BY p.reader_id ORDER BY u.display_name",
+        f" WHERE p.scored_at IS NOT NULL{where} GROUP BY p.reader_id, u.display_name"
+        " ORDER BY u.display_name",
         params,
     )
     keys = ("reader_id", "reader", "reviewed", "agreed", "discrepancies", "open", "significant")

@@ -122,7 +122,7 @@ def figures(
                SUM(t.avoided) AS avoided
         FROM (SELECT * FROM filed UNION ALL SELECT * FROM alerted) t
         JOIN facilities f ON f.id = t.facility_id
-        GROUP BY t.facility_id, t.modality, t.body_part
+        GROUP BY t.facility_id, f.name, t.modality, t.body_part
         HAVING SUM(t.repeats) > 0 OR SUM(t.avoided) > 0
         ORDER BY f.name, t.modality, t.body_part
         """,

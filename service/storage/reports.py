@@ -42,7 +42,8 @@ def list_templates(
     rows = db.execute(
         "SELECT * FROM report_templates"
         " WHERE (? = '' OR modality IN ('', ?)) AND (? = '' OR body_part IN ('', ?))"
-        " ORDER BY (modality <> '') + (body_part <> '') DESC, name",
+        " ORDER BY CASE WHEN modality <> '' THEN 1 ELSE 0 END"
+        " + CASE WHEN body_part <> '' THEN 1 ELSE 0 END DESC, name",
         [modality, modality, body_part, body_part],
     )
     return [_template(r) for r in rows]
@@ -346,7 +347,7 @@ def record_attempt(
     status = "done" if ok else ("failed" if give_up else "pending")
     db.execute(
         "UPDATE report_deliveries SET attempts = attempts + 1, status = ?, last_error = ?,"
-        " next_attempt_at = ?, done_at = CASE WHEN ? THEN ? ELSE done_at END WHERE id = ?",
+        " next_attempt_at = ?, done_at = CASE WHEN ? <> 0 THEN ? ELSE done_at END WHERE id = ?",
         [status, "" if ok else detail, next_attempt_at, ok, now, delivery_id],
     )
     row = db.execute(

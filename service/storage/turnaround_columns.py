@@ -276,9 +276,14 @@ def _store(db: sqlite_utils.Database, block: int, base: dict, stages: dict, regu
         "UPDATE turnaround_columns_version SET version = version + 1 RETURNING version"
     ).fetchone()
     db.conn.execute(
-        "INSERT OR REPLACE INTO turnaround_blocks (block, version, regular, received_min,"
+        "INSERT INTO turnaround_blocks (block, version, regular, received_min,"
         " received_max, due_min, due_max, signed_min, signed_max, base, stages)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (block) DO UPDATE SET"
+        " version = excluded.version, regular = excluded.regular,"
+        " received_min = excluded.received_min, received_max = excluded.received_max,"
+        " due_min = excluded.due_min, due_max = excluded.due_max,"
+        " signed_min = excluded.signed_min, signed_max = excluded.signed_max,"
+        " base = excluded.base, stages = excluded.stages",
         [block, version, int(regular), *spans, _pack(base, BASE_LAYOUT),
          _pack(stages, STAGE_LAYOUT)],
     )  # fmt: skip

@@ -109,6 +109,40 @@ class Cursor:
         return self._cursor.description
 
 
+class RawCursor:
+    """``db.conn.cursor()``: executes, then reads the last statement's rows (sqlite3's way)."""
+
+    row_factory: Any = None  # sqlite3 code sets it to None for plain tuples: rows are tuples
+
+    def __init__(self, owner: PostgresConnection) -> None:
+        self._owner = owner
+        self._last: Cursor | None = None
+
+    def execute(self, sql: str, params: Params = None) -> RawCursor:
+        self._last = self._owner.execute(sql, params)
+        return self
+
+    def executemany(self, sql: str, rows: Iterable[Any]) -> RawCursor:
+        self._last = self._owner.executemany(sql, rows)
+        return self
+
+    def fetchone(self) -> Any:
+        return self._last.fetchone() if self._last else None
+
+    def fetchall(self) -> list[Any]:
+        return self._last.fetchall() if self._last else []
+
+    def fetchmany(self, size: int) -> list[Any]:
+        return self._last.fetchmany(size) if self._last else []
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._last) if self._last else iter(())
+
+    @property
+    def rowcount(self) -> int:
+        return self._last.rowcount if self._last else -1
+
+
 class RawConnection:
     """``db.conn``: the handful of ``sqlite3.Connection`` methods the storage functions use."""
 
@@ -121,9 +155,8 @@ class RawConnection:
     def executemany(self, sql: str, rows: Iterable[Any]) -> Cursor:
         return self._owner.executemany(sql, rows)
 
-    def cursor(self) -> RawConnection:
-        """sqlite3 code takes a cursor for ``executemany`` and ``execute``: the same methods."""
-        return self
+    def cursor(self) -> RawCursor:
+        return RawCursor(self._owner)
 
     @property
     def in_transaction(self) -> bool:

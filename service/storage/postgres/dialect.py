@@ -7,6 +7,7 @@ mechanical, so it is translated here rather than forked per function:
   quoted string, identifier or comment; every ``%``, quoted or not, becomes ``%%`` (psycopg reads
   each as a placeholder: statements always go with parameters, even none);
 - ``INSERT OR IGNORE`` becomes ``INSERT ... ON CONFLICT DO NOTHING``;
+- a blob literal ``x'00'`` (a bit string to PostgreSQL) becomes ``'\\x00'::bytea``;
 - ``x IS ?`` (SQLite's equality that holds for two NULLs) becomes ``IS NOT DISTINCT FROM``;
 - ``CAST(... AS REAL)``: SQLite's REAL is 8 bytes, PostgreSQL's 4, so it becomes DOUBLE PRECISION;
 - an ``INSERT`` into a table whose key is an ``id`` identity gets ``RETURNING id``, so the cursor
@@ -31,6 +32,7 @@ _TOKEN = re.compile(
     r"|(?<![:\w]):([A-Za-z_]\w*)"  # a named placeholder (not ::type, not a:b)
     r"|(%)",  # a literal percent sign
 )
+_BLOB_LITERAL = re.compile(r"(?<![\w'])[xX]'([0-9A-Fa-f]*)'")
 _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", re.IGNORECASE)
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+\"?(\w+)\"?", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
@@ -43,7 +45,7 @@ _IS_VALUE = re.compile(r"\bIS\s+(?=%s|%\()", re.IGNORECASE)
 @lru_cache(maxsize=4096)
 def translate(sql: str, identity_tables: frozenset[str]) -> tuple[str, bool]:
     """``sql`` for psycopg, and whether it returns the new row's ``id`` (``lastrowid``)."""
-    text = _placeholders(sql)
+    text = _placeholders(_BLOB_LITERAL.sub(r"'\\x\1'::bytea", sql))
     text = _AS_REAL.sub("AS DOUBLE PRECISION)", text)
     text = _IS_NOT_VALUE.sub("IS DISTINCT FROM ", text)
     text = _IS_VALUE.sub("IS NOT DISTINCT FROM ", text)
