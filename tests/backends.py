@@ -22,7 +22,35 @@ from .postgres_server import PostgresServer, start_postgres
 #: run on SQLite; ``TELEREAD_TEST_BACKEND=postgresql`` runs every module on PostgreSQL.
 BOTH_BACKENDS = frozenset(
     {
+        "test_api_tokens",
+        "test_assignees",
+        "test_audit_group_commit",
+        "test_auth",
         "test_claims",
+        "test_conversation",
+        "test_effects",
+        "test_escalation",
+        "test_hl7_orders",
+        "test_id_ranges",
+        "test_orders_foundation",
+        "test_patient_index_core",
+        "test_patient_merges",
+        "test_patient_record",
+        "test_peer_review_sampling",
+        "test_quality_http",
+        "test_recognition_list",
+        "test_recognition_mark",
+        "test_repeat_exams",
+        "test_report_cosign",
+        "test_roster_notifications",
+        "test_saved_filters",
+        "test_session_cache",
+        "test_signing",
+        "test_study_openings",
+        "test_turnaround",
+        "test_turnaround_columns",
+        "test_worklist_api",
+        "test_worklist_page_api",
     }
 )
 

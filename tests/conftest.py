@@ -140,6 +140,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     (module-scoped, so a module's shared world is built once per engine)."""
     module = metafunc.module.__name__.rsplit(".", 1)[-1]
     if module in backends.BOTH_BACKENDS and "TELEREAD_TEST_BACKEND" not in os.environ:
+        shared = [
+            name
+            for name, definitions in metafunc._arg2fixturedefs.items()
+            if definitions[-1].scope == "module"
+            and name != "database_backend"
+            and "database_backend" not in definitions[-1].argnames
+        ]
+        if shared:  # it would be built once, on the first engine, and serve both
+            raise pytest.UsageError(
+                f"{module}: module-scoped fixture(s) {shared} must take database_backend"
+            )
         metafunc.parametrize(
             "database_backend", ["sqlite", "postgresql"], indirect=True, scope="module"
         )
@@ -152,6 +163,14 @@ def database_backend(request: pytest.FixtureRequest) -> Iterator[str]:
     backends.choose(chosen)
     yield backends.backend()
     backends.choose(None)
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_file_only(request: pytest.FixtureRequest, database_backend: str) -> None:
+    """A test marked ``sqlite_file`` checks the SQLite file itself: on PostgreSQL there is no
+    file (tests/test_postgres_schema.py and test_postgres_replicas.py check the same rules)."""
+    if database_backend == "postgresql" and request.node.get_closest_marker("sqlite_file"):
+        pytest.skip("works on the SQLite file itself; the app runs on PostgreSQL")
 
 
 @pytest.fixture(scope="session", autouse=True)

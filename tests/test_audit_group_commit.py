@@ -57,6 +57,7 @@ async def test_fifty_concurrent_requests_leave_fifty_records_in_fewer_commits(se
     assert result.ok, result
 
 
+@pytest.mark.sqlite_file
 async def test_a_request_whose_record_fails_to_commit_fails_and_the_others_do_not(service):
     """The database refuses the records of one user (a trigger standing in for a failed
     write): that user's concurrent requests fail with 500 instead of answering unaudited;

@@ -3,8 +3,6 @@ name the client, not the reverse proxy; an untrusted peer's X-Forwarded-For is i
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from dataclasses import replace
 
 import pytest
@@ -48,10 +46,11 @@ def test_a_bad_trusted_proxy_entry_is_refused_by_name():
 
 
 def login_addresses(app) -> list[str]:
-    with contextlib.closing(sqlite3.connect(app[DATABASE].path)) as db:
-        rows = db.execute(
+    rows = app[DATABASE].read_sync(
+        lambda db: db.execute(
             "SELECT client_ip FROM audit_log WHERE action = 'auth.login' ORDER BY id"
         ).fetchall()
+    )
     return [row[0] for row in rows]
 
 

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 
 from service.intake.intake import InstanceOrigin, ReceivedStudy, receive_study
@@ -105,7 +106,7 @@ async def test_message_body_must_be_1_to_4000_characters(service, county):
     assert (await post(service, zhao, county["cid"], "x" * 4000)).status == 201
 
 
-async def test_messages_are_immutable_in_sqlite(service, county):
+async def test_messages_are_immutable_in_the_database(service, county):
     """A trigger refuses UPDATE and DELETE on the thread, whoever asks."""
     await post(service, await service.login("dr_zhao"), county["cid"], "kept for ever")
 
@@ -116,7 +117,7 @@ async def test_messages_are_immutable_in_sqlite(service, county):
         "UPDATE consultation_messages SET body = 'changed'",
         "DELETE FROM consultation_messages",
     ):
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        with pytest.raises((sqlite3.DatabaseError, psycopg.Error), match="append-only"):
             await service.database.write(tamper, sql)
     items = (
         await (

@@ -112,7 +112,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(tmp_path_factory, migrated_database) -> AsyncIterator[World]:
+async def world(tmp_path_factory, migrated_database, database_backend) -> AsyncIterator[World]:
     directory = tmp_path_factory.mktemp("hl7")
     port = free_port()
     settings = replace(suite_settings(directory, None), hl7_port=port)

@@ -113,7 +113,9 @@ def _seed_patients(db, ids: dict[str, int]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-async def world(tmp_path_factory, migrated_database) -> AsyncIterator[dict[str, Any]]:
+async def world(
+    tmp_path_factory, migrated_database, database_backend
+) -> AsyncIterator[dict[str, Any]]:
     directory = tmp_path_factory.mktemp("patient-record")
     settings = suite_settings(directory, None)
     start_from(migrated_database, settings)

@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from service.quality.recompute import _evaluate_and_apply
-from service.settings import Settings
 from worklists.recognition import RecognitionRules
 
-from .conftest import Service, start_from
+from .conftest import Service, start_from, suite_settings
 from .module_app import TestClient, TestServer, create_app
 
 NOW = "2026-01-01T00:00:00.000000Z"
@@ -47,9 +46,9 @@ def _seed(db, facility_ids: list[int]) -> None:
 
 @pytest.fixture(scope="module")
 async def world(
-    tmp_path_factory: pytest.TempPathFactory, migrated_database: Path
+    tmp_path_factory: pytest.TempPathFactory, migrated_database: Path, database_backend: str
 ) -> AsyncIterator[World]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("quality") / "var")
+    settings = suite_settings(tmp_path_factory.mktemp("quality"), None)
     start_from(migrated_database, settings)
     client = TestClient(TestServer(create_app(settings, orthanc=False)))
     await client.start_server()

@@ -103,7 +103,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(tmp_path_factory, migrated_database) -> AsyncIterator[World]:
+async def world(tmp_path_factory, migrated_database, database_backend) -> AsyncIterator[World]:
     directory = tmp_path_factory.mktemp("repeats")
     port = free_port()
     settings = replace(

@@ -78,7 +78,7 @@ def _identity(ca: ConsortiumCA, name: str, user_id: int):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> World:
+def world(tmp_path_factory, database_backend) -> World:
     ca = ConsortiumCA.load_or_create(tmp_path_factory.mktemp("pki"), "Test consortium CA")
     trust = TrustStore((ca.certificate,), (ca.crl([], now=NOW + timedelta(seconds=1)),))
     long_term = LongTerm(ConsortiumTimeStamper(ca.timestamp_authority(None, now=NOW)), trust)

@@ -171,6 +171,7 @@ async def test_a_get_is_answered_without_reading_the_session_again(service, peop
     assert "session_user" not in reads
 
 
+@pytest.mark.sqlite_file
 async def test_a_cached_session_revoked_by_another_process_is_refused_on_the_next_get(
     service, people
 ):
@@ -188,6 +189,7 @@ async def test_a_cached_session_revoked_by_another_process_is_refused_on_the_nex
     assert await me(service, wang) == 401
 
 
+@pytest.mark.sqlite_file
 async def test_a_cached_session_revoked_by_the_sqlite3_shell_is_refused_on_the_next_get(
     service, people
 ):

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.adapt import Dumper
+from psycopg.adapt import Dumper, Loader
 from psycopg.pq import TransactionStatus
 
 from .dialect import script_statements, translate
@@ -67,6 +67,15 @@ class BoolAsInteger(Dumper):
 
     def dump(self, obj: bool) -> bytes:
         return b"1" if obj else b"0"
+
+
+class NumericAsNumber(Loader):
+    """NUMERIC as SQLite answers it: an integer when whole (``sum`` of integers), else a float
+    (``avg``, ``round``), never a ``Decimal`` that JSON and arithmetic with floats refuse."""
+
+    def load(self, data: Any) -> int | float:
+        text = bytes(data)
+        return float(text) if b"." in text or b"e" in text.lower() else int(text)
 
 
 class Cursor:
@@ -179,6 +188,7 @@ class PostgresConnection:
     def __init__(self, url: str, identity_tables: frozenset[str] | None = None) -> None:
         self.pg = psycopg.connect(url, autocommit=True, row_factory=_row_factory)
         self.pg.adapters.register_dumper(bool, BoolAsInteger)
+        self.pg.adapters.register_loader("numeric", NumericAsNumber)
         self.total_changes = 0
         self.conn = RawConnection(self)
         self.identity_tables = identity_tables or frozenset()
@@ -219,11 +229,19 @@ class PostgresConnection:
 
 
 def _params(params: Params) -> Sequence[Any] | Mapping[str, Any]:
+    """PostgreSQL's text cannot hold NUL (SQLite's can): a NUL is dropped from text given to
+    it (a DICOM value's padding, a fuzzer's query), rather than failing the statement."""
     if params is None:
         return ()
     if isinstance(params, Mapping):
-        return params
-    return tuple(params)
+        return {key: _storable(value) for key, value in params.items()}
+    return tuple(_storable(value) for value in params)
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str) and "\0" in value:
+        return value.replace("\0", "")
+    return value
 
 
 def _changes(sql: str) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -48,7 +49,7 @@ T = TypeVar("T")
 #: How many times a write transaction is run before its serialization failure is the caller's.
 WRITE_ATTEMPTS = 30
 GENERATION_CHANNEL = "teleread_generation"
-NOTIFY_GENERATION_SQL = f"SELECT pg_notify('{GENERATION_CHANNEL}', '')"
+NOTIFY_GENERATION_SQL = f"SELECT pg_notify('{GENERATION_CHANNEL}', ?)"
 RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected)
 #: The unique index that keeps the audit chain one chain (m045_baseline.sql).
 CHAIN_INDEX = "audit_log_prev_hash"
@@ -61,6 +62,9 @@ class PostgresDatabase(Database):
         """``anchor_beside``: the path the audit anchor file is named after (the data
         directory's ``teleread.db``, which need not exist)."""
         self.url = url
+        self.origin = secrets.token_hex(8)
+        """Names this replica's notifications, which its own listener ignores: its commits
+        count themselves at once (a second count would empty its caches for nothing)."""
         self.path = anchor_beside
         anchor_beside.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -117,8 +121,9 @@ class PostgresDatabase(Database):
                     self._generation += 1
                     self._listening.set()
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.5, stop_after=1):
-                            self._generation += 1
+                        for notice in conn.notifies(timeout=0.5, stop_after=1):
+                            if notice.payload != self.origin:
+                                self._generation += 1
             except psycopg.Error:
                 if self._stop.wait(0.5):
                     return
@@ -128,6 +133,7 @@ class PostgresDatabase(Database):
         db = getattr(self._local, "db", None)
         if db is None or db.pg.closed:
             db = PostgresConnection(self.url, self.identity_tables)
+            db.execute("SELECT set_config('teleread.origin', ?, false)", [self.origin])
             self._local.db = db
             with self._lock:
                 self._all.append(db)
@@ -151,7 +157,7 @@ class PostgresDatabase(Database):
                 result = body(db)
                 changed = db.total_changes != changes
                 if counted and changed:
-                    db.execute(NOTIFY_GENERATION_SQL)
+                    db.execute(NOTIFY_GENERATION_SQL, [self.origin])
                 head = audit_head(db)  # type: ignore[arg-type]
                 db.execute("COMMIT")
             except BaseException as exc:

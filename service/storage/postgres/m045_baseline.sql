@@ -46,10 +46,11 @@ CREATE FUNCTION group_concat_step(state TEXT, value TEXT, separator TEXT) RETURN
                 ELSE state || separator || value END;
 CREATE AGGREGATE group_concat(TEXT, TEXT) (SFUNC = group_concat_step, STYPE = TEXT);
 -- The write generation (service/storage/database.py: version()): on PostgreSQL a notification to
--- every replica's listener when a transaction changes a cached table, sent at its commit.
+-- every replica's listener when a transaction changes a cached table, sent at its commit, naming
+-- the replica that wrote (teleread.origin, set on each of its connections) so it ignores its own.
 CREATE FUNCTION note_write_generation() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('teleread_generation', '');
+    PERFORM pg_notify('teleread_generation', coalesce(current_setting('teleread.origin', true), ''));
     RETURN NULL;
 END $$;
 CREATE FUNCTION refuse_the_audit_trail_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
