@@ -1,17 +1,24 @@
 """Async client for the Orthanc REST API (the service's hot paths never use a sync client).
 
 Only the service talks to Orthanc, with credentials that never reach a browser or a log.
+
+Orthancs that share one index (PostgreSQL, docs/scaling.md) are one archive with several doors:
+given their URLs, the client turns to the next when the one it uses does not answer, and stays
+there. Their change feeds are one feed (the same seqs), so the follower reads on unaware.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from .auth import basic_auth_header
+
+log = logging.getLogger(__name__)
 
 
 class OrthancError(Exception):
@@ -62,9 +69,17 @@ class OrthancClient:
     """Thin async wrapper: JSON in, JSON out, Orthanc errors as exceptions."""
 
     def __init__(
-        self, base_url: str, username: str | None, password: str | None, timeout: float = 60.0
+        self,
+        base_url: str,
+        username: str | None,
+        password: str | None,
+        timeout: float = 60.0,
+        *,
+        other_urls: Sequence[str] = (),
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self._urls = [url.rstrip("/") for url in (base_url, *other_urls)]
+        """``base_url`` first, then other Orthancs sharing its index (its doors)."""
+        self._current = 0
         self.username = username  # Orthanc records it as HttpUsername on what we store by REST
         self.password = password  # for the renderer's blocking file reader (file_reader.py)
         # Identity: Orthanc would otherwise gzip every answer on the fly (45 ms for a 512 KB
@@ -83,12 +98,45 @@ class OrthancClient:
             connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=KEEPALIVE_SECONDS),
         )
 
+    @property
+    def base_url(self) -> str:
+        """The Orthanc requests go to now."""
+        return self._urls[self._current]
+
     async def close(self) -> None:
         await self._session.close()
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send one request; decode JSON answers, return bytes for anything else."""
-        url = self.base_url + path
+        """Send one request; decode JSON answers, return bytes for anything else.
+
+        With other doors, an Orthanc that does not answer is left for the next; the request is
+        sent again there at once when that cannot do anything twice: a GET, or a request that
+        never left (no connection) with a body that can be sent again.
+        """
+        for attempt in range(len(self._urls)):
+            door = self._current
+            try:
+                return await self._request(self._urls[door] + path, method, **kwargs)
+            except OrthancUnavailable as exc:
+                if len(self._urls) == 1:
+                    raise
+                self._leave(door, exc)
+                if attempt == len(self._urls) - 1 or not _repeatable(method, exc, kwargs):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _leave(self, door: int, exc: OrthancUnavailable) -> None:
+        """Requests go to the next door from now on (once, however many failed at once)."""
+        if self._current == door:
+            self._current = (door + 1) % len(self._urls)
+            log.warning(
+                "Orthanc at %s unavailable (%s); turning to %s",
+                self._urls[door],
+                exc.message,
+                self.base_url,
+            )
+
+    async def _request(self, url: str, method: str, **kwargs: Any) -> Any:
         try:
             async with self._session.request(method, url, **kwargs) as response:
                 body = await response.read()
@@ -112,8 +160,10 @@ class OrthancClient:
         self, method: str, path: str, chunk: int = 1 << 16, **kwargs: Any
     ) -> AsyncIterator[bytes]:
         """An answer's body in chunks, as it arrives (a DICOM file passed on to a client
-        without holding it whole); errors as :meth:`request` raises them, before the first."""
-        url = self.base_url + path
+        without holding it whole); errors as :meth:`request` raises them, before the first (an
+        Orthanc that does not answer is left for the next door, as there)."""
+        door = self._current
+        url = self._urls[door] + path
         try:
             async with self._session.request(method, url, **kwargs) as response:
                 if response.status >= 400:
@@ -125,7 +175,14 @@ class OrthancClient:
                 async for data in response.content.iter_chunked(chunk):
                     yield data
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise OrthancUnavailable(0, f"{type(exc).__name__}: {exc}") from exc
+            unavailable = OrthancUnavailable(0, f"{type(exc).__name__}: {exc}")
+            if len(self._urls) > 1:
+                self._leave(door, unavailable)
+            raise unavailable from exc
+        except OrthancUnavailable as exc:
+            if len(self._urls) > 1:
+                self._leave(door, exc)
+            raise
 
     async def system(self) -> dict[str, Any]:
         return await self.get("/system")
@@ -172,6 +229,15 @@ class OrthancClient:
 
     async def modalities(self) -> list[str]:
         return await self.get("/modalities")
+
+
+def _repeatable(method: str, exc: OrthancUnavailable, kwargs: dict[str, Any]) -> bool:
+    """Whether a request that met ``exc`` may be sent again at once to another door."""
+    if method in ("GET", "HEAD"):
+        return True
+    never_sent = isinstance(exc.__cause__, aiohttp.ClientConnectorError)
+    body = kwargs.get("data")
+    return never_sent and (body is None or isinstance(body, bytes | str))
 
 
 class AbsentOrthanc(OrthancClient):
