@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what teleread needs from Debian when it is missing: Orthanc with its DICOMweb and
 # PostgreSQL index plugins, a CJK font for report PDFs and npm (which fetches the OHIF viewer,
-# scripts/install-ohif.sh) (always), and for the test suite Chromium (browser tests), dcmtk (the viewer's pixel-exactness
-# reference), Node.js (eslint, JS unit tests) and the PostgreSQL server (tests/postgres_server.py).
+# scripts/install-ohif.sh) (always), and for the test suite Chromium (browser tests), dcmtk (the
+# viewer's pixel-exactness reference), Node.js (eslint, JS unit tests) and the PostgreSQL server
+# (tests/postgres_server.py).
 # Idempotent and quiet when all is there.
 set -euo pipefail
 
