@@ -126,19 +126,24 @@ def start_postgres(parent: Path | None = None, attempts: int = 3) -> PostgresSer
     )
     for attempt in range(attempts):
         port = _free_port()
-        process = subprocess.Popen(
-            [
-                str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
-                "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={directory}",
-                "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                "-c", "max_connections=300", "-c", "shared_buffers=64MB",
-            ],
-            cwd=directory,
-            **_owner(),
-            stdout=subprocess.DEVNULL,
-            stderr=open(directory / "server.log", "ab"),  # noqa: SIM115 (the child keeps it)
-            start_new_session=True,
-        )
+        # Closed here once the child has its own copy: left open, the handle was collected with a
+        # ResourceWarning, which the suite's filterwarnings = error turns into a failed test.
+        with open(directory / "server.log", "ab") as server_log:
+            process = subprocess.Popen(
+                [
+                    str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
+                    "-c", "listen_addresses=127.0.0.1",
+                    "-c", f"unix_socket_directories={directory}",
+                    "-c", "fsync=off", "-c", "synchronous_commit=off",
+                    "-c", "full_page_writes=off",
+                    "-c", "max_connections=300", "-c", "shared_buffers=64MB",
+                ],
+                cwd=directory,
+                **_owner(),
+                stdout=subprocess.DEVNULL,
+                stderr=server_log,
+                start_new_session=True,
+            )
         server = PostgresServer(directory, port, process)
         if _ready(server):
             return server
