@@ -55,10 +55,16 @@ class TestGaps:
         process(window, late)
         assert (window.low, window.gaps()) == (103, [])
 
-    def test_neighbouring_gaps_are_read_as_one_range(self):
+    def test_gaps_close_together_are_read_as_one_range_and_far_ones_apart(self):
         window = ChangeWindow(0, patience=30)
-        window.take(changes(1, 4, 5, 7), now=0)
-        assert window.gaps() == [(2, 3), (6, 6)]
+        window.take(changes(1, 3, *range(5, 400), 401), now=0)
+        assert window.gaps(join_within=1) == [(2, 2), (4, 4), (400, 400)]
+        assert window.gaps(join_within=100) == [(2, 4), (400, 400)]
+
+    def test_changes_read_again_with_a_joined_range_are_not_taken_twice(self):
+        window = ChangeWindow(0, patience=30)
+        process(window, window.take(changes(1, 3, 5), now=0))
+        assert seqs(window.take(changes(2, 3, 4), now=1)) == [2, 4]
 
     def test_a_gap_is_given_up_after_the_patience(self):
         """A seq of a rolled-back transaction never comes: after ``patience`` the cursor passes

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydicom.dataset import Dataset
@@ -33,6 +34,7 @@ from service.runtime.orthanc.process import (
     SharedIndex,
     load_or_create_credentials,
 )
+from service.storage import ingest as ingest_store
 
 from .conftest import Service, free_port, start_from, suite_settings
 from .postgres_server import PostgresServer, start_postgres
@@ -153,6 +155,12 @@ def consultation_counts(db: Any, uids: list[str]) -> Counter[str]:
     return Counter(row[0] for row in db.execute(sql, uids))
 
 
+def orthanc_ids(db: Any, uids: list[str]) -> list[str]:
+    marks = ", ".join("?" for _ in uids)
+    sql = f"SELECT orthanc_id FROM studies WHERE study_instance_uid IN ({marks})"
+    return [row[0] for row in db.execute(sql, uids)]
+
+
 def outcomes_of(service: Service) -> list[IngestOutcome]:
     """Every ingest outcome from now on (a study processed twice would show twice)."""
     outcomes: list[IngestOutcome] = []
@@ -207,6 +215,50 @@ async def test_studies_sent_to_both_orthancs_become_one_consultation_each(
     assert counts == Counter({u: 1 for u in uids})
     processed = Counter(o.study_instance_uid for o in outcomes)
     assert all(processed[u] == 1 for u in uids), processed
+
+
+async def test_a_change_committed_late_is_ingested_and_the_cursor_waits_for_it(
+    archive: Archive, world: Service
+):
+    """A transaction holds seq N uncommitted while later changes commit (as another Orthanc's
+    may): the follower ingests the later ones, stores no cursor at or past N, and ingests N's
+    change when it commits. N is a real row of Orthanc's own Changes table (a StableStudy of a
+    study ingested before, so ingesting it again only refreshes it)."""
+    first, second = archive.orthancs
+    early, later = a_study("LATE1"), a_study("LATE2")
+    await c_store(first, early)
+    await all_ingested(world, [uid(early)])
+    [early_id] = await world.database.read(orthanc_ids, [uid(early)])
+    outcomes = outcomes_of(world)
+
+    with psycopg.connect(archive.index.url) as held:
+        # Without the plugin's trigger, which row-locks one counter for every change written
+        # and so serialises the Orthancs' writes (docs/scaling.md): later plugins write
+        # concurrently, and a late commit is what this test is about.
+        held.execute("SET LOCAL session_replication_role = replica")
+        held_seq = held.execute(
+            "INSERT INTO changes (changetype, internalid, resourcetype, date)"
+            " SELECT 13, internalid, 1, '20260101T000000' FROM resources WHERE publicid = %s"
+            " RETURNING seq",
+            [early_id],
+        ).fetchone()[0]
+        await c_store(second, later)
+        await all_ingested(world, [uid(later)])
+        assert await world.database.read(ingest_store.get_cursor) < held_seq
+        assert [o.orthanc_id for o in outcomes] != [early_id]
+    # leaving the block commits: the change appears below seqs the follower has read
+
+    async def late_change_ingested() -> bool:
+        return any(o.orthanc_id == early_id for o in outcomes)
+
+    await world.wait_for(late_change_ingested)
+    last = await world.app[ORTHANC].last_change()
+
+    async def cursor_at(seq: int) -> bool:
+        return await world.database.read(ingest_store.get_cursor) == seq
+
+    await world.wait_for(lambda: cursor_at(last))
+    assert [o.orthanc_id for o in outcomes].count(early_id) == 1
 
 
 async def test_ingest_goes_on_through_the_other_orthanc_when_the_followed_one_dies(

@@ -40,11 +40,11 @@ MAX_FAILURES_PER_CHANGE = 5
 MOVE_RETRY_SECONDS = 60.0
 # Files of C-STOREd instances read and checked at once (each check runs in a worker thread).
 CHECK_CONCURRENCY = 4
-#: How long a seq skipped on the feed is waited for (change_window.py). Its change comes the
-#: moment the transaction that took it commits (measured: within milliseconds, when it ever
-#: comes) or never (rolled back); waiting costs one small request a poll and keeps the stored
-#: cursor that far behind, so that a restart re-reads those changes.
-GAP_PATIENCE_SECONDS = 30.0
+#: How long a seq skipped on the feed is waited for (change_window.py). Its change comes when
+#: the transaction that took it commits (a transaction of the index lasts milliseconds) or never
+#: (rolled back: most gaps, measured with two Orthancs on one index); waiting keeps the stored
+#: cursor that far behind, so that a restart reads those changes again.
+GAP_PATIENCE_SECONDS = 10.0
 
 
 class ChangeFollower:
