@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -144,6 +145,7 @@ async def phase(
     await client.close()
     for orthanc in started:
         await orthanc.kill()
+    errors = orthanc_errors(directory / name)
     late = sorted(feed.late)
     worst_below = max((below for below, _ in late), default=0)
     worst_wait = max((wait for _, wait in late), default=0.0)
@@ -151,7 +153,18 @@ async def phase(
         f"{name:<28} {len(feed.seen):>8} {len(late):>6} {worst_below:>11} "
         f"{worst_wait * 1000:>11.1f} {len(feed.missing):>10} {sent:>7.1f}  "
         f"failed C-STOREs: {sum(failures)}"
+        + "".join(f"\n    Orthanc error x{n}: {text}" for text, n in errors.most_common(3))
     )
+
+
+def orthanc_errors(directory: Path) -> Counter[str]:
+    """The error lines of the phase's Orthanc logs, without their time and thread."""
+    errors: Counter[str] = Counter()
+    for log in directory.glob("o*/orthanc.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("E"):
+                errors[line.split("] ", 1)[-1][:160]] += 1
+    return errors
 
 
 async def run(args: argparse.Namespace) -> None:

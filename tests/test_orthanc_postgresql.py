@@ -9,9 +9,10 @@ archive and one app for the module.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,66 +21,23 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydicom.dataset import Dataset
 
-from service.app import create_app
-from service.demo.synthetic import StudySpec, make_study
+from service.app import create_app, managed_orthanc
+from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.dicom.send import send_datasets
 from service.http.keys import ORTHANC
 from service.intake.intake import IngestOutcome
 from service.runtime.orthanc.client import OrthancClient
-from service.runtime.orthanc.process import (
-    ManagedOrthanc,
-    OrthancConfig,
-    OrthancCredentials,
-    OrthancStartError,
-    SharedIndex,
-    load_or_create_credentials,
-)
+from service.runtime.orthanc.process import ManagedOrthanc
+from service.settings import SettingsError, load_settings
 from service.storage import ingest as ingest_store
 
 from .conftest import Service, free_port, start_from, suite_settings
 from .postgres_server import PostgresServer, start_postgres
+from .shared_archive import Archive, start_archive
 
 pytestmark = pytest.mark.orthanc
 
 CLINIC_AET = "DONGXIANG_DR"
-
-
-@dataclass
-class Archive:
-    """Two Orthancs sharing one index and one storage directory."""
-
-    index: SharedIndex
-    orthancs: list[ManagedOrthanc]
-
-    def client(self, number: int) -> OrthancClient:
-        orthanc = self.orthancs[number]
-        credentials = orthanc.config.credentials
-        return OrthancClient(orthanc.url, credentials.username, credentials.password)
-
-
-async def start_shared_orthanc(
-    directory: Path, index: SharedIndex, credentials: OrthancCredentials, attempts: int = 3
-) -> ManagedOrthanc:
-    """An Orthanc of the shared archive on free ports (retried if one was taken meanwhile)."""
-    for attempt in range(attempts):
-        config = OrthancConfig(
-            directory=directory,
-            http_port=free_port(),
-            dicom_port=free_port(),
-            aet="TELEREAD",
-            stable_age=1,
-            plugins_dir=Path("/usr/share/orthanc/plugins"),
-            credentials=credentials,
-            shared_index=index,
-        )
-        orthanc = ManagedOrthanc(config)
-        try:
-            await orthanc.start()
-            return orthanc
-        except OrthancStartError as exc:
-            if "already in use" not in str(exc) or attempt == attempts - 1:
-                raise
-    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="module")
@@ -95,17 +53,9 @@ def postgres() -> Iterator[PostgresServer]:
 async def archive(
     postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Archive]:
-    directory = tmp_path_factory.mktemp("archive")
-    index = SharedIndex(postgres.new_database(), directory / "storage")
-    credentials = load_or_create_credentials(directory)  # one set for both: one archive
-    orthancs = list(
-        await asyncio.gather(
-            *(start_shared_orthanc(directory / f"o{n}", index, credentials) for n in (1, 2))
-        )
-    )
-    yield Archive(index, orthancs)
-    for orthanc in orthancs:
-        await orthanc.kill()
+    archive = await start_archive(postgres, tmp_path_factory.mktemp("archive"))
+    yield archive
+    await archive.kill()
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +147,92 @@ async def test_each_orthanc_lists_and_serves_what_the_other_received(archive: Ar
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_the_configuration_puts_the_index_in_postgresql_unlocked_and_stays_private(
+    archive: Archive,
+):
+    """Plugin 4.0's section: the index only, ``Lock`` false (several Orthancs), the files in the
+    shared directory; HTTP from localhost only and authenticated, as ever."""
+    config = json.loads((archive.orthancs[0].config.directory / "orthanc.json").read_text())
+    assert config["PostgreSQL"] == {
+        "EnableIndex": True,
+        "EnableStorage": False,
+        "ConnectionUri": archive.index.url,
+        "Lock": False,
+        "MaximumConnectionRetries": 10,
+        "ConnectionRetryInterval": 1,
+    }
+    assert any(p.endswith("/libOrthancPostgreSQLIndex.so") for p in config["Plugins"])
+    assert config["StorageDirectory"] == str(archive.index.storage_dir)
+    assert config["RemoteAccessAllowed"] is False
+    assert config["AuthenticationEnabled"] is True
+
+
+async def test_teleread_serve_starts_its_orthanc_on_the_index_its_settings_name(
+    archive: Archive, tmp_path: Path
+):
+    """TELEREAD_ORTHANC_INDEX_URL and TELEREAD_ORTHANC_STORAGE_DIR: the managed Orthanc joins
+    the archive, and lists and serves a study another door received."""
+    study = a_study("JOIN1")
+    await c_store(archive.orthancs[0], study)
+    settings = load_settings(
+        {
+            "TELEREAD_DATA_DIR": str(tmp_path / "var"),
+            "TELEREAD_ORTHANC_HTTP_PORT": str(free_port()),
+            "TELEREAD_ORTHANC_DICOM_PORT": str(free_port()),
+            "TELEREAD_ORTHANC_INDEX_URL": archive.index.url,
+            "TELEREAD_ORTHANC_STORAGE_DIR": str(archive.index.storage_dir),
+        }
+    )
+    joined = managed_orthanc(settings)
+    await joined.start()
+    credentials = joined.config.credentials
+    client = OrthancClient(joined.url, credentials.username, credentials.password)
+    try:
+        found = await client.request("POST", "/tools/lookup", data=study[0].SOPInstanceUID.encode())
+        content = await client.get(f"/instances/{found[0]['ID']}/file")
+        assert content[128:132] == b"DICM"
+    finally:
+        await client.close()
+        await joined.kill()
+
+
+@pytest.mark.parametrize(
+    ("environ", "complaint"),
+    [
+        ({"TELEREAD_ORTHANC_INDEX_URL": "mysql://h/db"}, "TELEREAD_ORTHANC_INDEX_URL"),
+        ({"TELEREAD_ORTHANC_INDEX_URL": "postgresql://h:5432"}, "TELEREAD_ORTHANC_INDEX_URL"),
+        ({"TELEREAD_ORTHANC_STORAGE_DIR": "/srv/dicom"}, "needs TELEREAD_ORTHANC_INDEX_URL"),
+        ({"TELEREAD_ORTHANC_OTHER_URLS": "http://o2:8042"}, "needs TELEREAD_ORTHANC_URL"),
+        (
+            {"TELEREAD_ORTHANC_URL": "http://o1:8042", "TELEREAD_ORTHANC_OTHER_URLS": "o2:8042"},
+            "not an http",
+        ),
+    ],
+)
+def test_settings_of_a_shared_archive_that_cannot_work_are_refused(environ, complaint):
+    with pytest.raises(SettingsError, match=complaint):
+        load_settings(environ)
+
+
+async def test_a_request_that_cannot_reach_the_first_door_goes_to_the_next_at_once(
+    archive: Archive,
+):
+    """A store sent where nothing listens never left: it is sent to the next Orthanc of the
+    archive at once, and later requests go there too."""
+    credentials = archive.credentials
+    nobody = f"http://127.0.0.1:{free_port()}"
+    client = OrthancClient(
+        nobody, credentials.username, credentials.password, other_urls=[archive.orthancs[1].url]
+    )
+    try:
+        stored = await client.store_instance(dataset_bytes(a_study("DOOR1")[0]))
+        assert stored["Status"] == "Success"
+        assert client.base_url == archive.orthancs[1].url
+        assert await client.get(f"/instances/{stored['ID']}/metadata")
+    finally:
+        await client.close()
 
 
 async def test_studies_sent_to_both_orthancs_become_one_consultation_each(
