@@ -26,6 +26,7 @@ from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.dicom.send import send_datasets
 from service.http.keys import ORTHANC
 from service.intake.intake import IngestOutcome
+from service.intake.modalities import register_facility
 from service.runtime.orthanc.client import OrthancClient
 from service.runtime.orthanc.process import ManagedOrthanc
 from service.settings import SettingsError, load_settings
@@ -233,6 +234,26 @@ async def test_a_request_that_cannot_reach_the_first_door_goes_to_the_next_at_on
         assert await client.get(f"/instances/{stored['ID']}/metadata")
     finally:
         await client.close()
+
+
+async def test_a_facility_is_registered_with_every_orthanc_of_the_archive(archive: Archive):
+    """Each Orthanc keeps its own modalities in the shared index: a facility's AE title is
+    registered with both, or the second would refuse its worklist queries and reports."""
+    credentials = archive.credentials
+    first, second = archive.orthancs
+    client = OrthancClient(
+        first.url, credentials.username, credentials.password, other_urls=[second.url]
+    )
+    try:
+        await register_facility(client, {"aet": "XIPING_CT"})
+    finally:
+        await client.close()
+    for number in (0, 1):
+        alone = archive.client(number)
+        try:
+            assert "XIPING_CT" in await alone.modalities()
+        finally:
+            await alone.close()
 
 
 async def test_studies_sent_to_both_orthancs_become_one_consultation_each(

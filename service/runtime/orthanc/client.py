@@ -224,8 +224,27 @@ class OrthancClient:
 
     async def put_modality(self, name: str, body: dict[str, Any]) -> None:
         """Register (or update) a known DICOM modality: its AE title, address and what it may do
-        (``body`` as built by :func:`service.intake.modalities.orthanc_modality`)."""
-        await self.request("PUT", f"/modalities/{name}", json=body)
+        (``body`` as built by :func:`service.intake.modalities.orthanc_modality`).
+
+        Sent to every door: Orthancs sharing an index each keep their modalities apart (a
+        property of each server in the index, measured: one registered at the first was unknown
+        to the second, even restarted), and each must know a facility's AE title to answer its
+        worklist queries and to send its reports."""
+        await self.request_every_door("PUT", f"/modalities/{name}", json=body)
+
+    async def request_every_door(self, method: str, path: str, **kwargs: Any) -> None:
+        """Send a request to every door; an Orthanc that does not answer is logged and passed
+        over (it fails only when none answers)."""
+        missed: list[OrthancUnavailable] = []
+        for url in self._urls:
+            try:
+                await self._request(url + path, method, **kwargs)
+            except OrthancUnavailable as exc:
+                missed.append(exc)
+                if len(self._urls) > 1:
+                    log.warning("Orthanc at %s missed %s %s (%s)", url, method, path, exc.message)
+        if len(missed) == len(self._urls):
+            raise missed[0]
 
     async def modalities(self) -> list[str]:
         return await self.get("/modalities")
@@ -255,3 +274,6 @@ class AbsentOrthanc(OrthancClient):
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         raise OrthancUnavailable(0, f"no image archive in this app ({method} {path})")
+
+    async def request_every_door(self, method: str, path: str, **kwargs: Any) -> None:
+        await self.request(method, path, **kwargs)
