@@ -68,6 +68,7 @@ from .reports.delivery import DeliveryPolicy, ReportDelivery
 from .reports.lifecycle import critical_sweep_once, load_ca
 from .runtime.health import Health, sharing_health
 from .runtime.orthanc.client import AbsentOrthanc, OrthancClient
+from .runtime.orthanc.file_doors import FileDoors
 from .runtime.orthanc.file_reader import OrthancFileReader
 from .runtime.orthanc.process import (
     ManagedOrthanc,
@@ -350,13 +351,17 @@ async def viewer_context(app: web.Application) -> AsyncIterator[None]:
 
     cache_mb = max(1.0, settings.frame_cache_mb / app[ROLE].count)
     workers: Renderer
-    reader: OrthancFileReader | None = None
+    reader: FileDoors | None = None
     stored: StoredFiles | None = None
     if settings.render_workers:
         source = FileSource(orthanc.base_url, orthanc.username, orthanc.password)
         workers = RenderWorkers(settings.render_workers, cache_mb, source)
     else:
-        reader = OrthancFileReader(orthanc.base_url, orthanc.username, orthanc.password)
+        # One reader per Orthanc of the archive (TELEREAD_ORTHANC_OTHER_URLS), the next used
+        # when one does not answer.
+        reader = FileDoors(
+            [OrthancFileReader(url, orthanc.username, orthanc.password) for url in orthanc.urls]
+        )
         # The managed Orthanc's files are read from its storage area (every web process runs
         # beside it); an Orthanc elsewhere has no such directory here.
         stored = StoredFiles.beside(settings.orthanc_storage, reader.read)

@@ -28,6 +28,8 @@ from service.http.keys import ORTHANC
 from service.intake.intake import IngestOutcome
 from service.intake.modalities import register_facility
 from service.runtime.orthanc.client import OrthancClient
+from service.runtime.orthanc.file_doors import FileDoors
+from service.runtime.orthanc.file_reader import OrthancFileReader
 from service.runtime.orthanc.process import ManagedOrthanc
 from service.settings import SettingsError, load_settings
 from service.storage import ingest as ingest_store
@@ -234,6 +236,29 @@ async def test_a_request_that_cannot_reach_the_first_door_goes_to_the_next_at_on
         assert await client.get(f"/instances/{stored['ID']}/metadata")
     finally:
         await client.close()
+
+
+async def test_a_file_read_goes_to_the_next_orthanc_when_the_first_does_not_answer(
+    archive: Archive,
+):
+    """The viewer's blocking reads (FileDoors): the same read sent to the next Orthanc at once,
+    which then stays the one read from."""
+    study = a_study("READ1")
+    await c_store(archive.orthancs[0], study)
+    credentials = archive.credentials
+    urls = [f"http://127.0.0.1:{free_port()}", archive.orthancs[1].url]
+    doors = FileDoors(
+        [OrthancFileReader(url, credentials.username, credentials.password) for url in urls]
+    )
+    client = archive.client(1)
+    try:
+        found = await client.request("POST", "/tools/lookup", data=study[0].SOPInstanceUID.encode())
+        for _ in range(2):
+            content = await asyncio.to_thread(doors.read, found[0]["ID"])
+            assert content[128:132] == b"DICM"
+    finally:
+        await client.close()
+        doors.close()
 
 
 async def test_a_facility_is_registered_with_every_orthanc_of_the_archive(archive: Archive):

@@ -103,6 +103,11 @@ class OrthancClient:
         """The Orthanc requests go to now."""
         return self._urls[self._current]
 
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every door: ``base_url`` as given first, then the others."""
+        return tuple(self._urls)
+
     async def close(self) -> None:
         await self._session.close()
 
