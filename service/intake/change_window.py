@@ -9,7 +9,7 @@ writer's) leaves its seqs unused for ever. Measured with two Orthancs on one ind
 late; the window guards against both anyway, since the first is certain and the second allowed.
 
 :class:`ChangeWindow` is the follower's memory of the feed: the highest seq read (``head``), the
-seqs skipped below it (*gaps*, re-read until they fill or ``patience`` runs out), and the
+seqs skipped below it (*gaps*, re-read until they fill or are given up), and the
 changes done above the durable cursor. The cursor (``low``) never passes an open gap, so a
 restart re-reads from the oldest change that could still come; changes read again are replays,
 which ingest makes harmless (design rule 5). Pure: no I/O, time is a parameter.
@@ -35,12 +35,11 @@ JOIN_GAPS_WITHIN = 100
 class ChangeWindow:
     """The feed above the durable cursor: what was read, what is missing, what is done."""
 
-    def __init__(self, cursor: int, patience: float) -> None:
+    def __init__(self, cursor: int) -> None:
         self.low = cursor
         """Every change up to here is done (or given up): the cursor ingest may store."""
         self.head = cursor
         """The highest seq read."""
-        self.patience = patience
         self._missing: dict[int, float] = {}  # seq -> when it was first skipped
         self._done: set[int] = set()  # done above ``low``
         self._taken: set[int] = set()  # read, not done yet
@@ -96,10 +95,10 @@ class ChangeWindow:
                 ranges.append((seq, seq))
         return ranges
 
-    def give_up(self, now: float) -> list[int]:
-        """Gaps older than ``patience`` are seqs no transaction will commit (rolled back):
-        stop waiting for them; returns them."""
-        expired = [seq for seq, since in self._missing.items() if now - since >= self.patience]
+    def give_up(self, now: float, patience: float) -> list[int]:
+        """Gaps open for ``patience`` seconds are seqs no transaction will commit (rolled
+        back): stop waiting for them; returns them."""
+        expired = [seq for seq, since in self._missing.items() if now - since >= patience]
         for seq in expired:
             del self._missing[seq]
             self._done.add(seq)

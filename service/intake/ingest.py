@@ -84,6 +84,7 @@ class ChangeFollower:
         self._moving = asyncio.Lock()  # one mover at a time (the follower, the CLI, a test)
         self._reconcile = True
         self.gap_patience = gap_patience
+        """Seconds a seq skipped on the feed is waited for (see GAP_PATIENCE_SECONDS)."""
         self._window: ChangeWindow | None = None
         self._stored_cursor = 0  # the cursor as this follower last read or wrote it
 
@@ -160,7 +161,7 @@ class ChangeFollower:
             page = await self.orthanc.changes(window.head, limit)
             now = asyncio.get_running_loop().time()
             await self._process_changes(window, window.take([*late, *page.changes], now))
-            window.give_up(now)
+            window.give_up(now, self.gap_patience)
             if window.low > self._stored_cursor:
                 await self.database.write(ingest_store.set_cursor, window.low)
                 self._stored_cursor = window.low
@@ -174,7 +175,7 @@ class ChangeFollower:
         the cursor is not where this follower left it (rewound, or moved by someone else)."""
         stored = await self.database.read(ingest_store.get_cursor)
         if self._window is None or stored != self._stored_cursor:
-            self._window = ChangeWindow(stored, self.gap_patience)
+            self._window = ChangeWindow(stored)
             self._stored_cursor = stored
         return self._window
 

@@ -22,9 +22,8 @@ import os
 import secrets
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from .auth import basic_auth_header
 
@@ -76,8 +75,9 @@ class SharedIndex:
     in the database would grow every backup and vacuum by the whole archive.
     """
 
-    url: str
-    """A libpq URL, ``postgresql://user:password@host:port/database``."""
+    url: str = field(repr=False)
+    """A libpq URL, ``postgresql://user:password@host:port/database`` (a password: never in a
+    repr; the configuration file that carries it is the owner's alone)."""
     storage_dir: Path
 
     def plugin_section(self) -> dict[str, object]:
@@ -96,16 +96,6 @@ class SharedIndex:
             "MaximumConnectionRetries": 10,
             "ConnectionRetryInterval": 1,
         }
-
-
-def index_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be a :class:`SharedIndex` URL, or None when it can."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres"):
-        return f"must be a postgresql:// URL, got {parts.scheme or url!r}"
-    if not parts.path.strip("/"):
-        return "must name a database (postgresql://user:password@host:port/database)"
-    return None
 
 
 class OrthancStartError(RuntimeError):
