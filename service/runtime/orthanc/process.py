@@ -229,6 +229,9 @@ class ManagedOrthanc:
     def write_config(self) -> Path:
         self.config.directory.mkdir(parents=True, exist_ok=True)
         self.config.worklists_dir.mkdir(mode=0o700, exist_ok=True)
+        # Made here, not by Orthanc: Orthancs sharing it that start at once raced to create it,
+        # and the loser exited ("Cannot create a directory", measured: 1 start in 12).
+        self.config.storage_dir.mkdir(parents=True, exist_ok=True)
         path = self.config.directory / "orthanc.json"
         _write_private(path, json.dumps(self.config.as_json(), indent=2))
         return path
