@@ -33,13 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from service.demo.synthetic import StudySpec, make_study  # noqa: E402
 from service.dicom.send import send_datasets  # noqa: E402
 from service.runtime.orthanc.client import OrthancClient  # noqa: E402
-from service.runtime.orthanc.process import (  # noqa: E402
-    ManagedOrthanc,
-    OrthancConfig,
-    SharedIndex,
-    load_or_create_credentials,
-)
+from service.runtime.orthanc.process import SharedIndex, load_or_create_credentials  # noqa: E402
 from tests.postgres_server import PostgresServer, start_postgres  # noqa: E402
+from tests.shared_archive import start_shared_orthanc  # noqa: E402
 
 POLL_SECONDS = 0.002
 
@@ -96,30 +92,15 @@ def send_studies(port: int, studies: list[list], failures: list[int]) -> None:
         failures.append(result.failed)
 
 
-async def start(directory: Path, index: SharedIndex, credentials) -> ManagedOrthanc:
-    from tests.conftest import free_port
-
-    config = OrthancConfig(
-        directory=directory,
-        http_port=free_port(),
-        dicom_port=free_port(),
-        aet="TELEREAD",
-        stable_age=1,
-        plugins_dir=Path("/usr/share/orthanc/plugins"),
-        credentials=credentials,
-        shared_index=index,
-    )
-    orthanc = ManagedOrthanc(config)
-    await orthanc.start()
-    return orthanc
-
-
 async def phase(
     name: str, postgres: PostgresServer, directory: Path, orthancs: int, args: argparse.Namespace
 ) -> str:
     index = SharedIndex(postgres.new_database(), directory / name / "storage")
     credentials = load_or_create_credentials(directory / name)
-    started = [await start(directory / name / f"o{i}", index, credentials) for i in range(orthancs)]
+    started = [
+        await start_shared_orthanc(directory / name / f"o{i}", index, credentials)
+        for i in range(orthancs)
+    ]
     client = OrthancClient(started[0].url, credentials.username, credentials.password)
     specs = [
         StudySpec(f"P{n}", f"BENCH^{n}", "CT", "HEAD", args.instances) for n in range(args.studies)
