@@ -241,6 +241,29 @@ async def test_a_request_that_cannot_reach_the_first_door_goes_to_the_next_at_on
         await client.close()
 
 
+async def test_a_file_streamed_from_a_dead_door_comes_from_the_next_at_once(archive: Archive):
+    """A DICOMweb retrieve passes Orthanc's file on as it arrives (``stream``): with the first
+    Orthanc unreachable the same GET goes to the next before anything was passed on."""
+    credentials = archive.credentials
+    stored_by = archive.client(1)
+    client = OrthancClient(
+        f"http://127.0.0.1:{free_port()}",
+        credentials.username,
+        credentials.password,
+        other_urls=[archive.orthancs[1].url],
+    )
+    try:
+        stored = await stored_by.store_instance(dataset_bytes(a_study("STREAM1")[0]))
+        content = b"".join(
+            [chunk async for chunk in client.stream("GET", f"/instances/{stored['ID']}/file")]
+        )
+        assert content[128:132] == b"DICM"
+        assert client.base_url == archive.orthancs[1].url
+    finally:
+        await client.close()
+        await stored_by.close()
+
+
 async def test_a_file_read_goes_to_the_next_orthanc_when_the_first_does_not_answer(
     archive: Archive,
 ):

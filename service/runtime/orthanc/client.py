@@ -9,6 +9,7 @@ there. Their change feeds are one feed (the same seqs), so the follower reads on
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -165,10 +166,30 @@ class OrthancClient:
         self, method: str, path: str, chunk: int = 1 << 16, **kwargs: Any
     ) -> AsyncIterator[bytes]:
         """An answer's body in chunks, as it arrives (a DICOM file passed on to a client
-        without holding it whole); errors as :meth:`request` raises them, before the first (an
-        Orthanc that does not answer is left for the next door, as there)."""
-        door = self._current
-        url = self._urls[door] + path
+        without holding it whole); errors as :meth:`request` raises them, before the first. An
+        Orthanc that does not answer is left for the next door, and, as there, the request is
+        sent again there at once when it may be, if nothing was passed on yet."""
+        for attempt in range(len(self._urls)):
+            door = self._current
+            passed_on = False
+            chunks = self._stream(self._urls[door] + path, method, chunk, **kwargs)
+            try:
+                async with contextlib.aclosing(chunks):  # the answer released if we stop early
+                    async for data in chunks:
+                        passed_on = True
+                        yield data
+                return
+            except OrthancUnavailable as exc:
+                if len(self._urls) == 1:
+                    raise
+                self._leave(door, exc)
+                last = attempt == len(self._urls) - 1
+                if passed_on or last or not _repeatable(method, exc, kwargs):
+                    raise
+
+    async def _stream(
+        self, url: str, method: str, chunk: int, **kwargs: Any
+    ) -> AsyncIterator[bytes]:
         try:
             async with self._session.request(method, url, **kwargs) as response:
                 if response.status >= 400:
@@ -180,14 +201,7 @@ class OrthancClient:
                 async for data in response.content.iter_chunked(chunk):
                     yield data
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            unavailable = OrthancUnavailable(0, f"{type(exc).__name__}: {exc}")
-            if len(self._urls) > 1:
-                self._leave(door, unavailable)
-            raise unavailable from exc
-        except OrthancUnavailable as exc:
-            if len(self._urls) > 1:
-                self._leave(door, exc)
-            raise
+            raise OrthancUnavailable(0, f"{type(exc).__name__}: {exc}") from exc
 
     async def system(self) -> dict[str, Any]:
         return await self.get("/system")
