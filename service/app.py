@@ -354,7 +354,8 @@ async def viewer_context(app: web.Application) -> AsyncIterator[None]:
     reader: FileDoors | None = None
     stored: StoredFiles | None = None
     if settings.render_workers:
-        source = FileSource(orthanc.base_url, orthanc.username, orthanc.password)
+        first, *others = orthanc.urls
+        source = FileSource(first, orthanc.username, orthanc.password, tuple(others))
         workers = RenderWorkers(settings.render_workers, cache_mb, source)
     else:
         # One reader per Orthanc of the archive (TELEREAD_ORTHANC_OTHER_URLS), the next used

@@ -33,6 +33,8 @@ from service.runtime.orthanc.file_reader import OrthancFileReader
 from service.runtime.orthanc.process import ManagedOrthanc
 from service.settings import SettingsError, load_settings
 from service.storage import ingest as ingest_store
+from service.viewing.rendering import FileSource, FrameRef, RenderWorkers
+from viewer import RenderOptions
 
 from .conftest import Service, free_port, start_from, suite_settings
 from .postgres_server import PostgresServer, start_postgres
@@ -285,6 +287,29 @@ async def test_a_file_read_goes_to_the_next_orthanc_when_the_first_does_not_answ
     finally:
         await client.close()
         doors.close()
+
+
+async def test_render_workers_read_from_the_next_orthanc_when_the_first_does_not_answer(
+    archive: Archive,
+):
+    """TELEREAD_RENDER_WORKERS: each worker process reads files through the archive's doors."""
+    [ds] = make_study(StudySpec("READ2", "A^B", "CT", "HEAD", rows=32))
+    stored_by = archive.client(1)
+    credentials = archive.credentials
+    source = FileSource(
+        f"http://127.0.0.1:{free_port()}",
+        credentials.username,
+        credentials.password,
+        (archive.orthancs[1].url,),
+    )
+    workers = RenderWorkers(1, 16, source)
+    try:
+        stored = await stored_by.store_instance(dataset_bytes(ds))
+        ref = FrameRef(str(ds.SOPInstanceUID), stored["ID"], 0)
+        assert (await workers.render(ref, RenderOptions(format="png")))[:4] == b"\x89PNG"
+    finally:
+        await workers.close()
+        await stored_by.close()
 
 
 async def test_a_facility_is_registered_with_every_orthanc_of_the_archive(archive: Archive):
