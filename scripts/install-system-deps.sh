@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what teleread needs from Debian when it is missing: Orthanc with its DICOMweb plugin,
-# a CJK font for report PDFs and npm (which fetches the OHIF viewer, scripts/install-ohif.sh)
-# (always), and for the test suite Chromium (browser tests), dcmtk (the viewer's pixel-exactness
-# reference) and Node.js (eslint, JS unit tests).
+# Installs what teleread needs from Debian when it is missing: Orthanc with its DICOMweb and
+# PostgreSQL index plugins, a CJK font for report PDFs and npm (which fetches the OHIF viewer,
+# scripts/install-ohif.sh) (always), and for the test suite Chromium (browser tests), dcmtk (the
+# viewer's pixel-exactness reference), Node.js (eslint, JS unit tests) and the PostgreSQL server
+# (tests/postgres_server.py).
 # Idempotent and quiet when all is there.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ command -v Orthanc >/dev/null 2>&1 || packages+=(orthanc)
 # The modality worklist plugin ships in Debian's orthanc package.
 [ -f /usr/share/orthanc/plugins/libModalityWorklists.so ] || packages+=(orthanc)
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || packages+=(orthanc-dicomweb)
+# Orthanc's index in PostgreSQL, shared by several Orthancs (TELEREAD_ORTHANC_INDEX_URL).
+[ -f /usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so ] || packages+=(orthanc-postgresql)
 # A TrueType CJK font embedded in the signed report PDFs (reportlab cannot embed CFF/OTF fonts).
 [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || packages+=(fonts-wqy-zenhei)
 command -v npm >/dev/null 2>&1 || packages+=(npm)  # fetches the OHIF viewer (make ohif)
@@ -24,6 +27,8 @@ if [ "$want_tests" = "--test" ]; then
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
     # pdfsig and pdffonts check the signed report PDF as outside tools see it.
     command -v pdfsig >/dev/null 2>&1 || packages+=(poppler-utils)
+    # The tests start throwaway PostgreSQL clusters from Debian's server (initdb, postgres).
+    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || packages+=(postgresql)
 fi
 if [ ! -x .venv/bin/python ]; then
     # Debian's python3 makes venvs only with python3-venv installed: try it once for real.

@@ -68,8 +68,14 @@ from .reports.delivery import DeliveryPolicy, ReportDelivery
 from .reports.lifecycle import critical_sweep_once, load_ca
 from .runtime.health import Health, sharing_health
 from .runtime.orthanc.client import AbsentOrthanc, OrthancClient
+from .runtime.orthanc.file_doors import FileDoors
 from .runtime.orthanc.file_reader import OrthancFileReader
-from .runtime.orthanc.process import ManagedOrthanc, OrthancConfig, load_or_create_credentials
+from .runtime.orthanc.process import (
+    ManagedOrthanc,
+    OrthancConfig,
+    SharedIndex,
+    load_or_create_credentials,
+)
 from .runtime.orthanc.stored_files import StoredFiles
 from .runtime.orthanc.supervisor import OrthancSupervisor
 from .runtime.periodic import running
@@ -110,6 +116,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 def managed_orthanc(settings: Settings) -> ManagedOrthanc:
     """The Orthanc child process the embedded mode runs, configured from settings."""
     credentials = load_or_create_credentials(settings.orthanc_dir)
+    shared = None
+    if settings.orthanc_index_url:
+        shared = SharedIndex(settings.orthanc_index_url, settings.orthanc_storage)
     config = OrthancConfig(
         directory=settings.orthanc_dir,
         http_port=settings.orthanc_http_port,
@@ -118,6 +127,7 @@ def managed_orthanc(settings: Settings) -> ManagedOrthanc:
         stable_age=settings.stable_age,
         plugins_dir=settings.orthanc_plugins_dir,
         credentials=credentials,
+        shared_index=shared,
     )
     return ManagedOrthanc(config, settings.orthanc_executable)
 
@@ -274,7 +284,10 @@ async def orthanc_context(app: web.Application) -> AsyncIterator[None]:
     else:
         assert settings.orthanc_url is not None
         client = OrthancClient(
-            settings.orthanc_url, settings.orthanc_username, settings.orthanc_password
+            settings.orthanc_url,
+            settings.orthanc_username,
+            settings.orthanc_password,
+            other_urls=settings.other_orthancs,
         )
     app[ORTHANC] = client
     health = Health(client, app[ROLE], managed=process is not None)
@@ -338,16 +351,21 @@ async def viewer_context(app: web.Application) -> AsyncIterator[None]:
 
     cache_mb = max(1.0, settings.frame_cache_mb / app[ROLE].count)
     workers: Renderer
-    reader: OrthancFileReader | None = None
+    reader: FileDoors | None = None
     stored: StoredFiles | None = None
     if settings.render_workers:
-        source = FileSource(orthanc.base_url, orthanc.username, orthanc.password)
+        first, *others = orthanc.urls
+        source = FileSource(first, orthanc.username, orthanc.password, tuple(others))
         workers = RenderWorkers(settings.render_workers, cache_mb, source)
     else:
-        reader = OrthancFileReader(orthanc.base_url, orthanc.username, orthanc.password)
+        # One reader per Orthanc of the archive (TELEREAD_ORTHANC_OTHER_URLS), the next used
+        # when one does not answer.
+        reader = FileDoors(
+            [OrthancFileReader(url, orthanc.username, orthanc.password) for url in orthanc.urls]
+        )
         # The managed Orthanc's files are read from its storage area (every web process runs
         # beside it); an Orthanc elsewhere has no such directory here.
-        stored = StoredFiles.beside(settings.orthanc_dir / "storage", reader.read)
+        stored = StoredFiles.beside(settings.orthanc_storage, reader.read)
         workers = InProcessRenderer(cache_mb, stored.read if stored else reader.read)
     viewing = Viewing(app[DATABASE], orthanc, stored)
     app[VIEWING] = viewing

@@ -40,6 +40,14 @@ class Settings:
     orthanc_plugins_dir: Path = Path("/usr/share/orthanc/plugins")
     orthanc_max_restarts: int = 5
     orthanc_restart_window: float = 600.0
+    orthanc_other_urls: str | None = None
+    """Comma-separated: other Orthancs sharing ``orthanc_url``'s index (PostgreSQL), used when
+    it does not answer (service/runtime/orthanc/client.py)."""
+    orthanc_index_url: str | None = None
+    """The managed Orthanc's index in PostgreSQL (``postgresql://…``); None: SQLite."""
+    orthanc_storage_dir: Path | None = None
+    """With ``orthanc_index_url``: the DICOM files' directory, shared by the Orthancs of that
+    index; None: under the data directory."""
     stable_age: int = 10
     changes_poll_interval: float = 0.5
     session_hours: float = 12.0
@@ -100,6 +108,16 @@ class Settings:
         return self.data_dir / "orthanc"
 
     @property
+    def orthanc_storage(self) -> Path:
+        """Where the managed Orthanc keeps its DICOM files."""
+        return self.orthanc_storage_dir or self.orthanc_dir / "storage"
+
+    @property
+    def other_orthancs(self) -> tuple[str, ...]:
+        """``orthanc_other_urls`` as a tuple (empty when unset)."""
+        return tuple(u.strip() for u in (self.orthanc_other_urls or "").split(",") if u.strip())
+
+    @property
     def worklist_files_dir(self) -> Path | None:
         """Where the modality worklist item files go (service/mwl/): ``TELEREAD_MWL_DIR``, else
         the managed Orthanc's plugin folder; None (no worklist) with an Orthanc elsewhere and no
@@ -135,7 +153,7 @@ def _convert(name: str, raw: Any) -> Any:
     kind = type(default) if default is not None else str
     if name in {"data_dir", "orthanc_plugins_dir"}:
         return Path(str(raw))
-    if name in {"worklist_rules", "ohif_dir", "mwl_dir"}:
+    if name in {"worklist_rules", "ohif_dir", "mwl_dir", "orthanc_storage_dir"}:
         return Path(str(raw)) if raw else None
     if raw is None or raw == "":
         return None if default is None else default
@@ -237,6 +255,24 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"TELEREAD_CORS_ORIGINS: {exc}") from exc
     if len(settings.orthanc_aet) > 16:
         raise SettingsError("TELEREAD_ORTHANC_AET must be at most 16 characters")
+    _validate_orthanc_sharing(settings)
+
+
+def _validate_orthanc_sharing(settings: Settings) -> None:
+    """Orthancs on one PostgreSQL index (docs/scaling.md, "Orthanc on PostgreSQL")."""
+    if settings.orthanc_index_url:
+        parts = urlsplit(settings.orthanc_index_url)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
+            raise SettingsError(
+                "TELEREAD_ORTHANC_INDEX_URL must be postgresql://user:password@host:port/database"
+            )
+    elif settings.orthanc_storage_dir is not None:
+        raise SettingsError("TELEREAD_ORTHANC_STORAGE_DIR needs TELEREAD_ORTHANC_INDEX_URL")
+    if settings.other_orthancs and not settings.orthanc_url:
+        raise SettingsError("TELEREAD_ORTHANC_OTHER_URLS needs TELEREAD_ORTHANC_URL")
+    for url in settings.other_orthancs:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise SettingsError(f"TELEREAD_ORTHANC_OTHER_URLS: not an http(s) URL: {url!r}")
 
 
 def _validate_atna(settings: Settings) -> None:

@@ -25,9 +25,10 @@ from worklists.sla import SlaPolicy
 from ..clock import to_iso, utc_now
 from ..dicom.files import RejectedFile, inspect_dicom
 from ..identity_numbers import Identifier
-from ..runtime.orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
+from ..runtime.orthanc.client import Change, OrthancClient, OrthancError, OrthancUnavailable
 from ..storage import Database
 from ..storage import ingest as ingest_store
+from .change_window import ChangeWindow
 from .dicom_identifiers import dicom_identifiers
 from .file_checks import FileChecks
 from .intake import IngestOutcome, InstanceOrigin, ReceivedStudy
@@ -39,6 +40,11 @@ MAX_FAILURES_PER_CHANGE = 5
 MOVE_RETRY_SECONDS = 60.0
 # Files of C-STOREd instances read and checked at once (each check runs in a worker thread).
 CHECK_CONCURRENCY = 4
+#: How long a seq skipped on the feed is waited for (change_window.py). Its change comes when
+#: the transaction that took it commits (a transaction of the index lasts milliseconds) or never
+#: (rolled back: most gaps, measured with two Orthancs on one index); waiting keeps the stored
+#: cursor that far behind, so that a restart reads those changes again.
+GAP_PATIENCE_SECONDS = 10.0
 
 
 class ChangeFollower:
@@ -55,6 +61,7 @@ class ChangeFollower:
         quarantine_dir: Path = Path("./var/quarantine"),
         max_file_bytes: int = 1 << 30,
         file_checks: FileChecks | None = None,
+        gap_patience: float = GAP_PATIENCE_SECONDS,
     ) -> None:
         self.orthanc = orthanc
         self.database = database
@@ -76,6 +83,10 @@ class ChangeFollower:
         self._next_move_at = 0.0
         self._moving = asyncio.Lock()  # one mover at a time (the follower, the CLI, a test)
         self._reconcile = True
+        self.gap_patience = gap_patience
+        """Seconds a seq skipped on the feed is waited for (see GAP_PATIENCE_SECONDS)."""
+        self._window: ChangeWindow | None = None
+        self._stored_cursor = 0  # the cursor as this follower last read or wrote it
 
     async def run(self) -> None:
         """Reconcile, then follow the feed forever, backing off while Orthanc is away."""
@@ -135,21 +146,51 @@ class ChangeFollower:
         return count
 
     async def follow_once(self, limit: int = 100) -> bool:
-        """Process one page of changes; True when more are waiting."""
-        since = await self.database.read(ingest_store.get_cursor)
-        page = await self.orthanc.changes(since, limit)
+        """Process one page of changes, and any that filled a gap; True when more are waiting.
+
+        The page follows the highest seq read; each gap below it is asked for again, until its
+        change comes or ``gap_patience`` runs out (service/intake/change_window.py). On an error
+        the window is dropped, and the next round starts again from the stored cursor.
+        """
+        window = await self._current_window()
+        try:
+            late: list[Change] = []
+            for first, last in window.gaps():
+                filled = await self.orthanc.changes(first - 1, last - first + 1)
+                late += [c for c in filled.changes if c.seq <= last]
+            page = await self.orthanc.changes(window.head, limit)
+            now = asyncio.get_running_loop().time()
+            await self._process_changes(window, window.take([*late, *page.changes], now))
+            window.give_up(now, self.gap_patience)
+            if window.low > self._stored_cursor:
+                await self.database.write(ingest_store.set_cursor, window.low)
+                self._stored_cursor = window.low
+        except BaseException:
+            self._window = None
+            raise
+        return not page.done
+
+    async def _current_window(self) -> ChangeWindow:
+        """The window over the feed, made again from the stored cursor when there is none or
+        the cursor is not where this follower left it (rewound, or moved by someone else)."""
+        stored = await self.database.read(ingest_store.get_cursor)
+        if self._window is None or stored != self._stored_cursor:
+            self._window = ChangeWindow(stored)
+            self._stored_cursor = stored
+        return self._window
+
+    async def _process_changes(self, window: ChangeWindow, changes: list[Change]) -> None:
         arrivals: list[str] = []  # checked before the next stable study, not held up by later
-        for change in page.changes:
+        for change in changes:
             if change.change_type == "NewInstance":
                 arrivals.append(change.resource_id)
             elif change.change_type == "StableStudy":
                 await self._check_arrivals(arrivals)
                 arrivals = []
-                await self._process_change(change.resource_id, change.seq)
+                cursor = window.cursor_after(change.seq)
+                await self._process_change(change.resource_id, change.seq, cursor)
+            window.done(change.seq)
         await self._check_arrivals(arrivals)
-        if page.last > since:
-            await self.database.write(ingest_store.set_cursor, page.last)
-        return not page.done
 
     async def _check_arrivals(self, instance_ids: list[str]) -> None:
         """Check the files of instances as they arrive, while their study waits to be stable
@@ -169,9 +210,10 @@ class ChangeFollower:
         except Exception:  # e.g. an instance deleted meanwhile (404): the study check catches up
             log.info("checking arrivals failed; they are checked with their study", exc_info=True)
 
-    async def _process_change(self, orthanc_id: str, seq: int) -> None:
+    async def _process_change(self, orthanc_id: str, seq: int, cursor: int) -> None:
+        """Ingest the study of change ``seq``, storing ``cursor`` with its work."""
         try:
-            await self.process_study(orthanc_id, seq)
+            await self.process_study(orthanc_id, cursor)
         except OrthancUnavailable:
             raise
         except OrthancError as exc:
@@ -190,6 +232,7 @@ class ChangeFollower:
         log.error("giving up on change %d after %d failures", seq, MAX_FAILURES_PER_CHANGE)
 
     async def process_study(self, orthanc_id: str, seq: int | None = None) -> IngestOutcome:
+        """Ingest one study; ``seq``: the change cursor to store in the same transaction."""
         study = await self.read_study(orthanc_id)
         outcome = await self.database.write(
             receive_checked_study, study, now=self.clock(), sla=self.sla, seq=seq

@@ -151,6 +151,8 @@ class FileSource:
     base_url: str
     username: str | None
     password: str | None = field(repr=False)
+    other_urls: tuple[str, ...] = ()
+    """Other Orthancs of the same archive, read from when one does not answer (file_doors.py)."""
 
 
 class RenderError(RuntimeError):
@@ -166,10 +168,14 @@ class _WorkerState:
     def __init__(self, cache_mb: float, source: FileSource) -> None:
         from viewer.cache import FrameCache
 
+        from ..runtime.orthanc.file_doors import FileDoors
         from ..runtime.orthanc.file_reader import FrameFiles, OrthancFileReader
 
         self.cache = FrameCache(cache_mb)
-        reader = OrthancFileReader(source.base_url, source.username, source.password)
+        urls = (source.base_url, *source.other_urls)
+        reader = FileDoors(
+            [OrthancFileReader(url, source.username, source.password) for url in urls]
+        )
         self.files = FrameFiles(reader.read, cache_mb)
 
 

@@ -7,6 +7,10 @@ C-FIND from facilities' AE titles only, answered by the ModalityWorklists plugin
 teleread writes (:data:`WORKLIST_PLUGIN`, service/mwl/).
 ``TCP_NODELAY=1`` in its environment makes DCMTK disable Nagle's algorithm, which quadruples
 C-STORE throughput (measured on loopback).
+
+With :class:`SharedIndex`, the index is in PostgreSQL (Debian's ``orthanc-postgresql`` plugin) and
+the files in a storage directory that several Orthancs share, so that they serve one archive
+(docs/scaling.md, "Orthanc on PostgreSQL").
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import os
 import secrets
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .auth import basic_auth_header
@@ -55,6 +59,43 @@ DICOM_PORT_RULES: dict[str, bool] = {
     "DicomAlwaysAllowGet": False,
     "DicomAlwaysAllowMove": False,
 }
+
+
+#: The PostgreSQL index plugin's file and the name it reports under ``/plugins``.
+POSTGRESQL_INDEX_PLUGIN = ("libOrthancPostgreSQLIndex.so", "postgresql-index")
+
+
+@dataclass(frozen=True)
+class SharedIndex:
+    """An Orthanc index in PostgreSQL that other Orthancs may share, and the storage directory
+    they all keep their files in.
+
+    The files stay on a filesystem (a shared volume in production), not in PostgreSQL: the
+    viewer reads them straight from the storage directory (stored_files.py), and large objects
+    in the database would grow every backup and vacuum by the whole archive.
+    """
+
+    url: str = field(repr=False)
+    """A libpq URL, ``postgresql://user:password@host:port/database`` (a password: never in a
+    repr; the configuration file that carries it is the owner's alone)."""
+    storage_dir: Path
+
+    def plugin_section(self) -> dict[str, object]:
+        """The ``PostgreSQL`` section of plugin 4.0's configuration.
+
+        ``Lock`` false lets several Orthancs open the database at once (plugin 4.0 with Orthanc
+        1.9.2+ retries a transaction that collides with another writer's), the index only
+        (``EnableStorage`` false: the files go to the shared directory), and a connection a few
+        seconds late at start-up (a database that starts beside Orthanc) is waited for.
+        """
+        return {
+            "EnableIndex": True,
+            "EnableStorage": False,
+            "ConnectionUri": self.url,
+            "Lock": False,
+            "MaximumConnectionRetries": 10,
+            "ConnectionRetryInterval": 1,
+        }
 
 
 class OrthancStartError(RuntimeError):
@@ -96,12 +137,17 @@ class OrthancConfig:
     stable_age: int
     plugins_dir: Path
     credentials: OrthancCredentials
+    shared_index: SharedIndex | None = None
+    """None: the index in SQLite and the files under ``directory``, this Orthanc's alone."""
 
     def as_json(self) -> dict[str, object]:
-        plugins = [str(self.plugins_dir / name) for name in PLUGIN_FILES]
+        plugins = [str(self.plugins_dir / name) for name in self.plugin_files]
+        shared: dict[str, object] = {}
+        if self.shared_index is not None:
+            shared = {"PostgreSQL": self.shared_index.plugin_section()}
         return {
             "Name": "teleread",
-            "StorageDirectory": str(self.directory / "storage"),
+            "StorageDirectory": str(self.storage_dir),
             "IndexDirectory": str(self.directory / "index"),
             "HttpPort": self.http_port,
             "DicomPort": self.dicom_port,
@@ -121,7 +167,27 @@ class OrthancConfig:
             "HttpDescribeErrors": True,
             "KeepAlive": True,
             "StorageCompression": False,
+            **shared,
         }
+
+    @property
+    def plugin_files(self) -> tuple[str, ...]:
+        if self.shared_index is None:
+            return PLUGIN_FILES
+        return (*PLUGIN_FILES, POSTGRESQL_INDEX_PLUGIN[0])
+
+    @property
+    def required_plugins(self) -> tuple[str, ...]:
+        if self.shared_index is None:
+            return REQUIRED_PLUGINS
+        return (*REQUIRED_PLUGINS, POSTGRESQL_INDEX_PLUGIN[1])
+
+    @property
+    def storage_dir(self) -> Path:
+        """Where the DICOM files are: the shared directory, or this Orthanc's own."""
+        if self.shared_index is not None:
+            return self.shared_index.storage_dir
+        return self.directory / "storage"
 
     @property
     def url(self) -> str:
@@ -163,6 +229,9 @@ class ManagedOrthanc:
     def write_config(self) -> Path:
         self.config.directory.mkdir(parents=True, exist_ok=True)
         self.config.worklists_dir.mkdir(mode=0o700, exist_ok=True)
+        # Made here, not by Orthanc: Orthancs sharing it that start at once raced to create it,
+        # and the loser exited ("Cannot create a directory", measured: 1 start in 12).
+        self.config.storage_dir.mkdir(parents=True, exist_ok=True)
         path = self.config.directory / "orthanc.json"
         _write_private(path, json.dumps(self.config.as_json(), indent=2))
         return path
@@ -223,12 +292,12 @@ class ManagedOrthanc:
         )
 
     def _check_plugins(self, loaded: list[str]) -> None:
-        missing = [p for p in REQUIRED_PLUGINS if p not in loaded]
+        missing = [p for p in self.config.required_plugins if p not in loaded]
         if missing:
             raise OrthancStartError(
                 f"Orthanc runs without the plugin(s) {missing} (looked in "
-                f"{self.config.plugins_dir}); install the Debian packages orthanc and "
-                "orthanc-dicomweb"
+                f"{self.config.plugins_dir}); install the Debian packages orthanc, "
+                "orthanc-dicomweb (and orthanc-postgresql for a PostgreSQL index)"
             )
 
     def _stop_stale_process(self) -> None:
