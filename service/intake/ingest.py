@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import sqlite_utils
 from pydicom.charset import convert_encodings, decode_bytes
 
 from worklists.sla import SlaPolicy
@@ -76,6 +77,9 @@ class ChangeFollower:
         self._next_move_at = 0.0
         self._moving = asyncio.Lock()  # one mover at a time (the follower, the CLI, a test)
         self._reconcile = True
+        self._cursor_read: int | None = None
+        """The change cursor as this follower read it and then moved it: each change's
+        transaction checks the database still has it (``ingest_store.expect_cursor``)."""
 
     async def run(self) -> None:
         """Reconcile, then follow the feed forever, backing off while Orthanc is away."""
@@ -96,6 +100,8 @@ class ChangeFollower:
                 if not more:
                     self.caught_up.set()
                     await asyncio.sleep(self.poll_interval)
+            except ingest_store.CursorMoved as exc:  # another replica's follower got there first
+                log.warning("ingest: %s; reading it again", exc)
             except OrthancUnavailable as exc:
                 self.state, self.detail = "waiting_for_orthanc", str(exc)
                 if not outage_logged:
@@ -137,6 +143,7 @@ class ChangeFollower:
     async def follow_once(self, limit: int = 100) -> bool:
         """Process one page of changes; True when more are waiting."""
         since = await self.database.read(ingest_store.get_cursor)
+        self._cursor_read = since
         page = await self.orthanc.changes(since, limit)
         arrivals: list[str] = []  # checked before the next stable study, not held up by later
         for change in page.changes:
@@ -148,7 +155,7 @@ class ChangeFollower:
                 await self._process_change(change.resource_id, change.seq)
         await self._check_arrivals(arrivals)
         if page.last > since:
-            await self.database.write(ingest_store.set_cursor, page.last)
+            await self.database.write(ingest_store.set_cursor, page.last, self._cursor_read)
         return not page.done
 
     async def _check_arrivals(self, instance_ids: list[str]) -> None:
@@ -172,7 +179,7 @@ class ChangeFollower:
     async def _process_change(self, orthanc_id: str, seq: int) -> None:
         try:
             await self.process_study(orthanc_id, seq)
-        except OrthancUnavailable:
+        except (OrthancUnavailable, ingest_store.CursorMoved):
             raise
         except OrthancError as exc:
             if exc.status == 404:
@@ -190,10 +197,16 @@ class ChangeFollower:
         log.error("giving up on change %d after %d failures", seq, MAX_FAILURES_PER_CHANGE)
 
     async def process_study(self, orthanc_id: str, seq: int | None = None) -> IngestOutcome:
+        """Ingest one study; ``seq``: the change cursor to store in the same transaction, which
+        is refused (:class:`~service.storage.ingest.CursorMoved`) if another follower moved the
+        cursor since this one read it."""
         study = await self.read_study(orthanc_id)
+        cursor_read = self._cursor_read if seq is not None else None
         outcome = await self.database.write(
-            receive_checked_study, study, now=self.clock(), sla=self.sla, seq=seq
+            _receive_once, study, now=self.clock(), sla=self.sla, seq=seq, cursor_read=cursor_read
         )
+        if seq is not None and cursor_read is not None:
+            self._cursor_read = max(cursor_read, seq)
         if outcome.moved_out:
             self._moves_pending = True
             self._next_move_at = 0.0
@@ -435,6 +448,22 @@ class ChangeFollower:
         except OrthancError:
             return None
         return raw if isinstance(raw, bytes) else None
+
+
+def _receive_once(
+    db: sqlite_utils.Database,
+    study: ReceivedStudy,
+    *,
+    now: datetime,
+    sla: SlaPolicy,
+    seq: int | None,
+    cursor_read: int | None,
+) -> IngestOutcome:
+    """``receive_checked_study``, in a transaction that first checks the cursor is still where
+    this follower read it (one follower's work only, whatever an old leader still does)."""
+    if cursor_read is not None:
+        ingest_store.expect_cursor(db, cursor_read)
+    return receive_checked_study(db, study, now=now, sla=sla, seq=seq)
 
 
 def _tidy_person_name(name: str) -> str:
