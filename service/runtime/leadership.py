@@ -61,6 +61,7 @@ class Leadership:
         self._leading = leads and lease is None
         self._works: list[_Running] = []
         self._lock = asyncio.Lock()
+        self._stopping = False
         self.changed = asyncio.Event()
         """Set at each gain or loss of the lease (tests and figures wait on it)."""
 
@@ -108,6 +109,7 @@ class Leadership:
         try:
             yield self
         finally:
+            self._stopping = True  # and if a library swallows the cancellation, it ends anyway
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -116,10 +118,10 @@ class Leadership:
 
     async def _campaign(self) -> None:
         assert self.lease is not None
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.retry)
             if not self._leading:
-                if await self.lease.try_take():
+                if await self.lease.try_take() and not self._stopping:
                     await self._gain()
             elif not await self.lease.still_held():
                 await self._lose("lost the lease")

@@ -47,12 +47,13 @@ class AdvisoryLease:
         """Take the lease if nobody holds it; False when another session does or the database
         cannot be reached (asked again later)."""
         try:
-            if self._conn is None or self._conn.closed:
-                self._conn = await asyncio.wait_for(self._connect(), self.timeout)
-            cursor = await asyncio.wait_for(
-                self._conn.execute("SELECT pg_try_advisory_lock(%s)", [self.key]), self.timeout
-            )
-            row = await cursor.fetchone()
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+            # that arrives as the query ends, and the app's shutdown would wait forever
+            async with asyncio.timeout(self.timeout):
+                if self._conn is None or self._conn.closed:
+                    self._conn = await self._connect()
+                cursor = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
+                row = await cursor.fetchone()
         except (psycopg.Error, OSError, TimeoutError) as exc:
             log.debug("lease %s: could not ask the database: %s", self.name, exc)
             await self.release()
@@ -65,7 +66,8 @@ class AdvisoryLease:
         if self._conn is None or self._conn.closed:
             return False
         try:
-            await asyncio.wait_for(self._conn.execute("SELECT 1"), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await self._conn.execute("SELECT 1")
         except (psycopg.Error, OSError, TimeoutError) as exc:
             log.warning("lease %s: lost the connection holding it: %s", self.name, exc)
             await self.release()
