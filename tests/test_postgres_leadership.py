@@ -164,14 +164,18 @@ async def test_a_stale_follower_cannot_record_changes_twice(tmp_path):
 
 async def test_a_change_through_one_replica_reaches_a_stream_on_the_other(replicas):
     """A requester files a stat request through replica A; the specialist's event stream,
-    held by replica B, hears it (LISTEN/NOTIFY) within a second or two."""
+    held by replica B, hears it (LISTEN/NOTIFY) within a second or two; a stream held by A
+    hears it once (A ignores its own message on the channel)."""
     a, b = replicas
     await consortium(a)
-    stream = await open_stream(b, await b.login("dr_li"))
+    headers = await b.login("dr_li")
+    stream, own = await open_stream(b, headers), await open_stream(a, headers)
     filed = await file_request(a, await a.login("req_a"), "1.2.826.0.1.3680043.10.22.1")
     change = await next_change(stream, timeout=2.0)
     assert change is not None, "replica B heard nothing"
     assert (change["kind"], change["consultation_id"]) == ("new", filed["id"])
+    assert (await next_change(own, timeout=1.0))["consultation_id"] == filed["id"]
+    assert await next_change(own, timeout=0.3) is None, "replica A heard its own change again"
 
 
 async def test_a_delivery_kick_on_a_replica_that_does_not_lead_wakes_the_leader(replicas):
