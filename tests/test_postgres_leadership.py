@@ -21,7 +21,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from service.app import create_app
 from service.http.keys import LEADERSHIP, REPORT_DELIVERY
+from service.intake.ingest import ChangeFollower
 from service.intake.intake import InstanceOrigin, ReceivedStudy, receive_study
+from service.runtime.orthanc.client import OrthancClient
 from service.storage import facilities as facility_store
 from service.storage import ingest as ingest_store
 from service.storage.leases import AdvisoryLease
@@ -30,6 +32,14 @@ from worklists.sla import SlaPolicy
 
 from . import backends
 from .conftest import Service, suite_settings
+from .test_ingest import (
+    a_study,
+    c_store,
+    consultations_of,
+    eventually,
+    orthanc_study_id,
+    stable_study_changes,
+)
 from .test_live_updates import consortium, file_request, next_change, open_stream
 
 TAKE_OVER_SECONDS = 3.0
@@ -160,6 +170,65 @@ async def test_a_stale_follower_cannot_record_changes_twice(tmp_path):
     finally:
         first.close()
         second.close()
+
+
+class HeldFollower(ChangeFollower):
+    """An old leader's follower, held between reading a study from Orthanc and recording it
+    (as a partitioned or slow leader would be) until the test lets it go on."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.holding, self.go = asyncio.Event(), asyncio.Event()
+
+    async def read_study(self, orthanc_id: str):
+        study = await super().read_study(orthanc_id)
+        self.holding.set()
+        await self.go.wait()
+        return study
+
+
+async def test_an_old_leaders_follower_finishing_its_round_records_nothing(tmp_path, orthanc):
+    """The old leader's follower has read the cursor and a stable study when the new leader's
+    follower records that change; let go, the old one's transaction is refused (CursorMoved)
+    and its listeners hear nothing: the change's work is recorded, and announced, once."""
+    url = backends.new_database_url(tmp_path)
+    old_db = PostgresDatabase(url, tmp_path / "old" / "teleread.db")
+    new_db = PostgresDatabase(url, tmp_path / "new" / "teleread.db")
+    credentials = orthanc.config.credentials
+    api = OrthancClient(orthanc.url, credentials.username, credentials.password)
+    try:
+        await new_db.write(
+            facility_store.add_facility,
+            name="Dongxiang",
+            kind="township",
+            aet="DONGXIANG_DR",
+            timezone="Asia/Shanghai",
+        )
+        study = a_study(instances=1)
+        await c_store(orthanc, study, "DONGXIANG_DR")
+        orthanc_id = await orthanc_study_id(api, study[0].StudyInstanceUID)
+        await eventually(lambda: stable_study_changes(api, orthanc_id))
+        quarantine = tmp_path / "quarantine"
+        old = HeldFollower(api, old_db, SlaPolicy(), quarantine_dir=quarantine)
+        new = ChangeFollower(api, new_db, SlaPolicy(), quarantine_dir=quarantine)
+        heard_old: list[object] = []
+        heard_new: list[object] = []
+        old.listeners.append(heard_old.append)
+        new.listeners.append(heard_new.append)
+        old_round = asyncio.create_task(old.follow_once())
+        await asyncio.wait_for(old.holding.wait(), 10)
+        await new.follow_once()
+        old.go.set()
+        with pytest.raises(ingest_store.CursorMoved):
+            await old_round
+        assert len(heard_new) == 1
+        assert heard_old == []
+        rows = await new_db.read(consultations_of, study[0].StudyInstanceUID)
+        assert len(rows) == 1
+    finally:
+        await api.close()
+        old_db.close()
+        new_db.close()
 
 
 async def test_a_change_through_one_replica_reaches_a_stream_on_the_other(replicas):
