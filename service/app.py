@@ -9,7 +9,6 @@ domain modules receive what they need as arguments.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ from .http.keys import (
     EFFECTS,
     FOLLOWER,
     HEALTH,
+    LEADERSHIP,
     LIVE,
     NOTIFICATIONS,
     OHIF,
@@ -44,6 +44,7 @@ from .http.keys import (
     RECOGNITION_RULES,
     RENDER_WORKERS,
     RENDERER,
+    REPLICA_BUS,
     REPORT_DELIVERY,
     ROLE,
     SECONDARIES,
@@ -67,6 +68,7 @@ from .quality.background import load_recognition_rules, monthly_task
 from .reports.delivery import DeliveryPolicy, ReportDelivery
 from .reports.lifecycle import critical_sweep_once, load_ca
 from .runtime.health import Health, sharing_health
+from .runtime.leadership import Leadership
 from .runtime.orthanc.client import AbsentOrthanc, OrthancClient
 from .runtime.orthanc.file_doors import FileDoors
 from .runtime.orthanc.file_reader import OrthancFileReader
@@ -78,7 +80,8 @@ from .runtime.orthanc.process import (
 )
 from .runtime.orthanc.stored_files import StoredFiles
 from .runtime.orthanc.supervisor import OrthancSupervisor
-from .runtime.periodic import running
+from .runtime.periodic import running, running_task
+from .runtime.pg_bus import ReplicaBus, either
 from .runtime.process_bus import ProcessBus
 from .runtime.web_processes import (
     EXIT_ORTHANC_FAILED,
@@ -90,7 +93,9 @@ from .runtime.web_processes import (
     stop_this_process,
 )
 from .settings import Settings, read_worklist_rules
+from .storage.leases import AdvisoryLease
 from .storage.opening import open_database
+from .storage.replica_channel import ReplicaChannel
 from .viewing.local_rendering import InProcessRenderer
 from .viewing.ohif import OhifFiles
 from .viewing.prefetch import StudyPrefetch
@@ -178,6 +183,7 @@ def create_app(
     contexts = [
         bus_context,
         database_context,
+        replicas_context,
         orthanc_context if orthanc else absent_orthanc_context,
         viewer_context,
         notifications_context,
@@ -273,6 +279,61 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
     database.close()
 
 
+async def replicas_context(app: web.Application) -> AsyncIterator[None]:
+    """Who runs the once-only background work, and the bus between replicas.
+
+    On SQLite (one host) the primary web process runs it all, as ever. On PostgreSQL, replicas
+    on several hosts may share the database: each primary seeks the lease on the work
+    (service/runtime/leadership.py), and every web process talks to the other replicas on the
+    database's LISTEN/NOTIFY channel (service/runtime/pg_bus.py), live worklist changes first.
+    """
+    settings, role = app[SETTINGS], app[ROLE]
+    url = settings.database_url
+    if not url:
+        app[LEADERSHIP] = Leadership(leads=role.primary)
+        app[REPLICA_BUS] = None
+        yield
+        return
+    bus = ReplicaBus(ReplicaChannel(url), role.replica)
+    await bus.start()
+    app[REPLICA_BUS] = bus
+    live = app[LIVE]
+    live.relay_to(lambda change: bus.send("live", change.as_json()))
+    bus.on("live", lambda payload: live.deliver(WorklistChange(**payload)))
+    lease = AdvisoryLease(url, "background work") if role.primary else None
+    leadership = Leadership(lease)
+    app[LEADERSHIP] = leadership
+    try:
+        async with leadership.campaigning():
+            yield
+    finally:
+        await bus.close()
+
+
+def kicks_between_replicas(
+    bus: ReplicaBus, delivery: ReportDelivery, leadership: Leadership
+) -> None:
+    """A delivery kick in this replica (a signature here, or one its secondaries relayed)
+    reaches the other replicas' primaries, where it wakes the worker of the one that leads; a
+    kick heard from another replica is not sent on again."""
+    hearing = False
+
+    def send() -> None:
+        if not hearing and not leadership.leading:
+            bus.send("report-delivery", {})
+
+    def hear(_payload: object) -> None:
+        nonlocal hearing
+        hearing = True
+        try:
+            delivery.kick()
+        finally:
+            hearing = False
+
+    delivery.kick_relays.append(send)
+    bus.on("report-delivery", hear)
+
+
 async def orthanc_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     process: ManagedOrthanc | None = None
@@ -335,6 +396,7 @@ async def health_context(app: web.Application) -> AsyncIterator[None]:
     """What /healthz reports: the follower's state, and the primary's heartbeat on the bus."""
     health = app[HEALTH]
     health.follower = app.get(FOLLOWER)
+    health.leadership = app[LEADERSHIP]
     if health.follower is not None and health.supervisor is not None:
         health.supervisor.restarted.append(health.follower.orthanc_restarted)
     async with sharing_health(health, app[BUS]):
@@ -371,7 +433,7 @@ async def viewer_context(app: web.Application) -> AsyncIterator[None]:
     app[VIEWING] = viewing
     app[RENDER_WORKERS] = workers
     await workers.start()
-    prefetch = StudyPrefetch(viewing, workers, app[BUS])
+    prefetch = StudyPrefetch(viewing, workers, either(app[BUS], app[REPLICA_BUS]))
     app[PREFETCH] = prefetch
     yield
     await prefetch.close()
@@ -395,11 +457,11 @@ async def follower_context(app: web.Application) -> AsyncIterator[None]:
     follower.listeners.append(ingest_listener(app[DATABASE], app[EFFECTS]))
     follower.listeners.append(layout_listener(app[VIEWING]))
     app[FOLLOWER] = follower
-    task = asyncio.create_task(follower.run(), name="orthanc-change-follower")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with app[LEADERSHIP].once(
+        "the Orthanc change follower",
+        lambda: running_task("orthanc-change-follower", follower.run),
+    ):
+        yield
     if follower.file_checks is not None:
         await asyncio.to_thread(follower.file_checks.close)
 
@@ -411,7 +473,10 @@ async def worklist_files_context(app: web.Application) -> AsyncIterator[None]:
     if folder is None:
         yield
         return
-    async with publishing(app[DATABASE], folder, app[LIVE]):
+    database, live = app[DATABASE], app[LIVE]
+    async with app[LEADERSHIP].once(
+        "the modality worklist files", lambda: publishing(database, folder, live)
+    ):
         yield
 
 
@@ -441,14 +506,22 @@ async def notifications_context(app: web.Application) -> AsyncIterator[None]:
         yield
         await notifications.close()
         return
-    database, share = app[DATABASE], settings.escalation_share
+    database, share, live, leadership = (
+        app[DATABASE],
+        settings.escalation_share,
+        app[LIVE],
+        app[LEADERSHIP],
+    )
     async with (
-        running(
-            "escalation sweep",
-            settings.escalation_interval,
-            lambda: sweep_once(database, effects, share),
+        leadership.once(
+            "the escalation sweep",
+            lambda: running(
+                "escalation sweep",
+                settings.escalation_interval,
+                lambda: sweep_once(database, effects, share),
+            ),
         ),
-        running_stat_fanout(database, app[LIVE], effects),
+        leadership.once("the stat fan-out", lambda: running_stat_fanout(database, live, effects)),
     ):
         yield
     await notifications.close()
@@ -463,7 +536,7 @@ async def atna_context(app: web.Application) -> AsyncIterator[None]:
     if forwarder is None:
         yield
         return
-    async with forwarder.running():
+    async with app[LEADERSHIP].once("ATNA forwarding", forwarder.running):
         yield
 
 
@@ -473,7 +546,10 @@ async def quality_context(app: web.Application) -> AsyncIterator[None]:
     if not app[ROLE].primary:
         yield
         return
-    async with monthly_task(app[DATABASE], app[RECOGNITION_RULES]):
+    database, rules = app[DATABASE], app[RECOGNITION_RULES]
+    async with app[LEADERSHIP].once(
+        "the monthly recomputation", lambda: monthly_task(database, rules)
+    ):
         yield
 
 
@@ -504,8 +580,10 @@ async def hl7_results_context(app: web.Application) -> AsyncIterator[None]:
         ResultPolicy(settings.hl7_retry_seconds, settings.hl7_max_attempts),
     )
     app[REPORT_DELIVERY].kick_relays.append(sender.wake.set)
-    async with running(
-        "HL7 results", min(settings.hl7_retry_seconds, 5.0), sender.run_due, wake=sender.wake
+    interval = min(settings.hl7_retry_seconds, 5.0)
+    async with app[LEADERSHIP].once(
+        "the HL7 results outbox",
+        lambda: running("HL7 results", interval, sender.run_due, wake=sender.wake),
     ):
         yield
 
@@ -531,22 +609,31 @@ async def reports_context(app: web.Application) -> AsyncIterator[None]:
         bus.on("report-delivery", lambda _payload: delivery.kick())
     elif bus is not None:
         delivery.kick_relays.append(lambda: bus.send("report-delivery", {}))
+    replicas = app[REPLICA_BUS]
+    if replicas is not None and primary:
+        kicks_between_replicas(replicas, delivery, app[LEADERSHIP])
     if not primary:  # delivery and the critical-finding sweep run once, in the primary
         yield
         return
-    database, effects = app[DATABASE], app[EFFECTS]
+    database, effects, leadership = app[DATABASE], app[EFFECTS], app[LEADERSHIP]
     minutes = settings.critical_ack_minutes
     async with (
-        running(
+        leadership.once(
             "report delivery",
-            min(settings.delivery_retry_seconds, 5.0),
-            delivery.run_due,
-            wake=delivery.wake,
+            lambda: running(
+                "report delivery",
+                min(settings.delivery_retry_seconds, 5.0),
+                delivery.run_due,
+                wake=delivery.wake,
+            ),
         ),
-        running(
-            "critical finding sweep",
-            min(settings.escalation_interval, 60.0),
-            lambda: critical_sweep_once(database, effects, minutes),
+        leadership.once(
+            "the critical finding sweep",
+            lambda: running(
+                "critical finding sweep",
+                min(settings.escalation_interval, 60.0),
+                lambda: critical_sweep_once(database, effects, minutes),
+            ),
         ),
     ):
         yield

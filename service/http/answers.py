@@ -188,3 +188,6 @@ class Health(BaseModel):
     ingest_caught_up: bool | None
     web_process: int
     web_processes: int
+    leader: bool | None = None
+    """This replica runs the background work (on PostgreSQL one replica does; null in a
+    secondary web process that has not heard its primary yet)."""

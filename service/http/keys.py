@@ -17,7 +17,9 @@ from ..i18n import PageRenderer
 from ..intake.ingest import ChangeFollower
 from ..reports.delivery import ReportDelivery
 from ..runtime.health import Health
+from ..runtime.leadership import Leadership
 from ..runtime.orthanc.client import OrthancClient
+from ..runtime.pg_bus import ReplicaBus
 from ..runtime.process_bus import ProcessBus
 from ..runtime.web_processes import ProcessRole, Secondaries, ServiceExit
 from ..settings import Settings
@@ -50,6 +52,10 @@ SECONDARIES = web.AppKey("secondaries", Secondaries)
 HEALTH = web.AppKey("health", Health)
 SERVICE_EXIT = web.AppKey("service_exit", ServiceExit)
 BUS = web.AppKey("process_bus", ProcessBus | None)  # type: ignore[arg-type]
+# Several replicas on one PostgreSQL database: who runs the once-only background work, and the
+# bus between replicas (None on SQLite).
+LEADERSHIP = web.AppKey("leadership", Leadership)
+REPLICA_BUS = web.AppKey("replica_bus", ReplicaBus | None)  # type: ignore[arg-type]
 NOTIFICATIONS = web.AppKey("notifications", Notifications)
 OHIF = web.AppKey("ohif", OhifFiles)
 # The report feature: the consortium CA and the delivery worker.

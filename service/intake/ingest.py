@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import sqlite_utils
 from pydicom.charset import convert_encodings, decode_bytes
 
 from worklists.sla import SlaPolicy
@@ -107,6 +108,8 @@ class ChangeFollower:
                 if not more:
                     self.caught_up.set()
                     await asyncio.sleep(self.poll_interval)
+            except ingest_store.CursorMoved as exc:  # another replica's follower got there first
+                log.warning("ingest: %s; reading it again", exc)
             except OrthancUnavailable as exc:
                 self.state, self.detail = "waiting_for_orthanc", str(exc)
                 if not outage_logged:
@@ -163,7 +166,7 @@ class ChangeFollower:
             await self._process_changes(window, window.take([*late, *page.changes], now))
             window.give_up(now, self.gap_patience)
             if window.low > self._stored_cursor:
-                await self.database.write(ingest_store.set_cursor, window.low)
+                await self.database.write(ingest_store.set_cursor, window.low, self._stored_cursor)
                 self._stored_cursor = window.low
         except BaseException:
             self._window = None
@@ -214,7 +217,7 @@ class ChangeFollower:
         """Ingest the study of change ``seq``, storing ``cursor`` with its work."""
         try:
             await self.process_study(orthanc_id, cursor)
-        except OrthancUnavailable:
+        except (OrthancUnavailable, ingest_store.CursorMoved):
             raise
         except OrthancError as exc:
             if exc.status == 404:
@@ -232,11 +235,16 @@ class ChangeFollower:
         log.error("giving up on change %d after %d failures", seq, MAX_FAILURES_PER_CHANGE)
 
     async def process_study(self, orthanc_id: str, seq: int | None = None) -> IngestOutcome:
-        """Ingest one study; ``seq``: the change cursor to store in the same transaction."""
+        """Ingest one study; ``seq``: the change cursor to store in the same transaction, which
+        is refused (:class:`~service.storage.ingest.CursorMoved`) if another follower moved the
+        cursor since this one read it."""
         study = await self.read_study(orthanc_id)
+        cursor_read = self._stored_cursor if seq is not None else None
         outcome = await self.database.write(
-            receive_checked_study, study, now=self.clock(), sla=self.sla, seq=seq
+            _receive_once, study, now=self.clock(), sla=self.sla, seq=seq, cursor_read=cursor_read
         )
+        if seq is not None and cursor_read is not None:
+            self._stored_cursor = max(cursor_read, seq)
         if outcome.moved_out:
             self._moves_pending = True
             self._next_move_at = 0.0
@@ -478,6 +486,22 @@ class ChangeFollower:
         except OrthancError:
             return None
         return raw if isinstance(raw, bytes) else None
+
+
+def _receive_once(
+    db: sqlite_utils.Database,
+    study: ReceivedStudy,
+    *,
+    now: datetime,
+    sla: SlaPolicy,
+    seq: int | None,
+    cursor_read: int | None,
+) -> IngestOutcome:
+    """``receive_checked_study``, in a transaction that first checks the cursor is still where
+    this follower read it (one follower's work only, whatever an old leader still does)."""
+    if cursor_read is not None:
+        ingest_store.expect_cursor(db, cursor_read)
+    return receive_checked_study(db, study, now=now, sla=sla, seq=seq)
 
 
 def _tidy_person_name(name: str) -> str:

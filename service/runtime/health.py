@@ -37,6 +37,17 @@ PROBE_TIMEOUT = 2.0
 BEAT_SECONDS = 2.0
 STALE_AFTER = 3 * BEAT_SECONDS
 TOPIC = "health"
+LEADER_ELSEWHERE = "another replica runs the background work (it holds the lease)"
+
+
+class Leading(Protocol):
+    """What /healthz reads of this process's leadership (service/runtime/leadership.py)."""
+
+    @property
+    def leading(self) -> bool: ...
+
+    @property
+    def elected(self) -> bool: ...
 
 
 class FollowerState(Protocol):
@@ -63,6 +74,7 @@ class Health:
         self.managed = managed
         self.supervisor: OrthancSupervisor | None = None
         self.follower: FollowerState | None = None
+        self.leadership: Leading | None = None
         self._probe: OrthancProbe | None = None
         self._probed_at = 0.0
         self._probing: asyncio.Task[OrthancProbe] | None = None
@@ -102,8 +114,12 @@ class Health:
         return self._heard
 
     def _own_state(self) -> dict[str, Any]:
-        supervisor, follower = self.supervisor, self.follower
+        supervisor, follower, leadership = self.supervisor, self.follower, self.leadership
+        leader = leadership is None or leadership.leading
+        if not leader and leadership is not None and leadership.elected:
+            follower = None  # another replica follows Orthanc: nothing to say of ours
         return {
+            "leader": leader,
             "supervisor": None
             if supervisor is None
             else {
@@ -146,6 +162,9 @@ class Health:
             "caught_up": None,
             "detail": "",
         }
+        leader = (primary or {}).get("leader")
+        if leader is False:
+            ingest = {"state": "standby", "caught_up": None, "detail": LEADER_ELSEWHERE}
         problems = []
         if orthanc["state"] != "up":
             problems.append(f"orthanc {orthanc['state']}: {orthanc['detail']}")
@@ -154,7 +173,7 @@ class Health:
         body: dict[str, Any] = {"status": "unavailable" if problems else "ok"}
         if problems:
             body |= {"error": "unhealthy", "detail": "; ".join(problems)}
-        body |= {"orthanc": orthanc, "ingest": ingest}
+        body |= {"orthanc": orthanc, "ingest": ingest, "leader": leader}
         return (503 if problems else 200), body
 
 

@@ -76,3 +76,18 @@ async def running(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@contextlib.asynccontextmanager
+async def running_task(
+    name: str, run: Callable[[], Awaitable[None]]
+) -> AsyncIterator[asyncio.Task[None]]:
+    """``run()`` as a task while the block runs (a loop of its own, such as the change
+    follower's); cancelled and awaited when it ends."""
+    task = asyncio.create_task(run(), name=name)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

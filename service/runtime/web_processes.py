@@ -22,13 +22,14 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import secrets
 import signal
 import stat
 import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,9 @@ class ProcessRole:
     index: int = 0
     count: int = 1
     bus_path: Path | None = None
+    replica: str = field(default_factory=lambda: secrets.token_hex(8))
+    """This replica's id, the same in all its web processes (the primary's, given to each
+    secondary): its messages to the other replicas say it (service.runtime.pg_bus)."""
 
     @property
     def primary(self) -> bool:

@@ -9,13 +9,31 @@ import sqlite_utils
 CURSOR_KEY = "orthanc_changes_seq"
 
 
+class CursorMoved(Exception):
+    """The change cursor is not where this follower read it: another follower (an old leader
+    still finishing a round, or the new one) recorded those changes' work first. The
+    transaction that raised it rolls back, so no change's work is ever recorded twice."""
+
+
 def get_cursor(db: sqlite_utils.Database) -> int:
     row = db.execute("SELECT value FROM ingest_state WHERE key = ?", [CURSOR_KEY]).fetchone()
     return int(row[0]) if row else 0
 
 
-def set_cursor(db: sqlite_utils.Database, seq: int) -> None:
-    """Advance (never rewind) the cursor; called in the same transaction as the work it covers."""
+def expect_cursor(db: sqlite_utils.Database, expected: int) -> None:
+    """Refuse (:class:`CursorMoved`) unless the cursor still has the value this follower read:
+    called first in the transaction that records a change's work (a compare-and-set, with
+    ``set_cursor`` at its end; on PostgreSQL the SERIALIZABLE write makes the pair atomic)."""
+    found = get_cursor(db)
+    if found != expected:
+        raise CursorMoved(f"the change cursor is at {found}, not {expected} as read")
+
+
+def set_cursor(db: sqlite_utils.Database, seq: int, expected: int | None = None) -> None:
+    """Advance (never rewind) the cursor; called in the same transaction as the work it covers.
+    ``expected``: the value read before that work (:func:`expect_cursor`)."""
+    if expected is not None:
+        expect_cursor(db, expected)
     db.execute(
         "INSERT INTO ingest_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
         " SET value = excluded.value WHERE CAST(ingest_state.value AS INTEGER) < ?",

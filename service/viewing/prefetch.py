@@ -2,13 +2,13 @@
 
 A reader's browser fetches frames over several connections, and the kernel may hand each to a
 different web process; each process has its own frame cache. So the process that serves the
-manifest warms its cache with the whole study, and tells the others (over the process bus) to warm
-the first ``HEAD`` frames of the reading order: the ones the page asks for first, so the first
-image is hot wherever its request lands. The others did warm the whole study too, but the viewer
-page pulls every frame of the series in view at once (six requests in flight), so on a busy
-machine each process then decoded every frame while only about 1/N of the requests reached it:
-with two web processes, 150 wasted file reads and decodes for a 150-slice CT, on the cores the
-requests were waiting for (bench/viewer_speed.py, whole series).
+manifest warms its cache with the whole study, and tells the others (over the process bus; the
+replica bus too, to the other replicas) to warm the first ``HEAD`` frames of the reading order: the
+ones the page asks for first, so the first image is hot wherever its request lands. The others did
+warm the whole study too, but the viewer page pulls every frame of the series in view at once (six
+requests in flight), so on a busy machine each process then decoded every frame while only about
+1/N of the requests reached it: with two web processes, 150 wasted file reads and decodes for a
+150-slice CT, on the cores the requests were waiting for (bench/viewer_speed.py, whole series).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import asyncio
 import logging
 from typing import Any
 
-from ..runtime.process_bus import ProcessBus
+from ..runtime.pg_bus import MessageBus
 from .rendering import FrameRef, Renderer
 from .viewing import StudyIndex, Viewing
 
@@ -44,7 +44,7 @@ def reading_order(index: StudyIndex) -> list[FrameRef]:
 class StudyPrefetch:
     """Prefetch the study here and ask the other web processes to warm its first frames."""
 
-    def __init__(self, viewing: Viewing, renderer: Renderer, bus: ProcessBus | None) -> None:
+    def __init__(self, viewing: Viewing, renderer: Renderer, bus: MessageBus | None) -> None:
         self.viewing, self.renderer, self.bus = viewing, renderer, bus
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
