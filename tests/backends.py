@@ -12,6 +12,7 @@ import os
 import threading
 from pathlib import Path
 
+from service.settings import Settings
 from service.storage.postgres.database import PostgresDatabase
 
 from .postgres_server import PostgresServer, start_postgres
@@ -90,6 +91,15 @@ def new_database_url(scratch: Path) -> str:
             PostgresDatabase(url, scratch / "template.db").close()
             _template = url.rsplit("/", 1)[1]
     return pg.new_database(template=_template)
+
+
+def cli_environment(settings: Settings) -> dict[str, str]:
+    """The environment of a ``teleread`` command run against an app's data: its data directory,
+    and its PostgreSQL database when it has one."""
+    environment = {**os.environ, "TELEREAD_DATA_DIR": str(settings.data_dir)}
+    if settings.database_url:
+        environment["TELEREAD_DATABASE_URL"] = settings.database_url
+    return environment
 
 
 def stop() -> None:

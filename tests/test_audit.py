@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from service.clock import from_iso
 from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.http.keys import SETTINGS
 
+from . import backends
 from .conftest import People, Service, orthanc_if_asked
 
 TELEREAD = str(Path(sys.executable).with_name("teleread"))
@@ -97,7 +97,7 @@ def teleread_audit(service: Service, *args: str) -> subprocess.CompletedProcess:
     """Run the installed ``teleread audit ...`` against the test app's data directory, once
     the anchor of what was committed so far is written (it follows the commits by a moment)."""
     service.database.anchor.flush()
-    env = {**os.environ, "TELEREAD_DATA_DIR": str(service.app[SETTINGS].data_dir)}
+    env = backends.cli_environment(service.app[SETTINGS])
     return subprocess.run(
         [TELEREAD, "audit", *args], env=env, capture_output=True, text=True, timeout=120
     )
@@ -217,6 +217,7 @@ async def test_a_refused_look_at_another_clinics_consultation_is_recorded_as_den
 # --------------------------------------------------------------------------- append-only, chain
 
 
+@pytest.mark.sqlite_file
 async def test_records_cannot_be_updated_or_deleted_through_sqlite(service, consortium):
     """The triggers refuse UPDATE and DELETE on the trail and its patient index, even to a
     plain sqlite3 connection."""
@@ -243,6 +244,7 @@ async def test_verify_reports_an_intact_trail_and_exits_0(service, consortium):
     assert result.stdout.splitlines()[0] == f"audit trail intact: {count} records"
 
 
+@pytest.mark.sqlite_file
 async def test_verify_names_the_record_edited_directly_in_the_file(service, consortium):
     """An attacker drops the trigger and renames the user of one record: verify exits 1 and
     names exactly that record."""
@@ -260,6 +262,7 @@ async def test_verify_names_the_record_edited_directly_in_the_file(service, cons
     assert "triggers" in result.stderr  # and the missing triggers are pointed out
 
 
+@pytest.mark.sqlite_file
 async def test_verify_detects_a_record_deleted_from_the_middle(service, consortium):
     """Ids are consecutive: the record after a deleted one is reported with the gap."""
     await service.worklist(await service.login("dr.li"))
@@ -280,6 +283,7 @@ async def test_verify_detects_a_record_deleted_from_the_middle(service, consorti
     )
 
 
+@pytest.mark.sqlite_file
 async def test_a_record_edited_and_rehashed_breaks_the_link_to_the_next(service, consortium):
     """Recomputing the edited record's own hash does not help: the next record still points
     at the old one."""
@@ -302,6 +306,7 @@ async def test_a_record_edited_and_rehashed_breaks_the_link_to_the_next(service,
     assert (result.ok, result.first_broken_id, result.reason) == (False, row["id"] + 1, RELINKED)
 
 
+@pytest.mark.sqlite_file
 async def test_removing_a_patient_from_the_index_is_detected(service, consortium):
     """The patient index is checked too: hiding a record from the search by patient breaks
     verification at that record."""

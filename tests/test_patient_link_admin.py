@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -30,6 +29,7 @@ from service.cli.patients import patients_command
 from service.settings import Settings
 from service.storage import Conflict
 
+from . import backends
 from .conftest import Service, start_from, suite_settings
 from .test_patient_identity_capture import resident_id
 
@@ -44,6 +44,7 @@ class World:
     township: int
     headers: dict[str, dict[str, str]]
     data_dir: Path
+    settings: Settings
 
     async def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
         def read(db):
@@ -116,7 +117,7 @@ async def world(tmp_path_factory, migrated_database) -> AsyncIterator[World]:
         for username, (role, facility) in users.items():
             await service.add_user(username, role, facility)
             headers[username] = await service.login(username)
-        yield World(service, county, township, headers, settings.data_dir)
+        yield World(service, county, township, headers, settings.data_dir, settings)
     finally:
         await client.close()
 
@@ -270,7 +271,7 @@ async def test_the_cli_lists_numbers_masked_and_links_with_an_audit_record(world
     number = resident_id("19660606", "M")
     await world.pair("CLI", "19660606", patient_identity_number=number)
     candidate = await world.candidate_of("TW-CLI")
-    env = {**os.environ, "TELEREAD_DATA_DIR": str(world.data_dir)}
+    env = backends.cli_environment(world.settings)
     teleread = str(Path(sys.executable).with_name("teleread"))
 
     def run(*args: str) -> subprocess.CompletedProcess:
@@ -285,7 +286,7 @@ async def test_the_cli_lists_numbers_masked_and_links_with_an_audit_record(world
     assert candidate["id"] in [r["id"] for r in rows]
     # The decisions in this process (the parser and the command's function; a subprocess per
     # call would add a second of start-up each), on a database connection of their own.
-    settings = Settings(data_dir=world.data_dir)
+    settings = world.settings
 
     def command(*args: str) -> int:
         return patients_command(settings, build_parser().parse_args(["patients", *args]))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import re
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from service.reports.files import read_report_file
 from service.runtime.orthanc.client import OrthancClient
 from service.settings import Settings
 from service.storage import facilities as facility_store
+from tests import backends
 from tests.conftest import PASSWORD, Service, free_port, start_orthanc
 from tests.module_app import running_service
 from tests.test_report_dicom_conformance import dciodvfy
@@ -403,7 +403,7 @@ async def test_teleread_verify_checks_a_file_offline(signed_world, tmp_path):
     good.write_bytes(pdf)
     position = pdf.index(b"/Contents") // 2
     bad.write_bytes(pdf[:position] + bytes([pdf[position] ^ 0x01]) + pdf[position + 1 :])
-    env = {**os.environ, "TELEREAD_DATA_DIR": str(settings.data_dir)}
+    env = backends.cli_environment(settings)
     ok = await asyncio.to_thread(run_cli, env, "verify", str(good))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.startswith("VALID") and "dr_li" in ok.stdout

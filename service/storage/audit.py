@@ -15,7 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from .audit_chain import GENESIS_HASH, AuditEntry, chain_hash
-from .dialects import lock_audit_chain
+from .dialects import is_postgres, lock_audit_chain
 
 
 def audit_patient_ids(patient_id: str, detail: Mapping[str, Any]) -> list[str]:
@@ -127,10 +127,10 @@ def audit_patient_rows(db: sqlite_utils.Database, batch: int = 5000) -> Iterator
 
 def append_only_triggers_present(db: sqlite_utils.Database) -> bool:
     """True while the triggers refusing UPDATE and DELETE on audit_log are in place."""
-    names = {
-        row[0]
-        for row in db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'"
-        )
-    }
+    catalogue = (
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_log'::regclass AND tgenabled <> 'D'"
+        if is_postgres(db)
+        else "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'"
+    )
+    names = {row[0] for row in db.execute(catalogue)}
     return {"audit_log_no_update", "audit_log_no_delete"} <= names
