@@ -22,7 +22,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -44,7 +44,7 @@ from .test_cli import TELEREAD
 
 pytestmark = pytest.mark.orthanc
 
-REPLICAS = 3
+REPLICAS = ("teleread", "teleread-2", "teleread-3")  # as compose names them
 INIT_SCRIPT = Path(__file__).resolve().parent.parent / "compose/postgres/initdb/10-teleread.sh"
 START_SECONDS = 60.0
 READER = "dr_li"
@@ -71,7 +71,6 @@ class Loopback:
     replicas_by_name: dict[str, Replica]
     proxy_url: str = ""
     proxy: subprocess.Popen[bytes] | None = None
-    dead_doors: set[int] = field(default_factory=set)
 
     @property
     def replicas(self) -> list[str]:
@@ -109,7 +108,6 @@ class Loopback:
         await asyncio.to_thread(process.wait, 10)
 
     async def kill_orthanc(self, door: int) -> None:
-        self.dead_doors.add(door)
         await self.archive.orthancs[door].kill()
 
     async def consultation_counts(self, uids: list[str]) -> Counter[str]:
@@ -283,18 +281,17 @@ def stop_process(process: subprocess.Popen[bytes] | None, sig: int) -> None:
 async def loopback(tmp_path: Path) -> AsyncIterator[Loopback]:
     """The whole topology, started in parallel where it can be, stopped whatever happens."""
     postgres = await asyncio.to_thread(start_postgres, None, 3, "orthanc")
-    try:
-        database_url, archive = await asyncio.gather(
-            asyncio.to_thread(teleread_database, postgres),
-            start_archive(postgres, tmp_path / "archive"),
-        )
-    except BaseException:
+    database_url, archive = await asyncio.gather(
+        asyncio.to_thread(teleread_database, postgres),
+        start_archive(postgres, tmp_path / "archive"),
+        return_exceptions=True,
+    )
+    if isinstance(database_url, BaseException) or isinstance(archive, BaseException):
+        if isinstance(archive, Archive):
+            await archive.kill()
         postgres.stop()
-        raise
-    replicas = {
-        name: Replica(name, free_port(), tmp_path / "replicas" / name)
-        for name in ("teleread", "teleread-2", "teleread-3")[:REPLICAS]
-    }
+        raise database_url if isinstance(database_url, BaseException) else archive
+    replicas = {name: Replica(name, free_port(), tmp_path / "replicas" / name) for name in REPLICAS}
     topology = Loopback(archive, database_url, replicas)
     try:
         await seed(database_url, tmp_path)  # migrates it first, as "teleread" would
