@@ -107,6 +107,10 @@ class Reading:
     def failures(self) -> int:
         return sum(1 for *_, status in self.answers if status == 0 or status >= 500)
 
+    def good_after(self, moment: float) -> int:
+        """Good answers to reads sent after ``moment``."""
+        return sum(1 for sent, _, status in self.answers if sent > moment and status == 200)
+
 
 def unverified(timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
     """A client session that does not verify TLS: the compose proxy's certificate comes from
@@ -187,6 +191,8 @@ class Outcome:
     leader_after: str
     readings: list[Reading]
     retry_seconds: float
+    killed_at: float
+    """When the leader and the Orthanc were killed (``time.monotonic``)."""
 
     @property
     def longest_5xx(self) -> float:
@@ -209,6 +215,7 @@ async def fail_over(
         for n, study in enumerate(studies[:STUDIES_BEFORE]):
             await send_as_a_modality(topology, n % 2, study)
         await until_counted(topology, uids, at_least=1, timeout=ingest_timeout)
+        killed_at = time.monotonic()
         await asyncio.gather(topology.kill_replica(leader), topology.kill_orthanc(0))
         for study in studies[STUDIES_BEFORE:]:
             await send_as_a_modality(topology, 1, study)
@@ -220,4 +227,4 @@ async def fail_over(
     finally:
         stop.set()
         readings = await asyncio.gather(*readers)
-    return Outcome(uids, counts, leader, leader_after, readings, retry)
+    return Outcome(uids, counts, leader, leader_after, readings, retry, killed_at)
