@@ -2,8 +2,8 @@
 # Installs what teleread needs from Debian when it is missing: Orthanc with its DICOMweb and
 # PostgreSQL index plugins, a CJK font for report PDFs and npm (which fetches the OHIF viewer,
 # scripts/install-ohif.sh) (always), and for the test suite Chromium (browser tests), dcmtk (the
-# viewer's pixel-exactness reference), Node.js (eslint, JS unit tests) and the PostgreSQL server
-# (tests/postgres_server.py).
+# viewer's pixel-exactness reference), Node.js (eslint, JS unit tests), the PostgreSQL server
+# (tests/postgres_server.py) and Caddy (the proxy in front of tests/test_failover.py's replicas).
 # Idempotent and quiet when all is there.
 set -euo pipefail
 
@@ -29,6 +29,9 @@ if [ "$want_tests" = "--test" ]; then
     command -v pdfsig >/dev/null 2>&1 || packages+=(poppler-utils)
     # The tests start throwaway PostgreSQL clusters from Debian's server (initdb, postgres).
     compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || packages+=(postgresql)
+    # The proxy in front of three replicas in the failover test (tests/test_failover.py), as
+    # compose's scale profile runs it.
+    command -v caddy >/dev/null 2>&1 || packages+=(caddy)
 fi
 if [ ! -x .venv/bin/python ]; then
     # Debian's python3 makes venvs only with python3-venv installed: try it once for real.
@@ -53,4 +56,9 @@ $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 if printf '%s\n' "${packages[@]}" | grep -qx orthanc && command -v systemctl >/dev/null 2>&1 \
         && [ -d /run/systemd/system ]; then
     $SUDO systemctl disable --now orthanc >/dev/null 2>&1 || true
+fi
+# Likewise Debian's caddy starts a system-wide proxy on port 80; the tests run their own.
+if printf '%s\n' "${packages[@]}" | grep -qx caddy && command -v systemctl >/dev/null 2>&1 \
+        && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now caddy >/dev/null 2>&1 || true
 fi

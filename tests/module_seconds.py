@@ -28,6 +28,7 @@ SECONDS: dict[str, float] = {
     "test_cli.py": 47.0,
     "test_browser_raw_codes.py": 44.7,
     "test_ingest.py": 33.5,
+    "test_failover.py": 25.0,  # measured alone (session 12): three replicas, two Orthancs, caddy
     "test_malformed_files.py": 22.5,
     "test_viewer_errors.py": 20.1,
     "test_browser_worklist_fit.py": 19.7,

@@ -101,13 +101,16 @@ def _owner() -> dict[str, str]:
     return {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
 
 
-def start_postgres(parent: Path | None = None, attempts: int = 3) -> PostgresServer:
-    """initdb a cluster and start its server on a free port (retried if the port was taken)."""
+def start_postgres(
+    parent: Path | None = None, attempts: int = 3, user: str = "teleread"
+) -> PostgresServer:
+    """initdb a cluster and start its server on a free port (retried if the port was taken);
+    ``user`` names its superuser."""
     bin_dir = postgres_bin_dir()
     directory = Path(tempfile.mkdtemp(prefix="teleread-pg-", dir=parent))
     data = directory / "data"
     password_file = directory / "password"
-    server = PostgresServer(directory, 0, None)  # type: ignore[arg-type]
+    server = PostgresServer(directory, 0, None, user=user)  # type: ignore[arg-type]
     password_file.write_text(server.password + "\n")
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")
@@ -164,7 +167,7 @@ def start_postgres(parent: Path | None = None, attempts: int = 3) -> PostgresSer
                 stderr=server_log,
                 start_new_session=True,
             )
-        server = PostgresServer(directory, port, process)
+        server = PostgresServer(directory, port, process, user=user)
         if _ready(server):
             return server
         with contextlib.suppress(ProcessLookupError):

@@ -284,6 +284,10 @@ def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:
     )
     for name, service in compose["services"].items():
         for entry in service.get("volumes") or []:
+            if isinstance(entry, dict):  # long syntax
+                if entry.get("type") == "volume":
+                    assert entry["source"] in declared, f"{name}: {entry['source']} undeclared"
+                continue
             source = str(entry).split(":", 1)[0]
             if not source.startswith((".", "/", "~")):
                 assert source in declared, f"{name}: volume {source} is not declared"
@@ -312,7 +316,7 @@ def test_caddyfile_variables_reach_the_proxy(compose: dict[str, Any]) -> None:
     assert {"TELEREAD_DOMAIN", "TELEREAD_TLS"} <= needed
     missing = needed - set(_environment(compose["services"]["proxy"]))
     assert not missing, f"proxy environment lacks {sorted(missing)}"
-    assert "reverse_proxy teleread:8080" in text
+    assert "reverse_proxy {$TELEREAD_UPSTREAMS:teleread:8080}" in text
     assert "max_size" in text
 
 
