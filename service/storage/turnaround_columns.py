@@ -275,13 +275,21 @@ def _store(db: sqlite_utils.Database, block: int, base: dict, stages: dict, regu
     (version,) = db.conn.execute(
         "UPDATE turnaround_columns_version SET version = version + 1 RETURNING version"
     ).fetchone()
+    # An upsert both engines read (SQLite's INSERT OR REPLACE is not PostgreSQL's).
     db.conn.execute(
-        "INSERT OR REPLACE INTO turnaround_blocks (block, version, regular, received_min,"
+        "INSERT INTO turnaround_blocks (block, version, regular, received_min,"
         " received_max, due_min, due_max, signed_min, signed_max, base, stages)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (block) DO UPDATE SET"
+        f" {', '.join(f'{c} = excluded.{c}' for c in _BLOCK_VALUES)}",
         [block, version, int(regular), *spans, _pack(base, BASE_LAYOUT),
          _pack(stages, STAGE_LAYOUT)],
     )  # fmt: skip
+
+
+_BLOCK_VALUES = (
+    "version", "regular", "received_min", "received_max", "due_min", "due_max", "signed_min",
+    "signed_max", "base", "stages",
+)  # fmt: skip
 
 
 def _facts(db: sqlite_utils.Database, where: str, params: Sequence[object]) -> list[tuple]:

@@ -1,0 +1,45 @@
+"""bench/scale.py runs end to end at a tiny size, on both engines, so that it does not rot.
+
+The figures are not looked at (a benchmark's figures are printed, never asserted); only that
+every set-up answered, that the claims, the dashboard and the arrivals worked on both engines,
+and that the table is printed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture(scope="module")
+def scale():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import scale
+
+        yield scale
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_the_scale_benchmark_prints_its_table_at_a_tiny_size(scale, capsys):
+    argv = ["--consultations", "500", "--facilities", "6", "--readers", "4", "--senders", "2",
+            "--managers", "1", "--open", "40", "--seconds", "1", "--poll", "0.3",
+            "--claim-every", "0.5", "--send-every", "0.5", "--dashboard-every", "0.3",
+            "--in-process"]  # fmt: skip
+    assert scale.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "SQLite, 1 process" in out and "PG, 3 replicas" in out
+    rows = {line[:34].strip(): line[34:].split() for line in out.splitlines() if line[:34].strip()}
+    assert len(rows["worklist p95 (ms)"]) == 3
+    for kind in ("worklist", "claim", "dashboard"):
+        for cell in rows[f"{kind}: answered/refused"]:
+            answered, refused = map(int, cell.split("/"))
+            assert answered > 0 and refused == 0, (kind, out)
+    for cell in rows["studies seen/not listed"]:
+        seen, lost = map(int, cell.split("/"))
+        assert seen > 0 and lost == 0, out
