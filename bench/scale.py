@@ -75,6 +75,7 @@ from service.storage import Database
 from service.storage.opening import open_database
 from service.storage.turnaround import FACT_COLUMNS
 from service.storage.turnaround_columns import mark_caught_up, rebuild
+from worklists.escalation import escalation_due
 from worklists.sla import SlaPolicy
 from worklists.turnaround import milestones
 
@@ -88,6 +89,9 @@ MANAGER = "bench-manager-{:02d}"
 READER = "bench-reader-{:03d}"
 WATCHER = "bench-watcher"
 CHUNK = 20_000
+ESCALATION_SHARE = Settings().escalation_share
+TIMEOUT = aiohttp.ClientTimeout(total=30)
+"""A request not answered within this counts as refused (status 0): the run stays bounded."""
 BODY_PART = {"neuro": "HEAD", "chest": "CHEST", "abdomen": "ABDOMEN", "msk": "KNEE"}
 SUBSPECIALTIES = ("neuro", "chest", "abdomen", "msk", "")
 
@@ -203,6 +207,8 @@ def consultations(args: argparse.Namespace, now: datetime) -> Iterator[Chunk]:
             events = events[:2]
         kinds = {e[1] for e in events}
         status = "closed" if "signed" in kinds else "ready"
+        if status == "ready":
+            events += escalation(cid, received, due, now)
         modality, queue = rng.choice(MODALITIES), rng.choice(QUEUES)
         at, due_at = to_iso(received), to_iso(due)
         patient = rng.randint(1, per_facility)
@@ -232,6 +238,16 @@ def consultations(args: argparse.Namespace, now: datetime) -> Iterator[Chunk]:
         if len(chunk.tables["consultations"]) >= CHUNK or cid == args.consultations:
             yield chunk
             chunk = Chunk()
+
+
+def escalation(cid: int, start: datetime, due: datetime, now: datetime) -> list[tuple]:
+    """An open item's ``escalated`` event, as the sweep of a running service would have recorded
+    it (so that the first sweep of the run does not escalate a whole year's backlog at once)."""
+    reason = escalation_due(start, due, False, now, ESCALATION_SHARE)
+    if reason is None:
+        return []
+    at = due if reason == "overdue" else start + (due - start) * ESCALATION_SHARE
+    return [(cid, "escalated", at, None, json.dumps({"reason": reason, "managers": []}))]
 
 
 class SqliteSink:
@@ -531,9 +547,12 @@ class Load:
         self, session: aiohttp.ClientSession, kind: str, method: str, url: str, **kw: Any
     ) -> None:
         started = time.perf_counter()
-        async with session.request(method, url, **kw) as response:
-            await response.read()
-            status = response.status
+        try:
+            async with session.request(method, url, timeout=TIMEOUT, **kw) as response:
+                await response.read()
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError):
+            status = 0  # no answer within TIMEOUT, or the connection failed
         if status == 200:
             self.figures.add(kind, (time.perf_counter() - started) * 1000)
         else:
@@ -625,11 +644,17 @@ class Load:
     async def look(self, session: aiohttp.ClientSession, facility: int) -> None:
         url = self.urls[next(self.rr) % len(self.urls)]
         params = {"facility": str(facility), "status": "awaiting_request", "limit": "500"}
-        async with session.get(url + "/api/worklist", params=params) as response:
-            if response.status != 200:
-                self.figures.refuse("watcher", response.status)
-                return
-            items = (await response.json())["items"]
+        try:
+            async with session.get(
+                url + "/api/worklist", params=params, timeout=TIMEOUT
+            ) as response:
+                if response.status != 200:
+                    self.figures.refuse("watcher", response.status)
+                    return
+                items = (await response.json())["items"]
+        except (TimeoutError, aiohttp.ClientError):
+            self.figures.refuse("watcher", 0)
+            return
         answered = time.perf_counter()
         for item in items:
             pending = self.pending.pop(item["study_instance_uid"], None)
