@@ -164,13 +164,14 @@ def people(args: argparse.Namespace, stamp: str) -> Chunk:
             for k, (name, role, subs) in enumerate(names, 1)
         ],
     )
-    # Patients: a facility's own Patient IDs; every even number is one person at every facility
-    # that used it (linked by a national identifier), so the worklist's prior count has links.
+    # Patients: a facility's own Patient IDs, about three consultations each; half of them are
+    # one person with the same number at the neighbouring clinic (linked by a national
+    # identifier), so the worklist's prior count has links to follow.
     per_facility = patients_per_facility(args)
     persons, identities = {}, []
     for facility in range(2, args.facilities + 1):
         for number in range(1, per_facility + 1):
-            key = number if number % 2 == 0 else (facility, number)
+            key = (number, facility // 2) if number % 2 == 0 else (number, facility, 0)
             person = persons.setdefault(key, len(persons) + 1)
             identities.append(
                 (len(identities) + 1, facility, patient_id(facility, number), person, stamp, stamp)
@@ -484,6 +485,7 @@ class Figures:
     load_before: float = 0.0
     load_after: float = 0.0
     lost_studies: int = 0
+    seconds: float = 1.0
 
     def add(self, kind: str, ms: float) -> None:
         self.times.setdefault(kind, []).append(ms)
@@ -541,6 +543,7 @@ class Load:
             self.watcher(tokens[-1]),
         )
         self.figures.load_after = os.getloadavg()[0]
+        self.figures.seconds = args.seconds
         return self.figures
 
     async def timed(
@@ -683,7 +686,7 @@ async def setup_run(
         for n in range(replicas)
     ]
     progress(f"{name}: starting {replicas} app(s)")
-    await asyncio.gather(*(app.start() for app in apps))
+    await asyncio.gather(*(start(app) for app in apps))
     database = open_database(base, checkpoints=False) if url is None else open_database_url(url)
     try:
         load = Load(args, [app.url for app in apps], database, ready, name)
@@ -691,6 +694,17 @@ async def setup_run(
     finally:
         database.close()
         await asyncio.gather(*(app.stop() for app in apps))
+
+
+async def start(app: Replica, attempts: int = 3) -> None:
+    """Start ``app``, on another free port if another process took its port meanwhile."""
+    for attempt in range(attempts):
+        try:
+            return await app.start()
+        except (RuntimeError, OSError):
+            if attempt == attempts - 1:
+                raise
+            app.settings = replace(app.settings, port=free_port())
 
 
 SETUPS = {
@@ -726,6 +740,13 @@ def table(results: dict[str, Figures]) -> list[str]:
                 f"{percentile(results[n].times.get(kind, []), 50):>{width}.1f}" for n in names
             )
         )
+    lines.append(
+        f"{'worklist answers/s':34s}"
+        + "".join(
+            f"{len(results[n].times.get('worklist', [])) / results[n].seconds:>{width}.1f}"
+            for n in names
+        )
+    )
     for kind in ("worklist", "claim", "dashboard", "ingest"):
         values = [
             f"{len(results[n].times.get(kind, []))}/{len(results[n].refused.get(kind, []))}"
@@ -815,7 +836,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--managers", type=int, default=5, help="managers on the dashboard (5)")
     parser.add_argument("--open", type=int, default=3000, help="consultations waiting (3000)")
     parser.add_argument("--seconds", type=float, default=30.0, help="load per set-up (30)")
-    parser.add_argument("--poll", type=float, default=1.0, help="s between worklist polls (1)")
+    parser.add_argument("--poll", type=float, default=5.0, help="s between worklist polls (5)")
     parser.add_argument("--claim-every", type=float, default=10.0, help="s between claims (10)")
     parser.add_argument("--dashboard-every", type=float, default=2.0, help="s between (2)")
     parser.add_argument("--send-every", type=float, default=5.0, help="s between studies (5)")
