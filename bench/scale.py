@@ -54,7 +54,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -64,7 +64,7 @@ import aiohttp
 import sqlite_utils
 from aiohttp import web
 from dashboard import MODALITIES, QUEUES, SLA_MINUTES, history
-from ingest import free_port, percentile, progress
+from ingest import cpu_seconds, free_port, percentile, progress
 
 from service.app import create_app
 from service.auth.passwords import hash_password
@@ -486,6 +486,8 @@ class Figures:
     load_after: float = 0.0
     lost_studies: int = 0
     seconds: float = 1.0
+    cpu: tuple[float, ...] = (0.0, 0.0, 0.0)
+    """CPU seconds of the apps, PostgreSQL and this script (clients, ingest) during the load."""
 
     def add(self, kind: str, ms: float) -> None:
         self.times.setdefault(kind, []).append(ms)
@@ -512,6 +514,7 @@ class Load:
         self.pending: dict[str, tuple[int, float]] = {}
         self.seen: set[str] = set()
         self.rr = itertools.count()
+        self.cpu: Callable[[], tuple[float, float, float]] = lambda: (0.0, 0.0, 0.0)
 
     async def tokens(self, names: list[str]) -> list[str]:
         """Log each user in through its replica (a few at a time: argon2 costs ~35 ms each)."""
@@ -534,6 +537,7 @@ class Load:
         progress(f"{self.tag}: logging in {len(readers) + len(managers) + 1} users")
         tokens = await self.tokens(readers + managers + [WATCHER])
         self.figures.load_before = os.getloadavg()[0]
+        cpu_before = self.cpu()
         progress(f"{self.tag}: {args.seconds:.0f} s of load")
         self.stop = time.monotonic() + args.seconds
         await asyncio.gather(
@@ -544,6 +548,7 @@ class Load:
         )
         self.figures.load_after = os.getloadavg()[0]
         self.figures.seconds = args.seconds
+        self.figures.cpu = tuple(b - a for a, b in zip(cpu_before, self.cpu(), strict=True))
         return self.figures
 
     async def timed(
@@ -672,7 +677,7 @@ class Load:
 
 async def setup_run(
     args: argparse.Namespace, root: Path, name: str, url: str | None, replicas: int,
-    ready: Iterator[int],
+    ready: Iterator[int], server: PostgresServer | None,
 ) -> Figures:  # fmt: skip
     """Start ``replicas`` apps on the SQLite file (``url`` None) or the PostgreSQL URL, run the
     load, stop them."""
@@ -690,10 +695,36 @@ async def setup_run(
     database = open_database(base, checkpoints=False) if url is None else open_database_url(url)
     try:
         load = Load(args, [app.url for app in apps], database, ready, name)
+        load.cpu = lambda: (apps_cpu(apps), postgres_cpu(server), time.process_time())
         return await load.run()
     finally:
         database.close()
         await asyncio.gather(*(app.stop() for app in apps))
+
+
+def postgres_cpu(server: PostgresServer | None) -> float:
+    """CPU seconds of the PostgreSQL server: the postmaster, its finished children (``cutime``,
+    ``cstime``) and its running backends."""
+    if server is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        pid = int(stat.parent.name)
+        if pid == server.process.pid:
+            total += sum(int(f) for f in fields[11:15]) / tick
+        elif int(fields[1]) == server.process.pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def apps_cpu(apps: list[Replica]) -> float:
+    """CPU seconds of the apps (in this process: counted with the clients)."""
+    return sum(cpu_seconds(app.process.pid) for app in apps if app.process is not None)
 
 
 async def start(app: Replica, attempts: int = 3) -> None:
@@ -763,6 +794,14 @@ def table(results: dict[str, Figures]) -> list[str]:
         lines.append(
             f"{'statuses refused':34s}" + "".join(f"{str(refused[n]):>{width}s}" for n in names)
         )
+    for label, index in (
+        ("CPU s, app(s)", 0),
+        ("CPU s, PostgreSQL", 1),
+        ("CPU s, clients+ingest", 2),
+    ):
+        lines.append(
+            f"{label:34s}" + "".join(f"{results[n].cpu[index]:>{width}.1f}" for n in names)
+        )
     lines.append(
         f"{'load average (1 min) before/after':34s}"
         + "".join(
@@ -795,7 +834,8 @@ async def run(args: argparse.Namespace) -> int:
         for name in setups:
             url = None if name == "sqlite" else pg_url
             ids = iter(ready) if name == "sqlite" else pg_ready
-            results[name] = await setup_run(args, root, name, url, SETUPS[name][1], ids)
+            pg = None if name == "sqlite" else server
+            results[name] = await setup_run(args, root, name, url, SETUPS[name][1], ids, pg)
         lines = [
             f"teleread scale benchmark, {datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, "
             f"{os.cpu_count()} CPUs, Python {platform.python_version()}, SQLite "
