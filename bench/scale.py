@@ -486,6 +486,8 @@ class Figures:
     load_after: float = 0.0
     lost_studies: int = 0
     seconds: float = 1.0
+    transactions: tuple[int, int] = (0, 0)
+    """PostgreSQL's commits and rollbacks during the load (and the seconds after it)."""
     cpu: tuple[float, ...] = (0.0, 0.0, 0.0)
     """CPU seconds of the apps, PostgreSQL and this script (clients, ingest) during the load."""
 
@@ -696,7 +698,12 @@ async def setup_run(
     try:
         load = Load(args, [app.url for app in apps], database, ready, name)
         load.cpu = lambda: (apps_cpu(apps), postgres_cpu(server), time.process_time())
-        return await load.run()
+        before = transactions(url)
+        figures = await load.run()
+        await asyncio.sleep(0.6)  # PostgreSQL's statistics are reported every 0.5 s
+        after = transactions(url)
+        figures.transactions = (after[0] - before[0], after[1] - before[1])
+        return figures
     finally:
         database.close()
         await asyncio.gather(*(app.stop() for app in apps))
@@ -720,6 +727,22 @@ def postgres_cpu(server: PostgresServer | None) -> float:
         elif int(fields[1]) == server.process.pid:
             total += (int(fields[11]) + int(fields[12])) / tick
     return total
+
+
+def transactions(url: str | None) -> tuple[int, int]:
+    """PostgreSQL's committed and rolled-back transactions in the database so far (a rollback is
+    mostly a serializable write run again, or a read-only transaction's end)."""
+    if url is None:
+        return (0, 0)
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as pg:
+        pg.execute("SELECT pg_stat_clear_snapshot()")
+        row = pg.execute(
+            "SELECT xact_commit, xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def apps_cpu(apps: list[Replica]) -> float:
@@ -802,6 +825,13 @@ def table(results: dict[str, Figures]) -> list[str]:
         lines.append(
             f"{label:34s}" + "".join(f"{results[n].cpu[index]:>{width}.1f}" for n in names)
         )
+    lines.append(
+        f"{'PG commits/rollbacks':34s}"
+        + "".join(
+            f"{'/'.join(map(str, results[n].transactions)) if n != 'sqlite' else '-':>{width}s}"
+            for n in names
+        )
+    )
     lines.append(
         f"{'load average (1 min) before/after':34s}"
         + "".join(
