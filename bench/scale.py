@@ -290,10 +290,10 @@ class PostgresSink:
     """The PostgreSQL database, migrated by the service, filled with ``COPY`` in one
     transaction; identities moved past the ids given, then ``ANALYZE``."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, directory: Path) -> None:
         import psycopg
 
-        open_database_url(url).close()  # migrations
+        open_database_url(url, directory).close()  # migrations
         self.pg = psycopg.connect(url)
 
     def write(self, chunk: Chunk) -> None:
@@ -332,10 +332,11 @@ class PostgresSink:
         self.pg.close()
 
 
-def open_database_url(url: str) -> Database:
+def open_database_url(url: str, directory: Path) -> Database:
+    """This script's own connection to the database (``directory``: its audit anchor file)."""
     from service.storage.postgres.database import PostgresDatabase
 
-    return PostgresDatabase(url, Path(tempfile.mkdtemp(prefix="teleread-scale-")) / "teleread.db")
+    return PostgresDatabase(url, directory / "teleread.db")
 
 
 @dataclass
@@ -353,7 +354,7 @@ def seed(args: argparse.Namespace, sqlite_path: Path, pg_url: str | None, now: d
     stamp = to_iso(now - timedelta(days=400))
     sinks: list[Any] = [SqliteSink(sqlite_path)]
     if pg_url:
-        sinks.append(PostgresSink(pg_url))
+        sinks.append(PostgresSink(pg_url, sqlite_path.parent.parent / "seed"))
     for sink in sinks:
         sink.write(people(args, stamp))
     events, ready = 0, []
@@ -694,7 +695,10 @@ async def setup_run(
     ]
     progress(f"{name}: starting {replicas} app(s)")
     await asyncio.gather(*(start(app) for app in apps))
-    database = open_database(base, checkpoints=False) if url is None else open_database_url(url)
+    if url is None:
+        database = open_database(base, checkpoints=False)
+    else:
+        database = open_database_url(url, root / f"{name}-ingest")
     try:
         load = Load(args, [app.url for app in apps], database, ready, name)
         load.cpu = lambda: (apps_cpu(apps), postgres_cpu(server), time.process_time())
