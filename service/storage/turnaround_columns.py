@@ -338,11 +338,11 @@ def rebuild(db: sqlite_utils.Database) -> int:
     db.conn.execute("DELETE FROM turnaround_blocks")
     cursor = db.conn.cursor()
     cursor.row_factory = None
-    cursor.execute(
+    facts = cursor.execute(  # sqlite3 answers the cursor itself; PostgreSQL's surface a new one
         f"SELECT {', '.join(_FACT_COLUMNS)} FROM turnaround_facts ORDER BY consultation_id"
     )
     blocks, current, rows = 0, None, []
-    for row in cursor:
+    for row in facts:
         block = row[0] >> SHIFT
         if block != current and rows:
             _repack(db, current, rows)
