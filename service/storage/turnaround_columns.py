@@ -275,18 +275,21 @@ def _store(db: sqlite_utils.Database, block: int, base: dict, stages: dict, regu
     (version,) = db.conn.execute(
         "UPDATE turnaround_columns_version SET version = version + 1 RETURNING version"
     ).fetchone()
+    # An upsert both engines read (SQLite's INSERT OR REPLACE is not PostgreSQL's).
     db.conn.execute(
         "INSERT INTO turnaround_blocks (block, version, regular, received_min,"
         " received_max, due_min, due_max, signed_min, signed_max, base, stages)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (block) DO UPDATE SET"
-        " version = excluded.version, regular = excluded.regular,"
-        " received_min = excluded.received_min, received_max = excluded.received_max,"
-        " due_min = excluded.due_min, due_max = excluded.due_max,"
-        " signed_min = excluded.signed_min, signed_max = excluded.signed_max,"
-        " base = excluded.base, stages = excluded.stages",
+        f" {', '.join(f'{c} = excluded.{c}' for c in _BLOCK_VALUES)}",
         [block, version, int(regular), *spans, _pack(base, BASE_LAYOUT),
          _pack(stages, STAGE_LAYOUT)],
     )  # fmt: skip
+
+
+_BLOCK_VALUES = (
+    "version", "regular", "received_min", "received_max", "due_min", "due_max", "signed_min",
+    "signed_max", "base", "stages",
+)  # fmt: skip
 
 
 def _facts(db: sqlite_utils.Database, where: str, params: Sequence[object]) -> list[tuple]:
@@ -335,11 +338,11 @@ def rebuild(db: sqlite_utils.Database) -> int:
     db.conn.execute("DELETE FROM turnaround_blocks")
     cursor = db.conn.cursor()
     cursor.row_factory = None
-    cursor.execute(
+    facts = cursor.execute(  # sqlite3 answers the cursor itself; PostgreSQL's surface a new one
         f"SELECT {', '.join(_FACT_COLUMNS)} FROM turnaround_facts ORDER BY consultation_id"
     )
     blocks, current, rows = 0, None, []
-    for row in cursor:
+    for row in facts:
         block = row[0] >> SHIFT
         if block != current and rows:
             _repack(db, current, rows)
