@@ -40,7 +40,17 @@ def m045_baseline(db: PostgresConnection) -> None:
         )
 
 
-MIGRATIONS: list[tuple[str, Migration]] = [("m045_baseline", m045_baseline)]
+def m046_turnaround_received_index(db: PostgresConnection) -> None:
+    """As SQLite's m046: the dashboard's review stages select facts by their received time."""
+    db.executescript(
+        "CREATE INDEX turnaround_facts_received ON turnaround_facts(received_at, facility_id);"
+    )
+
+
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("m045_baseline", m045_baseline),
+    ("m046_turnaround_received_index", m046_turnaround_received_index),
+]
 
 
 def apply(db: PostgresConnection) -> list[str]:
