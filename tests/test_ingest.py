@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import copy
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -35,6 +34,7 @@ from service.settings import Settings
 from service.storage import Database
 from service.storage import facilities as facility_store
 from service.storage import ingest as ingest_store
+from service.storage.opening import open_database
 
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 STABLE_AGE = 1.0
@@ -177,7 +177,7 @@ async def c_store(orthanc: ManagedOrthanc, datasets: list[Dataset], calling_aet:
 
 async def seed_facility(settings: Settings, name: str, kind: str, aet: str) -> int:
     """Register a facility in the service's database while the service is not running."""
-    database = Database(settings.database_path)
+    database = open_database(settings)
     try:
         return await database.write(
             facility_store.add_facility, name=name, kind=kind, aet=aet, timezone="Asia/Shanghai"
@@ -350,7 +350,7 @@ async def test_replaying_the_change_feed_from_the_start_duplicates_nothing(servi
     assert await service.database.read(ingest_store.get_cursor) == last
 
 
-async def test_cursor_is_persisted_in_sqlite_and_equals_orthancs_last_change(
+async def test_cursor_is_persisted_in_the_database_and_equals_orthancs_last_change(
     service, settings, orthanc_api
 ):
     """After catching up, the committed cursor (read through a separate SQLite connection) is
@@ -364,10 +364,15 @@ async def test_cursor_is_persisted_in_sqlite_and_equals_orthancs_last_change(
 
     raw = await orthanc_api.get("/changes", last="")
     assert raw["Last"] == last > 0
-    with contextlib.closing(sqlite3.connect(settings.database_path)) as conn:
-        [(stored,)] = conn.execute(
-            "SELECT value FROM ingest_state WHERE key = ?", [ingest_store.CURSOR_KEY]
-        ).fetchall()
+    database = open_database(settings)  # a connection of its own, as another process's
+    try:
+        [(stored,)] = await database.read(
+            lambda db: db.execute(
+                "SELECT value FROM ingest_state WHERE key = ?", [ingest_store.CURSOR_KEY]
+            ).fetchall()
+        )
+    finally:
+        database.close()
     assert int(stored) == last
 
 

@@ -20,8 +20,8 @@ from pydicom.dataset import Dataset
 from service.cli.patients import backfill
 from service.demo.synthetic import StudySpec, make_study
 from service.settings import Settings
-from service.storage import Database
 from service.storage import facilities as facility_store
+from service.storage.opening import open_database
 
 from .conftest import Service, free_port
 from .module_app import running_service
@@ -312,7 +312,7 @@ async def test_backfill_reads_the_numbers_of_studies_already_in_orthanc(world: W
         db.execute("DELETE FROM patient_identifiers WHERE identity_id = ?", [identity["id"]])
 
     await world.service.database.write(forget)
-    database = Database(world.settings.database_path)  # the command's own, as a shell's
+    database = open_database(world.settings)  # the command's own, as a shell's
     try:
         counts = await backfill(world.settings, database)
     finally:
