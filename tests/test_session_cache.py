@@ -88,6 +88,7 @@ def test_a_commit_during_the_read_makes_the_entry_stale_at_once():
     assert cache.get("token-a") is None
 
 
+@pytest.mark.sqlite_file
 def test_the_database_version_moves_with_every_commit_of_any_connection(tmp_path):
     """Its own writer's commits, another Database object's (another process) alike; reads and
     a transaction that changed nothing leave it alone."""

@@ -372,8 +372,9 @@ def test_summaries_of_many_groups_are_the_nearest_rank_values_and_exact_means():
         }  # fmt: skip
 
 
-async def test_the_facts_keep_only_the_index_the_breach_list_reads(database):
-    """Migration m022 drops the indexes only the removed SQL engine read: fewer writes per event."""
+async def test_the_facts_keep_only_the_indexes_the_breach_list_and_review_stages_read(database):
+    """Migration m022 drops the indexes only the removed SQL engine read (fewer writes per
+    event); m046 adds the one the dashboard's review stages select by (received time)."""
 
     def indexes(db):
         return [r[0] for r in db.execute(
@@ -381,4 +382,4 @@ async def test_the_facts_keep_only_the_index_the_breach_list_reads(database):
             " AND sql IS NOT NULL ORDER BY name"
         )]  # fmt: skip
 
-    assert await database.read(indexes) == ["turnaround_facts_due"]
+    assert await database.read(indexes) == ["turnaround_facts_due", "turnaround_facts_received"]
