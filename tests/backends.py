@@ -26,27 +26,18 @@ from .postgres_server import PostgresServer, start_postgres
 BOTH_BACKENDS = frozenset(
     {
         "test_api_tokens",
-        "test_assignees",
-        "test_audit_group_commit",
         "test_auth",
         "test_claims",
         "test_conversation",
-        "test_escalation",
         "test_hl7_orders",
-        "test_id_ranges",
         "test_patient_index_core",
-        "test_patient_merges",
         "test_patient_record",
         "test_quality_http",
         "test_repeat_exams",
-        "test_report_cosign",
-        "test_roster_notifications",
         "test_saved_filters",
         "test_session_cache",
         "test_signing",
-        "test_turnaround",
         "test_worklist_api",
-        "test_worklist_page_api",
     }
 )
 

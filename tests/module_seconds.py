@@ -29,6 +29,9 @@ SECONDS: dict[str, float] = {
     "test_browser_raw_codes.py": 44.7,
     "test_ingest.py": 33.5,
     "test_failover.py": 25.0,  # measured alone (session 12): three replicas, two Orthancs, caddy
+    "test_orthanc_postgresql.py": 20.0,  # estimated (session 12): two Orthancs on PostgreSQL
+    "test_postgres_leadership.py": 18.0,  # estimated (session 12)
+    "test_bench_scale.py": 12.0,  # estimated (session 12)
     "test_malformed_files.py": 22.5,
     "test_viewer_errors.py": 20.1,
     "test_browser_worklist_fit.py": 19.7,
