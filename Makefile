@@ -45,10 +45,11 @@ lint: test-system-deps $(STAMP) $(NODE_STAMP)
 	@npx --no-install eslint
 
 # pytest-xdist workers. Most of a test's time is waiting (Orthanc's 1 s StableAge, the change
-# feed, a browser), so three workers keep 2 cores busier than two: the whole suite on this 2-core
-# machine, shared with other work, took 442 s with -n 2 and 392 s with -n 3 for the same CPU time
-# (374 s, 392 s). worksteal: a worker that is done takes tests from another's end.
-PYTEST_WORKERS ?= 3
+# feed, a browser, PostgreSQL replicas taking over), so more workers than cores keep 2 cores
+# busier: the whole suite on this 2-core machine took 442 s with -n 2 and 392 s with -n 3
+# (session 10); with PostgreSQL's tests added, 400 s with -n 3 and 380 s with -n 4 (session 12,
+# 536 and 573 CPU-seconds). worksteal: a worker that is done takes tests from another's end.
+PYTEST_WORKERS ?= 4
 
 # The JavaScript checks (eslint, then node's test runner on the pure modules) run first: seconds.
 test: lint $(OHIF_STAMP)

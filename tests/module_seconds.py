@@ -7,7 +7,7 @@ counts as :data:`UNKNOWN` seconds.
 
 Refresh after a change that moves a module's time much::
 
-    .venv/bin/python -m pytest -n 3 --dist worksteal --junitxml=build/junit.xml
+    .venv/bin/python -m pytest -n 4 --dist worksteal --junitxml=build/junit.xml
     .venv/bin/python -m tests.module_seconds build/junit.xml
 """
 
