@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -500,14 +500,15 @@ def settings_to_json(settings: Settings) -> str:
     return json.dumps(fields_)
 
 
-async def serve_child() -> None:
+async def serve_child(serve_app: Callable[[Settings], Awaitable[web.AppRunner]] = serve) -> None:
     """Child mode (``--serve-app``): serve until SIGTERM; settings come as JSON on stdin.
 
-    (Not on the command line, where other users could read the Orthanc password.)
+    (Not on the command line, where other users could read the Orthanc password.) bench/scale.py
+    runs its replicas the same way, with its own ``serve_app``.
     """
     values = json.loads(sys.stdin.readline())
     values["data_dir"] = Path(values["data_dir"])
-    runner = await serve(Settings(**values))
+    runner = await serve_app(Settings(**values))
     print("ready", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -518,12 +519,25 @@ async def serve_child() -> None:
 
 
 class AppHandle:
-    """The app under test, in this process or in a child process."""
+    """The app under test, in this process or in a child process (``script --serve-app``, which
+    reads ``to_json(settings)`` on stdin and answers ``ready``: :func:`serve_child`)."""
 
-    def __init__(self, settings: Settings, in_process: bool, log_path: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        in_process: bool,
+        log_path: Path,
+        *,
+        script: Path = SCRIPT,
+        serve_app: Callable[[Settings], Awaitable[web.AppRunner]] = serve,
+        to_json: Callable[[Settings], str] = settings_to_json,
+        start_timeout: float = 60,
+    ) -> None:
         self.settings = settings
         self.in_process = in_process
         self.log_path = log_path
+        self.script, self.serve_app, self.to_json = script, serve_app, to_json
+        self.start_timeout = start_timeout
         self.runner: web.AppRunner | None = None
         self.process: asyncio.subprocess.Process | None = None
 
@@ -538,23 +552,23 @@ class AppHandle:
 
     async def start(self) -> None:
         if self.in_process:
-            self.runner = await serve(self.settings)
+            self.runner = await self.serve_app(self.settings)
             return
         with self.log_path.open("ab") as log_file:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
-                str(SCRIPT),
+                str(self.script),
                 "--serve-app",
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log_file,
                 stdin=asyncio.subprocess.PIPE,
             )
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(settings_to_json(self.settings).encode() + b"\n")
+        self.process.stdin.write(self.to_json(self.settings).encode() + b"\n")
         await self.process.stdin.drain()
         self.process.stdin.close()
         try:
-            line = await asyncio.wait_for(self.process.stdout.readline(), 60)
+            line = await asyncio.wait_for(self.process.stdout.readline(), self.start_timeout)
         except TimeoutError:
             line = b""
         if line.strip() != b"ready":

@@ -51,7 +51,6 @@ import os
 import platform
 import random
 import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -66,7 +65,7 @@ import aiohttp
 import sqlite_utils
 from aiohttp import web
 from dashboard import MODALITIES, QUEUES, SLA_MINUTES, history
-from ingest import cpu_seconds, free_port, percentile, progress
+from ingest import AppHandle, cpu_seconds, free_port, percentile, progress, serve_child
 
 from service.app import create_app
 from service.auth.passwords import hash_password
@@ -410,68 +409,15 @@ async def serve(settings: Settings) -> web.AppRunner:
     return runner
 
 
-async def serve_child() -> None:
-    """Child mode (``--serve-app``): one app (settings as JSON on stdin) until SIGTERM."""
-    values = json.loads(sys.stdin.readline())
-    values["data_dir"] = Path(values["data_dir"])
-    runner = await serve(Settings(**values))
-    print("ready", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
-
-
-class Replica:
-    """One app, in a child process of its own (or in this process: ``--in-process``)."""
+class Replica(AppHandle):
+    """One app, in a child process of its own (or in this process: ``--in-process``), started
+    as bench/ingest.py starts its app."""
 
     def __init__(self, settings: Settings, log_path: Path, in_process: bool) -> None:
-        self.settings, self.log_path, self.in_process = settings, log_path, in_process
-        self.process: asyncio.subprocess.Process | None = None
-        self.runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.port}"
-
-    async def start(self) -> None:
-        if self.in_process:
-            self.runner = await serve(self.settings)
-            return
-        with self.log_path.open("ab") as log_file:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "--serve-app",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log_file,
-            )  # fmt: skip
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(settings_json(self.settings).encode() + b"\n")
-        await self.process.stdin.drain()
-        self.process.stdin.close()
-        try:
-            line = await asyncio.wait_for(self.process.stdout.readline(), 120)
-        except TimeoutError:
-            line = b""
-        if line.strip() != b"ready":
-            await self.stop()
-            tail = self.log_path.read_text(errors="replace").splitlines()[-20:]
-            raise RuntimeError("the app did not start:\n" + "\n".join(tail))
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            runner, self.runner = self.runner, None
-            await runner.cleanup()
-        if self.process is None:
-            return
-        process, self.process = self.process, None
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        super().__init__(
+            settings, in_process, log_path, script=Path(__file__), serve_app=serve,
+            to_json=settings_json, start_timeout=120,
+        )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -944,7 +890,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     if args.serve_app:
-        asyncio.run(serve_child())
+        asyncio.run(serve_child(serve))
         return 0
     return asyncio.run(run(args))
 
