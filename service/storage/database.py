@@ -77,13 +77,7 @@ class Database:
         file needs to: the primary web process, or a command on its own)."""
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._all: list[sqlite_utils.Database] = []
-        self._lock = threading.Lock()
-        self.turnaround_blocks = BlockCache()
-        """Decoded dashboard column blocks, shared by the reader threads (turnaround_columns)."""
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-writer")
-        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="db-reader")
+        self._open_pools(readers)
         self._migrate()
         self._writer.submit(self._no_auto_checkpoint).result()
         self._version_lock = threading.Lock()
@@ -100,6 +94,21 @@ class Database:
                 target=self._checkpoint_loop, name="db-checkpointer", daemon=True
             )
             self._checkpointer.start()
+        self._anchor_db: sqlite_utils.Database | None = None
+        self.anchor = AnchorKeeper(
+            path, anchor_path_for(path), lambda: to_iso(utc_now()), self._anchored_hash
+        )
+
+    def _open_pools(self, readers: int) -> None:
+        """The per-thread connections, the writer and reader threads and the audit queue: the
+        same on both engines (the PostgreSQL database calls it too)."""
+        self._local = threading.local()
+        self._all: list[sqlite_utils.Database] = []
+        self._lock = threading.Lock()
+        self.turnaround_blocks = BlockCache()
+        """Decoded dashboard column blocks, shared by the reader threads (turnaround_columns)."""
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-writer")
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="db-reader")
         self._audit_queue: list[tuple[AuditEntry, asyncio.Future[int]]] = []
         self._audit_flush: asyncio.Task[None] | None = None
         self.audit_commits = 0
@@ -107,10 +116,29 @@ class Database:
         self.audit_listeners: list[Callable[[], None]] = []
         """Called (on the event loop) after each commit of audit records: ATNA forwarding is
         woken by them rather than waiting for its next poll."""
-        self._anchor_db: sqlite_utils.Database | None = None
-        self.anchor = AnchorKeeper(
-            path, anchor_path_for(path), lambda: to_iso(utc_now()), self._anchored_hash
-        )
+
+    def _close_pools(self) -> None:
+        """Close every thread's connection and the anchor's, and stop the pools."""
+
+        def close_local() -> None:
+            db = getattr(self._local, "db", None)
+            if db is not None:
+                db.conn.close()
+                self._local.db = None
+
+        self._writer.submit(close_local).result()
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        self.anchor.close()
+        if self._anchor_db is not None:
+            self._anchor_db.conn.close()
+        with self._lock:
+            for db in self._all:
+                try:
+                    db.conn.close()
+                except sqlite3.ProgrammingError:
+                    pass
+            self._all.clear()
 
     def _anchored_hash(self, record_id: int) -> str | None:
         """For the anchor keeper's thread, on a connection of its own."""
@@ -321,28 +349,9 @@ class Database:
 
     def close(self) -> None:
         """Close every thread's connection and stop the pools."""
-
-        def close_local() -> None:
-            db = getattr(self._local, "db", None)
-            if db is not None:
-                db.conn.close()
-                self._local.db = None
-
         self._stop_checkpoints.set()
         if self._checkpointer is not None:
             self._checkpointer.join()
-        self._writer.submit(close_local).result()
-        self._writer.shutdown(wait=True)
-        self._readers.shutdown(wait=True)
-        self.anchor.close()
-        if self._anchor_db is not None:
-            self._anchor_db.conn.close()
+        self._close_pools()
         with self._version_lock:
             self._version_conn.close()
-        with self._lock:
-            for db in self._all:
-                try:
-                    db.conn.close()
-                except sqlite3.ProgrammingError:
-                    pass
-            self._all.clear()

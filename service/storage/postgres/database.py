@@ -27,7 +27,6 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,7 +37,6 @@ from ...clock import to_iso, utc_now
 from ..audit import audit_head, record_hash
 from ..audit_anchor import AnchorKeeper, anchor_path_for
 from ..database import Database
-from ..turnaround_columns import BlockCache
 from . import schema
 from .connection import PostgresConnection
 
@@ -67,12 +65,7 @@ class PostgresDatabase(Database):
         count themselves at once (a second count would empty its caches for nothing)."""
         self.path = anchor_beside
         anchor_beside.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._all: list[PostgresConnection] = []
-        self._lock = threading.Lock()
-        self.turnaround_blocks = BlockCache()
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-writer")
-        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="db-reader")
+        self._open_pools(readers)
         setup = PostgresConnection(url)
         try:
             schema.apply(setup)
@@ -85,10 +78,6 @@ class PostgresDatabase(Database):
         self._listener = threading.Thread(target=self._listen, name="db-generation", daemon=True)
         self._listener.start()
         self._listening.wait(10)
-        self._audit_queue = []
-        self._audit_flush = None
-        self.audit_commits = 0
-        self.audit_listeners = []
         self.serialization_retries = 0
         """Write transactions run again after a serialization failure (figures)."""
         self._anchor_db: PostgresConnection | None = None  # type: ignore[assignment]
@@ -175,25 +164,9 @@ class PostgresDatabase(Database):
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        def close_local() -> None:
-            db = getattr(self._local, "db", None)
-            if db is not None:
-                db.close()
-                self._local.db = None
-
         self._stop.set()
         self._listener.join()
-        self._writer.submit(close_local).result()
-        self._writer.shutdown(wait=True)
-        self._readers.shutdown(wait=True)
-        self.anchor.close()
-        if self._anchor_db is not None:
-            self._anchor_db.close()
-        with self._lock:
-            for db in self._all:
-                with contextlib.suppress(psycopg.Error):
-                    db.close()
-            self._all.clear()
+        self._close_pools()
 
 
 def _retryable(exc: BaseException) -> bool:
