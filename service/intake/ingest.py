@@ -260,7 +260,9 @@ class ChangeFollower:
         if not self._moves_pending or loop.time() < self._next_move_at:
             return
         try:
-            await self.move_out_quarantined()
+            async with self._moving:
+                if self._moves_pending:  # else another mover did it while this round waited
+                    await self._move_out()
         except OrthancUnavailable:
             raise
         except Exception:
