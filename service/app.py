@@ -34,6 +34,7 @@ from .http.keys import (
     EFFECTS,
     FOLLOWER,
     HEALTH,
+    HL7_RESULTS,
     LEADERSHIP,
     LIVE,
     NOTIFICATIONS,
@@ -532,7 +533,9 @@ async def atna_context(app: web.Application) -> AsyncIterator[None]:
     the primary only, as every secondary's records are in the same trail."""
     forwarder = None
     if app[ROLE].primary:  # reads certificate files, may ask DNS for this host's name
-        forwarder = await asyncio.to_thread(atna_forwarder, app[SETTINGS], app[DATABASE])
+        forwarder = await asyncio.to_thread(
+            atna_forwarder, app[SETTINGS], app[DATABASE], app[LEADERSHIP].fence
+        )
     if forwarder is None:
         yield
         return
@@ -578,12 +581,14 @@ async def hl7_results_context(app: web.Application) -> AsyncIterator[None]:
     sender = ResultSender(
         app[DATABASE],
         ResultPolicy(settings.hl7_retry_seconds, settings.hl7_max_attempts),
+        app[LEADERSHIP].fence,
     )
+    app[HL7_RESULTS] = sender
     app[REPORT_DELIVERY].kick_relays.append(sender.wake.set)
     interval = min(settings.hl7_retry_seconds, 5.0)
     async with app[LEADERSHIP].once(
         "the HL7 results outbox",
-        lambda: running("HL7 results", interval, sender.run_due, wake=sender.wake),
+        lambda: sender.working(interval),
     ):
         yield
 
@@ -601,6 +606,7 @@ async def reports_context(app: web.Application) -> AsyncIterator[None]:
             retry_seconds=settings.delivery_retry_seconds,
             max_attempts=settings.delivery_max_attempts,
         ),
+        app[LEADERSHIP].fence,
     )
     app[REPORT_DELIVERY] = delivery
     app[EFFECTS].delivery = delivery
@@ -620,12 +626,7 @@ async def reports_context(app: web.Application) -> AsyncIterator[None]:
     async with (
         leadership.once(
             "report delivery",
-            lambda: running(
-                "report delivery",
-                min(settings.delivery_retry_seconds, 5.0),
-                delivery.run_due,
-                wake=delivery.wake,
-            ),
+            lambda: delivery.working(min(settings.delivery_retry_seconds, 5.0)),
         ),
         leadership.once(
             "the critical finding sweep",

@@ -44,6 +44,11 @@ While the repository is unreachable, the forwarder retries with doubling delays 
 primary web process only (service/app.py): its own records wake it as they are committed, the
 other processes' are found by polling every second. Everything on the event loop is
 non-blocking: database reads and message building go to threads.
+
+Among replicas only the leader forwards, and the cursor is moved only by a worker that read it
+where it stands and whose leader still holds the lease (service/storage/fencing.py): an old
+leader still forwarding while a new one starts stops at its next record (``Superseded`` or
+``ForwardingMoved``), so at most the one message in flight goes twice, with its ``sequenceId``.
 """
 
 from __future__ import annotations
@@ -58,15 +63,16 @@ import socket
 import ssl
 import struct
 import termios
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..clock import to_iso, utc_now
 from ..settings import Settings, SettingsError
-from ..storage.atna_cursor import forwarded_through, mark_forwarded
+from ..storage.atna_cursor import ForwardingMoved, forwarded_through, mark_forwarded
 from ..storage.audit_search import EVERYONE, AuditFilter, audit_batch, names_for
 from ..storage.database import Database
+from ..storage.fencing import Fence, Superseded, check_fence
 from .atna import AuditSource, audit_message, to_xml
 from .export import default_source_id
 
@@ -227,8 +233,11 @@ class AtnaForwarder:
         *,
         poll_interval: float = 1.0,
         max_backoff: float = MAX_BACKOFF,
+        fence: Callable[[], Fence | None] = lambda: None,
     ) -> None:
+        """``fence``: the lease's fence the cursor is moved under (the app's leadership's)."""
         self.database, self.destination, self.context = database, destination, context
+        self.fence = fence
         self.source, self.hostname = source, hostname
         self.poll_interval, self.max_backoff = poll_interval, max_backoff
         self.procid = str(os.getpid())
@@ -246,6 +255,10 @@ class AtnaForwarder:
             try:
                 while await self.forward_batch():
                     pass
+            except (Superseded, ForwardingMoved) as exc:  # another replica forwards now
+                failures += 1
+                await self._drop_connection()
+                log.warning("ATNA forwarding to %s stops: %s", self.destination.key, exc)
             except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
                 failures += 1
                 await self._drop_connection()
@@ -284,12 +297,15 @@ class AtnaForwarder:
             )
 
     async def forward_batch(self) -> int:
-        """Send the next records after the cursor, one at a time; how many were sent."""
+        """Send the next records after the cursor, one at a time; how many were sent. Raises
+        ``Superseded`` (another replica leads) or ``ForwardingMoved`` (another worker moved
+        the cursor) before sending anything more."""
         key = self.destination.key
         after = await self.database.read(forwarded_through, key)
         rows = await self.database.read(audit_batch, AuditFilter(), EVERYONE, after, BATCH)
         if not rows:
             return 0
+        await self.database.read(check_fence, self.fence())
         frames = await self.database.read(self._frames, rows)
         sent = 0
         for row, frame in zip(rows, frames, strict=True):
@@ -300,10 +316,11 @@ class AtnaForwarder:
             try:
                 await connection.send(frame)
                 await self.database.write_bookkeeping(
-                    mark_forwarded, key, int(row["id"]), to_iso(utc_now())
+                    mark_forwarded, key, int(row["id"]), to_iso(utc_now()), after, self.fence()
                 )
             finally:
                 self._in_flight = False
+            after = int(row["id"])
             self._recovered()
             sent += 1
         return sent
@@ -369,8 +386,13 @@ class AtnaForwarder:
             await self._drop_connection()
 
 
-def atna_forwarder(settings: Settings, database: Database) -> AtnaForwarder | None:
-    """The forwarder ``TELEREAD_ATNA_*`` ask for, or None when ``TELEREAD_ATNA_URL`` is unset.
+def atna_forwarder(
+    settings: Settings,
+    database: Database,
+    fence: Callable[[], Fence | None] = lambda: None,
+) -> AtnaForwarder | None:
+    """The forwarder ``TELEREAD_ATNA_*`` ask for, or None when ``TELEREAD_ATNA_URL`` is unset;
+    ``fence``: the leadership's, among replicas.
 
     Reads certificate files and may ask DNS for this machine's name: call it off the loop."""
     if not settings.atna_url:
@@ -391,4 +413,5 @@ def atna_forwarder(settings: Settings, database: Database) -> AtnaForwarder | No
         context,
         AuditSource(default_source_id(host)),
         syslog_hostname(host),
+        fence=fence,
     )

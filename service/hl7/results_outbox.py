@@ -12,12 +12,18 @@ retried after a doubling wait, until the attempts run out and the row is failed.
 Each outcome is audited (``hl7.result_sent`` / ``hl7.result_failed``, naming the patient and
 the consultation) in the same transaction that records it. Message building and database work
 run on threads; only the socket is on the event loop.
+
+Each row is claimed before its attempt (``storage.hl7_outbox.claim_message``) under the lease's
+fence among replicas, so an old leader finishing its round and the new one never send one
+result twice, and the old one sends nothing more once another replica leads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,11 +34,13 @@ from hl7.mllp import open_hl7_connection
 
 from ..clock import to_iso, utc_now
 from ..reports.documents_data import document_for
+from ..runtime.periodic import running
 from ..storage import Database
 from ..storage import consultations as consultation_store
 from ..storage import hl7_outbox as store
 from ..storage.audit import append_audit
 from ..storage.audit_chain import AuditEntry
+from ..storage.fencing import Fence
 from .results_message import ResultFacts, ResultMessage, oru_r01
 
 log = logging.getLogger(__name__)
@@ -42,6 +50,9 @@ CONNECT_TIMEOUT = 10.0
 ACK_TIMEOUT = 30.0
 ACCEPTED = ("AA", "CA")
 SENDER = "system:hl7"
+#: A row still claimed after this is a dead worker's, due again: far beyond one attempt
+#: (connect, write, the ACK's wait).
+CLAIM_TIMEOUT = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -160,22 +171,49 @@ def build_message(db: sqlite_utils.Database, outbox_id: int) -> tuple[ResultMess
 class ResultSender:
     """The outbox worker; ``wake`` ends its wait at once (set on every signature)."""
 
-    def __init__(self, database: Database, policy: ResultPolicy) -> None:
+    def __init__(
+        self,
+        database: Database,
+        policy: ResultPolicy,
+        fence: Callable[[], Fence | None] = lambda: None,
+    ) -> None:
+        """``fence``: the lease's fence the worker claims under (the app's leadership's)."""
         self.database = database
         self.policy = policy
+        self.fence = fence
         self.wake = asyncio.Event()
 
     async def run_due(self, now: datetime | None = None) -> int:
-        """Send every message that is due, in order; returns how many were attempted."""
-        attempted: set[int] = set()
+        """Send every message that is due and that this worker claims, in order; returns how
+        many were attempted. Raises ``Superseded`` when another replica leads now."""
+        seen: set[int] = set()
+        attempted = 0
         while True:  # a sent original makes its correction due: go round until none is
-            due = await self.database.read(store.due_messages, to_iso(now or utc_now()))
-            due = [row for row in due if row["id"] not in attempted]
+            moment = now or utc_now()
+            stamp, stale_before = to_iso(moment), to_iso(moment - CLAIM_TIMEOUT)
+            due = await self.database.read(store.due_messages, stamp, stale_before)
+            due = [row for row in due if row["id"] not in seen]
             if not due:
-                return len(attempted)
+                return attempted
             for row in due:
-                attempted.add(row["id"])
-                await self._attempt(row)
+                seen.add(row["id"])
+                claimed = await self.database.write(
+                    store.claim_message, row["id"], stamp, stale_before, self.fence()
+                )
+                if claimed:
+                    await self._attempt(row)
+                    attempted += 1
+
+    @contextlib.asynccontextmanager
+    async def working(self, interval: float) -> AsyncIterator[asyncio.Task[None]]:
+        """The sender while the block runs, after forgetting the claims a stop left (on one
+        host, where they can only be its own)."""
+        if self.fence() is None:
+            released = await self.database.write(store.release_message_claims)
+            if released:
+                log.info("HL7 results: %d attempt(s) cut short by a stop, due again", released)
+        async with running("HL7 results", interval, self.run_due, wake=self.wake) as task:
+            yield task
 
     async def _attempt(self, row: dict[str, Any]) -> None:
         message, about = await self.database.read(build_message, row["id"])

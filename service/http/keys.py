@@ -13,6 +13,7 @@ from worklists.sla import SlaPolicy
 
 from ..auth.session_cache import SessionCache
 from ..auth.sessions import CurrentUser
+from ..hl7.results_outbox import ResultSender
 from ..i18n import PageRenderer
 from ..intake.ingest import ChangeFollower
 from ..reports.delivery import ReportDelivery
@@ -61,6 +62,8 @@ OHIF = web.AppKey("ohif", OhifFiles)
 # The report feature: the consortium CA and the delivery worker.
 CA = web.AppKey("consortium_ca", ConsortiumCA)
 REPORT_DELIVERY = web.AppKey("report_delivery", ReportDelivery)
+# The HL7 results outbox sender (the primary's; absent in a secondary).
+HL7_RESULTS = web.AppKey("hl7_results", ResultSender)
 
 # Per-request values set by the middlewares.
 USER_KEY = web.RequestKey("user", CurrentUser | None)  # type: ignore[arg-type]

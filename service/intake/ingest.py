@@ -88,6 +88,7 @@ class ChangeFollower:
         """Seconds a seq skipped on the feed is waited for (see GAP_PATIENCE_SECONDS)."""
         self._window: ChangeWindow | None = None
         self._stored_cursor = 0  # the cursor as this follower last read or wrote it
+        self._round = asyncio.Lock()  # one round over the feed at a time (see follow_once)
 
     async def run(self) -> None:
         """Reconcile, then follow the feed forever, backing off while Orthanc is away."""
@@ -154,7 +155,15 @@ class ChangeFollower:
         The page follows the highest seq read; each gap below it is asked for again, until its
         change comes or ``gap_patience`` runs out (service/intake/change_window.py). On an error
         the window is dropped, and the next round starts again from the stored cursor.
+
+        Rounds are serialised: a caller driving the feed itself (the CLI, a test) while the
+        background loop runs would otherwise share one window, and a round begun before the
+        cursor was rewound could store its old head over the rewind.
         """
+        async with self._round:
+            return await self._follow_one_page(limit)
+
+    async def _follow_one_page(self, limit: int) -> bool:
         window = await self._current_window()
         try:
             late: list[Change] = []

@@ -6,14 +6,20 @@ viewer shows the report with the images; then, when the originating facility has
 ``dicom`` sends them there by C-STORE through Orthanc. Every attempt is logged; failures retry
 with a doubling wait and, after the last attempt, the duty managers are told. Successes are
 turnaround events (``report_stored``, ``delivered`` with channel ``dicom``).
+
+A delivery is claimed before each attempt (``storage.reports.claim_delivery``), under the lease's
+fence among replicas: two workers (an old leader finishing its round, the new one starting) never
+store or send the same delivery twice, and an old leader's worker takes nothing more once
+another replica leads (service/storage/fencing.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,11 +29,13 @@ import sqlite_utils
 
 from ..clock import to_iso, utc_now
 from ..runtime.orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
+from ..runtime.periodic import running
 from ..storage import Database
 from ..storage import consultations as consultation_store
 from ..storage import facilities as facility_store
 from ..storage import key_images as key_image_store
 from ..storage import reports as store
+from ..storage.fencing import Fence
 from ..worklist.notifications import Notice, Notifications
 from ..worklist.roster import managers_to_tell
 from .dicom_objects import encapsulated_pdf, report_sr
@@ -37,6 +45,9 @@ from .key_object import store_key_object
 log = logging.getLogger(__name__)
 
 MAX_WAIT = timedelta(hours=1)
+#: An attempt still claimed after this is taken for a dead worker's, and the delivery is due
+#: again: well beyond an attempt's longest (Orthanc's store, a C-STORE of a few objects).
+CLAIM_TIMEOUT = timedelta(minutes=5)
 
 
 class DeliveryFailed(Exception):
@@ -68,8 +79,11 @@ class ReportDelivery:
         orthanc: OrthancClient,
         notifications: Notifications,
         policy: DeliveryPolicy,
+        fence: Callable[[], Fence | None] = lambda: None,
     ) -> None:
+        """``fence``: the lease's fence the worker claims under (the app's leadership's)."""
         self.database = database
+        self.fence = fence
         self.orthanc = orthanc
         self.notifications = notifications
         self.policy = policy
@@ -85,11 +99,37 @@ class ReportDelivery:
             relay()
 
     async def run_due(self, now: datetime | None = None) -> int:
-        """Work every delivery that is due; returns how many were attempted."""
-        due = await self.database.read(store.due_deliveries, to_iso(now or utc_now()))
+        """Work every delivery that is due and that this worker claims; returns how many were
+        attempted. Raises ``Superseded`` when another replica leads now."""
+        now = now or utc_now()
+        stamp, stale_before = to_iso(now), to_iso(now - CLAIM_TIMEOUT)
+        due = await self.database.read(store.due_deliveries, stamp, stale_before)
+        attempted = 0
         for delivery in due:
-            await self._attempt(delivery)
-        return len(due)
+            fence = self.fence()
+            claimed = await self.database.write(
+                store.claim_delivery, delivery["id"], stamp, stale_before, fence
+            )
+            if claimed:
+                await self._attempt(delivery)
+                attempted += 1
+        return attempted
+
+    @contextlib.asynccontextmanager
+    async def working(self, interval: float) -> AsyncIterator[asyncio.Task[None]]:
+        """The worker while the block runs: a round every ``interval`` seconds, or at once
+        when kicked, after forgetting the claims a stop left (one host)."""
+        await self.release_claims()
+        async with running("report delivery", interval, self.run_due, wake=self.wake) as task:
+            yield task
+
+    async def release_claims(self) -> None:
+        """On one host, at the worker's start: claims left are this worker's own, from before
+        a crash or a stop mid-attempt; their deliveries are due again at once."""
+        if self.fence() is None:
+            released = await self.database.write(store.release_delivery_claims)
+            if released:
+                log.info("report delivery: %d attempt(s) cut short by a stop, due again", released)
 
     async def _attempt(self, delivery: dict[str, Any]) -> None:
         try:

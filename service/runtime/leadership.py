@@ -13,8 +13,10 @@ within about a second.
 
 A task must still be safe if an old leader finishes a round while the new one starts (a
 partitioned leader learns of its loss only at its next check): the work of a round is one
-transaction that checks what it read (the change follower's cursor: ``storage.ingest``), or is
-idempotent (every sweep records an event once, under ``SERIALIZABLE``).
+transaction that checks what it read (the change follower's cursor: ``storage.ingest``), claims
+what it sends under the lease's fence (:attr:`Leadership.fence`: report delivery, the HL7
+results outbox, ATNA forwarding; ``storage.fencing``), or is idempotent (every sweep records an
+event once, under ``SERIALIZABLE``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from ..storage.fencing import Fence
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,9 @@ class Lease(Protocol):
     async def still_held(self) -> bool: ...
 
     async def release(self) -> None: ...
+
+    @property
+    def fence(self) -> Fence: ...
 
 
 @dataclass(eq=False)
@@ -68,6 +75,12 @@ class Leadership:
     @property
     def leading(self) -> bool:
         return self._leading
+
+    def fence(self) -> Fence | None:
+        """The fence this process's workers claim work under: the epoch at which its lease
+        was last taken (refused by the database once another replica took it since), or
+        None on one host, where there is nothing to fence."""
+        return None if self.lease is None else self.lease.fence
 
     @property
     def elected(self) -> bool:

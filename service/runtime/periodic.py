@@ -5,6 +5,8 @@ heartbeat are all "do a round, wait, repeat". Written once here, each gets the s
 
 - a round that raises is logged with its task's name and the loop goes on: one bad row or a
   database briefly locked must never stop escalations for the rest of the day;
+- a round refused because another replica leads now (``Superseded``) is logged as such and the
+  loop waits to be stopped by the leadership (service/runtime/leadership.py);
 - after a failure the wait doubles (up to ``max_backoff``), so a persistent fault is not logged
   every few milliseconds; the first good round restores the interval;
 - a ``wake`` event ends the wait early (a signature wakes report delivery at once); it is
@@ -19,6 +21,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+
+from ..storage.fencing import Superseded
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,9 @@ async def repeat(
             wake.clear()
         try:
             await round_()
+        except Superseded as exc:
+            delay = interval
+            log.warning("%s: %s; this replica no longer leads", name, exc)
         except Exception:
             failures += 1
             delay = min(interval * 2 ** min(failures, 30), max(max_backoff, interval))

@@ -13,6 +13,7 @@ from typing import Any
 import sqlite_utils
 
 from .database import Conflict, RecordNotFound
+from .fencing import Fence, check_fence
 
 STATUSES = ("pending", "sent", "failed")
 
@@ -60,17 +61,47 @@ def enqueue_result(
     return int(cursor.lastrowid)
 
 
-def due_messages(db: sqlite_utils.Database, now: str, limit: int = 20) -> list[dict[str, Any]]:
-    """Pending rows whose time has come and that no earlier pending row of their consultation
+def due_messages(
+    db: sqlite_utils.Database, now: str, stale_before: str, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Pending rows whose time has come, that no worker has in flight (a claim made before
+    ``stale_before`` is a dead worker's) and that no earlier pending row of their consultation
     holds back, oldest first."""
     rows = db.execute(
         "SELECT o.* FROM hl7_outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= ?"
+        " AND (o.claimed_at IS NULL OR o.claimed_at < ?)"
         " AND NOT EXISTS (SELECT 1 FROM hl7_outbox e WHERE e.consultation_id = o.consultation_id"
         "   AND e.id < o.id AND e.status = 'pending')"
         " ORDER BY o.next_attempt_at, o.id LIMIT ?",
-        [now, limit],
+        [now, stale_before, limit],
     )
     return [dict(r) for r in rows]
+
+
+def claim_message(
+    db: sqlite_utils.Database,
+    outbox_id: int,
+    now: str,
+    stale_before: str,
+    fence: Fence | None = None,
+) -> bool:
+    """Take a due message for one attempt: True when this worker has it, False when it is
+    sent, not due, or in another worker's hands; refused (``Superseded``) when the worker's
+    leader no longer holds the lease. Recording the attempt lets it go."""
+    check_fence(db, fence)
+    cursor = db.execute(
+        "UPDATE hl7_outbox SET claimed_at = ? WHERE id = ? AND status = 'pending'"
+        " AND next_attempt_at <= ? AND (claimed_at IS NULL OR claimed_at < ?)",
+        [now, outbox_id, now, stale_before],
+    )
+    return cursor.rowcount == 1
+
+
+def release_message_claims(db: sqlite_utils.Database) -> int:
+    """Forget every claim (one host, at the sender's start: they are its own dead attempts)."""
+    return db.execute(
+        "UPDATE hl7_outbox SET claimed_at = NULL WHERE claimed_at IS NOT NULL"
+    ).rowcount
 
 
 def message_facts(db: sqlite_utils.Database, outbox_id: int) -> dict[str, Any]:
@@ -89,7 +120,8 @@ def message_facts(db: sqlite_utils.Database, outbox_id: int) -> dict[str, Any]:
 def record_sent(db: sqlite_utils.Database, outbox_id: int, ack_code: str, now: str) -> None:
     db.execute(
         "UPDATE hl7_outbox SET status = 'sent', attempts = attempts + 1, ack_code = ?,"
-        " reason = '', last_attempt_at = ?, sent_at = ?, next_attempt_at = NULL WHERE id = ?",
+        " reason = '', last_attempt_at = ?, sent_at = ?, next_attempt_at = NULL,"
+        " claimed_at = NULL WHERE id = ?",
         [ack_code, now, now, outbox_id],
     )
 
@@ -106,7 +138,7 @@ def record_failure(
     """One failed attempt: pending again at ``next_attempt_at``, or failed for good (None)."""
     db.execute(
         "UPDATE hl7_outbox SET status = ?, attempts = attempts + 1, reason = ?, ack_code = ?,"
-        " last_attempt_at = ?, next_attempt_at = ? WHERE id = ?",
+        " last_attempt_at = ?, next_attempt_at = ?, claimed_at = NULL WHERE id = ?",
         ["pending" if next_attempt_at else "failed", reason[:1000], ack_code, now,
          next_attempt_at, outbox_id],
     )  # fmt: skip

@@ -8,6 +8,9 @@ again a second later. A host that vanishes without closing its connection (power
 noticed by the server's TCP keepalive, which this connection sets short (``tcp_keepalives_*``
 below: about 11 s). The lock belongs to the database the URL names, so two installations on
 one server never contend.
+
+Each taking raises the lease's epoch (``lease_epochs``, on the same connection, once the lock is
+granted): the fence the leader's workers show when they claim work (service/storage/fencing.py).
 """
 
 from __future__ import annotations
@@ -16,8 +19,13 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
+import socket
 
 import psycopg
+
+from ..clock import to_iso, utc_now
+from .fencing import Fence
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +47,20 @@ class AdvisoryLease:
     """One named lease, taken and held on a connection of its own (not the storage pool's:
     the lock must live exactly as long as this connection)."""
 
-    def __init__(self, url: str, name: str, timeout: float = TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, url: str, name: str, timeout: float = TIMEOUT_SECONDS, holder: str = ""
+    ) -> None:
         self.url, self.name, self.key, self.timeout = url, name, lease_key(name), timeout
+        self.holder = holder or f"{socket.gethostname()} pid {os.getpid()}"
         self._conn: psycopg.AsyncConnection | None = None
+        self.epoch = 0
+        """The epoch of this lease's last taking (0: never taken by this session)."""
+
+    @property
+    def fence(self) -> Fence:
+        """What this holder's workers show when they claim work: refused once another holder
+        has taken the lease since (service/storage/fencing.py)."""
+        return Fence(self.name, self.epoch)
 
     async def try_take(self) -> bool:
         """Take the lease if nobody holds it; False when another session does or the database
@@ -54,11 +73,27 @@ class AdvisoryLease:
                     self._conn = await self._connect()
                 cursor = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
                 row = await cursor.fetchone()
+                if not (row and row[0]):
+                    return False
+                self.epoch = await self._raise_epoch(self._conn)
         except (psycopg.Error, OSError, TimeoutError) as exc:
             log.debug("lease %s: could not ask the database: %s", self.name, exc)
-            await self.release()
+            await self.release()  # a lock taken but not fenced is given up with its session
             return False
-        return bool(row and row[0])
+        return True
+
+    async def _raise_epoch(self, conn: psycopg.AsyncConnection) -> int:
+        """The lease's next epoch, written while the lock is held: from its commit on, the
+        previous holder's claims are refused."""
+        cursor = await conn.execute(
+            "INSERT INTO lease_epochs (name, epoch, holder, taken_at) VALUES (%s, 1, %s, %s)"
+            " ON CONFLICT (name) DO UPDATE SET epoch = lease_epochs.epoch + 1,"
+            " holder = excluded.holder, taken_at = excluded.taken_at RETURNING epoch",
+            [self.name, self.holder, to_iso(utc_now())],
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
 
     async def still_held(self) -> bool:
         """True while the connection holding the lock answers; False (and the connection

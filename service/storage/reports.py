@@ -12,6 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from .database import Conflict, RecordNotFound
+from .fencing import Fence, check_fence
 from .scope import Scope
 
 VERSION_TEXT_FIELDS = (
@@ -317,16 +318,48 @@ def create_delivery(
     return int(cursor.lastrowid) if cursor.rowcount else None
 
 
-def due_deliveries(db: sqlite_utils.Database, now: str, limit: int = 20) -> list[dict[str, Any]]:
+def due_deliveries(
+    db: sqlite_utils.Database, now: str, stale_before: str, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Pending deliveries whose time has come and that no worker has in flight (a claim made
+    before ``stale_before`` is a dead worker's: its delivery is due again)."""
     rows = db.execute(
         "SELECT d.*, v.report_id, v.version, r.consultation_id FROM report_deliveries d"
         " JOIN report_versions v ON v.id = d.report_version_id"
         " JOIN reports r ON r.id = v.report_id"
-        " WHERE d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at"
+        " WHERE d.status = 'pending' AND d.next_attempt_at <= ?"
+        " AND (d.claimed_at IS NULL OR d.claimed_at < ?) ORDER BY d.next_attempt_at"
         " LIMIT ?",
-        [now, limit],
+        [now, stale_before, limit],
     )
     return [dict(r) for r in rows]
+
+
+def claim_delivery(
+    db: sqlite_utils.Database,
+    delivery_id: int,
+    now: str,
+    stale_before: str,
+    fence: Fence | None = None,
+) -> bool:
+    """Take a due delivery for one attempt: True when this worker has it, False when it is
+    done, not due, or in another worker's hands; refused (``Superseded``) when the worker's
+    leader no longer holds the lease. :func:`record_attempt` lets it go."""
+    check_fence(db, fence)
+    cursor = db.execute(
+        "UPDATE report_deliveries SET claimed_at = ? WHERE id = ? AND status = 'pending'"
+        " AND next_attempt_at <= ? AND (claimed_at IS NULL OR claimed_at < ?)",
+        [now, delivery_id, now, stale_before],
+    )
+    return cursor.rowcount == 1
+
+
+def release_delivery_claims(db: sqlite_utils.Database) -> int:
+    """Forget every claim (one host, at the worker's start: the claims are its own dead
+    attempts, tried again now rather than after they go stale); how many."""
+    return db.execute(
+        "UPDATE report_deliveries SET claimed_at = NULL WHERE claimed_at IS NOT NULL"
+    ).rowcount
 
 
 def record_attempt(
@@ -347,7 +380,8 @@ def record_attempt(
     status = "done" if ok else ("failed" if give_up else "pending")
     db.execute(
         "UPDATE report_deliveries SET attempts = attempts + 1, status = ?, last_error = ?,"
-        " next_attempt_at = ?, done_at = CASE WHEN ? <> 0 THEN ? ELSE done_at END WHERE id = ?",
+        " next_attempt_at = ?, claimed_at = NULL,"
+        " done_at = CASE WHEN ? <> 0 THEN ? ELSE done_at END WHERE id = ?",
         [status, "" if ok else detail, next_attempt_at, ok, now, delivery_id],
     )
     row = db.execute(

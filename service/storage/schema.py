@@ -1387,3 +1387,26 @@ def m046_turnaround_received_index(db: sqlite_utils.Database) -> None:
     db.executescript(
         "CREATE INDEX turnaround_facts_received ON turnaround_facts(received_at, facility_id);"
     )
+
+
+#: m047's statements, the same on both engines (service/storage/postgres/schema.py), but for
+#: the integer's name: ``{integer}`` is INTEGER in SQLite and BIGINT in PostgreSQL.
+LEADER_FENCING_SQL = """
+CREATE TABLE lease_epochs (
+    name TEXT PRIMARY KEY,
+    epoch {integer} NOT NULL,
+    holder TEXT NOT NULL,
+    taken_at TEXT NOT NULL
+);
+ALTER TABLE report_deliveries ADD COLUMN claimed_at TEXT;
+ALTER TABLE hl7_outbox ADD COLUMN claimed_at TEXT;
+"""
+
+
+@migrations()
+def m047_leader_fencing(db: sqlite_utils.Database) -> None:
+    """The epoch of each lease among replicas, raised at each taking, and the claim a worker
+    puts on a report delivery or an HL7 result before sending it (service/storage/fencing.py):
+    an old leader finishing a round must neither send what the new one sends nor take more.
+    On one host the epochs stay empty and a claim only marks what is in flight."""
+    db.executescript(LEADER_FENCING_SQL.format(integer="INTEGER"))

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from importlib.resources import files
 
 from ...clock import to_iso, utc_now
+from ..schema import LEADER_FENCING_SQL
 from .connection import PostgresConnection
 
 #: pg_advisory_lock key held while migrating (any constant unique to teleread's locks).
@@ -47,9 +48,15 @@ def m046_turnaround_received_index(db: PostgresConnection) -> None:
     )
 
 
+def m047_leader_fencing(db: PostgresConnection) -> None:
+    """As SQLite's m047: lease epochs, and claims on deliveries and HL7 results."""
+    db.executescript(LEADER_FENCING_SQL.format(integer="BIGINT"))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m045_baseline", m045_baseline),
     ("m046_turnaround_received_index", m046_turnaround_received_index),
+    ("m047_leader_fencing", m047_leader_fencing),
 ]
 
 
