@@ -29,9 +29,12 @@ from service.intake.cancellation import cancel_request
 from service.intake.modalities import sync_facilities
 from service.mwl.folder import reconcile
 from service.mwl.items import UnfitItem, file_bytes, item_of
+from service.mwl.publisher import publishing
 from service.settings import Settings
+from service.storage import Database
 from service.storage import facilities as facility_store
 from service.storage import users as user_store
+from service.worklist.live import LiveUpdates, WorklistChange
 from service.worklist.live_feed import publish_changes
 
 from .conftest import PASSWORD, free_port
@@ -280,6 +283,27 @@ async def test_a_cancelled_request_leaves_the_worklist(world: World, tmp_path: P
     await publish_changes(database, world.client.app[EFFECTS], [world.b_request])
     await world.wait_for(lambda: f"{world.b_request}.wl" not in world.item_files())
     assert await world.find_worklist(B_AET, tmp_path / "b") == []
+
+
+async def test_a_publisher_that_stopped_no_longer_watches_the_live_changes(tmp_path: Path) -> None:
+    """A replica that stops leading and leads again starts a second publisher: the first
+    stops watching the live changes when it stops, so a change wakes only the running one."""
+    live, database = LiveUpdates(), Database(tmp_path / "teleread.db", checkpoints=False)
+    change = WorklistChange(kind="new", consultation_id=1, facility_id=1)
+    try:
+        async with publishing(database, tmp_path / "items", live, interval=60) as first:
+            pass
+        async with publishing(database, tmp_path / "items", live, interval=60) as second:
+            first.wake.clear()
+            second.wake.clear()
+            live.deliver(change)
+            assert second.wake.is_set()
+            assert not first.wake.is_set()
+        second.wake.clear()
+        live.deliver(change)
+        assert not second.wake.is_set()
+    finally:
+        database.close()
 
 
 def test_the_folder_is_made_equal_to_what_is_wanted(tmp_path: Path) -> None:

@@ -46,6 +46,8 @@ class Watchable(Protocol):
 
     def watch(self, watcher: Callable[[Any], None]) -> None: ...
 
+    def unwatch(self, watcher: Callable[[Any], None]) -> None: ...
+
 
 class WorklistPublisher:
     """Writes the scheduled requests of ``database`` as worklist item files into ``folder``."""
@@ -94,8 +96,14 @@ class WorklistPublisher:
 async def publishing(
     database: Database, folder: Path, live: Watchable, interval: float = INTERVAL
 ) -> AsyncIterator[WorklistPublisher]:
-    """The publisher's rounds while the block runs: woken by every live change of ``live``."""
+    """The publisher's rounds while the block runs: woken by every live change of ``live``,
+    which stops calling it when the block ends."""
     publisher = WorklistPublisher(database, folder)
     live.watch(publisher.changed)
-    async with running("modality worklist files", interval, publisher.publish, wake=publisher.wake):
-        yield publisher
+    try:
+        async with running(
+            "modality worklist files", interval, publisher.publish, wake=publisher.wake
+        ):
+            yield publisher
+    finally:  # a replica that stops leading and leads again starts a new publisher
+        live.unwatch(publisher.changed)

@@ -84,6 +84,11 @@ class LiveUpdates:
         the primary, the changes of every web process (the modality worklist files follow them)."""
         self._watchers.append(watcher)
 
+    def unwatch(self, watcher: Callable[[WorklistChange], None]) -> None:
+        """Stop calling ``watcher`` (a task that stops: a replica that no longer leads)."""
+        if watcher in self._watchers:
+            self._watchers.remove(watcher)
+
     def deliver(self, change: WorklistChange) -> None:
         """Deliver to every subscriber whose scope covers the change; never blocks."""
         for watcher in self._watchers:
