@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -328,6 +331,35 @@ async def test_a_facility_is_registered_with_every_orthanc_of_the_archive(archiv
         alone = archive.client(number)
         try:
             assert "XIPING_CT" in await alone.modalities()
+        finally:
+            await alone.close()
+
+
+async def test_the_facility_command_registers_the_aet_with_every_orthanc(
+    archive: Archive, tmp_path: Path
+):
+    """``teleread facility add`` in front of a shared archive (``TELEREAD_ORTHANC_URL`` and
+    ``TELEREAD_ORTHANC_OTHER_URLS``) registers the new AE title with both Orthancs at once."""
+    first, second = archive.orthancs
+    environment = {
+        **os.environ,
+        "TELEREAD_DATA_DIR": str(tmp_path),
+        "TELEREAD_ORTHANC_URL": first.url,
+        "TELEREAD_ORTHANC_OTHER_URLS": second.url,
+        "TELEREAD_ORTHANC_USERNAME": archive.credentials.username,
+        "TELEREAD_ORTHANC_PASSWORD": archive.credentials.password,
+    }
+    added = await asyncio.to_thread(
+        subprocess.run,
+        [str(Path(sys.executable).with_name("teleread")), "facility", "add", "--name", "Lijia",
+         "--kind", "township", "--aet", "LIJIA_DR"],
+        env=environment, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    for number in (0, 1):
+        alone = archive.client(number)
+        try:
+            assert "LIJIA_DR" in await alone.modalities()
         finally:
             await alone.close()
 

@@ -190,32 +190,35 @@ def facility_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register_with_running_orthanc(settings: Settings, facility: dict) -> None:
-    """Tell a running Orthanc about the new AE title now; otherwise the service does at start."""
+    """Tell the running Orthanc about the new AE title now — every Orthanc of a shared index
+    (``TELEREAD_ORTHANC_OTHER_URLS``): each keeps its modalities apart; one not running learns
+    it when the service next starts."""
     if settings.managed_orthanc:
         credentials = load_or_create_credentials(settings.orthanc_dir)
-        url = f"http://127.0.0.1:{settings.orthanc_http_port}"
+        urls = [f"http://127.0.0.1:{settings.orthanc_http_port}"]
         username, password = credentials.username, credentials.password
     else:
-        url = settings.orthanc_url or ""
+        urls = [settings.orthanc_url or "", *settings.other_orthancs]
         username, password = settings.orthanc_username or "", settings.orthanc_password or ""
     entry = modality_entry(facility)
-    body = json.dumps(orthanc_modality(entry))
-    request = urllib.request.Request(
-        f"{url.rstrip('/')}/modalities/{entry['name']}",
-        data=body.encode(),
-        method="PUT",
-        headers=basic_auth_header(username, password),
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=3):
-            pass
-        print(f"registered AE title {entry['aet']} with Orthanc", file=sys.stderr)
-    except (urllib.error.URLError, OSError):
-        print(
-            f"Orthanc is not running: AE title {entry['aet']} will be registered when the "
-            "service starts",
-            file=sys.stderr,
+    body = json.dumps(orthanc_modality(entry)).encode()
+    for url in urls:
+        request = urllib.request.Request(
+            f"{url.rstrip('/')}/modalities/{entry['name']}",
+            data=body,
+            method="PUT",
+            headers=basic_auth_header(username, password),
         )
+        try:
+            with urllib.request.urlopen(request, timeout=3):
+                pass
+            print(f"registered AE title {entry['aet']} with Orthanc at {url}", file=sys.stderr)
+        except (urllib.error.URLError, OSError):
+            print(
+                f"Orthanc at {url} is not running: AE title {entry['aet']} will be registered "
+                "there when the service starts",
+                file=sys.stderr,
+            )
 
 
 def user_command(settings: Settings, args: argparse.Namespace) -> int:

@@ -57,7 +57,7 @@ async def _register(orthanc: OrthancClient, facility: dict[str, Any]) -> bool:
 async def _unregister(orthanc: OrthancClient, aet: str) -> None:
     name = modality_entry({"aet": aet})["name"]
     try:
-        await orthanc.request("DELETE", f"/modalities/{name}")
+        await orthanc.request_every_door("DELETE", f"/modalities/{name}")
     except OrthancError as exc:
         if exc.status != 404:
             log.warning("could not remove the old AE title %s from Orthanc: %s", aet, exc)
