@@ -9,9 +9,11 @@ passphrase held elsewhere (docs/signatures.md). The TSA's key lives beside it, l
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,6 +48,17 @@ def _write_private(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     os.chmod(path, 0o600)
+
+
+@contextlib.contextmanager
+def _held(directory: Path) -> Iterator[None]:
+    """An exclusive lock on the CA's directory while it is read or made: replicas (or web
+    processes) starting for the first time on one shared folder would otherwise each make a
+    CA, and could even leave one's key beside another's certificate. ``flock`` holds across
+    processes and containers of one host; released when the file closes, or the process dies."""
+    with open(directory / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _passphrase(directory: Path, given: bytes | None) -> bytes:
@@ -114,6 +127,11 @@ class ConsortiumCA:
         """Load the CA from ``directory``, creating it (key, self-signed cert) the first time."""
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
+        with _held(directory):
+            return cls._load_or_create(directory, name, passphrase)
+
+    @classmethod
+    def _load_or_create(cls, directory: Path, name: str, passphrase: bytes | None) -> ConsortiumCA:
         secret = _passphrase(directory, passphrase)
         cert_path, key_path = directory / CA_CERT, directory / CA_KEY
         if cert_path.exists() and key_path.exists():
