@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
 import socket
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -37,10 +39,12 @@ from service.storage import Database
 from service.storage import facilities as facility_store
 from service.storage import users as user_store
 
-from . import backends
+from . import backends, storage_gate
 from .processes import ChildRecord
 
 PASSWORD = "correct-horse-battery"
+_TRACER = pytest.StashKey[storage_gate.Tracer]()
+_GATE_MISSING = pytest.StashKey[dict[str, list[str]]]()
 
 # Fixtures whose tests get a marker (pytest.ini), so that ``-m "not browser"`` and the like work
 # without anyone remembering to mark a test.
@@ -83,9 +87,56 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def pytest_configure(config: pytest.Config) -> None:
     """A run stopped with SIGTERM (a CI time limit, ``kill``) unwinds like Ctrl-C: fixtures are
     torn down and their Orthancs stopped. Killed outright, it left them running for hours (each
-    Orthanc runs in a session of its own, so the signal to pytest's group does not reach it)."""
+    Orthanc runs in a session of its own, so the signal to pytest's group does not reach it).
+
+    With ``TELEREAD_STORAGE_GATE=1`` (``make test``) every process traces which storage
+    functions run on which engine (tests/storage_gate.py); the xdist workers, started after
+    this, find the directory their notes go to in the environment."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
+    if os.environ.get(storage_gate.ENABLED) == "1":
+        if not hasattr(config, "workerinput"):
+            os.environ[storage_gate.DIRECTORY] = tempfile.mkdtemp(prefix="teleread-gate-")
+        tracer = storage_gate.Tracer()
+        tracer.install()
+        config.stash[_TRACER] = tracer
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Each process leaves its notes of the storage gate; the controlling one (after its
+    workers) judges them: a storage function no test ran on one engine fails the run."""
+    config = session.config
+    tracer = config.stash.get(_TRACER, None)
+    if tracer is None:
+        return
+    directory = Path(os.environ[storage_gate.DIRECTORY])
+    worker = getattr(config, "workerinput", {}).get("workerid", "main")
+    tracer.dump(directory / f"{worker}.json")
+    if hasattr(config, "workerinput"):
+        return
+    missing, ran = storage_gate.verdict(directory)
+    config.stash[_GATE_MISSING] = missing
+    if report := os.environ.get(storage_gate.REPORT):
+        Path(report).write_text(
+            json.dumps({e: {k: sorted(v) for k, v in r.items()} for e, r in ran.items()})
+        )
+    shutil.rmtree(directory, ignore_errors=True)
+    if any(missing.values()) and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    missing = config.stash.get(_GATE_MISSING, None)
+    if missing is None:
+        return
+    for engine, functions in missing.items():
+        if functions:
+            terminalreporter.section(f"storage functions no test ran on {engine}", red=True)
+            for function in functions:
+                terminalreporter.line(f"  {function}")
+    if not any(missing.values()):
+        terminalreporter.line("storage gate: every SQL storage function ran on both engines")
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -136,10 +187,13 @@ class SharedFileChecks(FileChecks):
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Each test of a module in ``backends.BOTH_BACKENDS`` runs on SQLite and on PostgreSQL
-    (module-scoped, so a module's shared world is built once per engine)."""
+    """Each test of a module in ``backends.BOTH_BACKENDS``, and each test named in
+    ``backends.BOTH_BACKENDS_TESTS``, runs on SQLite and on PostgreSQL (module-scoped, so a
+    module's shared world is built once per engine)."""
     module = metafunc.module.__name__.rsplit(".", 1)[-1]
-    if module in backends.BOTH_BACKENDS and "TELEREAD_TEST_BACKEND" not in os.environ:
+    test = f"{module}::{metafunc.function.__name__}"
+    chosen = module in backends.BOTH_BACKENDS or test in backends.BOTH_BACKENDS_TESTS
+    if chosen and "TELEREAD_TEST_BACKEND" not in os.environ:
         shared = [
             name
             for name, definitions in metafunc._arg2fixturedefs.items()

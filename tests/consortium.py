@@ -32,6 +32,7 @@ from service.storage import reports as report_store
 from service.storage import users as user_store
 from service.storage.scope import EVERYTHING
 
+from . import backends
 from .conftest import PASSWORD, Service, start_orthanc
 
 ROLES = ("admin", "manager", "specialist", "radiographer", "clinician", "requester")
@@ -112,12 +113,17 @@ class Consortium:
 
 
 @pytest.fixture(scope="module")
-async def consortium(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Consortium]:
+async def consortium(
+    tmp_path_factory: pytest.TempPathFactory, database_backend: str
+) -> AsyncIterator[Consortium]:
+    """The consortium's app on the module's engine (``database_backend``)."""
     directory: Path = tmp_path_factory.mktemp("consortium")
     orthanc = await start_orthanc(directory / "orthanc", "TELEREAD")
     credentials = orthanc.config.credentials
+    on_postgresql = database_backend == "postgresql"
     settings = Settings(
         data_dir=directory / "var",
+        database_url=backends.new_database_url(directory) if on_postgresql else None,
         orthanc_url=orthanc.url,
         orthanc_username=credentials.username,
         orthanc_password=credentials.password,

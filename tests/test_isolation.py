@@ -121,7 +121,7 @@ NOT_PATIENT_DATA = {
 
 @pytest.fixture(scope="module")
 async def isolated(
-    tmp_path_factory, migrated_database
+    tmp_path_factory, migrated_database, database_backend
 ) -> AsyncIterator[tuple[Service, dict[str, Any]]]:
     """One app and world for the module's nine tests (built for each before, ~2.5 s each): no
     caller of clinic B changes anything of clinic A's, and clinic A's own requests filed while

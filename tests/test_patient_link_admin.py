@@ -99,7 +99,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(tmp_path_factory, migrated_database) -> AsyncIterator[World]:
+async def world(tmp_path_factory, migrated_database, database_backend) -> AsyncIterator[World]:
     settings = suite_settings(tmp_path_factory.mktemp("links"), None)
     start_from(migrated_database, settings)
     client = TestClient(TestServer(create_app(settings, orthanc=False)))

@@ -4,6 +4,7 @@ PAdES and detached CMS, revocation — and pyHanko's own validator on our PDFs."
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import os
 import stat
@@ -51,6 +52,9 @@ from service.signing import (
     verify_pdf,
 )
 from service.signing.trust import to_asn1
+from service.storage.signing_identities import trusted_cas
+
+from .conftest import PASSWORD
 
 NOW = datetime.now(UTC)
 
@@ -464,3 +468,28 @@ class TestLongTermValidity:
         assert len(asked) >= 2  # the signature timestamp and the document timestamp
         later = datetime.now(UTC) + timedelta(minutes=5)
         assert await asyncio.to_thread(lambda: verify_pdf(pdf, trust(ca), at=later).valid)
+
+
+async def test_a_specialist_imports_a_pkcs12_and_its_issuer_becomes_a_trusted_ca(service):
+    """``POST /api/signing/identities/pkcs12`` with the teleread password: the certificate is
+    the specialist's imported identity, and the provincial CA in its chain is trusted for
+    verification (once, however often it comes); a wrong teleread password imports nothing."""
+    centre = await service.add_facility("县域影像中心", "regional", "CENTRE")
+    await service.add_user("dr_zhang", "specialist", centre)
+    zhang = await service.login("dr_zhang")
+    data, provincial = external_pkcs12(b"p12-secret")
+    body = {"pkcs12": base64.b64encode(data).decode(), "pkcs12_password": "p12-secret"}
+    wrong = await service.client.post(
+        "/api/signing/identities/pkcs12", headers=zhang, json=body | {"password": "not-mine"}
+    )
+    assert wrong.status == 403 and (await wrong.json())["error"] == "wrong_password"
+    assert await service.database.read(trusted_cas) == []
+    for _ in range(2):
+        imported = await service.client.post(
+            "/api/signing/identities/pkcs12", headers=zhang, json=body | {"password": PASSWORD}
+        )
+        assert imported.status == 201, await imported.text()
+    listed = await (await service.client.get("/api/signing/identities", headers=zhang)).json()
+    assert [item["source"] for item in listed["items"]] == ["imported", "imported"]
+    pem = provincial.public_bytes(serialization.Encoding.PEM).decode()
+    assert [ca["certificate"] for ca in await service.database.read(trusted_cas)] == [pem]

@@ -177,7 +177,8 @@ async def import_identity(
                 db, certificate.subject.rfc4514_string(), _pem(certificate), to_iso(now)
             )
         identity_id = store.add_identity(db, values)
-        return {k: v for k, v in values.items() if k != "locked_key"} | {"id": identity_id}
+        # as stored, as the list shows it (revocation fields included)
+        return next(r for r in store.identities_of(db, user.id) if r["id"] == identity_id)
 
     return await database.write(apply)
 

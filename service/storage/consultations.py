@@ -65,18 +65,6 @@ def consultation_row(db: sqlite_utils.Database, consultation_id: int) -> dict[st
     return dict(row)
 
 
-def facilities_with_study(db: sqlite_utils.Database, study_instance_uid: str) -> set[int]:
-    """Facilities whose images of this study have arrived (a request alone claims nothing)."""
-    return {
-        row[0]
-        for row in db.execute(
-            "SELECT facility_id FROM consultations WHERE study_instance_uid = ?"
-            " AND received_at IS NOT NULL",
-            [study_instance_uid],
-        )
-    }
-
-
 def consultations_of_studies(
     db: sqlite_utils.Database, facility_id: int, study_instance_uids: list[str]
 ) -> dict[str, int]:

@@ -175,14 +175,6 @@ def window_scores(db: sqlite_utils.Database, first_month: str, last_month: str) 
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
-def set_technical_flag(db: sqlite_utils.Database, consultation_id: int, flagged: bool) -> None:
-    """A reader's mark that the study's technical parameters were wrong (its report's row)."""
-    db.execute(
-        "UPDATE reports SET technical_flagged = ? WHERE consultation_id = ?",
-        [int(flagged), consultation_id],
-    )
-
-
 def closed_month(db: sqlite_utils.Database, key: str) -> str | None:
     """The last month whose closing the monthly task has done (``ingest_state``)."""
     row = db.execute("SELECT value FROM ingest_state WHERE key = ?", [key]).fetchone()

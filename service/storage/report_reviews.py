@@ -75,23 +75,6 @@ def history(db: sqlite_utils.Database, report_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def last_returned(db: sqlite_utils.Database, report_id: int) -> dict[str, Any] | None:
-    """The latest review, if it returned the report to its writer (its comment is shown)."""
-    row = db.execute(
-        f"SELECT {_LIST_COLUMNS} FROM report_reviews WHERE report_id = ? ORDER BY id DESC LIMIT 1",
-        [report_id],
-    ).fetchone()
-    return dict(row) if row and row["state"] == "returned" else None
-
-
-def writer_blobs(db: sqlite_utils.Database, review_id: int) -> dict[str, Any]:
-    """The writer's signed PDF, canonical form and detached signature of one review."""
-    row = db.execute(
-        "SELECT pdf, canonical, signature FROM report_reviews WHERE id = ?", [review_id]
-    ).fetchone()
-    return dict(row) if row else {}
-
-
 def adopt_issued_text(
     db: sqlite_utils.Database, report_id: int, text: dict[str, Any], now: str
 ) -> None:
