@@ -58,7 +58,28 @@ BOTH_BACKENDS = frozenset(
 #: Single tests of other modules that ``make test`` also runs on both engines: each runs storage
 #: functions no module above runs on PostgreSQL (tests/storage_gate.py fails the run otherwise),
 #: in modules too slow to run whole twice. ``module::function``.
-BOTH_BACKENDS_TESTS: frozenset[str] = frozenset()
+BOTH_BACKENDS_TESTS: frozenset[str] = frozenset(
+    {
+        "test_admin_api::test_admin_sets_a_specialists_subspecialties_for_queue_routing",
+        "test_admin_api::test_last_admin_rule_holds_whoever_asks",
+        "test_admin_api::test_password_change_keeps_the_current_session_and_revokes_the_others",
+        "test_audit::test_an_upload_records_the_uploader_the_study_and_the_patient",
+        "test_consultation_requests::test_second_request_for_the_same_study_is_a_409_conflict",
+        "test_dicom_port::test_nobody_moves_studies_with_c_move",
+        "test_login_limits::test_the_admin_page_shows_the_hammered_account_in_the_readers_language",
+        "test_patient_identity_capture::test_backfill_reads_the_numbers_of_studies_already_in_orthanc",
+        "test_peer_review_http::test_a_clinically_significant_score_runs_to_a_linked_correction_and_is_closed",
+        "test_peer_review_http::test_a_manager_picks_a_report_once_and_only_an_issued_one",
+        "test_peer_review_http::test_scoring_needs_a_claim_and_a_comment_for_two_to_four",
+        "test_report_dicom_conformance::test_teleread_user_dicom_name_sets_and_clears_the_name",
+        "test_report_review::test_an_edit_issues_the_reviewers_text_and_keeps_the_writers",
+        "test_report_review::test_return_with_a_comment_goes_back_to_the_writer",
+        "test_report_review::test_a_residents_signed_report_awaits_review_and_reaches_nobody",
+        "test_reports::test_a_password_change_keeps_the_signing_key",
+        "test_study_ownership::test_instances_a_crash_left_marked_are_moved_out_at_the_next_round",
+        "test_turnaround_columns::test_a_block_whose_codes_overflow_is_read_from_its_facts",
+    }
+)
 
 _lock = threading.Lock()
 _server: PostgresServer | None = None

@@ -190,10 +190,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Each test of a module in ``backends.BOTH_BACKENDS``, and each test named in
     ``backends.BOTH_BACKENDS_TESTS``, runs on SQLite and on PostgreSQL (module-scoped, so a
     module's shared world is built once per engine)."""
+    if "TELEREAD_TEST_BACKEND" in os.environ:
+        return
     module = metafunc.module.__name__.rsplit(".", 1)[-1]
     test = f"{module}::{metafunc.function.__name__}"
-    chosen = module in backends.BOTH_BACKENDS or test in backends.BOTH_BACKENDS_TESTS
-    if chosen and "TELEREAD_TEST_BACKEND" not in os.environ:
+    if module in backends.BOTH_BACKENDS or test in backends.BOTH_BACKENDS_TESTS:
+        engines = ["sqlite", "postgresql"]
+    elif any(chosen.startswith(f"{module}::") for chosen in backends.BOTH_BACKENDS_TESTS):
+        # the module's other tests, on SQLite only, share its SQLite world with the chosen
+        engines = ["sqlite"]
+    else:
+        return
+    if "postgresql" in engines:
         shared = [
             name
             for name, definitions in metafunc._arg2fixturedefs.items()
@@ -205,9 +213,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             raise pytest.UsageError(
                 f"{module}: module-scoped fixture(s) {shared} must take database_backend"
             )
-        metafunc.parametrize(
-            "database_backend", ["sqlite", "postgresql"], indirect=True, scope="module"
-        )
+    metafunc.parametrize("database_backend", engines, indirect=True, scope="module")
 
 
 @pytest.fixture(scope="module", autouse=True)

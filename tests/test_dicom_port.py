@@ -27,6 +27,7 @@ from service.settings import Settings
 from service.storage import facilities as facility_store
 from service.storage import users as user_store
 
+from . import backends
 from .conftest import PASSWORD, free_port
 
 TELEREAD = str(Path(sys.executable).with_name("teleread"))
@@ -98,11 +99,16 @@ async def _add_facility_by_cli(settings: Settings, aet: str, move_port: int) -> 
 
 
 @pytest.fixture(scope="module")
-async def port(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Port]:
-    """The service with its managed Orthanc; an owner clinic has stored a study by C-STORE."""
+async def port(
+    tmp_path_factory: pytest.TempPathFactory, database_backend: str
+) -> AsyncIterator[Port]:
+    """The service with its managed Orthanc, on the module's engine; an owner clinic has stored
+    a study by C-STORE."""
     directory = tmp_path_factory.mktemp("dicom_port")
+    on_postgresql = database_backend == "postgresql"
     settings = Settings(
         data_dir=directory / "var",
+        database_url=backends.new_database_url(directory) if on_postgresql else None,
         orthanc_http_port=free_port(),
         orthanc_dicom_port=free_port(),
         orthanc_aet=OWN_AET,

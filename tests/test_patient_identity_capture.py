@@ -83,7 +83,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(tmp_path_factory, migrated_database) -> AsyncIterator[World]:
+async def world(tmp_path_factory, migrated_database, database_backend) -> AsyncIterator[World]:
     port = free_port()
     directory = tmp_path_factory.mktemp("identity")
     async with running_service(directory, migrated_database, hl7_port=port) as (service, conf):

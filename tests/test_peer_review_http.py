@@ -49,7 +49,7 @@ async def _sign(service: Service, headers: dict[str, str], cid: int) -> None:
 
 
 @pytest.fixture(scope="module")
-async def world(tmp_path_factory, migrated_database) -> AsyncIterator[World]:
+async def world(tmp_path_factory, migrated_database, database_backend) -> AsyncIterator[World]:
     """Clinic A sent four studies; Li (display name 李明华) reads three; the rules draw all."""
     directory = tmp_path_factory.mktemp("peer_review")
     rules = directory / "rules.toml"

@@ -45,7 +45,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(tmp_path_factory, migrated_database) -> AsyncIterator[World]:
+async def world(tmp_path_factory, migrated_database, database_backend) -> AsyncIterator[World]:
     """Clinic A sent three studies; the centre has attending Li and Wu, residents Zhou and Qian."""
     directory = tmp_path_factory.mktemp("report_review")
     async with running_service(directory, migrated_database, **FAST_DELIVERY) as (service, _):

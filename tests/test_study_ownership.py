@@ -144,7 +144,7 @@ async def build_world(service: Service, tag: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 async def ownership(
-    request: pytest.FixtureRequest, tmp_path_factory, migrated_database
+    request: pytest.FixtureRequest, tmp_path_factory, migrated_database, database_backend
 ) -> AsyncIterator[Ownership]:
     """One app and Orthanc for the module (one for each test before), with the regional centre
     (reader, admin) and one world for each test of the module that asks for one, all built at
