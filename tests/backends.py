@@ -9,11 +9,19 @@ storage-heavy modules that way too (tests/test_postgres_suite.py).
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
+
+import sqlite_utils
 
 from service.settings import Settings
+from service.storage import Database
+from service.storage.postgres.connection import PostgresConnection
 from service.storage.postgres.database import PostgresDatabase
+from service.storage.postgres.schema import identity_tables_of
 
 from .postgres_server import PostgresServer, start_postgres
 
@@ -45,6 +53,7 @@ _lock = threading.Lock()
 _server: PostgresServer | None = None
 _template: str | None = None
 _chosen: str | None = None
+_at: dict[Path, str] = {}
 
 
 def backend() -> str:
@@ -79,6 +88,45 @@ def new_database_url(scratch: Path) -> str:
     return pg.new_database(template=_template)
 
 
+def database_url_at(path: Path) -> str | None:
+    """On PostgreSQL, the database that stands for the SQLite file ``path`` (made at the first
+    call, the same at every later one: a test that reopens "the file" reopens it); on SQLite,
+    ``None``."""
+    if backend() != "postgresql":
+        return None
+    with _lock:
+        url = _at.get(path)
+    if url is None:
+        url = new_database_url(path.parent)
+        with _lock:
+            _at[path] = url
+    return url
+
+
+def database_at(path: Path, **kwargs: Any) -> Database:
+    """``Database(path, **kwargs)`` for a test that opens a database of its own: on PostgreSQL
+    the database :func:`database_url_at` names, its audit anchor beside ``path`` as on SQLite."""
+    url = database_url_at(path)
+    if url is None:
+        return Database(path, **kwargs)
+    return PostgresDatabase(url, path, readers=kwargs.get("readers", 4))
+
+
+def connection_at(path: Path, migrated: Path) -> Any:
+    """One connection with the surface the storage functions take (``sqlite_utils.Database``'s),
+    on a migrated database, for tests that call them directly, outside ``Database``'s
+    transactions. Autocommit on both engines: each statement commits unless the test says
+    ``BEGIN``. On SQLite a copy of ``migrated`` at ``path``; on PostgreSQL the database
+    :func:`database_url_at` names. Rows are plain tuples on SQLite (``sqlite3.Row`` compares
+    unequal to a tuple); on PostgreSQL tuples that can also be read by name."""
+    url = database_url_at(path)
+    if url is not None:
+        return PostgresConnection(url, identity_tables_of(url))
+    if not path.exists():
+        shutil.copyfile(migrated, path)
+    return sqlite_utils.Database(sqlite3.connect(path, isolation_level=None))
+
+
 def cli_environment(settings: Settings) -> dict[str, str]:
     """The environment of a ``teleread`` command run against an app's data: its data directory,
     and its PostgreSQL database when it has one."""
@@ -94,3 +142,4 @@ def stop() -> None:
         if _server is not None:
             _server.stop()
         _server, _template = None, None
+        _at.clear()
