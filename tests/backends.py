@@ -28,23 +28,36 @@ from .postgres_server import PostgresServer, start_postgres
 #: Modules whose tests ``make test`` runs on both engines (each test twice, ``[sqlite]`` and
 #: ``[postgresql]``): those whose tests are mostly storage (claims, sessions, audit, reports,
 #: patients, peer review...), chosen so the second engine costs seconds, not minutes. The rest
-#: run on SQLite; ``TELEREAD_TEST_BACKEND=postgresql`` runs every module on PostgreSQL. A module
-#: whose fixtures open a SQLite file of their own (``Database(tmp_path / ...)``) is not listed:
-#: its second run would not be on PostgreSQL.
+#: run on SQLite; ``TELEREAD_TEST_BACKEND=postgresql`` runs every module on PostgreSQL. A test
+#: that opens a database of its own opens it with :func:`database_at` or :func:`connection_at`
+#: (never ``Database(tmp_path / ...)`` or ``sqlite_utils.Database``), or its second run would not
+#: be on PostgreSQL: ATNA forwarding on PostgreSQL stopped after one record, and the test that
+#: would have shown it opened a SQLite file.
 BOTH_BACKENDS = frozenset(
     {
         "test_api_tokens",
+        "test_atna_forwarding",
         "test_auth",
         "test_claims",
         "test_conversation",
+        "test_effects",
         "test_hl7_orders",
+        "test_orders_foundation",
         "test_patient_index_core",
+        "test_patient_merges",
         "test_patient_record",
+        "test_peer_review_qc",
+        "test_peer_review_sampling",
         "test_quality_http",
+        "test_recognition_list",
+        "test_recognition_mark",
         "test_repeat_exams",
         "test_saved_filters",
         "test_session_cache",
         "test_signing",
+        "test_stored_files",
+        "test_study_layouts",
+        "test_study_openings",
         "test_worklist_api",
     }
 )

@@ -80,8 +80,9 @@ def _write(path: Path, cert: x509.Certificate, key) -> None:
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> Path:
-    """A CA, the repository's certificate (localhost) and teleread's client certificate."""
+def pki(tmp_path_factory, database_backend: str) -> Path:
+    """A CA, the repository's certificate (localhost) and teleread's client certificate (one
+    set per engine: a module-scoped fixture of a both-engines module follows the engine)."""
     folder = tmp_path_factory.mktemp("pki")
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _certificate("test audit CA", "test audit CA", ca_key, ca_key, ca=True)
