@@ -29,10 +29,10 @@ from service.audit import AuditEntry
 from service.audit.atna import AuditSource
 from service.audit.forwarding import AtnaForwarder, Destination, atna_forwarder, tls_context
 from service.settings import SettingsError
-from service.storage import Database
 from service.storage.atna_cursor import forwarded_through
 
 from .atna_schema import assert_schema_valid
+from .backends import database_at
 from .conftest import Service, free_port, suite_settings
 
 #: RFC 5424: PRI (authpriv.notice) VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD, then
@@ -80,8 +80,9 @@ def _write(path: Path, cert: x509.Certificate, key) -> None:
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> Path:
-    """A CA, the repository's certificate (localhost) and teleread's client certificate."""
+def pki(tmp_path_factory, database_backend: str) -> Path:
+    """A CA, the repository's certificate (localhost) and teleread's client certificate (one
+    set per engine: a module-scoped fixture of a both-engines module follows the engine)."""
     folder = tmp_path_factory.mktemp("pki")
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _certificate("test audit CA", "test audit CA", ca_key, ca_key, ca=True)
@@ -174,7 +175,7 @@ async def test_a_repository_stopped_and_restarted_gets_every_record_once_in_orde
     """Records written before, during and after an outage of the repository all arrive, in
     chain order, none twice, each a valid audit message in a well-formed syslog frame; the
     outage is logged once; a new forwarder (a restarted service) resumes after the cursor."""
-    database = Database(tmp_path / "teleread.db")
+    database = database_at(tmp_path / "teleread.db")
     receiver = SyslogReceiver(pki, free_port())
     destination = Destination.from_url(f"tls://localhost:{receiver.port}")
     context = tls_context(str(pki / "ca.crt"), str(pki / "teleread.crt"), str(pki / "teleread.key"))
@@ -244,7 +245,7 @@ async def test_a_refused_client_certificate_forwards_nothing(tmp_path, pki, capl
     """A repository that refuses teleread (no client certificate) gets nothing counted as
     sent: TLS 1.3 refuses after the client's handshake, so the first write waits for the
     verdict. The outage is logged once, with the likely reason."""
-    database = Database(tmp_path / "teleread.db")
+    database = database_at(tmp_path / "teleread.db")
     receiver = SyslogReceiver(pki, free_port())
     destination = Destination.from_url(f"tls://localhost:{receiver.port}")
     anonymous = tls_context(str(pki / "ca.crt"))

@@ -1,18 +1,22 @@
 """The audit trail cannot be cut short unnoticed: the anchor kept beside the database (and in
 exports), ids never handed out twice, and the migration that made them so.
 
-These run on real SQLite files and the installed ``teleread audit`` command, as an operator
-would; the attacker is a plain sqlite3 connection that drops the append-only triggers.
+These run on real databases (SQLite files, or PostgreSQL databases standing for them) and the
+installed ``teleread audit`` command, as an operator would; the attacker is a plain connection to
+the database that drops the append-only triggers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +26,11 @@ from service.storage import Database
 from service.storage.audit import append_audit
 from service.storage.audit_anchor import Anchor, anchor_path_for, read_anchor
 from service.storage.database import connect
+from service.storage.postgres.connection import PostgresConnection
+from service.storage.postgres.schema import identity_tables_of
 from service.storage.schema import migrations
+
+from .backends import database_at, database_url_at
 
 TELEREAD = str(Path(sys.executable).with_name("teleread"))
 
@@ -40,26 +48,40 @@ def entry(number: int, patient: str = "") -> AuditEntry:
 def trail(data_dir: Path, records: int) -> Database:
     """A database under ``data_dir`` as the service keeps it, with ``records`` records, each
     appended in a transaction of its own; the anchor written."""
-    database = Database(data_dir / "teleread.db")
+    database = database_at(data_dir / "teleread.db")
     for number in range(1, records + 1):
         database.write_sync(append_audit, entry(number))
     database.anchor.flush()
     return database
 
 
+@contextlib.contextmanager
+def outside(database_path: Path) -> Iterator[tuple[Any, bool]]:
+    """A plain connection to the database, in no transaction, as someone with the file (or the
+    database's password) has; and whether it is PostgreSQL."""
+    url = database_url_at(database_path)
+    conn = PostgresConnection(url) if url else sqlite3.connect(database_path, isolation_level=None)
+    try:
+        yield conn, url is not None
+    finally:
+        conn.close()
+
+
 def cut(database_path: Path, last: int) -> None:
     """What someone with the file does: drop the triggers, delete the newest ``last`` records."""
-    with sqlite3.connect(database_path) as conn:
-        conn.execute("DROP TRIGGER audit_log_no_delete")
-        conn.execute("DROP TRIGGER audit_patients_no_delete")
+    with outside(database_path) as (conn, postgres):
+        for trigger, table in (("audit_log_no_delete", "audit_log"),
+                               ("audit_patients_no_delete", "audit_patients")):  # fmt: skip
+            conn.execute(f"DROP TRIGGER {trigger}" + (f" ON {table}" if postgres else ""))
         (top,) = conn.execute("SELECT MAX(id) FROM audit_log").fetchone()
         conn.execute("DELETE FROM audit_patients WHERE audit_id > ?", [top - last])
         conn.execute("DELETE FROM audit_log WHERE id > ?", [top - last])
-    conn.close()
 
 
 def teleread_audit(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "TELEREAD_DATA_DIR": str(data_dir)}
+    if url := database_url_at(data_dir / "teleread.db"):
+        env["TELEREAD_DATABASE_URL"] = url
     return subprocess.run(
         [TELEREAD, "audit", *args], env=env, capture_output=True, text=True, timeout=120
     )
@@ -96,9 +118,14 @@ def test_an_intact_trail_passes_with_its_anchor_at_the_head(tmp_path):
 def test_an_anchor_behind_the_table_after_a_crash_is_lag_not_tampering(tmp_path):
     """A crash between a commit and its anchor write leaves the table ahead: reported, exit 0."""
     trail(tmp_path, 5).close()
-    conn = connect(tmp_path / "teleread.db")  # commits the anchor keeper never hears about
+    url = database_url_at(tmp_path / "teleread.db")
+    conn = (  # commits the anchor keeper never hears about
+        PostgresConnection(url, identity_tables_of(url))
+        if url
+        else connect(tmp_path / "teleread.db")
+    )
     for number in (6, 7, 8):
-        conn.conn.execute("BEGIN IMMEDIATE")
+        conn.conn.execute("BEGIN")
         append_audit(conn, entry(number))
         conn.conn.execute("COMMIT")
     conn.conn.close()
@@ -115,7 +142,7 @@ def test_deleted_ids_are_not_handed_out_again_after_a_restart(tmp_path):
     trail(tmp_path, 10).close()
     cut(tmp_path / "teleread.db", 3)
 
-    restarted = Database(tmp_path / "teleread.db")
+    restarted = database_at(tmp_path / "teleread.db")
     new_id = restarted.write_sync(append_audit, entry(11))
     restarted.anchor.flush()
     result = restarted.read_sync(verify_database)
@@ -130,11 +157,13 @@ def test_the_anchor_is_never_advanced_over_a_cut(tmp_path):
     anchor with a head that no longer extends the anchored record: the evidence stays."""
     trail(tmp_path, 10).close()
     cut(tmp_path / "teleread.db", 3)
-    with sqlite3.connect(tmp_path / "teleread.db") as conn:
-        conn.execute("UPDATE sqlite_sequence SET seq = 7 WHERE name = 'audit_log'")
-    conn.close()
+    with outside(tmp_path / "teleread.db") as (conn, postgres):
+        if postgres:
+            conn.execute("ALTER TABLE audit_log ALTER COLUMN id RESTART WITH 8")
+        else:
+            conn.execute("UPDATE sqlite_sequence SET seq = 7 WHERE name = 'audit_log'")
 
-    restarted = Database(tmp_path / "teleread.db")
+    restarted = database_at(tmp_path / "teleread.db")
     for number in range(100, 106):  # ids 8..13, reused, past the anchored 10
         restarted.write_sync(append_audit, entry(number))
     restarted.anchor.flush()
@@ -168,9 +197,8 @@ def test_a_kept_export_anchor_catches_a_cut_that_rewrote_the_local_anchor(tmp_pa
     assert len(output.read_text().splitlines()) == 20  # one message per record, nothing else
 
     cut(tmp_path / "teleread.db", 6)  # the export's own record (21) and 5 more
-    with sqlite3.connect(tmp_path / "teleread.db") as conn:
+    with outside(tmp_path / "teleread.db") as (conn, _):
         (head_hash,) = conn.execute("SELECT hash FROM audit_log WHERE id = 15").fetchone()
-    conn.close()
     forged = Anchor(15, 15, head_hash, "2026-12-02T09:00:00.000000Z")
     anchor_path_for(tmp_path / "teleread.db").write_text(forged.to_json())
 
@@ -180,6 +208,7 @@ def test_a_kept_export_anchor_catches_a_cut_that_rewrote_the_local_anchor(tmp_pa
     assert "5 newest records missing" in result.stdout
 
 
+@pytest.mark.sqlite_file
 def test_the_id_migration_keeps_ids_hashes_indexes_and_triggers(tmp_path):
     """m019 rebuilds audit_log with AUTOINCREMENT: the same records, the chain still verifies,
     every index and trigger is back, and the patient index still points at its records."""

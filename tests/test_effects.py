@@ -15,6 +15,8 @@ from service.worklist.effects import AfterCommit, Effects
 from service.worklist.live import LiveUpdates, WorklistChange
 from service.worklist.notifications import Notice, Notifications
 
+from .backends import database_at
+
 ROW = {"id": 7, "facility_id": 3, "requested_by": None, "priority": "stat", "queue": None}
 
 
@@ -63,7 +65,7 @@ def _record_then_fail(db: sqlite_utils.Database) -> Effects:
 
 @pytest.fixture
 async def database(tmp_path: Path):
-    database = Database(tmp_path / "effects.db")
+    database = database_at(tmp_path / "effects.db")
     await database.write(lambda db: db.execute("CREATE TABLE effect_probe (x INTEGER)"))
     yield database
     database.close()

@@ -26,6 +26,7 @@ from service.storage import Database
 from service.storage import facilities as facility_store
 from service.storage import users as user_store
 
+from .backends import database_at
 from .conftest import PASSWORD
 
 ATTACKER = {"X-Forwarded-For": "198.51.100.66"}
@@ -162,7 +163,7 @@ async def test_the_admin_view_names_the_hammered_account_and_its_attacker(client
 
 @pytest.fixture
 def database(tmp_path: Path):
-    database = Database(tmp_path / "teleread.db")
+    database = database_at(tmp_path / "teleread.db")
     add_user(database, "stroke.reader", "specialist")
     yield database
     database.close()

@@ -8,6 +8,7 @@ import json
 import sqlite3
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 
 from service.cli.main import main
@@ -25,6 +26,8 @@ from service.storage import facilities as facility_store
 from worklists.priorities import Priority
 from worklists.sla import SlaPolicy
 
+from .backends import database_at, database_url_at
+
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 
 
@@ -38,6 +41,8 @@ def test_facility_hl7_settings_by_command_line(tmp_path, monkeypatch, capsys):
     """`teleread facility add|update` set the HL7 code, the results endpoint and the character
     set; a code another facility uses (as code or as AE title) is refused; '' clears."""
     monkeypatch.setenv("TELEREAD_DATA_DIR", str(tmp_path / "var"))
+    if url := database_url_at(tmp_path / "var" / "teleread.db"):
+        monkeypatch.setenv("TELEREAD_DATABASE_URL", url)
     monkeypatch.setenv("TELEREAD_ORTHANC_HTTP_PORT", "1")  # nothing listens: not registered
     code, out, err = teleread(
         capsys, "facility", "add", "--name", "Dongxiang", "--kind", "township",
@@ -69,7 +74,7 @@ def test_facility_hl7_settings_by_command_line(tmp_path, monkeypatch, capsys):
     )
     assert updated["character_set"] == "ISO_IR 192"
 
-    database = Database(tmp_path / "var" / "teleread.db")
+    database = database_at(tmp_path / "var" / "teleread.db")
     try:
         by_code = database.read_sync(facility_store.facility_by_hl7_code, "COUNTY-HIS")
         by_aet = database.read_sync(facility_store.facility_by_hl7_code, "DONGXIANG_DR")
@@ -86,7 +91,7 @@ def test_facility_hl7_settings_by_command_line(tmp_path, monkeypatch, capsys):
 
 @pytest.fixture
 def database(tmp_path) -> Database:
-    database = Database(tmp_path / "teleread.db")
+    database = database_at(tmp_path / "teleread.db")
     database.write_sync(
         facility_store.add_facility,
         name="Dongxiang", kind="township", aet="DONGXIANG_DR", timezone="Asia/Shanghai",
@@ -174,7 +179,7 @@ def test_an_order_from_a_system_is_filed_found_and_cancelled(database):
 def test_hl7_codes_are_unique_in_the_database(database):
     """The partial unique index holds even for a writer that skips the storage function."""
     database.write_sync(facility_store.update_facility, 1, hl7_code="DX")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
         database.write_sync(
             lambda db: db.execute(
                 "INSERT INTO facilities (name, kind, aet, hl7_code, created_at)"

@@ -8,7 +8,9 @@ One migrated in-memory database per test: no Orthanc, no web app."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlite_utils
@@ -31,6 +33,8 @@ from service.storage.schema import migrations
 from worklists.priorities import Priority
 from worklists.sla import SlaPolicy
 
+from .backends import connection_at
+
 GB_EXAMPLE = "11010519491231002X"
 """The worked example printed in GB 11643-1999 (born 1949-12-31, a woman)."""
 
@@ -48,15 +52,17 @@ WANG = _with_check("33010219800214301")  # born 1980-02-14, male (1 odd)
 
 
 @pytest.fixture
-def db() -> sqlite_utils.Database:
-    database = sqlite_utils.Database(sqlite3.connect(":memory:", isolation_level=None))
-    database.conn.row_factory = sqlite3.Row
-    migrations.apply(database)
+def db(tmp_path: Path, migrated_database: Path) -> Iterator[sqlite_utils.Database]:
+    """On the engine under test (tests/backends.py: a copy of the migrated file, or a
+    PostgreSQL database); rows read by name as ``service.storage.database.connect`` gives them."""
+    database = connection_at(tmp_path / "t.db", migrated_database)
+    database.conn.row_factory = sqlite3.Row  # PostgreSQL's rows are read by name already
     for name, aet in (("Township A", "TOWN_A"), ("Township B", "TOWN_B"), ("County", "CTY")):
         facility_store.add_facility(
             database, name=name, kind="township", aet=aet, timezone="Asia/Shanghai"
         )
-    return database
+    yield database
+    database.close()
 
 
 def test_check_character_accepts_the_standards_example_and_refuses_each_kind_of_mistake():
@@ -166,6 +172,7 @@ def test_unlink_blocks_relinking_and_reversals_restore_exactly_once(db):
     assert [h["action"] for h in patients.link_changes(db, [a.identity_id])] == ["unlink", "link"]
 
 
+@pytest.mark.sqlite_file  # SQLite's migrations; PostgreSQL's schema starts after them
 def test_migration_indexes_the_patients_of_existing_consultations():
     """A database from before the index: each (facility, Patient ID) becomes one identity with
     the latest consultation's demographics, one person each; blank IDs are not indexed."""

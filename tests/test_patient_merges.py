@@ -2,7 +2,8 @@
 another within its own facility; the merge is recorded with what it changed, audited, and an
 administrator reverses it exactly, once.
 
-One migrated in-memory database for the domain; one app without Orthanc for the admin API."""
+One migrated database for the domain (on the engine under test); one app without Orthanc for
+the admin API."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 
 import hl7
 import pytest
-import sqlite_utils
 
 from service.audit.labels import action_labels, resource_labels
 from service.hl7.patient_merge_messages import (
@@ -32,9 +32,10 @@ from service.storage import Conflict
 from service.storage import consultations as store
 from service.storage import facilities as facility_store
 from service.storage import patient_merges as merge_store
-from service.storage.schema import migrations
 from worklists.priorities import Priority
 from worklists.sla import SlaPolicy
+
+from .backends import connection_at
 
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 
@@ -82,15 +83,16 @@ def _events(db, consultation_id: int, kind: str) -> list[dict]:
     return [e for e in store.events_of(db, consultation_id) if e["type"] == kind]
 
 
-def test_merge_moves_one_facilitys_consultations_and_reverses_field_by_field():
+def test_merge_moves_one_facilitys_consultations_and_reverses_field_by_field(
+    tmp_path, migrated_database
+):
     """Facility A's two consultations of P-1 move to P-100 (with the message's name, birth date
     and sex), B's P-1 (another person) stays; each gets a timeline event and the record keeps
     the values before. A later change to one field survives the reversal; everything else
     comes back; a second reversal is refused and changes nothing. A merge with nothing to
     change is recorded and says so."""
-    db = sqlite_utils.Database(sqlite3.connect(":memory:", isolation_level=None))
+    db = connection_at(tmp_path / "t.db", migrated_database)  # the engine under test
     db.conn.row_factory = sqlite3.Row  # as service.storage.database.connect sets it
-    migrations.apply(db)
     county = facility_store.add_facility(
         db, name="County", kind="county", aet="COUNTY_CT", timezone="Asia/Shanghai"
     )
@@ -175,6 +177,7 @@ def test_merge_moves_one_facilitys_consultations_and_reverses_field_by_field():
     assert [m["id"] for m in listed] == [empty.id, record.id]
     assert listed[1]["consultation_ids"] == [first, second] and listed[1]["reversed_at"]
     assert [m["id"] for m in merge_store.list_merges(db, facility_id=other)] == [empty.id]
+    db.close()
 
 
 def test_adt_a40_message_becomes_merge_orders_and_bad_ones_are_refused_with_a_reason():

@@ -308,6 +308,7 @@ async def test_the_consultation_page_leads_to_its_patients_record(world):
     assert hidden.status == 404
 
 
+@pytest.mark.sqlite_file  # SQLite's query plans (bench/patients.py)
 def test_the_link_lookup_and_the_repeat_check_use_indexes(migrated_database):
     """The bench's two queries (bench/patients.py) search indexes, never scan a big table."""
     db = sqlite_utils.Database(sqlite3.connect(f"file:{migrated_database}?mode=ro", uri=True))

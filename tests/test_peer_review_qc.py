@@ -4,7 +4,7 @@ suspends the facility × exam item on the recognition list until a manager close
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,16 +15,17 @@ from service.quality.recompute import _evaluate_and_apply, compute_month, window
 from service.storage import peer_reviews as store
 from worklists.recognition import RecognitionRules
 
+from .backends import connection_at
+
 RULES = RecognitionRules(months=1, min_studies=3, max_poor_percent=50.0)
 STAMP = "2026-03-05T08:00:00.000000Z"
 
 
 @pytest.fixture
-def db(tmp_path: Path, migrated_database: Path) -> sqlite_utils.Database:
+def db(tmp_path: Path, migrated_database: Path) -> Iterator[sqlite_utils.Database]:
     """Township A sent four CT head studies in March 2026, read by Li (id 1); three were
     peer-reviewed: scores 1, 1 and 3b (its discrepancy open)."""
-    shutil.copyfile(migrated_database, tmp_path / "t.db")
-    database = sqlite_utils.Database(tmp_path / "t.db")
+    database = connection_at(tmp_path / "t.db", migrated_database)
     database.execute(
         "INSERT INTO facilities (id, name, kind, aet, timezone, created_at)"
         " VALUES (1, 'Township A', 'township', 'AE1', 'Asia/Shanghai', ?)",
@@ -38,7 +39,8 @@ def db(tmp_path: Path, migrated_database: Path) -> sqlite_utils.Database:
         )
     for cid, score in ((1, 1), (2, 1), (3, 3), (4, None)):
         _study(database, cid, score)
-    return database
+    yield database
+    database.close()
 
 
 def _study(db: sqlite_utils.Database, cid: int, score: int | None) -> None:

@@ -4,7 +4,7 @@ queue's own share applies, and corrections and preliminary releases are never dr
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,14 +14,15 @@ import sqlite_utils
 from service.peer_review.sampling import draw_issued
 from worklists.peer_review import PeerReviewPolicy
 
+from .backends import connection_at
+
 STAMP = "2026-03-05T08:00:00.000000Z"
 NOW = datetime(2026, 3, 6, tzinfo=UTC)
 
 
 @pytest.fixture
-def db(tmp_path: Path, migrated_database: Path) -> sqlite_utils.Database:
-    shutil.copyfile(migrated_database, tmp_path / "t.db")
-    database = sqlite_utils.Database(tmp_path / "t.db")
+def db(tmp_path: Path, migrated_database: Path) -> Iterator[sqlite_utils.Database]:
+    database = connection_at(tmp_path / "t.db", migrated_database)
     database.execute(
         "INSERT INTO facilities (id, name, kind, aet, timezone, created_at)"
         " VALUES (1, 'Township A', 'township', 'AE1', 'Asia/Shanghai', ?)",
@@ -32,7 +33,8 @@ def db(tmp_path: Path, migrated_database: Path) -> sqlite_utils.Database:
         " VALUES (1, 'li', 'x', 'specialist', 1, ?)",
         [STAMP],
     )
-    return database
+    yield database
+    database.close()
 
 
 def issue(db: sqlite_utils.Database, count: int, queue: str = "general", **version) -> None:

@@ -4,9 +4,12 @@ stored consultations (the SQL of service/storage/quality.py) and replaced, not a
 from __future__ import annotations
 
 import shutil
+import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlite_utils
 
@@ -15,26 +18,28 @@ from service.storage import quality as scores_store
 from service.storage import recognition as list_store
 from worklists.recognition import RecognitionRules, was_recognised
 
+from .backends import connection_at, database_at, database_url_at
+
 RULES = RecognitionRules(months=3, min_studies=20, max_poor_percent=10.0)
 NOW = "2026-01-01T00:00:00.000000Z"
 
 
 @pytest.fixture
-def db(tmp_path: Path, migrated_database: Path) -> sqlite_utils.Database:
-    shutil.copyfile(migrated_database, tmp_path / "t.db")
-    database = sqlite_utils.Database(tmp_path / "t.db")
+def db(tmp_path: Path, migrated_database: Path) -> Iterator[sqlite_utils.Database]:
+    database = connection_at(tmp_path / "t.db", migrated_database)
     for fid, name, zone in ((1, "Township A", "Asia/Shanghai"), (2, "County B", "Asia/Urumqi")):
         database.execute(
             "INSERT INTO facilities (id, name, kind, aet, timezone, created_at)"
             " VALUES (?, ?, 'township', ?, ?, ?)",
             [fid, name, f"AE{fid}", zone, NOW],
         )
-    return database
+    yield database
+    database.close()
 
 
 def store_month(db, month: str, facility_id: int, studies: int, poor: int) -> None:
     db.execute(
-        "INSERT OR REPLACE INTO qc_scores (facility_id, modality, body_part, month, studies,"
+        "INSERT INTO qc_scores (facility_id, modality, body_part, month, studies,"
         " rated, good, acceptable, poor, retakes, flagged, computed_at)"
         " VALUES (?, 'CT', 'HEAD', ?, ?, ?, ?, 0, ?, 0, 0, ?)",
         [facility_id, month, studies, studies, studies - poor, poor, NOW],
@@ -98,7 +103,7 @@ def test_history_is_append_only(db):
     for month in ("2026-01", "2026-02", "2026-03"):
         store_month(db, month, 1, studies=10, poor=0)
     judge(db, "2026-04-02")
-    with pytest.raises(sqlite_utils.utils.sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.Error), match="append-only"):
         db.execute("UPDATE recognition_changes SET change = 'suspended'")
 
 
@@ -160,10 +165,13 @@ def test_the_cli_recomputes_every_month_and_prints_the_list(db, tmp_path, monkey
 
     consultation(db, 1, "P1", "2026-02-27T08:00:00.000000Z", quality="good")
     consultation(db, 2, "P1", "2026-03-02T08:00:00.000000Z", quality="poor", reason="motion")
-    db.conn.commit()
     db.close()
     (tmp_path / "var").mkdir()
-    shutil.move(tmp_path / "t.db", tmp_path / "var" / "teleread.db")
+    url = database_url_at(tmp_path / "t.db")
+    if url:  # the command's PostgreSQL database: the one the test wrote
+        monkeypatch.setenv("TELEREAD_DATABASE_URL", url)
+    else:
+        shutil.move(tmp_path / "t.db", tmp_path / "var" / "teleread.db")
     monkeypatch.setenv("TELEREAD_DATA_DIR", str(tmp_path / "var"))
     assert main(["quality", "recompute", "--all"]) == 0
     answer = json.loads(capsys.readouterr().out)
@@ -176,12 +184,10 @@ async def test_the_monthly_round_runs_once_per_closed_month(db, tmp_path):
     """The background task's round: the first after a month closes recomputes the month just
     closed and the current one (then the list); later rounds that month do nothing."""
     from service.quality.recompute import monthly_round
-    from service.storage import Database
 
     consultation(db, 1, "P1", "2026-03-02T08:00:00.000000Z", quality="good")
-    db.conn.commit()
     db.close()
-    database = Database(tmp_path / "t.db")
+    database = database_at(tmp_path / "t.db")
     try:
         april = datetime(2026, 4, 2, tzinfo=UTC)
         first = await monthly_round(database, RULES, april)
@@ -199,11 +205,10 @@ async def test_the_background_task_closes_the_month_and_stops_cleanly(db, tmp_pa
     import asyncio
 
     from service.quality import background
-    from service.storage import Database
 
     db.close()
     monkeypatch.setattr(background, "FIRST_CHECK_AFTER_SECONDS", 0.0)
-    database = Database(tmp_path / "t.db")
+    database = database_at(tmp_path / "t.db")
     try:
         async with background.monthly_task(database, RULES):
             for _ in range(100):

@@ -4,7 +4,7 @@ language when its facility and exam item were on the list at signing, under the 
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,8 @@ from service.reports.pdf import render_report_pdf
 from service.reports.recognition_mark import recognised_at
 from tests.test_report_documents import sample
 from tests.test_report_print import pages
+
+from .backends import connection_at
 
 
 def test_the_pdf_prints_the_mark_in_chinese_and_in_english():
@@ -32,9 +34,8 @@ def test_the_signature_covers_the_mark_only_when_there_is_one():
 
 
 @pytest.fixture
-def db(tmp_path: Path, migrated_database: Path) -> sqlite_utils.Database:
-    shutil.copyfile(migrated_database, tmp_path / "t.db")
-    database = sqlite_utils.Database(tmp_path / "t.db")
+def db(tmp_path: Path, migrated_database: Path) -> Iterator[sqlite_utils.Database]:
+    database = connection_at(tmp_path / "t.db", migrated_database)
     database.execute(
         "INSERT INTO facilities (id, name, kind, aet, timezone, created_at)"
         " VALUES (1, 'Township A', 'township', 'AE1', 'Asia/Shanghai', '2026-01-01T00:00:00Z')"
@@ -49,7 +50,8 @@ def db(tmp_path: Path, migrated_database: Path) -> sqlite_utils.Database:
             " VALUES (1, 'CT', 'HEAD', ?, ?, NULL, '[]', '{}', '{}', '[]')",
             [change, at],
         )
-    return database
+    yield database
+    database.close()
 
 
 @pytest.mark.parametrize(

@@ -26,10 +26,12 @@ from service.reports.person_names import checked_person_name, dicom_person_name
 from service.settings import load_settings
 from service.signing import ConsortiumCA, new_signing_key, sign_pdf
 from service.signing.signatures import sign_detached
-from service.storage import Database
 from service.storage import facilities as facility_store
 from service.storage import users as user_store
+from service.storage.opening import open_database
 from tests.test_report_documents import SIGNED_AT, reference, sample
+
+from .backends import database_url_at
 
 STANDARD_SCHEMES = {"DCM", "LN", "SCT", "RFC5646", "ISO3166_1"}
 
@@ -196,7 +198,9 @@ def test_a_stored_dicom_name_wins_over_the_derived_one(tmp_path):
 def test_teleread_user_dicom_name_sets_and_clears_the_name(tmp_path, monkeypatch):
     """The CLI stores a checked PN for the account, refuses a malformed one, and '' clears it."""
     monkeypatch.setenv("TELEREAD_DATA_DIR", str(tmp_path / "var"))
-    database = Database(load_settings().database_path)
+    if url := database_url_at(tmp_path / "var" / "teleread.db"):
+        monkeypatch.setenv("TELEREAD_DATABASE_URL", url)
+    database = open_database(load_settings())
     try:
         centre = database.write_sync(
             facility_store.add_facility,

@@ -14,9 +14,9 @@ from service.demo.synthetic import StudySpec, make_study
 from service.runtime.orthanc.client import OrthancClient, OrthancError
 from service.runtime.orthanc.file_reader import OrthancFileReader
 from service.runtime.orthanc.stored_files import StoredFiles
-from service.storage import Database
 from service.viewing.viewing import Viewing, index_from_json, index_to_json
 
+from .backends import database_at
 from .conftest import store_in_orthanc
 
 
@@ -24,7 +24,7 @@ async def test_files_come_from_the_storage_area_once_a_layout_listed_them(orthan
     credentials = orthanc.config.credentials
     client = OrthancClient(orthanc.url, credentials.username, credentials.password)
     reader = OrthancFileReader(orthanc.url, credentials.username, credentials.password)
-    database = Database(tmp_path / "layouts.db")
+    database = database_at(tmp_path / "layouts.db")
     try:
         slices = make_study(StudySpec("SF1", "STORED^FILES", "CT", "HEAD", 3, rows=64))
         ids = await store_in_orthanc(orthanc, slices)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from service.storage import Database
 from service.storage.viewing import save_study_layout, study_layout
+
+from .backends import database_at
 
 NOW = 1_800_000_000.0
 HOUR = 3600.0
@@ -14,7 +15,7 @@ HOUR = 3600.0
 
 @pytest.fixture
 def database(tmp_path):
-    database = Database(tmp_path / "layouts.db")
+    database = database_at(tmp_path / "layouts.db")
     yield database
     database.close()
 

@@ -12,12 +12,14 @@ from service.clock import to_iso, utc_now
 from service.storage import Database
 from service.storage.viewing import Opening, open_study
 
+from .backends import database_at
+
 STUDY = "1.2.826.0.1.3680043.8.498.1"
 
 
 @pytest.fixture
 def database(tmp_path):
-    database = Database(tmp_path / "openings.db")
+    database = database_at(tmp_path / "openings.db")
     yield database
     database.close()
 
@@ -42,7 +44,7 @@ def audited(database: Database) -> int:
 
 def test_only_the_first_opening_is_recorded_and_audited(database):
     """A second Database object on the same file stands in for another process."""
-    other = Database(database.path)
+    other = database_at(database.path)
     try:
         opening = Opening(7, 11, 0, STUDY)
         now = to_iso(utc_now())

@@ -16,14 +16,16 @@ import pytest
 from service.clock import to_iso
 from service.dashboard import turnaround
 from service.dashboard import turnaround_columns as fast
-from service.storage import Database
 from service.storage import consultations as store
 from service.storage import facilities as facility_store
 from service.storage import turnaround as facts
 from service.storage import turnaround_columns as blocks
 from service.storage import users as user_store
+from service.storage.dialects import is_postgres
 from service.storage.scope import EVERYTHING, NO_ACCESS, Scope
 from worklists.turnaround import percentile
+
+from .backends import database_at
 
 T0 = datetime(2026, 3, 2, 8, tzinfo=UTC)  # a Monday
 SLA = {"stat": 60, "urgent": 240, "routine": 1440}
@@ -93,7 +95,7 @@ def _fill(db) -> dict[str, int]:
 
 @pytest.fixture
 async def database(tmp_path):
-    database = Database(tmp_path / "columns.sqlite")
+    database = database_at(tmp_path / "columns.sqlite")
     database.ids = await database.write(_fill)
     yield database
     database.close()
@@ -317,7 +319,7 @@ def _late_events(db, rng: random.Random, earlier: int) -> None:
 
 
 async def test_blocks_caught_up_in_steps_equal_a_rebuild(tmp_path):
-    database = Database(tmp_path / "random.sqlite")
+    database = database_at(tmp_path / "random.sqlite")
     try:
         for seed in range(3):  # later steps also change consultations of earlier blocks
             await database.write(_random_history, random.Random(seed), 450)
@@ -377,6 +379,12 @@ async def test_the_facts_keep_only_the_indexes_the_breach_list_and_review_stages
     event); m046 adds the one the dashboard's review stages select by (received time)."""
 
     def indexes(db):
+        if is_postgres(db):  # the same indexes, by the same names (tests/test_postgres_schema.py)
+            return [r[0] for r in db.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+                " AND tablename = 'turnaround_facts' AND indexname NOT LIKE '%_pkey'"
+                " ORDER BY indexname"
+            )]  # fmt: skip
         return [r[0] for r in db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'turnaround_facts'"
             " AND sql IS NOT NULL ORDER BY name"
