@@ -24,6 +24,7 @@ from service.storage.postgres.connection import PostgresConnection
 from service.storage.postgres.database import PostgresDatabase
 from service.storage.postgres.schema import identity_tables_of
 
+from . import storage_gate
 from .postgres_server import PostgresServer, start_postgres
 
 #: Modules whose tests ``make test`` runs on both engines (each test twice, ``[sqlite]`` and
@@ -68,7 +69,6 @@ BOTH_BACKENDS = frozenset(
         "test_isolation",
         "test_key_images",
         "test_patient_link_admin",
-        "test_patient_merges",
         "test_report_verify_cli",
         "test_roster_notifications",
         "test_roster_people",
@@ -213,7 +213,7 @@ def connection_at(path: Path, migrated: Path) -> Any:
         return PostgresConnection(url, _identity_tables)
     if not path.exists():
         shutil.copyfile(migrated, path)
-    return sqlite_utils.Database(sqlite3.connect(path, isolation_level=None))
+    return sqlite_utils.Database(storage_gate.traced(sqlite3.connect(path, isolation_level=None)))
 
 
 def cli_environment(settings: Settings) -> dict[str, str]:
