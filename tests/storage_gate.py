@@ -2,12 +2,13 @@
 
 The whole suite runs on SQLite and, in ``make test``, a share of it on PostgreSQL too (the modules
 of ``tests.backends.BOTH_BACKENDS`` and the tests of ``BOTH_BACKENDS_TESTS``, beside the tests of
-PostgreSQL itself): the whole suite twice would not fit its minutes. This gate says whether that share is enough: while the suite runs, each SQL
-statement is traced back to the function of ``service/storage/`` that issued it (the innermost
-frame in a storage module), per engine; at the end, every function whose body calls
-``execute``, ``executemany``, ``query`` or ``executescript`` must have run on each engine, or the
-run fails naming the functions that did not. So a new storage function, or a module moved off
-PostgreSQL, cannot leave SQL that no test ran on one of the engines.
+PostgreSQL itself): the whole suite twice would not fit its minutes. This gate says whether that
+share is enough: while the suite runs, each SQL statement is traced back to the function of
+``service/storage/`` that issued it (the innermost frame in a storage module), per engine; at
+the end, every function whose body calls ``execute``, ``executemany``, ``query`` or
+``executescript`` must have run on each engine, or the run fails naming the functions that did
+not. So a new storage function, or a module moved off PostgreSQL, cannot leave SQL that no test
+ran on one of the engines.
 
 ``make test`` turns it on (``TELEREAD_STORAGE_GATE=1``); a run of a few tests does not check.
 ``TELEREAD_STORAGE_GATE_REPORT=path`` also writes, per function, the tests that ran it on each
