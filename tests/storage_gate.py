@@ -113,7 +113,7 @@ class Tracer:
             if filename.startswith(self._prefix):
                 name = filename[len(self._prefix) :]
                 if os.sep not in name and name not in PLUMBING:
-                    key = f"{name}:{frame.f_code.co_qualname}"
+                    key = f"{name}:{_function_of(frame.f_code.co_qualname)}"
                     test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
                     with self._lock:
                         self.seen[engine][key].add(test)
@@ -151,6 +151,15 @@ class Tracer:
 
 
 _active: Tracer | None = None
+_COMPREHENSIONS = (".<locals>.<listcomp>", ".<locals>.<genexpr>", ".<locals>.<dictcomp>",
+                   ".<locals>.<setcomp>")  # fmt: skip
+
+
+def _function_of(qualname: str) -> str:
+    """The function a comprehension's frame belongs to (its own code object in Python 3.11)."""
+    while qualname.endswith(_COMPREHENSIONS):
+        qualname = qualname[: qualname.rindex(".<locals>.")]
+    return qualname
 
 
 def traced(conn: sqlite3.Connection) -> sqlite3.Connection:
