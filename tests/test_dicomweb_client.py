@@ -71,7 +71,7 @@ class World:
 
 @pytest.fixture(scope="module")
 async def world(
-    tmp_path_factory: pytest.TempPathFactory, migrated_database
+    tmp_path_factory: pytest.TempPathFactory, migrated_database, database_backend
 ) -> AsyncIterator[World]:
     directory = tmp_path_factory.mktemp("dicomweb")
     orthanc = await start_orthanc(directory / "orthanc", "TELEREAD")
