@@ -97,7 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get(storage_gate.ENABLED) == "1":
         if not hasattr(config, "workerinput"):
             os.environ[storage_gate.DIRECTORY] = tempfile.mkdtemp(prefix="teleread-gate-")
-        tracer = storage_gate.Tracer()
+        tracer = storage_gate.Tracer(by_test=bool(os.environ.get(storage_gate.REPORT)))
         tracer.install()
         config.stash[_TRACER] = tracer
 

@@ -94,30 +94,48 @@ def _calls_sql(function: ast.AST) -> bool:
 
 
 class Tracer:
-    """Notes, per engine, which storage function issued each statement, and in which test
-    (``PYTEST_CURRENT_TEST``)."""
+    """Notes, per engine, which storage function issued each statement, and (for the report)
+    in which test (``PYTEST_CURRENT_TEST``). Cheap, as it runs for every statement of the
+    suite: what each code object is (a storage function's key, or not one) is worked out once."""
 
-    def __init__(self) -> None:
+    def __init__(self, by_test: bool = False) -> None:
         self.seen: dict[str, dict[str, set[str]]] = {
             "sqlite": defaultdict(set),
             "postgresql": defaultdict(set),
         }
+        self.by_test = by_test
         self._lock = threading.Lock()
         self._prefix = str(STORAGE) + os.sep
+        self._keys: dict[Any, str | None] = {}
+
+    def _key(self, code: Any) -> str | None:
+        filename = code.co_filename
+        if not filename.startswith(self._prefix):
+            return None
+        name = filename[len(self._prefix) :]
+        if os.sep in name or name in PLUMBING:
+            return None
+        return f"{name}:{_function_of(code.co_qualname)}"
 
     def note(self, engine: str) -> None:
         frame = sys._getframe(2)
         depth = 0
+        keys = self._keys
         while frame is not None and depth < 40:
-            filename = frame.f_code.co_filename
-            if filename.startswith(self._prefix):
-                name = filename[len(self._prefix) :]
-                if os.sep not in name and name not in PLUMBING:
-                    key = f"{name}:{_function_of(frame.f_code.co_qualname)}"
+            code = frame.f_code
+            try:
+                key = keys[code]
+            except KeyError:
+                key = keys[code] = self._key(code)
+            if key is not None:
+                seen = self.seen[engine][key]
+                if self.by_test:
                     test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
                     with self._lock:
-                        self.seen[engine][key].add(test)
-                    return
+                        seen.add(test)
+                elif not seen:
+                    seen.add("")
+                return
             frame = frame.f_back
             depth += 1
 

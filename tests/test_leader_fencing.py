@@ -169,6 +169,11 @@ async def test_a_claim_is_taken_once_until_it_is_recorded_or_goes_stale(handles)
         late_stamp, late_stale = to_iso(later), to_iso(later - CLAIM_TIMEOUT)
         assert [row["id"] for row in await second.read(due, late_stamp, late_stale)] == [item]
         assert await second.write(claim, item, late_stamp, late_stale) is True
+    # a stop mid-attempt on one host: the worker's start forgets its claims, due again at once
+    assert await first.write(report_store.release_delivery_claims) == 1
+    assert await first.write(outbox_store.release_message_claims) == 1
+    assert await first.write(report_store.claim_delivery, made["delivery"], stamp, stale) is True
+    assert await first.write(outbox_store.claim_message, made["message"], stamp, stale) is True
     await first.write(
         report_store.record_attempt, made["delivery"], ok=False, detail="refused", now=stamp,
         next_attempt_at=stamp,
@@ -265,6 +270,17 @@ async def test_an_old_leaders_workers_claim_nothing_once_another_took_the_lease(
         await new_lease.release()
         old_db.close()
         new_db.close()
+
+
+async def test_a_fence_passes_only_at_the_leases_epoch_now(handles):
+    """A lease never taken is at epoch 0: a fence of epoch 0 passes and any other is refused;
+    no fence (one host) always passes."""
+    first, _ = handles
+    assert await first.read(current_epoch, LEASE) == 0
+    await first.read(check_fence, Fence(LEASE, 0))
+    await first.read(check_fence, None)
+    with pytest.raises(Superseded):
+        await first.read(check_fence, Fence(LEASE, 1))
 
 
 async def test_the_atna_cursor_moves_only_from_where_its_worker_read_it(handles):
