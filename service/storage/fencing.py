@@ -50,3 +50,38 @@ def check_fence(db: sqlite_utils.Database, fence: Fence | None) -> None:
         raise Superseded(
             f"the lease {fence.lease!r} was taken again (epoch {now}, this worker's {fence.epoch})"
         )
+
+
+#: The queues whose rows a worker claims before each attempt (m047 gave each ``claimed_at``).
+CLAIMED_QUEUES = frozenset({"report_deliveries", "hl7_outbox"})
+
+
+def claim_due_row(
+    db: sqlite_utils.Database,
+    queue: str,
+    row_id: int,
+    now: str,
+    stale_before: str,
+    fence: Fence | None,
+) -> bool:
+    """Take a due row of ``queue`` for one attempt: True when this worker has it, False when
+    it is done, not due, or in another worker's hands (claimed since ``stale_before``);
+    refused (:class:`Superseded`) when the worker's leader no longer holds the lease. Recording
+    the attempt clears the claim."""
+    if queue not in CLAIMED_QUEUES:
+        raise ValueError(f"not a claimed queue: {queue}")
+    check_fence(db, fence)
+    cursor = db.execute(
+        f"UPDATE {queue} SET claimed_at = ? WHERE id = ? AND status = 'pending'"
+        " AND next_attempt_at <= ? AND (claimed_at IS NULL OR claimed_at < ?)",
+        [now, row_id, now, stale_before],
+    )
+    return cursor.rowcount == 1
+
+
+def release_claims(db: sqlite_utils.Database, queue: str) -> int:
+    """Forget every claim on ``queue`` (one host, at the worker's start: the claims can only
+    be its own, from attempts a stop cut short); how many."""
+    if queue not in CLAIMED_QUEUES:
+        raise ValueError(f"not a claimed queue: {queue}")
+    return db.execute(f"UPDATE {queue} SET claimed_at = NULL WHERE claimed_at IS NOT NULL").rowcount

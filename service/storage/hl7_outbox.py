@@ -13,7 +13,7 @@ from typing import Any
 import sqlite_utils
 
 from .database import Conflict, RecordNotFound
-from .fencing import Fence, check_fence
+from .fencing import Fence, claim_due_row, release_claims
 
 STATUSES = ("pending", "sent", "failed")
 
@@ -88,20 +88,12 @@ def claim_message(
     """Take a due message for one attempt: True when this worker has it, False when it is
     sent, not due, or in another worker's hands; refused (``Superseded``) when the worker's
     leader no longer holds the lease. Recording the attempt lets it go."""
-    check_fence(db, fence)
-    cursor = db.execute(
-        "UPDATE hl7_outbox SET claimed_at = ? WHERE id = ? AND status = 'pending'"
-        " AND next_attempt_at <= ? AND (claimed_at IS NULL OR claimed_at < ?)",
-        [now, outbox_id, now, stale_before],
-    )
-    return cursor.rowcount == 1
+    return claim_due_row(db, "hl7_outbox", outbox_id, now, stale_before, fence)
 
 
 def release_message_claims(db: sqlite_utils.Database) -> int:
     """Forget every claim (one host, at the sender's start: they are its own dead attempts)."""
-    return db.execute(
-        "UPDATE hl7_outbox SET claimed_at = NULL WHERE claimed_at IS NOT NULL"
-    ).rowcount
+    return release_claims(db, "hl7_outbox")
 
 
 def message_facts(db: sqlite_utils.Database, outbox_id: int) -> dict[str, Any]:

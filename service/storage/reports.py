@@ -12,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from .database import Conflict, RecordNotFound
-from .fencing import Fence, check_fence
+from .fencing import Fence, claim_due_row, release_claims
 from .scope import Scope
 
 VERSION_TEXT_FIELDS = (
@@ -345,21 +345,13 @@ def claim_delivery(
     """Take a due delivery for one attempt: True when this worker has it, False when it is
     done, not due, or in another worker's hands; refused (``Superseded``) when the worker's
     leader no longer holds the lease. :func:`record_attempt` lets it go."""
-    check_fence(db, fence)
-    cursor = db.execute(
-        "UPDATE report_deliveries SET claimed_at = ? WHERE id = ? AND status = 'pending'"
-        " AND next_attempt_at <= ? AND (claimed_at IS NULL OR claimed_at < ?)",
-        [now, delivery_id, now, stale_before],
-    )
-    return cursor.rowcount == 1
+    return claim_due_row(db, "report_deliveries", delivery_id, now, stale_before, fence)
 
 
 def release_delivery_claims(db: sqlite_utils.Database) -> int:
     """Forget every claim (one host, at the worker's start: the claims are its own dead
     attempts, tried again now rather than after they go stale); how many."""
-    return db.execute(
-        "UPDATE report_deliveries SET claimed_at = NULL WHERE claimed_at IS NOT NULL"
-    ).rowcount
+    return release_claims(db, "report_deliveries")
 
 
 def record_attempt(
