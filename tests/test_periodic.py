@@ -96,3 +96,27 @@ async def test_leaving_the_block_cancels_and_awaits_the_task():
         await started.wait()
     assert task.done() and task.cancelled()
     assert cancelled.is_set()
+
+
+async def test_a_round_that_swallows_a_cancellation_still_stops():
+    """A round awaiting something that swallows the cancellation (Python 3.11's wait_for can,
+    when its call ends at that moment) goes on running; stopping cancels it again until it
+    ends, instead of waiting for ever."""
+    swallowed = []
+
+    async def stubborn_round() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            if not swallowed:
+                swallowed.append(True)  # once, as the library would
+                return
+            raise
+
+    loop = asyncio.get_running_loop()
+    async with running("stubborn", 0.01, stubborn_round) as task:
+        await asyncio.sleep(0.05)
+        stopping = loop.time()
+    assert loop.time() - stopping < 2.5  # one more cancellation a second later, not 30 s
+    assert swallowed == [True]
+    assert task.done()

@@ -113,14 +113,17 @@ def _at(segment: hl7.Segment, index: int) -> str:
 async def exchange(endpoint: str, message: ResultMessage, ack_timeout: float) -> str:
     """One MLLP round trip: the message out, the ACK's code back (or an exception)."""
     host, port = parse_endpoint(endpoint)
-    reader, writer = await asyncio.wait_for(
-        open_hl7_connection(host, port, encoding=message.encoding, encoding_errors="replace"),
-        CONNECT_TIMEOUT,
-    )
+    # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
+    # arrives as the awaited call ends, and stopping the sender would then wait for ever
+    async with asyncio.timeout(CONNECT_TIMEOUT):
+        reader, writer = await open_hl7_connection(
+            host, port, encoding=message.encoding, encoding_errors="replace"
+        )
     try:
         writer.writeblock(message.encoded())
         await writer.drain()
-        raw = await asyncio.wait_for(reader.readblock(), ack_timeout)
+        async with asyncio.timeout(ack_timeout):
+            raw = await reader.readblock()
     finally:
         writer.close()
         try:

@@ -80,9 +80,18 @@ async def running(
     try:
         yield task
     finally:
+        await _cancelled(task)
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for its end, cancelling again while it goes on: a library
+    awaiting with Python 3.11's ``asyncio.wait_for`` can swallow a cancellation that arrives as
+    its call ends, and the round loop would then run on, and the app's shutdown wait for ever."""
+    while not task.done():
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task}, timeout=1.0)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
 
 
 @contextlib.asynccontextmanager
@@ -95,6 +104,4 @@ async def running_task(
     try:
         yield task
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _cancelled(task)
