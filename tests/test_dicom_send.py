@@ -57,6 +57,12 @@ async def test_a_response_the_reactor_takes_still_reaches_the_sender(orthanc) ->
     assert uids == {str(ds.SOPInstanceUID) for ds in datasets}
 
 
+#: The sender's timeout against each peer; the peer that falls silent stays silent twice as long.
+#: Against the peer that aborts no timeout is reached, and a long one spares a busy machine's
+#: slow association (a CI run once failed the abort case at a 1 s ACSE timeout).
+SENDER_TIMEOUT = {"abort": 30.0, "silent": 2.0}
+
+
 @dataclass
 class FlakyPeer:
     """A Storage SCP that fails its first association at the second instance."""
@@ -79,7 +85,8 @@ class FlakyPeer:
             event.assoc.abort()
             return 0x0000
         if failing:
-            time.sleep(1.5)  # past the sender's timeout: it aborts and sends again elsewhere
+            # past the sender's timeout: it aborts and sends again elsewhere
+            time.sleep(2 * SENDER_TIMEOUT["silent"])
             return 0x0000
         with self.lock:
             self.stored.append(str(event.dataset.SOPInstanceUID))
@@ -113,7 +120,7 @@ def test_instances_a_lost_association_left_unsent_go_over_a_fresh_one(
         port=flaky_peer.port,
         calling_aet="TELEREAD",
         called_aet="FLAKY",
-        timeout=1,
+        timeout=SENDER_TIMEOUT[flaky_peer.how],
     )
     assert result == StoreResult(sent=4, failed=0, statuses=[0] * 4)
     assert flaky_peer.associations == 2
