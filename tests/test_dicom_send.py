@@ -59,7 +59,7 @@ async def test_a_response_the_reactor_takes_still_reaches_the_sender(orthanc) ->
 
 #: The sender's timeout against each peer; the peer that falls silent stays silent twice as long.
 #: Against the peer that aborts no timeout is reached, and a long one spares a busy machine's
-#: slow association (a CI run once failed the abort case at a 1 s ACSE timeout).
+#: slow association (a make test run at a load of 9 failed the abort case at a 1 s ACSE timeout).
 SENDER_TIMEOUT = {"abort": 30.0, "silent": 2.0}
 
 
