@@ -143,13 +143,29 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``orthanc`` on every test that starts a real Orthanc through the fixture, ``browser`` on
-    every test that drives Chromium. Modules that start Orthanc otherwise mark themselves."""
+    every test that drives Chromium. Modules that start Orthanc otherwise mark themselves.
+    The PostgreSQL runs of the cases ``backends.BOTH_BACKENDS_CASES`` leaves to SQLite are
+    deselected."""
+    kept, left_to_sqlite = [], []
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         for name in sorted({MARKED_BY_FIXTURE[f] for f in fixtures & MARKED_BY_FIXTURE.keys()}):
             item.add_marker(name)
+        (kept if _runs_here(item) else left_to_sqlite).append(item)
+    if left_to_sqlite:
+        config.hook.pytest_deselected(items=left_to_sqlite)
+        items[:] = kept
+
+
+def _runs_here(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or callspec.params.get("database_backend") != "postgresql":
+        return True
+    test = f"{item.module.__name__.rsplit('.', 1)[-1]}::{item.originalname}"
+    case = callspec.id.removeprefix("postgresql").removeprefix("-")
+    return backends.runs_on_postgresql_too(test, case)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -6,12 +6,13 @@ one record, and the test that would have shown it opened a SQLite file)."""
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from pathlib import Path
 
 import pytest
 
-from .backends import BOTH_BACKENDS
+from .backends import BOTH_BACKENDS, BOTH_BACKENDS_CASES, BOTH_BACKENDS_TESTS
 
 #: Opening a SQLite database directly: ``Database(...)`` (not ``PostgresDatabase``), a
 #: ``sqlite_utils.Database`` or a ``sqlite3`` connection.
@@ -51,3 +52,14 @@ def test_the_check_finds_a_fixture_that_opens_a_file_and_spares_a_marked_test():
         "    return database_at(tmp_path / 't.db'), PostgresDatabase(url, tmp_path)\n"
     )
     assert own_sqlite_openings(source) == ["database"]
+
+
+@pytest.mark.parametrize("test", sorted(BOTH_BACKENDS_CASES))
+def test_the_cases_chosen_for_postgresql_are_cases_of_a_chosen_test(test):
+    """A renamed case or test would leave the PostgreSQL share silently smaller: each name in
+    ``BOTH_BACKENDS_CASES`` is a case of a test of ``BOTH_BACKENDS_TESTS``."""
+    assert test in BOTH_BACKENDS_TESTS
+    module, function = test.split("::")
+    marks = getattr(importlib.import_module(f"tests.{module}"), function).pytestmark
+    [values] = [mark.args[1] for mark in marks if mark.name == "parametrize"]
+    assert BOTH_BACKENDS_CASES[test] <= {str(value) for value in values}
