@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 import warnings
 import zlib
 from pathlib import Path
@@ -252,8 +253,11 @@ def _c_store_files(paths: list[Path], port: int, calling_aet: str) -> list[int]:
         contexts.setdefault(sop_class, set()).add(str(meta.TransferSyntaxUID))
     ae = AE(ae_title=calling_aet)
     # Each file is checked before Orthanc answers; on a loaded machine (make test's workers and
-    # other work on two cores) one answer took over pynetdicom's default 30 s once.
-    ae.dimse_timeout = 120
+    # other work on two cores) one answer took over pynetdicom's default 30 s once, and twice in
+    # session 14 the association was dropped by pynetdicom's 60 s network (idle) timeout while
+    # it waited: both are set well past any answer seen.
+    ae.dimse_timeout = 240
+    ae.network_timeout = 240
     for sop_class, syntaxes in contexts.items():
         for syntax in syntaxes:  # one context per pair: each file keeps its own syntax
             ae.add_requested_context(sop_class, [syntax])
@@ -262,8 +266,12 @@ def _c_store_files(paths: list[Path], port: int, calling_aet: str) -> list[int]:
     try:
         statuses = []
         for path in paths:
+            sent = time.monotonic()
             status = assoc.send_c_store(path)
             statuses.append(int(status.Status) if status else -1)
+            assert assoc.is_established, (
+                f"the association ended at {path.name} after {time.monotonic() - sent:.1f} s"
+            )
         return statuses
     finally:
         assoc.release()
