@@ -33,7 +33,7 @@ from service.storage import users as user_store
 from service.storage.scope import EVERYTHING
 
 from . import backends
-from .conftest import PASSWORD, Service, start_orthanc
+from .conftest import CHANGES_POLL_SECONDS, PASSWORD, Service, start_orthanc
 
 ROLES = ("admin", "manager", "specialist", "radiographer", "clinician", "requester")
 
@@ -129,7 +129,7 @@ async def consortium(
         orthanc_password=credentials.password,
         orthanc_dicom_port=orthanc.config.dicom_port,
         stable_age=1,
-        changes_poll_interval=0.05,
+        changes_poll_interval=CHANGES_POLL_SECONDS,
         delivery_retry_seconds=0.2,
         delivery_max_attempts=1,
     )

@@ -22,7 +22,7 @@ from service.demo.synthetic import StudySpec, dataset_bytes, make_study
 from service.settings import Settings
 
 from .browser import log_in
-from .conftest import PASSWORD, Service, start_orthanc
+from .conftest import CHANGES_POLL_SECONDS, PASSWORD, Service, start_orthanc
 
 # Its module fixture starts a real Orthanc (start_orthanc).
 pytestmark = pytest.mark.orthanc
@@ -81,7 +81,7 @@ async def seeded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Seed
         orthanc_password=credentials.password,
         orthanc_dicom_port=orthanc.config.dicom_port,
         stable_age=1,
-        changes_poll_interval=0.05,
+        changes_poll_interval=CHANGES_POLL_SECONDS,
     )
     app = create_app(settings)
     client = TestClient(TestServer(app))

@@ -28,7 +28,7 @@ from service.storage import facilities as facility_store
 from service.storage import users as user_store
 
 from . import backends
-from .conftest import PASSWORD, free_port
+from .conftest import CHANGES_POLL_SECONDS, PASSWORD, free_port
 
 TELEREAD = str(Path(sys.executable).with_name("teleread"))
 OWN_AET = "TELEREAD"
@@ -113,7 +113,7 @@ async def port(
         orthanc_dicom_port=free_port(),
         orthanc_aet=OWN_AET,
         stable_age=1,
-        changes_poll_interval=0.05,
+        changes_poll_interval=CHANGES_POLL_SECONDS,
     )
     client = TestClient(TestServer(create_app(settings)))
     await client.start_server()

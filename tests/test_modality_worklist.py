@@ -37,7 +37,7 @@ from service.storage import users as user_store
 from service.worklist.live import LiveUpdates, WorklistChange
 from service.worklist.live_feed import publish_changes
 
-from .conftest import PASSWORD, free_port
+from .conftest import CHANGES_POLL_SECONDS, PASSWORD, free_port
 
 OWN_AET = "TELEREAD"
 A_AET = "TOWN_A_CT"  # GB 18030 modalities
@@ -145,7 +145,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         orthanc_dicom_port=free_port(),
         orthanc_aet=OWN_AET,
         stable_age=1,
-        changes_poll_interval=0.05,
+        changes_poll_interval=CHANGES_POLL_SECONDS,
     )
     client = TestClient(TestServer(create_app(settings)))
     await client.start_server()

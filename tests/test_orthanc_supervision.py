@@ -26,7 +26,7 @@ from service.runtime.orthanc.process import ManagedOrthanc
 from service.settings import Settings
 from service.storage import facilities as facility_store
 
-from .conftest import free_port
+from .conftest import CHANGES_POLL_SECONDS, free_port
 from .test_cli import TELEREAD, env, orthanc_pid, read_until
 from .test_ingest import a_study, c_store, consultations_of
 from .test_web_processes import alive, pinned_to_each, wait_until, web_children
@@ -46,7 +46,7 @@ async def managed(tmp_path: Path, aiohttp_client) -> AsyncIterator[TestClient]:
         orthanc_http_port=free_port(),
         orthanc_dicom_port=free_port(),
         stable_age=1,
-        changes_poll_interval=0.05,
+        changes_poll_interval=CHANGES_POLL_SECONDS,
     )
     client = await aiohttp_client(create_app(settings))
     await client.app[DATABASE].write(

@@ -41,7 +41,7 @@ from service.http.keys import CA
 from service.reports.public_address import is_loopback, loopback_allowed
 from service.settings import Settings
 from service.signing.trust import to_asn1
-from tests.conftest import PASSWORD, Service, free_port, start_orthanc
+from tests.conftest import CHANGES_POLL_SECONDS, PASSWORD, Service, free_port, start_orthanc
 
 STUDY = StudySpec("P-ARCH", "王^小明", "CR", "CHEST", accession_number="ACC-ARCH")
 
@@ -68,7 +68,7 @@ async def signed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sign
         orthanc_password=credentials.password,
         orthanc_dicom_port=orthanc.config.dicom_port,
         stable_age=1,
-        changes_poll_interval=0.05,
+        changes_poll_interval=CHANGES_POLL_SECONDS,
         public_url=public_url,
         loopback_addresses=False,  # as under `teleread serve`: the public URL makes it allowed
     )
