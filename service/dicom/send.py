@@ -8,7 +8,7 @@ synchronous (pynetdicom is thread based), so asyncio callers run it in an
 executor.
 
 pynetdicom's association reactor can take a C-STORE response off the queue the
-sender is waiting on (:func:`_keep_responses_for_the_sender` says how, and
+sender is waiting on (:func:`keep_responses_for_the_sender` says how, and
 ``bench/pynetdicom_race.py`` reproduces it); the response is handed back to the
 sender, and the fresh association is the fallback for any other loss.
 """
@@ -225,7 +225,7 @@ def _associate_and_store(
                 else "connection failed (refused, unreachable or timed out)"
             )
             raise StoreError(f"could not associate with {peer}: {reason}")
-        _keep_responses_for_the_sender(assoc)
+        keep_responses_for_the_sender(assoc)
         try:
             _store_all(assoc, items, statuses, peer)
         finally:
@@ -236,7 +236,7 @@ def _associate_and_store(
             _join_threads(assoc, timeout)
 
 
-def _keep_responses_for_the_sender(assoc: Association) -> None:
+def keep_responses_for_the_sender(assoc: Association) -> None:
     """Hand a DIMSE response that pynetdicom's reactor took back to the sender waiting for it.
 
     pynetdicom (3.0.4, ``Association.send_c_store``) pauses the association's reactor thread
