@@ -183,6 +183,40 @@ async def test_a_claim_is_taken_once_until_it_is_recorded_or_goes_stale(handles)
     ]
 
 
+async def test_a_workers_start_on_one_host_forgets_the_claims_a_stop_left(handles):
+    """A delivery and an HL7 result claimed by a worker that stopped mid-attempt: among
+    replicas (a fence) the claims may be another's, live, and the rows wait until they go
+    stale; on one host (no fence) the worker's start forgets them, and both are tried at once."""
+    first, _ = handles
+    [made] = await first.write(signed_versions, 1)
+    now = utc_now()
+    stamp, stale = to_iso(now), to_iso(now - CLAIM_TIMEOUT)
+    assert await first.write(report_store.claim_delivery, made["delivery"], stamp, stale)
+    assert await first.write(outbox_store.claim_message, made["message"], stamp, stale)
+    deliveries: list[tuple[str, int]] = []
+    results: list[tuple[str, int]] = []
+
+    def fenced() -> Fence:
+        return Fence(LEASE, 0)  # the lease's epoch now: the fence passes
+
+    async with (
+        CountedDelivery(first, "replica", deliveries, fenced).working(0.05),
+        CountedSender(first, "replica", results, fenced).working(0.05),
+    ):
+        await asyncio.sleep(0.3)  # several rounds
+    assert deliveries == [] and results == []
+    async with (
+        CountedDelivery(first, "host", deliveries).working(0.05),
+        CountedSender(first, "host", results).working(0.05),
+    ):
+        deadline = asyncio.get_running_loop().time() + 10
+        while not (deliveries and results):
+            assert asyncio.get_running_loop().time() < deadline, (deliveries, results)
+            await asyncio.sleep(0.05)
+    assert deliveries == [("host", made["delivery"])]
+    assert results == [("host", made["message"])]
+
+
 async def test_two_workers_at_once_attempt_each_delivery_and_result_once(handles):
     """Two delivery workers and two HL7 senders on two handles of one database run their
     rounds at the same moment over eight due items: each item is attempted exactly once."""

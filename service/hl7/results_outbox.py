@@ -34,6 +34,7 @@ from hl7.mllp import open_hl7_connection
 
 from ..clock import to_iso, utc_now
 from ..reports.documents_data import document_for
+from ..runtime.leadership import forget_own_claims
 from ..runtime.periodic import running
 from ..storage import Database
 from ..storage import consultations as consultation_store
@@ -211,10 +212,9 @@ class ResultSender:
     async def working(self, interval: float) -> AsyncIterator[asyncio.Task[None]]:
         """The sender while the block runs, after forgetting the claims a stop left (on one
         host, where they can only be its own)."""
-        if self.fence() is None:
-            released = await self.database.write(store.release_message_claims)
-            if released:
-                log.info("HL7 results: %d attempt(s) cut short by a stop, due again", released)
+        await forget_own_claims(
+            self.database, store.release_message_claims, self.fence(), "HL7 results"
+        )
         async with running("HL7 results", interval, self.run_due, wake=self.wake) as task:
             yield task
 

@@ -28,6 +28,7 @@ import pydicom
 import sqlite_utils
 
 from ..clock import to_iso, utc_now
+from ..runtime.leadership import forget_own_claims
 from ..runtime.orthanc.client import OrthancClient, OrthancError, OrthancUnavailable
 from ..runtime.periodic import running
 from ..storage import Database
@@ -119,17 +120,11 @@ class ReportDelivery:
     async def working(self, interval: float) -> AsyncIterator[asyncio.Task[None]]:
         """The worker while the block runs: a round every ``interval`` seconds, or at once
         when kicked, after forgetting the claims a stop left (one host)."""
-        await self.release_claims()
+        await forget_own_claims(
+            self.database, store.release_delivery_claims, self.fence(), "report delivery"
+        )
         async with running("report delivery", interval, self.run_due, wake=self.wake) as task:
             yield task
-
-    async def release_claims(self) -> None:
-        """On one host, at the worker's start: claims left are this worker's own, from before
-        a crash or a stop mid-attempt; their deliveries are due again at once."""
-        if self.fence() is None:
-            released = await self.database.write(store.release_delivery_claims)
-            if released:
-                log.info("report delivery: %d attempt(s) cut short by a stop, due again", released)
 
     async def _attempt(self, delivery: dict[str, Any]) -> None:
         try:

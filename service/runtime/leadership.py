@@ -29,6 +29,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..storage import Database
 from ..storage.fencing import Fence
 
 log = logging.getLogger(__name__)
@@ -177,3 +178,17 @@ async def _stop(entry: _Running) -> None:
         await stack.aclose()
     except Exception:
         log.exception("stopping %s failed", entry.name)
+
+
+async def forget_own_claims(
+    database: Database, release: Callable[..., int], fence: Fence | None, worker: str
+) -> None:
+    """At a claiming worker's start on one host (no ``fence``): the claims left on its queue
+    can only be its own, from attempts a crash or a stop cut short, so ``release`` (the queue's
+    storage function) forgets them and their rows are due again at once rather than after the
+    claims go stale. Among replicas another worker's claims may be live: nothing is forgotten."""
+    if fence is not None:
+        return
+    released = await database.write(release)
+    if released:
+        log.info("%s: %d attempt(s) cut short by a stop, due again", worker, released)
