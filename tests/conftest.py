@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -40,6 +39,7 @@ from service.storage import facilities as facility_store
 from service.storage import users as user_store
 
 from . import backends, storage_gate
+from .ports import free_port
 from .processes import ChildRecord
 
 PASSWORD = "correct-horse-battery"
@@ -293,12 +293,6 @@ def one_file_check_process(no_process_left_behind: None) -> Iterator[None]:
         patch.setattr(service_app, "FileChecks", lambda: shared)
         yield
     shared.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

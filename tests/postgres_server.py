@@ -20,7 +20,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+
+from .ports import free_port
 
 START_SECONDS = 30.0
 
@@ -45,12 +46,6 @@ def postgres_bin_dir() -> Path:
             " (scripts/install-system-deps.sh --test)"
         )
     return Path(found[-1]).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -137,7 +132,7 @@ def start_postgres(
         **_owner(),
     )
     for attempt in range(attempts):
-        port = _free_port()
+        port = free_port()
         with open(directory / "server.log", "ab") as server_log:
             process = subprocess.Popen(
                 [

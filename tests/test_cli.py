@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import hl7
 import pydicom
@@ -114,8 +115,11 @@ def test_user_add_reads_the_password_from_stdin_and_stores_only_a_hash(env, tmp_
     assert short.returncode == 1 and "at least" in short.stderr
 
 
-def read_until(process: subprocess.Popen, marker: str, timeout: float = 60) -> str:
-    """Read the child's stdout until a line contains marker."""
+def read_until(
+    process: subprocess.Popen, marker: str, timeout: float = 60, errors: IO[str] | None = None
+) -> str:
+    """Read the child's stdout until a line contains marker; a failure shows what it wrote to
+    the ``errors`` file too, when its stderr goes to one (a service that exits says why there)."""
     seen = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -125,7 +129,11 @@ def read_until(process: subprocess.Popen, marker: str, timeout: float = 60) -> s
         seen.append(line)
         if marker in line:
             return "".join(seen)
-    raise AssertionError(f"{marker!r} never printed; output:\n{''.join(seen)}")
+    written = ""
+    if errors is not None:
+        errors.seek(0)
+        written = f"\nstderr:\n{errors.read()}"
+    raise AssertionError(f"{marker!r} never printed; output:\n{''.join(seen)}{written}")
 
 
 def api(port: str, path: str, token: str | None = None, body: dict | None = None):

@@ -34,6 +34,8 @@ from service.demo.synthetic import MANUFACTURER, StudySpec, dataset_bytes, make_
 from service.dicom import send as dicom_send
 from service.dicom.send import StoreError, StoreResult, send_datasets
 
+from .ports import free_port
+
 STUDY_DT = datetime(2024, 3, 5, 9, 30, 15)
 
 
@@ -383,13 +385,6 @@ def _wait_for_threads(baseline: set[threading.Thread], timeout: float = 5.0) -> 
     raise AssertionError(f"threads left running: {extra}")
 
 
-def _closed_port() -> int:
-    """A localhost port with nothing listening on it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_send_datasets_delivers_every_dataset(storage_scp: StorageSCP) -> None:
     """All datasets of mixed SOP classes arrive with status 0 over one association."""
     datasets = make_study(_spec("CT", instances=3, patient_name="张三", charset="GB18030"))
@@ -468,7 +463,7 @@ def test_send_datasets_closed_port_raises_store_error() -> None:
         send_datasets(
             make_study(_spec("MR")),
             host="127.0.0.1",
-            port=_closed_port(),
+            port=free_port(),
             calling_aet="TELEREAD",
             called_aet="TEST-SCP",
             timeout=5,
@@ -498,9 +493,7 @@ def test_send_datasets_rejected_association_raises_store_error() -> None:
 
 def test_send_no_datasets_is_a_no_op() -> None:
     """An empty input returns an empty result without connecting."""
-    result = send_datasets(
-        [], host="127.0.0.1", port=_closed_port(), calling_aet="A", called_aet="B"
-    )
+    result = send_datasets([], host="127.0.0.1", port=free_port(), calling_aet="A", called_aet="B")
     assert result == StoreResult(sent=0, failed=0, statuses=[])
 
 

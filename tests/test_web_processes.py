@@ -380,7 +380,7 @@ async def test_ctrl_c_at_a_terminal_stops_every_process_cleanly(env, tmp_path):
     errors = (tmp_path / "stderr.txt").open("w+")
     process = serve_in_its_own_group(env, errors)
     try:
-        await asyncio.to_thread(read_until, process, "Press Ctrl-C")
+        await asyncio.to_thread(read_until, process, "Press Ctrl-C", 60, errors)
         [secondary] = await asyncio.to_thread(
             wait_until, lambda: web_children(process.pid), 30, "the secondary"
         )
@@ -410,7 +410,7 @@ async def test_ctrl_c_while_the_secondary_is_still_starting_leaves_no_traceback(
     errors = (tmp_path / "stderr.txt").open("w+")
     process = serve_in_its_own_group(env, errors)
     try:
-        await asyncio.to_thread(read_until, process, "Press Ctrl-C")
+        await asyncio.to_thread(read_until, process, "Press Ctrl-C", 60, errors)
         os.killpg(process.pid, signal.SIGINT)
         assert await asyncio.to_thread(process.wait, 30) == 0
     finally:
