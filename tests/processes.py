@@ -9,6 +9,11 @@ else is never blamed, and an orphan that the kernel handed to init is still foun
 
 Linux only: it reads ``/proc/<pid>/task/<tid>/children`` (cheap: a test costs well under a
 millisecond, where a scan of all of ``/proc`` costs about 7 ms on a loaded 2-core machine).
+
+The walk does not go below Playwright's driver (``OWNS_ITS_CHILDREN``): the driver itself is
+watched like any child, but its browsers and their dozen processes of many threads each end
+with it (a browser whose driver's pipe closes exits). Walking them cost ~2 ms of CPU per note,
+three notes a test, in every worker once its browser had started: ~15 CPU-seconds a run.
 """
 
 from __future__ import annotations
@@ -42,6 +47,13 @@ class Child:
         return f"pid {self.pid}: {self.command}  (first seen in {self.test})"
 
 
+# A process whose descendants the walk leaves alone (see the module's docstring).
+OWNS_ITS_CHILDREN = ("run-driver",)
+
+SETTLED_SECONDS = 1.0
+"""A process this old has exec'd: its command line is its own, not its parent's."""
+
+
 def children(pid: int) -> list[int]:
     """The direct children of ``pid`` (every thread's), empty when it is gone."""
     found: list[int] = []
@@ -57,16 +69,6 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def descendants(pid: int) -> list[int]:
-    """Children, grandchildren, … of ``pid``."""
-    found, todo = [], children(pid)
-    while todo:
-        child = todo.pop()
-        found.append(child)
-        todo += children(child)
-    return found
-
-
 def _stat(pid: int) -> tuple[str, int] | None:
     """State letter and start time of ``pid``, None when it is gone."""
     try:
@@ -74,6 +76,11 @@ def _stat(pid: int) -> tuple[str, int] | None:
     except (OSError, IndexError):
         return None
     return fields[0], int(fields[19])
+
+
+def _uptime_ticks() -> int:
+    """Clock ticks since boot, the unit of ``/proc/<pid>/stat``'s start time."""
+    return int(float(Path("/proc/uptime").read_text().split()[0]) * os.sysconf("SC_CLK_TCK"))
 
 
 def _command(pid: int) -> str:
@@ -91,24 +98,44 @@ class ChildRecord:
         self.root = os.getpid() if root is None else root
         self.seen: dict[tuple[int, int], Child] = {}
         self.ignored: set[tuple[int, int]] = set()
+        self.opaque: dict[tuple[int, int], bool] = {}
+        """Whether the walk stops at a process, decided once it has settled."""
 
     def ignore_running(self) -> None:
         """Never remember the descendants running now: for a record made in the middle of a
         run, whose session-long processes (the browser's driver, the file-check worker) are
         not its to name or kill."""
-        for pid in descendants(self.root):
-            if (stat := _stat(pid)) is not None:
-                self.ignored.add((pid, stat[1]))
+        self.ignored.update(self._walk())
 
     def note(self, test: str) -> None:
         """Remember the descendants running now (``test``: where they were first seen)."""
-        for pid in descendants(self.root):
-            stat = _stat(pid)
-            if stat is None or (pid, stat[1]) in self.seen or (pid, stat[1]) in self.ignored:
+        for pid, started in self._walk():
+            if (pid, started) in self.seen or (pid, started) in self.ignored:
                 continue
             command = _command(pid)
             if not any(helper in command for helper in ENDS_WITH_THE_RUN):
-                self.seen[(pid, stat[1])] = Child(pid, stat[1], command, test)
+                self.seen[(pid, started)] = Child(pid, started, command, test)
+
+    def _walk(self) -> list[tuple[int, int]]:
+        """Pid and start time of each descendant, but those below a process that owns its
+        children (``OWNS_ITS_CHILDREN``)."""
+        found, todo, now = [], children(self.root), None
+        while todo:
+            pid = todo.pop()
+            if (stat := _stat(pid)) is None:
+                continue
+            key = (pid, stat[1])
+            found.append(key)
+            opaque = self.opaque.get(key)
+            if opaque is None:
+                command = _command(pid)
+                opaque = any(owner in command for owner in OWNS_ITS_CHILDREN)
+                now = _uptime_ticks() if now is None else now
+                if opaque or now - stat[1] > SETTLED_SECONDS * os.sysconf("SC_CLK_TCK"):
+                    self.opaque[key] = opaque
+            if not opaque:
+                todo += children(pid)
+        return found
 
     def survivors(self) -> list[Child]:
         """The remembered processes still running (a zombie has ended: only its exit status
