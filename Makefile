@@ -13,7 +13,7 @@ OHIF_INTEGRITY := sha512-WZdxmpmG7rqFgW9ZJLcbgr3XCtLi1KDNPoMaeY5PPe6j4G4fjEjjkyc
 OHIF_DIR := build/ohif
 OHIF_STAMP := $(OHIF_DIR)/.installed-$(OHIF_VERSION)
 
-.PHONY: run test lint ohif bench-ingest system-deps test-system-deps clean
+.PHONY: run test fuzz lint ohif bench-ingest system-deps test-system-deps clean
 
 $(STAMP): pyproject.toml
 	@python3 -m venv $(VENV)
@@ -76,6 +76,10 @@ test: lint $(OHIF_STAMP)
 		$(PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist worksteal || status=$$?; \
 	echo "make test: $$(( $$(date +%s) - start )) s wall time (pytest exit status $$status)"; \
 	exit $$status
+
+# The API fuzzing test alone, with ten times the cases per operation of make test's run.
+fuzz: lint
+	@TELEREAD_FUZZ_EXAMPLES=$${TELEREAD_FUZZ_EXAMPLES:-50} $(PYTHON) -m pytest tests/test_api_fuzzing.py
 
 bench-ingest: system-deps $(STAMP)
 	@$(PYTHON) bench/ingest.py
