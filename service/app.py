@@ -57,7 +57,7 @@ from .http.keys import (
 )
 from .http.middleware import access_middleware, add_security_headers
 from .http.routing import setup_routes
-from .i18n import PageRenderer
+from .i18n import shared_renderer
 from .intake.file_checks import FileChecks
 from .intake.ingest import ChangeFollower
 from .intake.intake import IngestOutcome
@@ -180,7 +180,7 @@ def create_app(
     app[LIVE] = StatCallingLiveUpdates() if role.primary else LiveUpdates()
     app.on_shutdown.append(stop_restarting_secondaries)
     app.on_shutdown.append(close_live_updates)
-    app[RENDERER] = PageRenderer(PACKAGE_DIR / "templates", PACKAGE_DIR / "locale")
+    app[RENDERER] = shared_renderer(PACKAGE_DIR / "templates", PACKAGE_DIR / "locale")
     contexts = [
         bus_context,
         database_context,

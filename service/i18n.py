@@ -106,6 +106,15 @@ def parse_accept_language(header: str | None) -> list[str]:
     return [tag for _q, _i, tag in weighted]
 
 
+@functools.cache
+def shared_renderer(templates_dir: Path, locale_dir: Path) -> PageRenderer:
+    """One renderer per process for these directories: a renderer never changes once made, and
+    each one parses the catalogues and compiles every template it renders again (~15 ms a
+    template), which every app built in the same process (the test suite builds hundreds in
+    each worker) would otherwise pay once more."""
+    return PageRenderer(templates_dir, locale_dir)
+
+
 class PageRenderer:
     """Jinja2 environments (one per locale) sharing one template directory."""
 
