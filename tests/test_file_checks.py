@@ -3,6 +3,7 @@ reasons as in a thread, and a worker that dies is replaced without a check being
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -45,6 +46,25 @@ async def test_a_worker_that_died_is_replaced_and_the_check_still_answers():
         assert checks._pool is not pool
     finally:
         checks.close()
+
+
+async def test_a_ctrl_c_at_the_terminal_leaves_the_worker_to_the_services_stop(capfd):
+    """The group's SIGINT reaches the worker too: it neither dies nor prints a traceback, and
+    the next check is answered by the same process."""
+    checks = FileChecks()
+    try:
+        assert await checks.reason(_file_check, sound_file(), LIMIT) == ""
+        pool = checks._pool
+        assert pool is not None
+        [worker] = list(pool._processes)
+        os.kill(worker, signal.SIGINT)
+        await asyncio.sleep(0.5)
+        assert await checks.reason(_file_check, b"not dicom at all", LIMIT) == "not a DICOM file"
+        assert checks._pool is pool and list(pool._processes) == [worker]
+    finally:
+        checks.close()
+    written = capfd.readouterr().err
+    assert "Traceback" not in written and "KeyboardInterrupt" not in written, written
 
 
 PARENT = """

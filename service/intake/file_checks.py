@@ -21,6 +21,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -38,7 +39,10 @@ PARENT_POLL_SECONDS = 0.5
 
 def _exit_with_parent(parent: int) -> None:
     """Worker initializer: a daemon thread ends this process once ``parent`` is gone (the
-    worker is then re-parented, so ``os.getppid()`` changes)."""
+    worker is then re-parented, so ``os.getppid()`` changes). A terminal's Ctrl-C reaches the
+    whole process group, this worker too: it is the service's to act on (its stop shuts the
+    pool down), and the worker would otherwise die of it with a KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:
