@@ -49,6 +49,8 @@ lint: test-system-deps $(STAMP) $(NODE_STAMP)
 # busier: the whole suite on this 2-core machine took 442 s with -n 2 and 392 s with -n 3
 # (session 10); with PostgreSQL's tests added, 400 s with -n 3 and 380 s with -n 4 (session 12,
 # 536 and 573 CPU-seconds). worksteal: a worker that is done takes tests from another's end.
+# Session 15: -n 5 took 387 s against 393 s for -n 4, with the cores 99 % busy: more workers
+# only help while the tests leave a core idle.
 PYTEST_WORKERS ?= 4
 
 # The JavaScript checks (eslint, then node's test runner on the pure modules) run first: seconds.
