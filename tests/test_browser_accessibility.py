@@ -264,23 +264,32 @@ CONTROLS = "button, a[href], input, select, textarea, [tabindex]:not([tabindex='
 
 MARK_CONTROLS = """(selector) => {
   // Every control a user can see and use, in this frame, gets an id the focus log refers to; a
-  // radio group counts as one control (Tab enters it once, arrows move within it).
+  // radio group counts as one control (Tab enters it once, arrows move within it). A live update
+  // may draw a worklist row again between the marking and the Tab presses: a control focused
+  // without its mark counts for the marked one it replaced (same tag, id, label and row).
   const prefix = window === window.top ? 'top' : 'frame';
   const log = (window.top.__focused = window.top.__focused || new Set());
   const key = (node) =>
     node.type === 'radio' && node.name ? `radio:${node.name}` : node.dataset.kbd;
+  const labelOf = (node) => (node.getAttribute('aria-label') || node.textContent || node.id
+    || node.name || node.tagName).trim().slice(0, 40);
+  const signature = (node) => [node.tagName, node.id, labelOf(node),
+    node.closest('[data-consultation-id]')?.dataset.consultationId || ''].join('|');
+  const replaced = new Map();
   const marked = [];
   document.querySelectorAll(selector).forEach((node, index) => {
     const box = node.getBoundingClientRect();
     if (!box.width || !box.height || !node.checkVisibility({visibilityProperty: true})) return;
     if (node.disabled || node.closest('[inert], fieldset:disabled')) return;
     node.dataset.kbd = `${prefix}-${index}`;
-    const label = (node.getAttribute('aria-label') || node.textContent || node.id || node.name
-      || node.tagName).trim().slice(0, 40);
-    marked.push({key: key(node), label: `${node.tagName.toLowerCase()} ${label}`});
+    replaced.set(signature(node), [...(replaced.get(signature(node)) || []), key(node)]);
+    marked.push({key: key(node), label: `${node.tagName.toLowerCase()} ${labelOf(node)}`});
   });
   document.addEventListener('focusin', (event) => {
-    if (event.target.dataset && event.target.dataset.kbd) log.add(key(event.target));
+    const node = event.target;
+    if (!node.dataset) return;
+    if (node.dataset.kbd) log.add(key(node));
+    else (replaced.get(signature(node)) || []).forEach((was) => log.add(was));
   });
   return marked;
 }"""
