@@ -73,6 +73,34 @@ async def test_marked_key_images_reach_the_clinics_portal(service, browser: Brow
         )
         assert widths and all(width >= 1000 for width in widths)
 
+        # Closed, then opened again while a live update draws the list again before the
+        # figures arrive (CI once clicked just as one did): they go under the row shown now.
+        await button.click()
+        await expect(figures).to_have_count(0)
+
+        drawn, held_requests = [], []
+
+        async def list_drawn_again_meanwhile(route):
+            drawn.append(route.request.url)
+            await portal.evaluate(DRAW_THE_LIST_AGAIN)
+            await route.continue_()
+
+        async def held(route):  # no refresh of its own draws the figures in the meantime
+            held_requests.append(route)
+
+        await portal.route("**/api/portal/reports", held)
+        await portal.route("**/figures", list_drawn_again_meanwhile)
+        await button.click()
+        await expect(figures).to_have_count(2)
+        await expect(row.locator("button.portal-key-images-button")).to_have_attribute(
+            "aria-expanded", "true"
+        )
+        await portal.unroute("**/figures")
+        await portal.unroute("**/api/portal/reports")
+        for route in held_requests:
+            await route.continue_()
+        assert drawn, "the figures were never asked for"
+
         pdf = await portal.request.get(f"{base}/api/consultations/{cid}/report/versions/1/pdf")
         path = tmp_path / "printed.pdf"
         path.write_bytes(await pdf.body())
@@ -80,6 +108,13 @@ async def test_marked_key_images_reach_the_clinics_portal(service, browser: Brow
     finally:
         await specialist.close()
         await clinic.close()
+
+
+# What the portal's refresh does to the list (every row replaced by a new one), with copies.
+DRAW_THE_LIST_AGAIN = """() => {
+  const rows = document.getElementById('portal-rows');
+  rows.replaceChildren(...[...rows.children].map((row) => row.cloneNode(true)));
+}"""
 
 
 def large_images(path) -> int:

@@ -56,8 +56,22 @@ export function figuresButton(item, showError) {
       return;
     }
     opened.set(key(item), answer.data);
-    tr.after(figuresRow(item, answer.data));
-    button.setAttribute("aria-expanded", "true");
+    // A live update may have drawn the list again while the figures were on their way: the
+    // row clicked is gone then, and its figures go under the row that replaced it (unless that
+    // drawing already put them there).
+    const current = button.isConnected ? tr : rowNow(item);
+    if (!current) return;
+    if (!current.nextElementSibling?.classList.contains("portal-figures")) {
+      current.after(figuresRow(item, answer.data));
+    }
+    current.querySelector(".portal-key-images-button")?.setAttribute("aria-expanded", "true");
   });
   return button;
+}
+
+/** The report's row as the list shows it now. */
+function rowNow(item) {
+  return document.querySelector(
+    `tr.portal-row[data-consultation-id="${item.consultation_id}"][data-version="${item.version}"]`,
+  );
 }
