@@ -13,6 +13,7 @@ import io
 import time
 import warnings
 import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -444,21 +445,29 @@ async def test_c_store_of_the_malformed_corpus_is_quarantined_with_each_files_re
     shown = {i["00080018"]["Value"][0] for i in await metadata.json(content_type=None)}
     assert shown == {str(ds.SOPInstanceUID) for ds in mixed[:2]}
 
-    assert len(checked) == len(stored)  # each file read once
+    # Every file Orthanc stored was read, and nothing else. Once as a rule; a follower that
+    # retries a page (at least once: a check done but not yet recorded is done again) may read
+    # one twice, which a loaded CI machine saw once: so the count is not asserted here, only
+    # below, where the checks are recorded and nothing may read a file again.
+    sent = {name: files[name][0] if name in files else sound[name] for name in stored}
+    reads = Counter(sop_instance_uid(content) for content in checked)
+    assert set(reads) == {sop_instance_uid(data) for data in sent.values()}, reads
+    read_before = len(checked)
     [mixed_id] = await service.app[ORTHANC].get("/studies")
     outcome = await service.follower.process_study(mixed_id)
-    assert len(checked) == len(stored)  # a replay reads no file again
+    assert len(checked) == read_before  # a replay reads no file again
     assert outcome.created == [] and outcome.moved_out == 0
     restarted = ChangeFollower(service.app[ORTHANC], service.database, service.app[SLA])
     outcome = await restarted.process_study(mixed_id)
-    assert len(checked) == len(stored)  # nor after a restart: the checks are in SQLite
+    assert len(checked) == read_before  # nor after a restart: the checks are in SQLite
     assert outcome.consultation_ids == [item["id"]] and outcome.moved_out == 0
 
     valid = make_study(StudySpec("OK2", "GOOD^AFTER", "CR", "CHEST", instances=2, rows=32))
     await service.c_store(valid, "XIPING")
     item = await listed_study(service, clinic["headers"], valid[0].StudyInstanceUID)
     assert item["instances"] == 2
-    assert len(checked) == len(stored) + 2
+    later = {sop_instance_uid(content) for content in checked[read_before:]}
+    assert later == {str(ds.SOPInstanceUID) for ds in valid}
 
 
 async def admin(service: Service) -> dict[str, str]:
