@@ -44,6 +44,7 @@ import json
 import os
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -136,17 +137,23 @@ def head_twins(document: dict) -> list[str]:
     ]
 
 
+def declared_operations(app) -> Iterator[tuple[str, frozenset[str]]]:
+    """``METHOD path`` of every operation of ``app`` with the roles its access table admits."""
+    for route in app.router.routes():
+        if (declared := declared_access(route.handler)) is not None:
+            yield f"{route.method} {route.resource.canonical}", declared
+
+
 def only_for(app, role: str, facility_kind: str, not_for: tuple[str, str]) -> list[str]:
     """``METHOD path`` of every operation the access table admits ``role`` (at a facility of
     ``facility_kind``) to and refuses ``not_for`` (a role and its facility's kind)."""
     caller = SimpleNamespace(role=role, facility_kind=facility_kind)
     other = SimpleNamespace(role=not_for[0], facility_kind=not_for[1])
-    found = []
-    for route in app.router.routes():
-        declared = declared_access(route.handler)
-        if declared is not None and permits(declared, caller) and not permits(declared, other):
-            found.append(f"{route.method} {route.resource.canonical}")
-    return sorted(found)
+    return sorted(
+        operation
+        for operation, declared in declared_operations(app)
+        if permits(declared, caller) and not permits(declared, other)
+    )
 
 
 def refused_to(app, role: str, facility_kind: str) -> list[str]:
@@ -156,10 +163,9 @@ def refused_to(app, role: str, facility_kind: str) -> list[str]:
     route and role)."""
     caller = SimpleNamespace(role=role, facility_kind=facility_kind)
     return sorted(
-        f"{route.method} {route.resource.canonical}"
-        for route in app.router.routes()
-        if (declared := declared_access(route.handler)) is not None
-        and not permits(declared, caller)
+        operation
+        for operation, declared in declared_operations(app)
+        if not permits(declared, caller)
     )
 
 
