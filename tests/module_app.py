@@ -21,19 +21,18 @@ from aiohttp.test_utils import TestClient, TestServer
 from service.app import create_app
 from service.settings import Settings
 
-from .conftest import Service, start_from, start_orthanc, suite_settings
+from .conftest import Service, start_orthanc, suite_settings
 
 
 @asynccontextmanager
 async def running_service(
-    directory: Path, migrated_database: Path, **changes: Any
+    directory: Path, **changes: Any
 ) -> AsyncIterator[tuple[Service, Settings]]:
     """The suite's app (its settings with ``changes``) on a real Orthanc, data under
     ``directory``; stopped, and Orthanc killed, on leaving."""
     orthanc = await start_orthanc(directory / "orthanc", "TELEREAD")
     try:
         settings = replace(suite_settings(directory, orthanc), **changes)
-        start_from(migrated_database, settings)
         client = TestClient(TestServer(create_app(settings)))
         await client.start_server()
         try:

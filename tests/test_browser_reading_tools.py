@@ -70,11 +70,11 @@ class Reading:
 
 
 @pytest.fixture(scope="module")
-async def reading_world(tmp_path_factory, migrated_database) -> AsyncIterator[Reading]:
+async def reading_world(tmp_path_factory) -> AsyncIterator[Reading]:
     """One app, one Orthanc and one seeded set of studies for the module's eight tests (built
     for each before, ~3 s each): the tests only read them, each in a page of its own."""
     directory = tmp_path_factory.mktemp("reading_tools")
-    async with running_service(directory, migrated_database) as (service, _):
+    async with running_service(directory) as (service, _):
         yield Reading(service, await seed(service))
 
 

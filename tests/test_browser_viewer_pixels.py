@@ -76,11 +76,11 @@ def read_file(name: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-async def stored(tmp_path_factory, migrated_database) -> AsyncIterator[tuple[Service, dict]]:
+async def stored(tmp_path_factory) -> AsyncIterator[tuple[Service, dict]]:
     """One app, Orthanc and set of stored files for the module (built for each test before,
     ~2 s each): the tests only read them, each in a page of its own."""
     directory = tmp_path_factory.mktemp("viewer_pixels")
-    async with running_service(directory, migrated_database) as (service, _):
+    async with running_service(directory) as (service, _):
         yield service, await store_files(service)
 
 

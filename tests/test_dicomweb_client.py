@@ -24,7 +24,7 @@ from requests import HTTPError
 from service.app import create_app
 from service.demo.synthetic import StudySpec, make_study
 from service.http.keys import ORTHANC
-from tests.conftest import Service, free_port, start_from, start_orthanc, suite_settings
+from tests.conftest import Service, free_port, start_orthanc, suite_settings
 
 HEAD_CT = StudySpec(
     "P-DW-A",
@@ -70,16 +70,13 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(
-    tmp_path_factory: pytest.TempPathFactory, migrated_database, database_backend
-) -> AsyncIterator[World]:
+async def world(tmp_path_factory: pytest.TempPathFactory, database_backend) -> AsyncIterator[World]:
     directory = tmp_path_factory.mktemp("dicomweb")
     orthanc = await start_orthanc(directory / "orthanc", "TELEREAD")
     # dicomweb-client sends a Host header without the port: the public address is configured,
     # as behind any proxy (TELEREAD_PUBLIC_URL), so bulk data URIs name the right port.
     port = free_port()
     settings = replace(suite_settings(directory, orthanc), public_url=f"http://127.0.0.1:{port}")
-    start_from(migrated_database, settings)
     client = TestClient(TestServer(create_app(settings), port=port))
     await client.start_server()
     try:

@@ -23,7 +23,7 @@ from service.app import create_app
 from service.hl7 import listener
 from service.hl7.retention import forget_old_control_ids
 from service.storage import facilities as facility_store
-from tests.conftest import Service, free_port, start_from, suite_settings
+from tests.conftest import Service, free_port, suite_settings
 
 ORM = (
     "MSH|^~\\&|HIS|COUNTY-HIS|TELEREAD|REGIONAL|20261203091500+0800||ORM^O01^ORM_O01|{id}|P|2.5"
@@ -112,11 +112,10 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(tmp_path_factory, migrated_database, database_backend) -> AsyncIterator[World]:
+async def world(tmp_path_factory, database_backend) -> AsyncIterator[World]:
     directory = tmp_path_factory.mktemp("hl7")
     port = free_port()
     settings = replace(suite_settings(directory, None), hl7_port=port)
-    start_from(migrated_database, settings)
     client = TestClient(TestServer(create_app(settings, orthanc=False)))
     await client.start_server()
     try:

@@ -34,7 +34,7 @@ from service.intake.intake import (
 from service.settings import Settings
 from service.storage import facilities as facility_store
 from tests.browser import log_in
-from tests.conftest import PASSWORD, Service, free_port, start_from
+from tests.conftest import PASSWORD, Service, free_port
 from worklists.priorities import Priority
 from worklists.sla import SlaPolicy
 
@@ -140,9 +140,7 @@ async def _order(service: Service, key: str, facility_id: int, aet: str, n: int)
 
 
 @pytest.fixture(scope="module")
-async def world(
-    tmp_path_factory: pytest.TempPathFactory, migrated_database: Path
-) -> AsyncIterator[World]:
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     directory: Path = tmp_path_factory.mktemp("hl7results")
     settings = Settings(
         data_dir=directory / "var",
@@ -153,7 +151,6 @@ async def world(
         hl7_max_attempts=9,
         delivery_retry_seconds=600,  # no archive here: the archive copy just waits
     )
-    start_from(migrated_database, settings)
     his, ae_his = CountyHis(), CountyHis("AE")
     await his.start(PORTS["his"])
     await ae_his.start(PORTS["ae"])

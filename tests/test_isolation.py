@@ -121,13 +121,13 @@ NOT_PATIENT_DATA = {
 
 @pytest.fixture(scope="module")
 async def isolated(
-    tmp_path_factory, migrated_database, database_backend
+    tmp_path_factory, database_backend
 ) -> AsyncIterator[tuple[Service, dict[str, Any]]]:
     """One app and world for the module's nine tests (built for each before, ~2.5 s each): no
     caller of clinic B changes anything of clinic A's, and clinic A's own requests filed while
     an event stream is read (fresh study UIDs) change nothing the tests look at."""
     directory = tmp_path_factory.mktemp("isolation")
-    async with running_service(directory, migrated_database) as (service, _):
+    async with running_service(directory) as (service, _):
         yield service, await seed(service)
 
 

@@ -53,11 +53,9 @@ LENGTH = {
 
 
 @pytest.fixture(scope="module")
-async def world(
-    tmp_path_factory, migrated_database, database_backend
-) -> AsyncIterator[dict[str, Any]]:
+async def world(tmp_path_factory, database_backend) -> AsyncIterator[dict[str, Any]]:
     directory = tmp_path_factory.mktemp("key_images")
-    async with running_service(directory, migrated_database, **FAST_DELIVERY) as (service, _):
+    async with running_service(directory, **FAST_DELIVERY) as (service, _):
         reading = await seed_reading(service)
         li = await service.login("dr_li")
         manifest = await (

@@ -56,9 +56,9 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(tmp_path_factory, migrated_database) -> AsyncIterator[World]:
+async def world(tmp_path_factory) -> AsyncIterator[World]:
     directory = tmp_path_factory.mktemp("linked_priors")
-    async with running_service(directory, migrated_database) as (service, _):
+    async with running_service(directory) as (service, _):
         yield await seed(service)
 
 

@@ -39,7 +39,7 @@ from service.storage import ingest as ingest_store
 from service.viewing.rendering import FileSource, FrameRef, RenderWorkers
 from viewer import RenderOptions
 
-from .conftest import Service, free_port, start_from, suite_settings
+from .conftest import Service, free_port, suite_settings
 from .postgres_server import PostgresServer, start_postgres
 from .shared_archive import Archive, start_archive
 
@@ -68,7 +68,7 @@ async def archive(
 
 @pytest.fixture(scope="module")
 async def world(
-    archive: Archive, migrated_database: Path, tmp_path_factory: pytest.TempPathFactory
+    archive: Archive, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Service]:
     """teleread on the first Orthanc, the second given as the other door
     (``TELEREAD_ORTHANC_OTHER_URLS``); a clinic whose AE title sends."""
@@ -77,7 +77,6 @@ async def world(
         suite_settings(tmp_path_factory.mktemp("teleread"), first),
         orthanc_other_urls=second.url,
     )
-    start_from(migrated_database, settings)
     client = TestClient(TestServer(create_app(settings)))
     await client.start_server()
     service = Service(client, client.app, first)

@@ -83,10 +83,10 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(tmp_path_factory, migrated_database, database_backend) -> AsyncIterator[World]:
+async def world(tmp_path_factory, database_backend) -> AsyncIterator[World]:
     port = free_port()
     directory = tmp_path_factory.mktemp("identity")
-    async with running_service(directory, migrated_database, hl7_port=port) as (service, conf):
+    async with running_service(directory, hl7_port=port) as (service, conf):
         county = await service.database.write(
             facility_store.add_facility, name="County Hospital", kind="county",
             aet="COUNTY_CT", timezone="Asia/Shanghai", hl7_code="COUNTY-HIS",

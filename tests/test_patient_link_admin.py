@@ -30,7 +30,7 @@ from service.settings import Settings
 from service.storage import Conflict
 
 from . import backends
-from .conftest import Service, start_from, suite_settings
+from .conftest import Service, suite_settings
 from .test_patient_identity_capture import resident_id
 
 SERIAL = itertools.count(1)
@@ -99,9 +99,8 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(tmp_path_factory, migrated_database, database_backend) -> AsyncIterator[World]:
+async def world(tmp_path_factory, database_backend) -> AsyncIterator[World]:
     settings = suite_settings(tmp_path_factory.mktemp("links"), None)
-    start_from(migrated_database, settings)
     client = TestClient(TestServer(create_app(settings, orthanc=False)))
     await client.start_server()
     try:

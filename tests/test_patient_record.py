@@ -33,7 +33,7 @@ from worklists.priorities import Priority
 from worklists.sla import SlaPolicy
 
 from .browser import log_in
-from .conftest import Service, start_from, suite_settings
+from .conftest import Service, suite_settings
 from .test_browser_accessibility import FORBIDDEN, axe_violations
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
@@ -113,12 +113,9 @@ def _seed_patients(db, ids: dict[str, int]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-async def world(
-    tmp_path_factory, migrated_database, database_backend
-) -> AsyncIterator[dict[str, Any]]:
+async def world(tmp_path_factory, database_backend) -> AsyncIterator[dict[str, Any]]:
     directory = tmp_path_factory.mktemp("patient-record")
     settings = suite_settings(directory, None)
-    start_from(migrated_database, settings)
     client = TestClient(TestServer(create_app(settings, orthanc=False)))
     await client.start_server()
     try:

@@ -49,12 +49,12 @@ async def _sign(service: Service, headers: dict[str, str], cid: int) -> None:
 
 
 @pytest.fixture(scope="module")
-async def world(tmp_path_factory, migrated_database, database_backend) -> AsyncIterator[World]:
+async def world(tmp_path_factory, database_backend) -> AsyncIterator[World]:
     """Clinic A sent four studies; Li (display name 李明华) reads three; the rules draw all."""
     directory = tmp_path_factory.mktemp("peer_review")
     rules = directory / "rules.toml"
     rules.write_text("[peer_review]\nshare_percent = 100\n", encoding="utf-8")
-    async with running_service(directory, migrated_database, worklist_rules=rules) as (
+    async with running_service(directory, worklist_rules=rules) as (
         service,
         _,
     ):

@@ -11,14 +11,13 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from service.quality.recompute import _evaluate_and_apply
 from worklists.recognition import RecognitionRules
 
-from .conftest import Service, start_from, suite_settings
+from .conftest import Service, suite_settings
 from .module_app import TestClient, TestServer, create_app
 
 NOW = "2026-01-01T00:00:00.000000Z"
@@ -46,10 +45,9 @@ def _seed(db, facility_ids: list[int]) -> None:
 
 @pytest.fixture(scope="module")
 async def world(
-    tmp_path_factory: pytest.TempPathFactory, migrated_database: Path, database_backend: str
+    tmp_path_factory: pytest.TempPathFactory, database_backend: str
 ) -> AsyncIterator[World]:
     settings = suite_settings(tmp_path_factory.mktemp("quality"), None)
-    start_from(migrated_database, settings)
     client = TestClient(TestServer(create_app(settings, orthanc=False)))
     await client.start_server()
     service = Service(client, client.app, None)

@@ -31,7 +31,7 @@ from service.storage import facilities as facility_store
 from worklists.repeat_exams import RepeatWindows, parse_repeat_exams
 from worklists.rules import RulesError, parse_rules
 
-from .conftest import Service, free_port, start_from, suite_settings
+from .conftest import Service, free_port, suite_settings
 from .repeat_world import link, prior_exam, recognise, rules_file
 from .test_hl7_orders import ORM, send
 
@@ -103,13 +103,12 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(tmp_path_factory, migrated_database, database_backend) -> AsyncIterator[World]:
+async def world(tmp_path_factory, database_backend) -> AsyncIterator[World]:
     directory = tmp_path_factory.mktemp("repeats")
     port = free_port()
     settings = replace(
         suite_settings(directory, None), hl7_port=port, worklist_rules=rules_file(directory)
     )
-    start_from(migrated_database, settings)
     client = TestClient(TestServer(create_app(settings, orthanc=False)))
     await client.start_server()
     try:

@@ -213,12 +213,9 @@ class TestLoopbackAddresses:
         assert started[0].loopback_addresses is demo
 
     async def test_signing_through_a_loopback_address_is_refused_naming_the_setting(
-        self, tmp_path, migrated_database, aiohttp_client
+        self, tmp_path, aiohttp_client
     ):
-        from tests.conftest import start_from
-
         settings = Settings(data_dir=tmp_path / "var", loopback_addresses=False)
-        start_from(migrated_database, settings)
         app = create_app(settings, orthanc=False)
         service = Service(await aiohttp_client(app), app, None)
         centre = await service.add_facility("Centre", "regional", "CENTRE")

@@ -45,10 +45,10 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(tmp_path_factory, migrated_database, database_backend) -> AsyncIterator[World]:
+async def world(tmp_path_factory, database_backend) -> AsyncIterator[World]:
     """Clinic A sent three studies; the centre has attending Li and Wu, residents Zhou and Qian."""
     directory = tmp_path_factory.mktemp("report_review")
-    async with running_service(directory, migrated_database, **FAST_DELIVERY) as (service, _):
+    async with running_service(directory, **FAST_DELIVERY) as (service, _):
         clinic = await service.add_facility("青山镇卫生院", "township", "CLINIC_A")
         # the clinic has an HIS (nobody listens there): results queue with their OBR-25
         await service.database.write(

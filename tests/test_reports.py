@@ -69,11 +69,11 @@ class SignedWorld:
 
 
 @pytest.fixture(scope="module")
-async def signed_world(tmp_path_factory, migrated_database) -> AsyncIterator[SignedWorld]:
+async def signed_world(tmp_path_factory) -> AsyncIterator[SignedWorld]:
     """The world of ``reading`` with its report signed, built once for the tests that only read
     a signed report (each built and signed its own before: ~2.5 s each)."""
     directory = tmp_path_factory.mktemp("signed_report")
-    async with running_service(directory, migrated_database, **FAST_DELIVERY) as (service, s):
+    async with running_service(directory, **FAST_DELIVERY) as (service, s):
         reading = await seed_reading(service)
         answer = await signed_report(service, reading, quality="acceptable", refer=True)
         yield SignedWorld(service, reading, s, answer)

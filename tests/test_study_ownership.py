@@ -144,7 +144,7 @@ async def build_world(service: Service, tag: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 async def ownership(
-    request: pytest.FixtureRequest, tmp_path_factory, migrated_database, database_backend
+    request: pytest.FixtureRequest, tmp_path_factory, database_backend
 ) -> AsyncIterator[Ownership]:
     """One app and Orthanc for the module (one for each test before), with the regional centre
     (reader, admin) and one world for each test of the module that asks for one, all built at
@@ -152,7 +152,7 @@ async def ownership(
     before). Each test's clinics and study are its own, so nothing a test does reaches
     another's."""
     directory = tmp_path_factory.mktemp("study_ownership")
-    async with running_service(directory, migrated_database) as (service, _):
+    async with running_service(directory) as (service, _):
         centre = await service.add_facility("Regional centre", "regional", "REGION_PACS")
         await service.add_user("reader", "specialist", centre)
         await service.add_user("admin", "admin", centre)

@@ -41,7 +41,7 @@ class Viewing:
 
 
 @pytest.fixture(scope="module")
-async def viewing(tmp_path_factory, migrated_database) -> AsyncIterator[Viewing]:
+async def viewing(tmp_path_factory) -> AsyncIterator[Viewing]:
     """Clinic A sent a CT; the county hospital sent an older CT of the same patient ID; clinic A
     also sent a one-image CT of another patient, the study the colour and overlay tests add
     their instances to (so that the CT's manifest stays what the other tests expect).
@@ -49,7 +49,7 @@ async def viewing(tmp_path_factory, migrated_database) -> AsyncIterator[Viewing]
     Built once per module (one Orthanc, one app: ~2 s, 29 times before); tests that add data
     add it to the extra study, and tests about a session's first opening log in afresh."""
     directory = tmp_path_factory.mktemp("viewer_http")
-    async with running_service(directory, migrated_database) as (service, settings):
+    async with running_service(directory) as (service, settings):
         yield Viewing(service, settings, await seed(service))
 
 

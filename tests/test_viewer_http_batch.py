@@ -138,11 +138,11 @@ class TestDelta8:
 
 
 @pytest.fixture(scope="module")
-async def batch_world(tmp_path_factory, migrated_database) -> AsyncIterator[dict[str, Any]]:
+async def batch_world(tmp_path_factory) -> AsyncIterator[dict[str, Any]]:
     """Clinic A sent a 4-slice CT and a two-image CR series whose second image is RGB; a
     specialist of the regional centre reads; clinic B's clinician may not."""
     directory = tmp_path_factory.mktemp("viewer_batch")
-    async with running_service(directory, migrated_database) as (service, _settings):
+    async with running_service(directory) as (service, _settings):
         a = await service.add_facility("Township clinic A", "township", "CLINIC_A")
         b = await service.add_facility("Township clinic B", "township", "CLINIC_B")
         centre = await service.add_facility("Regional centre", "regional", "CENTRE")
